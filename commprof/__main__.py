@@ -1,0 +1,157 @@
+"""Command line: ``python -m commprof report TRACE_DIR`` and ``python -m commprof demo``.
+
+Exit codes: 0 done (warnings allowed), 2 the input cannot be used (one line on stderr), 1 a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import InputError
+
+FORMATS = ("text", "json", "html")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m commprof",
+                                description="Find, explain and fix the communication overhead of "
+                                            "PyTorch distributed training.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("report", help="analyze a folder of per-rank traces and write a report")
+    r.add_argument("trace_dir", help="folder with one Kineto trace per rank (or one trace file)")
+    r.add_argument("-o", "--out", help="output folder (default: TRACE_DIR/commprof-report)")
+    r.add_argument("--format", default="text,json,html",
+                   help="comma-separated: text (printed), json (summary.json), html (report.html + PNGs)")
+    r.add_argument("--steps", help="ProfilerStep numbers to analyze, A:B (A inclusive, B exclusive) or N")
+    r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
+    r.add_argument("--max-bytes", type=int, default=None,
+                   help="refuse trace files that are (or decompress to) more bytes than this (default 8 GiB)")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
+    d.add_argument("--out", default="commprof-demo", help="folder for the traces (default: ./commprof-demo)")
+    d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
+    d.add_argument("--steps", type=int, default=8, help="training steps (default 8; steps 2-4 are profiled)")
+    return p
+
+
+def parse_ranks(spec: str) -> list[int]:
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .analysis.report import analyze, parse_steps
+    from .reader import load
+    from .reader.kineto import DEFAULT_MAX_BYTES
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise InputError(args.format, f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    try:
+        steps = parse_steps(args.steps)
+    except ValueError:
+        raise InputError(args.steps, "--steps must be N or A:B with integers") from None
+    try:
+        ranks = parse_ranks(args.ranks) if args.ranks else None
+    except ValueError:
+        raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
+    trace_dir = Path(args.trace_dir)
+    run = _load_with_progress(load, trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
+    rep = analyze(run, steps=steps)
+    out_dir = Path(args.out) if args.out else (trace_dir if trace_dir.is_dir() else trace_dir.parent) / "commprof-report"
+    written = write_outputs(rep, out_dir, formats)
+    if "text" in formats:
+        from .report import text
+
+        sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
+    return 0
+
+
+def write_outputs(rep, out_dir: Path, formats: list[str]) -> list[str]:
+    """Write summary.json / report.html / PNGs atomically into ``out_dir``; returns what was written."""
+    from .atomic import write_bytes, write_text
+
+    written: list[str] = []
+    if not ({"json", "html"} & set(formats)):
+        return written
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(out_dir, f"cannot create the output folder ({e.strerror or e})") from None
+    try:
+        if "json" in formats:
+            from .report import jsonout
+
+            write_bytes(out_dir / "summary.json", jsonout.render(rep))
+            written.append(str(out_dir / "summary.json"))
+        if "html" in formats:
+            from .report import html, plots
+
+            pngs = plots.all_plots(rep)
+            for name, png in pngs.items():
+                write_bytes(out_dir / f"{name}.png", png)
+                written.append(str(out_dir / f"{name}.png"))
+            write_text(out_dir / "report.html", html.render(rep, pngs))
+            written.append(str(out_dir / "report.html"))
+    except PermissionError:
+        raise InputError(out_dir, "permission denied: cannot write the report there (use -o)") from None
+    except OSError as e:
+        raise InputError(out_dir, f"cannot write the report ({e.strerror or e})") from None
+    return written
+
+
+def _load_with_progress(load, path: Path, ranks, max_bytes: int, quiet: bool):
+    if quiet or not sys.stderr.isatty():
+        return load(path, ranks=ranks, max_bytes=max_bytes)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("parsing traces"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), transient=True) as prog:
+        task = prog.add_task("", total=None)
+
+        def cb(done: int, total: int, name: str) -> None:
+            prog.update(task, completed=done, total=total, description=name[:40])
+
+        return load(path, ranks=ranks, max_bytes=max_bytes, progress=cb)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), nproc=args.nproc, steps=args.steps)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "report":
+            return cmd_report(args)
+        if args.cmd == "demo":
+            return cmd_demo(args)
+    except InputError as e:
+        print(f"commprof: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("commprof: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

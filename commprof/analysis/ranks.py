@@ -1,0 +1,172 @@
+"""Cross-rank analysis: matching collectives, aligning clocks, wait time and stragglers.
+
+- Matching: the same collective on every rank of a process group, by (group, ``Seq``) where every
+  rank's trace has sequence numbers, else by order within the group.
+- Clock alignment: every rank of a collective leaves it at nearly the same moment, so a rank's clock
+  offset is the median, over matched collectives, of (reference rank's end − its end).  Times are
+  compared only after adding the offsets; a clock shifted by seconds gives the same answers.
+- Arrival: when a rank's side of the collective starts (GPU: the kernel; gloo: the transfer).
+  A rank's wait = last arrival − its arrival.  A rank is *late* at an instance when it arrives last
+  and more than a threshold (the smaller of 1 ms and 5% of the median step) after the first;
+  ``late_count`` counts those instances and ``mean_late_ms`` averages its lateness over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import Collective, RankTrace
+
+MAX_THRESHOLD_NS = 1_000_000
+STEP_FRACTION = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMatch:
+    """The matched instances of one process group: rows = instances, columns = ``ranks``."""
+
+    process_group: str
+    ranks: tuple[int, ...]
+    ops: tuple[str, ...]
+    steps: np.ndarray  # step number of each instance (lowest rank's attribution)
+    arrival_ns: np.ndarray  # K x R, aligned to the reference clock (Unix ns)
+    end_ns: np.ndarray  # K x R, aligned
+
+    @property
+    def wait_ns(self) -> np.ndarray:
+        if self.arrival_ns.size == 0:
+            return np.zeros_like(self.arrival_ns)
+        return self.arrival_ns.max(axis=1, keepdims=True) - self.arrival_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Straggler:
+    rank: int
+    late_count: int
+    mean_late_ms: float
+    instances: int  # instances this rank took part in
+
+
+@dataclass(frozen=True, slots=True)
+class CrossRank:
+    reference_rank: int | None
+    offsets_ns: dict[int, int]  # add to a rank's Unix time to get the reference rank's clock
+    groups: tuple[GroupMatch, ...]
+    threshold_ns: int
+    stragglers: tuple[Straggler, ...]
+    wait_ms_per_step: dict[int, float]  # median over steps of the rank's summed wait
+    warnings: tuple[str, ...]
+
+
+def _executed(rt: RankTrace, wanted: set[int] | None) -> dict[str, list[Collective]]:
+    by_pg: dict[str, list[Collective]] = {}
+    for c in rt.collectives:
+        if c.start_ns is None or c.end_ns is None or c.group_size < 2:
+            continue
+        if wanted is not None and c.step not in wanted:
+            continue
+        by_pg.setdefault(c.process_group, []).append(c)
+    for lst in by_pg.values():
+        lst.sort(key=lambda c: (c.issue_ns if c.issue_ns is not None else c.start_ns or 0))
+    return by_pg
+
+
+def _pair(per_rank: dict[int, list[Collective]], pg: str, warnings: list[str]) -> list[list[Collective]]:
+    """Rows of matched collectives, one column per rank (in ``sorted(per_rank)`` order)."""
+    ranks = sorted(per_rank)
+    if all(c.seq is not None for r in ranks for c in per_rank[r]):
+        maps = [{c.seq: c for c in per_rank[r]} for r in ranks]
+        common = sorted(set.intersection(*(set(m) for m in maps)))
+        return [[m[s] for m in maps] for s in common]
+    lens = {r: len(v) for r, v in per_rank.items()}
+    k = min(lens.values())
+    if len(set(lens.values())) > 1:
+        warnings.append(f"process group {pg}: ranks recorded different numbers of collectives {lens}; "
+                        f"the first {k} are matched by order")
+    rows = []
+    for i in range(k):
+        row = [per_rank[r][i] for r in ranks]
+        if len({c.op for c in row}) > 1:
+            warnings.append(f"process group {pg}: collective #{i} differs between ranks "
+                            f"({sorted({c.op for c in row})}); matching stops there")
+            break
+        rows.append(row)
+    return rows
+
+
+def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -> CrossRank:
+    wanted = set(steps) if steps is not None else None
+    warnings: list[str] = []
+    base = {rt.rank: rt.base_time_ns for rt in ranks}
+    executed = {rt.rank: _executed(rt, wanted) for rt in ranks}
+    pgs: dict[str, dict[int, list[Collective]]] = {}
+    for r, by_pg in executed.items():
+        for pg, lst in by_pg.items():
+            pgs.setdefault(pg, {})[r] = lst
+    paired: dict[str, tuple[list[int], list[list[Collective]]]] = {}
+    for pg, per_rank in sorted(pgs.items(), key=lambda kv: -len(kv[1])):
+        if len(per_rank) < 2:
+            continue
+        rows = _pair(per_rank, pg, warnings)
+        if rows:
+            paired[pg] = (sorted(per_rank), rows)
+
+    # clock offsets: reference = lowest rank of the largest group; chain through other groups
+    offsets: dict[int, int] = {}
+    ref: int | None = None
+    for pg, (rks, rows) in paired.items():
+        ends = np.array([[c.end_ns + base[r] for c, r in zip(row, rks, strict=True)] for row in rows],
+                        dtype=np.int64)
+        anchor = next((r for r in rks if r in offsets), None)
+        if anchor is None:
+            anchor = rks[0]
+            if ref is None:
+                ref = anchor
+            offsets[anchor] = 0
+        a = rks.index(anchor)
+        for j, r in enumerate(rks):
+            if r not in offsets:
+                offsets[r] = int(np.median(ends[:, a] - ends[:, j])) + offsets[anchor]
+    for rt in ranks:
+        offsets.setdefault(rt.rank, 0)
+
+    step_ns = [s.duration_ns for rt in ranks for s in rt.steps if wanted is None or s.number in wanted]
+    threshold = min(MAX_THRESHOLD_NS, int(STEP_FRACTION * float(np.median(step_ns)))) if step_ns \
+        else MAX_THRESHOLD_NS
+
+    groups = []
+    late_count: dict[int, int] = {}
+    late_sum: dict[int, int] = {}
+    seen: dict[int, int] = {}
+    wait_by_rank_step: dict[tuple[int, int], int] = {}
+    for pg, (rks, rows) in paired.items():
+        arr = np.array([[c.start_ns + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
+                        for row in rows], dtype=np.int64)
+        end = np.array([[c.end_ns + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
+                        for row in rows], dtype=np.int64)
+        g = GroupMatch(pg, tuple(rks), tuple(row[0].op for row in rows),
+                       np.array([row[0].step for row in rows], dtype=np.int64), arr, end)
+        groups.append(g)
+        wait = g.wait_ns
+        spread = arr.max(axis=1) - arr.min(axis=1)
+        last = arr.argmax(axis=1)
+        for i, row in enumerate(rows):
+            for j, r in enumerate(rks):
+                seen[r] = seen.get(r, 0) + 1
+                key = (r, row[j].step)
+                wait_by_rank_step[key] = wait_by_rank_step.get(key, 0) + int(wait[i, j])
+            if spread[i] > threshold:
+                r = rks[int(last[i])]
+                late_count[r] = late_count.get(r, 0) + 1
+                late_sum[r] = late_sum.get(r, 0) + int(spread[i])
+    stragglers = tuple(sorted((Straggler(r, late_count[r], late_sum[r] / late_count[r] / 1e6, seen.get(r, 0))
+                               for r in late_count), key=lambda s: (-s.late_count, -s.mean_late_ms)))
+    waits: dict[int, float] = {}
+    for rt in ranks:
+        vals = [v for (r, _s), v in wait_by_rank_step.items() if r == rt.rank]
+        if vals:
+            waits[rt.rank] = float(np.median(vals)) / 1e6
+    return CrossRank(ref, offsets, tuple(groups), threshold, stragglers, waits, tuple(warnings))

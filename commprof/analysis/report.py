@@ -1,0 +1,135 @@
+"""``analyze(run) -> Report``: every analysis of a run, in one immutable value for the renderers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import Run
+from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
+from .overlap import RankOverlap, rank_overlap
+from .ranks import CrossRank, cross_rank
+from .volume import CollectiveStat, collective_stats
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """A concrete change with its predicted effect (filled by the advisor)."""
+
+    knob: str
+    value: object
+    baseline_step_ms: float
+    predicted_step_ms: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A measured fact worth a user's attention, with the numbers that back it."""
+
+    severity: str  # "high", "medium", "info"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    run: Run
+    steps: tuple[int, ...] | None  # the user's restriction, None = all
+    overlaps: tuple[RankOverlap, ...]
+    unprofiled_step_ms: dict[int, float]  # rank -> median wall time of steps outside the profiler
+    collectives: tuple[CollectiveStat, ...]
+    bucket_rows: tuple[BucketStep, ...]
+    buckets: tuple[BucketStat, ...]
+    cross: CrossRank
+    findings: tuple[Finding, ...]
+    advice: tuple[Advice, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def backend(self) -> str:
+        vals = {rt.backend for rt in self.run.ranks if rt.backend}
+        return ",".join(sorted(vals)) if vals else "unknown"
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for rt in self.run.ranks:
+            for d in rt.devices or (("CPU",) if rt.device_kind == "cpu" else ()):
+                if d not in out:
+                    out.append(d)
+        return tuple(out)
+
+    def median_over_ranks(self, attr: str) -> float:
+        vals = [o.median(attr) for o in self.overlaps if o.steps]
+        return float(np.median(vals)) if vals else 0.0
+
+
+def parse_steps(spec: str | None) -> tuple[int, ...] | None:
+    """``"3:6"`` -> (3, 4, 5); ``"4"`` -> (4,); ``None`` -> all steps."""
+    if not spec:
+        return None
+    if ":" in spec:
+        a, b = spec.split(":", 1)
+        lo = int(a) if a.strip() else 0
+        hi = int(b) if b.strip() else 1 << 31
+        if hi <= lo:
+            raise ValueError(f"empty step range {spec!r}")
+        return tuple(range(lo, min(hi, lo + 1_000_000)))
+    return (int(spec),)
+
+
+def analyze(run: Run, *, steps: Iterable[int] | None = None) -> Report:
+    wanted = tuple(steps) if steps is not None else None
+    overlaps = tuple(rank_overlap(rt, wanted) for rt in run.ranks)
+    colls = tuple(collective_stats(run.ranks, wanted))
+    rows: list[BucketStep] = []
+    for rt in run.ranks:
+        rows.extend(bucket_steps(rt, wanted))
+    cross = cross_rank(run.ranks, wanted)
+    unprof: dict[int, float] = {}
+    for rt in run.ranks:
+        if rt.sidecar is not None:
+            vals = [s.end_ns - s.start_ns for s in rt.sidecar.step_times if not s.profiled]
+            # the first steps include start-up (compilation, allocator warm-up): skip the first one
+            vals = vals[1:] if len(vals) > 2 else vals
+            if vals:
+                unprof[rt.rank] = float(np.median(vals)) / 1e6
+    warnings = list(run.warnings)
+    for rt in run.ranks:
+        warnings.extend(rt.warnings)
+        if rt.sidecar is not None:
+            warnings.extend(f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
+    warnings.extend(cross.warnings)
+    if wanted is not None and not any(o.steps for o in overlaps):
+        warnings.append(f"no ProfilerStep in the requested steps {wanted[0]}..{wanted[-1]}")
+    findings = tuple(_findings(run, overlaps, cross))
+    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), tuple(bucket_stats(rows)), cross,
+                  findings, (), tuple(warnings))
+
+
+def _findings(run: Run, overlaps: tuple[RankOverlap, ...], cross: CrossRank) -> list[Finding]:
+    out: list[Finding] = []
+    with_steps = [o for o in overlaps if o.steps]
+    if not with_steps:
+        return out
+    worst = max(with_steps, key=lambda o: o.median("exposed_ns"))
+    step_ms = worst.median("step_ns") / 1e6
+    exp_ms = worst.median("exposed_ns") / 1e6
+    comm_ms = worst.median("comm_ns") / 1e6
+    if comm_ms == 0:
+        out.append(Finding("info", "No communication ran inside the analyzed steps "
+                                   "(world size 1, or no collective kernels/transfers in the trace)."))
+        return out
+    share = 100 * exp_ms / step_ms if step_ms else 0.0
+    sev = "high" if share >= 20 else "medium" if share >= 5 else "info"
+    out.append(Finding(sev, f"Exposed communication: {exp_ms:.2f} ms of a {step_ms:.2f} ms step "
+                            f"({share:.0f}%) on rank {worst.rank}; {worst.median('overlap_pct'):.0f}% of its "
+                            f"{comm_ms:.2f} ms of communication is hidden behind compute."))
+    if cross.stragglers:
+        s = cross.stragglers[0]
+        out.append(Finding("high" if s.late_count >= 3 else "medium",
+                           f"Rank {s.rank} arrives last at {s.late_count} of {s.instances} collectives, "
+                           f"{s.mean_late_ms:.2f} ms after the first rank on average: the others wait for it."))
+    return out

@@ -1,0 +1,90 @@
+"""Transfer volume and bandwidth per (op, process group, group size, dtype).
+
+Message bytes follow DESIGN.md.  algbw = bytes / time; busbw = algbw x the nccl-tests factor:
+all-reduce 2(n-1)/n; all-gather, reduce-scatter, all-to-all (n-1)/n; broadcast, reduce, send/recv 1.
+The time of a collective is its kernel (or gloo transfer) duration, which includes any time it spent
+waiting for the other ranks to join: bandwidth measured this way is a lower bound on the link's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..model import Collective, RankTrace
+
+
+def bus_factor(op: str, n: int) -> float | None:
+    """nccl-tests bus-bandwidth factor; None where bandwidth means nothing (barrier, unknown)."""
+    if n <= 0:
+        return None
+    if op == "allreduce":
+        return 2.0 * (n - 1) / n
+    if op in ("allgather", "reduce_scatter", "alltoall"):
+        return (n - 1) / n
+    if op in ("broadcast", "reduce", "send", "recv", "sendrecv", "gather", "scatter"):
+        return 1.0
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveStat:
+    """One row of the collectives table.  Per-step figures are means over ranks and analyzed steps."""
+
+    op: str
+    process_group: str
+    group_size: int
+    dtype: str
+    ranks: int
+    count: float  # per step, per rank
+    bytes: float  # per step, per rank
+    time_ns: float  # per step, per rank (executed collectives only)
+    total_count: int  # over all ranks and steps
+    total_bytes: int
+    executed: int  # how many had an execution interval (kernel / transfer)
+    algbw_gbps: float | None
+    busbw_gbps: float | None
+
+
+def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -> list[CollectiveStat]:
+    wanted = set(steps) if steps is not None else None
+    acc: dict[tuple[str, str, int, str], dict] = {}
+    n_steps_by_rank: dict[int, int] = {}
+    for rt in ranks:
+        chosen = {s.number for s in rt.steps if wanted is None or s.number in wanted}
+        n_steps_by_rank[rt.rank] = max(len(chosen), 1)
+        for c in rt.collectives:
+            if c.step not in chosen:
+                continue
+            key = (c.op, c.process_group, c.group_size, c.dtype)
+            a = acc.setdefault(key, {"count": 0, "bytes": 0, "time": 0, "exec": 0, "exec_bytes": 0,
+                                     "per_rank": {}})
+            _add(a, c, rt.rank)
+    out: list[CollectiveStat] = []
+    for (op, pg, n, dt), a in acc.items():
+        per_rank = a["per_rank"]
+        nr = len(per_rank)
+        count = sum(v[0] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
+        nbytes = sum(v[1] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
+        tns = sum(v[2] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
+        algbw = a["exec_bytes"] / a["time"] if a["time"] > 0 and a["exec_bytes"] > 0 else None
+        f = bus_factor(op, n)
+        busbw = algbw * f if algbw is not None and f is not None else None
+        out.append(CollectiveStat(op, pg, n, dt, nr, count, nbytes, tns, a["count"], a["bytes"], a["exec"],
+                                  algbw, busbw))
+    out.sort(key=lambda s: (-s.time_ns, -s.bytes))
+    return out
+
+
+def _add(a: dict, c: Collective, rank: int) -> None:
+    a["count"] += 1
+    a["bytes"] += c.bytes
+    pr = a["per_rank"].setdefault(rank, [0, 0, 0])
+    pr[0] += 1
+    pr[1] += c.bytes
+    if c.start_ns is not None and c.end_ns is not None:
+        d = c.end_ns - c.start_ns
+        a["time"] += d
+        a["exec"] += 1
+        a["exec_bytes"] += c.bytes
+        pr[2] += d

@@ -1,0 +1,157 @@
+"""Recording DDP communication hook.
+
+DDP accepts one comm hook, so commprof registers its own and calls the user's hook (``comm_hook=``)
+or, by default, an all-reduce that computes exactly what DDP's built-in hook computes (the gradients
+are scaled by 1/world-size with the same multiply DDP uses, then summed).  While the profiler is active
+it records, per step and bucket: index, elements, dtype, is_last, the parameters (names and sizes),
+when DDP called the hook and when the hook returned (the collective was launched), and, through
+post-accumulate-grad hooks, when each parameter's gradient became ready.  Outside the active window the
+hook only forwards.  Recording never raises into training: a failure disables recording with a warning.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+_now = time.time_ns  # the Kineto trace's clock is Unix time (checked in tests)
+
+
+def _default_allreduce(process_group: Any, bucket: Any) -> torch.futures.Future:
+    """What DDP computes without a hook: grads x (1 / group size), then all-reduce SUM."""
+    buf = bucket.buffer()
+    size = process_group.size() if process_group is not None else dist.get_world_size()
+    buf.mul_(1.0 / size)
+    fut = dist.all_reduce(buf, group=process_group, async_op=True).get_future()
+    return fut.then(lambda f: f.value()[0])
+
+
+def _recording_hook(rec, bucket):  # no annotations: DDP checks that they are GradBucket / Future
+    if not rec.active:
+        return rec.inner(rec.inner_state, bucket)
+    t_hook = _now()
+    fut = rec.inner(rec.inner_state, bucket)
+    t_launch = _now()
+    try:
+        rec.record(bucket, t_hook, t_launch)
+    except Exception as e:  # never break training because of recording
+        rec.fail(e)
+    return fut
+
+
+class DDPRecorder:
+    def __init__(self, ddp: Any, comm_hook: Callable | None = None, comm_state: Any = None) -> None:
+        self.model = ddp
+        self.active = False
+        self.step = 0
+        self.failed = False
+        self.process_group = getattr(ddp, "process_group", None)
+        if comm_hook is None:
+            self.inner: Callable = _default_allreduce
+            self.inner_state: Any = self.process_group
+            self.hook_name = "allreduce (DDP default, recorded by commprof)"
+        else:
+            self.inner = comm_hook
+            self.inner_state = comm_state
+            self.hook_name = getattr(comm_hook, "__qualname__", repr(comm_hook))
+        module = getattr(ddp, "module", ddp)
+        self.names: dict[int, str] = {id(p): n for n, p in module.named_parameters()}
+        self.params = [(n, p.numel(), str(p.dtype).replace("torch.", ""))
+                       for n, p in module.named_parameters() if p.requires_grad]
+        self.events: list[dict[str, Any]] = []
+        self.layouts: dict[tuple, int] = {}
+        self._step_buckets: dict[int, tuple[tuple[str, int], ...]] = {}
+        self._step_events: list[dict[str, Any]] = []
+        self.param_ready: dict[int, dict[str, int]] = {}
+        self._grad_handles: list[Any] = []
+        self.installed = False
+
+    # -- installation ---------------------------------------------------------------------------
+    def install(self) -> str | None:
+        """Register the hook; returns a warning text instead of raising when it cannot."""
+        try:
+            self.model.register_comm_hook(self, _recording_hook)
+        except Exception as e:
+            return (f"commprof could not register its DDP comm hook ({e}); buckets are not recorded. "
+                    "If the model already has a hook, pass it as commprof.trace(..., comm_hook=hook) instead")
+        self.installed = True
+        module = getattr(self.model, "module", self.model)
+        for name, p in module.named_parameters():
+            if p.requires_grad and hasattr(p, "register_post_accumulate_grad_hook"):
+                self._grad_handles.append(p.register_post_accumulate_grad_hook(self._make_ready_hook(name)))
+        return None
+
+    def _make_ready_hook(self, name: str) -> Callable[[torch.Tensor], None]:
+        def hook(_p: torch.Tensor) -> None:
+            if self.active:
+                self.param_ready.setdefault(self.step, {})[name] = _now()
+        return hook
+
+    def remove_grad_hooks(self) -> None:
+        for h in self._grad_handles:
+            h.remove()
+        self._grad_handles.clear()
+
+    # -- recording ------------------------------------------------------------------------------
+    def record(self, bucket: Any, t_hook: int, t_launch: int) -> None:
+        idx = int(bucket.index())
+        buf = bucket.buffer()
+        params = bucket.parameters()
+        self._step_buckets[idx] = tuple((self.names.get(id(p), f"<unnamed {i}>"), int(p.numel()))
+                                        for i, p in enumerate(params))
+        self._step_events.append({
+            "step": self.step, "index": idx, "numel": int(buf.numel()),
+            "bytes": int(buf.numel() * buf.element_size()), "dtype": str(buf.dtype).replace("torch.", ""),
+            "is_last": bool(bucket.is_last()), "hook_unix_ns": t_hook, "launch_unix_ns": t_launch,
+        })
+
+    def fail(self, e: Exception) -> None:
+        if not self.failed:
+            warnings.warn(f"commprof: bucket recording stopped ({type(e).__name__}: {e})", stacklevel=2)
+        self.failed = True
+        self.active = False
+
+    def end_step(self) -> None:
+        """Close the current step: settle its bucket layout and the buckets' ready times."""
+        if self._step_events:
+            layout = tuple(self._step_buckets[i] for i in sorted(self._step_buckets))
+            lid = self.layouts.setdefault(layout, len(self.layouts))
+            ready = self.param_ready.get(self.step, {})
+            for ev in self._step_events:
+                ev["layout"] = lid
+                names = [n for n, _ in self._step_buckets.get(ev["index"], ())]
+                times = [ready[n] for n in names if n in ready]
+                if names and len(times) == len(names):
+                    # the grad hook of the bucket's last parameter may run just after DDP's own hook
+                    ev["ready_unix_ns"] = min(max(times), ev["hook_unix_ns"])
+            self.events.extend(self._step_events)
+        self._step_events = []
+        self._step_buckets = {}
+        self.step += 1
+
+    def settings(self) -> dict[str, Any]:
+        m = self.model
+        cap = getattr(m, "bucket_bytes_cap", None)
+        first = getattr(dist, "_DEFAULT_FIRST_BUCKET_BYTES", None)
+        return {
+            "bucket_cap_mb": cap / (1024 * 1024) if isinstance(cap, (int, float)) else None,
+            "bucket_bytes_cap": cap,
+            "first_bucket_bytes": first,
+            "gradient_as_bucket_view": getattr(m, "gradient_as_bucket_view", None),
+            "static_graph": getattr(m, "static_graph", None),
+            "find_unused_parameters": getattr(m, "find_unused_parameters", None),
+            "broadcast_buffers": getattr(m, "broadcast_buffers", None),
+            "hook": self.hook_name,
+            "hook_registered": self.installed,
+            "process_group_size": self.process_group.size() if self.process_group is not None else None,
+            "params": [list(p) for p in self.params],
+        }
+
+    def layouts_json(self) -> list[dict[str, Any]]:
+        return [{"id": lid, "buckets": [[list(p) for p in b] for b in layout]}
+                for layout, lid in self.layouts.items()]

@@ -1,0 +1,309 @@
+"""``commprof.trace()``: drive torch.profiler on a schedule around a training loop and write, per rank,
+``rank{R}.pt.trace.json.gz`` (the Kineto trace as torch.profiler exports it) and ``rank{R}.commprof.json``
+(the sidecar).
+
+Guarantees: training computes the same values with and without commprof; commprof adds no collective
+(so a dead rank cannot hang the others through it); every file is written atomically (complete or
+absent); a folder that cannot be written costs a warning, never the training job; an exception in the
+user's code is re-raised unchanged after the profiler has been stopped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import inspect
+import os
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import torch
+import torch.distributed as dist
+from torch.profiler import ProfilerAction, ProfilerActivity, profile, schedule
+
+from .. import __version__
+from ..atomic import write_bytes
+from ..reader.sidecar import SCHEMA
+from .ddp import DDPRecorder
+
+_session_counter = 0
+
+
+def _rank_world() -> tuple[int, int, str | None]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), str(dist.get_backend())
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), None
+
+
+def _agree_run_id(counter: int) -> str:
+    """One id for every rank of this trace session, without a collective.
+
+    Each rank proposes an id and the store keeps the first (``compare_set`` never blocks).
+    """
+    candidate = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    if dist.is_available() and dist.is_initialized():
+        try:
+            from torch.distributed import distributed_c10d as c10d
+
+            store = c10d._get_default_store()
+            got = store.compare_set(f"commprof/run_id/{counter}", "", candidate)
+            return got.decode() if isinstance(got, bytes) else str(got)
+        except Exception:
+            pass
+    elastic = os.environ.get("TORCHELASTIC_RUN_ID")
+    if elastic and elastic != "none":
+        return f"{elastic}-{counter}"
+    return candidate
+
+
+def _versions() -> dict[str, Any]:
+    nccl = None
+    try:
+        if torch.cuda.is_available():
+            v = torch.cuda.nccl.version()
+            nccl = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    except Exception:
+        pass
+    return {"commprof": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "cuda": torch.version.cuda, "nccl": nccl}
+
+
+class TraceSession:
+    """The object ``commprof.trace()`` returns; call ``step()`` once per training step."""
+
+    def __init__(self, out_dir: str | os.PathLike, *, model: Any = None, wait: int = 1, warmup: int = 1,
+                 active: int = 3, repeat: int = 1, skip_first: int = 0, record_shapes: bool = True,
+                 profile_memory: bool = False, with_stack: bool = False, comm_hook: Callable | None = None,
+                 comm_state: Any = None, activities: Iterable[ProfilerActivity] | None = None) -> None:
+        if min(wait, warmup, repeat, skip_first) < 0 or active < 1:
+            raise ValueError("wait, warmup, repeat, skip_first must be >= 0 and active >= 1")
+        if comm_hook is not None and model is None:
+            raise ValueError("comm_hook= needs model= (the DDP model to register it on)")
+        self.out_dir = Path(out_dir)
+        self.model = model
+        self._sched_args = dict(wait=wait, warmup=warmup, active=active, repeat=repeat, skip_first=skip_first)
+        self._schedule = schedule(**self._sched_args)
+        self._prof_kwargs = dict(record_shapes=record_shapes, profile_memory=profile_memory, with_stack=with_stack)
+        self._comm_hook, self._comm_state = comm_hook, comm_state
+        if activities is None:
+            activities = [ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(ProfilerActivity.CUDA)
+        self.activities = list(activities)
+        self.rank, self.world_size, self.backend = _rank_world()
+        self.run_id = ""
+        self.step_num = 0
+        self.warnings: list[str] = []
+        self.recorder: DDPRecorder | None = None
+        self._prof: profile | None = None
+        self._writable = True
+        self._warned_write = False
+        self._step_times: list[dict[str, Any]] = []
+        self._step_start = 0
+        self._exports = 0
+
+    # -- paths ----------------------------------------------------------------------------------
+    @property
+    def trace_path(self) -> Path:
+        return self.out_dir / f"rank{self.rank}.pt.trace.json.gz"
+
+    @property
+    def sidecar_path(self) -> Path:
+        return self.out_dir / f"rank{self.rank}.commprof.json"
+
+    # -- context manager ------------------------------------------------------------------------
+    def __enter__(self) -> TraceSession:
+        global _session_counter
+        self.run_id = _agree_run_id(_session_counter)
+        _session_counter += 1
+        self._prepare_folder()
+        if self.model is not None:
+            self._install_recorder()
+        kwargs: dict[str, Any] = dict(self._prof_kwargs)
+        if self._sched_args["repeat"] != 1 and "acc_events" in inspect.signature(profile.__init__).parameters:
+            kwargs["acc_events"] = True  # one trace file holding every cycle
+        self._prof = profile(activities=self.activities, schedule=self._schedule, on_trace_ready=self._on_trace_ready,
+                             **kwargs)
+        self._prof.__enter__()
+        self._set_recording(0)
+        self._step_start = time.time_ns()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        # the loop's last prof.step() closed the last full step; what follows it is not a step
+        if self.recorder is not None:
+            self.recorder.end_step()
+        try:
+            if self._prof is not None:
+                self._prof.__exit__(None, None, None)  # exports a partly recorded cycle too
+        except Exception as e:
+            self._warn(f"stopping the profiler failed ({type(e).__name__}: {e})")
+        finally:
+            if self.recorder is not None:
+                self.recorder.active = False
+                self.recorder.remove_grad_hooks()
+            self._write_sidecar()
+        return False  # never swallow the user's exception
+
+    def step(self) -> None:
+        """Mark the end of a training step (call it once per iteration, like ``profiler.step()``)."""
+        now = time.time_ns()
+        self._close_step(now)
+        self._step_start = now
+        self.step_num += 1
+        if self._prof is not None:
+            self._prof.step()
+        self._set_recording(self.step_num)
+
+    # -- internals ------------------------------------------------------------------------------
+    def _profiled(self, step: int) -> bool:
+        return self._schedule(step) != ProfilerAction.NONE
+
+    def _set_recording(self, step: int) -> None:
+        if self.recorder is not None and not self.recorder.failed:
+            self.recorder.active = self._schedule(step) in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE)
+
+    def _close_step(self, now: int) -> None:
+        self._step_times.append({"step": self.step_num, "start_unix_ns": self._step_start, "end_unix_ns": now,
+                                 "profiled": self._profiled(self.step_num)})
+        if self.recorder is not None:
+            self.recorder.end_step()
+
+    def _prepare_folder(self) -> None:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.out_dir, prefix=".commprof-probe-", delete=True)
+            probe.close()
+        except OSError as e:
+            self._writable = False
+            self._warn(f"the output folder {self.out_dir} cannot be written ({e.strerror or e}); "
+                       "training goes on without traces")
+            return
+        self._keep_previous_run()
+
+    def _keep_previous_run(self) -> None:
+        """Files of an earlier run for this rank are moved aside, never overwritten."""
+        old = self.sidecar_path
+        if not old.exists() and not self.trace_path.exists():
+            return
+        prev_id = "unknown"
+        try:
+            prev_id = str(orjson.loads(old.read_bytes()).get("run_id", "unknown"))
+        except Exception:
+            pass
+        safe = "".join(ch for ch in prev_id if ch.isalnum() or ch in "-_")[:64] or "unknown"
+        dest = self.out_dir / f"previous-{safe}"
+        try:
+            dest.mkdir(exist_ok=True)
+            for p in (self.trace_path, self.sidecar_path):
+                if p.exists():
+                    os.replace(p, dest / p.name)
+            self._warn(f"rank {self.rank}: files of an earlier run ({prev_id}) moved to {dest}")
+        except OSError as e:
+            self._warn(f"could not move the earlier run's files aside ({e}); they will be replaced")
+
+    def _install_recorder(self) -> None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        if not isinstance(self.model, DistributedDataParallel):
+            self._warn(f"model is a {type(self.model).__name__}, not DistributedDataParallel: buckets are not "
+                       "recorded (the trace alone is analyzed)")
+            return
+        rec = DDPRecorder(self.model, self._comm_hook, self._comm_state)
+        problem = rec.install()
+        if problem:
+            self._warn(problem)
+            return
+        self.recorder = rec
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(text)
+        warnings.warn(f"commprof: {text}", RuntimeWarning, stacklevel=3)
+
+    def _on_trace_ready(self, prof: profile) -> None:
+        """Called by torch.profiler at the end of each active cycle.  Never raises."""
+        if not self._writable:
+            return
+        tmp_dir = None
+        try:
+            tmp_dir = tempfile.mkdtemp(prefix=".commprof-", dir=self.out_dir)
+            raw = os.path.join(tmp_dir, "trace.json")
+            prof.export_chrome_trace(raw)
+            gz = os.path.join(tmp_dir, "trace.json.gz")
+            with open(raw, "rb") as src, open(gz, "wb") as dst_raw:
+                with gzip.GzipFile(fileobj=dst_raw, mode="wb", compresslevel=6, mtime=0) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                dst_raw.flush()
+                os.fsync(dst_raw.fileno())
+            os.replace(gz, self.trace_path)
+            self._exports += 1
+            self._write_sidecar()
+        except Exception as e:
+            self._write_failed(e)
+        finally:
+            if tmp_dir:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+
+    def _write_failed(self, e: BaseException) -> None:
+        if not self._warned_write:
+            self._warned_write = True
+            self._warn(f"could not write the trace to {self.out_dir} ({type(e).__name__}: {e}); "
+                       "training goes on")
+
+    def sidecar(self) -> dict[str, Any]:
+        rec = self.recorder
+        device = "cpu"
+        if torch.cuda.is_available() and ProfilerActivity.CUDA in self.activities:
+            idx = torch.cuda.current_device()
+            device = f"cuda:{idx} ({torch.cuda.get_device_name(idx)})"
+        return {
+            "schema": SCHEMA,
+            "run_id": self.run_id,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "backend": self.backend,
+            "versions": _versions(),
+            "device": device,
+            "host": platform.node(),
+            "pid": os.getpid(),
+            "clock": "unix_ns",
+            "schedule": self._sched_args,
+            "ddp": rec.settings() if rec else None,
+            "layouts": rec.layouts_json() if rec else [],
+            "buckets": rec.events if rec else [],
+            "param_ready": {str(k): v for k, v in rec.param_ready.items()} if rec else {},
+            "steps": self._step_times,
+            "warnings": self.warnings,
+        }
+
+    def _write_sidecar(self) -> None:
+        if not self._writable:
+            return
+        try:
+            write_bytes(self.sidecar_path, orjson.dumps(self.sidecar()))
+        except Exception as e:
+            self._write_failed(e)
+
+
+def trace(out_dir: str | os.PathLike = "traces", **kwargs: Any) -> TraceSession:
+    """Trace a training loop::
+
+        with commprof.trace("traces", model=ddp_model) as prof:
+            for batch in loader:
+                ...  # forward, backward, optimizer step
+                prof.step()
+
+    Options: ``model`` (a DistributedDataParallel; enables bucket recording), ``wait=1, warmup=1,
+    active=3, repeat=1, skip_first=0`` (the torch.profiler schedule), ``record_shapes=True``,
+    ``profile_memory=False``, ``with_stack=False``, ``comm_hook`` / ``comm_state`` (your own DDP comm
+    hook: DDP accepts only one, so commprof registers its recorder and calls yours), ``activities``
+    (default CPU, plus CUDA when a GPU is present).
+    """
+    return TraceSession(out_dir, **kwargs)

@@ -1,0 +1,113 @@
+"""The built-in workload: a small MLP trained with DDP over gloo on CPU, traced with commprof.
+
+``python -m commprof demo`` trains it in two processes, writes the traces, then reports.  The same
+worker serves the tests (``train_worker``), with knobs for a slow rank, bucket size and comm hooks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
+    "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
+    "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build_model(cfg: dict[str, Any]):
+    import torch
+
+    torch.manual_seed(cfg["seed"])
+    layers: list[Any] = []
+    for _ in range(cfg["layers"]):
+        layers += [torch.nn.Linear(cfg["width"], cfg["width"]), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(cfg["width"], 10))
+    return torch.nn.Sequential(*layers)
+
+
+def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, Any]) -> None:
+    """One rank: init gloo, wrap the model in DDP, train ``steps`` steps (traced unless trace=False)."""
+    import contextlib
+    import time
+
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    import commprof
+
+    cfg = {**DEFAULTS, **cfg_in}
+    torch.set_num_threads(cfg["threads"])
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        model = build_model(cfg)
+        ddp = DDP(model, bucket_cap_mb=cfg["bucket_cap_mb"], gradient_as_bucket_view=cfg["gradient_as_bucket_view"])
+        opt = torch.optim.SGD(ddp.parameters(), lr=cfg["lr"])
+        gen = torch.Generator().manual_seed(1000 + rank)
+        hook = None
+        if cfg["hook"] == "fp16":
+            from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+            hook = default_hooks.fp16_compress_hook
+        ctx: Any
+        if cfg["trace"]:
+            ctx = commprof.trace(out, model=ddp, wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"],
+                                 comm_hook=hook)
+        else:
+            if hook is not None:
+                ddp.register_comm_hook(None, hook)
+            ctx = contextlib.nullcontext()
+        with ctx as prof:
+            for _ in range(cfg["steps"]):
+                x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
+                y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
+                loss = torch.nn.functional.cross_entropy(ddp(x), y)
+                if cfg["slow_rank"] == rank and cfg["slow_ms"]:
+                    time.sleep(cfg["slow_ms"] / 1000.0)  # an injected straggler: late to every bucket
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if prof is not None:
+                    prof.step()
+        if cfg["result"]:
+            torch.save({k: v.detach().clone() for k, v in model.state_dict().items()},
+                       os.path.join(cfg["result"], f"params{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:
+    """Run ``train_worker`` in ``nproc`` processes (torch.multiprocessing, spawn)."""
+    import torch.multiprocessing as mp
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mp.spawn(train_worker, args=(nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+
+
+def run_demo(out: Path, nproc: int = 2, steps: int = 8) -> int:
+    from .__main__ import write_outputs
+    from .analysis.report import analyze
+    from .errors import InputError
+    from .reader import load
+    from .report import text
+
+    if nproc < 1 or steps < 5:
+        raise InputError(f"--nproc {nproc} --steps {steps}", "the demo needs --nproc >= 1 and --steps >= 5")
+    print(f"commprof demo: training a {DEFAULTS['layers']}-layer MLP with DDP over gloo in {nproc} CPU "
+          f"processes for {steps} steps (steps 2-4 profiled) ...", file=sys.stderr, flush=True)
+    launch(out, nproc=nproc, steps=steps)
+    rep = analyze(load(out))
+    written = write_outputs(rep, out / "commprof-report", ["json", "html"])
+    sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
+    print(f"\nnext: python -m commprof report {out}   (or open {out / 'commprof-report' / 'report.html'})")
+    return 0

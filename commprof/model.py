@@ -1,0 +1,183 @@
+"""Typed model of a traced run.
+
+Everything here is a frozen record.  Times are integer nanoseconds on the rank's own trace clock
+(Kineto ``ts`` x 1000); ``RankTrace.base_time_ns`` added to a trace time gives Unix time.
+Interval lanes are numpy column arrays, never lists of Python objects, so that a trace with
+millions of kernels stays small in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A set of intervals ``[start_ns, end_ns)`` with the step each one is attributed to.
+
+    ``step`` holds the ``ProfilerStep#N`` number the interval belongs to, or -1 when it falls
+    outside every step.  GPU work belongs to the step whose CPU side launched it.
+    """
+
+    start_ns: np.ndarray  # int64
+    end_ns: np.ndarray  # int64
+    step: np.ndarray  # int64, -1 = outside every step
+
+    def __len__(self) -> int:
+        return int(self.start_ns.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One ``ProfilerStep#N`` span on the CPU."""
+
+    number: int
+    start_ns: int
+    end_ns: int
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Collective:
+    """One collective or point-to-point call as this rank saw it.
+
+    ``issue_ns`` is when the CPU called it (``record_param_comms`` / ``c10d::*``), ``start_ns`` and
+    ``end_ns`` when it ran (the NCCL kernel, or the gloo transfer on its worker thread).  Either side
+    may be missing: a world-size-1 NCCL job launches no kernel; a kernel can lack its CPU record.
+    ``bytes`` follows DESIGN.md: max(in, out) elements x element size.
+    """
+
+    op: str
+    process_group: str
+    group_size: int
+    dtype: str
+    bytes: int
+    issue_ns: int | None
+    start_ns: int | None
+    end_ns: int | None
+    step: int
+    seq: int | None = None
+    name: str = ""
+    lane: str = ""
+    algorithm: str | None = None
+    protocol: str | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        if self.start_ns is None or self.end_ns is None:
+            return 0
+        return self.end_ns - self.start_ns
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessGroup:
+    name: str
+    description: str
+    ranks: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLayout:
+    """One DDP bucket layout: parameter names and element counts of each bucket, by bucket index."""
+
+    layout_id: int
+    buckets: tuple[tuple[tuple[str, int], ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BucketEvent:
+    """One gradient bucket in one step, from the sidecar, times on the trace clock."""
+
+    step: int
+    index: int
+    numel: int
+    bytes: int
+    dtype: str
+    is_last: bool
+    layout_id: int
+    ready_ns: int | None  # last parameter of the bucket got its gradient
+    hook_ns: int  # DDP called the comm hook
+    launch_ns: int  # the hook returned: the collective was launched
+
+
+@dataclass(frozen=True, slots=True)
+class StepTime:
+    """Wall time of one training step as seen by ``prof.step()``, profiled or not."""
+
+    number: int
+    start_ns: int
+    end_ns: int
+    profiled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Sidecar:
+    """``rank{R}.commprof.json``: what commprof recorded beside the Kineto trace."""
+
+    path: str
+    schema: str
+    run_id: str
+    rank: int
+    world_size: int
+    backend: str | None
+    versions: dict[str, Any]
+    device: str
+    ddp: dict[str, Any] | None
+    layouts: tuple[BucketLayout, ...]
+    buckets: tuple[BucketEvent, ...]
+    step_times: tuple[StepTime, ...]
+    param_ready: dict[int, dict[str, int]] = field(default_factory=dict)  # step -> name -> ns
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RankTrace:
+    """Everything the analysis needs from one rank's trace (and sidecar, when there is one)."""
+
+    rank: int
+    world_size: int | None
+    backend: str | None
+    path: str
+    device_kind: str  # "cuda" (GPU kernels present) or "cpu"
+    devices: tuple[str, ...]
+    base_time_ns: int
+    steps: tuple[Step, ...]
+    compute: Lane
+    comm: Lane
+    memcpy: Lane
+    collectives: tuple[Collective, ...]
+    process_groups: tuple[ProcessGroup, ...]
+    sidecar: Sidecar | None
+    warnings: tuple[str, ...]
+    event_count: int = 0
+
+    @property
+    def first_ns(self) -> int:
+        ends = [int(lane.start_ns.min()) for lane in (self.compute, self.comm) if len(lane)]
+        ends += [s.start_ns for s in self.steps]
+        return min(ends) if ends else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """All ranks of one traced job."""
+
+    path: str
+    ranks: tuple[RankTrace, ...]
+    world_size: int | None
+    run_id: str | None
+    missing_ranks: tuple[int, ...]
+    warnings: tuple[str, ...]
+
+    def rank(self, r: int) -> RankTrace:
+        for t in self.ranks:
+            if t.rank == r:
+                return t
+        raise KeyError(f"rank {r} is not in this run (ranks: {[t.rank for t in self.ranks]})")

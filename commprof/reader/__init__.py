@@ -1,0 +1,143 @@
+"""Files -> model.  ``load(path)`` is the public entry; the only package that knows raw trace keys."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..model import RankTrace, Run
+from . import discover as _discover
+from . import kineto, sidecar
+
+__all__ = ["load", "load_rank"]
+
+_PARALLEL_MIN_BYTES = 32 * 1024**2
+
+
+def load_rank(trace_path: str | Path, sidecars: dict[int, Path] | None = None,
+              max_bytes: int = kineto.DEFAULT_MAX_BYTES) -> RankTrace:
+    """Parse one rank's trace, with its sidecar when one is given for its rank."""
+    path = Path(trace_path)
+    doc = kineto.read_document(path, max_bytes)
+    di = kineto.peek_distributed_info(doc)
+    rank = di.get("rank") if isinstance(di.get("rank"), int) else _discover.rank_from_name(path)
+    side = None
+    side_warn: list[str] = []
+    sp = (sidecars or {}).get(rank) if rank is not None else None
+    if sp is not None:
+        base = doc.get("baseTimeNanoseconds")
+        base = base if isinstance(base, int) and not isinstance(base, bool) else 0
+        try:
+            side = sidecar.parse(sp, sidecar.read_raw(sp), base)
+        except InputError as e:
+            side_warn.append(f"{e}; sidecar ignored")
+    rt = kineto.parse_document(path, doc, rank_hint=rank, sidecar=side)
+    if side_warn:
+        rt = _with_warnings(rt, side_warn)
+    return rt
+
+
+def _with_warnings(rt: RankTrace, extra: list[str]) -> RankTrace:
+    from dataclasses import replace
+    return replace(rt, warnings=tuple(rt.warnings) + tuple(extra))
+
+
+def _index_sidecars(paths: tuple[Path, ...], warnings: list[str]) -> tuple[dict[int, Path], dict[int, str]]:
+    by_rank: dict[int, Path] = {}
+    run_ids: dict[int, str] = {}
+    for p in paths:
+        try:
+            doc = sidecar.read_raw(p)
+        except InputError as e:
+            warnings.append(f"{e}; sidecar ignored")
+            continue
+        r = doc["rank"]
+        if r in by_rank:
+            warnings.append(f"{p}: a second sidecar for rank {r} (first: {by_rank[r].name}); ignored")
+            continue
+        by_rank[r] = p
+        run_ids[r] = str(doc.get("run_id", ""))
+    return by_rank, run_ids
+
+
+def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = kineto.DEFAULT_MAX_BYTES,
+         workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None) -> Run:
+    """Load every rank's trace in a folder (or one trace file) into a ``Run``.
+
+    Ranks come from ``distributedInfo.rank``, else from the file name.  Sidecars
+    (``rank{R}.commprof.json``) are matched by rank.  ``ranks`` restricts the ranks loaded.
+    ``progress(done, total, name)`` is called after each file.
+    Raises ``InputError`` (one line: file and problem) when nothing usable is there.
+    """
+    found = _discover.discover(path)
+    warnings: list[str] = []
+    side_by_rank, run_ids = _index_sidecars(found.sidecars, warnings)
+    traces = list(found.traces)
+    if ranks is not None:
+        wanted = set(ranks)
+        traces = [t for t in traces if _discover.rank_from_name(t) in wanted or _discover.rank_from_name(t) is None]
+    total = sum(_size(t) for t in traces)
+    n_workers = workers if workers is not None else min(len(traces), os.cpu_count() or 1)
+    results: list[RankTrace] = []
+    if n_workers > 1 and len(traces) > 1 and total >= _PARALLEL_MIN_BYTES:
+        with ProcessPoolExecutor(max_workers=n_workers) as pool:
+            futs = [pool.submit(load_rank, t, side_by_rank, max_bytes) for t in traces]
+            for i, (t, f) in enumerate(zip(traces, futs, strict=True)):
+                results.append(f.result())
+                if progress:
+                    progress(i + 1, len(traces), t.name)
+    else:
+        for i, t in enumerate(traces):
+            results.append(load_rank(t, side_by_rank, max_bytes))
+            if progress:
+                progress(i + 1, len(traces), t.name)
+    if ranks is not None:
+        results = [r for r in results if r.rank in set(ranks)]
+        if not results:
+            raise InputError(path, f"none of the ranks {sorted(set(ranks))} is in this folder")
+    return assemble(Path(path), results, run_ids, warnings)
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+def assemble(path: Path, results: list[RankTrace], run_ids: dict[int, str], warnings: list[str]) -> Run:
+    by_rank: dict[int, RankTrace] = {}
+    for rt in results:
+        if rt.rank in by_rank:
+            raise InputError(rt.path, f"claims rank {rt.rank}, as does {by_rank[rt.rank].path}; "
+                                      "keep one trace per rank in the folder")
+        by_rank[rt.rank] = rt
+    worlds = {rt.world_size for rt in results if rt.world_size is not None}
+    if len(worlds) > 1:
+        odd = next(rt for rt in results if rt.world_size != max(worlds))
+        raise InputError(odd.path, f"world size {odd.world_size} differs from other ranks "
+                                   f"({sorted(worlds)}): traces of different jobs are mixed")
+    used_ids = {run_ids[r] for r in by_rank if r in run_ids and run_ids[r]}
+    if len(used_ids) > 1:
+        first = min(by_rank)
+        other = next(r for r in sorted(by_rank) if run_ids.get(r) and run_ids[r] != run_ids.get(first))
+        raise InputError(by_rank[other].sidecar.path if by_rank[other].sidecar else by_rank[other].path,
+                         f"belongs to run {run_ids[other]}, but rank {first} to run {run_ids.get(first)}: "
+                         "files of different runs are mixed in one folder")
+    world = max(worlds) if worlds else None
+    ordered = tuple(by_rank[r] for r in sorted(by_rank))
+    missing: tuple[int, ...] = ()
+    if world is not None and len(ordered) < world and len(ordered) > 1:
+        missing = tuple(r for r in range(world) if r not in by_rank)
+        shown = ", ".join(map(str, missing[:16])) + (" …" if len(missing) > 16 else "")
+        warnings.append(f"{len(ordered)} of {world} ranks present; missing ranks: {shown}")
+    with_side = [rt for rt in ordered if rt.sidecar is not None]
+    if 0 < len(with_side) < len(ordered):
+        lacking = [rt.rank for rt in ordered if rt.sidecar is None]
+        warnings.append(f"ranks {lacking} have no commprof sidecar; their bucket analysis is skipped")
+    return Run(path=str(path), ranks=ordered, world_size=world, run_id=next(iter(used_ids), None),
+               missing_ranks=missing, warnings=tuple(warnings))

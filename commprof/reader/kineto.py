@@ -1,0 +1,650 @@
+"""One Kineto chrome trace -> ``RankTrace``.
+
+The parser walks the event list once and keeps only what the analysis needs, as numpy columns:
+GPU kernels split into compute and comm, memcpy/memset, launches (for step attribution and for
+linking a kernel to the CPU call that issued it), ``ProfilerStep#N`` spans, the CPU records of
+collectives and, for CPU-only traces, the operators that count as compute.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..analysis import intervals as iv
+from ..errors import InputError
+from ..model import Collective, Lane, ProcessGroup, RankTrace, Sidecar, Step
+from . import classify as cl
+from . import rawkeys as K
+
+# Refuse to decompress more than this unless the caller raises it (gzip bombs).
+DEFAULT_MAX_BYTES = 8 * 1024**3
+
+
+def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+    """Read a .json or .json.gz chrome trace into a dict, with one clear error per failure."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(path, "file not found") from None
+    except PermissionError:
+        raise InputError(path, "permission denied: the file cannot be read") from None
+    except IsADirectoryError:
+        raise InputError(path, "is a folder, not a trace file") from None
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+    if len(raw) == 0:
+        raise InputError(path, "empty file")
+    if raw[:2] == b"\x1f\x8b":
+        raw = _gunzip(path, raw, max_bytes)
+    elif len(raw) > max_bytes:
+        raise InputError(path, f"{len(raw):,} bytes is above the size limit of {max_bytes:,} bytes "
+                               "(raise it with --max-bytes)")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        msg = str(e).split(":")[0]
+        raise InputError(path, f"not valid JSON ({msg}; the file may be truncated)") from None
+    if isinstance(doc, list):  # the bare-array chrome trace form
+        doc = {K.TRACE_EVENTS: doc}
+    if not isinstance(doc, dict):
+        raise InputError(path, f"top level is a JSON {type(doc).__name__}, not an object with traceEvents")
+    if K.TRACE_EVENTS not in doc:
+        raise InputError(path, "no 'traceEvents' key: not a Kineto / chrome trace")
+    if not isinstance(doc[K.TRACE_EVENTS], list):
+        raise InputError(path, "'traceEvents' is not a list")
+    return doc
+
+
+def _gunzip(path: Path, raw: bytes, max_bytes: int) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw, max_bytes + 1)
+    except zlib.error as e:
+        raise InputError(path, f"corrupt gzip data ({e})") from None
+    if len(out) > max_bytes or d.unconsumed_tail:
+        raise InputError(path, f"decompresses to more than the limit of {max_bytes:,} bytes "
+                               "(raise it with --max-bytes)")
+    if not d.eof:
+        raise InputError(path, "truncated gzip file (the compressed stream ends early)")
+    return out
+
+
+def peek_distributed_info(doc: dict[str, Any]) -> dict[str, Any]:
+    di = doc.get(K.DISTRIBUTED_INFO)
+    return di if isinstance(di, dict) else {}
+
+
+# ---- parsing --------------------------------------------------------------------------------------
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return float(x)
+
+
+def _ns(x: float) -> int:
+    return int(round(x * 1000.0))
+
+
+_TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds
+
+
+@dataclass
+class _CpuRec:
+    """A CPU-side event that takes part in a collective."""
+
+    start: int
+    end: int
+    tid: Any
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass
+class _Scan:
+    threads: dict[Any, str] = field(default_factory=dict)
+    steps: dict[int, tuple[int, int]] = field(default_factory=dict)
+    comp_s: list[int] = field(default_factory=list)
+    comp_e: list[int] = field(default_factory=list)
+    comp_corr: list[int] = field(default_factory=list)
+    mem_s: list[int] = field(default_factory=list)
+    mem_e: list[int] = field(default_factory=list)
+    mem_corr: list[int] = field(default_factory=list)
+    comm_kernels: list[tuple[int, int, str, int, dict[str, Any]]] = field(default_factory=list)
+    launches: dict[int, tuple[int, Any]] = field(default_factory=dict)
+    calls: dict[str, list[_CpuRec]] = field(default_factory=lambda: defaultdict(list))
+    transfers: list[_CpuRec] = field(default_factory=list)
+    cpu_ops: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)
+    cpu_excl: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    n_events: int = 0
+
+
+def _scan(events: list[Any]) -> _Scan:
+    sc = _Scan()
+    skipped = sc.skipped
+    for ev in events:
+        if not isinstance(ev, dict):
+            skipped["not an object"] += 1
+            continue
+        ph = ev.get(K.PH)
+        if ph == K.PH_META:
+            if ev.get(K.NAME) == "thread_name":
+                a = ev.get(K.ARGS)
+                if isinstance(a, dict) and isinstance(a.get("name"), str):
+                    # a thread may be named twice ("python", then "pt_gloo_runloop"): keep both
+                    prev = sc.threads.get(ev.get(K.TID), "")
+                    sc.threads[ev.get(K.TID)] = (prev + " " + a["name"]).strip()
+            continue
+        if ph != K.PH_COMPLETE:
+            continue
+        sc.n_events += 1
+        name = ev.get(K.NAME)
+        cat = ev.get(K.CAT)
+        ts = _num(ev.get(K.TS))
+        dur = _num(ev.get(K.DUR))
+        if not isinstance(name, str):
+            skipped["no name"] += 1
+            continue
+        if ts is None or dur is None:
+            skipped["no valid ts/dur"] += 1
+            continue
+        if dur < 0 or ts < 0 or ts > _TS_LIMIT_US or dur > _TS_LIMIT_US:
+            skipped["negative or out-of-range ts/dur"] += 1
+            continue
+        start = _ns(ts)
+        end = start + _ns(dur)
+        args = ev.get(K.ARGS)
+        if not isinstance(args, dict):
+            args = {}
+        if cat == K.CAT_KERNEL:
+            corr = args.get(K.A_CORRELATION)
+            corr = corr if isinstance(corr, int) else -1
+            if cl.is_comm_kernel(name):
+                sc.comm_kernels.append((start, end, name, corr, args))
+            else:
+                sc.comp_s.append(start)
+                sc.comp_e.append(end)
+                sc.comp_corr.append(corr)
+        elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
+            corr = args.get(K.A_CORRELATION)
+            sc.mem_s.append(start)
+            sc.mem_e.append(end)
+            sc.mem_corr.append(corr if isinstance(corr, int) else -1)
+        elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
+            corr = args.get(K.A_CORRELATION)
+            if isinstance(corr, int):
+                sc.launches[corr] = (start, ev.get(K.TID))
+        elif cat == K.CAT_GPU_USER_ANNOTATION:
+            continue
+        elif name.startswith(K.STEP_PREFIX):
+            try:
+                num = int(name[len(K.STEP_PREFIX):])
+            except ValueError:
+                skipped["unreadable ProfilerStep number"] += 1
+                continue
+            sc.steps.setdefault(num, (start, end))
+        elif name.startswith("gloo:"):
+            sc.transfers.append(_CpuRec(start, end, ev.get(K.TID), name, args))
+        elif name == K.RPC:
+            sc.calls["rpc"].append(_CpuRec(start, end, ev.get(K.TID), name, args))
+        elif name.startswith("nccl:"):
+            sc.calls["annotation"].append(_CpuRec(start, end, ev.get(K.TID), name, args))
+        elif name.startswith("c10d::") and name != "c10d::wait" and not name.startswith("c10d::_"):
+            sc.calls["c10d"].append(_CpuRec(start, end, ev.get(K.TID), name, args))
+            _add_cpu(sc.cpu_excl, ev.get(K.TID), start, end)
+        elif cat == K.CAT_CPU_OP:
+            tid = ev.get(K.TID)
+            if cl.cpu_is_compute(name):
+                _add_cpu(sc.cpu_ops, tid, start, end)
+            else:
+                _add_cpu(sc.cpu_excl, tid, start, end)
+    return sc
+
+
+def _add_cpu(table: dict[Any, tuple[list[int], list[int]]], tid: Any, s: int, e: int) -> None:
+    lst = table.get(tid)
+    if lst is None:
+        lst = table[tid] = ([], [])
+    lst[0].append(s)
+    lst[1].append(e)
+
+
+# ---- metadata of one collective -----------------------------------------------------------------
+
+
+def _numel_of_dims(dims: Any) -> int | None:
+    """Elements of one ``Input Dims`` entry: a tensor ``[d0, d1]`` or a tensor list ``[[..], [..]]``."""
+    if not isinstance(dims, list) or not dims:
+        return None
+    if all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
+        n = 1
+        for d in dims:
+            n *= max(d, 0)
+        return n
+    if all(isinstance(d, list) for d in dims):
+        parts = [_numel_of_dims(d) for d in dims]
+        vals = [p for p in parts if p is not None]
+        return sum(vals) if vals else None
+    return None
+
+
+def _numel_from_args(args: dict[str, Any]) -> int | None:
+    dims = args.get(K.A_INPUT_DIMS)
+    if not isinstance(dims, list):
+        return None
+    vals = [n for n in (_numel_of_dims(d) for d in dims[:2]) if n is not None]
+    return max(vals) if vals else None
+
+
+def _first_type(args: dict[str, Any]) -> str | None:
+    t = args.get(K.A_INPUT_TYPE)
+    if isinstance(t, list) and t and isinstance(t[0], str) and t[0] not in ("", "TensorList", "Scalar"):
+        return t[0]
+    return None
+
+
+def _int_arg(args: dict[str, Any], key: str) -> int | None:
+    v = args.get(key)
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int) and 0 <= v < 2**62:
+        return v
+    if isinstance(v, str) and v.isdigit() and len(v) < 19:
+        return int(v)
+    return None
+
+
+@dataclass
+class _Meta:
+    op: str = "unknown"
+    pg: str | None = None
+    group_size: int | None = None
+    dtype: str = "unknown"
+    numel: int | None = None
+    seq: int | None = None
+    pg_ptr: str | None = None
+
+
+def _meta_from(recs: list[_CpuRec]) -> _Meta:
+    """Collective metadata from the nested CPU records of one call (outermost first)."""
+    m = _Meta()
+    for r in recs:
+        a = r.args
+        if r.name == K.RPC:
+            cn = a.get(K.A_COLL_NAME)
+            if isinstance(cn, str) and cn:
+                m.op = cl.canonical_op(cn)
+            nin, nout = _int_arg(a, K.A_IN_NELEMS), _int_arg(a, K.A_OUT_NELEMS)
+            if nin is not None or nout is not None:
+                m.numel = max(nin or 0, nout or 0)
+            gs = _int_arg(a, K.A_GROUP_SIZE)
+            if gs:
+                m.group_size = gs
+            if isinstance(a.get(K.A_DTYPE), str):
+                m.dtype = cl.canonical_dtype(a[K.A_DTYPE])
+            pg = a.get(K.A_PG_NAME)
+            if isinstance(pg, (str, int)) and not isinstance(pg, bool):
+                m.pg = str(pg)
+            seq = _int_arg(a, K.A_SEQ)
+            conc = a.get(K.A_CONCRETE)
+            types = a.get(K.A_INPUT_TYPE)
+            # old record_param_comms(inputs, seq, pg_ptr, rank, name, in_split, out_split, world_size)
+            if (isinstance(conc, list) and len(conc) == 8 and isinstance(types, list) and len(types) == 8
+                    and types[1] == "Scalar" and types[2] == "Scalar"):
+                if seq is None and isinstance(conc[1], str) and conc[1].isdigit():
+                    seq = int(conc[1])
+                if isinstance(conc[2], str) and conc[2].isdigit():
+                    m.pg_ptr = conc[2]
+                if m.group_size is None and isinstance(conc[7], str) and conc[7].isdigit():
+                    m.group_size = int(conc[7]) or None
+            if seq is not None:
+                m.seq = seq
+            if m.numel is None:
+                m.numel = _numel_from_args(a) or None
+        else:
+            if m.op == "unknown" and not r.name.startswith("c10d::barrier"):
+                m.op = cl.canonical_op(r.name)
+            elif r.name.startswith("c10d::barrier"):
+                m.op = "barrier"
+            if m.numel is None or r.name.startswith(("nccl:", "gloo:")):
+                n = _numel_from_args(r.args)
+                if n:
+                    m.numel = n
+            t = _first_type(r.args)
+            if t and m.dtype == "unknown":
+                m.dtype = cl.canonical_dtype(t)
+    return m
+
+
+# ---- the parser ---------------------------------------------------------------------------------
+
+
+def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None,
+                   sidecar: Sidecar | None = None) -> RankTrace:
+    """Turn a loaded chrome-trace document into a ``RankTrace``."""
+    warnings: list[str] = []
+    di = peek_distributed_info(doc)
+    rank = di.get(K.DI_RANK) if isinstance(di.get(K.DI_RANK), int) else rank_hint
+    if rank is None:
+        rank = 0
+        warnings.append(f"{path.name}: no rank in distributedInfo or the file name; taken as rank 0")
+    world = di.get(K.DI_WORLD) if isinstance(di.get(K.DI_WORLD), int) else None
+    backend = di.get(K.DI_BACKEND) if isinstance(di.get(K.DI_BACKEND), str) else None
+    base = doc.get(K.BASE_TIME_NS)
+    base_ns = base if isinstance(base, int) and not isinstance(base, bool) and 0 <= base < 2**63 else 0
+    pgs = _process_groups(di)
+    devices = tuple(str(d.get("name")) for d in doc.get(K.DEVICE_PROPERTIES) or []
+                    if isinstance(d, dict) and d.get("name"))
+
+    sc = _scan(doc[K.TRACE_EVENTS])
+    for why, n in sorted(sc.skipped.items()):
+        warnings.append(f"{path.name}: skipped {n:,} events ({why})")
+
+    steps = tuple(Step(n, s, e) for n, (s, e) in sorted(sc.steps.items()) if e > s)
+    steps = _drop_overlapping_steps(steps, warnings, path)
+    device_kind = "cuda" if (sc.comp_s or sc.comm_kernels) else "cpu"
+    if not steps:
+        lo, hi = _extent(sc)
+        if hi > lo:
+            warnings.append(f"{path.name}: no ProfilerStep#N spans; the whole trace is taken as one step")
+            steps = (Step(0, lo, hi),)
+    step_starts = np.array([s.start_ns for s in steps], dtype=np.int64)
+    step_ends = np.array([s.end_ns for s in steps], dtype=np.int64)
+    step_nums = np.array([s.number for s in steps], dtype=np.int64)
+
+    def attribute(times: np.ndarray) -> np.ndarray:
+        if step_starts.size == 0:
+            return np.full(times.shape, -1, dtype=np.int64)
+        idx = np.searchsorted(step_starts, times, side="right") - 1
+        ok = (idx >= 0) & (times < step_ends[np.clip(idx, 0, None)])
+        return np.where(ok, step_nums[np.clip(idx, 0, None)], -1)
+
+    def launch_time(corrs: list[int], fallback: list[int]) -> np.ndarray:
+        la = sc.launches
+        return np.array([la[c][0] if c in la else f for c, f in zip(corrs, fallback, strict=True)],
+                        dtype=np.int64)
+
+    # compute lane
+    if device_kind == "cuda":
+        cs = np.array(sc.comp_s, dtype=np.int64)
+        ce = np.array(sc.comp_e, dtype=np.int64)
+        compute = Lane(cs, ce, attribute(launch_time(sc.comp_corr, sc.comp_s)))
+    else:
+        compute = _cpu_compute_lane(sc, attribute)
+    ms = np.array(sc.mem_s, dtype=np.int64)
+    memcpy = Lane(ms, np.array(sc.mem_e, dtype=np.int64), attribute(launch_time(sc.mem_corr, sc.mem_s)))
+
+    collectives, comm_s, comm_e, comm_issue = _collectives(sc, device_kind, attribute, world, pgs,
+                                                             warnings, path)
+    comm = Lane(comm_s, comm_e, attribute(comm_issue))
+
+    if sidecar is not None:
+        if sidecar.rank != rank:
+            warnings.append(f"{sidecar.path}: sidecar says rank {sidecar.rank} but the trace is rank {rank}; "
+                            "sidecar ignored")
+            sidecar = None
+        else:
+            world = world or sidecar.world_size
+            backend = backend or sidecar.backend
+    return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
+                     devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
+                     memcpy=memcpy, collectives=tuple(collectives), process_groups=pgs, sidecar=sidecar,
+                     warnings=tuple(warnings), event_count=sc.n_events)
+
+
+def _extent(sc: _Scan) -> tuple[int, int]:
+    lo, hi = 2**63 - 1, 0
+    for s_list, e_list in [(sc.comp_s, sc.comp_e), (sc.mem_s, sc.mem_e)] + list(sc.cpu_ops.values()):
+        if s_list:
+            lo, hi = min(lo, min(s_list)), max(hi, max(e_list))
+    for k in sc.comm_kernels:
+        lo, hi = min(lo, k[0]), max(hi, k[1])
+    for r in sc.transfers + [r for v in sc.calls.values() for r in v]:
+        lo, hi = min(lo, r.start), max(hi, r.end)
+    return (lo, hi) if hi > lo else (0, 0)
+
+
+def _drop_overlapping_steps(steps: tuple[Step, ...], warnings: list[str], path: Path) -> tuple[Step, ...]:
+    out: list[Step] = []
+    for s in sorted(steps, key=lambda s: s.start_ns):
+        if out and s.start_ns < out[-1].end_ns:
+            warnings.append(f"{path.name}: ProfilerStep#{s.number} overlaps ProfilerStep#{out[-1].number}; "
+                            "ignored")
+            continue
+        out.append(s)
+    return tuple(out)
+
+
+def _process_groups(di: dict[str, Any]) -> tuple[ProcessGroup, ...]:
+    out = []
+    cfg = di.get(K.DI_PG_CONFIG)
+    if isinstance(cfg, list):
+        for pg in cfg:
+            if not isinstance(pg, dict):
+                continue
+            ranks = pg.get("ranks")
+            if isinstance(ranks, str):
+                try:
+                    ranks = orjson.loads(ranks)
+                except orjson.JSONDecodeError:
+                    ranks = []
+            ranks_t = tuple(r for r in ranks if isinstance(r, int)) if isinstance(ranks, list) else ()
+            out.append(ProcessGroup(str(pg.get("pg_name", "?")), str(pg.get("pg_desc", "")), ranks_t))
+    return tuple(out)
+
+
+def _cpu_compute_lane(sc: _Scan, attribute) -> Lane:
+    """Per training thread: union(cpu ops) minus union(bookkeeping and waits); then all threads."""
+    gloo_tids = {r.tid for r in sc.transfers}
+    gloo_tids |= {t for t, n in sc.threads.items() if "gloo" in n}
+    parts_s, parts_e = [], []
+    for tid, (s, e) in sc.cpu_ops.items():
+        if tid in gloo_tids:
+            continue
+        span = iv.union(s, e)
+        excl = sc.cpu_excl.get(tid)
+        if excl:
+            span = iv.subtract(span, (np.array(excl[0], np.int64), np.array(excl[1], np.int64)))
+        parts_s.append(span[0])
+        parts_e.append(span[1])
+    if parts_s:
+        s_arr = np.concatenate(parts_s)
+        e_arr = np.concatenate(parts_e)
+    else:
+        s_arr = e_arr = np.zeros(0, np.int64)
+    return Lane(s_arr, e_arr, attribute(s_arr))
+
+
+class _ThreadIndex:
+    """CPU records of one kind per thread, sorted, for 'which record encloses time t' queries."""
+
+    def __init__(self, recs: list[_CpuRec]) -> None:
+        self.by_tid: dict[Any, tuple[list[int], list[_CpuRec]]] = {}
+        tmp: dict[Any, list[_CpuRec]] = defaultdict(list)
+        for r in recs:
+            tmp[r.tid].append(r)
+        for tid, lst in tmp.items():
+            lst.sort(key=lambda r: r.start)
+            self.by_tid[tid] = ([r.start for r in lst], lst)
+
+    def enclosing(self, tid: Any, t: int) -> _CpuRec | None:
+        entry = self.by_tid.get(tid)
+        if entry is None:
+            return None
+        starts, lst = entry
+        i = bisect.bisect_right(starts, t) - 1
+        # records of one kind do not nest, but allow a short look back for robustness
+        for j in range(i, max(i - 3, -1), -1):
+            if lst[j].start <= t <= lst[j].end:
+                return lst[j]
+        return None
+
+    def within(self, tid: Any, lo: int, hi: int) -> _CpuRec | None:
+        entry = self.by_tid.get(tid)
+        if entry is None:
+            return None
+        starts, lst = entry
+        i = bisect.bisect_left(starts, lo)
+        if i < len(lst) and lst[i].start <= hi:
+            return lst[i]
+        return None
+
+
+def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
+                 pgs: tuple[ProcessGroup, ...], warnings: list[str], path: Path):
+    """Pair CPU calls with their execution (kernels or gloo transfers) and describe each collective."""
+    calls_by_kind = sc.calls
+    primary_kind = next((k for k in ("rpc", "annotation", "c10d") if calls_by_kind.get(k)), None)
+    primary = sorted(calls_by_kind.get(primary_kind, []) if primary_kind else [], key=lambda r: r.start)
+    idx_ann = _ThreadIndex(calls_by_kind.get("annotation", []))
+    idx_c10d = _ThreadIndex(calls_by_kind.get("c10d", []))
+    idx_primary = _ThreadIndex(primary)
+
+    # metadata of each primary call, from itself and the records nested around it
+    metas: list[_Meta] = []
+    for r in primary:
+        nest: list[_CpuRec] = []
+        if primary_kind != "c10d":
+            outer = idx_c10d.enclosing(r.tid, r.start)
+            if outer is not None:
+                nest.append(outer)
+        nest.append(r)
+        if primary_kind == "rpc":
+            inner = idx_ann.within(r.tid, r.start, r.end)
+            if inner is not None:
+                nest.append(inner)
+        metas.append(_meta_from(nest))
+
+    # execution side
+    exec_of: dict[int, list[tuple[int, int, str, dict[str, Any]]]] = defaultdict(list)
+    orphans: list[tuple[int, int, str, dict[str, Any], int]] = []  # no CPU call found
+    pos = {id(r): i for i, r in enumerate(primary)}
+    if device_kind == "cuda":
+        for start, end, name, corr, args in sc.comm_kernels:
+            la = sc.launches.get(corr)
+            call = idx_primary.enclosing(la[1], la[0]) if la is not None else None
+            if call is None:
+                orphans.append((start, end, name, args, la[0] if la is not None else start))
+            else:
+                exec_of[pos[id(call)]].append((start, end, name, args))
+    else:
+        # gloo: the k-th transfer of an op pairs with the k-th call of that op, in time order
+        by_op_calls: dict[str, list[int]] = defaultdict(list)
+        for i, m in enumerate(metas):
+            by_op_calls[m.op].append(i)
+        by_op_tr: dict[str, list[_CpuRec]] = defaultdict(list)
+        for t in sorted(sc.transfers, key=lambda r: r.start):
+            by_op_tr[cl.canonical_op(t.name)].append(t)
+        for op, trs in by_op_tr.items():
+            cand = by_op_calls.get(op, [])
+            for k, t in enumerate(trs):
+                if k < len(cand) and primary[cand[k]].start <= t.start + 1_000:
+                    exec_of[cand[k]].append((t.start, t.end, t.name, t.args))
+                else:
+                    orphans.append((t.start, t.end, t.name, t.args, t.start))
+
+    default_pg = pgs[0].name if pgs else "0"
+    ptr_labels: dict[str, str] = {}
+    out: list[Collective] = []
+    cs: list[int] = []
+    ce: list[int] = []
+    ci: list[int] = []
+    missing_bytes = 0
+    for i, (r, m) in enumerate(zip(primary, metas, strict=True)):
+        execs = exec_of.get(i, [])
+        if (m.op == "unknown" and not execs) or m.op == "wait":
+            continue  # the record_param_comms of a wait(): bookkeeping, not a collective
+        if execs:
+            ex_meta = _meta_from([_CpuRec(e[0], e[1], None, e[2], e[3]) for e in execs[:1]])
+            if m.numel is None:
+                m.numel = ex_meta.numel
+            if m.dtype == "unknown":
+                m.dtype = ex_meta.dtype
+        col, nobytes = _make_collective(m, r.start, execs, default_pg, ptr_labels, world, pgs, attribute)
+        missing_bytes += nobytes
+        out.append(col)
+        for e in execs:
+            cs.append(e[0])
+            ce.append(e[1])
+            ci.append(r.start)
+    for start, end, name, args, issue in orphans:
+        m = _meta_from([_CpuRec(start, end, None, name, args)])
+        if device_kind == "cuda":
+            kop, _a, _p, kdt = cl.parse_kernel_name(name)
+            m.op = kop
+            if m.dtype == "unknown" and kdt:
+                m.dtype = kdt
+        execs = [(start, end, name, args)]
+        col, nobytes = _make_collective(m, None, execs, default_pg, ptr_labels, world, pgs, attribute,
+                                        issue_for_step=issue)
+        missing_bytes += nobytes
+        out.append(col)
+        cs.append(start)
+        ce.append(end)
+        ci.append(issue)
+    if missing_bytes:
+        warnings.append(f"{path.name}: {missing_bytes} collectives carry no size (no record_param_comms sizes, "
+                        "Input Dims or dtype); their bytes count as 0")
+    if orphans and device_kind == "cuda" and primary:
+        warnings.append(f"{path.name}: {len(orphans)} communication kernels have no CPU-side record; "
+                        "op and dtype taken from the kernel name")
+    out.sort(key=lambda c: (c.issue_ns if c.issue_ns is not None else (c.start_ns or 0)))
+    return (out, np.array(cs, dtype=np.int64), np.array(ce, dtype=np.int64), np.array(ci, dtype=np.int64))
+
+
+def _make_collective(m: _Meta, issue: int | None, execs, default_pg: str, ptr_labels: dict[str, str],
+                     world: int | None, pgs: tuple[ProcessGroup, ...], attribute,
+                     issue_for_step: int | None = None) -> tuple[Collective, int]:
+    if m.pg is not None:
+        pg = m.pg
+    elif m.pg_ptr is not None:
+        # old traces name a group only by its address, which differs between ranks: label groups by
+        # the order of their first use instead (the default group is nearly always used first)
+        if m.pg_ptr not in ptr_labels:
+            ptr_labels[m.pg_ptr] = default_pg if not ptr_labels else f"pg{len(ptr_labels)}"
+        pg = ptr_labels[m.pg_ptr]
+    else:
+        pg = default_pg
+    gsize = m.group_size
+    if gsize is None:
+        match = next((p for p in pgs if p.name == pg), None)
+        gsize = len(match.ranks) if match and match.ranks else (world or 1)
+    size = cl.dtype_size(m.dtype)
+    nobytes = 0
+    if m.numel is None or size == 0:
+        nbytes = 0
+        nobytes = 1
+    else:
+        nbytes = m.numel * size
+    name = execs[0][2] if execs else ""
+    algo = proto = None
+    if name and cl.is_comm_kernel(name):
+        kop, algo, proto, _dt = cl.parse_kernel_name(name)
+        if m.op == "unknown":
+            m.op = kop
+    op = m.op
+    start = min(e[0] for e in execs) if execs else None
+    end = max(e[1] for e in execs) if execs else None
+    t_step = issue if issue is not None else (issue_for_step if issue_for_step is not None else start)
+    step = int(attribute(np.array([t_step], dtype=np.int64))[0]) if t_step is not None else -1
+    lane = ""
+    if execs:
+        a = execs[0][3]
+        lane = f"stream {a[K.A_STREAM]}" if K.A_STREAM in a else "gloo"
+    return Collective(op=op, process_group=pg, group_size=int(gsize), dtype=m.dtype, bytes=int(nbytes),
+                      issue_ns=issue, start_ns=start, end_ns=end, step=step, seq=m.seq, name=name,
+                      lane=lane, algorithm=algo, protocol=proto), nobytes
+

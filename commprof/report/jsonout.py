@@ -1,0 +1,86 @@
+"""``summary.json`` (schema ``commprof.summary/1``; keys in DESIGN.md are stable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .. import __version__
+from ..analysis.report import Report
+
+SCHEMA = "commprof.summary/1"
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+
+def summary(rep: Report) -> dict[str, Any]:
+    run = rep.run
+    cross = rep.cross
+    ranks = []
+    for o in rep.overlaps:
+        rt = run.rank(o.rank)
+        w = o.window
+        ranks.append({
+            "rank": o.rank,
+            "steps": len(o.steps),
+            "step_ms": _r(o.median("step_ns") / 1e6),
+            "compute_ms": _r(o.median("compute_ns") / 1e6),
+            "comm_ms": _r(o.median("comm_ns") / 1e6),
+            "overlapped_ms": _r(o.median("overlapped_ns") / 1e6),
+            "exposed_comm_ms": _r(o.median("exposed_ns") / 1e6),
+            "other_ms": _r(o.median("other_ns") / 1e6),
+            "overlap_pct": _r(w.overlap_pct, 2),
+            "comm_bytes_per_step": int(o.median("comm_bytes")),
+            "wait_ms": _r(cross.wait_ms_per_step.get(o.rank)),
+            "step_ms_unprofiled": _r(rep.unprofiled_step_ms.get(o.rank)),
+            "clock_offset_ms": _r(cross.offsets_ns.get(o.rank, 0) / 1e6),
+            "device": rt.device_kind,
+            "trace": rt.path,
+            "mean": {f"{k}_ms": _r(float(np.mean([getattr(x, k + "_ns") for x in o.steps])) / 1e6)
+                     if o.steps else None for k in ("step", "compute", "comm", "overlapped", "exposed", "other")},
+            "window": {"span_ms": _r(w.step_ns / 1e6), "compute_ms": _r(w.compute_ns / 1e6),
+                       "comm_ms": _r(w.comm_ns / 1e6), "overlapped_ms": _r(w.overlapped_ns / 1e6),
+                       "exposed_comm_ms": _r(w.exposed_ns / 1e6), "overlap_pct": _r(w.overlap_pct, 2),
+                       "comm_bytes": w.comm_bytes},
+        })
+    colls = [{
+        "op": c.op, "process_group": c.process_group, "group_size": c.group_size, "dtype": c.dtype,
+        "count": _r(c.count, 2), "bytes": int(round(c.bytes)), "time_ms": _r(c.time_ns / 1e6),
+        "algbw_gbps": _r(c.algbw_gbps), "busbw_gbps": _r(c.busbw_gbps), "ranks": c.ranks,
+        "executed": c.executed, "total_count": c.total_count,
+    } for c in rep.collectives]
+    buckets = [{"index": b.index, "bytes": b.bytes, "params": b.params, "ready_ms": _r(b.ready_ms),
+                "launch_ms": _r(b.launch_ms), "comm_ms": _r(b.comm_ms), "exposed_ms": _r(b.exposed_ms)}
+               for b in rep.buckets]
+    return {
+        "schema": SCHEMA,
+        "commprof_version": __version__,
+        "trace_dir": run.path,
+        "run_id": run.run_id,
+        "world_size": run.world_size if run.world_size is not None else len(run.ranks),
+        "backend": rep.backend,
+        "devices": list(rep.devices),
+        "ranks_loaded": [rt.rank for rt in run.ranks],
+        "missing_ranks": list(run.missing_ranks),
+        "steps_analyzed": sorted({s.step for o in rep.overlaps for s in o.steps}),
+        "ranks": ranks,
+        "collectives": colls,
+        "buckets": buckets,
+        "stragglers": [{"rank": s.rank, "late_count": s.late_count, "mean_late_ms": _r(s.mean_late_ms),
+                        "instances": s.instances} for s in cross.stragglers],
+        "straggler_threshold_ms": _r(cross.threshold_ns / 1e6),
+        "clock_reference_rank": cross.reference_rank,
+        "findings": [{"severity": f.severity, "text": f.text} for f in rep.findings],
+        "advice": [{"knob": a.knob, "value": a.value, "baseline_step_ms": _r(a.baseline_step_ms),
+                    "predicted_step_ms": _r(a.predicted_step_ms), "why": a.why} for a in rep.advice],
+        "warnings": list(rep.warnings),
+    }
+
+
+def render(rep: Report) -> bytes:
+    return orjson.dumps(summary(rep), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)

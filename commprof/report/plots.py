@@ -1,0 +1,193 @@
+"""PNG plots from a Report (matplotlib, Agg).  Each function returns PNG bytes, or None when the run
+has nothing to show for it.  One palette for compute / comm / exposed across every plot."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from ..analysis import intervals as iv
+from ..analysis.report import Report
+from .safe import plain
+
+COMPUTE = "#4C72B0"
+OVERLAPPED = "#8C7BC0"
+EXPOSED = "#D1495B"
+COMM = "#EDA247"
+OTHER = "#C8C8C8"
+MEMCPY = "#55A868"
+MAX_TIMELINE_RANKS = 16
+
+
+def _fig(w: float, h: float):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(w, h), dpi=110)
+    return plt, fig, ax
+
+
+def _png(plt, fig) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def breakdown(rep: Report) -> bytes | None:
+    """Per rank: compute only / overlapped / exposed comm / other, ms per step.
+
+    Means over the analyzed steps (means add up to the mean step time; medians would not).  The same
+    numbers are in summary.json under ``ranks[*].mean``.
+    """
+    ovs = [o for o in rep.overlaps if o.steps]
+    if not ovs:
+        return None
+    ranks = [o.rank for o in ovs]
+
+    def mean(o, attr: str) -> float:
+        return float(np.mean([getattr(s, attr) for s in o.steps])) / 1e6
+
+    comp = np.array([mean(o, "compute_ns") for o in ovs])
+    over = np.array([mean(o, "overlapped_ns") for o in ovs])
+    expo = np.array([mean(o, "exposed_ns") for o in ovs])
+    other = np.array([mean(o, "other_ns") for o in ovs])
+    plt, fig, ax = _fig(8, max(2.4, 0.35 * len(ranks) + 1.6))
+    y = np.arange(len(ranks))
+    left = np.zeros(len(ranks))
+    for vals, color, label in ((comp - over, COMPUTE, "compute only"), (over, OVERLAPPED, "comm hidden by compute"),
+                               (expo, EXPOSED, "exposed comm"), (other, OTHER, "other (idle, host, memcpy)")):
+        ax.barh(y, vals, left=left, color=color, label=label, height=0.7)
+        left += vals
+    ax.set_yticks(y, [f"rank {r}" for r in ranks])
+    ax.invert_yaxis()
+    ax.set_xlabel("time per step (ms, mean over analyzed steps)")
+    ax.set_title("Where each rank's step goes", pad=24)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
+    return _png(plt, fig)
+
+
+def _pick_step(rep: Report) -> int | None:
+    counts: dict[int, list[int]] = {}
+    for o in rep.overlaps:
+        for s in o.steps:
+            counts.setdefault(s.step, []).append(s.step_ns)
+    if not counts:
+        return None
+    most = max(len(v) for v in counts.values())
+    cands = sorted((n for n, v in counts.items() if len(v) == most))
+    durs = [float(np.median(counts[n])) for n in cands]
+    med = float(np.median(durs))
+    return cands[int(np.argmin([abs(d - med) for d in durs]))]
+
+
+def timeline(rep: Report, step: int | None = None) -> bytes | None:
+    """One step on every rank (aligned clocks): compute, comm (exposed part in red), memcpy lanes,
+    and DDP buckets from ready to done."""
+    step = _pick_step(rep) if step is None else step
+    if step is None:
+        return None
+    run = rep.run
+    ranks = [rt for rt in run.ranks if any(s.number == step for s in rt.steps)][:MAX_TIMELINE_RANKS]
+    if not ranks:
+        return None
+    off = rep.cross.offsets_ns
+
+    def shift(rt) -> int:
+        return rt.base_time_ns + off.get(rt.rank, 0)
+
+    ref = ranks[0]
+    ref_step = next(s for s in ref.steps if s.number == step)
+    t0 = ref_step.start_ns + shift(ref)
+    plt, fig, ax = _fig(11, 0.9 * len(ranks) + 1.6)
+    yticks, ylabels = [], []
+    xmax = 0.0
+    for i, rt in enumerate(ranks):
+        base = i * 4
+        sh = shift(rt) - t0
+
+        def sel(lane):
+            m = lane.step == step
+            return lane.start_ns[m], lane.end_ns[m]
+
+        comp = iv.union(*sel(rt.compute))
+        comm = iv.union(*sel(rt.comm))
+        mem = iv.union(*sel(rt.memcpy))
+        expo = iv.subtract(comm, comp)
+        for (s, e), y, color in ((comp, base + 2, COMPUTE), (comm, base + 1, COMM), (expo, base + 1, EXPOSED),
+                                 (mem, base, MEMCPY)):
+            if s.size:
+                xs = (s + sh) / 1e6
+                ws = (e - s) / 1e6
+                ax.broken_barh(list(zip(xs, ws, strict=True)), (y - 0.4, 0.8), facecolors=color)
+                xmax = max(xmax, float((e.max() + sh) / 1e6))
+        st = next(s for s in rt.steps if s.number == step)
+        ax.axvspan((st.start_ns + sh) / 1e6, (st.end_ns + sh) / 1e6, ymin=0, ymax=1, color="#000000",
+                   alpha=0.03)
+        for b in rep.bucket_rows:
+            if b.rank == rt.rank and b.step == step:
+                s0 = st.start_ns + sh
+                ax.plot([(s0 + b.ready_ns) / 1e6], [base + 1.55], marker="v", color="#333333", ms=4)
+                if b.end_ns is not None:
+                    ax.plot([(s0 + b.ready_ns) / 1e6, (s0 + b.end_ns) / 1e6], [base + 1.55] * 2,
+                            color="#333333", lw=0.8)
+        yticks += [base + 2, base + 1]
+        ylabels += [f"r{rt.rank} compute", f"r{rt.rank} comm"]
+        if len(rt.memcpy):
+            yticks.append(base)
+            ylabels.append(f"r{rt.rank} memcpy")
+    ax.set_yticks(yticks, ylabels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"ms since rank {ref.rank}'s ProfilerStep#{step} began (clocks aligned across ranks)")
+    ax.set_title(f"Step {step}: compute, communication (red = exposed) and memcpy per rank"
+                 + ("; ▼ = DDP bucket ready, line = until its collective ended" if rep.bucket_rows else ""),
+                 fontsize=9)
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=COMPUTE, label="compute"), Patch(color=COMM, label="comm (hidden)"),
+                       Patch(color=EXPOSED, label="comm (exposed)"), Patch(color=MEMCPY, label="memcpy/memset")],
+              loc="upper center", bbox_to_anchor=(0.5, -0.15 if len(ranks) < 4 else -0.06), ncol=4,
+              fontsize=8, frameon=False)
+    return _png(plt, fig)
+
+
+def buckets(rep: Report) -> bytes | None:
+    """Size and exposure of each DDP bucket, in launch order."""
+    bs = rep.buckets
+    if not bs:
+        return None
+    plt, fig, ax = _fig(8, 3.2)
+    x = np.array([b.index for b in bs])
+    comm = np.array([b.comm_ms or 0.0 for b in bs])
+    expo = np.array([b.exposed_ms or 0.0 for b in bs])
+    ax.bar(x, comm - expo, color=COMM, label="comm hidden by compute")
+    ax.bar(x, expo, bottom=comm - expo, color=EXPOSED, label="exposed comm")
+    ax.set_xlabel("DDP bucket index (launch order: 0 first)")
+    ax.set_ylabel("ms per step (median)")
+    ax2 = ax.twinx()
+    ax2.plot(x, [b.bytes / 1e6 for b in bs], color="#333333", marker="o", lw=1, label="bucket size")
+    ax2.set_ylabel("bucket size (MB)")
+    ax2.set_ylim(0, max(b.bytes for b in bs) / 1e6 * 1.3)
+    ax.set_title("DDP buckets: communication time and exposure")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.set_ylim(0, max(float(comm.max()), 1e-3) * 1.3)
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", ncol=3, frameon=False)
+    ax.set_xticks(x)
+    return _png(plt, fig)
+
+
+def all_plots(rep: Report) -> dict[str, bytes]:
+    out = {}
+    for name, fn in (("breakdown", breakdown), ("timeline", timeline), ("buckets", buckets)):
+        png = fn(rep)
+        if png is not None:
+            out[name] = png
+    return out
+
+
+__all__ = ["breakdown", "timeline", "buckets", "all_plots", "plain"]

@@ -1,0 +1,135 @@
+"""Golden numbers on real traces that nobody here wrote (../shared/traces, see each README)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import commprof
+from commprof.analysis.ranks import cross_rank
+from conftest import shared
+
+
+def raw_events(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return json.load(f)["traceEvents"]
+
+
+def test_h100_world1_allreduces_every_parameter_once_per_step():
+    run = commprof.load(shared("h100-world1"))
+    (rt,) = run.ranks
+    assert rt.device_kind == "cuda" and rt.world_size == 1 and rt.backend == "nccl"
+    assert [s.number for s in rt.steps] == [2, 3, 4]
+    for s in rt.steps:
+        cs = [c for c in rt.collectives if c.step == s.number]
+        assert {c.op for c in cs} == {"allreduce"}
+        assert sum(c.bytes for c in cs) == 4 * 101_794_792
+        assert all(c.start_ns is None for c in cs)  # world size 1: NCCL runs no kernel
+    rep = commprof.analyze(run)
+    (row,) = rep.collectives
+    assert row.bytes == 4 * 101_794_792 and row.count == 13
+
+
+def test_nccl_data_allreduce_count_and_bytes_match_record_param_comms():
+    path = shared("hta/tests/data/nccl_parser_config/nccl_data.json.gz")
+    ev = raw_events(path)
+    rpc = [e for e in ev if e.get("name") == "record_param_comms" and e["args"].get("Collective name") == "allreduce"]
+    want_bytes = sum(max(e["args"]["In msg nelems"], e["args"]["Out msg nelems"]) * 4 for e in rpc)
+    (rt,) = commprof.load(path).ranks
+    got = [c for c in rt.collectives if c.op == "allreduce"]
+    assert len(got) == len(rpc) == 15
+    assert sum(c.bytes for c in got) == want_bytes
+    assert all(c.group_size == 2 and c.process_group == "0" and c.dtype == "float32" for c in got)
+    # every all-reduce was paired with its NCCL kernel
+    assert all(c.name.startswith("ncclKernel_AllReduce_RING_LL_Sum_float") for c in got)
+    kernels = [e for e in ev if e.get("cat") == "kernel" and e["name"].startswith("ncclKernel_AllReduce")]
+    assert sum(c.duration_ns for c in got) == pytest.approx(sum(k["dur"] for k in kernels) * 1000, rel=1e-6)
+
+
+def test_megatron_8_ranks_modern_names_matched_across_ranks():
+    run = commprof.load(shared("megatron_tp8_a100"))
+    assert [rt.rank for rt in run.ranks] == list(range(8)) and run.world_size == 8
+    for rt in run.ranks:
+        executed = [c for c in rt.collectives if c.start_ns is not None]
+        assert len(executed) == 84
+        assert Counter(c.dtype for c in executed) == {"float16": 81, "float32": 3}
+        assert all(c.name.startswith("ncclDevKernel_AllReduce_Sum_") for c in executed)
+        assert all(c.algorithm == "RING" and c.protocol == "LL" for c in executed)
+        assert executed[0].bytes == 4 * 2048 * 4096 * 2  # Input Dims [[4, 2048, 4096]], c10::Half
+    cr = cross_rank(run.ranks)
+    (g,) = [g for g in cr.groups if g.process_group == "0"]
+    assert g.ranks == tuple(range(8)) and g.arrival_ns.shape == (84, 8)
+    # one node, one clock: offsets are tiny, and matched kernels end together
+    assert max(abs(v) for v in cr.offsets_ns.values()) < 100_000
+    assert np.median(g.end_ns.max(axis=1) - g.end_ns.min(axis=1)) < 100_000
+
+
+def test_dlrm_8_ranks_old_names_alltoall_and_allreduce():
+    run = commprof.load(shared("dlrm_8gpu_v100"))
+    assert [rt.rank for rt in run.ranks] == list(range(8))
+    for rt in run.ranks:
+        ops = Counter(c.op for c in rt.collectives if c.start_ns is not None)
+        assert ops == {"alltoall": 5, "allreduce": 3}
+    rep = commprof.analyze(run)
+    # the README: rank 7 spends least time in NCCL (it arrives last, the others wait for it)
+    waits = rep.cross.wait_ms_per_step
+    assert min(waits, key=waits.get) == 7
+    assert rep.cross.stragglers and rep.cross.stragglers[0].rank == 7
+
+
+def test_dlrm_clock_shift_gives_same_answers(tmp_path):
+    src = shared("dlrm_8gpu_v100")
+    for p in sorted(src.glob("*.json")):
+        doc = json.loads(p.read_text())
+        if p.name.startswith("worker3_"):
+            for e in doc["traceEvents"]:
+                if "ts" in e:
+                    e["ts"] += 7_000_000  # 7 seconds ahead
+        (tmp_path / p.name).write_text(json.dumps(doc))
+    a = commprof.analyze(commprof.load(src))
+    b = commprof.analyze(commprof.load(tmp_path))
+    assert abs(b.cross.offsets_ns[3] - a.cross.offsets_ns[3] + 7_000_000_000) < 1_000
+    assert a.cross.wait_ms_per_step == pytest.approx(b.cross.wait_ms_per_step, abs=1e-3)
+    assert [(s.rank, s.late_count) for s in a.cross.stragglers] == [(s.rank, s.late_count) for s in b.cross.stragglers]
+    assert [o.window.overlap_pct for o in a.overlaps] == pytest.approx([o.window.overlap_pct for o in b.overlaps])
+
+
+def test_hta_two_ranks_of_128_report_missing_ranks():
+    run = commprof.load(shared("hta/tests/data/trace_filter"))
+    assert [rt.rank for rt in run.ranks] == [0, 1] and run.world_size == 128
+    assert len(run.missing_ranks) == 126
+    assert any("missing ranks" in w for w in run.warnings)
+
+
+@pytest.mark.parametrize("rel,rank,backend", [
+    ("hta/tests/data/cpu_only/rank-34.Jul_15_10_52_41.1074.pt.trace.json.gz", 34, "gloo"),
+    ("hta/tests/data/distributed_info_unavailable/distributed_info_not_found.json.gz", 0, None),
+    ("hta/tests/data/rank_unavailable/rank_not_found.json.gz", 0, "nccl"),
+    ("hta/tests/data/amd_trace/mi250_minitoy_train_ROCm6_2_kineto.json.gz", 0, None),
+    ("hta/tests/data/large_integer_trace/rank-70.Mar_25_20_48_12.2861.pt.trace.json.gz", 70, None),
+    ("hta/tests/data/ns_resolution_trace/rank-0.Apr_03_18_51_38.1102.pt.trace.json.gz", 0, None),
+])
+def test_edge_case_traces_load_and_analyze(rel, rank, backend):
+    run = commprof.load(shared(rel))
+    (rt,) = run.ranks
+    assert rt.rank == rank
+    if backend:
+        assert rt.backend == backend
+    rep = commprof.analyze(run)
+    for o in rep.overlaps:
+        assert 0 <= o.window.overlapped_ns <= o.window.comm_ns
+
+
+def test_cpu_only_gloo_trace_counts_gloo_transfers_as_comm():
+    (rt,) = commprof.load(shared("hta/tests/data/cpu_only/rank-34.Jul_15_10_52_41.1074.pt.trace.json.gz")).ranks
+    assert rt.device_kind == "cpu"
+    # ten gloo:all_reduce transfers on two pt_gloo_runloop threads, no c10d record on the CPU side
+    assert len(rt.comm) == 10 and len(rt.collectives) == 10
+    assert all(c.op == "allreduce" and c.issue_ns is None for c in rt.collectives)
+    assert Counter(c.bytes for c in rt.collectives) == {321271 * 4: 5, 2082411 * 4: 5}
+    assert {c.group_size for c in rt.collectives} == {300}

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["trace", "load", "analyze", "InputError", "__version__"]
+__all__ = ["InputError", "__version__", "analyze", "load", "trace"]
 
 from .errors import InputError
 

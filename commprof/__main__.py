@@ -70,7 +70,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     trace_dir = Path(args.trace_dir)
     run = _load_with_progress(load, trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
     rep = analyze(run, steps=steps)
-    out_dir = Path(args.out) if args.out else (trace_dir if trace_dir.is_dir() else trace_dir.parent) / "commprof-report"
+    default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / "commprof-report"
+    out_dir = Path(args.out) if args.out else default_out
     written = write_outputs(rep, out_dir, formats)
     if "text" in formats:
         from .report import text

@@ -62,6 +62,7 @@ class CrossRank:
 
 
 def _executed(rt: RankTrace, wanted: set[int] | None) -> dict[str, list[Collective]]:
+    """The rank's collectives that ran (have start and end), by process group, in issue order."""
     by_pg: dict[str, list[Collective]] = {}
     for c in rt.collectives:
         if c.start_ns is None or c.end_ns is None or c.group_size < 2:
@@ -74,11 +75,19 @@ def _executed(rt: RankTrace, wanted: set[int] | None) -> dict[str, list[Collecti
     return by_pg
 
 
+def _start(c: Collective) -> int:
+    return c.start_ns if c.start_ns is not None else 0
+
+
+def _end(c: Collective) -> int:
+    return c.end_ns if c.end_ns is not None else 0
+
+
 def _pair(per_rank: dict[int, list[Collective]], pg: str, warnings: list[str]) -> list[list[Collective]]:
     """Rows of matched collectives, one column per rank (in ``sorted(per_rank)`` order)."""
     ranks = sorted(per_rank)
     if all(c.seq is not None for r in ranks for c in per_rank[r]):
-        maps = [{c.seq: c for c in per_rank[r]} for r in ranks]
+        maps = [{int(c.seq or 0): c for c in per_rank[r]} for r in ranks]
         common = sorted(set.intersection(*(set(m) for m in maps)))
         return [[m[s] for m in maps] for s in common]
     lens = {r: len(v) for r, v in per_rank.items()}
@@ -117,8 +126,8 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -
     # clock offsets: reference = lowest rank of the largest group; chain through other groups
     offsets: dict[int, int] = {}
     ref: int | None = None
-    for pg, (rks, rows) in paired.items():
-        ends = np.array([[c.end_ns + base[r] for c, r in zip(row, rks, strict=True)] for row in rows],
+    for rks, rows in paired.values():
+        ends = np.array([[_end(c) + base[r] for c, r in zip(row, rks, strict=True)] for row in rows],
                         dtype=np.int64)
         anchor = next((r for r in rks if r in offsets), None)
         if anchor is None:
@@ -143,9 +152,9 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -
     seen: dict[int, int] = {}
     wait_by_rank_step: dict[tuple[int, int], int] = {}
     for pg, (rks, rows) in paired.items():
-        arr = np.array([[c.start_ns + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
+        arr = np.array([[_start(c) + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
                         for row in rows], dtype=np.int64)
-        end = np.array([[c.end_ns + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
+        end = np.array([[_end(c) + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
                         for row in rows], dtype=np.int64)
         g = GroupMatch(pg, tuple(rks), tuple(row[0].op for row in rows),
                        np.array([row[0].step for row in rows], dtype=np.int64), arr, end)

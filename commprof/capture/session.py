@@ -21,7 +21,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import torch
@@ -136,7 +136,7 @@ class TraceSession:
         self._step_start = time.time_ns()
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         # the loop's last prof.step() closed the last full step; what follows it is not a step
         if self.recorder is not None:
             self.recorder.end_step()
@@ -179,8 +179,8 @@ class TraceSession:
     def _prepare_folder(self) -> None:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=self.out_dir, prefix=".commprof-probe-", delete=True)
-            probe.close()
+            with tempfile.NamedTemporaryFile(dir=self.out_dir, prefix=".commprof-probe-"):
+                pass
         except OSError as e:
             self._writable = False
             self._warn(f"the output folder {self.out_dir} cannot be written ({e.strerror or e}); "

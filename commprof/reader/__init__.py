@@ -83,18 +83,30 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
     total = sum(_size(t) for t in traces)
     n_workers = workers if workers is not None else min(len(traces), os.cpu_count() or 1)
     results: list[RankTrace] = []
+    errors: list[InputError] = []
+
+    def take(get) -> None:
+        # one unusable rank does not sink the others: it is skipped with a warning
+        try:
+            results.append(get())
+        except InputError as e:
+            errors.append(e)
+
     if n_workers > 1 and len(traces) > 1 and total >= _PARALLEL_MIN_BYTES:
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
             futs = [pool.submit(load_rank, t, side_by_rank, max_bytes) for t in traces]
             for i, (t, f) in enumerate(zip(traces, futs, strict=True)):
-                results.append(f.result())
+                take(f.result)
                 if progress:
                     progress(i + 1, len(traces), t.name)
     else:
         for i, t in enumerate(traces):
-            results.append(load_rank(t, side_by_rank, max_bytes))
+            take(lambda t=t: load_rank(t, side_by_rank, max_bytes))
             if progress:
                 progress(i + 1, len(traces), t.name)
+    if errors and not results:
+        raise errors[0]
+    warnings.extend(f"skipped {e.path}: {e.problem}" for e in errors)
     if ranks is not None:
         results = [r for r in results if r.rank in set(ranks)]
         if not results:
@@ -121,11 +133,12 @@ def assemble(path: Path, results: list[RankTrace], run_ids: dict[int, str], warn
         odd = next(rt for rt in results if rt.world_size != max(worlds))
         raise InputError(odd.path, f"world size {odd.world_size} differs from other ranks "
                                    f"({sorted(worlds)}): traces of different jobs are mixed")
-    used_ids = {run_ids[r] for r in by_rank if r in run_ids and run_ids[r]}
+    used_ids = {run_ids[r] for r in by_rank if run_ids.get(r)}
     if len(used_ids) > 1:
         first = min(by_rank)
         other = next(r for r in sorted(by_rank) if run_ids.get(r) and run_ids[r] != run_ids.get(first))
-        raise InputError(by_rank[other].sidecar.path if by_rank[other].sidecar else by_rank[other].path,
+        side = by_rank[other].sidecar
+        raise InputError(side.path if side is not None else by_rank[other].path,
                          f"belongs to run {run_ids[other]}, but rank {first} to run {run_ids.get(first)}: "
                          "files of different runs are mixed in one folder")
     world = max(worlds) if worlds else None

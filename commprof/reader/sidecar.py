@@ -60,10 +60,10 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
     for lay in doc.get("layouts") or []:
         if not isinstance(lay, dict):
             continue
-        buckets = tuple(tuple((str(p[0]), _i(p[1])) for p in b if isinstance(p, list) and len(p) >= 2)
-                        for b in lay.get("buckets") or [] if isinstance(b, list))
-        layouts.append(BucketLayout(_i(lay.get("id")), buckets))
-    buckets = []
+        per_bucket = tuple(tuple((str(p[0]), _i(p[1])) for p in b if isinstance(p, list) and len(p) >= 2)
+                           for b in lay.get("buckets") or [] if isinstance(b, list))
+        layouts.append(BucketLayout(_i(lay.get("id")), per_bucket))
+    buckets: list[BucketEvent] = []
     for b in doc.get("buckets") or []:
         if not isinstance(b, dict):
             continue
@@ -88,7 +88,7 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
             if isinstance(v, dict) and str(k).lstrip("-").isdigit():
                 param_ready[int(k)] = {str(n): t for n, t in ((n, clk(t)) for n, t in v.items()) if t is not None}
     ddp = doc.get("ddp") if isinstance(doc.get("ddp"), dict) else None
-    versions = doc.get("versions") if isinstance(doc.get("versions"), dict) else {}
+    versions: dict[str, Any] = doc["versions"] if isinstance(doc.get("versions"), dict) else {}
     return Sidecar(path=str(path), schema=str(doc.get("schema")), run_id=str(doc.get("run_id", "")),
                    rank=_i(doc.get("rank")), world_size=_i(doc.get("world_size"), 1),
                    backend=doc.get("backend") if isinstance(doc.get("backend"), str) else None,

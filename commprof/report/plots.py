@@ -190,4 +190,4 @@ def all_plots(rep: Report) -> dict[str, bytes]:
     return out
 
 
-__all__ = ["breakdown", "timeline", "buckets", "all_plots", "plain"]
+__all__ = ["all_plots", "breakdown", "buckets", "plain", "timeline"]

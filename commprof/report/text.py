@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -37,11 +38,11 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
                   emoji=False)
     head = Text()
     head.append("commprof", style="bold")
-    head.append(f"  {plain(rep.run.path, 60)}\n")
+    head.append(f"  {plain(rep.run.path, 4000)}\n")
     head.append(f"world size {s['world_size']} · backend {plain(s['backend'])} · "
                 f"{len(s['ranks_loaded'])} rank(s) loaded · steps {_steps(s['steps_analyzed'])} · "
                 f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
-    con.print(head)
+    con.print(head, overflow="fold")
     con.print()
     if rep.findings or rep.advice:
         con.print(Text("Findings", style="bold"))
@@ -106,8 +107,12 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
         if len(s["warnings"]) > 8:
             con.print(f"  … {len(s['warnings']) - 8} more in summary.json")
         con.print()
-    for p in written:
-        con.print(Text(f"wrote {plain(p, 90)}"))
+    if written:
+        folders = sorted({str(Path(p).parent) for p in written})
+        for folder in folders:
+            con.print(Text(f"wrote {plain(folder, 4000)}/", overflow="fold"))
+            names = [Path(p).name for p in written if str(Path(p).parent) == folder]
+            con.print(Text("  " + "  ".join(plain(n) for n in names), overflow="fold"))
     return buf.getvalue()
 
 

@@ -1,0 +1,65 @@
+"""GPU check: the demo model on one CUDA GPU with NCCL (world size 1) under commprof.trace(), then the
+report; checks that kernels, streams and record_param_comms were read.  Prints what it found; exit 0 = ok.
+
+    python scripts/gpu_check.py [OUT_DIR]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def main(out: Path) -> int:
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    import commprof
+    from commprof.demo import DEFAULTS, build_model, free_port
+
+    if not torch.cuda.is_available():
+        print("gpu_check: no CUDA device", file=sys.stderr)
+        return 2
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    dist.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    torch.cuda.set_device(0)
+    model = build_model({**DEFAULTS, "width": 4096, "layers": 8}).cuda()
+    ddp = DDP(model, device_ids=[0], bucket_cap_mb=25)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.01)
+    with commprof.trace(out, model=ddp) as prof:
+        for _ in range(8):
+            x = torch.randn(256, 4096, device="cuda")
+            y = torch.randint(0, 10, (256,), device="cuda")
+            torch.nn.functional.cross_entropy(ddp(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            prof.step()
+    torch.cuda.synchronize()
+    dist.destroy_process_group()
+
+    run = commprof.load(out)
+    rep = commprof.analyze(run)
+    (rt,) = run.ranks
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}, nccl {torch.cuda.nccl.version()}")
+    print(f"trace: {rt.device_kind}, {len(rt.compute)} compute kernels, {len(rt.comm)} comm kernels, "
+          f"{len(rt.memcpy)} memcpy/memset, {len(rt.collectives)} collectives, steps {[s.number for s in rt.steps]}")
+    ok = True
+    for s in rt.steps:
+        b = sum(c.bytes for c in rt.collectives if c.step == s.number)
+        print(f"  step {s.number}: {b:,} bytes all-reduced (parameters x 4 = {n_params * 4:,})")
+        ok &= b == n_params * 4
+    ok &= rt.device_kind == "cuda" and len(rt.compute) > 0
+    ok &= all(c.process_group and c.group_size == 1 for c in rt.collectives)
+    ok &= len(rep.bucket_rows) > 0
+    from commprof.report import text
+
+    print(text.render(rep))
+    print("gpu_check:", "OK" if ok else "FAILED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "gpu-check-traces")))

@@ -1,0 +1,134 @@
+"""The CLI through ``python -m commprof``: outputs, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE, ROOT
+
+DESIGN_KEYS = {"schema", "world_size", "backend", "ranks", "collectives", "buckets", "stragglers", "advice",
+               "warnings"}
+RANK_KEYS = {"rank", "steps", "step_ms", "compute_ms", "comm_ms", "overlapped_ms", "exposed_comm_ms",
+             "overlap_pct", "comm_bytes_per_step"}
+COLL_KEYS = {"op", "process_group", "group_size", "dtype", "count", "bytes", "time_ms", "algbw_gbps", "busbw_gbps"}
+BUCKET_KEYS = {"index", "bytes", "params", "ready_ms", "comm_ms", "exposed_ms"}
+
+
+def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "commprof", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout)
+
+
+@pytest.fixture()
+def example(tmp_path: Path) -> Path:
+    d = tmp_path / "example"
+    d.mkdir()
+    for p in EXAMPLE.glob("rank*"):
+        shutil.copy(p, d / p.name)
+    return d
+
+
+def test_report_writes_summary_html_and_plots(example: Path):
+    res = cli("report", str(example))
+    assert res.returncode == 0, res.stderr
+    out = example / "commprof-report"
+    assert sorted(p.name for p in out.iterdir()) == ["breakdown.png", "buckets.png", "report.html", "summary.json",
+                                                     "timeline.png"]
+    s = json.loads((out / "summary.json").read_text())
+    assert s.keys() >= DESIGN_KEYS and s["schema"] == "commprof.summary/1"
+    assert s["world_size"] == 2 and s["backend"] == "gloo" and len(s["ranks"]) == 2
+    assert all(r.keys() >= RANK_KEYS for r in s["ranks"])
+    assert all(c.keys() >= COLL_KEYS for c in s["collectives"])
+    assert s["buckets"] and all(b.keys() >= BUCKET_KEYS for b in s["buckets"])
+    for r in s["ranks"]:
+        m = r["mean"]  # medians do not add up; means do
+        assert m["exposed_ms"] == pytest.approx(m["comm_ms"] - m["overlapped_ms"], abs=0.002)
+        assert m["step_ms"] == pytest.approx(m["compute_ms"] + m["exposed_ms"] + m["other_ms"], abs=0.005)
+        assert 0 <= r["overlap_pct"] <= 100
+    # the text summary fits 100 columns, shows findings before tables and points to what it wrote
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert res.stdout.index("Findings") < res.stdout.index("Per rank")
+    assert f"wrote {out}/" in res.stdout and "summary.json  breakdown.png" in res.stdout
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "http://" not in html and "https://" not in html
+
+
+def test_format_json_only_and_out_dir(example: Path, tmp_path: Path):
+    out = tmp_path / "r"
+    res = cli("report", str(example), "--format", "json", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
+    assert res.stdout == ""
+
+
+def test_steps_restriction(example: Path, tmp_path: Path):
+    res = cli("report", str(example), "--format", "json", "-o", str(tmp_path), "--steps", "3:5")
+    assert res.returncode == 0, res.stderr
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["steps_analyzed"] == [3, 4] and all(r["steps"] == 2 for r in s["ranks"])
+
+
+def _assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("commprof: error: "), res.stderr
+    assert "Traceback" not in res.stderr
+    for n in needles:
+        assert n in err[0]
+
+
+def test_missing_path(tmp_path: Path):
+    _assert_one_line_error(cli("report", str(tmp_path / "nope")), str(tmp_path / "nope"), "no such file")
+
+
+def test_empty_folder(tmp_path: Path):
+    _assert_one_line_error(cli("report", str(tmp_path)), "no trace files")
+
+
+def test_truncated_gzip_names_the_file(tmp_path: Path):
+    data = (EXAMPLE / "rank0.pt.trace.json.gz").read_bytes()
+    (tmp_path / "rank0.pt.trace.json.gz").write_bytes(data[: len(data) // 2])
+    _assert_one_line_error(cli("report", str(tmp_path)), "rank0.pt.trace.json.gz", "truncated")
+
+
+def test_not_json(tmp_path: Path):
+    (tmp_path / "rank0.json").write_text("this is not json {")
+    _assert_one_line_error(cli("report", str(tmp_path)), "rank0.json", "not valid JSON")
+
+
+def test_broken_rank_beside_healthy_ones_is_skipped_with_a_warning(example: Path):
+    (example / "rank1.pt.trace.json.gz").write_bytes(gzip.compress(b'{"traceEvents": [')[:-8])
+    res = cli("report", str(example), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads((example / "commprof-report" / "summary.json").read_text())
+    assert s["ranks_loaded"] == [0]
+    assert any("skipped" in w and "rank1.pt.trace.json.gz" in w for w in s["warnings"])
+
+
+def test_unwritable_output_is_an_input_error(example: Path, tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _assert_one_line_error(cli("report", str(example), "-o", str(blocker / "out")), str(blocker / "out"))
+    assert blocker.read_text() == "x"
+
+
+def test_bad_steps_argument(example: Path):
+    _assert_one_line_error(cli("report", str(example), "--steps", "x:y"), "--steps")
+
+
+@pytest.mark.slow
+def test_demo_trains_traces_and_reports(tmp_path: Path):
+    res = cli("demo", "--out", str(tmp_path / "demo"), timeout=600)
+    assert res.returncode == 0, res.stderr
+    s = json.loads((tmp_path / "demo" / "commprof-report" / "summary.json").read_text())
+    assert s["world_size"] == 2 and len(s["buckets"]) >= 5 and s["collectives"][0]["op"] == "allreduce"
+    assert (tmp_path / "demo" / "commprof-report" / "report.html").exists()
+    assert "Per rank" in res.stdout

@@ -82,6 +82,9 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         if cfg["result"]:
             torch.save({k: v.detach().clone() for k, v in model.state_dict().items()},
                        os.path.join(cfg["result"], f"params{rank}.pt"))
+        # the workload's own barrier (not commprof's): rank 0 hosts the store, so no rank may tear
+        # down its process group while another still talks to it
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 

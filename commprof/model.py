@@ -20,12 +20,15 @@ class Lane:
     """A set of intervals ``[start_ns, end_ns)`` with the step each one is attributed to.
 
     ``step`` holds the ``ProfilerStep#N`` number the interval belongs to, or -1 when it falls
-    outside every step.  GPU work belongs to the step whose CPU side launched it.
+    outside every step.  GPU work belongs to the step whose CPU side launched it: ``launch_ns`` is
+    when the CPU launched (or issued) each interval's work (its own start for CPU work, -1 where the
+    trace lacks the launch; such work is attributed by its own start).
     """
 
     start_ns: np.ndarray  # int64
     end_ns: np.ndarray  # int64
     step: np.ndarray  # int64, -1 = outside every step
+    launch_ns: np.ndarray  # int64
 
     def __len__(self) -> int:
         return int(self.start_ns.shape[0])

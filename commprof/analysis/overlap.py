@@ -51,6 +51,7 @@ class RankOverlap:
     rank: int
     steps: tuple[Overlap, ...]
     window: Overlap
+    hta_window: Overlap
 
     def median(self, attr: str) -> float:
         vals = [getattr(s, attr) for s in self.steps]
@@ -85,6 +86,31 @@ def _figures(step: int, step_ns: int, comp: iv.Span, comm: iv.Span, nbytes: int)
     return Overlap(step, step_ns, c_len, m_len, c_len + m_len - both, nbytes)
 
 
+def hta_window_overlap(rt: RankTrace) -> Overlap:
+    """Overlap over HTA's window: with two or more steps, only work launched before the last
+    ``ProfilerStep`` began (HTA drops the last, often incomplete, step, and GPU work whose launch is
+    not in the trace); else the whole trace.  Used to cross-check against HTA's
+    ``get_comm_comp_overlap``; commprof's own figure is the whole window."""
+    if len(rt.steps) < 2:
+        comp, comm = (rt.compute.start_ns, rt.compute.end_ns), (rt.comm.start_ns, rt.comm.end_ns)
+        span = rt.steps[-1].duration_ns if rt.steps else 0
+    else:
+        cut = rt.steps[-1].start_ns
+        mc = (rt.compute.launch_ns >= 0) & (rt.compute.launch_ns < cut)
+        mm = (rt.comm.launch_ns >= 0) & (rt.comm.launch_ns < cut)
+        comp = (rt.compute.start_ns[mc], rt.compute.end_ns[mc])
+        comm = (rt.comm.start_ns[mm], rt.comm.end_ns[mm])
+        span = cut - rt.steps[0].start_ns
+    # HTA also rounds each start up and each end down to whole microseconds
+    return _figures(-1, span, _us_inward(comp), _us_inward(comm), 0)
+
+
+def _us_inward(span: iv.Span) -> iv.Span:
+    s = -((-span[0]) // 1000) * 1000
+    e = (span[1] // 1000) * 1000
+    return s, np.maximum(e, s)
+
+
 def rank_overlap(rt: RankTrace, steps: Iterable[int] | None = None) -> RankOverlap:
     """Per-step and whole-window overlap of one rank, restricted to ``steps`` when given."""
     wanted = set(steps) if steps is not None else None
@@ -104,4 +130,4 @@ def rank_overlap(rt: RankTrace, steps: Iterable[int] | None = None) -> RankOverl
         total_bytes = sum(v for k, v in bytes_by.items() if k in wanted)
     span_ns = (chosen[-1].end_ns - chosen[0].start_ns) if chosen else 0
     window = _figures(-1, span_ns, comp, comm, total_bytes)
-    return RankOverlap(rt.rank, per, window)
+    return RankOverlap(rt.rank, per, window, hta_window_overlap(rt))

@@ -86,16 +86,22 @@ def peek_distributed_info(doc: dict[str, Any]) -> dict[str, Any]:
 # ---- parsing --------------------------------------------------------------------------------------
 
 
-def _num(x: Any) -> float | None:
+def _num(x: Any) -> int | float | None:
+    """A JSON number usable as a time, else None (strings, bools, NaN, infinities)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     if isinstance(x, float) and not math.isfinite(x):
         return None
-    return float(x)
+    return x
 
 
-def _ns(x: float) -> int:
-    return int(round(x * 1000.0))
+def _ns(x: int | float) -> int:
+    """Microseconds -> integer nanoseconds, exactly for integer input (Unix-epoch microseconds
+    times 1000 exceed float64's exact range, so never multiply them as floats)."""
+    if isinstance(x, int):
+        return x * 1000
+    whole = int(x)
+    return whole * 1000 + int(round((x - whole) * 1000.0))
 
 
 _TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds
@@ -372,24 +378,29 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
         ok = (idx >= 0) & (times < step_ends[np.clip(idx, 0, None)])
         return np.where(ok, step_nums[np.clip(idx, 0, None)], -1)
 
-    def launch_time(corrs: list[int], fallback: list[int]) -> np.ndarray:
+    def launch_time(corrs: list[int]) -> np.ndarray:
+        """When the CPU launched each GPU event; -1 where the trace lacks the launch."""
         la = sc.launches
-        return np.array([la[c][0] if c in la else f for c, f in zip(corrs, fallback, strict=True)],
-                        dtype=np.int64)
+        return np.array([la[c][0] if c in la else -1 for c in corrs], dtype=np.int64)
+
+    def step_of(launch: np.ndarray, start: np.ndarray) -> np.ndarray:
+        return attribute(np.where(launch >= 0, launch, start))
 
     # compute lane
     if device_kind == "cuda":
         cs = np.array(sc.comp_s, dtype=np.int64)
         ce = np.array(sc.comp_e, dtype=np.int64)
-        compute = Lane(cs, ce, attribute(launch_time(sc.comp_corr, sc.comp_s)))
+        cl_ns = launch_time(sc.comp_corr)
+        compute = Lane(cs, ce, step_of(cl_ns, cs), cl_ns)
     else:
         compute = _cpu_compute_lane(sc, attribute)
     ms = np.array(sc.mem_s, dtype=np.int64)
-    memcpy = Lane(ms, np.array(sc.mem_e, dtype=np.int64), attribute(launch_time(sc.mem_corr, sc.mem_s)))
+    ml_ns = launch_time(sc.mem_corr)
+    memcpy = Lane(ms, np.array(sc.mem_e, dtype=np.int64), step_of(ml_ns, ms), ml_ns)
 
     collectives, comm_s, comm_e, comm_issue = _collectives(sc, device_kind, attribute, world, pgs,
                                                              warnings, path)
-    comm = Lane(comm_s, comm_e, attribute(comm_issue))
+    comm = Lane(comm_s, comm_e, step_of(comm_issue, comm_s), comm_issue)
 
     if sidecar is not None:
         if sidecar.rank != rank:
@@ -465,7 +476,7 @@ def _cpu_compute_lane(sc: _Scan, attribute) -> Lane:
         e_arr = np.concatenate(parts_e)
     else:
         s_arr = e_arr = np.zeros(0, np.int64)
-    return Lane(s_arr, e_arr, attribute(s_arr))
+    return Lane(s_arr, e_arr, attribute(s_arr), s_arr)
 
 
 class _ThreadIndex:
@@ -537,7 +548,7 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
             la = sc.launches.get(corr)
             call = idx_primary.enclosing(la[1], la[0]) if la is not None else None
             if call is None:
-                orphans.append((start, end, name, args, la[0] if la is not None else start))
+                orphans.append((start, end, name, args, la[0] if la is not None else -1))
             else:
                 exec_of[pos[id(call)]].append((start, end, name, args))
     else:
@@ -589,7 +600,7 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
                 m.dtype = kdt
         execs = [(start, end, name, args)]
         col, nobytes = _make_collective(m, None, execs, default_pg, ptr_labels, world, pgs, attribute,
-                                        issue_for_step=issue)
+                                        issue_for_step=issue if issue >= 0 else start)
         missing_bytes += nobytes
         out.append(col)
         cs.append(start)

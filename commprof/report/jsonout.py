@@ -47,6 +47,8 @@ def summary(rep: Report) -> dict[str, Any]:
                        "comm_ms": _r(w.comm_ns / 1e6), "overlapped_ms": _r(w.overlapped_ns / 1e6),
                        "exposed_comm_ms": _r(w.exposed_ns / 1e6), "overlap_pct": _r(w.overlap_pct, 2),
                        "comm_bytes": w.comm_bytes},
+            # HTA's get_comm_comp_overlap window: work launched before the last ProfilerStep began
+            "overlap_pct_hta_window": _r(o.hta_window.overlap_pct, 2),
         })
     colls = [{
         "op": c.op, "process_group": c.process_group, "group_size": c.group_size, "dtype": c.dtype,

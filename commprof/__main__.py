@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
     r.add_argument("--max-bytes", type=int, default=None,
                    help="refuse trace files that are (or decompress to) more bytes than this (default 8 GiB)")
+    r.add_argument("--link-gbps", type=float, default=None,
+                   help="peak link bandwidth per GPU, GB/s one direction (e.g. 25 for 200 Gbit/s InfiniBand); "
+                        "default: the NVLink/PCIe figure of a known GPU")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
     d.add_argument("--out", default="commprof-demo", help="folder for the traces (default: ./commprof-demo)")
@@ -69,7 +72,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
     trace_dir = Path(args.trace_dir)
     run = _load_with_progress(load, trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
-    rep = analyze(run, steps=steps)
+    if args.link_gbps is not None and not args.link_gbps > 0:
+        raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
+    rep = analyze(run, steps=steps, link_gbps=args.link_gbps)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / "commprof-report"
     out_dir = Path(args.out) if args.out else default_out
     written = write_outputs(rep, out_dir, formats)

@@ -5,9 +5,14 @@
 - Clock alignment: every rank of a collective leaves it at nearly the same moment, so a rank's clock
   offset is the median, over matched collectives, of (reference rank's end − its end).  Times are
   compared only after adding the offsets; a clock shifted by seconds gives the same answers.
-- Arrival: when a rank's side of the collective starts (GPU: the kernel; gloo: the transfer).
-  A rank's wait = last arrival − its arrival.  A rank is *late* at an instance when it arrives last
-  and more than a threshold (the smaller of 1 ms and 5% of the median step) after the first;
+- Arrival: when a rank is ready for the collective.  GPU: its NCCL kernel starts.  gloo: the CPU
+  issues the call (``c10d::*``); the transfer's own start on a gloo worker thread also includes
+  queueing behind earlier collectives in gloo's small thread pool, which would hide lateness.  Traces
+  without the CPU record fall back to the transfer's start.
+  A rank's wait at an instance = last arrival − its arrival; per step, the waits are united as
+  intervals (collectives that wait at the same time on different threads count once).
+- A rank is *late* at an instance when it arrives last and more than a threshold (the smaller of
+  1 ms and 5% of the median step) after the first;
   ``late_count`` counts those instances and ``mean_late_ms`` averages its lateness over them.
 """
 
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Collective, RankTrace
+from . import intervals as iv
 
 MAX_THRESHOLD_NS = 1_000_000
 STEP_FRACTION = 0.05
@@ -34,6 +40,16 @@ class GroupMatch:
     steps: np.ndarray  # step number of each instance (lowest rank's attribution)
     arrival_ns: np.ndarray  # K x R, aligned to the reference clock (Unix ns)
     end_ns: np.ndarray  # K x R, aligned
+    nbytes: np.ndarray  # bytes of each instance (lowest rank's record)
+    group_sizes: np.ndarray  # group size of each instance
+    issue_ns: np.ndarray  # K x R, when each rank's CPU issued it (aligned; -1 where unknown)
+
+    @property
+    def transfer_ns(self) -> np.ndarray:
+        """K x R: from the last rank's arrival to each rank's end: the transfer without the wait."""
+        if self.arrival_ns.size == 0:
+            return np.zeros_like(self.arrival_ns)
+        return np.maximum(self.end_ns - self.arrival_ns.max(axis=1, keepdims=True), 0)
 
     @property
     def wait_ns(self) -> np.ndarray:
@@ -44,10 +60,17 @@ class GroupMatch:
 
 @dataclass(frozen=True, slots=True)
 class Straggler:
+    """A rank that arrived last.  The ``*_ms`` split says what it was doing on its own timeline while
+    the first rank was already waiting (mean per late instance): running compute, running other
+    communication, or neither (idle: data loading, host-side stalls, Python, sleeps)."""
+
     rank: int
     late_count: int
     mean_late_ms: float
     instances: int  # instances this rank took part in
+    compute_ms: float = 0.0
+    comm_ms: float = 0.0
+    idle_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +80,7 @@ class CrossRank:
     groups: tuple[GroupMatch, ...]
     threshold_ns: int
     stragglers: tuple[Straggler, ...]
-    wait_ms_per_step: dict[int, float]  # median over steps of the rank's summed wait
+    wait_ms_per_step: dict[int, float]  # median over steps of the rank's united wait intervals
     warnings: tuple[str, ...]
 
 
@@ -77,6 +100,12 @@ def _executed(rt: RankTrace, wanted: set[int] | None) -> dict[str, list[Collecti
 
 def _start(c: Collective) -> int:
     return c.start_ns if c.start_ns is not None else 0
+
+
+def _arrival(c: Collective, device_kind: str) -> int:
+    if device_kind == "cpu" and c.issue_ns is not None:
+        return c.issue_ns
+    return _start(c)
 
 
 def _end(c: Collective) -> int:
@@ -110,6 +139,7 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -
     wanted = set(steps) if steps is not None else None
     warnings: list[str] = []
     base = {rt.rank: rt.base_time_ns for rt in ranks}
+    kind = {rt.rank: rt.device_kind for rt in ranks}
     executed = {rt.rank: _executed(rt, wanted) for rt in ranks}
     pgs: dict[str, dict[int, list[Collective]]] = {}
     for r, by_pg in executed.items():
@@ -150,14 +180,19 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -
     late_count: dict[int, int] = {}
     late_sum: dict[int, int] = {}
     seen: dict[int, int] = {}
-    wait_by_rank_step: dict[tuple[int, int], int] = {}
+    late_windows: dict[int, tuple[list[int], list[int]]] = {}
+    wait_spans: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
     for pg, (rks, rows) in paired.items():
-        arr = np.array([[_start(c) + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
+        arr = np.array([[_arrival(c, kind[r]) + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
                         for row in rows], dtype=np.int64)
         end = np.array([[_end(c) + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
                         for row in rows], dtype=np.int64)
+        issue = np.array([[c.issue_ns + base[r] + offsets[r] if c.issue_ns is not None else -1
+                           for c, r in zip(row, rks, strict=True)] for row in rows], dtype=np.int64)
         g = GroupMatch(pg, tuple(rks), tuple(row[0].op for row in rows),
-                       np.array([row[0].step for row in rows], dtype=np.int64), arr, end)
+                       np.array([row[0].step for row in rows], dtype=np.int64), arr, end,
+                       np.array([row[0].bytes for row in rows], dtype=np.int64),
+                       np.array([row[0].group_size for row in rows], dtype=np.int64), issue)
         groups.append(g)
         wait = g.wait_ns
         spread = arr.max(axis=1) - arr.min(axis=1)
@@ -165,17 +200,46 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -
         for i, row in enumerate(rows):
             for j, r in enumerate(rks):
                 seen[r] = seen.get(r, 0) + 1
-                key = (r, row[j].step)
-                wait_by_rank_step[key] = wait_by_rank_step.get(key, 0) + int(wait[i, j])
+                if wait[i, j] > 0:
+                    sp = wait_spans.setdefault((r, row[j].step), ([], []))
+                    sp[0].append(int(arr[i, j]))
+                    sp[1].append(int(arr[i, j] + wait[i, j]))
             if spread[i] > threshold:
                 r = rks[int(last[i])]
                 late_count[r] = late_count.get(r, 0) + 1
                 late_sum[r] = late_sum.get(r, 0) + int(spread[i])
-    stragglers = tuple(sorted((Straggler(r, late_count[r], late_sum[r] / late_count[r] / 1e6, seen.get(r, 0))
-                               for r in late_count), key=lambda s: (-s.late_count, -s.mean_late_ms)))
+                shift = base[r] + offsets[r]
+                late_windows.setdefault(r, ([], []))
+                late_windows[r][0].append(int(arr[i].min()) - shift)
+                late_windows[r][1].append(int(arr[i].max()) - shift)
+    by_rank = {rt.rank: rt for rt in ranks}
+    found = []
+    for r in late_count:
+        split = _late_split(by_rank[r], late_windows[r])
+        n = late_count[r]
+        found.append(Straggler(r, n, late_sum[r] / n / 1e6, seen.get(r, 0), split[0] / n / 1e6,
+                               split[1] / n / 1e6, split[2] / n / 1e6))
+    stragglers = tuple(sorted(found, key=lambda s: (-s.late_count, -s.mean_late_ms)))
     waits: dict[int, float] = {}
+    step_sets = {rt.rank: {s.number for s in rt.steps if wanted is None or s.number in wanted} for rt in ranks}
     for rt in ranks:
-        vals = [v for (r, _s), v in wait_by_rank_step.items() if r == rt.rank]
+        if rt.rank not in seen:
+            continue
+        vals = [iv.length(iv.as_span(*wait_spans[(rt.rank, st)])) if (rt.rank, st) in wait_spans else 0
+                for st in sorted(step_sets[rt.rank])]
         if vals:
             waits[rt.rank] = float(np.median(vals)) / 1e6
     return CrossRank(ref, offsets, tuple(groups), threshold, stragglers, waits, tuple(warnings))
+
+
+def _late_split(rt: RankTrace, windows: tuple[list[int], list[int]]) -> tuple[int, int, int]:
+    """Of the windows (the rank's own clock), ns spent in compute, in other comm, and idle."""
+    ws, we = np.array(windows[0], dtype=np.int64), np.array(windows[1], dtype=np.int64)
+    total = int((we - ws).sum())
+    comp = iv.union(rt.compute.start_ns, rt.compute.end_ns)
+    comm = iv.subtract(iv.union(rt.comm.start_ns, rt.comm.end_ns), comp)
+    c = m = 0
+    for a, b in zip(ws.tolist(), we.tolist(), strict=True):
+        c += iv.length(iv.clip(comp, a, b))
+        m += iv.length(iv.clip(comm, a, b))
+    return c, m, max(total - c - m, 0)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Run
+from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
 from .overlap import RankOverlap, rank_overlap
 from .ranks import CrossRank, cross_rank
@@ -43,6 +44,7 @@ class Report:
     bucket_rows: tuple[BucketStep, ...]
     buckets: tuple[BucketStat, ...]
     cross: CrossRank
+    bandwidth: Bandwidth
     findings: tuple[Finding, ...]
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
@@ -80,7 +82,9 @@ def parse_steps(spec: str | None) -> tuple[int, ...] | None:
     return (int(spec),)
 
 
-def analyze(run: Run, *, steps: Iterable[int] | None = None) -> Report:
+def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None) -> Report:
+    """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
+    (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with."""
     wanted = tuple(steps) if steps is not None else None
     overlaps = tuple(rank_overlap(rt, wanted) for rt in run.ranks)
     colls = tuple(collective_stats(run.ranks, wanted))
@@ -104,8 +108,10 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None) -> Report:
     warnings.extend(cross.warnings)
     if wanted is not None and not any(o.steps for o in overlaps):
         warnings.append(f"no ProfilerStep in the requested steps {wanted[0]}..{wanted[-1]}")
+    devices = [d for rt in run.ranks for d in rt.devices]
+    bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
     findings = tuple(_findings(run, overlaps, cross))
-    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), tuple(bucket_stats(rows)), cross,
+    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), tuple(bucket_stats(rows)), cross, bw,
                   findings, (), tuple(warnings))
 
 
@@ -124,12 +130,18 @@ def _findings(run: Run, overlaps: tuple[RankOverlap, ...], cross: CrossRank) -> 
         return out
     share = 100 * exp_ms / step_ms if step_ms else 0.0
     sev = "high" if share >= 20 else "medium" if share >= 5 else "info"
+    wait = cross.wait_ms_per_step.get(worst.rank)
+    waited = (f" Of its communication, {wait:.2f} ms per step is waiting for other ranks to join, "
+              f"not transfer." if wait else "")
     out.append(Finding(sev, f"Exposed communication: {exp_ms:.2f} ms of a {step_ms:.2f} ms step "
                             f"({share:.0f}%) on rank {worst.rank}; {worst.median('overlap_pct'):.0f}% of its "
-                            f"{comm_ms:.2f} ms of communication is hidden behind compute."))
+                            f"{comm_ms:.2f} ms of communication is hidden behind compute.{waited}"))
     if cross.stragglers:
         s = cross.stragglers[0]
+        parts = sorted([(s.compute_ms, "computing"), (s.idle_ms, "idle (no operator or kernel: data loading, "
+                        "host-side stalls)"), (s.comm_ms, "in other communication")], reverse=True)
         out.append(Finding("high" if s.late_count >= 3 else "medium",
                            f"Rank {s.rank} arrives last at {s.late_count} of {s.instances} collectives, "
-                           f"{s.mean_late_ms:.2f} ms after the first rank on average: the others wait for it."))
+                           f"{s.mean_late_ms:.2f} ms after the first rank on average: the others wait for it. "
+                           f"Meanwhile it was mostly {parts[0][1]} ({parts[0][0]:.2f} ms)."))
     return out

@@ -110,6 +110,20 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
                          f"<td class='n'>{h(_fmt_bytes(c['bytes']))}</td><td class='n'>{_n(c['time_ms'])}</td>"
                          f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")
         parts.append("</table>")
+    if s["bandwidth_model"]:
+        parts.append("<h2>Latency-bandwidth model</h2><p>t = α + bytes/β fitted to the run's own collectives, "
+                     "on transfer times (from the last rank's arrival to the end: waits removed). NCCL kernel "
+                     "names say which algorithm and protocol a kernel was compiled for; NCCL may choose "
+                     "differently at run time.</p><table><tr><th>op</th><th>group</th><th>n</th><th>points</th>"
+                     "<th>α µs</th><th>β GB/s</th><th>busbw GB/s</th><th>peak GB/s</th><th>% of peak</th>"
+                     "<th>peak from</th></tr>")
+        for f in s["bandwidth_model"]:
+            parts.append(f"<tr><td>{h(f['op'])}</td><td>{h(f['process_group'])}</td><td class='n'>{f['group_size']}"
+                         f"</td><td class='n'>{f['points']}</td><td class='n'>{_n(f['alpha_us'], 1)}</td>"
+                         f"<td class='n'>{_n(f['beta_gbps'])}</td><td class='n'>{_n(f['busbw_gbps'])}</td>"
+                         f"<td class='n'>{_n(f['peak_gbps'], 0)}</td><td class='n'>{_n(f['pct_of_peak'], 1)}</td>"
+                         f"<td>{h(f['peak_source'] or '-')}</td></tr>")
+        parts.append("</table>")
     if s["buckets"]:
         parts.append("<h2>DDP buckets</h2>")
         if "buckets" in plots:
@@ -123,11 +137,15 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
         parts.append("</table>")
     if s["stragglers"]:
         parts.append(f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
-                     "after the first rank.</p><table><tr><th>rank</th><th>late at</th><th>of</th>"
-                     "<th>mean lateness ms</th></tr>")
+                     "after the first rank. While the others waited, the late rank was computing, communicating "
+                     "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
+                     "<table><tr><th>rank</th><th>late at</th><th>of</th><th>mean lateness ms</th>"
+                     "<th>computing</th><th>communicating</th><th>idle</th></tr>")
         for st in s["stragglers"]:
             parts.append(f"<tr><td class='n'>{st['rank']}</td><td class='n'>{st['late_count']}</td>"
-                         f"<td class='n'>{st['instances']}</td><td class='n'>{_n(st['mean_late_ms'])}</td></tr>")
+                         f"<td class='n'>{st['instances']}</td><td class='n'>{_n(st['mean_late_ms'])}</td>"
+                         f"<td class='n'>{_n(st['late_compute_ms'])}</td><td class='n'>{_n(st['late_comm_ms'])}</td>"
+                         f"<td class='n'>{_n(st['late_idle_ms'])}</td></tr>")
         parts.append("</table>")
     if s["warnings"]:
         parts.append("<h2>Warnings</h2><ul class='warn'>" +

@@ -84,6 +84,20 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
         if len(s["collectives"]) > MAX_ROWS:
             con.print(f"  … {len(s['collectives']) - MAX_ROWS} more rows in summary.json")
         con.print()
+    if s["bandwidth_model"]:
+        t = Table(title="Latency-bandwidth model t = α + bytes/β (transfer time, waits removed)",
+                  title_justify="left", width=WIDTH)
+        for col in ("op", "group", "n", "points", "α µs", "β GB/s", "busbw GB/s", "peak GB/s", "% of peak"):
+            t.add_column(col, justify="left" if col in ("op", "group") else "right", no_wrap=True)
+        for f in s["bandwidth_model"][:MAX_ROWS]:
+            t.add_row(plain(f["op"], 16), plain(f["process_group"], 12), str(f["group_size"]), str(f["points"]),
+                      _f(f["alpha_us"], 1), _f(f["beta_gbps"]), _f(f["busbw_gbps"]), _f(f["peak_gbps"], 0),
+                      _f(f["pct_of_peak"], 1))
+        con.print(t)
+        peaks = {f["peak_source"] for f in s["bandwidth_model"] if f["peak_source"]}
+        if peaks and "given with --link-gbps" not in peaks:
+            con.print(Text(f"  peak: {', '.join(sorted(peaks))}; set your own with --link-gbps (GB/s)"))
+        con.print()
     if s["buckets"]:
         t = Table(title="DDP buckets (ms from step start, median)", title_justify="left", width=WIDTH)
         for col in ("bucket", "bytes", "params", "ready", "launch", "comm ms", "exposed ms"):
@@ -98,7 +112,9 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
                        style="bold"))
         for st in s["stragglers"][:5]:
             con.print(Text(f"  rank {st['rank']}: late at {st['late_count']} of {st['instances']} collectives, "
-                           f"by {st['mean_late_ms']:.2f} ms on average"))
+                           f"by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
+                           f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
+                           f"idled {st['late_idle_ms']:.2f} ms"))
         con.print()
     if s["warnings"]:
         con.print(Text(f"Warnings ({len(s['warnings'])})", style="bold"))

@@ -1,0 +1,154 @@
+"""Bandwidth per (collective, group size, message-size bin) and a latency-bandwidth model.
+
+For every collective instance matched across ranks, the *transfer* time is measured from the last
+rank's arrival to the end (the wait for late ranks removed); collectives that could not be matched
+(one rank's trace only) use their whole duration.  Per (op, process group, group size) commprof fits
+``t = alpha + bytes / beta`` to the run's own collectives (least squares on relative error, so small
+and large messages both count; alpha, 1/beta >= 0) and compares the achieved bus bandwidth with a peak:
+the user's ``link_gbps`` or, for a known GPU, its NVLink bandwidth from ``LINK_PEAKS``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import RankTrace
+from .ranks import CrossRank
+from .volume import bus_factor
+
+# Peak unidirectional bandwidth per GPU, GB/s, for the links of common GPUs (vendor data sheets).
+# nccl-tests' busbw reaches about 75-90% of these on a full node; cross-node jobs are limited by the
+# network instead (InfiniBand HDR 25 GB/s, NDR 50 GB/s per port), which the trace cannot tell: pass
+# --link-gbps for them.
+LINK_PEAKS: tuple[tuple[str, float, str], ...] = (
+    ("H200", 450.0, "NVLink 4 (H200 SXM)"),
+    ("H100 80GB HBM3", 450.0, "NVLink 4 (H100 SXM)"),
+    ("H100 SXM", 450.0, "NVLink 4 (H100 SXM)"),
+    ("H100 PCIe", 64.0, "PCIe 5.0 x16 (H100 PCIe)"),
+    ("A100-SXM", 300.0, "NVLink 3 (A100 SXM)"),
+    ("A100-PG509", 300.0, "NVLink 3 (A100 SXM)"),
+    ("A100-PCIE", 32.0, "PCIe 4.0 x16 (A100 PCIe)"),
+    ("V100-SXM2", 150.0, "NVLink 2 (V100 SXM2)"),
+    ("V100-PCIE", 16.0, "PCIe 3.0 x16 (V100 PCIe)"),
+    ("MI250", 200.0, "Infinity Fabric (MI250)"),
+    ("MI300X", 448.0, "Infinity Fabric (MI300X)"),
+)
+
+
+def link_peak(devices: Iterable[str]) -> tuple[float, str] | None:
+    for d in devices:
+        for key, gbps, what in LINK_PEAKS:
+            if key.lower() in d.lower():
+                return gbps, what
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class BinStat:
+    op: str
+    process_group: str
+    group_size: int
+    lo_bytes: int  # bin [lo, hi)
+    hi_bytes: int
+    count: int
+    bytes: int
+    time_ns: int
+    algbw_gbps: float
+    busbw_gbps: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Fit:
+    op: str
+    process_group: str
+    group_size: int
+    points: int
+    alpha_us: float | None
+    beta_gbps: float | None  # algorithm bandwidth of the fitted line
+    busbw_gbps: float | None  # achieved: total bytes x factor / total transfer time
+    peak_gbps: float | None
+    peak_source: str | None
+    pct_of_peak: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Bandwidth:
+    bins: tuple[BinStat, ...]
+    fits: tuple[Fit, ...]
+    samples: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]]  # bytes, transfer ns
+
+
+def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None):
+    out: dict[tuple[str, str, int], tuple[list[int], list[int]]] = {}
+    matched = set()
+    for g in cross.groups:
+        matched.add(g.process_group)
+        tr = g.transfer_ns
+        for i, op in enumerate(g.ops):
+            if g.nbytes[i] <= 0 or (wanted is not None and int(g.steps[i]) not in wanted):
+                continue
+            key = (op, g.process_group, int(g.group_sizes[i]))
+            xs, ys = out.setdefault(key, ([], []))
+            for j in range(tr.shape[1]):
+                xs.append(int(g.nbytes[i]))
+                ys.append(int(tr[i, j]))
+    for rt in ranks:
+        for c in rt.collectives:
+            if (c.process_group in matched or c.start_ns is None or c.end_ns is None or c.bytes <= 0
+                    or c.group_size < 2 or (wanted is not None and c.step not in wanted)):
+                continue
+            xs, ys = out.setdefault((c.op, c.process_group, c.group_size), ([], []))
+            xs.append(c.bytes)
+            ys.append(c.end_ns - c.start_ns)
+    return {k: (np.array(v[0], dtype=np.int64), np.array(v[1], dtype=np.int64)) for k, v in out.items()}
+
+
+def fit_alpha_beta(x: np.ndarray, t: np.ndarray) -> tuple[float | None, float | None]:
+    """(alpha seconds, beta bytes/s) of t = alpha + x / beta; None where the data cannot tell."""
+    ok = t > 0
+    x, t = x[ok].astype(float), t[ok].astype(float) / 1e9
+    if x.size == 0:
+        return None, None
+    if np.unique(x).size < 2:
+        return None, float(np.sum(x) / np.sum(t))
+    w = 1.0 / t
+    a = np.stack([w, x * w], axis=1)
+    (alpha, slope), *_ = np.linalg.lstsq(a, np.ones_like(t), rcond=None)
+    if slope <= 0:
+        return float(np.median(t)), None
+    if alpha < 0:
+        slope = float(np.sum(x * w) / np.sum((x * w) ** 2))  # through the origin, same weights
+        alpha = 0.0
+    return float(alpha), 1.0 / float(slope)
+
+
+def bandwidth(ranks: Sequence[RankTrace], cross: CrossRank, steps: Iterable[int] | None = None,
+              link_gbps: float | None = None, devices: Iterable[str] = ()) -> Bandwidth:
+    wanted = set(steps) if steps is not None else None
+    samples = _samples(ranks, cross, wanted)
+    peak = (link_gbps, "given with --link-gbps") if link_gbps else link_peak(devices)
+    bins: list[BinStat] = []
+    fits: list[Fit] = []
+    for (op, pg, n), (x, t) in sorted(samples.items()):
+        f = bus_factor(op, n)
+        e = np.floor(np.log2(np.maximum(x, 1))).astype(np.int64)
+        for k in np.unique(e):
+            m = e == k
+            tb, tt = int(x[m].sum()), int(t[m].sum())
+            if tt <= 0:
+                continue
+            alg = tb / tt
+            bins.append(BinStat(op, pg, n, int(2 ** k), int(2 ** (k + 1)), int(m.sum()), tb, tt, alg,
+                                alg * f if f is not None else None))
+        alpha, beta = fit_alpha_beta(x, t)
+        total_t = int(t.sum())
+        bus = (float(x.sum()) / total_t * f) if total_t > 0 and f is not None else None
+        pk, src = (peak if peak else (None, None))
+        pct = 100.0 * bus / pk if bus is not None and pk else None
+        fits.append(Fit(op, pg, n, int(x.size), alpha * 1e6 if alpha is not None else None,
+                        beta / 1e9 if beta is not None and math.isfinite(beta) else None, bus, pk, src, pct))
+    return Bandwidth(tuple(bins), tuple(fits), samples)

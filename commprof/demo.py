@@ -6,6 +6,7 @@ worker serves the tests (``train_worker``), with knobs for a slow rank, bucket s
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -16,6 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
+    "master": "127.0.0.1", "times": None,
 }
 
 
@@ -49,7 +51,7 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
 
     cfg = {**DEFAULTS, **cfg_in}
     torch.set_num_threads(cfg["threads"])
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"tcp://{cfg['master']}:{port}", rank=rank, world_size=world)
     try:
         model = build_model(cfg)
         ddp = DDP(model, bucket_cap_mb=cfg["bucket_cap_mb"], gradient_as_bucket_view=cfg["gradient_as_bucket_view"])
@@ -67,8 +69,10 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
             if hook is not None:
                 ddp.register_comm_hook(None, hook)
             ctx = contextlib.nullcontext()
+        step_ns: list[int] = []
         with ctx as prof:
             for _ in range(cfg["steps"]):
+                t0 = time.perf_counter_ns()
                 x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
                 y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
                 loss = torch.nn.functional.cross_entropy(ddp(x), y)
@@ -79,6 +83,10 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
                 opt.zero_grad(set_to_none=True)
                 if prof is not None:
                     prof.step()
+                step_ns.append(time.perf_counter_ns() - t0)
+        if cfg["times"]:
+            with open(os.path.join(cfg["times"], f"times{rank}.json"), "w") as f:
+                json.dump(step_ns, f)
         if cfg["result"]:
             torch.save({k: v.detach().clone() for k, v in model.state_dict().items()},
                        os.path.join(cfg["result"], f"params{rank}.pt"))
@@ -114,3 +122,14 @@ def run_demo(out: Path, nproc: int = 2, steps: int = 8) -> int:
     sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     print(f"\nnext: python -m commprof report {out}   (or open {out / 'commprof-report' / 'report.html'})")
     return 0
+
+
+def _worker_cli(argv: list[str]) -> int:
+    """``python -m commprof.demo RANK WORLD MASTER PORT OUT CFG_JSON``: one rank, e.g. inside a netns."""
+    rank, world, master, port, out, cfg = argv
+    train_worker(int(rank), int(world), int(port), out, {**json.loads(cfg), "master": master})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_cli(sys.argv[1:]))

@@ -21,9 +21,12 @@ def test_fit_recovers_alpha_and_beta():
     assert beta == pytest.approx(50e9, rel=0.02)
 
 
-def test_fit_with_one_size_gives_bandwidth_only():
+def test_fit_with_too_few_sizes_uses_the_default_latency():
     alpha, beta = fit_alpha_beta(np.array([1000, 1000]), np.array([1000, 1000]))
     assert alpha is None and beta == pytest.approx(1e9)
+    # two sizes cannot separate latency from bandwidth: alpha is assumed, beta is what remains
+    alpha, beta = fit_alpha_beta(np.array([4_000_000, 30_000_000]), np.array([26_000_000, 126_000_000]), 5e-4)
+    assert alpha == 5e-4 and beta == pytest.approx(34e6 / (0.152 - 2 * 5e-4))
 
 
 def test_nccl_tests_bus_factors():

@@ -1,7 +1,8 @@
 """Bandwidth per (collective, group size, message-size bin) and a latency-bandwidth model.
 
-For every collective instance matched across ranks, the *transfer* time is measured from the last
-rank's arrival to the end (the wait for late ranks removed); collectives that could not be matched
+For every collective instance matched across ranks, the *transfer* time is measured from the moment
+every rank's side had started to the end (the wait for late ranks removed), and where transfers overlap
+in time each gets its share of the overlap (``shared_time``); collectives that could not be matched
 (one rank's trace only) use their whole duration.  Per (op, process group, group size) commprof fits
 ``t = alpha + bytes / beta`` to the run's own collectives (least squares on relative error, so small
 and large messages both count; alpha, 1/beta >= 0) and compares the achieved bus bandwidth with a peak:
@@ -82,12 +83,36 @@ class Bandwidth:
     samples: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]]  # bytes, transfer ns
 
 
+def shared_time(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each interval's share of the channel: the integral over it of 1 / (intervals active then).
+
+    Collectives that overlap in time (gloo runs two at once; NCCL on several streams) split the link;
+    their shares add up to the time the channel was busy, so a fit on them sees the link's bandwidth.
+    """
+    k = starts.size
+    if k == 0:
+        return np.zeros(0)
+    if k > 4000:  # quadratic memory below; very long runs fall back to plain durations
+        return (ends - starts).astype(float)
+    b = np.unique(np.concatenate([starts, ends]))
+    seg = np.diff(b).astype(float)
+    mid = b[:-1]
+    active = (starts[:, None] <= mid[None, :]) & (ends[:, None] > mid[None, :])
+    n = active.sum(axis=0)
+    share = np.where(n > 0, seg / np.maximum(n, 1), 0.0)
+    return (active * share[None, :]).sum(axis=1)
+
+
 def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None):
     out: dict[tuple[str, str, int], tuple[list[int], list[int]]] = {}
     matched = set()
     for g in cross.groups:
         matched.add(g.process_group)
-        tr = g.transfer_ns
+        both = g.start_ns.max(axis=1, keepdims=True) if g.start_ns.size else g.start_ns
+        tr = np.zeros(g.end_ns.shape, dtype=np.int64)
+        for j in range(g.end_ns.shape[1]):
+            s_j = np.minimum(both[:, 0], g.end_ns[:, j])
+            tr[:, j] = np.round(shared_time(s_j, g.end_ns[:, j])).astype(np.int64)
         for i, op in enumerate(g.ops):
             if g.nbytes[i] <= 0 or (wanted is not None and int(g.steps[i]) not in wanted):
                 continue
@@ -107,14 +132,29 @@ def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | No
     return {k: (np.array(v[0], dtype=np.int64), np.array(v[1], dtype=np.int64)) for k, v in out.items()}
 
 
-def fit_alpha_beta(x: np.ndarray, t: np.ndarray) -> tuple[float | None, float | None]:
-    """(alpha seconds, beta bytes/s) of t = alpha + x / beta; None where the data cannot tell."""
+# Latency assumed when the run's own sizes cannot separate latency from bandwidth (fewer than three
+# sizes spanning 4x): typical per-collective start-up cost of NCCL inside a node and of gloo over TCP.
+DEFAULT_ALPHA_S = {"cuda": 25e-6, "cpu": 500e-6}
+
+
+def fit_alpha_beta(x: np.ndarray, t: np.ndarray,
+                   default_alpha_s: float | None = None) -> tuple[float | None, float | None]:
+    """(alpha seconds, beta bytes/s) of t = alpha + x / beta; None where the data cannot tell.
+
+    With fewer than three distinct sizes spanning a factor of four, latency and bandwidth cannot be
+    told apart: alpha is then ``default_alpha_s`` (None if not given) and beta the throughput left.
+    """
     ok = t > 0
     x, t = x[ok].astype(float), t[ok].astype(float) / 1e9
     if x.size == 0:
         return None, None
-    if np.unique(x).size < 2:
-        return None, float(np.sum(x) / np.sum(t))
+    sizes = np.unique(x)
+    if sizes.size < 3 or sizes.max() < 4 * sizes.min():
+        a = default_alpha_s or 0.0
+        rest = float(np.sum(t)) - a * x.size
+        if rest <= 0:
+            return default_alpha_s, None
+        return default_alpha_s, float(np.sum(x) / rest)
     w = 1.0 / t
     a = np.stack([w, x * w], axis=1)
     (alpha, slope), *_ = np.linalg.lstsq(a, np.ones_like(t), rcond=None)
@@ -130,6 +170,10 @@ def bandwidth(ranks: Sequence[RankTrace], cross: CrossRank, steps: Iterable[int]
               link_gbps: float | None = None, devices: Iterable[str] = ()) -> Bandwidth:
     wanted = set(steps) if steps is not None else None
     samples = _samples(ranks, cross, wanted)
+    kind: dict[str, str] = {}
+    for rt in ranks:
+        for c in rt.collectives:
+            kind.setdefault(c.process_group, rt.device_kind)
     peak = (link_gbps, "given with --link-gbps") if link_gbps else link_peak(devices)
     bins: list[BinStat] = []
     fits: list[Fit] = []
@@ -144,7 +188,7 @@ def bandwidth(ranks: Sequence[RankTrace], cross: CrossRank, steps: Iterable[int]
             alg = tb / tt
             bins.append(BinStat(op, pg, n, int(2 ** k), int(2 ** (k + 1)), int(m.sum()), tb, tt, alg,
                                 alg * f if f is not None else None))
-        alpha, beta = fit_alpha_beta(x, t)
+        alpha, beta = fit_alpha_beta(x, t, DEFAULT_ALPHA_S.get(kind.get(pg, "cuda")))
         total_t = int(t.sum())
         bus = (float(x.sum()) / total_t * f) if total_t > 0 and f is not None else None
         pk, src = (peak if peak else (None, None))

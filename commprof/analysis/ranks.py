@@ -43,13 +43,15 @@ class GroupMatch:
     nbytes: np.ndarray  # bytes of each instance (lowest rank's record)
     group_sizes: np.ndarray  # group size of each instance
     issue_ns: np.ndarray  # K x R, when each rank's CPU issued it (aligned; -1 where unknown)
+    start_ns: np.ndarray  # K x R, when each rank's kernel / transfer started (aligned)
 
     @property
     def transfer_ns(self) -> np.ndarray:
-        """K x R: from the last rank's arrival to each rank's end: the transfer without the wait."""
-        if self.arrival_ns.size == 0:
-            return np.zeros_like(self.arrival_ns)
-        return np.maximum(self.end_ns - self.arrival_ns.max(axis=1, keepdims=True), 0)
+        """K x R: from the moment every rank's side had started to each rank's end: the transfer
+        without the wait for late ranks (and, for gloo, without queueing in its thread pool)."""
+        if self.start_ns.size == 0:
+            return np.zeros_like(self.start_ns)
+        return np.maximum(self.end_ns - self.start_ns.max(axis=1, keepdims=True), 0)
 
     @property
     def wait_ns(self) -> np.ndarray:
@@ -192,7 +194,9 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -
         g = GroupMatch(pg, tuple(rks), tuple(row[0].op for row in rows),
                        np.array([row[0].step for row in rows], dtype=np.int64), arr, end,
                        np.array([row[0].bytes for row in rows], dtype=np.int64),
-                       np.array([row[0].group_size for row in rows], dtype=np.int64), issue)
+                       np.array([row[0].group_size for row in rows], dtype=np.int64), issue,
+                       np.array([[_start(c) + base[r] + offsets[r] for c, r in zip(row, rks, strict=True)]
+                                 for row in rows], dtype=np.int64))
         groups.append(g)
         wait = g.wait_ns
         spread = arr.max(axis=1) - arr.min(axis=1)

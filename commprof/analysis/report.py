@@ -8,30 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import Run
+from .advice import Advice, Advisor, Finding, advise
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
 from .overlap import RankOverlap, rank_overlap
 from .ranks import CrossRank, cross_rank
 from .volume import CollectiveStat, collective_stats
-
-
-@dataclass(frozen=True, slots=True)
-class Advice:
-    """A concrete change with its predicted effect (filled by the advisor)."""
-
-    knob: str
-    value: object
-    baseline_step_ms: float
-    predicted_step_ms: float
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A measured fact worth a user's attention, with the numbers that back it."""
-
-    severity: str  # "high", "medium", "info"
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +27,7 @@ class Report:
     buckets: tuple[BucketStat, ...]
     cross: CrossRank
     bandwidth: Bandwidth
+    advisor: Advisor
     findings: tuple[Finding, ...]
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
@@ -110,9 +93,11 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         warnings.append(f"no ProfilerStep in the requested steps {wanted[0]}..{wanted[-1]}")
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
-    findings = tuple(_findings(run, overlaps, cross))
-    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), tuple(bucket_stats(rows)), cross, bw,
-                  findings, (), tuple(warnings))
+    bstats = tuple(bucket_stats(rows))
+    advisor = advise(run, rows, bstats, bw, unprof)
+    findings = tuple(_findings(run, overlaps, cross)) + advisor.findings
+    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), bstats, cross, bw, advisor,
+                  findings, advisor.advice, tuple(warnings))
 
 
 def _findings(run: Run, overlaps: tuple[RankOverlap, ...], cross: CrossRank) -> list[Finding]:

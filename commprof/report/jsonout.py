@@ -92,6 +92,12 @@ def summary(rep: Report) -> dict[str, Any]:
         "findings": [{"severity": f.severity, "text": f.text} for f in rep.findings],
         "advice": [{"knob": a.knob, "value": a.value, "baseline_step_ms": _r(a.baseline_step_ms),
                     "predicted_step_ms": _r(a.predicted_step_ms), "why": a.why} for a in rep.advice],
+        "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
+                    "predicted_exposed_ms": _r(w.exposed_ms)} for w in rep.advisor.whatifs],
+        "advisor": {"baseline_step_ms": _r(rep.advisor.baseline_step_ms),
+                    "model_profiled_step_ms": _r(rep.advisor.model_step_ms),
+                    "measured_profiled_step_ms": _r(rep.advisor.profiled_step_ms),
+                    "compute_scale": {str(k): _r(v, 4) for k, v in rep.advisor.scale.items()}},
         "warnings": list(rep.warnings),
     }
 

@@ -1,0 +1,194 @@
+"""What-if replay of DDP's backward pass under other bucket sizes, compression and accumulation.
+
+Inputs (from one traced run): when each parameter's gradient became ready (sidecar, post-accumulate-grad
+hooks), the parameter sizes, the time from the end of backward and communication to the end of the step
+(optimizer etc.), the step time outside the profiler, and the run's own all-reduce cost model
+``t = alpha + bytes / beta`` (fitted on transfer times, waits removed; see ``bandwidth``).
+
+Replay, per rank:
+1. Re-bucket the parameters as DDP does after its first iteration: in the order their gradients became
+   ready, closing a bucket once it reaches its limit (the first bucket's limit is DDP's first-bucket size,
+   1 MiB by default, the others ``bucket_cap_mb``).
+2. A bucket is ready when its last gradient is; DDP launches buckets in index order.
+3. One collective at a time on the communication channel: start = max(launch, previous end);
+   duration = alpha + wire bytes / beta, plus the casts of a compression hook (fp16/bf16 halve the bytes).
+4. Step = max(last gradient ready, last collective done) + the tail after it.
+The profiler slows compute; a single factor on the compute-side times is calibrated so that the replay of
+the run as traced gives the un-profiled step time, and candidates are predicted with the same factor.
+
+What the model ignores (measured in benchmarks/bench_advisor_netns.py): compute slowed by concurrent
+communication (CPU cores or GPU SMs shared with the collective), contention between overlapping
+collectives, and per-bucket host overhead beyond what alpha absorbs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import RankTrace
+from .bandwidth import Bandwidth
+from .buckets import BucketStep
+
+MiB = 1024 * 1024
+DEFAULT_FIRST_BUCKET_BYTES = 1 * MiB
+CANDIDATE_CAPS_MB = (0.5, 1, 2, 4, 8, 16, 25, 32, 50, 100, 200)
+# bytes/s of one pass of a dtype cast over a bucket when the trace cannot tell (CPU: one core's
+# memory bandwidth; GPU: a fraction of HBM's)
+CAST_BPS = {"cpu": 4e9, "cuda": 500e9}
+_DTYPE_SIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """What the replay needs from one rank of the traced run.  Times in ns from the step start."""
+
+    rank: int
+    names: tuple[str, ...]  # parameters in gradient-ready order
+    sizes: np.ndarray  # gradient bytes of each
+    ready_ns: np.ndarray  # when each gradient was ready (median over steps)
+    tail_ns: int  # from max(backward done, comm done) to the end of the step (median)
+    profiled_step_ns: int  # median profiled step
+    unprofiled_step_ns: int | None  # median step outside the profiler
+    cap_bytes: int
+    first_bucket_bytes: int | None  # None: the rebuilt layout has no small first bucket
+    alpha_s: float
+    beta_bps: float
+    cast_bps: float
+    world_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    cap_mb: float
+    compression: str | None
+    step_ns: float
+    comm_done_ns: float
+    backward_done_ns: float
+    buckets: int
+
+    @property
+    def exposed_ns(self) -> float:
+        return max(self.comm_done_ns - self.backward_done_ns, 0.0)
+
+
+def rebucket(sizes: np.ndarray, first_bytes: int, cap_bytes: int) -> list[list[int]]:
+    """DDP's ``compute_bucket_assignment_by_size``: fill in order, close a bucket once it reaches its limit."""
+    out: list[list[int]] = []
+    cur: list[int] = []
+    acc = 0
+    limit = first_bytes
+    for i, b in enumerate(sizes.tolist()):
+        cur.append(i)
+        acc += int(b)
+        if acc >= limit:
+            out.append(cur)
+            cur, acc, limit = [], 0, cap_bytes
+    if cur:
+        out.append(cur)
+    return out
+
+
+def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: float = 1.0) -> Prediction:
+    ready = sc.ready_ns * scale
+    groups = rebucket(sc.sizes, sc.first_bucket_bytes or cap_bytes, cap_bytes)
+    launch = 0.0
+    end = 0.0
+    for g in groups:
+        nbytes = float(sc.sizes[g].sum())
+        launch = max(launch, float(ready[g].max()))
+        wire = nbytes / 2 if compression in ("fp16", "bf16") else nbytes
+        cast = 0.0
+        if compression in ("fp16", "bf16"):
+            cast = 1.5 * nbytes / sc.cast_bps * 1e9  # down-cast + scale (before), up-cast copy (after)
+        start = max(launch + cast * 2 / 3, end)
+        end = start + (sc.alpha_s + wire / sc.beta_bps) * 1e9 + cast / 3
+    bwd = float(ready.max()) if ready.size else 0.0
+    step = max(bwd, end) + sc.tail_ns * scale
+    return Prediction(cap_bytes / MiB, compression, step, end, bwd, len(groups))
+
+
+def calibrate(sc: Scenario) -> float:
+    """The factor on compute-side times that makes the replay of the traced settings match the
+    un-profiled step time (1.0 without that measurement)."""
+    target = sc.unprofiled_step_ns
+    if not target:
+        return 1.0
+    lo, hi = 0.05, 4.0
+    if replay(sc, sc.cap_bytes, None, lo).step_ns > target:
+        return lo
+    if replay(sc, sc.cap_bytes, None, hi).step_ns < target:
+        return hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if replay(sc, sc.cap_bytes, None, mid).step_ns < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def scenario(rt: RankTrace, rows: list[BucketStep], bw: Bandwidth, unprofiled_ms: float | None) -> Scenario | None:
+    """Collect the replay's inputs for one rank; None when the run lacks them (say why elsewhere)."""
+    sc = rt.sidecar
+    if sc is None or not sc.ddp or not sc.param_ready or not rows:
+        return None
+    params = {str(p[0]): int(p[1]) * _DTYPE_SIZE.get(str(p[2]), 4) for p in sc.ddp.get("params") or []
+              if isinstance(p, list) and len(p) >= 3}
+    steps = {s.number: s for s in rt.steps}
+    final_steps = sorted({r.step for r in rows if r.rank == rt.rank})
+    # the final layout's steps only (DDP rebuilds its buckets after the first iteration)
+    n_final = len({r.index for r in rows if r.rank == rt.rank and r.step == final_steps[-1]})
+    final_steps = [s for s in final_steps
+                   if len({r.index for r in rows if r.rank == rt.rank and r.step == s}) == n_final]
+    ready_by_name: dict[str, list[int]] = {}
+    tails, profiled = [], []
+    for s in final_steps:
+        st = steps.get(s)
+        pr = sc.param_ready.get(s)
+        if st is None or not pr:
+            continue
+        rel = {n: t - st.start_ns for n, t in pr.items() if n in params}
+        for n, t in rel.items():
+            ready_by_name.setdefault(n, []).append(t)
+        ends = [r.end_ns for r in rows if r.rank == rt.rank and r.step == s and r.end_ns is not None]
+        if not ends or not rel:
+            continue
+        done = max(max(rel.values()), max(ends))
+        tails.append(st.duration_ns - done)
+        profiled.append(st.duration_ns)
+    if not ready_by_name or not tails:
+        return None
+    names = sorted(ready_by_name, key=lambda n: float(np.median(ready_by_name[n])))
+    fit = _allreduce_fit(bw, rt.world_size or 1)
+    if fit is None:
+        return None
+    alpha, beta = fit
+    cap = sc.ddp.get("bucket_bytes_cap") or int(25 * MiB)
+    first = _first_bucket_limit(sc, rows, rt.rank, names, params, int(cap))
+    return Scenario(rt.rank, tuple(names), np.array([params[n] for n in names], dtype=np.float64),
+                    np.array([float(np.median(ready_by_name[n])) for n in names]), int(np.median(tails)),
+                    int(np.median(profiled)), int(unprofiled_ms * 1e6) if unprofiled_ms else None, int(cap),
+                    first, alpha, beta, CAST_BPS.get(rt.device_kind, 4e9), rt.world_size or 1)
+
+
+def _first_bucket_limit(sc, rows: list[BucketStep], rank: int, names: list[str], params: dict[str, int],
+                        cap: int) -> int | None:
+    """DDP's rebuilt buckets use a small first bucket in some torch versions and not in others: take the
+    rule that reproduces the layout this run recorded."""
+    recorded = [r.bytes for r in sorted((r for r in rows if r.rank == rank and r.step == rows[-1].step),
+                                        key=lambda r: r.index)]
+    first = int(sc.ddp.get("first_bucket_bytes") or DEFAULT_FIRST_BUCKET_BYTES)
+    sizes = np.array([params[n] for n in names], dtype=np.float64)
+    if [int(sizes[g].sum()) for g in rebucket(sizes, cap, cap)] == recorded:
+        return None
+    return first
+
+
+def _allreduce_fit(bw: Bandwidth, world: int) -> tuple[float, float] | None:
+    fits = [f for f in bw.fits if f.op == "allreduce" and f.group_size == world and f.beta_gbps]
+    if not fits:
+        return None
+    f = max(fits, key=lambda f: f.points)
+    return (f.alpha_us or 0.0) / 1e6, float(f.beta_gbps or 0.0) * 1e9

@@ -1,0 +1,44 @@
+"""The advisor proven on an emulated slow network: two ranks in two network namespaces joined by a
+veth pair limited with tc tbf (see benchmarks/bench_advisor_netns.py).  Skips where ip netns fails."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import bench_advisor_netns as bench
+from netns import NetnsUnavailable, TwoHosts
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def net():
+    try:
+        with TwoHosts(rate="2gbit") as n:
+            yield n
+    except NetnsUnavailable as e:
+        pytest.skip(str(e))
+
+
+def _check(rows, info, min_gain: float) -> None:
+    assert info["advice"] is not None, "no advice was given"
+    default, advised = rows
+    print("\n" + bench.table(rows))
+    assert advised.measured_ms <= (1 - min_gain) * default.measured_ms
+    for r in rows:
+        assert abs(r.error_pct) <= 15.0, r
+
+
+def test_bucket_cap_advice_on_2gbit(net):
+    rows, info = bench.bucket_proof(net, reps=2)
+    _check(rows, info, 0.10)
+
+
+def test_compression_advice_on_500mbit(net):
+    rows, info = bench.compression_proof(net, reps=2)
+    _check(rows, info, 0.10)

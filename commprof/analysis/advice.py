@@ -95,7 +95,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     best = caps[best_mb]
     advice: list[Advice] = []
     exposed_share = base.exposed_ns / base.step_ns if base.step_ns else 0.0
-    hook = str((scs and run.rank(scs[0].rank).sidecar and run.rank(scs[0].rank).sidecar.ddp or {}).get("hook", ""))
+    side = run.rank(scs[0].rank).sidecar
+    hook = str(((side.ddp if side is not None else None) or {}).get("hook", ""))
     if exposed_share < HIDDEN_SHARE:
         findings.append(Finding("info", f"Communication is already hidden: the replay puts {base.exposed_ns / 1e6:.2f} "
                                         f"ms of a {baseline_ms:.1f} ms step after the backward pass. Other bucket "
@@ -156,7 +157,8 @@ def _rules(run: Run, buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Findi
         fits = [f for f in bw.fits if f.op == "allreduce" and f.alpha_us and f.beta_gbps]
         if fits and len(buckets) >= 4:
             f = fits[0]
-            tiny = [b for b in buckets if f.alpha_us * 1e-6 > b.bytes / (f.beta_gbps * 1e9)]
+            a_s, b_bps = (f.alpha_us or 0.0) * 1e-6, (f.beta_gbps or 1.0) * 1e9
+            tiny = [b for b in buckets if a_s > b.bytes / b_bps]
             if len(tiny) >= len(buckets) / 2:
                 out.append(Finding("medium", f"{len(tiny)} of {len(buckets)} buckets are latency-bound: the fixed "
                                              f"cost of a collective ({f.alpha_us:.0f} µs) exceeds their transfer time. "

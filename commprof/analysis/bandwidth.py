@@ -110,7 +110,8 @@ def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | No
         matched.add(g.process_group)
         both = g.start_ns.max(axis=1, keepdims=True) if g.start_ns.size else g.start_ns
         tr = np.zeros(g.end_ns.shape, dtype=np.int64)
-        for j in range(g.end_ns.shape[1]):
+        n_ranks = int(g.end_ns.shape[1]) if g.end_ns.ndim == 2 else 0
+        for j in range(n_ranks):
             s_j = np.minimum(both[:, 0], g.end_ns[:, j])
             tr[:, j] = np.round(shared_time(s_j, g.end_ns[:, j])).astype(np.int64)
         for i, op in enumerate(g.ops):
@@ -118,7 +119,7 @@ def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | No
                 continue
             key = (op, g.process_group, int(g.group_sizes[i]))
             xs, ys = out.setdefault(key, ([], []))
-            for j in range(tr.shape[1]):
+            for j in range(n_ranks):
                 xs.append(int(g.nbytes[i]))
                 ys.append(int(tr[i, j]))
     for rt in ranks:
@@ -150,14 +151,15 @@ def fit_alpha_beta(x: np.ndarray, t: np.ndarray,
         return None, None
     sizes = np.unique(x)
     if sizes.size < 3 or sizes.max() < 4 * sizes.min():
-        a = default_alpha_s or 0.0
-        rest = float(np.sum(t)) - a * x.size
+        a0 = default_alpha_s or 0.0
+        rest = float(np.sum(t)) - a0 * x.size
         if rest <= 0:
             return default_alpha_s, None
         return default_alpha_s, float(np.sum(x) / rest)
     w = 1.0 / t
-    a = np.stack([w, x * w], axis=1)
-    (alpha, slope), *_ = np.linalg.lstsq(a, np.ones_like(t), rcond=None)
+    design = np.stack([w, x * w], axis=1)
+    sol = np.linalg.lstsq(design, np.ones_like(t), rcond=None)[0]
+    alpha, slope = float(sol[0]), float(sol[1])
     if slope <= 0:
         return float(np.median(t)), None
     if alpha < 0:

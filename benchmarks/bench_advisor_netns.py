@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from netns import ADDR, TwoHosts  # noqa: E402
 
-MODEL = {"width": 1024, "layers": 8, "batch": 32}
+MODEL = {"width": 1024, "layers": 8, "batch": 128}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-FORMATS = ("text", "json", "html")
+FORMATS = ("text", "json", "html", "perfetto")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("trace_dir", help="folder with one Kineto trace per rank (or one trace file)")
     r.add_argument("-o", "--out", help="output folder (default: TRACE_DIR/commprof-report)")
     r.add_argument("--format", default="text,json,html",
-                   help="comma-separated: text (printed), json (summary.json), html (report.html + PNGs)")
+                   help="comma-separated: text (printed), json (summary.json), html (report.html + PNGs), "
+                        "perfetto (merged.json: every rank clock-aligned in one trace for Perfetto / chrome://tracing)")
     r.add_argument("--steps", help="ProfilerStep numbers to analyze, A:B (A inclusive, B exclusive) or N")
     r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
     r.add_argument("--max-bytes", type=int, default=None,
@@ -90,7 +91,7 @@ def write_outputs(rep, out_dir: Path, formats: list[str]) -> list[str]:
     from .atomic import write_bytes, write_text
 
     written: list[str] = []
-    if not ({"json", "html"} & set(formats)):
+    if not ({"json", "html", "perfetto"} & set(formats)):
         return written
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -111,6 +112,11 @@ def write_outputs(rep, out_dir: Path, formats: list[str]) -> list[str]:
                 written.append(str(out_dir / f"{name}.png"))
             write_text(out_dir / "report.html", html.render(rep, pngs))
             written.append(str(out_dir / "report.html"))
+        if "perfetto" in formats:
+            from .report import perfetto
+
+            write_bytes(out_dir / "merged.json", perfetto.render(rep))
+            written.append(str(out_dir / "merged.json"))
     except PermissionError:
         raise InputError(out_dir, "permission denied: cannot write the report there (use -o)") from None
     except OSError as e:

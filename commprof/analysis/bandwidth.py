@@ -133,8 +133,7 @@ def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | No
     return {k: (np.array(v[0], dtype=np.int64), np.array(v[1], dtype=np.int64)) for k, v in out.items()}
 
 
-# Latency assumed when the run's own sizes cannot separate latency from bandwidth (fewer than three
-# sizes spanning 4x): typical per-collective start-up cost of NCCL inside a node and of gloo over TCP.
+# Latency assumed when the run's own sizes cannot separate latency from bandwidth (see fit_alpha_beta): typical per-collective start-up cost of NCCL inside a node and of gloo over TCP.
 DEFAULT_ALPHA_S = {"cuda": 25e-6, "cpu": 500e-6}
 
 
@@ -142,15 +141,16 @@ def fit_alpha_beta(x: np.ndarray, t: np.ndarray,
                    default_alpha_s: float | None = None) -> tuple[float | None, float | None]:
     """(alpha seconds, beta bytes/s) of t = alpha + x / beta; None where the data cannot tell.
 
-    With fewer than three distinct sizes spanning a factor of four, latency and bandwidth cannot be
-    told apart: alpha is then ``default_alpha_s`` (None if not given) and beta the throughput left.
+    Unless the sizes spread enough (three distinct sizes over a factor of 4, or two over a factor of 16),
+    latency and bandwidth cannot be told apart: alpha is then ``default_alpha_s`` (None if not given) and beta the throughput left.
     """
     ok = t > 0
     x, t = x[ok].astype(float), t[ok].astype(float) / 1e9
     if x.size == 0:
         return None, None
     sizes = np.unique(x)
-    if sizes.size < 3 or sizes.max() < 4 * sizes.min():
+    spread = sizes.max() / sizes.min() if sizes.size else 1.0
+    if not ((sizes.size >= 3 and spread >= 4) or (sizes.size == 2 and spread >= 16)):
         a0 = default_alpha_s or 0.0
         rest = float(np.sum(t)) - a0 * x.size
         if rest <= 0:

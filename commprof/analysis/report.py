@@ -46,6 +46,18 @@ class Report:
                     out.append(d)
         return tuple(out)
 
+    def to_dataframe(self, table: str = "ranks"):
+        """A table of the report as a pandas DataFrame (see ``commprof.report.frames``)."""
+        from ..report.frames import to_dataframe
+
+        return to_dataframe(self, table)
+
+    def plots(self) -> dict[str, bytes]:
+        """The report's PNG plots by name (breakdown, timeline, buckets, bandwidth, stragglers)."""
+        from ..report.plots import all_plots
+
+        return all_plots(self)
+
     def median_over_ranks(self, attr: str) -> float:
         vals = [o.median(attr) for o in self.overlaps if o.steps]
         return float(np.median(vals)) if vals else 0.0

@@ -25,8 +25,14 @@ GLOSSARY = [
     ("algbw / busbw", "algbw = bytes / kernel time; busbw = algbw × nccl-tests factor (all-reduce 2(n−1)/n; "
                       "all-gather, reduce-scatter, all-to-all (n−1)/n; others 1). Kernel time includes "
                       "waiting for late ranks, so these are lower bounds."),
-    ("wait", "per rank and step: Σ over collectives of (last rank's arrival − this rank's arrival), "
-             "on clocks aligned by the collectives' common end times."),
+    ("wait", "per rank and step: the union over collectives of [this rank's arrival, last rank's arrival] "
+             "(arrival: NCCL kernel start, or the CPU call for gloo), on clocks aligned by the collectives' "
+             "common end times."),
+    ("transfer time, α, β", "from the moment every rank had started a collective to its end (waits removed; "
+                            "overlapping transfers share the link); t = α + bytes/β fitted per op and group."),
+    ("advice", "predicted by replaying the backward pass: DDP's re-bucketing in gradient-ready order, one "
+               "collective at a time on the channel, the run's own α and β; compute-side times calibrated to the "
+               "step time measured outside the profiler."),
     ("straggler", "a rank that arrives last at a collective, more than the threshold after the first."),
     ("per step", "ms values are medians over the analyzed ProfilerStep#N spans; GPU work belongs to the "
                  "step whose CPU side launched it."),
@@ -91,6 +97,9 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
                                                           "stacked bars of compute, overlapped, exposed, other"))
     if "timeline" in plots:
         parts.append("<h2>One step, every rank</h2>" + _img("timeline", plots["timeline"], "timeline of one step"))
+    if "stragglers" in plots:
+        parts.append("<h2>Who waits for whom</h2>" + _img("stragglers", plots["stragglers"],
+                                                        "heatmap of wait per rank and collective"))
     parts.append("<h2>Per rank (median per step, ms)</h2><table><tr><th>rank</th><th>step</th><th>compute</th>"
                  "<th>comm</th><th>overlapped</th><th>exposed</th><th>other</th><th>overlap %</th><th>wait</th>"
                  "<th>bytes/step</th><th>unprofiled step</th></tr>")
@@ -111,8 +120,10 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
                          f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")
         parts.append("</table>")
     if s["bandwidth_model"]:
-        parts.append("<h2>Latency-bandwidth model</h2><p>t = α + bytes/β fitted to the run's own collectives, "
-                     "on transfer times (from the last rank's arrival to the end: waits removed). NCCL kernel "
+        img = _img("bandwidth", plots["bandwidth"], "bus bandwidth vs message size") if "bandwidth" in plots else ""
+        parts.append("<h2>Latency-bandwidth model</h2>" + img + "<p>t = α + bytes/β fitted to the run's own "
+                     "collectives, on transfer times (from the moment every rank had started to the end: waits "
+                     "removed; overlapping transfers share the link). NCCL kernel "
                      "names say which algorithm and protocol a kernel was compiled for; NCCL may choose "
                      "differently at run time.</p><table><tr><th>op</th><th>group</th><th>n</th><th>points</th>"
                      "<th>α µs</th><th>β GB/s</th><th>busbw GB/s</th><th>peak GB/s</th><th>% of peak</th>"

@@ -126,12 +126,13 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
                 ax.broken_barh(list(zip(xs, ws, strict=True)), (y - 0.4, 0.8), facecolors=color)
                 xmax = max(xmax, float((e.max() + sh) / 1e6))
         st = next(s for s in rt.steps if s.number == step)
-        ax.axvspan((st.start_ns + sh) / 1e6, (st.end_ns + sh) / 1e6, ymin=0, ymax=1, color="#000000",
-                   alpha=0.03)
+        ax.plot([(st.start_ns + sh) / 1e6, (st.end_ns + sh) / 1e6], [base + 2.75] * 2, color="#999999", lw=2,
+                solid_capstyle="butt")
         for b in rep.bucket_rows:
             if b.rank == rt.rank and b.step == step:
                 s0 = st.start_ns + sh
                 ax.plot([(s0 + b.ready_ns) / 1e6], [base + 1.55], marker="v", color="#333333", ms=4)
+                ax.plot([(s0 + b.launch_ns) / 1e6], [base + 1.55], marker="|", color="#333333", ms=7)
                 if b.end_ns is not None:
                     ax.plot([(s0 + b.ready_ns) / 1e6, (s0 + b.end_ns) / 1e6], [base + 1.55] * 2,
                             color="#333333", lw=0.8)
@@ -144,7 +145,8 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
     ax.invert_yaxis()
     ax.set_xlabel(f"ms since rank {ref.rank}'s ProfilerStep#{step} began (clocks aligned across ranks)")
     ax.set_title(f"Step {step}: compute, communication (red = exposed) and memcpy per rank"
-                 + ("; ▼ = DDP bucket ready, line = until its collective ended" if rep.bucket_rows else ""),
+                 + "; grey bar = the rank's step"
+                 + ("; DDP buckets: ▼ ready, | launched, line until done" if rep.bucket_rows else ""),
                  fontsize=9)
     from matplotlib.patches import Patch
 
@@ -181,9 +183,70 @@ def buckets(rep: Report) -> bytes | None:
     return _png(plt, fig)
 
 
+def bandwidth(rep: Report) -> bytes | None:
+    """Achieved bus bandwidth vs message size per collective (log axes), each transfer a dot, with the
+    fitted latency-bandwidth line and the link's peak."""
+    bw = rep.bandwidth
+    keys = [k for k, (x, _t) in bw.samples.items() if x.size >= 2]
+    if not keys:
+        return None
+    from ..analysis.volume import bus_factor
+
+    plt, fig, ax = _fig(8, 4.2)
+    colors = [COMM, COMPUTE, EXPOSED, MEMCPY, OVERLAPPED, "#333333"]
+    peak = None
+    xmin, xmax = np.inf, 0.0
+    for i, key in enumerate(sorted(keys)):
+        op, pg, n = key
+        x, t = bw.samples[key]
+        f = bus_factor(op, n) or 1.0
+        ok = t > 0
+        x, t = x[ok], t[ok]
+        if x.size == 0:
+            continue
+        c = colors[i % len(colors)]
+        ax.scatter(x, x / t * f, s=10, alpha=0.5, color=c, label=f"{plain(op, 20)} (group {plain(pg, 10)}, n={n})")
+        xmin, xmax = min(xmin, float(x.min())), max(xmax, float(x.max()))
+        fit = next((ft for ft in bw.fits if (ft.op, ft.process_group, ft.group_size) == key), None)
+        if fit is not None and fit.beta_gbps:
+            xs = np.logspace(np.log10(max(x.min() / 2, 1)), np.log10(x.max() * 2), 60)
+            ts = (fit.alpha_us or 0.0) * 1e3 + xs / fit.beta_gbps  # ns
+            ax.plot(xs, xs / ts * f, color=c, lw=1.2,
+                    label=f"fit: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s")
+        if fit is not None and fit.peak_gbps:
+            peak = (fit.peak_gbps, fit.peak_source)
+    if peak:
+        ax.axhline(peak[0], color="#777777", ls="--", lw=1, label=f"peak {peak[0]:.0f} GB/s ({plain(peak[1], 40)})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("message size (bytes)")
+    ax.set_ylabel("bus bandwidth (GB/s, transfer time)")
+    ax.set_title("Bandwidth vs message size (waits for late ranks removed)")
+    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    return _png(plt, fig)
+
+
+def stragglers(rep: Report) -> bytes | None:
+    """Wait per rank and collective instance (ms): who waits for whom, for the largest process group."""
+    groups = [g for g in rep.cross.groups if len(g.ranks) >= 2 and g.arrival_ns.shape[0] >= 1]
+    if not groups:
+        return None
+    g = max(groups, key=lambda g: (len(g.ranks), g.arrival_ns.shape[0]))
+    wait = g.wait_ns.T / 1e6  # ranks x instances
+    plt, fig, ax = _fig(9, max(2.4, 0.3 * len(g.ranks) + 1.6))
+    im = ax.imshow(wait, aspect="auto", cmap="Reds", interpolation="nearest")
+    ax.set_yticks(range(len(g.ranks)), [f"rank {r}" for r in g.ranks], fontsize=7)
+    ax.set_xlabel(f"collective instance in process group {plain(g.process_group, 20)} (issue order)")
+    ax.set_title("Wait for the last rank to arrive (ms): a pale row is the rank the others wait for", fontsize=9)
+    cb = fig.colorbar(im, ax=ax)
+    cb.set_label("wait (ms)")
+    return _png(plt, fig)
+
+
 def all_plots(rep: Report) -> dict[str, bytes]:
     out = {}
-    for name, fn in (("breakdown", breakdown), ("timeline", timeline), ("buckets", buckets)):
+    for name, fn in (("breakdown", breakdown), ("timeline", timeline), ("buckets", buckets),
+                     ("bandwidth", bandwidth), ("stragglers", stragglers)):
         png = fn(rep)
         if png is not None:
             out[name] = png

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from collections import defaultdict
 
-import pytest
-
 from conftest import EXAMPLE, ROOT, shared
 
 

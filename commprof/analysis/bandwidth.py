@@ -133,7 +133,8 @@ def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | No
     return {k: (np.array(v[0], dtype=np.int64), np.array(v[1], dtype=np.int64)) for k, v in out.items()}
 
 
-# Latency assumed when the run's own sizes cannot separate latency from bandwidth (see fit_alpha_beta): typical per-collective start-up cost of NCCL inside a node and of gloo over TCP.
+# Latency assumed when the run's own sizes cannot separate latency from bandwidth (see fit_alpha_beta):
+# typical per-collective start-up cost of NCCL inside a node and of gloo over TCP.
 DEFAULT_ALPHA_S = {"cuda": 25e-6, "cpu": 500e-6}
 
 
@@ -142,7 +143,8 @@ def fit_alpha_beta(x: np.ndarray, t: np.ndarray,
     """(alpha seconds, beta bytes/s) of t = alpha + x / beta; None where the data cannot tell.
 
     Unless the sizes spread enough (three distinct sizes over a factor of 4, or two over a factor of 16),
-    latency and bandwidth cannot be told apart: alpha is then ``default_alpha_s`` (None if not given) and beta the throughput left.
+    latency and bandwidth cannot be told apart: alpha is then ``default_alpha_s`` (None if not given)
+    and beta the throughput left.
     """
     ok = t > 0
     x, t = x[ok].astype(float), t[ok].astype(float) / 1e9

@@ -37,7 +37,7 @@ def _check_schema(doc, n_ranks):
     # slices on one thread nest or follow each other: never a partial overlap
     for spans in per_thread.values():
         spans.sort()
-        for (a0, a1), (b0, b1) in zip(spans, spans[1:], strict=False):
+        for (_a0, a1), (b0, b1) in zip(spans, spans[1:], strict=False):
             assert b0 >= a1 - 1e-3 or b1 <= a1 + 1e-3
     return names
 

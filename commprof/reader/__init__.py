@@ -74,7 +74,8 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
     Raises ``InputError`` (one line: file and problem) when nothing usable is there.
     """
     found = _discover.discover(path)
-    warnings: list[str] = []
+    warnings: list[str] = [f"skipped {p}: not a regular file (a dangling link, FIFO or socket)"
+                           for p in found.not_regular]
     side_by_rank, run_ids = _index_sidecars(found.sidecars, warnings)
     traces = list(found.traces)
     if ranks is not None:

@@ -22,6 +22,7 @@ _RANK_PATTERNS = (
 class Found:
     traces: tuple[Path, ...]
     sidecars: tuple[Path, ...]
+    not_regular: tuple[Path, ...] = ()  # trace-like names that are dangling links, FIFOs, sockets
 
 
 def rank_from_name(path: Path) -> int | None:
@@ -56,12 +57,13 @@ def discover(path: str | Path) -> Found:
         raise InputError(p, "permission denied: the folder cannot be listed") from None
     traces = tuple(e for e in entries if e.is_file() and is_trace_name(e.name))
     sidecars = tuple(e for e in entries if e.is_file() and e.name.endswith(SIDECAR_SUFFIX))
+    odd = tuple(e for e in entries if is_trace_name(e.name) and not e.is_file() and not e.is_dir())
     if not traces:
         if sidecars:
             raise InputError(p, f"has {len(sidecars)} commprof sidecar(s) but no trace files "
                                 "(*.json / *.json.gz); the Kineto traces are missing")
         raise InputError(p, "no trace files (*.json or *.json.gz) in this folder")
-    return Found(traces, sidecars)
+    return Found(traces, sidecars, odd)
 
 
 def _sidecar_name_for(trace: Path) -> str:

@@ -25,6 +25,8 @@ from ..model import Collective, Lane, ProcessGroup, RankTrace, Sidecar, Step
 from . import classify as cl
 from . import rawkeys as K
 
+_LOAD_WARNINGS = "__commprof_load_warnings__"
+
 # Refuse to decompress more than this unless the caller raises it (gzip bombs).
 DEFAULT_MAX_BYTES = 8 * 1024**3
 
@@ -51,8 +53,16 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, A
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        msg = str(e).split(":")[0]
-        raise InputError(path, f"not valid JSON ({msg}; the file may be truncated)") from None
+        if "UTF-8" not in str(e):
+            msg = str(e).split(":")[0]
+            raise InputError(path, f"not valid JSON ({msg}; the file may be truncated)") from None
+        # names with invalid UTF-8 (a truncated multi-byte character, a binary blob): replace, warn, go on
+        try:
+            doc = orjson.loads(raw.decode("utf-8", errors="replace"))
+        except orjson.JSONDecodeError as e2:
+            raise InputError(path, f"not valid JSON ({str(e2).split(':')[0]})") from None
+        if isinstance(doc, dict):
+            doc[_LOAD_WARNINGS] = [f"{path.name}: invalid UTF-8 in the file, replaced by U+FFFD"]
     if isinstance(doc, list):  # the bare-array chrome trace form
         doc = {K.TRACE_EVENTS: doc}
     if not isinstance(doc, dict):
@@ -356,8 +366,13 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
                     if isinstance(d, dict) and d.get("name"))
 
     sc = _scan(doc[K.TRACE_EVENTS])
+    warnings.extend(doc.get(_LOAD_WARNINGS) or [])
     for why, n in sorted(sc.skipped.items()):
         warnings.append(f"{path.name}: skipped {n:,} events ({why})")
+    usable = sc.n_events - sum(sc.skipped.values())
+    if usable <= 0 and not sc.steps:
+        why = ", ".join(f"{n:,} {k}" for k, n in sorted(sc.skipped.items())) or "the event list is empty"
+        raise InputError(path, f"no usable trace events ({why})")
 
     steps = tuple(Step(n, s, e) for n, (s, e) in sorted(sc.steps.items()) if e > s)
     steps = _drop_overlapping_steps(steps, warnings, path)

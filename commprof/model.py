@@ -121,6 +121,19 @@ class StepTime:
 
 
 @dataclass(frozen=True, slots=True)
+class ModuleCall:
+    """One call of a recorded module (``trace(modules=...)``), times on the trace clock."""
+
+    step: int
+    name: str
+    fwd_start_ns: int
+    fwd_end_ns: int
+    bwd_start_ns: int | None
+    bwd_end_ns: int | None
+    out_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Sidecar:
     """``rank{R}.commprof.json``: what commprof recorded beside the Kineto trace."""
 
@@ -138,6 +151,8 @@ class Sidecar:
     step_times: tuple[StepTime, ...]
     param_ready: dict[int, dict[str, int]] = field(default_factory=dict)  # step -> name -> ns
     warnings: tuple[str, ...] = ()
+    module_order: tuple[str, ...] = ()
+    module_calls: tuple[ModuleCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

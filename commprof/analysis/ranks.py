@@ -90,8 +90,8 @@ def _executed(rt: RankTrace, wanted: set[int] | None) -> dict[str, list[Collecti
     """The rank's collectives that ran (have start and end), by process group, in issue order."""
     by_pg: dict[str, list[Collective]] = {}
     for c in rt.collectives:
-        if c.start_ns is None or c.end_ns is None or c.group_size < 2:
-            continue
+        if c.start_ns is None or c.end_ns is None or c.group_size < 2 or c.op in ("send", "recv"):
+            continue  # point-to-point involves two ranks, not the group: not matched as a collective
         if wanted is not None and c.step not in wanted:
             continue
         by_pg.setdefault(c.process_group, []).append(c)

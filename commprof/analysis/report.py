@@ -12,6 +12,7 @@ from .advice import Advice, Advisor, Finding, advise
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
 from .overlap import RankOverlap, rank_overlap
+from .pipeline import PipelineReport, pipeline
 from .ranks import CrossRank, cross_rank
 from .volume import CollectiveStat, collective_stats
 
@@ -28,6 +29,7 @@ class Report:
     cross: CrossRank
     bandwidth: Bandwidth
     advisor: Advisor
+    pipeline: PipelineReport | None
     findings: tuple[Finding, ...]
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
@@ -107,9 +109,23 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
     bstats = tuple(bucket_stats(rows))
     advisor = advise(run, rows, bstats, bw, unprof)
-    findings = tuple(_findings(run, overlaps, cross)) + advisor.findings
-    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), bstats, cross, bw, advisor,
-                  findings, advisor.advice, tuple(warnings))
+    pipe = pipeline(run, unprof)
+    advice = list(advisor.advice)
+    pfind: list[Finding] = []
+    if pipe is not None and pipe.best is not None and pipe.current is not None:
+        cur, best = pipe.current, pipe.best
+        if best.split != cur.split and best.step_ms < cur.step_ms * 0.95:
+            advice.append(Advice(
+                "partition", list(best.split), cur.step_ms, best.step_ms,
+                f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
+                f"micro-batch (forward + backward + sending its activation), and the others wait for it in the "
+                f"pipeline. Split {list(best.split)} brings the slowest stage to {best.slowest_stage_ms:.2f} ms."))
+        else:
+            pfind.append(Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split "
+                                         "of the recorded layers has a faster slowest stage."))
+    findings = tuple(_findings(run, overlaps, cross)) + advisor.findings + tuple(pfind)
+    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), bstats, cross, bw, advisor, pipe,
+                  findings, tuple(advice), tuple(warnings))
 
 
 def _findings(run: Run, overlaps: tuple[RankOverlap, ...], cross: CrossRank) -> list[Finding]:

@@ -80,22 +80,27 @@ class DDPRecorder:
             return (f"commprof could not register its DDP comm hook ({e}); buckets are not recorded. "
                     "If the model already has a hook, pass it as commprof.trace(..., comm_hook=hook) instead")
         self.installed = True
+        return None
+
+    def set_grad_hooks(self, on: bool) -> None:
+        """Post-accumulate-grad hooks (gradient ready times) only while recording."""
+        if not on:
+            for h in self._grad_handles:
+                h.remove()
+            self._grad_handles.clear()
+            return
+        if self._grad_handles or not self.installed:
+            return
         module = getattr(self.model, "module", self.model)
         for name, p in module.named_parameters():
             if p.requires_grad and hasattr(p, "register_post_accumulate_grad_hook"):
                 self._grad_handles.append(p.register_post_accumulate_grad_hook(self._make_ready_hook(name)))
-        return None
 
     def _make_ready_hook(self, name: str) -> Callable[[torch.Tensor], None]:
         def hook(_p: torch.Tensor) -> None:
             if self.active:
                 self.param_ready.setdefault(self.step, {})[name] = _now()
         return hook
-
-    def remove_grad_hooks(self) -> None:
-        for h in self._grad_handles:
-            h.remove()
-        self._grad_handles.clear()
 
     # -- recording ------------------------------------------------------------------------------
     def record(self, bucket: Any, t_hook: int, t_launch: int) -> None:

@@ -32,6 +32,7 @@ from .. import __version__
 from ..atomic import write_bytes
 from ..reader.sidecar import SCHEMA
 from .ddp import DDPRecorder
+from .modules import ModuleRecorder
 
 _session_counter = 0
 
@@ -81,7 +82,8 @@ class TraceSession:
     def __init__(self, out_dir: str | os.PathLike, *, model: Any = None, wait: int = 1, warmup: int = 1,
                  active: int = 3, repeat: int = 1, skip_first: int = 0, record_shapes: bool = True,
                  profile_memory: bool = False, with_stack: bool = False, comm_hook: Callable | None = None,
-                 comm_state: Any = None, activities: Iterable[ProfilerActivity] | None = None) -> None:
+                 comm_state: Any = None, activities: Iterable[ProfilerActivity] | None = None,
+                 modules: Any = None) -> None:
         if min(wait, warmup, repeat, skip_first) < 0 or active < 1:
             raise ValueError("wait, warmup, repeat, skip_first must be >= 0 and active >= 1")
         if comm_hook is not None and model is None:
@@ -102,6 +104,7 @@ class TraceSession:
         self.step_num = 0
         self.warnings: list[str] = []
         self.recorder: DDPRecorder | None = None
+        self.module_recorder: ModuleRecorder | None = ModuleRecorder(modules) if modules is not None else None
         self._prof: profile | None = None
         self._writable = True
         self._warned_write = False
@@ -140,6 +143,9 @@ class TraceSession:
         # the loop's last prof.step() closed the last full step; what follows it is not a step
         if self.recorder is not None:
             self.recorder.end_step()
+        if self.module_recorder is not None:
+            self.module_recorder.active = False
+            self.module_recorder.remove()
         try:
             if self._prof is not None:
                 self._prof.__exit__(None, None, None)  # exports a partly recorded cycle too
@@ -148,7 +154,7 @@ class TraceSession:
         finally:
             if self.recorder is not None:
                 self.recorder.active = False
-                self.recorder.remove_grad_hooks()
+                self.recorder.set_grad_hooks(False)
             self._write_sidecar()
         return False  # never swallow the user's exception
 
@@ -167,14 +173,26 @@ class TraceSession:
         return self._schedule(step) != ProfilerAction.NONE
 
     def _set_recording(self, step: int) -> None:
+        """Hooks exist only while the profiler records: outside the window training runs as without them
+        (the DDP comm hook cannot be removed; it then only forwards)."""
+        recording = self._schedule(step) in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE)
         if self.recorder is not None and not self.recorder.failed:
-            self.recorder.active = self._schedule(step) in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE)
+            self.recorder.active = recording
+            self.recorder.set_grad_hooks(recording)
+        if self.module_recorder is not None:
+            self.module_recorder.active = recording
+            if recording:
+                self.module_recorder.install()
+            else:
+                self.module_recorder.remove()
 
     def _close_step(self, now: int) -> None:
         self._step_times.append({"step": self.step_num, "start_unix_ns": self._step_start, "end_unix_ns": now,
                                  "profiled": self._profiled(self.step_num)})
         if self.recorder is not None:
             self.recorder.end_step()
+        if self.module_recorder is not None:
+            self.module_recorder.end_step()
 
     def _prepare_folder(self) -> None:
         try:
@@ -280,6 +298,8 @@ class TraceSession:
             "buckets": rec.events if rec else [],
             "param_ready": {str(k): v for k, v in rec.param_ready.items()} if rec else {},
             "steps": self._step_times,
+            "module_order": [n for n, _m in self.module_recorder.modules] if self.module_recorder else [],
+            "modules": [c for c in self.module_recorder.calls if "fwd_end" in c] if self.module_recorder else [],
             "warnings": self.warnings,
         }
 
@@ -304,6 +324,7 @@ def trace(out_dir: str | os.PathLike = "traces", **kwargs: Any) -> TraceSession:
     active=3, repeat=1, skip_first=0`` (the torch.profiler schedule), ``record_shapes=True``,
     ``profile_memory=False``, ``with_stack=False``, ``comm_hook`` / ``comm_state`` (your own DDP comm
     hook: DDP accepts only one, so commprof registers its recorder and calls yours), ``activities``
-    (default CPU, plus CUDA when a GPU is present).
+    (default CPU, plus CUDA when a GPU is present), ``modules`` (a module, whose children are recorded, or a
+    list / dict of modules: per call forward and backward times and output bytes, for pipeline partitioning).
     """
     return TraceSession(out_dir, **kwargs)

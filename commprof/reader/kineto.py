@@ -34,6 +34,10 @@ DEFAULT_MAX_BYTES = 8 * 1024**3
 def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
     """Read a .json or .json.gz chrome trace into a dict, with one clear error per failure."""
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(path, f"{size:,} bytes is above the size limit of {max_bytes:,} bytes "
+                                   "(raise it with --max-bytes)")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
@@ -474,8 +478,9 @@ def _process_groups(di: dict[str, Any]) -> tuple[ProcessGroup, ...]:
 
 def _cpu_compute_lane(sc: _Scan, attribute) -> Lane:
     """Per training thread: union(cpu ops) minus union(bookkeeping and waits); then all threads."""
-    gloo_tids = {r.tid for r in sc.transfers}
-    gloo_tids |= {t for t, n in sc.threads.items() if "gloo" in n}
+    # gloo's worker threads run collectives; send/recv run on the calling (training) thread
+    gloo_tids = {t for t, n in sc.threads.items() if "gloo" in n}
+    gloo_tids |= {r.tid for r in sc.transfers} - set(sc.cpu_ops)
     parts_s, parts_e = [], []
     for tid, (s, e) in sc.cpu_ops.items():
         if tid in gloo_tids:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ..errors import InputError
-from ..model import BucketEvent, BucketLayout, Sidecar, StepTime
+from ..model import BucketEvent, BucketLayout, ModuleCall, Sidecar, StepTime
 
 SCHEMA = "commprof.sidecar/1"
 SCHEMA_PREFIX = "commprof.sidecar/"
@@ -87,6 +87,18 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
         for k, v in pr.items():
             if isinstance(v, dict) and str(k).lstrip("-").isdigit():
                 param_ready[int(k)] = {str(n): t for n, t in ((n, clk(t)) for n, t in v.items()) if t is not None}
+    calls = []
+    for m in doc.get("modules") or []:
+        if not isinstance(m, dict):
+            continue
+        fs, fe = clk(m.get("fwd_start")), clk(m.get("fwd_end"))
+        if fs is None or fe is None or fe < fs:
+            continue
+        bs, be = clk(m.get("bwd_start")), clk(m.get("bwd_end"))
+        if bs is None or be is None or be < bs:
+            bs = be = None
+        calls.append(ModuleCall(_i(m.get("step"), -1), str(m.get("name", "")), fs, fe, bs, be, _i(m.get("out_bytes"))))
+    order = tuple(str(n) for n in doc.get("module_order") or [])
     ddp = doc.get("ddp") if isinstance(doc.get("ddp"), dict) else None
     versions: dict[str, Any] = doc["versions"] if isinstance(doc.get("versions"), dict) else {}
     return Sidecar(path=str(path), schema=str(doc.get("schema")), run_id=str(doc.get("run_id", "")),
@@ -94,4 +106,5 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
                    backend=doc.get("backend") if isinstance(doc.get("backend"), str) else None,
                    versions=versions, device=str(doc.get("device", "")), ddp=ddp, layouts=tuple(layouts),
                    buckets=tuple(buckets), step_times=tuple(steps), param_ready=param_ready,
-                   warnings=tuple(str(w) for w in doc.get("warnings") or []))
+                   warnings=tuple(str(w) for w in doc.get("warnings") or []), module_order=order,
+                   module_calls=tuple(calls))

@@ -146,6 +146,16 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
                 b["index"], h(_fmt_bytes(b["bytes"])), b["params"], _n(b["ready_ms"]), _n(b["launch_ms"]),
                 _n(b["comm_ms"]), _n(b["exposed_ms"]))) + "</tr>")
         parts.append("</table>")
+    if s["pipeline"]:
+        p = s["pipeline"]
+        parts.append("<h2>Pipeline stages</h2><table><tr><th>stage (rank)</th><th>layers</th><th>compute ms/step</th>"
+                     "<th>bubble ms/step</th><th>micro-batches</th><th>sent per micro-batch</th>"
+                     "<th>transfer ms per micro-batch</th></tr>")
+        for st in p["stages"]:
+            parts.append("<tr>" + "".join(f"<td class='n'>{v}</td>" for v in (
+                st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
+                h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))) + "</tr>")
+        parts.append("</table>")
     if s["stragglers"]:
         parts.append(f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
                      "after the first rank. While the others waited, the late rank was computing, communicating "

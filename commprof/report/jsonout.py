@@ -98,9 +98,31 @@ def summary(rep: Report) -> dict[str, Any]:
                     "model_profiled_step_ms": _r(rep.advisor.model_step_ms),
                     "measured_profiled_step_ms": _r(rep.advisor.profiled_step_ms),
                     "compute_scale": {str(k): _r(v, 4) for k, v in rep.advisor.scale.items()}},
+        "pipeline": _pipeline(rep),
         "warnings": list(rep.warnings),
     }
 
 
 def render(rep: Report) -> bytes:
     return orjson.dumps(summary(rep), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+
+
+def _pipeline(rep: Report) -> dict[str, Any] | None:
+    p = rep.pipeline
+    if p is None:
+        return None
+
+    def part(q) -> dict[str, Any] | None:
+        if q is None:
+            return None
+        return {"split": list(q.split), "slowest_stage_ms": _r(q.slowest_stage_ms), "step_ms": _r(q.step_ms)}
+
+    return {
+        "layers": [{"name": lay.name, "stage": lay.stage, "fwd_ms": _r(lay.fwd_ms), "bwd_ms": _r(lay.bwd_ms),
+                    "out_bytes": lay.out_bytes} for lay in p.layers],
+        "stages": [{"rank": s.rank, "layers": s.layers, "compute_ms": _r(s.compute_ms), "bubble_ms": _r(s.bubble_ms),
+                    "microbatches": s.microbatches, "sent_bytes_per_microbatch": s.sent_bytes,
+                    "transfer_ms_per_microbatch": _r(s.transfer_ms)} for s in p.stages],
+        "current": part(p.current), "advised": part(p.best),
+        "link_gbps": _r(p.link_bps / 1e9) if p.link_bps else None,
+    }

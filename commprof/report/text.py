@@ -107,6 +107,17 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
                       _f(b["launch_ms"]), _f(b["comm_ms"]), _f(b["exposed_ms"]))
         con.print(t)
         con.print()
+    if s["pipeline"]:
+        p = s["pipeline"]
+        t = Table(title="Pipeline stages (per step; transfers per micro-batch)", title_justify="left", width=WIDTH)
+        for col in ("stage (rank)", "layers", "compute ms", "bubble ms", "micro-batches", "sent / mb", "xfer ms/mb"):
+            t.add_column(col, justify="right", no_wrap=True)
+        for st in p["stages"]:
+            t.add_row(str(st["rank"]), str(st["layers"]), _f(st["compute_ms"]), _f(st["bubble_ms"]),
+                      str(st["microbatches"]), _fmt_bytes(st["sent_bytes_per_microbatch"]),
+                      _f(st["transfer_ms_per_microbatch"]))
+        con.print(t)
+        con.print()
     if s["stragglers"]:
         con.print(Text(f"Stragglers (late = last to arrive, > {s['straggler_threshold_ms']:.2f} ms after the first)",
                        style="bold"))

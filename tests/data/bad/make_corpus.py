@@ -1,0 +1,129 @@
+"""Writes the corpus of broken inputs in this folder (committed; rerun to regenerate):
+
+    python tests/data/bad/make_corpus.py
+
+Each case is a folder; ``expected.json`` says what ``python -m commprof report CASE`` must do: exit code,
+and a text that the one stderr line (exit 2) or a summary.json warning (exit 0) must contain.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def tiny_trace(rank: int, world: int = 2, extra: list | None = None) -> dict:
+    """A small valid CPU/gloo trace: two steps, compute on the main thread, a transfer per step."""
+    ev = [{"ph": "M", "name": "thread_name", "pid": 1, "tid": 9, "args": {"name": "pt_gloo_runloop"}}]
+    for k, step in enumerate((2, 3)):
+        t = 1_000_000.0 + k * 10_000
+        ev += [
+            {"ph": "X", "cat": "user_annotation", "name": f"ProfilerStep#{step}", "pid": 1, "tid": 1, "ts": t,
+             "dur": 9_000.0, "args": {}},
+            {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": t + 100, "dur": 5_000.0,
+             "args": {}},
+            {"ph": "X", "cat": "cpu_op", "name": "c10d::allreduce_", "pid": 1, "tid": 1, "ts": t + 4_000,
+             "dur": 50.0, "args": {"Input Dims": [[[1000]]], "Input type": ["TensorList"]}},
+            {"ph": "X", "cat": "user_annotation", "name": "gloo:all_reduce", "pid": 1, "tid": 9, "ts": t + 4_010,
+             "dur": 3_000.0, "args": {"Input Dims": [[1000]], "Input type": ["float"]}},
+        ]
+    return {"schemaVersion": 1, "distributedInfo": {"backend": "gloo", "rank": rank, "world_size": world},
+            "traceEvents": ev + (extra or [])}
+
+
+def sidecar(rank: int, run_id: str = "run-a", schema: str = "commprof.sidecar/1", world: int = 2) -> dict:
+    return {"schema": schema, "run_id": run_id, "rank": rank, "world_size": world, "backend": "gloo",
+            "steps": [], "buckets": [], "layouts": []}
+
+
+def gz(obj) -> bytes:
+    return gzip.compress(json.dumps(obj).encode(), mtime=0)
+
+
+CASES: dict[str, tuple[dict[str, bytes], dict]] = {}
+
+
+def case(name: str, files: dict[str, bytes], exit_code: int, text: str, args: list[str] | None = None) -> None:
+    CASES[name] = (files, {"exit": exit_code, "text": text, "args": args or []})
+
+
+good0, good1 = gz(tiny_trace(0)), gz(tiny_trace(1))
+case("truncated_gzip", {"rank0.pt.trace.json.gz": good0[: len(good0) // 2]}, 2, "truncated gzip")
+case("corrupt_gzip", {"rank0.pt.trace.json.gz": good0[:10] + b"\x00" * 40 + good0[50:]}, 2, "corrupt gzip")
+case("truncated_json", {"rank0.json": json.dumps(tiny_trace(0)).encode()[:-40]}, 2, "not valid JSON")
+case("empty_file", {"rank0.json": b""}, 2, "empty file")
+case("not_json", {"rank0.json": b"<html>this is not a trace</html>"}, 2, "not valid JSON")
+case("top_level_string", {"rank0.json": b'"a string"'}, 2, "top level is a JSON str")
+case("top_level_number_list", {"rank0.json": b"[1, 2, 3]"}, 2, "no usable trace events")
+case("no_trace_events", {"rank0.json": b'{"schemaVersion": 1, "events": []}'}, 2, "no 'traceEvents'")
+case("trace_events_not_list", {"rank0.json": b'{"traceEvents": {"a": 1}}'}, 2, "'traceEvents' is not a list")
+case("empty_event_list", {"rank0.json": b'{"traceEvents": []}'}, 2, "no usable trace events")
+case("events_lack_fields",
+     {"rank0.json": json.dumps(tiny_trace(0, 1, [{"ph": "X", "name": "x"}, {"ph": "X", "ts": 5, "dur": 1},
+                                                 {"ph": "X", "name": "y", "ts": "soon", "dur": 1}])).encode()},
+     0, "skipped 2 events (no valid ts/dur)")
+case("negative_and_huge_values",
+     {"rank0.json": json.dumps(tiny_trace(0, 1, [{"ph": "X", "name": "neg", "ts": 5.0, "dur": -3.0},
+                                                 {"ph": "X", "name": "huge", "ts": 1e300, "dur": 1.0}])).encode()},
+     0, "skipped 2 events (negative or out-of-range ts/dur)")
+case("nan_literal", {"rank0.json": json.dumps(tiny_trace(0, 1)).replace('"dur": 9000.0', '"dur": NaN', 1).encode()},
+     2, "not valid JSON")
+case("integer_beyond_64_bits",
+     {"rank0.json": json.dumps(tiny_trace(0, 1)).replace('"ts": 1000100.0', '"ts": 123456789012345678901234567890',
+                                                         1).encode()},
+     0, "skipped 1 events (negative or out-of-range ts/dur)")
+case("invalid_utf8", {"rank0.json": json.dumps(tiny_trace(0, 1)).replace("aten::mm", "aten::mm\udcff")
+                      .encode("utf-8", "surrogateescape")}, 0, "invalid UTF-8")
+case("broken_rank_beside_healthy", {"rank0.pt.trace.json.gz": good0,
+                                    "rank1.pt.trace.json.gz": good1[: len(good1) - 30]}, 0, "skipped")
+case("two_files_claim_one_rank", {"a_rank0.json": json.dumps(tiny_trace(0)).encode(),
+                                  "b_rank1.json": json.dumps(tiny_trace(0)).encode()}, 2, "claims rank 0")
+case("world_sizes_mixed", {"rank0.json": json.dumps(tiny_trace(0, 2)).encode(),
+                           "rank1.json": json.dumps(tiny_trace(1, 4)).encode()}, 2, "world size")
+case("runs_mixed", {"rank0.pt.trace.json.gz": good0, "rank1.pt.trace.json.gz": good1,
+                    "rank0.commprof.json": json.dumps(sidecar(0, "run-a")).encode(),
+                    "rank1.commprof.json": json.dumps(sidecar(1, "run-b")).encode()}, 2, "different runs")
+case("missing_ranks", {"rank0.json": json.dumps(tiny_trace(0, 4)).encode(),
+                       "rank1.json": json.dumps(tiny_trace(1, 4)).encode()}, 0, "missing ranks: 2, 3")
+case("sidecars_without_traces", {"rank0.commprof.json": json.dumps(sidecar(0)).encode()}, 2, "no trace files")
+case("trace_without_sidecar_beside_one_with",
+     {"rank0.pt.trace.json.gz": good0, "rank1.pt.trace.json.gz": good1,
+      "rank0.commprof.json": json.dumps(sidecar(0)).encode()}, 0, "have no commprof sidecar")
+case("sidecar_garbage", {"rank0.pt.trace.json.gz": good0, "rank1.pt.trace.json.gz": good1,
+                         "rank0.commprof.json": b"\x00garbage"}, 0, "sidecar is not valid JSON")
+case("sidecar_newer_schema", {"rank0.pt.trace.json.gz": good0, "rank1.pt.trace.json.gz": good1,
+                              "rank0.commprof.json": json.dumps(sidecar(0, schema="commprof.sidecar/99")).encode()},
+     0, "newer than this commprof understands")
+case("sidecar_not_a_sidecar", {"rank0.pt.trace.json.gz": good0, "rank1.pt.trace.json.gz": good1,
+                               "rank0.commprof.json": b'{"hello": "world"}'}, 0, "not a commprof sidecar")
+case("empty_folder", {".gitkeep": b""}, 2, "no trace files")
+case("gzip_bomb", {"rank0.pt.trace.json.gz": gzip.compress(b'{"traceEvents": [' + b" " * 64_000_000 + b"]}",
+                                                           compresslevel=9, mtime=0)}, 2, "decompresses to more",
+     ["--max-bytes", "10000000"])
+case("hostile_names", {"rank0.json": json.dumps(tiny_trace(0, 1, [
+    {"ph": "X", "cat": "user_annotation", "name": "gloo:all_reduce", "pid": 1, "tid": 9, "ts": 1_000_500.0,
+     "dur": 10.0, "args": {"Input Dims": [[8]], "Input type": ["\u001b[31m<script>alert(1)</script>"]}}])).encode()},
+     0, "")
+
+
+def main() -> None:
+    for p in HERE.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p)
+    expected = {}
+    for name, (files, exp) in CASES.items():
+        d = HERE / name
+        d.mkdir()
+        for fname, data in files.items():
+            (d / fname).write_bytes(data)
+        expected[name] = exp
+    (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    print(f"{len(CASES)} cases written")
+
+
+if __name__ == "__main__":
+    main()

@@ -62,7 +62,15 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
             from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
             hook = default_hooks.fp16_compress_hook
         ctx: Any
-        if cfg["trace"]:
+        if cfg.get("plain_profiler"):  # torch.profiler alone, same settings (the overhead benchmark's baseline)
+            from torch.profiler import ProfilerActivity, profile, schedule
+
+            if hook is not None:
+                ddp.register_comm_hook(None, hook)
+            ctx = profile(activities=[ProfilerActivity.CPU], record_shapes=True,
+                          schedule=schedule(wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"]),
+                          on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"plain{rank}.json.gz")))
+        elif cfg["trace"]:
             ctx = commprof.trace(out, model=ddp, wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"],
                                  comm_hook=hook)
         else:

@@ -175,6 +175,12 @@ class RankTrace:
     sidecar: Sidecar | None
     warnings: tuple[str, ...]
     event_count: int = 0
+    # copies between the GPU and pageable host memory (a staging copy, synchronous for the host), with their
+    # bytes and direction, and host-side synchronizing runtime calls (cudaStreamSynchronize, ...)
+    pageable: Lane | None = None
+    pageable_bytes: np.ndarray | None = None
+    pageable_htod: np.ndarray | None = None
+    host_syncs: Lane | None = None
 
     @property
     def first_ns(self) -> int:

@@ -13,6 +13,7 @@ from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
 from .overlap import RankOverlap, rank_overlap
 from .pipeline import PipelineReport, pipeline
+from .transfers import Transfers, transfers
 from .ranks import CrossRank, cross_rank
 from .volume import CollectiveStat, collective_stats
 
@@ -30,6 +31,7 @@ class Report:
     bandwidth: Bandwidth
     advisor: Advisor
     pipeline: PipelineReport | None
+    transfers: tuple[Transfers, ...]
     findings: tuple[Finding, ...]
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
@@ -123,9 +125,40 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         else:
             pfind.append(Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split "
                                          "of the recorded layers has a faster slowest stage."))
-    findings = tuple(_findings(run, overlaps, cross)) + advisor.findings + tuple(pfind)
-    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), bstats, cross, bw, advisor, pipe,
+    xfers = tuple(t for t in (transfers(rt, wanted) for rt in run.ranks) if t is not None)
+    tfind, tadvice = _transfer_findings(xfers, overlaps, unprof)
+    advice.extend(tadvice)
+    findings = tuple(_findings(run, overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
+    return Report(run, wanted, overlaps, unprof, colls, tuple(rows), bstats, cross, bw, advisor, pipe, xfers,
                   findings, tuple(advice), tuple(warnings))
+
+
+def _transfer_findings(xfers: tuple[Transfers, ...], overlaps: tuple[RankOverlap, ...],
+                       unprof: dict[int, float]) -> tuple[list[Finding], list[Advice]]:
+    findings: list[Finding] = []
+    advice: list[Advice] = []
+    step = {o.rank: unprof.get(o.rank, o.median("step_ns") / 1e6) for o in overlaps}
+    worst = max(xfers, key=lambda t: t.htod_exposed_ms, default=None)
+    if worst is not None and worst.htod_pageable_count and step.get(worst.rank):
+        base = step[worst.rank]
+        gain = worst.htod_exposed_ms
+        text = (f"Rank {worst.rank} copies {worst.htod_pageable_bytes / 1e6:.1f} MB per step to the GPU from pageable "
+                f"host memory ({worst.htod_pageable_count:.0f} copies, {worst.htod_pageable_ms:.2f} ms, "
+                f"{gain:.2f} ms of it with no compute running): each goes through a staging buffer and blocks "
+                "the host.")
+        findings.append(Finding("medium" if gain > 0.02 * base else "info", text))
+        if gain > 0.01 * base:
+            advice.append(Advice("pin_memory", True, base, base - gain,
+                                 text + " Use DataLoader(pin_memory=True) and tensor.to(device, non_blocking=True) "
+                                        "so the copies overlap compute."))
+    syncs = max(xfers, key=lambda t: t.sync_ms, default=None)
+    if syncs is not None and syncs.sync_count and step.get(syncs.rank) and syncs.sync_ms > 0.01 * step[syncs.rank]:
+        findings.append(Finding("medium", f"Rank {syncs.rank} blocks in host synchronization "
+                                          f"(cudaStreamSynchronize / cudaDeviceSynchronize / cudaMemcpy) "
+                                          f"{syncs.sync_count:.0f} times per step, {syncs.sync_ms:.2f} ms: .item(), "
+                                          ".cpu() or printing a CUDA tensor inside the step stalls the CPU until the "
+                                          "GPU catches up, so it cannot queue the next kernels."))
+    return findings, advice
 
 
 def _findings(run: Run, overlaps: tuple[RankOverlap, ...], cross: CrossRank) -> list[Finding]:
@@ -156,5 +189,8 @@ def _findings(run: Run, overlaps: tuple[RankOverlap, ...], cross: CrossRank) -> 
         out.append(Finding("high" if s.late_count >= 3 else "medium",
                            f"Rank {s.rank} arrives last at {s.late_count} of {s.instances} collectives, "
                            f"{s.mean_late_ms:.2f} ms after the first rank on average: the others wait for it. "
-                           f"Meanwhile it was mostly {parts[0][1]} ({parts[0][0]:.2f} ms)."))
+                           f"Meanwhile it was mostly {parts[0][1]} ({parts[0][0]:.2f} ms)."
+                           + (" Idle time before collectives on one rank points to its input pipeline: check its "
+                              "DataLoader (num_workers, pin_memory) and that DistributedSampler gives every rank "
+                              "equal shards." if parts[0][1].startswith("idle") else "")))
     return out

@@ -148,6 +148,8 @@ class _Scan:
     transfers: list[_CpuRec] = field(default_factory=list)
     cpu_ops: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)
     cpu_excl: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)
+    pageable: list[tuple[int, int, int, int, bool]] = field(default_factory=list)  # start, end, corr, bytes, HtoD
+    syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     n_events: int = 0
 
@@ -200,13 +202,20 @@ def _scan(events: list[Any]) -> _Scan:
                 sc.comp_corr.append(corr)
         elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
             corr = args.get(K.A_CORRELATION)
+            corr = corr if isinstance(corr, int) else -1
             sc.mem_s.append(start)
             sc.mem_e.append(end)
-            sc.mem_corr.append(corr if isinstance(corr, int) else -1)
+            sc.mem_corr.append(corr)
+            if cat == K.CAT_MEMCPY and "Pageable" in name:
+                nb = args.get("bytes")
+                sc.pageable.append((start, end, corr, nb if isinstance(nb, int) and nb >= 0 else 0,
+                                    "HtoD" in name))
         elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
             corr = args.get(K.A_CORRELATION)
             if isinstance(corr, int):
                 sc.launches[corr] = (start, ev.get(K.TID))
+            if cl.is_sync_runtime(name):
+                sc.syncs.append((start, end))
         elif cat == K.CAT_GPU_USER_ANNOTATION:
             continue
         elif name.startswith(K.STEP_PREFIX):
@@ -417,6 +426,14 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
     ml_ns = launch_time(sc.mem_corr)
     memcpy = Lane(ms, np.array(sc.mem_e, dtype=np.int64), step_of(ml_ns, ms), ml_ns)
 
+    pg_s = np.array([p[0] for p in sc.pageable], dtype=np.int64)
+    pg_e = np.array([p[1] for p in sc.pageable], dtype=np.int64)
+    pg_l = launch_time([p[2] for p in sc.pageable])
+    pageable = Lane(pg_s, pg_e, step_of(pg_l, pg_s), pg_l)
+    pageable_bytes = np.array([p[3] for p in sc.pageable], dtype=np.int64)
+    pageable_htod = np.array([p[4] for p in sc.pageable], dtype=bool)
+    sy_s = np.array([p[0] for p in sc.syncs], dtype=np.int64)
+    syncs = Lane(sy_s, np.array([p[1] for p in sc.syncs], dtype=np.int64), attribute(sy_s), sy_s)
     collectives, comm_s, comm_e, comm_issue = _collectives(sc, device_kind, attribute, world, pgs,
                                                              warnings, path)
     comm = Lane(comm_s, comm_e, step_of(comm_issue, comm_s), comm_issue)
@@ -432,7 +449,8 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
                      memcpy=memcpy, collectives=tuple(collectives), process_groups=pgs, sidecar=sidecar,
-                     warnings=tuple(warnings), event_count=sc.n_events)
+                     warnings=tuple(warnings), event_count=sc.n_events, pageable=pageable,
+                     pageable_bytes=pageable_bytes, pageable_htod=pageable_htod, host_syncs=syncs)
 
 
 def _extent(sc: _Scan) -> tuple[int, int]:

@@ -99,6 +99,12 @@ def summary(rep: Report) -> dict[str, Any]:
                     "measured_profiled_step_ms": _r(rep.advisor.profiled_step_ms),
                     "compute_scale": {str(k): _r(v, 4) for k, v in rep.advisor.scale.items()}},
         "pipeline": _pipeline(rep),
+        "transfers": [{"rank": t.rank, "htod_pageable_per_step": _r(t.htod_pageable_count, 1),
+                       "htod_pageable_bytes_per_step": int(t.htod_pageable_bytes),
+                       "htod_pageable_ms": _r(t.htod_pageable_ms), "htod_exposed_ms": _r(t.htod_exposed_ms),
+                       "dtoh_pageable_per_step": _r(t.dtoh_pageable_count, 1),
+                       "host_syncs_per_step": _r(t.sync_count, 1), "host_sync_ms": _r(t.sync_ms)}
+                      for t in rep.transfers],
         "warnings": list(rep.warnings),
     }
 

@@ -1,0 +1,58 @@
+"""Capture overhead: DDP over gloo, 2 ranks on CPU.  Step time with no profiler, with commprof.trace()
+outside its active window, inside it, and torch.profiler alone with the same settings inside its window.
+Runs alternate between the settings; medians of the per-step times of the steps that matter.
+
+    python benchmarks/bench_overhead.py [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STEPS = 14
+MODEL = {"width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4}
+# name -> (worker settings, steps whose times count)
+SETTINGS = {
+    "no profiler": ({"trace": False}, range(4, STEPS)),
+    "commprof, outside window": ({"trace": True, "wait": 100, "warmup": 1, "active": 1}, range(4, STEPS)),
+    "commprof, inside window": ({"trace": True, "wait": 2, "warmup": 2, "active": 8}, range(5, 12)),
+    "torch.profiler alone, inside": ({"trace": False, "plain_profiler": True, "wait": 2, "warmup": 2, "active": 8},
+                                     range(5, 12)),
+}
+
+
+def one(settings: dict, keep: range) -> float:
+    from commprof.demo import launch
+
+    d = tempfile.mkdtemp(prefix="commprof-overhead-")
+    launch(d, nproc=2, steps=STEPS, times=d, **MODEL, **settings)
+    times = [json.loads((Path(d) / f"times{r}.json").read_text()) for r in (0, 1)]
+    return max(statistics.median([t[i] for i in keep]) for t in times) / 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    got: dict[str, list[float]] = {k: [] for k in SETTINGS}
+    for _ in range(args.reps):
+        for name, (settings, keep) in SETTINGS.items():
+            got[name].append(one(settings, keep))
+    med = {k: statistics.median(v) for k, v in got.items()}
+    base, prof = med["no profiler"], med["torch.profiler alone, inside"]
+    print(f"{'setting':<32} {'step ms':>8} {'vs none':>8} {'vs torch.profiler':>18}")
+    for k, v in med.items():
+        print(f"{k:<32} {v:>8.2f} {100 * (v / base - 1):>+7.1f}% {100 * (v / prof - 1):>+17.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

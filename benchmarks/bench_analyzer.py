@@ -39,13 +39,18 @@ def run(cmd: list[str]) -> tuple[float, float]:
 
 
 def copies(src: Path, n: int, dst: Path) -> Path:
+    """Made in a child process: a forked measurement would otherwise start with this process's memory."""
+    subprocess.run([sys.executable, __file__, "--make-copies", str(src), str(n), str(dst)], check=True)
+    return dst
+
+
+def _make_copies(src: Path, n: int, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     doc = json.loads(gzip.decompress(src.read_bytes()))
     for r in range(n):
         doc["distributedInfo"]["rank"] = r
         doc["distributedInfo"]["world_size"] = n
         (dst / f"rank{r}.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode(), compresslevel=1))
-    return dst
 
 
 def tools(d: Path) -> dict[str, list[str]]:
@@ -63,6 +68,9 @@ def tools(d: Path) -> dict[str, list[str]]:
 
 
 def main() -> int:
+    if len(sys.argv) == 5 and sys.argv[1] == "--make-copies":
+        _make_copies(Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+        return 0
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="only the 4-rank set")
     args = ap.parse_args()

@@ -108,6 +108,7 @@ class BucketEvent:
     ready_ns: int | None  # last parameter of the bucket got its gradient
     hook_ns: int  # DDP called the comm hook
     launch_ns: int  # the hook returned: the collective was launched
+    observed: bool = False  # no hook (DDP's built-in all-reduce): hook/launch are the ready time
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 no compute hides.  Needs the sidecar that ``commprof.trace(model=...)`` writes.
 
 - ready: the last parameter of the bucket received its gradient (post-accumulate-grad hook), or,
-  without that record, the moment DDP called the comm hook
+  without that record, the moment DDP called the comm hook.  With DDP's built-in hook commprof only
+  observes: buckets come from DDP's logging data and are matched in order to the step's all-reduces.
 - launch: the CPU issued the bucket's collective (its ``c10d::*`` / ``record_param_comms`` record in the
   trace, which lies between entering and leaving the comm hook)
 - done: the bucket's collective ended (from the trace)
@@ -81,6 +82,35 @@ def _match(events: list[BucketEvent], colls: list[Collective]) -> list[Collectiv
     return out
 
 
+def _match_in_order(events: list[BucketEvent], colls: list[Collective]) -> list[Collective | None]:
+    """Observed buckets (DDP's built-in hook): DDP launches buckets in index order, so within a step the
+    k-th bucket is the next all-reduce of its size issued after its gradients were ready."""
+    out: list[Collective | None] = []
+    by_step: dict[int, list[Collective]] = {}
+    for c in colls:
+        if c.op == "allreduce" and c.issue_ns is not None:
+            by_step.setdefault(c.step, []).append(c)
+    for lst in by_step.values():
+        lst.sort(key=lambda c: c.issue_ns or 0)
+    pos: dict[int, int] = {}
+    for b in sorted(events, key=lambda b: (b.step, b.index)):
+        lst = by_step.get(b.step, [])
+        i = pos.get(b.step, 0)
+        ready = b.ready_ns if b.ready_ns is not None else b.hook_ns
+        while i < len(lst) and (lst[i].bytes != b.bytes or (lst[i].issue_ns or 0) < ready - _MATCH_SLACK_NS):
+            i += 1
+        if i < len(lst):
+            out.append(lst[i])
+            pos[b.step] = i + 1
+        else:
+            out.append(None)
+    order = sorted(range(len(events)), key=lambda k: (events[k].step, events[k].index))
+    result: list[Collective | None] = [None] * len(events)
+    for k, hit in zip(order, out, strict=True):
+        result[k] = hit
+    return result
+
+
 def bucket_steps(rt: RankTrace, steps: Iterable[int] | None = None) -> list[BucketStep]:
     sc = rt.sidecar
     if sc is None or not sc.buckets:
@@ -89,7 +119,10 @@ def bucket_steps(rt: RankTrace, steps: Iterable[int] | None = None) -> list[Buck
     step_start = {s.number: s.start_ns for s in rt.steps}
     events = [b for b in sc.buckets if b.step in step_start and (wanted is None or b.step in wanted)]
     events.sort(key=lambda b: b.hook_ns)
-    matched = _match(events, list(rt.collectives))
+    if any(b.observed for b in events):
+        matched = _match_in_order(events, list(rt.collectives))
+    else:
+        matched = _match(events, list(rt.collectives))
     layouts = {lay.layout_id: lay for lay in sc.layouts}
     comp_by_step: dict[int, iv.Span] = {}
     out = []

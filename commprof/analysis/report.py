@@ -13,8 +13,8 @@ from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
 from .overlap import RankOverlap, rank_overlap
 from .pipeline import PipelineReport, pipeline
-from .transfers import Transfers, transfers
 from .ranks import CrossRank, cross_rank
+from .transfers import Transfers, transfers
 from .volume import CollectiveStat, collective_stats
 
 

@@ -51,10 +51,15 @@ class DDPRecorder:
         self.step = 0
         self.failed = False
         self.process_group = getattr(ddp, "process_group", None)
+        # Without a user hook commprof only observes: DDP keeps its built-in C++ all-reduce (no extra pass
+        # over the buckets, nothing changed outside the profiled window); the bucket layout comes from DDP's
+        # own logging data and the launch times from the trace.  With a user hook commprof must register
+        # (DDP takes one hook) and wraps it, recording each bucket as DDP hands it over.
+        self.observe_only = comm_hook is None
         if comm_hook is None:
             self.inner: Callable = _default_allreduce
             self.inner_state: Any = self.process_group
-            self.hook_name = "allreduce (DDP default, recorded by commprof)"
+            self.hook_name = "allreduce (DDP's built-in hook)"
         else:
             self.inner = comm_hook
             self.inner_state = comm_state
@@ -73,7 +78,12 @@ class DDPRecorder:
 
     # -- installation ---------------------------------------------------------------------------
     def install(self) -> str | None:
-        """Register the hook; returns a warning text instead of raising when it cannot."""
+        """Register the hook (user hooks only); returns a warning text instead of raising when it cannot."""
+        if self.observe_only:
+            if not hasattr(self.model, "_get_ddp_logging_data"):
+                return "this torch's DDP has no logging data: bucket layouts are not recorded"
+            self.installed = True
+            return None
         try:
             self.model.register_comm_hook(self, _recording_hook)
         except Exception as e:
@@ -121,8 +131,38 @@ class DDPRecorder:
         self.failed = True
         self.active = False
 
+    def _observe_step(self) -> None:
+        """Observe-only mode: the step's buckets from DDP's logging data and the gradients' ready times."""
+        ready = self.param_ready.get(self.step)
+        if not ready:
+            return
+        try:
+            data = self.model._get_ddp_logging_data()
+        except Exception as e:  # a private API: never fail training over it
+            self.fail(e)
+            return
+        idx = data.get("rebuilt_per_bucket_param_indices")
+        if not isinstance(idx, str) or not idx.strip():
+            return  # DDP rebuilds its buckets after the first iteration; until then the layout is provisional
+        trainable = [p for p in self.params]
+        for i, group in enumerate(idx.split(",")):
+            members = [trainable[int(j)] for j in group.split() if int(j) < len(trainable)]
+            self._step_buckets[i] = tuple((n, numel) for n, numel, _dt in members)
+            numel = sum(m[1] for m in members)
+            dt = members[0][2] if members else "float32"
+            size = {"float16": 2, "bfloat16": 2, "float64": 8}.get(dt, 4)
+            times = [ready[n] for n, _x, _d in members if n in ready]
+            t = max(times) if times else 0
+            self._step_events.append({"step": self.step, "index": i, "numel": numel, "bytes": numel * size,
+                                      "dtype": dt, "is_last": False, "hook_unix_ns": t, "launch_unix_ns": t,
+                                      "observed": True})
+        if self._step_events:
+            self._step_events[-1]["is_last"] = True
+
     def end_step(self) -> None:
         """Close the current step: settle its bucket layout and the buckets' ready times."""
+        if self.observe_only and self.active and not self.failed:
+            self._observe_step()
         if self._step_events:
             layout = tuple(self._step_buckets[i] for i in sorted(self._step_buckets))
             lid = self.layouts.setdefault(layout, len(self.layouts))
@@ -152,7 +192,8 @@ class DDPRecorder:
             "find_unused_parameters": getattr(m, "find_unused_parameters", None),
             "broadcast_buffers": getattr(m, "broadcast_buffers", None),
             "hook": self.hook_name,
-            "hook_registered": self.installed,
+            "hook_registered": self.installed and not self.observe_only,
+            "recording": "observed (DDP logging data + gradient hooks)" if self.observe_only else "comm hook",
             "process_group_size": self.process_group.size() if self.process_group is not None else None,
             "params": [list(p) for p in self.params],
         }

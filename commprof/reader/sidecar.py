@@ -74,7 +74,8 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
         buckets.append(BucketEvent(step=_i(b.get("step"), -1), index=_i(b.get("index")), numel=_i(b.get("numel")),
                                    bytes=_i(b.get("bytes")), dtype=str(b.get("dtype", "unknown")),
                                    is_last=bool(b.get("is_last")), layout_id=_i(b.get("layout")),
-                                   ready_ns=clk(b.get("ready_unix_ns")), hook_ns=hook, launch_ns=launch))
+                                   ready_ns=clk(b.get("ready_unix_ns")), hook_ns=hook, launch_ns=launch,
+                                   observed=bool(b.get("observed"))))
     steps = []
     for s in doc.get("steps") or []:
         if isinstance(s, dict):

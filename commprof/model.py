@@ -182,6 +182,9 @@ class RankTrace:
     pageable_bytes: np.ndarray | None = None
     pageable_htod: np.ndarray | None = None
     host_syncs: Lane | None = None
+    # with profile_memory=True: device ("cuda:0", "cpu:-1") -> (peak allocated, peak reserved) bytes
+    memory_peak: dict[str, tuple[int, int]] = field(default_factory=dict)
+    device_memory: dict[str, int] = field(default_factory=dict)  # "cuda:N" -> total bytes (deviceProperties)
 
     @property
     def first_ns(self) -> int:

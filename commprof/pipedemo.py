@@ -14,7 +14,7 @@ from typing import Any
 
 from .demo import free_port
 
-DEFAULTS: dict[str, Any] = {"layers": 8, "width": 1024, "batch": 256, "microbatches": 4, "split": [6, 2],
+DEFAULTS: dict[str, Any] = {"layers": 8, "width": 1536, "batch": 256, "microbatches": 4, "split": [6, 2],
                             "steps": 10, "trace": False, "times": None, "wait": 1, "warmup": 1, "active": 3,
                             "seed": 0, "threads": 1}
 

@@ -8,9 +8,10 @@ transfer time per micro-batch, and the bubble (the part of the step the stage do
 Partition advisor: the contiguous split of the layers into k stages that minimises the slowest stage, a
 stage costing the sum of its layers' forward + backward time plus, except for the last, sending its output
 activation and receiving its gradient (dynamic programming, O(n^2 k)).  The step time of a split is a
-simulation of the GPipe schedule (all forwards, then all backwards, one micro-batch at a time per stage);
-what the simulation misses (optimizer, host overhead) is the difference between the measured step of the
-traced split outside the profiler and its simulation, carried over to the advised split.
+simulation of the GPipe schedule (all forwards, then all backwards, one micro-batch at a time per stage)
+with the layer times scaled by (step outside the profiler / profiled step); what the simulation misses
+(optimizer, host overhead) is the difference between the measured step of the traced split outside the
+profiler and its simulation, carried over to the advised split.
 """
 
 from __future__ import annotations
@@ -195,6 +196,12 @@ def pipeline(run: Run, unprofiled_ms: dict[int, float]) -> PipelineReport | None
     if not measured:
         measured = [s.compute_ms + s.bubble_ms for s in stages]
     step_cur = max(measured)
+    # layer times come from profiled steps: scale them by how much the profiler slowed the step down
+    profiled = [float(np.median([s.duration_ns for s in rt.steps])) / 1e6 for rt, _l, _m in per_rank if rt.steps]
+    ratio = min(step_cur / max(profiled), 1.0) if profiled and max(profiled) > 0 else 1.0
+    layers = [Layer(lay.name, lay.stage, lay.fwd_ms * ratio, lay.bwd_ms * ratio, lay.out_bytes) for lay in layers]
+    comp, xfer = stage_costs(layers, link)
+    cur_slow = slowest(comp, xfer, cur_split)
     # the simulated schedule misses the optimizer and host overhead: carried over as a constant
     extra = step_cur - simulate_gpipe(layers, cur_split, m, link)
     current = Partition(cur_split, cur_slow, step_cur)

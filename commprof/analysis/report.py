@@ -11,6 +11,7 @@ from ..model import Run
 from .advice import Advice, Advisor, Finding, advise
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
+from .memory import NEAR_LIMIT, Memory, memory
 from .overlap import RankOverlap, rank_overlap
 from .pipeline import PipelineReport, pipeline
 from .ranks import CrossRank, cross_rank
@@ -32,6 +33,7 @@ class Report:
     advisor: Advisor
     pipeline: PipelineReport | None
     transfers: tuple[Transfers, ...]
+    memory: tuple[Memory, ...]
     findings: tuple[Finding, ...]
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
@@ -128,9 +130,27 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     xfers = tuple(t for t in (transfers(rt, wanted) for rt in run.ranks) if t is not None)
     tfind, tadvice = _transfer_findings(xfers, overlaps, unprof)
     advice.extend(tadvice)
-    findings = tuple(_findings(run, overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
+    mem = tuple(m for rt in run.ranks for m in memory(rt))
+    findings = (tuple(_findings(run, overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
+                + tuple(_memory_findings(mem)))
     return Report(run, wanted, overlaps, unprof, colls, tuple(rows), bstats, cross, bw, advisor, pipe, xfers,
-                  findings, tuple(advice), tuple(warnings))
+                  mem, findings, tuple(advice), tuple(warnings))
+
+
+def _memory_findings(mem: tuple[Memory, ...]) -> list[Finding]:
+    out: list[Finding] = []
+    full = [m for m in mem if m.pct is not None and m.pct >= 100 * NEAR_LIMIT]
+    if full:
+        m = max(full, key=lambda m: m.pct or 0.0)
+        text = (f"Rank {m.rank} reserves {m.peak_reserved / 2**30:.1f} GiB of {m.device}'s "
+                f"{(m.total or 0) / 2**30:.1f} GiB ({m.pct:.0f}%). Sharding gradients and optimizer state "
+                "(ZeRO: FSDP, or ZeroRedundancyOptimizer) divides them by the number of ranks; compact dtypes "
+                "(bf16 mixed precision) halve activations and gradients.")
+        if m.bucket_copy and m.bucket_bytes:
+            text += (f" DDP's buckets hold a second copy of the gradients ({m.bucket_bytes / 2**30:.2f} GiB): "
+                     "gradient_as_bucket_view=True removes it.")
+        out.append(Finding("high", text))
+    return out
 
 
 def _transfer_findings(xfers: tuple[Transfers, ...], overlaps: tuple[RankOverlap, ...],

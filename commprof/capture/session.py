@@ -160,13 +160,12 @@ class TraceSession:
 
     def step(self) -> None:
         """Mark the end of a training step (call it once per iteration, like ``profiler.step()``)."""
-        now = time.time_ns()
-        self._close_step(now)
-        self._step_start = now
+        self._close_step(time.time_ns())
         self.step_num += 1
         if self._prof is not None:
-            self._prof.step()
+            self._prof.step()  # may export the trace: profiler cost, not the next step's
         self._set_recording(self.step_num)
+        self._step_start = time.time_ns()
 
     # -- internals ------------------------------------------------------------------------------
     def _profiled(self, step: int) -> bool:

@@ -150,6 +150,7 @@ class _Scan:
     cpu_excl: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)
     pageable: list[tuple[int, int, int, int, bool]] = field(default_factory=list)  # start, end, corr, bytes, HtoD
     syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
+    memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # device -> peak allocated, reserved
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     n_events: int = 0
 
@@ -169,6 +170,16 @@ def _scan(events: list[Any]) -> _Scan:
                     # a thread may be named twice ("python", then "pt_gloo_runloop"): keep both
                     prev = sc.threads.get(ev.get(K.TID), "")
                     sc.threads[ev.get(K.TID)] = (prev + " " + a["name"]).strip()
+            continue
+        if ph == "i" and ev.get(K.NAME) == "[memory]":
+            a = ev.get(K.ARGS)
+            if isinstance(a, dict):
+                alloc, res = a.get("Total Allocated"), a.get("Total Reserved")
+                dev = f"{'cuda' if a.get('Device Type') == 1 else 'cpu'}:{a.get('Device Id')}"
+                if isinstance(alloc, int) and not isinstance(alloc, bool):
+                    peak: tuple[int, int] = sc.memory.get(dev, (0, 0))
+                    reserved = res if isinstance(res, int) and not isinstance(res, bool) else 0
+                    sc.memory[dev] = (max(peak[0], int(alloc)), max(peak[1], int(reserved)))
             continue
         if ph != K.PH_COMPLETE:
             continue
@@ -375,8 +386,10 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
     base = doc.get(K.BASE_TIME_NS)
     base_ns = base if isinstance(base, int) and not isinstance(base, bool) and 0 <= base < 2**63 else 0
     pgs = _process_groups(di)
-    devices = tuple(str(d.get("name")) for d in doc.get(K.DEVICE_PROPERTIES) or []
-                    if isinstance(d, dict) and d.get("name"))
+    props = [d for d in doc.get(K.DEVICE_PROPERTIES) or [] if isinstance(d, dict)]
+    devices = tuple(str(d.get("name")) for d in props if d.get("name"))
+    device_memory = {f"cuda:{d.get('id')}": int(d["totalGlobalMem"]) for d in props
+                     if isinstance(d.get("totalGlobalMem"), int) and not isinstance(d.get("totalGlobalMem"), bool)}
 
     sc = _scan(doc[K.TRACE_EVENTS])
     warnings.extend(doc.get(_LOAD_WARNINGS) or [])
@@ -450,7 +463,8 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
                      memcpy=memcpy, collectives=tuple(collectives), process_groups=pgs, sidecar=sidecar,
                      warnings=tuple(warnings), event_count=sc.n_events, pageable=pageable,
-                     pageable_bytes=pageable_bytes, pageable_htod=pageable_htod, host_syncs=syncs)
+                     pageable_bytes=pageable_bytes, pageable_htod=pageable_htod, host_syncs=syncs,
+                     memory_peak=dict(sc.memory), device_memory=device_memory)
 
 
 def _extent(sc: _Scan) -> tuple[int, int]:

@@ -36,7 +36,7 @@ def proof(split: list[int], reps: int) -> dict:
     from commprof.pipedemo import launch
 
     d = tempfile.mkdtemp(prefix="commprof-pipe-")
-    launch(d, split=split, steps=8, trace=True)
+    launch(d, split=split, steps=12, trace=True)
     rep = commprof.analyze(commprof.load(d))
     adv = next((a for a in rep.advice if a.knob == "partition"), None)
     res = {"traced": split, "advice": adv, "report": rep}

@@ -96,9 +96,13 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     unprof: dict[int, float] = {}
     for rt in run.ranks:
         if rt.sidecar is not None:
-            vals = [s.end_ns - s.start_ns for s in rt.sidecar.step_times if not s.profiled]
-            # the first steps include start-up (compilation, allocator warm-up): skip the first one
-            vals = vals[1:] if len(vals) > 2 else vals
+            times = sorted(rt.sidecar.step_times, key=lambda s: s.number)
+            # skip the first step (start-up: allocator warm-up, lazy init) and the step right after a
+            # profiled one (the peers' trace export blocks it in their collectives)
+            vals = [s.end_ns - s.start_ns for i, s in enumerate(times)
+                    if not s.profiled and i > 0 and not times[i - 1].profiled]
+            if not vals:
+                vals = [s.end_ns - s.start_ns for s in times if not s.profiled]
             if vals:
                 unprof[rt.rank] = float(np.median(vals)) / 1e6
     warnings = list(run.warnings)

@@ -27,6 +27,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def write_step_times(folder: str | None, rank: int, step_ns: list[int]) -> None:
+    """The workload's own step wall times (``times{rank}.json``), for benchmarks that measure without commprof."""
+    if folder:
+        with open(os.path.join(folder, f"times{rank}.json"), "w") as f:
+            json.dump(step_ns, f)
+
+
 def build_model(cfg: dict[str, Any]):
     import torch
 
@@ -92,9 +99,7 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
                 if prof is not None:
                     prof.step()
                 step_ns.append(time.perf_counter_ns() - t0)
-        if cfg["times"]:
-            with open(os.path.join(cfg["times"], f"times{rank}.json"), "w") as f:
-                json.dump(step_ns, f)
+        write_step_times(cfg["times"], rank, step_ns)
         if cfg["result"]:
             torch.save({k: v.detach().clone() for k, v in model.state_dict().items()},
                        os.path.join(cfg["result"], f"params{rank}.pt"))

@@ -7,12 +7,10 @@ Each rank is one stage; ``split`` says how many of the layers each stage holds (
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import time
 from typing import Any
 
-from .demo import free_port
+from .demo import free_port, write_step_times
 
 DEFAULTS: dict[str, Any] = {"layers": 8, "width": 1536, "batch": 256, "microbatches": 4, "split": [6, 2],
                             "steps": 10, "trace": False, "times": None, "wait": 1, "warmup": 1, "active": 3,
@@ -84,9 +82,7 @@ def gpipe_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
                 if prof is not None:
                     prof.step()
                 step_ns.append(time.perf_counter_ns() - t0)
-        if cfg["times"]:
-            with open(os.path.join(cfg["times"], f"times{rank}.json"), "w") as f:
-                json.dump(step_ns, f)
+        write_step_times(cfg["times"], rank, step_ns)
         dist.barrier()
     finally:
         dist.destroy_process_group()

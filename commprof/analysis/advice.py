@@ -122,8 +122,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                     + (f" (with bucket_cap_mb={ref_mb:g})" if advice else "")
                     + ". Register it with ddp_model.register_comm_hook(None, default_hooks.fp16_compress_hook) "
                       "(bf16_compress_hook on Ampere or newer); gradients lose precision in transit."))
+        no_comm = max(sc.ready_ns.max() * scale[sc.rank] + sc.tail_ns * scale[sc.rank] for sc in scs)
         for k in (2, 4):
-            no_comm = max(sc.ready_ns.max() * scale[sc.rank] + sc.tail_ns * scale[sc.rank] for sc in scs)
             per_step = ((k - 1) * no_comm + ref.step_ns) / k
             whatifs.append(WhatIf("gradient_accumulation", k, per_step / 1e6, ref.exposed_ns / k / 1e6))
             if k == 4 and per_step < ref.step_ns * (1 - 2 * MIN_GAIN) and exposed_share > 0.2:

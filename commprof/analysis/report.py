@@ -64,10 +64,6 @@ class Report:
 
         return all_plots(self)
 
-    def median_over_ranks(self, attr: str) -> float:
-        vals = [o.median(attr) for o in self.overlaps if o.steps]
-        return float(np.median(vals)) if vals else 0.0
-
 
 def parse_steps(spec: str | None) -> tuple[int, ...] | None:
     """``"3:6"`` -> (3, 4, 5); ``"4"`` -> (4,); ``None`` -> all steps."""

@@ -1,12 +1,12 @@
-"""Recording DDP communication hook.
+"""Recording DDP buckets.
 
-DDP accepts one comm hook, so commprof registers its own and calls the user's hook (``comm_hook=``)
-or, by default, an all-reduce that computes exactly what DDP's built-in hook computes (the gradients
-are scaled by 1/world-size with the same multiply DDP uses, then summed).  While the profiler is active
-it records, per step and bucket: index, elements, dtype, is_last, the parameters (names and sizes),
-when DDP called the hook and when the hook returned (the collective was launched), and, through
-post-accumulate-grad hooks, when each parameter's gradient became ready.  Outside the active window the
-hook only forwards.  Recording never raises into training: a failure disables recording with a warning.
+Without a user hook commprof only observes: DDP keeps its built-in all-reduce; while the profiler records,
+post-accumulate-grad hooks time each parameter's gradient and, at the end of each step, DDP's logging data
+gives the bucket layout (launch and done times come from the trace).  DDP accepts one comm hook, so when the
+user has their own (``comm_hook=``) commprof registers a thin wrapper that calls it and records, per step and
+bucket: index, elements, dtype, is_last, the parameters (names and sizes), when DDP called the hook and when
+the hook returned.  Outside the active window the wrapper only forwards.  Recording never raises into
+training: a failure disables recording with a warning.
 """
 
 from __future__ import annotations
@@ -20,15 +20,6 @@ import torch
 import torch.distributed as dist
 
 _now = time.time_ns  # the Kineto trace's clock is Unix time (checked in tests)
-
-
-def _default_allreduce(process_group: Any, bucket: Any) -> torch.futures.Future:
-    """What DDP computes without a hook: grads x (1 / group size), then all-reduce SUM."""
-    buf = bucket.buffer()
-    size = process_group.size() if process_group is not None else dist.get_world_size()
-    buf.mul_(1.0 / size)
-    fut = dist.all_reduce(buf, group=process_group, async_op=True).get_future()
-    return fut.then(lambda f: f.value()[0])
 
 
 def _recording_hook(rec, bucket):  # no annotations: DDP checks that they are GradBucket / Future
@@ -56,14 +47,10 @@ class DDPRecorder:
         # own logging data and the launch times from the trace.  With a user hook commprof must register
         # (DDP takes one hook) and wraps it, recording each bucket as DDP hands it over.
         self.observe_only = comm_hook is None
-        if comm_hook is None:
-            self.inner: Callable = _default_allreduce
-            self.inner_state: Any = self.process_group
-            self.hook_name = "allreduce (DDP's built-in hook)"
-        else:
-            self.inner = comm_hook
-            self.inner_state = comm_state
-            self.hook_name = getattr(comm_hook, "__qualname__", repr(comm_hook))
+        self.inner: Callable | None = comm_hook
+        self.inner_state: Any = comm_state
+        self.hook_name = ("allreduce (DDP's built-in hook)" if comm_hook is None
+                          else getattr(comm_hook, "__qualname__", repr(comm_hook)))
         module = getattr(ddp, "module", ddp)
         self.names: dict[int, str] = {id(p): n for n, p in module.named_parameters()}
         self.params = [(n, p.numel(), str(p.dtype).replace("torch.", ""))
@@ -144,9 +131,8 @@ class DDPRecorder:
         idx = data.get("rebuilt_per_bucket_param_indices")
         if not isinstance(idx, str) or not idx.strip():
             return  # DDP rebuilds its buckets after the first iteration; until then the layout is provisional
-        trainable = [p for p in self.params]
         for i, group in enumerate(idx.split(",")):
-            members = [trainable[int(j)] for j in group.split() if int(j) < len(trainable)]
+            members = [self.params[int(j)] for j in group.split() if int(j) < len(self.params)]
             self._step_buckets[i] = tuple((n, numel) for n, numel, _dt in members)
             numel = sum(m[1] for m in members)
             dt = members[0][2] if members else "float32"

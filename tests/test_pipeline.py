@@ -41,8 +41,14 @@ def test_gpipe_simulation():
 def test_partition_advice_is_right_and_its_prediction_holds():
     import bench_partition
 
-    res = bench_partition.proof([7, 1], reps=3)
-    adv = res["advice"]
+    # a measurement on a shared 2-core machine: when the traced run itself was disturbed (no advice, or a
+    # baseline far from the untraced measurement), trace and measure once more; every assertion below
+    # applies to the attempt that is kept
+    for _attempt in range(2):
+        res = bench_partition.proof([7, 1], reps=3)
+        adv = res["advice"]
+        if adv is not None and adv.baseline_step_ms == pytest.approx(res["measured_base"], rel=0.20):
+            break
     assert adv is not None and adv.knob == "partition"
     assert abs(adv.value[0] - adv.value[1]) <= 2  # a balanced split of 8 equal layers
     table = bench_partition.table(res)

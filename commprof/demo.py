@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
-    "master": "127.0.0.1", "times": None,
+    "master": "127.0.0.1", "times": None, "profile_memory": False,
 }
 
 
@@ -64,25 +64,31 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         ddp = DDP(model, bucket_cap_mb=cfg["bucket_cap_mb"], gradient_as_bucket_view=cfg["gradient_as_bucket_view"])
         opt = torch.optim.SGD(ddp.parameters(), lr=cfg["lr"])
         gen = torch.Generator().manual_seed(1000 + rank)
-        hook = None
+        hook: Any = None
+        state: Any = None
         if cfg["hook"] == "fp16":
             from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
             hook = default_hooks.fp16_compress_hook
+        elif str(cfg["hook"]).startswith("powersgd:"):  # "powersgd:R", compressing from the second step on
+            from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as psgd
+            state = psgd.PowerSGDState(process_group=None, start_powerSGD_iter=2,
+                                       matrix_approximation_rank=int(str(cfg["hook"]).split(":")[1]))
+            hook = psgd.powerSGD_hook
         ctx: Any
         if cfg.get("plain_profiler"):  # torch.profiler alone, same settings (the overhead benchmark's baseline)
             from torch.profiler import ProfilerActivity, profile, schedule
 
             if hook is not None:
-                ddp.register_comm_hook(None, hook)
+                ddp.register_comm_hook(state, hook)
             ctx = profile(activities=[ProfilerActivity.CPU], record_shapes=True,
                           schedule=schedule(wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"]),
                           on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"plain{rank}.json.gz")))
         elif cfg["trace"]:
             ctx = commprof.trace(out, model=ddp, wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"],
-                                 comm_hook=hook)
+                                 comm_hook=hook, comm_state=state, profile_memory=cfg["profile_memory"])
         else:
             if hook is not None:
-                ddp.register_comm_hook(None, hook)
+                ddp.register_comm_hook(state, hook)
             ctx = contextlib.nullcontext()
         step_ns: list[int] = []
         with ctx as prof:

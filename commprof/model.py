@@ -185,6 +185,9 @@ class RankTrace:
     # with profile_memory=True: device ("cuda:0", "cpu:-1") -> (peak allocated, peak reserved) bytes
     memory_peak: dict[str, tuple[int, int]] = field(default_factory=dict)
     device_memory: dict[str, int] = field(default_factory=dict)  # "cuda:N" -> total bytes (deviceProperties)
+    # CPU traces: bytes/s of one element-wise pass, the median over the run's large element-wise operators
+    # (copy_, add_, mul, ...); the advisor costs compression casts and PowerSGD's matrix work with it
+    elementwise_bps: float | None = None
 
     @property
     def first_ns(self) -> int:

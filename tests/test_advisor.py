@@ -72,3 +72,94 @@ def test_traces_without_sidecars_get_no_what_if():
     from conftest import shared
     rep = commprof.analyze(commprof.load(shared("dlrm_8gpu_v100")))
     assert rep.advice == () and rep.advisor.whatifs == ()
+
+
+# ---- PowerSGD ---------------------------------------------------------------------------------------
+
+
+def _psgd_scenario(shapes, beta_bps: float = 1e8, backend: str = "gloo") -> Scenario:
+    sizes = np.array([4.0 * int(np.prod(s)) for s in shapes])
+    n = len(shapes)
+    return Scenario(rank=0, names=tuple(f"p{i}" for i in range(n)), sizes=sizes,
+                    ready_ns=np.linspace(10e6, 40e6, n), tail_ns=5_000_000, profiled_step_ns=60_000_000,
+                    unprofiled_step_ns=None, cap_bytes=25 * MiB, first_bucket_bytes=None, alpha_s=1e-4,
+                    beta_bps=beta_bps, cast_bps=5e9, world_size=2, shapes=tuple(tuple(s) for s in shapes),
+                    backend=backend)
+
+
+def test_powersgd_split_follows_torchs_compression_rule():
+    """Which gradients PowerSGD compresses, and the P / Q sizes, agree with torch's own _should_compress."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import _should_compress
+
+    from commprof.analysis.whatif import powersgd_split
+
+    shape_st = st.lists(st.integers(1, 300), min_size=1, max_size=4)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(shape_st, min_size=1, max_size=6), st.integers(1, 8))
+    def check(shapes, rank):
+        sc = _psgd_scenario(shapes)
+        unc, pb, qb, cb, mats = powersgd_split(sc, list(range(len(shapes))), rank)
+        want_unc = want_p = want_q = want_mats = 0
+        for s in shapes:
+            numel = int(np.prod(s))
+            if len(s) < 2:
+                want_unc += 4 * numel
+                continue
+            n, m = s[0], numel // s[0]
+            r = min(n, m, rank)
+            if _should_compress(n, m, r, 2)[0]:
+                want_p, want_q, want_mats = want_p + 4 * n * r, want_q + 4 * m * r, want_mats + 1
+            else:
+                want_unc += 4 * numel
+        assert (unc, pb, qb, mats) == (want_unc, want_p, want_q, want_mats)
+        assert unc + cb == sc.sizes.sum()
+
+    check()
+
+
+def test_powersgd_replay_sends_less_but_pays_its_matrix_work():
+    shapes = [(1024, 1024)] * 8 + [(1024,)] * 8
+    slow = _psgd_scenario(shapes, beta_bps=6e7)  # ~500 Mbit/s: the wire dominates
+    plain = replay(slow, 200 * MiB)
+    psgd = replay(slow, 200 * MiB, "powersgd:4")
+    assert psgd.compression == "powersgd:4" and psgd.buckets == 1
+    assert psgd.step_ns < 0.5 * plain.step_ns
+    # its backward ends later: error feedback, the bucket's copy and P = MQ run on the backward side
+    assert psgd.backward_done_ns > plain.backward_done_ns
+    fast = _psgd_scenario(shapes, beta_bps=1e12)  # an infinitely fast link: only the matrix work is left
+    assert replay(fast, 200 * MiB, "powersgd:4").step_ns > replay(fast, 200 * MiB).step_ns
+    # nothing worth compressing (vectors only): three all-reduces of the same bytes, no gain
+    vec = _psgd_scenario([(4096,)] * 8, beta_bps=6e7)
+    assert replay(vec, 200 * MiB, "powersgd:4").step_ns >= replay(vec, 200 * MiB).step_ns
+
+
+def test_powersgd_advice_on_a_slow_gloo_link_uses_one_bucket():
+    """The advisor's PowerSGD what-if on gloo keeps every gradient in one bucket (torch's chained all-reduces
+    can be issued in different orders on different ranks otherwise) and says so."""
+    from commprof.analysis.advice import _powersgd, powersgd_name
+    sc = _psgd_scenario([(1024, 1024)] * 8 + [(1024,)] * 8, beta_bps=6e7)
+    used = []
+
+    def predict(cap, comp):
+        used.append((cap, comp))
+        return replay(sc, cap, comp)
+
+    whatifs, advice, findings = [], [], []
+    base = replay(sc, 25 * MiB)
+    _powersgd([sc], predict, 25, base, base.step_ns / 1e6, whatifs, advice, findings)
+    assert {c for c, _ in used} == {34 * MiB}  # 32.03 MiB of gradients -> one bucket
+    assert [w.value for w in whatifs] == [powersgd_name(r) for r in (1, 2, 4)]
+    assert len(advice) == 1 and advice[0].knob == "comm_hook" and "one bucket" in advice[0].why
+    assert "lossy" in advice[0].why and advice[0].predicted_step_ms < 0.5 * advice[0].baseline_step_ms
+    # NCCL: no such constraint; older sidecars without shapes: no prediction, and the report says why
+    nccl = Scenario(**{**{f: getattr(sc, f) for f in sc.__dataclass_fields__}, "backend": "nccl"})
+    used.clear()
+    _powersgd([nccl], lambda c, k: (used.append((c, k)), replay(nccl, c, k))[1], 25, base, 1.0, [], [], [])
+    assert {c for c, _ in used} == {25 * MiB}
+    old = Scenario(**{**{f: getattr(sc, f) for f in sc.__dataclass_fields__}, "shapes": ()})
+    findings = []
+    _powersgd([old], predict, 25, base, 1.0, [], [], findings)
+    assert findings and "lacks parameter shapes" in findings[0].text

@@ -75,10 +75,12 @@ def _params(d: Path, r: int):
     return torch.load(d / f"params{r}.pt")
 
 
-@pytest.mark.parametrize("nproc,hook", [(2, None), (3, None), (2, "fp16")])
+@pytest.mark.parametrize("nproc,hook", [(2, None), (3, None), (2, "fp16"), (2, "powersgd:2")])
 def test_training_computes_bitwise_the_same(tmp_path: Path, nproc: int, hook):
     import torch
-    cfg = dict(steps=6, width=128, layers=3, bucket_cap_mb=0.1, batch=16, hook=hook)
+    # PowerSGD over gloo needs one bucket (its chained all-reduces can cross between buckets otherwise)
+    cap = 100 if hook and hook.startswith("powersgd") else 0.1
+    cfg = dict(steps=6, width=128, layers=3, bucket_cap_mb=cap, batch=16, hook=hook)
     plain, traced = tmp_path / "plain", tmp_path / "traced"
     plain.mkdir()
     traced.mkdir()
@@ -95,6 +97,10 @@ def test_training_computes_bitwise_the_same(tmp_path: Path, nproc: int, hook):
         assert "fp16_compress_hook" in sc["ddp"]["hook"]  # ... and the user's hook ran on them
         (row,) = commprof.analyze(commprof.load(tmp_path / "t1")).collectives
         assert row.dtype == "float16"  # what went over the wire
+    if hook == "powersgd:2":  # the advisor replays the traced hook: its rank and the gradients' shapes
+        sc = json.loads((tmp_path / "t1" / "rank0.commprof.json").read_text())
+        assert "powerSGD_hook" in sc["ddp"]["hook"] and sc["ddp"]["hook_matrix_rank"] == 2
+        assert sc["ddp"]["params"][0] == ["0.weight", 128 * 128, "float32", [128, 128]]
 
 
 def _job(out: Path, mode: str) -> subprocess.CompletedProcess:
@@ -166,3 +172,21 @@ def test_sidecars_removed_still_reports(gloo_run: Path, tmp_path: Path):
         shutil.copy(p, d / p.name)
     rep = commprof.analyze(commprof.load(d))
     assert len(rep.overlaps) == 2 and rep.buckets == () and rep.collectives[0].bytes == N_PARAM_BYTES
+
+
+def test_a_failure_while_closing_a_step_disables_recording_and_never_raises():
+    """A bug or a surprise in the recorder (here: closing a step raises) must not reach the training loop."""
+    from commprof.capture.ddp import DDPRecorder
+
+    class Broken(DDPRecorder):
+        def __init__(self):  # no model needed for this path
+            self.failed, self.active, self._step_events = False, True, [{"step": 1}]
+
+        def _end_step(self):
+            raise ValueError("too many values to unpack")
+
+    rec = Broken()
+    with pytest.warns(UserWarning, match="bucket recording stopped .*ValueError"):
+        rec.end_step()
+    assert rec.failed and not rec.active and rec._step_events == []
+    rec.end_step()  # and again, quietly

@@ -54,3 +54,30 @@ def test_cpu_memory_events_of_a_real_profile(tmp_path):
     rep = commprof.analyze(commprof.load(tmp_path / "rank0.json"))
     (m,) = rep.memory
     assert m.device == "cpu:-1" and m.peak_allocated >= 8_000_000 and m.total is None
+
+
+def test_powersgd_buffers_in_memory_of_a_real_gloo_run(tmp_path):
+    """A real 2-rank gloo DDP run with powerSGD_hook and profile_memory=True: commprof names the hook's own
+    buffers (error feedback, P and Q), and the measured peak is above the same run's without a hook by at
+    least what it names as kept across steps."""
+    from commprof.analysis.memory import compression_buffers
+    from commprof.demo import launch
+
+    cfg = dict(steps=6, width=512, layers=4, batch=16, bucket_cap_mb=100, profile_memory=True)
+    launch(tmp_path / "plain", nproc=2, **cfg)
+    launch(tmp_path / "psgd", nproc=2, hook="powersgd:2", **cfg)
+    plain = commprof.analyze(commprof.load(tmp_path / "plain"))
+    psgd = commprof.analyze(commprof.load(tmp_path / "psgd"))
+    grads = 4 * (4 * (512 * 512 + 512) + 512 * 10 + 10)
+    # P and Q at rank 2: four 512 x 512 weights and the 10 x 512 head ((10 + 512) * 2 * 2 < 5120: compressed)
+    pq = 4 * (4 * (512 + 512) * 2 + (10 + 512) * 2)
+    for m in psgd.memory:
+        assert m.device == "cpu:-1" and "powerSGD_hook" in m.hook
+        assert m.compression_persistent == grads + pq and m.compression_transient == grads
+    assert all(m.compression_persistent == 0 == m.compression_transient for m in plain.memory)
+    for a, b in zip(plain.memory, psgd.memory, strict=True):
+        assert b.peak_allocated - a.peak_allocated >= 0.9 * b.compression_persistent
+    assert any("comm hook" in f.text and "error feedback" in f.text for f in psgd.findings)
+    # fp16 hook: transient half-size copies only
+    side = {"hook": "fp16_compress_hook", "params": [["w", 1000, "float32", [10, 100]]]}
+    assert compression_buffers(side) == (0, 2000, "fp16_compress_hook")

@@ -12,7 +12,19 @@ from dataclasses import dataclass
 from ..model import RankTrace, Run
 from .bandwidth import Bandwidth
 from .buckets import BucketStat, BucketStep
-from .whatif import CANDIDATE_CAPS_MB, MiB, Prediction, Scenario, calibrate, replay, scenario
+from .whatif import (
+    CANDIDATE_CAPS_MB,
+    POWERSGD_RANKS,
+    MiB,
+    Prediction,
+    Scenario,
+    calibrate,
+    powersgd_applies,
+    powersgd_split,
+    rebucket,
+    replay,
+    scenario,
+)
 
 MIN_GAIN = 0.05
 HIDDEN_SHARE = 0.03
@@ -82,13 +94,14 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
         return _worst([replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs])
 
     cur_cap = scs[0].cap_bytes
-    base = predict(cur_cap, None)
-    model_check = _worst([replay(sc, sc.cap_bytes, None, 1.0) for sc in scs])
+    cur_comp = scs[0].traced_compression  # candidates keep the traced hook; only the knob varies
+    base = predict(cur_cap, cur_comp)
+    model_check = _worst([replay(sc, sc.cap_bytes, sc.traced_compression, 1.0) for sc in scs])
     baseline_ms = base.step_ns / 1e6
     whatifs = [WhatIf("bucket_cap_mb", round(cur_cap / MiB, 3), baseline_ms, base.exposed_ns / 1e6)]
     caps = {}
     for mb in CANDIDATE_CAPS_MB:
-        p = predict(int(mb * MiB), None)
+        p = predict(int(mb * MiB), cur_comp)
         caps[mb] = p
         whatifs.append(WhatIf("bucket_cap_mb", mb, p.step_ns / 1e6, p.exposed_ns / 1e6))
     best_mb = min(caps, key=lambda k: (round(caps[k].step_ns / 1e4), -k))  # ties: the larger bucket
@@ -111,6 +124,7 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                 f"all-reduce = {scs[0].alpha_s * 1e6:.0f} µs + bytes / {scs[0].beta_bps / 1e9:.2f} GB/s."))
         ref = best if advice else base
         ref_mb = best_mb if advice else cur_cap / MiB
+        comp: Prediction | None = None
         if "compress" not in hook and "powerSGD" not in hook:
             comp = predict(int(ref_mb * MiB), "fp16")
             whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6))
@@ -122,10 +136,13 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                     + (f" (with bucket_cap_mb={ref_mb:g})" if advice else "")
                     + ". Register it with ddp_model.register_comm_hook(None, default_hooks.fp16_compress_hook) "
                       "(bf16_compress_hook on Ampere or newer); gradients lose precision in transit."))
+        if "powerSGD" not in hook:
+            lossless = comp if comp is not None and comp.step_ns < ref.step_ns else ref
+            _powersgd(scs, predict, ref_mb, lossless, baseline_ms, whatifs, advice, findings)
         no_comm = max(sc.ready_ns.max() * scale[sc.rank] + sc.tail_ns * scale[sc.rank] for sc in scs)
         for k in (2, 4):
             per_step = ((k - 1) * no_comm + ref.step_ns) / k
-            whatifs.append(WhatIf("gradient_accumulation", k, per_step / 1e6, ref.exposed_ns / k / 1e6))
+            whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6))
             if k == 4 and per_step < ref.step_ns * (1 - 2 * MIN_GAIN) and exposed_share > 0.2:
                 advice.append(Advice(
                     "gradient_accumulation", k, baseline_ms, per_step / 1e6,
@@ -135,6 +152,53 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
     return Advisor(tuple(advice), tuple(findings), tuple(whatifs), baseline_ms, model_check.step_ns / 1e6,
                    profiled, scale)
+
+
+def powersgd_name(rank: int) -> str:
+    return f"powerSGD_hook(matrix_approximation_rank={rank})"
+
+
+def _powersgd(scs: Sequence[Scenario], predict, ref_mb: float, lossless: Prediction, baseline_ms: float,
+              whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding]) -> None:
+    """PowerSGD at ranks 1, 2, 4: what-ifs, and advice where it beats the lossless options by MIN_GAIN."""
+    if not all(powersgd_applies(sc) for sc in scs):
+        findings.append(Finding("info", "No PowerSGD prediction: this run's sidecar lacks parameter shapes "
+                                        "(recorded by commprof.trace since version 0.2)."))
+        return
+    total = float(scs[0].sizes.sum())
+    # torch's powerSGD_hook issues its second and third all-reduce from future callbacks; on gloo these run on
+    # the process group's worker threads, so with two or more buckets the ranks can issue them in different
+    # orders (measured: "collective mismatch" aborts and hangs, torch 2.13).  On gloo: one bucket.
+    gloo = any((sc.backend or "").lower() == "gloo" for sc in scs)
+    cap_mb = float(max(int(-(-total // MiB)) + 1, ref_mb)) if gloo else ref_mb
+    preds = {}
+    for r in POWERSGD_RANKS:
+        preds[r] = predict(int(cap_mb * MiB), f"powersgd:{r}")
+        whatifs.append(WhatIf("comm_hook", powersgd_name(r), preds[r].step_ns / 1e6, preds[r].exposed_ns / 1e6))
+    fastest = min(p.step_ns for p in preds.values())
+    # the largest rank (the better approximation) that is about as fast as the fastest
+    r = max(k for k, p in preds.items() if p.step_ns <= fastest * (1 + MIN_GAIN))
+    p = preds[r]
+    if p.step_ns >= lossless.step_ns * (1 - MIN_GAIN):
+        return
+    sc = scs[0]
+    groups = rebucket(sc.sizes, sc.first_bucket_bytes or int(cap_mb * MiB), int(cap_mb * MiB))
+    parts = [powersgd_split(sc, g, r) for g in groups]
+    wire = sum(u + pb + qb for u, pb, qb, _, _ in parts)
+    share = sum(x[3] for x in parts) / max(total, 1.0)
+    advice.append(Advice(
+        "comm_hook", powersgd_name(r), baseline_ms, p.step_ns / 1e6,
+        f"PowerSGD sends rank-{r} factors of the {100 * share:.0f}% of gradient bytes that are matrices worth "
+        f"compressing: {total / 1e6:.1f} -> {wire / 1e6:.2f} MB on the wire per step (three all-reduces per "
+        f"bucket), exposed communication {lossless.exposed_ns / 1e6:.1f} -> {p.exposed_ns / 1e6:.1f} ms (the "
+        "matrix products and error feedback included"
+        + (f"; predicted with bucket_cap_mb={cap_mb:g}, one bucket: on gloo, powerSGD_hook's chained all-reduces "
+           "can be issued in different orders on different ranks when there are several buckets, which aborts or "
+           "hangs the job" if gloo else "")
+        + f"). It is lossy: keep plain all-reduce for the first steps and check convergence. state = "
+        f"powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank={r}, "
+        "start_powerSGD_iter=1000); ddp_model.register_comm_hook(state, powerSGD_hook.powerSGD_hook) "
+        "(from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook)."))
 
 
 def _rules(run: Run, buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]:

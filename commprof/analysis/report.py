@@ -149,8 +149,25 @@ def _memory_findings(mem: tuple[Memory, ...]) -> list[Finding]:
         if m.bucket_copy and m.bucket_bytes:
             text += (f" DDP's buckets hold a second copy of the gradients ({m.bucket_bytes / 2**30:.2f} GiB): "
                      "gradient_as_bucket_view=True removes it.")
+        if m.compression_persistent or m.compression_transient:
+            text += f" The comm hook's own buffers: {_hook_buffers(m)}."
         out.append(Finding("high", text))
+    hooked = [m for m in mem if m.compression_persistent or m.compression_transient]
+    if hooked and not full:
+        m = max(hooked, key=lambda m: m.compression_persistent + m.compression_transient)
+        out.append(Finding("info", f"Rank {m.rank}'s comm hook ({m.hook}) costs memory: {_hook_buffers(m)} "
+                                   f"(peak reserved on {m.device}: {m.peak_reserved / 2**30:.2f} GiB)."))
     return out
+
+
+def _hook_buffers(m: Memory) -> str:
+    parts = []
+    if m.compression_persistent:
+        parts.append(f"{m.compression_persistent / 2**20:.1f} MiB kept across steps (PowerSGD's error feedback and "
+                     "factors)")
+    if m.compression_transient:
+        parts.append(f"up to {m.compression_transient / 2**20:.1f} MiB while buckets are in flight")
+    return ", ".join(parts)
 
 
 def _transfer_findings(xfers: tuple[Transfers, ...], overlaps: tuple[RankOverlap, ...],

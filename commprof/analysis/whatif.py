@@ -12,6 +12,15 @@ Replay, per rank:
 2. A bucket is ready when its last gradient is; DDP launches buckets in index order.
 3. One collective at a time on the communication channel: start = max(launch, previous end);
    duration = alpha + wire bytes / beta, plus the casts of a compression hook (fp16/bf16 halve the bytes).
+   PowerSGD (``powerSGD_hook``, rank r) follows torch's hook step by step, per bucket: on the backward side
+   (delaying the gradients that follow) error feedback, a copy of the bucket and P = M Q for every matrix
+   worth compressing (``(n + m) r * 2 < n m``, torch's ``min_compression_rate``); then on the channel, one
+   after another, the all-reduce of the uncompressed tensors, of the Ps, orthogonalisation and Q = Mᵀ P, the
+   all-reduce of the Qs, and the decompression M = P Qᵀ with the new error.  The matrix products with a thin
+   r-column factor are memory-bound: they are costed as passes over the gradient bytes at the element-wise
+   rate, plus a fixed host cost per compressed matrix (its handful of small operators).
+   The element-wise rate (bytes/s of one pass such as ``copy_``) is measured on CPU traces from the run's own
+   large element-wise operators; GPU traces (no operator shapes on kernels) use a fraction of HBM bandwidth.
 4. Step = max(last gradient ready, last collective done) + the tail after it.
 The profiler slows compute; a single factor on the compute-side times is calibrated so that the replay of
 the run as traced gives the un-profiled step time, and candidates are predicted with the same factor.
@@ -34,9 +43,13 @@ from .buckets import BucketStep
 MiB = 1024 * 1024
 DEFAULT_FIRST_BUCKET_BYTES = 1 * MiB
 CANDIDATE_CAPS_MB = (0.5, 1, 2, 4, 8, 16, 25, 32, 50, 100, 200)
-# bytes/s of one pass of a dtype cast over a bucket when the trace cannot tell (CPU: one core's
+# bytes/s of one element-wise pass over a bucket when the trace cannot tell (CPU: one core's
 # memory bandwidth; GPU: a fraction of HBM's)
 CAST_BPS = {"cpu": 4e9, "cuda": 500e9}
+# host cost of the ~8 small operators PowerSGD runs per compressed matrix and step (views, bmm, norm, div...)
+PER_MATRIX_NS = {"cpu": 60e3, "cuda": 60e3}
+POWERSGD_RANKS = (1, 2, 4)
+POWERSGD_MIN_COMPRESSION_RATE = 2.0  # PowerSGDState's default
 _DTYPE_SIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
@@ -57,6 +70,10 @@ class Scenario:
     beta_bps: float
     cast_bps: float
     world_size: int
+    shapes: tuple[tuple[int, ...] | None, ...] = ()  # per parameter (None: not recorded)
+    per_matrix_ns: float = 60e3
+    traced_compression: str | None = None  # the traced hook, as ``replay``'s compression argument
+    backend: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +107,70 @@ def rebucket(sizes: np.ndarray, first_bytes: int, cap_bytes: int) -> list[list[i
     return out
 
 
+def powersgd_applies(sc: Scenario) -> bool:
+    """Shapes recorded for every gradient (sidecars of older commprof versions lack them)."""
+    return bool(sc.shapes) and len(sc.shapes) == len(sc.names) and all(s is not None for s in sc.shapes)
+
+
+def powersgd_split(sc: Scenario, members: list[int], rank: int) -> tuple[float, float, float, float, int]:
+    """torch's powerSGD_hook on one bucket: (uncompressed bytes, P bytes, Q bytes, bytes of the compressed
+    matrices, number of compressed matrices)."""
+    unc = pb = qb = cb = 0.0
+    mats = 0
+    for i in members:
+        shape = sc.shapes[i] or (0,)
+        nbytes = float(sc.sizes[i])
+        numel = 1
+        for d in shape:
+            numel *= int(d)
+        if len(shape) < 2 or numel == 0:
+            unc += nbytes
+            continue
+        n = int(shape[0])
+        m = numel // n
+        r = min(n, m, rank)
+        elem = nbytes / numel
+        if (n + m) * r * POWERSGD_MIN_COMPRESSION_RATE < n * m:
+            pb += n * r * elem
+            qb += m * r * elem
+            cb += nbytes
+            mats += 1
+        else:
+            unc += nbytes
+    return unc, pb, qb, cb, mats
+
+
+def _replay_powersgd(sc: Scenario, cap_bytes: int, rank: int, scale: float) -> Prediction:
+    ready = sc.ready_ns * scale
+    groups = rebucket(sc.sizes, sc.first_bucket_bytes or cap_bytes, cap_bytes)
+    ns_per_byte = 1e9 / sc.cast_bps
+
+    def allreduce(nbytes: float) -> float:
+        return (sc.alpha_s + nbytes / sc.beta_bps) * 1e9
+
+    shift = 0.0  # backward delayed by the hook's work on the compute side
+    launch = end = 0.0
+    for g in groups:
+        unc, pb, qb, cb, mats = powersgd_split(sc, g, rank)
+        nbytes = float(sc.sizes[g].sum())
+        # error feedback (add_), the bucket's copy (clone: a fresh allocation, about two passes), P = M Q
+        pre = (3 * nbytes + cb) * ns_per_byte + mats * sc.per_matrix_ns / 2
+        launch = max(launch, float(ready[g].max()) + shift) + pre
+        shift += pre
+        start = max(launch, end)
+        mid = cb * ns_per_byte  # orthogonalise P (small), Q = M^T P (reads M)
+        # M = P Q^T (writes M), the new error = copy - M (allocates: two passes), unpack the uncompressed
+        post = (cb + 2 * nbytes + unc) * ns_per_byte + mats * sc.per_matrix_ns / 2
+        end = start + allreduce(unc) + allreduce(pb) + mid + allreduce(qb) + post
+    bwd = float(ready.max()) + shift if ready.size else 0.0
+    step = max(bwd, end) + sc.tail_ns * scale
+    return Prediction(cap_bytes / MiB, f"powersgd:{rank}", step, end, bwd, len(groups))
+
+
 def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: float = 1.0) -> Prediction:
+    """Predict one rank's step; ``compression``: None, "fp16", "bf16" or "powersgd:R" (R = matrix rank)."""
+    if compression and compression.startswith("powersgd:"):
+        return _replay_powersgd(sc, cap_bytes, int(compression.split(":", 1)[1]), scale)
     ready = sc.ready_ns * scale
     groups = rebucket(sc.sizes, sc.first_bucket_bytes or cap_bytes, cap_bytes)
     launch = 0.0
@@ -99,11 +179,14 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
         nbytes = float(sc.sizes[g].sum())
         launch = max(launch, float(ready[g].max()))
         wire = nbytes / 2 if compression in ("fp16", "bf16") else nbytes
-        cast = 0.0
+        before = after = 0.0
         if compression in ("fp16", "bf16"):
-            cast = 1.5 * nbytes / sc.cast_bps * 1e9  # down-cast + scale (before), up-cast copy (after)
-        start = max(launch + cast * 2 / 3, end)
-        end = start + (sc.alpha_s + wire / sc.beta_bps) * 1e9 + cast / 3
+            # in passes of a 4-byte copy_ (8 bytes moved per element): the down-cast (6 bytes) and the
+            # scaling in fp16 (4) before the all-reduce, the copy back into the fp32 bucket (6) after it
+            before = 1.25 * nbytes / sc.cast_bps * 1e9
+            after = 0.75 * nbytes / sc.cast_bps * 1e9
+        start = max(launch + before, end)
+        end = start + (sc.alpha_s + wire / sc.beta_bps) * 1e9 + after
     bwd = float(ready.max()) if ready.size else 0.0
     step = max(bwd, end) + sc.tail_ns * scale
     return Prediction(cap_bytes / MiB, compression, step, end, bwd, len(groups))
@@ -116,13 +199,14 @@ def calibrate(sc: Scenario) -> float:
     if not target:
         return 1.0
     lo, hi = 0.05, 4.0
-    if replay(sc, sc.cap_bytes, None, lo).step_ns > target:
+    comp = sc.traced_compression
+    if replay(sc, sc.cap_bytes, comp, lo).step_ns > target:
         return lo
-    if replay(sc, sc.cap_bytes, None, hi).step_ns < target:
+    if replay(sc, sc.cap_bytes, comp, hi).step_ns < target:
         return hi
     for _ in range(60):
         mid = (lo + hi) / 2
-        if replay(sc, sc.cap_bytes, None, mid).step_ns < target:
+        if replay(sc, sc.cap_bytes, comp, mid).step_ns < target:
             lo = mid
         else:
             hi = mid
@@ -134,8 +218,9 @@ def scenario(rt: RankTrace, rows: list[BucketStep], bw: Bandwidth, unprofiled_ms
     sc = rt.sidecar
     if sc is None or not sc.ddp or not sc.param_ready or not rows:
         return None
-    params = {str(p[0]): int(p[1]) * _DTYPE_SIZE.get(str(p[2]), 4) for p in sc.ddp.get("params") or []
-              if isinstance(p, list) and len(p) >= 3}
+    plist = [p for p in sc.ddp.get("params") or [] if isinstance(p, list) and len(p) >= 3]
+    params = {str(p[0]): int(p[1]) * _DTYPE_SIZE.get(str(p[2]), 4) for p in plist}
+    shapes = {str(p[0]): _shape(p[3]) if len(p) >= 4 else None for p in plist}
     steps = {s.number: s for s in rt.steps}
     final_steps = sorted({r.step for r in rows if r.rank == rt.rank})
     # the final layout's steps only (DDP rebuilds its buckets after the first iteration)
@@ -170,7 +255,28 @@ def scenario(rt: RankTrace, rows: list[BucketStep], bw: Bandwidth, unprofiled_ms
     return Scenario(rt.rank, tuple(names), np.array([params[n] for n in names], dtype=np.float64),
                     np.array([float(np.median(ready_by_name[n])) for n in names]), int(np.median(tails)),
                     int(np.median(profiled)), int(unprofiled_ms * 1e6) if unprofiled_ms else None, int(cap),
-                    first, alpha, beta, CAST_BPS.get(rt.device_kind, 4e9), rt.world_size or 1)
+                    first, alpha, beta, rt.elementwise_bps or CAST_BPS.get(rt.device_kind, 4e9), rt.world_size or 1,
+                    tuple(shapes.get(n) for n in names), PER_MATRIX_NS.get(rt.device_kind, 60e3),
+                    traced_compression(sc.ddp), rt.backend)
+
+
+def traced_compression(ddp: dict) -> str | None:
+    """The traced comm hook as ``replay``'s compression: torch's fp16/bf16/PowerSGD hooks by name."""
+    hook = str(ddp.get("hook") or "")
+    if "fp16_compress" in hook:
+        return "fp16"
+    if "bf16_compress" in hook:
+        return "bf16"
+    rank = ddp.get("hook_matrix_rank")
+    if "powerSGD" in hook and isinstance(rank, int) and not isinstance(rank, bool) and rank > 0:
+        return f"powersgd:{rank}"
+    return None
+
+
+def _shape(v: object) -> tuple[int, ...] | None:
+    if isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v):
+        return tuple(v)
+    return None
 
 
 def _first_bucket_limit(sc, rows: list[BucketStep], rank: int, names: list[str], params: dict[str, int],

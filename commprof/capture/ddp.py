@@ -53,7 +53,8 @@ class DDPRecorder:
                           else getattr(comm_hook, "__qualname__", repr(comm_hook)))
         module = getattr(ddp, "module", ddp)
         self.names: dict[int, str] = {id(p): n for n, p in module.named_parameters()}
-        self.params = [(n, p.numel(), str(p.dtype).replace("torch.", ""))
+        # [name, elements, dtype, shape]: the shape tells the advisor which gradients PowerSGD compresses
+        self.params = [(n, p.numel(), str(p.dtype).replace("torch.", ""), list(p.shape))
                        for n, p in module.named_parameters() if p.requires_grad]
         self.events: list[dict[str, Any]] = []
         self.layouts: dict[tuple, int] = {}
@@ -133,11 +134,11 @@ class DDPRecorder:
             return  # DDP rebuilds its buckets after the first iteration; until then the layout is provisional
         for i, group in enumerate(idx.split(",")):
             members = [self.params[int(j)] for j in group.split() if int(j) < len(self.params)]
-            self._step_buckets[i] = tuple((n, numel) for n, numel, _dt in members)
+            self._step_buckets[i] = tuple((n, numel) for n, numel, *_ in members)
             numel = sum(m[1] for m in members)
             dt = members[0][2] if members else "float32"
             size = {"float16": 2, "bfloat16": 2, "float64": 8}.get(dt, 4)
-            times = [ready[n] for n, _x, _d in members if n in ready]
+            times = [ready[m[0]] for m in members if m[0] in ready]
             t = max(times) if times else 0
             self._step_events.append({"step": self.step, "index": i, "numel": numel, "bytes": numel * size,
                                       "dtype": dt, "is_last": False, "hook_unix_ns": t, "launch_unix_ns": t,
@@ -146,7 +147,15 @@ class DDPRecorder:
             self._step_events[-1]["is_last"] = True
 
     def end_step(self) -> None:
-        """Close the current step: settle its bucket layout and the buckets' ready times."""
+        """Close the current step: settle its bucket layout and the buckets' ready times.  Never raises:
+        a failure disables recording with a warning."""
+        try:
+            self._end_step()
+        except Exception as e:
+            self.fail(e)
+            self._step_events = []
+
+    def _end_step(self) -> None:
         if self.observe_only and self.active and not self.failed:
             self._observe_step()
         if self._step_events:
@@ -178,6 +187,8 @@ class DDPRecorder:
             "find_unused_parameters": getattr(m, "find_unused_parameters", None),
             "broadcast_buffers": getattr(m, "broadcast_buffers", None),
             "hook": self.hook_name,
+            # PowerSGD's rank, when the hook state has one (the advisor replays the traced hook)
+            "hook_matrix_rank": getattr(self.inner_state, "matrix_approximation_rank", None),
             "hook_registered": self.installed and not self.observe_only,
             "recording": "observed (DDP logging data + gradient hooks)" if self.observe_only else "comm hook",
             "process_group_size": self.process_group.size() if self.process_group is not None else None,

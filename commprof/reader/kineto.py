@@ -151,6 +151,7 @@ class _Scan:
     pageable: list[tuple[int, int, int, int, bool]] = field(default_factory=list)  # start, end, corr, bytes, HtoD
     syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # device -> peak allocated, reserved
+    elementwise: list[float] = field(default_factory=list)  # bytes/s of large element-wise CPU operators
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     n_events: int = 0
 
@@ -249,9 +250,31 @@ def _scan(events: list[Any]) -> _Scan:
             tid = ev.get(K.TID)
             if cl.cpu_is_compute(name):
                 _add_cpu(sc.cpu_ops, tid, start, end)
+                if name in _ELEMENTWISE and end > start:
+                    nb = _elementwise_bytes(args)
+                    if nb:
+                        sc.elementwise.append(nb / (end - start) * 1e9)
             else:
                 _add_cpu(sc.cpu_excl, tid, start, end)
     return sc
+
+
+# in-place / out-of-place element-wise operators whose first input's bytes measure one memory pass
+_ELEMENTWISE = frozenset({"aten::copy_", "aten::add_", "aten::mul", "aten::mul_", "aten::div_", "aten::add",
+                          "aten::sub", "aten::div"})
+_TYPE_BYTES = {"float": 4, "c10::Half": 2, "c10::BFloat16": 2, "double": 8}
+_MIN_ELEMENTWISE_BYTES = 1 << 20  # smaller operators measure per-operator overhead, not memory
+
+
+def _elementwise_bytes(args: dict[str, Any]) -> int | None:
+    dims = args.get(K.A_INPUT_DIMS)
+    if not isinstance(dims, list) or not dims:
+        return None
+    numel = _numel_of_dims(dims[0])
+    size = _TYPE_BYTES.get(_first_type(args) or "")
+    if numel is None or size is None or numel * size < _MIN_ELEMENTWISE_BYTES:
+        return None
+    return numel * size
 
 
 def _add_cpu(table: dict[Any, tuple[list[int], list[int]]], tid: Any, s: int, e: int) -> None:
@@ -464,7 +487,8 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
                      memcpy=memcpy, collectives=tuple(collectives), process_groups=pgs, sidecar=sidecar,
                      warnings=tuple(warnings), event_count=sc.n_events, pageable=pageable,
                      pageable_bytes=pageable_bytes, pageable_htod=pageable_htod, host_syncs=syncs,
-                     memory_peak=dict(sc.memory), device_memory=device_memory)
+                     memory_peak=dict(sc.memory), device_memory=device_memory,
+                     elementwise_bps=float(np.median(sc.elementwise)) if len(sc.elementwise) >= 3 else None)
 
 
 def _extent(sc: _Scan) -> tuple[int, int]:

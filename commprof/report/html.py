@@ -156,6 +156,18 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
                 st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
                 h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))) + "</tr>")
         parts.append("</table>")
+    if s.get("memory"):
+        parts.append("<h2>Memory (profile_memory=True)</h2><table><tr><th>rank</th><th>device</th>"
+                     "<th>peak allocated</th><th>peak reserved</th><th>% of device</th><th>DDP buckets</th>"
+                     "<th>comm hook buffers (kept / in flight)</th></tr>")
+        for m in s["memory"]:
+            buckets = _fmt_bytes(m["ddp_bucket_bytes"]) + (" (a copy)" if m["ddp_buckets_are_a_copy"] else "")
+            hook = (f"{_fmt_bytes(m['compression_persistent_bytes'])} / {_fmt_bytes(m['compression_transient_bytes'])}"
+                    if m["compression_persistent_bytes"] or m["compression_transient_bytes"] else "–")
+            parts.append("<tr>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
+                m["rank"], m["device"], _fmt_bytes(m["peak_allocated_bytes"]), _fmt_bytes(m["peak_reserved_bytes"]),
+                "–" if m["pct_of_device"] is None else m["pct_of_device"], buckets, hook)) + "</tr>")
+        parts.append("</table>")
     if s["stragglers"]:
         parts.append(f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
                      "after the first rank. While the others waited, the late rank was computing, communicating "

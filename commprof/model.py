@@ -157,6 +157,19 @@ class Sidecar:
 
 
 @dataclass(frozen=True, slots=True)
+class DPCall:
+    """One call of an ``nn.DataParallel`` autograd function (Broadcast, Scatter, Gather, ReduceAddCoalesced)
+    and the GPU work it launched: NCCL kernels and device copies, each ``(device, start, end, kind, bytes)``."""
+
+    name: str
+    start_ns: int
+    end_ns: int
+    step: int  # -1 outside every step
+    bytes: int | None  # its tensor arguments (Input Dims x dtype); None without record_shapes
+    gpu: tuple[tuple[int, int, int, str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RankTrace:
     """Everything the analysis needs from one rank's trace (and sidecar, when there is one)."""
 
@@ -188,6 +201,10 @@ class RankTrace:
     # CPU traces: bytes/s of one element-wise pass, the median over the run's large element-wise operators
     # (copy_, add_, mul, ...); the advisor costs compression casts and PowerSGD's matrix work with it
     elementwise_bps: float | None = None
+    # nn.DataParallel (one process driving several GPUs): its calls, and per step and device the union of
+    # compute-kernel time (device -> ns), for the imbalance DataParallel causes on its first device
+    dp_calls: tuple[DPCall, ...] = ()
+    device_busy: dict[int, dict[int, int]] = field(default_factory=dict)
 
     @property
     def first_ns(self) -> int:

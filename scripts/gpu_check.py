@@ -57,8 +57,48 @@ def main(out: Path) -> int:
     from commprof.report import text
 
     print(text.render(rep))
+    if torch.cuda.device_count() >= 2:
+        ok &= dataparallel_check(out.parent / (out.name + "-dataparallel"))
+    else:
+        print("dataparallel: skipped (needs two or more GPUs; tests/dp_trace.py builds such a trace instead)")
     print("gpu_check:", "OK" if ok else "FAILED")
     return 0 if ok else 1
+
+
+def dataparallel_check(out: Path) -> bool:
+    """nn.DataParallel over every GPU, traced with commprof.trace(): the four phases are found, with the
+    parameter bytes broadcast and reduced, and DDP is estimated.  Compare the trace with tests/dp_trace.py."""
+    import torch
+
+    import commprof
+    from commprof.demo import DEFAULTS, build_model
+
+    model = build_model({**DEFAULTS, "width": 4096, "layers": 8}).cuda()
+    dp = torch.nn.DataParallel(model)
+    opt = torch.optim.SGD(dp.parameters(), lr=0.01)
+    with commprof.trace(out) as prof:
+        for _ in range(8):
+            x = torch.randn(512, 4096, device="cuda")
+            y = torch.randint(0, 10, (512,), device="cuda")
+            torch.nn.functional.cross_entropy(dp(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            prof.step()
+    torch.cuda.synchronize()
+    rep = commprof.analyze(commprof.load(out))
+    n_bytes = 4 * sum(p.numel() for p in model.parameters())
+    for d in rep.dataparallel:
+        print(f"dataparallel: devices {d.devices}, step {d.step_ms:.2f} ms, overhead {d.overhead_ms:.2f} ms, "
+              f"DDP estimate {d.ddp_step_ms}")
+        for ph in d.phases:
+            print(f"  {ph.name}: {ph.calls_per_step:.1f} calls, {ph.bytes_per_step:,} bytes, host {ph.host_ms:.2f} ms,"
+                  f" GPU {ph.gpu_ms:.2f} ms")
+    if len(rep.dataparallel) != 1:
+        print("dataparallel: NOT recognised")
+        return False
+    ph = {p.name: p for p in rep.dataparallel[0].phases}
+    return ("Broadcast" in ph and ph["Broadcast"].bytes_per_step >= n_bytes and "ReduceAddCoalesced" in ph
+            and len(rep.dataparallel[0].devices) == torch.cuda.device_count())
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def test_bucket_cap_advice_on_2gbit(net):
 
 
 def test_compression_advice_on_500mbit(net):
-    rows, info = bench.compression_proof(net, reps=2)
+    rows, info = bench.compression_proof(net, reps=3)  # PowerSGD is CPU work: a median of 3 runs
     _check(rows, info, 0.10)  # fp16 advised and right; PowerSGD predicted within 15% too (the third row)
     assert len(rows) == 3 and rows[2].setting.startswith("bucket_cap_mb=200 + PowerSGD")
     if info["powersgd_advice"] is not None:  # advised: it must also pay

@@ -21,7 +21,7 @@ import orjson
 
 from ..analysis import intervals as iv
 from ..errors import InputError
-from ..model import Collective, Lane, ProcessGroup, RankTrace, Sidecar, Step
+from ..model import Collective, DPCall, Lane, ProcessGroup, RankTrace, Sidecar, Step
 from . import classify as cl
 from . import rawkeys as K
 
@@ -152,6 +152,10 @@ class _Scan:
     syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # device -> peak allocated, reserved
     elementwise: list[float] = field(default_factory=list)  # bytes/s of large element-wise CPU operators
+    dp_ops: list[_CpuRec] = field(default_factory=list)  # nn.DataParallel's autograd functions
+    # GPU transfers DataParallel may launch: start, end, correlation, device, kind, bytes
+    dp_gpu: list[tuple[int, int, int, int, str, int]] = field(default_factory=list)
+    comp_dev: list[int] = field(default_factory=list)  # device of each compute kernel
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     n_events: int = 0
 
@@ -206,18 +210,27 @@ def _scan(events: list[Any]) -> _Scan:
         if cat == K.CAT_KERNEL:
             corr = args.get(K.A_CORRELATION)
             corr = corr if isinstance(corr, int) else -1
+            gdev = _int_or(args.get("device"), _int_or(ev.get("pid"), -1))
             if cl.is_comm_kernel(name):
                 sc.comm_kernels.append((start, end, name, corr, args))
+                sc.dp_gpu.append((start, end, corr, gdev, "nccl", 0))
             else:
                 sc.comp_s.append(start)
                 sc.comp_e.append(end)
                 sc.comp_corr.append(corr)
+                sc.comp_dev.append(gdev)
         elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
             corr = args.get(K.A_CORRELATION)
             corr = corr if isinstance(corr, int) else -1
             sc.mem_s.append(start)
             sc.mem_e.append(end)
             sc.mem_corr.append(corr)
+            if cat == K.CAT_MEMCPY and (name.startswith("Memcpy PtoP") or name.startswith("Memcpy DtoD")
+                                        or name.startswith("Memcpy HtoD")):
+                nb = args.get("bytes")
+                mdev = _int_or(args.get("device", args.get("inDevice")), -1)
+                sc.dp_gpu.append((start, end, corr, mdev, name.split(" ")[1],
+                                  nb if isinstance(nb, int) and nb >= 0 else 0))
             if cat == K.CAT_MEMCPY and "Pageable" in name:
                 nb = args.get("bytes")
                 sc.pageable.append((start, end, corr, nb if isinstance(nb, int) and nb >= 0 else 0,
@@ -248,6 +261,8 @@ def _scan(events: list[Any]) -> _Scan:
             _add_cpu(sc.cpu_excl, ev.get(K.TID), start, end)
         elif cat == K.CAT_CPU_OP:
             tid = ev.get(K.TID)
+            if name in DP_OPS:
+                sc.dp_ops.append(_CpuRec(start, end, tid, name, args))
             if cl.cpu_is_compute(name):
                 _add_cpu(sc.cpu_ops, tid, start, end)
                 if name in _ELEMENTWISE and end > start:
@@ -264,6 +279,29 @@ _ELEMENTWISE = frozenset({"aten::copy_", "aten::add_", "aten::mul", "aten::mul_"
                           "aten::sub", "aten::div"})
 _TYPE_BYTES = {"float": 4, "c10::Half": 2, "c10::BFloat16": 2, "double": 8}
 _MIN_ELEMENTWISE_BYTES = 1 << 20  # smaller operators measure per-operator overhead, not memory
+
+
+# nn.DataParallel's autograd functions (torch/nn/parallel/_functions.py): the profiler records each call
+# under its class name (THPFunction_apply's RECORD_FUNCTION), with the tensors' Input Dims
+DP_OPS = frozenset({"Broadcast", "Scatter", "Gather", "ReduceAddCoalesced"})
+
+
+def _int_or(v: Any, default: int) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else default
+
+
+def _tensor_bytes(args: dict[str, Any]) -> int | None:
+    """Bytes of every tensor argument with a known dtype (Input Dims x Input type); None without shapes."""
+    dims, types = args.get(K.A_INPUT_DIMS), args.get(K.A_INPUT_TYPE)
+    if not isinstance(dims, list) or not isinstance(types, list):
+        return None
+    total = 0
+    for d, t in zip(dims, types, strict=False):
+        size = _TYPE_BYTES.get(t) if isinstance(t, str) else None
+        n = _numel_of_dims(d) if size else None
+        if size and n:
+            total += n * size
+    return total
 
 
 def _elementwise_bytes(args: dict[str, Any]) -> int | None:
@@ -488,7 +526,69 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
                      warnings=tuple(warnings), event_count=sc.n_events, pageable=pageable,
                      pageable_bytes=pageable_bytes, pageable_htod=pageable_htod, host_syncs=syncs,
                      memory_peak=dict(sc.memory), device_memory=device_memory,
-                     elementwise_bps=float(np.median(sc.elementwise)) if len(sc.elementwise) >= 3 else None)
+                     elementwise_bps=float(np.median(sc.elementwise)) if len(sc.elementwise) >= 3 else None,
+                     dp_calls=_dp_calls(sc, attribute), device_busy=_device_busy(sc, step_of, launch_time)
+                     if sc.dp_ops else {})
+
+
+def _dp_kernel_bytes(sc: _Scan) -> dict[int, int]:
+    """Bytes per device of the NCCL kernels nn.DataParallel launched (correlation -> bytes): a Broadcast sends
+    its tensors to every device; a ReduceAddCoalesced takes one replica's share from each."""
+    idx = _ThreadIndex(sc.dp_ops)
+    per_call: dict[int, list[int]] = defaultdict(list)
+    calls: dict[int, _CpuRec] = {}
+    for _s, _e, corr, _d, kind, _nb in sc.dp_gpu:
+        if kind != "nccl":
+            continue
+        la = sc.launches.get(corr)
+        call = idx.enclosing(la[1], la[0]) if la is not None else None
+        if call is not None:
+            per_call[id(call)].append(corr)
+            calls[id(call)] = call
+    out: dict[int, int] = {}
+    for key, corrs in per_call.items():
+        call = calls[key]
+        total = _tensor_bytes(call.args)
+        if not total:
+            continue
+        each = total // len(corrs) if call.name == "ReduceAddCoalesced" else total
+        for c in corrs:
+            out[c] = each
+    return out
+
+
+def _dp_calls(sc: _Scan, attribute) -> tuple[DPCall, ...]:
+    """nn.DataParallel's calls with the GPU work launched inside each (by correlation to the launching call)."""
+    if not sc.dp_ops:
+        return ()
+    idx = _ThreadIndex(sc.dp_ops)
+    gpu: dict[int, list[tuple[int, int, int, str, int]]] = defaultdict(list)
+    for start, end, corr, dev, kind, nb in sc.dp_gpu:
+        la = sc.launches.get(corr)
+        call = idx.enclosing(la[1], la[0]) if la is not None else None
+        if call is not None:
+            gpu[id(call)].append((dev, start, end, kind, nb))
+    ops = sorted(sc.dp_ops, key=lambda r: r.start)
+    steps = attribute(np.array([r.start for r in ops], dtype=np.int64))
+    return tuple(DPCall(r.name, r.start, r.end, int(st), _tensor_bytes(r.args), tuple(gpu.get(id(r), ())))
+                 for r, st in zip(ops, steps, strict=True))
+
+
+def _device_busy(sc: _Scan, step_of, launch_time) -> dict[int, dict[int, int]]:
+    """Per step and device: the union of compute-kernel time."""
+    if not sc.comp_s:
+        return {}
+    cs = np.array(sc.comp_s, dtype=np.int64)
+    ce = np.array(sc.comp_e, dtype=np.int64)
+    st = step_of(launch_time(sc.comp_corr), cs)
+    dev = np.array(sc.comp_dev, dtype=np.int64)
+    out: dict[int, dict[int, int]] = defaultdict(dict)
+    for s_ in np.unique(st[st >= 0]).tolist():
+        for d in np.unique(dev).tolist():
+            m = (st == s_) & (dev == d)
+            if m.any():
+                out[int(s_)][int(d)] = int(iv.length(iv.union(cs[m], ce[m])))
+    return dict(out)
 
 
 def _extent(sc: _Scan) -> tuple[int, int]:
@@ -667,6 +767,7 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
             cs.append(e[0])
             ce.append(e[1])
             ci.append(r.start)
+    dp_bytes = _dp_kernel_bytes(sc) if device_kind == "cuda" and sc.dp_ops else {}
     for start, end, name, args, issue in orphans:
         m = _meta_from([_CpuRec(start, end, None, name, args)])
         if device_kind == "cuda":
@@ -674,6 +775,9 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
             m.op = kop
             if m.dtype == "unknown" and kdt:
                 m.dtype = kdt
+            nb = dp_bytes.get(_int_or(args.get(K.A_CORRELATION), -1))
+            if nb is not None and m.numel is None:  # launched by nn.DataParallel: its call's tensors say
+                m.numel, m.dtype = nb // 4, "float32" if m.dtype == "unknown" else m.dtype
         execs = [(start, end, name, args)]
         col, nobytes = _make_collective(m, None, execs, default_pg, ptr_labels, world, pgs, attribute,
                                         issue_for_step=issue if issue >= 0 else start)

@@ -156,6 +156,19 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
                 st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
                 h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))) + "</tr>")
         parts.append("</table>")
+    for d in s.get("dataparallel") or []:
+        est = d["ddp_estimate_step_ms"]
+        parts.append(f"<h2>nn.DataParallel (rank {d['rank']}, devices {h(', '.join(map(str, d['devices'])))})</h2>"
+                     f"<p>{_n(d['overhead_ms'])} ms of a {_n(d['step_ms'])} ms step moves data through the first "
+                     "device"
+                     + (f"; DistributedDataParallel estimate: {_n(est)} ms per step" if est is not None else "")
+                     + ".</p><table><tr><th>phase</th><th>calls/step</th><th>bytes/step</th><th>copied bytes</th>"
+                     "<th>host ms</th><th>GPU ms</th><th>busy ms</th></tr>")
+        for p in d["phases"]:
+            parts.append("<tr>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
+                p["name"], p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),
+                _n(p["host_ms"]), _n(p["gpu_ms"]), _n(p["busy_ms"]))) + "</tr>")
+        parts.append("</table>")
     if s.get("memory"):
         parts.append("<h2>Memory (profile_memory=True)</h2><table><tr><th>rank</th><th>device</th>"
                      "<th>peak allocated</th><th>peak reserved</th><th>% of device</th><th>DDP buckets</th>"

@@ -133,3 +133,28 @@ def test_cpu_only_gloo_trace_counts_gloo_transfers_as_comm():
     assert all(c.op == "allreduce" and c.issue_ns is None for c in rt.collectives)
     assert Counter(c.bytes for c in rt.collectives) == {321271 * 4: 5, 2082411 * 4: 5}
     assert {c.group_size for c in rt.collectives} == {300}
+
+
+@pytest.mark.parametrize("rel", ["megatron_tp8_a100", "h100-world1", "dlrm_8gpu_v100",
+                                 "hta/tests/data/cpu_only", "hta/tests/data/df_index_resolver"])
+def test_typed_fast_path_and_orjson_path_give_the_same_summary(rel):
+    """The reader decodes straight into typed events (msgspec, args kept raw); documents it refuses go through
+    orjson.  Both must give the same analysis, number for number."""
+    from pathlib import Path
+
+    import orjson
+
+    from commprof.model import Run
+    from commprof.reader import kineto
+    from commprof.report.jsonout import summary
+
+    fast = commprof.load(shared(rel))
+    slow_ranks = []
+    for rt in fast.ranks:
+        p = Path(rt.path)
+        raw = p.read_bytes()
+        doc = orjson.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)  # plain dicts
+        assert type(kineto.read_document(p)[kineto.K.TRACE_EVENTS][0]) is kineto._Ev  # the fast path was taken
+        slow_ranks.append(kineto.parse_document(p, doc, rank_hint=rt.rank))
+    slow = Run(fast.path, tuple(slow_ranks), fast.world_size, fast.run_id, fast.missing_ranks, fast.warnings)
+    assert summary(commprof.analyze(slow)) == summary(commprof.analyze(fast))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -31,8 +32,54 @@ _LOAD_WARNINGS = "__commprof_load_warnings__"
 DEFAULT_MAX_BYTES = 8 * 1024**3
 
 
+class _Ev(msgspec.Struct):
+    """One trace event, decoded with only the fields the analysis reads.  ``args`` stays undecoded JSON
+    (a slice of the file) until an event that needs it asks (``_args``): most events never do."""
+
+    ph: Any = None
+    cat: Any = None
+    name: Any = None
+    pid: Any = None
+    tid: Any = None
+    ts: Any = None
+    dur: Any = None
+    args: msgspec.Raw = msgspec.Raw(b"")
+
+
+class _Doc(msgspec.Struct):
+    traceEvents: list[_Ev]  # the file's keys
+    distributedInfo: Any = None
+    deviceProperties: Any = None
+    baseTimeNanoseconds: Any = None
+
+
+_DECODER = msgspec.json.Decoder(_Doc)
+
+
+def _args(ev: _Ev) -> dict[str, Any]:
+    raw = ev.args
+    if not raw:
+        return {}
+    a = orjson.loads(memoryview(raw))  # type: ignore[arg-type]
+    return a if isinstance(a, dict) else {}
+
+
+def _as_event(ev: Any) -> Any:
+    """An event of a document decoded the slow way (orjson), in the typed form; non-objects stay as they are."""
+    if not isinstance(ev, dict):
+        return ev
+    a = ev.get(K.ARGS)
+    return _Ev(ev.get(K.PH), ev.get(K.CAT), ev.get(K.NAME), ev.get(K.PID), ev.get(K.TID), ev.get(K.TS),
+               ev.get(K.DUR), msgspec.Raw(orjson.dumps(a)) if isinstance(a, dict) else msgspec.Raw(b""))
+
+
 def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
-    """Read a .json or .json.gz chrome trace into a dict, with one clear error per failure."""
+    """Read a .json or .json.gz chrome trace into a dict, with one clear error per failure.
+
+    The fast path decodes straight into typed events (msgspec): unknown keys are skipped without building
+    objects and every event's ``args`` stays raw until needed.  Documents it refuses (a bare array, an event
+    that is not an object, invalid UTF-8, ...) go through orjson and the same checks as before; the parser
+    puts their events in the typed form as it meets them, so both paths give the same result."""
     try:
         size = path.stat().st_size
         if size > max_bytes:
@@ -54,6 +101,15 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, A
     elif len(raw) > max_bytes:
         raise InputError(path, f"{len(raw):,} bytes is above the size limit of {max_bytes:,} bytes "
                                "(raise it with --max-bytes)")
+    typed = None
+    if _valid_utf8(raw):  # msgspec does not check the bytes it skips or keeps raw
+        try:
+            typed = _DECODER.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            typed = None
+    if typed is not None:
+        return {K.TRACE_EVENTS: typed.traceEvents, K.DISTRIBUTED_INFO: typed.distributedInfo,
+                K.DEVICE_PROPERTIES: typed.deviceProperties, K.BASE_TIME_NS: typed.baseTimeNanoseconds}
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -76,6 +132,16 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, A
     if not isinstance(doc[K.TRACE_EVENTS], list):
         raise InputError(path, "'traceEvents' is not a list")
     return doc
+
+
+def _valid_utf8(raw: bytes) -> bool:
+    if raw.isascii():
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _gunzip(path: Path, raw: bytes, max_bytes: int) -> bytes:
@@ -164,21 +230,23 @@ def _scan(events: list[Any]) -> _Scan:
     sc = _Scan()
     skipped = sc.skipped
     for ev in events:
-        if not isinstance(ev, dict):
-            skipped["not an object"] += 1
-            continue
-        ph = ev.get(K.PH)
+        if type(ev) is not _Ev:
+            if not isinstance(ev, dict):
+                skipped["not an object"] += 1
+                continue
+            ev = _as_event(ev)  # a document decoded by orjson (or built by hand)
+        ph = ev.ph
         if ph == K.PH_META:
-            if ev.get(K.NAME) == "thread_name":
-                a = ev.get(K.ARGS)
-                if isinstance(a, dict) and isinstance(a.get("name"), str):
+            if ev.name == "thread_name":
+                a = _args(ev)
+                if isinstance(a.get("name"), str):
                     # a thread may be named twice ("python", then "pt_gloo_runloop"): keep both
-                    prev = sc.threads.get(ev.get(K.TID), "")
-                    sc.threads[ev.get(K.TID)] = (prev + " " + a["name"]).strip()
+                    prev = sc.threads.get(ev.tid, "")
+                    sc.threads[ev.tid] = (prev + " " + a["name"]).strip()
             continue
-        if ph == "i" and ev.get(K.NAME) == "[memory]":
-            a = ev.get(K.ARGS)
-            if isinstance(a, dict):
+        if ph == "i" and ev.name == "[memory]":
+            a = _args(ev)
+            if a:
                 alloc, res = a.get("Total Allocated"), a.get("Total Reserved")
                 dev = f"{'cuda' if a.get('Device Type') == 1 else 'cpu'}:{a.get('Device Id')}"
                 if isinstance(alloc, int) and not isinstance(alloc, bool):
@@ -189,10 +257,10 @@ def _scan(events: list[Any]) -> _Scan:
         if ph != K.PH_COMPLETE:
             continue
         sc.n_events += 1
-        name = ev.get(K.NAME)
-        cat = ev.get(K.CAT)
-        ts = _num(ev.get(K.TS))
-        dur = _num(ev.get(K.DUR))
+        name = ev.name
+        cat = ev.cat
+        ts = _num(ev.ts)
+        dur = _num(ev.dur)
         if not isinstance(name, str):
             skipped["no name"] += 1
             continue
@@ -204,13 +272,11 @@ def _scan(events: list[Any]) -> _Scan:
             continue
         start = _ns(ts)
         end = start + _ns(dur)
-        args = ev.get(K.ARGS)
-        if not isinstance(args, dict):
-            args = {}
         if cat == K.CAT_KERNEL:
+            args = _args(ev)
             corr = args.get(K.A_CORRELATION)
             corr = corr if isinstance(corr, int) else -1
-            gdev = _int_or(args.get("device"), _int_or(ev.get("pid"), -1))
+            gdev = _int_or(args.get("device"), _int_or(ev.pid, -1))
             if cl.is_comm_kernel(name):
                 sc.comm_kernels.append((start, end, name, corr, args))
                 sc.dp_gpu.append((start, end, corr, gdev, "nccl", 0))
@@ -220,6 +286,7 @@ def _scan(events: list[Any]) -> _Scan:
                 sc.comp_corr.append(corr)
                 sc.comp_dev.append(gdev)
         elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
+            args = _args(ev)
             corr = args.get(K.A_CORRELATION)
             corr = corr if isinstance(corr, int) else -1
             sc.mem_s.append(start)
@@ -236,9 +303,9 @@ def _scan(events: list[Any]) -> _Scan:
                 sc.pageable.append((start, end, corr, nb if isinstance(nb, int) and nb >= 0 else 0,
                                     "HtoD" in name))
         elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
-            corr = args.get(K.A_CORRELATION)
+            corr = _args(ev).get(K.A_CORRELATION)
             if isinstance(corr, int):
-                sc.launches[corr] = (start, ev.get(K.TID))
+                sc.launches[corr] = (start, ev.tid)
             if cl.is_sync_runtime(name):
                 sc.syncs.append((start, end))
         elif cat == K.CAT_GPU_USER_ANNOTATION:
@@ -251,22 +318,22 @@ def _scan(events: list[Any]) -> _Scan:
                 continue
             sc.steps.setdefault(num, (start, end))
         elif name.startswith("gloo:"):
-            sc.transfers.append(_CpuRec(start, end, ev.get(K.TID), name, args))
+            sc.transfers.append(_CpuRec(start, end, ev.tid, name, _args(ev)))
         elif name == K.RPC:
-            sc.calls["rpc"].append(_CpuRec(start, end, ev.get(K.TID), name, args))
+            sc.calls["rpc"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
         elif name.startswith("nccl:"):
-            sc.calls["annotation"].append(_CpuRec(start, end, ev.get(K.TID), name, args))
+            sc.calls["annotation"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
         elif name.startswith("c10d::") and name != "c10d::wait" and not name.startswith("c10d::_"):
-            sc.calls["c10d"].append(_CpuRec(start, end, ev.get(K.TID), name, args))
-            _add_cpu(sc.cpu_excl, ev.get(K.TID), start, end)
+            sc.calls["c10d"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
+            _add_cpu(sc.cpu_excl, ev.tid, start, end)
         elif cat == K.CAT_CPU_OP:
-            tid = ev.get(K.TID)
+            tid = ev.tid
             if name in DP_OPS:
-                sc.dp_ops.append(_CpuRec(start, end, tid, name, args))
+                sc.dp_ops.append(_CpuRec(start, end, tid, name, _args(ev)))
             if cl.cpu_is_compute(name):
                 _add_cpu(sc.cpu_ops, tid, start, end)
                 if name in _ELEMENTWISE and end > start:
-                    nb = _elementwise_bytes(args)
+                    nb = _elementwise_bytes(_args(ev))
                     if nb:
                         sc.elementwise.append(nb / (end - start) * 1e9)
             else:

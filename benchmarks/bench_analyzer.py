@@ -67,13 +67,38 @@ def tools(d: Path) -> dict[str, list[str]]:
     }
 
 
+def growth() -> int:
+    """Time and peak RSS against the number of ranks (copies of the same real trace)."""
+    big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
+    work = Path(tempfile.mkdtemp(prefix="commprof-bench-growth-"))
+    src = copies(big, 16, work / "all")
+    files = sorted(src.glob("*.json.gz"), key=lambda p: int(p.name[4:].split(".")[0]))
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"{'ranks':>5} {'events':>10} {'seconds':>8} {'s per rank':>10} {'peak MB':>8} {'k events/s':>10}")
+    base = None
+    for n in (1, 2, 4, 8, 16):
+        d = work / f"n{n}"
+        d.mkdir()
+        for f in files[:n]:
+            (d / f.name).symlink_to(f)
+        out = tempfile.mkdtemp(prefix="commprof-bench-")
+        sec, mb = run([sys.executable, "-m", "commprof", "report", str(d), "--format", "json", "-o", out, "-q"])
+        events = 216_092 * n
+        base = base or sec
+        print(f"{n:>5} {events:>10,} {sec:>8.2f} {sec / n:>10.2f} {mb:>8.0f} {events / sec / 1e3:>10.0f}")
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) == 5 and sys.argv[1] == "--make-copies":
         _make_copies(Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
         return 0
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="only the 4-rank set")
+    ap.add_argument("--growth", action="store_true", help="commprof alone on 1, 2, 4, 8, 16 rank copies")
     args = ap.parse_args()
+    if args.growth:
+        return growth()
     big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-sets-"))
     sets = {"df_index_resolver x4": copies(big, 4, work / "x4")}

@@ -158,3 +158,44 @@ def test_typed_fast_path_and_orjson_path_give_the_same_summary(rel):
         slow_ranks.append(kineto.parse_document(p, doc, rank_hint=rt.rank))
     slow = Run(fast.path, tuple(slow_ranks), fast.world_size, fast.run_id, fast.missing_ranks, fast.warnings)
     assert summary(commprof.analyze(slow)) == summary(commprof.analyze(fast))
+
+
+@pytest.mark.parametrize("rel", ["h100-world1", "megatron_tp8_a100", "hta/tests/data/df_index_resolver"])
+def test_large_traces_decoded_slice_by_slice_give_the_same_summary(rel, monkeypatch):
+    """Traces above a size are decoded a slice at a time (bounded memory); forced on small real traces with
+    tiny slices, the analysis must not change."""
+    from commprof.reader import kineto
+    from commprof.report.jsonout import summary
+
+    whole = summary(commprof.analyze(commprof.load(shared(rel))))
+    monkeypatch.setattr(kineto, "_CHUNKED_MIN_BYTES", 1)
+    monkeypatch.setattr(kineto, "_CHUNK_BYTES", 64 * 1024)
+    calls = []
+    real = kineto._slices
+    monkeypatch.setattr(kineto, "_slices", lambda *a: (calls.append(1), real(*a))[1])
+    assert summary(commprof.analyze(commprof.load(shared(rel)))) == whole
+    assert calls  # the sliced path was taken
+
+
+def test_a_layout_that_breaks_slicing_falls_back_to_a_whole_decode(tmp_path, monkeypatch):
+    """A nested object that starts a line at the events' indentation would cut an event in two: that slice
+    fails to decode and the file is read again whole, with the same result."""
+    from commprof.reader import kineto
+
+    ev = []
+    for k in range(50):
+        ev.append('  {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#%d", "pid": 1, "tid": 1, '
+                  '"ts": %d, "dur": 900, "args":\n  {"External id": %d}}' % (k, 1000 * k, k))
+        ev.append('  {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": %d, "dur": 500}'
+                  % (1000 * k + 100))
+    text = '{\n  "traceEvents": [\n' + ",\n".join(ev) + '\n  ],\n  "traceName": "t"\n}'
+    p = tmp_path / "rank0.json"
+    p.write_text(text)
+    expected = commprof.analyze(commprof.load(p))
+    monkeypatch.setattr(kineto, "_CHUNKED_MIN_BYTES", 1)
+    monkeypatch.setattr(kineto, "_CHUNK_BYTES", 1)  # a cut at every line that starts with "  {"
+    with pytest.raises(kineto.ChunkLayoutError):
+        kineto.parse_document(p, kineto.read_document(p))
+    got = commprof.analyze(commprof.load(p))
+    assert [s.step for s in got.overlaps[0].steps] == [s.step for s in expected.overlaps[0].steps]
+    assert len(got.overlaps[0].steps) == 50

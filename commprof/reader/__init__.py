@@ -35,7 +35,11 @@ def load_rank(trace_path: str | Path, sidecars: dict[int, Path] | None = None,
             side = sidecar.parse(sp, sidecar.read_raw(sp), base)
         except InputError as e:
             side_warn.append(f"{e}; sidecar ignored")
-    rt = kineto.parse_document(path, doc, rank_hint=rank, sidecar=side)
+    try:
+        rt = kineto.parse_document(path, doc, rank_hint=rank, sidecar=side)
+    except kineto.ChunkLayoutError:  # a large file not laid out as torch writes it: decode it whole
+        doc = kineto.read_document(path, max_bytes, chunked=False)
+        rt = kineto.parse_document(path, doc, rank_hint=rank, sidecar=side)
     if side_warn:
         rt = _with_warnings(rt, side_warn)
     return rt

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -64,6 +65,22 @@ def _args(ev: _Ev) -> dict[str, Any]:
     return a if isinstance(a, dict) else {}
 
 
+_CORRELATION = re.compile(rb'"correlation"\s*:\s*(-?\d+)\s*[,}]')
+
+
+def _correlation(ev: _Ev) -> int | None:
+    """args.correlation of a runtime event without decoding its args (the one key those events need);
+    a key that is not a plain integer, or that appears twice, takes the full decode."""
+    raw = ev.args
+    if not raw:
+        return None
+    found = _CORRELATION.findall(raw)  # type: ignore[call-overload]
+    if len(found) == 1:
+        return int(found[0])
+    v = _args(ev).get(K.A_CORRELATION)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
 def _as_event(ev: Any) -> Any:
     """An event of a document decoded the slow way (orjson), in the typed form; non-objects stay as they are."""
     if not isinstance(ev, dict):
@@ -73,7 +90,7 @@ def _as_event(ev: Any) -> Any:
                ev.get(K.DUR), msgspec.Raw(orjson.dumps(a)) if isinstance(a, dict) else msgspec.Raw(b""))
 
 
-def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, Any]:
+def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, chunked: bool = True) -> dict[str, Any]:
     """Read a .json or .json.gz chrome trace into a dict, with one clear error per failure.
 
     The fast path decodes straight into typed events (msgspec): unknown keys are skipped without building
@@ -103,6 +120,10 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, A
                                "(raise it with --max-bytes)")
     typed = None
     if _valid_utf8(raw):  # msgspec does not check the bytes it skips or keeps raw
+        if chunked and len(raw) >= _CHUNKED_MIN_BYTES:
+            sliced = _chunked(raw)
+            if sliced is not None:
+                return sliced
         try:
             typed = _DECODER.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
@@ -132,6 +153,72 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, A
     if not isinstance(doc[K.TRACE_EVENTS], list):
         raise InputError(path, "'traceEvents' is not a list")
     return doc
+
+
+_CHUNKED_MIN_BYTES = 192 * 1024**2
+_CHUNK_BYTES = 16 * 1024**2
+_EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[(\s*)\{')
+_EVENTS_DECODER = msgspec.json.Decoder(list[_Ev])
+
+
+def _chunked(raw: bytes) -> dict[str, Any] | None:
+    """Large traces laid out as torch writes them (one event per top-level ``{`` at a fixed indentation, nested
+    objects indented deeper): decode the events a slice at a time while the parser consumes them, so that only
+    one slice's typed events are alive at once.  None when the layout is not recognised (then the whole
+    document is decoded at once)."""
+    m = _EVENTS_KEY.search(raw)
+    if m is None or b"\n" not in m.group(1):
+        return None
+    sep = b"\n" + m.group(1).rsplit(b"\n", 1)[1] + b"{"  # newline + the events' indentation + "{"
+    first = m.end() - 1
+    end = raw.rfind(b"]")
+    if end <= first:
+        return None
+    try:  # the document around the event list: its metadata, and a check that ``end`` closes the list
+        meta = _DECODER.decode(raw[:m.start()] + b'"traceEvents": []' + raw[end + 1:])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if meta.traceEvents:
+        return None
+    return {K.TRACE_EVENTS: _Batches(_slices(raw, first, end, sep)), K.DISTRIBUTED_INFO: meta.distributedInfo,
+            K.DEVICE_PROPERTIES: meta.deviceProperties, K.BASE_TIME_NS: meta.baseTimeNanoseconds}
+
+
+class _Batches:
+    """The events of a large trace as consecutive lists, decoded when the parser reaches them."""
+
+    def __init__(self, it) -> None:
+        self.it = it
+
+
+class ChunkLayoutError(ValueError):
+    """A slice of a large trace did not decode: read it again whole (``read_document(chunked=False)``)."""
+
+
+def _slices(raw: bytes, first: int, end: int, sep: bytes):
+    """Lists of the events of ``raw[first:end]``, decoded one slice of about _CHUNK_BYTES at a time."""
+    pos = first
+    while pos < end:
+        cut = raw.find(sep, min(pos + _CHUNK_BYTES, end), end) if pos + _CHUNK_BYTES < end else -1
+        stop = cut if cut != -1 else end
+        view = memoryview(raw)[pos:stop]
+        tail = len(view)
+        while tail and view[tail - 1] in b" \t\r\n":
+            tail -= 1
+        if tail and view[tail - 1] == ord(","):
+            tail -= 1
+        buf = bytearray(b"[")
+        buf += view[:tail]
+        buf += b"]"
+        del view
+        try:
+            events = _EVENTS_DECODER.decode(buf)
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise ChunkLayoutError(str(e)) from None
+        del buf
+        yield events
+        del events
+        pos = stop + 1 if cut != -1 else end
 
 
 def _valid_utf8(raw: bytes) -> bool:
@@ -226,8 +313,16 @@ class _Scan:
     n_events: int = 0
 
 
-def _scan(events: list[Any]) -> _Scan:
+def _scan(events: Any) -> _Scan:
     sc = _Scan()
+    is_compute: dict[str, bool] = {}  # operator names repeat: classify each once
+    for batch in (events.it if isinstance(events, _Batches) else (events,)):
+        _scan_batch(sc, batch, is_compute)
+        del batch  # before the next slice is decoded: one slice's events alive at a time
+    return sc
+
+
+def _scan_batch(sc: _Scan, events: list[Any], is_compute: dict[str, bool]) -> None:
     skipped = sc.skipped
     for ev in events:
         if type(ev) is not _Ev:
@@ -259,19 +354,23 @@ def _scan(events: list[Any]) -> _Scan:
         sc.n_events += 1
         name = ev.name
         cat = ev.cat
-        ts = _num(ev.ts)
-        dur = _num(ev.dur)
-        if not isinstance(name, str):
+        if type(name) is not str:
             skipped["no name"] += 1
             continue
-        if ts is None or dur is None:
-            skipped["no valid ts/dur"] += 1
+        ts, dur = ev.ts, ev.dur
+        tt, td = type(ts), type(dur)
+        # the common case inline (plain numbers in range; NaN and infinities fail the comparisons)
+        if (tt is int or tt is float) and (td is int or td is float) and 0 <= ts <= _TS_LIMIT_US \
+                and 0 <= dur <= _TS_LIMIT_US:
+            start = ts * 1000 if tt is int else _ns(ts)
+            end = start + (dur * 1000 if td is int else _ns(dur))
+        else:
+            ts, dur = _num(ts), _num(dur)
+            if ts is None or dur is None:
+                skipped["no valid ts/dur"] += 1
+            else:
+                skipped["negative or out-of-range ts/dur"] += 1
             continue
-        if dur < 0 or ts < 0 or ts > _TS_LIMIT_US or dur > _TS_LIMIT_US:
-            skipped["negative or out-of-range ts/dur"] += 1
-            continue
-        start = _ns(ts)
-        end = start + _ns(dur)
         if cat == K.CAT_KERNEL:
             args = _args(ev)
             corr = args.get(K.A_CORRELATION)
@@ -303,8 +402,8 @@ def _scan(events: list[Any]) -> _Scan:
                 sc.pageable.append((start, end, corr, nb if isinstance(nb, int) and nb >= 0 else 0,
                                     "HtoD" in name))
         elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
-            corr = _args(ev).get(K.A_CORRELATION)
-            if isinstance(corr, int):
+            corr = _correlation(ev)
+            if corr is not None:
                 sc.launches[corr] = (start, ev.tid)
             if cl.is_sync_runtime(name):
                 sc.syncs.append((start, end))
@@ -330,7 +429,10 @@ def _scan(events: list[Any]) -> _Scan:
             tid = ev.tid
             if name in DP_OPS:
                 sc.dp_ops.append(_CpuRec(start, end, tid, name, _args(ev)))
-            if cl.cpu_is_compute(name):
+            compute = is_compute.get(name)
+            if compute is None:
+                compute = is_compute[name] = cl.cpu_is_compute(name)
+            if compute:
                 _add_cpu(sc.cpu_ops, tid, start, end)
                 if name in _ELEMENTWISE and end > start:
                     nb = _elementwise_bytes(_args(ev))
@@ -338,7 +440,6 @@ def _scan(events: list[Any]) -> _Scan:
                         sc.elementwise.append(nb / (end - start) * 1e9)
             else:
                 _add_cpu(sc.cpu_excl, tid, start, end)
-    return sc
 
 
 # in-place / out-of-place element-wise operators whose first input's bytes measure one memory pass

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="peak link bandwidth per GPU, GB/s one direction (e.g. 25 for 200 Gbit/s InfiniBand); "
                         "default: the NVLink/PCIe figure of a known GPU")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--dask", metavar="ADDRESS", default=None,
+                   help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
+                        "needs the [dask] extra and the same paths on the workers)")
     d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
     d.add_argument("--out", default="commprof-demo", help="folder for the traces (default: ./commprof-demo)")
     d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
@@ -72,7 +75,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError:
         raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
     trace_dir = Path(args.trace_dir)
-    run = _load_with_progress(load, trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
+    if args.dask:
+        import functools
+
+        client = _dask_client(args.dask)
+        try:
+            run = _load_with_progress(functools.partial(load, executor=client.get_executor()), trace_dir, ranks,
+                                      args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
+        finally:
+            client.close()
+    else:
+        run = _load_with_progress(load, trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
     if args.link_gbps is not None and not args.link_gbps > 0:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps)
@@ -122,6 +135,17 @@ def write_outputs(rep, out_dir: Path, formats: list[str]) -> list[str]:
     except OSError as e:
         raise InputError(out_dir, f"cannot write the report ({e.strerror or e})") from None
     return written
+
+
+def _dask_client(address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError("--dask", "needs Dask: pip install 'commprof[dask]'") from None
+    try:
+        return Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as e:
+        raise InputError(address, f"no Dask scheduler reachable there ({type(e).__name__}: {e})") from None
 
 
 def _load_with_progress(load, path: Path, ranks, max_bytes: int, quiet: bool):

@@ -184,10 +184,10 @@ def test_a_layout_that_breaks_slicing_falls_back_to_a_whole_decode(tmp_path, mon
 
     ev = []
     for k in range(50):
-        ev.append('  {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#%d", "pid": 1, "tid": 1, '
-                  '"ts": %d, "dur": 900, "args":\n  {"External id": %d}}' % (k, 1000 * k, k))
-        ev.append('  {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": %d, "dur": 500}'
-                  % (1000 * k + 100))
+        ev.append(f'  {{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#{k}", "pid": 1, "tid": 1, '
+                  f'"ts": {1000 * k}, "dur": 900, "args":\n  {{"External id": {k}}}}}')
+        ev.append(f'  {{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": {1000 * k + 100}, '
+                  '"dur": 500}')
     text = '{\n  "traceEvents": [\n' + ",\n".join(ev) + '\n  ],\n  "traceName": "t"\n}'
     p = tmp_path / "rank0.json"
     p.write_text(text)

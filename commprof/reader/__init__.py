@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,14 @@ def _index_sidecars(paths: tuple[Path, ...], warnings: list[str]) -> tuple[dict[
 
 
 def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = kineto.DEFAULT_MAX_BYTES,
-         workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None) -> Run:
+         workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None,
+         executor: Executor | None = None) -> Run:
     """Load every rank's trace in a folder (or one trace file) into a ``Run``.
+
+    The map step (parse one rank's file) runs in local worker processes when the traces are large, or on
+    ``executor`` when one is given: any ``concurrent.futures.Executor``, such as a Dask cluster's
+    (``distributed.Client(address).get_executor()``), for runs with thousands of ranks.  Its workers must see
+    the same paths.  The result is the same as a single-process load.
 
     Ranks come from ``distributedInfo.rank``, else from the file name.  Sidecars
     (``rank{R}.commprof.json``) are matched by rank.  ``ranks`` restricts the ranks loaded.
@@ -97,13 +103,18 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
         except InputError as e:
             errors.append(e)
 
-    if n_workers > 1 and len(traces) > 1 and total >= _PARALLEL_MIN_BYTES:
+    def mapped(pool: Executor) -> None:
+        futs = [pool.submit(load_rank, t, side_by_rank, max_bytes) for t in traces]
+        for i, (t, f) in enumerate(zip(traces, futs, strict=True)):
+            take(f.result)
+            if progress:
+                progress(i + 1, len(traces), t.name)
+
+    if executor is not None:
+        mapped(executor)
+    elif n_workers > 1 and len(traces) > 1 and total >= _PARALLEL_MIN_BYTES:
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            futs = [pool.submit(load_rank, t, side_by_rank, max_bytes) for t in traces]
-            for i, (t, f) in enumerate(zip(traces, futs, strict=True)):
-                take(f.result)
-                if progress:
-                    progress(i + 1, len(traces), t.name)
+            mapped(pool)
     else:
         for i, t in enumerate(traces):
             take(lambda t=t: load_rank(t, side_by_rank, max_bytes))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,12 +45,18 @@ def copies(src: Path, n: int, dst: Path) -> Path:
 
 
 def _make_copies(src: Path, n: int, dst: Path) -> None:
+    """Byte-for-byte copies of the real trace (torch's layout kept) with distributedInfo's rank and world size
+    rewritten in place."""
     dst.mkdir(parents=True, exist_ok=True)
-    doc = json.loads(gzip.decompress(src.read_bytes()))
+    raw = gzip.decompress(src.read_bytes())
+    m = re.search(rb'"distributedInfo": \{[^}]*\}', raw)
+    if m is None:
+        raise SystemExit(f"{src}: no distributedInfo")
     for r in range(n):
-        doc["distributedInfo"]["rank"] = r
-        doc["distributedInfo"]["world_size"] = n
-        (dst / f"rank{r}.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode(), compresslevel=1))
+        info = re.sub(rb'"world_size": \d+', b'"world_size": %d' % n,
+                      re.sub(rb'"rank": \d+', b'"rank": %d' % r, m.group(0)))
+        out = raw[:m.start()] + info + raw[m.end():]
+        (dst / f"rank{r}.json.gz").write_bytes(gzip.compress(out, compresslevel=1))
 
 
 def tools(d: Path) -> dict[str, list[str]]:

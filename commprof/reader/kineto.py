@@ -58,7 +58,9 @@ _DECODER = msgspec.json.Decoder(_Doc)
 
 
 def _args(ev: _Ev) -> dict[str, Any]:
-    raw = ev.args
+    raw: Any = ev.args
+    if type(raw) is dict:  # an event of a document decoded by orjson keeps its args as they are
+        return raw
     if not raw:
         return {}
     a = orjson.loads(memoryview(raw))  # type: ignore[arg-type]
@@ -71,9 +73,10 @@ _CORRELATION = re.compile(rb'"correlation"\s*:\s*(-?\d+)\s*[,}]')
 def _correlation(ev: _Ev) -> int | None:
     """args.correlation of a runtime event without decoding its args (the one key those events need);
     a key that is not a plain integer, or that appears twice, takes the full decode."""
-    raw = ev.args
-    if not raw:
-        return None
+    raw: Any = ev.args
+    if not raw or type(raw) is dict:
+        v = raw.get(K.A_CORRELATION) if raw else None
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
     found = _CORRELATION.findall(raw)  # type: ignore[call-overload]
     if len(found) == 1:
         return int(found[0])
@@ -87,7 +90,7 @@ def _as_event(ev: Any) -> Any:
         return ev
     a = ev.get(K.ARGS)
     return _Ev(ev.get(K.PH), ev.get(K.CAT), ev.get(K.NAME), ev.get(K.PID), ev.get(K.TID), ev.get(K.TS),
-               ev.get(K.DUR), msgspec.Raw(orjson.dumps(a)) if isinstance(a, dict) else msgspec.Raw(b""))
+               ev.get(K.DUR), a if isinstance(a, dict) else msgspec.Raw(b""))  # type: ignore[arg-type]
 
 
 def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, chunked: bool = True) -> dict[str, Any]:
@@ -155,7 +158,7 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, chunked: bool 
     return doc
 
 
-_CHUNKED_MIN_BYTES = 192 * 1024**2
+_CHUNKED_MIN_BYTES = 24 * 1024**2
 _CHUNK_BYTES = 16 * 1024**2
 _EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[(\s*)\{')
 _EVENTS_DECODER = msgspec.json.Decoder(list[_Ev])

@@ -86,3 +86,19 @@ def test_hostile_names_are_escaped(tmp_path: Path):
     assert "<script>document.title" not in text and "&lt;script&gt;" in text
     got = _open(html, "report-hostile.png")
     assert got["title"].startswith("commprof report") and got["problems"] == []
+
+
+def test_dataparallel_report_renders_in_chromium(tmp_path: Path):
+    """The 4-GPU DataParallel trace (tests/dp_trace.py): its section, the parallelism advice, and the tables
+    render with no console error and nothing fetched."""
+    import dp_trace
+
+    d = tmp_path / "run"
+    d.mkdir()
+    dp_trace.write(d / "rank0.pt.trace.json")
+    html = _render(d, tmp_path / "out")
+    got = _open(html, "report-dataparallel.png")
+    assert got["problems"] == [] and all(u.startswith(("file:", "data:")) for u in got["requests"])
+    text = html.read_text()
+    assert "nn.DataParallel (rank 0, devices 0, 1, 2, 3)" in text and "parallelism" in text
+    assert all(i["ok"] for i in got["images"])

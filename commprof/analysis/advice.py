@@ -163,7 +163,7 @@ def _powersgd(scs: Sequence[Scenario], predict, ref_mb: float, lossless: Predict
     """PowerSGD at ranks 1, 2, 4: what-ifs, and advice where it beats the lossless options by MIN_GAIN."""
     if not all(powersgd_applies(sc) for sc in scs):
         findings.append(Finding("info", "No PowerSGD prediction: this run's sidecar lacks parameter shapes "
-                                        "(recorded by commprof.trace since version 0.2)."))
+                                        "(an older commprof recorded it; trace again to get one)."))
         return
     total = float(scs[0].sizes.sum())
     # torch's powerSGD_hook issues its second and third all-reduce from future callbacks; on gloo these run on

@@ -165,8 +165,8 @@ def render(rep: Report, plots: dict[str, bytes]) -> str:
                      + ".</p><table><tr><th>phase</th><th>calls/step</th><th>bytes/step</th><th>copied bytes</th>"
                      "<th>host ms</th><th>GPU ms</th><th>busy ms</th></tr>")
         for p in d["phases"]:
-            parts.append("<tr>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
-                p["name"], p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),
+            parts.append(f"<tr><td>{h(p['name'])}</td>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
+                p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),
                 _n(p["host_ms"]), _n(p["gpu_ms"]), _n(p["busy_ms"]))) + "</tr>")
         parts.append("</table>")
     if s.get("memory"):

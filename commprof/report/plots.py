@@ -147,13 +147,13 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
     ax.set_title(f"Step {step}: compute, communication (red = exposed) and memcpy per rank"
                  + "; grey bar = the rank's step"
                  + ("; DDP buckets: ▼ ready, | launched, line until done" if rep.bucket_rows else ""),
-                 fontsize=9)
+                 fontsize=9, pad=22)
     from matplotlib.patches import Patch
 
+    # above the plot, under the title: below it the legend collided with the axis label on short figures
     ax.legend(handles=[Patch(color=COMPUTE, label="compute"), Patch(color=COMM, label="comm (hidden)"),
                        Patch(color=EXPOSED, label="comm (exposed)"), Patch(color=MEMCPY, label="memcpy/memset")],
-              loc="upper center", bbox_to_anchor=(0.5, -0.15 if len(ranks) < 4 else -0.06), ncol=4,
-              fontsize=8, frameon=False)
+              loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
     return _png(plt, fig)
 
 

@@ -11,6 +11,24 @@ import sys
 from pathlib import Path
 
 
+def train_traced(net, out: Path, batch: int, model=None) -> None:
+    """8 SGD steps of ``net`` on random data on the GPU, under commprof.trace (``model``: the DDP module)."""
+    import torch
+
+    import commprof
+
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    with commprof.trace(out, model=model) as prof:
+        for _ in range(8):
+            x = torch.randn(batch, 4096, device="cuda")
+            y = torch.randint(0, 10, (batch,), device="cuda")
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            prof.step()
+    torch.cuda.synchronize()
+
+
 def main(out: Path) -> int:
     import torch
     import torch.distributed as dist
@@ -27,16 +45,7 @@ def main(out: Path) -> int:
     torch.cuda.set_device(0)
     model = build_model({**DEFAULTS, "width": 4096, "layers": 8}).cuda()
     ddp = DDP(model, device_ids=[0], bucket_cap_mb=25)
-    opt = torch.optim.SGD(ddp.parameters(), lr=0.01)
-    with commprof.trace(out, model=ddp) as prof:
-        for _ in range(8):
-            x = torch.randn(256, 4096, device="cuda")
-            y = torch.randint(0, 10, (256,), device="cuda")
-            torch.nn.functional.cross_entropy(ddp(x), y).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            prof.step()
-    torch.cuda.synchronize()
+    train_traced(ddp, out, batch=256, model=ddp)
     dist.destroy_process_group()
 
     run = commprof.load(out)
@@ -74,17 +83,7 @@ def dataparallel_check(out: Path) -> bool:
     from commprof.demo import DEFAULTS, build_model
 
     model = build_model({**DEFAULTS, "width": 4096, "layers": 8}).cuda()
-    dp = torch.nn.DataParallel(model)
-    opt = torch.optim.SGD(dp.parameters(), lr=0.01)
-    with commprof.trace(out) as prof:
-        for _ in range(8):
-            x = torch.randn(512, 4096, device="cuda")
-            y = torch.randint(0, 10, (512,), device="cuda")
-            torch.nn.functional.cross_entropy(dp(x), y).backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            prof.step()
-    torch.cuda.synchronize()
+    train_traced(torch.nn.DataParallel(model), out, batch=512)
     rep = commprof.analyze(commprof.load(out))
     n_bytes = 4 * sum(p.numel() for p in model.parameters())
     for d in rep.dataparallel:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import RankTrace
+from ..model import DPCall, RankTrace
 from . import intervals as iv
 
 PHASES = ("Scatter", "Broadcast", "Gather", "ReduceAddCoalesced")
@@ -61,6 +61,13 @@ class DataParallelStat:
     ddp_exposed_ms: float | None
 
 
+def _spans(cs: list[DPCall]) -> tuple[iv.Span, iv.Span]:
+    """The calls' own host time, and the GPU work they launched, as unions of intervals."""
+    host = iv.union([c.start_ns for c in cs], [c.end_ns for c in cs])
+    gpu = iv.union([g[1] for c in cs for g in c.gpu], [g[2] for c in cs for g in c.gpu])
+    return host, gpu
+
+
 def dataparallel(rt: RankTrace, step_ms: float | None = None) -> DataParallelStat | None:
     """None when the trace holds no DataParallel call."""
     calls = [c for c in rt.dp_calls if c.step >= 0]
@@ -81,8 +88,7 @@ def dataparallel(rt: RankTrace, step_ms: float | None = None) -> DataParallelSta
         per_host, per_gpu, per_busy, per_bytes, per_copied = [], [], [], [], []
         for s in steps:
             cs = [c for c in mine if c.step == s]
-            host = iv.union([c.start_ns for c in cs], [c.end_ns for c in cs])
-            gpu = iv.union([g[1] for c in cs for g in c.gpu], [g[2] for c in cs for g in c.gpu])
+            host, gpu = _spans(cs)
             per_host.append(iv.length(host))
             per_gpu.append(iv.length(gpu))
             per_busy.append(iv.length(iv.combine(host, gpu)))
@@ -91,12 +97,7 @@ def dataparallel(rt: RankTrace, step_ms: float | None = None) -> DataParallelSta
         phases.append(DPPhase(name, len(mine) / len(steps), int(np.median(per_bytes)), int(np.median(per_copied)),
                               float(np.median(per_host)) / 1e6, float(np.median(per_gpu)) / 1e6,
                               float(np.median(per_busy)) / 1e6))
-    overhead = []
-    for s in steps:
-        cs = [c for c in calls if c.step == s]
-        host = iv.union([c.start_ns for c in cs], [c.end_ns for c in cs])
-        gpu = iv.union([g[1] for c in cs for g in c.gpu], [g[2] for c in cs for g in c.gpu])
-        overhead.append(iv.length(iv.combine(host, gpu)))
+    overhead = [iv.length(iv.combine(*_spans([c for c in calls if c.step == s]))) for s in steps]
     overhead_ms = float(np.median(overhead)) / 1e6
     busy = {d: float(np.median([rt.device_busy.get(s, {}).get(d, 0) for s in steps])) / 1e6 for d in devices}
     n = max(len(devices), 1)

@@ -679,8 +679,9 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
     pageable_htod = np.array([p[4] for p in sc.pageable], dtype=bool)
     sy_s = np.array([p[0] for p in sc.syncs], dtype=np.int64)
     syncs = Lane(sy_s, np.array([p[1] for p in sc.syncs], dtype=np.int64), attribute(sy_s), sy_s)
+    dp_launched = _dp_launched(sc) if sc.dp_ops else []
     collectives, comm_s, comm_e, comm_issue = _collectives(sc, device_kind, attribute, world, pgs,
-                                                             warnings, path)
+                                                             warnings, path, dp_launched)
     comm = Lane(comm_s, comm_e, step_of(comm_issue, comm_s), comm_issue)
 
     if sidecar is not None:
@@ -698,29 +699,31 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
                      pageable_bytes=pageable_bytes, pageable_htod=pageable_htod, host_syncs=syncs,
                      memory_peak=dict(sc.memory), device_memory=device_memory,
                      elementwise_bps=float(np.median(sc.elementwise)) if len(sc.elementwise) >= 3 else None,
-                     dp_calls=_dp_calls(sc, attribute), device_busy=_device_busy(sc, step_of, launch_time)
+                     dp_calls=_dp_calls(dp_launched, attribute), device_busy=_device_busy(sc, step_of, launch_time)
                      if sc.dp_ops else {})
 
 
-def _dp_kernel_bytes(sc: _Scan) -> dict[int, int]:
-    """Bytes per device of the NCCL kernels nn.DataParallel launched (correlation -> bytes): a Broadcast sends
-    its tensors to every device; a ReduceAddCoalesced takes one replica's share from each."""
+def _dp_launched(sc: _Scan) -> list[tuple[_CpuRec, list[tuple[int, int, int, int, str, int]]]]:
+    """Each nn.DataParallel call with the GPU work it launched (``sc.dp_gpu`` entries, matched by correlation
+    to a launch inside the call on the same thread), in time order."""
     idx = _ThreadIndex(sc.dp_ops)
-    per_call: dict[int, list[int]] = defaultdict(list)
-    calls: dict[int, _CpuRec] = {}
-    for _s, _e, corr, _d, kind, _nb in sc.dp_gpu:
-        if kind != "nccl":
-            continue
-        la = sc.launches.get(corr)
+    gpu: dict[int, list[tuple[int, int, int, int, str, int]]] = defaultdict(list)
+    for g in sc.dp_gpu:
+        la = sc.launches.get(g[2])
         call = idx.enclosing(la[1], la[0]) if la is not None else None
         if call is not None:
-            per_call[id(call)].append(corr)
-            calls[id(call)] = call
+            gpu[id(call)].append(g)
+    return [(r, gpu.get(id(r), [])) for r in sorted(sc.dp_ops, key=lambda r: r.start)]
+
+
+def _dp_kernel_bytes(dp_launched) -> dict[int, int]:
+    """Bytes per device of the NCCL kernels nn.DataParallel launched (correlation -> bytes): a Broadcast sends
+    its tensors to every device; a ReduceAddCoalesced takes one replica's share from each."""
     out: dict[int, int] = {}
-    for key, corrs in per_call.items():
-        call = calls[key]
+    for call, launched in dp_launched:
+        corrs = [g[2] for g in launched if g[4] == "nccl"]
         total = _tensor_bytes(call.args)
-        if not total:
+        if not corrs or not total:
             continue
         each = total // len(corrs) if call.name == "ReduceAddCoalesced" else total
         for c in corrs:
@@ -728,21 +731,14 @@ def _dp_kernel_bytes(sc: _Scan) -> dict[int, int]:
     return out
 
 
-def _dp_calls(sc: _Scan, attribute) -> tuple[DPCall, ...]:
-    """nn.DataParallel's calls with the GPU work launched inside each (by correlation to the launching call)."""
-    if not sc.dp_ops:
+def _dp_calls(calls, attribute) -> tuple[DPCall, ...]:
+    """nn.DataParallel's calls with the GPU work launched inside each."""
+    if not calls:
         return ()
-    idx = _ThreadIndex(sc.dp_ops)
-    gpu: dict[int, list[tuple[int, int, int, str, int]]] = defaultdict(list)
-    for start, end, corr, dev, kind, nb in sc.dp_gpu:
-        la = sc.launches.get(corr)
-        call = idx.enclosing(la[1], la[0]) if la is not None else None
-        if call is not None:
-            gpu[id(call)].append((dev, start, end, kind, nb))
-    ops = sorted(sc.dp_ops, key=lambda r: r.start)
-    steps = attribute(np.array([r.start for r in ops], dtype=np.int64))
-    return tuple(DPCall(r.name, r.start, r.end, int(st), _tensor_bytes(r.args), tuple(gpu.get(id(r), ())))
-                 for r, st in zip(ops, steps, strict=True))
+    steps = attribute(np.array([r.start for r, _ in calls], dtype=np.int64))
+    return tuple(DPCall(r.name, r.start, r.end, int(st), _tensor_bytes(r.args),
+                        tuple((dev, start, end, kind, nb) for start, end, _c, dev, kind, nb in launched))
+                 for (r, launched), st in zip(calls, steps, strict=True))
 
 
 def _device_busy(sc: _Scan, step_of, launch_time) -> dict[int, dict[int, int]]:
@@ -862,7 +858,7 @@ class _ThreadIndex:
 
 
 def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
-                 pgs: tuple[ProcessGroup, ...], warnings: list[str], path: Path):
+                 pgs: tuple[ProcessGroup, ...], warnings: list[str], path: Path, dp_launched=()):
     """Pair CPU calls with their execution (kernels or gloo transfers) and describe each collective."""
     calls_by_kind = sc.calls
     primary_kind = next((k for k in ("rpc", "annotation", "c10d") if calls_by_kind.get(k)), None)
@@ -938,7 +934,7 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
             cs.append(e[0])
             ce.append(e[1])
             ci.append(r.start)
-    dp_bytes = _dp_kernel_bytes(sc) if device_kind == "cuda" and sc.dp_ops else {}
+    dp_bytes = _dp_kernel_bytes(dp_launched) if device_kind == "cuda" else {}
     for start, end, name, args, issue in orphans:
         m = _meta_from([_CpuRec(start, end, None, name, args)])
         if device_kind == "cuda":

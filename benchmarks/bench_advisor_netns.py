@@ -44,13 +44,18 @@ class Row:
         return 100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
 
 
-def _run(net: TwoHosts, out: str, cfg: dict) -> None:
+def _run(net: TwoHosts, out: str, cfg: dict, retry: bool = True) -> None:
     port = 20000 + (time.time_ns() // 1000) % 20000
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     procs = [net.popen(i, [sys.executable, "-m", "commprof.demo", str(i), "2", ADDR[0], str(port), out,
                            json.dumps(cfg)], env=env) for i in (0, 1)]
     outs = [p.communicate(timeout=900)[0] for p in procs]
     if any(p.returncode for p in procs):
+        # torch 2.13's powerSGD_hook over gloo rarely aborts a process at the C++ level (SIGABRT; see
+        # tests/conftest.py): such a run is repeated once, any other failure is an error
+        if retry and str(cfg.get("hook", "")).startswith("powersgd") and -6 in [p.returncode for p in procs]:
+            print("powerSGD_hook over gloo aborted a process; running it again once", file=sys.stderr)
+            return _run(net, out, cfg, retry=False)
         raise RuntimeError("a rank failed:\n" + "\n".join(o[-3000:] for o in outs))
 
 

@@ -84,8 +84,13 @@ def test_training_computes_bitwise_the_same(tmp_path: Path, nproc: int, hook):
     plain, traced = tmp_path / "plain", tmp_path / "traced"
     plain.mkdir()
     traced.mkdir()
-    launch(tmp_path / "t0", nproc=nproc, trace=False, result=str(plain), **cfg)
-    launch(tmp_path / "t1", nproc=nproc, trace=True, result=str(traced), **cfg)
+    if hook and hook.startswith("powersgd"):
+        from conftest import launch_powersgd
+        launch_powersgd(tmp_path / "t0", nproc=nproc, trace=False, result=plain, **cfg)
+        launch_powersgd(tmp_path / "t1", nproc=nproc, trace=True, result=traced, **cfg)
+    else:
+        launch(tmp_path / "t0", nproc=nproc, trace=False, result=str(plain), **cfg)
+        launch(tmp_path / "t1", nproc=nproc, trace=True, result=str(traced), **cfg)
     for r in range(nproc):
         a, b = _params(plain, r), _params(traced, r)
         assert a.keys() == b.keys()

@@ -62,10 +62,11 @@ def test_powersgd_buffers_in_memory_of_a_real_gloo_run(tmp_path):
     least what it names as kept across steps."""
     from commprof.analysis.memory import compression_buffers
     from commprof.demo import launch
+    from conftest import launch_powersgd
 
     cfg = dict(steps=6, width=512, layers=4, batch=16, bucket_cap_mb=100, profile_memory=True)
     launch(tmp_path / "plain", nproc=2, **cfg)
-    launch(tmp_path / "psgd", nproc=2, hook="powersgd:2", **cfg)
+    launch_powersgd(tmp_path / "psgd", nproc=2, hook="powersgd:2", **cfg)
     plain = commprof.analyze(commprof.load(tmp_path / "plain"))
     psgd = commprof.analyze(commprof.load(tmp_path / "psgd"))
     grads = 4 * (4 * (512 * 512 + 512) + 512 * 10 + 10)

@@ -194,7 +194,8 @@ def _powersgd(scs: Sequence[Scenario], predict, ref_mb: float, lossless: Predict
         "matrix products and error feedback included"
         + (f"; predicted with bucket_cap_mb={cap_mb:g}, one bucket: on gloo, powerSGD_hook's chained all-reduces "
            "can be issued in different orders on different ranks when there are several buckets, which aborts or "
-           "hangs the job" if gloo else "")
+           "hangs the job, and even with one bucket it is fragile on gloo (one of about 45 of our runs aborted); "
+           "it is meant for NCCL" if gloo else "")
         + f"). It is lossy: keep plain all-reduce for the first steps and check convergence. state = "
         f"powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank={r}, "
         "start_powerSGD_iter=1000); ddp_model.register_comm_hook(state, powerSGD_hook.powerSGD_hook) "

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model import RankTrace
+from .whatif import powersgd_factors
 
 NEAR_LIMIT = 0.85
 _SIZE = {"float16": 2, "bfloat16": 2, "float64": 8}
@@ -39,13 +40,21 @@ class Memory:
         return 100.0 * self.peak_reserved / self.total if self.total else None
 
 
+def _params(ddp: dict | None) -> list[list]:
+    return [p for p in (ddp or {}).get("params") or [] if isinstance(p, list) and len(p) >= 3]
+
+
+def _grad_bytes(params: list[list]) -> int:
+    return sum(int(p[1]) * _SIZE.get(str(p[2]), 4) for p in params)
+
+
 def compression_buffers(ddp: dict | None) -> tuple[int, int, str]:
     """(persistent, transient upper bound, hook name) bytes of the traced comm hook's own buffers."""
     if not ddp:
         return 0, 0, ""
     hook = str(ddp.get("hook") or "")
-    params = [p for p in ddp.get("params") or [] if isinstance(p, list) and len(p) >= 3]
-    grads = sum(int(p[1]) * _SIZE.get(str(p[2]), 4) for p in params)
+    params = _params(ddp)
+    grads = _grad_bytes(params)
     if "fp16_compress" in hook or "bf16_compress" in hook:
         return 0, grads // 2, hook
     if "powerSGD" in hook:
@@ -54,13 +63,11 @@ def compression_buffers(ddp: dict | None) -> tuple[int, int, str]:
         pq = 0
         for p in params:
             shape = p[3] if len(p) >= 4 and isinstance(p[3], list) else None
-            if not shape or len(shape) < 2 or not all(isinstance(d, int) for d in shape) or shape[0] <= 0:
+            if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
                 continue
-            n = shape[0]
-            m = int(p[1]) // n
-            k = min(n, m, r)
-            if (n + m) * k * 2 < n * m:
-                pq += (n + m) * k * _SIZE.get(str(p[2]), 4)
+            f = powersgd_factors(shape, r)
+            if f is not None:
+                pq += (f[1] + f[2]) * _SIZE.get(str(p[2]), 4)
         return grads + pq, grads, hook
     return 0, 0, hook
 
@@ -68,8 +75,7 @@ def compression_buffers(ddp: dict | None) -> tuple[int, int, str]:
 def memory(rt: RankTrace) -> list[Memory]:
     out = []
     ddp = rt.sidecar.ddp if rt.sidecar is not None else None
-    grads = sum(int(p[1]) * _SIZE.get(str(p[2]), 4) for p in (ddp or {}).get("params") or []
-                if isinstance(p, list) and len(p) >= 3)
+    grads = _grad_bytes(_params(ddp))
     copy = bool(ddp) and ddp.get("gradient_as_bucket_view") is False if ddp else False
     persistent, transient, hook = compression_buffers(ddp)
     for dev, (alloc, res) in sorted(rt.memory_peak.items()):

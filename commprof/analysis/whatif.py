@@ -32,6 +32,7 @@ collectives, and per-bucket host overhead beyond what alpha absorbs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,31 +113,39 @@ def powersgd_applies(sc: Scenario) -> bool:
     return bool(sc.shapes) and len(sc.shapes) == len(sc.names) and all(s is not None for s in sc.shapes)
 
 
+def powersgd_factors(shape: Sequence[int], rank: int) -> tuple[int, int, int] | None:
+    """torch's rule for one gradient: (elements, elements of P, elements of Q) when ``powerSGD_hook`` at
+    ``rank`` compresses a gradient of this shape (viewed as ``shape[0]`` x the rest), else None."""
+    if len(shape) < 2:
+        return None
+    numel = 1
+    for d in shape:
+        numel *= int(d)
+    if numel == 0:
+        return None
+    n = int(shape[0])
+    m = numel // n
+    r = min(n, m, rank)
+    return (numel, n * r, m * r) if (n + m) * r * POWERSGD_MIN_COMPRESSION_RATE < n * m else None
+
+
 def powersgd_split(sc: Scenario, members: list[int], rank: int) -> tuple[float, float, float, float, int]:
     """torch's powerSGD_hook on one bucket: (uncompressed bytes, P bytes, Q bytes, bytes of the compressed
     matrices, number of compressed matrices)."""
     unc = pb = qb = cb = 0.0
     mats = 0
     for i in members:
-        shape = sc.shapes[i] or (0,)
         nbytes = float(sc.sizes[i])
-        numel = 1
-        for d in shape:
-            numel *= int(d)
-        if len(shape) < 2 or numel == 0:
+        f = powersgd_factors(sc.shapes[i] or (), rank)
+        if f is None:
             unc += nbytes
             continue
-        n = int(shape[0])
-        m = numel // n
-        r = min(n, m, rank)
+        numel, p_elems, q_elems = f
         elem = nbytes / numel
-        if (n + m) * r * POWERSGD_MIN_COMPRESSION_RATE < n * m:
-            pb += n * r * elem
-            qb += m * r * elem
-            cb += nbytes
-            mats += 1
-        else:
-            unc += nbytes
+        pb += p_elems * elem
+        qb += q_elems * elem
+        cb += nbytes
+        mats += 1
     return unc, pb, qb, cb, mats
 
 

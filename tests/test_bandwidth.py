@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import commprof
-from commprof.analysis.bandwidth import fit_alpha_beta, link_peak
+from commprof.analysis.bandwidth import fit_alpha_beta, link_peak, shared_time
 from commprof.analysis.volume import bus_factor
 from conftest import ROOT, shared
 
@@ -19,6 +19,50 @@ def test_fit_recovers_alpha_and_beta():
     alpha, beta = fit_alpha_beta(x.astype(np.int64), t_ns.astype(np.int64))
     assert alpha == pytest.approx(20e-6, rel=0.02)
     assert beta == pytest.approx(50e9, rel=0.02)
+
+
+def _shared_time_by_definition(starts, ends):
+    """The channel's time between consecutive boundaries, split evenly among the intervals active on it."""
+    b = sorted(set(starts) | set(ends))
+    out = [0.0] * len(starts)
+    for lo, hi in zip(b, b[1:]):
+        active = [i for i, (s, e) in enumerate(zip(starts, ends)) if s <= lo < e]
+        for i in active:
+            out[i] += (hi - lo) / len(active)
+    return out
+
+
+def test_shared_time_splits_the_channel_among_overlapping_intervals():
+    # two collectives share [5, 10): each gets half of it
+    assert shared_time(np.array([0, 5]), np.array([10, 20])).tolist() == [7.5, 12.5]
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        k = int(rng.integers(1, 40))
+        s = rng.integers(0, 1000, k)
+        e = s + rng.integers(0, 300, k)
+        got = shared_time(s, e)
+        assert got == pytest.approx(_shared_time_by_definition(s.tolist(), e.tolist()), abs=1e-6)
+        # the shares add up to the time the channel was busy
+        busy = sum(hi - lo for lo, hi in zip(*_merged(s, e)))
+        assert got.sum() == pytest.approx(busy)
+    # long runs are no special case (the dense version gave up above 4,000 collectives)
+    s = np.arange(0, 200_000, 10)
+    got = shared_time(s, s + 15)
+    assert got[1:-1] == pytest.approx(np.full(got.size - 2, 10.0))
+
+
+def _merged(s, e):
+    order = np.argsort(s)
+    lo, hi = [], []
+    for a, b in zip(s[order], e[order]):
+        if b <= a:
+            continue
+        if hi and a <= hi[-1]:
+            hi[-1] = max(hi[-1], b)
+        else:
+            lo.append(a)
+            hi.append(b)
+    return lo, hi
 
 
 def test_fit_with_too_few_sizes_uses_the_default_latency():

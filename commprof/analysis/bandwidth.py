@@ -89,18 +89,21 @@ def shared_time(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     Collectives that overlap in time (gloo runs two at once; NCCL on several streams) split the link;
     their shares add up to the time the channel was busy, so a fit on them sees the link's bandwidth.
     """
-    k = starts.size
-    if k == 0:
+    if starts.size == 0:
         return np.zeros(0)
-    if k > 4000:  # quadratic memory below; very long runs fall back to plain durations
-        return (ends - starts).astype(float)
+    # a sweep over the sorted boundaries: how many intervals are active on each segment between two of them,
+    # each segment's time split among those, and each interval's sum over its segments by prefix sums
     b = np.unique(np.concatenate([starts, ends]))
+    i_s = np.searchsorted(b, starts)
+    i_e = np.searchsorted(b, ends)
+    delta = np.zeros(b.size, dtype=np.int64)
+    np.add.at(delta, i_s, 1)
+    np.add.at(delta, i_e, -1)
+    n = np.cumsum(delta)[:-1]
     seg = np.diff(b).astype(float)
-    mid = b[:-1]
-    active = (starts[:, None] <= mid[None, :]) & (ends[:, None] > mid[None, :])
-    n = active.sum(axis=0)
     share = np.where(n > 0, seg / np.maximum(n, 1), 0.0)
-    return (active * share[None, :]).sum(axis=1)
+    prefix = np.concatenate([[0.0], np.cumsum(share)])
+    return np.where(i_e > i_s, prefix[i_e] - prefix[i_s], 0.0)
 
 
 def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None):

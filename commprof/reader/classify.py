@@ -15,7 +15,7 @@ import re
 
 COMPUTE, COMM, MEMCPY, MEMSET, SYNC, OTHER = "compute", "comm", "memcpy", "memset", "sync", "other"
 
-_COMM_KERNEL_PREFIXES = ("nccl", "rccl", "msccl")
+COMM_KERNEL_PREFIXES = ("nccl", "rccl", "msccl")
 
 # CPU operator names that are not compute on a CPU-only trace
 _CPU_NOT_COMPUTE_PREFIXES = ("c10d::", "record_param_comms", "nccl:", "gloo:", "_c10d_functional::wait",
@@ -24,7 +24,7 @@ _CPU_WAIT_NAMES = frozenset({"aten::wait", "c10d::wait", "_c10d_functional::wait
                              "c10d_functional::wait_tensor", "cudaStreamSynchronize",
                              "cudaDeviceSynchronize", "cudaEventSynchronize"})
 
-_SYNC_RUNTIME = frozenset({"cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaEventSynchronize",
+SYNC_RUNTIME = frozenset({"cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaEventSynchronize",
                            "cudaStreamWaitEvent", "hipDeviceSynchronize", "hipStreamSynchronize",
                            "hipEventSynchronize", "cudaMemcpy", "hipMemcpy"})
 
@@ -32,7 +32,7 @@ _SYNC_RUNTIME = frozenset({"cudaDeviceSynchronize", "cudaStreamSynchronize", "cu
 def gpu_kind(cat: str, name: str) -> str:
     """Kind of a GPU-side event (Kineto categories ``kernel``, ``gpu_memcpy``, ``gpu_memset``)."""
     if cat == "kernel":
-        return COMM if name.startswith(_COMM_KERNEL_PREFIXES) else COMPUTE
+        return COMM if name.startswith(COMM_KERNEL_PREFIXES) else COMPUTE
     if cat == "gpu_memcpy":
         return MEMCPY
     if cat == "gpu_memset":
@@ -41,11 +41,11 @@ def gpu_kind(cat: str, name: str) -> str:
 
 
 def is_comm_kernel(name: str) -> bool:
-    return name.startswith(_COMM_KERNEL_PREFIXES)
+    return name.startswith(COMM_KERNEL_PREFIXES)
 
 
 def is_sync_runtime(name: str) -> bool:
-    return name in _SYNC_RUNTIME
+    return name in SYNC_RUNTIME
 
 
 def cpu_is_compute(name: str) -> bool:

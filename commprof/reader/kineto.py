@@ -67,23 +67,6 @@ def _args(ev: _Ev) -> dict[str, Any]:
     return a if isinstance(a, dict) else {}
 
 
-_CORRELATION = re.compile(rb'"correlation"\s*:\s*(-?\d+)\s*[,}]')
-
-
-def _correlation(ev: _Ev) -> int | None:
-    """args.correlation of a runtime event without decoding its args (the one key those events need);
-    a key that is not a plain integer, or that appears twice, takes the full decode."""
-    raw: Any = ev.args
-    if not raw or type(raw) is dict:
-        v = raw.get(K.A_CORRELATION) if raw else None
-        return v if isinstance(v, int) and not isinstance(v, bool) else None
-    found = _CORRELATION.findall(raw)  # type: ignore[call-overload]
-    if len(found) == 1:
-        return int(found[0])
-    v = _args(ev).get(K.A_CORRELATION)
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
 def _as_event(ev: Any) -> Any:
     """An event of a document decoded the slow way (orjson), in the typed form; non-objects stay as they are."""
     if not isinstance(ev, dict):
@@ -318,15 +301,83 @@ class _Scan:
 
 def _scan(events: Any) -> _Scan:
     sc = _Scan()
-    is_compute: dict[str, bool] = {}  # operator names repeat: classify each once
+    kinds: dict[str, int] = {}  # operator names repeat: classify each once
     for batch in (events.it if isinstance(events, _Batches) else (events,)):
-        _scan_batch(sc, batch, is_compute)
+        _scan_batch(sc, batch, kinds)
         del batch  # before the next slice is decoded: one slice's events alive at a time
     return sc
 
 
-def _scan_batch(sc: _Scan, events: list[Any], is_compute: dict[str, bool]) -> None:
+# what a CPU-side complete event is, by name (decided once per distinct name)
+_K_STEP, _K_GLOO, _K_RPC, _K_NCCL, _K_C10D, _K_EXCL, _K_COMPUTE, _K_ELEMENTWISE, _K_DP = range(9)
+
+
+def _name_kind(name: str) -> int:
+    if name.startswith(K.STEP_PREFIX):
+        return _K_STEP
+    if name.startswith("gloo:"):
+        return _K_GLOO
+    if name == K.RPC:
+        return _K_RPC
+    if name.startswith("nccl:"):
+        return _K_NCCL
+    if name.startswith("c10d::") and name != "c10d::wait" and not name.startswith("c10d::_"):
+        return _K_C10D
+    if name in DP_OPS:
+        return _K_DP  # DataParallel's functions count as compute
+    if not cl.cpu_is_compute(name):
+        return _K_EXCL
+    return _K_ELEMENTWISE if name in _ELEMENTWISE else _K_COMPUTE
+
+
+# args of a runtime call or a compute kernel, without decoding them: a key whose value is a plain integer, found
+# once in an object with no nested object; anything else takes the full decode
+_CORRELATION = re.compile(rb'"correlation"\s*:\s*(-?\d{1,18})\s*[,}]')
+_DEVICE = re.compile(rb'"device"\s*:\s*(-?\d{1,18})\s*[,}]')
+
+
+def _raw_int(raw: Any, pattern: re.Pattern[bytes], key: bytes) -> int | None | bool:
+    """The integer value of ``key`` in undecoded flat args; None when the key is absent; False when only a full
+    decode can tell."""
+    found = pattern.findall(raw)
+    if len(found) == 1:
+        return int(found[0])
+    if not found and key not in raw:
+        return None
+    return False
+
+
+def _correlation(ev: _Ev) -> int | None:
+    """args.correlation of a runtime event without decoding its args (the one key those events need)."""
+    raw: Any = ev.args
+    if raw and type(raw) is not dict and (raw := bytes(raw)).count(b"{") == 1:
+        v = _raw_int(raw, _CORRELATION, b'"correlation"')
+        if v is not False:
+            return v  # type: ignore[return-value]
+    v = _args(ev).get(K.A_CORRELATION) if raw else None
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _kernel_ids(ev: _Ev) -> tuple[int, int]:
+    """(correlation or -1, device or the event's pid or -1) of a compute kernel."""
+    raw: Any = ev.args
+    if raw and type(raw) is not dict and (raw := bytes(raw)).count(b"{") == 1:
+        corr = _raw_int(raw, _CORRELATION, b'"correlation"')
+        dev = _raw_int(raw, _DEVICE, b'"device"')
+        if corr is not False and dev is not False:
+            return (-1 if corr is None else corr,  # type: ignore[return-value]
+                    _int_or(ev.pid, -1) if dev is None else dev)
+    args = _args(ev)
+    corr = args.get(K.A_CORRELATION)
+    return corr if isinstance(corr, int) else -1, _int_or(args.get("device"), _int_or(ev.pid, -1))
+
+
+def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
     skipped = sc.skipped
+    cpu_ops, cpu_excl = sc.cpu_ops, sc.cpu_excl
+    launches = sc.launches
+    comp_s, comp_e, comp_corr, comp_dev = sc.comp_s, sc.comp_e, sc.comp_corr, sc.comp_dev
+    n_complete = 0
     for ev in events:
         if type(ev) is not _Ev:
             if not isinstance(ev, dict):
@@ -334,29 +385,19 @@ def _scan_batch(sc: _Scan, events: list[Any], is_compute: dict[str, bool]) -> No
                 continue
             ev = _as_event(ev)  # a document decoded by orjson (or built by hand)
         ph = ev.ph
-        if ph == K.PH_META:
-            if ev.name == "thread_name":
-                a = _args(ev)
-                if isinstance(a.get("name"), str):
-                    # a thread may be named twice ("python", then "pt_gloo_runloop"): keep both
-                    prev = sc.threads.get(ev.tid, "")
-                    sc.threads[ev.tid] = (prev + " " + a["name"]).strip()
+        if ph != "X":
+            if ph == K.PH_META:
+                if ev.name == "thread_name":
+                    a = _args(ev)
+                    if isinstance(a.get("name"), str):
+                        # a thread may be named twice ("python", then "pt_gloo_runloop"): keep both
+                        prev = sc.threads.get(ev.tid, "")
+                        sc.threads[ev.tid] = (prev + " " + a["name"]).strip()
+            elif ph == "i" and ev.name == "[memory]":
+                _memory_event(sc, _args(ev))
             continue
-        if ph == "i" and ev.name == "[memory]":
-            a = _args(ev)
-            if a:
-                alloc, res = a.get("Total Allocated"), a.get("Total Reserved")
-                dev = f"{'cuda' if a.get('Device Type') == 1 else 'cpu'}:{a.get('Device Id')}"
-                if isinstance(alloc, int) and not isinstance(alloc, bool):
-                    peak: tuple[int, int] = sc.memory.get(dev, (0, 0))
-                    reserved = res if isinstance(res, int) and not isinstance(res, bool) else 0
-                    sc.memory[dev] = (max(peak[0], int(alloc)), max(peak[1], int(reserved)))
-            continue
-        if ph != K.PH_COMPLETE:
-            continue
-        sc.n_events += 1
+        n_complete += 1
         name = ev.name
-        cat = ev.cat
         if type(name) is not str:
             skipped["no name"] += 1
             continue
@@ -374,75 +415,105 @@ def _scan_batch(sc: _Scan, events: list[Any], is_compute: dict[str, bool]) -> No
             else:
                 skipped["negative or out-of-range ts/dur"] += 1
             continue
-        if cat == K.CAT_KERNEL:
-            args = _args(ev)
-            corr = args.get(K.A_CORRELATION)
-            corr = corr if isinstance(corr, int) else -1
-            gdev = _int_or(args.get("device"), _int_or(ev.pid, -1))
-            if cl.is_comm_kernel(name):
-                sc.comm_kernels.append((start, end, name, corr, args))
-                sc.dp_gpu.append((start, end, corr, gdev, "nccl", 0))
-            else:
-                sc.comp_s.append(start)
-                sc.comp_e.append(end)
-                sc.comp_corr.append(corr)
-                sc.comp_dev.append(gdev)
-        elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
-            args = _args(ev)
-            corr = args.get(K.A_CORRELATION)
-            corr = corr if isinstance(corr, int) else -1
-            sc.mem_s.append(start)
-            sc.mem_e.append(end)
-            sc.mem_corr.append(corr)
-            if cat == K.CAT_MEMCPY and (name.startswith("Memcpy PtoP") or name.startswith("Memcpy DtoD")
-                                        or name.startswith("Memcpy HtoD")):
-                nb = args.get("bytes")
-                mdev = _int_or(args.get("device", args.get("inDevice")), -1)
-                sc.dp_gpu.append((start, end, corr, mdev, name.split(" ")[1],
-                                  nb if isinstance(nb, int) and nb >= 0 else 0))
-            if cat == K.CAT_MEMCPY and "Pageable" in name:
-                nb = args.get("bytes")
-                sc.pageable.append((start, end, corr, nb if isinstance(nb, int) and nb >= 0 else 0,
-                                    "HtoD" in name))
+        cat = ev.cat
+        if cat == K.CAT_CPU_OP:
+            kind = kinds.get(name)
+            if kind is None:
+                kind = kinds[name] = _name_kind(name)
+            if kind >= _K_EXCL:
+                tid = ev.tid
+                table = cpu_excl if kind == _K_EXCL else cpu_ops
+                lists = table.get(tid)
+                if lists is None:
+                    lists = table[tid] = ([], [])
+                lists[0].append(start)
+                lists[1].append(end)
+                if kind == _K_ELEMENTWISE:
+                    if end > start:
+                        nb = _elementwise_bytes(_args(ev))
+                        if nb:
+                            sc.elementwise.append(nb / (end - start) * 1e9)
+                elif kind == _K_DP:
+                    sc.dp_ops.append(_CpuRec(start, end, ev.tid, name, _args(ev)))
+                continue
         elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
             corr = _correlation(ev)
             if corr is not None:
-                sc.launches[corr] = (start, ev.tid)
-            if cl.is_sync_runtime(name):
+                launches[corr] = (start, ev.tid)
+            if name in cl.SYNC_RUNTIME:
                 sc.syncs.append((start, end))
+            continue
+        elif cat == K.CAT_KERNEL:
+            if name.startswith(cl.COMM_KERNEL_PREFIXES):
+                args = _args(ev)
+                corr = args.get(K.A_CORRELATION)
+                corr = corr if isinstance(corr, int) else -1
+                sc.comm_kernels.append((start, end, name, corr, args))
+                sc.dp_gpu.append((start, end, corr, _int_or(args.get("device"), _int_or(ev.pid, -1)), "nccl", 0))
+            else:
+                corr, gdev = _kernel_ids(ev)
+                comp_s.append(start)
+                comp_e.append(end)
+                comp_corr.append(corr)
+                comp_dev.append(gdev)
+            continue
+        elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
+            _memcpy_event(sc, ev, cat, name, start, end)
+            continue
         elif cat == K.CAT_GPU_USER_ANNOTATION:
             continue
-        elif name.startswith(K.STEP_PREFIX):
+        else:
+            kind = kinds.get(name)
+            if kind is None:
+                kind = kinds[name] = _name_kind(name)
+            if kind >= _K_EXCL:
+                continue  # operators count only as cpu_op events
+        # a step, or a collective's CPU-side record, of any CPU category
+        if kind == _K_STEP:
             try:
                 num = int(name[len(K.STEP_PREFIX):])
             except ValueError:
                 skipped["unreadable ProfilerStep number"] += 1
                 continue
             sc.steps.setdefault(num, (start, end))
-        elif name.startswith("gloo:"):
+        elif kind == _K_GLOO:
             sc.transfers.append(_CpuRec(start, end, ev.tid, name, _args(ev)))
-        elif name == K.RPC:
+        elif kind == _K_RPC:
             sc.calls["rpc"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
-        elif name.startswith("nccl:"):
+        elif kind == _K_NCCL:
             sc.calls["annotation"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
-        elif name.startswith("c10d::") and name != "c10d::wait" and not name.startswith("c10d::_"):
+        else:  # _K_C10D
             sc.calls["c10d"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
-            _add_cpu(sc.cpu_excl, ev.tid, start, end)
-        elif cat == K.CAT_CPU_OP:
-            tid = ev.tid
-            if name in DP_OPS:
-                sc.dp_ops.append(_CpuRec(start, end, tid, name, _args(ev)))
-            compute = is_compute.get(name)
-            if compute is None:
-                compute = is_compute[name] = cl.cpu_is_compute(name)
-            if compute:
-                _add_cpu(sc.cpu_ops, tid, start, end)
-                if name in _ELEMENTWISE and end > start:
-                    nb = _elementwise_bytes(_args(ev))
-                    if nb:
-                        sc.elementwise.append(nb / (end - start) * 1e9)
-            else:
-                _add_cpu(sc.cpu_excl, tid, start, end)
+            _add_cpu(cpu_excl, ev.tid, start, end)
+    sc.n_events += n_complete
+
+
+def _memory_event(sc: _Scan, a: dict[str, Any]) -> None:
+    if a:
+        alloc, res = a.get("Total Allocated"), a.get("Total Reserved")
+        dev = f"{'cuda' if a.get('Device Type') == 1 else 'cpu'}:{a.get('Device Id')}"
+        if isinstance(alloc, int) and not isinstance(alloc, bool):
+            peak: tuple[int, int] = sc.memory.get(dev, (0, 0))
+            reserved = res if isinstance(res, int) and not isinstance(res, bool) else 0
+            sc.memory[dev] = (max(peak[0], int(alloc)), max(peak[1], int(reserved)))
+
+
+def _memcpy_event(sc: _Scan, ev: _Ev, cat: str, name: str, start: int, end: int) -> None:
+    args = _args(ev)
+    corr = args.get(K.A_CORRELATION)
+    corr = corr if isinstance(corr, int) else -1
+    sc.mem_s.append(start)
+    sc.mem_e.append(end)
+    sc.mem_corr.append(corr)
+    if cat == K.CAT_MEMCPY and (name.startswith("Memcpy PtoP") or name.startswith("Memcpy DtoD")
+                                or name.startswith("Memcpy HtoD")):
+        nb = args.get("bytes")
+        mdev = _int_or(args.get("device", args.get("inDevice")), -1)
+        sc.dp_gpu.append((start, end, corr, mdev, name.split(" ")[1],
+                          nb if isinstance(nb, int) and nb >= 0 else 0))
+    if cat == K.CAT_MEMCPY and "Pageable" in name:
+        nb = args.get("bytes")
+        sc.pageable.append((start, end, corr, nb if isinstance(nb, int) and nb >= 0 else 0, "HtoD" in name))
 
 
 # in-place / out-of-place element-wise operators whose first input's bytes measure one memory pass

@@ -201,3 +201,63 @@ def test_a_layout_that_breaks_slicing_falls_back_to_a_whole_decode(tmp_path, mon
     got = commprof.analyze(commprof.load(p))
     assert [s.step for s in got.overlaps[0].steps] == [s.step for s in expected.overlaps[0].steps]
     assert len(got.overlaps[0].steps) == 50
+
+
+def test_args_read_in_bulk_or_event_by_event_give_the_same_trace(tmp_path):
+    """Runtime calls', kernels' and [memory] events' args are decoded in one call per slice; args that call
+    refuses (null, a string, no args, integers beyond 64 bits) make it decode them one by one.  Either way the
+    parse equals the one of the same document decoded by orjson into plain dicts."""
+    import orjson
+
+    from commprof.reader import kineto
+
+    def trace(odd: bool) -> dict:
+        ev = [{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0,
+               "dur": 10_000}]
+        for k in range(20):
+            t = 100 + 400 * k
+            ev.append({"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": t,
+                       "dur": 5, "args": {"External id": k, "cbid": 211, "correlation": k}})
+            ev.append({"ph": "X", "cat": "kernel", "name": f"gemm{k}", "pid": 0, "tid": 7, "ts": t + 50,
+                       "dur": 100, "args": {"device": k % 2, "stream": 7, "correlation": k, "grid": [1, 1, 1]}})
+            ev.append({"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "pid": 1, "tid": 1, "ts": t,
+                       "args": {"Device Type": 1, "Device Id": k % 2, "Total Allocated": 1000 * k,
+                                "Total Reserved": 4000 * k, "Bytes": 1000}})
+        if odd:
+            ev[1]["args"] = None
+            ev[2]["args"] = "not an object"
+            del ev[4]["args"]
+            ev[5]["args"]["correlation"] = 2**70  # orjson: a float, so no correlation
+            ev[6]["args"] = {"Device Type": 1, "Device Id": 0, "Total Allocated": 10**9, "Total Reserved": "x"}
+            ev[8]["args"] = {"device": {"nested": 1}, "correlation": 1}
+        return {"traceEvents": ev, "distributedInfo": {"rank": 0, "world_size": 1}}
+
+    for odd in (False, True):
+        p = tmp_path / f"rank0_{odd}.json"
+        p.write_text(json.dumps(trace(odd), indent=2))
+        fast = kineto.parse_document(p, kineto.read_document(p))
+        slow = kineto.parse_document(p, orjson.loads(p.read_bytes()))
+        for lane in ("compute", "memcpy", "comm"):
+            for col in ("start_ns", "end_ns", "step", "launch_ns"):
+                assert np.array_equal(getattr(getattr(fast, lane), col), getattr(getattr(slow, lane), col))
+        assert fast.memory_peak == slow.memory_peak and fast.memory_peak
+        assert fast.device_busy == slow.device_busy
+        launched = int((fast.compute.launch_ns >= 0).sum())
+        assert launched == (20 if not odd else 17)  # the odd runtime calls and kernel args lose 3 links
+
+
+def test_gzip_traces_read_the_same_without_isal(monkeypatch, tmp_path):
+    """ISA-L's inflate where installed, zlib elsewhere: same bytes, same errors."""
+    import zlib
+
+    from commprof.errors import InputError
+    from commprof.reader import kineto
+
+    p = shared("megatron_tp8_a100") / "megatron_kineto_0.json.gz"
+    with_isal = kineto.read_document(p, chunked=False)
+    monkeypatch.setattr(kineto, "_zlib", zlib)
+    assert kineto.read_document(p, chunked=False)[kineto.K.TRACE_EVENTS] == with_isal[kineto.K.TRACE_EVENTS]
+    cut = tmp_path / "rank0.json.gz"
+    cut.write_bytes(p.read_bytes()[:50_000])
+    with pytest.raises(InputError, match="truncated gzip"):
+        kineto.read_document(cut)

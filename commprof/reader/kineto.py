@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import math
 import re
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,11 @@ from typing import Any
 import msgspec
 import numpy as np
 import orjson
+
+try:  # ISA-L's inflate is about twice as fast as zlib's, the same stream format and checks
+    from isal import isal_zlib as _zlib
+except ImportError:  # platforms without its wheels
+    import zlib as _zlib  # type: ignore[no-redef]
 
 from ..analysis import intervals as iv
 from ..errors import InputError
@@ -218,10 +222,10 @@ def _valid_utf8(raw: bytes) -> bool:
 
 
 def _gunzip(path: Path, raw: bytes, max_bytes: int) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    d = _zlib.decompressobj(16 + _zlib.MAX_WBITS)
     try:
         out = d.decompress(raw, max_bytes + 1)
-    except zlib.error as e:
+    except _zlib.error as e:
         raise InputError(path, f"corrupt gzip data ({e})") from None
     if len(out) > max_bytes or d.unconsumed_tail:
         raise InputError(path, f"decompresses to more than the limit of {max_bytes:,} bytes "
@@ -330,53 +334,50 @@ def _name_kind(name: str) -> int:
     return _K_ELEMENTWISE if name in _ELEMENTWISE else _K_COMPUTE
 
 
-# args of a runtime call or a compute kernel, without decoding them: a key whose value is a plain integer, found
-# once in an object with no nested object; anything else takes the full decode
-_CORRELATION = re.compile(rb'"correlation"\s*:\s*(-?\d{1,18})\s*[,}]')
-_DEVICE = re.compile(rb'"device"\s*:\s*(-?\d{1,18})\s*[,}]')
+class _Ids(msgspec.Struct):
+    """The two keys of a runtime call's or a compute kernel's args the analysis reads: decoding only them (into
+    a struct, skipping the rest) is several times cheaper than decoding the args object."""
+
+    correlation: Any = None
+    device: Any = None
 
 
-def _raw_int(raw: Any, pattern: re.Pattern[bytes], key: bytes) -> int | None | bool:
-    """The integer value of ``key`` in undecoded flat args; None when the key is absent; False when only a full
-    decode can tell."""
-    found = pattern.findall(raw)
-    if len(found) == 1:
-        return int(found[0])
-    if not found and key not in raw:
-        return None
-    return False
+class _MemArgs(msgspec.Struct):
+    alloc: Any = msgspec.field(default=None, name="Total Allocated")
+    reserved: Any = msgspec.field(default=None, name="Total Reserved")
+    dtype: Any = msgspec.field(default=None, name="Device Type")
+    did: Any = msgspec.field(default=None, name="Device Id")
 
 
-def _correlation(ev: _Ev) -> int | None:
-    """args.correlation of a runtime event without decoding its args (the one key those events need)."""
-    raw: Any = ev.args
-    if raw and type(raw) is not dict and (raw := bytes(raw)).count(b"{") == 1:
-        v = _raw_int(raw, _CORRELATION, b'"correlation"')
-        if v is not False:
-            return v  # type: ignore[return-value]
-    v = _args(ev).get(K.A_CORRELATION) if raw else None
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
+_IDS = msgspec.json.Decoder(_Ids)
+_MEM = msgspec.json.Decoder(_MemArgs)
+_I64_MIN, _U64_MAX = -(2**63), 2**64 - 1
 
 
-def _kernel_ids(ev: _Ev) -> tuple[int, int]:
-    """(correlation or -1, device or the event's pid or -1) of a compute kernel."""
-    raw: Any = ev.args
-    if raw and type(raw) is not dict and (raw := bytes(raw)).count(b"{") == 1:
-        corr = _raw_int(raw, _CORRELATION, b'"correlation"')
-        dev = _raw_int(raw, _DEVICE, b'"device"')
-        if corr is not False and dev is not False:
-            return (-1 if corr is None else corr,  # type: ignore[return-value]
-                    _int_or(ev.pid, -1) if dev is None else dev)
-    args = _args(ev)
-    corr = args.get(K.A_CORRELATION)
-    return corr if isinstance(corr, int) else -1, _int_or(args.get("device"), _int_or(ev.pid, -1))
+def _as_orjson(v: Any) -> Any:
+    """A number as orjson (the full args decode) gives it: integers beyond 64 bits become floats."""
+    return float(v) if type(v) is int and not _I64_MIN <= v <= _U64_MAX else v
+
+
+def _ids_of(raw: Any) -> tuple[Any, Any]:
+    """args.correlation and args.device of an event's args, None where absent (or args is not an object)."""
+    if type(raw) is dict:
+        return raw.get(K.A_CORRELATION), raw.get("device")
+    if not raw:
+        return None, None
+    try:
+        a = _IDS.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None, None  # args that are not an object read as empty
+    return _as_orjson(a.correlation), _as_orjson(a.device)
 
 
 def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
     skipped = sc.skipped
     cpu_ops, cpu_excl = sc.cpu_ops, sc.cpu_excl
-    launches = sc.launches
-    comp_s, comp_e, comp_corr, comp_dev = sc.comp_s, sc.comp_e, sc.comp_corr, sc.comp_dev
+    comp_s, comp_e = sc.comp_s, sc.comp_e
+    # events whose args are read in bulk after the loop (one decode call for all of them, see _Deferred)
+    runtime, kernels, memory = _Deferred(), _Deferred(), _Deferred()
     n_complete = 0
     for ev in events:
         if type(ev) is not _Ev:
@@ -394,7 +395,7 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
                         prev = sc.threads.get(ev.tid, "")
                         sc.threads[ev.tid] = (prev + " " + a["name"]).strip()
             elif ph == "i" and ev.name == "[memory]":
-                _memory_event(sc, _args(ev))
+                memory.add(ev, None)
             continue
         n_complete += 1
         name = ev.name
@@ -437,9 +438,7 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
                     sc.dp_ops.append(_CpuRec(start, end, ev.tid, name, _args(ev)))
                 continue
         elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
-            corr = _correlation(ev)
-            if corr is not None:
-                launches[corr] = (start, ev.tid)
+            runtime.add(ev, (start, ev.tid))
             if name in cl.SYNC_RUNTIME:
                 sc.syncs.append((start, end))
             continue
@@ -451,11 +450,9 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
                 sc.comm_kernels.append((start, end, name, corr, args))
                 sc.dp_gpu.append((start, end, corr, _int_or(args.get("device"), _int_or(ev.pid, -1)), "nccl", 0))
             else:
-                corr, gdev = _kernel_ids(ev)
+                kernels.add(ev, ev.pid)
                 comp_s.append(start)
                 comp_e.append(end)
-                comp_corr.append(corr)
-                comp_dev.append(gdev)
             continue
         elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
             _memcpy_event(sc, ev, cat, name, start, end)
@@ -486,16 +483,88 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
             sc.calls["c10d"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
             _add_cpu(cpu_excl, ev.tid, start, end)
     sc.n_events += n_complete
+    launches = sc.launches
+    for (corr, _dev), launch in runtime.ids():
+        if isinstance(corr, int) and not isinstance(corr, bool):
+            launches[corr] = launch
+    for (corr, dev), pid in kernels.ids():
+        sc.comp_corr.append(corr if isinstance(corr, int) else -1)
+        sc.comp_dev.append(_int_or(dev, _int_or(pid, -1)))
+    for a in memory.memory_args():
+        _memory_event(sc, a)
 
 
-def _memory_event(sc: _Scan, a: dict[str, Any]) -> None:
-    if a:
-        alloc, res = a.get("Total Allocated"), a.get("Total Reserved")
-        dev = f"{'cuda' if a.get('Device Type') == 1 else 'cpu'}:{a.get('Device Id')}"
-        if isinstance(alloc, int) and not isinstance(alloc, bool):
-            peak: tuple[int, int] = sc.memory.get(dev, (0, 0))
-            reserved = res if isinstance(res, int) and not isinstance(res, bool) else 0
-            sc.memory[dev] = (max(peak[0], int(alloc)), max(peak[1], int(reserved)))
+_IDS_LIST = msgspec.json.Decoder(list[_Ids])
+_MEM_LIST = msgspec.json.Decoder(list[_MemArgs])
+
+
+class _Deferred:
+    """Events of one kind whose args are decoded after the scan, all in one call: the raw args joined into one
+    JSON array and decoded into structs of the few keys read (a per-event decode call costs more than the
+    decoding itself).  Anything the bulk decode refuses (args that are not objects, events of a document
+    decoded by orjson) is decoded event by event instead, with the same result."""
+
+    __slots__ = ("args", "extra")
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+        self.extra: list[Any] = []
+
+    def add(self, ev: _Ev, extra: Any) -> None:
+        self.args.append(ev.args)
+        self.extra.append(extra)
+
+    def _bulk(self, decoder: msgspec.json.Decoder) -> list[Any] | None:
+        try:
+            return decoder.decode(b"[" + b",".join(self.args) + b"]")
+        except (TypeError, msgspec.DecodeError, msgspec.ValidationError):
+            return None  # dict args (orjson path), an empty or non-object args among them
+
+    def ids(self):
+        """((correlation, device), extra) per event, as ``_ids`` gives them."""
+        if not self.args:
+            return ()
+        bulk = self._bulk(_IDS_LIST)
+        if bulk is None:
+            ids = [_ids_of(a) for a in self.args]
+        else:
+            ids = [(_as_orjson(i.correlation), _as_orjson(i.device)) for i in bulk]
+        return zip(ids, self.extra, strict=True)
+
+    def memory_args(self):
+        """The args of each [memory] event: a _MemArgs, a dict, or None (no usable args)."""
+        if not self.args:
+            return ()
+        bulk = self._bulk(_MEM_LIST)
+        if bulk is not None:
+            return bulk
+        return [_mem_args(a) for a in self.args]
+
+
+def _mem_args(raw: Any) -> Any:
+    if type(raw) is dict or not raw:
+        return raw or None
+    try:
+        return _MEM.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _memory_event(sc: _Scan, a: Any) -> None:
+    """A ``[memory]`` instant's args: the allocator's totals after one allocation or free; keep each device's
+    peak."""
+    if a is None:
+        return
+    if type(a) is dict:
+        alloc, res, dtype, did = (a.get("Total Allocated"), a.get("Total Reserved"), a.get("Device Type"),
+                                  a.get("Device Id"))
+    else:
+        alloc, res, dtype, did = _as_orjson(a.alloc), _as_orjson(a.reserved), _as_orjson(a.dtype), _as_orjson(a.did)
+    if isinstance(alloc, int) and not isinstance(alloc, bool):
+        dev = f"{'cuda' if dtype == 1 else 'cpu'}:{did}"
+        peak: tuple[int, int] = sc.memory.get(dev, (0, 0))
+        reserved = res if isinstance(res, int) and not isinstance(res, bool) else 0
+        sc.memory[dev] = (max(peak[0], int(alloc)), max(peak[1], int(reserved)))
 
 
 def _memcpy_event(sc: _Scan, ev: _Ev, cat: str, name: str, start: int, end: int) -> None:
@@ -715,12 +784,7 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
     step_ends = np.array([s.end_ns for s in steps], dtype=np.int64)
     step_nums = np.array([s.number for s in steps], dtype=np.int64)
 
-    def attribute(times: np.ndarray) -> np.ndarray:
-        if step_starts.size == 0:
-            return np.full(times.shape, -1, dtype=np.int64)
-        idx = np.searchsorted(step_starts, times, side="right") - 1
-        ok = (idx >= 0) & (times < step_ends[np.clip(idx, 0, None)])
-        return np.where(ok, step_nums[np.clip(idx, 0, None)], -1)
+    attribute = _StepOf(step_starts, step_ends, step_nums)
 
     def launch_time(corrs: list[int]) -> np.ndarray:
         """When the CPU launched each GPU event; -1 where the trace lacks the launch."""
@@ -772,6 +836,26 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
                      elementwise_bps=float(np.median(sc.elementwise)) if len(sc.elementwise) >= 3 else None,
                      dp_calls=_dp_calls(dp_launched, attribute), device_busy=_device_busy(sc, step_of, launch_time)
                      if sc.dp_ops else {})
+
+
+class _StepOf:
+    """The ProfilerStep number a time falls in (-1 outside every step): ``(times)`` for an array, ``.one(t)``."""
+
+    def __init__(self, starts: np.ndarray, ends: np.ndarray, nums: np.ndarray) -> None:
+        self.starts, self.ends, self.nums = starts, ends, nums
+        self._lists = (starts.tolist(), ends.tolist(), nums.tolist())
+
+    def __call__(self, times: np.ndarray) -> np.ndarray:
+        if self.starts.size == 0:
+            return np.full(times.shape, -1, dtype=np.int64)
+        idx = np.searchsorted(self.starts, times, side="right") - 1
+        ok = (idx >= 0) & (times < self.ends[np.clip(idx, 0, None)])
+        return np.where(ok, self.nums[np.clip(idx, 0, None)], -1)
+
+    def one(self, t: int) -> int:
+        starts, ends, nums = self._lists
+        i = bisect.bisect_right(starts, t) - 1
+        return nums[i] if i >= 0 and t < ends[i] else -1
 
 
 def _dp_launched(sc: _Scan) -> list[tuple[_CpuRec, list[tuple[int, int, int, int, str, int]]]]:
@@ -1068,7 +1152,7 @@ def _make_collective(m: _Meta, issue: int | None, execs, default_pg: str, ptr_la
     start = min(e[0] for e in execs) if execs else None
     end = max(e[1] for e in execs) if execs else None
     t_step = issue if issue is not None else (issue_for_step if issue_for_step is not None else start)
-    step = int(attribute(np.array([t_step], dtype=np.int64))[0]) if t_step is not None else -1
+    step = attribute.one(t_step) if t_step is not None else -1
     lane = ""
     if execs:
         a = execs[0][3]

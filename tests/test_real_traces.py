@@ -173,8 +173,8 @@ def test_large_traces_decoded_slice_by_slice_give_the_same_summary(rel, monkeypa
     monkeypatch.setattr(kineto, "_CHUNKED_MIN_BYTES", 1)
     monkeypatch.setattr(kineto, "_CHUNK_BYTES", 64 * 1024)
     calls = []
-    real = kineto._slices
-    monkeypatch.setattr(kineto, "_slices", lambda *a: (calls.append(1), real(*a))[1])
+    real = kineto._stream_slices
+    monkeypatch.setattr(kineto, "_stream_slices", lambda *a: (calls.append(1), real(*a))[1])
     assert summary(commprof.analyze(commprof.load(shared(rel)))) == whole
     assert calls  # the sliced path was taken
 
@@ -195,7 +195,9 @@ def test_a_layout_that_breaks_slicing_falls_back_to_a_whole_decode(tmp_path, mon
     p.write_text(text)
     expected = commprof.analyze(commprof.load(p))
     monkeypatch.setattr(kineto, "_CHUNKED_MIN_BYTES", 1)
-    monkeypatch.setattr(kineto, "_CHUNK_BYTES", 1)  # a cut at every line that starts with "  {"
+    monkeypatch.setattr(kineto, "_CHUNK_BYTES", 1)  # read a byte at a time: a cut at every line that starts
+    monkeypatch.setattr(kineto, "_READ_BYTES", 1)  # with "  {"
+    monkeypatch.setattr(kineto, "_HEAD_SEARCH_BYTES", 1)
     with pytest.raises(kineto.ChunkLayoutError):
         kineto.parse_document(p, kineto.read_document(p))
     got = commprof.analyze(commprof.load(p))
@@ -259,5 +261,7 @@ def test_gzip_traces_read_the_same_without_isal(monkeypatch, tmp_path):
     assert kineto.read_document(p, chunked=False)[kineto.K.TRACE_EVENTS] == with_isal[kineto.K.TRACE_EVENTS]
     cut = tmp_path / "rank0.json.gz"
     cut.write_bytes(p.read_bytes()[:50_000])
-    with pytest.raises(InputError, match="truncated gzip"):
-        kineto.read_document(cut)
+    for chunked in (True, False):  # streamed, the error comes while the parser reads the events
+        monkeypatch.setattr(kineto, "_CHUNKED_MIN_BYTES", 1 if chunked else 2**40)
+        with pytest.raises(InputError, match="truncated gzip"):
+            kineto.parse_document(cut, kineto.read_document(cut))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,24 @@ _PARALLEL_MIN_BYTES = 8 * 1024**2  # of JSON: worker processes pay off from abou
 def load_rank(trace_path: str | Path, sidecars: dict[int, Path] | None = None,
               max_bytes: int = kineto.DEFAULT_MAX_BYTES) -> RankTrace:
     """Parse one rank's trace, with its sidecar when one is given for its rank."""
-    path = Path(trace_path)
+    with _gc_paused():
+        return _load_rank(Path(trace_path), sidecars, max_bytes)
+
+
+@contextmanager
+def _gc_paused():
+    """The parser allocates millions of small objects and no reference cycles: the cyclic GC would only walk
+    them again and again (measured: 5% of a 54 MB trace's parse, more as the heap grows)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _load_rank(path: Path, sidecars: dict[int, Path] | None, max_bytes: int) -> RankTrace:
     doc = kineto.read_document(path, max_bytes)
     di = kineto.peek_distributed_info(doc)
     rank = di.get("rank") if isinstance(di.get("rank"), int) else _discover.rank_from_name(path)

@@ -38,7 +38,7 @@ _LOAD_WARNINGS = "__commprof_load_warnings__"
 DEFAULT_MAX_BYTES = 8 * 1024**3
 
 
-class _Ev(msgspec.Struct):
+class _Ev(msgspec.Struct, gc=False):  # decoded JSON cannot form reference cycles: not tracked by the GC
     """One trace event, decoded with only the fields the analysis reads.  ``args`` stays undecoded JSON
     (a slice of the file) until an event that needs it asks (``_args``): most events never do."""
 
@@ -63,7 +63,11 @@ _DECODER = msgspec.json.Decoder(_Doc)
 
 
 def _args(ev: _Ev) -> dict[str, Any]:
-    raw: Any = ev.args
+    return _args_of(ev.args)
+
+
+def _args_of(raw: Any) -> dict[str, Any]:
+    """An event's args as a dict (empty when absent or not an object)."""
     if type(raw) is dict:  # an event of a document decoded by orjson keeps its args as they are
         return raw
     if not raw:
@@ -469,8 +473,14 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
     skipped = sc.skipped
     cpu_ops, cpu_excl = sc.cpu_ops, sc.cpu_excl
     comp_s, comp_e = sc.comp_s, sc.comp_e
-    # events whose args are read in bulk after the loop (one decode call for all of them, see _Deferred)
-    runtime, kernels, memory = _Deferred(), _Deferred(), _Deferred()
+    # events whose args are read in bulk after the loop (one decode call for all of them, see _bulk)
+    rt_args: list[Any] = []
+    rt_launch: list[tuple[int, Any]] = []
+    kn_args: list[Any] = []
+    kn_pid: list[Any] = []
+    mem_args: list[Any] = []
+    ew_args: list[Any] = []
+    ew_ns: list[int] = []
     n_complete = 0
     for ev in events:
         if type(ev) is not _Ev:
@@ -488,7 +498,7 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
                         prev = sc.threads.get(ev.tid, "")
                         sc.threads[ev.tid] = (prev + " " + a["name"]).strip()
             elif ph == "i" and ev.name == "[memory]":
-                memory.add(ev, None)
+                mem_args.append(ev.args)
             continue
         n_complete += 1
         name = ev.name
@@ -524,14 +534,14 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
                 lists[1].append(end)
                 if kind == _K_ELEMENTWISE:
                     if end > start:
-                        nb = _elementwise_bytes(_args(ev))
-                        if nb:
-                            sc.elementwise.append(nb / (end - start) * 1e9)
+                        ew_args.append(ev.args)
+                        ew_ns.append(end - start)
                 elif kind == _K_DP:
                     sc.dp_ops.append(_CpuRec(start, end, ev.tid, name, _args(ev)))
                 continue
         elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
-            runtime.add(ev, (start, ev.tid))
+            rt_args.append(ev.args)
+            rt_launch.append((start, ev.tid))
             if name in cl.SYNC_RUNTIME:
                 sc.syncs.append((start, end))
             continue
@@ -543,7 +553,8 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
                 sc.comm_kernels.append((start, end, name, corr, args))
                 sc.dp_gpu.append((start, end, corr, _int_or(args.get("device"), _int_or(ev.pid, -1)), "nccl", 0))
             else:
-                kernels.add(ev, ev.pid)
+                kn_args.append(ev.args)
+                kn_pid.append(ev.pid)
                 comp_s.append(start)
                 comp_e.append(end)
             continue
@@ -576,62 +587,109 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
             sc.calls["c10d"].append(_CpuRec(start, end, ev.tid, name, _args(ev)))
             _add_cpu(cpu_excl, ev.tid, start, end)
     sc.n_events += n_complete
-    launches = sc.launches
-    for (corr, _dev), launch in runtime.ids():
-        if isinstance(corr, int) and not isinstance(corr, bool):
-            launches[corr] = launch
-    for (corr, dev), pid in kernels.ids():
-        sc.comp_corr.append(corr if isinstance(corr, int) else -1)
-        sc.comp_dev.append(_int_or(dev, _int_or(pid, -1)))
-    for a in memory.memory_args():
-        _memory_event(sc, a)
+    _launches(sc, rt_args, rt_launch)
+    _kernel_ids(sc, kn_args, kn_pid)
+    _memory_peaks(sc, mem_args)
+    _elementwise_rates(sc, ew_args, ew_ns)
 
 
 _IDS_LIST = msgspec.json.Decoder(list[_Ids])
 _MEM_LIST = msgspec.json.Decoder(list[_MemArgs])
 
 
-class _Deferred:
-    """Events of one kind whose args are decoded after the scan, all in one call: the raw args joined into one
-    JSON array and decoded into structs of the few keys read (a per-event decode call costs more than the
-    decoding itself).  Anything the bulk decode refuses (args that are not objects, events of a document
-    decoded by orjson) is decoded event by event instead, with the same result."""
+def _bulk(raws: list[Any], decoder: msgspec.json.Decoder) -> list[Any] | None:
+    """The raw args of many events decoded in one call (joined into one JSON array) into structs of the few
+    keys read: a decode call per event costs more than the decoding.  None when the call refuses them (args
+    that are dicts, from a document decoded by orjson; empty, or not objects): then each is decoded alone."""
+    try:
+        return decoder.decode(b"[" + b",".join(raws) + b"]")
+    except (TypeError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
-    __slots__ = ("args", "extra")
 
-    def __init__(self) -> None:
-        self.args: list[Any] = []
-        self.extra: list[Any] = []
+def _launches(sc: _Scan, raws: list[Any], launch: list[tuple[int, Any]]) -> None:
+    """Runtime calls by correlation id: when and on which thread the CPU launched GPU work."""
+    if not raws:
+        return
+    bulk = _bulk(raws, _IDS_LIST)
+    corrs = [_ids_of(a)[0] for a in raws] if bulk is None else [i.correlation for i in bulk]
+    launches = sc.launches
+    for c, la in zip(corrs, launch, strict=True):
+        if type(c) is int and _I64_MIN <= c <= _U64_MAX:  # beyond 64 bits orjson gives a float: not an id
+            launches[c] = la
 
-    def add(self, ev: _Ev, extra: Any) -> None:
-        self.args.append(ev.args)
-        self.extra.append(extra)
 
-    def _bulk(self, decoder: msgspec.json.Decoder) -> list[Any] | None:
+def _kernel_ids(sc: _Scan, raws: list[Any], pids: list[Any]) -> None:
+    """Correlation id (-1 without) and device (else the event's pid, else -1) of each compute kernel."""
+    if not raws:
+        return
+    bulk = _bulk(raws, _IDS_LIST)
+    ids = [_ids_of(a) for a in raws] if bulk is None else [(i.correlation, i.device) for i in bulk]
+    corr_out, dev_out = sc.comp_corr, sc.comp_dev
+    for (c, d), pid in zip(ids, pids, strict=True):
+        if type(c) is int:
+            if not _I64_MIN <= c <= _U64_MAX:
+                c = -1
+        elif type(c) is not bool:
+            c = -1
+        corr_out.append(c)
+        dev_out.append(d if type(d) is int and _I64_MIN <= d <= _U64_MAX else (pid if type(pid) is int else -1))
+
+
+def _memory_peaks(sc: _Scan, raws: list[Any]) -> None:
+    """[memory] instants: the allocator's totals after each allocation or free; keep each device's peaks."""
+    if not raws:
+        return
+    bulk = _bulk(raws, _MEM_LIST)
+    if bulk is None:
+        for raw in raws:
+            _memory_event(sc, _mem_args(raw))
+        return
+    mem = sc.memory
+    names: dict[Any, str] = {}
+    for m in bulk:
+        alloc = m.alloc
+        if type(alloc) is not int or not _I64_MIN <= alloc <= _U64_MAX:
+            continue
+        key = (m.dtype, m.did, type(m.did))
         try:
-            return decoder.decode(b"[" + b",".join(self.args) + b"]")
-        except (TypeError, msgspec.DecodeError, msgspec.ValidationError):
-            return None  # dict args (orjson path), an empty or non-object args among them
+            dev = names[key]
+        except KeyError:
+            dev = names[key] = _device_name(_as_orjson(m.dtype), _as_orjson(m.did))
+        except TypeError:  # an unhashable Device Id
+            dev = _device_name(m.dtype, m.did)
+        res = m.reserved
+        reserved = res if type(res) is int and _I64_MIN <= res <= _U64_MAX else 0
+        peak = mem.get(dev)
+        if peak is None:
+            mem[dev] = (max(0, alloc), max(0, reserved))
+        elif alloc > peak[0] or reserved > peak[1]:
+            mem[dev] = (max(peak[0], alloc), max(peak[1], reserved))
 
-    def ids(self):
-        """((correlation, device), extra) per event, as ``_ids`` gives them."""
-        if not self.args:
-            return ()
-        bulk = self._bulk(_IDS_LIST)
-        if bulk is None:
-            ids = [_ids_of(a) for a in self.args]
-        else:
-            ids = [(_as_orjson(i.correlation), _as_orjson(i.device)) for i in bulk]
-        return zip(ids, self.extra, strict=True)
 
-    def memory_args(self):
-        """The args of each [memory] event: a _MemArgs, a dict, or None (no usable args)."""
-        if not self.args:
-            return ()
-        bulk = self._bulk(_MEM_LIST)
-        if bulk is not None:
-            return bulk
-        return [_mem_args(a) for a in self.args]
+class _Shapes(msgspec.Struct):
+    dims: Any = msgspec.field(default=None, name="Input Dims")
+    types: Any = msgspec.field(default=None, name="Input type")
+
+
+_SHAPES_LIST = msgspec.json.Decoder(list[_Shapes])
+
+
+def _elementwise_rates(sc: _Scan, raws: list[Any], durations: list[int]) -> None:
+    """Bytes per second of the large element-wise operators (one memory pass over their first input)."""
+    if not raws:
+        return
+    bulk = _bulk(raws, _SHAPES_LIST)
+    shapes = ([_args_of(a) for a in raws] if bulk is None
+              else [{K.A_INPUT_DIMS: b.dims, K.A_INPUT_TYPE: b.types} for b in bulk])
+    for a, ns in zip(shapes, durations, strict=True):
+        nb = _elementwise_bytes(a)
+        if nb:
+            sc.elementwise.append(nb / ns * 1e9)
+
+
+def _device_name(dtype: Any, did: Any) -> str:
+    return f"{'cuda' if dtype == 1 else 'cpu'}:{did}"
 
 
 def _mem_args(raw: Any) -> Any:
@@ -654,7 +712,7 @@ def _memory_event(sc: _Scan, a: Any) -> None:
     else:
         alloc, res, dtype, did = _as_orjson(a.alloc), _as_orjson(a.reserved), _as_orjson(a.dtype), _as_orjson(a.did)
     if isinstance(alloc, int) and not isinstance(alloc, bool):
-        dev = f"{'cuda' if dtype == 1 else 'cpu'}:{did}"
+        dev = _device_name(dtype, did)
         peak: tuple[int, int] = sc.memory.get(dev, (0, 0))
         reserved = res if isinstance(res, int) and not isinstance(res, bool) else 0
         sc.memory[dev] = (max(peak[0], int(alloc)), max(peak[1], int(reserved)))
@@ -882,7 +940,8 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
     def launch_time(corrs: list[int]) -> np.ndarray:
         """When the CPU launched each GPU event; -1 where the trace lacks the launch."""
         la = sc.launches
-        return np.array([la[c][0] if c in la else -1 for c in corrs], dtype=np.int64)
+        missing = (-1, None)
+        return np.array([la.get(c, missing)[0] for c in corrs], dtype=np.int64)
 
     def step_of(launch: np.ndarray, start: np.ndarray) -> np.ndarray:
         return attribute(np.where(launch >= 0, launch, start))
@@ -926,7 +985,9 @@ def parse_document(path: Path, doc: dict[str, Any], rank_hint: int | None = None
                      warnings=tuple(warnings), event_count=sc.n_events, pageable=pageable,
                      pageable_bytes=pageable_bytes, pageable_htod=pageable_htod, host_syncs=syncs,
                      memory_peak=dict(sc.memory), device_memory=device_memory,
-                     elementwise_bps=float(np.median(sc.elementwise)) if len(sc.elementwise) >= 3 else None,
+                     # only CPU operators that do the work measure memory passes (on GPU traces they launch it)
+                     elementwise_bps=float(np.median(sc.elementwise))
+                     if device_kind == "cpu" and len(sc.elementwise) >= 3 else None,
                      dp_calls=_dp_calls(dp_launched, attribute), device_busy=_device_busy(sc, step_of, launch_time)
                      if sc.dp_ops else {})
 
@@ -1159,6 +1220,9 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
                     orphans.append((t.start, t.end, t.name, t.args, t.start))
 
     default_pg = pgs[0].name if pgs else "0"
+    pg_by_name: dict[str, ProcessGroup] = {}
+    for p in pgs:
+        pg_by_name.setdefault(p.name, p)  # the first of a name, as a search in order finds it
     ptr_labels: dict[str, str] = {}
     out: list[Collective] = []
     cs: list[int] = []
@@ -1175,7 +1239,7 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
                 m.numel = ex_meta.numel
             if m.dtype == "unknown":
                 m.dtype = ex_meta.dtype
-        col, nobytes = _make_collective(m, r.start, execs, default_pg, ptr_labels, world, pgs, attribute)
+        col, nobytes = _make_collective(m, r.start, execs, default_pg, ptr_labels, world, pg_by_name, attribute)
         missing_bytes += nobytes
         out.append(col)
         for e in execs:
@@ -1194,7 +1258,7 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
             if nb is not None and m.numel is None:  # launched by nn.DataParallel: its call's tensors say
                 m.numel, m.dtype = nb // 4, "float32" if m.dtype == "unknown" else m.dtype
         execs = [(start, end, name, args)]
-        col, nobytes = _make_collective(m, None, execs, default_pg, ptr_labels, world, pgs, attribute,
+        col, nobytes = _make_collective(m, None, execs, default_pg, ptr_labels, world, pg_by_name, attribute,
                                         issue_for_step=issue if issue >= 0 else start)
         missing_bytes += nobytes
         out.append(col)
@@ -1212,7 +1276,7 @@ def _collectives(sc: _Scan, device_kind: str, attribute, world: int | None,
 
 
 def _make_collective(m: _Meta, issue: int | None, execs, default_pg: str, ptr_labels: dict[str, str],
-                     world: int | None, pgs: tuple[ProcessGroup, ...], attribute,
+                     world: int | None, pg_by_name: dict[str, ProcessGroup], attribute,
                      issue_for_step: int | None = None) -> tuple[Collective, int]:
     if m.pg is not None:
         pg = m.pg
@@ -1226,7 +1290,7 @@ def _make_collective(m: _Meta, issue: int | None, execs, default_pg: str, ptr_la
         pg = default_pg
     gsize = m.group_size
     if gsize is None:
-        match = next((p for p in pgs if p.name == pg), None)
+        match = pg_by_name.get(pg)
         gsize = len(match.ranks) if match and match.ranks else (world or 1)
     size = cl.dtype_size(m.dtype)
     nobytes = 0

@@ -73,14 +73,26 @@ def tools(d: Path) -> dict[str, list[str]]:
     }
 
 
+def results_mb(d: Path) -> float:
+    """MB of the per-rank results the cross-rank (reduce) step receives: the pickled ``RankTrace`` of every rank,
+    as worker processes send them (measured in a child process)."""
+    code = ("import pickle, commprof\n"
+            f"print(sum(len(pickle.dumps(r)) for r in commprof.load({str(d)!r}).ranks))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return int(out.stdout.split()[-1]) / 1e6
+
+
 def growth() -> int:
-    """Time and peak RSS against the number of ranks (copies of the same real trace)."""
+    """Time, peak RSS and the size of the per-rank results against the number of ranks (copies of the same real
+    trace)."""
     big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-growth-"))
     src = copies(big, 16, work / "all")
     files = sorted(src.glob("*.json.gz"), key=lambda p: int(p.name[4:].split(".")[0]))
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"{'ranks':>5} {'events':>10} {'seconds':>8} {'s per rank':>10} {'peak MB':>8} {'k events/s':>10}")
+    print(f"{'ranks':>5} {'events':>10} {'seconds':>8} {'s per rank':>10} {'peak MB':>8} {'k events/s':>10} "
+          f"{'results MB':>10}")
     base = None
     for n in (1, 2, 4, 8, 16):
         d = work / f"n{n}"
@@ -91,7 +103,8 @@ def growth() -> int:
         sec, mb = run([sys.executable, "-m", "commprof", "report", str(d), "--format", "json", "-o", out, "-q"])
         events = 216_092 * n
         base = base or sec
-        print(f"{n:>5} {events:>10,} {sec:>8.2f} {sec / n:>10.2f} {mb:>8.0f} {events / sec / 1e3:>10.0f}")
+        print(f"{n:>5} {events:>10,} {sec:>8.2f} {sec / n:>10.2f} {mb:>8.0f} {events / sec / 1e3:>10.0f} "
+              f"{results_mb(d):>10.1f}")
     return 0
 
 

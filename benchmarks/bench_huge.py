@@ -6,7 +6,8 @@ The trace is HTA's largest real trace (df_index_resolver: 216k events of a real 
 runtime calls, kernels, memcpys, flow events, memory events) repeated end to end until it reaches the size,
 each copy shifted in time, its steps renumbered and its correlation ids made unique, and written in the layout
 torch.profiler writes (one event per line).  Then ``python -m commprof report FILE --format json`` runs in its
-own process: wall time, peak RSS (wait4), MB/s of JSON.  Targets (issue 6): peak RSS <= 2 GB, >= 100 MB/s of
+own process: wall time, peak RSS (wait4), MB/s of JSON; and the size of the parsed rank as a worker process
+hands it to the cross-rank step (pickled).  Targets (issue 6): peak RSS <= 2 GB, >= 100 MB/s of
 JSON per core (the report of one file uses one core).
 """
 
@@ -96,9 +97,14 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"generated {path}: {size / 1e6:,.0f} MB, {n:,} events in {time.perf_counter() - t0:.0f} s")
     sec, mb = measure(path)
-    print(f"{'trace':<26} {'seconds':>8} {'peak RSS MB':>12} {'MB/s of JSON':>13} {'RSS / 2 GB':>11}")
+    code = f"import pickle, commprof\nprint(len(pickle.dumps(commprof.load({str(path)!r}).ranks[0])))"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result_mb = int(res.stdout.split()[-1]) / 1e6
+    print(f"{'trace':<26} {'seconds':>8} {'peak RSS MB':>12} {'MB/s of JSON':>13} {'RSS / 2 GB':>11} "
+          f"{'result MB':>10}")
     print(f"{'1 rank, ' + f'{size / 1e9:.2f} GB JSON':<26} {sec:>8.1f} {mb:>12.0f} {size / 1e6 / sec:>13.0f} "
-          f"{mb / 2048:>11.2f}")
+          f"{mb / 2048:>11.2f} {result_mb:>10.1f}")
     if not args.keep:
         path.unlink()
     return 0

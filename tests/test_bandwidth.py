@@ -25,8 +25,8 @@ def _shared_time_by_definition(starts, ends):
     """The channel's time between consecutive boundaries, split evenly among the intervals active on it."""
     b = sorted(set(starts) | set(ends))
     out = [0.0] * len(starts)
-    for lo, hi in zip(b, b[1:]):
-        active = [i for i, (s, e) in enumerate(zip(starts, ends)) if s <= lo < e]
+    for lo, hi in zip(b, b[1:], strict=False):
+        active = [i for i, (s, e) in enumerate(zip(starts, ends, strict=True)) if s <= lo < e]
         for i in active:
             out[i] += (hi - lo) / len(active)
     return out
@@ -43,7 +43,7 @@ def test_shared_time_splits_the_channel_among_overlapping_intervals():
         got = shared_time(s, e)
         assert got == pytest.approx(_shared_time_by_definition(s.tolist(), e.tolist()), abs=1e-6)
         # the shares add up to the time the channel was busy
-        busy = sum(hi - lo for lo, hi in zip(*_merged(s, e)))
+        busy = sum(hi - lo for lo, hi in zip(*_merged(s, e), strict=True))
         assert got.sum() == pytest.approx(busy)
     # long runs are no special case (the dense version gave up above 4,000 collectives)
     s = np.arange(0, 200_000, 10)
@@ -54,7 +54,7 @@ def test_shared_time_splits_the_channel_among_overlapping_intervals():
 def _merged(s, e):
     order = np.argsort(s)
     lo, hi = [], []
-    for a, b in zip(s[order], e[order]):
+    for a, b in zip(s[order], e[order], strict=True):
         if b <= a:
             continue
         if hi and a <= hi[-1]:

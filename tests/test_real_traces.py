@@ -261,7 +261,13 @@ def test_gzip_traces_read_the_same_without_isal(monkeypatch, tmp_path):
     assert kineto.read_document(p, chunked=False)[kineto.K.TRACE_EVENTS] == with_isal[kineto.K.TRACE_EVENTS]
     cut = tmp_path / "rank0.json.gz"
     cut.write_bytes(p.read_bytes()[:50_000])
+    data = p.read_bytes()
+    bad = tmp_path / "bad" / "rank0.json.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(data[:20_000] + bytes(b ^ 0x5A for b in data[20_000:21_000]) + data[21_000:])
     for chunked in (True, False):  # streamed, the error comes while the parser reads the events
         monkeypatch.setattr(kineto, "_CHUNKED_MIN_BYTES", 1 if chunked else 2**40)
         with pytest.raises(InputError, match="truncated gzip"):
             kineto.parse_document(cut, kineto.read_document(cut))
+        with pytest.raises(InputError, match="corrupt gzip data"):
+            kineto.parse_document(bad, kineto.read_document(bad))

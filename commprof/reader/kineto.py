@@ -189,7 +189,7 @@ def _blocks(path: Path, max_bytes: int):
                 while data and not d.eof:
                     try:
                         out = d.decompress(data, _CHUNK_BYTES)
-                    except _zlib.error as e:
+                    except _zlib.error as e:  # type: ignore[misc]  # (isal's stubs declare an instance)
                         raise InputError(path, f"corrupt gzip data ({e})") from None
                     data = d.unconsumed_tail
                     total += len(out)
@@ -322,7 +322,7 @@ def _gunzip(path: Path, raw: bytes, max_bytes: int) -> bytes:
     d = _zlib.decompressobj(16 + _zlib.MAX_WBITS)
     try:
         out = d.decompress(raw, max_bytes + 1)
-    except _zlib.error as e:
+    except _zlib.error as e:  # type: ignore[misc]  # (isal's stubs declare an instance)
         raise InputError(path, f"corrupt gzip data ({e})") from None
     if len(out) > max_bytes or d.unconsumed_tail:
         raise InputError(path, f"decompresses to more than the limit of {max_bytes:,} bytes "

@@ -271,3 +271,18 @@ def test_gzip_traces_read_the_same_without_isal(monkeypatch, tmp_path):
             kineto.parse_document(cut, kineto.read_document(cut))
         with pytest.raises(InputError, match="corrupt gzip data"):
             kineto.parse_document(bad, kineto.read_document(bad))
+
+
+def test_a_lone_event_without_args_reads_as_no_args(tmp_path):
+    """One runtime call and one kernel, neither with args: the bulk decode of their (empty) args must not
+    mistake them for zero events."""
+    from commprof.reader import kineto
+
+    ev = [{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0, "dur": 900},
+          {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": 10, "dur": 5},
+          {"ph": "X", "cat": "kernel", "name": "gemm", "pid": 3, "tid": 7, "ts": 50, "dur": 100}]
+    p = tmp_path / "rank0.json"
+    p.write_text(json.dumps({"traceEvents": ev}, indent=2))
+    rt = kineto.parse_document(p, kineto.read_document(p))
+    assert rt.compute.launch_ns.tolist() == [-1] and rt.device_busy == {}
+    assert rt.compute.start_ns.tolist() == [50_000]

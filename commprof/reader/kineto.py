@@ -602,9 +602,10 @@ def _bulk(raws: list[Any], decoder: msgspec.json.Decoder) -> list[Any] | None:
     keys read: a decode call per event costs more than the decoding.  None when the call refuses them (args
     that are dicts, from a document decoded by orjson; empty, or not objects): then each is decoded alone."""
     try:
-        return decoder.decode(b"[" + b",".join(raws) + b"]")
+        out = decoder.decode(b"[" + b",".join(raws) + b"]")
     except (TypeError, msgspec.DecodeError, msgspec.ValidationError):
         return None
+    return out if len(out) == len(raws) else None  # a lone empty args reads as no item at all
 
 
 def _launches(sc: _Scan, raws: list[Any], launch: list[tuple[int, Any]]) -> None:

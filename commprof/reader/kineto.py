@@ -9,10 +9,12 @@ collectives and, for CPU-only traces, the operators that count as compute.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import os
 import re
 from collections import defaultdict
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,7 +103,7 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, chunked: bool 
             streamed = _stream_document(path, max_bytes)
             if streamed is not None:
                 return streamed
-        raw = path.read_bytes()
+        raw: bytes | bytearray = path.read_bytes()
     except FileNotFoundError:
         raise InputError(path, "file not found") from None
     except PermissionError:
@@ -170,40 +172,45 @@ def json_size(path: Path) -> int:
         return max(size, int.from_bytes(f.read(4), "little"))
 
 
-def _blocks(path: Path, max_bytes: int):
-    """The file's JSON bytes, a block of at most _CHUNK_BYTES at a time, gunzipped on the way when it is gzip;
-    the same errors as a whole read."""
+def _blocks(path: Path, max_bytes: int) -> Generator[bytes, None, None]:
+    """The file's JSON bytes, a block at a time, gunzipped on the way when it is gzip; the same errors as a whole
+    read."""
     try:
         with open(path, "rb") as f:
             first = f.read(_READ_BYTES)
-            if first[:2] != b"\x1f\x8b":
-                data = first
-                while data:
-                    yield data
-                    data = f.read(_CHUNK_BYTES)
+            if first[:2] == b"\x1f\x8b":
+                yield from _inflate(path, itertools.chain((first,), iter(lambda: f.read(_READ_BYTES), b"")),
+                                    max_bytes)
                 return
-            d = _zlib.decompressobj(16 + _zlib.MAX_WBITS)
-            total = 0
-            data = first
-            while data and not d.eof:
-                while data and not d.eof:
-                    try:
-                        out = d.decompress(data, _CHUNK_BYTES)
-                    except _zlib.error as e:  # type: ignore[misc]  # (isal's stubs declare an instance)
-                        raise InputError(path, f"corrupt gzip data ({e})") from None
-                    data = d.unconsumed_tail
-                    total += len(out)
-                    if total > max_bytes:
-                        raise InputError(path, f"decompresses to more than the limit of {max_bytes:,} bytes "
-                                               "(raise it with --max-bytes)")
-                    if out:
-                        yield out
-                if not d.eof:
-                    data = f.read(_READ_BYTES)
-            if not d.eof:
-                raise InputError(path, "truncated gzip file (the compressed stream ends early)")
+            if first:
+                yield first
+            yield from iter(lambda: f.read(_CHUNK_BYTES), b"")
     except OSError as e:
         raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+
+
+def _inflate(path: Path, chunks: Iterable[bytes | bytearray], max_bytes: int) -> Iterator[bytes]:
+    """gunzip: the output of a gzip stream given in chunks, at most _CHUNK_BYTES at a time; its first member
+    (what follows it is ignored, as by a whole read).  One clear error for corrupt or truncated data and for
+    output beyond ``max_bytes`` (gzip bombs)."""
+    d = _zlib.decompressobj(16 + _zlib.MAX_WBITS)
+    total = 0
+    for data in chunks:
+        while data and not d.eof:
+            try:
+                out = d.decompress(data, _CHUNK_BYTES)
+            except _zlib.error as e:  # type: ignore[misc]  # (isal's stubs declare an instance)
+                raise InputError(path, f"corrupt gzip data ({e})") from None
+            data = d.unconsumed_tail
+            total += len(out)
+            if total > max_bytes:
+                raise InputError(path, f"decompresses to more than the limit of {max_bytes:,} bytes "
+                                       "(raise it with --max-bytes)")
+            if out:
+                yield out
+        if d.eof:
+            return
+    raise InputError(path, "truncated gzip file (the compressed stream ends early)")
 
 
 def _stream_document(path: Path, max_bytes: int) -> dict[str, Any] | None:
@@ -308,7 +315,7 @@ class ChunkLayoutError(ValueError):
     """A slice of a large trace did not decode: read it again whole (``read_document(chunked=False)``)."""
 
 
-def _valid_utf8(raw: bytes) -> bool:
+def _valid_utf8(raw: bytes | bytearray) -> bool:
     if raw.isascii():
         return True
     try:
@@ -318,17 +325,10 @@ def _valid_utf8(raw: bytes) -> bool:
     return True
 
 
-def _gunzip(path: Path, raw: bytes, max_bytes: int) -> bytes:
-    d = _zlib.decompressobj(16 + _zlib.MAX_WBITS)
-    try:
-        out = d.decompress(raw, max_bytes + 1)
-    except _zlib.error as e:  # type: ignore[misc]  # (isal's stubs declare an instance)
-        raise InputError(path, f"corrupt gzip data ({e})") from None
-    if len(out) > max_bytes or d.unconsumed_tail:
-        raise InputError(path, f"decompresses to more than the limit of {max_bytes:,} bytes "
-                               "(raise it with --max-bytes)")
-    if not d.eof:
-        raise InputError(path, "truncated gzip file (the compressed stream ends early)")
+def _gunzip(path: Path, raw: bytes | bytearray, max_bytes: int) -> bytearray:
+    out = bytearray()
+    for block in _inflate(path, (raw,), max_bytes):
+        out += block
     return out
 
 
@@ -642,13 +642,12 @@ def _memory_peaks(sc: _Scan, raws: list[Any]) -> None:
     if not raws:
         return
     bulk = _bulk(raws, _MEM_LIST)
-    if bulk is None:
-        for raw in raws:
-            _memory_event(sc, _mem_args(raw))
-        return
+    items = bulk if bulk is not None else [_mem_args(raw) for raw in raws]
     mem = sc.memory
     names: dict[Any, str] = {}
-    for m in bulk:
+    for m in items:
+        if m is None:
+            continue
         alloc = m.alloc
         if type(alloc) is not int or not _I64_MIN <= alloc <= _U64_MAX:
             continue
@@ -658,7 +657,7 @@ def _memory_peaks(sc: _Scan, raws: list[Any]) -> None:
         except KeyError:
             dev = names[key] = _device_name(_as_orjson(m.dtype), _as_orjson(m.did))
         except TypeError:  # an unhashable Device Id
-            dev = _device_name(m.dtype, m.did)
+            dev = _device_name(_as_orjson(m.dtype), m.did)
         res = m.reserved
         reserved = res if type(res) is int and _I64_MIN <= res <= _U64_MAX else 0
         peak = mem.get(dev)
@@ -693,30 +692,17 @@ def _device_name(dtype: Any, did: Any) -> str:
     return f"{'cuda' if dtype == 1 else 'cpu'}:{did}"
 
 
-def _mem_args(raw: Any) -> Any:
-    if type(raw) is dict or not raw:
-        return raw or None
+def _mem_args(raw: Any) -> _MemArgs | None:
+    """One [memory] event's args in the struct the bulk decode gives (None: no usable args)."""
+    if type(raw) is dict:
+        return _MemArgs(raw.get("Total Allocated"), raw.get("Total Reserved"), raw.get("Device Type"),
+                        raw.get("Device Id")) if raw else None
+    if not raw:
+        return None
     try:
         return _MEM.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-
-
-def _memory_event(sc: _Scan, a: Any) -> None:
-    """A ``[memory]`` instant's args: the allocator's totals after one allocation or free; keep each device's
-    peak."""
-    if a is None:
-        return
-    if type(a) is dict:
-        alloc, res, dtype, did = (a.get("Total Allocated"), a.get("Total Reserved"), a.get("Device Type"),
-                                  a.get("Device Id"))
-    else:
-        alloc, res, dtype, did = _as_orjson(a.alloc), _as_orjson(a.reserved), _as_orjson(a.dtype), _as_orjson(a.did)
-    if isinstance(alloc, int) and not isinstance(alloc, bool):
-        dev = _device_name(dtype, did)
-        peak: tuple[int, int] = sc.memory.get(dev, (0, 0))
-        reserved = res if isinstance(res, int) and not isinstance(res, bool) else 0
-        sc.memory[dev] = (max(peak[0], int(alloc)), max(peak[1], int(reserved)))
 
 
 def _memcpy_event(sc: _Scan, ev: _Ev, cat: str, name: str, start: int, end: int) -> None:

@@ -44,18 +44,9 @@ def is_comm_kernel(name: str) -> bool:
     return name.startswith(COMM_KERNEL_PREFIXES)
 
 
-def is_sync_runtime(name: str) -> bool:
-    return name in SYNC_RUNTIME
-
-
 def cpu_is_compute(name: str) -> bool:
     """Whether a ``cpu_op`` counts as compute on a CPU-only trace."""
     return not (name.startswith(_CPU_NOT_COMPUTE_PREFIXES) or name in _CPU_WAIT_NAMES)
-
-
-def cpu_is_excluded(name: str) -> bool:
-    """Bookkeeping and waits that are cut out of the compute intervals that enclose them."""
-    return not cpu_is_compute(name) and not name.startswith("ProfilerStep#")
 
 
 # ---- collective names --------------------------------------------------------------------------

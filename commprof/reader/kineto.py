@@ -236,13 +236,13 @@ def _stream_document(path: Path, max_bytes: int) -> dict[str, Any] | None:
     if m is None or b"\n" not in m.group(1):
         blocks.close()
         return None
+    prefix = bytes(head[:m.start()])
     try:  # the keys before the event list: what the reader needs from them is there before any event
-        meta = _DECODER.decode(bytes(head[:m.start()]) + b'"traceEvents": []}')
+        meta = _DECODER.decode(prefix + b'"traceEvents": []}')
     except (msgspec.DecodeError, msgspec.ValidationError):
         blocks.close()
         return None
     sep = b"\n" + m.group(1).rsplit(b"\n", 1)[1] + b"{"  # newline + the events' indentation + "{"
-    prefix = bytes(head[:m.start()])
     rest = head[m.end() - 1:]
     del head
     return {K.TRACE_EVENTS: _Batches(_stream_slices(blocks, rest, sep, prefix, meta)),
@@ -525,13 +525,7 @@ def _scan_batch(sc: _Scan, events: list[Any], kinds: dict[str, int]) -> None:
             if kind is None:
                 kind = kinds[name] = _name_kind(name)
             if kind >= _K_EXCL:
-                tid = ev.tid
-                table = cpu_excl if kind == _K_EXCL else cpu_ops
-                lists = table.get(tid)
-                if lists is None:
-                    lists = table[tid] = ([], [])
-                lists[0].append(start)
-                lists[1].append(end)
+                _add_cpu(cpu_excl if kind == _K_EXCL else cpu_ops, ev.tid, start, end)
                 if kind == _K_ELEMENTWISE:
                     if end > start:
                         ew_args.append(ev.args)

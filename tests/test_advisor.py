@@ -45,13 +45,25 @@ def test_calibration_reproduces_the_unprofiled_step():
 
 
 @pytest.mark.slow
+def test_replay_of_the_traced_settings_lands_near_the_profiled_step(tmp_path):
+    """A check of the model itself, on its own run: the demo's workload (about 60 ms steps), six profiled steps.
+
+    The shared small run (4-13 ms steps, three profiled) is too noisy for it: on two shared cores its steps vary
+    by 4x within one run, and CI once measured 7.3 ms against a median of 11.6.  Here 12 runs, half of them
+    beside a busy process, gave 0.87-0.97 (the model ignores that gloo's threads slow compute on two shared
+    cores; calibration absorbs it)."""
+    from commprof.demo import launch
+
+    launch(tmp_path, nproc=2, steps=10, active=6)
+    rep = commprof.analyze(commprof.load(tmp_path))
+    assert rep.advisor.model_step_ms == pytest.approx(rep.advisor.profiled_step_ms, rel=0.35)
+
+
+@pytest.mark.slow
 def test_hidden_communication_gives_no_advice(gloo_run):
     run = commprof.load(gloo_run)
     rep = commprof.analyze(run)
-    # the replay of the traced settings lands near the profiled step (a check of the model itself; on
-    # two shared cores the gloo threads slow compute, which the model ignores and calibration absorbs)
-    assert rep.advisor.model_step_ms == pytest.approx(rep.advisor.profiled_step_ms, rel=0.35)
-    # the same run on an infinitely fast network: nothing to gain
+    # the run on an infinitely fast network: nothing to gain
     from commprof.analysis.bandwidth import Bandwidth, Fit
     fast = Bandwidth((), (Fit("allreduce", "0", 2, 10, 1.0, 1e6, None, None, None, None),), {})
     adv = advise(run, rep.bucket_rows, rep.buckets, fast, rep.unprofiled_step_ms)

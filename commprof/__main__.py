@@ -58,6 +58,8 @@ def parse_ranks(spec: str) -> list[int]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import functools
+
     from .analysis.report import analyze, parse_steps
     from .reader import load
     from .reader.kineto import DEFAULT_MAX_BYTES
@@ -76,16 +78,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
     trace_dir = Path(args.trace_dir)
     if args.dask:
-        import functools
-
         client = _dask_client(args.dask)
         try:
-            run = _load_with_progress(functools.partial(load, executor=client.get_executor()), trace_dir, ranks,
-                                      args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
+            run = _load_with_progress(functools.partial(load, executor=client.get_executor(), steps=steps),
+                                      trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
         finally:
             client.close()
     else:
-        run = _load_with_progress(load, trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
+        # the map step computes the per-rank analyses for the same steps (commprof.analysis.digest)
+        run = _load_with_progress(functools.partial(load, steps=steps), trace_dir, ranks,
+                                  args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
     if args.link_gbps is not None and not args.link_gbps > 0:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps)

@@ -8,6 +8,8 @@ millions of kernels stays small in memory.
 
 from __future__ import annotations
 
+import shutil
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,74 @@ class Lane:
 
     def __len__(self) -> int:
         return int(self.start_ns.shape[0])
+
+
+class SpillDir:
+    """A temporary folder of spilled arrays, removed when the last object that reads from it is gone (or at
+    exit).  ``load()`` makes one per run it spills."""
+
+    __slots__ = ("path", "_fin", "__weakref__")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fin = weakref.finalize(self, shutil.rmtree, path, True)
+
+
+class SpilledArray:
+    """An int64 array kept in an ``.npy`` file and memory-mapped on each ``get()``: only the pages a caller
+    touches are read, and they are released with the array it got.  Pickles by reference to its file (the
+    map step hands it to the cross-rank step so), valid on the same machine while its ``SpillDir`` lives."""
+
+    __slots__ = ("path", "shape", "owner")
+
+    def __init__(self, path: str, shape: tuple[int, ...], owner: SpillDir | None = None) -> None:
+        self.path = path
+        self.shape = shape
+        self.owner = owner
+
+    def get(self) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(np.load(self.path, mmap_mode="r"))
+
+    def __reduce__(self):
+        return SpilledArray, (self.path, self.shape)
+
+
+class SpilledLane(Lane):
+    """A ``Lane`` whose columns live in a ``SpilledArray`` (4 x n: start, end, step, launch), for runs too large
+    to keep every rank's intervals in the cross-rank step's memory.  Reads like a ``Lane``."""
+
+    __slots__ = ("data",)
+    data: SpilledArray
+
+    def __init__(self, data: SpilledArray) -> None:
+        object.__setattr__(self, "data", data)
+
+    @property  # type: ignore[override]
+    def start_ns(self) -> np.ndarray:
+        return self.data.get()[0]
+
+    @property  # type: ignore[override]
+    def end_ns(self) -> np.ndarray:
+        return self.data.get()[1]
+
+    @property  # type: ignore[override]
+    def step(self) -> np.ndarray:
+        return self.data.get()[2]
+
+    @property  # type: ignore[override]
+    def launch_ns(self) -> np.ndarray:
+        return self.data.get()[3]
+
+    def __len__(self) -> int:
+        return int(self.data.shape[1])
+
+    def __repr__(self) -> str:
+        return f"SpilledLane({len(self)} intervals in {self.data.path})"
+
+    def __reduce__(self):
+        return SpilledLane, (self.data,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +275,9 @@ class RankTrace:
     # compute-kernel time (device -> ns), for the imbalance DataParallel causes on its first device
     dp_calls: tuple[DPCall, ...] = ()
     device_busy: dict[int, dict[int, int]] = field(default_factory=dict)
+    # the per-rank analyses, computed in the map step for the steps it was given (a
+    # ``commprof.analysis.digest.RankDigest``); None when ``load()`` kept the lanes in memory
+    digest: Any = None
 
     @property
     def first_ns(self) -> int:

@@ -33,7 +33,7 @@ def test_load_on_a_dask_cluster_equals_the_single_process_load(cluster):
         with get_task_stream(client) as stream:
             remote = commprof.load(path, executor=client.get_executor())
     # the parsing really ran as 8 tasks on the cluster's two worker processes
-    tasks = [t for t in stream.data if "load_rank" in str(t["key"])]
+    tasks = [t for t in stream.data if "map_rank" in str(t["key"])]
     assert len(tasks) == 8 and len(workers) == 2 and {t["worker"] for t in tasks} <= workers
     assert [rt.rank for rt in remote.ranks] == list(range(8))
     assert summary(commprof.analyze(remote)) == summary(commprof.analyze(local))

@@ -94,3 +94,23 @@ def clip(span: Span, lo: int, hi: int) -> Span:
     """The part of a set that lies inside ``[lo, hi)``."""
     s, e = as_span(*span)
     return union(np.maximum(s, lo), np.minimum(e, hi))
+
+
+
+def lengths_within(span: Span, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """For a canonical set (``union``'s output) and windows ``[lo[i], hi[i])``: the covered length inside each
+    window, ``length(clip(span, lo[i], hi[i]))``.  By binary search: only the intervals inside the windows are
+    read, so ``span`` may be a memory-mapped array larger than memory."""
+    s, e = span
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    out = np.zeros(lo.shape, dtype=np.int64)
+    if s.size == 0 or lo.size == 0:
+        return out
+    first = np.searchsorted(e, lo, side="right")  # the first interval ending after lo
+    stop = np.searchsorted(s, hi, side="left")  # the intervals starting before hi end here
+    for i in np.flatnonzero(stop > first).tolist():
+        a, b, w0, w1 = int(first[i]), int(stop[i]), int(lo[i]), int(hi[i])
+        # whole lengths, less what lies outside the window at both ends
+        out[i] = max(int((e[a:b] - s[a:b]).sum()) - max(w0 - int(s[a]), 0) - max(int(e[b - 1]) - w1, 0), 0)
+    return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import RankTrace, Run
-from . import intervals as iv
+from .digest import compute_busy
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,8 +176,7 @@ def pipeline(run: Run, unprofiled_ms: dict[int, float]) -> PipelineReport | None
         recorded = {c.step for c in (rt.sidecar.module_calls if rt.sidecar else ())}
         steps = [s for s in rt.steps if s.number in recorded]
         numbers = {s.number for s in steps}
-        busy = [iv.length((rt.compute.start_ns[rt.compute.step == s.number],
-                           rt.compute.end_ns[rt.compute.step == s.number])) for s in steps]
+        busy = [compute_busy(rt, s.number) for s in steps]
         step_ms = float(np.median([s.duration_ns for s in steps])) / 1e6 if steps else 0.0
         comp_ms = float(np.median(busy)) / 1e6 if busy else 0.0
         sends = [c for c in rt.collectives if c.op == "send" and c.step in numbers]

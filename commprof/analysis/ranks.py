@@ -25,6 +25,7 @@ import numpy as np
 
 from ..model import Collective, RankTrace
 from . import intervals as iv
+from .digest import late_split_spans
 
 MAX_THRESHOLD_NS = 1_000_000
 STEP_FRACTION = 0.05
@@ -240,10 +241,7 @@ def _late_split(rt: RankTrace, windows: tuple[list[int], list[int]]) -> tuple[in
     """Of the windows (the rank's own clock), ns spent in compute, in other comm, and idle."""
     ws, we = np.array(windows[0], dtype=np.int64), np.array(windows[1], dtype=np.int64)
     total = int((we - ws).sum())
-    comp = iv.union(rt.compute.start_ns, rt.compute.end_ns)
-    comm = iv.subtract(iv.union(rt.comm.start_ns, rt.comm.end_ns), comp)
-    c = m = 0
-    for a, b in zip(ws.tolist(), we.tolist(), strict=True):
-        c += iv.length(iv.clip(comp, a, b))
-        m += iv.length(iv.clip(comm, a, b))
+    comp, comm = late_split_spans(rt)
+    c = int(iv.lengths_within(comp, ws, we).sum())
+    m = int(iv.lengths_within(comm, ws, we).sum())
     return c, m, max(total - c - m, 0)

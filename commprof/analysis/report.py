@@ -12,6 +12,7 @@ from .advice import Advice, Advisor, Finding, advise
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
 from .dataparallel import DataParallelStat, dataparallel
+from .digest import for_steps
 from .memory import NEAR_LIMIT, Memory, memory
 from .overlap import RankOverlap, rank_overlap
 from .pipeline import PipelineReport, pipeline
@@ -85,11 +86,14 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with."""
     wanted = tuple(steps) if steps is not None else None
-    overlaps = tuple(rank_overlap(rt, wanted) for rt in run.ranks)
+    # per-rank results: from the map step where it computed them for these steps (commprof.analysis.digest)
+    digests = [for_steps(rt, wanted) for rt in run.ranks]
+    overlaps = tuple(d.overlap if d is not None else rank_overlap(rt, wanted)
+                     for rt, d in zip(run.ranks, digests, strict=True))
     colls = tuple(collective_stats(run.ranks, wanted))
     rows: list[BucketStep] = []
-    for rt in run.ranks:
-        rows.extend(bucket_steps(rt, wanted))
+    for rt, d in zip(run.ranks, digests, strict=True):
+        rows.extend(d.bucket_rows if d is not None else bucket_steps(rt, wanted))
     cross = cross_rank(run.ranks, wanted)
     unprof: dict[int, float] = {}
     for rt in run.ranks:
@@ -129,7 +133,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         else:
             pfind.append(Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split "
                                          "of the recorded layers has a faster slowest stage."))
-    xfers = tuple(t for t in (transfers(rt, wanted) for rt in run.ranks) if t is not None)
+    xfers = tuple(t for t in (d.transfers if d is not None else transfers(rt, wanted)
+                              for rt, d in zip(run.ranks, digests, strict=True)) if t is not None)
     tfind, tadvice = _transfer_findings(xfers, overlaps, unprof)
     advice.extend(tadvice)
     dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..analysis import digest as _digest
 from ..errors import InputError
-from ..model import RankTrace, Run
+from ..model import RankTrace, Run, SpillDir
 from . import discover as _discover
 from . import kineto, sidecar
 
 __all__ = ["load", "load_rank"]
 
 _PARALLEL_MIN_BYTES = 8 * 1024**2  # of JSON: worker processes pay off from about here (measured)
+_SPILL_MIN_BYTES = 8 * 1024**2  # of JSON: spill the lanes from here (below, a run's lanes are a few MB at most)
 
 
 def load_rank(trace_path: str | Path, sidecars: dict[int, Path] | None = None,
@@ -89,13 +92,18 @@ def _index_sidecars(paths: tuple[Path, ...], warnings: list[str]) -> tuple[dict[
 
 def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = kineto.DEFAULT_MAX_BYTES,
          workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None,
-         executor: Executor | None = None) -> Run:
+         executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None) -> Run:
     """Load every rank's trace in a folder (or one trace file) into a ``Run``.
 
     The map step (parse one rank's file) runs in local worker processes when the traces are large, or on
     ``executor`` when one is given: any ``concurrent.futures.Executor``, such as a Dask cluster's
     (``distributed.Client(address).get_executor()``), for runs with thousands of ranks.  Its workers must see
     the same paths.  The result is the same as a single-process load.
+
+    ``spill`` (default: when the traces hold 8 MB of JSON or more): the map step also runs the per-rank
+    analyses (for ``steps``, as ``analyze(run, steps=...)`` will be given; None = all) and writes each rank's
+    interval lanes to a temporary folder, memory-mapped where read and removed with the run; the run then holds
+    its steps, collectives and per-step results, not one entry per kernel (``commprof.analysis.digest``).
 
     Ranks come from ``distributedInfo.rank``, else from the file name.  Sidecars
     (``rank{R}.commprof.json``) are matched by rank.  ``ranks`` restricts the ranks loaded.
@@ -114,29 +122,46 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
     n_workers = workers if workers is not None else min(len(traces), os.cpu_count() or 1)
     results: list[RankTrace] = []
     errors: list[InputError] = []
+    step_sel = tuple(steps) if steps is not None else None
+    folder = tempfile.mkdtemp(prefix="commprof-lanes-") if (total >= _SPILL_MIN_BYTES if spill is None
+                                                            else spill) else None
+    owner = SpillDir(folder) if folder is not None else None  # removes the folder once nothing reads from it
 
-    def take(get) -> None:
+    def task(i: int, t: Path, remote: bool = False) -> tuple[Callable[..., RankTrace], tuple[Any, ...]]:
+        if folder is None:
+            return load_rank, (t, side_by_rank, max_bytes)
+        # a worker on another machine keeps the lanes in memory; this process spills them as they arrive
+        return _digest.map_rank, (t, side_by_rank, max_bytes, step_sel, None if remote else folder, f"t{i}")
+
+    def take(get, i: int) -> None:
         # one unusable rank does not sink the others: it is skipped with a warning
         try:
-            results.append(get())
+            rt = get()
         except InputError as e:
             errors.append(e)
+            return
+        if folder is not None and owner is not None:
+            rt = _digest.spill(rt, folder, f"t{i}")
+            _digest.adopt(rt, owner)
+        results.append(rt)
 
-    def mapped(pool: Executor) -> None:
-        futs = [pool.submit(load_rank, t, side_by_rank, max_bytes) for t in traces]
+    def mapped(pool: Executor, remote: bool) -> None:
+        futs = [pool.submit(fn, *args) for fn, args in (task(i, t, remote) for i, t in enumerate(traces))]
         for i, (t, f) in enumerate(zip(traces, futs, strict=True)):
-            take(f.result)
+            take(f.result, i)
+            futs[i] = None  # type: ignore[call-overload]  # its result is in ``results`` now
             if progress:
                 progress(i + 1, len(traces), t.name)
 
     if executor is not None:
-        mapped(executor)
+        mapped(executor, remote=True)
     elif n_workers > 1 and len(traces) > 1 and total >= _PARALLEL_MIN_BYTES:
         with ProcessPoolExecutor(max_workers=n_workers) as pool:
-            mapped(pool)
+            mapped(pool, remote=False)
     else:
         for i, t in enumerate(traces):
-            take(lambda t=t: load_rank(t, side_by_rank, max_bytes))
+            fn, args = task(i, t)
+            take(lambda fn=fn, args=args: fn(*args), i)
             if progress:
                 progress(i + 1, len(traces), t.name)
     if errors and not results:

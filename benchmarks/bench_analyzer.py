@@ -1,6 +1,8 @@
 """Analyzer speed and memory against HTA and the I/O floor, each tool in its own process.
 
-    python benchmarks/bench_analyzer.py [--quick]
+    python benchmarks/bench_analyzer.py [--quick]      # against HTA and the floor
+    python benchmarks/bench_analyzer.py --growth       # 1, 2, 4, 8, 16 ranks
+    python benchmarks/bench_analyzer.py --reduce       # the reduce step's memory as each rank's trace grows
 
 Sets: 4 and 8 rank copies of HTA's largest real trace (df_index_resolver: 54 MB JSON, 216k events;
 ``distributedInfo.rank`` rewritten per copy) and the real 8-rank Megatron set.  For each set:
@@ -108,16 +110,102 @@ def growth() -> int:
     return 0
 
 
+_COMM_WORDS = ("nccl", "record_param_comms", "c10d", "gloo", "ProfilerStep")
+_DUP_CATS = {"kernel", "cpu_op", "cuda_runtime", "cuda_driver", "gpu_memcpy", "gpu_memset"}
+
+
+def _inflate(src: Path, factor: int, n: int, dst: Path) -> None:
+    """``n`` rank copies of the real trace with ``factor`` times its compute-side events (kernels, operators,
+    runtime calls, copies; each extra copy with its own correlation ids) in the same steps, and the same
+    steps and collectives: a trace that grows without adding anything that crosses ranks.  Written in torch's
+    layout (one event per line)."""
+    import orjson
+
+    dst.mkdir(parents=True, exist_ok=True)
+    doc = orjson.loads(gzip.decompress(src.read_bytes()))
+    events = doc.pop("traceEvents")
+    extra = []
+    for e in events:
+        name = str(e.get("name", ""))
+        if e.get("ph") != "X" or e.get("cat") not in _DUP_CATS or any(w.lower() in name.lower() for w in _COMM_WORDS):
+            continue
+        for j in range(1, factor):
+            e2 = dict(e)
+            a = e2.get("args")
+            if isinstance(a, dict):
+                a = dict(a)
+                for key in ("correlation", "External id"):
+                    if isinstance(a.get(key), int):
+                        a[key] += j * 10_000_000
+                e2["args"] = a
+            extra.append(e2)
+    lines = [orjson.dumps(e) for e in events + extra]
+    for r in range(n):
+        info = dict(doc.get("distributedInfo") or {}, rank=r, world_size=n)
+        head = {**doc, "distributedInfo": info}
+        body = b"{\n" + b"".join(b'  "' + k.encode() + b'": ' + orjson.dumps(v) + b",\n" for k, v in head.items()
+                                if k != "traceName")
+        body += b'  "traceEvents": [\n  ' + b",\n  ".join(lines) + b'\n  ],\n  "traceName": "inflated"\n}\n'
+        (dst / f"rank{r}.json.gz").write_bytes(gzip.compress(body, compresslevel=1))
+
+
+_REDUCE_CODE = """
+import pickle, resource, sys, time, commprof
+from commprof.report.jsonout import summary
+t0 = time.perf_counter()
+run = commprof.load(sys.argv[1], spill=sys.argv[2] == "1")
+rep = commprof.analyze(run)
+summary(rep)
+sec = time.perf_counter() - t0
+handed = sum(len(pickle.dumps(rt)) for rt in run.ranks)
+print(sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+      resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, handed / 1e6)
+"""
+
+
+def reduce_memory() -> int:
+    """The reduce step's memory against the size of each rank's trace: 4 ranks, 1x, 4x, 8x the compute-side
+    events of the real trace in the same steps, loaded with worker processes; peak RSS of the process that
+    runs the reduce step (``RUSAGE_SELF``) and of the largest worker, with the lanes spilled (the default for
+    large runs) and kept in memory (``spill=False``)."""
+    big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
+    work = Path(tempfile.mkdtemp(prefix="commprof-bench-reduce-"))
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"{'compute ev.':>11} {'JSON MB/rank':>12} {'lanes':>8} {'seconds':>8} {'reduce RSS MB':>13} "
+          f"{'worker RSS MB':>13} {'handed MB':>9}")
+    for factor in (1, 4, 8):
+        d = work / f"x{factor}"
+        subprocess.run([sys.executable, __file__, "--inflate", str(big), str(factor), "4", str(d)], check=True)
+        import commprof.reader.kineto as kineto
+
+        mb = kineto.json_size(d / "rank0.json.gz") / 1e6
+        for spill in ("1", "0"):
+            out = subprocess.run([sys.executable, "-c", _REDUCE_CODE, str(d), spill], capture_output=True, text=True,
+                                 check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            sec, self_mb, child_mb, handed = (float(x) for x in out.stdout.split()[-4:])
+            print(f"{'x' + str(factor):>11} {mb:>12.0f} {'spilled' if spill == '1' else 'memory':>8} {sec:>8.2f} "
+                  f"{self_mb:>13.0f} {child_mb:>13.0f} {handed:>9.1f}")
+        for f in d.iterdir():
+            f.unlink()
+    return 0
+
+
 def main() -> int:
     if len(sys.argv) == 5 and sys.argv[1] == "--make-copies":
         _make_copies(Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
         return 0
+    if len(sys.argv) == 6 and sys.argv[1] == "--inflate":
+        _inflate(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))
+        return 0
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="only the 4-rank set")
     ap.add_argument("--growth", action="store_true", help="commprof alone on 1, 2, 4, 8, 16 rank copies")
+    ap.add_argument("--reduce", action="store_true", help="the reduce step's memory as each rank's trace grows")
     args = ap.parse_args()
     if args.growth:
         return growth()
+    if args.reduce:
+        return reduce_memory()
     big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-sets-"))
     sets = {"df_index_resolver x4": copies(big, 4, work / "x4")}

@@ -89,3 +89,18 @@ def test_spill_folder_is_removed_when_loading_fails(tmp_path, spill_everything):
     gc.collect()
     after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("commprof-lanes-")}
     assert after <= before
+
+
+def test_step_selections_travel_compactly_and_match_by_their_set(spill_everything):
+    from commprof.analysis.report import parse_steps
+
+    assert digest.steps_key([5, 3, 4, 4]) == range(3, 6) == digest.steps_key((3, 4, 5))
+    assert digest.steps_key([7, 3]) == (3, 7) and digest.steps_key(None) is None
+    path = shared("h100-world1")
+    steps = parse_steps("3:")  # open-ended: a million step numbers
+    run = commprof.load(path, spill=True, steps=steps)
+    rt = run.ranks[0]
+    assert len(pickle.dumps(rt.digest.steps)) < 100  # sent to every worker and back as a range
+    assert digest.for_steps(rt, digest.steps_key(steps)) is rt.digest
+    plain = commprof.load(path, spill=False)
+    assert summary(commprof.analyze(run, steps=steps)) == summary(commprof.analyze(plain, steps=steps))

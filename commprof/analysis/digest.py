@@ -29,9 +29,25 @@ SPILL_MIN_INTERVALS = 4096  # smaller lanes stay in memory (a file and a mapping
 _LANES = ("compute", "comm", "memcpy", "pageable", "host_syncs")
 
 
+StepsKey = tuple[int, ...] | range | None
+
+
+def steps_key(steps: Iterable[int] | None) -> StepsKey:
+    """A compact, canonical form of a step selection (the analyses use only its set of numbers): consecutive
+    numbers become a ``range``, so ``--steps 3:`` (a million numbers) travels to each worker in a few bytes."""
+    if steps is None:
+        return None
+    if isinstance(steps, range) and steps.step == 1:
+        return steps
+    nums = sorted(set(steps))
+    if nums and nums[-1] - nums[0] == len(nums) - 1:
+        return range(nums[0], nums[-1] + 1)
+    return tuple(nums)
+
+
 @dataclass(frozen=True, slots=True)
 class RankDigest:
-    steps: tuple[int, ...] | None  # the ``steps`` of analyze() these were computed for (None: all)
+    steps: StepsKey  # ``steps_key`` of the steps these were computed for (None: all)
     overlap: RankOverlap
     bucket_rows: tuple[BucketStep, ...]
     transfers: Transfers | None
@@ -48,12 +64,13 @@ class RankDigest:
 
 
 def digest(rt: RankTrace, steps: Iterable[int] | None = None) -> RankDigest:
-    wanted = tuple(steps) if steps is not None else None
+    key = steps_key(steps)
+    wanted = tuple(key) if key is not None else None
     recorded = {c.step for c in rt.sidecar.module_calls} if rt.sidecar is not None else set()
     busy = {s.number: compute_busy(rt, s.number) for s in rt.steps if s.number in recorded}
     comp, comm = late_split_spans(rt)
     unions = np.stack([np.concatenate([comp[0], comm[0]]), np.concatenate([comp[1], comm[1]])])
-    return RankDigest(wanted, rank_overlap(rt, wanted), tuple(bucket_steps(rt, wanted)), transfers(rt, wanted),
+    return RankDigest(key, rank_overlap(rt, wanted), tuple(bucket_steps(rt, wanted)), transfers(rt, wanted),
                       busy, unions, int(comp[0].size))
 
 
@@ -75,13 +92,13 @@ def late_split_spans(rt: RankTrace) -> tuple[iv.Span, iv.Span]:
     return comp, iv.subtract(iv.union(rt.comm.start_ns, rt.comm.end_ns), comp)
 
 
-def for_steps(rt: RankTrace, wanted: tuple[int, ...] | None) -> RankDigest | None:
-    """The rank's digest when it was computed for these steps."""
+def for_steps(rt: RankTrace, key: StepsKey) -> RankDigest | None:
+    """The rank's digest when it was computed for these steps (``steps_key`` of them)."""
     d = rt.digest
-    return d if d is not None and d.steps == wanted else None
+    return d if d is not None and d.steps == key else None
 
 
-def map_rank(trace: Any, sidecars: Any, max_bytes: int, steps: tuple[int, ...] | None, folder: str | None,
+def map_rank(trace: Any, sidecars: Any, max_bytes: int, steps: StepsKey, folder: str | None,
              token: str) -> RankTrace:
     """The map step for one rank: parse, digest, spill its lanes to ``folder`` (None: keep them in memory, for
     a worker on another machine; the reduce step spills them then)."""
@@ -132,4 +149,5 @@ def is_spilled(rt: RankTrace) -> bool:
         rt.digest is not None and isinstance(rt.digest.unions, SpilledArray))
 
 
-__all__ = ["RankDigest", "digest", "map_rank", "spill", "adopt", "for_steps", "compute_busy", "late_split_spans"]
+__all__ = ["RankDigest", "steps_key", "digest", "map_rank", "spill", "adopt", "for_steps", "compute_busy",
+           "late_split_spans"]

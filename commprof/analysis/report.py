@@ -12,7 +12,7 @@ from .advice import Advice, Advisor, Finding, advise
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
 from .dataparallel import DataParallelStat, dataparallel
-from .digest import for_steps
+from .digest import for_steps, steps_key
 from .memory import NEAR_LIMIT, Memory, memory
 from .overlap import RankOverlap, rank_overlap
 from .pipeline import PipelineReport, pipeline
@@ -87,7 +87,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with."""
     wanted = tuple(steps) if steps is not None else None
     # per-rank results: from the map step where it computed them for these steps (commprof.analysis.digest)
-    digests = [for_steps(rt, wanted) for rt in run.ranks]
+    key = steps_key(wanted)
+    digests = [for_steps(rt, key) for rt in run.ranks]
     overlaps = tuple(d.overlap if d is not None else rank_overlap(rt, wanted)
                      for rt, d in zip(run.ranks, digests, strict=True))
     colls = tuple(collective_stats(run.ranks, wanted))

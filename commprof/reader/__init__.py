@@ -122,7 +122,7 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
     n_workers = workers if workers is not None else min(len(traces), os.cpu_count() or 1)
     results: list[RankTrace] = []
     errors: list[InputError] = []
-    step_sel = tuple(steps) if steps is not None else None
+    step_sel = _digest.steps_key(steps)
     folder = tempfile.mkdtemp(prefix="commprof-lanes-") if (total >= _SPILL_MIN_BYTES if spill is None
                                                             else spill) else None
     owner = SpillDir(folder) if folder is not None else None  # removes the folder once nothing reads from it

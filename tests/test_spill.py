@@ -104,3 +104,16 @@ def test_step_selections_travel_compactly_and_match_by_their_set(spill_everythin
     assert digest.for_steps(rt, digest.steps_key(steps)) is rt.digest
     plain = commprof.load(path, spill=False)
     assert summary(commprof.analyze(run, steps=steps)) == summary(commprof.analyze(plain, steps=steps))
+
+
+def test_no_writable_temp_folder_keeps_the_lanes_in_memory(tmp_path, monkeypatch):
+    import tempfile
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(ro / "missing"))  # mkdtemp fails: no such folder
+    path = shared("hta/tests/data/nccl_parser_config")
+    run = commprof.load(path, spill=True)
+    assert not any(digest.is_spilled(rt) for rt in run.ranks) and all(rt.digest is None for rt in run.ranks)
+    assert any("could not make a folder for the ranks' intervals" in w for w in run.warnings)
+    assert summary(commprof.analyze(run))["ranks"] == summary(commprof.analyze(commprof.load(path)))["ranks"]

@@ -123,8 +123,13 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
     results: list[RankTrace] = []
     errors: list[InputError] = []
     step_sel = _digest.steps_key(steps)
-    folder = tempfile.mkdtemp(prefix="commprof-lanes-") if (total >= _SPILL_MIN_BYTES if spill is None
-                                                            else spill) else None
+    folder = None
+    if total >= _SPILL_MIN_BYTES if spill is None else spill:
+        try:
+            folder = tempfile.mkdtemp(prefix="commprof-lanes-")
+        except OSError as e:  # no writable TMPDIR: the lanes stay in memory
+            warnings.append(f"could not make a folder for the ranks' intervals in {tempfile.gettempdir()} ({e}); "
+                            "they stay in memory")
     owner = SpillDir(folder) if folder is not None else None  # removes the folder once nothing reads from it
 
     def task(i: int, t: Path, remote: bool = False) -> tuple[Callable[..., RankTrace], tuple[Any, ...]]:

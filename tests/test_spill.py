@@ -13,6 +13,7 @@ import pytest
 import commprof
 from commprof.analysis import digest
 from commprof.model import SpilledLane
+from commprof.reader import spill
 from commprof.report import perfetto
 from commprof.report.jsonout import summary
 from commprof.report.plots import all_plots
@@ -24,7 +25,7 @@ SETS = ["megatron_tp8_a100", "dlrm_8gpu_v100", "h100-world1", "hta/tests/data/nc
 
 @pytest.fixture
 def spill_everything(monkeypatch):
-    monkeypatch.setattr(digest, "SPILL_MIN_INTERVALS", 0)  # the shared sets are small: spill every lane
+    monkeypatch.setattr(spill, "SPILL_MIN_INTERVALS", 0)  # the shared sets are small: spill every lane
 
 
 @pytest.mark.parametrize("rel", SETS)
@@ -36,7 +37,7 @@ def test_spilled_run_reports_what_the_in_memory_run_reports(rel, spill_everythin
     # all steps; a restriction the map step knew; a restriction it did not (recomputed from the spilled lanes)
     for analyze_steps, map_steps in ((None, None), (chosen, chosen), (chosen, None)):
         run = commprof.load(path, spill=True, steps=map_steps)
-        assert all(digest.is_spilled(rt) for rt in run.ranks)
+        assert all(spill.is_spilled(rt) for rt in run.ranks)
         assert all(isinstance(rt.compute, SpilledLane) for rt in run.ranks if len(rt.compute))
         a, b = commprof.analyze(plain, steps=analyze_steps), commprof.analyze(run, steps=analyze_steps)
         assert summary(b) == summary(a)
@@ -64,17 +65,17 @@ def test_small_runs_keep_their_lanes_in_memory():
     assert all(not isinstance(rt.compute, SpilledLane) for rt in run.ranks)  # lanes under 4096 stay in memory
     assert all(rt.digest is not None for rt in run.ranks)
     small = commprof.load(shared("dlrm_8gpu_v100"))  # 7 MB: below the threshold, loaded as it always was
-    assert all(rt.digest is None and not digest.is_spilled(rt) for rt in small.ranks)
+    assert all(rt.digest is None and not spill.is_spilled(rt) for rt in small.ranks)
 
 
 def test_a_folder_that_cannot_be_written_keeps_the_lanes_in_memory(spill_everything, monkeypatch):
     def full(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(digest, "_save", full)
+    monkeypatch.setattr(spill, "_save", full)
     path = shared("hta/tests/data/nccl_parser_config")
     run = commprof.load(path, spill=True, workers=1)
-    assert not any(digest.is_spilled(rt) for rt in run.ranks)
+    assert not any(spill.is_spilled(rt) for rt in run.ranks)
     assert any("could not spill its intervals" in w and "No space left" in w for w in run.ranks[0].warnings)
     assert summary(commprof.analyze(run))["ranks"] == summary(commprof.analyze(commprof.load(path)))["ranks"]
 
@@ -114,6 +115,6 @@ def test_no_writable_temp_folder_keeps_the_lanes_in_memory(tmp_path, monkeypatch
     monkeypatch.setattr(tempfile, "tempdir", str(ro / "missing"))  # mkdtemp fails: no such folder
     path = shared("hta/tests/data/nccl_parser_config")
     run = commprof.load(path, spill=True)
-    assert not any(digest.is_spilled(rt) for rt in run.ranks) and all(rt.digest is None for rt in run.ranks)
+    assert not any(spill.is_spilled(rt) for rt in run.ranks) and all(rt.digest is None for rt in run.ranks)
     assert any("could not make a folder for the ranks' intervals" in w for w in run.warnings)
     assert summary(commprof.analyze(run))["ranks"] == summary(commprof.analyze(commprof.load(path)))["ranks"]

@@ -83,13 +83,13 @@ def test_clock_shifted_by_seconds_gives_the_same_answers(straggler_run: Path, tm
 def test_spilled_lanes_give_the_same_straggler_split(straggler_run: Path, monkeypatch):
     """The straggler split reads the late rank's intervals inside its late windows only: from the map step's
     spilled, memory-mapped unions it must give what the in-memory lanes give."""
-    from commprof.analysis import digest
+    from commprof.reader import spill
     from commprof.report.jsonout import summary
 
-    monkeypatch.setattr(digest, "SPILL_MIN_INTERVALS", 0)  # this small run's lanes are spilled too
+    monkeypatch.setattr(spill, "SPILL_MIN_INTERVALS", 0)  # this small run's lanes are spilled too
     plain = commprof.analyze(commprof.load(straggler_run, spill=False))
     run = commprof.load(straggler_run, spill=True)
-    assert all(digest.is_spilled(rt) for rt in run.ranks)
+    assert all(spill.is_spilled(rt) for rt in run.ranks)
     spilled = commprof.analyze(run)
     assert spilled.cross.stragglers == plain.cross.stragglers and spilled.cross.stragglers[0].idle_ms > 0
     assert summary(spilled) == summary(plain)

@@ -1,4 +1,4 @@
-"""The map step's per-rank results, and spilling a rank's intervals out of memory.
+"""The map step's per-rank results (``RankDigest``); ``commprof.reader.spill`` writes the lanes out of memory.
 
 A large run is analyzed as a map step (one task per rank: parse, then every analysis that needs only that rank)
 and a reduce step (matching collectives across ranks, clocks, stragglers, bandwidth, the advisor).  The map
@@ -12,22 +12,16 @@ reduce step holds what crosses ranks (steps, collectives, sidecars) and the per-
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import RankTrace, SpillDir, SpilledArray, SpilledLane
+from ..model import RankTrace, SpilledArray
 from . import intervals as iv
 from .buckets import BucketStep, bucket_steps
 from .overlap import RankOverlap, rank_overlap
 from .transfers import Transfers, transfers
-
-SPILL_MIN_INTERVALS = 4096  # smaller lanes stay in memory (a file and a mapping cost more than they save)
-_LANES = ("compute", "comm", "memcpy", "pageable", "host_syncs")
-
 
 StepsKey = tuple[int, ...] | range | None
 
@@ -98,56 +92,4 @@ def for_steps(rt: RankTrace, key: StepsKey) -> RankDigest | None:
     return d if d is not None and d.steps == key else None
 
 
-def map_rank(trace: Any, sidecars: Any, max_bytes: int, steps: StepsKey, folder: str | None,
-             token: str) -> RankTrace:
-    """The map step for one rank: parse, digest, spill its lanes to ``folder`` (None: keep them in memory, for
-    a worker on another machine; the reduce step spills them then)."""
-    from ..reader import load_rank
-
-    rt = load_rank(trace, sidecars, max_bytes)
-    rt = replace(rt, digest=digest(rt, steps))
-    return spill(rt, folder, token) if folder is not None else rt
-
-
-def spill(rt: RankTrace, folder: str, token: str) -> RankTrace:
-    """The rank with its large lanes and its digest's unions written to ``folder`` and read back lazily.  A
-    folder that cannot be written leaves the rank in memory, with a warning."""
-    changes: dict[str, Any] = {}
-    try:
-        for name in _LANES:
-            lane = getattr(rt, name)
-            if lane is None or isinstance(lane, SpilledLane) or len(lane) < SPILL_MIN_INTERVALS:
-                continue
-            cols = np.stack([lane.start_ns, lane.end_ns, lane.step, lane.launch_ns]).astype(np.int64, copy=False)
-            changes[name] = SpilledLane(_save(cols, folder, f"{token}-{name}"))
-        d = rt.digest
-        if d is not None and not isinstance(d.unions, SpilledArray) and d.unions.shape[1] >= SPILL_MIN_INTERVALS:
-            changes["digest"] = replace(d, unions=_save(d.unions, folder, f"{token}-unions"))
-    except OSError as e:
-        return replace(rt, warnings=(*rt.warnings, f"could not spill its intervals to {folder} ({e}); "
-                                                   "kept in memory"))
-    return replace(rt, **changes) if changes else rt
-
-
-def _save(arr: np.ndarray, folder: str, stem: str) -> SpilledArray:
-    path = os.path.join(folder, stem + ".npy")
-    np.save(path, np.ascontiguousarray(arr, dtype=np.int64))
-    return SpilledArray(path, tuple(int(x) for x in arr.shape))
-
-
-def adopt(rt: RankTrace, owner: SpillDir) -> None:
-    """Tie the rank's spilled arrays to the folder's lifetime (the folder goes when the last of them does)."""
-    arrays = [getattr(rt, n).data for n in _LANES if isinstance(getattr(rt, n), SpilledLane)]
-    if rt.digest is not None and isinstance(rt.digest.unions, SpilledArray):
-        arrays.append(rt.digest.unions)
-    for a in arrays:
-        a.owner = owner
-
-
-def is_spilled(rt: RankTrace) -> bool:
-    return any(isinstance(getattr(rt, n), SpilledLane) for n in _LANES) or (
-        rt.digest is not None and isinstance(rt.digest.unions, SpilledArray))
-
-
-__all__ = ["RankDigest", "steps_key", "digest", "map_rank", "spill", "adopt", "for_steps", "compute_busy",
-           "late_split_spans"]
+__all__ = ["RankDigest", "steps_key", "digest", "for_steps", "compute_busy", "late_split_spans"]

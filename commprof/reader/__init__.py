@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from ..errors import InputError
 from ..model import RankTrace, Run, SpillDir
 from . import discover as _discover
 from . import kineto, sidecar
+from . import spill as _spill
 
 __all__ = ["load", "load_rank"]
 
@@ -132,11 +134,12 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
                             "they stay in memory")
     owner = SpillDir(folder) if folder is not None else None  # removes the folder once nothing reads from it
 
-    def task(i: int, t: Path, remote: bool = False) -> tuple[Callable[..., RankTrace], tuple[Any, ...]]:
+    def task(i: int, t: Path, remote: bool = False) -> tuple[Any, ...]:
+        """(function, *arguments) of one rank's map step."""
         if folder is None:
-            return load_rank, (t, side_by_rank, max_bytes)
+            return load_rank, t, side_by_rank, max_bytes
         # a worker on another machine keeps the lanes in memory; this process spills them as they arrive
-        return _digest.map_rank, (t, side_by_rank, max_bytes, step_sel, None if remote else folder, f"t{i}")
+        return _spill.map_rank, t, side_by_rank, max_bytes, step_sel, None if remote else folder, f"t{i}"
 
     def take(get, i: int) -> None:
         # one unusable rank does not sink the others: it is skipped with a warning
@@ -145,16 +148,18 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
         except InputError as e:
             errors.append(e)
             return
-        if folder is not None and owner is not None:
-            rt = _digest.spill(rt, folder, f"t{i}")
-            _digest.adopt(rt, owner)
+        if owner is not None and folder is not None:
+            rt = _spill.spill(rt, folder, f"t{i}")
+            _spill.adopt(rt, owner)
         results.append(rt)
 
     def mapped(pool: Executor, remote: bool) -> None:
-        futs = [pool.submit(fn, *args) for fn, args in (task(i, t, remote) for i, t in enumerate(traces))]
-        for i, (t, f) in enumerate(zip(traces, futs, strict=True)):
-            take(f.result, i)
-            futs[i] = None  # type: ignore[call-overload]  # its result is in ``results`` now
+        # taken off a deque in order, so that no future keeps a rank's result once it is taken
+        pending = deque((i, t, pool.submit(*task(i, t, remote))) for i, t in enumerate(traces))
+        while pending:
+            i, t, fut = pending.popleft()
+            take(fut.result, i)
+            del fut
             if progress:
                 progress(i + 1, len(traces), t.name)
 
@@ -165,7 +170,7 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
             mapped(pool, remote=False)
     else:
         for i, t in enumerate(traces):
-            fn, args = task(i, t)
+            fn, *args = task(i, t)
             take(lambda fn=fn, args=args: fn(*args), i)
             if progress:
                 progress(i + 1, len(traces), t.name)

@@ -168,6 +168,8 @@ def reduce_memory() -> int:
     events of the real trace in the same steps, loaded with worker processes; peak RSS of the process that
     runs the reduce step (``RUSAGE_SELF``) and of the largest worker, with the lanes spilled (the default for
     large runs) and kept in memory (``spill=False``)."""
+    import commprof.reader.kineto as kineto
+
     big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-reduce-"))
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
@@ -176,8 +178,6 @@ def reduce_memory() -> int:
     for factor in (1, 4, 8):
         d = work / f"x{factor}"
         subprocess.run([sys.executable, __file__, "--inflate", str(big), str(factor), "4", str(d)], check=True)
-        import commprof.reader.kineto as kineto
-
         mb = kineto.json_size(d / "rank0.json.gz") / 1e6
         for spill in ("1", "0"):
             out = subprocess.run([sys.executable, "-c", _REDUCE_CODE, str(d), spill], capture_output=True, text=True,

@@ -40,11 +40,22 @@ def steps_key(steps: Iterable[int] | None) -> StepsKey:
 
 
 @dataclass(frozen=True, slots=True)
-class RankDigest:
-    steps: StepsKey  # ``steps_key`` of the steps these were computed for (None: all)
+class RankResults:
+    """What ``analyze()`` computes from one rank alone, for one step selection."""
+
     overlap: RankOverlap
     bucket_rows: tuple[BucketStep, ...]
     transfers: Transfers | None
+
+
+def rank_results(rt: RankTrace, wanted: tuple[int, ...] | None) -> RankResults:
+    return RankResults(rank_overlap(rt, wanted), tuple(bucket_steps(rt, wanted)), transfers(rt, wanted))
+
+
+@dataclass(frozen=True, slots=True)
+class RankDigest:
+    steps: StepsKey  # ``steps_key`` of the steps ``results`` were computed for (None: all)
+    results: RankResults
     compute_busy_ns: dict[int, int]  # step -> length of the compute union (steps with recorded module calls)
     # for the straggler split: the union of compute, then the communication outside it (both canonical), as
     # one 2 x (n_compute + m) array of starts and ends
@@ -59,13 +70,12 @@ class RankDigest:
 
 def digest(rt: RankTrace, steps: Iterable[int] | None = None) -> RankDigest:
     key = steps_key(steps)
-    wanted = tuple(key) if key is not None else None
     recorded = {c.step for c in rt.sidecar.module_calls} if rt.sidecar is not None else set()
     busy = {s.number: compute_busy(rt, s.number) for s in rt.steps if s.number in recorded}
     comp, comm = late_split_spans(rt)
     unions = np.stack([np.concatenate([comp[0], comm[0]]), np.concatenate([comp[1], comm[1]])])
-    return RankDigest(key, rank_overlap(rt, wanted), tuple(bucket_steps(rt, wanted)), transfers(rt, wanted),
-                      busy, unions, int(comp[0].size))
+    return RankDigest(key, rank_results(rt, tuple(key) if key is not None else None), busy, unions,
+                      int(comp[0].size))
 
 
 def compute_busy(rt: RankTrace, step: int) -> int:
@@ -86,10 +96,12 @@ def late_split_spans(rt: RankTrace) -> tuple[iv.Span, iv.Span]:
     return comp, iv.subtract(iv.union(rt.comm.start_ns, rt.comm.end_ns), comp)
 
 
-def for_steps(rt: RankTrace, key: StepsKey) -> RankDigest | None:
-    """The rank's digest when it was computed for these steps (``steps_key`` of them)."""
+def results_for(rt: RankTrace, wanted: tuple[int, ...] | None, key: StepsKey) -> RankResults:
+    """The rank's results for these steps (``key = steps_key(wanted)``): the map step's where it computed them
+    for the same steps, else computed now (from spilled lanes if need be)."""
     d = rt.digest
-    return d if d is not None and d.steps == key else None
+    return d.results if d is not None and d.steps == key else rank_results(rt, wanted)
 
 
-__all__ = ["RankDigest", "steps_key", "digest", "for_steps", "compute_busy", "late_split_spans"]
+__all__ = ["RankDigest", "RankResults", "steps_key", "rank_results", "digest", "results_for", "compute_busy",
+           "late_split_spans"]

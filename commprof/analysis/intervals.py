@@ -96,7 +96,6 @@ def clip(span: Span, lo: int, hi: int) -> Span:
     return union(np.maximum(s, lo), np.minimum(e, hi))
 
 
-
 def lengths_within(span: Span, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """For a canonical set (``union``'s output) and windows ``[lo[i], hi[i])``: the covered length inside each
     window, ``length(clip(span, lo[i], hi[i]))``.  By binary search: only the intervals inside the windows are

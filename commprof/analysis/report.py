@@ -10,14 +10,14 @@ import numpy as np
 from ..model import Run
 from .advice import Advice, Advisor, Finding, advise
 from .bandwidth import Bandwidth, bandwidth
-from .buckets import BucketStat, BucketStep, bucket_stats, bucket_steps
+from .buckets import BucketStat, BucketStep, bucket_stats
 from .dataparallel import DataParallelStat, dataparallel
-from .digest import for_steps, steps_key
+from .digest import results_for, steps_key
 from .memory import NEAR_LIMIT, Memory, memory
-from .overlap import RankOverlap, rank_overlap
+from .overlap import RankOverlap
 from .pipeline import PipelineReport, pipeline
 from .ranks import CrossRank, cross_rank
-from .transfers import Transfers, transfers
+from .transfers import Transfers
 from .volume import CollectiveStat, collective_stats
 
 
@@ -88,13 +88,10 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     wanted = tuple(steps) if steps is not None else None
     # per-rank results: from the map step where it computed them for these steps (commprof.analysis.digest)
     key = steps_key(wanted)
-    digests = [for_steps(rt, key) for rt in run.ranks]
-    overlaps = tuple(d.overlap if d is not None else rank_overlap(rt, wanted)
-                     for rt, d in zip(run.ranks, digests, strict=True))
+    per_rank = [results_for(rt, wanted, key) for rt in run.ranks]
+    overlaps = tuple(r.overlap for r in per_rank)
     colls = tuple(collective_stats(run.ranks, wanted))
-    rows: list[BucketStep] = []
-    for rt, d in zip(run.ranks, digests, strict=True):
-        rows.extend(d.bucket_rows if d is not None else bucket_steps(rt, wanted))
+    rows: list[BucketStep] = [b for r in per_rank for b in r.bucket_rows]
     cross = cross_rank(run.ranks, wanted)
     unprof: dict[int, float] = {}
     for rt in run.ranks:
@@ -134,8 +131,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         else:
             pfind.append(Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split "
                                          "of the recorded layers has a faster slowest stage."))
-    xfers = tuple(t for t in (d.transfers if d is not None else transfers(rt, wanted)
-                              for rt, d in zip(run.ranks, digests, strict=True)) if t is not None)
+    xfers = tuple(r.transfers for r in per_rank if r.transfers is not None)
     tfind, tadvice = _transfer_findings(xfers, overlaps, unprof)
     advice.extend(tadvice)
     dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)

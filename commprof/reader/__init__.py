@@ -148,8 +148,8 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = k
         except InputError as e:
             errors.append(e)
             return
-        if owner is not None and folder is not None:
-            rt = _spill.spill(rt, folder, f"t{i}")
+        if owner is not None:
+            rt = _spill.spill(rt, owner.path, f"t{i}")
             _spill.adopt(rt, owner)
         results.append(rt)
 

@@ -57,15 +57,18 @@ def _save(arr: np.ndarray, folder: str, stem: str) -> SpilledArray:
     return SpilledArray(path, tuple(int(x) for x in arr.shape))
 
 
-def adopt(rt: RankTrace, owner: SpillDir) -> None:
-    """Tie the rank's spilled arrays to the folder's lifetime (the folder goes when the last of them does)."""
-    arrays = [getattr(rt, n).data for n in _LANES if isinstance(getattr(rt, n), SpilledLane)]
+def _spilled(rt: RankTrace) -> list[SpilledArray]:
+    arrays = [lane.data for lane in (getattr(rt, n) for n in _LANES) if isinstance(lane, SpilledLane)]
     if rt.digest is not None and isinstance(rt.digest.unions, SpilledArray):
         arrays.append(rt.digest.unions)
-    for a in arrays:
+    return arrays
+
+
+def adopt(rt: RankTrace, owner: SpillDir) -> None:
+    """Tie the rank's spilled arrays to the folder's lifetime (the folder goes when the last of them does)."""
+    for a in _spilled(rt):
         a.owner = owner
 
 
 def is_spilled(rt: RankTrace) -> bool:
-    return any(isinstance(getattr(rt, n), SpilledLane) for n in _LANES) or (
-        rt.digest is not None and isinstance(rt.digest.unions, SpilledArray))
+    return bool(_spilled(rt))

@@ -1,0 +1,33 @@
+"""Every real trace set and the example run give exactly the outputs pinned in ``expected/``: summary.json,
+the terminal text and the merged Perfetto trace byte for byte, the plots by the data they draw.
+
+An intended change of output is made by ``python tests/golden/make_golden.py NAME`` in a commit that says why.
+"""
+
+from __future__ import annotations
+
+import difflib
+import gzip
+
+import pytest
+from outputs import ROOT, outputs
+from sets import COMPRESSED, EXPECTED, SETS
+
+
+def _expected(name: str, fname: str) -> bytes:
+    folder = ROOT / EXPECTED / name
+    if fname in COMPRESSED:
+        return gzip.decompress((folder / (fname + ".gz")).read_bytes())
+    return (folder / fname).read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_outputs_are_unchanged(name: str):
+    got = outputs(SETS[name])
+    for fname, data in got.items():
+        want = _expected(name, fname)
+        if data != want:
+            diff = "\n".join(list(difflib.unified_diff(want.decode(errors="replace").splitlines(),
+                                                       data.decode(errors="replace").splitlines(),
+                                                       "expected", "got", lineterm="", n=1))[:60])
+            pytest.fail(f"{name}/{fname} differs from the golden output:\n{diff}")

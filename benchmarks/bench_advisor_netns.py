@@ -47,7 +47,7 @@ class Row:
 def _run(net: TwoHosts, out: str, cfg: dict, retry: bool = True) -> None:
     port = 20000 + (time.time_ns() // 1000) % 20000
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    procs = [net.popen(i, [sys.executable, "-m", "commprof.demo", str(i), "2", ADDR[0], str(port), out,
+    procs = [net.popen(i, [sys.executable, "-m", "commprof.workloads.demo", str(i), "2", ADDR[0], str(port), out,
                            json.dumps(cfg)], env=env) for i in (0, 1)]
     outs = [p.communicate(timeout=900)[0] for p in procs]
     if any(p.returncode for p in procs):

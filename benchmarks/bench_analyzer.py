@@ -3,13 +3,16 @@
     python benchmarks/bench_analyzer.py [--quick]      # against HTA and the floor
     python benchmarks/bench_analyzer.py --growth       # 1, 2, 4, 8, 16 ranks
     python benchmarks/bench_analyzer.py --reduce       # the reduce step's memory as each rank's trace grows
+    python benchmarks/bench_analyzer.py --against DIR  # also another commprof checkout (a baseline version)
 
 Sets: 4 and 8 rank copies of HTA's largest real trace (df_index_resolver: 54 MB JSON, 216k events;
 ``distributedInfo.rank`` rewritten per copy) and the real 8-rank Megatron set.  For each set:
 (a) ``python -m commprof report DIR --format json``, (b) HTA ``TraceAnalysis(trace_dir=DIR)`` +
 ``get_comm_comp_overlap()``, (c) the floor: gunzip of every file in one process, and gunzip + orjson.loads.
 Wall time and peak RSS (of the largest process of the tree: ``wait4``'s ru_maxrss) per run; ratios are
-against HTA and the floors measured in the same run.
+against HTA and the floors measured in the same run.  With ``--against DIR`` the same report is also made by the
+commprof in DIR (``git worktree add /tmp/base <commit>``), alternating with this one, ``--reps`` times each;
+``this/base`` is the ratio of their median times.
 """
 
 from __future__ import annotations
@@ -25,14 +28,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("COMMPROF_SHARED_TRACES", ROOT.parent / "shared" / "traces"))
+REAL = ROOT / "tests" / "data" / "real"  # the real traces in the repository
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS MB) of one command."""
+def run(cmd: list[str], root: Path = ROOT) -> tuple[float, float]:
+    """(seconds, peak RSS MB) of one command, with the commprof of ``root`` importable."""
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=root,
+                         env={**os.environ, "PYTHONPATH": str(root)})
     _pid, status, ru = os.wait4(p.pid, 0)
     dt = time.perf_counter() - t0
     if status != 0:
@@ -88,7 +91,7 @@ def results_mb(d: Path) -> float:
 def growth() -> int:
     """Time, peak RSS and the size of the per-rank results against the number of ranks (copies of the same real
     trace)."""
-    big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
+    big = REAL / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-growth-"))
     src = copies(big, 16, work / "all")
     files = sorted(src.glob("*.json.gz"), key=lambda p: int(p.name[4:].split(".")[0]))
@@ -151,7 +154,7 @@ def _inflate(src: Path, factor: int, n: int, dst: Path) -> None:
 
 _REDUCE_CODE = """
 import pickle, resource, sys, time, commprof
-from commprof.report.jsonout import summary
+from commprof.render.summary import summary
 t0 = time.perf_counter()
 run = commprof.load(sys.argv[1], spill=sys.argv[2] == "1")
 rep = commprof.analyze(run)
@@ -168,9 +171,9 @@ def reduce_memory() -> int:
     events of the real trace in the same steps, loaded with worker processes; peak RSS of the process that
     runs the reduce step (``RUSAGE_SELF``) and of the largest worker, with the lanes spilled (the default for
     large runs) and kept in memory (``spill=False``)."""
-    import commprof.reader.kineto as kineto
+    from commprof.reader import jsonio
 
-    big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
+    big = REAL / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-reduce-"))
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     print(f"{'compute ev.':>11} {'JSON MB/rank':>12} {'lanes':>8} {'seconds':>8} {'reduce RSS MB':>13} "
@@ -178,7 +181,7 @@ def reduce_memory() -> int:
     for factor in (1, 4, 8):
         d = work / f"x{factor}"
         subprocess.run([sys.executable, __file__, "--inflate", str(big), str(factor), "4", str(d)], check=True)
-        mb = kineto.json_size(d / "rank0.json.gz") / 1e6
+        mb = jsonio.json_size(d / "rank0.json.gz") / 1e6
         for spill in ("1", "0"):
             out = subprocess.run([sys.executable, "-c", _REDUCE_CODE, str(d), spill], capture_output=True, text=True,
                                  check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -187,6 +190,24 @@ def reduce_memory() -> int:
                   f"{self_mb:>13.0f} {child_mb:>13.0f} {handed:>9.1f}")
         for f in d.iterdir():
             f.unlink()
+    return 0
+
+
+def against(sets: dict[str, Path], base: Path, reps: int) -> int:
+    """This commprof and the one in ``base`` on the same sets, alternating; medians and their ratio."""
+    import statistics
+
+    print(f"{'set':<22} {'this s':>8} {'base s':>8} {'this/base':>9} {'this MB':>8} {'base MB':>8}")
+    for name, d in sets.items():
+        cmd = tools(d)["commprof"]
+        got: dict[str, list[tuple[float, float]]] = {"this": [], "base": []}
+        for _ in range(reps):
+            got["this"].append(run(cmd))
+            got["base"].append(run(cmd, base))
+        t = {k: statistics.median(x[0] for x in v) for k, v in got.items()}
+        m = {k: statistics.median(x[1] for x in v) for k, v in got.items()}
+        print(f"{name:<22} {t['this']:>8.2f} {t['base']:>8.2f} {t['this'] / t['base']:>9.3f} {m['this']:>8.0f} "
+              f"{m['base']:>8.0f}")
     return 0
 
 
@@ -201,18 +222,22 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="only the 4-rank set")
     ap.add_argument("--growth", action="store_true", help="commprof alone on 1, 2, 4, 8, 16 rank copies")
     ap.add_argument("--reduce", action="store_true", help="the reduce step's memory as each rank's trace grows")
+    ap.add_argument("--against", type=Path, help="another commprof checkout to compare with, in the same run")
+    ap.add_argument("--reps", type=int, default=5, help="runs of each version with --against (default 5)")
     args = ap.parse_args()
     if args.growth:
         return growth()
     if args.reduce:
         return reduce_memory()
-    big = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
+    big = REAL / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-sets-"))
     sets = {"df_index_resolver x4": copies(big, 4, work / "x4")}
     if not args.quick:
         sets["df_index_resolver x8"] = copies(big, 8, work / "x8")
-        sets["megatron 8 ranks"] = SHARED / "megatron_tp8_a100"
+        sets["megatron 8 ranks"] = REAL / "megatron_tp8_a100"
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    if args.against:
+        return against(sets, args.against.resolve(), args.reps)
     print(f"{'set':<22} {'tool':<14} {'seconds':>8} {'peak MB':>8} {'HTA/x':>7} {'RSS/HTA':>8} {'x/gunzip':>9} "
           f"{'x/gz+json':>9}")
     for name, d in sets.items():

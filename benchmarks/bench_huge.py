@@ -25,8 +25,8 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("COMMPROF_SHARED_TRACES", ROOT.parent / "shared" / "traces"))
-SRC = SHARED / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
+REAL = ROOT / "tests" / "data" / "real"  # the real traces in the repository
+SRC = REAL / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
 
 
 def generate(out: Path, target_bytes: int) -> tuple[int, int]:

@@ -32,7 +32,7 @@ SETTINGS = {
 
 
 def one(settings: dict, keep: range) -> float:
-    from commprof.demo import launch
+    from commprof.workloads.demo import launch
 
     d = tempfile.mkdtemp(prefix="commprof-overhead-")
     launch(d, nproc=2, steps=STEPS, times=d, **MODEL, **settings)

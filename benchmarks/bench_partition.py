@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def measure(split: list[int], reps: int, steps: int = 10) -> list[float]:
-    from commprof.pipedemo import launch
+    from commprof.workloads.pipedemo import launch
 
     out = []
     for _ in range(reps):
@@ -33,7 +33,7 @@ def measure(split: list[int], reps: int, steps: int = 10) -> list[float]:
 
 def proof(split: list[int], reps: int) -> dict:
     import commprof
-    from commprof.pipedemo import launch
+    from commprof.workloads.pipedemo import launch
 
     d = tempfile.mkdtemp(prefix="commprof-pipe-")
     launch(d, split=split, steps=12, trace=True)

@@ -2,7 +2,7 @@
 with ``tc qdisc ... tbf rate ...`` (netem is not available here).  Needs root and ``ip netns``.
 
     with TwoHosts(rate="2gbit") as net:
-        net.run_ranks(["python", "-m", "commprof.demo", ...])  # rank r runs in net.ns[r]
+        net.run_ranks(["python", "-m", "commprof.workloads.demo", ...])  # rank r runs in net.ns[r]
 """
 
 from __future__ import annotations

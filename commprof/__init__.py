@@ -6,42 +6,75 @@ Public API::
         ...
         prof.step()
     run = commprof.load("traces/")                             # typed model of every rank
-    report = commprof.analyze(run)                             # numbers, findings
+    report = commprof.analyze(run)                             # numbers, findings, advice
+    commprof.plots(report)                                     # PNG plots by name
+    commprof.to_dataframe(report, "collectives")               # a table as a pandas DataFrame
 
 Importing commprof pulls in neither torch nor matplotlib.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["InputError", "__version__", "analyze", "load", "trace"]
-
+from ._version import __version__
 from .errors import InputError
 
 if TYPE_CHECKING:
-    from .analysis.report import Report
+    import pandas
+
+    from .analysis.analyze import Report
     from .capture.session import TraceSession
     from .model import Run
 
-
-def trace(out_dir: Any = "traces", **kwargs: Any) -> TraceSession:
-    """Trace a training loop; see ``commprof.capture.session.trace`` for the options."""
-    from .capture.session import trace as _trace
-
-    return _trace(out_dir, **kwargs)
+__all__ = ["InputError", "__version__", "analyze", "load", "plots", "to_dataframe", "trace"]
 
 
-def load(path: Any, **kwargs: Any) -> Run:
-    """Load a folder of per-rank traces (and sidecars) into a ``Run``."""
-    from .reader import load as _load
+def trace(out_dir: str | os.PathLike = "traces", *, model: Any = None, wait: int = 1, warmup: int = 1,
+          active: int = 3, repeat: int = 1, skip_first: int = 0, record_shapes: bool = True,
+          profile_memory: bool = False, with_stack: bool = False, comm_hook: Callable | None = None,
+          comm_state: Any = None, activities: Iterable[Any] | None = None, modules: Any = None) -> TraceSession:
+    """Trace a training loop; call ``prof.step()`` once per step.  See ``commprof.capture.session.trace``."""
+    from .capture.session import TraceSession
 
-    return _load(path, **kwargs)
+    return TraceSession(out_dir, model=model, wait=wait, warmup=warmup, active=active, repeat=repeat,
+                        skip_first=skip_first, record_shapes=record_shapes, profile_memory=profile_memory,
+                        with_stack=with_stack, comm_hook=comm_hook, comm_state=comm_state, activities=activities,
+                        modules=modules)
 
 
-def analyze(run: Run, **kwargs: Any) -> Report:
-    """Compute overlap, volumes, buckets and stragglers of a ``Run``."""
-    from .analysis.report import analyze as _analyze
+def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | None = None,
+         workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None,
+         executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None) -> Run:
+    """Load a folder of per-rank traces (and sidecars) into a ``Run``.  See ``commprof.engine.load.load``."""
+    from .engine import load as _load
+    from .reader.jsonio import DEFAULT_MAX_BYTES
 
-    return _analyze(run, **kwargs)
+    return _load(path, ranks=ranks, max_bytes=max_bytes or DEFAULT_MAX_BYTES, workers=workers, progress=progress,
+                 executor=executor, steps=steps, spill=spill)
+
+
+def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None) -> Report:
+    """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``."""
+    from .analysis.analyze import analyze as _analyze
+    from .engine import digests_of
+
+    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run))
+
+
+def plots(report: Report) -> dict[str, bytes]:
+    """The report's PNG plots by name (breakdown, timeline, buckets, bandwidth, stragglers)."""
+    from .render.plots import all_plots
+
+    return all_plots(report)
+
+
+def to_dataframe(report: Report, table: str = "ranks") -> pandas.DataFrame:
+    """A table of the report as a pandas DataFrame (see ``commprof.render.frames.TABLES``)."""
+    from .render.frames import to_dataframe as _to_dataframe
+
+    return _to_dataframe(report, table)

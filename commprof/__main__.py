@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
-
-FORMATS = ("text", "json", "html", "perfetto")
+from .formats.files import REPORT_DIR
+from .render import FORMATS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,10 +21,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report", help="analyze a folder of per-rank traces and write a report")
     r.add_argument("trace_dir", help="folder with one Kineto trace per rank (or one trace file)")
-    r.add_argument("-o", "--out", help="output folder (default: TRACE_DIR/commprof-report)")
+    r.add_argument("-o", "--out", help=f"output folder (default: TRACE_DIR/{REPORT_DIR})")
     r.add_argument("--format", default="text,json,html",
-                   help="comma-separated: text (printed), json (summary.json), html (report.html + PNGs), "
-                        "perfetto (merged.json: every rank clock-aligned in one trace for Perfetto / chrome://tracing)")
+                   help="comma-separated: " + ", ".join(f"{f.name} ({f.help})" for f in FORMATS.values()))
     r.add_argument("--steps", help="ProfilerStep numbers to analyze, A:B (A inclusive, B exclusive) or N")
     r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
     r.add_argument("--max-bytes", type=int, default=None,
@@ -43,6 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_steps(spec: str | None) -> tuple[int, ...] | None:
+    """``"3:6"`` -> (3, 4, 5); ``"4"`` -> (4,); ``None`` -> all steps."""
+    if not spec:
+        return None
+    if ":" in spec:
+        a, b = spec.split(":", 1)
+        lo = int(a) if a.strip() else 0
+        hi = int(b) if b.strip() else 1 << 31
+        if hi <= lo:
+            raise ValueError(f"empty step range {spec!r}")
+        return tuple(range(lo, min(hi, lo + 1_000_000)))
+    return (int(spec),)
+
+
 def parse_ranks(spec: str) -> list[int]:
     out: list[int] = []
     for part in spec.split(","):
@@ -58,11 +71,11 @@ def parse_ranks(spec: str) -> list[int]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import functools
-
-    from .analysis.report import analyze, parse_steps
-    from .reader import load
-    from .reader.kineto import DEFAULT_MAX_BYTES
+    from . import analyze
+    from .engine import load
+    from .reader.jsonio import DEFAULT_MAX_BYTES
+    from .render import text
+    from .render.write import write_outputs
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
@@ -77,66 +90,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError:
         raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
     trace_dir = Path(args.trace_dir)
+    # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
+    kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps)
     if args.dask:
         client = _dask_client(args.dask)
         try:
-            run = _load_with_progress(functools.partial(load, executor=client.get_executor(), steps=steps),
-                                      trace_dir, ranks, args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
+            run = _load_with_progress(load, trace_dir, dict(kwargs, executor=client.get_executor()), args.quiet)
         finally:
             client.close()
     else:
-        # the map step computes the per-rank analyses for the same steps (commprof.analysis.digest)
-        run = _load_with_progress(functools.partial(load, steps=steps), trace_dir, ranks,
-                                  args.max_bytes or DEFAULT_MAX_BYTES, quiet=args.quiet)
+        run = _load_with_progress(load, trace_dir, kwargs, args.quiet)
     if args.link_gbps is not None and not args.link_gbps > 0:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps)
-    default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / "commprof-report"
-    out_dir = Path(args.out) if args.out else default_out
-    written = write_outputs(rep, out_dir, formats)
+    default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
+    written = write_outputs(rep, Path(args.out) if args.out else default_out, formats)
     if "text" in formats:
-        from .report import text
-
         sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     return 0
-
-
-def write_outputs(rep, out_dir: Path, formats: list[str]) -> list[str]:
-    """Write summary.json / report.html / PNGs atomically into ``out_dir``; returns what was written."""
-    from .atomic import write_bytes, write_text
-
-    written: list[str] = []
-    if not ({"json", "html", "perfetto"} & set(formats)):
-        return written
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(out_dir, f"cannot create the output folder ({e.strerror or e})") from None
-    try:
-        if "json" in formats:
-            from .report import jsonout
-
-            write_bytes(out_dir / "summary.json", jsonout.render(rep))
-            written.append(str(out_dir / "summary.json"))
-        if "html" in formats:
-            from .report import html, plots
-
-            pngs = plots.all_plots(rep)
-            for name, png in pngs.items():
-                write_bytes(out_dir / f"{name}.png", png)
-                written.append(str(out_dir / f"{name}.png"))
-            write_text(out_dir / "report.html", html.render(rep, pngs))
-            written.append(str(out_dir / "report.html"))
-        if "perfetto" in formats:
-            from .report import perfetto
-
-            write_bytes(out_dir / "merged.json", perfetto.render(rep))
-            written.append(str(out_dir / "merged.json"))
-    except PermissionError:
-        raise InputError(out_dir, "permission denied: cannot write the report there (use -o)") from None
-    except OSError as e:
-        raise InputError(out_dir, f"cannot write the report ({e.strerror or e})") from None
-    return written
 
 
 def _dask_client(address: str):
@@ -150,9 +121,9 @@ def _dask_client(address: str):
         raise InputError(address, f"no Dask scheduler reachable there ({type(e).__name__}: {e})") from None
 
 
-def _load_with_progress(load, path: Path, ranks, max_bytes: int, quiet: bool):
+def _load_with_progress(load, path: Path, kwargs: dict, quiet: bool):
     if quiet or not sys.stderr.isatty():
-        return load(path, ranks=ranks, max_bytes=max_bytes)
+        return load(path, **kwargs)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("parsing traces"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
@@ -162,13 +133,27 @@ def _load_with_progress(load, path: Path, ranks, max_bytes: int, quiet: bool):
         def cb(done: int, total: int, name: str) -> None:
             prog.update(task, completed=done, total=total, description=name[:40])
 
-        return load(path, ranks=ranks, max_bytes=max_bytes, progress=cb)
+        return load(path, progress=cb, **kwargs)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    """Train the demo workload (DDP over gloo), trace it, and report."""
+    from . import analyze, load
+    from .render import text
+    from .render.write import write_outputs
+    from .workloads.demo import DEFAULTS, launch
 
-    return run_demo(Path(args.out), nproc=args.nproc, steps=args.steps)
+    out, nproc, steps = Path(args.out), args.nproc, args.steps
+    if nproc < 1 or steps < 5:
+        raise InputError(f"--nproc {nproc} --steps {steps}", "the demo needs --nproc >= 1 and --steps >= 5")
+    print(f"commprof demo: training a {DEFAULTS['layers']}-layer MLP with DDP over gloo in {nproc} CPU "
+          f"processes for {steps} steps (steps 2-4 profiled) ...", file=sys.stderr, flush=True)
+    launch(out, nproc=nproc, steps=steps)
+    rep = analyze(load(out))
+    written = write_outputs(rep, out / REPORT_DIR, ["json", "html"])
+    sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
+    print(f"\nnext: python -m commprof report {out}   (or open {out / REPORT_DIR / 'report.html'})")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

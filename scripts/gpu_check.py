@@ -35,7 +35,7 @@ def main(out: Path) -> int:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     import commprof
-    from commprof.demo import DEFAULTS, build_model, free_port
+    from commprof.workloads.demo import DEFAULTS, build_model, free_port
 
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device", file=sys.stderr)
@@ -63,7 +63,7 @@ def main(out: Path) -> int:
     ok &= rt.device_kind == "cuda" and len(rt.compute) > 0
     ok &= all(c.process_group and c.group_size == 1 for c in rt.collectives)
     ok &= len(rep.bucket_rows) > 0
-    from commprof.report import text
+    from commprof.render import text
 
     print(text.render(rep))
     if torch.cuda.device_count() >= 2:
@@ -80,7 +80,7 @@ def dataparallel_check(out: Path) -> bool:
     import torch
 
     import commprof
-    from commprof.demo import DEFAULTS, build_model
+    from commprof.workloads.demo import DEFAULTS, build_model
 
     model = build_model({**DEFAULTS, "width": 4096, "layers": 8}).cuda()
     train_traced(torch.nn.DataParallel(model), out, batch=512)

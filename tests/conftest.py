@@ -1,3 +1,11 @@
+"""Shared fixtures.  Tests come in layers: ``unit`` (interval maths and every analysis on hand-built records from
+``builders``), ``golden`` (real traces, exact numbers), ``e2e`` (multi-process gloo jobs, network namespaces, the
+browser, notebooks), ``cli`` (``python -m commprof``).
+
+The real traces the tests use live in ``tests/data/real`` (each folder with its origin and licence); a missing one
+is a failure, never a skip.  ``COMMPROF_EXTRA_TRACES`` may name a folder of more trace sets for the tests that
+run over every set they find (``extra_sets``)."""
+
 from __future__ import annotations
 
 import os
@@ -6,22 +14,29 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Real traces nobody here wrote live in ../shared/traces beside the checkout (CI lays a copy there too).
-SHARED = Path(os.environ.get("COMMPROF_SHARED_TRACES", ROOT.parent / "shared" / "traces"))
+REAL = ROOT / "tests" / "data" / "real"
 EXAMPLE = ROOT / "traces" / "example"
 
 
-def shared(rel: str) -> Path:
-    p = SHARED / rel
-    if not p.exists():
-        pytest.skip(f"real trace {p} is not available (set COMMPROF_SHARED_TRACES)")
+def real(rel: str) -> Path:
+    """A real trace set (or file) in the repository."""
+    p = REAL / rel
+    assert p.exists(), f"{p} is missing from the repository (tests/data/real)"
     return p
+
+
+def extra_sets() -> list[Path]:
+    """Folders of more trace sets named by COMMPROF_EXTRA_TRACES (each sub-folder holding traces), if any."""
+    root = os.environ.get("COMMPROF_EXTRA_TRACES")
+    if not root or not Path(root).is_dir():
+        return []
+    return sorted(p for p in Path(root).iterdir() if p.is_dir())
 
 
 @pytest.fixture(scope="session")
 def gloo_run(tmp_path_factory):
     """One real 2-rank gloo DDP run traced with commprof (shared by several tests)."""
-    from commprof.demo import launch
+    from commprof.workloads.demo import launch
 
     out = tmp_path_factory.mktemp("gloo_run")
     launch(out, nproc=2, steps=7, width=256, layers=4, bucket_cap_mb=0.25, batch=32)
@@ -41,7 +56,7 @@ def launch_powersgd(out: Path, result: Path | None = None, **cfg) -> None:
 
     import torch.multiprocessing as mp
 
-    from commprof.demo import launch
+    from commprof.workloads.demo import launch
 
     try:
         launch(out, result=str(result) if result else None, **cfg)

@@ -5,7 +5,7 @@ This machine has no GPU, so the trace is built, not recorded.  Its shape follows
 
 - each autograd function (``Scatter``, ``Broadcast``, ``Gather``, ``ReduceAddCoalesced``) is a ``cpu_op`` named
   after its class, with ``Input Dims`` / ``Input type`` of its arguments (checked on CPU with the real profiler
-  in tests/test_dataparallel.py); backward nodes are ``autograd::engine::evaluate_function: GatherBackward`` /
+  in tests/e2e/test_dataparallel.py); backward nodes are ``autograd::engine::evaluate_function: GatherBackward`` /
   ``BroadcastBackward`` around ``GatherBackward`` / ``BroadcastBackward``;
 - broadcast and reduce go through NCCL in one process (torch::cuda::broadcast_coalesced, comm.reduce_add):
   ``ncclDevKernel_Broadcast_RING_LL`` / ``ncclDevKernel_Reduce_Sum_f32_RING_LL`` kernels on every device,

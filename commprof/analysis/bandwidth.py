@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..model import RankTrace
-from .ranks import CrossRank
+from .crossrank import CrossRank
 from .volume import bus_factor
 
 # Peak unidirectional bandwidth per GPU, GB/s, for the links of common GPUs (vendor data sheets).

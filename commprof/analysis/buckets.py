@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import intervals as iv
 from ..model import BucketEvent, Collective, RankTrace
-from . import intervals as iv
 
 _MATCH_SLACK_NS = 200_000
 

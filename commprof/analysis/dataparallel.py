@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import intervals as iv
 from ..model import DPCall, RankTrace
-from . import intervals as iv
 
 PHASES = ("Scatter", "Broadcast", "Gather", "ReduceAddCoalesced")
 DDP_BUCKET_BYTES = 25 * 1024 * 1024

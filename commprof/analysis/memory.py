@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model import RankTrace
+from ..model import DDPSettings, RankTrace
+from ..units import param_bytes
 from .whatif import powersgd_factors
 
 NEAR_LIMIT = 0.85
-_SIZE = {"float16": 2, "bfloat16": 2, "float64": 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,34 +40,21 @@ class Memory:
         return 100.0 * self.peak_reserved / self.total if self.total else None
 
 
-def _params(ddp: dict | None) -> list[list]:
-    return [p for p in (ddp or {}).get("params") or [] if isinstance(p, list) and len(p) >= 3]
-
-
-def _grad_bytes(params: list[list]) -> int:
-    return sum(int(p[1]) * _SIZE.get(str(p[2]), 4) for p in params)
-
-
-def compression_buffers(ddp: dict | None) -> tuple[int, int, str]:
+def compression_buffers(ddp: DDPSettings | None) -> tuple[int, int, str]:
     """(persistent, transient upper bound, hook name) bytes of the traced comm hook's own buffers."""
-    if not ddp:
+    if ddp is None:
         return 0, 0, ""
-    hook = str(ddp.get("hook") or "")
-    params = _params(ddp)
-    grads = _grad_bytes(params)
+    hook = ddp.hook
+    grads = ddp.grad_bytes
     if "fp16_compress" in hook or "bf16_compress" in hook:
         return 0, grads // 2, hook
     if "powerSGD" in hook:
-        rank = ddp.get("hook_matrix_rank")
-        r = rank if isinstance(rank, int) and not isinstance(rank, bool) and rank > 0 else 1
+        r = ddp.hook_matrix_rank or 1
         pq = 0
-        for p in params:
-            shape = p[3] if len(p) >= 4 and isinstance(p[3], list) else None
-            if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-                continue
-            f = powersgd_factors(shape, r)
+        for p in ddp.params:
+            f = powersgd_factors(p.shape, r) if p.shape is not None else None
             if f is not None:
-                pq += (f[1] + f[2]) * _SIZE.get(str(p[2]), 4)
+                pq += param_bytes(f[1] + f[2], p.dtype)
         return grads + pq, grads, hook
     return 0, 0, hook
 
@@ -75,8 +62,8 @@ def compression_buffers(ddp: dict | None) -> tuple[int, int, str]:
 def memory(rt: RankTrace) -> list[Memory]:
     out = []
     ddp = rt.sidecar.ddp if rt.sidecar is not None else None
-    grads = _grad_bytes(_params(ddp))
-    copy = bool(ddp) and ddp.get("gradient_as_bucket_view") is False if ddp else False
+    grads = ddp.grad_bytes if ddp is not None else 0
+    copy = ddp is not None and ddp.gradient_as_bucket_view is False
     persistent, transient, hook = compression_buffers(ddp)
     for dev, (alloc, res) in sorted(rt.memory_peak.items()):
         out.append(Memory(rt.rank, dev, alloc, max(res, alloc), rt.device_memory.get(dev), grads, copy,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import intervals as iv
 from ..model import Lane, RankTrace
-from . import intervals as iv
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,11 @@ class RankOverlap:
     def median(self, attr: str) -> float:
         vals = [getattr(s, attr) for s in self.steps]
         return float(np.median(vals)) if vals else 0.0
+
+    def mean(self, attr: str) -> float | None:
+        """Mean over the analyzed steps (means add up: the mean step is the sum of the mean parts)."""
+        vals = [getattr(s, attr) for s in self.steps]
+        return float(np.mean(vals)) if vals else None
 
 
 def _select(lane: Lane, steps: set[int] | None) -> iv.Span:

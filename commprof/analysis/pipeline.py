@@ -16,13 +16,13 @@ profiler and its simulation, carried over to the advised split.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..model import RankTrace, Run
-from .digest import compute_busy
+from .perrank import RankDigest, compute_busy
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +164,8 @@ def simulate_gpipe(layers: Sequence[Layer], split: Sequence[int], m: int, link_b
     return float(max(free))
 
 
-def pipeline(run: Run, unprofiled_ms: dict[int, float]) -> PipelineReport | None:
+def pipeline(run: Run, unprofiled_ms: dict[int, float],
+             digests: Mapping[int, RankDigest] | None = None) -> PipelineReport | None:
     per_rank = [(rt, *_layers(rt)) for rt in run.ranks]
     per_rank = [(rt, lays, m) for rt, lays, m in per_rank if lays]
     if not per_rank:
@@ -176,7 +177,7 @@ def pipeline(run: Run, unprofiled_ms: dict[int, float]) -> PipelineReport | None
         recorded = {c.step for c in (rt.sidecar.module_calls if rt.sidecar else ())}
         steps = [s for s in rt.steps if s.number in recorded]
         numbers = {s.number for s in steps}
-        busy = [compute_busy(rt, s.number) for s in steps]
+        busy = [compute_busy(rt, s.number, (digests or {}).get(rt.rank)) for s in steps]
         step_ms = float(np.median([s.duration_ns for s in steps])) / 1e6 if steps else 0.0
         comp_ms = float(np.median(busy)) / 1e6 if busy else 0.0
         sends = [c for c in rt.collectives if c.op == "send" and c.step in numbers]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import intervals as iv
 from ..model import RankTrace
-from . import intervals as iv
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,25 +31,24 @@ class Transfers:
 
 
 def transfers(rt: RankTrace, steps: Iterable[int] | None = None) -> Transfers | None:
-    if rt.device_kind != "cuda" or rt.pageable is None or rt.host_syncs is None:
+    x = rt.transfers
+    if rt.device_kind != "cuda" or x is None:
         return None
     wanted = set(steps) if steps is not None else None
     chosen = [s.number for s in rt.steps if wanted is None or s.number in wanted]
     if not chosen:
         return None
     rows = []
-    htod = rt.pageable_htod if rt.pageable_htod is not None else np.zeros(0, dtype=bool)
-    nbytes = rt.pageable_bytes if rt.pageable_bytes is not None else np.zeros(0, dtype=np.int64)
     for n in chosen:
-        m = rt.pageable.step == n
-        h = m & htod
-        d = m & ~htod
-        span = iv.union(rt.pageable.start_ns[h], rt.pageable.end_ns[h])
+        m = x.pageable.step == n
+        h = m & x.pageable_htod
+        d = m & ~x.pageable_htod
+        span = iv.union(x.pageable.start_ns[h], x.pageable.end_ns[h])
         cm = rt.compute.step == n
         exposed = iv.length(iv.subtract(span, (rt.compute.start_ns[cm], rt.compute.end_ns[cm])))
-        sm = rt.host_syncs.step == n
-        rows.append((int(h.sum()), int(nbytes[h].sum()), iv.length(span), exposed, int(d.sum()), int(sm.sum()),
-                     iv.length((rt.host_syncs.start_ns[sm], rt.host_syncs.end_ns[sm]))))
+        sm = x.host_syncs.step == n
+        rows.append((int(h.sum()), int(x.pageable_bytes[h].sum()), iv.length(span), exposed, int(d.sum()),
+                     int(sm.sum()), iv.length((x.host_syncs.start_ns[sm], x.host_syncs.end_ns[sm]))))
     med = np.median(np.array(rows, dtype=float), axis=0)
     return Transfers(rt.rank, float(med[0]), float(med[1]), float(med[2]) / 1e6, float(med[3]) / 1e6,
                      float(med[4]), float(med[5]), float(med[6]) / 1e6)

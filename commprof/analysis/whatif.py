@@ -37,11 +37,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model import RankTrace
+from ..model import RankTrace, Sidecar
+from ..units import MiB
 from .bandwidth import Bandwidth
 from .buckets import BucketStep
+from .rates import elementwise_bps
 
-MiB = 1024 * 1024
 DEFAULT_FIRST_BUCKET_BYTES = 1 * MiB
 CANDIDATE_CAPS_MB = (0.5, 1, 2, 4, 8, 16, 25, 32, 50, 100, 200)
 # bytes/s of one element-wise pass over a bucket when the trace cannot tell (CPU: one core's
@@ -51,7 +52,6 @@ CAST_BPS = {"cpu": 4e9, "cuda": 500e9}
 PER_MATRIX_NS = {"cpu": 60e3, "cuda": 60e3}
 POWERSGD_RANKS = (1, 2, 4)
 POWERSGD_MIN_COMPRESSION_RATE = 2.0  # PowerSGDState's default
-_DTYPE_SIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,19 +225,15 @@ def calibrate(sc: Scenario) -> float:
 def scenario(rt: RankTrace, rows: list[BucketStep], bw: Bandwidth, unprofiled_ms: float | None) -> Scenario | None:
     """Collect the replay's inputs for one rank; None when the run lacks them (say why elsewhere)."""
     sc = rt.sidecar
-    if sc is None or not sc.ddp or not sc.param_ready or not rows:
+    if sc is None or sc.ddp is None or not sc.param_ready or not rows:
         return None
-    plist = [p for p in sc.ddp.get("params") or [] if isinstance(p, list) and len(p) >= 3]
-    params = {str(p[0]): int(p[1]) * _DTYPE_SIZE.get(str(p[2]), 4) for p in plist}
-    shapes = {str(p[0]): _shape(p[3]) if len(p) >= 4 else None for p in plist}
-    steps = {s.number: s for s in rt.steps}
-    final_steps = sorted({r.step for r in rows if r.rank == rt.rank})
-    # the final layout's steps only (DDP rebuilds its buckets after the first iteration)
-    n_final = len({r.index for r in rows if r.rank == rt.rank and r.step == final_steps[-1]})
-    final_steps = [s for s in final_steps
-                   if len({r.index for r in rows if r.rank == rt.rank and r.step == s}) == n_final]
+    ddp = sc.ddp
+    params = {p.name: p.bytes for p in ddp.params}
+    shapes = {p.name: p.shape for p in ddp.params}
+    final_steps = _final_layout_steps(rows, rt.rank)
     ready_by_name: dict[str, list[int]] = {}
     tails, profiled = [], []
+    steps = {s.number: s for s in rt.steps}
     for s in final_steps:
         st = steps.get(s)
         pr = sc.param_ready.get(s)
@@ -259,42 +255,30 @@ def scenario(rt: RankTrace, rows: list[BucketStep], bw: Bandwidth, unprofiled_ms
     if fit is None:
         return None
     alpha, beta = fit
-    cap = sc.ddp.get("bucket_bytes_cap") or int(25 * MiB)
+    cap = ddp.bucket_bytes_cap or int(25 * MiB)
     first = _first_bucket_limit(sc, rows, rt.rank, names, params, int(cap))
     return Scenario(rt.rank, tuple(names), np.array([params[n] for n in names], dtype=np.float64),
                     np.array([float(np.median(ready_by_name[n])) for n in names]), int(np.median(tails)),
                     int(np.median(profiled)), int(unprofiled_ms * 1e6) if unprofiled_ms else None, int(cap),
-                    first, alpha, beta, rt.elementwise_bps or CAST_BPS.get(rt.device_kind, 4e9), rt.world_size or 1,
-                    tuple(shapes.get(n) for n in names), PER_MATRIX_NS.get(rt.device_kind, 60e3),
-                    traced_compression(sc.ddp), rt.backend)
+                    first, alpha, beta, elementwise_bps(rt) or CAST_BPS.get(rt.device_kind, 4e9),
+                    rt.world_size or 1, tuple(shapes.get(n) for n in names), PER_MATRIX_NS.get(rt.device_kind, 60e3),
+                    ddp.compression, rt.backend)
 
 
-def traced_compression(ddp: dict) -> str | None:
-    """The traced comm hook as ``replay``'s compression: torch's fp16/bf16/PowerSGD hooks by name."""
-    hook = str(ddp.get("hook") or "")
-    if "fp16_compress" in hook:
-        return "fp16"
-    if "bf16_compress" in hook:
-        return "bf16"
-    rank = ddp.get("hook_matrix_rank")
-    if "powerSGD" in hook and isinstance(rank, int) and not isinstance(rank, bool) and rank > 0:
-        return f"powersgd:{rank}"
-    return None
+def _final_layout_steps(rows: list[BucketStep], rank: int) -> list[int]:
+    """The steps of the final bucket layout (DDP rebuilds its buckets after the first iteration)."""
+    final_steps = sorted({r.step for r in rows if r.rank == rank})
+    n_final = len({r.index for r in rows if r.rank == rank and r.step == final_steps[-1]})
+    return [s for s in final_steps if len({r.index for r in rows if r.rank == rank and r.step == s}) == n_final]
 
 
-def _shape(v: object) -> tuple[int, ...] | None:
-    if isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v):
-        return tuple(v)
-    return None
-
-
-def _first_bucket_limit(sc, rows: list[BucketStep], rank: int, names: list[str], params: dict[str, int],
+def _first_bucket_limit(sc: Sidecar, rows: list[BucketStep], rank: int, names: list[str], params: dict[str, int],
                         cap: int) -> int | None:
     """DDP's rebuilt buckets use a small first bucket in some torch versions and not in others: take the
     rule that reproduces the layout this run recorded."""
     recorded = [r.bytes for r in sorted((r for r in rows if r.rank == rank and r.step == rows[-1].step),
                                         key=lambda r: r.index)]
-    first = int(sc.ddp.get("first_bucket_bytes") or DEFAULT_FIRST_BUCKET_BYTES)
+    first = int((sc.ddp.first_bucket_bytes if sc.ddp is not None else None) or DEFAULT_FIRST_BUCKET_BYTES)
     sizes = np.array([params[n] for n in names], dtype=np.float64)
     if [int(sizes[g].sum()) for g in rebucket(sizes, cap, cap)] == recorded:
         return None

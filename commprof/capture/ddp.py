@@ -19,6 +19,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..formats import sidecar as F
+from ..units import MiB, param_bytes
+
 _now = time.time_ns  # the Kineto trace's clock is Unix time (checked in tests)
 
 
@@ -108,9 +111,9 @@ class DDPRecorder:
         self._step_buckets[idx] = tuple((self.names.get(id(p), f"<unnamed {i}>"), int(p.numel()))
                                         for i, p in enumerate(params))
         self._step_events.append({
-            "step": self.step, "index": idx, "numel": int(buf.numel()),
-            "bytes": int(buf.numel() * buf.element_size()), "dtype": str(buf.dtype).replace("torch.", ""),
-            "is_last": bool(bucket.is_last()), "hook_unix_ns": t_hook, "launch_unix_ns": t_launch,
+            F.B_STEP: self.step, F.B_INDEX: idx, F.B_NUMEL: int(buf.numel()),
+            F.B_BYTES: int(buf.numel() * buf.element_size()), F.B_DTYPE: str(buf.dtype).replace("torch.", ""),
+            F.B_IS_LAST: bool(bucket.is_last()), F.B_HOOK: t_hook, F.B_LAUNCH: t_launch,
         })
 
     def fail(self, e: Exception) -> None:
@@ -137,14 +140,13 @@ class DDPRecorder:
             self._step_buckets[i] = tuple((n, numel) for n, numel, *_ in members)
             numel = sum(m[1] for m in members)
             dt = members[0][2] if members else "float32"
-            size = {"float16": 2, "bfloat16": 2, "float64": 8}.get(dt, 4)
             times = [ready[m[0]] for m in members if m[0] in ready]
             t = max(times) if times else 0
-            self._step_events.append({"step": self.step, "index": i, "numel": numel, "bytes": numel * size,
-                                      "dtype": dt, "is_last": False, "hook_unix_ns": t, "launch_unix_ns": t,
-                                      "observed": True})
+            self._step_events.append({F.B_STEP: self.step, F.B_INDEX: i, F.B_NUMEL: numel,
+                                      F.B_BYTES: param_bytes(numel, dt), F.B_DTYPE: dt, F.B_IS_LAST: False,
+                                      F.B_HOOK: t, F.B_LAUNCH: t, F.B_OBSERVED: True})
         if self._step_events:
-            self._step_events[-1]["is_last"] = True
+            self._step_events[-1][F.B_IS_LAST] = True
 
     def end_step(self) -> None:
         """Close the current step: settle its bucket layout and the buckets' ready times.  Never raises:
@@ -163,12 +165,12 @@ class DDPRecorder:
             lid = self.layouts.setdefault(layout, len(self.layouts))
             ready = self.param_ready.get(self.step, {})
             for ev in self._step_events:
-                ev["layout"] = lid
-                names = [n for n, _ in self._step_buckets.get(ev["index"], ())]
+                ev[F.B_LAYOUT] = lid
+                names = [n for n, _ in self._step_buckets.get(ev[F.B_INDEX], ())]
                 times = [ready[n] for n in names if n in ready]
                 if names and len(times) == len(names):
                     # the grad hook of the bucket's last parameter may run just after DDP's own hook
-                    ev["ready_unix_ns"] = min(max(times), ev["hook_unix_ns"])
+                    ev[F.B_READY] = min(max(times), ev[F.B_HOOK])
             self.events.extend(self._step_events)
         self._step_events = []
         self._step_buckets = {}
@@ -179,22 +181,22 @@ class DDPRecorder:
         cap = getattr(m, "bucket_bytes_cap", None)
         first = getattr(dist, "_DEFAULT_FIRST_BUCKET_BYTES", None)
         return {
-            "bucket_cap_mb": cap / (1024 * 1024) if isinstance(cap, (int, float)) else None,
-            "bucket_bytes_cap": cap,
-            "first_bucket_bytes": first,
-            "gradient_as_bucket_view": getattr(m, "gradient_as_bucket_view", None),
-            "static_graph": getattr(m, "static_graph", None),
-            "find_unused_parameters": getattr(m, "find_unused_parameters", None),
-            "broadcast_buffers": getattr(m, "broadcast_buffers", None),
-            "hook": self.hook_name,
+            F.BUCKET_CAP_MB: cap / MiB if isinstance(cap, (int, float)) else None,
+            F.BUCKET_BYTES_CAP: cap,
+            F.FIRST_BUCKET_BYTES: first,
+            F.GRADIENT_AS_BUCKET_VIEW: getattr(m, "gradient_as_bucket_view", None),
+            F.STATIC_GRAPH: getattr(m, "static_graph", None),
+            F.FIND_UNUSED_PARAMETERS: getattr(m, "find_unused_parameters", None),
+            F.BROADCAST_BUFFERS: getattr(m, "broadcast_buffers", None),
+            F.HOOK: self.hook_name,
             # PowerSGD's rank, when the hook state has one (the advisor replays the traced hook)
-            "hook_matrix_rank": getattr(self.inner_state, "matrix_approximation_rank", None),
-            "hook_registered": self.installed and not self.observe_only,
-            "recording": "observed (DDP logging data + gradient hooks)" if self.observe_only else "comm hook",
-            "process_group_size": self.process_group.size() if self.process_group is not None else None,
-            "params": [list(p) for p in self.params],
+            F.HOOK_MATRIX_RANK: getattr(self.inner_state, "matrix_approximation_rank", None),
+            F.HOOK_REGISTERED: self.installed and not self.observe_only,
+            F.RECORDING: "observed (DDP logging data + gradient hooks)" if self.observe_only else "comm hook",
+            F.PROCESS_GROUP_SIZE: self.process_group.size() if self.process_group is not None else None,
+            F.PARAMS: [list(p) for p in self.params],
         }
 
     def layouts_json(self) -> list[dict[str, Any]]:
-        return [{"id": lid, "buckets": [[list(p) for p in b] for b in layout]}
+        return [{F.LAYOUT_ID: lid, F.LAYOUT_BUCKETS: [[list(p) for p in b] for b in layout]}
                 for layout, lid in self.layouts.items()]

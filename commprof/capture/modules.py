@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from ..formats import sidecar as F
+
 _now = time.time_ns
 
 
@@ -70,7 +72,7 @@ class ModuleRecorder:
     def _fwd_pre(self, name: str):
         def hook(module, _inputs):
             if self.active:
-                rec = {"step": self.step, "name": name, "fwd_start": _now()}
+                rec = {F.M_STEP: self.step, F.M_NAME: name, F.M_FWD_START: _now()}
                 self._open_fwd.setdefault(id(module), []).append(rec)
         return hook
 
@@ -79,8 +81,8 @@ class ModuleRecorder:
             stack = self._open_fwd.get(id(module))
             if stack:
                 rec = stack.pop()
-                rec["fwd_end"] = _now()
-                rec["out_bytes"] = _nbytes(output)
+                rec[F.M_FWD_END] = _now()
+                rec[F.M_OUT_BYTES] = _nbytes(output)
                 self.calls.append(rec)
                 # backward runs in reverse order of the forwards: match this call with it later
                 self._open_bwd.setdefault(id(module), []).append(rec)
@@ -90,7 +92,7 @@ class ModuleRecorder:
         def hook(module, _grad_output):
             stack = self._open_bwd.get(id(module))
             if stack:
-                stack[-1]["bwd_start"] = _now()
+                stack[-1][F.M_BWD_START] = _now()
         return hook
 
     def _bwd_post(self):
@@ -98,7 +100,7 @@ class ModuleRecorder:
             stack = self._open_bwd.get(id(module))
             if stack:
                 rec = stack.pop()
-                rec["bwd_end"] = _now()
+                rec[F.M_BWD_END] = _now()
         return hook
 
     def end_step(self) -> None:

@@ -28,9 +28,10 @@ import torch
 import torch.distributed as dist
 from torch.profiler import ProfilerAction, ProfilerActivity, profile, schedule
 
-from .. import __version__
+from .._version import __version__
 from ..atomic import write_bytes
-from ..reader.sidecar import SCHEMA
+from ..formats import files
+from ..formats import sidecar as F
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
 
@@ -115,11 +116,11 @@ class TraceSession:
     # -- paths ----------------------------------------------------------------------------------
     @property
     def trace_path(self) -> Path:
-        return self.out_dir / f"rank{self.rank}.pt.trace.json.gz"
+        return self.out_dir / files.trace_name(self.rank)
 
     @property
     def sidecar_path(self) -> Path:
-        return self.out_dir / f"rank{self.rank}.commprof.json"
+        return self.out_dir / files.sidecar_name(self.rank)
 
     # -- context manager ------------------------------------------------------------------------
     def __enter__(self) -> TraceSession:
@@ -186,8 +187,8 @@ class TraceSession:
                 self.module_recorder.remove()
 
     def _close_step(self, now: int) -> None:
-        self._step_times.append({"step": self.step_num, "start_unix_ns": self._step_start, "end_unix_ns": now,
-                                 "profiled": self._profiled(self.step_num)})
+        self._step_times.append({F.S_STEP: self.step_num, F.S_START: self._step_start, F.S_END: now,
+                                 F.S_PROFILED: self._profiled(self.step_num)})
         if self.recorder is not None:
             self.recorder.end_step()
         if self.module_recorder is not None:
@@ -212,7 +213,7 @@ class TraceSession:
             return
         prev_id = "unknown"
         try:
-            prev_id = str(orjson.loads(old.read_bytes()).get("run_id", "unknown"))
+            prev_id = str(orjson.loads(old.read_bytes()).get(F.RUN_ID, "unknown"))
         except Exception:
             pass
         safe = "".join(ch for ch in prev_id if ch.isalnum() or ch in "-_")[:64] or "unknown"
@@ -281,25 +282,25 @@ class TraceSession:
             idx = torch.cuda.current_device()
             device = f"cuda:{idx} ({torch.cuda.get_device_name(idx)})"
         return {
-            "schema": SCHEMA,
-            "run_id": self.run_id,
-            "rank": self.rank,
-            "world_size": self.world_size,
-            "backend": self.backend,
-            "versions": _versions(),
-            "device": device,
+            F.SCHEMA_KEY: F.SCHEMA,
+            F.RUN_ID: self.run_id,
+            F.RANK: self.rank,
+            F.WORLD_SIZE: self.world_size,
+            F.BACKEND: self.backend,
+            F.VERSIONS: _versions(),
+            F.DEVICE: device,
             "host": platform.node(),
             "pid": os.getpid(),
             "clock": "unix_ns",
             "schedule": self._sched_args,
-            "ddp": rec.settings() if rec else None,
-            "layouts": rec.layouts_json() if rec else [],
-            "buckets": rec.events if rec else [],
-            "param_ready": {str(k): v for k, v in rec.param_ready.items()} if rec else {},
-            "steps": self._step_times,
-            "module_order": [n for n, _m in self.module_recorder.modules] if self.module_recorder else [],
-            "modules": [c for c in self.module_recorder.calls if "fwd_end" in c] if self.module_recorder else [],
-            "warnings": self.warnings,
+            F.DDP: rec.settings() if rec else None,
+            F.LAYOUTS: rec.layouts_json() if rec else [],
+            F.BUCKETS: rec.events if rec else [],
+            F.PARAM_READY: {str(k): v for k, v in rec.param_ready.items()} if rec else {},
+            F.STEPS: self._step_times,
+            F.MODULE_ORDER: [n for n, _m in self.module_recorder.modules] if self.module_recorder else [],
+            F.MODULES: [c for c in self.module_recorder.calls if F.M_FWD_END in c] if self.module_recorder else [],
+            F.WARNINGS: self.warnings,
         }
 
     def _write_sidecar(self) -> None:

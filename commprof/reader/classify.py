@@ -1,52 +1,74 @@
-"""One table of name patterns -> kind.  The only place that decides what is communication.
+"""The one table of what each event is.  The only place that decides what is communication.
 
-Kinds: ``compute``, ``comm``, ``memcpy``, ``memset``, ``sync``, ``other``.
-
-- GPU kernels whose name marks a collective or point-to-point are ``comm``: NCCL's old
+- GPU kernels whose name marks a collective or point-to-point are communication: NCCL's old
   (``ncclKernel_AllReduce_RING_LL_Sum_float``) and new (``ncclDevKernel_AllReduce_Sum_f16_RING_LL``)
   schemes, RCCL's (same prefixes, plus ``ncclDevKernel_Generic``) and MSCCL's.  Other kernels are compute.
-- CPU-only traces: the gloo backend's transfers (``gloo:*``) are comm; CPU operators are compute except
-  the collective's own bookkeeping (``c10d::*``, ``record_param_comms``, ``nccl:*``) and blocking waits.
+- CPU events, by name (``cpu_kind``, decided once per distinct name): the profiler's steps, the gloo backend's
+  transfers (``gloo:*``, communication on CPU-only traces), the CPU records of collectives
+  (``record_param_comms``, ``nccl:*`` annotations, ``c10d::*`` calls), nn.DataParallel's autograd functions,
+  the collective's own bookkeeping and blocking waits (neither compute nor communication), element-wise
+  operators (compute whose bytes measure a memory pass), and every other operator (compute).
+- Runtime calls that block the host until the GPU catches up (``SYNC_RUNTIME``).
 """
 
 from __future__ import annotations
 
 import re
 
-COMPUTE, COMM, MEMCPY, MEMSET, SYNC, OTHER = "compute", "comm", "memcpy", "memset", "sync", "other"
+from ..formats import keys as K
+from ..units import canonical_dtype
 
 COMM_KERNEL_PREFIXES = ("nccl", "rccl", "msccl")
 
-# CPU operator names that are not compute on a CPU-only trace
-_CPU_NOT_COMPUTE_PREFIXES = ("c10d::", "record_param_comms", "nccl:", "gloo:", "_c10d_functional::wait",
-                             "c10d_functional::wait", "aten::_wait", "ProfilerStep#")
-_CPU_WAIT_NAMES = frozenset({"aten::wait", "c10d::wait", "_c10d_functional::wait_tensor",
-                             "c10d_functional::wait_tensor", "cudaStreamSynchronize",
-                             "cudaDeviceSynchronize", "cudaEventSynchronize"})
+# what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
+STEP, GLOO, RPC, NCCL, C10D, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL = range(9)
+
+# CPU operator names that are not compute on a CPU-only trace: bookkeeping and blocking waits
+_NOT_COMPUTE_PREFIXES = ("c10d::", "record_param_comms", "nccl:", "gloo:", "_c10d_functional::wait",
+                         "c10d_functional::wait", "aten::_wait", "ProfilerStep#")
+_WAIT_NAMES = frozenset({"aten::wait", "c10d::wait", "_c10d_functional::wait_tensor",
+                         "c10d_functional::wait_tensor", "cudaStreamSynchronize",
+                         "cudaDeviceSynchronize", "cudaEventSynchronize"})
+
+# in-place / out-of-place element-wise operators whose first input's bytes measure one memory pass
+ELEMENTWISE_OPS = frozenset({"aten::copy_", "aten::add_", "aten::mul", "aten::mul_", "aten::div_", "aten::add",
+                             "aten::sub", "aten::div"})
+
+# nn.DataParallel's autograd functions (torch/nn/parallel/_functions.py): the profiler records each call
+# under its class name (THPFunction_apply's RECORD_FUNCTION), with the tensors' Input Dims
+DP_OPS = frozenset({"Broadcast", "Scatter", "Gather", "ReduceAddCoalesced"})
 
 SYNC_RUNTIME = frozenset({"cudaDeviceSynchronize", "cudaStreamSynchronize", "cudaEventSynchronize",
-                           "cudaStreamWaitEvent", "hipDeviceSynchronize", "hipStreamSynchronize",
-                           "hipEventSynchronize", "cudaMemcpy", "hipMemcpy"})
+                          "cudaStreamWaitEvent", "hipDeviceSynchronize", "hipStreamSynchronize",
+                          "hipEventSynchronize", "cudaMemcpy", "hipMemcpy"})
 
 
-def gpu_kind(cat: str, name: str) -> str:
-    """Kind of a GPU-side event (Kineto categories ``kernel``, ``gpu_memcpy``, ``gpu_memset``)."""
-    if cat == "kernel":
-        return COMM if name.startswith(COMM_KERNEL_PREFIXES) else COMPUTE
-    if cat == "gpu_memcpy":
-        return MEMCPY
-    if cat == "gpu_memset":
-        return MEMSET
-    return OTHER
+def cpu_kind(name: str) -> int:
+    """What a CPU-side complete event of this name is (one of the kinds above)."""
+    if name.startswith(K.STEP_PREFIX):
+        return STEP
+    if name.startswith("gloo:"):
+        return GLOO
+    if name == K.RPC:
+        return RPC
+    if name.startswith("nccl:"):
+        return NCCL
+    if name.startswith("c10d::") and name != "c10d::wait" and not name.startswith("c10d::_"):
+        return C10D
+    if name in DP_OPS:
+        return DATAPARALLEL  # DataParallel's functions count as compute
+    if name.startswith(_NOT_COMPUTE_PREFIXES) or name in _WAIT_NAMES:
+        return EXCLUDED
+    return ELEMENTWISE if name in ELEMENTWISE_OPS else COMPUTE
 
 
 def is_comm_kernel(name: str) -> bool:
     return name.startswith(COMM_KERNEL_PREFIXES)
 
 
-def cpu_is_compute(name: str) -> bool:
-    """Whether a ``cpu_op`` counts as compute on a CPU-only trace."""
-    return not (name.startswith(_CPU_NOT_COMPUTE_PREFIXES) or name in _CPU_WAIT_NAMES)
+def is_gloo_thread(thread_name: str) -> bool:
+    """gloo runs its collectives on worker threads of its own (``pt_gloo_runloop``)."""
+    return "gloo" in thread_name
 
 
 # ---- collective names --------------------------------------------------------------------------
@@ -120,30 +142,4 @@ def parse_kernel_name(name: str) -> tuple[str, str | None, str | None, str | Non
     return "unknown", None, None, None
 
 
-# ---- dtypes --------------------------------------------------------------------------------------
-
-_DTYPE_CANON = {
-    "float": "float32", "float32": "float32", "c10::float": "float32", "f32": "float32",
-    "double": "float64", "float64": "float64",
-    "half": "float16", "c10::half": "float16", "float16": "float16", "f16": "float16",
-    "bfloat16": "bfloat16", "c10::bfloat16": "bfloat16", "bf16": "bfloat16",
-    "long int": "int64", "long": "int64", "int64": "int64", "long long": "int64",
-    "int": "int32", "int32": "int32", "short int": "int16", "short": "int16", "int16": "int16",
-    "signed char": "int8", "char": "int8", "int8": "int8", "unsigned char": "uint8", "byte": "uint8",
-    "uint8": "uint8", "bool": "bool",
-    "c10::float8_e4m3fn": "float8_e4m3fn", "c10::float8_e5m2": "float8_e5m2",
-}
-_DTYPE_SIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
-               "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "uint32": 4, "uint64": 8,
-               "float8_e4m3fn": 1, "float8_e5m2": 1}
-
-
-def canonical_dtype(raw: str | None) -> str:
-    if not raw:
-        return "unknown"
-    return _DTYPE_CANON.get(raw.strip().lower(), raw.strip().lower())
-
-
-def dtype_size(dtype: str) -> int:
-    """Bytes per element; 0 when unknown (the caller then warns instead of guessing)."""
-    return _DTYPE_SIZE.get(dtype, 0)
+__all__ = ["canonical_dtype", "canonical_op", "cpu_kind", "is_comm_kernel", "parse_kernel_name"]

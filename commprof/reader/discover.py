@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-
-SIDECAR_SUFFIX = ".commprof.json"
-_NOT_TRACES = {"summary.json", "merged.json"}
+from ..formats.files import NOT_TRACES, SIDECAR_SUFFIX, sidecar_name_for
 
 _RANK_PATTERNS = (
     re.compile(r"rank[-_]?(\d+)", re.IGNORECASE),
@@ -35,7 +33,7 @@ def rank_from_name(path: Path) -> int | None:
 
 
 def is_trace_name(name: str) -> bool:
-    if name in _NOT_TRACES or name.endswith(SIDECAR_SUFFIX) or name.startswith("."):
+    if name in NOT_TRACES or name.endswith(SIDECAR_SUFFIX) or name.startswith("."):
         return False
     return name.endswith(".json") or name.endswith(".json.gz")
 
@@ -47,7 +45,7 @@ def discover(path: str | Path) -> Found:
     if p.is_file():
         if p.name.endswith(SIDECAR_SUFFIX):
             raise InputError(p, "is a commprof sidecar, not a trace; pass the folder or the trace file")
-        side = p.with_name(_sidecar_name_for(p))
+        side = p.with_name(sidecar_name_for(p.name))
         return Found((p,), (side,) if side.is_file() else ())
     if not p.is_dir():
         raise InputError(p, "is neither a file nor a folder")
@@ -64,11 +62,3 @@ def discover(path: str | Path) -> Found:
                                 "(*.json / *.json.gz); the Kineto traces are missing")
         raise InputError(p, "no trace files (*.json or *.json.gz) in this folder")
     return Found(traces, sidecars, odd)
-
-
-def _sidecar_name_for(trace: Path) -> str:
-    name = trace.name
-    for suffix in (".pt.trace.json.gz", ".pt.trace.json", ".json.gz", ".json"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)] + SIDECAR_SUFFIX
-    return name + SIDECAR_SUFFIX

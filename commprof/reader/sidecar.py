@@ -1,8 +1,9 @@
-"""Reader of ``rank{R}.commprof.json`` (schema ``commprof.sidecar/1``).
+"""Reader of ``rank{R}.commprof.json`` (its schema: ``commprof.formats.sidecar``).
 
 The sidecar stores Unix nanoseconds; the reader converts them to the trace clock
 (``unix - baseTimeNanoseconds``) so that sidecar and trace times compare directly.
-A sidecar only enriches a trace: a broken one is reported and ignored, never fatal.
+A sidecar only enriches a trace: a broken one is reported and ignored, never fatal; a malformed entry
+inside it is skipped.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ from typing import Any
 import orjson
 
 from ..errors import InputError
-from ..model import BucketEvent, BucketLayout, ModuleCall, Sidecar, StepTime
-
-SCHEMA = "commprof.sidecar/1"
-SCHEMA_PREFIX = "commprof.sidecar/"
-MAX_SIDECAR_BYTES = 512 * 1024**2
+from ..formats import sidecar as F
+from ..model import BucketEvent, BucketLayout, DDPSettings, ModuleCall, ParamInfo, Sidecar, StepTime
 
 
 def read_raw(path: Path) -> dict[str, Any]:
     try:
-        if path.stat().st_size > MAX_SIDECAR_BYTES:
-            raise InputError(path, f"sidecar larger than {MAX_SIDECAR_BYTES:,} bytes")
+        if path.stat().st_size > F.MAX_BYTES:
+            raise InputError(path, f"sidecar larger than {F.MAX_BYTES:,} bytes")
         doc = orjson.loads(path.read_bytes())
     except OSError as e:
         raise InputError(path, f"cannot be read ({e.strerror or e})") from None
@@ -31,23 +29,62 @@ def read_raw(path: Path) -> dict[str, Any]:
         raise InputError(path, "sidecar is not valid JSON") from None
     if not isinstance(doc, dict):
         raise InputError(path, "sidecar is not a JSON object")
-    schema = doc.get("schema")
-    if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
+    schema = doc.get(F.SCHEMA_KEY)
+    if not isinstance(schema, str) or not schema.startswith(F.SCHEMA_PREFIX):
         raise InputError(path, f"not a commprof sidecar (schema {schema!r})")
     try:
-        version = int(schema[len(SCHEMA_PREFIX):])
+        version = int(schema[len(F.SCHEMA_PREFIX):])
     except ValueError:
         raise InputError(path, f"unreadable sidecar schema {schema!r}") from None
-    if version > 1:
+    if version > F.VERSION:
         raise InputError(path, f"sidecar schema {schema} is newer than this commprof understands "
-                               f"({SCHEMA}); upgrade commprof")
-    if not isinstance(doc.get("rank"), int):
+                               f"({F.SCHEMA}); upgrade commprof")
+    if not isinstance(doc.get(F.RANK), int):
         raise InputError(path, "sidecar has no integer 'rank'")
     return doc
 
 
 def _i(x: Any, default: int = 0) -> int:
     return x if isinstance(x, int) and not isinstance(x, bool) else default
+
+
+def _opt_int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
+
+
+def _opt_bool(x: Any) -> bool | None:
+    return x if isinstance(x, bool) else None
+
+
+def _shape(v: object) -> tuple[int, ...] | None:
+    if isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v):
+        return tuple(v)
+    return None
+
+
+def ddp_settings(raw: Any) -> DDPSettings | None:
+    """The ``ddp`` object; None when absent or empty."""
+    if not isinstance(raw, dict) or not raw:
+        return None
+    params = tuple(ParamInfo(str(p[0]), int(p[1]), str(p[2]), _shape(p[3]) if len(p) >= 4 else None)
+                   for p in raw.get(F.PARAMS) or []
+                   if isinstance(p, list) and len(p) >= 3 and isinstance(p[1], int) and not isinstance(p[1], bool))
+    cap_mb = raw.get(F.BUCKET_CAP_MB)
+    rank = _opt_int(raw.get(F.HOOK_MATRIX_RANK))
+    return DDPSettings(
+        bucket_cap_mb=float(cap_mb) if isinstance(cap_mb, (int, float)) and not isinstance(cap_mb, bool) else None,
+        bucket_bytes_cap=_opt_int(raw.get(F.BUCKET_BYTES_CAP)),
+        first_bucket_bytes=_opt_int(raw.get(F.FIRST_BUCKET_BYTES)),
+        gradient_as_bucket_view=_opt_bool(raw.get(F.GRADIENT_AS_BUCKET_VIEW)),
+        static_graph=_opt_bool(raw.get(F.STATIC_GRAPH)),
+        find_unused_parameters=_opt_bool(raw.get(F.FIND_UNUSED_PARAMETERS)),
+        broadcast_buffers=_opt_bool(raw.get(F.BROADCAST_BUFFERS)),
+        hook=str(raw.get(F.HOOK) or ""),
+        hook_matrix_rank=rank if rank is not None and rank > 0 else None,
+        hook_registered=_opt_bool(raw.get(F.HOOK_REGISTERED)),
+        recording=str(raw.get(F.RECORDING) or ""),
+        process_group_size=_opt_int(raw.get(F.PROCESS_GROUP_SIZE)),
+        params=params)
 
 
 def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
@@ -57,55 +94,59 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
         return x - base_time_ns if isinstance(x, int) and not isinstance(x, bool) else None
 
     layouts = []
-    for lay in doc.get("layouts") or []:
+    for lay in doc.get(F.LAYOUTS) or []:
         if not isinstance(lay, dict):
             continue
         per_bucket = tuple(tuple((str(p[0]), _i(p[1])) for p in b if isinstance(p, list) and len(p) >= 2)
-                           for b in lay.get("buckets") or [] if isinstance(b, list))
-        layouts.append(BucketLayout(_i(lay.get("id")), per_bucket))
+                           for b in lay.get(F.LAYOUT_BUCKETS) or [] if isinstance(b, list))
+        layouts.append(BucketLayout(_i(lay.get(F.LAYOUT_ID)), per_bucket))
     buckets: list[BucketEvent] = []
-    for b in doc.get("buckets") or []:
+    for b in doc.get(F.BUCKETS) or []:
         if not isinstance(b, dict):
             continue
-        hook = clk(b.get("hook_unix_ns"))
-        launch = clk(b.get("launch_unix_ns"))
+        hook = clk(b.get(F.B_HOOK))
+        launch = clk(b.get(F.B_LAUNCH))
         if hook is None or launch is None:
             continue
-        buckets.append(BucketEvent(step=_i(b.get("step"), -1), index=_i(b.get("index")), numel=_i(b.get("numel")),
-                                   bytes=_i(b.get("bytes")), dtype=str(b.get("dtype", "unknown")),
-                                   is_last=bool(b.get("is_last")), layout_id=_i(b.get("layout")),
-                                   ready_ns=clk(b.get("ready_unix_ns")), hook_ns=hook, launch_ns=launch,
-                                   observed=bool(b.get("observed"))))
+        buckets.append(BucketEvent(step=_i(b.get(F.B_STEP), -1), index=_i(b.get(F.B_INDEX)),
+                                   numel=_i(b.get(F.B_NUMEL)), bytes=_i(b.get(F.B_BYTES)),
+                                   dtype=str(b.get(F.B_DTYPE, "unknown")), is_last=bool(b.get(F.B_IS_LAST)),
+                                   layout_id=_i(b.get(F.B_LAYOUT)), ready_ns=clk(b.get(F.B_READY)), hook_ns=hook,
+                                   launch_ns=launch, observed=bool(b.get(F.B_OBSERVED))))
     steps = []
-    for s in doc.get("steps") or []:
+    for s in doc.get(F.STEPS) or []:
         if isinstance(s, dict):
-            a, z = clk(s.get("start_unix_ns")), clk(s.get("end_unix_ns"))
+            a, z = clk(s.get(F.S_START)), clk(s.get(F.S_END))
             if a is not None and z is not None and z >= a:
-                steps.append(StepTime(_i(s.get("step")), a, z, bool(s.get("profiled"))))
+                steps.append(StepTime(_i(s.get(F.S_STEP)), a, z, bool(s.get(F.S_PROFILED))))
     param_ready: dict[int, dict[str, int]] = {}
-    pr = doc.get("param_ready")
+    pr = doc.get(F.PARAM_READY)
     if isinstance(pr, dict):
         for k, v in pr.items():
             if isinstance(v, dict) and str(k).lstrip("-").isdigit():
                 param_ready[int(k)] = {str(n): t for n, t in ((n, clk(t)) for n, t in v.items()) if t is not None}
+    return Sidecar(path=str(path), schema=str(doc.get(F.SCHEMA_KEY)), run_id=str(doc.get(F.RUN_ID, "")),
+                   rank=_i(doc.get(F.RANK)), world_size=_i(doc.get(F.WORLD_SIZE), 1),
+                   backend=doc.get(F.BACKEND) if isinstance(doc.get(F.BACKEND), str) else None,
+                   versions=doc[F.VERSIONS] if isinstance(doc.get(F.VERSIONS), dict) else {},
+                   device=str(doc.get(F.DEVICE, "")), ddp=ddp_settings(doc.get(F.DDP)), layouts=tuple(layouts),
+                   buckets=tuple(buckets), step_times=tuple(steps), param_ready=param_ready,
+                   warnings=tuple(str(w) for w in doc.get(F.WARNINGS) or []),
+                   module_order=tuple(str(n) for n in doc.get(F.MODULE_ORDER) or []),
+                   module_calls=_module_calls(doc.get(F.MODULES), clk))
+
+
+def _module_calls(raw: Any, clk) -> tuple[ModuleCall, ...]:
     calls = []
-    for m in doc.get("modules") or []:
+    for m in raw or []:
         if not isinstance(m, dict):
             continue
-        fs, fe = clk(m.get("fwd_start")), clk(m.get("fwd_end"))
+        fs, fe = clk(m.get(F.M_FWD_START)), clk(m.get(F.M_FWD_END))
         if fs is None or fe is None or fe < fs:
             continue
-        bs, be = clk(m.get("bwd_start")), clk(m.get("bwd_end"))
+        bs, be = clk(m.get(F.M_BWD_START)), clk(m.get(F.M_BWD_END))
         if bs is None or be is None or be < bs:
             bs = be = None
-        calls.append(ModuleCall(_i(m.get("step"), -1), str(m.get("name", "")), fs, fe, bs, be, _i(m.get("out_bytes"))))
-    order = tuple(str(n) for n in doc.get("module_order") or [])
-    ddp = doc.get("ddp") if isinstance(doc.get("ddp"), dict) else None
-    versions: dict[str, Any] = doc["versions"] if isinstance(doc.get("versions"), dict) else {}
-    return Sidecar(path=str(path), schema=str(doc.get("schema")), run_id=str(doc.get("run_id", "")),
-                   rank=_i(doc.get("rank")), world_size=_i(doc.get("world_size"), 1),
-                   backend=doc.get("backend") if isinstance(doc.get("backend"), str) else None,
-                   versions=versions, device=str(doc.get("device", "")), ddp=ddp, layouts=tuple(layouts),
-                   buckets=tuple(buckets), step_times=tuple(steps), param_ready=param_ready,
-                   warnings=tuple(str(w) for w in doc.get("warnings") or []), module_order=order,
-                   module_calls=tuple(calls))
+        calls.append(ModuleCall(_i(m.get(F.M_STEP), -1), str(m.get(F.M_NAME, "")), fs, fe, bs, be,
+                                _i(m.get(F.M_OUT_BYTES))))
+    return tuple(calls)

@@ -1,0 +1,103 @@
+"""``analyze(run) -> Report``: every analysis of a run, in one immutable value for the renderers.  This module
+only orchestrates: each analysis lives in its own module, every sentence in ``findings``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ..model import Run
+from . import findings as say
+from .advice import Advisor, advise
+from .bandwidth import Bandwidth, bandwidth
+from .buckets import BucketStat, BucketStep, bucket_stats
+from .crossrank import CrossRank, cross_rank
+from .dataparallel import DataParallelStat, dataparallel
+from .findings import Advice, Finding
+from .memory import Memory, memory
+from .overlap import RankOverlap
+from .perrank import RankDigest, results_for, steps_key
+from .pipeline import PipelineReport, pipeline
+from .steptimes import unprofiled_step_ms
+from .transfers import Transfers
+from .volume import CollectiveStat, collective_stats
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    run: Run
+    steps: tuple[int, ...] | None  # the user's restriction, None = all
+    overlaps: tuple[RankOverlap, ...]
+    unprofiled_step_ms: dict[int, float]  # rank -> median wall time of steps outside the profiler
+    collectives: tuple[CollectiveStat, ...]
+    bucket_rows: tuple[BucketStep, ...]
+    buckets: tuple[BucketStat, ...]
+    cross: CrossRank
+    bandwidth: Bandwidth
+    advisor: Advisor
+    pipeline: PipelineReport | None
+    transfers: tuple[Transfers, ...]
+    memory: tuple[Memory, ...]
+    findings: tuple[Finding, ...]
+    advice: tuple[Advice, ...]
+    warnings: tuple[str, ...]
+    dataparallel: tuple[DataParallelStat, ...] = ()
+
+    @property
+    def backend(self) -> str:
+        vals = {rt.backend for rt in self.run.ranks if rt.backend}
+        return ",".join(sorted(vals)) if vals else "unknown"
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for rt in self.run.ranks:
+            for d in rt.devices or (("CPU",) if rt.device_kind == "cpu" else ()):
+                if d not in out:
+                    out.append(d)
+        return tuple(out)
+
+
+def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
+            digests: Mapping[int, RankDigest] | None = None) -> Report:
+    """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
+    (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
+    the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps."""
+    wanted = tuple(steps) if steps is not None else None
+    digests = digests or {}
+    key = steps_key(wanted)
+    per_rank = [results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks]
+    overlaps = tuple(r.overlap for r in per_rank)
+    rows: list[BucketStep] = [b for r in per_rank for b in r.bucket_rows]
+    cross = cross_rank(run.ranks, wanted, digests)
+    unprof = unprofiled_step_ms(run)
+    devices = [d for rt in run.ranks for d in rt.devices]
+    bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
+    bstats = tuple(bucket_stats(rows))
+    advisor = advise(run, rows, bstats, bw, unprof)
+    pipe = pipeline(run, unprof, digests)
+    xfers = tuple(r.transfers for r in per_rank if r.transfers is not None)
+    dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)
+    mem = tuple(m for rt in run.ranks for m in memory(rt))
+    pfind, padvice = say.pipeline_findings(pipe)
+    tfind, tadvice = say.transfer_findings(xfers, overlaps, unprof)
+    dfind, dadvice = say.dataparallel_findings(dps)
+    findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
+                + tuple(say.memory_findings(mem)) + tuple(dfind))
+    advice = advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice)
+    return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
+                  cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),
+                  dps)
+
+
+def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
+              overlaps: tuple[RankOverlap, ...]) -> tuple[str, ...]:
+    out = list(run.warnings)
+    for rt in run.ranks:
+        out.extend(rt.warnings)
+        if rt.sidecar is not None:
+            out.extend(f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
+    out.extend(cross.warnings)
+    if wanted is not None and not any(o.steps for o in overlaps):
+        out.append(f"no ProfilerStep in the requested steps {wanted[0]}..{wanted[-1]}")
+    return tuple(out)

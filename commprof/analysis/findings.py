@@ -1,0 +1,299 @@
+"""Every sentence the report says: findings (measured facts worth a user's attention, with the numbers that back
+them) and the words of each piece of advice.  The analyses decide; this module phrases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..model import RankTrace, Run
+from .bandwidth import Bandwidth
+from .buckets import BucketStat
+from .crossrank import CrossRank
+from .dataparallel import DataParallelStat
+from .memory import NEAR_LIMIT, Memory
+from .overlap import RankOverlap
+from .pipeline import PipelineReport
+from .transfers import Transfers
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """A concrete change with its predicted effect."""
+
+    knob: str
+    value: object
+    baseline_step_ms: float
+    predicted_step_ms: float
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A measured fact worth a user's attention, with the numbers that back it."""
+
+    severity: str  # "high", "medium", "info"
+    text: str
+
+
+# ---- the run as a whole ---------------------------------------------------------------------------
+
+
+def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]:
+    """Exposed communication on the worst rank, and the straggler the others wait for."""
+    out: list[Finding] = []
+    with_steps = [o for o in overlaps if o.steps]
+    if not with_steps:
+        return out
+    worst = max(with_steps, key=lambda o: o.median("exposed_ns"))
+    step_ms = worst.median("step_ns") / 1e6
+    exp_ms = worst.median("exposed_ns") / 1e6
+    comm_ms = worst.median("comm_ns") / 1e6
+    if comm_ms == 0:
+        out.append(Finding("info", "No communication ran inside the analyzed steps "
+                                   "(world size 1, or no collective kernels/transfers in the trace)."))
+        return out
+    share = 100 * exp_ms / step_ms if step_ms else 0.0
+    sev = "high" if share >= 20 else "medium" if share >= 5 else "info"
+    wait = cross.wait_ms_per_step.get(worst.rank)
+    waited = (f" Of its communication, {wait:.2f} ms per step is waiting for other ranks to join, "
+              f"not transfer." if wait else "")
+    out.append(Finding(sev, f"Exposed communication: {exp_ms:.2f} ms of a {step_ms:.2f} ms step "
+                            f"({share:.0f}%) on rank {worst.rank}; {worst.median('overlap_pct'):.0f}% of its "
+                            f"{comm_ms:.2f} ms of communication is hidden behind compute.{waited}"))
+    if cross.stragglers:
+        s = cross.stragglers[0]
+        parts = sorted([(s.compute_ms, "computing"), (s.idle_ms, "idle (no operator or kernel: data loading, "
+                        "host-side stalls)"), (s.comm_ms, "in other communication")], reverse=True)
+        out.append(Finding("high" if s.late_count >= 3 else "medium",
+                           f"Rank {s.rank} arrives last at {s.late_count} of {s.instances} collectives, "
+                           f"{s.mean_late_ms:.2f} ms after the first rank on average: the others wait for it. "
+                           f"Meanwhile it was mostly {parts[0][1]} ({parts[0][0]:.2f} ms)."
+                           + (" Idle time before collectives on one rank points to its input pipeline: check its "
+                              "DataLoader (num_workers, pin_memory) and that DistributedSampler gives every rank "
+                              "equal shards." if parts[0][1].startswith("idle") else "")))
+    return out
+
+
+# ---- DDP settings ---------------------------------------------------------------------------------
+
+
+def ddp_rules(run: Run, buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]:
+    """What the traced DDP settings cost, from the first rank whose sidecar has them."""
+    out: list[Finding] = []
+    rt: RankTrace | None = next((r for r in run.ranks if r.sidecar is not None and r.sidecar.ddp), None)
+    if rt is None or rt.sidecar is None or rt.sidecar.ddp is None:
+        return out
+    ddp = rt.sidecar.ddp
+    if buckets:
+        out.extend(_bucket_rules(buckets, bw))
+    names = {p.name for p in ddp.params}
+    every_step = all(names <= set(v) for v in rt.sidecar.param_ready.values())
+    if ddp.find_unused_parameters and rt.sidecar.param_ready and every_step:
+        out.append(Finding("medium", "find_unused_parameters=True, yet every parameter received a gradient in "
+                                     "every profiled step: set it to False to skip DDP's graph traversal after "
+                                     "each forward pass."))
+    if ddp.gradient_as_bucket_view is False and ddp.grad_bytes:
+        mb = ddp.grad_bytes / 1e6
+        out.append(Finding("info", f"gradient_as_bucket_view=False keeps a second copy of every gradient in DDP's "
+                                   f"buckets: gradient_as_bucket_view=True would save {mb:.1f} MB per rank "
+                                   "(and a copy per bucket per step)."))
+    if ddp.static_graph is False and len(rt.sidecar.layouts) <= 2 and rt.sidecar.param_ready and every_step:
+        out.append(Finding("info", "The same parameters received gradients in every profiled step and the "
+                                   "bucket layout settled: this model is eligible for static_graph=True, which "
+                                   "lets DDP skip per-iteration bookkeeping."))
+    bcast = [c for c in rt.collectives if c.op == "broadcast" and c.step >= 0]
+    if ddp.broadcast_buffers and bcast:
+        n_steps = max(len({c.step for c in bcast}), 1)
+        ms = sum(c.duration_ns for c in bcast) / n_steps / 1e6
+        nbytes = sum(c.bytes for c in bcast) / n_steps
+        out.append(Finding("info", f"broadcast_buffers=True broadcasts the module's buffers before every forward "
+                                   f"pass: {nbytes / 1e3:.1f} kB and {ms:.2f} ms per step. If the buffers need no "
+                                   "synchronization (no BatchNorm running stats), set broadcast_buffers=False."))
+    return out
+
+
+def _bucket_rules(buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]:
+    out = []
+    last = buckets[-1]
+    if last.comm_ms and last.exposed_ms is not None and last.exposed_ms > 0.5 * last.comm_ms:
+        share = 100 * last.exposed_ms / last.comm_ms
+        out.append(Finding("medium", f"The last DDP bucket ({last.bytes / 1e6:.1f} MB) is "
+                                     f"{share:.0f}% exposed: its gradients are ready "
+                                     "only at the end of the backward pass, so nothing can hide its all-reduce. "
+                                     "A smaller last bucket (DDP fills buckets in gradient-ready order) shortens "
+                                     "the tail."))
+    fits = [f for f in bw.fits if f.op == "allreduce" and f.alpha_us and f.beta_gbps]
+    if fits and len(buckets) >= 4:
+        f = fits[0]
+        a_s, b_bps = (f.alpha_us or 0.0) * 1e-6, (f.beta_gbps or 1.0) * 1e9
+        tiny = [b for b in buckets if a_s > b.bytes / b_bps]
+        if len(tiny) >= len(buckets) / 2:
+            out.append(Finding("medium", f"{len(tiny)} of {len(buckets)} buckets are latency-bound: the fixed "
+                                         f"cost of a collective ({f.alpha_us:.0f} µs) exceeds their transfer time. "
+                                         "Larger buckets amortize it."))
+    return out
+
+
+# ---- the advisor's words ----------------------------------------------------------------------------
+
+NO_WHATIF = Finding("info", "No what-if prediction: the run lacks per-parameter gradient times or matched bucket "
+                            "collectives in its profiled steps.")
+NO_POWERSGD_SHAPES = Finding("info", "No PowerSGD prediction: this run's sidecar lacks parameter shapes (an older "
+                                     "commprof recorded it; trace again to get one).")
+
+
+def already_hidden(exposed_ms: float, step_ms: float) -> Finding:
+    return Finding("info", f"Communication is already hidden: the replay puts {exposed_ms:.2f} ms of a {step_ms:.1f} "
+                           "ms step after the backward pass. Other bucket sizes or compression have nothing to gain.")
+
+
+def bucket_cap_why(cur_mb: float, exposed_ms: float, buckets: int, best_mb: float, best_buckets: int,
+                   best_exposed_ms: float, alpha_us: float, beta_gbps: float) -> str:
+    return (f"With bucket_cap_mb={cur_mb:g}, {exposed_ms:.1f} ms of communication runs after the backward pass "
+            f"({buckets} buckets); with {best_mb:g} MB ({best_buckets} buckets) the replay starts it earlier and "
+            f"leaves {best_exposed_ms:.1f} ms exposed. Cost model from this run: all-reduce = {alpha_us:.0f} µs + "
+            f"bytes / {beta_gbps:.2f} GB/s.")
+
+
+def fp16_why(exposed_ms: float, fp16_exposed_ms: float, with_cap_mb: float | None) -> str:
+    return (f"Sending fp16 gradients halves the bytes on the wire: exposed communication {exposed_ms:.1f} -> "
+            f"{fp16_exposed_ms:.1f} ms per step"
+            + (f" (with bucket_cap_mb={with_cap_mb:g})" if with_cap_mb is not None else "")
+            + ". Register it with ddp_model.register_comm_hook(None, default_hooks.fp16_compress_hook) "
+              "(bf16_compress_hook on Ampere or newer); gradients lose precision in transit.")
+
+
+def powersgd_name(rank: int) -> str:
+    return f"powerSGD_hook(matrix_approximation_rank={rank})"
+
+
+def powersgd_why(rank: int, share: float, total_mb: float, wire_mb: float, exposed_ms: float, psgd_exposed_ms: float,
+                 gloo_cap_mb: float | None) -> str:
+    return (f"PowerSGD sends rank-{rank} factors of the {100 * share:.0f}% of gradient bytes that are matrices worth "
+            f"compressing: {total_mb:.1f} -> {wire_mb:.2f} MB on the wire per step (three all-reduces per "
+            f"bucket), exposed communication {exposed_ms:.1f} -> {psgd_exposed_ms:.1f} ms (the "
+            "matrix products and error feedback included"
+            + (f"; predicted with bucket_cap_mb={gloo_cap_mb:g}, one bucket: on gloo, powerSGD_hook's chained "
+               "all-reduces can be issued in different orders on different ranks when there are several buckets, "
+               "which aborts or hangs the job, and even with one bucket it is fragile on gloo (one of about 45 of our "
+               "runs aborted); it is meant for NCCL" if gloo_cap_mb is not None else "")
+            + f"). It is lossy: keep plain all-reduce for the first steps and check convergence. state = "
+            f"powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank={rank}, "
+            "start_powerSGD_iter=1000); ddp_model.register_comm_hook(state, powerSGD_hook.powerSGD_hook) "
+            "(from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook).")
+
+
+def accumulation_why(k: int, exposed_ms: float) -> str:
+    return (f"Synchronizing every {k} steps (model.no_sync() on the others) pays the {exposed_ms:.1f} ms of exposed "
+            f"communication once per {k} micro-batches. This changes the optimization: {k}x the effective batch "
+            "per optimizer step.")
+
+
+# ---- pipelines, DataParallel, memory, input transfers -------------------------------------------------
+
+
+def pipeline_findings(pipe: PipelineReport | None) -> tuple[list[Finding], list[Advice]]:
+    if pipe is None or pipe.best is None or pipe.current is None:
+        return [], []
+    cur, best = pipe.current, pipe.best
+    if best.split != cur.split and best.step_ms < cur.step_ms * 0.95:
+        return [], [Advice(
+            "partition", list(best.split), cur.step_ms, best.step_ms,
+            f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
+            f"micro-batch (forward + backward + sending its activation), and the others wait for it in the "
+            f"pipeline. Split {list(best.split)} brings the slowest stage to {best.slowest_stage_ms:.2f} ms.")]
+    return [Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split of the recorded "
+                            "layers has a faster slowest stage.")], []
+
+
+def dataparallel_findings(dps: Sequence[DataParallelStat]) -> tuple[list[Finding], list[Advice]]:
+    findings: list[Finding] = []
+    advice: list[Advice] = []
+    for d in dps:
+        parts = ", ".join(f"{p.name} {p.busy_ms:.2f} ms ({p.bytes_per_step / 1e6:.1f} MB)" for p in d.phases)
+        text = (f"nn.DataParallel over {len(d.devices)} devices: every step moves data through device "
+                f"{d.devices[0] if d.devices else 0} — {parts}; {d.overhead_ms:.2f} ms of a {d.step_ms:.2f} ms step "
+                f"({100 * d.overhead_ms / d.step_ms if d.step_ms else 0:.0f}%).")
+        if len(d.device_busy_ms) > 1:
+            first = d.devices[0]
+            others = [v for k, v in d.device_busy_ms.items() if k != first]
+            if others and d.device_busy_ms[first] > 1.1 * float(np.mean(others)):
+                text += (f" Device {first} computes {d.device_busy_ms[first]:.2f} ms per step against "
+                         f"{float(np.mean(others)):.2f} ms on the others (loss, gathered outputs and the "
+                         "optimizer run there alone).")
+        findings.append(Finding("medium" if d.overhead_ms > 0.05 * d.step_ms else "info", text))
+        if d.ddp_step_ms is not None and d.ddp_step_ms < 0.95 * d.step_ms:
+            advice.append(Advice(
+                "parallelism", "DistributedDataParallel", d.step_ms, d.ddp_step_ms,
+                f"nn.DataParallel spends {d.overhead_ms:.2f} ms of each {d.step_ms:.2f} ms step moving data through "
+                f"device {d.devices[0] if d.devices else 0}. DistributedDataParallel (one process per GPU) drops the "
+                "scatter, broadcast and gather and "
+                f"replaces the reduction by an all-reduce overlapped with backward: estimated {d.ddp_step_ms:.2f} ms "
+                f"per step (all-reduce {d.ddp_allreduce_ms or 0:.2f} ms, twice the measured reduce, of which "
+                f"{d.ddp_exposed_ms or 0:.2f} ms — its last 25 MB bucket — stays exposed). An estimate from this "
+                "trace: it ignores Python-thread (GIL) contention among the replicas, which DDP also removes."))
+    return findings, advice
+
+
+def memory_findings(mem: Sequence[Memory]) -> list[Finding]:
+    out: list[Finding] = []
+    full = [m for m in mem if m.pct is not None and m.pct >= 100 * NEAR_LIMIT]
+    if full:
+        m = max(full, key=lambda m: m.pct or 0.0)
+        text = (f"Rank {m.rank} reserves {m.peak_reserved / 2**30:.1f} GiB of {m.device}'s "
+                f"{(m.total or 0) / 2**30:.1f} GiB ({m.pct:.0f}%). Sharding gradients and optimizer state "
+                "(ZeRO: FSDP, or ZeroRedundancyOptimizer) divides them by the number of ranks; compact dtypes "
+                "(bf16 mixed precision) halve activations and gradients.")
+        if m.bucket_copy and m.bucket_bytes:
+            text += (f" DDP's buckets hold a second copy of the gradients ({m.bucket_bytes / 2**30:.2f} GiB): "
+                     "gradient_as_bucket_view=True removes it.")
+        if m.compression_persistent or m.compression_transient:
+            text += f" The comm hook's own buffers: {_hook_buffers(m)}."
+        out.append(Finding("high", text))
+    hooked = [m for m in mem if m.compression_persistent or m.compression_transient]
+    if hooked and not full:
+        m = max(hooked, key=lambda m: m.compression_persistent + m.compression_transient)
+        out.append(Finding("info", f"Rank {m.rank}'s comm hook ({m.hook}) costs memory: {_hook_buffers(m)} "
+                                   f"(peak reserved on {m.device}: {m.peak_reserved / 2**30:.2f} GiB)."))
+    return out
+
+
+def _hook_buffers(m: Memory) -> str:
+    parts = []
+    if m.compression_persistent:
+        parts.append(f"{m.compression_persistent / 2**20:.1f} MiB kept across steps (PowerSGD's error feedback and "
+                     "factors)")
+    if m.compression_transient:
+        parts.append(f"up to {m.compression_transient / 2**20:.1f} MiB while buckets are in flight")
+    return ", ".join(parts)
+
+
+def transfer_findings(xfers: Sequence[Transfers], overlaps: Sequence[RankOverlap],
+                      unprof: dict[int, float]) -> tuple[list[Finding], list[Advice]]:
+    findings: list[Finding] = []
+    advice: list[Advice] = []
+    step = {o.rank: unprof.get(o.rank, o.median("step_ns") / 1e6) for o in overlaps}
+    worst = max(xfers, key=lambda t: t.htod_exposed_ms, default=None)
+    if worst is not None and worst.htod_pageable_count and step.get(worst.rank):
+        base = step[worst.rank]
+        gain = worst.htod_exposed_ms
+        text = (f"Rank {worst.rank} copies {worst.htod_pageable_bytes / 1e6:.1f} MB per step to the GPU from pageable "
+                f"host memory ({worst.htod_pageable_count:.0f} copies, {worst.htod_pageable_ms:.2f} ms, "
+                f"{gain:.2f} ms of it with no compute running): each goes through a staging buffer and blocks "
+                "the host.")
+        findings.append(Finding("medium" if gain > 0.02 * base else "info", text))
+        if gain > 0.01 * base:
+            advice.append(Advice("pin_memory", True, base, base - gain,
+                                 text + " Use DataLoader(pin_memory=True) and tensor.to(device, non_blocking=True) "
+                                        "so the copies overlap compute."))
+    syncs = max(xfers, key=lambda t: t.sync_ms, default=None)
+    if syncs is not None and syncs.sync_count and step.get(syncs.rank) and syncs.sync_ms > 0.01 * step[syncs.rank]:
+        findings.append(Finding("medium", f"Rank {syncs.rank} blocks in host synchronization "
+                                          f"(cudaStreamSynchronize / cudaDeviceSynchronize / cudaMemcpy) "
+                                          f"{syncs.sync_count:.0f} times per step, {syncs.sync_ms:.2f} ms: .item(), "
+                                          ".cpu() or printing a CUDA tensor inside the step stalls the CPU until the "
+                                          "GPU catches up, so it cannot queue the next kernels."))
+    return findings, advice

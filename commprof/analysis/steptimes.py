@@ -1,0 +1,26 @@
+"""Step time outside the profiler, from the wall times ``prof.step()`` recorded for every step (sidecar)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import Run
+
+
+def unprofiled_step_ms(run: Run) -> dict[int, float]:
+    """Per rank: the median wall time of its steps outside the profiler, in ms (ranks without a sidecar are absent).
+
+    Skipped: the first step (start-up: allocator warm-up, lazy init) and the step right after a profiled one (the
+    peers' trace export blocks it in their collectives) — unless nothing else is left."""
+    out: dict[int, float] = {}
+    for rt in run.ranks:
+        if rt.sidecar is None:
+            continue
+        times = sorted(rt.sidecar.step_times, key=lambda s: s.number)
+        vals = [s.end_ns - s.start_ns for i, s in enumerate(times)
+                if not s.profiled and i > 0 and not times[i - 1].profiled]
+        if not vals:
+            vals = [s.end_ns - s.start_ns for s in times if not s.profiled]
+        if vals:
+            out[rt.rank] = float(np.median(vals)) / 1e6
+    return out

@@ -1,0 +1,50 @@
+"""Raw Kineto / chrome-trace keys and names, in one place (HTA's default_event_args idea).  Only the reader
+uses them."""
+
+# the document
+TRACE_EVENTS = "traceEvents"
+DISTRIBUTED_INFO = "distributedInfo"
+DEVICE_PROPERTIES = "deviceProperties"
+BASE_TIME_NS = "baseTimeNanoseconds"
+
+# an event
+PH, CAT, NAME, TS, DUR, PID, TID, ARGS = "ph", "cat", "name", "ts", "dur", "pid", "tid", "args"
+PH_COMPLETE, PH_META, PH_INSTANT = "X", "M", "i"
+META_THREAD_NAME = "thread_name"  # a metadata event naming a thread (its args.name)
+MEMORY_EVENT = "[memory]"  # an instant event after each allocation or free (profile_memory=True)
+
+# categories
+CAT_KERNEL, CAT_MEMCPY, CAT_MEMSET = "kernel", "gpu_memcpy", "gpu_memset"
+CAT_RUNTIME, CAT_DRIVER = "cuda_runtime", "cuda_driver"
+CAT_CPU_OP, CAT_GPU_USER_ANNOTATION = "cpu_op", "gpu_user_annotation"
+
+# names
+STEP_PREFIX = "ProfilerStep#"
+RPC = "record_param_comms"
+
+# args
+A_NAME = "name"
+A_CORRELATION = "correlation"
+A_DEVICE = "device"
+A_IN_DEVICE = "inDevice"
+A_BYTES = "bytes"
+A_STREAM = "stream"
+A_COLL_NAME = "Collective name"
+A_IN_NELEMS = "In msg nelems"
+A_OUT_NELEMS = "Out msg nelems"
+A_GROUP_SIZE = "Group size"
+A_DTYPE = "dtype"
+A_PG_NAME = "Process Group Name"
+A_SEQ = "Seq"
+A_INPUT_DIMS = "Input Dims"
+A_INPUT_TYPE = "Input type"
+A_CONCRETE = "Concrete Inputs"
+A_TOTAL_ALLOCATED = "Total Allocated"
+A_TOTAL_RESERVED = "Total Reserved"
+A_DEVICE_TYPE = "Device Type"
+A_DEVICE_ID = "Device Id"
+
+# distributedInfo and its process groups; deviceProperties
+DI_RANK, DI_WORLD, DI_BACKEND, DI_PG_CONFIG = "rank", "world_size", "backend", "pg_config"
+PG_NAME, PG_DESC, PG_RANKS = "pg_name", "pg_desc", "ranks"
+DP_NAME, DP_ID, DP_TOTAL_MEM = "name", "id", "totalGlobalMem"

@@ -1,0 +1,52 @@
+"""The sidecar's schema (``rank{R}.commprof.json``), shared by the writer (``commprof.capture``) and the reader
+(``commprof.reader.sidecar``).
+
+A JSON object; times are Unix nanoseconds (the reader moves them onto the trace's clock)::
+
+    schema, run_id, rank, world_size, backend, versions{}, device, host, pid, clock, schedule{},
+    ddp: {bucket_cap_mb, bucket_bytes_cap, first_bucket_bytes, gradient_as_bucket_view, static_graph,
+          find_unused_parameters, broadcast_buffers, hook, hook_matrix_rank, hook_registered, recording,
+          process_group_size, params: [[name, numel, dtype, shape], ...]} | null,
+    layouts: [{id, buckets: [[[param, numel], ...], ...]}],
+    buckets: [{step, index, numel, bytes, dtype, is_last, layout, ready_unix_ns, hook_unix_ns, launch_unix_ns,
+               observed}],
+    param_ready: {step: {param: unix_ns}},
+    steps: [{step, start_unix_ns, end_unix_ns, profiled}],
+    module_order: [name], modules: [{step, name, fwd_start, fwd_end, bwd_start, bwd_end, out_bytes}],
+    warnings: [str]
+
+Versioned: a reader accepts older files through defaults and refuses newer ones.
+"""
+
+from __future__ import annotations
+
+SCHEMA = "commprof.sidecar/1"
+SCHEMA_PREFIX = "commprof.sidecar/"
+VERSION = 1
+SCHEMA_KEY = "schema"
+MAX_BYTES = 512 * 1024**2
+
+# top level
+RUN_ID, RANK, WORLD_SIZE, BACKEND, VERSIONS, DEVICE = "run_id", "rank", "world_size", "backend", "versions", "device"
+DDP, LAYOUTS, BUCKETS, PARAM_READY, STEPS = "ddp", "layouts", "buckets", "param_ready", "steps"
+MODULE_ORDER, MODULES, WARNINGS = "module_order", "modules", "warnings"
+
+# ddp settings
+BUCKET_CAP_MB, BUCKET_BYTES_CAP, FIRST_BUCKET_BYTES = "bucket_cap_mb", "bucket_bytes_cap", "first_bucket_bytes"
+GRADIENT_AS_BUCKET_VIEW, STATIC_GRAPH = "gradient_as_bucket_view", "static_graph"
+FIND_UNUSED_PARAMETERS, BROADCAST_BUFFERS = "find_unused_parameters", "broadcast_buffers"
+HOOK, HOOK_MATRIX_RANK, HOOK_REGISTERED, RECORDING = "hook", "hook_matrix_rank", "hook_registered", "recording"
+PROCESS_GROUP_SIZE, PARAMS = "process_group_size", "params"
+
+# a layout; a bucket of a step
+LAYOUT_ID, LAYOUT_BUCKETS = "id", "buckets"
+B_STEP, B_INDEX, B_NUMEL, B_BYTES, B_DTYPE, B_IS_LAST = "step", "index", "numel", "bytes", "dtype", "is_last"
+B_LAYOUT, B_OBSERVED = "layout", "observed"
+B_READY, B_HOOK, B_LAUNCH = "ready_unix_ns", "hook_unix_ns", "launch_unix_ns"
+
+# a step's wall time
+S_STEP, S_START, S_END, S_PROFILED = "step", "start_unix_ns", "end_unix_ns", "profiled"
+
+# a module call
+M_STEP, M_NAME, M_FWD_START, M_FWD_END = "step", "name", "fwd_start", "fwd_end"
+M_BWD_START, M_BWD_END, M_OUT_BYTES = "bwd_start", "bwd_end", "out_bytes"

@@ -1,0 +1,169 @@
+"""Typed model of a traced run.
+
+Everything here is a frozen record.  Times are integer nanoseconds on the rank's own trace clock
+(Kineto ``ts`` x 1000); ``RankTrace.base_time_ns`` added to a trace time gives Unix time.
+Interval lanes are numpy column arrays, never lists of Python objects, so that a trace with
+millions of kernels stays small in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .sidecar import Sidecar
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A set of intervals ``[start_ns, end_ns)`` with the step each one is attributed to.
+
+    ``step`` holds the ``ProfilerStep#N`` number the interval belongs to, or -1 when it falls
+    outside every step.  GPU work belongs to the step whose CPU side launched it: ``launch_ns`` is
+    when the CPU launched (or issued) each interval's work (its own start for CPU work, -1 where the
+    trace lacks the launch; such work is attributed by its own start).
+    """
+
+    start_ns: np.ndarray  # int64
+    end_ns: np.ndarray  # int64
+    step: np.ndarray  # int64, -1 = outside every step
+    launch_ns: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return int(self.start_ns.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One ``ProfilerStep#N`` span on the CPU."""
+
+    number: int
+    start_ns: int
+    end_ns: int
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Collective:
+    """One collective or point-to-point call as this rank saw it.
+
+    ``issue_ns`` is when the CPU called it (``record_param_comms`` / ``c10d::*``), ``start_ns`` and
+    ``end_ns`` when it ran (the NCCL kernel, or the gloo transfer on its worker thread).  Either side
+    may be missing: a world-size-1 NCCL job launches no kernel; a kernel can lack its CPU record.
+    ``bytes`` follows DESIGN.md: max(in, out) elements x element size.
+    """
+
+    op: str
+    process_group: str
+    group_size: int
+    dtype: str
+    bytes: int
+    issue_ns: int | None
+    start_ns: int | None
+    end_ns: int | None
+    step: int
+    seq: int | None = None
+    name: str = ""
+    lane: str = ""
+    algorithm: str | None = None
+    protocol: str | None = None
+
+    @property
+    def duration_ns(self) -> int:
+        if self.start_ns is None or self.end_ns is None:
+            return 0
+        return self.end_ns - self.start_ns
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessGroup:
+    name: str
+    description: str
+    ranks: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DPCall:
+    """One call of an ``nn.DataParallel`` autograd function (Broadcast, Scatter, Gather, ReduceAddCoalesced)
+    and the GPU work it launched: NCCL kernels and device copies, each ``(device, start, end, kind, bytes)``."""
+
+    name: str
+    start_ns: int
+    end_ns: int
+    step: int  # -1 outside every step
+    bytes: int | None  # its tensor arguments (Input Dims x dtype); None without record_shapes
+    gpu: tuple[tuple[int, int, int, str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HostTransfers:
+    """GPU traces: copies between the GPU and pageable host memory (a staging copy, synchronous for the host),
+    with their bytes and direction, and host-side synchronizing runtime calls (cudaStreamSynchronize, ...)."""
+
+    pageable: Lane
+    pageable_bytes: np.ndarray  # int64, one per pageable copy
+    pageable_htod: np.ndarray  # bool, host to device
+    host_syncs: Lane
+
+
+@dataclass(frozen=True, slots=True)
+class RankTrace:
+    """Everything the analysis needs from one rank's trace (and sidecar, when there is one)."""
+
+    rank: int
+    world_size: int | None
+    backend: str | None
+    path: str
+    device_kind: str  # "cuda" (GPU kernels present) or "cpu"
+    devices: tuple[str, ...]
+    base_time_ns: int
+    steps: tuple[Step, ...]
+    compute: Lane
+    comm: Lane
+    memcpy: Lane
+    collectives: tuple[Collective, ...]
+    process_groups: tuple[ProcessGroup, ...]
+    sidecar: Sidecar | None
+    warnings: tuple[str, ...]
+    event_count: int = 0
+    transfers: HostTransfers | None = None
+    # with profile_memory=True: device ("cuda:0", "cpu:-1") -> (peak allocated, peak reserved) bytes
+    memory_peak: dict[str, tuple[int, int]] = field(default_factory=dict)
+    device_memory: dict[str, int] = field(default_factory=dict)  # "cuda:N" -> total bytes (deviceProperties)
+    # the large element-wise CPU operators (copy_, add_, mul, ...): bytes of one pass over the first input, and
+    # the operator's duration (a 2 x n int64 array); the advisor measures memory-pass rates on them
+    elementwise: np.ndarray | None = None
+    # nn.DataParallel (one process driving several GPUs): its calls, and per step and device the union of
+    # compute-kernel time (device -> ns), for the imbalance DataParallel causes on its first device
+    dp_calls: tuple[DPCall, ...] = ()
+    device_busy: dict[int, dict[int, int]] = field(default_factory=dict)
+
+    @property
+    def first_ns(self) -> int:
+        ends = [int(lane.start_ns.min()) for lane in (self.compute, self.comm) if len(lane)]
+        ends += [s.start_ns for s in self.steps]
+        return min(ends) if ends else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """All ranks of one traced job."""
+
+    path: str
+    ranks: tuple[RankTrace, ...]
+    world_size: int | None
+    run_id: str | None
+    missing_ranks: tuple[int, ...]
+    warnings: tuple[str, ...]
+
+    def rank(self, r: int) -> RankTrace:
+        for t in self.ranks:
+            if t.rank == r:
+                return t
+        raise KeyError(f"rank {r} is not in this run (ranks: {[t.rank for t in self.ranks]})")

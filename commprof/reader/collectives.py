@@ -1,0 +1,250 @@
+"""Collectives: the CPU calls paired with their execution (GPU kernels, or gloo transfers), each described by
+op, process group, group size, dtype and bytes (DESIGN.md: max(in, out) elements x element size)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..formats import keys as K
+from ..model import Collective, ProcessGroup
+from ..units import canonical_dtype, dtype_size
+from . import classify as cl
+from .dataparallel import Launched, kernel_bytes
+from .scan import CpuRec, Scan, int_or
+from .shapes import first_type, int_arg, numel_from_args
+from .steps import StepOf
+from .threads import ThreadIndex
+
+Exec = tuple[int, int, str, dict[str, Any]]  # start, end, name, args of a kernel or transfer
+
+
+@dataclass
+class Meta:
+    op: str = "unknown"
+    pg: str | None = None
+    group_size: int | None = None
+    dtype: str = "unknown"
+    numel: int | None = None
+    seq: int | None = None
+    pg_ptr: str | None = None
+
+
+def meta_from(recs: list[CpuRec]) -> Meta:
+    """Collective metadata from the nested CPU records of one call (outermost first)."""
+    m = Meta()
+    for r in recs:
+        if r.name == K.RPC:
+            _from_rpc(m, r.args)
+        else:
+            if m.op == "unknown" and not r.name.startswith("c10d::barrier"):
+                m.op = cl.canonical_op(r.name)
+            elif r.name.startswith("c10d::barrier"):
+                m.op = "barrier"
+            if m.numel is None or r.name.startswith(("nccl:", "gloo:")):
+                n = numel_from_args(r.args)
+                if n:
+                    m.numel = n
+            t = first_type(r.args)
+            if t and m.dtype == "unknown":
+                m.dtype = canonical_dtype(t)
+    return m
+
+
+def _from_rpc(m: Meta, a: dict[str, Any]) -> None:
+    """What a ``record_param_comms`` record says, old argument sets included."""
+    cn = a.get(K.A_COLL_NAME)
+    if isinstance(cn, str) and cn:
+        m.op = cl.canonical_op(cn)
+    nin, nout = int_arg(a, K.A_IN_NELEMS), int_arg(a, K.A_OUT_NELEMS)
+    if nin is not None or nout is not None:
+        m.numel = max(nin or 0, nout or 0)
+    gs = int_arg(a, K.A_GROUP_SIZE)
+    if gs:
+        m.group_size = gs
+    if isinstance(a.get(K.A_DTYPE), str):
+        m.dtype = canonical_dtype(a[K.A_DTYPE])
+    pg = a.get(K.A_PG_NAME)
+    if isinstance(pg, (str, int)) and not isinstance(pg, bool):
+        m.pg = str(pg)
+    seq = int_arg(a, K.A_SEQ)
+    conc = a.get(K.A_CONCRETE)
+    types = a.get(K.A_INPUT_TYPE)
+    # old record_param_comms(inputs, seq, pg_ptr, rank, name, in_split, out_split, world_size)
+    if (isinstance(conc, list) and len(conc) == 8 and isinstance(types, list) and len(types) == 8
+            and types[1] == "Scalar" and types[2] == "Scalar"):
+        if seq is None and isinstance(conc[1], str) and conc[1].isdigit():
+            seq = int(conc[1])
+        if isinstance(conc[2], str) and conc[2].isdigit():
+            m.pg_ptr = conc[2]
+        if m.group_size is None and isinstance(conc[7], str) and conc[7].isdigit():
+            m.group_size = int(conc[7]) or None
+    if seq is not None:
+        m.seq = seq
+    if m.numel is None:
+        m.numel = numel_from_args(a) or None
+
+
+def _primary_calls(sc: Scan) -> tuple[list[CpuRec], list[Meta]]:
+    """The CPU record that stands for each call (record_param_comms, else the nccl:* annotation, else the
+    c10d::* call), with the metadata of it and the records nested around it."""
+    calls = sc.calls
+    kind = next((k for k in ("rpc", "annotation", "c10d") if calls.get(k)), None)
+    primary = sorted(calls.get(kind, []) if kind else [], key=lambda r: r.start)
+    idx_ann = ThreadIndex(calls.get("annotation", []))
+    idx_c10d = ThreadIndex(calls.get("c10d", []))
+    metas: list[Meta] = []
+    for r in primary:
+        nest: list[CpuRec] = []
+        if kind != "c10d":
+            outer = idx_c10d.enclosing(r.tid, r.start)
+            if outer is not None:
+                nest.append(outer)
+        nest.append(r)
+        if kind == "rpc":
+            inner = idx_ann.within(r.tid, r.start, r.end)
+            if inner is not None:
+                nest.append(inner)
+        metas.append(meta_from(nest))
+    return primary, metas
+
+
+def _executions(sc: Scan, device_kind: str, primary: list[CpuRec], metas: list[Meta]):
+    """Each call's execution (kernels launched inside it; or, on gloo, the k-th transfer of an op with the k-th
+    call of that op) and the executions no call claims (start, end, name, args, issue time or -1)."""
+    exec_of: dict[int, list[Exec]] = defaultdict(list)
+    orphans: list[tuple[int, int, str, dict[str, Any], int]] = []
+    if device_kind == "cuda":
+        idx_primary = ThreadIndex(primary)
+        pos = {id(r): i for i, r in enumerate(primary)}
+        for start, end, name, corr, args in sc.comm_kernels:
+            la = sc.launches.get(corr)
+            call = idx_primary.enclosing(la[1], la[0]) if la is not None else None
+            if call is None:
+                orphans.append((start, end, name, args, la[0] if la is not None else -1))
+            else:
+                exec_of[pos[id(call)]].append((start, end, name, args))
+        return exec_of, orphans
+    by_op_calls: dict[str, list[int]] = defaultdict(list)
+    for i, m in enumerate(metas):
+        by_op_calls[m.op].append(i)
+    by_op_tr: dict[str, list[CpuRec]] = defaultdict(list)
+    for t in sorted(sc.transfers, key=lambda r: r.start):
+        by_op_tr[cl.canonical_op(t.name)].append(t)
+    for op, trs in by_op_tr.items():
+        cand = by_op_calls.get(op, [])
+        for k, t in enumerate(trs):
+            if k < len(cand) and primary[cand[k]].start <= t.start + 1_000:
+                exec_of[cand[k]].append((t.start, t.end, t.name, t.args))
+            else:
+                orphans.append((t.start, t.end, t.name, t.args, t.start))
+    return exec_of, orphans
+
+
+class _Describer:
+    """Turns a call's metadata and executions into a ``Collective``, naming process groups consistently."""
+
+    def __init__(self, world: int | None, pgs: tuple[ProcessGroup, ...], attribute: StepOf) -> None:
+        self.world, self.attribute = world, attribute
+        self.default_pg = pgs[0].name if pgs else "0"
+        self.pg_by_name: dict[str, ProcessGroup] = {}
+        for p in pgs:
+            self.pg_by_name.setdefault(p.name, p)  # the first of a name, as a search in order finds it
+        self.ptr_labels: dict[str, str] = {}
+        self.missing_bytes = 0
+
+    def _group(self, m: Meta) -> str:
+        if m.pg is not None:
+            return m.pg
+        if m.pg_ptr is not None:
+            # old traces name a group only by its address, which differs between ranks: label groups by
+            # the order of their first use instead (the default group is nearly always used first)
+            if m.pg_ptr not in self.ptr_labels:
+                self.ptr_labels[m.pg_ptr] = self.default_pg if not self.ptr_labels else f"pg{len(self.ptr_labels)}"
+            return self.ptr_labels[m.pg_ptr]
+        return self.default_pg
+
+    def collective(self, m: Meta, issue: int | None, execs: list[Exec], issue_for_step: int | None = None):
+        pg = self._group(m)
+        gsize = m.group_size
+        if gsize is None:
+            match = self.pg_by_name.get(pg)
+            gsize = len(match.ranks) if match and match.ranks else (self.world or 1)
+        size = dtype_size(m.dtype)
+        if m.numel is None or size == 0:
+            nbytes = 0
+            self.missing_bytes += 1
+        else:
+            nbytes = m.numel * size
+        name = execs[0][2] if execs else ""
+        algo = proto = None
+        if name and cl.is_comm_kernel(name):
+            kop, algo, proto, _dt = cl.parse_kernel_name(name)
+            if m.op == "unknown":
+                m.op = kop
+        start = min(e[0] for e in execs) if execs else None
+        end = max(e[1] for e in execs) if execs else None
+        t_step = issue if issue is not None else (issue_for_step if issue_for_step is not None else start)
+        step = self.attribute.one(t_step) if t_step is not None else -1
+        lane = ""
+        if execs:
+            a = execs[0][3]
+            lane = f"stream {a[K.A_STREAM]}" if K.A_STREAM in a else "gloo"
+        return Collective(op=m.op, process_group=pg, group_size=int(gsize), dtype=m.dtype, bytes=int(nbytes),
+                          issue_ns=issue, start_ns=start, end_ns=end, step=step, seq=m.seq, name=name,
+                          lane=lane, algorithm=algo, protocol=proto)
+
+
+def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None, pgs: tuple[ProcessGroup, ...],
+                warnings: list[str], path: Path, dp_launched: Launched = ()):
+    """Pair CPU calls with their execution and describe each collective: (collectives in issue order, and the
+    start, end and issue time of every execution interval, as arrays)."""
+    primary, metas = _primary_calls(sc)
+    exec_of, orphans = _executions(sc, device_kind, primary, metas)
+    d = _Describer(world, pgs, attribute)
+    out: list[Collective] = []
+    cs: list[int] = []
+    ce: list[int] = []
+    ci: list[int] = []
+    for i, (r, m) in enumerate(zip(primary, metas, strict=True)):
+        execs = exec_of.get(i, [])
+        if (m.op == "unknown" and not execs) or m.op == "wait":
+            continue  # the record_param_comms of a wait(): bookkeeping, not a collective
+        if execs:
+            ex_meta = meta_from([CpuRec(e[0], e[1], None, e[2], e[3]) for e in execs[:1]])
+            if m.numel is None:
+                m.numel = ex_meta.numel
+            if m.dtype == "unknown":
+                m.dtype = ex_meta.dtype
+        out.append(d.collective(m, r.start, execs))
+        for e in execs:
+            cs.append(e[0])
+            ce.append(e[1])
+            ci.append(r.start)
+    dp_bytes = kernel_bytes(dp_launched) if device_kind == "cuda" else {}
+    for start, end, name, args, issue in orphans:
+        m = meta_from([CpuRec(start, end, None, name, args)])
+        if device_kind == "cuda":
+            kop, _a, _p, kdt = cl.parse_kernel_name(name)
+            m.op = kop
+            if m.dtype == "unknown" and kdt:
+                m.dtype = kdt
+            nb = dp_bytes.get(int_or(args.get(K.A_CORRELATION), -1))
+            if nb is not None and m.numel is None:  # launched by nn.DataParallel: its call's tensors say
+                m.numel, m.dtype = nb // 4, "float32" if m.dtype == "unknown" else m.dtype
+        out.append(d.collective(m, None, [(start, end, name, args)], issue_for_step=issue if issue >= 0 else start))
+        cs.append(start)
+        ce.append(end)
+        ci.append(issue)
+    if d.missing_bytes:
+        warnings.append(f"{path.name}: {d.missing_bytes} collectives carry no size (no record_param_comms sizes, "
+                        "Input Dims or dtype); their bytes count as 0")
+    if orphans and device_kind == "cuda" and primary:
+        warnings.append(f"{path.name}: {len(orphans)} communication kernels have no CPU-side record; "
+                        "op and dtype taken from the kernel name")
+    out.sort(key=lambda c: (c.issue_ns if c.issue_ns is not None else (c.start_ns or 0)))
+    return out, np.array(cs, dtype=np.int64), np.array(ce, dtype=np.int64), np.array(ci, dtype=np.int64)

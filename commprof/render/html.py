@@ -1,0 +1,274 @@
+"""A self-contained ``report.html``: inline CSS, plots embedded as data URIs, no network access.
+Every string that comes from a trace goes through ``html_text``."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from ..analysis.analyze import Report
+from .fmt import num as _n
+from .fmt import size as _fmt_bytes
+from .safe import html_text as h
+from .summary import summary
+
+GLOSSARY = [
+    ("compute", "GPU traces: kernels that are not communication, union over all streams. CPU-only (gloo) "
+                "traces: CPU operators on the training threads, minus collective bookkeeping (c10d::*, "
+                "record_param_comms) and blocking waits."),
+    ("comm", "GPU: NCCL/RCCL kernels (ncclKernel_*, ncclDevKernel_*), union over all streams. gloo: the "
+             "transfer events (gloo:*) on the backend's worker threads."),
+    ("overlapped", "|comm ∩ compute|: communication hidden behind compute."),
+    ("overlap %", "overlapped / comm, over the whole analyzed window (HTA's and TensorBoard's definition)."),
+    ("exposed comm", "comm − overlapped: communication time that nothing hides; the step waits for it."),
+    ("other", "step time − |compute ∪ comm|: idle, host overhead, data loading, memcpy."),
+    ("bytes", "max(input, output elements) × element size of each collective (record_param_comms, else "
+              "Input Dims × dtype)."),
+    ("algbw / busbw", "algbw = bytes / kernel time; busbw = algbw × nccl-tests factor (all-reduce 2(n−1)/n; "
+                      "all-gather, reduce-scatter, all-to-all (n−1)/n; others 1). Kernel time includes "
+                      "waiting for late ranks, so these are lower bounds."),
+    ("wait", "per rank and step: the union over collectives of [this rank's arrival, last rank's arrival] "
+             "(arrival: NCCL kernel start, or the CPU call for gloo), on clocks aligned by the collectives' "
+             "common end times."),
+    ("transfer time, α, β", "from the moment every rank had started a collective to its end (waits removed; "
+                            "overlapping transfers share the link); t = α + bytes/β fitted per op and group."),
+    ("advice", "predicted by replaying the backward pass: DDP's re-bucketing in gradient-ready order, one "
+               "collective at a time on the channel, the run's own α and β; compute-side times calibrated to the "
+               "step time measured outside the profiler."),
+    ("straggler", "a rank that arrives last at a collective, more than the threshold after the first."),
+    ("per step", "ms values are medians over the analyzed ProfilerStep#N spans; GPU work belongs to the "
+                 "step whose CPU side launched it."),
+]
+
+CSS = """
+body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1180px;margin:0 auto;padding:20px 28px}
+h1{font-size:22px;margin:4px 0}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd}
+.sub{color:#666}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
+.card{background:#fff;border:1px solid #e2e2e2;border-radius:6px;padding:8px 14px;min-width:130px}
+.card b{display:block;font-size:20px}.card span{color:#666;font-size:12px}
+.sev-high{border-left:5px solid #D1495B}.sev-medium{border-left:5px solid #EDA247}.sev-info{border-left:5px solid #8aa}
+.finding{background:#fff;padding:8px 12px;margin:6px 0;border-radius:4px}
+table{border-collapse:collapse;background:#fff;font-size:13px}th,td{padding:4px 9px;border-bottom:1px solid #eee}
+th{background:#f0f0f0;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;background:#fff;border:1px solid #e2e2e2;margin:6px 0}
+dl dt{font-weight:600;margin-top:6px}dl dd{margin-left:18px;color:#444}
+.warn li{color:#7a4a00}
+"""
+
+
+def _img(name: str, png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img id="plot-{name}" alt="{h(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _row(values) -> str:
+    return "<tr>" + "".join(f"<td class='n'>{v}</td>" for v in values) + "</tr>"
+
+
+def _head(*cols: str) -> str:
+    return "<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
+
+
+def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
+    """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given."""
+    if plots is None:
+        from .plots import all_plots
+
+        plots = all_plots(rep)
+    s = summary(rep)
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
+             f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}</style></head><body><main>",
+             f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
+             f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
+    for section in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth, _buckets, _pipeline,
+                    _dataparallel, _memory, _stragglers, _warnings):
+        parts.extend(section(rep, s, plots))
+    parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{h(k)}</dt><dd>{h(v, 2000)}</dd>" for k, v in GLOSSARY)
+                 + "</dl>")
+    parts.append(f"<p class='sub'>commprof {h(s['commprof_version'])}</p></main></body></html>")
+    return "\n".join(parts)
+
+
+def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    ranks = s["ranks"]
+    step_ms = _median([r["step_ms"] for r in ranks])
+    exposed = _median([r["exposed_comm_ms"] for r in ranks])
+    overlap = _median([r["overlap_pct"] for r in ranks])
+    nbytes = _median([r["comm_bytes_per_step"] for r in ranks])
+    share = 100 * exposed / step_ms if step_ms else 0.0
+    return ["<div class='cards'>",
+            _card(f"{step_ms:.2f} ms", "step time (median)"),
+            _card(f"{exposed:.2f} ms", f"exposed comm per step ({share:.0f}%)"),
+            _card(f"{overlap:.1f}%", "comm overlapped by compute"),
+            _card(_fmt_bytes(nbytes), "communicated per step per rank"),
+            _card(str(len(ranks)), "ranks analyzed"),
+            "</div>"]
+
+
+def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    parts = ["<h2>Findings and advice</h2>"]
+    if not rep.findings and not rep.advice:
+        parts.append("<p>Nothing stands out.</p>")
+    for f in rep.findings:
+        parts.append(f"<div class='finding sev-{h(f.severity)}'>{h(f.text, 1000)}</div>")
+    for a in rep.advice:
+        parts.append(f"<div class='finding sev-high'><b>Set {h(a.knob)} = {h(a.value)}</b>: "
+                     f"{a.baseline_step_ms:.1f} → {a.predicted_step_ms:.1f} ms per step. {h(a.why, 1000)}</div>")
+    return parts
+
+
+def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    parts = []
+    if "breakdown" in plots:
+        parts.append("<h2>Per-rank breakdown</h2>" + _img("breakdown", plots["breakdown"],
+                                                          "stacked bars of compute, overlapped, exposed, other"))
+    if "timeline" in plots:
+        parts.append("<h2>One step, every rank</h2>" + _img("timeline", plots["timeline"], "timeline of one step"))
+    if "stragglers" in plots:
+        parts.append("<h2>Who waits for whom</h2>" + _img("stragglers", plots["stragglers"],
+                                                        "heatmap of wait per rank and collective"))
+    return parts
+
+
+def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    parts = ["<h2>Per rank (median per step, ms)</h2>" + _head(
+        "rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
+        "unprofiled step")]
+    for r in s["ranks"]:
+        parts.append(_row((r["rank"], _n(r["step_ms"]), _n(r["compute_ms"]), _n(r["comm_ms"]),
+                           _n(r["overlapped_ms"]), _n(r["exposed_comm_ms"]), _n(r["other_ms"]),
+                           _n(r["overlap_pct"], 1), _n(r["wait_ms"]), h(_fmt_bytes(r["comm_bytes_per_step"])),
+                           _n(r["step_ms_unprofiled"]))))
+    parts.append("</table>")
+    return parts
+
+
+def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if not s["collectives"]:
+        return []
+    parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
+        "op", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s")]
+    for c in s["collectives"]:
+        parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['process_group'])}</td><td class='n'>{c['group_size']}"
+                     f"</td><td>{h(c['dtype'])}</td><td class='n'>{_n(c['count'], 1)}</td>"
+                     f"<td class='n'>{h(_fmt_bytes(c['bytes']))}</td><td class='n'>{_n(c['time_ms'])}</td>"
+                     f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
+def _bandwidth(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if not s["bandwidth_model"]:
+        return []
+    img = _img("bandwidth", plots["bandwidth"], "bus bandwidth vs message size") if "bandwidth" in plots else ""
+    parts = ["<h2>Latency-bandwidth model</h2>" + img + "<p>t = α + bytes/β fitted to the run's own "
+             "collectives, on transfer times (from the moment every rank had started to the end: waits "
+             "removed; overlapping transfers share the link). NCCL kernel "
+             "names say which algorithm and protocol a kernel was compiled for; NCCL may choose "
+             "differently at run time.</p>" + _head("op", "group", "n", "points", "α µs", "β GB/s", "busbw GB/s",
+                                                    "peak GB/s", "% of peak", "peak from")]
+    for f in s["bandwidth_model"]:
+        parts.append(f"<tr><td>{h(f['op'])}</td><td>{h(f['process_group'])}</td><td class='n'>{f['group_size']}"
+                     f"</td><td class='n'>{f['points']}</td><td class='n'>{_n(f['alpha_us'], 1)}</td>"
+                     f"<td class='n'>{_n(f['beta_gbps'])}</td><td class='n'>{_n(f['busbw_gbps'])}</td>"
+                     f"<td class='n'>{_n(f['peak_gbps'], 0)}</td><td class='n'>{_n(f['pct_of_peak'], 1)}</td>"
+                     f"<td>{h(f['peak_source'] or '-')}</td></tr>")
+    parts.append("</table>")
+    return parts
+
+
+def _buckets(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if not s["buckets"]:
+        return []
+    parts = ["<h2>DDP buckets</h2>"]
+    if "buckets" in plots:
+        parts.append(_img("buckets", plots["buckets"], "bucket sizes and exposure"))
+    parts.append(_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms"))
+    for b in s["buckets"]:
+        parts.append(_row((b["index"], h(_fmt_bytes(b["bytes"])), b["params"], _n(b["ready_ms"]),
+                           _n(b["launch_ms"]), _n(b["comm_ms"]), _n(b["exposed_ms"]))))
+    parts.append("</table>")
+    return parts
+
+
+def _pipeline(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if not s["pipeline"]:
+        return []
+    parts = ["<h2>Pipeline stages</h2>" + _head("stage (rank)", "layers", "compute ms/step", "bubble ms/step",
+                                                "micro-batches", "sent per micro-batch",
+                                                "transfer ms per micro-batch")]
+    for st in s["pipeline"]["stages"]:
+        parts.append(_row((st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
+                           h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))))
+    parts.append("</table>")
+    return parts
+
+
+def _dataparallel(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    parts = []
+    for d in s.get("dataparallel") or []:
+        est = d["ddp_estimate_step_ms"]
+        parts.append(f"<h2>nn.DataParallel (rank {d['rank']}, devices {h(', '.join(map(str, d['devices'])))})</h2>"
+                     f"<p>{_n(d['overhead_ms'])} ms of a {_n(d['step_ms'])} ms step moves data through the first "
+                     "device"
+                     + (f"; DistributedDataParallel estimate: {_n(est)} ms per step" if est is not None else "")
+                     + ".</p>" + _head("phase", "calls/step", "bytes/step", "copied bytes", "host ms", "GPU ms",
+                                       "busy ms"))
+        for p in d["phases"]:
+            parts.append(f"<tr><td>{h(p['name'])}</td>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
+                p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),
+                _n(p["host_ms"]), _n(p["gpu_ms"]), _n(p["busy_ms"]))) + "</tr>")
+        parts.append("</table>")
+    return parts
+
+
+def _memory(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if not s.get("memory"):
+        return []
+    parts = ["<h2>Memory (profile_memory=True)</h2>" + _head(
+        "rank", "device", "peak allocated", "peak reserved", "% of device", "DDP buckets",
+        "comm hook buffers (kept / in flight)")]
+    for m in s["memory"]:
+        buckets = _fmt_bytes(m["ddp_bucket_bytes"]) + (" (a copy)" if m["ddp_buckets_are_a_copy"] else "")
+        hook = (f"{_fmt_bytes(m['compression_persistent_bytes'])} / {_fmt_bytes(m['compression_transient_bytes'])}"
+                if m["compression_persistent_bytes"] or m["compression_transient_bytes"] else "–")
+        parts.append(_row(h(str(v)) for v in (
+            m["rank"], m["device"], _fmt_bytes(m["peak_allocated_bytes"]), _fmt_bytes(m["peak_reserved_bytes"]),
+            "–" if m["pct_of_device"] is None else m["pct_of_device"], buckets, hook)))
+    parts.append("</table>")
+    return parts
+
+
+def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if not s["stragglers"]:
+        return []
+    parts = [f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
+             "after the first rank. While the others waited, the late rank was computing, communicating "
+             "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
+             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle")]
+    for st in s["stragglers"]:
+        parts.append(_row((st["rank"], st["late_count"], st["instances"], _n(st["mean_late_ms"]),
+                           _n(st["late_compute_ms"]), _n(st["late_comm_ms"]), _n(st["late_idle_ms"]))))
+    parts.append("</table>")
+    return parts
+
+
+def _warnings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if not s["warnings"]:
+        return []
+    return ["<h2>Warnings</h2><ul class='warn'>" + "".join(f"<li>{h(w, 600)}</li>" for w in s["warnings"])
+            + "</ul>"]
+
+
+def _card(big: str, small: str) -> str:
+    return f"<div class='card'><b>{h(big)}</b><span>{h(small)}</span></div>"
+
+
+def _median(vals) -> float:
+    v = sorted(x for x in vals if x is not None)
+    if not v:
+        return 0.0
+    m = len(v) // 2
+    return float(v[m]) if len(v) % 2 else (v[m - 1] + v[m]) / 2

@@ -1,0 +1,176 @@
+"""Terminal summary: findings first, then per-rank, collective and bucket tables; fits 100 columns."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..analysis.analyze import Report
+from .fmt import num as _f
+from .fmt import size as _fmt_bytes
+from .safe import plain
+from .summary import summary
+
+WIDTH = 100
+MAX_ROWS = 12
+
+
+def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str:
+    s = summary(rep)
+    buf = io.StringIO()
+    con = Console(file=buf, width=WIDTH, force_terminal=color, no_color=not color, highlight=False,
+                  emoji=False)
+    head = Text()
+    head.append("commprof", style="bold")
+    head.append(f"  {plain(rep.run.path, 4000)}\n")
+    head.append(f"world size {s['world_size']} · backend {plain(s['backend'])} · "
+                f"{len(s['ranks_loaded'])} rank(s) loaded · steps {_steps(s['steps_analyzed'])} · "
+                f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
+    con.print(head, overflow="fold")
+    con.print()
+    for section in (_findings, _ranks, _collectives, _bandwidth, _buckets, _pipeline, _stragglers, _warnings):
+        section(con, rep, s)
+    _written(con, written)
+    return buf.getvalue()
+
+
+def _table(title: str, cols: Sequence[str], left: Sequence[str] = ()) -> Table:
+    t = Table(title=title, title_justify="left", width=WIDTH)
+    for col in cols:
+        t.add_column(col, justify="left" if col in left else "right", no_wrap=True)
+    return t
+
+
+def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if not (rep.findings or rep.advice):
+        return
+    con.print(Text("Findings", style="bold"))
+    for f in rep.findings:
+        mark = {"high": "!!", "medium": "! ", "info": "  "}.get(f.severity, "  ")
+        con.print(Text(f" {mark} {plain(f.text, 400)}"))
+    for a in rep.advice:
+        con.print(Text(f" -> set {a.knob} = {plain(a.value)}: {a.baseline_step_ms:.1f} ms -> "
+                       f"{a.predicted_step_ms:.1f} ms per step. {plain(a.why, 300)}"))
+    con.print()
+
+
+def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    t = _table("Per rank (median per step)", ("rank", "step ms", "compute", "comm", "overlap", "exposed", "other",
+                                              "overlap %", "wait", "bytes/step"))
+    for r in s["ranks"][:MAX_ROWS * 2]:
+        t.add_row(str(r["rank"]), _f(r["step_ms"]), _f(r["compute_ms"]), _f(r["comm_ms"]),
+                  _f(r["overlapped_ms"]), _f(r["exposed_comm_ms"]), _f(r["other_ms"]), _f(r["overlap_pct"], 1),
+                  _f(r["wait_ms"]), _fmt_bytes(r["comm_bytes_per_step"]))
+    con.print(t)
+    if len(s["ranks"]) > MAX_ROWS * 2:
+        con.print(f"  … {len(s['ranks']) - MAX_ROWS * 2} more ranks in summary.json")
+    unprof = [r for r in s["ranks"] if r["step_ms_unprofiled"] is not None]
+    if unprof:
+        r0 = unprof[0]
+        con.print(Text(f"  step time outside the profiler (rank {r0['rank']}): {r0['step_ms_unprofiled']:.2f} ms "
+                       f"vs {r0['step_ms']:.2f} ms while profiled"))
+    con.print()
+
+
+def _collectives(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if not s["collectives"]:
+        return
+    t = _table("Collectives (per step, per rank)", ("op", "group", "n", "dtype", "count", "bytes", "time ms",
+                                                    "algbw GB/s", "busbw GB/s"), left=("op", "dtype", "group"))
+    for c in s["collectives"][:MAX_ROWS]:
+        t.add_row(plain(c["op"], 16), plain(c["process_group"], 12), str(c["group_size"]),
+                  plain(c["dtype"], 10), _f(c["count"], 1), _fmt_bytes(c["bytes"]), _f(c["time_ms"]),
+                  _f(c["algbw_gbps"]), _f(c["busbw_gbps"]))
+    con.print(t)
+    if len(s["collectives"]) > MAX_ROWS:
+        con.print(f"  … {len(s['collectives']) - MAX_ROWS} more rows in summary.json")
+    con.print()
+
+
+def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if not s["bandwidth_model"]:
+        return
+    t = _table("Latency-bandwidth model t = α + bytes/β (transfer time, waits removed)",
+               ("op", "group", "n", "points", "α µs", "β GB/s", "busbw GB/s", "peak GB/s", "% of peak"),
+               left=("op", "group"))
+    for f in s["bandwidth_model"][:MAX_ROWS]:
+        t.add_row(plain(f["op"], 16), plain(f["process_group"], 12), str(f["group_size"]), str(f["points"]),
+                  _f(f["alpha_us"], 1), _f(f["beta_gbps"]), _f(f["busbw_gbps"]), _f(f["peak_gbps"], 0),
+                  _f(f["pct_of_peak"], 1))
+    con.print(t)
+    peaks = {f["peak_source"] for f in s["bandwidth_model"] if f["peak_source"]}
+    if peaks and "given with --link-gbps" not in peaks:
+        con.print(Text(f"  peak: {', '.join(sorted(peaks))}; set your own with --link-gbps (GB/s)"))
+    con.print()
+
+
+def _buckets(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if not s["buckets"]:
+        return
+    t = _table("DDP buckets (ms from step start, median)", ("bucket", "bytes", "params", "ready", "launch",
+                                                            "comm ms", "exposed ms"))
+    for b in s["buckets"][:MAX_ROWS]:
+        t.add_row(str(b["index"]), _fmt_bytes(b["bytes"]), str(b["params"]), _f(b["ready_ms"]),
+                  _f(b["launch_ms"]), _f(b["comm_ms"]), _f(b["exposed_ms"]))
+    con.print(t)
+    con.print()
+
+
+def _pipeline(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if not s["pipeline"]:
+        return
+    t = _table("Pipeline stages (per step; transfers per micro-batch)", ("stage (rank)", "layers", "compute ms",
+                                                                         "bubble ms", "micro-batches", "sent / mb",
+                                                                         "xfer ms/mb"))
+    for st in s["pipeline"]["stages"]:
+        t.add_row(str(st["rank"]), str(st["layers"]), _f(st["compute_ms"]), _f(st["bubble_ms"]),
+                  str(st["microbatches"]), _fmt_bytes(st["sent_bytes_per_microbatch"]),
+                  _f(st["transfer_ms_per_microbatch"]))
+    con.print(t)
+    con.print()
+
+
+def _stragglers(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if not s["stragglers"]:
+        return
+    con.print(Text(f"Stragglers (late = last to arrive, > {s['straggler_threshold_ms']:.2f} ms after the first)",
+                   style="bold"))
+    for st in s["stragglers"][:5]:
+        con.print(Text(f"  rank {st['rank']}: late at {st['late_count']} of {st['instances']} collectives, "
+                       f"by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
+                       f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
+                       f"idled {st['late_idle_ms']:.2f} ms"))
+    con.print()
+
+
+def _warnings(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if not s["warnings"]:
+        return
+    con.print(Text(f"Warnings ({len(s['warnings'])})", style="bold"))
+    for w in s["warnings"][:8]:
+        con.print(Text(f"  - {plain(w, 300)}"))
+    if len(s["warnings"]) > 8:
+        con.print(f"  … {len(s['warnings']) - 8} more in summary.json")
+    con.print()
+
+
+def _written(con: Console, written: Sequence[str]) -> None:
+    folders = sorted({str(Path(p).parent) for p in written})
+    for folder in folders:
+        con.print(Text(f"wrote {plain(folder, 4000)}/", overflow="fold"))
+        names = [Path(p).name for p in written if str(Path(p).parent) == folder]
+        con.print(Text("  " + "  ".join(plain(n) for n in names), overflow="fold"))
+
+
+def _steps(nums: list[int]) -> str:
+    if not nums:
+        return "none"
+    if nums == list(range(nums[0], nums[-1] + 1)) and len(nums) > 1:
+        return f"{nums[0]}-{nums[-1]}"
+    return ",".join(map(str, nums[:8])) + ("…" if len(nums) > 8 else "")

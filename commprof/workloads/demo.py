@@ -1,0 +1,142 @@
+"""The built-in workload: a small MLP trained with DDP over gloo on CPU, traced with commprof.
+
+``python -m commprof demo`` trains it in two processes, writes the traces, then reports.  The same
+worker serves the tests and benchmarks (``train_worker``), with knobs for a slow rank, bucket size and comm hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
+    "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
+    "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
+    "master": "127.0.0.1", "times": None, "profile_memory": False,
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_step_times(folder: str | None, rank: int, step_ns: list[int]) -> None:
+    """The workload's own step wall times (``times{rank}.json``), for benchmarks that measure without commprof."""
+    if folder:
+        with open(os.path.join(folder, f"times{rank}.json"), "w") as f:
+            json.dump(step_ns, f)
+
+
+def build_model(cfg: dict[str, Any]):
+    import torch
+
+    torch.manual_seed(cfg["seed"])
+    layers: list[Any] = []
+    for _ in range(cfg["layers"]):
+        layers += [torch.nn.Linear(cfg["width"], cfg["width"]), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(cfg["width"], 10))
+    return torch.nn.Sequential(*layers)
+
+
+def _hook(cfg: dict[str, Any]) -> tuple[Any, Any]:
+    """The DDP comm hook and its state the config asks for: None, "fp16", or "powersgd:R" (compressing from the
+    second step on)."""
+    if cfg["hook"] == "fp16":
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+        return default_hooks.fp16_compress_hook, None
+    if str(cfg["hook"]).startswith("powersgd:"):
+        from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as psgd
+        state = psgd.PowerSGDState(process_group=None, start_powerSGD_iter=2,
+                                   matrix_approximation_rank=int(str(cfg["hook"]).split(":")[1]))
+        return psgd.powerSGD_hook, state
+    return None, None
+
+
+def _context(cfg: dict[str, Any], ddp: Any, out: str, rank: int) -> Any:
+    """What the loop runs under: commprof.trace, torch.profiler alone (the overhead benchmark's baseline), or
+    nothing."""
+    import contextlib
+
+    hook, state = _hook(cfg)
+    if cfg["trace"] and not cfg.get("plain_profiler"):
+        from ..capture.session import trace
+
+        return trace(out, model=ddp, wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"],
+                     comm_hook=hook, comm_state=state, profile_memory=cfg["profile_memory"])
+    if hook is not None:
+        ddp.register_comm_hook(state, hook)
+    if cfg.get("plain_profiler"):
+        from torch.profiler import ProfilerActivity, profile, schedule
+
+        return profile(activities=[ProfilerActivity.CPU], record_shapes=True,
+                       schedule=schedule(wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"]),
+                       on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"plain{rank}.json.gz")))
+    return contextlib.nullcontext()
+
+
+def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, Any]) -> None:
+    """One rank: init gloo, wrap the model in DDP, train ``steps`` steps (traced unless trace=False)."""
+    import time
+
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    cfg = {**DEFAULTS, **cfg_in}
+    torch.set_num_threads(cfg["threads"])
+    dist.init_process_group("gloo", init_method=f"tcp://{cfg['master']}:{port}", rank=rank, world_size=world)
+    try:
+        model = build_model(cfg)
+        ddp = DDP(model, bucket_cap_mb=cfg["bucket_cap_mb"], gradient_as_bucket_view=cfg["gradient_as_bucket_view"])
+        opt = torch.optim.SGD(ddp.parameters(), lr=cfg["lr"])
+        gen = torch.Generator().manual_seed(1000 + rank)
+        step_ns: list[int] = []
+        with _context(cfg, ddp, out, rank) as prof:
+            for _ in range(cfg["steps"]):
+                t0 = time.perf_counter_ns()
+                x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
+                y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
+                loss = torch.nn.functional.cross_entropy(ddp(x), y)
+                if cfg["slow_rank"] == rank and cfg["slow_ms"]:
+                    time.sleep(cfg["slow_ms"] / 1000.0)  # an injected straggler: late to every bucket
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if prof is not None:
+                    prof.step()
+                step_ns.append(time.perf_counter_ns() - t0)
+        write_step_times(cfg["times"], rank, step_ns)
+        if cfg["result"]:
+            torch.save({k: v.detach().clone() for k, v in model.state_dict().items()},
+                       os.path.join(cfg["result"], f"params{rank}.pt"))
+        # the workload's own barrier (not commprof's): rank 0 hosts the store, so no rank may tear
+        # down its process group while another still talks to it
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:
+    """Run ``train_worker`` in ``nproc`` processes (torch.multiprocessing, spawn)."""
+    import torch.multiprocessing as mp
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mp.spawn(train_worker, args=(nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+
+
+def _worker_cli(argv: list[str]) -> int:
+    """``python -m commprof.workloads.demo RANK WORLD MASTER PORT OUT CFG_JSON``: one rank, e.g. inside a netns."""
+    rank, world, master, port, out, cfg = argv
+    train_worker(int(rank), int(world), int(port), out, {**json.loads(cfg), "master": master})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_cli(sys.argv[1:]))

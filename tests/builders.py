@@ -1,0 +1,58 @@
+"""Hand-built model records for unit tests: lanes, collectives, ranks and runs with only the fields a test sets,
+and hand-built event lists read through the real reader (``parse``).  Times are integer ns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from commprof.model import Collective, Lane, RankTrace, Run, Sidecar, Step
+
+
+def lane(spans: Sequence[tuple[int, int]] = (), steps: Sequence[int] | None = None,
+         launches: Sequence[int] | None = None) -> Lane:
+    """A lane of ``[start, end)`` intervals; ``steps`` and ``launches`` per interval (default: step 0, launched at
+    its own start)."""
+    s = np.array([a for a, _ in spans], dtype=np.int64)
+    e = np.array([b for _, b in spans], dtype=np.int64)
+    st = np.array(steps if steps is not None else [0] * len(spans), dtype=np.int64)
+    la = np.array(launches if launches is not None else s, dtype=np.int64)
+    return Lane(s, e, st, la)
+
+
+def collective(start: int | None, end: int | None, *, op: str = "allreduce", nbytes: int = 1 << 20,
+               issue: int | None = None, step: int = 0, group: str = "0", group_size: int = 2,
+               dtype: str = "float32", seq: int | None = None) -> Collective:
+    return Collective(op=op, process_group=group, group_size=group_size, dtype=dtype, bytes=nbytes,
+                      issue_ns=issue if issue is not None else start, start_ns=start, end_ns=end, step=step, seq=seq,
+                      lane="stream 7")
+
+
+def rank_trace(rank: int = 0, *, steps: Sequence[tuple[int, int, int]] = ((0, 0, 100_000),),
+               compute: Lane | None = None, comm: Lane | None = None, collectives: Sequence[Collective] = (),
+               world_size: int | None = 2, base_time_ns: int = 0, device_kind: str = "cuda",
+               sidecar: Sidecar | None = None, **more: Any) -> RankTrace:
+    """A rank with ``steps`` as (number, start, end); comm defaults to the collectives' execution intervals."""
+    if comm is None:
+        ran = [c for c in collectives if c.start_ns is not None and c.end_ns is not None]
+        comm = lane([(c.start_ns or 0, c.end_ns or 0) for c in ran], [c.step for c in ran])
+    return RankTrace(rank=rank, world_size=world_size, backend="nccl", path=f"rank{rank}.json",
+                     device_kind=device_kind, devices=(), base_time_ns=base_time_ns,
+                     steps=tuple(Step(n, a, b) for n, a, b in steps), compute=compute or lane(), comm=comm,
+                     memcpy=lane(), collectives=tuple(collectives), process_groups=(), sidecar=sidecar,
+                     warnings=(), **more)
+
+
+def run(*ranks: RankTrace, world_size: int | None = None) -> Run:
+    return Run("built", tuple(ranks), world_size if world_size is not None else len(ranks), None, (), ())
+
+
+def parse(doc: dict[str, Any] | list[Any], name: str = "rank0.json") -> RankTrace:
+    """A hand-built chrome-trace document (as torch.profiler would write it) read by the real reader."""
+    from commprof.reader import parse_document
+    from commprof.reader.jsonio import document
+
+    return parse_document(Path(name), document(doc, name))

@@ -1,0 +1,95 @@
+"""Own multi-rank gloo runs with an injected straggler (rank 1 sleeps before every backward pass)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+import commprof
+from commprof.workloads.demo import launch
+
+pytestmark = pytest.mark.slow
+
+SLEEP_MS = 40.0
+
+
+@pytest.fixture(scope="module")
+def straggler_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("straggler")
+    launch(out, nproc=2, steps=7, width=256, layers=4, bucket_cap_mb=0.25, batch=32, slow_rank=1, slow_ms=SLEEP_MS)
+    return out
+
+
+def _shift_rank(src: Path, dst: Path, rank: int, seconds: float) -> None:
+    """Copy a run, putting one rank's host clock ``seconds`` ahead (its trace and its sidecar)."""
+    dst.mkdir()
+    for p in src.iterdir():
+        if p.is_dir():
+            continue
+        data = p.read_bytes()
+        if p.name == f"rank{rank}.pt.trace.json.gz":
+            doc = json.loads(gzip.decompress(data))
+            for e in doc["traceEvents"]:
+                if isinstance(e.get("ts"), (int, float)):
+                    e["ts"] += seconds * 1e6
+            data = gzip.compress(json.dumps(doc).encode())
+        elif p.name == f"rank{rank}.commprof.json":
+            sc = json.loads(data)
+            for b in sc["buckets"]:
+                for k in ("hook_unix_ns", "launch_unix_ns", "ready_unix_ns"):
+                    if k in b:
+                        b[k] += int(seconds * 1e9)
+            for s in sc["steps"]:
+                s["start_unix_ns"] += int(seconds * 1e9)
+                s["end_unix_ns"] += int(seconds * 1e9)
+            sc["param_ready"] = {k: {n: t + int(seconds * 1e9) for n, t in v.items()}
+                                 for k, v in sc["param_ready"].items()}
+            data = json.dumps(sc).encode()
+        (dst / p.name).write_bytes(data)
+
+
+def test_report_names_the_straggler_and_its_lateness(straggler_run: Path):
+    rep = commprof.analyze(commprof.load(straggler_run))
+    top = rep.cross.stragglers[0]
+    assert top.rank == 1
+    assert top.late_count >= 0.8 * top.instances
+    assert top.mean_late_ms == pytest.approx(SLEEP_MS, rel=0.2)
+    assert top.idle_ms > 0.7 * top.mean_late_ms  # a sleep: neither compute nor communication
+    # rank 0 waits for rank 1 about as long as rank 1 slept, every step
+    assert rep.cross.wait_ms_per_step[0] == pytest.approx(SLEEP_MS, rel=0.25)
+    assert rep.cross.wait_ms_per_step[1] < 0.2 * SLEEP_MS
+    assert any(f.text.startswith("Rank 1 arrives last") for f in rep.findings)
+
+
+def test_clock_shifted_by_seconds_gives_the_same_answers(straggler_run: Path, tmp_path: Path):
+    shifted = tmp_path / "shifted"
+    _shift_rank(straggler_run, shifted, rank=1, seconds=5.0)
+    a = commprof.analyze(commprof.load(straggler_run))
+    b = commprof.analyze(commprof.load(shifted))
+    assert b.cross.offsets_ns[1] - a.cross.offsets_ns[1] == pytest.approx(-5e9, abs=1e3)
+    assert [(s.rank, s.late_count) for s in a.cross.stragglers] == [(s.rank, s.late_count) for s in b.cross.stragglers]
+    assert a.cross.stragglers[0].mean_late_ms == pytest.approx(b.cross.stragglers[0].mean_late_ms, abs=1e-3)
+    assert a.cross.wait_ms_per_step == pytest.approx(b.cross.wait_ms_per_step, abs=1e-3)
+    for oa, ob in zip(a.overlaps, b.overlaps, strict=True):
+        assert oa.window.overlap_pct == pytest.approx(ob.window.overlap_pct)
+        assert [s.exposed_ns for s in oa.steps] == [s.exposed_ns for s in ob.steps]
+    assert [(r.index, r.comm_ns, r.exposed_ns) for r in a.bucket_rows] == \
+        [(r.index, r.comm_ns, r.exposed_ns) for r in b.bucket_rows]
+
+
+def test_spilled_lanes_give_the_same_straggler_split(straggler_run: Path, monkeypatch):
+    """The straggler split reads the late rank's intervals inside its late windows only: from the map step's
+    spilled, memory-mapped unions it must give what the in-memory lanes give."""
+    from commprof.engine import spill
+    from commprof.render.summary import summary
+
+    monkeypatch.setattr(spill, "SPILL_MIN_INTERVALS", 0)  # this small run's lanes are spilled too
+    plain = commprof.analyze(commprof.load(straggler_run, spill=False))
+    run = commprof.load(straggler_run, spill=True)
+    assert all(spill.is_spilled(rt, run.digests.get(rt.rank)) for rt in run.ranks)
+    spilled = commprof.analyze(run)
+    assert spilled.cross.stragglers == plain.cross.stragglers and spilled.cross.stragglers[0].idle_ms > 0
+    assert summary(spilled) == summary(plain)

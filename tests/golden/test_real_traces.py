@@ -1,0 +1,289 @@
+"""Golden numbers on real traces that nobody here wrote (tests/data/real, see each README)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import commprof
+from commprof.analysis.crossrank import cross_rank
+from conftest import real
+
+
+def raw_events(path):
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt") as f:
+        return json.load(f)["traceEvents"]
+
+
+def test_h100_world1_allreduces_every_parameter_once_per_step():
+    run = commprof.load(real("h100-world1"))
+    (rt,) = run.ranks
+    assert rt.device_kind == "cuda" and rt.world_size == 1 and rt.backend == "nccl"
+    assert [s.number for s in rt.steps] == [2, 3, 4]
+    for s in rt.steps:
+        cs = [c for c in rt.collectives if c.step == s.number]
+        assert {c.op for c in cs} == {"allreduce"}
+        assert sum(c.bytes for c in cs) == 4 * 101_794_792
+        assert all(c.start_ns is None for c in cs)  # world size 1: NCCL runs no kernel
+    rep = commprof.analyze(run)
+    (row,) = rep.collectives
+    assert row.bytes == 4 * 101_794_792 and row.count == 13
+
+
+def test_nccl_data_allreduce_count_and_bytes_match_record_param_comms():
+    path = real("hta/tests/data/nccl_parser_config/nccl_data.json.gz")
+    ev = raw_events(path)
+    rpc = [e for e in ev if e.get("name") == "record_param_comms" and e["args"].get("Collective name") == "allreduce"]
+    want_bytes = sum(max(e["args"]["In msg nelems"], e["args"]["Out msg nelems"]) * 4 for e in rpc)
+    (rt,) = commprof.load(path).ranks
+    got = [c for c in rt.collectives if c.op == "allreduce"]
+    assert len(got) == len(rpc) == 15
+    assert sum(c.bytes for c in got) == want_bytes
+    assert all(c.group_size == 2 and c.process_group == "0" and c.dtype == "float32" for c in got)
+    # every all-reduce was paired with its NCCL kernel
+    assert all(c.name.startswith("ncclKernel_AllReduce_RING_LL_Sum_float") for c in got)
+    kernels = [e for e in ev if e.get("cat") == "kernel" and e["name"].startswith("ncclKernel_AllReduce")]
+    assert sum(c.duration_ns for c in got) == pytest.approx(sum(k["dur"] for k in kernels) * 1000, rel=1e-6)
+
+
+def test_megatron_8_ranks_modern_names_matched_across_ranks():
+    run = commprof.load(real("megatron_tp8_a100"))
+    assert [rt.rank for rt in run.ranks] == list(range(8)) and run.world_size == 8
+    for rt in run.ranks:
+        executed = [c for c in rt.collectives if c.start_ns is not None]
+        assert len(executed) == 84
+        assert Counter(c.dtype for c in executed) == {"float16": 81, "float32": 3}
+        assert all(c.name.startswith("ncclDevKernel_AllReduce_Sum_") for c in executed)
+        assert all(c.algorithm == "RING" and c.protocol == "LL" for c in executed)
+        assert executed[0].bytes == 4 * 2048 * 4096 * 2  # Input Dims [[4, 2048, 4096]], c10::Half
+    cr = cross_rank(run.ranks)
+    (g,) = [g for g in cr.groups if g.process_group == "0"]
+    assert g.ranks == tuple(range(8)) and g.arrival_ns.shape == (84, 8)
+    # one node, one clock: offsets are tiny, and matched kernels end together
+    assert max(abs(v) for v in cr.offsets_ns.values()) < 100_000
+    assert np.median(g.end_ns.max(axis=1) - g.end_ns.min(axis=1)) < 100_000
+
+
+def test_dlrm_8_ranks_old_names_alltoall_and_allreduce():
+    run = commprof.load(real("dlrm_8gpu_v100"))
+    assert [rt.rank for rt in run.ranks] == list(range(8))
+    for rt in run.ranks:
+        ops = Counter(c.op for c in rt.collectives if c.start_ns is not None)
+        assert ops == {"alltoall": 5, "allreduce": 3}
+    rep = commprof.analyze(run)
+    # the README: rank 7 spends least time in NCCL (it arrives last, the others wait for it)
+    waits = rep.cross.wait_ms_per_step
+    assert min(waits, key=waits.get) == 7
+    assert rep.cross.stragglers and rep.cross.stragglers[0].rank == 7
+
+
+def test_dlrm_clock_shift_gives_same_answers(tmp_path):
+    src = real("dlrm_8gpu_v100")
+    for p in sorted(src.glob("*.json.gz")):
+        doc = json.loads(gzip.decompress(p.read_bytes()))
+        if p.name.startswith("worker3_"):
+            for e in doc["traceEvents"]:
+                if "ts" in e:
+                    e["ts"] += 7_000_000  # 7 seconds ahead
+        (tmp_path / p.name.removesuffix(".gz")).write_text(json.dumps(doc))
+    a = commprof.analyze(commprof.load(src))
+    b = commprof.analyze(commprof.load(tmp_path))
+    assert abs(b.cross.offsets_ns[3] - a.cross.offsets_ns[3] + 7_000_000_000) < 1_000
+    assert a.cross.wait_ms_per_step == pytest.approx(b.cross.wait_ms_per_step, abs=1e-3)
+    assert [(s.rank, s.late_count) for s in a.cross.stragglers] == [(s.rank, s.late_count) for s in b.cross.stragglers]
+    assert [o.window.overlap_pct for o in a.overlaps] == pytest.approx([o.window.overlap_pct for o in b.overlaps])
+
+
+def test_hta_two_ranks_of_128_report_missing_ranks():
+    run = commprof.load(real("hta/tests/data/trace_filter"))
+    assert [rt.rank for rt in run.ranks] == [0, 1] and run.world_size == 128
+    assert len(run.missing_ranks) == 126
+    assert any("missing ranks" in w for w in run.warnings)
+
+
+@pytest.mark.parametrize("rel,rank,backend", [
+    ("hta/tests/data/cpu_only/rank-34.Jul_15_10_52_41.1074.pt.trace.json.gz", 34, "gloo"),
+    ("hta/tests/data/distributed_info_unavailable/distributed_info_not_found.json.gz", 0, None),
+    ("hta/tests/data/rank_unavailable/rank_not_found.json.gz", 0, "nccl"),
+    ("hta/tests/data/amd_trace/mi250_minitoy_train_ROCm6_2_kineto.json.gz", 0, None),
+    ("hta/tests/data/large_integer_trace/rank-70.Mar_25_20_48_12.2861.pt.trace.json.gz", 70, None),
+    ("hta/tests/data/ns_resolution_trace/rank-0.Apr_03_18_51_38.1102.pt.trace.json.gz", 0, None),
+])
+def test_edge_case_traces_load_and_analyze(rel, rank, backend):
+    run = commprof.load(real(rel))
+    (rt,) = run.ranks
+    assert rt.rank == rank
+    if backend:
+        assert rt.backend == backend
+    rep = commprof.analyze(run)
+    for o in rep.overlaps:
+        assert 0 <= o.window.overlapped_ns <= o.window.comm_ns
+
+
+def test_cpu_only_gloo_trace_counts_gloo_transfers_as_comm():
+    (rt,) = commprof.load(real("hta/tests/data/cpu_only/rank-34.Jul_15_10_52_41.1074.pt.trace.json.gz")).ranks
+    assert rt.device_kind == "cpu"
+    # ten gloo:all_reduce transfers on two pt_gloo_runloop threads, no c10d record on the CPU side
+    assert len(rt.comm) == 10 and len(rt.collectives) == 10
+    assert all(c.op == "allreduce" and c.issue_ns is None for c in rt.collectives)
+    assert Counter(c.bytes for c in rt.collectives) == {321271 * 4: 5, 2082411 * 4: 5}
+    assert {c.group_size for c in rt.collectives} == {300}
+
+
+@pytest.mark.parametrize("rel", ["megatron_tp8_a100", "h100-world1", "dlrm_8gpu_v100",
+                                 "hta/tests/data/cpu_only", "hta/tests/data/df_index_resolver"])
+def test_typed_fast_path_and_orjson_path_give_the_same_summary(rel):
+    """The reader decodes straight into typed events (msgspec, args kept raw); documents it refuses go through
+    orjson.  Both must give the same analysis, number for number."""
+    from pathlib import Path
+
+    import orjson
+
+    from commprof.model import Run
+    from commprof.reader import jsonio, parse_document
+    from commprof.reader.events import Ev
+    from commprof.render.summary import summary
+
+    fast = commprof.load(real(rel))
+    slow_ranks = []
+    for rt in fast.ranks:
+        p = Path(rt.path)
+        raw = p.read_bytes()
+        doc = orjson.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)  # plain dicts
+        events = jsonio.read_document(p).events
+        first = next(iter(events.it))[0] if isinstance(events, jsonio.Batches) else events[0]
+        assert type(first) is Ev  # the fast path was taken (whole, or slice by slice for large files)
+        slow_ranks.append(parse_document(p, jsonio.document(doc, p), rank_hint=rt.rank))
+    slow = Run(fast.path, tuple(slow_ranks), fast.world_size, fast.run_id, fast.missing_ranks, fast.warnings)
+    assert summary(commprof.analyze(slow)) == summary(commprof.analyze(fast))
+
+
+@pytest.mark.parametrize("rel", ["h100-world1", "megatron_tp8_a100", "hta/tests/data/df_index_resolver"])
+def test_large_traces_decoded_slice_by_slice_give_the_same_summary(rel, monkeypatch):
+    """Traces above a size are decoded a slice at a time (bounded memory); forced on small real traces with
+    tiny slices, the analysis must not change."""
+    from commprof.reader import jsonio
+    from commprof.render.summary import summary
+
+    whole = summary(commprof.analyze(commprof.load(real(rel))))
+    monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1)
+    monkeypatch.setattr(jsonio, "CHUNK_BYTES", 64 * 1024)
+    calls = []
+    orig = jsonio._stream_slices
+    monkeypatch.setattr(jsonio, "_stream_slices", lambda *a: (calls.append(1), orig(*a))[1])
+    assert summary(commprof.analyze(commprof.load(real(rel), workers=1))) == whole  # (calls seen here)
+    assert calls  # the sliced path was taken
+
+
+def test_a_layout_that_breaks_slicing_falls_back_to_a_whole_decode(tmp_path, monkeypatch):
+    """A nested object that starts a line at the events' indentation would cut an event in two: that slice
+    fails to decode and the file is read again whole, with the same result."""
+    from commprof.reader import jsonio, parse_document
+
+    ev = []
+    for k in range(50):
+        ev.append(f'  {{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#{k}", "pid": 1, "tid": 1, '
+                  f'"ts": {1000 * k}, "dur": 900, "args":\n  {{"External id": {k}}}}}')
+        ev.append(f'  {{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": {1000 * k + 100}, '
+                  '"dur": 500}')
+    text = '{\n  "traceEvents": [\n' + ",\n".join(ev) + '\n  ],\n  "traceName": "t"\n}'
+    p = tmp_path / "rank0.json"
+    p.write_text(text)
+    expected = commprof.analyze(commprof.load(p))
+    monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1)
+    monkeypatch.setattr(jsonio, "CHUNK_BYTES", 1)  # read a byte at a time: a cut at every line that starts
+    monkeypatch.setattr(jsonio, "READ_BYTES", 1)  # with "  {"
+    monkeypatch.setattr(jsonio, "_HEAD_SEARCH_BYTES", 1)
+    with pytest.raises(jsonio.ChunkLayoutError):
+        parse_document(p, jsonio.read_document(p))
+    got = commprof.analyze(commprof.load(p))
+    assert [s.step for s in got.overlaps[0].steps] == [s.step for s in expected.overlaps[0].steps]
+    assert len(got.overlaps[0].steps) == 50
+
+
+def test_args_read_in_bulk_or_event_by_event_give_the_same_trace(tmp_path):
+    """Runtime calls', kernels' and [memory] events' args are decoded in one call per slice; args that call
+    refuses (null, a string, no args, integers beyond 64 bits) make it decode them one by one.  Either way the
+    parse equals the one of the same document decoded by orjson into plain dicts."""
+    import orjson
+
+    from commprof.reader import jsonio, parse_document
+
+    def trace(odd: bool) -> dict:
+        ev = [{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0,
+               "dur": 10_000}]
+        for k in range(20):
+            t = 100 + 400 * k
+            ev.append({"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": t,
+                       "dur": 5, "args": {"External id": k, "cbid": 211, "correlation": k}})
+            ev.append({"ph": "X", "cat": "kernel", "name": f"gemm{k}", "pid": 0, "tid": 7, "ts": t + 50,
+                       "dur": 100, "args": {"device": k % 2, "stream": 7, "correlation": k, "grid": [1, 1, 1]}})
+            ev.append({"ph": "i", "cat": "cpu_instant_event", "name": "[memory]", "pid": 1, "tid": 1, "ts": t,
+                       "args": {"Device Type": 1, "Device Id": k % 2, "Total Allocated": 1000 * k,
+                                "Total Reserved": 4000 * k, "Bytes": 1000}})
+        if odd:
+            ev[1]["args"] = None
+            ev[2]["args"] = "not an object"
+            del ev[4]["args"]
+            ev[5]["args"]["correlation"] = 2**70  # orjson: a float, so no correlation
+            ev[6]["args"] = {"Device Type": 1, "Device Id": 0, "Total Allocated": 10**9, "Total Reserved": "x"}
+            ev[8]["args"] = {"device": {"nested": 1}, "correlation": 1}
+        return {"traceEvents": ev, "distributedInfo": {"rank": 0, "world_size": 1}}
+
+    for odd in (False, True):
+        p = tmp_path / f"rank0_{odd}.json"
+        p.write_text(json.dumps(trace(odd), indent=2))
+        fast = parse_document(p, jsonio.read_document(p))
+        slow = parse_document(p, jsonio.document(orjson.loads(p.read_bytes()), p))
+        for lane in ("compute", "memcpy", "comm"):
+            for col in ("start_ns", "end_ns", "step", "launch_ns"):
+                assert np.array_equal(getattr(getattr(fast, lane), col), getattr(getattr(slow, lane), col))
+        assert fast.memory_peak == slow.memory_peak and fast.memory_peak
+        assert fast.device_busy == slow.device_busy
+        launched = int((fast.compute.launch_ns >= 0).sum())
+        assert launched == (20 if not odd else 17)  # the odd runtime calls and kernel args lose 3 links
+
+
+def test_gzip_traces_read_the_same_without_isal(monkeypatch, tmp_path):
+    """ISA-L's inflate where installed, zlib elsewhere: same bytes, same errors."""
+    import zlib
+
+    from commprof.errors import InputError
+    from commprof.reader import jsonio, parse_document
+
+    p = real("megatron_tp8_a100") / "megatron_kineto_0.json.gz"
+    with_isal = jsonio.read_document(p, chunked=False)
+    monkeypatch.setattr(jsonio, "_zlib", zlib)
+    assert jsonio.read_document(p, chunked=False).events == with_isal.events
+    cut = tmp_path / "rank0.json.gz"
+    cut.write_bytes(p.read_bytes()[:50_000])
+    data = p.read_bytes()
+    bad = tmp_path / "bad" / "rank0.json.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(data[:20_000] + bytes(b ^ 0x5A for b in data[20_000:21_000]) + data[21_000:])
+    for chunked in (True, False):  # streamed, the error comes while the parser reads the events
+        monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1 if chunked else 2**40)
+        with pytest.raises(InputError, match="truncated gzip"):
+            parse_document(cut, jsonio.read_document(cut))
+        with pytest.raises(InputError, match="corrupt gzip data"):
+            parse_document(bad, jsonio.read_document(bad))
+
+
+def test_a_lone_event_without_args_reads_as_no_args(tmp_path):
+    """One runtime call and one kernel, neither with args: the bulk decode of their (empty) args must not
+    mistake them for zero events."""
+    from commprof.reader import jsonio, parse_document
+
+    ev = [{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0, "dur": 900},
+          {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": 10, "dur": 5},
+          {"ph": "X", "cat": "kernel", "name": "gemm", "pid": 3, "tid": 7, "ts": 50, "dur": 100}]
+    p = tmp_path / "rank0.json"
+    p.write_text(json.dumps({"traceEvents": ev}, indent=2))
+    rt = parse_document(p, jsonio.read_document(p))
+    assert rt.compute.launch_ns.tolist() == [-1] and rt.device_busy == {}
+    assert rt.compute.start_ns.tolist() == [50_000]

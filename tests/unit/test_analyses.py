@@ -1,0 +1,118 @@
+"""Every analysis on hand-built records (tests/builders.py): numbers worked out by hand."""
+
+from __future__ import annotations
+
+import pytest
+from builders import collective, lane, rank_trace, run
+
+from commprof import intervals as iv
+from commprof.analysis.analyze import analyze
+from commprof.analysis.crossrank import cross_rank
+from commprof.analysis.overlap import rank_overlap
+from commprof.analysis.perrank import digest, late_split_spans, results_for, steps_key
+from commprof.analysis.spans import rank_spans
+from commprof.analysis.steptimes import unprofiled_step_ms
+from commprof.analysis.volume import collective_stats
+from commprof.model import Sidecar, StepTime
+
+MS = 1_000_000
+
+
+def _two_steps():
+    """Step 1: compute 0-6 ms, comm 4-9 ms (2 ms hidden, 3 exposed); step 2: compute 10-16, comm 16-18."""
+    comp = lane([(0, 6 * MS), (10 * MS, 16 * MS)], steps=[1, 2])
+    colls = [collective(4 * MS, 9 * MS, step=1, nbytes=100), collective(16 * MS, 18 * MS, step=2, nbytes=300)]
+    return rank_trace(0, steps=((1, 0, 10 * MS), (2, 10 * MS, 20 * MS)), compute=comp, collectives=colls)
+
+
+def test_overlap_per_step_and_window():
+    o = rank_overlap(_two_steps())
+    s1, s2 = o.steps
+    assert (s1.compute_ns, s1.comm_ns, s1.overlapped_ns, s1.exposed_ns, s1.other_ns) == (6 * MS, 5 * MS, 2 * MS,
+                                                                                         3 * MS, 1 * MS)
+    assert (s2.compute_ns, s2.comm_ns, s2.overlapped_ns, s2.exposed_ns, s2.other_ns) == (6 * MS, 2 * MS, 0,
+                                                                                         2 * MS, 2 * MS)
+    assert s1.comm_bytes == 100 and s2.comm_bytes == 300
+    assert o.window.comm_ns == 7 * MS and o.window.overlapped_ns == 2 * MS
+    assert o.window.overlap_pct == pytest.approx(100 * 2 / 7)
+    assert o.mean("exposed_ns") == 2.5 * MS and o.median("step_ns") == 10 * MS
+    only2 = rank_overlap(_two_steps(), steps=[2])
+    assert [s.step for s in only2.steps] == [2] and only2.window.comm_ns == 2 * MS
+
+
+def test_spans_of_a_step_and_of_the_whole_trace():
+    rt = _two_steps()
+    sp = rank_spans(rt, 1)
+    assert iv.length(sp.exposed) == 3 * MS and sp.exposed[0].tolist() == [6 * MS]
+    whole = rank_spans(rt)
+    assert iv.length(whole.compute) == 12 * MS and iv.length(whole.exposed) == 5 * MS
+    comp, comm = late_split_spans(rt)
+    assert iv.length(comp) == 12 * MS and iv.length(comm) == 5 * MS
+
+
+def test_digest_gives_what_the_analyses_give():
+    rt = _two_steps()
+    d = digest(rt)
+    assert d.results == results_for(rt, None, None)
+    assert late_split_spans(rt, d)[1][0].tolist() == late_split_spans(rt)[1][0].tolist()
+    assert steps_key([3, 1, 2]) == range(1, 4) and steps_key([1, 5]) == (1, 5)
+    # asked for other steps than the digest holds: computed again, not taken from it
+    assert results_for(rt, (2,), steps_key((2,)), d).overlap.steps[0].step == 2
+
+
+def test_collective_volume_per_step_and_bandwidth():
+    a = rank_trace(0, steps=((1, 0, 10 * MS), (2, 10 * MS, 20 * MS)),
+                   collectives=[collective(0, 1 * MS, step=1, nbytes=2 * 10**6),
+                                collective(10 * MS, 11 * MS, step=2, nbytes=2 * 10**6)])
+    (row,) = collective_stats([a])
+    assert row.count == 1.0 and row.bytes == 2e6 and row.time_ns == 1 * MS
+    assert row.algbw_gbps == pytest.approx(2e6 / 1e6)  # bytes per ns = GB/s
+    assert row.busbw_gbps == pytest.approx(2.0 * (2 - 1) / 2 * 2.0)
+
+
+def _pair(late_ms: float, shift_ns: int = 0):
+    """Two ranks, three all-reduces; rank 1 arrives ``late_ms`` after rank 0 each time; rank 1's clock is shifted
+    by ``shift_ns``.  Both end together."""
+    r0, r1 = [], []
+    for k in range(3):
+        t = k * 10 * MS
+        r0.append(collective(t, t + 3 * MS, step=1, seq=k))
+        r1.append(collective(t + int(late_ms * MS) + shift_ns, t + 3 * MS + shift_ns, step=1, seq=k))
+    a = rank_trace(0, steps=((1, 0, 30 * MS),), collectives=r0)
+    b = rank_trace(1, steps=((1, shift_ns, 30 * MS + shift_ns),), collectives=r1)
+    return a, b
+
+
+@pytest.mark.parametrize("shift_ns", [0, 7_000_000_000])
+def test_cross_rank_aligns_clocks_and_finds_the_late_rank(shift_ns):
+    a, b = _pair(2.0, shift_ns)
+    cr = cross_rank([a, b])
+    assert cr.offsets_ns == {0: 0, 1: -shift_ns}
+    (g,) = cr.groups
+    assert g.arrival_ns.shape == (3, 2) and g.wait_ns[:, 0].tolist() == [2 * MS] * 3
+    (s,) = cr.stragglers
+    assert (s.rank, s.late_count, s.instances) == (1, 3, 3) and s.mean_late_ms == pytest.approx(2.0)
+    assert s.idle_ms == pytest.approx(2.0)  # nothing ran on rank 1 while rank 0 waited
+    assert cr.wait_ms_per_step == {0: pytest.approx(6.0), 1: 0.0}
+
+
+def test_arrivals_within_the_threshold_make_no_straggler():
+    a, b = _pair(0.5)  # below min(1 ms, 5% of the 30 ms step = 1.5 ms)
+    assert cross_rank([a, b]).stragglers == ()
+
+
+def test_unprofiled_step_time_skips_start_up_and_the_step_after_export():
+    times = [StepTime(0, 0, 900, False), StepTime(1, 1000, 1100, False), StepTime(2, 2000, 2500, True),
+             StepTime(3, 3000, 3800, False), StepTime(4, 4000, 4120, False), StepTime(5, 5000, 5140, False)]
+    side = Sidecar("s", "commprof.sidecar/1", "r", 0, 1, "gloo", {}, "cpu", None, (), (), tuple(times))
+    got = unprofiled_step_ms(run(rank_trace(0, sidecar=side)))
+    assert got == {0: pytest.approx(120 / 1e6)}  # median of 100, 120, 140 ns (steps 1, 4, 5)
+
+
+def test_analyze_a_hand_built_run_end_to_end():
+    a, b = _pair(2.0)
+    rep = analyze(run(a, b))
+    assert [o.rank for o in rep.overlaps] == [0, 1]
+    assert rep.cross.stragglers[0].rank == 1
+    assert any("Rank 1 arrives last" in f.text for f in rep.findings)
+    assert rep.advice == ()  # no sidecar: nothing to replay

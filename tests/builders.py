@@ -23,7 +23,7 @@ def lane(spans: Sequence[tuple[int, int]] = (), steps: Sequence[int] | None = No
     return Lane(s, e, st, la)
 
 
-def collective(start: int | None, end: int | None, *, op: str = "allreduce", nbytes: int = 1 << 20,
+def collective(start: int | None, end: int | None, *, op: str = "all_reduce", nbytes: int = 1 << 20,
                issue: int | None = None, step: int = 0, group: str = "0", group_size: int = 2,
                dtype: str = "float32", seq: int | None = None) -> Collective:
     return Collective(op=op, process_group=group, group_size=group_size, dtype=dtype, bytes=nbytes,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import intervals as iv
+from .. import ops
 from ..model import BucketEvent, Collective, RankTrace
 
 _MATCH_SLACK_NS = 200_000
@@ -88,7 +89,7 @@ def _match_in_order(events: list[BucketEvent], colls: list[Collective]) -> list[
     out: list[Collective | None] = []
     by_step: dict[int, list[Collective]] = {}
     for c in colls:
-        if c.op == "allreduce" and c.issue_ns is not None:
+        if ops.family(c.op) == ops.ALL_REDUCE and c.issue_ns is not None:
             by_step.setdefault(c.step, []).append(c)
     for lst in by_step.values():
         lst.sort(key=lambda c: c.issue_ns or 0)

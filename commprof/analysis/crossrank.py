@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import intervals as iv
+from .. import ops
 from ..model import Collective, RankTrace
 from .perrank import RankDigest, late_split_spans
 
@@ -91,7 +92,7 @@ def _executed(rt: RankTrace, wanted: set[int] | None) -> dict[str, list[Collecti
     """The rank's collectives that ran (have start and end), by process group, in issue order."""
     by_pg: dict[str, list[Collective]] = {}
     for c in rt.collectives:
-        if c.start_ns is None or c.end_ns is None or c.group_size < 2 or c.op in ("send", "recv"):
+        if c.start_ns is None or c.end_ns is None or c.group_size < 2 or ops.is_p2p(c.op):
             continue  # point-to-point involves two ranks, not the group: not matched as a collective
         if wanted is not None and c.step not in wanted:
             continue

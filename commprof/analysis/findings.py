@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import ops
 from ..model import RankTrace, Run
 from .bandwidth import Bandwidth
 from .buckets import BucketStat
@@ -104,7 +105,7 @@ def ddp_rules(run: Run, buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Fi
         out.append(Finding("info", "The same parameters received gradients in every profiled step and the "
                                    "bucket layout settled: this model is eligible for static_graph=True, which "
                                    "lets DDP skip per-iteration bookkeeping."))
-    bcast = [c for c in rt.collectives if c.op == "broadcast" and c.step >= 0]
+    bcast = [c for c in rt.collectives if c.op == ops.BROADCAST and c.step >= 0]
     if ddp.broadcast_buffers and bcast:
         n_steps = max(len({c.step for c in bcast}), 1)
         ms = sum(c.duration_ns for c in bcast) / n_steps / 1e6
@@ -125,7 +126,7 @@ def _bucket_rules(buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]
                                      "only at the end of the backward pass, so nothing can hide its all-reduce. "
                                      "A smaller last bucket (DDP fills buckets in gradient-ready order) shortens "
                                      "the tail."))
-    fits = [f for f in bw.fits if f.op == "allreduce" and f.alpha_us and f.beta_gbps]
+    fits = [f for f in bw.fits if ops.family(f.op) == ops.ALL_REDUCE and f.alpha_us and f.beta_gbps]
     if fits and len(buckets) >= 4:
         f = fits[0]
         a_s, b_bps = (f.alpha_us or 0.0) * 1e-6, (f.beta_gbps or 1.0) * 1e9
@@ -135,6 +136,14 @@ def _bucket_rules(buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]
                                          f"cost of a collective ({f.alpha_us:.0f} µs) exceeds their transfer time. "
                                          "Larger buckets amortize it."))
     return out
+
+
+def sizes_unknown(n: int, ranks: Sequence[int]) -> str:
+    shown = ", ".join(map(str, ranks[:8])) + (" …" if len(ranks) > 8 else "")
+    return (f"The bytes of {n} collectives (rank{'s' if len(ranks) > 1 else ''} {shown}) are unknown: the traces carry "
+            "neither record_param_comms sizes nor the calls' Input Dims, so their bytes count as 0 and their "
+            "bandwidth is not shown. Trace with torch.profiler.profile(record_shapes=True), or with "
+            "commprof.trace(), which records shapes.")
 
 
 # ---- the advisor's words ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import ops
 from ..model import RankTrace, Run
 from .perrank import RankDigest, compute_busy
 
@@ -90,7 +91,7 @@ def _link_bps(ranks: Sequence[RankTrace]) -> float | None:
     """Point-to-point bandwidth: the faster half of the send/recv transfers (the slower ones include
     waiting for the peer)."""
     rates = [c.bytes / (c.duration_ns / 1e9) for rt in ranks for c in rt.collectives
-             if c.op in ("send", "recv") and c.bytes > 0 and c.duration_ns > 0]
+             if ops.is_p2p(c.op) and c.bytes > 0 and c.duration_ns > 0]
     if not rates:
         return None
     rates.sort()
@@ -180,8 +181,8 @@ def pipeline(run: Run, unprofiled_ms: dict[int, float],
         busy = [compute_busy(rt, s.number, (digests or {}).get(rt.rank)) for s in steps]
         step_ms = float(np.median([s.duration_ns for s in steps])) / 1e6 if steps else 0.0
         comp_ms = float(np.median(busy)) / 1e6 if busy else 0.0
-        sends = [c for c in rt.collectives if c.op == "send" and c.step in numbers]
-        p2p = [c for c in rt.collectives if c.op in ("send", "recv") and c.step in numbers]
+        sends = [c for c in rt.collectives if c.op == ops.SEND and c.step in numbers]
+        p2p = [c for c in rt.collectives if ops.is_p2p(c.op) and c.step in numbers]
         n_steps = max(len(steps), 1)
         per_mb = max(m, 1) * n_steps
         stages.append(Stage(rt.rank, len(lays), comp_ms, max(step_ms - comp_ms, 0.0), m,

@@ -12,19 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..model import Collective, RankTrace
-
-
-def bus_factor(op: str, n: int) -> float | None:
-    """nccl-tests bus-bandwidth factor; None where bandwidth means nothing (barrier, unknown)."""
-    if n <= 0:
-        return None
-    if op == "allreduce":
-        return 2.0 * (n - 1) / n
-    if op in ("allgather", "reduce_scatter", "alltoall"):
-        return (n - 1) / n
-    if op in ("broadcast", "reduce", "send", "recv", "sendrecv", "gather", "scatter"):
-        return 1.0
-    return None
+from ..ops import bus_factor
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import ops
 from ..model import RankTrace, Sidecar
 from ..units import MiB
 from .bandwidth import Bandwidth
@@ -286,7 +287,7 @@ def _first_bucket_limit(sc: Sidecar, rows: list[BucketStep], rank: int, names: l
 
 
 def _allreduce_fit(bw: Bandwidth, world: int) -> tuple[float, float] | None:
-    fits = [f for f in bw.fits if f.op == "allreduce" and f.group_size == world and f.beta_gbps]
+    fits = [f for f in bw.fits if ops.family(f.op) == ops.ALL_REDUCE and f.group_size == world and f.beta_gbps]
     if not fits:
         return None
     f = max(fits, key=lambda f: f.points)

@@ -56,7 +56,9 @@ class Collective:
     ``issue_ns`` is when the CPU called it (``record_param_comms`` / ``c10d::*``), ``start_ns`` and
     ``end_ns`` when it ran (the NCCL kernel, or the gloo transfer on its worker thread).  Either side
     may be missing: a world-size-1 NCCL job launches no kernel; a kernel can lack its CPU record.
-    ``bytes`` follows DESIGN.md: max(in, out) elements x element size.
+    ``op`` is the torch operation the user called (``commprof.ops``); ``bytes`` is max(in, out) elements x
+    element size, 0 with ``size_known`` False where the trace does not say (no record_param_comms sizes and no
+    Input Dims).
     """
 
     op: str
@@ -73,6 +75,7 @@ class Collective:
     lane: str = ""
     algorithm: str | None = None
     protocol: str | None = None
+    size_known: bool = True
 
     @property
     def duration_ns(self) -> int:

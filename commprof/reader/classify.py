@@ -15,17 +15,23 @@ from __future__ import annotations
 
 import re
 
+from .. import ops
 from ..formats import keys as K
-from ..units import canonical_dtype
 
 COMM_KERNEL_PREFIXES = ("nccl", "rccl", "msccl")
 
 # what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
 STEP, GLOO, RPC, NCCL, C10D, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL = range(9)
 
+# the CPU records of a collective call: c10d's ops (``c10d::allreduce_``, ``c10d::_allgather_base_``, ...) and the
+# functional collectives (``_c10d_functional::all_gather_into_tensor``, ...), but not their waits
+_COLLECTIVE_CALLS = ("c10d::", "_c10d_functional::", "c10d_functional::")
+_NOT_CALLS = ("c10d::wait", "c10d::check_for_nan", "c10d::_register", "c10d::_resolve", "_c10d_functional::wait",
+              "c10d_functional::wait", "_c10d_functional::_")
+
 # CPU operator names that are not compute on a CPU-only trace: bookkeeping and blocking waits
-_NOT_COMPUTE_PREFIXES = ("c10d::", "record_param_comms", "nccl:", "gloo:", "_c10d_functional::wait",
-                         "c10d_functional::wait", "aten::_wait", "ProfilerStep#")
+_NOT_COMPUTE_PREFIXES = ("c10d::", "record_param_comms", "nccl:", "gloo:", "_c10d_functional::",
+                         "c10d_functional::", "aten::_wait", "ProfilerStep#")
 _WAIT_NAMES = frozenset({"aten::wait", "c10d::wait", "_c10d_functional::wait_tensor",
                          "c10d_functional::wait_tensor", "cudaStreamSynchronize",
                          "cudaDeviceSynchronize", "cudaEventSynchronize"})
@@ -53,7 +59,7 @@ def cpu_kind(name: str) -> int:
         return RPC
     if name.startswith("nccl:"):
         return NCCL
-    if name.startswith("c10d::") and name != "c10d::wait" and not name.startswith("c10d::_"):
+    if name.startswith(_COLLECTIVE_CALLS) and not name.startswith(_NOT_CALLS):
         return C10D
     if name in DP_OPS:
         return DATAPARALLEL  # DataParallel's functions count as compute
@@ -71,34 +77,7 @@ def is_gloo_thread(thread_name: str) -> bool:
     return "gloo" in thread_name
 
 
-# ---- collective names --------------------------------------------------------------------------
-
-_OP_CANON = {
-    "allreduce": "allreduce", "all_reduce": "allreduce", "allreduce_coalesced": "allreduce",
-    "allreduce_coalesced_": "allreduce", "all_reduce_coalesced": "allreduce",
-    "allgather": "allgather", "all_gather": "allgather", "_allgather_base": "allgather",
-    "allgather_base": "allgather", "all_gather_into_tensor": "allgather",
-    "all_gather_base": "allgather", "_all_gather_base": "allgather", "allgather_into_tensor_coalesced":
-    "allgather", "allgather_coalesced": "allgather", "all_gather_into_tensor_coalesced": "allgather",
-    "reducescatter": "reduce_scatter", "reduce_scatter": "reduce_scatter",
-    "_reduce_scatter_base": "reduce_scatter", "reduce_scatter_base": "reduce_scatter",
-    "reduce_scatter_tensor": "reduce_scatter", "reduce_scatter_tensor_coalesced": "reduce_scatter",
-    "alltoall": "alltoall", "all_to_all": "alltoall", "alltoall_base": "alltoall",
-    "all_to_all_single": "alltoall", "alltoallv": "alltoall",
-    "broadcast": "broadcast", "reduce": "reduce", "send": "send", "recv": "recv",
-    "recv_any_source": "recv", "sendrecv": "sendrecv", "barrier": "barrier", "gather": "gather",
-    "scatter": "scatter", "allgather_into_tensor": "allgather",
-}
-
-
-def canonical_op(raw: str) -> str:
-    """``nccl:all_reduce``, ``c10d::allreduce_``, ``AllReduce``, ``allreduce`` -> ``allreduce``."""
-    s = raw.split(":")[-1].strip().lower().rstrip("_")
-    if s in _OP_CANON:
-        return _OP_CANON[s]
-    s2 = s.lstrip("_")
-    return _OP_CANON.get(s2, s2 or "unknown")
-
+# ---- collective kernels -------------------------------------------------------------------------
 
 # ncclKernel_AllReduce_RING_LL_Sum_float(...)  /  ncclDevKernel_AllReduce_Sum_f16_RING_LL(...)
 _OLD = re.compile(r"^(?:nccl|rccl|msccl)Kernel_([A-Za-z]+)_([A-Z_]+?)_(LL128|LL|SIMPLE)_([A-Za-z]+)_(\w+)")
@@ -106,9 +85,9 @@ _NEW = re.compile(r"^(?:nccl|rccl|msccl)DevKernel_([A-Za-z]+)_([A-Za-z]+)_(\w+?)
 _NEW_NOREDOP = re.compile(r"^(?:nccl|rccl|msccl)DevKernel_([A-Za-z]+)_([A-Z_]+?)_(LL128|LL|SIMPLE)\b")
 _ANY = re.compile(r"^(?:nccl|rccl|msccl)(?:Dev)?Kernel_([A-Za-z]+)")
 
-_KERNEL_OP = {"allreduce": "allreduce", "allgather": "allgather", "reducescatter": "reduce_scatter",
-              "broadcast": "broadcast", "reduce": "reduce", "sendrecv": "sendrecv",
-              "alltoall": "alltoall", "generic": "unknown"}
+_KERNEL_OP = {"allreduce": ops.ALL_REDUCE, "allgather": ops.ALL_GATHER, "reducescatter": ops.REDUCE_SCATTER,
+              "broadcast": ops.BROADCAST, "reduce": ops.REDUCE, "sendrecv": ops.SEND_RECV,
+              "alltoall": ops.ALL_TO_ALL, "generic": ops.UNKNOWN}
 
 _KERNEL_DTYPE = {"f16": "float16", "half": "float16", "f32": "float32", "float": "float32",
                  "f64": "float64", "double": "float64", "bf16": "bfloat16", "__nv_bfloat16": "bfloat16",
@@ -142,4 +121,3 @@ def parse_kernel_name(name: str) -> tuple[str, str | None, str | None, str | Non
     return "unknown", None, None, None
 
 
-__all__ = ["canonical_dtype", "canonical_op", "cpu_kind", "is_comm_kernel", "parse_kernel_name"]

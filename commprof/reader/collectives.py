@@ -3,13 +3,14 @@ op, process group, group size, dtype and bytes (DESIGN.md: max(in, out) elements
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .. import ops
 from ..formats import keys as K
 from ..model import Collective, ProcessGroup
 from ..units import canonical_dtype, dtype_size
@@ -22,6 +23,11 @@ from .threads import ThreadIndex
 
 Exec = tuple[int, int, str, dict[str, Any]]  # start, end, name, args of a kernel or transfer
 
+MAX_MESSAGE_BYTES = 1 << 48  # 256 TiB: beyond any message a job sends; a claim above it is a broken record
+
+# the families of calls a gloo transfer of one family can carry out
+_GLOO_RUNS = {ops.ALL_REDUCE: (ops.ALL_REDUCE, ops.REDUCE_SCATTER)}
+
 
 @dataclass
 class Meta:
@@ -32,19 +38,20 @@ class Meta:
     numel: int | None = None
     seq: int | None = None
     pg_ptr: str | None = None
+    huge: bool = False  # a size beyond any real message was claimed
 
 
 def meta_from(recs: list[CpuRec]) -> Meta:
-    """Collective metadata from the nested CPU records of one call (outermost first)."""
+    """Collective metadata from the nested CPU records of one call (outermost first).  The operation is the
+    outermost record's that names one: the torch call the user made (``c10d::_reduce_scatter_base_``), not what the
+    backend runs for it (gloo runs a reduce-scatter as an all-reduce)."""
     m = Meta()
     for r in recs:
         if r.name == K.RPC:
             _from_rpc(m, r.args)
         else:
-            if m.op == "unknown" and not r.name.startswith("c10d::barrier"):
-                m.op = cl.canonical_op(r.name)
-            elif r.name.startswith("c10d::barrier"):
-                m.op = "barrier"
+            if m.op == ops.UNKNOWN:
+                m.op = ops.canonical(r.name)
             if m.numel is None or r.name.startswith(("nccl:", "gloo:")):
                 n = numel_from_args(r.args)
                 if n:
@@ -58,8 +65,9 @@ def meta_from(recs: list[CpuRec]) -> Meta:
 def _from_rpc(m: Meta, a: dict[str, Any]) -> None:
     """What a ``record_param_comms`` record says, old argument sets included."""
     cn = a.get(K.A_COLL_NAME)
-    if isinstance(cn, str) and cn:
-        m.op = cl.canonical_op(cn)
+    if isinstance(cn, str) and cn and m.op == ops.UNKNOWN:
+        m.op = ops.canonical(cn)
+    m.huge = any(_implausible(a.get(k)) for k in (K.A_IN_NELEMS, K.A_OUT_NELEMS))
     nin, nout = int_arg(a, K.A_IN_NELEMS), int_arg(a, K.A_OUT_NELEMS)
     if nin is not None or nout is not None:
         m.numel = max(nin or 0, nout or 0)
@@ -87,6 +95,13 @@ def _from_rpc(m: Meta, a: dict[str, Any]) -> None:
         m.seq = seq
     if m.numel is None:
         m.numel = numel_from_args(a) or None
+
+
+def _implausible(v: Any) -> bool:
+    """An element count no real message has (more than MAX_MESSAGE_BYTES elements of a byte)."""
+    if isinstance(v, str) and v.isdigit():
+        v = int(v)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > MAX_MESSAGE_BYTES
 
 
 def _primary_calls(sc: Scan) -> tuple[list[CpuRec], list[Meta]]:
@@ -129,19 +144,26 @@ def _executions(sc: Scan, device_kind: str, primary: list[CpuRec], metas: list[M
             else:
                 exec_of[pos[id(call)]].append((start, end, name, args))
         return exec_of, orphans
-    by_op_calls: dict[str, list[int]] = defaultdict(list)
+    # gloo: a collective's transfer runs on the backend's worker threads, in the order the calls were issued; each
+    # transfer belongs to the earliest call still waiting for one whose operation it can carry out (gloo runs a
+    # reduce-scatter as an all-reduce), else to the last such call before it (a call run as several transfers:
+    # reduce_scatter of a list, all_gather_object)
+    waiting: dict[str, deque[int]] = defaultdict(deque)
     for i, m in enumerate(metas):
-        by_op_calls[m.op].append(i)
-    by_op_tr: dict[str, list[CpuRec]] = defaultdict(list)
+        waiting[ops.family(m.op)].append(i)
+    last: dict[str, int] = {}
     for t in sorted(sc.transfers, key=lambda r: r.start):
-        by_op_tr[cl.canonical_op(t.name)].append(t)
-    for op, trs in by_op_tr.items():
-        cand = by_op_calls.get(op, [])
-        for k, t in enumerate(trs):
-            if k < len(cand) and primary[cand[k]].start <= t.start + 1_000:
-                exec_of[cand[k]].append((t.start, t.end, t.name, t.args))
-            else:
-                orphans.append((t.start, t.end, t.name, t.args, t.start))
+        fams = _GLOO_RUNS.get(ops.family(ops.canonical(t.name)), (ops.family(ops.canonical(t.name)),))
+        heads = [waiting[f][0] for f in fams if waiting[f] and primary[waiting[f][0]].start <= t.start + 1_000]
+        if heads:
+            i = min(heads, key=lambda k: primary[k].start)
+            waiting[ops.family(metas[i].op)].popleft()
+            last[t.name] = i
+            exec_of[i].append((t.start, t.end, t.name, t.args))
+        elif t.name in last:
+            exec_of[last[t.name]].append((t.start, t.end, t.name, t.args))
+        else:
+            orphans.append((t.start, t.end, t.name, t.args, t.start))
     return exec_of, orphans
 
 
@@ -155,7 +177,7 @@ class _Describer:
         for p in pgs:
             self.pg_by_name.setdefault(p.name, p)  # the first of a name, as a search in order finds it
         self.ptr_labels: dict[str, str] = {}
-        self.missing_bytes = 0
+        self.huge = 0
 
     def _group(self, m: Meta) -> str:
         if m.pg is not None:
@@ -174,18 +196,13 @@ class _Describer:
         if gsize is None:
             match = self.pg_by_name.get(pg)
             gsize = len(match.ranks) if match and match.ranks else (self.world or 1)
-        size = dtype_size(m.dtype)
-        if m.numel is None or size == 0:
-            nbytes = 0
-            self.missing_bytes += 1
-        else:
-            nbytes = m.numel * size
         name = execs[0][2] if execs else ""
         algo = proto = None
         if name and cl.is_comm_kernel(name):
             kop, algo, proto, _dt = cl.parse_kernel_name(name)
-            if m.op == "unknown":
+            if m.op == ops.UNKNOWN:
                 m.op = kop
+        nbytes, known = self._bytes(m)
         start = min(e[0] for e in execs) if execs else None
         end = max(e[1] for e in execs) if execs else None
         t_step = issue if issue is not None else (issue_for_step if issue_for_step is not None else start)
@@ -194,9 +211,22 @@ class _Describer:
         if execs:
             a = execs[0][3]
             lane = f"stream {a[K.A_STREAM]}" if K.A_STREAM in a else "gloo"
-        return Collective(op=m.op, process_group=pg, group_size=int(gsize), dtype=m.dtype, bytes=int(nbytes),
+        return Collective(op=m.op, process_group=pg, group_size=int(gsize), dtype=m.dtype, bytes=nbytes,
                           issue_ns=issue, start_ns=start, end_ns=end, step=step, seq=m.seq, name=name,
-                          lane=lane, algorithm=algo, protocol=proto)
+                          lane=lane, algorithm=algo, protocol=proto, size_known=known)
+
+    def _bytes(self, m: Meta) -> tuple[int, bool]:
+        """(bytes, whether they are known): max(in, out) elements x element size; a barrier moves none; sizes
+        beyond any real message are left out (and counted, for one warning)."""
+        if m.op == ops.BARRIER:
+            return 0, True
+        size = dtype_size(m.dtype)
+        if m.huge or (m.numel is not None and m.numel * size > MAX_MESSAGE_BYTES):
+            self.huge += 1
+            return 0, False
+        if m.numel is None or size == 0:
+            return 0, False
+        return m.numel * size, True
 
 
 def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None, pgs: tuple[ProcessGroup, ...],
@@ -212,7 +242,7 @@ def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None
     ci: list[int] = []
     for i, (r, m) in enumerate(zip(primary, metas, strict=True)):
         execs = exec_of.get(i, [])
-        if (m.op == "unknown" and not execs) or m.op == "wait":
+        if (m.op == ops.UNKNOWN and not execs) or m.op == "wait":
             continue  # the record_param_comms of a wait(): bookkeeping, not a collective
         if execs:
             ex_meta = meta_from([CpuRec(e[0], e[1], None, e[2], e[3]) for e in execs[:1]])
@@ -240,9 +270,9 @@ def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None
         cs.append(start)
         ce.append(end)
         ci.append(issue)
-    if d.missing_bytes:
-        warnings.append(f"{path.name}: {d.missing_bytes} collectives carry no size (no record_param_comms sizes, "
-                        "Input Dims or dtype); their bytes count as 0")
+    if d.huge:
+        warnings.append(f"{path.name}: {d.huge} collectives claim sizes beyond {MAX_MESSAGE_BYTES:,} bytes "
+                        "(record_param_comms / Input Dims); their sizes were left out")
     if orphans and device_kind == "cuda" and primary:
         warnings.append(f"{path.name}: {len(orphans)} communication kernels have no CPU-side record; "
                         "op and dtype taken from the kernel name")

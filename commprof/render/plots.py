@@ -9,7 +9,7 @@ import numpy as np
 
 from ..analysis.analyze import Report
 from ..analysis.spans import lane_span, rank_spans
-from ..analysis.volume import bus_factor
+from ..ops import bus_factor
 from .safe import plain
 
 COMPUTE = "#4C72B0"

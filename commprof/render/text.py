@@ -84,7 +84,7 @@ def _collectives(con: Console, rep: Report, s: dict[str, Any]) -> None:
     t = _table("Collectives (per step, per rank)", ("op", "group", "n", "dtype", "count", "bytes", "time ms",
                                                     "algbw GB/s", "busbw GB/s"), left=("op", "dtype", "group"))
     for c in s["collectives"][:MAX_ROWS]:
-        t.add_row(plain(c["op"], 16), plain(c["process_group"], 12), str(c["group_size"]),
+        t.add_row(plain(c["op"], 24), plain(c["process_group"], 12), str(c["group_size"]),
                   plain(c["dtype"], 10), _f(c["count"], 1), _fmt_bytes(c["bytes"]), _f(c["time_ms"]),
                   _f(c["algbw_gbps"]), _f(c["busbw_gbps"]))
     con.print(t)
@@ -100,7 +100,7 @@ def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
                ("op", "group", "n", "points", "α µs", "β GB/s", "busbw GB/s", "peak GB/s", "% of peak"),
                left=("op", "group"))
     for f in s["bandwidth_model"][:MAX_ROWS]:
-        t.add_row(plain(f["op"], 16), plain(f["process_group"], 12), str(f["group_size"]), str(f["points"]),
+        t.add_row(plain(f["op"], 24), plain(f["process_group"], 12), str(f["group_size"]), str(f["points"]),
                   _f(f["alpha_us"], 1), _f(f["beta_gbps"]), _f(f["busbw_gbps"]), _f(f["peak_gbps"], 0),
                   _f(f["pct_of_peak"], 1))
     con.print(t)

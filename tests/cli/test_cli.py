@@ -129,6 +129,6 @@ def test_demo_trains_traces_and_reports(tmp_path: Path):
     res = cli("demo", "--out", str(tmp_path / "demo"), timeout=600)
     assert res.returncode == 0, res.stderr
     s = json.loads((tmp_path / "demo" / "commprof-report" / "summary.json").read_text())
-    assert s["world_size"] == 2 and len(s["buckets"]) >= 5 and s["collectives"][0]["op"] == "allreduce"
+    assert s["world_size"] == 2 and len(s["buckets"]) >= 5 and s["collectives"][0]["op"] == "all_reduce"
     assert (tmp_path / "demo" / "commprof-report" / "report.html").exists()
     assert "Per rank" in res.stdout

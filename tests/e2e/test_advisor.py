@@ -66,7 +66,7 @@ def test_hidden_communication_gives_no_advice(gloo_run):
     rep = commprof.analyze(run)
     # the run on an infinitely fast network: nothing to gain
     from commprof.analysis.bandwidth import Bandwidth, Fit
-    fast = Bandwidth((), (Fit("allreduce", "0", 2, 10, 1.0, 1e6, None, None, None, None),), {})
+    fast = Bandwidth((), (Fit("all_reduce", "0", 2, 10, 1.0, 1e6, None, None, None, None),), {})
     adv = advise(run, rep.bucket_rows, rep.buckets, fast, rep.unprofiled_step_ms)
     assert adv.advice == ()
     assert any("nothing to gain" in f.text for f in adv.findings)

@@ -65,7 +65,7 @@ def test_report_of_real_gloo_run_matches_buckets_to_transfers(gloo_run: Path):
     assert all(b.ready_ns <= b.launch_ns <= b.start_ns for b in rep.bucket_rows)
     assert sum(b.bytes for b in rep.buckets) == N_PARAM_BYTES
     (row,) = rep.collectives
-    assert row.op == "allreduce" and row.group_size == 2 and row.bytes == N_PARAM_BYTES
+    assert row.op == "all_reduce" and row.group_size == 2 and row.bytes == N_PARAM_BYTES
     assert row.algbw_gbps and row.busbw_gbps == pytest.approx(row.algbw_gbps)  # 2(n-1)/n = 1 for n = 2
     assert set(rep.unprofiled_step_ms) == {0, 1}
 
@@ -167,7 +167,7 @@ def test_plain_torch_profiler_trace_without_sidecar_is_reported(tmp_path: Path):
     assert res.returncode == 0, res.stderr
     s = json.loads((out / "commprof-report" / "summary.json").read_text())
     assert s["world_size"] == 1 and s["buckets"] == [] and s["ranks"][0]["steps"] == 2
-    assert s["collectives"][0]["op"] == "allreduce"
+    assert s["collectives"][0]["op"] == "all_reduce"
 
 
 def test_sidecars_removed_still_reports(gloo_run: Path, tmp_path: Path):

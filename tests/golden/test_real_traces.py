@@ -27,12 +27,30 @@ def test_h100_world1_allreduces_every_parameter_once_per_step():
     assert [s.number for s in rt.steps] == [2, 3, 4]
     for s in rt.steps:
         cs = [c for c in rt.collectives if c.step == s.number]
-        assert {c.op for c in cs} == {"allreduce"}
+        assert {c.op for c in cs} == {"all_reduce"}
         assert sum(c.bytes for c in cs) == 4 * 101_794_792
         assert all(c.start_ns is None for c in cs)  # world size 1: NCCL runs no kernel
     rep = commprof.analyze(run)
     (row,) = rep.collectives
     assert row.bytes == 4 * 101_794_792 and row.count == 13
+
+
+def test_fsdp2_on_gloo_names_the_calls_and_counts_full_bytes():
+    """FSDP2 over gloo, plain profiler: reduce-scatters (run by gloo as all-reduces) and all-gathers named as the
+    user's calls, with bytes = max(input, output) = the unsharded block (README of the set)."""
+    run = commprof.load(real("fsdp2_gloo_cpu"))
+    block, head = 4 * (256 * 256 + 256), 4 * (256 * 10 + 10)
+    for rt in run.ranks:
+        for s in rt.steps:
+            got = Counter((c.op, c.bytes) for c in rt.collectives if c.step == s.number)
+            assert got == {("all_gather_into_tensor", block): 8, ("all_gather_into_tensor", head): 1,
+                           ("reduce_scatter_tensor", block): 4, ("reduce_scatter_tensor", head): 1}
+        assert all(c.start_ns is not None for c in rt.collectives)  # each paired with its gloo transfer
+    rep = commprof.analyze(run)
+    rows = {c.op: c for c in rep.collectives}
+    assert rows["all_gather_into_tensor"].count == 9 and rows["reduce_scatter_tensor"].count == 5
+    assert rows["all_gather_into_tensor"].bytes == 8 * block + head
+    assert not [w for w in rep.warnings if "unknown" in w or "differs" in w]
 
 
 def test_nccl_data_allreduce_count_and_bytes_match_record_param_comms():
@@ -41,7 +59,7 @@ def test_nccl_data_allreduce_count_and_bytes_match_record_param_comms():
     rpc = [e for e in ev if e.get("name") == "record_param_comms" and e["args"].get("Collective name") == "allreduce"]
     want_bytes = sum(max(e["args"]["In msg nelems"], e["args"]["Out msg nelems"]) * 4 for e in rpc)
     (rt,) = commprof.load(path).ranks
-    got = [c for c in rt.collectives if c.op == "allreduce"]
+    got = [c for c in rt.collectives if c.op == "all_reduce"]
     assert len(got) == len(rpc) == 15
     assert sum(c.bytes for c in got) == want_bytes
     assert all(c.group_size == 2 and c.process_group == "0" and c.dtype == "float32" for c in got)
@@ -74,7 +92,7 @@ def test_dlrm_8_ranks_old_names_alltoall_and_allreduce():
     assert [rt.rank for rt in run.ranks] == list(range(8))
     for rt in run.ranks:
         ops = Counter(c.op for c in rt.collectives if c.start_ns is not None)
-        assert ops == {"alltoall": 5, "allreduce": 3}
+        assert ops == {"all_to_all": 5, "all_reduce": 3}
     rep = commprof.analyze(run)
     # the README: rank 7 spends least time in NCCL (it arrives last, the others wait for it)
     waits = rep.cross.wait_ms_per_step
@@ -130,7 +148,7 @@ def test_cpu_only_gloo_trace_counts_gloo_transfers_as_comm():
     assert rt.device_kind == "cpu"
     # ten gloo:all_reduce transfers on two pt_gloo_runloop threads, no c10d record on the CPU side
     assert len(rt.comm) == 10 and len(rt.collectives) == 10
-    assert all(c.op == "allreduce" and c.issue_ns is None for c in rt.collectives)
+    assert all(c.op == "all_reduce" and c.issue_ns is None for c in rt.collectives)
     assert Counter(c.bytes for c in rt.collectives) == {321271 * 4: 5, 2082411 * 4: 5}
     assert {c.group_size for c in rt.collectives} == {300}
 

@@ -9,7 +9,7 @@ import pytest
 
 import commprof
 from commprof.analysis.bandwidth import fit_alpha_beta, link_peak, shared_time
-from commprof.analysis.volume import bus_factor
+from commprof.ops import bus_factor
 from conftest import ROOT, real
 
 
@@ -74,9 +74,9 @@ def test_fit_with_too_few_sizes_uses_the_default_latency():
 
 
 def test_nccl_tests_bus_factors():
-    assert bus_factor("allreduce", 8) == pytest.approx(2 * 7 / 8)
-    assert bus_factor("allgather", 4) == pytest.approx(3 / 4)
-    assert bus_factor("alltoall", 8) == pytest.approx(7 / 8)
+    assert bus_factor("all_reduce", 8) == pytest.approx(2 * 7 / 8)
+    assert bus_factor("all_gather", 4) == pytest.approx(3 / 4)
+    assert bus_factor("all_to_all", 8) == pytest.approx(7 / 8)
     assert bus_factor("broadcast", 8) == 1.0 and bus_factor("barrier", 8) is None
 
 
@@ -89,15 +89,15 @@ def test_link_peaks_of_known_gpus():
 
 def test_megatron_bandwidth_model_is_plausible():
     rep = commprof.analyze(commprof.load(real("megatron_tp8_a100")))
-    (fit,) = [f for f in rep.bandwidth.fits if f.op == "allreduce" and f.group_size == 8]
+    (fit,) = [f for f in rep.bandwidth.fits if f.op == "all_reduce" and f.group_size == 8]
     assert fit.points == 84 * 8
     assert 0 < fit.alpha_us < 200
     assert 50 < fit.busbw_gbps < 300 and fit.peak_gbps == 300.0  # below the A100's NVLink
     assert fit.pct_of_peak == pytest.approx(100 * fit.busbw_gbps / 300.0)
     # transfer times exclude the wait for late ranks, so they are shorter than kernel times
-    kernel_busbw = next(c.busbw_gbps for c in rep.collectives if c.op == "allreduce" and c.dtype == "float16")
+    kernel_busbw = next(c.busbw_gbps for c in rep.collectives if c.op == "all_reduce" and c.dtype == "float16")
     assert fit.busbw_gbps > kernel_busbw
-    bins = [b for b in rep.bandwidth.bins if b.op == "allreduce"]
+    bins = [b for b in rep.bandwidth.bins if b.op == "all_reduce"]
     assert sum(b.count for b in bins) == 84 * 8
     assert all(b.lo_bytes * 2 == b.hi_bytes for b in bins)
 
@@ -109,5 +109,5 @@ def test_link_gbps_option_sets_the_peak(tmp_path):
     assert res.returncode == 0, res.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
     assert {f["peak_gbps"] for f in s["bandwidth_model"]} == {25.0}
-    assert {f["op"] for f in s["bandwidth_model"]} == {"allreduce", "alltoall"}
+    assert {f["op"] for f in s["bandwidth_model"]} == {"all_reduce", "all_to_all"}
     assert s["bandwidth_bins"] and s["clock_offsets_ms"].keys() == {str(r) for r in range(8)}

@@ -1,19 +1,20 @@
 from __future__ import annotations
 
+from commprof import ops
 from commprof.reader import classify as cl
 from commprof.units import canonical_dtype, dtype_size, float_size
 
 
 def test_old_and_new_nccl_kernel_names():
     assert cl.parse_kernel_name("ncclKernel_AllReduce_RING_LL_Sum_float(ncclDevComm*, unsigned long, ncclWork*)") \
-        == ("allreduce", "RING", "LL", "float32")
+        == ("all_reduce", "RING", "LL", "float32")
     assert cl.parse_kernel_name("ncclDevKernel_AllReduce_Sum_f16_RING_LL(ncclDevComm*, unsigned long, ncclWork*)") \
-        == ("allreduce", "RING", "LL", "float16")
+        == ("all_reduce", "RING", "LL", "float16")
     assert cl.parse_kernel_name("ncclKernel_SendRecv_RING_SIMPLE_Sum_int8_t(ncclDevComm*, unsigned long, ncclWork*)") \
-        == ("sendrecv", "RING", "SIMPLE", "int8")
+        == ("send/recv", "RING", "SIMPLE", "int8")
     assert cl.parse_kernel_name("ncclDevKernel_ReduceScatter_Sum_bf16_RING_LL128(x)")[0:3] \
         == ("reduce_scatter", "RING", "LL128")
-    assert cl.parse_kernel_name("ncclDevKernel_SendRecv(ncclDevComm*, unsigned long, ncclWork*)")[0] == "sendrecv"
+    assert cl.parse_kernel_name("ncclDevKernel_SendRecv(ncclDevComm*, unsigned long, ncclWork*)")[0] == "send/recv"
     assert cl.parse_kernel_name("ncclDevKernel_Generic_4(ncclDevKernelArgsStorage<4096ul>)")[0] == "unknown"
 
 
@@ -24,11 +25,18 @@ def test_comm_kernel_detection_includes_rccl():
 
 
 def test_canonical_ops_and_dtypes():
-    for raw, op in [("nccl:all_reduce", "allreduce"), ("c10d::allreduce_", "allreduce"),
-                    ("gloo:all_reduce", "allreduce"), ("nccl:_all_gather_base", "allgather"),
-                    ("c10d::alltoall_base_", "alltoall"), ("nccl:_reduce_scatter_base", "reduce_scatter"),
-                    ("allreduce", "allreduce"), ("c10d::broadcast_", "broadcast"), ("nccl:send", "send")]:
-        assert cl.canonical_op(raw) == op, raw
+    for raw, op in [("nccl:all_reduce", "all_reduce"), ("c10d::allreduce_", "all_reduce"),
+                    ("gloo:all_reduce", "all_reduce"), ("nccl:_all_gather_base", "all_gather_into_tensor"),
+                    ("c10d::_allgather_base_", "all_gather_into_tensor"), ("c10d::allgather_", "all_gather"),
+                    ("c10d::alltoall_base_", "all_to_all_single"), ("nccl:all_to_all", "all_to_all"),
+                    ("nccl:_reduce_scatter_base", "reduce_scatter_tensor"),
+                    ("c10d::_reduce_scatter_base_", "reduce_scatter_tensor"), ("c10d::reduce_scatter_", "reduce_scatter"),
+                    ("_c10d_functional::all_gather_into_tensor", "all_gather_into_tensor"),
+                    ("_c10d_functional::reduce_scatter_tensor_out", "reduce_scatter_tensor"),
+                    ("allreduce", "all_reduce"), ("c10d::broadcast_", "broadcast"), ("nccl:send", "send"),
+                    ("c10d::recv_any_source_", "recv"), ("c10d::barrier", "barrier")]:
+        assert ops.canonical(raw) == op, raw
+    assert ops.family("all_gather_into_tensor") == "all_gather" and ops.family("reduce_scatter_tensor") == "reduce_scatter"
     assert canonical_dtype("Float") == "float32"
     assert canonical_dtype("c10::Half") == "float16"
     assert canonical_dtype("long int") == "int64"
@@ -47,3 +55,7 @@ def test_cpu_kinds():
     assert cl.cpu_kind("nccl:all_reduce") == cl.NCCL
     assert cl.cpu_kind("ProfilerStep#4") == cl.STEP
     assert cl.cpu_kind("Broadcast") == cl.DATAPARALLEL
+    assert cl.cpu_kind("c10d::_allgather_base_") == cl.C10D
+    assert cl.cpu_kind("_c10d_functional::all_gather_into_tensor") == cl.C10D
+    assert cl.cpu_kind("_c10d_functional::wait_tensor") == cl.EXCLUDED
+    assert cl.cpu_kind("c10d::check_for_nan") == cl.EXCLUDED

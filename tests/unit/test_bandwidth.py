@@ -109,5 +109,5 @@ def test_link_gbps_option_sets_the_peak(tmp_path):
     assert res.returncode == 0, res.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
     assert {f["peak_gbps"] for f in s["bandwidth_model"]} == {25.0}
-    assert {f["op"] for f in s["bandwidth_model"]} == {"all_reduce", "all_to_all"}
+    assert {f["op"] for f in s["bandwidth_model"]} == {"all_reduce", "all_to_all_single"}
     assert s["bandwidth_bins"] and s["clock_offsets_ms"].keys() == {str(r) for r in range(8)}

@@ -30,13 +30,15 @@ def test_canonical_ops_and_dtypes():
                     ("c10d::_allgather_base_", "all_gather_into_tensor"), ("c10d::allgather_", "all_gather"),
                     ("c10d::alltoall_base_", "all_to_all_single"), ("nccl:all_to_all", "all_to_all"),
                     ("nccl:_reduce_scatter_base", "reduce_scatter_tensor"),
-                    ("c10d::_reduce_scatter_base_", "reduce_scatter_tensor"), ("c10d::reduce_scatter_", "reduce_scatter"),
+                    ("c10d::_reduce_scatter_base_", "reduce_scatter_tensor"),
+                    ("c10d::reduce_scatter_", "reduce_scatter"),
                     ("_c10d_functional::all_gather_into_tensor", "all_gather_into_tensor"),
                     ("_c10d_functional::reduce_scatter_tensor_out", "reduce_scatter_tensor"),
                     ("allreduce", "all_reduce"), ("c10d::broadcast_", "broadcast"), ("nccl:send", "send"),
                     ("c10d::recv_any_source_", "recv"), ("c10d::barrier", "barrier")]:
         assert ops.canonical(raw) == op, raw
-    assert ops.family("all_gather_into_tensor") == "all_gather" and ops.family("reduce_scatter_tensor") == "reduce_scatter"
+    assert ops.family("all_gather_into_tensor") == "all_gather"
+    assert ops.family("reduce_scatter_tensor") == "reduce_scatter"
     assert canonical_dtype("Float") == "float32"
     assert canonical_dtype("c10::Half") == "float16"
     assert canonical_dtype("long int") == "int64"

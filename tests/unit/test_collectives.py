@@ -23,8 +23,9 @@ def test_gloo_reduce_scatter_run_as_an_all_reduce_is_named_by_the_call():
         _ev("c10d::_allgather_base_", 100, 50, args={"Input Dims": [[2570], [1285], [], [], []],
                                                      "Input type": ["float", "float", "", "Scalar", "Scalar"]}),
         _ev("gloo:all_gather", 160, 300, tid=9, args={"Input Dims": [[1285]], "Input type": ["float"]}),
-        _ev("c10d::_reduce_scatter_base_", 1000, 50, args={"Input Dims": [[32896], [65792], [], [], [], []],
-                                                          "Input type": ["float", "float", "", "", "Scalar", "Scalar"]}),
+        _ev("c10d::_reduce_scatter_base_", 1000, 50, args={
+            "Input Dims": [[32896], [65792], [], [], [], []],
+            "Input type": ["float", "float", "", "", "Scalar", "Scalar"]}),
         _ev("gloo:all_reduce", 1060, 400, tid=9, args={"Input Dims": [[65792]], "Input type": ["float"]}),
     ]))
     ag, rs = rt.collectives

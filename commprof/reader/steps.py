@@ -33,9 +33,12 @@ class StepOf:
         return nums[i] if i >= 0 and t < ends[i] else -1
 
 
+CUT_FRACTION = 0.1  # a last step shorter than this share of the others' median was cut by the end of the recording
+
+
 def profiler_steps(sc: Scan, warnings: list[str], path: Path) -> tuple[Step, ...]:
-    """The trace's steps in time order; overlapping ones dropped with a warning; without any, the whole trace
-    as one step (with a warning)."""
+    """The trace's complete steps in time order.  Overlapping ones are dropped with a warning, and so is a last
+    step cut by the end of the recording; without any, the whole trace is one step (with a warning)."""
     steps = tuple(Step(n, s, e) for n, (s, e) in sorted(sc.steps.items()) if e > s)
     out: list[Step] = []
     for s in sorted(steps, key=lambda s: s.start_ns):
@@ -44,12 +47,38 @@ def profiler_steps(sc: Scan, warnings: list[str], path: Path) -> tuple[Step, ...
                             "ignored")
             continue
         out.append(s)
+    if out and _cut_by_the_end(sc, out):
+        last = out.pop()
+        warnings.append(f"{path.name}: ProfilerStep#{last.number} ({last.duration_ns / 1e3:,.0f} µs) was cut by the "
+                        "end of the recording (the profiler stopped during it: a loop that ended inside a schedule "
+                        "cycle); left out of every per-step figure")
+        if not out:
+            return ()
     if not out:
         lo, hi = _extent(sc)
         if hi > lo:
             warnings.append(f"{path.name}: no ProfilerStep#N spans; the whole trace is taken as one step")
             out.append(Step(0, lo, hi))
     return tuple(out)
+
+
+def _cut_by_the_end(sc: Scan, steps: list[Step]) -> bool:
+    """Whether the last step was cut by the end of the recording.  torch.profiler closes the step open when it stops
+    (the loop's last ``prof.step()`` opens one more); such a step holds a fraction of a step's work, or none: it is
+    shorter than CUT_FRACTION of the other steps' median, or, alone, holds no operator, launch or collective."""
+    last = steps[-1]
+    if len(steps) >= 2:
+        return last.duration_ns < CUT_FRACTION * float(np.median([s.duration_ns for s in steps[:-1]]))
+    return not _has_work(sc, last.start_ns, last.end_ns)
+
+
+def _has_work(sc: Scan, lo: int, hi: int) -> bool:
+    """Anything but the step itself recorded in [lo, hi): CPU operators, launches, kernels, collectives."""
+    if any(lo <= t < hi for starts, _ in [*sc.cpu_ops.values(), *sc.cpu_excl.values()] for t in starts):
+        return True
+    if any(lo <= t < hi for t, _tid in sc.launches.values()) or any(lo <= t < hi for t in sc.comp_s):
+        return True
+    return any(lo <= r.start < hi for r in [*sc.transfers, *(r for v in sc.calls.values() for r in v)])
 
 
 def _extent(sc: Scan) -> tuple[int, int]:

@@ -8,6 +8,7 @@ SETS: dict[str, str] = {
     "dlrm_8gpu_v100": f"{REAL}/dlrm_8gpu_v100",
     "h100-world1": f"{REAL}/h100-world1",
     "fsdp2_gloo_cpu": f"{REAL}/fsdp2_gloo_cpu",
+    "ddp_gloo_cut_step": f"{REAL}/ddp_gloo_cut_step",
     "netns_amd_default": f"{REAL}/netns_500mbit_amd_epyc/traced_default_bucket25",
     "netns_amd_fp16": f"{REAL}/netns_500mbit_amd_epyc/traced_fp16_bucket4",
     "netns_amd_powersgd": f"{REAL}/netns_500mbit_amd_epyc/traced_powersgd4_bucket200",

@@ -53,6 +53,19 @@ def test_fsdp2_on_gloo_names_the_calls_and_counts_full_bytes():
     assert not [w for w in rep.warnings if "unknown" in w or "differs" in w]
 
 
+def test_a_step_cut_by_the_end_of_the_recording_is_left_out():
+    """The real stub: ProfilerStep#8 (~11 µs, no work) after #7 (~12 ms); per-step figures are #7's."""
+    run = commprof.load(real("ddp_gloo_cut_step"))
+    rep = commprof.analyze(run)
+    for rt, o in zip(run.ranks, rep.overlaps, strict=True):
+        assert [s.number for s in rt.steps] == [7]
+        assert o.median("step_ns") > 5e6  # the whole step, not half of it
+        assert any("ProfilerStep#8" in w and "cut by the end of the recording" in w for w in rt.warnings)
+    (row,) = rep.collectives
+    calls = [e for e in raw_events(real("ddp_gloo_cut_step") / "rank0.json.gz") if e.get("name") == "c10d::allreduce_"]
+    assert row.op == "all_reduce" and row.count == len(calls) >= 2  # per step: the one step's calls
+
+
 def test_nccl_data_allreduce_count_and_bytes_match_record_param_comms():
     path = real("hta/tests/data/nccl_parser_config/nccl_data.json.gz")
     ev = raw_events(path)

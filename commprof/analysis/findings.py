@@ -45,25 +45,26 @@ class Finding:
 def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]:
     """Exposed communication on the worst rank, and the straggler the others wait for."""
     out: list[Finding] = []
-    with_steps = [o for o in overlaps if o.steps]
-    if not with_steps:
+    reps = [(o.rank, o.representative) for o in overlaps if o.representative is not None]
+    if not reps:
         return out
-    worst = max(with_steps, key=lambda o: o.median("exposed_ns"))
-    step_ms = worst.median("step_ns") / 1e6
-    exp_ms = worst.median("exposed_ns") / 1e6
-    comm_ms = worst.median("comm_ns") / 1e6
+    rank, worst = max(reps, key=lambda r: r[1].exposed_ns)  # the rank whose median step is most exposed
+    step_ms = worst.step_ns / 1e6
+    exp_ms = worst.exposed_ns / 1e6
+    comm_ms = worst.comm_ns / 1e6
     if comm_ms == 0:
         out.append(Finding("info", "No communication ran inside the analyzed steps "
                                    "(world size 1, or no collective kernels/transfers in the trace)."))
         return out
     share = 100 * exp_ms / step_ms if step_ms else 0.0
     sev = "high" if share >= 20 else "medium" if share >= 5 else "info"
-    wait = cross.wait_ms_per_step.get(worst.rank)
+    wait = cross.wait_ms_per_step.get(rank)
     waited = (f" Of its communication, {wait:.2f} ms per step is waiting for other ranks to join, "
               f"not transfer." if wait else "")
     out.append(Finding(sev, f"Exposed communication: {exp_ms:.2f} ms of a {step_ms:.2f} ms step "
-                            f"({share:.0f}%) on rank {worst.rank}; {worst.median('overlap_pct'):.0f}% of its "
-                            f"{comm_ms:.2f} ms of communication is hidden behind compute.{waited}"))
+                            f"({share:.0f}%) on rank {rank} (its median step, #{worst.step}); "
+                            f"{worst.overlap_pct:.0f}% of its {comm_ms:.2f} ms of communication is hidden behind "
+                            f"compute.{waited}"))
     if cross.stragglers:
         s = cross.stragglers[0]
         parts = sorted([(s.compute_ms, "computing"), (s.idle_ms, "idle (no operator or kernel: data loading, "
@@ -284,7 +285,8 @@ def transfer_findings(xfers: Sequence[Transfers], overlaps: Sequence[RankOverlap
                       unprof: dict[int, float]) -> tuple[list[Finding], list[Advice]]:
     findings: list[Finding] = []
     advice: list[Advice] = []
-    step = {o.rank: unprof.get(o.rank, o.median("step_ns") / 1e6) for o in overlaps}
+    step = {o.rank: unprof.get(o.rank, o.representative.step_ns / 1e6 if o.representative else 0.0)
+            for o in overlaps}
     worst = max(xfers, key=lambda t: t.htod_exposed_ms, default=None)
     if worst is not None and worst.htod_pageable_count and step.get(worst.rank):
         base = step[worst.rank]

@@ -1,10 +1,16 @@
-"""Compute/communication overlap per rank and per step (definitions in DESIGN.md).
+"""Compute/communication overlap per rank and per step (definitions in docs/metrics.md).
 
 - comm = union of the rank's communication intervals (NCCL kernels on all streams, or gloo transfers)
 - compute = union of its compute intervals (other GPU kernels, or CPU operators on training threads)
 - overlapped = |comm ∩ compute|; overlap % = overlapped / |comm| (HTA's and TensorBoard's definition)
 - exposed comm = |comm| − overlapped: communication nothing else hides
-- other = step time − |compute ∪ comm|: idle, data loading, host overhead, memcpy
+- other = step − |compute ∪ comm|: idle, data loading, host overhead, memcpy
+
+Per step, the figures partition the step's window of time, so that they add up: step = compute only + overlapped
++ exposed + other.  A step's window runs from where the previous one ended (the first: its ProfilerStep's start) to
+where its own work ended: the end of its ProfilerStep, or later where GPU work it launched ran past it.  The
+windows tile the timeline, so no time is counted twice or lost (GPU work that runs behind the CPU is counted in the
+window it runs in).  A rank's headline figures are those of one step, its median step (``representative``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import intervals as iv
-from ..model import Lane, RankTrace
+from ..model import Lane, RankTrace, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,10 @@ class Overlap:
     @property
     def exposed_ns(self) -> int:
         return self.comm_ns - self.overlapped_ns
+
+    @property
+    def compute_only_ns(self) -> int:
+        return self.compute_ns - self.overlapped_ns
 
     @property
     def busy_ns(self) -> int:
@@ -53,6 +63,15 @@ class RankOverlap:
     window: Overlap
     hta_window: Overlap
 
+    @property
+    def representative(self) -> Overlap | None:
+        """The median step (the shorter of the two middle ones for an even count): the rank's headline figures
+        are this one step's, so that they add up."""
+        if not self.steps:
+            return None
+        ordered = sorted(self.steps, key=lambda s: (s.step_ns, s.step))
+        return ordered[(len(ordered) - 1) // 2]
+
     def median(self, attr: str) -> float:
         vals = [getattr(s, attr) for s in self.steps]
         return float(np.median(vals)) if vals else 0.0
@@ -70,25 +89,31 @@ def _select(lane: Lane, steps: set[int] | None) -> iv.Span:
     return lane.start_ns[mask], lane.end_ns[mask]
 
 
-def _by_step(lane: Lane) -> dict[int, iv.Span]:
-    if len(lane) == 0:
-        return {}
-    order = np.argsort(lane.step, kind="stable")
-    st = lane.step[order]
-    s, e = lane.start_ns[order], lane.end_ns[order]
-    cuts = np.flatnonzero(np.diff(st)) + 1
-    out: dict[int, iv.Span] = {}
-    for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [st.size]]), strict=True):
-        out[int(st[a])] = (s[a:b], e[a:b])
-    return out
-
-
 def _figures(step: int, step_ns: int, comp: iv.Span, comm: iv.Span, nbytes: int) -> Overlap:
     c = iv.union(*comp)
     m = iv.union(*comm)
     c_len, m_len = int((c[1] - c[0]).sum()), int((m[1] - m[0]).sum())
     both = iv.length(iv.combine(c, m))
     return Overlap(step, step_ns, c_len, m_len, c_len + m_len - both, nbytes)
+
+
+def step_windows(rt: RankTrace) -> list[tuple[Step, int, int]]:
+    """Each step with its window ``[lo, hi)``: from where the previous step's window ended (the first: its own
+    start) to the later of its ProfilerStep's end and the end of the work attributed to it."""
+    ends = {s.number: s.end_ns for s in rt.steps}
+    for lane in (rt.compute, rt.comm):
+        st, en = lane.step, lane.end_ns
+        for n in ends:
+            m = st == n
+            if m.any():
+                ends[n] = max(ends[n], int(en[m].max()))
+    out = []
+    lo = rt.steps[0].start_ns if rt.steps else 0
+    for s in rt.steps:
+        hi = max(ends[s.number], lo)
+        out.append((s, lo, hi))
+        lo = hi
+    return out
 
 
 def hta_window_overlap(rt: RankTrace) -> Overlap:
@@ -116,23 +141,35 @@ def _us_inward(span: iv.Span) -> iv.Span:
     return s, np.maximum(e, s)
 
 
+def _per_step(rt: RankTrace, windows: list[tuple[Step, int, int]], bytes_by: dict[int, int]) -> tuple[Overlap, ...]:
+    """The time partition of each window: compute, communication and both, whichever step launched them."""
+    if not windows:
+        return ()
+    comp = iv.union(rt.compute.start_ns, rt.compute.end_ns)
+    comm = iv.union(rt.comm.start_ns, rt.comm.end_ns)
+    both = iv.intersect(comp, comm)
+    lo = np.array([w[1] for w in windows], dtype=np.int64)
+    hi = np.array([w[2] for w in windows], dtype=np.int64)
+    c, m, b = iv.lengths_within(comp, lo, hi), iv.lengths_within(comm, lo, hi), iv.lengths_within(both, lo, hi)
+    return tuple(Overlap(s.number, int(h - lo_), int(ci), int(mi), int(bi), bytes_by.get(s.number, 0))
+                 for (s, lo_, h), ci, mi, bi in zip(windows, c, m, b, strict=True))
+
+
 def rank_overlap(rt: RankTrace, steps: Iterable[int] | None = None) -> RankOverlap:
     """Per-step and whole-window overlap of one rank, restricted to ``steps`` when given."""
     wanted = set(steps) if steps is not None else None
-    chosen = [s for s in rt.steps if wanted is None or s.number in wanted]
-    comp_by, comm_by = _by_step(rt.compute), _by_step(rt.comm)
+    windows = [w for w in step_windows(rt) if wanted is None or w[0].number in wanted]
     bytes_by: dict[int, int] = {}
     for c in rt.collectives:
         bytes_by[c.step] = bytes_by.get(c.step, 0) + c.bytes
-    empty = iv.empty()
-    per = tuple(_figures(s.number, s.duration_ns, comp_by.get(s.number, empty), comm_by.get(s.number, empty),
-                         bytes_by.get(s.number, 0)) for s in chosen)
+    per = _per_step(rt, windows, bytes_by)
     if wanted is None:
         comp, comm = _select(rt.compute, None), _select(rt.comm, None)
         total_bytes = sum(bytes_by.values())
     else:
         comp, comm = _select(rt.compute, wanted), _select(rt.comm, wanted)
         total_bytes = sum(v for k, v in bytes_by.items() if k in wanted)
+    chosen = [w[0] for w in windows]
     span_ns = (chosen[-1].end_ns - chosen[0].start_ns) if chosen else 0
     window = _figures(-1, span_ns, comp, comm, total_bytes)
     return RankOverlap(rt.rank, per, window, hta_window_overlap(rt))

@@ -19,7 +19,8 @@ GLOSSARY = [
     ("comm", "GPU: NCCL/RCCL kernels (ncclKernel_*, ncclDevKernel_*), union over all streams. gloo: the "
              "transfer events (gloo:*) on the backend's worker threads."),
     ("overlapped", "|comm ∩ compute|: communication hidden behind compute."),
-    ("overlap %", "overlapped / comm, over the whole analyzed window (HTA's and TensorBoard's definition)."),
+    ("overlap %", "overlapped / comm (HTA's and TensorBoard's definition); summary.json also gives it over the whole "
+                  "analyzed window (window.overlap_pct) and over HTA's window (overlap_pct_hta_window)."),
     ("exposed comm", "comm − overlapped: communication time that nothing hides; the step waits for it."),
     ("other", "step time − |compute ∪ comm|: idle, host overhead, data loading, memcpy."),
     ("bytes", "max(input, output elements) × element size of each collective (record_param_comms, else "
@@ -36,8 +37,13 @@ GLOSSARY = [
                "collective at a time on the channel, the run's own α and β; compute-side times calibrated to the "
                "step time measured outside the profiler."),
     ("straggler", "a rank that arrives last at a collective, more than the threshold after the first."),
-    ("per step", "ms values are medians over the analyzed ProfilerStep#N spans; GPU work belongs to the "
-                 "step whose CPU side launched it."),
+    ("per step", "each rank's figures are those of one step, its median step (the shorter of the two middle ones "
+                 "for an even count), so they add up: comm = overlapped + exposed, step = compute only + overlapped "
+                 "+ exposed + other, overlap % = overlapped / comm. A step's window runs from where the previous "
+                 "one ended to where its own work ended (its ProfilerStep's end, or later where GPU work it launched "
+                 "ran past it); the windows tile the timeline. Counts and bytes belong to the step whose CPU side "
+                 "issued them. summary.json's mean block gives means over the steps, which add up too. A last step "
+                 "cut by the end of the recording is left out."),
 ]
 
 CSS = """
@@ -92,18 +98,19 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
 
 
 def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    ranks = s["ranks"]
-    step_ms = _median([r["step_ms"] for r in ranks])
-    exposed = _median([r["exposed_comm_ms"] for r in ranks])
-    overlap = _median([r["overlap_pct"] for r in ranks])
-    nbytes = _median([r["comm_bytes_per_step"] for r in ranks])
-    share = 100 * exposed / step_ms if step_ms else 0.0
+    """One rank's median step, so that the cards add up: the rank whose median step is the median across ranks."""
+    ranks = [r for r in s["ranks"] if r["median_step"] is not None]
+    if not ranks:
+        return ["<div class='cards'>", _card(str(len(s["ranks"])), "ranks analyzed"), "</div>"]
+    r = sorted(ranks, key=lambda r: (r["step_ms"], r["rank"]))[(len(ranks) - 1) // 2]
+    share = 100 * r["exposed_comm_ms"] / r["step_ms"] if r["step_ms"] else 0.0
+    where = f"rank {r['rank']}, step {r['median_step']}"
     return ["<div class='cards'>",
-            _card(f"{step_ms:.2f} ms", "step time (median)"),
-            _card(f"{exposed:.2f} ms", f"exposed comm per step ({share:.0f}%)"),
-            _card(f"{overlap:.1f}%", "comm overlapped by compute"),
-            _card(_fmt_bytes(nbytes), "communicated per step per rank"),
-            _card(str(len(ranks)), "ranks analyzed"),
+            _card(f"{r['step_ms']:.2f} ms", f"step time ({where})"),
+            _card(f"{r['exposed_comm_ms']:.2f} ms", f"exposed comm ({share:.0f}% of the step)"),
+            _card(f"{r['overlap_pct']:.1f}%", f"of {r['comm_ms']:.2f} ms comm overlapped by compute"),
+            _card(_fmt_bytes(r["comm_bytes_per_step"]), "communicated in the step"),
+            _card(str(len(s["ranks"])), "ranks analyzed"),
             "</div>"]
 
 
@@ -133,7 +140,7 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
 
 
 def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    parts = ["<h2>Per rank (median per step, ms)</h2>" + _head(
+    parts = ["<h2>Per rank: its median step, ms</h2>" + _head(
         "rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
         "unprofiled step")]
     for r in s["ranks"]:
@@ -266,9 +273,3 @@ def _card(big: str, small: str) -> str:
     return f"<div class='card'><b>{h(big)}</b><span>{h(small)}</span></div>"
 
 
-def _median(vals) -> float:
-    v = sorted(x for x in vals if x is not None)
-    if not v:
-        return 0.0
-    m = len(v) // 2
-    return float(v[m]) if len(v) % 2 else (v[m - 1] + v[m]) / 2

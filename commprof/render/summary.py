@@ -70,26 +70,32 @@ def summary(rep: Report) -> dict[str, Any]:
 
 
 def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
+    """One rank's row: the figures of its median step (they add up), its mean step, its whole window."""
     rt = rep.run.rank(o.rank)
     w = o.window
+    s = o.representative
+    cpu_steps = {st.number: st.duration_ns for st in rt.steps}
     return {
         "rank": o.rank,
         "steps": len(o.steps),
-        "step_ms": _r(o.median("step_ns") / 1e6),
-        "compute_ms": _r(o.median("compute_ns") / 1e6),
-        "comm_ms": _r(o.median("comm_ns") / 1e6),
-        "overlapped_ms": _r(o.median("overlapped_ns") / 1e6),
-        "exposed_comm_ms": _r(o.median("exposed_ns") / 1e6),
-        "other_ms": _r(o.median("other_ns") / 1e6),
-        "overlap_pct": _r(w.overlap_pct, 2),
-        "comm_bytes_per_step": int(o.median("comm_bytes")),
+        "step_ms": _ms(s.step_ns if s else 0),
+        "compute_ms": _ms(s.compute_ns if s else 0),
+        "comm_ms": _ms(s.comm_ns if s else 0),
+        "overlapped_ms": _ms(s.overlapped_ns if s else 0),
+        "exposed_comm_ms": _ms(s.exposed_ns if s else 0),
+        "other_ms": _ms(s.other_ns if s else 0),
+        "compute_only_ms": _ms(s.compute_only_ns if s else 0),
+        "overlap_pct": _r(s.overlap_pct if s else 0.0, 2),
+        "comm_bytes_per_step": s.comm_bytes if s else 0,
+        "median_step": s.step if s else None,
+        "cpu_step_ms": _ms(cpu_steps.get(s.step)) if s else None,
         "wait_ms": _r(rep.cross.wait_ms_per_step.get(o.rank)),
         "step_ms_unprofiled": _r(rep.unprofiled_step_ms.get(o.rank)),
         "clock_offset_ms": _r(rep.cross.offsets_ns.get(o.rank, 0) / 1e6),
         "device": rt.device_kind,
         "trace": rt.path,
         "mean": {f"{k}_ms": _ms(o.mean(k + "_ns")) for k in ("step", "compute", "comm", "overlapped", "exposed",
-                                                              "other")},
+                                                              "other", "compute_only")},
         "window": {"span_ms": _r(w.step_ns / 1e6), "compute_ms": _r(w.compute_ns / 1e6),
                    "comm_ms": _r(w.comm_ns / 1e6), "overlapped_ms": _r(w.overlapped_ns / 1e6),
                    "exposed_comm_ms": _r(w.exposed_ns / 1e6), "overlap_pct": _r(w.overlap_pct, 2),

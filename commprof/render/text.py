@@ -61,8 +61,8 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
 
 
 def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
-    t = _table("Per rank (median per step)", ("rank", "step ms", "compute", "comm", "overlap", "exposed", "other",
-                                              "overlap %", "wait", "bytes/step"))
+    t = _table("Per rank: its median step (ms; the parts add up to the step)",
+               ("rank", "step ms", "compute", "comm", "overlap", "exposed", "other", "overlap %", "wait", "bytes/step"))
     for r in s["ranks"][:MAX_ROWS * 2]:
         t.add_row(str(r["rank"]), _f(r["step_ms"]), _f(r["compute_ms"]), _f(r["comm_ms"]),
                   _f(r["overlapped_ms"]), _f(r["exposed_comm_ms"]), _f(r["other_ms"]), _f(r["overlap_pct"], 1),

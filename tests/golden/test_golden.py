@@ -31,3 +31,21 @@ def test_outputs_are_unchanged(name: str):
                                                        data.decode(errors="replace").splitlines(),
                                                        "expected", "got", lineterm="", n=1))[:60])
             pytest.fail(f"{name}/{fname} differs from the golden output:\n{diff}")
+
+
+@pytest.mark.parametrize("name", sorted(SETS))
+def test_headline_figures_add_up(name: str):
+    """Each rank's figures in summary.json are one step's: comm = overlapped + exposed, step = compute only +
+    overlapped + exposed + other, overlap % = overlapped / comm (to the rounding of 3 decimals)."""
+    import json
+
+    s = json.loads(_expected(name, "summary.json"))
+    for r in s["ranks"]:
+        if not r["steps"]:
+            continue
+        assert r["comm_ms"] == pytest.approx(r["overlapped_ms"] + r["exposed_comm_ms"], abs=2e-3)
+        assert r["compute_ms"] == pytest.approx(r["compute_only_ms"] + r["overlapped_ms"], abs=2e-3)
+        parts = r["compute_only_ms"] + r["overlapped_ms"] + r["exposed_comm_ms"] + r["other_ms"]
+        assert r["step_ms"] == pytest.approx(parts, abs=4e-3)
+        if r["comm_ms"]:
+            assert r["overlap_pct"] == pytest.approx(100 * r["overlapped_ms"] / r["comm_ms"], abs=0.02)

@@ -116,3 +116,24 @@ def test_analyze_a_hand_built_run_end_to_end():
     assert rep.cross.stragglers[0].rank == 1
     assert any("Rank 1 arrives last" in f.text for f in rep.findings)
     assert rep.advice == ()  # no sidecar: nothing to replay
+
+
+def test_step_windows_tile_the_timeline_and_take_gpu_work_past_the_cpu_step():
+    """Step 1's CPU span ends at 10 ms but a kernel it launched runs until 14 ms: step 1's window is 0-14 ms and
+    step 2's starts there; within each window the parts add up to the window."""
+    comp = lane([(1 * MS, 14 * MS), (15 * MS, 18 * MS)], steps=[1, 2], launches=[1 * MS, 11 * MS])
+    comm = lane([(12 * MS, 16 * MS)], steps=[2], launches=[11 * MS])
+    rt = rank_trace(0, steps=((1, 0, 10 * MS), (2, 10 * MS, 20 * MS)), compute=comp, comm=comm)
+    s1, s2 = rank_overlap(rt).steps
+    assert (s1.step_ns, s2.step_ns) == (14 * MS, 6 * MS)
+    assert (s1.compute_ns, s1.comm_ns, s1.overlapped_ns) == (13 * MS, 2 * MS, 2 * MS)  # comm of step 2 runs here
+    assert (s2.compute_ns, s2.comm_ns, s2.overlapped_ns, s2.exposed_ns) == (3 * MS, 2 * MS, 1 * MS, 1 * MS)
+    for s in (s1, s2):
+        assert s.compute_only_ns + s.overlapped_ns + s.exposed_ns + s.other_ns == s.step_ns
+
+
+def test_headline_figures_are_one_steps_and_add_up():
+    o = rank_overlap(_two_steps())
+    rep_step = o.representative
+    assert rep_step is not None and rep_step.step == 1  # 10 ms each: the earlier of the two middle ones
+    assert rep_step.comm_ns == rep_step.overlapped_ns + rep_step.exposed_ns

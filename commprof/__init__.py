@@ -49,13 +49,15 @@ def trace(out_dir: str | os.PathLike = "traces", *, model: Any = None, wait: int
 
 def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | None = None,
          workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None,
-         executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None) -> Run:
-    """Load a folder of per-rank traces (and sidecars) into a ``Run``.  See ``commprof.engine.load.load``."""
+         executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None,
+         comm_kernels: Iterable[str] = ()) -> Run:
+    """Load a folder of per-rank traces (and sidecars) into a ``Run``.  ``comm_kernels``: more kernels that move
+    data between ranks (regular expressions, optionally ``"op=regex"``).  See ``commprof.engine.load.load``."""
     from .engine import load as _load
     from .reader.jsonio import DEFAULT_MAX_BYTES
 
     return _load(path, ranks=ranks, max_bytes=max_bytes or DEFAULT_MAX_BYTES, workers=workers, progress=progress,
-                 executor=executor, steps=steps, spill=spill)
+                 executor=executor, steps=steps, spill=spill, comm_kernels=comm_kernels)
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None) -> Report:

@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--link-gbps", type=float, default=None,
                    help="peak link bandwidth per GPU, GB/s one direction (e.g. 25 for 200 Gbit/s InfiniBand); "
                         "default: the NVLink/PCIe figure of a known GPU")
+    r.add_argument("--comm-kernel", action="append", default=[], metavar="[OP=]REGEX",
+                   help="GPU kernels that move data between ranks beyond the built-in table (NCCL, DeepEP, NVSHMEM, "
+                        "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
+                        "searched in kernel names, optionally prefixed with the operation, e.g. "
+                        "'all_to_all=my_ep::dispatch'; repeat for more")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
@@ -91,7 +96,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
     trace_dir = Path(args.trace_dir)
     # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
-    kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps)
+    kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps,
+                  comm_kernels=args.comm_kernel)
     if args.dask:
         client = _dask_client(args.dask)
         try:

@@ -42,6 +42,8 @@ _NAMES = {
     "all_gather_into_tensor_out": ALL_GATHER_INTO_TENSOR, "reduce_scatter_tensor_out": REDUCE_SCATTER_TENSOR,
 }
 
+KNOWN = frozenset(_NAMES.values())
+
 # family -> the operations in it; a family says how bytes move between ranks
 FAMILIES = {
     ALL_REDUCE: (ALL_REDUCE, "all_reduce_coalesced"),

@@ -98,9 +98,7 @@ def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
         if rt.sidecar is not None:
             out.extend(f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
     out.extend(cross.warnings)
-    unknown = {rt.rank: sum(not c.size_known for c in rt.collectives) for rt in run.ranks}
-    if any(unknown.values()):
-        out.append(say.sizes_unknown(sum(unknown.values()), sorted(r for r, n in unknown.items() if n)))
+    out.extend(say.sizes_unknown(run.ranks))
     if wanted is not None and not any(o.steps for o in overlaps):
         out.append(f"no ProfilerStep in the requested steps {wanted[0]}..{wanted[-1]}")
     return tuple(out)

@@ -139,12 +139,32 @@ def _bucket_rules(buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]
     return out
 
 
-def sizes_unknown(n: int, ranks: Sequence[int]) -> str:
+_SIZED_BY_CALLS = ("", "NCCL", "MSCCL (RCCL)", "gloo")  # their sizes come from the CPU calls' records
+
+
+def sizes_unknown(ranks: Sequence[RankTrace]) -> list[str]:
+    """Said once per run: which collectives have no size, and what would give them one."""
+    out = []
+    calls = [(rt.rank, c) for rt in ranks for c in rt.collectives if not c.size_known and c.via in _SIZED_BY_CALLS]
+    if calls:
+        on = _ranks_text(sorted({r for r, _ in calls}))
+        out.append(f"The bytes of {len(calls)} collectives ({on}) are unknown: the traces carry neither "
+                   "record_param_comms sizes nor the calls' Input Dims, so their bytes count as 0 and their "
+                   "bandwidth is not shown. Trace with torch.profiler.profile(record_shapes=True), or with "
+                   "commprof.trace(), which records shapes.")
+    other = [(rt.rank, c.via) for rt in ranks for c in rt.collectives
+             if not c.size_known and c.via not in _SIZED_BY_CALLS]
+    for via in sorted({v for _, v in other}):
+        n = sum(v == via for _, v in other)
+        out.append(f"{n} communication kernels of {via} ({_ranks_text(sorted({r for r, v in other if v == via}))}) "
+                   "were launched by no collective call the trace records, and kernels carry no sizes: their time "
+                   "counts as communication, their bytes are unknown.")
+    return out
+
+
+def _ranks_text(ranks: Sequence[int]) -> str:
     shown = ", ".join(map(str, ranks[:8])) + (" …" if len(ranks) > 8 else "")
-    return (f"The bytes of {n} collectives (rank{'s' if len(ranks) > 1 else ''} {shown}) are unknown: the traces carry "
-            "neither record_param_comms sizes nor the calls' Input Dims, so their bytes count as 0 and their "
-            "bandwidth is not shown. Trace with torch.profiler.profile(record_shapes=True), or with "
-            "commprof.trace(), which records shapes.")
+    return f"rank{'s' if len(ranks) > 1 else ''} {shown}"
 
 
 # ---- the advisor's words ----------------------------------------------------------------------------

@@ -32,11 +32,13 @@ class CollectiveStat:
     executed: int  # how many had an execution interval (kernel / transfer)
     algbw_gbps: float | None
     busbw_gbps: float | None
+    via: str = ""  # what carried them out: "NCCL", "gloo", "DeepEP", ... (the rule that matched their kernels)
+    unknown_size: int = 0  # how many had no size in the trace
 
 
 def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -> list[CollectiveStat]:
     wanted = set(steps) if steps is not None else None
-    acc: dict[tuple[str, str, int, str], dict] = {}
+    acc: dict[tuple[str, str, int, str, str], dict] = {}
     n_steps_by_rank: dict[int, int] = {}
     for rt in ranks:
         chosen = {s.number for s in rt.steps if wanted is None or s.number in wanted}
@@ -44,12 +46,12 @@ def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = N
         for c in rt.collectives:
             if c.step not in chosen:
                 continue
-            key = (c.op, c.process_group, c.group_size, c.dtype)
+            key = (c.op, c.process_group, c.group_size, c.dtype, c.via)
             a = acc.setdefault(key, {"count": 0, "bytes": 0, "time": 0, "exec": 0, "exec_bytes": 0,
-                                     "per_rank": {}})
+                                     "unknown": 0, "per_rank": {}})
             _add(a, c, rt.rank)
     out: list[CollectiveStat] = []
-    for (op, pg, n, dt), a in acc.items():
+    for (op, pg, n, dt, via), a in acc.items():
         per_rank = a["per_rank"]
         nr = len(per_rank)
         count = sum(v[0] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
@@ -59,7 +61,7 @@ def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = N
         f = bus_factor(op, n)
         busbw = algbw * f if algbw is not None and f is not None else None
         out.append(CollectiveStat(op, pg, n, dt, nr, count, nbytes, tns, a["count"], a["bytes"], a["exec"],
-                                  algbw, busbw))
+                                  algbw, busbw, via, a["unknown"]))
     out.sort(key=lambda s: (-s.time_ns, -s.bytes))
     return out
 
@@ -67,6 +69,7 @@ def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = N
 def _add(a: dict, c: Collective, rank: int) -> None:
     a["count"] += 1
     a["bytes"] += c.bytes
+    a["unknown"] += not c.size_known
     pr = a["per_rank"].setdefault(rank, [0, 0, 0])
     pr[0] += 1
     pr[1] += c.bytes

@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..model import RankTrace, Run, SpillDir
 from ..reader import discover as _discover
 from ..reader import read_sidecars
+from ..reader.commrules import CommRules, user_rule
 from ..reader.jsonio import DEFAULT_MAX_BYTES, json_size
 from . import spill as _spill
 
@@ -35,7 +36,8 @@ class LoadedRun(Run):
 
 def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
          workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None,
-         executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None) -> Run:
+         executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None,
+         comm_kernels: Iterable[str] = ()) -> Run:
     """Load every rank's trace in a folder (or one trace file) into a ``Run``.
 
     The map step (parse one rank's file) runs in local worker processes when the traces are large, or on
@@ -48,11 +50,16 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = D
     interval lanes to a temporary folder, memory-mapped where read and removed with the run; the run then holds
     its steps, collectives and per-step results, not one entry per kernel (``commprof.analysis.perrank``).
 
+    ``comm_kernels``: more GPU kernels that move data between ranks, as regular expressions searched in kernel
+    names, each optionally prefixed with the operation they perform (``"all_to_all=my_ep::dispatch"``); they
+    come before the built-in table (``commprof.reader.commrules``).
+
     Ranks come from ``distributedInfo.rank``, else from the file name.  Sidecars
     (``rank{R}.commprof.json``) are matched by rank.  ``ranks`` restricts the ranks loaded.
     ``progress(done, total, name)`` is called after each file.
     Raises ``InputError`` (one line: file and problem) when nothing usable is there.
     """
+    rules = _rules(comm_kernels)
     found = _discover.discover(path)
     warnings: list[str] = [f"skipped {p}: not a regular file (a dangling link, FIFO or socket)"
                            for p in found.not_regular]
@@ -63,7 +70,7 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = D
         traces = [t for t in traces if _discover.rank_from_name(t) in wanted or _discover.rank_from_name(t) is None]
     total = sum(_size(t) for t in traces)
     folder = _spill_folder(total >= SPILL_MIN_BYTES if spill is None else spill, warnings)
-    mapper = _Mapper(traces, side_by_rank, max_bytes, steps, folder, progress)
+    mapper = _Mapper(traces, side_by_rank, max_bytes, rules, steps, folder, progress)
     n_workers = workers if workers is not None else min(len(traces), os.cpu_count() or 1)
     if executor is not None:
         mapper.run(executor, remote=True)
@@ -97,10 +104,10 @@ def _spill_folder(wanted: bool, warnings: list[str]) -> SpillDir | None:
 class _Mapper:
     """The map step over a run's trace files; one unusable rank does not sink the others."""
 
-    def __init__(self, traces: list[Path], sidecars: dict[int, Path], max_bytes: int,
+    def __init__(self, traces: list[Path], sidecars: dict[int, Path], max_bytes: int, rules: CommRules | None,
                  steps: Iterable[int] | None, owner: SpillDir | None,
                  progress: Callable[[int, int, str], Any] | None) -> None:
-        self.traces, self.sidecars, self.max_bytes = traces, sidecars, max_bytes
+        self.traces, self.sidecars, self.max_bytes, self.rules = traces, sidecars, max_bytes, rules
         self.steps = steps_key(steps)
         self.owner, self.progress = owner, progress
         self.results: list[_spill.Mapped] = []
@@ -109,9 +116,9 @@ class _Mapper:
     def task(self, i: int, t: Path, remote: bool) -> tuple[Any, ...]:
         """(function, *arguments) of one rank's map step."""
         if self.owner is None:
-            return _spill.map_rank, t, self.sidecars, self.max_bytes
+            return _spill.map_rank, t, self.sidecars, self.max_bytes, self.rules
         # a worker on another machine keeps the lanes in memory; this process spills them as they arrive
-        return (_spill.map_rank, t, self.sidecars, self.max_bytes, self.steps,
+        return (_spill.map_rank, t, self.sidecars, self.max_bytes, self.rules, self.steps,
                 None if remote else self.owner.path, f"t{i}", True)
 
     def take(self, get: Callable[[], _spill.Mapped], i: int) -> None:
@@ -142,6 +149,17 @@ class _Mapper:
             del fut
             if self.progress:
                 self.progress(i + 1, n, t.name)
+
+
+def _rules(patterns: Iterable[str]) -> CommRules | None:
+    """The user's communication kernels before the built-in table; None: the built-in table alone."""
+    extra = []
+    for p in patterns:
+        try:
+            extra.append(user_rule(p))
+        except ValueError as e:
+            raise InputError("--comm-kernel", str(e)) from None
+    return CommRules(extra) if extra else None
 
 
 def _size(p: Path) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 from ..analysis.perrank import RankDigest, StepsKey, digest
 from ..model import Lane, RankTrace, SpillDir, SpilledArray, SpilledLane
 from ..reader import load_rank
+from ..reader.commrules import CommRules
 
 SPILL_MIN_INTERVALS = 4096  # smaller lanes stay in memory (a file and a mapping cost more than they save)
 _LANES = ("compute", "comm", "memcpy")
@@ -24,12 +25,12 @@ _TRANSFER_LANES = ("pageable", "host_syncs")
 Mapped = tuple[RankTrace, RankDigest | None]
 
 
-def map_rank(trace: Any, sidecars: Any, max_bytes: int, steps: StepsKey | None = None, folder: str | None = None,
-             token: str = "", digested: bool = False) -> Mapped:
+def map_rank(trace: Any, sidecars: Any, max_bytes: int, rules: CommRules | None = None, steps: StepsKey | None = None,
+             folder: str | None = None, token: str = "", digested: bool = False) -> Mapped:
     """The map step for one rank: parse; with ``digested``, also run the per-rank analyses for ``steps`` and, given
     a ``folder``, spill the lanes there (None: keep them in memory, for a worker on another machine; the reduce
     step spills them then)."""
-    rt = load_rank(trace, sidecars, max_bytes)
+    rt = load_rank(trace, sidecars, max_bytes, rules)
     if not digested:
         return rt, None
     d = digest(rt, steps)

@@ -76,6 +76,7 @@ class Collective:
     algorithm: str | None = None
     protocol: str | None = None
     size_known: bool = True
+    via: str = ""  # what carried it out: "NCCL", "gloo", "DeepEP", ... (the rule that matched its kernels)
 
     @property
     def duration_ns(self) -> int:

@@ -16,16 +16,18 @@ from ..formats import sidecar as F
 from ..model import RankTrace
 from . import discover as _discover
 from . import jsonio, sidecar
+from .commrules import CommRules
 from .kineto import parse_document
 
 __all__ = ["load_rank", "read_sidecars", "parse_document"]
 
 
 def load_rank(trace_path: str | Path, sidecars: dict[int, Path] | None = None,
-              max_bytes: int = jsonio.DEFAULT_MAX_BYTES) -> RankTrace:
-    """Parse one rank's trace, with its sidecar when one is given for its rank."""
+              max_bytes: int = jsonio.DEFAULT_MAX_BYTES, rules: CommRules | None = None) -> RankTrace:
+    """Parse one rank's trace, with its sidecar when one is given for its rank; ``rules``: which kernels are
+    communication (the built-in table when None)."""
     with _gc_paused():
-        return _load_rank(Path(trace_path), sidecars, max_bytes)
+        return _load_rank(Path(trace_path), sidecars, max_bytes, rules)
 
 
 @contextmanager
@@ -41,7 +43,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load_rank(path: Path, sidecars: dict[int, Path] | None, max_bytes: int) -> RankTrace:
+def _load_rank(path: Path, sidecars: dict[int, Path] | None, max_bytes: int, rules: CommRules | None) -> RankTrace:
     doc = jsonio.read_document(path, max_bytes)
     di = doc.info
     rank = di.get(K.DI_RANK) if isinstance(di.get(K.DI_RANK), int) else _discover.rank_from_name(path)
@@ -56,10 +58,10 @@ def _load_rank(path: Path, sidecars: dict[int, Path] | None, max_bytes: int) -> 
         except InputError as e:
             side_warn.append(f"{e}; sidecar ignored")
     try:
-        rt = parse_document(path, doc, rank_hint=rank, sidecar=side)
+        rt = parse_document(path, doc, rank_hint=rank, sidecar=side, rules=rules)
     except jsonio.ChunkLayoutError:  # a large file not laid out as torch writes it: decode it whole
         doc = jsonio.read_document(path, max_bytes, chunked=False)
-        rt = parse_document(path, doc, rank_hint=rank, sidecar=side)
+        rt = parse_document(path, doc, rank_hint=rank, sidecar=side, rules=rules)
     if side_warn:
         rt = replace(rt, warnings=tuple(rt.warnings) + tuple(side_warn))
     return rt

@@ -1,8 +1,8 @@
 """The one table of what each event is.  The only place that decides what is communication.
 
-- GPU kernels whose name marks a collective or point-to-point are communication: NCCL's old
-  (``ncclKernel_AllReduce_RING_LL_Sum_float``) and new (``ncclDevKernel_AllReduce_Sum_f16_RING_LL``)
-  schemes, RCCL's (same prefixes, plus ``ncclDevKernel_Generic``) and MSCCL's.  Other kernels are compute.
+- GPU kernels that move data between ranks are communication, by the rules of ``commrules`` (NCCL, RCCL, MSCCL,
+  DeepEP, NVSHMEM, symmetric memory, custom all-reduce kernels, userbuffers, MSCCL++, oneCCL, and the user's own);
+  other kernels are compute.  ``parse_kernel_name`` reads what an NCCL kernel's name says.
 - CPU events, by name (``cpu_kind``, decided once per distinct name): the profiler's steps, the gloo backend's
   transfers (``gloo:*``, communication on CPU-only traces), the CPU records of collectives
   (``record_param_comms``, ``nccl:*`` annotations, ``c10d::*`` calls), nn.DataParallel's autograd functions,
@@ -17,8 +17,6 @@ import re
 
 from .. import ops
 from ..formats import keys as K
-
-COMM_KERNEL_PREFIXES = ("nccl", "rccl", "msccl")
 
 # what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
 STEP, GLOO, RPC, NCCL, C10D, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL = range(9)
@@ -66,10 +64,6 @@ def cpu_kind(name: str) -> int:
     if name.startswith(_NOT_COMPUTE_PREFIXES) or name in _WAIT_NAMES:
         return EXCLUDED
     return ELEMENTWISE if name in ELEMENTWISE_OPS else COMPUTE
-
-
-def is_comm_kernel(name: str) -> bool:
-    return name.startswith(COMM_KERNEL_PREFIXES)
 
 
 def is_gloo_thread(thread_name: str) -> bool:

@@ -21,7 +21,11 @@ from .shapes import first_type, int_arg, numel_from_args
 from .steps import StepOf
 from .threads import ThreadIndex
 
-Exec = tuple[int, int, str, dict[str, Any]]  # start, end, name, args of a kernel or transfer
+# start, end, name, args of a kernel or transfer, and what carried it out: the library whose kernel it is
+# (commrules), or "gloo"; its operation where the library's rule says
+Exec = tuple[int, int, str, dict[str, Any], str, "str | None"]
+GLOO = "gloo"
+_NAMED_BY_KERNEL = ("NCCL", "MSCCL (RCCL)")  # libraries whose kernel names say the collective (parse_kernel_name)
 
 MAX_MESSAGE_BYTES = 1 << 48  # 256 TiB: beyond any message a job sends; a claim above it is a broken record
 
@@ -132,17 +136,18 @@ def _executions(sc: Scan, device_kind: str, primary: list[CpuRec], metas: list[M
     """Each call's execution (kernels launched inside it; or, on gloo, the k-th transfer of an op with the k-th
     call of that op) and the executions no call claims (start, end, name, args, issue time or -1)."""
     exec_of: dict[int, list[Exec]] = defaultdict(list)
-    orphans: list[tuple[int, int, str, dict[str, Any], int]] = []
+    orphans: list[tuple[Exec, int]] = []  # with their launch (issue) time, or -1
     if device_kind == "cuda":
         idx_primary = ThreadIndex(primary)
         pos = {id(r): i for i, r in enumerate(primary)}
-        for start, end, name, corr, args in sc.comm_kernels:
+        for start, end, name, corr, args, rule in sc.comm_kernels:
             la = sc.launches.get(corr)
             call = idx_primary.enclosing(la[1], la[0]) if la is not None else None
+            ex: Exec = (start, end, name, args, rule.library, rule.op)
             if call is None:
-                orphans.append((start, end, name, args, la[0] if la is not None else -1))
+                orphans.append((ex, la[0] if la is not None else -1))
             else:
-                exec_of[pos[id(call)]].append((start, end, name, args))
+                exec_of[pos[id(call)]].append(ex)
         return exec_of, orphans
     # gloo: a collective's transfer runs on the backend's worker threads, in the order the calls were issued; each
     # transfer belongs to the earliest call still waiting for one whose operation it can carry out (gloo runs a
@@ -159,11 +164,11 @@ def _executions(sc: Scan, device_kind: str, primary: list[CpuRec], metas: list[M
             i = min(heads, key=lambda k: primary[k].start)
             waiting[ops.family(metas[i].op)].popleft()
             last[t.name] = i
-            exec_of[i].append((t.start, t.end, t.name, t.args))
+            exec_of[i].append((t.start, t.end, t.name, t.args, GLOO, None))
         elif t.name in last:
-            exec_of[last[t.name]].append((t.start, t.end, t.name, t.args))
+            exec_of[last[t.name]].append((t.start, t.end, t.name, t.args, GLOO, None))
         else:
-            orphans.append((t.start, t.end, t.name, t.args, t.start))
+            orphans.append(((t.start, t.end, t.name, t.args, GLOO, None), t.start))
     return exec_of, orphans
 
 
@@ -197,11 +202,14 @@ class _Describer:
             match = self.pg_by_name.get(pg)
             gsize = len(match.ranks) if match and match.ranks else (self.world or 1)
         name = execs[0][2] if execs else ""
+        via = execs[0][4] if execs else ""
         algo = proto = None
-        if name and cl.is_comm_kernel(name):
+        if via in _NAMED_BY_KERNEL:
             kop, algo, proto, _dt = cl.parse_kernel_name(name)
             if m.op == ops.UNKNOWN:
                 m.op = kop
+        elif execs and m.op == ops.UNKNOWN and execs[0][5]:
+            m.op = execs[0][5] or ops.UNKNOWN
         nbytes, known = self._bytes(m)
         start = min(e[0] for e in execs) if execs else None
         end = max(e[1] for e in execs) if execs else None
@@ -213,7 +221,7 @@ class _Describer:
             lane = f"stream {a[K.A_STREAM]}" if K.A_STREAM in a else "gloo"
         return Collective(op=m.op, process_group=pg, group_size=int(gsize), dtype=m.dtype, bytes=nbytes,
                           issue_ns=issue, start_ns=start, end_ns=end, step=step, seq=m.seq, name=name,
-                          lane=lane, algorithm=algo, protocol=proto, size_known=known)
+                          lane=lane, algorithm=algo, protocol=proto, size_known=known, via=via)
 
     def _bytes(self, m: Meta) -> tuple[int, bool]:
         """(bytes, whether they are known): max(in, out) elements x element size; a barrier moves none; sizes
@@ -256,9 +264,10 @@ def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None
             ce.append(e[1])
             ci.append(r.start)
     dp_bytes = kernel_bytes(dp_launched) if device_kind == "cuda" else {}
-    for start, end, name, args, issue in orphans:
+    for ex, issue in orphans:
+        start, end, name, args, via, rule_op = ex
         m = meta_from([CpuRec(start, end, None, name, args)])
-        if device_kind == "cuda":
+        if via in _NAMED_BY_KERNEL:
             kop, _a, _p, kdt = cl.parse_kernel_name(name)
             m.op = kop
             if m.dtype == "unknown" and kdt:
@@ -266,15 +275,18 @@ def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None
             nb = dp_bytes.get(int_or(args.get(K.A_CORRELATION), -1))
             if nb is not None and m.numel is None:  # launched by nn.DataParallel: its call's tensors say
                 m.numel, m.dtype = nb // 4, "float32" if m.dtype == "unknown" else m.dtype
-        out.append(d.collective(m, None, [(start, end, name, args)], issue_for_step=issue if issue >= 0 else start))
+        elif via != GLOO:  # another library's kernel, launched by no collective call: its own group, its rule's op
+            m.op, m.pg = rule_op or ops.UNKNOWN, via
+        out.append(d.collective(m, None, [ex], issue_for_step=issue if issue >= 0 else start))
         cs.append(start)
         ce.append(end)
         ci.append(issue)
     if d.huge:
         warnings.append(f"{path.name}: {d.huge} collectives claim sizes beyond {MAX_MESSAGE_BYTES:,} bytes "
                         "(record_param_comms / Input Dims); their sizes were left out")
-    if orphans and device_kind == "cuda" and primary:
-        warnings.append(f"{path.name}: {len(orphans)} communication kernels have no CPU-side record; "
+    nccl_orphans = sum(ex[4] in _NAMED_BY_KERNEL for ex, _ in orphans)
+    if nccl_orphans and primary:
+        warnings.append(f"{path.name}: {nccl_orphans} communication kernels have no CPU-side record; "
                         "op and dtype taken from the kernel name")
     out.sort(key=lambda c: (c.issue_ns if c.issue_ns is not None else (c.start_ns or 0)))
     return out, np.array(cs, dtype=np.int64), np.array(ce, dtype=np.int64), np.array(ci, dtype=np.int64)

@@ -20,14 +20,16 @@ from ..model import HostTransfers, Lane, ProcessGroup, RankTrace, Sidecar
 from . import classify as cl
 from . import dataparallel as dp
 from .collectives import collectives
+from .commrules import CommRules
 from .jsonio import Document
 from .scan import Scan, scan
 from .steps import StepOf, profiler_steps
 
 
 def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
-                   sidecar: Sidecar | None = None) -> RankTrace:
-    """Turn a read chrome-trace document into a ``RankTrace``."""
+                   sidecar: Sidecar | None = None, rules: CommRules | None = None) -> RankTrace:
+    """Turn a read chrome-trace document into a ``RankTrace``; ``rules``: which kernels are communication (the
+    built-in table when None)."""
     warnings: list[str] = []
     di = doc.info
     rank = di.get(K.DI_RANK) if isinstance(di.get(K.DI_RANK), int) else rank_hint
@@ -41,7 +43,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     pgs = _process_groups(di)
     devices, device_memory = _devices(doc.device_properties)
 
-    sc = scan(doc.events)
+    sc = scan(doc.events, rules)
     warnings.extend(doc.warnings)
     for why, n in sorted(sc.skipped.items()):
         warnings.append(f"{path.name}: skipped {n:,} events ({why})")

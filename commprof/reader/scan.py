@@ -17,6 +17,7 @@ from typing import Any
 from ..formats import keys as K
 from ..units import float_size, us_to_ns
 from . import classify as cl
+from .commrules import CommRule, CommRules
 from .events import I64_MIN, IDS_LIST, MEM_LIST, U64_MAX, Ev, args_of, as_event, as_orjson, bulk, ids_of, mem_args
 from .events import shapes_of as _shapes_of
 from .jsonio import Batches
@@ -48,7 +49,8 @@ class Scan:
     mem_s: list[int] = field(default_factory=list)
     mem_e: list[int] = field(default_factory=list)
     mem_corr: list[int] = field(default_factory=list)
-    comm_kernels: list[tuple[int, int, str, int, dict[str, Any]]] = field(default_factory=list)
+    # communication kernels: start, end, name, correlation, args, the rule that matched (commrules)
+    comm_kernels: list[tuple[int, int, str, int, dict[str, Any], CommRule]] = field(default_factory=list)
     launches: dict[int, tuple[int, Any]] = field(default_factory=dict)  # correlation -> (time, thread)
     calls: dict[str, list[CpuRec]] = field(default_factory=lambda: defaultdict(list))  # rpc / annotation / c10d
     transfers: list[CpuRec] = field(default_factory=list)  # gloo:*
@@ -66,17 +68,19 @@ class Scan:
     n_events: int = 0
 
 
-def scan(events: list[Any] | Batches) -> Scan:
+def scan(events: list[Any] | Batches, rules: CommRules | None = None) -> Scan:
     sc = Scan()
     kinds: dict[str, int] = {}  # operator names repeat: classify each once
+    rules = rules if rules is not None else CommRules()
     for batch in (events.it if isinstance(events, Batches) else (events,)):
-        _scan_batch(sc, batch, kinds)
+        _scan_batch(sc, batch, kinds, rules)
         del batch  # before the next slice is decoded: one slice's events alive at a time
     return sc
 
 
-def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int]) -> None:
+def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommRules) -> None:
     skipped = sc.skipped
+    comm_rule = rules.match
     cpu_ops, cpu_excl = sc.cpu_ops, sc.cpu_excl
     comp_s, comp_e = sc.comp_s, sc.comp_e
     # events whose args are read in bulk after the loop (one decode call for all of them, see events.bulk)
@@ -146,11 +150,12 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int]) -> None:
                 sc.syncs.append((start, end))
             continue
         elif cat == K.CAT_KERNEL:
-            if name.startswith(cl.COMM_KERNEL_PREFIXES):
+            rule = comm_rule(name)
+            if rule is not None:
                 args = args_of(ev.args)
                 corr = args.get(K.A_CORRELATION)
                 corr = corr if isinstance(corr, int) else -1
-                sc.comm_kernels.append((start, end, name, corr, args))
+                sc.comm_kernels.append((start, end, name, corr, args, rule))
                 sc.dp_gpu.append((start, end, corr, int_or(args.get(K.A_DEVICE), int_or(ev.pid, -1)), "nccl", 0))
             else:
                 kn_args.append(ev.args)

@@ -16,8 +16,10 @@ GLOSSARY = [
     ("compute", "GPU traces: kernels that are not communication, union over all streams. CPU-only (gloo) "
                 "traces: CPU operators on the training threads, minus collective bookkeeping (c10d::*, "
                 "record_param_comms) and blocking waits."),
-    ("comm", "GPU: NCCL/RCCL kernels (ncclKernel_*, ncclDevKernel_*), union over all streams. gloo: the "
-             "transfer events (gloo:*) on the backend's worker threads."),
+    ("comm", "GPU: kernels that move data between ranks, union over all streams: NCCL/RCCL/MSCCL and the libraries "
+             "that bypass NCCL (DeepEP, NVSHMEM, symmetric memory, custom all-reduce kernels, userbuffers, MSCCL++, "
+             "oneCCL), and any given with --comm-kernel; 'via' in the collectives table names the rule that matched. "
+             "gloo: the transfer events (gloo:*) on the backend's worker threads."),
     ("overlapped", "|comm ∩ compute|: communication hidden behind compute."),
     ("overlap %", "overlapped / comm (HTA's and TensorBoard's definition); summary.json also gives it over the whole "
                   "analyzed window (window.overlap_pct) and over HTA's window (overlap_pct_hta_window)."),
@@ -156,9 +158,10 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
     if not s["collectives"]:
         return []
     parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
-        "op", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s")]
+        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s")]
     for c in s["collectives"]:
-        parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['process_group'])}</td><td class='n'>{c['group_size']}"
+        parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['via'] or '-')}</td><td>{h(c['process_group'])}</td>"
+                     f"<td class='n'>{c['group_size']}"
                      f"</td><td>{h(c['dtype'])}</td><td class='n'>{_n(c['count'], 1)}</td>"
                      f"<td class='n'>{h(_fmt_bytes(c['bytes']))}</td><td class='n'>{_n(c['time_ms'])}</td>"
                      f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")

@@ -113,7 +113,8 @@ def _collective(c: CollectiveStat) -> dict[str, Any]:
     return {"op": c.op, "process_group": c.process_group, "group_size": c.group_size, "dtype": c.dtype,
             "count": _r(c.count, 2), "bytes": int(round(c.bytes)), "time_ms": _r(c.time_ns / 1e6),
             "algbw_gbps": _r(c.algbw_gbps), "busbw_gbps": _r(c.busbw_gbps), "ranks": c.ranks,
-            "executed": c.executed, "total_count": c.total_count}
+            "executed": c.executed, "total_count": c.total_count, "via": c.via or None,
+            "bytes_unknown_count": c.unknown_size}
 
 
 def _bandwidth(rep: Report) -> dict[str, Any]:

@@ -81,10 +81,10 @@ def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _collectives(con: Console, rep: Report, s: dict[str, Any]) -> None:
     if not s["collectives"]:
         return
-    t = _table("Collectives (per step, per rank)", ("op", "group", "n", "dtype", "count", "bytes", "time ms",
-                                                    "algbw GB/s", "busbw GB/s"), left=("op", "dtype", "group"))
+    t = _table("Collectives (per step, per rank)", ("op", "via", "group", "n", "dtype", "count", "bytes", "time ms",
+                                                    "algbw GB/s", "busbw GB/s"), left=("op", "via", "dtype", "group"))
     for c in s["collectives"][:MAX_ROWS]:
-        t.add_row(plain(c["op"], 24), plain(c["process_group"], 12), str(c["group_size"]),
+        t.add_row(plain(c["op"], 24), plain(c["via"] or "-", 14), plain(c["process_group"], 12), str(c["group_size"]),
                   plain(c["dtype"], 10), _f(c["count"], 1), _fmt_bytes(c["bytes"]), _f(c["time_ms"]),
                   _f(c["algbw_gbps"]), _f(c["busbw_gbps"]))
     con.print(t)

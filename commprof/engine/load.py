@@ -183,10 +183,12 @@ def assemble(path: Path, results: list[tuple[RankTrace, RankDigest | None]], run
     run_id = _run_id(by_rank, run_ids)
     ordered = tuple(by_rank[r] for r in sorted(by_rank))
     missing: tuple[int, ...] = ()
-    if world is not None and len(ordered) < world and len(ordered) > 1:
+    if world is not None and len(ordered) < world:
         missing = tuple(r for r in range(world) if r not in by_rank)
         shown = ", ".join(map(str, missing[:16])) + (" …" if len(missing) > 16 else "")
-        warnings.append(f"{len(ordered)} of {world} ranks present; missing ranks: {shown}")
+        warnings.append(f"{len(ordered)} of {world} ranks present; missing ranks: {shown}. Waits, stragglers and "
+                        "transfer times without waits are measured across the ranks present only; every rank's "
+                        "trace is needed for all of them")
     with_side = [rt for rt in ordered if rt.sidecar is not None]
     if 0 < len(with_side) < len(ordered):
         lacking = [rt.rank for rt in ordered if rt.sidecar is None]

@@ -11,13 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
-from ..formats import keys as K
 from ..formats import sidecar as F
 from ..model import RankTrace
 from . import discover as _discover
 from . import jsonio, sidecar
 from .commrules import CommRules
 from .kineto import parse_document
+from .stream import ChunkLayoutError
 
 __all__ = ["load_rank", "read_sidecars", "parse_document"]
 
@@ -44,27 +44,26 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _load_rank(path: Path, sidecars: dict[int, Path] | None, max_bytes: int, rules: CommRules | None) -> RankTrace:
-    doc = jsonio.read_document(path, max_bytes)
-    di = doc.info
-    rank = di.get(K.DI_RANK) if isinstance(di.get(K.DI_RANK), int) else _discover.rank_from_name(path)
-    side = None
-    side_warn: list[str] = []
-    sp = (sidecars or {}).get(rank) if rank is not None else None
-    if sp is not None:
-        base = doc.base_time_ns
-        base = base if isinstance(base, int) and not isinstance(base, bool) else 0
-        try:
-            side = sidecar.parse(sp, sidecar.read_raw(sp), base)
-        except InputError as e:
-            side_warn.append(f"{e}; sidecar ignored")
+    hint = _discover.rank_from_name(path)
     try:
-        rt = parse_document(path, doc, rank_hint=rank, sidecar=side, rules=rules)
-    except jsonio.ChunkLayoutError:  # a large file not laid out as torch writes it: decode it whole
-        doc = jsonio.read_document(path, max_bytes, chunked=False)
-        rt = parse_document(path, doc, rank_hint=rank, sidecar=side, rules=rules)
-    if side_warn:
-        rt = replace(rt, warnings=tuple(rt.warnings) + tuple(side_warn))
-    return rt
+        rt = parse_document(path, jsonio.read_document(path, max_bytes), rank_hint=hint, rules=rules)
+    except ChunkLayoutError:  # a large file whose event list could not be cut into slices: decode it whole
+        rt = parse_document(path, jsonio.read_document(path, max_bytes, chunked=False), rank_hint=hint, rules=rules)
+    sp = (sidecars or {}).get(rt.rank)
+    return with_sidecar(rt, sp) if sp is not None else rt
+
+
+def with_sidecar(rt: RankTrace, path: Path) -> RankTrace:
+    """The rank with its sidecar, its times moved onto the trace's clock; a sidecar that cannot be used is ignored
+    with a warning."""
+    try:
+        side = sidecar.parse(path, sidecar.read_raw(path), rt.base_time_ns)
+    except InputError as e:
+        return replace(rt, warnings=(*rt.warnings, f"{e}; sidecar ignored"))
+    if side.rank != rt.rank:
+        return replace(rt, warnings=(*rt.warnings, f"{side.path}: sidecar says rank {side.rank} but the trace is "
+                                                   f"rank {rt.rank}; sidecar ignored"))
+    return replace(rt, sidecar=side, world_size=rt.world_size or side.world_size, backend=rt.backend or side.backend)
 
 
 def read_sidecars(paths: tuple[Path, ...], warnings: list[str]) -> tuple[dict[int, Path], dict[int, str]]:

@@ -16,21 +16,23 @@ import orjson
 from .. import intervals as iv
 from ..errors import InputError
 from ..formats import keys as K
-from ..model import HostTransfers, Lane, ProcessGroup, RankTrace, Sidecar
+from ..model import HostTransfers, Lane, ProcessGroup, RankTrace
 from . import classify as cl
 from . import dataparallel as dp
 from .collectives import collectives
 from .commrules import CommRules
-from .jsonio import Document
+from .document import Document
 from .scan import Scan, scan
 from .steps import StepOf, profiler_steps
 
 
 def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
-                   sidecar: Sidecar | None = None, rules: CommRules | None = None) -> RankTrace:
+                   rules: CommRules | None = None) -> RankTrace:
     """Turn a read chrome-trace document into a ``RankTrace``; ``rules``: which kernels are communication (the
-    built-in table when None)."""
+    built-in table when None).  The events are scanned first: a streamed document's keys after the event list are
+    known only then."""
     warnings: list[str] = []
+    sc = scan(doc.events, rules)
     di = doc.info
     rank = di.get(K.DI_RANK) if isinstance(di.get(K.DI_RANK), int) else rank_hint
     if rank is None:
@@ -42,8 +44,6 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     base_ns = base if isinstance(base, int) and not isinstance(base, bool) and 0 <= base < 2**63 else 0
     pgs = _process_groups(di)
     devices, device_memory = _devices(doc.device_properties)
-
-    sc = scan(doc.events, rules)
     warnings.extend(doc.warnings)
     for why, n in sorted(sc.skipped.items()):
         warnings.append(f"{path.name}: skipped {n:,} events ({why})")
@@ -63,18 +63,9 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     colls, comm_s, comm_e, comm_issue = collectives(sc, device_kind, attribute, world, pgs, warnings, path,
                                                     launched)
     comm = Lane(comm_s, comm_e, lanes.step_of(comm_issue, comm_s), comm_issue)
-
-    if sidecar is not None:
-        if sidecar.rank != rank:
-            warnings.append(f"{sidecar.path}: sidecar says rank {sidecar.rank} but the trace is rank {rank}; "
-                            "sidecar ignored")
-            sidecar = None
-        else:
-            world = world or sidecar.world_size
-            backend = backend or sidecar.backend
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
-                     memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=sidecar,
+                     memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=None,
                      warnings=tuple(warnings), event_count=sc.n_events, transfers=_host_transfers(sc, lanes),
                      memory_peak=dict(sc.memory), device_memory=device_memory,
                      elementwise=np.array([sc.ew_bytes, sc.ew_ns], dtype=np.int64).reshape(2, -1),

@@ -18,9 +18,9 @@ from ..formats import keys as K
 from ..units import float_size, us_to_ns
 from . import classify as cl
 from .commrules import CommRule, CommRules
+from .document import Batches
 from .events import I64_MIN, IDS_LIST, MEM_LIST, U64_MAX, Ev, args_of, as_event, as_orjson, bulk, ids_of, mem_args
 from .events import shapes_of as _shapes_of
-from .jsonio import Batches
 from .shapes import first_type, numel_of_dims
 
 _TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds

@@ -27,10 +27,10 @@ def test_corpus_has_at_least_20_kinds():
 def test_bad_input(name: str, streamed: bool, tmp_path: Path, capsys, monkeypatch):
     """Each case read whole, and streamed slice by slice (as large traces are): the same outcome."""
     if streamed:
-        from commprof.reader import jsonio
+        from commprof.reader import jsonio, stream
         monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1)
-        monkeypatch.setattr(jsonio, "CHUNK_BYTES", 256)
-        monkeypatch.setattr(jsonio, "READ_BYTES", 256)
+        monkeypatch.setattr(stream, "CHUNK_BYTES", 256)
+        monkeypatch.setattr(stream, "READ_BYTES", 256)
     exp = EXPECTED[name]
     case = tmp_path / name
     shutil.copytree(BAD / name, case)
@@ -122,12 +122,12 @@ def test_streamed_large_traces_fail_and_recover_as_whole_reads(tmp_path: Path, c
     file whole."""
     import gzip
 
-    from commprof.reader import jsonio
+    from commprof.reader import jsonio, stream
 
     text = gzip.decompress((ROOT / "traces" / "example" / "rank0.pt.trace.json.gz").read_bytes())
     assert b'"traceEvents": [\n' in text  # torch's layout: streamed
     slices = []
-    orig = jsonio._stream_slices
+    orig = stream._slices
     for name, (fname, data, args) in _torch_layout_defects(text).items():
         outcomes = []
         for streamed in (False, True):
@@ -135,8 +135,8 @@ def test_streamed_large_traces_fail_and_recover_as_whole_reads(tmp_path: Path, c
             case.mkdir(parents=True)
             (case / fname).write_bytes(data)
             monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1 if streamed else 2**40)
-            monkeypatch.setattr(jsonio, "CHUNK_BYTES", 64 * 1024)
-            monkeypatch.setattr(jsonio, "_stream_slices", lambda *a: (slices.append(1), orig(*a))[1])
+            monkeypatch.setattr(stream, "CHUNK_BYTES", 64 * 1024)
+            monkeypatch.setattr(stream, "_slices", lambda *a: (slices.append(1), orig(*a))[1])
             out = case.parent / "out"
             code = main(["report", str(case), "-o", str(out), "--format", "json", "-q", *args])
             err = capsys.readouterr().err.replace(str(case), "CASE")

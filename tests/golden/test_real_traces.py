@@ -198,43 +198,70 @@ def test_typed_fast_path_and_orjson_path_give_the_same_summary(rel):
 def test_large_traces_decoded_slice_by_slice_give_the_same_summary(rel, monkeypatch):
     """Traces above a size are decoded a slice at a time (bounded memory); forced on small real traces with
     tiny slices, the analysis must not change."""
-    from commprof.reader import jsonio
+    from commprof.reader import jsonio, stream
     from commprof.render.summary import summary
 
     whole = summary(commprof.analyze(commprof.load(real(rel))))
     monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1)
-    monkeypatch.setattr(jsonio, "CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 64 * 1024)
     calls = []
-    orig = jsonio._stream_slices
-    monkeypatch.setattr(jsonio, "_stream_slices", lambda *a: (calls.append(1), orig(*a))[1])
+    orig = stream._slices
+    monkeypatch.setattr(stream, "_slices", lambda *a: (calls.append(1), orig(*a))[1])
     assert summary(commprof.analyze(commprof.load(real(rel), workers=1))) == whole  # (calls seen here)
     assert calls  # the sliced path was taken
 
 
-def test_a_layout_that_breaks_slicing_falls_back_to_a_whole_decode(tmp_path, monkeypatch):
-    """A nested object that starts a line at the events' indentation would cut an event in two: that slice
-    fails to decode and the file is read again whole, with the same result."""
-    from commprof.reader import jsonio, parse_document
+def _any_layout(text: str, tmp_path, monkeypatch, limit: int | None = None):
+    """The trace read whole, then streamed a few bytes at a time: (whole, streamed) analyses."""
+    from commprof.reader import jsonio, stream
 
-    ev = []
-    for k in range(50):
-        ev.append(f'  {{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#{k}", "pid": 1, "tid": 1, '
-                  f'"ts": {1000 * k}, "dur": 900, "args":\n  {{"External id": {k}}}}}')
-        ev.append(f'  {{"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": {1000 * k + 100}, '
-                  '"dur": 500}')
-    text = '{\n  "traceEvents": [\n' + ",\n".join(ev) + '\n  ],\n  "traceName": "t"\n}'
     p = tmp_path / "rank0.json"
     p.write_text(text)
-    expected = commprof.analyze(commprof.load(p))
+    whole = commprof.analyze(commprof.load(p))
     monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1)
-    monkeypatch.setattr(jsonio, "CHUNK_BYTES", 1)  # read a byte at a time: a cut at every line that starts
-    monkeypatch.setattr(jsonio, "READ_BYTES", 1)  # with "  {"
-    monkeypatch.setattr(jsonio, "_HEAD_SEARCH_BYTES", 1)
-    with pytest.raises(jsonio.ChunkLayoutError):
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(stream, "READ_BYTES", 64)
+    monkeypatch.setattr(stream, "HEAD_SEARCH_BYTES", 1)
+    if limit is not None:
+        monkeypatch.setattr(stream, "SLICE_LIMIT", limit)
+    return whole, commprof.analyze(commprof.load(p)), p
+
+
+def _events(k: int, args: str) -> list[dict]:
+    return [{"ph": "X", "cat": "user_annotation", "name": f"ProfilerStep#{k}", "pid": 1, "tid": 1, "ts": 1000 * k,
+             "dur": 900, "args": json.loads(args)},
+            {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": 1000 * k + 100, "dur": 500}]
+
+
+@pytest.mark.parametrize("dump", [lambda d: json.dumps(d), lambda d: json.dumps(d, indent=2),
+                                  lambda d: json.dumps(d, indent=1, separators=(",", ":"))],
+                         ids=["one line", "indent 2", "compact"])
+def test_any_layout_is_streamed_and_nested_lists_of_objects_do_not_cut_events(dump, tmp_path, monkeypatch):
+    """Events whose args hold lists of objects ('},{' inside an event) and metadata after the event list, in
+    json.dump's layouts: streamed slice by slice, the same analysis as read whole."""
+    from commprof.reader import stream
+
+    ev = [e for k in range(40) for e in _events(k, '{"x": [{"a": 1}, {"b": "},{"}]}')]
+    text = dump({"traceEvents": ev, "distributedInfo": {"rank": 3, "world_size": 4, "backend": "gloo"}})
+    calls = []
+    orig = stream._slices
+    monkeypatch.setattr(stream, "_slices", lambda *a: (calls.append(1), orig(*a))[1])
+    whole, streamed, _p = _any_layout(text, tmp_path, monkeypatch)
+    assert calls and streamed.run.ranks[0].rank == 3  # streamed, and the keys after the list were read
+    assert [s.step for s in streamed.overlaps[0].steps] == [s.step for s in whole.overlaps[0].steps]
+    assert len(streamed.overlaps[0].steps) == 40
+
+
+def test_a_slice_that_cannot_be_cut_falls_back_to_a_whole_decode(tmp_path, monkeypatch):
+    """An event whose args hold more '},{' than the cut tries, beyond the slice limit: read again whole."""
+    from commprof.reader import jsonio, parse_document, stream
+
+    ev = [e for k in range(10) for e in _events(k, json.dumps({"s": [{"a": i} for i in range(40)]}))]
+    whole, streamed, p = _any_layout(json.dumps({"traceEvents": ev}), tmp_path, monkeypatch, limit=256)
+    with pytest.raises(stream.ChunkLayoutError):
         parse_document(p, jsonio.read_document(p))
-    got = commprof.analyze(commprof.load(p))
-    assert [s.step for s in got.overlaps[0].steps] == [s.step for s in expected.overlaps[0].steps]
-    assert len(got.overlaps[0].steps) == 50
+    assert [s.step for s in streamed.overlaps[0].steps] == [s.step for s in whole.overlaps[0].steps]
+    assert len(streamed.overlaps[0].steps) == 10
 
 
 def test_args_read_in_bulk_or_event_by_event_give_the_same_trace(tmp_path):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from commprof import ops
 from commprof.reader import classify as cl
+from commprof.reader.commrules import CommRules
 from commprof.units import canonical_dtype, dtype_size, float_size
 
 
@@ -19,9 +20,10 @@ def test_old_and_new_nccl_kernel_names():
 
 
 def test_comm_kernel_detection_includes_rccl():
-    assert cl.is_comm_kernel("ncclDevKernel_AllGather_RING_LL(x)")
-    assert cl.is_comm_kernel("rcclGenericKernel")
-    assert not cl.is_comm_kernel("void at::native::vectorized_elementwise_kernel<4>")
+    rules = CommRules()
+    assert rules.match("ncclDevKernel_AllGather_RING_LL(x)") is not None
+    assert rules.match("rcclGenericKernel") is not None
+    assert rules.match("void at::native::vectorized_elementwise_kernel<4>") is None
 
 
 def test_canonical_ops_and_dtypes():

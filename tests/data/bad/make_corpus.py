@@ -70,8 +70,19 @@ case("negative_and_huge_values",
      {"rank0.json": json.dumps(tiny_trace(0, 1, [{"ph": "X", "name": "neg", "ts": 5.0, "dur": -3.0},
                                                  {"ph": "X", "name": "huge", "ts": 1e300, "dur": 1.0}])).encode()},
      0, "skipped 2 events (negative or out-of-range ts/dur)")
-case("nan_literal", {"rank0.json": json.dumps(tiny_trace(0, 1)).replace('"dur": 9000.0', '"dur": NaN', 1).encode()},
-     2, "not valid JSON")
+case("nan_literal", {"rank0.json": json.dumps(tiny_trace(0, 1), allow_nan=True)
+                     .replace('"dur": 9000.0', '"dur": NaN', 1).replace('"dur": 5000.0', '"dur": Infinity', 1)
+                     .replace('"ts": 1010100.0', '"ts": -Infinity', 1).encode()},
+     0, "3 non-finite numbers (NaN, Infinity) read as null")
+case("deep_nesting", {"rank0.json.gz": gzip.compress(json.dumps(tiny_trace(0, 1)).replace(
+    '"args": {}', '"args": {"x": ' + "[" * 200_000 + "]" * 200_000 + "}", 1).encode(), mtime=0)}, 2,
+     "more than 1024 deep")
+case("one_rank_of_two", {"rank0.json": json.dumps(tiny_trace(0, 2)).encode()}, 0,
+     "1 of 2 ranks present; missing ranks: 1")
+case("message_size_beyond_any", {"rank0.json": json.dumps(tiny_trace(0, 1, [
+    {"ph": "X", "cat": "cpu_op", "name": "record_param_comms", "pid": 1, "tid": 1, "ts": 1_004_001.0, "dur": 10.0,
+     "args": {"Collective name": "allreduce", "In msg nelems": 2**65, "Out msg nelems": 2**65, "dtype": "Float"}}])
+                                                  ).encode()}, 0, "claim sizes beyond 281,474,976,710,656 bytes")
 case("integer_beyond_64_bits",
      {"rank0.json": json.dumps(tiny_trace(0, 1)).replace('"ts": 1000100.0', '"ts": 123456789012345678901234567890',
                                                          1).encode()},

@@ -60,12 +60,14 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
                  executor=executor, steps=steps, spill=spill, comm_kernels=comm_kernels)
 
 
-def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None) -> Report:
-    """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``."""
+def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
+            step_ms: float | None = None) -> Report:
+    """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
+    time outside the profiler where the files do not record it (plain torch.profiler traces)."""
     from .analysis.analyze import analyze as _analyze
     from .engine import digests_of
 
-    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run))
+    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms)
 
 
 def plots(report: Report) -> dict[str, bytes]:

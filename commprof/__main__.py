@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--link-gbps", type=float, default=None,
                    help="peak link bandwidth per GPU, GB/s one direction (e.g. 25 for 200 Gbit/s InfiniBand); "
                         "default: the NVLink/PCIe figure of a known GPU")
+    r.add_argument("--step-ms", type=float, default=None,
+                   help="the training step's time outside the profiler, ms (e.g. from your training log): calibrates "
+                        "the what-ifs of plain torch.profiler traces, which cannot record it")
     r.add_argument("--comm-kernel", action="append", default=[], metavar="[OP=]REGEX",
                    help="GPU kernels that move data between ranks beyond the built-in table (NCCL, DeepEP, NVSHMEM, "
                         "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
@@ -108,7 +111,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         run = _load_with_progress(load, trace_dir, kwargs, args.quiet)
     if args.link_gbps is not None and not args.link_gbps > 0:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
-    rep = analyze(run, steps=steps, link_gbps=args.link_gbps)
+    if args.step_ms is not None and not args.step_ms > 0:
+        raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
+    rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
     written = write_outputs(rep, Path(args.out) if args.out else default_out, formats)
     if "text" in formats:

@@ -7,14 +7,16 @@ already hidden the advisor says that there is nothing to gain instead of inventi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model import Run
 from ..units import MiB
 from . import findings as say
 from .bandwidth import Bandwidth
 from .buckets import BucketStat, BucketStep
+from .ddpview import view as ddp_view
 from .findings import Advice, Finding
+from .rates import OpRates, op_rates
 from .whatif import (
     CANDIDATE_CAPS_MB,
     POWERSGD_RANKS,
@@ -22,6 +24,7 @@ from .whatif import (
     Scenario,
     calibrate,
     powersgd_applies,
+    powersgd_measured,
     powersgd_split,
     rebucket,
     replay,
@@ -30,6 +33,7 @@ from .whatif import (
 
 MIN_GAIN = 0.05
 HIDDEN_SHARE = 0.03
+TOLERANCE_PCT = 10.0  # the replay of the traced settings must land this close to the traced run to advise
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,30 @@ class WhatIf:
     value: object
     step_ms: float
     exposed_ms: float
+    assumed: tuple[str, ...] = ()  # costs the prediction uses that nothing in the run measured
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCheck:
+    """The replay of the traced settings against the traced run itself (profiled times, no calibration), on the
+    rank whose replayed step is the longest: the step, and the communication left after the backward pass."""
+
+    rank: int
+    step_model_ms: float
+    step_measured_ms: float
+    exposed_model_ms: float
+    exposed_measured_ms: float
+    source: str  # "sidecar" or "trace"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * (self.step_model_ms - self.step_measured_ms) / self.step_measured_ms \
+            if self.step_measured_ms else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.error_pct) <= TOLERANCE_PCT
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +79,8 @@ class Advisor:
     model_step_ms: float | None  # replay of the traced settings, profiled time (a check of the model)
     profiled_step_ms: float | None
     scale: dict[int, float]
+    check: ModelCheck | None = None
+    rates: OpRates | None = None  # the operation costs the replays used, with their sources
 
 
 Predict = Callable[[int, "str | None"], Prediction]
@@ -64,14 +94,22 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
            unprofiled_ms: dict[int, float]) -> Advisor:
     findings: list[Finding] = []
     scs: list[Scenario] = []
+    why_not: dict[int, str] = {}
+    views = []
+    rates = op_rates(run)
     for rt in run.ranks:
-        sc = scenario(rt, [r for r in rows if r.rank == rt.rank], bw, unprofiled_ms.get(rt.rank))
+        v, why = ddp_view(rt, [r for r in rows if r.rank == rt.rank])
+        sc = scenario(rt, v, bw, unprofiled_ms.get(rt.rank), rates) if v is not None else None
         if sc is not None:
             scs.append(sc)
+            views.append(v)
+        elif why:
+            why_not[rt.rank] = why
     findings.extend(say.ddp_rules(run, buckets, bw))
     if not scs:
-        if any(rt.sidecar is not None and rt.sidecar.ddp for rt in run.ranks) and (run.world_size or 1) > 1:
-            findings.append(say.NO_WHATIF)
+        if (run.world_size or 1) > 1 and (why_not or any(rt.sidecar is not None and rt.sidecar.ddp
+                                                          for rt in run.ranks)):
+            findings.append(say.no_whatif(why_not))
         return Advisor((), tuple(findings), (), None, None, None, {})
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
@@ -81,8 +119,11 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     cur_cap = scs[0].cap_bytes
     base = predict(cur_cap, scs[0].traced_compression)  # candidates keep the traced hook; only the knob varies
     model_check = _worst([replay(sc, sc.cap_bytes, sc.traced_compression, 1.0) for sc in scs])
+    check = _check(scs)
+    if not check.ok:
+        findings.append(say.model_misses(check.error_pct, TOLERANCE_PCT))
     whatifs = [WhatIf("bucket_cap_mb", round(cur_cap / MiB, 3), base.step_ns / 1e6, base.exposed_ns / 1e6)]
-    best_mb, best = _caps(scs, predict, whatifs)
+    best_mb, best = _caps(scs, predict, whatifs, cur_cap)
     advice: list[Advice] = []
     if (base.exposed_ns / base.step_ns if base.step_ns else 0.0) < HIDDEN_SHARE:
         findings.append(say.already_hidden(base.exposed_ns / 1e6, base.step_ns / 1e6))
@@ -94,58 +135,82 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                                                     best.buckets, best.exposed_ns / 1e6, scs[0].alpha_s * 1e6,
                                                     scs[0].beta_bps / 1e9)))
             ref, ref_mb = best, best_mb
-        _compression(run, scs, predict, base, ref, ref_mb, whatifs, advice, findings)
-        _accumulation(scs, scale, base, ref, whatifs, advice)
+        margin = max(MIN_GAIN, abs(check.error_pct) / 100)  # a lossy change must gain more than the model's error
+        _compression(scs, predict, base, ref, ref_mb, whatifs, advice, findings, margin)
+        _accumulation(scs, scale, base, ref, whatifs, advice, margin)
     profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
+    if not check.ok:
+        advice = []  # the what-ifs stay, shown without advice
     return Advisor(tuple(advice), tuple(findings), tuple(whatifs), base.step_ns / 1e6, model_check.step_ns / 1e6,
-                   profiled, scale)
+                   profiled, scale, check, rates)
 
 
-def _caps(scs: Sequence[Scenario], predict: Predict, whatifs: list[WhatIf]) -> tuple[float, Prediction]:
-    """Every candidate bucket cap (keeping the traced hook); the best (ties: the larger bucket)."""
+def _check(scs: Sequence[Scenario]) -> ModelCheck:
+    """The model against the traced run: each traced step replayed from its own gradient-ready times and tail
+    (profiled times, no calibration), against its measured duration and its communication after the backward pass;
+    the step whose error is the median, on the rank whose replayed step is the longest."""
+    rows = []
+    for sc in scs:
+        per = []
+        for ready, tail, dur, exposed in sc.traced_steps or ((sc.ready_ns, sc.tail_ns, sc.profiled_step_ns,
+                                                               sc.measured_exposed_ns),):
+            p = replay(replace(sc, ready_ns=ready, tail_ns=tail), sc.cap_bytes, sc.traced_compression, 1.0)
+            per.append(((p.step_ns - dur) / dur if dur else 0.0, p, dur, exposed))
+        per.sort(key=lambda x: x[0])
+        _err, p, dur, exposed = per[(len(per) - 1) // 2]
+        rows.append((p, dur, exposed, sc))
+    p, dur, exposed, sc = max(rows, key=lambda x: x[0].step_ns)
+    return ModelCheck(sc.rank, p.step_ns / 1e6, dur / 1e6, p.exposed_ns / 1e6, exposed / 1e6, sc.source, sc.notes)
+
+
+def _caps(scs: Sequence[Scenario], predict: Predict, whatifs: list[WhatIf], cur_cap: int) -> tuple[float, Prediction]:
+    """Every candidate bucket cap (keeping the traced hook); the best (ties: the larger bucket).  The traced cap
+    is the what-ifs' first row; a candidate equal to it is not listed twice."""
     caps = {}
     for mb in CANDIDATE_CAPS_MB:
         p = predict(int(mb * MiB), scs[0].traced_compression)
         caps[mb] = p
-        whatifs.append(WhatIf("bucket_cap_mb", mb, p.step_ns / 1e6, p.exposed_ns / 1e6))
+        if abs(mb * MiB - cur_cap) > 1:
+            whatifs.append(WhatIf("bucket_cap_mb", mb, p.step_ns / 1e6, p.exposed_ns / 1e6))
     best_mb = min(caps, key=lambda k: (round(caps[k].step_ns / 1e4), -k))
     return best_mb, caps[best_mb]
 
 
-def _compression(run: Run, scs: Sequence[Scenario], predict: Predict, base: Prediction, ref: Prediction,
-                 ref_mb: float, whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding]) -> None:
+def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, ref: Prediction, ref_mb: float,
+                 whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], margin: float) -> None:
     """fp16 compression and PowerSGD, unless the traced hook already compresses."""
-    side = run.rank(scs[0].rank).sidecar
-    hook = side.ddp.hook if side is not None and side.ddp is not None else ""
+    traced = scs[0].traced_compression or ""
     baseline_ms = base.step_ns / 1e6
     comp: Prediction | None = None
-    if "compress" not in hook and "powerSGD" not in hook:
+    if not traced:
         comp = predict(int(ref_mb * MiB), "fp16")
         whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6))
         if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
             advice.append(Advice("comm_hook", "fp16_compress_hook", baseline_ms, comp.step_ns / 1e6, say.fp16_why(
                 ref.exposed_ns / 1e6, comp.exposed_ns / 1e6, ref_mb if advice else None)))
-    if "powerSGD" not in hook:
+    if not traced.startswith("powersgd"):
         lossless = comp if comp is not None and comp.step_ns < ref.step_ns else ref
-        _powersgd(scs, predict, ref_mb, lossless, baseline_ms, whatifs, advice, findings)
+        _powersgd(scs, predict, ref_mb, lossless, baseline_ms, whatifs, advice, findings, margin)
 
 
 def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Prediction, ref: Prediction,
-                  whatifs: list[WhatIf], advice: list[Advice]) -> None:
-    """Gradient accumulation over k micro-batches: the communication paid once per k."""
+                  whatifs: list[WhatIf], advice: list[Advice], margin: float) -> None:
+    """Gradient accumulation over k micro-batches: the communication paid once per k; advised (it changes the
+    optimization) only where it gains more than ``margin`` over the best setting without it."""
     no_comm = max(sc.ready_ns.max() * scale[sc.rank] + sc.tail_ns * scale[sc.rank] for sc in scs)
     exposed_share = base.exposed_ns / base.step_ns if base.step_ns else 0.0
     for k in (2, 4):
         per_step = ((k - 1) * no_comm + ref.step_ns) / k
         whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6))
-        if k == 4 and per_step < ref.step_ns * (1 - 2 * MIN_GAIN) and exposed_share > 0.2:
+        if k == 4 and per_step < ref.step_ns * (1 - max(2 * MIN_GAIN, margin)) and exposed_share > 0.2:
             advice.append(Advice("gradient_accumulation", k, base.step_ns / 1e6, per_step / 1e6,
                                  say.accumulation_why(k, ref.exposed_ns / 1e6)))
 
 
 def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless: Prediction, baseline_ms: float,
-              whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding]) -> None:
-    """PowerSGD at ranks 1, 2, 4: what-ifs, and advice where it beats the lossless options by MIN_GAIN."""
+              whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], margin: float) -> None:
+    """PowerSGD at ranks 1, 2, 4: what-ifs, and advice where it beats the best lossless option by ``margin``
+    (at least MIN_GAIN, at least the model's error on the traced run) and every cost it rests on was measured."""
     if not all(powersgd_applies(sc) for sc in scs):
         findings.append(say.NO_POWERSGD_SHAPES)
         return
@@ -158,18 +223,23 @@ def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless
     preds = {}
     for r in POWERSGD_RANKS:
         preds[r] = predict(int(cap_mb * MiB), f"powersgd:{r}")
-        whatifs.append(WhatIf("comm_hook", say.powersgd_name(r), preds[r].step_ns / 1e6, preds[r].exposed_ns / 1e6))
+        whatifs.append(WhatIf("comm_hook", say.powersgd_name(r), preds[r].step_ns / 1e6, preds[r].exposed_ns / 1e6,
+                              tuple(powersgd_measured(scs[0], r))))
     fastest = min(p.step_ns for p in preds.values())
     # the largest rank (the better approximation) that is about as fast as the fastest
     r = max(k for k, p in preds.items() if p.step_ns <= fastest * (1 + MIN_GAIN))
     p = preds[r]
-    if p.step_ns >= lossless.step_ns * (1 - MIN_GAIN):
+    if p.step_ns >= lossless.step_ns * (1 - margin):
+        return
+    missing = powersgd_measured(scs[0], r)
+    if missing:
+        findings.append(say.powersgd_unmeasured(say.powersgd_name(r), p.step_ns / 1e6, missing))
         return
     sc = scs[0]
     groups = rebucket(sc.sizes, sc.first_bucket_bytes or int(cap_mb * MiB), int(cap_mb * MiB))
     parts = [powersgd_split(sc, g, r) for g in groups]
-    wire = sum(u + pb + qb for u, pb, qb, _, _ in parts)
-    share = sum(x[3] for x in parts) / max(total, 1.0)
+    wire = sum(x.unc_bytes + x.p_bytes + x.q_bytes for x in parts)
+    share = sum(x.compressed_bytes for x in parts) / max(total, 1.0)
     advice.append(Advice("comm_hook", say.powersgd_name(r), baseline_ms, p.step_ns / 1e6, say.powersgd_why(
         r, share, total / 1e6, wire / 1e6, lossless.exposed_ns / 1e6, p.exposed_ns / 1e6,
         cap_mb if gloo else None)))

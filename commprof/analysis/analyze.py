@@ -59,10 +59,12 @@ class Report:
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
-            digests: Mapping[int, RankDigest] | None = None) -> Report:
+            digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
-    the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps."""
+    the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
+    ``step_ms``: the step time outside the profiler, for ranks whose files do not record it (plain torch.profiler
+    traces): the what-ifs are calibrated on it."""
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}
     key = steps_key(wanted)
@@ -71,6 +73,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     rows: list[BucketStep] = [b for r in per_rank for b in r.bucket_rows]
     cross = cross_rank(run.ranks, wanted, digests)
     unprof = unprofiled_step_ms(run)
+    if step_ms is not None:
+        unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
     bstats = tuple(bucket_stats(rows))

@@ -74,6 +74,7 @@ class Fit:
     peak_gbps: float | None
     peak_source: str | None
     pct_of_peak: float | None
+    alpha_assumed: bool = False  # the run's message sizes could not separate latency from bandwidth
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,13 @@ def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | No
 DEFAULT_ALPHA_S = {"cuda": 25e-6, "cpu": 500e-6}
 
 
+def separable(x: np.ndarray) -> bool:
+    """Whether these message sizes spread enough to tell latency from bandwidth."""
+    sizes = np.unique(x[x > 0]) if x.size else x
+    spread = sizes.max() / sizes.min() if sizes.size else 1.0
+    return bool((sizes.size >= 3 and spread >= 4) or (sizes.size == 2 and spread >= 16))
+
+
 def fit_alpha_beta(x: np.ndarray, t: np.ndarray,
                    default_alpha_s: float | None = None) -> tuple[float | None, float | None]:
     """(alpha seconds, beta bytes/s) of t = alpha + x / beta; None where the data cannot tell.
@@ -153,9 +161,7 @@ def fit_alpha_beta(x: np.ndarray, t: np.ndarray,
     x, t = x[ok].astype(float), t[ok].astype(float) / 1e9
     if x.size == 0:
         return None, None
-    sizes = np.unique(x)
-    spread = sizes.max() / sizes.min() if sizes.size else 1.0
-    if not ((sizes.size >= 3 and spread >= 4) or (sizes.size == 2 and spread >= 16)):
+    if not separable(x):
         a0 = default_alpha_s or 0.0
         rest = float(np.sum(t)) - a0 * x.size
         if rest <= 0:
@@ -201,5 +207,6 @@ def bandwidth(ranks: Sequence[RankTrace], cross: CrossRank, steps: Iterable[int]
         pk, src = (peak if peak else (None, None))
         pct = 100.0 * bus / pk if bus is not None and pk else None
         fits.append(Fit(op, pg, n, int(x.size), alpha * 1e6 if alpha is not None else None,
-                        beta / 1e9 if beta is not None and math.isfinite(beta) else None, bus, pk, src, pct))
+                        beta / 1e9 if beta is not None and math.isfinite(beta) else None, bus, pk, src, pct,
+                        not separable(x[t > 0])))
     return Bandwidth(tuple(bins), tuple(fits), samples)

@@ -169,10 +169,29 @@ def _ranks_text(ranks: Sequence[int]) -> str:
 
 # ---- the advisor's words ----------------------------------------------------------------------------
 
-NO_WHATIF = Finding("info", "No what-if prediction: the run lacks per-parameter gradient times or matched bucket "
-                            "collectives in its profiled steps.")
-NO_POWERSGD_SHAPES = Finding("info", "No PowerSGD prediction: this run's sidecar lacks parameter shapes (an older "
-                                     "commprof recorded it; trace again to get one).")
+def no_whatif(why_not: dict[int, str]) -> Finding:
+    """No replay for any rank: why, for the first rank that said."""
+    if not why_not:
+        return Finding("info", "No what-if prediction: the run lacks per-parameter gradient times or matched bucket "
+                               "collectives in its profiled steps.")
+    rank, why = min(why_not.items())
+    return Finding("info", f"No what-if prediction: {why} (rank {rank}).")
+NO_POWERSGD_SHAPES = Finding("info", "No PowerSGD prediction: the run lacks the gradients' shapes (trace with "
+                                     "record_shapes=True, or with commprof.trace, which records them).")
+
+
+def powersgd_unmeasured(name: str, step_ms: float, missing: Sequence[str]) -> Finding:
+    """PowerSGD predicted faster, but on costs nothing in the run measured."""
+    return Finding("info", f"{name} is predicted at {step_ms:.1f} ms per step, but not advised: the cost of "
+                           f"{', '.join(missing)} was not measured on this machine, and it varies between CPUs and "
+                           "GPUs far beyond bytes and flops. Trace with commprof.trace(model=ddp_model), whose "
+                           "probe measures it, to have it checked.")
+
+
+def model_misses(error_pct: float, tolerance_pct: float) -> Finding:
+    return Finding("medium", f"The replay of the traced settings misses this run's own profiled step by "
+                             f"{error_pct:+.0f}% (tolerance ±{tolerance_pct:.0f}%): its what-ifs are shown without "
+                             "advice.")
 
 
 def already_hidden(exposed_ms: float, step_ms: float) -> Finding:

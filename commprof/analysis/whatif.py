@@ -12,15 +12,16 @@ Replay, per rank:
 2. A bucket is ready when its last gradient is; DDP launches buckets in index order.
 3. One collective at a time on the communication channel: start = max(launch, previous end);
    duration = alpha + wire bytes / beta, plus the casts of a compression hook (fp16/bf16 halve the bytes).
-   PowerSGD (``powerSGD_hook``, rank r) follows torch's hook step by step, per bucket: on the backward side
-   (delaying the gradients that follow) error feedback, a copy of the bucket and P = M Q for every matrix
-   worth compressing (``(n + m) r * 2 < n m``, torch's ``min_compression_rate``); then on the channel, one
-   after another, the all-reduce of the uncompressed tensors, of the Ps, orthogonalisation and Q = Mᵀ P, the
-   all-reduce of the Qs, and the decompression M = P Qᵀ with the new error.  The matrix products with a thin
-   r-column factor are memory-bound: they are costed as passes over the gradient bytes at the element-wise
-   rate, plus a fixed host cost per compressed matrix (its handful of small operators).
-   The element-wise rate (bytes/s of one pass such as ``copy_``) is measured on CPU traces from the run's own
-   large element-wise operators; GPU traces (no operator shapes on kernels) use a fraction of HBM bandwidth.
+   PowerSGD (``powerSGD_hook``, rank r) follows torch's hook operator by operator, per bucket: on the backward
+   side (delaying the gradients that follow) the error feedback (an in-place pass), a fresh copy of the bucket,
+   the orthogonalisation of the Qs and P = M Q for every matrix worth compressing (``(n + m) r * 2 < n m``,
+   torch's ``min_compression_rate``); then on the channel, one after another, the all-reduce of the
+   uncompressed tensors, of the Ps, orthogonalisation and Q = Mᵀ P, the all-reduce of the Qs, M = P Qᵀ and the
+   new error (a fresh bucket-sized tensor).
+   Every operation's cost is measured on the run (``rates``): element-wise passes, in place and into fresh
+   memory, and the thin products per matrix shape and rank.  Their speed depends on the machine far beyond
+   bytes and flops (Q = Mᵀ P took 4x P = M Q on an AMD EPYC, the same on an Intel Xeon), so a PowerSGD what-if
+   whose products were not measured (no probe, no PowerSGD in the trace) is marked as resting on an assumption.
 4. Step = max(last gradient ready, last collective done) + the tail after it.
 The profiler slows compute; a single factor on the compute-side times is calibrated so that the replay of
 the run as traced gives the un-profiled step time, and candidates are predicted with the same factor.
@@ -38,19 +39,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ops
-from ..model import RankTrace, Sidecar
+from ..model import RankTrace
 from ..units import MiB
 from .bandwidth import Bandwidth
 from .buckets import BucketStep
-from .rates import elementwise_bps
+from .ddpview import DDPView
+from .rates import OpRates
 
-DEFAULT_FIRST_BUCKET_BYTES = 1 * MiB
 CANDIDATE_CAPS_MB = (0.5, 1, 2, 4, 8, 16, 25, 32, 50, 100, 200)
-# bytes/s of one element-wise pass over a bucket when the trace cannot tell (CPU: one core's
-# memory bandwidth; GPU: a fraction of HBM's)
-CAST_BPS = {"cpu": 4e9, "cuda": 500e9}
-# host cost of the ~8 small operators PowerSGD runs per compressed matrix and step (views, bmm, norm, div...)
-PER_MATRIX_NS = {"cpu": 60e3, "cuda": 60e3}
 POWERSGD_RANKS = (1, 2, 4)
 POWERSGD_MIN_COMPRESSION_RATE = 2.0  # PowerSGDState's default
 
@@ -70,12 +66,16 @@ class Scenario:
     first_bucket_bytes: int | None  # None: the rebuilt layout has no small first bucket
     alpha_s: float
     beta_bps: float
-    cast_bps: float
+    rates: OpRates  # per-operation costs measured on the run
     world_size: int
     shapes: tuple[tuple[int, ...] | None, ...] = ()  # per parameter (None: not recorded)
-    per_matrix_ns: float = 60e3
     traced_compression: str | None = None  # the traced hook, as ``replay``'s compression argument
     backend: str | None = None
+    measured_exposed_ns: int = 0  # median over steps: from the last gradient ready to the last bucket done
+    source: str = "sidecar"  # where the replay's inputs came from: "sidecar" or "trace"
+    notes: tuple[str, ...] = ()  # what was inferred rather than read
+    # each traced step of the final layout: its ready times (aligned with names), tail, duration, measured exposed
+    traced_steps: tuple[tuple[np.ndarray, int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,30 +130,79 @@ def powersgd_factors(shape: Sequence[int], rank: int) -> tuple[int, int, int] | 
     return (numel, n * r, m * r) if (n + m) * r * POWERSGD_MIN_COMPRESSION_RATE < n * m else None
 
 
-def powersgd_split(sc: Scenario, members: list[int], rank: int) -> tuple[float, float, float, float, int]:
-    """torch's powerSGD_hook on one bucket: (uncompressed bytes, P bytes, Q bytes, bytes of the compressed
-    matrices, number of compressed matrices)."""
+@dataclass(frozen=True, slots=True)
+class PowerSGDBucket:
+    """What torch's powerSGD_hook does with one bucket: bytes it sends uncompressed, of the Ps and of the Qs,
+    and the (n, m, r) of each matrix it compresses."""
+
+    unc_bytes: float
+    p_bytes: float
+    q_bytes: float
+    matrices: tuple[tuple[int, int, int], ...]
+    compressed_bytes: float
+    elem_bytes: int
+
+
+def powersgd_split(sc: Scenario, members: list[int], rank: int) -> PowerSGDBucket:
+    """torch's powerSGD_hook on one bucket (the parameters ``members``)."""
     unc = pb = qb = cb = 0.0
-    mats = 0
+    mats = []
+    elem = 4
     for i in members:
         nbytes = float(sc.sizes[i])
-        f = powersgd_factors(sc.shapes[i] or (), rank)
+        shape = sc.shapes[i] or ()
+        f = powersgd_factors(shape, rank)
         if f is None:
             unc += nbytes
             continue
         numel, p_elems, q_elems = f
-        elem = nbytes / numel
+        elem = max(int(round(nbytes / numel)), 1)
         pb += p_elems * elem
         qb += q_elems * elem
         cb += nbytes
-        mats += 1
-    return unc, pb, qb, cb, mats
+        n = int(shape[0])
+        mats.append((n, numel // n, min(n, numel // n, rank)))
+    return PowerSGDBucket(unc, pb, qb, tuple(mats), cb, elem)
+
+
+def powersgd_measured(sc: Scenario, rank: int) -> list[str]:
+    """What a PowerSGD what-if at ``rank`` would rest on without a measurement: [] when every cost it uses was
+    measured on the run (the matrix products of each compressed shape, fresh-memory and in-place passes)."""
+    missing = []
+    rt = sc.rates
+    if not rt.measured("pass"):
+        missing.append("in-place element-wise passes")
+    if not rt.measured("fresh"):
+        missing.append("element-wise operators writing fresh memory (clone)")
+    kinds = {"mq": "P = M Q", "mtp": "Q = Mᵀ P", "pqt": "M = P Qᵀ"}
+    part = powersgd_split(sc, list(range(len(sc.names))), rank)
+    for kind, label in kinds.items():
+        if any(not rt.product_ns(kind, n, m, r, part.elem_bytes)[1] for n, m, r in part.matrices):
+            missing.append(f"the products {label}")
+    return missing
+
+
+def _powersgd_costs(sc: Scenario, part: PowerSGDBucket, nbytes: float) -> tuple[float, float]:
+    """(work on the backward side before the first all-reduce, work between the all-reduces), ns."""
+    rt = sc.rates
+
+    def prod(kind: str) -> float:
+        return sum(rt.product_ns(kind, n, m, r, part.elem_bytes)[0] for n, m, r in part.matrices)
+
+    orth_q = sum(rt.orthogonalize_ns(m, r) for _n, m, r in part.matrices)
+    orth_p = sum(rt.orthogonalize_ns(n, r) for n, _m, r in part.matrices)
+    # error feedback (add_), the bucket's copy (clone), the uncompressed tensors concatenated, Qs orthogonalised,
+    # P = M Q
+    pre = (nbytes / rt.pass_bps + (nbytes + part.unc_bytes) / rt.fresh_bps) * 1e9 + orth_q + prod("mq")
+    # unpack the uncompressed tensors (div_, copy_), orthogonalise the Ps, Q = Mᵀ P, M = P Qᵀ, the new error
+    # (copy - M: a fresh bucket-sized tensor)
+    mid = (2 * part.unc_bytes / rt.pass_bps + nbytes / rt.fresh_bps) * 1e9 + orth_p + prod("mtp") + prod("pqt")
+    return pre, mid
 
 
 def _replay_powersgd(sc: Scenario, cap_bytes: int, rank: int, scale: float) -> Prediction:
     ready = sc.ready_ns * scale
     groups = rebucket(sc.sizes, sc.first_bucket_bytes or cap_bytes, cap_bytes)
-    ns_per_byte = 1e9 / sc.cast_bps
 
     def allreduce(nbytes: float) -> float:
         return (sc.alpha_s + nbytes / sc.beta_bps) * 1e9
@@ -161,17 +210,12 @@ def _replay_powersgd(sc: Scenario, cap_bytes: int, rank: int, scale: float) -> P
     shift = 0.0  # backward delayed by the hook's work on the compute side
     launch = end = 0.0
     for g in groups:
-        unc, pb, qb, cb, mats = powersgd_split(sc, g, rank)
-        nbytes = float(sc.sizes[g].sum())
-        # error feedback (add_), the bucket's copy (clone: a fresh allocation, about two passes), P = M Q
-        pre = (3 * nbytes + cb) * ns_per_byte + mats * sc.per_matrix_ns / 2
+        part = powersgd_split(sc, g, rank)
+        pre, mid = _powersgd_costs(sc, part, float(sc.sizes[g].sum()))
         launch = max(launch, float(ready[g].max()) + shift) + pre
         shift += pre
         start = max(launch, end)
-        mid = cb * ns_per_byte  # orthogonalise P (small), Q = M^T P (reads M)
-        # M = P Q^T (writes M), the new error = copy - M (allocates: two passes), unpack the uncompressed
-        post = (cb + 2 * nbytes + unc) * ns_per_byte + mats * sc.per_matrix_ns / 2
-        end = start + allreduce(unc) + allreduce(pb) + mid + allreduce(qb) + post
+        end = start + allreduce(part.unc_bytes) + allreduce(part.p_bytes) + allreduce(part.q_bytes) + mid
     bwd = float(ready.max()) + shift if ready.size else 0.0
     step = max(bwd, end) + sc.tail_ns * scale
     return Prediction(cap_bytes / MiB, f"powersgd:{rank}", step, end, bwd, len(groups))
@@ -193,8 +237,8 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
         if compression in ("fp16", "bf16"):
             # in passes of a 4-byte copy_ (8 bytes moved per element): the down-cast (6 bytes) and the
             # scaling in fp16 (4) before the all-reduce, the copy back into the fp32 bucket (6) after it
-            before = 1.25 * nbytes / sc.cast_bps * 1e9
-            after = 0.75 * nbytes / sc.cast_bps * 1e9
+            before = 1.25 * nbytes / sc.rates.pass_bps * 1e9
+            after = 0.75 * nbytes / sc.rates.pass_bps * 1e9
         start = max(launch + before, end)
         end = start + (sc.alpha_s + wire / sc.beta_bps) * 1e9 + after
     bwd = float(ready.max()) if ready.size else 0.0
@@ -223,47 +267,60 @@ def calibrate(sc: Scenario) -> float:
     return (lo + hi) / 2
 
 
-def scenario(rt: RankTrace, rows: list[BucketStep], bw: Bandwidth, unprofiled_ms: float | None) -> Scenario | None:
-    """Collect the replay's inputs for one rank; None when the run lacks them (say why elsewhere)."""
-    sc = rt.sidecar
-    if sc is None or sc.ddp is None or not sc.param_ready or not rows:
+def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | None,
+             rates: OpRates) -> Scenario | None:
+    """Collect the replay's inputs for one rank from its DDP view; None when the run lacks them."""
+    rows = [r for r in v.rows if r.rank == rt.rank]
+    if not rows:
         return None
-    ddp = sc.ddp
-    params = {p.name: p.bytes for p in ddp.params}
-    shapes = {p.name: p.shape for p in ddp.params}
-    final_steps = _final_layout_steps(rows, rt.rank)
     ready_by_name: dict[str, list[int]] = {}
-    tails, profiled = [], []
+    tails, profiled, exposed = [], [], []
+    per_step: list[tuple[dict[str, int], int, int, int]] = []
     steps = {s.number: s for s in rt.steps}
-    for s in final_steps:
+    for s in _final_layout_steps(rows, rt.rank):
         st = steps.get(s)
-        pr = sc.param_ready.get(s)
+        pr = v.ready.get(s)
         if st is None or not pr:
             continue
-        rel = {n: t - st.start_ns for n, t in pr.items() if n in params}
+        rel = {n: t - st.start_ns for n, t in pr.items() if n in v.params}
         for n, t in rel.items():
             ready_by_name.setdefault(n, []).append(t)
-        ends = [r.end_ns for r in rows if r.rank == rt.rank and r.step == s and r.end_ns is not None]
+        ends = [r.end_ns for r in rows if r.step == s and r.end_ns is not None]
         if not ends or not rel:
             continue
         done = max(max(rel.values()), max(ends))
         tails.append(st.duration_ns - done)
         profiled.append(st.duration_ns)
+        exposed.append(max(max(ends) - max(rel.values()), 0))
+        per_step.append((rel, tails[-1], st.duration_ns, exposed[-1]))
     if not ready_by_name or not tails:
         return None
     names = sorted(ready_by_name, key=lambda n: float(np.median(ready_by_name[n])))
+    median_ready = {n: float(np.median(ready_by_name[n])) for n in names}
+    traced = tuple((np.array([rel.get(n, median_ready[n]) for n in names], dtype=np.float64), tail, dur, ex)
+                   for rel, tail, dur, ex in per_step)
     fit = _allreduce_fit(bw, rt.world_size or 1)
     if fit is None:
         return None
-    alpha, beta = fit
-    cap = ddp.bucket_bytes_cap or int(25 * MiB)
-    first = _first_bucket_limit(sc, rows, rt.rank, names, params, int(cap))
-    return Scenario(rt.rank, tuple(names), np.array([params[n] for n in names], dtype=np.float64),
-                    np.array([float(np.median(ready_by_name[n])) for n in names]), int(np.median(tails)),
-                    int(np.median(profiled)), int(unprofiled_ms * 1e6) if unprofiled_ms else None, int(cap),
-                    first, alpha, beta, elementwise_bps(rt) or CAST_BPS.get(rt.device_kind, 4e9),
-                    rt.world_size or 1, tuple(shapes.get(n) for n in names), PER_MATRIX_NS.get(rt.device_kind, 60e3),
-                    ddp.compression, rt.backend)
+    alpha, beta, assumed = fit
+    sizes = np.array([v.params[n] for n in names], dtype=np.float64)
+    first = _first_bucket_limit(rows, sizes, v.cap_bytes, v.first_bucket_bytes)
+    notes = v.notes
+    if not unprofiled_ms:
+        notes += ("no step time outside the profiler in these files: predictions are profiled times (pass "
+                  "--step-ms, or analyze(step_ms=...), with the step time from your training log to calibrate them)",)
+    if assumed:
+        notes += (f"α assumed ({alpha * 1e6:.0f} µs, a typical start-up cost of {rt.backend or 'this backend'}): "
+                  "the run's all-reduce sizes are too alike to separate latency from bandwidth",)
+    if (v.compression or "").startswith("powersgd") and (rt.backend or "").lower() == "gloo":
+        notes += ("on gloo, PowerSGD's later all-reduces and matrix work run in future callbacks on gloo's worker "
+                  "threads, inside the record of the bucket's first all-reduce: this run's all-reduce times are not "
+                  "transfer times, and its latency-bandwidth model is unreliable",)
+    return Scenario(rt.rank, tuple(names), sizes, np.array([float(np.median(ready_by_name[n])) for n in names]),
+                    int(np.median(tails)), int(np.median(profiled)),
+                    int(unprofiled_ms * 1e6) if unprofiled_ms else None, v.cap_bytes, first, alpha, beta, rates,
+                    rt.world_size or 1, tuple(v.shapes.get(n) for n in names), v.compression, rt.backend,
+                    int(np.median(exposed)), v.source, notes, traced)
 
 
 def _final_layout_steps(rows: list[BucketStep], rank: int) -> list[int]:
@@ -273,22 +330,19 @@ def _final_layout_steps(rows: list[BucketStep], rank: int) -> list[int]:
     return [s for s in final_steps if len({r.index for r in rows if r.rank == rank and r.step == s}) == n_final]
 
 
-def _first_bucket_limit(sc: Sidecar, rows: list[BucketStep], rank: int, names: list[str], params: dict[str, int],
-                        cap: int) -> int | None:
+def _first_bucket_limit(rows: list[BucketStep], sizes: np.ndarray, cap: int, first: int | None) -> int | None:
     """DDP's rebuilt buckets use a small first bucket in some torch versions and not in others: take the
     rule that reproduces the layout this run recorded."""
-    recorded = [r.bytes for r in sorted((r for r in rows if r.rank == rank and r.step == rows[-1].step),
-                                        key=lambda r: r.index)]
-    first = int((sc.ddp.first_bucket_bytes if sc.ddp is not None else None) or DEFAULT_FIRST_BUCKET_BYTES)
-    sizes = np.array([params[n] for n in names], dtype=np.float64)
-    if [int(sizes[g].sum()) for g in rebucket(sizes, cap, cap)] == recorded:
+    last = max(r.step for r in rows)
+    recorded = [r.bytes for r in sorted((r for r in rows if r.step == last), key=lambda r: r.index)]
+    if first is None or [int(sizes[g].sum()) for g in rebucket(sizes, cap, cap)] == recorded:
         return None
     return first
 
 
-def _allreduce_fit(bw: Bandwidth, world: int) -> tuple[float, float] | None:
+def _allreduce_fit(bw: Bandwidth, world: int) -> tuple[float, float, bool] | None:
     fits = [f for f in bw.fits if ops.family(f.op) == ops.ALL_REDUCE and f.group_size == world and f.beta_gbps]
     if not fits:
         return None
     f = max(fits, key=lambda f: f.points)
-    return (f.alpha_us or 0.0) / 1e6, float(f.beta_gbps or 0.0) * 1e9
+    return (f.alpha_us or 0.0) / 1e6, float(f.beta_gbps or 0.0) * 1e9, f.alpha_assumed

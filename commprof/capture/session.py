@@ -32,6 +32,7 @@ from .._version import __version__
 from ..atomic import write_bytes
 from ..formats import files
 from ..formats import sidecar as F
+from . import probe
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
 
@@ -84,7 +85,7 @@ class TraceSession:
                  active: int = 3, repeat: int = 1, skip_first: int = 0, record_shapes: bool = True,
                  profile_memory: bool = False, with_stack: bool = False, comm_hook: Callable | None = None,
                  comm_state: Any = None, activities: Iterable[ProfilerActivity] | None = None,
-                 modules: Any = None) -> None:
+                 modules: Any = None, probe: bool = True) -> None:
         if min(wait, warmup, repeat, skip_first) < 0 or active < 1:
             raise ValueError("wait, warmup, repeat, skip_first must be >= 0 and active >= 1")
         if comm_hook is not None and model is None:
@@ -95,6 +96,8 @@ class TraceSession:
         self._schedule = schedule(**self._sched_args)
         self._prof_kwargs = dict(record_shapes=record_shapes, profile_memory=profile_memory, with_stack=with_stack)
         self._comm_hook, self._comm_state = comm_hook, comm_state
+        self._probe = probe
+        self.rates: dict[str, Any] = {}
         if activities is None:
             activities = [ProfilerActivity.CPU]
             if torch.cuda.is_available():
@@ -240,6 +243,11 @@ class TraceSession:
             self._warn(problem)
             return
         self.recorder = rec
+        if self._probe:
+            try:
+                self.rates = probe.measure(self.model)
+            except Exception as e:  # the probe must never break training
+                self._warn(f"the rate probe failed ({type(e).__name__}: {e}); the advisor will not advise PowerSGD")
 
     def _warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -301,6 +309,7 @@ class TraceSession:
             F.MODULE_ORDER: [n for n, _m in self.module_recorder.modules] if self.module_recorder else [],
             F.MODULES: [c for c in self.module_recorder.calls if F.M_FWD_END in c] if self.module_recorder else [],
             F.WARNINGS: self.warnings,
+            F.RATES: self.rates or None,
         }
 
     def _write_sidecar(self) -> None:
@@ -325,6 +334,8 @@ def trace(out_dir: str | os.PathLike = "traces", **kwargs: Any) -> TraceSession:
     ``profile_memory=False``, ``with_stack=False``, ``comm_hook`` / ``comm_state`` (your own DDP comm
     hook: DDP accepts only one, so commprof registers its recorder and calls yours), ``activities``
     (default CPU, plus CUDA when a GPU is present), ``modules`` (a module, whose children are recorded, or a
-    list / dict of modules: per call forward and backward times and output bytes, for pipeline partitioning).
+    list / dict of modules: per call forward and backward times and output bytes, for pipeline partitioning),
+    ``probe=True`` (with a DDP model: measure, once at the start, the rates the advisor's what-ifs need on this
+    machine, such as PowerSGD's matrix products; well under a second, see ``commprof.capture.probe``).
     """
     return TraceSession(out_dir, **kwargs)

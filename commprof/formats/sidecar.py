@@ -13,6 +13,8 @@ A JSON object; times are Unix nanoseconds (the reader moves them onto the trace'
     param_ready: {step: {param: unix_ns}},
     steps: [{step, start_unix_ns, end_unix_ns, profiled}],
     module_order: [name], modules: [{step, name, fwd_start, fwd_end, bwd_start, bwd_end, out_bytes}],
+    rates: {device, buffer_bytes, pass_bps, fresh_bps, products: [[kind, n, m, r, ns], ...],
+            orthogonalize: [[n, r, ns], ...], wall_ms} | absent   (``commprof.capture.probe``)
     warnings: [str]
 
 Versioned: a reader accepts older files through defaults and refuses newer ones.
@@ -29,7 +31,7 @@ MAX_BYTES = 512 * 1024**2
 # top level
 RUN_ID, RANK, WORLD_SIZE, BACKEND, VERSIONS, DEVICE = "run_id", "rank", "world_size", "backend", "versions", "device"
 DDP, LAYOUTS, BUCKETS, PARAM_READY, STEPS = "ddp", "layouts", "buckets", "param_ready", "steps"
-MODULE_ORDER, MODULES, WARNINGS = "module_order", "modules", "warnings"
+MODULE_ORDER, MODULES, WARNINGS, RATES = "module_order", "modules", "warnings", "rates"
 
 # ddp settings
 BUCKET_CAP_MB, BUCKET_BYTES_CAP, FIRST_BUCKET_BYTES = "bucket_cap_mb", "bucket_bytes_cap", "first_bucket_bytes"
@@ -50,3 +52,7 @@ S_STEP, S_START, S_END, S_PROFILED = "step", "start_unix_ns", "end_unix_ns", "pr
 # a module call
 M_STEP, M_NAME, M_FWD_START, M_FWD_END = "step", "name", "fwd_start", "fwd_end"
 M_BWD_START, M_BWD_END, M_OUT_BYTES = "bwd_start", "bwd_end", "out_bytes"
+
+# the rate probe (kinds of product: "mq" P = M Q, "mtp" Q = M^T P, "pqt" M = P Q^T)
+R_DEVICE, R_BUFFER_BYTES, R_PASS_BPS, R_FRESH_BPS = "device", "buffer_bytes", "pass_bps", "fresh_bps"
+R_PRODUCTS, R_ORTHOGONALIZE, R_WALL_MS = "products", "orthogonalize", "wall_ms"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..units import param_bytes
+from .rates import ProbeRates
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +131,4 @@ class Sidecar:
     warnings: tuple[str, ...] = ()
     module_order: tuple[str, ...] = ()
     module_calls: tuple[ModuleCall, ...] = ()
+    rates: ProbeRates | None = None  # the capture's rate probe (absent in older sidecars, or with probe=False)

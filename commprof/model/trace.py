@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .rates import ThinProduct
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -117,6 +119,22 @@ class HostTransfers:
 
 
 @dataclass(frozen=True, slots=True)
+class GradEvents:
+    """The autograd engine's gradient accumulations (``torch::autograd::AccumulateGrad``), one per parameter and
+    backward pass, in time order: when each ran on the CPU, the step it belongs to, and, with ``record_shapes``,
+    the gradient's shape and dtype (None / "unknown" without)."""
+
+    start_ns: np.ndarray  # int64
+    end_ns: np.ndarray  # int64
+    step: np.ndarray  # int64
+    shapes: tuple[tuple[int, ...] | None, ...]
+    dtypes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.start_ns.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
 class RankTrace:
     """Everything the analysis needs from one rank's trace (and sidecar, when there is one)."""
 
@@ -140,13 +158,16 @@ class RankTrace:
     # with profile_memory=True: device ("cuda:0", "cpu:-1") -> (peak allocated, peak reserved) bytes
     memory_peak: dict[str, tuple[int, int]] = field(default_factory=dict)
     device_memory: dict[str, int] = field(default_factory=dict)  # "cuda:N" -> total bytes (deviceProperties)
-    # the large element-wise CPU operators (copy_, add_, mul, ...): bytes of one pass over the first input, and
-    # the operator's duration (a 2 x n int64 array); the advisor measures memory-pass rates on them
+    # the large element-wise CPU operators (copy_, add_, mul, clone, ...): bytes of one pass over the first input,
+    # the operator's duration, and 1 where it wrote a fresh tensor (a 3 x n int64 array); the advisor measures
+    # memory-pass rates on them
     elementwise: np.ndarray | None = None
+    products: tuple[ThinProduct, ...] = ()  # thin matrix products (PowerSGD's bmm), ns per matrix
     # nn.DataParallel (one process driving several GPUs): its calls, and per step and device the union of
     # compute-kernel time (device -> ns), for the imbalance DataParallel causes on its first device
     dp_calls: tuple[DPCall, ...] = ()
     device_busy: dict[int, dict[int, int]] = field(default_factory=dict)
+    grads: GradEvents | None = None  # None: the trace has no AccumulateGrad events
 
     @property
     def first_ns(self) -> int:

@@ -19,7 +19,11 @@ from .. import ops
 from ..formats import keys as K
 
 # what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
-STEP, GLOO, RPC, NCCL, C10D, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL = range(9)
+STEP, GLOO, RPC, NCCL, C10D, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT = range(11)
+
+# the autograd engine's accumulation of a parameter's gradient (with record_shapes, the gradient's shape): when
+# it ends, the gradient is ready for DDP's reducer
+ACCUMULATE_GRAD_OP = "torch::autograd::AccumulateGrad"
 
 # the CPU records of a collective call: c10d's ops (``c10d::allreduce_``, ``c10d::_allgather_base_``, ...) and the
 # functional collectives (``_c10d_functional::all_gather_into_tensor``, ...), but not their waits
@@ -36,7 +40,12 @@ _WAIT_NAMES = frozenset({"aten::wait", "c10d::wait", "_c10d_functional::wait_ten
 
 # in-place / out-of-place element-wise operators whose first input's bytes measure one memory pass
 ELEMENTWISE_OPS = frozenset({"aten::copy_", "aten::add_", "aten::mul", "aten::mul_", "aten::div_", "aten::add",
-                             "aten::sub", "aten::div"})
+                             "aten::sub", "aten::sub_", "aten::div", "aten::clone"})
+# those that write a fresh tensor, by their number of Input Dims entries (0: always); with one more entry they
+# are the ``out=`` overload, writing into an existing tensor (``aten::mul`` with 3 entries is ``mul.out``)
+FRESH_OUTPUT_ARITY = {"aten::clone": 0, "aten::mul": 2, "aten::div": 2, "aten::add": 3, "aten::sub": 3}
+# batched matrix products: thin ones (a matrix times a rank-r factor) are PowerSGD's work (``reader.products``)
+PRODUCT_OPS = frozenset({"aten::bmm"})
 
 # nn.DataParallel's autograd functions (torch/nn/parallel/_functions.py): the profiler records each call
 # under its class name (THPFunction_apply's RECORD_FUNCTION), with the tensors' Input Dims
@@ -61,9 +70,19 @@ def cpu_kind(name: str) -> int:
         return C10D
     if name in DP_OPS:
         return DATAPARALLEL  # DataParallel's functions count as compute
+    if name == ACCUMULATE_GRAD_OP:
+        return ACCUMULATE_GRAD  # compute too
     if name.startswith(_NOT_COMPUTE_PREFIXES) or name in _WAIT_NAMES:
         return EXCLUDED
+    if name in PRODUCT_OPS:
+        return PRODUCT  # compute too
     return ELEMENTWISE if name in ELEMENTWISE_OPS else COMPUTE
+
+
+def writes_fresh(name: str, n_inputs: int) -> bool:
+    """Whether an element-wise operator with this many Input Dims entries allocates its output."""
+    arity = FRESH_OUTPUT_ARITY.get(name)
+    return arity is not None and (arity == 0 or n_inputs == arity)
 
 
 def is_gloo_thread(thread_name: str) -> bool:

@@ -16,13 +16,15 @@ import orjson
 from .. import intervals as iv
 from ..errors import InputError
 from ..formats import keys as K
-from ..model import HostTransfers, Lane, ProcessGroup, RankTrace
+from ..model import GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace
+from ..units import canonical_dtype
 from . import classify as cl
 from . import dataparallel as dp
 from .collectives import collectives
 from .commrules import CommRules
 from .document import Document
 from .scan import Scan, scan
+from .shapes import first_type
 from .steps import StepOf, profiler_steps
 
 
@@ -68,9 +70,11 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=None,
                      warnings=tuple(warnings), event_count=sc.n_events, transfers=_host_transfers(sc, lanes),
                      memory_peak=dict(sc.memory), device_memory=device_memory,
-                     elementwise=np.array([sc.ew_bytes, sc.ew_ns], dtype=np.int64).reshape(2, -1),
+                     elementwise=np.array([sc.ew_bytes, sc.ew_ns, sc.ew_fresh], dtype=np.int64).reshape(3, -1),
+                     products=tuple(sc.products),
                      dp_calls=dp.dp_calls(launched, attribute),
-                     device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {})
+                     device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {},
+                     grads=_grads(sc, attribute))
 
 
 class _Lanes:
@@ -103,6 +107,27 @@ def _host_transfers(sc: Scan, lanes: _Lanes) -> HostTransfers:
     return HostTransfers(Lane(pg_s, pg_e, lanes.step_of(pg_l, pg_s), pg_l),
                          np.array([p[3] for p in sc.pageable], dtype=np.int64),
                          np.array([p[4] for p in sc.pageable], dtype=bool), syncs)
+
+
+def _grads(sc: Scan, attribute: StepOf) -> GradEvents | None:
+    """AccumulateGrad events in time order, with the gradients' shapes and dtypes where recorded."""
+    if not sc.grads:
+        return None
+    order = sorted(range(len(sc.grads)), key=lambda i: sc.grads[i][0])
+    starts = np.array([sc.grads[i][0] for i in order], dtype=np.int64)
+    shapes: list[tuple[int, ...] | None] = []
+    dtypes: list[str] = []
+    for i in order:
+        a = sc.grad_shapes[i] if i < len(sc.grad_shapes) else {}
+        dims = a.get(K.A_INPUT_DIMS)
+        first = dims[0] if isinstance(dims, list) and dims else None
+        if isinstance(first, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in first):
+            shapes.append(tuple(first))
+        else:
+            shapes.append(None)
+        dtypes.append(canonical_dtype(first_type(a)))
+    return GradEvents(starts, np.array([sc.grads[i][1] for i in order], dtype=np.int64), attribute(starts),
+                      tuple(shapes), tuple(dtypes))
 
 
 def _devices(props: Any) -> tuple[tuple[str, ...], dict[str, int]]:

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..formats import keys as K
+from ..model import ThinProduct
 from ..units import float_size, us_to_ns
 from . import classify as cl
 from .commrules import CommRule, CommRules
 from .document import Batches
 from .events import I64_MIN, IDS_LIST, MEM_LIST, U64_MAX, Ev, args_of, as_event, as_orjson, bulk, ids_of, mem_args
 from .events import shapes_of as _shapes_of
+from .products import thin_products
 from .shapes import first_type, numel_of_dims
 
 _TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds
@@ -61,6 +63,10 @@ class Scan:
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # device -> peak allocated, reserved
     ew_bytes: list[int] = field(default_factory=list)  # large element-wise CPU operators: bytes of one pass
     ew_ns: list[int] = field(default_factory=list)  # and their durations
+    ew_fresh: list[int] = field(default_factory=list)  # and whether each wrote a fresh tensor (1) or in place (0)
+    products: list[ThinProduct] = field(default_factory=list)  # thin matrix products (PowerSGD's)
+    grads: list[tuple[int, int, Any]] = field(default_factory=list)  # AccumulateGrad: start, end, thread
+    grad_shapes: list[dict[str, Any]] = field(default_factory=list)  # and its Input Dims / Input type
     dp_ops: list[CpuRec] = field(default_factory=list)  # nn.DataParallel's autograd functions
     # GPU transfers DataParallel may launch: start, end, correlation, device, kind, bytes
     dp_gpu: list[tuple[int, int, int, int, str, int]] = field(default_factory=list)
@@ -91,6 +97,10 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     mem_raw: list[Any] = []
     ew_args: list[Any] = []
     ew_ns: list[int] = []
+    ew_names: list[str] = []
+    pr_args: list[Any] = []
+    pr_ns: list[int] = []
+    gr_args: list[Any] = []
     n_complete = 0
     for ev in events:
         if type(ev) is not Ev:
@@ -140,8 +150,15 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
                     if end > start:
                         ew_args.append(ev.args)
                         ew_ns.append(end - start)
+                        ew_names.append(name)
+                elif kind == cl.PRODUCT:
+                    pr_args.append(ev.args)
+                    pr_ns.append(end - start)
                 elif kind == cl.DATAPARALLEL:
                     sc.dp_ops.append(CpuRec(start, end, ev.tid, name, args_of(ev.args)))
+                elif kind == cl.ACCUMULATE_GRAD:
+                    sc.grads.append((start, end, ev.tid))
+                    gr_args.append(ev.args)
                 continue
         elif cat == K.CAT_RUNTIME or cat == K.CAT_DRIVER:
             rt_args.append(ev.args)
@@ -195,7 +212,11 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     _launches(sc, rt_args, rt_launch)
     _kernel_ids(sc, kn_args, kn_pid)
     _memory_peaks(sc, mem_raw)
-    _elementwise(sc, ew_args, ew_ns)
+    _elementwise(sc, ew_args, ew_ns, ew_names)
+    if pr_args:
+        sc.products.extend(thin_products(pr_args, pr_ns))
+    if gr_args:
+        sc.grad_shapes.extend(_shapes_of(gr_args))
 
 
 def _num(x: Any) -> int | float | None:
@@ -282,15 +303,18 @@ def _device_name(dtype: Any, did: Any) -> str:
     return f"{'cuda' if dtype == 1 else 'cpu'}:{did}"
 
 
-def _elementwise(sc: Scan, raws: list[Any], durations: list[int]) -> None:
-    """The large element-wise operators: bytes of one memory pass over their first input, and their durations."""
+def _elementwise(sc: Scan, raws: list[Any], durations: list[int], names: list[str]) -> None:
+    """The large element-wise operators: bytes of one memory pass over their first input, their durations, and
+    whether they wrote a fresh tensor."""
     if not raws:
         return
-    for a, ns in zip(_shapes_of(raws), durations, strict=True):
+    for a, ns, name in zip(_shapes_of(raws), durations, names, strict=True):
         nb = elementwise_bytes(a)
         if nb:
             sc.ew_bytes.append(nb)
             sc.ew_ns.append(ns)
+            dims = a.get(K.A_INPUT_DIMS)
+            sc.ew_fresh.append(int(cl.writes_fresh(name, len(dims) if isinstance(dims, list) else 0)))
 
 
 def elementwise_bytes(args: dict[str, Any]) -> int | None:

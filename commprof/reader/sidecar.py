@@ -15,7 +15,18 @@ import orjson
 
 from ..errors import InputError
 from ..formats import sidecar as F
-from ..model import BucketEvent, BucketLayout, DDPSettings, ModuleCall, ParamInfo, Sidecar, StepTime
+from ..model import (
+    PRODUCT_KINDS,
+    BucketEvent,
+    BucketLayout,
+    DDPSettings,
+    ModuleCall,
+    ParamInfo,
+    ProbeRates,
+    Sidecar,
+    StepTime,
+    ThinProduct,
+)
 
 
 def read_raw(path: Path) -> dict[str, Any]:
@@ -133,7 +144,28 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
                    buckets=tuple(buckets), step_times=tuple(steps), param_ready=param_ready,
                    warnings=tuple(str(w) for w in doc.get(F.WARNINGS) or []),
                    module_order=tuple(str(n) for n in doc.get(F.MODULE_ORDER) or []),
-                   module_calls=_module_calls(doc.get(F.MODULES), clk))
+                   module_calls=_module_calls(doc.get(F.MODULES), clk), rates=probe_rates(doc.get(F.RATES)))
+
+
+def _pos(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and 0 < x < float("inf") else None
+
+
+def _ints(row: list[Any]) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in row)
+
+
+def probe_rates(raw: Any) -> ProbeRates | None:
+    """The ``rates`` object of the capture probe; malformed rows are skipped."""
+    if not isinstance(raw, dict):
+        return None
+    products = tuple(ThinProduct(p[0], p[1], p[2], p[3], float(p[4])) for p in raw.get(F.R_PRODUCTS) or []
+                     if isinstance(p, list) and len(p) == 5 and p[0] in PRODUCT_KINDS and _ints(p[1:4])
+                     and _pos(p[4]) is not None)
+    orth = tuple((o[0], o[1], float(o[2])) for o in raw.get(F.R_ORTHOGONALIZE) or []
+                 if isinstance(o, list) and len(o) == 3 and _ints(o[:2]) and _pos(o[2]) is not None)
+    return ProbeRates(str(raw.get(F.R_DEVICE) or "cpu"), _i(raw.get(F.R_BUFFER_BYTES)), _pos(raw.get(F.R_PASS_BPS)),
+                      _pos(raw.get(F.R_FRESH_BPS)), products, orth, _pos(raw.get(F.R_WALL_MS)) or 0.0)
 
 
 def _module_calls(raw: Any, clk) -> tuple[ModuleCall, ...]:

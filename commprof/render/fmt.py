@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def num(x: float | None, nd: int = 2) -> str:
     """A number with ``nd`` decimals; "-" for none."""
@@ -16,3 +18,19 @@ def size(n: float | None) -> str:
         if abs(n) >= div:
             return f"{n / div:.1f} {unit}"
     return f"{n:.0f} B"
+
+
+def model_check_text(c: Any, rates: Any = None) -> str:
+    """The what-if model against the traced run (an ``advice.ModelCheck``), and where its operation costs came
+    from (an ``rates.OpRates``)."""
+    src = "commprof's sidecar" if c.source == "sidecar" else "the trace alone"
+    note = "".join(f" {n}." for n in c.notes)
+    costs = ""
+    if rates is not None:
+        s = rates.sources
+        costs = (f" Operation costs: in-place passes {s.get('pass')}, fresh memory {s.get('fresh')}, PowerSGD's "
+                 f"matrix products {s.get('products')}.")
+    return (f"Model check (rank {c.rank}, inputs from {src}): replaying the traced settings gives "
+            f"{c.step_model_ms:.1f} ms per profiled step against {c.step_measured_ms:.1f} ms measured "
+            f"({c.error_pct:+.1f}%), and {c.exposed_model_ms:.1f} ms of communication after the backward pass "
+            f"against {c.exposed_measured_ms:.1f} ms.{note}{costs}")

@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 from ..analysis.analyze import Report
+from .fmt import model_check_text
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
 from .safe import html_text as h
@@ -125,6 +126,9 @@ def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[s
     for a in rep.advice:
         parts.append(f"<div class='finding sev-high'><b>Set {h(a.knob)} = {h(a.value)}</b>: "
                      f"{a.baseline_step_ms:.1f} → {a.predicted_step_ms:.1f} ms per step. {h(a.why, 1000)}</div>")
+    if rep.advisor.check is not None:
+        text = model_check_text(rep.advisor.check, rep.advisor.rates)
+        parts.append(f"<div class='finding sev-info' id='model-check'>{h(text, 1500)}</div>")
     return parts
 
 

@@ -51,11 +51,9 @@ def summary(rep: Report) -> dict[str, Any]:
         "advice": [{"knob": a.knob, "value": a.value, "baseline_step_ms": _r(a.baseline_step_ms),
                     "predicted_step_ms": _r(a.predicted_step_ms), "why": a.why} for a in rep.advice],
         "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
-                    "predicted_exposed_ms": _r(w.exposed_ms)} for w in rep.advisor.whatifs],
-        "advisor": {"baseline_step_ms": _r(rep.advisor.baseline_step_ms),
-                    "model_profiled_step_ms": _r(rep.advisor.model_step_ms),
-                    "measured_profiled_step_ms": _r(rep.advisor.profiled_step_ms),
-                    "compute_scale": {str(k): _r(v, 4) for k, v in rep.advisor.scale.items()}},
+                    "predicted_exposed_ms": _r(w.exposed_ms), "assumed": list(w.assumed)}
+                   for w in rep.advisor.whatifs],
+        "advisor": _advisor(rep),
         "pipeline": _pipeline(rep),
         "memory": [_memory(m) for m in rep.memory],
         "dataparallel": [_dataparallel(d) for d in rep.dataparallel],
@@ -129,6 +127,22 @@ def _bandwidth(rep: Report) -> dict[str, Any]:
                              "peak_source": f.peak_source, "pct_of_peak": _r(f.pct_of_peak, 1)}
                             for f in rep.bandwidth.fits],
     }
+
+
+def _advisor(rep: Report) -> dict[str, Any]:
+    a = rep.advisor
+    c = a.check
+    return {"baseline_step_ms": _r(a.baseline_step_ms), "model_profiled_step_ms": _r(a.model_step_ms),
+            "measured_profiled_step_ms": _r(a.profiled_step_ms),
+            "compute_scale": {str(k): _r(v, 4) for k, v in a.scale.items()},
+            "model_check": None if c is None else {
+                "rank": c.rank, "step_model_ms": _r(c.step_model_ms), "step_measured_ms": _r(c.step_measured_ms),
+                "error_pct": _r(c.error_pct, 1), "within_tolerance": c.ok,
+                "exposed_model_ms": _r(c.exposed_model_ms), "exposed_measured_ms": _r(c.exposed_measured_ms),
+                "source": c.source, "notes": list(c.notes)},
+            "rates": None if a.rates is None else {
+                "pass_gbps": _r(a.rates.pass_bps / 1e9), "fresh_gbps": _r(a.rates.fresh_bps / 1e9),
+                "products_measured": len(a.rates.products), "sources": dict(sorted(a.rates.sources.items()))}}
 
 
 def _memory(m: Memory) -> dict[str, Any]:

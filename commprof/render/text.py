@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..analysis.analyze import Report
+from .fmt import model_check_text
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
 from .safe import plain
@@ -57,6 +58,9 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
     for a in rep.advice:
         con.print(Text(f" -> set {a.knob} = {plain(a.value)}: {a.baseline_step_ms:.1f} ms -> "
                        f"{a.predicted_step_ms:.1f} ms per step. {plain(a.why, 300)}"))
+    c = rep.advisor.check
+    if c is not None:
+        con.print(Text(f"    {model_check_text(c, rep.advisor.rates)}"))
     con.print()
 
 

@@ -29,6 +29,9 @@ def _check(rows, info, min_gain: float) -> None:
     assert info["advice"] is not None, "no advice was given"
     default, advised = rows[:2]
     print("\n" + bench.table(rows))
+    check = info["report"].advisor.check
+    print(f"model error on the traced run: {check.error_pct:+.1f}% ({check.source})")
+    assert abs(check.error_pct) <= 10.0
     assert advised.measured_ms <= (1 - min_gain) * default.measured_ms
     for r in rows:
         assert abs(r.error_pct) <= 15.0, r
@@ -36,6 +39,14 @@ def _check(rows, info, min_gain: float) -> None:
 
 def test_bucket_cap_advice_on_2gbit(net):
     rows, info = bench.bucket_proof(net, reps=2)
+    _check(rows, info, 0.10)
+
+
+def test_bucket_cap_advice_from_a_plain_torch_profiler_trace(net):
+    """The same job traced with torch.profiler(record_shapes=True) and no commprof: the what-ifs come from the
+    trace alone (AccumulateGrad events, the bucket all-reduces, the cap inferred from their sizes)."""
+    rows, info = bench.bucket_proof(net, reps=2, plain=True)
+    assert info["report"].advisor.check.source == "trace"
     _check(rows, info, 0.10)
 
 

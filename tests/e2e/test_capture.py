@@ -195,3 +195,31 @@ def test_a_failure_while_closing_a_step_disables_recording_and_never_raises():
         rec.end_step()
     assert rec.failed and not rec.active and rec._step_events == []
     rec.end_step()  # and again, quietly
+
+
+def test_the_rate_probe_measures_this_machine_with_the_models_shapes(gloo_run: Path):
+    """The capture's probe (commprof.capture.probe) writes, per rank, the costs PowerSGD's what-if needs: in-place
+    and fresh-memory passes, and the three thin products for every compressible gradient shape at ranks 1, 2, 4."""
+    run = commprof.load(gloo_run)
+    for rt in run.ranks:
+        rates = rt.sidecar.rates
+        assert rates is not None and rates.device == "cpu"
+        assert rates.pass_bps > 1e8 and rates.fresh_bps > 1e8 and 0 < rates.wall_ms < 5000
+        got = {(p.kind, p.n, p.m, p.r) for p in rates.products}
+        # the 256 x 256 layers and the 10 x 256 head: both worth compressing at ranks 1, 2 and 4
+        assert got == {(k, n, 256, r) for k in ("mq", "mtp", "pqt") for r in (1, 2, 4) for n in (256, 10)}
+        assert all(p.ns > 0 for p in rates.products)
+
+
+def test_the_rate_probe_leaves_the_random_state_and_the_model_alone():
+    import torch
+
+    from commprof.capture import probe
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.Linear(128, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    rng = torch.get_rng_state()
+    got = probe.measure(model)
+    assert torch.equal(rng, torch.get_rng_state())
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert {(p[1], p[2]) for p in got["products"]} == {(128, 64)}  # (2, 128) is not worth compressing

@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
                         "needs the [dask] extra and the same paths on the workers)")
+    c = sub.add_parser("compare", help="compare two runs: did the change help, as much as predicted?")
+    c.add_argument("before", help="folder of the run before the change")
+    c.add_argument("after", help="folder of the run after the change")
+    c.add_argument("-o", "--out", help="output folder (default: AFTER/commprof-compare)")
+    c.add_argument("--format", default="text,json,html", help="comma-separated: text, json (compare.json), html "
+                                                               "(compare.html)")
+    c.add_argument("--step-ms", type=float, nargs=2, default=None, metavar=("BEFORE_MS", "AFTER_MS"),
+                   help="the step times outside the profiler, where the files do not record them (plain traces)")
     d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
     d.add_argument("--out", default="commprof-demo", help="folder for the traces (default: ./commprof-demo)")
     d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
@@ -147,6 +155,48 @@ def _load_with_progress(load, path: Path, kwargs: dict, quiet: bool):
         return load(path, progress=cb, **kwargs)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Analyze two runs and compare them."""
+    from . import analyze, load
+    from .analysis.compare import compare, shares_something
+    from .atomic import write_bytes, write_text
+    from .render import compare as out
+
+    formats = {f.strip() for f in args.format.split(",") if f.strip()}
+    if not formats or formats - {"text", "json", "html"}:
+        raise InputError(args.format, "--format takes text, json and html")
+    steps_ms = args.step_ms or (None, None)
+    if any(x is not None and not x > 0 for x in steps_ms):
+        raise InputError(args.step_ms, "--step-ms takes two positive numbers of milliseconds")
+    reps = []
+    for path, ms in ((Path(args.before), steps_ms[0]), (Path(args.after), steps_ms[1])):
+        if not path.exists():
+            raise InputError(path, "no such file or folder")
+        reps.append(analyze(load(path), step_ms=ms))
+    before, after = reps
+    if not shares_something(before, after):
+        raise InputError(f"{args.before} and {args.after}", "the two runs share nothing to compare (no rank number "
+                                                            "and no collective operation in common)")
+    comp = compare(before, after)
+    target = Path(args.out) if args.out else (Path(args.after) if Path(args.after).is_dir()
+                                              else Path(args.after).parent) / "commprof-compare"
+    written: list[str] = []
+    if formats & {"json", "html"}:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            if "json" in formats:
+                write_bytes(target / "compare.json", out.to_json(comp))
+                written.append(str(target / "compare.json"))
+            if "html" in formats:
+                write_text(target / "compare.html", out.html(comp, out.plots(comp)))
+                written.append(str(target / "compare.html"))
+        except OSError as e:
+            raise InputError(target, f"cannot write the comparison ({e.strerror or e})") from None
+    if "text" in formats:
+        sys.stdout.write(out.text(comp, written))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train the demo workload (DDP over gloo), trace it, and report."""
     from . import analyze, load
@@ -174,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.cmd == "demo":
             return cmd_demo(args)
+        if args.cmd == "compare":
+            return cmd_compare(args)
     except InputError as e:
         print(f"commprof: error: {e}", file=sys.stderr)
         return 2

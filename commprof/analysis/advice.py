@@ -137,7 +137,7 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
             ref, ref_mb = best, best_mb
         margin = max(MIN_GAIN, abs(check.error_pct) / 100)  # a lossy change must gain more than the model's error
         _compression(scs, predict, base, ref, ref_mb, whatifs, advice, findings, margin)
-        _accumulation(scs, scale, base, ref, whatifs, advice, margin)
+        _accumulation(scs, scale, base, ref, ref_mb, whatifs, advice, margin)
     profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
     if not check.ok:
         advice = []  # the what-ifs stay, shown without advice
@@ -187,14 +187,19 @@ def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, re
         whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6))
         if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
             advice.append(Advice("comm_hook", "fp16_compress_hook", baseline_ms, comp.step_ns / 1e6, say.fp16_why(
-                ref.exposed_ns / 1e6, comp.exposed_ns / 1e6, ref_mb if advice else None)))
+                ref.exposed_ns / 1e6, comp.exposed_ns / 1e6, ref_mb if advice else None), _cap(scs, ref_mb)))
     if not traced.startswith("powersgd"):
         lossless = comp if comp is not None and comp.step_ns < ref.step_ns else ref
         _powersgd(scs, predict, ref_mb, lossless, baseline_ms, whatifs, advice, findings, margin)
 
 
+def _cap(scs: Sequence[Scenario], cap_mb: float) -> tuple[tuple[str, object], ...]:
+    """The bucket cap a prediction assumes, where it is not the traced one."""
+    return () if abs(cap_mb * MiB - scs[0].cap_bytes) <= 1 else (("bucket_cap_mb", cap_mb),)
+
+
 def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Prediction, ref: Prediction,
-                  whatifs: list[WhatIf], advice: list[Advice], margin: float) -> None:
+                  ref_mb: float, whatifs: list[WhatIf], advice: list[Advice], margin: float) -> None:
     """Gradient accumulation over k micro-batches: the communication paid once per k; advised (it changes the
     optimization) only where it gains more than ``margin`` over the best setting without it."""
     no_comm = max(sc.ready_ns.max() * scale[sc.rank] + sc.tail_ns * scale[sc.rank] for sc in scs)
@@ -204,7 +209,7 @@ def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Predic
         whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6))
         if k == 4 and per_step < ref.step_ns * (1 - max(2 * MIN_GAIN, margin)) and exposed_share > 0.2:
             advice.append(Advice("gradient_accumulation", k, base.step_ns / 1e6, per_step / 1e6,
-                                 say.accumulation_why(k, ref.exposed_ns / 1e6)))
+                                 say.accumulation_why(k, ref.exposed_ns / 1e6), _cap(scs, ref_mb)))
 
 
 def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless: Prediction, baseline_ms: float,
@@ -242,4 +247,4 @@ def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless
     share = sum(x.compressed_bytes for x in parts) / max(total, 1.0)
     advice.append(Advice("comm_hook", say.powersgd_name(r), baseline_ms, p.step_ns / 1e6, say.powersgd_why(
         r, share, total / 1e6, wire / 1e6, lossless.exposed_ns / 1e6, p.exposed_ns / 1e6,
-        cap_mb if gloo else None)))
+        cap_mb if gloo else None), _cap(scs, cap_mb)))

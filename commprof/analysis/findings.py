@@ -29,6 +29,9 @@ class Advice:
     baseline_step_ms: float
     predicted_step_ms: float
     why: str
+    # the other settings its prediction assumes, where they differ from the traced run's (the advised bucket cap
+    # under a compression hook): what ``commprof compare`` checks it against
+    with_settings: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -142,6 +142,9 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
     if "stragglers" in plots:
         parts.append("<h2>Who waits for whom</h2>" + _img("stragglers", plots["stragglers"],
                                                         "heatmap of wait per rank and collective"))
+    if "whatif" in plots:
+        parts.append("<h2>What-if predictions</h2>" + _img("whatif", plots["whatif"],
+                                                         "predicted step time for each candidate setting"))
     return parts
 
 

@@ -3,40 +3,13 @@ has nothing to show for it.  One palette for compute / comm / exposed across eve
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from ..analysis.analyze import Report
 from ..analysis.spans import lane_span, rank_spans
 from ..ops import bus_factor
+from .figure import COMM, COMPUTE, EXPOSED, MAX_TIMELINE_RANKS, MEMCPY, OTHER, OVERLAPPED, new_figure, to_png
 from .safe import plain
-
-COMPUTE = "#4C72B0"
-OVERLAPPED = "#8C7BC0"
-EXPOSED = "#D1495B"
-COMM = "#EDA247"
-OTHER = "#C8C8C8"
-MEMCPY = "#55A868"
-MAX_TIMELINE_RANKS = 16
-
-
-def _fig(w: float, h: float):
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(w, h), dpi=110)
-    return plt, fig, ax
-
-
-def _png(plt, fig) -> bytes:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def breakdown(rep: Report) -> bytes | None:
@@ -54,7 +27,7 @@ def breakdown(rep: Report) -> bytes | None:
         return np.array([(o.mean(attr) or 0.0) / 1e6 for o in ovs])
 
     comp, over, expo, other = mean("compute_ns"), mean("overlapped_ns"), mean("exposed_ns"), mean("other_ns")
-    plt, fig, ax = _fig(8, max(2.4, 0.35 * len(ranks) + 1.6))
+    plt, fig, ax = new_figure(8, max(2.4, 0.35 * len(ranks) + 1.6))
     y = np.arange(len(ranks))
     left = np.zeros(len(ranks))
     for vals, color, label in ((comp - over, COMPUTE, "compute only"), (over, OVERLAPPED, "comm hidden by compute"),
@@ -66,7 +39,7 @@ def breakdown(rep: Report) -> bytes | None:
     ax.set_xlabel("time per step (ms, mean over analyzed steps)")
     ax.set_title("Where each rank's step goes", pad=24)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
 def _pick_step(rep: Report) -> int | None:
@@ -101,7 +74,7 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
     ref = ranks[0]
     ref_step = next(s for s in ref.steps if s.number == step)
     t0 = ref_step.start_ns + shift(ref)
-    plt, fig, ax = _fig(11, 0.9 * len(ranks) + 1.6)
+    plt, fig, ax = new_figure(11, 0.9 * len(ranks) + 1.6)
     yticks, ylabels = [], []
     for i, rt in enumerate(ranks):
         base = i * 4
@@ -124,7 +97,7 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
     ax.legend(handles=[Patch(color=COMPUTE, label="compute"), Patch(color=COMM, label="comm (hidden)"),
                        Patch(color=EXPOSED, label="comm (exposed)"), Patch(color=MEMCPY, label="memcpy/memset")],
               loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
 def _timeline_rank(ax, rep: Report, rt, step: int, base: int, sh: int) -> None:
@@ -154,7 +127,7 @@ def buckets(rep: Report) -> bytes | None:
     bs = rep.buckets
     if not bs:
         return None
-    plt, fig, ax = _fig(8, 3.2)
+    plt, fig, ax = new_figure(8, 3.2)
     x = np.array([b.index for b in bs])
     comm = np.array([b.comm_ms or 0.0 for b in bs])
     expo = np.array([b.exposed_ms or 0.0 for b in bs])
@@ -172,7 +145,7 @@ def buckets(rep: Report) -> bytes | None:
     ax.set_ylim(0, max(float(comm.max()), 1e-3) * 1.3)
     ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", ncol=3, frameon=False)
     ax.set_xticks(x)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
 def bandwidth(rep: Report) -> bytes | None:
@@ -182,7 +155,7 @@ def bandwidth(rep: Report) -> bytes | None:
     keys = [k for k, (x, _t) in bw.samples.items() if x.size >= 2]
     if not keys:
         return None
-    plt, fig, ax = _fig(8, 4.2)
+    plt, fig, ax = new_figure(8, 4.2)
     colors = [COMM, COMPUTE, EXPOSED, MEMCPY, OVERLAPPED, "#333333"]
     peak = None
     xmin, xmax = np.inf, 0.0
@@ -213,7 +186,7 @@ def bandwidth(rep: Report) -> bytes | None:
     ax.set_ylabel("bus bandwidth (GB/s, transfer time)")
     ax.set_title("Bandwidth vs message size (waits for late ranks removed)")
     ax.legend(fontsize=7, loc="lower right", frameon=False)
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
 def stragglers(rep: Report) -> bytes | None:
@@ -223,20 +196,22 @@ def stragglers(rep: Report) -> bytes | None:
         return None
     g = max(groups, key=lambda g: (len(g.ranks), g.arrival_ns.shape[0]))
     wait = g.wait_ns.T / 1e6  # ranks x instances
-    plt, fig, ax = _fig(9, max(2.4, 0.3 * len(g.ranks) + 1.6))
+    plt, fig, ax = new_figure(9, max(2.4, 0.3 * len(g.ranks) + 1.6))
     im = ax.imshow(wait, aspect="auto", cmap="Reds", interpolation="nearest")
     ax.set_yticks(range(len(g.ranks)), [f"rank {r}" for r in g.ranks], fontsize=7)
     ax.set_xlabel(f"collective instance in process group {plain(g.process_group, 20)} (issue order)")
     ax.set_title("Wait for the last rank to arrive (ms): a pale row is the rank the others wait for", fontsize=9)
     cb = fig.colorbar(im, ax=ax)
     cb.set_label("wait (ms)")
-    return _png(plt, fig)
+    return to_png(plt, fig)
 
 
 def all_plots(rep: Report) -> dict[str, bytes]:
+    from .whatifplot import whatif
+
     out = {}
     for name, fn in (("breakdown", breakdown), ("timeline", timeline), ("buckets", buckets),
-                     ("bandwidth", bandwidth), ("stragglers", stragglers)):
+                     ("bandwidth", bandwidth), ("stragglers", stragglers), ("whatif", whatif)):
         png = fn(rep)
         if png is not None:
             out[name] = png

@@ -49,7 +49,8 @@ def summary(rep: Report) -> dict[str, Any]:
         **_bandwidth(rep),
         "findings": [{"severity": f.severity, "text": f.text} for f in rep.findings],
         "advice": [{"knob": a.knob, "value": a.value, "baseline_step_ms": _r(a.baseline_step_ms),
-                    "predicted_step_ms": _r(a.predicted_step_ms), "why": a.why} for a in rep.advice],
+                    "predicted_step_ms": _r(a.predicted_step_ms), "why": a.why, "with": dict(a.with_settings)}
+                   for a in rep.advice],
         "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
                     "predicted_exposed_ms": _r(w.exposed_ms), "assumed": list(w.assumed)}
                    for w in rep.advisor.whatifs],

@@ -40,7 +40,7 @@ def test_report_writes_summary_html_and_plots(example: Path):
     assert res.returncode == 0, res.stderr
     out = example / "commprof-report"
     assert sorted(p.name for p in out.iterdir()) == ["bandwidth.png", "breakdown.png", "buckets.png", "report.html",
-                                                     "stragglers.png", "summary.json", "timeline.png"]
+                                                     "stragglers.png", "summary.json", "timeline.png", "whatif.png"]
     s = json.loads((out / "summary.json").read_text())
     assert s.keys() >= DESIGN_KEYS and s["schema"] == "commprof.summary/1"
     assert s["world_size"] == 2 and s["backend"] == "gloo" and len(s["ranks"]) == 2
@@ -58,7 +58,7 @@ def test_report_writes_summary_html_and_plots(example: Path):
     assert res.stdout.index("Findings") < res.stdout.index("Per rank")
     assert f"wrote {out}/" in res.stdout and "summary.json  breakdown.png" in res.stdout
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5 and "http://" not in html and "https://" not in html
+    assert html.count("data:image/png;base64,") == 6 and "http://" not in html and "https://" not in html
 
 
 def test_format_json_only_and_out_dir(example: Path, tmp_path: Path):

@@ -42,3 +42,26 @@ def test_overlap_matches_hta_within_half_a_point(rel):
     assert ours.keys() == theirs.keys()
     for r in ours:
         assert ours[r] == pytest.approx(theirs[r], abs=0.5), (r, ours[r], theirs[r])
+
+
+def test_the_bridge_gives_hta_only_the_traces_and_commprofs_overlap_in_its_columns(tmp_path):
+    """A commprof folder holds sidecars and a report beside the traces: the bridge's folder links the traces
+    only; ``overlap_frame`` carries HTA's column names and, on DLRM, HTA's own numbers."""
+    from commprof.render.hta import analysis, overlap_frame, trace_folder
+    from conftest import EXAMPLE
+
+    run = commprof.load(EXAMPLE)
+    folder = trace_folder(run, tmp_path / "hta")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in EXAMPLE.glob("rank*.pt.trace.json*"))
+    assert all(p.is_symlink() for p in folder.iterdir())
+    dlrm = commprof.load(real("dlrm_8gpu_v100"))
+    logging.disable(logging.WARNING)
+    try:
+        theirs = analysis(dlrm, tmp_path / "dlrm").get_comm_comp_overlap(visualize=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    ours = overlap_frame(commprof.analyze(dlrm))
+    assert list(ours.columns[:2]) == list(theirs.columns)
+    merged = theirs.merge(ours, on="rank", suffixes=("_hta", "_ours"))
+    diff = (merged["comp_comm_overlap_pctg_hta"] - merged["comp_comm_overlap_pctg_ours"]).abs()
+    assert len(merged) == 8 and diff.max() <= 0.5

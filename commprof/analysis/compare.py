@@ -1,0 +1,259 @@
+"""Two runs side by side: did the change help, as much as predicted, and what else moved.
+
+Figures are each run's own headline figures (per rank: its median step, ``overlap``), collectives per
+(op, process group, message-size bin) normalised per rank and step, DDP buckets by index, stragglers, the
+settings that differ (sidecars; for plain traces what the trace shows: backend, world size, the inferred
+bucket cap and compression), and an advice check: each of BEFORE's advice items that AFTER applied, its
+predicted step against AFTER's measured one (outside the profiler where the sidecars recorded it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import RankTrace
+from ..units import MiB
+from .analyze import Report
+from .ddpview import view as ddp_view
+
+RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    """One run's headline: its slowest rank's median step (a step lasts as long as its slowest rank), and the
+    step outside the profiler where recorded (the slowest rank's median)."""
+
+    path: str
+    world_size: int | None
+    ranks: tuple[int, ...]
+    step_ms: float | None
+    untraced_step_ms: float | None
+    exposed_comm_ms: float | None
+    compute_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RankDelta:
+    rank: int
+    before: dict[str, float | None]  # RANK_FIGURES -> value (None: the rank is not in that run)
+    after: dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class CollectiveDelta:
+    """Per rank and step, in one message-size bin [lo, hi) of one op and process group."""
+
+    op: str
+    process_group: str
+    lo_bytes: int
+    hi_bytes: int
+    before: tuple[float, float, float, float | None] | None  # count, bytes, time ms, busbw GB/s
+    after: tuple[float, float, float, float | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketDelta:
+    index: int
+    before: tuple[int, float | None, float | None] | None  # bytes, comm ms, exposed ms
+    after: tuple[int, float | None, float | None] | None
+
+
+@dataclass(frozen=True, slots=True)
+class StragglerChange:
+    rank: int
+    before_late_ms: float | None  # mean lateness where it straggled, None where it did not
+    after_late_ms: float | None
+
+    @property
+    def status(self) -> str:
+        if self.before_late_ms is None:
+            return "appeared"
+        return "went away" if self.after_late_ms is None else "still there"
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChange:
+    name: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class AdviceCheck:
+    knob: str
+    value: Any
+    applied: bool | None  # None: the files cannot tell
+    predicted_step_ms: float
+    measured_step_ms: float | None
+    note: str = ""
+
+    @property
+    def error_pct(self) -> float | None:
+        """Predicted against measured, where AFTER ran exactly the settings the prediction was for."""
+        if not self.applied or not self.measured_step_ms:
+            return None
+        return 100.0 * (self.predicted_step_ms - self.measured_step_ms) / self.measured_step_ms
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    before: Side
+    after: Side
+    ranks: tuple[RankDelta, ...]
+    collectives: tuple[CollectiveDelta, ...]
+    buckets: tuple[BucketDelta, ...]
+    stragglers: tuple[StragglerChange, ...]
+    settings_changed: tuple[SettingChange, ...]
+    advice_check: tuple[AdviceCheck, ...]
+    notes: tuple[str, ...] = field(default=())  # what could not be compared, and why
+
+    @property
+    def step_ms_delta(self) -> float | None:
+        b = self.before.untraced_step_ms or self.before.step_ms
+        a = self.after.untraced_step_ms or self.after.step_ms
+        return a - b if a is not None and b is not None else None
+
+
+def _rank_figures(rep: Report) -> dict[int, dict[str, float | None]]:
+    out: dict[int, dict[str, float | None]] = {}
+    for o in rep.overlaps:
+        s = o.representative
+        if s is None:
+            continue
+        out[o.rank] = {"step_ms": s.step_ns / 1e6, "compute_ms": s.compute_ns / 1e6,
+                       "exposed_comm_ms": s.exposed_ns / 1e6, "overlap_pct": s.overlap_pct,
+                       "wait_ms": rep.cross.wait_ms_per_step.get(o.rank)}
+    return out
+
+
+def _side(rep: Report, figs: dict[int, dict[str, float | None]]) -> Side:
+    slowest = max(figs.items(), key=lambda kv: kv[1]["step_ms"] or 0.0)[1] if figs else {}
+    untraced = max(rep.unprofiled_step_ms.values()) if rep.unprofiled_step_ms else None
+    return Side(rep.run.path, rep.run.world_size, tuple(rt.rank for rt in rep.run.ranks), slowest.get("step_ms"),
+                untraced, slowest.get("exposed_comm_ms"), slowest.get("compute_ms"))
+
+
+def _bins(rep: Report) -> dict[tuple[str, str, int], tuple[int, float, float, float, float | None]]:
+    pairs = sum(len(o.steps) for o in rep.overlaps) or 1  # (rank, step) pairs: the per rank and step norm
+    return {(b.op, b.process_group, b.lo_bytes): (b.hi_bytes, b.count / pairs, b.bytes / pairs,
+                                                   b.time_ns / 1e6 / pairs, b.busbw_gbps)
+            for b in rep.bandwidth.bins}
+
+
+def _settings(rep: Report) -> dict[str, Any]:
+    """What the files say about how the run was set up."""
+    out: dict[str, Any] = {"world_size": rep.run.world_size, "backend": rep.backend,
+                           "devices": ", ".join(rep.devices) or None}
+    rt: RankTrace | None = next((r for r in rep.run.ranks if r.sidecar is not None), None)
+    if rt is not None and rt.sidecar is not None:
+        sc = rt.sidecar
+        out["torch"] = sc.versions.get("torch")
+        if sc.ddp is not None:
+            d = sc.ddp
+            out.update(bucket_cap_mb=d.bucket_cap_mb, comm_hook=d.hook, hook_matrix_rank=d.hook_matrix_rank,
+                       gradient_as_bucket_view=d.gradient_as_bucket_view, static_graph=d.static_graph,
+                       find_unused_parameters=d.find_unused_parameters, broadcast_buffers=d.broadcast_buffers,
+                       parameters=len(d.params))
+            return out
+    for r in rep.run.ranks:  # a plain trace: what the DDP view infers
+        v, _why = ddp_view(r, [b for b in rep.bucket_rows if b.rank == r.rank])
+        if v is not None:
+            out.update(bucket_cap_mb=round(v.cap_bytes / MiB, 3), compression=v.compression,
+                       parameters=len(v.params))
+            break
+    return out
+
+
+def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None, str]:
+    if knob == "bucket_cap_mb":
+        cap = after.get("bucket_cap_mb")
+        if cap is None:
+            return None, "AFTER's bucket cap is not recorded"
+        return abs(float(cap) - float(value)) <= 0.01 * float(value), ""
+    if knob == "comm_hook":
+        hook = str(after.get("comm_hook") or after.get("compression") or "")
+        v = str(value)
+        if v.startswith("powerSGD"):
+            rank = v.rsplit("=", 1)[-1].rstrip(")")
+            return "powerSGD" in hook and str(after.get("hook_matrix_rank")) == rank, ""
+        key = v.split("_compress")[0]  # fp16 / bf16
+        return key in hook, ""
+    return None, f"whether AFTER applied {knob} is not recorded in its files"
+
+
+def _advice_check(before: Report, after_settings: dict[str, Any], before_settings: dict[str, Any],
+                  measured: float | None, measured_is_untraced: bool) -> list[AdviceCheck]:
+    """Each advice item: applied or not; where AFTER's DDP settings are exactly those its prediction assumed (its
+    knob, the settings it came with, the traced run's others), the prediction against AFTER's measured step."""
+    out = []
+    for a in before.advice:
+        applied, note = _applied(a.knob, a.value, after_settings)
+        assumed = dict(a.with_settings)
+        mismatched = [k for k, v in assumed.items() if not _applied(k, v, after_settings)[0]]
+        others = [k for k in ("bucket_cap_mb", "comm_hook") if k != a.knob and k not in assumed
+                  and before_settings.get(k) != after_settings.get(k)]
+        exact = bool(applied) and not mismatched and not others
+        if applied and not exact:
+            note = ("its prediction assumed " + ", ".join(f"{k}={v}" for k, v in assumed.items()) + "; "
+                    if assumed else "") + "AFTER changed other settings too: no error computed"
+        elif exact and not measured_is_untraced:
+            note = "measured: AFTER's profiled step (its files do not record the step outside the profiler)"
+        out.append(AdviceCheck(a.knob, a.value, applied, a.predicted_step_ms, measured if exact else None, note))
+    return out
+
+
+def compare(before: Report, after: Report) -> Comparison:
+    """Compare two analyzed runs (``commprof.analyze``)."""
+    fb, fa = _rank_figures(before), _rank_figures(after)
+    notes: list[str] = []
+    if before.run.world_size != after.run.world_size:
+        notes.append(f"world sizes differ ({before.run.world_size} vs {after.run.world_size}): ranks are compared "
+                     "where both runs have them, collectives per rank and step")
+    ranks = tuple(RankDelta(r, fb.get(r, dict.fromkeys(RANK_FIGURES)), fa.get(r, dict.fromkeys(RANK_FIGURES)))
+                  for r in sorted(set(fb) | set(fa)))
+    bb, ba = _bins(before), _bins(after)
+    colls = []
+    for key in sorted(set(bb) | set(ba)):
+        hi = (bb.get(key) or ba[key])[0]
+        colls.append(CollectiveDelta(key[0], key[1], key[2], hi, bb[key][1:] if key in bb else None,
+                                     ba[key][1:] if key in ba else None))
+    sb, sa = _settings(before), _settings(after)
+    buckets = _buckets(before.buckets, after.buckets, sb, sa, notes)
+    late_b = {s.rank: s.mean_late_ms for s in before.cross.stragglers}
+    late_a = {s.rank: s.mean_late_ms for s in after.cross.stragglers}
+    strag = tuple(StragglerChange(r, late_b.get(r), late_a.get(r)) for r in sorted(set(late_b) | set(late_a)))
+    settings = tuple(SettingChange(k, sb.get(k), sa.get(k)) for k in sorted(set(sb) | set(sa))
+                     if sb.get(k) != sa.get(k))
+    side_b, side_a = _side(before, fb), _side(after, fa)
+    measured = side_a.untraced_step_ms or side_a.step_ms
+    checks = _advice_check(before, sa, sb, measured, side_a.untraced_step_ms is not None)
+    if not before.advice:
+        notes.append("BEFORE had no advice to check")
+    ops_b, ops_a = {c.op for c in before.collectives}, {c.op for c in after.collectives}
+    if ops_b != ops_a or sb.get("devices") != sa.get("devices"):
+        notes.append(f"the runs issue different collectives ({', '.join(sorted(ops_b)) or 'none'} vs "
+                     f"{', '.join(sorted(ops_a)) or 'none'}) or ran on different devices: they may be different jobs, "
+                     "whose figures compare only as totals")
+    return Comparison(side_b, side_a, ranks, tuple(colls), buckets, strag, settings, tuple(checks), tuple(notes))
+
+
+def _buckets(before: Sequence[Any], after: Sequence[Any], sb: dict[str, Any], sa: dict[str, Any],
+             notes: list[str]) -> tuple[BucketDelta, ...]:
+    if not before and not after:
+        return ()
+    if sb.get("parameters") != sa.get("parameters"):
+        notes.append("the models differ (parameter counts): DDP buckets are not compared")
+        return ()
+    b = {x.index: (x.bytes, x.comm_ms, x.exposed_ms) for x in before}
+    a = {x.index: (x.bytes, x.comm_ms, x.exposed_ms) for x in after}
+    return tuple(BucketDelta(i, b.get(i), a.get(i)) for i in sorted(set(b) | set(a)))
+
+
+def shares_something(before: Report, after: Report) -> bool:
+    """Whether two runs have anything to compare: a rank or a collective operation in common."""
+    ranks = {rt.rank for rt in before.run.ranks} & {rt.rank for rt in after.run.ranks}
+    ops = {c.op for c in before.collectives} & {c.op for c in after.collectives}
+    return bool(ranks or ops)

@@ -1,0 +1,217 @@
+"""``commprof compare``'s outputs: the terminal text, ``compare.json`` and a self-contained ``compare.html``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..analysis.compare import RANK_FIGURES, Comparison
+from .fmt import num as _n
+from .fmt import size as _size
+from .safe import html_text as h
+from .safe import plain
+
+SCHEMA = "commprof.compare/1"
+
+
+def _r(x: float | None, nd: int = 3) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def _side(s: Any) -> dict[str, Any]:
+    return {"path": s.path, "world_size": s.world_size, "ranks": list(s.ranks), "step_ms": _r(s.step_ms),
+            "untraced_step_ms": _r(s.untraced_step_ms), "exposed_comm_ms": _r(s.exposed_comm_ms),
+            "compute_ms": _r(s.compute_ms)}
+
+
+def _coll(t: Any) -> dict[str, Any] | None:
+    return None if t is None else {"count": _r(t[0]), "bytes": _r(t[1], 0), "time_ms": _r(t[2]),
+                                   "busbw_gbps": _r(t[3])}
+
+
+def as_dict(c: Comparison) -> dict[str, Any]:
+    """compare.json's content."""
+    return {
+        "schema": SCHEMA,
+        "before": _side(c.before), "after": _side(c.after), "step_ms_delta": _r(c.step_ms_delta),
+        "ranks": [{"rank": r.rank, "before": {k: _r(r.before.get(k)) for k in RANK_FIGURES},
+                   "after": {k: _r(r.after.get(k)) for k in RANK_FIGURES}} for r in c.ranks],
+        "collectives": [{"op": x.op, "process_group": x.process_group, "lo_bytes": x.lo_bytes, "hi_bytes": x.hi_bytes,
+                         "before": _coll(x.before), "after": _coll(x.after)} for x in c.collectives],
+        "buckets": [{"index": b.index,
+                     "before": None if b.before is None else {"bytes": b.before[0], "comm_ms": _r(b.before[1]),
+                                                              "exposed_ms": _r(b.before[2])},
+                     "after": None if b.after is None else {"bytes": b.after[0], "comm_ms": _r(b.after[1]),
+                                                            "exposed_ms": _r(b.after[2])}} for b in c.buckets],
+        "stragglers": [{"rank": s.rank, "status": s.status, "before_mean_late_ms": _r(s.before_late_ms),
+                        "after_mean_late_ms": _r(s.after_late_ms)} for s in c.stragglers],
+        "settings_changed": [{"name": s.name, "before": s.before, "after": s.after} for s in c.settings_changed],
+        "advice_check": [{"knob": a.knob, "value": a.value, "applied": a.applied,
+                          "predicted_step_ms": _r(a.predicted_step_ms), "measured_step_ms": _r(a.measured_step_ms),
+                          "error_pct": _r(a.error_pct, 1), "note": a.note} for a in c.advice_check],
+        "notes": list(c.notes),
+    }
+
+
+def to_json(c: Comparison) -> bytes:
+    return orjson.dumps(as_dict(c), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f} ms"
+
+
+def _delta(b: float | None, a: float | None, unit: str = " ms") -> str:
+    if b is None or a is None:
+        return "-"
+    pct = f" ({100 * (a - b) / b:+.0f}%)" if b else ""
+    return f"{a - b:+.2f}{unit}{pct}"
+
+
+def headline(c: Comparison) -> list[str]:
+    """The answer first: the step before and after, and each advice item's check."""
+    b = c.before.untraced_step_ms or c.before.step_ms
+    a = c.after.untraced_step_ms or c.after.step_ms
+    where = "outside the profiler" if c.before.untraced_step_ms and c.after.untraced_step_ms else "profiled"
+    lines = [f"Step ({where}, slowest rank): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}"]
+    lines.append(f"Exposed communication (slowest rank's median step): {_ms(c.before.exposed_comm_ms)} -> "
+                 f"{_ms(c.after.exposed_comm_ms)}")
+    for x in c.advice_check:
+        if x.applied:
+            err = f", error {x.error_pct:+.1f}%" if x.error_pct is not None else ""
+            lines.append(f"Advice {x.knob} = {plain(x.value)}: applied; predicted {x.predicted_step_ms:.1f} ms, "
+                         f"measured {_ms(x.measured_step_ms)}{err}" + (f" ({plain(x.note)})" if x.note else ""))
+        else:
+            state = "not applied" if x.applied is False else "cannot tell"
+            lines.append(f"Advice {x.knob} = {plain(x.value)}: {state}" + (f" ({plain(x.note)})" if x.note else ""))
+    return lines
+
+
+def text(c: Comparison, written: list[str] | None = None) -> str:
+    out = ["commprof compare", f"  before: {plain(c.before.path)} (world size {c.before.world_size})",
+           f"  after:  {plain(c.after.path)} (world size {c.after.world_size})", ""]
+    out += [" " + line for line in headline(c)]
+    if c.settings_changed:
+        out += ["", "Settings that differ"]
+        out += [f"  {s.name}: {plain(s.before)} -> {plain(s.after)}" for s in c.settings_changed]
+    out += ["", "Per rank (its median step)"]
+    labels = {"step_ms": "step", "compute_ms": "compute", "exposed_comm_ms": "exposed comm", "overlap_pct": "overlap %",
+              "wait_ms": "wait"}
+    for r in c.ranks:
+        cells = []
+        for k in RANK_FIGURES:
+            bv, av = r.before.get(k), r.after.get(k)
+            pct = f" ({100 * (av - bv) / bv:+.0f}%)" if k == "step_ms" and bv and av is not None else ""
+            cells.append(f"{labels[k]} {_n(bv, 1)} -> {_n(av, 1)}{pct}")
+        out.append(f"  rank {r.rank}: " + ", ".join(cells) + " (ms, %)")
+    out += ["", "Collectives per rank and step (largest changes in time first)"]
+    for x in _largest(c)[:12]:
+        bt = x.before[2] if x.before else 0.0
+        at = x.after[2] if x.after else 0.0
+        out.append(f"  {x.op} pg {plain(x.process_group, 20)} [{_size(x.lo_bytes)}, {_size(x.hi_bytes)}): "
+                   f"count {_n(x.before[0] if x.before else None)} -> {_n(x.after[0] if x.after else None)}, "
+                   f"time {bt:.2f} -> {at:.2f} ms")
+    if c.buckets:
+        out += ["", "DDP buckets (bytes, comm ms, exposed ms)"]
+        out += [f"  bucket {b.index}: {_bucket(b.before)} -> {_bucket(b.after)}" for b in c.buckets]
+    if c.stragglers:
+        out += ["", "Stragglers"] + [f"  rank {s.rank}: {s.status}" for s in c.stragglers]
+    if c.notes:
+        out += ["", "Not compared"] + [f"  {plain(n, 300)}" for n in c.notes]
+    if written:
+        out += ["", f"wrote {', '.join(written)}"]
+    return "\n".join(out) + "\n"
+
+
+def _bucket(t: Any) -> str:
+    return "-" if t is None else f"{_size(t[0])}, {_n(t[1])}, {_n(t[2])}"
+
+
+def _largest(c: Comparison) -> list[Any]:
+    return sorted(c.collectives, key=lambda x: -abs((x.after[2] if x.after else 0.0)
+                                                    - (x.before[2] if x.before else 0.0)))
+
+
+def plots(c: Comparison) -> dict[str, bytes]:
+    """The two breakdowns side by side, and the largest collective time changes."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    from .figure import COMPUTE, EXPOSED, OTHER, to_png
+
+    out: dict[str, bytes] = {}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True, sharex=True)
+    for ax, which, title in ((axes[0], "before", "before"), (axes[1], "after", "after")):
+        rows = [(r.rank, getattr(r, which)) for r in c.ranks if getattr(r, which).get("step_ms") is not None]
+        for i, (_rank, f) in enumerate(rows):
+            # step = compute (overlapped included) + exposed communication + other
+            comp, exp, step = f["compute_ms"] or 0.0, f["exposed_comm_ms"] or 0.0, f["step_ms"] or 0.0
+            left = 0.0
+            for width, color in ((comp, COMPUTE), (exp, EXPOSED), (max(step - comp - exp, 0.0), OTHER)):
+                ax.barh(i, width, left=left, color=color)
+                left += width
+        ax.set_yticks(range(len(rows)), [f"rank {r}" for r, _ in rows])
+        ax.set_title(title)
+        ax.set_xlabel("ms (median step)")
+    fig.legend(["compute", "exposed comm", "other"], loc="lower center", ncol=3, fontsize=8, frameon=False)
+    out["compare_breakdown"] = to_png(plt, fig, (0, 0.07, 1, 1))
+    top = _largest(c)[:10]
+    if top:
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(top) + 1.2), dpi=110)
+        deltas = [(x.after[2] if x.after else 0.0) - (x.before[2] if x.before else 0.0) for x in top]
+        labels = [f"{x.op} [{_size(x.lo_bytes)}, {_size(x.hi_bytes)})" for x in top]
+        ax.barh(range(len(top)), deltas, color=[EXPOSED if d > 0 else COMPUTE for d in deltas])
+        ax.set_yticks(range(len(top)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.axvline(0, color="#444", lw=0.8)
+        ax.set_xlabel("time per rank and step, after − before (ms)")
+        ax.set_title("Largest changes in collective time (red: more, blue: less)", fontsize=9)
+        out["compare_collectives"] = to_png(plt, fig)
+    return out
+
+
+def html(c: Comparison, pngs: dict[str, bytes]) -> str:
+    import base64
+
+    from .html import CSS
+
+    d = as_dict(c)
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>commprof compare</title><style>{CSS}</style></head><body><main>",
+             "<h1>commprof compare</h1>",
+             f"<div class='sub'>before: {h(c.before.path)} · after: {h(c.after.path)}</div>",
+             "<h2>Did it help?</h2>"]
+    parts += [f"<div class='finding sev-info'>{h(line, 600)}</div>" for line in headline(c)]
+    if c.settings_changed:
+        parts.append("<h2>Settings that differ</h2><table><tr><th>setting</th><th>before</th><th>after</th></tr>")
+        parts += [f"<tr><td>{h(s.name)}</td><td>{h(s.before)}</td><td>{h(s.after)}</td></tr>"
+                  for s in c.settings_changed]
+        parts.append("</table>")
+    parts.append("<h2>Plots</h2>")
+    for name, png in pngs.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f'<img id="plot-{name}" alt="{h(name)}" src="data:image/png;base64,{data}">')
+    parts.append("<h2>Per rank (median step)</h2><table><tr><th>rank</th>"
+                 + "".join(f"<th>{h(k)} before</th><th>after</th>" for k in RANK_FIGURES) + "</tr>")
+    for r in d["ranks"]:
+        parts.append(f"<tr><td>{r['rank']}</td>" + "".join(
+            f"<td class='n'>{_n(r['before'][k])}</td><td class='n'>{_n(r['after'][k])}</td>" for k in RANK_FIGURES)
+            + "</tr>")
+    parts.append("</table><h2>Collectives (per rank and step)</h2><table><tr><th>op</th><th>group</th><th>bin</th>"
+                 "<th>count before</th><th>after</th><th>ms before</th><th>after</th><th>busbw before</th>"
+                 "<th>after</th></tr>")
+    for x in d["collectives"]:
+        b, a = x["before"] or {}, x["after"] or {}
+        parts.append(f"<tr><td>{h(x['op'])}</td><td>{h(x['process_group'])}</td>"
+                     f"<td>[{_size(x['lo_bytes'])}, {_size(x['hi_bytes'])})</td>"
+                     + "".join(f"<td class='n'>{_n(v.get(k))}</td>" for k in ("count", "time_ms", "busbw_gbps")
+                               for v in (b, a)) + "</tr>")
+    parts.append("</table>")
+    if c.notes:
+        parts.append("<h2>Not compared</h2><ul class='warn'>" + "".join(f"<li>{h(n, 600)}</li>" for n in c.notes)
+                     + "</ul>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)

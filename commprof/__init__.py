@@ -5,6 +5,9 @@ Public API::
     with commprof.trace("traces/", model=ddp_model) as prof:   # capture (needs torch)
         ...
         prof.step()
+    with commprof.monitor("monitor/") as mon:                  # always-on: hangs and slow ranks
+        ...
+        mon.step()
     run = commprof.load("traces/")                             # typed model of every rank
     report = commprof.analyze(run)                             # numbers, findings, advice
     commprof.plots(report)                                     # PNG plots by name
@@ -28,23 +31,34 @@ if TYPE_CHECKING:
     import pandas
 
     from .analysis.analyze import Report
+    from .capture.monitor import MonitorSession
     from .capture.session import TraceSession
     from .model import Run
 
-__all__ = ["InputError", "__version__", "analyze", "load", "plots", "to_dataframe", "trace"]
+__all__ = ["InputError", "__version__", "analyze", "load", "monitor", "plots", "to_dataframe", "trace"]
 
 
 def trace(out_dir: str | os.PathLike = "traces", *, model: Any = None, wait: int = 1, warmup: int = 1,
           active: int = 3, repeat: int = 1, skip_first: int = 0, record_shapes: bool = True,
           profile_memory: bool = False, with_stack: bool = False, comm_hook: Callable | None = None,
-          comm_state: Any = None, activities: Iterable[Any] | None = None, modules: Any = None) -> TraceSession:
+          comm_state: Any = None, activities: Iterable[Any] | None = None, modules: Any = None,
+          probe: bool = True) -> TraceSession:
     """Trace a training loop; call ``prof.step()`` once per step.  See ``commprof.capture.session.trace``."""
     from .capture.session import TraceSession
 
     return TraceSession(out_dir, model=model, wait=wait, warmup=warmup, active=active, repeat=repeat,
                         skip_first=skip_first, record_shapes=record_shapes, profile_memory=profile_memory,
                         with_stack=with_stack, comm_hook=comm_hook, comm_state=comm_state, activities=activities,
-                        modules=modules)
+                        modules=modules, probe=probe)
+
+
+def monitor(out_dir: str | os.PathLike = "monitor", *, hang_timeout_s: float = 600.0,
+            every: int = 100) -> MonitorSession:
+    """Watch a training loop that runs without the profiler, for hangs and slow ranks; call ``mon.step()`` once per
+    step.  See ``commprof.capture.monitor.monitor``."""
+    from .capture.monitor import MonitorSession
+
+    return MonitorSession(out_dir, hang_timeout_s=hang_timeout_s, every=every)
 
 
 def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | None = None,

@@ -106,6 +106,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError:
         raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
     trace_dir = Path(args.trace_dir)
+    mon = _monitor(trace_dir)
+    if mon is not None and not _has_traces(trace_dir):
+        return _monitor_only(mon, Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
     kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps,
                   comm_kernels=args.comm_kernel)
@@ -122,10 +125,56 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.step_ms is not None and not args.step_ms > 0:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms)
+    if mon is not None:
+        from dataclasses import replace
+
+        rep = replace(rep, monitor=mon)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
     written = write_outputs(rep, Path(args.out) if args.out else default_out, formats)
     if "text" in formats:
         sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
+    return 0
+
+
+def _has_traces(path: Path) -> bool:
+    from .reader.discover import is_trace_name
+
+    return path.is_file() or any(p.is_file() and is_trace_name(p.name) for p in path.iterdir())
+
+
+def _monitor(path: Path):
+    """The diagnosis of the monitor's files in the folder, if it has any."""
+    from .analysis.production import analyze_monitor
+    from .reader.monitor import is_monitor_folder, read_monitor
+
+    if not is_monitor_folder(path):
+        return None
+    return analyze_monitor(read_monitor(path))
+
+
+def _monitor_only(mon, out: Path, formats: list[str]) -> int:
+    """A folder with the monitor's files and no traces: the hang verdict and the slow ranks."""
+    from .atomic import write_bytes, write_text
+    from .render import monitor as render
+
+    written: list[str] = []
+    if set(formats) & {"json", "html"}:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            if "json" in formats:
+                write_bytes(out / "summary.json", render.json_only(mon))
+                written.append(str(out / "summary.json"))
+            if "html" in formats:
+                png = render.lateness_plot(mon)
+                if png is not None:
+                    write_bytes(out / "lateness.png", png)
+                    written.append(str(out / "lateness.png"))
+                write_text(out / "report.html", render.html_only(mon, png))
+                written.append(str(out / "report.html"))
+        except OSError as e:
+            raise InputError(out, f"cannot write the report ({e.strerror or e})") from None
+    if "text" in formats:
+        sys.stdout.write(render.text_only(mon, written))
     return 0
 
 

@@ -18,6 +18,7 @@ from .memory import Memory, memory
 from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
 from .pipeline import PipelineReport, pipeline
+from .production import MonitorReport
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
 from .volume import CollectiveStat, collective_stats
@@ -42,6 +43,7 @@ class Report:
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
     dataparallel: tuple[DataParallelStat, ...] = ()
+    monitor: MonitorReport | None = None  # the monitor's files in the same folder (hangs, slow ranks)
 
     @property
     def backend(self) -> str:

@@ -5,11 +5,15 @@ from __future__ import annotations
 TRACE_SUFFIX = ".pt.trace.json.gz"
 SIDECAR_SUFFIX = ".commprof.json"
 SUMMARY = "summary.json"
+SUMMARY_SCHEMA = "commprof.summary/1"
 MERGED = "merged.json"
 HTML = "report.html"
 REPORT_DIR = "commprof-report"
+COMPARE = "compare.json"
 # JSON files in a trace folder that are commprof's own outputs, not traces
-NOT_TRACES = frozenset({SUMMARY, MERGED})
+NOT_TRACES = frozenset({SUMMARY, MERGED, COMPARE})
+# commprof's files that are not traces, by suffix: sidecars, the monitor's hang dumps
+NOT_TRACE_SUFFIXES = (SIDECAR_SUFFIX, ".hang.json")
 
 
 def trace_name(rank: int) -> str:

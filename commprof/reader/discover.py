@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..formats.files import NOT_TRACES, SIDECAR_SUFFIX, sidecar_name_for
+from ..formats.files import NOT_TRACE_SUFFIXES, NOT_TRACES, SIDECAR_SUFFIX, sidecar_name_for
 
 _RANK_PATTERNS = (
     re.compile(r"rank[-_]?(\d+)", re.IGNORECASE),
@@ -33,7 +33,7 @@ def rank_from_name(path: Path) -> int | None:
 
 
 def is_trace_name(name: str) -> bool:
-    if name in NOT_TRACES or name.endswith(SIDECAR_SUFFIX) or name.startswith("."):
+    if name in NOT_TRACES or name.endswith(NOT_TRACE_SUFFIXES) or name.startswith("."):
         return False
     return name.endswith(".json") or name.endswith(".json.gz")
 

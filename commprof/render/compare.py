@@ -176,7 +176,7 @@ def plots(c: Comparison) -> dict[str, bytes]:
 def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     import base64
 
-    from .html import CSS
+    from .style import CSS
 
     d = as_dict(c)
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -11,6 +11,7 @@ from .fmt import model_check_text
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
 from .safe import html_text as h
+from .style import CSS
 from .summary import summary
 
 GLOSSARY = [
@@ -49,21 +50,7 @@ GLOSSARY = [
                  "cut by the end of the recording is left out."),
 ]
 
-CSS = """
-body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
-main{max-width:1180px;margin:0 auto;padding:20px 28px}
-h1{font-size:22px;margin:4px 0}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd}
-.sub{color:#666}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
-.card{background:#fff;border:1px solid #e2e2e2;border-radius:6px;padding:8px 14px;min-width:130px}
-.card b{display:block;font-size:20px}.card span{color:#666;font-size:12px}
-.sev-high{border-left:5px solid #D1495B}.sev-medium{border-left:5px solid #EDA247}.sev-info{border-left:5px solid #8aa}
-.finding{background:#fff;padding:8px 12px;margin:6px 0;border-radius:4px}
-table{border-collapse:collapse;background:#fff;font-size:13px}th,td{padding:4px 9px;border-bottom:1px solid #eee}
-th{background:#f0f0f0;text-align:left}td.n{text-align:right;font-variant-numeric:tabular-nums}
-img{max-width:100%;background:#fff;border:1px solid #e2e2e2;margin:6px 0}
-dl dt{font-weight:600;margin-top:6px}dl dd{margin-left:18px;color:#444}
-.warn li{color:#7a4a00}
-"""
+
 
 
 def _img(name: str, png: bytes, alt: str) -> str:
@@ -91,6 +78,10 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
              f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
              f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
+    if rep.monitor is not None:  # a hang is the first thing to say
+        from .monitor import html_section
+
+        parts.extend(html_section(rep.monitor, plots.get("lateness")))
     for section in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth, _buckets, _pipeline,
                     _dataparallel, _memory, _stragglers, _warnings):
         parts.extend(section(rep, s, plots))

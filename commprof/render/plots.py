@@ -215,6 +215,12 @@ def all_plots(rep: Report) -> dict[str, bytes]:
         png = fn(rep)
         if png is not None:
             out[name] = png
+    if rep.monitor is not None:
+        from .monitor import lateness_plot
+
+        png = lateness_plot(rep.monitor)
+        if png is not None:
+            out["lateness"] = png
     return out
 
 

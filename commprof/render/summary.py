@@ -12,8 +12,10 @@ from ..analysis.dataparallel import DataParallelStat
 from ..analysis.memory import Memory
 from ..analysis.overlap import RankOverlap
 from ..analysis.volume import CollectiveStat
+from ..formats import files
+from .monitor import hang_dict, monitor_dict
 
-SCHEMA = "commprof.summary/1"
+SCHEMA = files.SUMMARY_SCHEMA
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -64,6 +66,8 @@ def summary(rep: Report) -> dict[str, Any]:
                        "dtoh_pageable_per_step": _r(t.dtoh_pageable_count, 1),
                        "host_syncs_per_step": _r(t.sync_count, 1), "host_sync_ms": _r(t.sync_ms)}
                       for t in rep.transfers],
+        "hang": hang_dict(rep.monitor.hang) if rep.monitor is not None else None,
+        "monitor": monitor_dict(rep.monitor) if rep.monitor is not None else None,
         "warnings": list(rep.warnings),
     }
 

@@ -35,6 +35,12 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
                 f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
     con.print(head, overflow="fold")
     con.print()
+    if rep.monitor is not None:  # a hang is the first thing to say
+        from .monitor import lines
+
+        for line in lines(rep.monitor):
+            con.print(Text(line), overflow="fold")
+        con.print()
     for section in (_findings, _ranks, _collectives, _bandwidth, _buckets, _pipeline, _stragglers, _warnings):
         section(con, rep, s)
     _written(con, written)

@@ -65,6 +65,12 @@ def _context(cfg: dict[str, Any], ddp: Any, out: str, rank: int) -> Any:
     import contextlib
 
     hook, state = _hook(cfg)
+    if cfg.get("monitor"):
+        from ..capture.monitor import MonitorSession
+
+        if hook is not None:
+            ddp.register_comm_hook(state, hook)
+        return MonitorSession(out, every=int(cfg.get("monitor_every", 100)))
     if cfg["trace"] and not cfg.get("plain_profiler"):
         from ..capture.session import trace
 

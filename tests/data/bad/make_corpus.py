@@ -121,6 +121,40 @@ case("hostile_names", {"rank0.json": json.dumps(tiny_trace(0, 1, [
      0, "")
 
 
+
+# the monitor's files (commprof.monitor) and PyTorch's own Flight Recorder dumps
+def rollup(rank: int, first: int) -> bytes:
+    steps = [[s, 1_700_000_000_000_000_000 + s * 10_000_000, 1_700_000_000_000_000_000 + (s + 1) * 10_000_000]
+             for s in range(first, first + 3)]
+    colls = [{"op": "all_reduce", "pg": "0", "count": 3, "bytes": 12, "durations_us": [],
+              "issues": [[s, s + 1, 100.0 + rank] for s in range(first, first + 3)]}]
+    return json.dumps({"schema": "commprof.monitor/1", "rank": rank, "world_size": 2, "backend": "gloo",
+                       "first_step": first, "last_step": first + 2, "steps": steps, "collectives": colls,
+                       "fr_lost": 0}).encode() + b"\n"
+
+
+def hang(rank: int, entries: object, threads: object) -> bytes:
+    return json.dumps({"schema": "commprof.hang/1", "rank": rank, "world_size": 2, "reason": "no step() for 600 s",
+                       "step": 5, "flight_recorder": {"available": True, "entries": entries, "error": None},
+                       "threads": threads}).encode()
+
+
+GOOD_ENTRY = {"seq": 7, "op": "all_reduce", "pg": "0", "input_sizes": [[4]], "input_dtypes": ["Float"],
+              "state": "scheduled", "retired": False, "created_unix_ns": 1_700_000_000_000_000_000}
+case("monitor_torn_line", {"rank0.monitor.jsonl": rollup(0, 0) + rollup(0, 3)[:50],
+                           "rank1.monitor.jsonl": rollup(1, 0)}, 0, "is not a complete monitor rollup")
+case("hang_not_json", {"rank0.hang.json": b"{not json"}, 2, "none of its 1 monitor files can be read")
+case("hang_wrong_types", {"rank0.hang.json": hang(0, ["not an entry", 5, {"seq": "x"}], 42),
+                          "rank1.hang.json": hang(1, [GOOD_ENTRY], [{"name": "MainThread", "main": True,
+                                                                     "stack": [["t.py", 3, "f", "x()"], "junk"]}])},
+     0, "")
+case("hang_other_schema", {"rank0.hang.json": b'{"schema": "something/9", "rank": 0}',
+                           "rank1.hang.json": hang(1, [GOOD_ENTRY], [])}, 0, "not a commprof hang dump")
+# a pickle that would run os.system("echo pwned") if its global were resolved: refused before anything runs
+case("hostile_pickle", {"nccl_trace_rank_0": b"cos\nsystem\n(S'echo pwned'\ntR."}, 2,
+     "refusing to load a Python object")
+
+
 def main() -> None:
     for p in HERE.iterdir():
         if p.is_dir():

@@ -1,5 +1,6 @@
 """GPU check: the demo model on one CUDA GPU with NCCL (world size 1) under commprof.trace(), then the
-report; checks that kernels, streams and record_param_comms were read.  Prints what it found; exit 0 = ok.
+report; checks that kernels, streams and record_param_comms were read; then FSDP2 (fully_shard) on the same GPU:
+its units and settings are found (world size 1 has no communication to replay).  Prints what it found; exit 0 = ok.
 
     python scripts/gpu_check.py [OUT_DIR]
 """
@@ -46,6 +47,7 @@ def main(out: Path) -> int:
     model = build_model({**DEFAULTS, "width": 4096, "layers": 8}).cuda()
     ddp = DDP(model, device_ids=[0], bucket_cap_mb=25)
     train_traced(ddp, out, batch=256, model=ddp)
+    fsdp_ok = fsdp_check(out.parent / (out.name + "-fsdp"))
     dist.destroy_process_group()
 
     run = commprof.load(out)
@@ -70,8 +72,44 @@ def main(out: Path) -> int:
         ok &= dataparallel_check(out.parent / (out.name + "-dataparallel"))
     else:
         print("dataparallel: skipped (needs two or more GPUs; tests/dp_trace.py builds such a trace instead)")
+    ok &= fsdp_ok
     print("gpu_check:", "OK" if ok else "FAILED")
     return 0 if ok else 1
+
+
+def fsdp_check(out: Path) -> bool:
+    """FSDP2 on one GPU: 4 transformer blocks, each a unit, traced with commprof.trace(model=root)."""
+    import torch
+
+    import commprof
+    from commprof.workloads.fsdpdemo import DEFAULTS, build, shard
+
+    cfg = {**DEFAULTS, "model": "transformer", "width": 512, "layers": 4, "heads": 8}
+    torch.manual_seed(0)
+    model, units = build(cfg)
+    model.cuda()
+    shard(model, units, cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    with commprof.trace(out, model=model) as prof:
+        for _ in range(8):
+            x = torch.randn(16, 64, 512, device="cuda")
+            model(x).sum().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            prof.step()
+    torch.cuda.synchronize()
+    rep = commprof.analyze(commprof.load(out))
+    f = rep.fsdp
+    if f is None:
+        print("fsdp: NOT found")
+        return False
+    names = [u.unit for u in f.report.units]
+    print(f"fsdp: units {names}, settings from the sidecar: {f.report.settings is not None}, "
+          f"{len(f.report.steps)} steps, device {f.report.device_kind}")
+    for u in f.report.units:
+        print(f"  unit {u.unit or '(root)'}: {u.unsharded_bytes:,} bytes unsharded, fwd {u.fwd_compute_ms:.2f} ms, "
+              f"bwd {u.bwd_compute_ms:.2f} ms, phases {sorted(u.phases)}")
+    return names == ["", "0", "1", "2", "3"] and f.report.settings is not None and f.report.device_kind == "cuda"
 
 
 def dataparallel_check(out: Path) -> bool:

@@ -107,8 +107,9 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
             why_not[rt.rank] = why
     findings.extend(say.ddp_rules(run, buckets, bw))
     if not scs:
-        if (run.world_size or 1) > 1 and (why_not or any(rt.sidecar is not None and rt.sidecar.ddp
-                                                          for rt in run.ranks)):
+        fsdp = any(rt.fsdp for rt in run.ranks)  # FSDP2 has its own replay (fsdpadvice)
+        if (run.world_size or 1) > 1 and not fsdp and (why_not or any(rt.sidecar is not None and rt.sidecar.ddp
+                                                                      for rt in run.ranks)):
             findings.append(say.no_whatif(why_not))
         return Advisor((), tuple(findings), (), None, None, None, {})
     scale = {sc.rank: calibrate(sc) for sc in scs}

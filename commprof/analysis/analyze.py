@@ -14,6 +14,7 @@ from .buckets import BucketStat, BucketStep, bucket_stats
 from .crossrank import CrossRank, cross_rank
 from .dataparallel import DataParallelStat, dataparallel
 from .findings import Advice, Finding
+from .fsdpadvice import FSDPAnalysis, fsdp_advisor
 from .memory import Memory, memory
 from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
@@ -44,6 +45,7 @@ class Report:
     warnings: tuple[str, ...]
     dataparallel: tuple[DataParallelStat, ...] = ()
     monitor: MonitorReport | None = None  # the monitor's files in the same folder (hangs, slow ranks)
+    fsdp: FSDPAnalysis | None = None  # FSDP2's units, phases, what-ifs and advice
 
     @property
     def backend(self) -> str:
@@ -81,6 +83,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
     bstats = tuple(bucket_stats(rows))
     advisor = advise(run, rows, bstats, bw, unprof)
+    fsdp = fsdp_advisor(run, bw, unprof)
     pipe = pipeline(run, unprof, digests)
     xfers = tuple(r.transfers for r in per_rank if r.transfers is not None)
     dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)
@@ -89,11 +92,11 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     tfind, tadvice = say.transfer_findings(xfers, overlaps, unprof)
     dfind, dadvice = say.dataparallel_findings(dps)
     findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
-                + tuple(say.memory_findings(mem)) + tuple(dfind))
-    advice = advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice)
+                + tuple(say.memory_findings(mem)) + tuple(dfind) + (fsdp.findings if fsdp else ()))
+    advice = advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
     return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
                   cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),
-                  dps)
+                  dps, fsdp=fsdp)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,

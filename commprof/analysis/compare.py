@@ -62,6 +62,15 @@ class BucketDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitDelta:
+    """One FSDP unit: per phase (forward / backward all-gather, reduce-scatter) its exposed ms, before and after."""
+
+    unit: str
+    before: dict[str, float] | None
+    after: dict[str, float] | None
+
+
+@dataclass(frozen=True, slots=True)
 class StragglerChange:
     rank: int
     before_late_ms: float | None  # mean lateness where it straggled, None where it did not
@@ -109,6 +118,7 @@ class Comparison:
     settings_changed: tuple[SettingChange, ...]
     advice_check: tuple[AdviceCheck, ...]
     notes: tuple[str, ...] = field(default=())  # what could not be compared, and why
+    fsdp_units: tuple[UnitDelta, ...] = ()
 
     @property
     def step_ms_delta(self) -> float | None:
@@ -147,6 +157,12 @@ def _settings(rep: Report) -> dict[str, Any]:
     """What the files say about how the run was set up."""
     out: dict[str, Any] = {"world_size": rep.run.world_size, "backend": rep.backend,
                            "devices": ", ".join(rep.devices) or None}
+    if rep.fsdp is not None:  # FSDP2: what the sidecar says, else what the trace shows
+        units = [u for u in rep.fsdp.report.units if u.unit != ""]
+        rafs = {u.reshard_after_forward for u in units}
+        out["reshard_after_forward"] = rafs.pop() if len(rafs) == 1 else "mixed"
+        st = rep.fsdp.report.settings
+        out["fsdp_prefetch"] = max((len(u.forward_prefetch) for u in st.units), default=0) if st else None
     rt: RankTrace | None = next((r for r in rep.run.ranks if r.sidecar is not None), None)
     if rt is not None and rt.sidecar is not None:
         sc = rt.sidecar
@@ -181,6 +197,15 @@ def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None,
             return "powerSGD" in hook and str(after.get("hook_matrix_rank")) == rank, ""
         key = v.split("_compress")[0]  # fp16 / bf16
         return key in hook, ""
+    if knob in ("reshard_after_forward", "fsdp_prefetch"):
+        if after.get(knob) is None:
+            return None, f"AFTER's {knob} is not recorded"
+        return after.get(knob) == value, ""
+    if knob == "fsdp" and isinstance(value, dict):
+        got = [_applied(k, v, after) for k, v in value.items()]
+        if any(g[0] is None for g in got):
+            return None, "AFTER's FSDP settings are not all recorded"
+        return all(g[0] for g in got), ""
     return None, f"whether AFTER applied {knob} is not recorded in its files"
 
 
@@ -193,8 +218,9 @@ def _advice_check(before: Report, after_settings: dict[str, Any], before_setting
         applied, note = _applied(a.knob, a.value, after_settings)
         assumed = dict(a.with_settings)
         mismatched = [k for k, v in assumed.items() if not _applied(k, v, after_settings)[0]]
-        others = [k for k in ("bucket_cap_mb", "comm_hook") if k != a.knob and k not in assumed
-                  and before_settings.get(k) != after_settings.get(k)]
+        covered = set(a.value) if a.knob == "fsdp" and isinstance(a.value, dict) else {a.knob}
+        others = [k for k in ("bucket_cap_mb", "comm_hook", "reshard_after_forward", "fsdp_prefetch")
+                  if k not in covered and k not in assumed and before_settings.get(k) != after_settings.get(k)]
         exact = bool(applied) and not mismatched and not others
         if applied and not exact:
             note = ("its prediction assumed " + ", ".join(f"{k}={v}" for k, v in assumed.items()) + "; "
@@ -237,7 +263,18 @@ def compare(before: Report, after: Report) -> Comparison:
         notes.append(f"the runs issue different collectives ({', '.join(sorted(ops_b)) or 'none'} vs "
                      f"{', '.join(sorted(ops_a)) or 'none'}) or ran on different devices: they may be different jobs, "
                      "whose figures compare only as totals")
-    return Comparison(side_b, side_a, ranks, tuple(colls), buckets, strag, settings, tuple(checks), tuple(notes))
+    return Comparison(side_b, side_a, ranks, tuple(colls), buckets, strag, settings, tuple(checks), tuple(notes),
+                      _units(before, after))
+
+
+def _units(before: Report, after: Report) -> tuple[UnitDelta, ...]:
+    def exposed(rep: Report) -> dict[str, dict[str, float]]:
+        if rep.fsdp is None:
+            return {}
+        return {u.unit: {ph: v[2] for ph, v in u.phases.items()} for u in rep.fsdp.report.units}
+
+    b, a = exposed(before), exposed(after)
+    return tuple(UnitDelta(u, b.get(u), a.get(u)) for u in sorted(set(b) | set(a), key=lambda u: (u != "", u)))
 
 
 def _buckets(before: Sequence[Any], after: Sequence[Any], sb: dict[str, Any], sa: dict[str, Any],

@@ -10,15 +10,21 @@ from ..model import Run
 def unprofiled_step_ms(run: Run) -> dict[int, float]:
     """Per rank: the median wall time of its steps outside the profiler, in ms (ranks without a sidecar are absent).
 
-    Skipped: the first step (start-up: allocator warm-up, lazy init) and the step right after a profiled one (the
-    peers' trace export blocks it in their collectives) — unless nothing else is left."""
+    Skipped: the first step (start-up: allocator warm-up, lazy init), the step right after a profiled one, and any
+    step during which some rank was exporting its trace (its peers wait in their collectives meanwhile: with
+    profile_memory, exports last several steps) — unless nothing else is left."""
     out: dict[int, float] = {}
+    # every rank's exports, in Unix time (each sidecar's times are on its own rank's trace clock)
+    exports = [(rt.base_time_ns + a, rt.base_time_ns + b) for rt in run.ranks if rt.sidecar is not None
+               for a, b in rt.sidecar.exports]
     for rt in run.ranks:
         if rt.sidecar is None:
             continue
         times = sorted(rt.sidecar.step_times, key=lambda s: s.number)
+        base = rt.base_time_ns
         vals = [s.end_ns - s.start_ns for i, s in enumerate(times)
-                if not s.profiled and i > 0 and not times[i - 1].profiled]
+                if not s.profiled and i > 0 and not times[i - 1].profiled
+                and not any(a < base + s.end_ns and base + s.start_ns < b for a, b in exports)]
         if not vals:
             vals = [s.end_ns - s.start_ns for s in times if not s.profiled]
         if vals:

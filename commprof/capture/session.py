@@ -32,7 +32,7 @@ from .._version import __version__
 from ..atomic import write_bytes
 from ..formats import files
 from ..formats import sidecar as F
-from . import probe
+from . import fsdp, probe
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
 
@@ -97,6 +97,7 @@ class TraceSession:
         self._prof_kwargs = dict(record_shapes=record_shapes, profile_memory=profile_memory, with_stack=with_stack)
         self._comm_hook, self._comm_state = comm_hook, comm_state
         self._probe = probe
+        self._fsdp = False
         self.rates: dict[str, Any] = {}
         if activities is None:
             activities = [ProfilerActivity.CPU]
@@ -115,6 +116,7 @@ class TraceSession:
         self._step_times: list[dict[str, Any]] = []
         self._step_start = 0
         self._exports = 0
+        self._export_times: list[list[int]] = []  # [start, end] Unix ns of each trace export (it stalls the peers)
 
     # -- paths ----------------------------------------------------------------------------------
     @property
@@ -233,6 +235,9 @@ class TraceSession:
     def _install_recorder(self) -> None:
         from torch.nn.parallel import DistributedDataParallel
 
+        if fsdp.is_fsdp2(self.model):
+            self._fsdp = True  # its settings are read when the sidecar is written; times come from the trace
+            return
         if not isinstance(self.model, DistributedDataParallel):
             self._warn(f"model is a {type(self.model).__name__}, not DistributedDataParallel: buckets are not "
                        "recorded (the trace alone is analyzed)")
@@ -257,6 +262,7 @@ class TraceSession:
         """Called by torch.profiler at the end of each active cycle.  Never raises."""
         if not self._writable:
             return
+        t_export = time.time_ns()
         tmp_dir = None
         try:
             tmp_dir = tempfile.mkdtemp(prefix=".commprof-", dir=self.out_dir)
@@ -270,6 +276,7 @@ class TraceSession:
                 os.fsync(dst_raw.fileno())
             os.replace(gz, self.trace_path)
             self._exports += 1
+            self._export_times.append([t_export, time.time_ns()])
             self._write_sidecar()
         except Exception as e:
             self._write_failed(e)
@@ -306,11 +313,23 @@ class TraceSession:
             F.BUCKETS: rec.events if rec else [],
             F.PARAM_READY: {str(k): v for k, v in rec.param_ready.items()} if rec else {},
             F.STEPS: self._step_times,
+            F.EXPORTS: self._export_times,
             F.MODULE_ORDER: [n for n, _m in self.module_recorder.modules] if self.module_recorder else [],
             F.MODULES: [c for c in self.module_recorder.calls if F.M_FWD_END in c] if self.module_recorder else [],
             F.WARNINGS: self.warnings,
             F.RATES: self.rates or None,
+            F.FSDP: self._fsdp_settings(),
         }
+
+    def _fsdp_settings(self) -> dict[str, Any] | None:
+        if not self._fsdp:
+            return None
+        try:
+            return fsdp.settings(self.model)
+        except Exception as e:  # private attributes of FSDP2: never fail the run over them
+            self._fsdp = False
+            self._warn(f"FSDP2's settings could not be read ({type(e).__name__}: {e}); the trace alone is analyzed")
+            return None
 
     def _write_sidecar(self) -> None:
         if not self._writable:

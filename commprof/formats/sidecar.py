@@ -11,8 +11,11 @@ A JSON object; times are Unix nanoseconds (the reader moves them onto the trace'
     buckets: [{step, index, numel, bytes, dtype, is_last, layout, ready_unix_ns, hook_unix_ns, launch_unix_ns,
                observed}],
     param_ready: {step: {param: unix_ns}},
-    steps: [{step, start_unix_ns, end_unix_ns, profiled}],
+    steps: [{step, start_unix_ns, end_unix_ns, profiled}], exports: [[start_unix_ns, end_unix_ns], ...],
     module_order: [name], modules: [{step, name, fwd_start, fwd_end, bwd_start, bwd_end, out_bytes}],
+    fsdp: {units: [{name, params, numel, unsharded_bytes, sharded_bytes, dtypes, reshard_after_forward,
+                    forward_prefetch: [unit], backward_prefetch: [unit]}],
+           mixed_precision: {param_dtype, reduce_dtype, output_dtype}, mesh: {shape, dim_names, hsdp}} | absent
     rates: {device, buffer_bytes, pass_bps, fresh_bps, products: [[kind, n, m, r, ns], ...],
             orthogonalize: [[n, r, ns], ...], wall_ms} | absent   (``commprof.capture.probe``)
     warnings: [str]
@@ -31,6 +34,7 @@ MAX_BYTES = 512 * 1024**2
 # top level
 RUN_ID, RANK, WORLD_SIZE, BACKEND, VERSIONS, DEVICE = "run_id", "rank", "world_size", "backend", "versions", "device"
 DDP, LAYOUTS, BUCKETS, PARAM_READY, STEPS = "ddp", "layouts", "buckets", "param_ready", "steps"
+EXPORTS = "exports"  # when this rank exported its trace: its peers' steps then wait for it
 MODULE_ORDER, MODULES, WARNINGS, RATES = "module_order", "modules", "warnings", "rates"
 
 # ddp settings
@@ -56,3 +60,9 @@ M_BWD_START, M_BWD_END, M_OUT_BYTES = "bwd_start", "bwd_end", "out_bytes"
 # the rate probe (kinds of product: "mq" P = M Q, "mtp" Q = M^T P, "pqt" M = P Q^T)
 R_DEVICE, R_BUFFER_BYTES, R_PASS_BPS, R_FRESH_BPS = "device", "buffer_bytes", "pass_bps", "fresh_bps"
 R_PRODUCTS, R_ORTHOGONALIZE, R_WALL_MS = "products", "orthogonalize", "wall_ms"
+
+# FSDP2 (commprof.capture.fsdp)
+FSDP, FSDP_UNITS, FSDP_MP, FSDP_MESH = "fsdp", "units", "mixed_precision", "mesh"
+U_NAME, U_PARAMS, U_NUMEL = "name", "params", "numel"
+U_UNSHARDED_BYTES, U_SHARDED_BYTES, U_DTYPES = "unsharded_bytes", "sharded_bytes", "dtypes"
+U_RESHARD, U_FWD_PREFETCH, U_BWD_PREFETCH = "reshard_after_forward", "forward_prefetch", "backward_prefetch"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..units import param_bytes
+from .fsdp import FSDPSettings
 from .rates import ProbeRates
 
 
@@ -132,3 +133,5 @@ class Sidecar:
     module_order: tuple[str, ...] = ()
     module_calls: tuple[ModuleCall, ...] = ()
     rates: ProbeRates | None = None  # the capture's rate probe (absent in older sidecars, or with probe=False)
+    fsdp: FSDPSettings | None = None  # FSDP2's units and settings (a fully_shard model was traced)
+    exports: tuple[tuple[int, int], ...] = ()  # when this rank exported its trace (trace clock): peers waited then

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .fsdp import FSDPEvent
 from .rates import ThinProduct
 
 if TYPE_CHECKING:
@@ -163,6 +164,9 @@ class RankTrace:
     # memory-pass rates on them
     elementwise: np.ndarray | None = None
     products: tuple[ThinProduct, ...] = ()  # thin matrix products (PowerSGD's bmm), ns per matrix
+    fsdp: tuple[FSDPEvent, ...] = ()  # FSDP2's record functions, in start order
+    # with profile_memory=True: device -> 2 x n int64 (time, allocated bytes), the largest total per 100 µs
+    memory_line: dict[str, np.ndarray] = field(default_factory=dict)
     # nn.DataParallel (one process driving several GPUs): its calls, and per step and device the union of
     # compute-kernel time (device -> ns), for the imbalance DataParallel causes on its first device
     dp_calls: tuple[DPCall, ...] = ()

@@ -19,7 +19,9 @@ from .. import ops
 from ..formats import keys as K
 
 # what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
-STEP, GLOO, RPC, NCCL, C10D, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT = range(11)
+STEP, GLOO, RPC, NCCL, C10D, FSDP, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT = range(12)
+
+FSDP_PREFIX = "FSDP::"
 
 # the autograd engine's accumulation of a parameter's gradient (with record_shapes, the gradient's shape): when
 # it ends, the gradient is ready for DDP's reducer
@@ -62,6 +64,8 @@ def cpu_kind(name: str) -> int:
         return STEP
     if name.startswith("gloo:"):
         return GLOO
+    if name.startswith(FSDP_PREFIX):
+        return FSDP  # FSDP2's record functions: phases of its units, not operators
     if name == K.RPC:
         return RPC
     if name.startswith("nccl:"):

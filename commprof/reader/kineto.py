@@ -23,6 +23,8 @@ from . import dataparallel as dp
 from .collectives import collectives
 from .commrules import CommRules
 from .document import Document
+from .fsdp import events as fsdp_events
+from .fsdp import waits as fsdp_waits
 from .scan import Scan, scan
 from .shapes import first_type
 from .steps import StepOf, profiler_steps
@@ -71,7 +73,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      warnings=tuple(warnings), event_count=sc.n_events, transfers=_host_transfers(sc, lanes),
                      memory_peak=dict(sc.memory), device_memory=device_memory,
                      elementwise=np.array([sc.ew_bytes, sc.ew_ns, sc.ew_fresh], dtype=np.int64).reshape(3, -1),
-                     products=tuple(sc.products),
+                     products=tuple(sc.products), fsdp=fsdp_events(sc.fsdp), memory_line=dict(sc.memory_line),
                      dp_calls=dp.dp_calls(launched, attribute),
                      device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {},
                      grads=_grads(sc, attribute))
@@ -158,11 +160,13 @@ def _process_groups(di: dict[str, Any]) -> tuple[ProcessGroup, ...]:
 
 
 def _cpu_compute_lane(sc: Scan, attribute: StepOf) -> Lane:
-    """Per training thread: union(cpu ops) minus union(bookkeeping and waits); then all threads."""
+    """Per training thread: union(cpu ops) minus union(bookkeeping and waits, FSDP2's waits for its collectives
+    included); then all threads."""
     # gloo's worker threads run collectives; send/recv run on the calling (training) thread
     gloo_tids = {t for t, n in sc.threads.items() if cl.is_gloo_thread(n)}
     gloo_tids |= {r.tid for r in sc.transfers} - set(sc.cpu_ops)
     parts_s, parts_e = [], []
+    waiting = fsdp_waits(sc.fsdp, sc.cpu_ops) if sc.fsdp else {}
     for tid, (s, e) in sc.cpu_ops.items():
         if tid in gloo_tids:
             continue
@@ -170,6 +174,8 @@ def _cpu_compute_lane(sc: Scan, attribute: StepOf) -> Lane:
         excl = sc.cpu_excl.get(tid)
         if excl:
             span = iv.subtract(span, (np.array(excl[0], np.int64), np.array(excl[1], np.int64)))
+        if tid in waiting:
+            span = iv.subtract(span, waiting[tid])
         parts_s.append(span[0])
         parts_e.append(span[1])
     if parts_s:

@@ -14,6 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..formats import keys as K
 from ..model import ThinProduct
 from ..units import float_size, us_to_ns
@@ -27,6 +29,7 @@ from .shapes import first_type, numel_of_dims
 
 _TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds
 MIN_ELEMENTWISE_BYTES = 1 << 20  # smaller operators measure per-operator overhead, not memory
+MEMORY_BUCKET_NS = 100_000  # the memory timeline keeps the largest total per 100 µs
 
 
 @dataclass
@@ -61,10 +64,13 @@ class Scan:
     pageable: list[tuple[int, int, int, int, bool]] = field(default_factory=list)  # start, end, corr, bytes, HtoD
     syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # device -> peak allocated, reserved
+    memory_line: dict[str, np.ndarray] = field(default_factory=dict)  # device -> 2 x n: time, allocated (bucket max)
     ew_bytes: list[int] = field(default_factory=list)  # large element-wise CPU operators: bytes of one pass
     ew_ns: list[int] = field(default_factory=list)  # and their durations
     ew_fresh: list[int] = field(default_factory=list)  # and whether each wrote a fresh tensor (1) or in place (0)
     products: list[ThinProduct] = field(default_factory=list)  # thin matrix products (PowerSGD's)
+    # FSDP2's record functions: start, end, name, thread
+    fsdp: list[tuple[int, int, str, Any]] = field(default_factory=list)
     grads: list[tuple[int, int, Any]] = field(default_factory=list)  # AccumulateGrad: start, end, thread
     grad_shapes: list[dict[str, Any]] = field(default_factory=list)  # and its Input Dims / Input type
     dp_ops: list[CpuRec] = field(default_factory=list)  # nn.DataParallel's autograd functions
@@ -95,6 +101,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     kn_args: list[Any] = []
     kn_pid: list[Any] = []
     mem_raw: list[Any] = []
+    mem_ts: list[Any] = []
     ew_args: list[Any] = []
     ew_ns: list[int] = []
     ew_names: list[str] = []
@@ -119,6 +126,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
                         sc.threads[ev.tid] = (prev + " " + a[K.A_NAME]).strip()
             elif ph == K.PH_INSTANT and ev.name == K.MEMORY_EVENT:
                 mem_raw.append(ev.args)
+                mem_ts.append(ev.ts)
             continue
         n_complete += 1
         name = ev.name
@@ -201,6 +209,8 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
             sc.steps.setdefault(num, (start, end))
         elif kind == cl.GLOO:
             sc.transfers.append(CpuRec(start, end, ev.tid, name, args_of(ev.args)))
+        elif kind == cl.FSDP:
+            sc.fsdp.append((start, end, name, ev.tid))
         elif kind == cl.RPC:
             sc.calls["rpc"].append(CpuRec(start, end, ev.tid, name, args_of(ev.args)))
         elif kind == cl.NCCL:
@@ -211,7 +221,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     sc.n_events += n_complete
     _launches(sc, rt_args, rt_launch)
     _kernel_ids(sc, kn_args, kn_pid)
-    _memory_peaks(sc, mem_raw)
+    _memory_peaks(sc, mem_raw, mem_ts)
     _elementwise(sc, ew_args, ew_ns, ew_names)
     if pr_args:
         sc.products.extend(thin_products(pr_args, pr_ns))
@@ -269,15 +279,17 @@ def _kernel_ids(sc: Scan, raws: list[Any], pids: list[Any]) -> None:
         dev_out.append(d if type(d) is int and I64_MIN <= d <= U64_MAX else (pid if type(pid) is int else -1))
 
 
-def _memory_peaks(sc: Scan, raws: list[Any]) -> None:
-    """[memory] instants: the allocator's totals after each allocation or free; keep each device's peaks."""
+def _memory_peaks(sc: Scan, raws: list[Any], stamps: list[Any]) -> None:
+    """[memory] instants: the allocator's totals after each allocation or free; keep each device's peaks, and its
+    timeline (the largest total per ``MEMORY_BUCKET_NS``)."""
     if not raws:
         return
     got = bulk(raws, MEM_LIST)
     items = got if got is not None else [mem_args(raw) for raw in raws]
     mem = sc.memory
     names: dict[Any, str] = {}
-    for m in items:
+    line: dict[str, tuple[list[int], list[int]]] = {}
+    for m, ts in zip(items, stamps, strict=True):
         if m is None:
             continue
         alloc = m.alloc
@@ -292,11 +304,28 @@ def _memory_peaks(sc: Scan, raws: list[Any]) -> None:
             dev = _device_name(as_orjson(m.dtype), m.did)
         res = m.reserved
         reserved = res if type(res) is int and I64_MIN <= res <= U64_MAX else 0
+        t = _num(ts)
+        if t is not None and 0 <= t <= _TS_LIMIT_US:
+            acc = line.setdefault(dev, ([], []))
+            acc[0].append(int(t * 1000))
+            acc[1].append(alloc)
         peak = mem.get(dev)
         if peak is None:
             mem[dev] = (max(0, alloc), max(0, reserved))
         elif alloc > peak[0] or reserved > peak[1]:
             mem[dev] = (max(peak[0], alloc), max(peak[1], reserved))
+    for dev, (ts_l, al_l) in line.items():
+        sc.memory_line[dev] = bucket_max(np.array(ts_l, np.int64), np.array(al_l, np.int64))
+
+
+def bucket_max(ts: np.ndarray, alloc: np.ndarray) -> np.ndarray:
+    """The largest total in each ``MEMORY_BUCKET_NS`` (a 2 x n array: bucket start, bytes), in time order."""
+    order = np.argsort(ts, kind="stable")
+    ts, alloc = ts[order], alloc[order]
+    b = ts // MEMORY_BUCKET_NS
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    return np.stack([b[starts] * MEMORY_BUCKET_NS, np.maximum.reduceat(alloc, starts)]) if ts.size else \
+        np.zeros((2, 0), np.int64)
 
 
 def _device_name(dtype: Any, did: Any) -> str:

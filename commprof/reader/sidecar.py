@@ -20,6 +20,8 @@ from ..model import (
     BucketEvent,
     BucketLayout,
     DDPSettings,
+    FSDPSettings,
+    FSDPUnit,
     ModuleCall,
     ParamInfo,
     ProbeRates,
@@ -144,7 +146,42 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
                    buckets=tuple(buckets), step_times=tuple(steps), param_ready=param_ready,
                    warnings=tuple(str(w) for w in doc.get(F.WARNINGS) or []),
                    module_order=tuple(str(n) for n in doc.get(F.MODULE_ORDER) or []),
-                   module_calls=_module_calls(doc.get(F.MODULES), clk), rates=probe_rates(doc.get(F.RATES)))
+                   module_calls=_module_calls(doc.get(F.MODULES), clk), rates=probe_rates(doc.get(F.RATES)),
+                   fsdp=fsdp_settings(doc.get(F.FSDP)), exports=_exports(doc.get(F.EXPORTS), clk))
+
+
+def _exports(raw: Any, clk) -> tuple[tuple[int, int], ...]:
+    out = []
+    for x in raw if isinstance(raw, list) else []:
+        if isinstance(x, list) and len(x) == 2:
+            a, b = clk(x[0]), clk(x[1])
+            if a is not None and b is not None and b >= a:
+                out.append((a, b))
+    return tuple(out)
+
+
+def _names(v: Any) -> tuple[str, ...]:
+    return tuple(str(x)[:200] for x in v) if isinstance(v, list) else ()
+
+
+def fsdp_settings(raw: Any) -> FSDPSettings | None:
+    """The ``fsdp`` object; malformed units are skipped."""
+    if not isinstance(raw, dict):
+        return None
+    units = []
+    for u in raw.get(F.FSDP_UNITS) or []:
+        if not isinstance(u, dict) or not isinstance(u.get(F.U_NAME), str):
+            continue
+        units.append(FSDPUnit(u[F.U_NAME][:200], _i(u.get(F.U_PARAMS)), _i(u.get(F.U_NUMEL)),
+                              _i(u.get(F.U_UNSHARDED_BYTES)), _i(u.get(F.U_SHARDED_BYTES)), _names(u.get(F.U_DTYPES)),
+                              bool(u.get(F.U_RESHARD)), _names(u.get(F.U_FWD_PREFETCH)),
+                              _names(u.get(F.U_BWD_PREFETCH))))
+    mp: dict[str, Any] = raw[F.FSDP_MP] if isinstance(raw.get(F.FSDP_MP), dict) else {}
+    mesh: dict[str, Any] = raw[F.FSDP_MESH] if isinstance(raw.get(F.FSDP_MESH), dict) else {}
+    shape = tuple(d for d in mesh.get("shape") or [] if isinstance(d, int) and not isinstance(d, bool))
+    return FSDPSettings(tuple(units), mp.get("param_dtype") if isinstance(mp.get("param_dtype"), str) else None,
+                        mp.get("reduce_dtype") if isinstance(mp.get("reduce_dtype"), str) else None, shape,
+                        bool(mesh.get("hsdp")))
 
 
 def _pos(x: Any) -> float | None:

@@ -46,6 +46,8 @@ def as_dict(c: Comparison) -> dict[str, Any]:
                                                             "exposed_ms": _r(b.after[2])}} for b in c.buckets],
         "stragglers": [{"rank": s.rank, "status": s.status, "before_mean_late_ms": _r(s.before_late_ms),
                         "after_mean_late_ms": _r(s.after_late_ms)} for s in c.stragglers],
+        "fsdp_units": [{"unit": u.unit, "before_exposed_ms": u.before, "after_exposed_ms": u.after}
+                       for u in c.fsdp_units],
         "settings_changed": [{"name": s.name, "before": s.before, "after": s.after} for s in c.settings_changed],
         "advice_check": [{"knob": a.knob, "value": a.value, "applied": a.applied,
                           "predicted_step_ms": _r(a.predicted_step_ms), "measured_step_ms": _r(a.measured_step_ms),
@@ -115,6 +117,12 @@ def text(c: Comparison, written: list[str] | None = None) -> str:
     if c.buckets:
         out += ["", "DDP buckets (bytes, comm ms, exposed ms)"]
         out += [f"  bucket {b.index}: {_bucket(b.before)} -> {_bucket(b.after)}" for b in c.buckets]
+    if c.fsdp_units:
+        out += ["", "FSDP units: exposed ms per phase, before -> after"]
+        for u in c.fsdp_units:
+            phases = sorted(set(u.before or {}) | set(u.after or {}))
+            cells = [f"{ph} {_n((u.before or {}).get(ph))} -> {_n((u.after or {}).get(ph))}" for ph in phases]
+            out.append(f"  {plain(u.unit or '(root)', 30)}: " + "; ".join(cells))
     if c.stragglers:
         out += ["", "Stragglers"] + [f"  rank {s.rank}: {s.status}" for s in c.stragglers]
     if c.notes:

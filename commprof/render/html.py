@@ -82,7 +82,7 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
         from .monitor import html_section
 
         parts.extend(html_section(rep.monitor, plots.get("lateness")))
-    for section in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth, _buckets, _pipeline,
+    for section in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth, _buckets, _fsdp, _pipeline,
                     _dataparallel, _memory, _stragglers, _warnings):
         parts.extend(section(rep, s, plots))
     parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{h(k)}</dt><dd>{h(v, 2000)}</dd>" for k, v in GLOSSARY)
@@ -199,6 +199,14 @@ def _buckets(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[st
                            _n(b["launch_ms"]), _n(b["comm_ms"]), _n(b["exposed_ms"]))))
     parts.append("</table>")
     return parts
+
+
+def _fsdp(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    if rep.fsdp is None:
+        return []
+    from .fsdp import html_section
+
+    return html_section(rep.fsdp, plots.get("fsdp"))
 
 
 def _pipeline(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:

@@ -215,6 +215,13 @@ def all_plots(rep: Report) -> dict[str, bytes]:
         png = fn(rep)
         if png is not None:
             out[name] = png
+    if rep.fsdp is not None:
+        from .fsdp import timeline as fsdp_timeline
+
+        rt = next(r for r in rep.run.ranks if r.rank == rep.fsdp.report.rank)
+        png = fsdp_timeline(rep.fsdp, rt)
+        if png is not None:
+            out["fsdp"] = png
     if rep.monitor is not None:
         from .monitor import lateness_plot
 

@@ -13,6 +13,7 @@ from ..analysis.memory import Memory
 from ..analysis.overlap import RankOverlap
 from ..analysis.volume import CollectiveStat
 from ..formats import files
+from .fsdp import as_dict as fsdp_dict
 from .monitor import hang_dict, monitor_dict
 
 SCHEMA = files.SUMMARY_SCHEMA
@@ -66,6 +67,7 @@ def summary(rep: Report) -> dict[str, Any]:
                        "dtoh_pageable_per_step": _r(t.dtoh_pageable_count, 1),
                        "host_syncs_per_step": _r(t.sync_count, 1), "host_sync_ms": _r(t.sync_ms)}
                       for t in rep.transfers],
+        "fsdp": fsdp_dict(rep.fsdp),
         "hang": hang_dict(rep.monitor.hang) if rep.monitor is not None else None,
         "monitor": monitor_dict(rep.monitor) if rep.monitor is not None else None,
         "warnings": list(rep.warnings),

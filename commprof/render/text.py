@@ -41,7 +41,7 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
         for line in lines(rep.monitor):
             con.print(Text(line), overflow="fold")
         con.print()
-    for section in (_findings, _ranks, _collectives, _bandwidth, _buckets, _pipeline, _stragglers, _warnings):
+    for section in (_findings, _ranks, _collectives, _bandwidth, _buckets, _fsdp, _pipeline, _stragglers, _warnings):
         section(con, rep, s)
     _written(con, written)
     return buf.getvalue()
@@ -129,6 +129,21 @@ def _buckets(con: Console, rep: Report, s: dict[str, Any]) -> None:
         t.add_row(str(b["index"]), _fmt_bytes(b["bytes"]), str(b["params"]), _f(b["ready_ms"]),
                   _f(b["launch_ms"]), _f(b["comm_ms"]), _f(b["exposed_ms"]))
     con.print(t)
+    con.print()
+
+
+def _fsdp(con: Console, rep: Report, s: dict[str, Any]) -> None:
+    if rep.fsdp is None:
+        return
+    from .fsdp import check_text, head, rows
+
+    t = _table(f"FSDP2 units (rank {rep.fsdp.report.rank}; collectives: transfer ms (exposed ms), median)",
+               head(rep.fsdp), left=("unit",))
+    for row in rows(rep.fsdp)[:MAX_ROWS * 2]:
+        t.add_row(*row)
+    con.print(t)
+    if check_text(rep.fsdp):
+        con.print(Text(f"    {check_text(rep.fsdp)}"))
     con.print()
 
 

@@ -13,7 +13,7 @@ def whatif(rep: Report) -> bytes | None:
     at the cap it was predicted with.  None when the run has no what-if."""
     rows = rep.advisor.whatifs
     if not rows:
-        return None
+        return _fsdp(rep)
     caps = [w for w in rows if w.knob == "bucket_cap_mb"]
     others = [w for w in rows if w.knob != "bucket_cap_mb"]
     plt, fig, ax = new_figure(10, 3.6)
@@ -54,3 +54,23 @@ def _label(knob: str, value: object) -> str:
     if v.startswith("powerSGD_hook(matrix_approximation_rank="):
         return f"PowerSGD, rank {v.rsplit('=', 1)[1].rstrip(')')}"
     return f"{knob} = {plain(v, 30)}"
+
+
+def _fsdp(rep: Report) -> bytes | None:
+    """FSDP2's what-ifs: the predicted step of each setting against the traced one, and its predicted peak."""
+    f = rep.fsdp
+    if f is None or not f.whatifs or f.baseline_step_ms is None:
+        return None
+    plt, fig, ax = new_figure(9, 0.45 * len(f.whatifs) + 1.8)
+    labels = [f"{w.knob} = {plain(w.value, 60)}" for w in f.whatifs]
+    ax.barh(range(len(f.whatifs)), [w.step_ms for w in f.whatifs], color=COMPUTE)
+    for i, w in enumerate(f.whatifs):
+        ax.text(w.step_ms, i, f"  {w.peak_unsharded_bytes / 2**20:.1f} MiB unsharded", va="center", fontsize=7)
+    ax.axvline(f.baseline_step_ms, color=EXPOSED, lw=1, ls="--", label=f"traced ({f.baseline_step_ms:.1f} ms)")
+    ax.set_yticks(range(len(f.whatifs)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("predicted step (ms)")
+    ax.legend(fontsize=8, loc="lower right")
+    err = f"model error on the traced run {f.error_pct:+.1f}%" if f.error_pct is not None else "model not checked"
+    ax.set_title(f"FSDP2 what-if predictions, rank {f.report.rank}; {err}", fontsize=9)
+    return to_png(plt, fig)

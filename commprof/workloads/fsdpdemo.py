@@ -1,0 +1,135 @@
+"""An FSDP2 (``fully_shard``) workload over gloo on CPU, for the FSDP analysis' tests, benchmarks and proofs.
+
+Two models: ``mlp`` (``layers`` units of Linear(width, width) + ReLU, then a 10-way head) and ``transformer``
+(``layers`` pre-norm transformer blocks of ``width`` with ``heads`` heads and a 4x MLP, over sequences of ``seq``
+tokens, then a 10-way head).  Each block / layer is one FSDP unit, the root another.  Knobs:
+``reshard_after_forward`` (for the units; the root keeps FSDP's default) and ``prefetch`` (explicit forward and
+backward prefetch of that many units; 0 = FSDP's implicit prefetching).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .demo import free_port, write_step_times
+
+DEFAULTS: dict[str, Any] = {
+    "model": "mlp", "steps": 9, "width": 1024, "layers": 8, "batch": 128, "seq": 64, "heads": 8, "seed": 0,
+    "wait": 1, "warmup": 1, "active": 3, "trace": True, "plain_profiler": False, "threads": 1, "lr": 0.01,
+    "reshard_after_forward": True, "prefetch": 0, "result": None, "master": "127.0.0.1", "times": None,
+    "profile_memory": False,
+}
+
+
+def build(cfg: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """The model and its units, in forward order (before sharding)."""
+    import torch
+
+    torch.manual_seed(cfg["seed"])
+    w = cfg["width"]
+    units: list[Any]
+    if cfg["model"] == "transformer":
+        units = [torch.nn.TransformerEncoderLayer(w, cfg["heads"], 4 * w, dropout=0.0, batch_first=True,
+                                                  norm_first=True) for _ in range(cfg["layers"])]
+    else:
+        units = [torch.nn.Sequential(torch.nn.Linear(w, w), torch.nn.ReLU()) for _ in range(cfg["layers"])]
+    return torch.nn.Sequential(*units, torch.nn.Linear(w, 10)), units
+
+
+def shard(model: Any, units: list[Any], cfg: dict[str, Any]) -> None:
+    from torch.distributed.fsdp import fully_shard
+
+    for u in units:
+        fully_shard(u, reshard_after_forward=bool(cfg["reshard_after_forward"]))
+    fully_shard(model)
+    k = int(cfg["prefetch"])
+    if k > 0:
+        for i, u in enumerate(units):
+            u.set_modules_to_forward_prefetch(units[i + 1:i + 1 + k])
+            u.set_modules_to_backward_prefetch(list(reversed(units[max(i - k, 0):i])))
+
+
+def _batch(cfg: dict[str, Any], gen: Any) -> tuple[Any, Any]:
+    import torch
+
+    if cfg["model"] == "transformer":
+        x = torch.randn(cfg["batch"], cfg["seq"], cfg["width"], generator=gen)
+        y = torch.randint(0, 10, (cfg["batch"], cfg["seq"]), generator=gen)
+        return x, y
+    return torch.randn(cfg["batch"], cfg["width"], generator=gen), torch.randint(0, 10, (cfg["batch"],),
+                                                                                 generator=gen)
+
+
+def _context(cfg: dict[str, Any], model: Any, out: str, rank: int) -> Any:
+    import contextlib
+
+    if cfg["trace"] and not cfg["plain_profiler"]:
+        from ..capture.session import trace
+
+        return trace(out, model=model, wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"],
+                     profile_memory=cfg["profile_memory"])
+    if cfg["plain_profiler"]:
+        from torch.profiler import ProfilerActivity, profile, schedule
+
+        return profile(activities=[ProfilerActivity.CPU], record_shapes=True, profile_memory=cfg["profile_memory"],
+                       schedule=schedule(wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"]),
+                       on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"plain{rank}.json.gz")))
+    return contextlib.nullcontext()
+
+
+def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, Any]) -> None:
+    import torch
+    import torch.distributed as dist
+
+    cfg = {**DEFAULTS, **cfg_in}
+    torch.set_num_threads(cfg["threads"])
+    dist.init_process_group("gloo", init_method=f"tcp://{cfg['master']}:{port}", rank=rank, world_size=world)
+    try:
+        model, units = build(cfg)
+        shard(model, units, cfg)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
+        gen = torch.Generator().manual_seed(1000 + rank)
+        step_ns: list[int] = []
+        with _context(cfg, model, out, rank) as prof:
+            for _ in range(cfg["steps"]):
+                t0 = time.perf_counter_ns()
+                x, y = _batch(cfg, gen)
+                logits = model(x)
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y.reshape(-1))
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if prof is not None:
+                    prof.step()
+                step_ns.append(time.perf_counter_ns() - t0)
+        write_step_times(cfg["times"], rank, step_ns)
+        if cfg["result"]:
+            full = {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()}
+            if rank == 0:
+                torch.save(full, os.path.join(cfg["result"], "params.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:
+    import torch.multiprocessing as mp
+
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mp.spawn(train_worker, args=(nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+
+
+def _worker_cli(argv: list[str]) -> int:
+    """``python -m commprof.workloads.fsdpdemo RANK WORLD MASTER PORT OUT CFG_JSON``: one rank (e.g. in a netns)."""
+    rank, world, master, port, out, cfg = argv
+    train_worker(int(rank), int(world), int(port), out, {**json.loads(cfg), "master": master})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_cli(sys.argv[1:]))

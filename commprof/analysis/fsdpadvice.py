@@ -37,7 +37,7 @@ class FSDPAnalysis:
     step_model_ms: float | None  # the traced settings replayed on the median profiled step (uncalibrated)
     step_measured_ms: float | None
     baseline_step_ms: float | None  # calibrated: the step outside the profiler where recorded
-    measured_peak_bytes: int | None
+    measured_peak_bytes: int | None  # the most allocated during the median profiled step (profile_memory)
 
     @property
     def error_pct(self) -> float | None:
@@ -93,8 +93,11 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float]) -> FS
     if rep is None:
         return None
     findings = _facts(rep)
-    mem = rt.memory_peak.get("cpu:-1") or next(iter(rt.memory_peak.values()), None)
-    measured_peak = mem[0] if mem else None
+    # the what-ifs, the model check and the measured peak all use one step: the median profiled step (the headline's)
+    typical = sorted(steps, key=lambda s: s.end_ns - s.start_ns)[(len(steps) - 1) // 2]
+    line = _memory_line(rt)
+    within = line[1][(line[0] >= typical.start_ns) & (line[0] <= typical.end_ns)] if line is not None else ()
+    measured_peak = int(max(within)) if len(within) else None
     if rt.device_kind != "cpu":
         findings.append(Finding("info", "No FSDP what-if: the replay models FSDP2 on CPU (gloo), where all-gathers "
                                         "block the training thread; on GPUs they overlap on their own stream, "
@@ -105,14 +108,12 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float]) -> FS
     traced = Knobs(None, traced_k)
     rafs = {u.reshard_after_forward for u in rep.units if u.unit != ""}
     uniform = rafs.pop() if len(rafs) == 1 else None
-    # the what-ifs and the model check use the same step: the median profiled step (the headline's)
-    typical = sorted(steps, key=lambda s: s.end_ns - s.start_ns)[(len(steps) - 1) // 2]
     inp = inputs(typical, rep, bw, world)
     model_ns, _p, _h = replay(inp, traced)
     target = unprofiled_ms.get(rt.rank)
     scale = calibrate(inp, target * 1e6 if target else None)
     base_ns, base_peak, base_held = replay(inp, traced, scale)
-    other = _other_memory(rt, typical, base_held)
+    other = _other_memory(rt, line, typical, base_held)
     whatifs, preds = [], {}
     for k in CANDIDATES:
         if k.prefetch == traced.prefetch and k.reshard_after_forward in (None, uniform):
@@ -129,13 +130,19 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float]) -> FS
     return _advise(analysis, rt, base_ns, base_peak, measured_peak)
 
 
-def _other_memory(rt: RankTrace, step: StepUnits, traced_held: dict[str, int]) -> dict[str, int]:
+def _memory_line(rt: RankTrace) -> np.ndarray | None:
+    """The memory timeline of the rank's device (CPU: live tensor bytes, ``reader/memline.py``); None without one."""
+    line = rt.memory_line.get("cpu:-1") if rt.device_kind == "cpu" else next(
+        (v for k, v in rt.memory_line.items() if k.startswith("cuda")), None)
+    return line if line is not None and line.shape[1] else None
+
+
+def _other_memory(rt: RankTrace, line: np.ndarray | None, step: StepUnits,
+                  traced_held: dict[str, int]) -> dict[str, int]:
     """Per phase of the step, the most memory allocated then (profile_memory's timeline) minus the unsharded
     parameters the traced schedule held: what any FSDP setting leaves in place (activations, gradients, the
     sharded parameters and optimizer state).  Empty without a memory timeline."""
-    line = rt.memory_line.get("cpu:-1") if rt.device_kind == "cpu" else next(
-        (v for k, v in rt.memory_line.items() if k.startswith("cuda")), None)
-    if line is None or line.shape[1] == 0:
+    if line is None:
         return {}
     out = {}
     for ph, (a, b) in phase_windows(rt.fsdp, step.start_ns, step.end_ns).items():

@@ -44,6 +44,7 @@ A_TOTAL_ALLOCATED = "Total Allocated"
 A_TOTAL_RESERVED = "Total Reserved"
 A_DEVICE_TYPE = "Device Type"
 A_DEVICE_ID = "Device Id"
+A_MEM_ADDR, A_MEM_BYTES = "Addr", "Bytes"  # a [memory] event's block and its size (negative: freed)
 
 # distributedInfo and its process groups; deviceProperties
 DI_RANK, DI_WORLD, DI_BACKEND, DI_PG_CONFIG = "rank", "world_size", "backend", "pg_config"

@@ -80,6 +80,8 @@ class MemArgs(msgspec.Struct):
     reserved: Any = msgspec.field(default=None, name=K.A_TOTAL_RESERVED)
     dtype: Any = msgspec.field(default=None, name=K.A_DEVICE_TYPE)
     did: Any = msgspec.field(default=None, name=K.A_DEVICE_ID)
+    addr: Any = msgspec.field(default=None, name=K.A_MEM_ADDR)
+    nbytes: Any = msgspec.field(default=None, name=K.A_MEM_BYTES)
 
 
 class Shapes(msgspec.Struct):
@@ -122,7 +124,7 @@ def mem_args(raw: Any) -> MemArgs | None:
     """One [memory] event's args in the struct the bulk decode gives (None: no usable args)."""
     if type(raw) is dict:
         return MemArgs(raw.get(K.A_TOTAL_ALLOCATED), raw.get(K.A_TOTAL_RESERVED), raw.get(K.A_DEVICE_TYPE),
-                       raw.get(K.A_DEVICE_ID)) if raw else None
+                       raw.get(K.A_DEVICE_ID), raw.get(K.A_MEM_ADDR), raw.get(K.A_MEM_BYTES)) if raw else None
     if not raw:
         return None
     try:

@@ -25,6 +25,7 @@ from .commrules import CommRules
 from .document import Document
 from .fsdp import events as fsdp_events
 from .fsdp import waits as fsdp_waits
+from .memline import live_line
 from .scan import Scan, scan
 from .shapes import first_type
 from .steps import StepOf, profiler_steps
@@ -67,13 +68,18 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     colls, comm_s, comm_e, comm_issue = collectives(sc, device_kind, attribute, world, pgs, warnings, path,
                                                     launched)
     comm = Lane(comm_s, comm_e, lanes.step_of(comm_issue, comm_s), comm_issue)
+    memory_line, memory_peak = dict(sc.memory_line), dict(sc.memory)
+    for dev, blocks in sc.memory_blocks.items():
+        if dev.startswith("cpu") and blocks.shape[1]:  # the CPU allocator's totals drift (memline); CUDA's do not
+            memory_line[dev] = line = live_line(blocks, colls)
+            memory_peak[dev] = (max(0, int(line[1].max())), memory_peak.get(dev, (0, 0))[1])
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
                      memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=None,
                      warnings=tuple(warnings), event_count=sc.n_events, transfers=_host_transfers(sc, lanes),
-                     memory_peak=dict(sc.memory), device_memory=device_memory,
+                     memory_peak=memory_peak, device_memory=device_memory,
                      elementwise=np.array([sc.ew_bytes, sc.ew_ns, sc.ew_fresh], dtype=np.int64).reshape(3, -1),
-                     products=tuple(sc.products), fsdp=fsdp_events(sc.fsdp), memory_line=dict(sc.memory_line),
+                     products=tuple(sc.products), fsdp=fsdp_events(sc.fsdp), memory_line=memory_line,
                      dp_calls=dp.dp_calls(launched, attribute),
                      device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {},
                      grads=_grads(sc, attribute))

@@ -65,6 +65,7 @@ class Scan:
     syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # device -> peak allocated, reserved
     memory_line: dict[str, np.ndarray] = field(default_factory=dict)  # device -> 2 x n: time, allocated (bucket max)
+    memory_blocks: dict[str, np.ndarray] = field(default_factory=dict)  # device -> 3 x n: time, Addr, Bytes
     ew_bytes: list[int] = field(default_factory=list)  # large element-wise CPU operators: bytes of one pass
     ew_ns: list[int] = field(default_factory=list)  # and their durations
     ew_fresh: list[int] = field(default_factory=list)  # and whether each wrote a fresh tensor (1) or in place (0)
@@ -288,7 +289,7 @@ def _memory_peaks(sc: Scan, raws: list[Any], stamps: list[Any]) -> None:
     items = got if got is not None else [mem_args(raw) for raw in raws]
     mem = sc.memory
     names: dict[Any, str] = {}
-    line: dict[str, tuple[list[int], list[int]]] = {}
+    line: dict[str, tuple[list[int], list[int], list[Any], list[Any]]] = {}
     for m, ts in zip(items, stamps, strict=True):
         if m is None:
             continue
@@ -306,16 +307,21 @@ def _memory_peaks(sc: Scan, raws: list[Any], stamps: list[Any]) -> None:
         reserved = res if type(res) is int and I64_MIN <= res <= U64_MAX else 0
         t = _num(ts)
         if t is not None and 0 <= t <= _TS_LIMIT_US:
-            acc = line.setdefault(dev, ([], []))
+            acc = line.setdefault(dev, ([], [], [], []))
             acc[0].append(int(t * 1000))
             acc[1].append(alloc)
+            acc[2].append(m.addr)
+            acc[3].append(m.nbytes)
         peak = mem.get(dev)
         if peak is None:
             mem[dev] = (max(0, alloc), max(0, reserved))
         elif alloc > peak[0] or reserved > peak[1]:
             mem[dev] = (max(peak[0], alloc), max(peak[1], reserved))
-    for dev, (ts_l, al_l) in line.items():
+    for dev, (ts_l, al_l, addr_l, nb_l) in line.items():
         sc.memory_line[dev] = bucket_max(np.array(ts_l, np.int64), np.array(al_l, np.int64))
+        if all(type(a) is int and 0 <= a < 2**63 for a in addr_l) and \
+                all(type(b) is int and -2**62 < b < 2**62 for b in nb_l):
+            sc.memory_blocks[dev] = np.array([ts_l, addr_l, nb_l], np.int64)
 
 
 def bucket_max(ts: np.ndarray, alloc: np.ndarray) -> np.ndarray:

@@ -133,20 +133,28 @@ BUILTIN: tuple[CommRule, ...] = (
 )
 
 
+_BUILTIN_SEEN: dict[str, CommRule | None] = {}
+
+
 class CommRules:
     """The rules in effect (users' first, then the built-in ones), each kernel name decided once."""
 
     def __init__(self, extra: Iterable[CommRule] = ()) -> None:
         self.rules = (*tuple(extra), *BUILTIN)
         self._compiled = [r.compiled() for r in self.rules]
-        self._seen: dict[str, CommRule | None] = {}
+        # one search of all the rules at once says whether any matches (most kernels are compute: none does);
+        # only then are they tried one by one, in order, for the first that matches
+        self._any = re.compile("|".join(f"(?:{r.pattern})" for r in self.rules))
+        # the built-in rules' decisions are shared by every rank read in this process (kernel names repeat)
+        self._seen: dict[str, CommRule | None] = {} if len(self.rules) > len(BUILTIN) else _BUILTIN_SEEN
 
     def match(self, name: str) -> CommRule | None:
         try:
             return self._seen[name]
         except KeyError:
             text = qualified_name(name) if name.startswith("_Z") else name
-            hit = next((r for r, p in zip(self.rules, self._compiled, strict=True) if p.search(text)), None)
+            hit = None if self._any.search(text) is None else \
+                next((r for r, p in zip(self.rules, self._compiled, strict=True) if p.search(text)), None)
             self._seen[name] = hit
             return hit
 

@@ -3,6 +3,7 @@ event that needs it asks, and bulk decoders that read a few keys of many events'
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -62,6 +63,15 @@ def as_event(ev: Any) -> Any:
 def as_orjson(v: Any) -> Any:
     """A number as orjson (the full args decode) gives it: integers beyond 64 bits become floats."""
     return float(v) if type(v) is int and not I64_MIN <= v <= U64_MAX else v
+
+
+def time_number(x: Any) -> int | float | None:
+    """A JSON number usable as a time, else None (strings, bools, NaN, infinities)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
 
 
 # ---- the few keys of bulk events' args ----------------------------------------------------------------

@@ -73,6 +73,8 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
         if dev.startswith("cpu") and blocks.shape[1]:  # the CPU allocator's totals drift (memline); CUDA's do not
             memory_line[dev] = line = live_line(blocks, colls)
             memory_peak[dev] = (max(0, int(line[1].max())), memory_peak.get(dev, (0, 0))[1])
+    if not sc.fsdp:
+        memory_line = {}  # only FSDP's analysis reads the timeline: not carried (nor handed over) without it
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
                      memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=None,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..model.trace import Collective
-from .scan import bucket_max
+from .memevents import bucket_max
 
 
 def live_line(blocks: np.ndarray, colls: Sequence[Collective]) -> np.ndarray:

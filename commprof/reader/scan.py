@@ -9,7 +9,6 @@ else it does is one append per event.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +21,15 @@ from ..units import float_size, us_to_ns
 from . import classify as cl
 from .commrules import CommRule, CommRules
 from .document import Batches
-from .events import I64_MIN, IDS_LIST, MEM_LIST, U64_MAX, Ev, args_of, as_event, as_orjson, bulk, ids_of, mem_args
+from .events import I64_MIN, IDS_LIST, U64_MAX, Ev, args_of, as_event, bulk, ids_of
 from .events import shapes_of as _shapes_of
+from .events import time_number as _num
+from .memevents import MemoryEvents
 from .products import thin_products
 from .shapes import first_type, numel_of_dims
 
 _TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds
 MIN_ELEMENTWISE_BYTES = 1 << 20  # smaller operators measure per-operator overhead, not memory
-MEMORY_BUCKET_NS = 100_000  # the memory timeline keeps the largest total per 100 µs
 
 
 @dataclass
@@ -63,9 +63,10 @@ class Scan:
     cpu_excl: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)
     pageable: list[tuple[int, int, int, int, bool]] = field(default_factory=list)  # start, end, corr, bytes, HtoD
     syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
+    mem_events: MemoryEvents = field(default_factory=MemoryEvents)  # [memory] over the slices
     memory: dict[str, tuple[int, int]] = field(default_factory=dict)  # device -> peak allocated, reserved
     memory_line: dict[str, np.ndarray] = field(default_factory=dict)  # device -> 2 x n: time, allocated (bucket max)
-    memory_blocks: dict[str, np.ndarray] = field(default_factory=dict)  # device -> 3 x n: time, Addr, Bytes
+    memory_blocks: dict[str, np.ndarray] = field(default_factory=dict)  # CPU device -> 3 x n: time, Addr, Bytes
     ew_bytes: list[int] = field(default_factory=list)  # large element-wise CPU operators: bytes of one pass
     ew_ns: list[int] = field(default_factory=list)  # and their durations
     ew_fresh: list[int] = field(default_factory=list)  # and whether each wrote a fresh tensor (1) or in place (0)
@@ -88,6 +89,8 @@ def scan(events: list[Any] | Batches, rules: CommRules | None = None) -> Scan:
     for batch in (events.it if isinstance(events, Batches) else (events,)):
         _scan_batch(sc, batch, kinds, rules)
         del batch  # before the next slice is decoded: one slice's events alive at a time
+    me = sc.mem_events
+    sc.memory, sc.memory_line, sc.memory_blocks = me.peaks, me.lines(), me.blocks()
     return sc
 
 
@@ -222,21 +225,12 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     sc.n_events += n_complete
     _launches(sc, rt_args, rt_launch)
     _kernel_ids(sc, kn_args, kn_pid)
-    _memory_peaks(sc, mem_raw, mem_ts)
+    sc.mem_events.add(mem_raw, mem_ts)
     _elementwise(sc, ew_args, ew_ns, ew_names)
     if pr_args:
         sc.products.extend(thin_products(pr_args, pr_ns))
     if gr_args:
         sc.grad_shapes.extend(_shapes_of(gr_args))
-
-
-def _num(x: Any) -> int | float | None:
-    """A JSON number usable as a time, else None (strings, bools, NaN, infinities)."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def int_or(v: Any, default: int) -> int:
@@ -278,64 +272,6 @@ def _kernel_ids(sc: Scan, raws: list[Any], pids: list[Any]) -> None:
             c = -1
         corr_out.append(c)
         dev_out.append(d if type(d) is int and I64_MIN <= d <= U64_MAX else (pid if type(pid) is int else -1))
-
-
-def _memory_peaks(sc: Scan, raws: list[Any], stamps: list[Any]) -> None:
-    """[memory] instants: the allocator's totals after each allocation or free; keep each device's peaks, and its
-    timeline (the largest total per ``MEMORY_BUCKET_NS``)."""
-    if not raws:
-        return
-    got = bulk(raws, MEM_LIST)
-    items = got if got is not None else [mem_args(raw) for raw in raws]
-    mem = sc.memory
-    names: dict[Any, str] = {}
-    line: dict[str, tuple[list[int], list[int], list[Any], list[Any]]] = {}
-    for m, ts in zip(items, stamps, strict=True):
-        if m is None:
-            continue
-        alloc = m.alloc
-        if type(alloc) is not int or not I64_MIN <= alloc <= U64_MAX:
-            continue
-        key = (m.dtype, m.did, type(m.did))
-        try:
-            dev = names[key]
-        except KeyError:
-            dev = names[key] = _device_name(as_orjson(m.dtype), as_orjson(m.did))
-        except TypeError:  # an unhashable Device Id
-            dev = _device_name(as_orjson(m.dtype), m.did)
-        res = m.reserved
-        reserved = res if type(res) is int and I64_MIN <= res <= U64_MAX else 0
-        t = _num(ts)
-        if t is not None and 0 <= t <= _TS_LIMIT_US:
-            acc = line.setdefault(dev, ([], [], [], []))
-            acc[0].append(int(t * 1000))
-            acc[1].append(alloc)
-            acc[2].append(m.addr)
-            acc[3].append(m.nbytes)
-        peak = mem.get(dev)
-        if peak is None:
-            mem[dev] = (max(0, alloc), max(0, reserved))
-        elif alloc > peak[0] or reserved > peak[1]:
-            mem[dev] = (max(peak[0], alloc), max(peak[1], reserved))
-    for dev, (ts_l, al_l, addr_l, nb_l) in line.items():
-        sc.memory_line[dev] = bucket_max(np.array(ts_l, np.int64), np.array(al_l, np.int64))
-        if all(type(a) is int and 0 <= a < 2**63 for a in addr_l) and \
-                all(type(b) is int and -2**62 < b < 2**62 for b in nb_l):
-            sc.memory_blocks[dev] = np.array([ts_l, addr_l, nb_l], np.int64)
-
-
-def bucket_max(ts: np.ndarray, alloc: np.ndarray) -> np.ndarray:
-    """The largest total in each ``MEMORY_BUCKET_NS`` (a 2 x n array: bucket start, bytes), in time order."""
-    order = np.argsort(ts, kind="stable")
-    ts, alloc = ts[order], alloc[order]
-    b = ts // MEMORY_BUCKET_NS
-    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
-    return np.stack([b[starts] * MEMORY_BUCKET_NS, np.maximum.reduceat(alloc, starts)]) if ts.size else \
-        np.zeros((2, 0), np.int64)
-
-
-def _device_name(dtype: Any, did: Any) -> str:
-    return f"{'cuda' if dtype == 1 else 'cpu'}:{did}"
 
 
 def _elementwise(sc: Scan, raws: list[Any], durations: list[int], names: list[str]) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from builders import collective, parse
 
+from commprof.reader.memevents import MEMORY_BUCKET_NS
 from commprof.reader.memline import live_line
-from commprof.reader.scan import MEMORY_BUCKET_NS
 
 MiB = 1 << 20
 B = MEMORY_BUCKET_NS  # one event per bucket keeps each value visible
@@ -59,13 +59,73 @@ def _memory_event(ts_us: float, addr: int, nbytes: int, total: int) -> dict:
                      "Device Type": 0, "Device Id": -1}}
 
 
+# the timeline is kept for ranks running FSDP2 (its only reader): one of its record functions
+_FSDP = {"ph": "X", "name": "FSDP::pre_forward", "cat": "user_annotation", "pid": 1, "tid": 1, "ts": 1, "dur": 1,
+         "args": {}}
+
+
 def test_the_reader_gives_live_bytes_on_cpu_where_the_allocator_total_drifts():
     # a copy freed by another thread: the allocator's total never comes down; the live line does (the reuse)
     events = [{"ph": "X", "name": "ProfilerStep#1", "cat": "user_annotation", "pid": 1, "tid": 1, "ts": 0,
-               "dur": 1000, "args": {}},
+               "dur": 1000, "args": {}}, _FSDP,
               _memory_event(100, 0x10, 4 * MiB, 4 * MiB),
               _memory_event(400, 0x10, 4 * MiB, 8 * MiB),  # the same address again: freed unseen in between
               _memory_event(700, 0x20, MiB, 9 * MiB)]
     rt = parse({"traceEvents": events})
     assert rt.memory_peak["cpu:-1"][0] == 5 * MiB  # not the allocator's 9 MiB
     assert int(rt.memory_line["cpu:-1"][1].max()) == 5 * MiB
+    events.remove(_FSDP)
+    assert parse({"traceEvents": events}).memory_line == {}  # without FSDP; the peak is still the live bytes
+    assert parse({"traceEvents": events}).memory_peak["cpu:-1"][0] == 5 * MiB
+
+
+def _memory_trace(n: int, odd: dict | None = None) -> dict:
+    events = [{"ph": "X", "name": "ProfilerStep#1", "cat": "user_annotation", "pid": 1, "tid": 1, "ts": 0,
+               "dur": 10 * n + 100, "args": {}}, _FSDP]
+    total = 0
+    for k in range(n):  # allocate, and free every other block later
+        size = (k % 7 + 1) * 4096
+        total += size
+        events.append(_memory_event(10 * k, 0x1000 * (k + 1), size, total))
+        if k % 2:
+            total -= size
+            events.append(_memory_event(10 * k + 5, 0x1000 * (k + 1), -size, total))
+    if odd is not None:
+        events[-1]["args"].update(odd)
+    return {"traceEvents": events}
+
+
+def test_memory_read_in_slices_is_the_memory_read_whole(tmp_path, monkeypatch):
+    """Large traces are decoded a slice at a time: the timeline and the blocks gather every slice's events."""
+    import json
+
+    import commprof
+    from commprof.reader import jsonio, stream
+
+    p = tmp_path / "rank0.json"
+    p.write_text(json.dumps(_memory_trace(400)))
+    whole = commprof.load(p).ranks[0]
+    monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1)
+    monkeypatch.setattr(stream, "CHUNK_BYTES", 2048)
+    calls: list[int] = []
+    orig = stream._slices
+    monkeypatch.setattr(stream, "_slices", lambda *a: (calls.append(1), orig(*a))[1])
+    sliced = commprof.load(p, workers=1).ranks[0]
+    assert calls  # the sliced path was taken
+    assert whole.memory_peak == sliced.memory_peak
+    assert np.array_equal(whole.memory_line["cpu:-1"], sliced.memory_line["cpu:-1"])
+    live = 0
+    for k in range(400):
+        live += (k % 7 + 1) * 4096 * (k % 2 == 0)
+    # the last bucket's largest value: before the last block (odd: freed, 4096 bytes) was freed
+    assert whole.memory_line["cpu:-1"][1][-1] == live + 4096
+
+
+def test_an_odd_memory_event_reads_the_others_the_same():
+    """One event with a Bytes that is not an integer: the slice is read event by event (same peaks and totals);
+    the blocks of that device cannot be paired, so its timeline is the allocator's totals."""
+    plain, odd = parse(_memory_trace(50)), parse(_memory_trace(50, {"Bytes": "4096"}))
+    assert np.array_equal(plain.memory_line["cpu:-1"][0], odd.memory_line["cpu:-1"][0])
+    totals = parse(_memory_trace(50, {"Addr": True}))
+    assert totals.memory_peak["cpu:-1"][0] == int(totals.memory_line["cpu:-1"][1].max())
+    assert odd.memory_peak["cpu:-1"][0] >= plain.memory_peak["cpu:-1"][0]

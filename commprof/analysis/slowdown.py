@@ -8,7 +8,9 @@ sequence number on every rank) is its aligned issue time minus the earliest rank
 the step's instances (once a late rank has joined one collective, the others of the step find it on time: the
 lateness it brought into the step shows in the first).  A rank is slow in a step when its lateness exceeds
 ``max(MIN_LATE_MS, median + 5 robust standard deviations)`` of every rank's per-step lateness; slow steps closer
-than ``MAX_GAP`` steps merge into one range, and ranges shorter than ``MIN_STEPS`` are dropped as noise.
+than ``MAX_GAP`` steps merge into one range.  A range is kept when it lasts ``MIN_STEPS`` steps or more and the
+lateness it brought adds up to at least one median step of the job (the others waited a whole step for it):
+shorter or cheaper bursts (a GC pause, a neighbour's job on a shared host) are noise at the monitor's grain.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ..model import MonitorRun
 
 MIN_LATE_MS = 2.0
 MAX_GAP = 3
-MIN_STEPS = 3
+MIN_STEPS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +98,13 @@ def slowdown(mrun: MonitorRun) -> Slowdown | None:
     med = float(np.median(allv))
     mad = float(np.median(np.abs(allv - med))) * 1.4826
     threshold = max(MIN_LATE_MS, med + 5 * mad)
-    ranges = [r for s in series for r in _ranges(s, threshold)]
+    durs = [(e - b) / 1e6 for r in mrun.ranks for _s, b, e in r.steps if e > b]
+    min_lost_ms = float(np.median(durs)) if durs else 0.0
+    ranges = [r for s in series for r in _ranges(s, threshold, min_lost_ms)]
     return Slowdown(ref, offsets, threshold, tuple(series), tuple(ranges), n)
 
 
-def _ranges(s: RankLateness, threshold: float) -> list[SlowRange]:
+def _ranges(s: RankLateness, threshold: float, min_lost_ms: float) -> list[SlowRange]:
     out: list[SlowRange] = []
     idx = np.flatnonzero(s.late_ms > threshold)
     if idx.size == 0:
@@ -110,13 +114,13 @@ def _ranges(s: RankLateness, threshold: float) -> list[SlowRange]:
         if s.steps[i] - s.steps[run[-1]] <= MAX_GAP:
             run.append(i)
         else:
-            out += _close(s, run)
+            out += _close(s, run, min_lost_ms)
             run = [i]
-    out += _close(s, run)
+    out += _close(s, run, min_lost_ms)
     return out
 
 
-def _close(s: RankLateness, run: list[int]) -> list[SlowRange]:
-    if len(run) < MIN_STEPS:
+def _close(s: RankLateness, run: list[int], min_lost_ms: float) -> list[SlowRange]:
+    if len(run) < MIN_STEPS or float(np.sum(s.late_ms[run])) < min_lost_ms:
         return []
     return [SlowRange(s.rank, int(s.steps[run[0]]), int(s.steps[run[-1]]), float(np.mean(s.late_ms[run])))]

@@ -69,3 +69,19 @@ def launch_powersgd(out: Path, result: Path | None = None, **cfg) -> None:
                 shutil.rmtree(d)
                 Path(d).mkdir()
         launch(out, result=str(result) if result else None, **cfg)
+
+
+@pytest.fixture(scope="module")
+def net():
+    """Two hosts in two network namespaces joined by a 2 Gbit/s veth pair (benchmarks/netns.py), for the tests of
+    one module; skips where ip netns fails."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from netns import NetnsUnavailable, TwoHosts
+
+    try:
+        with TwoHosts(rate="2gbit") as n:
+            yield n
+    except NetnsUnavailable as e:
+        pytest.skip(str(e))

@@ -129,20 +129,25 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         dist.destroy_process_group()
 
 
-def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:
-    """Run ``train_worker`` in ``nproc`` processes (torch.multiprocessing, spawn)."""
+def spawn(worker: Any, out: str | Path, nproc: int, cfg: dict[str, Any]) -> None:
+    """Run ``worker(rank, world, port, out, cfg)`` in ``nproc`` processes (torch.multiprocessing, spawn)."""
     import torch.multiprocessing as mp
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(train_worker, args=(nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+    mp.spawn(worker, args=(nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
 
 
-def _worker_cli(argv: list[str]) -> int:
-    """``python -m commprof.workloads.demo RANK WORLD MASTER PORT OUT CFG_JSON``: one rank, e.g. inside a netns."""
+def worker_cli(worker: Any, argv: list[str]) -> int:
+    """``RANK WORLD MASTER PORT OUT CFG_JSON``: one rank of ``worker`` in this process (e.g. inside a netns)."""
     rank, world, master, port, out, cfg = argv
-    train_worker(int(rank), int(world), int(port), out, {**json.loads(cfg), "master": master})
+    worker(int(rank), int(world), int(port), out, {**json.loads(cfg), "master": master})
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(_worker_cli(sys.argv[1:]))
+def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:
+    """Run ``train_worker`` in ``nproc`` processes."""
+    spawn(train_worker, out, nproc, cfg)
+
+
+if __name__ == "__main__":  # python -m commprof.workloads.demo RANK WORLD MASTER PORT OUT CFG_JSON
+    sys.exit(worker_cli(train_worker, sys.argv[1:]))

@@ -9,14 +9,14 @@ backward prefetch of that many units; 0 = FSDP's implicit prefetching).
 
 from __future__ import annotations
 
-import json
+import gc
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .demo import free_port, write_step_times
+from .demo import spawn, worker_cli, write_step_times
 
 DEFAULTS: dict[str, Any] = {
     "model": "mlp", "steps": 9, "width": 1024, "layers": 8, "batch": 128, "seq": 64, "heads": 8, "seed": 0,
@@ -112,24 +112,20 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
             full = {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()}
             if rank == 0:
                 torch.save(full, os.path.join(cfg["result"], "params.pt"))
+            del full
+        # FSDP2 keeps gloo work objects (with their tensors) alive through its state: released here, while the
+        # interpreter is whole, not by gloo's threads during its finalization (which aborts the process: seen once
+        # in CI, "terminate called without an active exception"; pytorch/pytorch#179291 describes the mechanism)
+        del model, units, opt
+        gc.collect()
         dist.barrier()
     finally:
         dist.destroy_process_group()
 
 
 def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:
-    import torch.multiprocessing as mp
-
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(train_worker, args=(nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+    spawn(train_worker, out, nproc, cfg)
 
 
-def _worker_cli(argv: list[str]) -> int:
-    """``python -m commprof.workloads.fsdpdemo RANK WORLD MASTER PORT OUT CFG_JSON``: one rank (e.g. in a netns)."""
-    rank, world, master, port, out, cfg = argv
-    train_worker(int(rank), int(world), int(port), out, {**json.loads(cfg), "master": master})
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_cli(sys.argv[1:]))
+if __name__ == "__main__":  # python -m commprof.workloads.fsdpdemo RANK WORLD MASTER PORT OUT CFG_JSON
+    sys.exit(worker_cli(train_worker, sys.argv[1:]))

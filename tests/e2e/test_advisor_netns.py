@@ -11,18 +11,8 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_advisor_netns as bench
-from netns import NetnsUnavailable, TwoHosts
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def net():
-    try:
-        with TwoHosts(rate="2gbit") as n:
-            yield n
-    except NetnsUnavailable as e:
-        pytest.skip(str(e))
 
 
 def _check(rows, info, min_gain: float) -> None:

@@ -11,18 +11,8 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_fsdp_netns as bench
-from netns import NetnsUnavailable, TwoHosts
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def net():
-    try:
-        with TwoHosts(rate="2gbit") as n:
-            yield n
-    except NetnsUnavailable as e:
-        pytest.skip(str(e))
 
 
 def test_fsdp_advice_on_2gbit_mlp(net):
@@ -44,7 +34,8 @@ def test_fsdp_advice_on_2gbit_mlp(net):
 def test_fsdp_advice_on_2gbit_transformer_and_its_peak_memory(net):
     """4 transformer blocks: the advised setting measures faster, and its predicted peak memory is within 15% of
     the peak measured when it is traced with profile_memory=True."""
-    rows, info = bench.proof(net, "transformer", reps=2, every_setting=False)
+    # a 12% gain: three alternating repetitions (on two shared cores one disturbed run moves a median of two)
+    rows, info = bench.proof(net, "transformer", reps=3, every_setting=False)
     print("\n" + bench.table(rows))
     assert info["advice"] is not None
     advised = next(r for r in rows if r.advised)

@@ -38,13 +38,18 @@ def waits(raw: list[tuple[int, int, str, Any]], ops: dict[Any, tuple[list[int], 
     inside them (the operators that contain them, such as the autograd node running FSDP's hook, are not work
     there)."""
     out: dict[Any, tuple[list[int], list[int]]] = {}
+    by_start: dict[Any, tuple[np.ndarray, np.ndarray]] = {}  # each thread's operators, sorted by start, once
     for start, end, name, tid in raw:
         p = parse_name(name)
         if p is None or p[0] not in WAITING_PHASES or end <= start:
             continue
-        s, e = ops.get(tid, ([], []))
-        inside = [(a, b) for a, b in zip(s, e, strict=True) if start <= a < end]
-        busy = iv.union(np.array([a for a, _ in inside], np.int64), np.array([b for _, b in inside], np.int64))
+        if tid not in by_start:
+            s0, e0 = (np.array(x, np.int64) for x in ops.get(tid, ([], [])))
+            order = np.argsort(s0, kind="stable")
+            by_start[tid] = (s0[order], e0[order])
+        s, e = by_start[tid]
+        i, j = np.searchsorted(s, start, "left"), np.searchsorted(s, end, "left")  # started inside [start, end)
+        busy = iv.union(s[i:j], e[i:j])
         idle = iv.subtract(iv.as_span([start], [end]), busy)
         acc = out.setdefault(tid, ([], []))
         acc[0].extend(idle[0].tolist())

@@ -34,6 +34,7 @@ def as_dict(f: FSDPAnalysis | None) -> dict[str, Any] | None:
                               for ph, (b, ms, ex, hid) in u.phases.items()}} for u in r.units],
         "first_allgather_exposed_ms": _r(r.first_exposed_ms), "reduce_scatter_queued_ms": _r(r.rs_queued_ms),
         "peak_unsharded_bytes": r.peak_unsharded_bytes, "measured_peak_bytes": f.measured_peak_bytes,
+        "measured_max_bytes": f.measured_max_bytes,
         "model_check": None if f.step_model_ms is None else {
             "step_model_ms": _r(f.step_model_ms), "step_measured_ms": _r(f.step_measured_ms),
             "error_pct": _r(f.error_pct, 1)},

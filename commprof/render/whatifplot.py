@@ -65,12 +65,12 @@ def _fsdp(rep: Report) -> bytes | None:
     labels = [f"{w.knob} = {plain(w.value, 60)}" for w in f.whatifs]
     ax.barh(range(len(f.whatifs)), [w.step_ms for w in f.whatifs], color=COMPUTE)
     for i, w in enumerate(f.whatifs):
-        ax.text(w.step_ms, i, f"  {w.peak_unsharded_bytes / 2**20:.1f} MiB unsharded", va="center", fontsize=7)
-    ax.axvline(f.baseline_step_ms, color=EXPOSED, lw=1, ls="--", label=f"traced ({f.baseline_step_ms:.1f} ms)")
+        peak = f"peak {w.peak_memory_bytes / 2**20:.0f} MiB, " if w.peak_memory_bytes else ""
+        ax.text(w.step_ms, i, f"  {peak}{w.peak_unsharded_bytes / 2**20:.1f} MiB unsharded", va="center", fontsize=7)
+    ax.axvline(f.baseline_step_ms, color=EXPOSED, lw=1, ls="--")
     ax.set_yticks(range(len(f.whatifs)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("predicted step (ms)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel(f"predicted step (ms); dashed: the traced settings, {f.baseline_step_ms:.1f} ms")
     err = f"model error on the traced run {f.error_pct:+.1f}%" if f.error_pct is not None else "model not checked"
     ax.set_title(f"FSDP2 what-if predictions, rank {f.report.rank}; {err}", fontsize=9)
     return to_png(plt, fig)

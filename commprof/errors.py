@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class InputError(Exception):
     """The input cannot be used.  ``str()`` names the file and what is wrong with it."""
@@ -13,3 +15,14 @@ class InputError(Exception):
 
     def __reduce__(self):  # keep the two fields across process boundaries
         return (InputError, (self.path, self.problem))
+
+
+def read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
+    """A small input file's bytes (a sidecar, a hang dump, a Flight Recorder pickle); InputError when it cannot be
+    read or is larger than ``max_bytes``."""
+    try:
+        if path.stat().st_size > max_bytes:
+            raise InputError(path, f"{what} larger than {max_bytes:,} bytes")
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or e})") from None

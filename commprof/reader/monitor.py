@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import InputError
+from ..errors import InputError, read_bounded
 from ..formats import monitor as F
 from ..model import Crash, Frame, FREntry, HangDump, Issue, MonitorRank, MonitorRun, RollupCollective, ThreadStack
 from .safepickle import load_plain
@@ -79,12 +79,9 @@ def _threads(raw: Any) -> tuple[ThreadStack, ...]:
 
 
 def read_hang(p: Path) -> HangDump:
+    raw = read_bounded(p, F.MAX_HANG_BYTES, "hang dump")
     try:
-        if p.stat().st_size > F.MAX_HANG_BYTES:
-            raise InputError(p, f"hang dump larger than {F.MAX_HANG_BYTES:,} bytes")
-        doc = orjson.loads(p.read_bytes())
-    except OSError as e:
-        raise InputError(p, f"cannot be read ({e.strerror or e})") from None
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InputError(p, "hang dump is not valid JSON") from None
     if not isinstance(doc, dict) or doc.get(F.SCHEMA) != F.HANG_SCHEMA:

@@ -13,7 +13,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, read_bounded
 
 MAX_BYTES = 256 * 1024**2
 
@@ -28,12 +28,7 @@ class _PlainOnly(pickle.Unpickler):
 
 def load_plain(path: Path) -> Any:
     """The pickle's value, made of plain containers only; InputError otherwise."""
-    try:
-        if path.stat().st_size > MAX_BYTES:
-            raise InputError(path, f"pickle larger than {MAX_BYTES:,} bytes")
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+    data = read_bounded(path, MAX_BYTES, "pickle")
     try:
         return _PlainOnly(io.BytesIO(data)).load()
     except pickle.UnpicklingError as e:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import InputError
+from ..errors import InputError, read_bounded
 from ..formats import sidecar as F
 from ..model import (
     PRODUCT_KINDS,
@@ -32,12 +32,9 @@ from ..model import (
 
 
 def read_raw(path: Path) -> dict[str, Any]:
+    raw = read_bounded(path, F.MAX_BYTES, "sidecar")
     try:
-        if path.stat().st_size > F.MAX_BYTES:
-            raise InputError(path, f"sidecar larger than {F.MAX_BYTES:,} bytes")
-        doc = orjson.loads(path.read_bytes())
-    except OSError as e:
-        raise InputError(path, f"cannot be read ({e.strerror or e})") from None
+        doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InputError(path, "sidecar is not valid JSON") from None
     if not isinstance(doc, dict):

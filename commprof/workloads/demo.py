@@ -79,12 +79,18 @@ def _context(cfg: dict[str, Any], ddp: Any, out: str, rank: int) -> Any:
     if hook is not None:
         ddp.register_comm_hook(state, hook)
     if cfg.get("plain_profiler"):
-        from torch.profiler import ProfilerActivity, profile, schedule
-
-        return profile(activities=[ProfilerActivity.CPU], record_shapes=True,
-                       schedule=schedule(wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"]),
-                       on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"plain{rank}.json.gz")))
+        return plain_profiler(cfg, out, rank)
     return contextlib.nullcontext()
+
+
+def plain_profiler(cfg: dict[str, Any], out: str, rank: int, profile_memory: bool = False) -> Any:
+    """torch.profiler alone, on the workload's schedule, writing ``plain{rank}.json.gz``: traces made without
+    commprof (the advisor's plain-trace proofs, the overhead benchmark's baseline)."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    return profile(activities=[ProfilerActivity.CPU], record_shapes=True, profile_memory=profile_memory,
+                   schedule=schedule(wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"]),
+                   on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"plain{rank}.json.gz")))
 
 
 def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, Any]) -> None:

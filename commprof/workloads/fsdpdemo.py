@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .demo import spawn, worker_cli, write_step_times
+from .demo import plain_profiler, spawn, worker_cli, write_step_times
 
 DEFAULTS: dict[str, Any] = {
     "model": "mlp", "steps": 9, "width": 1024, "layers": 8, "batch": 128, "seq": 64, "heads": 8, "seed": 0,
@@ -74,11 +74,7 @@ def _context(cfg: dict[str, Any], model: Any, out: str, rank: int) -> Any:
         return trace(out, model=model, wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"],
                      profile_memory=cfg["profile_memory"])
     if cfg["plain_profiler"]:
-        from torch.profiler import ProfilerActivity, profile, schedule
-
-        return profile(activities=[ProfilerActivity.CPU], record_shapes=True, profile_memory=cfg["profile_memory"],
-                       schedule=schedule(wait=cfg["wait"], warmup=cfg["warmup"], active=cfg["active"]),
-                       on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"plain{rank}.json.gz")))
+        return plain_profiler(cfg, out, rank, cfg["profile_memory"])
     return contextlib.nullcontext()
 
 

@@ -11,6 +11,7 @@ from . import findings as say
 from .advice import Advisor, advise
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats
+from .critfindings import comm_findings, root_cause_finding
 from .crossrank import CrossRank, cross_rank
 from .dataparallel import DataParallelStat, dataparallel
 from .findings import Advice, Finding
@@ -20,6 +21,7 @@ from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
 from .pipeline import PipelineReport, pipeline
 from .production import MonitorReport
+from .rootcause import Critical, critical
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
 from .volume import CollectiveStat, collective_stats
@@ -46,6 +48,7 @@ class Report:
     dataparallel: tuple[DataParallelStat, ...] = ()
     monitor: MonitorReport | None = None  # the monitor's files in the same folder (hangs, slow ranks)
     fsdp: FSDPAnalysis | None = None  # FSDP2's units, phases, what-ifs and advice
+    critical: Critical | None = None  # the cross-rank critical path and the root cause (None: nothing matched)
 
     @property
     def backend(self) -> str:
@@ -91,12 +94,15 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     pfind, padvice = say.pipeline_findings(pipe)
     tfind, tadvice = say.transfer_findings(xfers, overlaps, unprof)
     dfind, dadvice = say.dataparallel_findings(dps)
-    findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
+    crit = critical(run.ranks, cross, wanted, digests)
+    first = (root_cause_finding(crit),) if crit is not None else ()
+    cfind = tuple(comm_findings(crit)) if crit is not None else ()
+    findings = (first + tuple(say.overview(overlaps, cross)) + cfind + advisor.findings + tuple(pfind) + tuple(tfind)
                 + tuple(say.memory_findings(mem)) + tuple(dfind) + (fsdp.findings if fsdp else ()))
     advice = advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
     return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
                   cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),
-                  dps, fsdp=fsdp)
+                  dps, fsdp=fsdp, critical=crit)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,

@@ -105,7 +105,18 @@ def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
             _card(f"{r['overlap_pct']:.1f}%", f"of {r['comm_ms']:.2f} ms comm overlapped by compute"),
             _card(_fmt_bytes(r["comm_bytes_per_step"]), "communicated in the step"),
             _card(str(len(s["ranks"])), "ranks analyzed"),
+            *_cause_card(s),
             "</div>"]
+
+
+def _cause_card(s: dict[str, Any]) -> list[str]:
+    rc = s.get("root_cause")
+    if not rc:
+        return []
+    if rc["rank"] is None:
+        return [_card("no single rank", "holds the job back (see the first finding)")]
+    return [_card(f"rank {rc['rank']}", f"holds the job back: {rc['what']}, {rc['share_pct']:.0f}% of the critical "
+                                        f"path, -{rc['predicted_gain_ms']:.2f} ms at its peers' speed")]
 
 
 def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
@@ -260,12 +271,15 @@ def _memory(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str
 def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if not s["stragglers"]:
         return []
-    parts = [f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
+    parts = [f"<h2>Stragglers</h2><p>By the wait each rank caused per step (when it arrived last, its lead on "
+             f"the next-to-last rank). Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
              "after the first rank. While the others waited, the late rank was computing, communicating "
              "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
-             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle")]
-    for st in s["stragglers"]:
-        parts.append(_row((st["rank"], st["late_count"], st["instances"], _n(st["mean_late_ms"]),
+             + _head("rank", "caused wait ms/step", "late at", "of", "mean lateness ms", "computing",
+                     "communicating", "idle")]
+    for st in s["stragglers"][:50]:
+        parts.append(_row((st["rank"], _n(st["caused_wait_ms"]), st["late_count"], st["instances"],
+                           _n(st["mean_late_ms"]),
                            _n(st["late_compute_ms"]), _n(st["late_comm_ms"]), _n(st["late_idle_ms"]))))
     parts.append("</table>")
     return parts

@@ -2,7 +2,8 @@
 
 Opens in Perfetto (ui.perfetto.dev, "Open trace file") and chrome://tracing.  Each rank is a process
 (pid = rank); its threads are the analysis lanes: steps, compute, each collective lane, memcpy, and
-commprof's tracks: exposed communication, DDP buckets (ready -> launch -> done) and waits for late ranks.
+commprof's tracks: exposed communication, DDP buckets (ready -> launch -> done), waits for late ranks and the
+cross-rank critical path (the rank whose work or transfer the step waited for, at each moment).
 Timestamps are microseconds from the earliest event of the run, on the reference rank's clock (offsets
 from ``analysis.crossrank``).  Slices on one thread never partially overlap (the JSON importer requires
 proper nesting), so overlapping collectives are spread over sub-tracks.
@@ -18,6 +19,7 @@ import orjson
 from ..analysis.analyze import Report
 from ..analysis.spans import lane_span, rank_spans
 from ..model import RankTrace
+from .critical import perfetto_slices
 from .safe import plain
 
 
@@ -83,6 +85,9 @@ def merged_trace(rep: Report) -> dict[str, Any]:
                               {"process_group": plain(g.process_group), "wait_ms": int(g.wait_ns[i, j]) / 1e6,
                                "last_rank": int(g.ranks[int(np.argmax(g.arrival_ns[i]))])}))
             tracks.slices(r, "wait for late ranks", waits)
+    for r, spans in perfetto_slices(rep).items():  # the critical path, on the reference clock: back to rank clocks
+        if r in shift:
+            tracks.slices(r, "critical path", [(s - shift[r], e - shift[r], n, a) for s, e, n, a in spans])
     return {"traceEvents": tracks.events, "displayTimeUnit": "ms",
             "otherData": {"generator": "commprof", "trace_dir": plain(run.path, 500),
                           "clock_offsets_ms": {str(k): v / 1e6 for k, v in off.items()}}}

@@ -13,6 +13,7 @@ from ..analysis.memory import Memory
 from ..analysis.overlap import RankOverlap
 from ..analysis.volume import CollectiveStat
 from ..formats import files
+from .critical import critical_comm, critical_path, root_cause
 from .fsdp import as_dict as fsdp_dict
 from .monitor import hang_dict, monitor_dict
 
@@ -44,11 +45,15 @@ def summary(rep: Report) -> dict[str, Any]:
                     for b in rep.buckets],
         "stragglers": [{"rank": s.rank, "late_count": s.late_count, "mean_late_ms": _r(s.mean_late_ms),
                         "instances": s.instances, "late_compute_ms": _r(s.compute_ms),
-                        "late_comm_ms": _r(s.comm_ms), "late_idle_ms": _r(s.idle_ms)}
+                        "late_comm_ms": _r(s.comm_ms), "late_idle_ms": _r(s.idle_ms),
+                        "caused_wait_ms": _r(s.caused_wait_ms)}
                        for s in cross.stragglers],
         "clock_offsets_ms": {str(r): _r(v / 1e6) for r, v in sorted(cross.offsets_ns.items())},
         "straggler_threshold_ms": _r(cross.threshold_ns / 1e6),
         "clock_reference_rank": cross.reference_rank,
+        "root_cause": root_cause(rep),
+        "critical_path": critical_path(rep),
+        "critical_comm": critical_comm(rep),
         **_bandwidth(rep),
         "findings": [{"severity": f.severity, "text": f.text} for f in rep.findings],
         "advice": [{"knob": a.knob, "value": a.value, "baseline_step_ms": _r(a.baseline_step_ms),

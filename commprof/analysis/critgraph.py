@@ -12,8 +12,9 @@ sleeps) and host (the other gaps: launch latency, Python between operators).
 - A collective *gates* a rank when the rank's compute was idle when the collective ended, for at least half of the
   collective's transfer (its last arrival to its end): the rank was waiting for it.  Collectives that end while
   compute runs (DDP buckets overlapping backward) do not gate; the rank's work goes on beside them.
-- Stream order: a GPU collective whose kernel was launched before the previous collective on the rank ended and
-  started within ``QUEUE_TOL_NS`` of that end was queued behind it; its predecessor is that collective.
+- Stream order: a GPU collective whose kernel was launched before the previous collective of its process group (one
+  NCCL stream per group) ended on the rank and started within ``QUEUE_TOL_NS`` of that end was queued behind it;
+  its predecessor is that collective.
 - An instance ends at its last arrival plus each rank's own transfer (``end - last arrival``).
 
 The replay recomputes every arrival and end of the step from the per-pair own-work parts (compute, host, idle), in
@@ -129,7 +130,7 @@ def _flatten(cross: CrossRank, wanted: set[int] | None) -> _Flat:
     ops: list[str] = []
     n_inst = 0
     for gi, g in enumerate(cross.groups):
-        keep = np.ones(len(g.steps), dtype=bool) if wanted is None else np.isin(g.steps, list(wanted))
+        keep = (g.steps >= 0) if wanted is None else np.isin(g.steps, list(wanted))  # -1: outside every step
         k = int(keep.sum())
         if k == 0 or g.arrival_ns.size == 0:
             continue
@@ -191,7 +192,7 @@ def _rank_pass(rt: RankTrace, idx: np.ndarray, flat: _Flat, shift: int, comp, st
         start = cpu[s][0] if s in cpu else int(a[m].min())
         stop = max(cpu[s][1] if s in cpu else 0, int(e[m].max()))
         gm = m[gating[m]]
-        pred = _preds(a, e, iss, m, gm)
+        pred = _preds(a, e, iss, flat.inst_group[flat.inst[idx]], m, gm)
         base = np.where(pred >= 0, e[np.maximum(pred, 0)], start)
         c, h, i = _own(comp, base, a[m], pred < 0, True)
         gidx = idx[m]
@@ -205,16 +206,28 @@ def _rank_pass(rt: RankTrace, idx: np.ndarray, flat: _Flat, shift: int, comp, st
                                            int(ce[0]), int(he[0]), int(ie[0])))
 
 
-def _preds(a: np.ndarray, e: np.ndarray, iss: np.ndarray, m: np.ndarray, gm: np.ndarray) -> np.ndarray:
+def _preds(a: np.ndarray, e: np.ndarray, iss: np.ndarray, grp: np.ndarray, m: np.ndarray,
+           gm: np.ndarray) -> np.ndarray:
     """Per pair of ``m`` (positions in the rank's arrays, sorted by end): the position of its predecessor, -1 for
-    the step start.  ``gm``: the gating ones among ``m``."""
+    the step start.  ``gm``: the gating ones among ``m``; ``grp``: each one's process group (one NCCL stream each)."""
     am = a[m]
-    k = np.searchsorted(e[gm], am, side="left") - 1  # the latest gating collective ending before the arrival
-    pred = np.where(k >= 0, gm[np.maximum(k, 0)], -1) if gm.size else np.full(m.size, -1, dtype=np.int64)
-    q = np.searchsorted(e[m], am, side="left") - 1  # the latest collective ending before the arrival
-    qq = m[np.maximum(q, 0)]
-    queued = (q >= 0) & (am - e[qq] <= QUEUE_TOL_NS) & (iss[m] >= 0) & (iss[m] < e[qq])
-    later = np.where(pred >= 0, e[qq] > e[np.maximum(pred, 0)], True)
+    ge = e[gm]
+    k = np.searchsorted(ge, am, side="right") - 1  # the latest gating collective ending at or before the arrival
+    if gm.size:
+        k = np.where((k >= 0) & (gm[np.maximum(k, 0)] == m), k - 1, k)  # never itself (a zero-length one)
+        pred = np.where(k >= 0, gm[np.maximum(k, 0)], -1)
+    else:
+        pred = np.full(m.size, -1, dtype=np.int64)
+    qq = np.full(m.size, -1, dtype=np.int64)  # the latest collective of the same group (stream) ending by then
+    for gid in np.unique(grp[m]).tolist():
+        sel = np.flatnonzero(grp[m] == gid)
+        mg = m[sel]
+        q = np.searchsorted(e[mg], am[sel], side="right") - 1
+        q = np.where((q >= 0) & (mg[np.maximum(q, 0)] == mg), q - 1, q)
+        qq[sel] = np.where(q >= 0, mg[np.maximum(q, 0)], -1)
+    eq = e[np.maximum(qq, 0)]
+    queued = (qq >= 0) & (am - eq <= QUEUE_TOL_NS) & (iss[m] >= 0) & (iss[m] < eq)
+    later = np.where(pred >= 0, eq > e[np.maximum(pred, 0)], True)
     return np.where(queued & later, qq, pred)
 
 

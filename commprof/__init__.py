@@ -68,7 +68,7 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
     """Load a folder of per-rank traces (and sidecars) into a ``Run``.  ``comm_kernels``: more kernels that move
     data between ranks (regular expressions, optionally ``"op=regex"``).  See ``commprof.engine.load.load``."""
     from .engine import load as _load
-    from .reader.jsonio import DEFAULT_MAX_BYTES
+    from .reader.decode.jsonio import DEFAULT_MAX_BYTES
 
     return _load(path, ranks=ranks, max_bytes=max_bytes or DEFAULT_MAX_BYTES, workers=workers, progress=progress,
                  executor=executor, steps=steps, spill=spill, comm_kernels=comm_kernels)
@@ -86,7 +86,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
 
 def plots(report: Report) -> dict[str, bytes]:
     """The report's PNG plots by name (breakdown, timeline, buckets, bandwidth, stragglers)."""
-    from .render.plots import all_plots
+    from .render.plot.plots import all_plots
 
     return all_plots(report)
 

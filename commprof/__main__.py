@@ -89,7 +89,7 @@ def parse_ranks(spec: str) -> list[int]:
 def cmd_report(args: argparse.Namespace) -> int:
     from . import analyze
     from .engine import load
-    from .reader.jsonio import DEFAULT_MAX_BYTES
+    from .reader.decode.jsonio import DEFAULT_MAX_BYTES
     from .render import text
     from .render.write import write_outputs
 
@@ -144,7 +144,7 @@ def _has_traces(path: Path) -> bool:
 
 def _monitor(path: Path):
     """The diagnosis of the monitor's files in the folder, if it has any."""
-    from .analysis.production import analyze_monitor
+    from .analysis.production.diagnosis import analyze_monitor
     from .reader.monitor import is_monitor_folder, read_monitor
 
     if not is_monitor_folder(path):
@@ -155,7 +155,7 @@ def _monitor(path: Path):
 def _monitor_only(mon, out: Path, formats: list[str]) -> int:
     """A folder with the monitor's files and no traces: the hang verdict and the slow ranks."""
     from .atomic import write_bytes, write_text
-    from .render import monitor as render
+    from .render.families import monitor as render
 
     written: list[str] = []
     if set(formats) & {"json", "html"}:

@@ -8,18 +8,18 @@ from dataclasses import dataclass
 
 from ..model import Run
 from . import findings as say
-from .advice import Advisor, advise
 from .bandwidth import Bandwidth, bandwidth
-from .buckets import BucketStat, BucketStep, bucket_stats
-from .crossrank import CrossRank, cross_rank
+from .crossrank.matching import CrossRank, cross_rank
 from .dataparallel import DataParallelStat, dataparallel
+from .ddp.advice import Advisor, advise
+from .ddp.buckets import BucketStat, BucketStep, bucket_stats
 from .findings import Advice, Finding
-from .fsdpadvice import FSDPAnalysis, fsdp_advisor
-from .memory import Memory, memory
+from .fsdp.advice import FSDPAnalysis, fsdp_advisor
+from .memory.peak import Memory, memory
 from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
-from .pipeline import PipelineReport, pipeline
-from .production import MonitorReport
+from .pipeline.stages import PipelineReport, pipeline
+from .production.diagnosis import MonitorReport
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
 from .volume import CollectiveStat, collective_stats

@@ -11,12 +11,12 @@ import numpy as np
 from .. import ops
 from ..model import RankTrace, Run
 from .bandwidth import Bandwidth
-from .buckets import BucketStat
-from .crossrank import CrossRank
+from .crossrank.matching import CrossRank
 from .dataparallel import DataParallelStat
-from .memory import NEAR_LIMIT, Memory
+from .ddp.buckets import BucketStat
+from .memory.peak import NEAR_LIMIT, Memory
 from .overlap import RankOverlap
-from .pipeline import PipelineReport
+from .pipeline.stages import PipelineReport
 from .transfers import Transfers
 
 

@@ -69,7 +69,7 @@ def _head(*cols: str) -> str:
 def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
     """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given."""
     if plots is None:
-        from .plots import all_plots
+        from .plot.plots import all_plots
 
         plots = all_plots(rep)
     s = summary(rep)
@@ -79,7 +79,7 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
              f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
     if rep.monitor is not None:  # a hang is the first thing to say
-        from .monitor import html_section
+        from .families.monitor import html_section
 
         parts.extend(html_section(rep.monitor, plots.get("lateness")))
     for section in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth, _buckets, _fsdp, _pipeline,
@@ -204,7 +204,7 @@ def _buckets(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[st
 def _fsdp(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if rep.fsdp is None:
         return []
-    from .fsdp import html_section
+    from .families.fsdp import html_section
 
     return html_section(rep.fsdp, plots.get("fsdp"))
 

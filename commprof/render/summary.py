@@ -9,12 +9,12 @@ import orjson
 from .._version import __version__
 from ..analysis.analyze import Report
 from ..analysis.dataparallel import DataParallelStat
-from ..analysis.memory import Memory
+from ..analysis.memory.peak import Memory
 from ..analysis.overlap import RankOverlap
 from ..analysis.volume import CollectiveStat
 from ..formats import files
-from .fsdp import as_dict as fsdp_dict
-from .monitor import hang_dict, monitor_dict
+from .families.fsdp import as_dict as fsdp_dict
+from .families.monitor import hang_dict, monitor_dict
 
 SCHEMA = files.SUMMARY_SCHEMA
 

@@ -36,7 +36,7 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
     con.print(head, overflow="fold")
     con.print()
     if rep.monitor is not None:  # a hang is the first thing to say
-        from .monitor import lines
+        from .families.monitor import lines
 
         for line in lines(rep.monitor):
             con.print(Text(line), overflow="fold")
@@ -135,7 +135,7 @@ def _buckets(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _fsdp(con: Console, rep: Report, s: dict[str, Any]) -> None:
     if rep.fsdp is None:
         return
-    from .fsdp import check_text, head, rows
+    from .families.fsdp import check_text, head, rows
 
     t = _table(f"FSDP2 units (rank {rep.fsdp.report.rank}; collectives: transfer ms (exposed ms), median)",
                head(rep.fsdp), left=("unit",))

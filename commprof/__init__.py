@@ -77,11 +77,16 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
             step_ms: float | None = None) -> Report:
     """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
-    time outside the profiler where the files do not record it (plain torch.profiler traces)."""
+    time outside the profiler where the files do not record it (plain torch.profiler traces).  Where the run's
+    folder also holds the files of ``commprof.monitor``, their diagnosis (hangs, slow ranks) is the report's
+    production section."""
     from .analysis.analyze import analyze as _analyze
     from .engine import digests_of
+    from .reader.monitor import is_monitor_folder, read_monitor
 
-    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms)
+    folder = Path(run.path)
+    mon = read_monitor(folder) if folder.is_dir() and is_monitor_folder(folder) else None
+    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms, monitor=mon)
 
 
 def plots(report: Report) -> dict[str, bytes]:

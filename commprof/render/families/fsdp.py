@@ -125,3 +125,36 @@ def html_section(f: FSDPAnalysis, png: bytes | None) -> list[str]:
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<img id="plot-fsdp" alt="FSDP units over one step" src="data:image/png;base64,{data}">')
     return parts
+
+
+# ---- the view's hooks (render/views.py) ----------------------------------------------------------------------
+
+
+def report_json(rep: Any) -> dict[str, Any]:
+    return {"fsdp": as_dict(rep.fsdp)}
+
+
+def text(con: Any, rep: Any, s: dict[str, Any]) -> None:
+    from rich.text import Text
+
+    from ..tables import MAX_ROWS, table
+
+    f = rep.fsdp
+    t = table(f"FSDP2 units (rank {f.report.rank}; collectives: transfer ms (exposed ms), median)", head(f),
+              left=("unit",))
+    for row in rows(f)[:MAX_ROWS * 2]:
+        t.add_row(*row)
+    con.print(t)
+    if check_text(f):
+        con.print(Text(f"    {check_text(f)}"))
+    con.print()
+
+
+def html(rep: Any, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
+    return html_section(rep.fsdp, plots.get("fsdp"))
+
+
+def plots(rep: Any, sec: Any) -> dict[str, bytes]:
+    rt = next(r for r in rep.run.ranks if r.rank == rep.fsdp.report.rank)
+    png = timeline(rep.fsdp, rt)
+    return {} if png is None else {"fsdp": png}

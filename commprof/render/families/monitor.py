@@ -150,3 +150,25 @@ def html_only(m: MonitorReport, png: bytes | None) -> str:
     parts += html_section(m, png)
     parts.append(f"<p class='sub'>commprof {h(__version__)}</p></main></body></html>")
     return "\n".join(parts)
+
+
+# ---- the view's hooks (render/views.py) ----------------------------------------------------------------------
+
+
+def report_json(rep: Any) -> dict[str, Any]:
+    m = rep.monitor
+    return {"hang": hang_dict(m.hang) if m is not None else None, "monitor": monitor_dict(m) if m is not None else None}
+
+
+def lead_text(rep: Any, sec: Any) -> list[str]:
+    """A hang is the first thing to say."""
+    return lines(sec.detail)
+
+
+def lead_html(rep: Any, sec: Any, plots: dict[str, bytes]) -> list[str]:
+    return html_section(sec.detail, plots.get("lateness"))
+
+
+def plots(rep: Any, sec: Any) -> dict[str, bytes]:
+    png = lateness_plot(sec.detail)
+    return {} if png is None else {"lateness": png}

@@ -122,32 +122,6 @@ def _timeline_rank(ax, rep: Report, rt, step: int, base: int, sh: int) -> None:
                         color="#333333", lw=0.8)
 
 
-def buckets(rep: Report) -> bytes | None:
-    """Size and exposure of each DDP bucket, in launch order."""
-    bs = rep.buckets
-    if not bs:
-        return None
-    plt, fig, ax = new_figure(8, 3.2)
-    x = np.array([b.index for b in bs])
-    comm = np.array([b.comm_ms or 0.0 for b in bs])
-    expo = np.array([b.exposed_ms or 0.0 for b in bs])
-    ax.bar(x, comm - expo, color=COMM, label="comm hidden by compute")
-    ax.bar(x, expo, bottom=comm - expo, color=EXPOSED, label="exposed comm")
-    ax.set_xlabel("DDP bucket index (launch order: 0 first)")
-    ax.set_ylabel("ms per step (median)")
-    ax2 = ax.twinx()
-    ax2.plot(x, [b.bytes / 1e6 for b in bs], color="#333333", marker="o", lw=1, label="bucket size")
-    ax2.set_ylabel("bucket size (MB)")
-    ax2.set_ylim(0, max(b.bytes for b in bs) / 1e6 * 1.3)
-    ax.set_title("DDP buckets: communication time and exposure")
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.set_ylim(0, max(float(comm.max()), 1e-3) * 1.3)
-    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left", ncol=3, frameon=False)
-    ax.set_xticks(x)
-    return to_png(plt, fig)
-
-
 def bandwidth(rep: Report) -> bytes | None:
     """Achieved bus bandwidth vs message size per collective (log axes), each transfer a dot, with the
     fitted latency-bandwidth line and the link's peak."""
@@ -206,29 +180,24 @@ def stragglers(rep: Report) -> bytes | None:
     return to_png(plt, fig)
 
 
+# the order the plots are written and listed in; a family's plots not named here come last
+ORDER = ("breakdown", "timeline", "buckets", "bandwidth", "stragglers", "whatif", "fsdp", "lateness")
+
+
 def all_plots(rep: Report) -> dict[str, bytes]:
+    from ..views import shown
     from .whatif import whatif
 
     out = {}
-    for name, fn in (("breakdown", breakdown), ("timeline", timeline), ("buckets", buckets),
-                     ("bandwidth", bandwidth), ("stragglers", stragglers), ("whatif", whatif)):
+    for name, fn in (("breakdown", breakdown), ("timeline", timeline), ("bandwidth", bandwidth),
+                     ("stragglers", stragglers), ("whatif", whatif)):
         png = fn(rep)
         if png is not None:
             out[name] = png
-    if rep.fsdp is not None:
-        from ..families.fsdp import timeline as fsdp_timeline
-
-        rt = next(r for r in rep.run.ranks if r.rank == rep.fsdp.report.rank)
-        png = fsdp_timeline(rep.fsdp, rt)
-        if png is not None:
-            out["fsdp"] = png
-    if rep.monitor is not None:
-        from ..families.monitor import lateness_plot
-
-        png = lateness_plot(rep.monitor)
-        if png is not None:
-            out["lateness"] = png
-    return out
+    for draw, sec in shown(rep, "plots"):  # each family's own: DDP buckets, FSDP2 timeline, lateness
+        out.update(draw(rep, sec))
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return dict(sorted(out.items(), key=lambda kv: rank.get(kv[0], len(ORDER))))
 
 
-__all__ = ["all_plots", "bandwidth", "breakdown", "buckets", "stragglers", "timeline"]
+__all__ = ["all_plots", "bandwidth", "breakdown", "stragglers", "timeline"]

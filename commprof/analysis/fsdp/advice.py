@@ -12,11 +12,9 @@ from ...model import RankTrace, Run
 from ...units import MiB
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
+from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
 from .replay import CANDIDATES, Knobs, calibrate, inputs, replay
 from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
-
-MIN_GAIN = 0.05
-TOLERANCE_PCT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +43,7 @@ class FSDPAnalysis:
     def error_pct(self) -> float | None:
         if self.step_model_ms is None or not self.step_measured_ms:
             return None
-        return 100.0 * (self.step_model_ms - self.step_measured_ms) / self.step_measured_ms
+        return error_pct(self.step_model_ms, self.step_measured_ms)
 
 
 def _knob(k: Knobs, traced: Knobs) -> tuple[str, object]:
@@ -67,8 +65,7 @@ def _facts(rep: FSDPReport) -> list[Finding]:
     out = []
     ag = sum(u.phases[p][2] for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
     bwd = sum(u.phases[BWD_AG][2] for u in rep.units if BWD_AG in u.phases)
-    durs = sorted(s.end_ns - s.start_ns for s in rep.steps)
-    step = durs[(len(durs) - 1) // 2] / 1e6  # the median step, the shorter middle one (as the headline's)
+    step = median_of([s.end_ns - s.start_ns for s in rep.steps], key=float) / 1e6  # the headline's median step
     if ag > 0.05 * step:
         out.append(Finding("high" if ag > 0.2 * step else "medium",
                            f"FSDP's all-gathers leave {ag:.1f} ms of a {step:.1f} ms step exposed on rank {rep.rank} "
@@ -96,7 +93,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float]) -> FS
         return None
     findings = _facts(rep)
     # the what-ifs, the model check and the measured peak all use one step: the median profiled step (the headline's)
-    typical = sorted(steps, key=lambda s: s.end_ns - s.start_ns)[(len(steps) - 1) // 2]
+    typical = median_of(steps, key=lambda s: s.end_ns - s.start_ns)
     line = _memory_line(rt)
     peaks = _step_peaks(run)
     measured_peak = int(np.median(peaks)) if peaks else None
@@ -187,7 +184,7 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, meas
         return replace(a, findings=tuple(findings))
     best = min(ok, key=lambda w: (round(w.step_ms, 1), w.peak_unsharded_bytes))
     gain = 1 - best.step_ms * 1e6 / base_ns if base_ns else 0.0
-    if gain < max(MIN_GAIN, abs(err) / 100):
+    if gain < required_gain(err):
         need = max(MIN_GAIN * 100, abs(err))
         findings.append(Finding("info", f"No FSDP setting is predicted to gain more than {need:.0f}% "
                                         f"(best: {best.knob} = {best.value}, {gain * 100:+.1f}%)."))

@@ -270,15 +270,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.cmd == "demo":
             return cmd_demo(args)
-        if args.cmd == "compare":
-            return cmd_compare(args)
+        return cmd_compare(args)  # argparse allows no other command
     except InputError as e:
         print(f"commprof: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("commprof: interrupted", file=sys.stderr)
         return 130
-    return 1
 
 
 def entry() -> None:

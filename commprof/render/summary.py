@@ -1,4 +1,5 @@
-"""``summary.json`` (schema ``commprof.summary/1``): the stable keys of DESIGN.md, and more beside them."""
+"""``summary.json`` (schema ``commprof.summary/1``): the stable keys (the "summary.json" keys of the project's
+contract, docs/metrics.md), and more beside them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-# summary.json's keys in their order (DESIGN.md's stable keys among them); a family's keys not named here come
+# summary.json's keys in their order (the stable keys among them); a family's keys not named here come
 # before "warnings"
 ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "backend", "devices", "ranks_loaded",
          "missing_ranks", "steps_analyzed", "ranks", "collectives", "buckets", "stragglers", "clock_offsets_ms",

@@ -48,14 +48,6 @@ class GroupMatch:
     start_ns: np.ndarray  # K x R, when each rank's kernel / transfer started (aligned)
 
     @property
-    def transfer_ns(self) -> np.ndarray:
-        """K x R: from the moment every rank's side had started to each rank's end: the transfer
-        without the wait for late ranks (and, for gloo, without queueing in its thread pool)."""
-        if self.start_ns.size == 0:
-            return np.zeros_like(self.start_ns)
-        return np.maximum(self.end_ns - self.start_ns.max(axis=1, keepdims=True), 0)
-
-    @property
     def wait_ns(self) -> np.ndarray:
         if self.arrival_ns.size == 0:
             return np.zeros_like(self.arrival_ns)

@@ -40,14 +40,6 @@ class Knobs:
 
 
 @dataclass(frozen=True, slots=True)
-class FSDPPrediction:
-    knobs: Knobs
-    step_ns: float
-    peak_unsharded_bytes: int
-    peak_memory_bytes: int | None  # with a measured peak to anchor it
-
-
-@dataclass(frozen=True, slots=True)
 class _Unit:
     name: str
     fwd_ns: float  # compute + pre/post-forward work outside waits

@@ -62,12 +62,21 @@ def _row(values) -> str:
     return "<tr>" + "".join(f"<td class='n'>{v}</td>" for v in values) + "</tr>"
 
 
-def _head(*cols: str) -> str:
-    return "<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
+def _head(*cols: str, name: str = "") -> str:
+    """A table's start: its header row and the opened body (close with ``_END``); ``name``: the table's
+    ``data-commprof`` name (``table-NAME``)."""
+    attr = f" data-commprof='table-{name}'" if name else ""
+    return f"<table{attr}><thead><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr></thead><tbody>"
 
 
-def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
-    """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given."""
+_END = "</tbody></table>"
+
+
+def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str | None = None) -> str:
+    """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given; ``merged_name``: the
+    merged Perfetto trace written beside it, linked from the timeline."""
+    from .interactive import css, table_script, timeline_section
+
     if plots is None:
         from .plots import all_plots
 
@@ -75,19 +84,22 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
     s = summary(rep)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-             f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}</style></head><body><main>",
+             f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}{css()}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
              f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
     if rep.monitor is not None:  # a hang is the first thing to say
         from .monitor import html_section
 
         parts.extend(html_section(rep.monitor, plots.get("lateness")))
-    for section in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth, _buckets, _fsdp, _pipeline,
+    for section in (_cards, _findings):
+        parts.extend(section(rep, s, plots))
+    parts.extend(timeline_section(rep, merged_name))
+    for section in (_plots, _ranks, _collectives, _bandwidth, _buckets, _fsdp, _pipeline,
                     _dataparallel, _memory, _stragglers, _warnings):
         parts.extend(section(rep, s, plots))
     parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{h(k)}</dt><dd>{h(v, 2000)}</dd>" for k, v in GLOSSARY)
                  + "</dl>")
-    parts.append(f"<p class='sub'>commprof {h(s['commprof_version'])}</p></main></body></html>")
+    parts.append(f"<p class='sub'>commprof {h(s['commprof_version'])}</p></main>{table_script()}</body></html>")
     return "\n".join(parts)
 
 
@@ -142,13 +154,13 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
 def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     parts = ["<h2>Per rank: its median step, ms</h2>" + _head(
         "rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
-        "unprofiled step")]
+        "unprofiled step", name="ranks")]
     for r in s["ranks"]:
         parts.append(_row((r["rank"], _n(r["step_ms"]), _n(r["compute_ms"]), _n(r["comm_ms"]),
                            _n(r["overlapped_ms"]), _n(r["exposed_comm_ms"]), _n(r["other_ms"]),
                            _n(r["overlap_pct"], 1), _n(r["wait_ms"]), h(_fmt_bytes(r["comm_bytes_per_step"])),
                            _n(r["step_ms_unprofiled"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -156,14 +168,15 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
     if not s["collectives"]:
         return []
     parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
-        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s")]
+        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s",
+        name="collectives")]
     for c in s["collectives"]:
         parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['via'] or '-')}</td><td>{h(c['process_group'])}</td>"
                      f"<td class='n'>{c['group_size']}"
                      f"</td><td>{h(c['dtype'])}</td><td class='n'>{_n(c['count'], 1)}</td>"
                      f"<td class='n'>{h(_fmt_bytes(c['bytes']))}</td><td class='n'>{_n(c['time_ms'])}</td>"
                      f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -183,7 +196,7 @@ def _bandwidth(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[
                      f"<td class='n'>{_n(f['beta_gbps'])}</td><td class='n'>{_n(f['busbw_gbps'])}</td>"
                      f"<td class='n'>{_n(f['peak_gbps'], 0)}</td><td class='n'>{_n(f['pct_of_peak'], 1)}</td>"
                      f"<td>{h(f['peak_source'] or '-')}</td></tr>")
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -193,11 +206,11 @@ def _buckets(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[st
     parts = ["<h2>DDP buckets</h2>"]
     if "buckets" in plots:
         parts.append(_img("buckets", plots["buckets"], "bucket sizes and exposure"))
-    parts.append(_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms"))
+    parts.append(_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms", name="buckets"))
     for b in s["buckets"]:
         parts.append(_row((b["index"], h(_fmt_bytes(b["bytes"])), b["params"], _n(b["ready_ms"]),
                            _n(b["launch_ms"]), _n(b["comm_ms"]), _n(b["exposed_ms"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -218,7 +231,7 @@ def _pipeline(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[s
     for st in s["pipeline"]["stages"]:
         parts.append(_row((st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
                            h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -236,7 +249,7 @@ def _dataparallel(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> li
             parts.append(f"<tr><td>{h(p['name'])}</td>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
                 p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),
                 _n(p["host_ms"]), _n(p["gpu_ms"]), _n(p["busy_ms"]))) + "</tr>")
-        parts.append("</table>")
+        parts.append(_END)
     return parts
 
 
@@ -253,7 +266,7 @@ def _memory(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str
         parts.append(_row(h(str(v)) for v in (
             m["rank"], m["device"], _fmt_bytes(m["peak_allocated_bytes"]), _fmt_bytes(m["peak_reserved_bytes"]),
             "–" if m["pct_of_device"] is None else m["pct_of_device"], buckets, hook)))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -263,11 +276,12 @@ def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list
     parts = [f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
              "after the first rank. While the others waited, the late rank was computing, communicating "
              "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
-             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle")]
+             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle",
+                     name="stragglers")]
     for st in s["stragglers"]:
         parts.append(_row((st["rank"], st["late_count"], st["instances"], _n(st["mean_late_ms"]),
                            _n(st["late_compute_ms"]), _n(st["late_comm_ms"]), _n(st["late_idle_ms"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 

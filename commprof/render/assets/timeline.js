@@ -12,8 +12,7 @@
   const D = JSON.parse(src.textContent), C = D.colors, NM = D.names, Q = D.q_ns;
   const cv = root.querySelector("canvas"), ctx = cv.getContext("2d");
   const tip = root.querySelector('[data-commprof="tooltip"]');
-  const GUT = 92, AX = 22, ROW = 22, LANE = 14, MAXH = 640, GROUP = 32;
-  const PRI = { compute: 1, memcpy: 1, comm: 2, exposed: 3, wait: 4 };
+  const GUT = 92, AX = 22, ROW = 22, LANE = 14, MAXH = 640, GROUP = 24;
 
   function dec(a, w) {  // delta-encoded rows of width w
     const n = (a.length / w) | 0, s = new Float64Array(n), d = new Float64Array(n), x = [];
@@ -146,7 +145,7 @@
     }
   }
 
-  function overview() {  // ranks x time: the most telling activity of each pixel (wait > exposed > comm > compute)
+  function overview() {  // ranks x time: what each pixel's ranks were doing (compute > wait > exposed > hidden comm)
     const w = Math.max(Math.floor(S.W - GUT), 1), nr = S.g1 - S.g0, rows = Math.min(nr, S.H - AX);
     const cls = new Uint8Array(w * rows), k = (S.v1 - S.v0) / w;
     function paint(L, r, p) {
@@ -157,10 +156,10 @@
     }
     for (let i = S.g0; i < S.g1; i++) {
       const o = R[i], r = Math.floor((i - S.g0) * rows / nr);
-      paint(o.cp, r, 1); paint(o.mc, r, 1); paint(o.cm, r, 2); paint(o.ex, r, 3); paint(o.wt, r, 4);
+      paint(o.cm, r, 1); paint(o.ex, r, 2); paint(o.wt, r, 3); paint(o.mc, r, 4); paint(o.cp, r, 4);
     }
     const img = ctx.createImageData(w, rows), pal = [[250, 250, 250]];
-    [C.compute, C.comm, C.exposed, C.wait].forEach(function (c) {
+    [C.comm, C.exposed, C.wait, C.compute].forEach(function (c) {
       pal.push([parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16)]);
     });
     for (let j = 0; j < cls.length; j++) {
@@ -172,7 +171,8 @@
     ctx.drawImage(off, GUT, AX, w, S.H - AX);
     ctx.fillStyle = "#333"; ctx.font = "11px sans-serif"; ctx.textBaseline = "middle";
     const every = Math.max(1, Math.ceil(nr / ((S.H - AX) / 16)));
-    for (let i = S.g0; i < S.g1; i += every) ctx.fillText("rank " + R[i].r, 4, rankY(i) + 2);
+    const rh = (S.H - AX) / nr;
+    for (let i = S.g0; i < S.g1; i += every) ctx.fillText("rank " + R[i].r, 4, Math.max(rankY(i) + rh / 2, AX + 7));
   }
   function rankY(i) {  // top of rank index i's row in the current view (null: not drawn)
     if (S.mode === "overview") return AX + (i - S.g0) * (S.H - AX) / (S.g1 - S.g0);
@@ -218,6 +218,9 @@
     root.setAttribute("data-view-end-ns", String(Math.round(S.v1 * Q)));
     root.setAttribute("data-mode", S.mode);
     root.setAttribute("data-selected", String(S.sel));
+    let nsel = 0;
+    if (S.sel >= 0) R.forEach(function (o) { for (let i = 0; i < o.cm.n; i++) if (o.cm.x[1][i] === S.sel) { nsel++; break; } });
+    root.setAttribute("data-selected-ranks", String(nsel));
     const vis = S.mode === "overview" ? [S.g0, S.g1 - 1] : [S.rk0, layout().slice(-1)[0][0]];
     root.setAttribute("data-view-ranks", R[vis[0]].r + "-" + R[vis[1]].r);
   }
@@ -292,7 +295,7 @@
   function zoomRanks(c, f) {  // overview: rank window around index c scaled by f; small enough -> detail
     const n = Math.max(Math.round((S.g1 - S.g0) * f), 1);
     S.g0 = Math.max(0, Math.min(Math.round(c - (c - S.g0) * f), R.length - n)); S.g1 = Math.min(S.g0 + n, R.length);
-    if (n * ROW <= MAXH) { S.mode = "detail"; S.rk0 = S.g0; }
+    if (n * ROW <= MAXH - AX) { S.mode = "detail"; S.rk0 = S.g0; }
   }
 
   cv.addEventListener("wheel", function (e) {
@@ -330,7 +333,7 @@
     if (!d || d.moved || e.target !== cv) return;
     const p = pos(e), h = hit(p[0], p[1]);
     if (h && h.gutter !== undefined) { R[h.gutter].open = !R[h.gutter].open; draw(); return; }
-    if (h && h.kind === "overview") { zoomRanks(h.idx, GROUP / (S.g1 - S.g0)); draw(); return; }
+    if (h && h.kind === "overview") { tip.hidden = true; zoomRanks(h.idx, GROUP / (S.g1 - S.g0)); draw(); return; }
     if (h && h.kind === "cm" && h.o.cm.x[1][h.i] >= 0) {
       const inst = h.o.cm.x[1][h.i]; S.sel = S.sel === inst ? -1 : inst; S.selEv = null;
     } else if (h && h.kind === "cm") { S.sel = -1; S.selEv = [h.o, h.i]; } else { S.sel = -1; S.selEv = null; }
@@ -352,6 +355,16 @@
     if (pc) { pc.checked = S.path; pc.disabled = !path.length; }
   }
   window.addEventListener("resize", draw);
+  // for scripts and tests: where (canvas pixels) the i-th interval of a lane ("cp", "cm", "ex", "wt", "mc") of the
+  // rank at index k is drawn in the current view, or null when it is not on screen
+  root.locate = function (kind, k, i) {
+    const o = R[k], L = o && o[kind];
+    if (!L || i >= L.n || S.mode !== "detail") return null;
+    const y = rankY(k); if (y === null) return null;
+    const f = { cp: 0.25, mc: 0.45, cm: 0.67, ex: 0.67, wt: 0.92 }[kind];
+    const x0 = Math.max(X(L.s[i]), GUT), x1 = Math.min(X(L.s[i] + L.d[i]), S.W);
+    return x1 < x0 ? null : { x: (x0 + x1) / 2, y: y + f * ROW, t: L.s[i] * Q, d: L.d[i] * Q };
+  };
   draw();
   root.setAttribute("data-ready", "1");
 })();

@@ -166,13 +166,13 @@ def _budget(lanes: dict[int, dict[str, Any]], fixed: int, budget: int) -> tuple[
     return masks, {"intervals": int(total - keep_n), "below_us": below * Q_NS // 1000, "budget": budget}
 
 
-def _path(rep: Report, origin: int, strings: _Strings) -> list[int]:
-    """The critical path's segments ``[rank, start, dur, what]`` flattened, when the report has one: segments with
-    ``rank``, ``start_ns``, ``end_ns`` (aligned: Unix ns on the reference rank's clock) and ``what``, as records
-    or mappings, in ``report.critical_path`` (itself or its ``segments``/``path``); empty otherwise."""
+def path_segments(rep: Report) -> list[tuple[int, int, int, str]]:
+    """The critical path's segments ``(rank, start_ns, end_ns, what)`` when the report has one: records or mappings
+    with ``rank``, ``start_ns``, ``end_ns`` (aligned: Unix ns on the reference rank's clock) and ``what``, in
+    ``report.critical_path`` (itself or its ``segments`` / ``path``); empty otherwise."""
     cp = getattr(rep, "critical_path", None)
     segs = getattr(cp, "segments", None) or getattr(cp, "path", None) or cp
-    out: list[int] = []
+    out: list[tuple[int, int, int, str]] = []
     if not segs or isinstance(segs, (str, bytes)):
         return out
     for seg in segs:
@@ -180,10 +180,17 @@ def _path(rep: Report, origin: int, strings: _Strings) -> list[int]:
             return seg.get(name) if isinstance(seg, dict) else getattr(seg, name, None)
 
         rank, s, e = get("rank"), get("start_ns"), get("end_ns")
-        if rank is None or s is None or e is None:
-            continue
-        qs = (int(s) - origin) // Q_NS
-        out += [int(rank), qs, max((int(e) - origin + Q_NS - 1) // Q_NS - qs, 1), strings(get("what") or "")]
+        if rank is not None and s is not None and e is not None:
+            out.append((int(rank), int(s), int(e), str(get("what") or "")))
+    return out
+
+
+def _path(rep: Report, origin: int, strings: _Strings) -> list[int]:
+    """``path_segments`` as ``[rank, start, dur, what]`` quanta, flattened."""
+    out: list[int] = []
+    for rank, s, e, what in path_segments(rep):
+        qs = (s - origin) // Q_NS
+        out += [rank, qs, max((e - origin + Q_NS - 1) // Q_NS - qs, 1), strings(what)]
     return out
 
 

@@ -22,7 +22,7 @@
     return [lo, hi];
   }
   function draw() {
-    W = Math.max(root.clientWidth, 300);
+    W = Math.max(root.clientWidth - 12, 300);
     const dpr = window.devicePixelRatio || 1;
     cv.width = W * dpr; cv.height = H * dpr; cv.style.width = W + "px"; cv.style.height = H + "px";
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);

@@ -52,7 +52,7 @@
   function lower(a, v, n) { let lo = 0, hi = n; while (lo < hi) { const m = (lo + hi) >> 1; if (a[m] < v) lo = m + 1; else hi = m; } return lo; }
   function X(t) { return GUT + (t - S.v0) / (S.v1 - S.v0) * (S.W - GUT); }
   function T(x) { return S.v0 + (x - GUT) / (S.W - GUT) * (S.v1 - S.v0); }
-  function rowH(o) { return o.open ? LANE * o.lanes.length + 6 : ROW; }
+  function rowH(o) { return o.open ? LANE * (o.lanes.length + 1) + 6 : ROW; }
   function ms(q) { return (q * Q / 1e6).toFixed(3) + " ms"; }
   function dur(q) { const ns = q * Q; return ns >= 1e6 ? (ns / 1e6).toFixed(3) + " ms" : (ns / 1e3).toFixed(0) + " µs"; }
   function bytes(b) {
@@ -119,17 +119,17 @@
     } else {
       o.lanes.forEach(function (l, k) {
         const pick = l.length > 3 ? function (i) { return D.kinds[o.cm.x[0][i]][4] === l[3]; } : null;
-        bars(l[1], y + 3 + k * LANE, LANE - 3, l[2], pick);
-        if (l.length > 3) bars(o.ex, y + 3 + k * LANE + LANE - 6, 3, C.exposed);
+        bars(l[1], y + 3 + (k + 1) * LANE, LANE - 3, l[2], pick);
+        if (l.length > 3) bars(o.ex, y + 3 + (k + 1) * LANE + LANE - 6, 3, C.exposed);
       });
     }
     highlight(o, y, h);
     ctx.fillStyle = "#333"; ctx.font = "11px sans-serif"; ctx.textBaseline = "middle";
     ctx.clearRect(0, y, GUT - 2, h);
-    ctx.fillText((o.open ? "▾ " : "▸ ") + "rank " + o.r, 4, y + Math.min(h / 2, ROW / 2));
+    ctx.fillText((o.open ? "▾ " : "▸ ") + "rank " + o.r, 4, y + (o.open ? 3 + LANE / 2 : h / 2));
     if (o.open) {
       ctx.font = "9px sans-serif"; ctx.fillStyle = "#777";
-      o.lanes.forEach(function (l, k) { ctx.fillText(l[0].slice(0, 16), 14, y + 3 + k * LANE + LANE / 2 + 5); });
+      o.lanes.forEach(function (l, k) { ctx.fillText(l[0].slice(0, 16), 14, y + 3 + (k + 1) * LANE + LANE / 2); });
     }
     ctx.fillStyle = "#e4e4e4"; ctx.fillRect(0, y + h - 1, S.W, 1);
   }
@@ -247,7 +247,7 @@
     const t = T(x), tol = 3 * (S.v1 - S.v0) / (S.W - GUT);
     let order;
     if (o.open) {
-      const l = o.lanes[Math.min(Math.max(Math.floor((y - row[1] - 3) / LANE), 0), o.lanes.length - 1)];
+      const l = o.lanes[Math.min(Math.max(Math.floor((y - row[1] - 3) / LANE) - 1, 0), o.lanes.length - 1)];
       const pick = l.length > 3 ? function (i) { return D.kinds[o.cm.x[0][i]][4] === l[3]; } : null;
       const kind = { "compute": "cp", "exposed comm": "ex", "wait": "wt", "memcpy": "mc" }[l[0]] || "cm";
       const i = find(o[kind], t, tol, kind === "cm" ? pick : null);

@@ -145,7 +145,7 @@ def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
     for rt in run.ranks:
         out.extend(rt.warnings)
         if rt.sidecar is not None:
-            out.extend(f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
+            out.extend(w if w.startswith(f"rank {rt.rank}:") else f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
     out.extend(cross.warnings)
     out.extend(say.sizes_unknown(run.ranks))
     if wanted is not None and not any(o.steps for o in overlaps):

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-WORLD, LAYERS, WIDTH, STEPS = 4, 12, 128, 8
+WORLD, LAYERS, WIDTH, STEPS = 4, 12, 128, 11
 
 
 def worker(rank: int, out: str, port: int, slow: int, sleep_us: float) -> None:
@@ -25,7 +25,7 @@ def worker(rank: int, out: str, port: int, slow: int, sleep_us: float) -> None:
     mine = groups[rank // 2]
     w = [torch.randn(WIDTH, WIDTH) / WIDTH ** 0.5 for _ in range(LAYERS)]
     x0 = torch.randn(64, WIDTH)
-    prof = profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=1, warmup=1, active=5),
+    prof = profile(activities=[ProfilerActivity.CPU], schedule=schedule(wait=1, warmup=1, active=8),
                    on_trace_ready=lambda p: p.export_chrome_trace(os.path.join(out, f"rank{rank}.json")))
     with prof:
         for _ in range(STEPS):

@@ -113,6 +113,37 @@ def test_two_ranks_taking_turns_name_no_rank():
     assert _cause(rn).cause.rank is None
 
 
+def test_two_ranks_taking_turns_step_by_step_name_no_rank():
+    """Rank 0 slow in steps 0 and 2, rank 1 in step 1: the majority alone would name rank 0; its gain does not
+    stand out from what rank 1's slowness cost."""
+    rng = np.random.default_rng(6)
+    rn = lockstep(2, 6, 3, lambda r, s, layer: int(1_000 * US * (1.3 if s % 2 == r else 1.0) * rng.uniform(0.99, 1.01)))
+    c = _cause(rn).cause
+    assert c.rank is None and c.ranks == () and c.jitter_ms > 0
+
+
+def test_two_slow_ranks_of_a_group_are_named_together():
+    """Ranks 1 and 5 of a lockstep group of 8 are both 30% slower: each alone gains little (the other is as slow),
+    together they hold the job back."""
+    rng = np.random.default_rng(7)
+    rn = lockstep(8, 6, 3, lambda r, s, layer: int(1_000 * US * (1.3 if r in (1, 5) else 1.0)
+                                                   * rng.uniform(0.98, 1.02)))
+    c = _cause(rn).cause
+    assert c.rank is None and c.ranks == (1, 5) and c.what == COMPUTE, c.text
+    assert c.predicted_gain_ms == pytest.approx(6 * 0.3, rel=0.2)
+    assert c.text.startswith("Ranks 1 and 5 hold the job back together")
+
+
+def test_one_outlier_step_of_another_rank_does_not_hide_the_cause():
+    """Rank 3 sleeps before every collective; rank 0 stalls once (one step): rank 3 is still named."""
+    rng = np.random.default_rng(8)
+    rn = lockstep(4, 5, 5, lambda r, s, layer: int(1_000 * US * rng.uniform(0.99, 1.01)
+                                                   + (2_000 * US if (r, s, layer) == (0, 2, 1) else 0)),
+                  sleep=lambda r: 400 * US if r == 3 else 0)
+    c = _cause(rn).cause
+    assert c.rank == 3 and c.what == IDLE and c.steps_on_path >= 4, c.text
+
+
 def test_rank_idle_before_collectives_is_named_as_idle():
     rng = np.random.default_rng(3)
     rn = lockstep(4, 5, 3, lambda r, s, layer: int(1_000 * US * rng.uniform(0.99, 1.01)),

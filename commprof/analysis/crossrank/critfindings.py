@@ -23,10 +23,13 @@ _DOING = {"compute": "Its own compute is slower than its peers' (a slower or thr
 
 def root_cause_finding(crit: Critical) -> Finding:
     c = crit.cause
-    if c.rank is None:
+    if not c.ranks:
         return Finding("info", c.text)
     gain_pct = 100 * (c.predicted_gain_ms or 0) / c.step_ms if c.step_ms else 0.0
-    return Finding("high" if gain_pct >= 10 else "medium", f"{c.text} {_DOING.get(c.what or '', '')}".strip())
+    doing = _DOING.get(c.what or "", "")
+    if len(c.ranks) > 1:  # several ranks named together
+        doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
+    return Finding("high" if gain_pct >= 10 else "medium", f"{c.text} {doing}".strip())
 
 
 def comm_findings(crit: Critical) -> list[Finding]:

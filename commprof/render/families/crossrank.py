@@ -32,8 +32,10 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
     c = crit.cause
     return {"rank": c.rank, "ranks": list(c.ranks), "what": c.what, "share_pct": _r(c.share_pct, 1),
             "steps_on_path": c.steps_on_path, "steps": c.steps, "step_ms": _r(c.step_ms), "noise_ms": _r(c.noise_ms),
+            "jitter_ms": _r(c.jitter_ms),
             "predicted_step_ms": _r(c.predicted_step_ms), "predicted_gain_ms": _r(c.predicted_gain_ms),
             "predicted_range_ms": None if c.predicted_range_ms is None else [_r(v) for v in c.predicted_range_ms],
+            "gain_range_ms": None if c.gain_range_ms is None else [_r(v) for v in c.gain_range_ms],
             "ratio_to_peers": None if c.ratio is None or c.ratio == float("inf") else _r(c.ratio, 3),
             "peers": c.peers or None, "spread": [{"rank": r, "share_pct": _r(s, 1)} for r, s in c.spread],
             "text": c.text}

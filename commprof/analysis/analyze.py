@@ -23,6 +23,7 @@ from .production import MonitorReport
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
 from .volume import CollectiveStat, collective_stats
+from .withheld import NO_ADVICE, no_cross, withheld_finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,28 +64,31 @@ class Report:
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
-            digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None) -> Report:
+            digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None,
+            per_rank_only: bool = False) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
     the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
     ``step_ms``: the step time outside the profiler, for ranks whose files do not record it (plain torch.profiler
-    traces): the what-ifs are calibrated on it."""
+    traces): the what-ifs are calibrated on it.  ``per_rank_only`` (or a run ``load`` marked so): per-rank figures
+    only, no cross-rank claim (``withheld``)."""
+    withheld = per_rank_only or run.per_rank_only
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}
     key = steps_key(wanted)
     per_rank = [results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks]
     overlaps = tuple(r.overlap for r in per_rank)
     rows: list[BucketStep] = [b for r in per_rank for b in r.bucket_rows]
-    cross = cross_rank(run.ranks, wanted, digests)
+    cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests)
     unprof = unprofiled_step_ms(run)
     if step_ms is not None:
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
     bstats = tuple(bucket_stats(rows))
-    advisor = advise(run, rows, bstats, bw, unprof)
-    fsdp = fsdp_advisor(run, bw, unprof)
-    pipe = pipeline(run, unprof, digests)
+    advisor = NO_ADVICE if withheld else advise(run, rows, bstats, bw, unprof)
+    fsdp = None if withheld else fsdp_advisor(run, bw, unprof)
+    pipe = None if withheld else pipeline(run, unprof, digests)
     xfers = tuple(r.transfers for r in per_rank if r.transfers is not None)
     dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)
     mem = tuple(m for rt in run.ranks for m in memory(rt))
@@ -93,6 +97,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     dfind, dadvice = say.dataparallel_findings(dps)
     findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
                 + tuple(say.memory_findings(mem)) + tuple(dfind) + (fsdp.findings if fsdp else ()))
+    if withheld:  # per-rank advice stays (pageable copies, DataParallel); none that rests on cross-rank figures
+        findings = (withheld_finding(run), *findings)
     advice = advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
     return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
                   cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),

@@ -77,7 +77,8 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
              f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
              f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
-             f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
+             f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>",
+             *(f"<div class='sub note'>{h(n, 2000)}</div>" for n in s["notes"])]
     if rep.monitor is not None:  # a hang is the first thing to say
         from .monitor import html_section
 

@@ -36,6 +36,8 @@ def summary(rep: Report) -> dict[str, Any]:
         "devices": list(rep.devices),
         "ranks_loaded": [rt.rank for rt in run.ranks],
         "missing_ranks": list(run.missing_ranks),
+        "notes": list(run.notes),  # the header's lines: cycle analyzed, ranks present of the world, skipped, per-rank
+        "per_rank_only": run.per_rank_only,
         "steps_analyzed": sorted({s.step for o in rep.overlaps for s in o.steps}),
         "ranks": [_rank(rep, o) for o in rep.overlaps],
         "collectives": [_collective(c) for c in rep.collectives],

@@ -31,8 +31,11 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
     head.append("commprof", style="bold")
     head.append(f"  {plain(rep.run.path, 4000)}\n")
     head.append(f"world size {s['world_size']} · backend {plain(s['backend'])} · "
-                f"{len(s['ranks_loaded'])} rank(s) loaded · steps {_steps(s['steps_analyzed'])} · "
+                f"{len(s['ranks_loaded'])} rank(s) loaded · {len(s['steps_analyzed'])} step(s) analyzed: "
+                f"{_steps(s['steps_analyzed'])} · "
                 f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
+    for note in s["notes"]:  # which cycle, ranks present of the world, ranks skipped, per-rank figures only
+        head.append(f"\n{plain(note, 2000)}", style="bold yellow")
     con.print(head, overflow="fold")
     con.print()
     if rep.monitor is not None:  # a hang is the first thing to say

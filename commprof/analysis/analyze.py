@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ..model import Run
 from . import findings as say
 from .advice import Advisor, advise
+from .bands import banded_advice, disturbed_warning
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats
 from .crossrank import CrossRank, cross_rank
@@ -20,8 +21,10 @@ from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
 from .pipeline import PipelineReport, pipeline
 from .production import MonitorReport
+from .runnoise import run_noise
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
+from .uncertainty import Noise
 from .volume import CollectiveStat, collective_stats
 
 
@@ -46,6 +49,7 @@ class Report:
     dataparallel: tuple[DataParallelStat, ...] = ()
     monitor: MonitorReport | None = None  # the monitor's files in the same folder (hangs, slow ranks)
     fsdp: FSDPAnalysis | None = None  # FSDP2's units, phases, what-ifs and advice
+    noise: Noise = Noise()  # how disturbed the traced run was (``uncertainty``)
 
     @property
     def backend(self) -> str:
@@ -82,8 +86,9 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
     bstats = tuple(bucket_stats(rows))
-    advisor = advise(run, rows, bstats, bw, unprof)
-    fsdp = fsdp_advisor(run, bw, unprof)
+    nz = run_noise(run, wanted)
+    advisor = advise(run, rows, bstats, bw, unprof, nz)
+    fsdp = fsdp_advisor(run, bw, unprof, nz)
     pipe = pipeline(run, unprof, digests)
     xfers = tuple(r.transfers for r in per_rank if r.transfers is not None)
     dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)
@@ -91,12 +96,14 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     pfind, padvice = say.pipeline_findings(pipe)
     tfind, tadvice = say.transfer_findings(xfers, overlaps, unprof)
     dfind, dadvice = say.dataparallel_findings(dps)
+    other, withheld = banded_advice(tuple(padvice) + tuple(tadvice) + tuple(dadvice), nz, None)
     findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
-                + tuple(say.memory_findings(mem)) + tuple(dfind) + (fsdp.findings if fsdp else ()))
-    advice = advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
+                + tuple(say.memory_findings(mem)) + tuple(dfind) + (fsdp.findings if fsdp else ()) + withheld)
+    advice = advisor.advice + other + (fsdp.advice if fsdp else ())
     return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
-                  cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),
-                  dps, fsdp=fsdp)
+                  cross, bw, advisor, pipe, xfers, mem, findings, advice,
+                  _warnings(run, cross, wanted, overlaps) + _noise_warning(nz, advisor, fsdp, pipe, advice, withheld),
+                  dps, fsdp=fsdp, noise=nz)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
@@ -111,3 +118,12 @@ def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
     if wanted is not None and not any(o.steps for o in overlaps):
         out.append(f"no ProfilerStep in the requested steps {wanted[0]}..{wanted[-1]}")
     return tuple(out)
+
+
+def _noise_warning(nz: Noise, advisor: Advisor, fsdp: FSDPAnalysis | None, pipe: PipelineReport | None,
+                   advice: tuple[Advice, ...], withheld: tuple[Finding, ...]) -> tuple[str, ...]:
+    """The traced run's disturbance, where it matters: where the report predicts anything."""
+    predicts = bool(advisor.whatifs or (fsdp is not None and fsdp.whatifs) or (pipe is not None and pipe.best)
+                    or advice or withheld)
+    w = disturbed_warning(nz) if predicts else None
+    return (w,) if w else ()

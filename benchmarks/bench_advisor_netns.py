@@ -81,7 +81,7 @@ LAST_SPREAD: list[float | None] = []  # the step-to-step variation (%) of the la
 def measure(net: TwoHosts, settings: list[dict], reps: int, steps: int = 12) -> list[float]:
     """Median un-profiled step (ms) per setting, runs alternating between settings; the variation of all their
     steps pooled, per setting, in LAST_SPREAD (a disturbed measurement shows there)."""
-    from commprof.analysis.uncertainty import variation_pct
+    from commprof.analysis.uncertainty.maths import variation_pct
 
     per: list[list[float]] = [[] for _ in settings]
     pooled: list[list[float]] = [[] for _ in settings]
@@ -153,7 +153,7 @@ def compression_proof(net: TwoHosts, reps: int) -> tuple[list[Row], dict]:
     settings = [{"bucket_cap_mb": 25}, {"bucket_cap_mb": cap, "hook": "fp16"}]
     psgd_value = psgd.value if psgd is not None else "powerSGD_hook(matrix_approximation_rank=4)"
     rank = int(str(psgd_value).rsplit("=", 1)[1].rstrip(")"))
-    # gloo: PowerSGD runs with one bucket (see commprof.analysis.advice)
+    # gloo: PowerSGD runs with one bucket (see commprof.analysis.ddp.advice)
     settings.append({"bucket_cap_mb": 200, "hook": f"powersgd:{rank}"})
     meas = measure(net, settings, reps, steps=9)
     spread = list(LAST_SPREAD)

@@ -84,7 +84,7 @@ LAST_SPREAD: list[float | None] = []  # the step-to-step variation (%) of the la
 
 
 def measure(net: TwoHosts, model: dict, settings: list[dict], reps: int) -> list[float]:
-    from commprof.analysis.uncertainty import variation_pct
+    from commprof.analysis.uncertainty.maths import variation_pct
 
     per: list[list[float]] = [[] for _ in settings]
     pooled: list[list[float]] = [[] for _ in settings]

@@ -42,14 +42,14 @@ def proof(split: list[int], reps: int) -> dict:
     launch(d, split=split, steps=12, trace=True)
     rep = commprof.analyze(commprof.load(d))
     adv = next((a for a in rep.advice if a.knob == "partition"), None)
-    from commprof.analysis.uncertainty import band
+    from commprof.analysis.uncertainty.maths import band
 
     res = {"traced": split, "advice": adv, "report": rep}
     if adv is None:
         return res
     # the traced split's own step is measured, not predicted: its band is the run-to-run drift and the noise
     res["baseline_range_ms"] = band(adv.baseline_step_ms, rep.noise, None, changed=False)
-    from commprof.analysis.uncertainty import variation_pct
+    from commprof.analysis.uncertainty.maths import variation_pct
 
     base: list[float] = []
     new: list[float] = []

@@ -68,7 +68,7 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
     """Load a folder of per-rank traces (and sidecars) into a ``Run``.  ``comm_kernels``: more kernels that move
     data between ranks (regular expressions, optionally ``"op=regex"``).  See ``commprof.engine.load.load``."""
     from .engine import load as _load
-    from .reader.jsonio import DEFAULT_MAX_BYTES
+    from .reader.decode.jsonio import DEFAULT_MAX_BYTES
 
     return _load(path, ranks=ranks, max_bytes=max_bytes or DEFAULT_MAX_BYTES, workers=workers, progress=progress,
                  executor=executor, steps=steps, spill=spill, comm_kernels=comm_kernels)
@@ -77,16 +77,21 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
             step_ms: float | None = None) -> Report:
     """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
-    time outside the profiler where the files do not record it (plain torch.profiler traces)."""
+    time outside the profiler where the files do not record it (plain torch.profiler traces).  Where the run's
+    folder also holds the files of ``commprof.monitor``, their diagnosis (hangs, slow ranks) is the report's
+    production section."""
     from .analysis.analyze import analyze as _analyze
     from .engine import digests_of
+    from .reader.monitor import is_monitor_folder, read_monitor
 
-    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms)
+    folder = Path(run.path)
+    mon = read_monitor(folder) if folder.is_dir() and is_monitor_folder(folder) else None
+    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms, monitor=mon)
 
 
 def plots(report: Report) -> dict[str, bytes]:
     """The report's PNG plots by name (breakdown, timeline, buckets, bandwidth, stragglers)."""
-    from .render.plots import all_plots
+    from .render.plot.plots import all_plots
 
     return all_plots(report)
 

@@ -89,7 +89,7 @@ def parse_ranks(spec: str) -> list[int]:
 def cmd_report(args: argparse.Namespace) -> int:
     from . import analyze
     from .engine import load
-    from .reader.jsonio import DEFAULT_MAX_BYTES
+    from .reader.decode.jsonio import DEFAULT_MAX_BYTES
     from .render import text
     from .render.write import write_outputs
 
@@ -108,7 +108,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     trace_dir = Path(args.trace_dir)
     mon = _monitor(trace_dir)
     if mon is not None and not _has_traces(trace_dir):
-        return _monitor_only(mon, Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
+        from .analysis.production.diagnosis import analyze_monitor
+
+        return _monitor_only(analyze_monitor(mon), Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
     kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps,
                   comm_kernels=args.comm_kernel)
@@ -125,10 +127,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.step_ms is not None and not args.step_ms > 0:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms)
-    if mon is not None:
-        from dataclasses import replace
-
-        rep = replace(rep, monitor=mon)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
     written = write_outputs(rep, Path(args.out) if args.out else default_out, formats)
     if "text" in formats:
@@ -143,19 +141,18 @@ def _has_traces(path: Path) -> bool:
 
 
 def _monitor(path: Path):
-    """The diagnosis of the monitor's files in the folder, if it has any."""
-    from .analysis.production import analyze_monitor
+    """The monitor's files in the folder, if it has any."""
     from .reader.monitor import is_monitor_folder, read_monitor
 
     if not is_monitor_folder(path):
         return None
-    return analyze_monitor(read_monitor(path))
+    return read_monitor(path)
 
 
 def _monitor_only(mon, out: Path, formats: list[str]) -> int:
     """A folder with the monitor's files and no traces: the hang verdict and the slow ranks."""
     from .atomic import write_bytes, write_text
-    from .render import monitor as render
+    from .render.families import monitor as render
 
     written: list[str] = []
     if set(formats) & {"json", "html"}:

@@ -53,7 +53,7 @@ def run(*ranks: RankTrace, world_size: int | None = None) -> Run:
 def parse(doc: dict[str, Any] | list[Any], name: str = "rank0.json") -> RankTrace:
     """A hand-built chrome-trace document (as torch.profiler would write it) read by the real reader."""
     from commprof.reader import parse_document
+    from commprof.reader.decode.jsonio import document
     from commprof.reader.discover import rank_from_name
-    from commprof.reader.jsonio import document
 
     return parse_document(Path(name), document(doc, name), rank_hint=rank_from_name(Path(name)))

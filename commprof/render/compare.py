@@ -148,7 +148,7 @@ def plots(c: Comparison) -> dict[str, bytes]:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from .figure import COMPUTE, EXPOSED, OTHER, to_png
+    from .plot.figure import COMPUTE, EXPOSED, OTHER, to_png
 
     out: dict[str, bytes] = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True, sharex=True)

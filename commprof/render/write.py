@@ -26,7 +26,8 @@ def write_outputs(rep: Report, out_dir: Path, formats: Sequence[str]) -> list[st
         for fmt in to_write:
             target = out_dir / (fmt.filename or "")
             if fmt.name == "html":
-                from . import html, plots
+                from . import html
+                from .plot import plots
 
                 pngs = plots.all_plots(rep)
                 for name, png in pngs.items():

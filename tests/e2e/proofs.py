@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from commprof.analysis.uncertainty import DISTURBED_PCT, Z
+from commprof.analysis.uncertainty.maths import DISTURBED_PCT, Z
 
 __all__ = ["DISTURBED_PCT", "Z", "attempt", "check_bands", "disturbance", "holds", "quiet", "withheld_honestly"]
 

@@ -138,3 +138,13 @@ def test_raw_trace_keys_are_each_used():
     src = "\n".join(p.read_text() for p in (PKG / "reader").rglob("*.py"))
     unused = [n for n in names if f"K.{n}" not in src]
     assert not unused, unused
+
+
+def test_no_folder_over_15_modules():
+    """A family with more than one module is a folder; no folder of the package holds more than 15 modules."""
+    big = {}
+    for d in [PKG, *(p for p in PKG.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+        n = len([p for p in d.glob("*.py") if p.name != "__init__.py"])
+        if n > 15:
+            big[str(d.relative_to(ROOT))] = n
+    assert not big, big

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commprof.analysis.uncertainty import (
+from commprof.analysis.uncertainty.maths import (
     BASE_FLOOR_PCT,
     DISTURBED_PCT,
     MODEL_FLOOR_PCT,

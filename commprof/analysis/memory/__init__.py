@@ -1,0 +1,1 @@
+"""Memory family: peak memory per rank and what communication costs in it."""

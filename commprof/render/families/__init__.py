@@ -1,0 +1,1 @@
+"""Family renderers that draw something of their own: FSDP2 and the production monitor."""

@@ -29,6 +29,9 @@ from .section import Advice, Finding, Section
 from .shared import Shared
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
+from .uncertainty.bands import noise_warning, with_bands
+from .uncertainty.maths import Noise
+from .uncertainty.runnoise import run_noise
 from .volume import CollectiveStat, collective_stats
 
 
@@ -45,6 +48,7 @@ class Report:
     findings: tuple[Finding, ...]  # every section's findings that stand (``arbiter``)
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
+    noise: Noise = Noise()  # how disturbed the traced run was (``uncertainty``)
 
     def section(self, family: str) -> Section | None:
         return next((s for s in self.sections if s.family == family), None)
@@ -129,14 +133,15 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
+    nz = run_noise(run, wanted)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
-                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor)
-    sections = family_sections(shared)
+                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz)
+    sections = tuple(with_bands(s, nz) for s in family_sections(shared))
     findings, advice = arbitrate(sections)
     return Report(run=run, steps=wanted, overlaps=overlaps, unprofiled_step_ms=unprof,
                   collectives=tuple(collective_stats(run.ranks, wanted)), cross=cross, bandwidth=bw,
                   sections=sections, findings=findings, advice=advice,
-                  warnings=_warnings(run, cross, wanted, overlaps))
+                  warnings=_warnings(run, cross, wanted, overlaps) + noise_warning(nz, sections), noise=nz)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..analysis.analyze import Report
+from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
 from .safe import html_text as h
@@ -113,7 +114,8 @@ def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[s
         parts.append(f"<div class='finding sev-{h(f.severity)}'>{h(f.text, 1000)}</div>")
     for a in rep.advice:
         parts.append(f"<div class='finding sev-high'><b>Set {h(a.knob)} = {h(a.value)}</b>: "
-                     f"{a.baseline_step_ms:.1f} → {a.predicted_step_ms:.1f} ms per step. {h(a.why, 1000)}</div>")
+                     f"{a.baseline_step_ms:.1f} → {h(fmt_band(a.predicted_step_ms, a.predicted_range_ms))} per step. "
+                     f"{h(a.why, 100_000)}</div>")
     for note, sec in shown(rep, "note"):
         text = note(rep, sec)
         if text:

@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="analyze a folder of per-rank traces and write a report")
     r.add_argument("trace_dir", help="folder with one Kineto trace per rank (or one trace file)")
     r.add_argument("-o", "--out", help=f"output folder (default: TRACE_DIR/{REPORT_DIR})")
-    r.add_argument("--format", default="text,json,html",
+    r.add_argument("--format", default="text,json,html,perfetto",
                    help="comma-separated: " + ", ".join(f"{f.name} ({f.help})" for f in FORMATS.values()))
     r.add_argument("--steps", help="ProfilerStep numbers to analyze, A:B (A inclusive, B exclusive) or N")
     r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                         "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
                         "searched in kernel names, optionally prefixed with the operation, e.g. "
                         "'all_to_all=my_ep::dispatch'; repeat for more")
+    r.add_argument("--perfetto-max-mb", type=float, default=64.0,
+                   help="leave merged.json out when it would be larger than this many MB of JSON (default 64; 0: no "
+                        "limit)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
@@ -144,7 +147,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
-    written = write_outputs(rep, Path(args.out) if args.out else default_out, formats)
+    notes: list[str] = []
+    written = write_outputs(rep, Path(args.out) if args.out else default_out, formats,
+                            perfetto_max_bytes=int(args.perfetto_max_mb * 1e6) if args.perfetto_max_mb > 0 else None,
+                            notes=notes)
+    for line in notes:
+        print(f"commprof: {line}", file=sys.stderr)
     if "text" in formats:
         sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     return 0
@@ -275,7 +283,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"processes for {steps} steps (steps 2-4 profiled) ...", file=sys.stderr, flush=True)
     launch(out, nproc=nproc, steps=steps)
     rep = analyze(load(out))
-    written = write_outputs(rep, out / REPORT_DIR, ["json", "html"])
+    written = write_outputs(rep, out / REPORT_DIR, ["json", "html", "perfetto"])
     sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     print(f"\nnext: python -m commprof report {out}   (or open {out / REPORT_DIR / 'report.html'})")
     return 0

@@ -30,6 +30,9 @@ from .section import Advice, Finding, Section
 from .shared import Shared
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
+from .uncertainty.bands import noise_warning, with_bands
+from .uncertainty.maths import Noise
+from .uncertainty.runnoise import run_noise
 from .volume import CollectiveStat, collective_stats
 
 
@@ -46,6 +49,7 @@ class Report:
     findings: tuple[Finding, ...]  # every section's findings that stand (``arbiter``)
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
+    noise: Noise = Noise()  # how disturbed the traced run was (``uncertainty``)
 
     def section(self, family: str) -> Section | None:
         return next((s for s in self.sections if s.family == family), None)
@@ -132,16 +136,17 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
+    nz = run_noise(run, wanted)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
-                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor)
-    sections = family_sections(shared)
+                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz)
+    sections = tuple(with_bands(s, nz) for s in family_sections(shared))
     if withheld:
         sections = per_rank_sections(run, sections)
     findings, advice = arbitrate(sections)
     return Report(run=run, steps=wanted, overlaps=overlaps, unprofiled_step_ms=unprof,
                   collectives=tuple(collective_stats(run.ranks, wanted)), cross=cross, bandwidth=bw,
                   sections=sections, findings=findings, advice=advice,
-                  warnings=_warnings(run, cross, wanted, overlaps))
+                  warnings=_warnings(run, cross, wanted, overlaps) + noise_warning(nz, sections), noise=nz)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
@@ -150,7 +155,7 @@ def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
     for rt in run.ranks:
         out.extend(rt.warnings)
         if rt.sidecar is not None:
-            out.extend(f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
+            out.extend(w if w.startswith(f"rank {rt.rank}:") else f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
     out.extend(cross.warnings)
     out.extend(say.sizes_unknown(run.ranks))
     if wanted is not None and not any(o.steps for o in overlaps):

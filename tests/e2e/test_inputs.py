@@ -192,14 +192,13 @@ def test_a_chrome_trace_of_another_program(tmp_path, capsys):
 
 
 def _first_commprof_line(stderr: str) -> str:
-    return next(line for line in stderr.splitlines() if "commprof:" in line)
+    return next(line for line in stderr.splitlines() if line.startswith("commprof"))
 
 
 def test_no_step_recorded_is_named_at_exit(tmp_path):
     res = _job(tmp_path / "t", "no_step")
     line = _first_commprof_line(res.stderr)
-    assert "RuntimeWarning: commprof: no step was recorded: call prof.step() once per training step" in line
-    assert "inputs_job.py" in line  # points at the user's `with` block, not at commprof
+    assert line.startswith("commprof (rank 0): no step was recorded: call prof.step() once per training step")
     side = json.loads((tmp_path / "t" / "rank0.commprof.json").read_text())
     assert any(w.startswith("no step was recorded") for w in side["warnings"])
 
@@ -207,8 +206,8 @@ def test_no_step_recorded_is_named_at_exit(tmp_path):
 def test_a_loop_shorter_than_the_schedule_is_named(tmp_path, capsys):
     res = _job(tmp_path / "t", "short_loop")
     line = _first_commprof_line(res.stderr)
-    assert ("commprof: the loop ran 3 step(s), fewer than the schedule's skip_first + wait + warmup + active = 5: "
-            "the trace holds 1 profiled step(s) (step 2)") in line
+    assert line.startswith("commprof (rank 0): the loop ran 3 step(s), fewer than the schedule's skip_first + wait + "
+                           "warmup + active = 5: the trace holds 1 profiled step(s) (step 2)")
     code, err, head = _report(capsys, tmp_path / "t", tmp_path / "o")
     assert code == 0, err
     assert "· 1 step(s) analyzed: 2 ·" in head.splitlines()[1]

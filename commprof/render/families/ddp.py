@@ -14,11 +14,15 @@ from ..fmt import num as _f
 from ..fmt import num as _n
 from ..fmt import size as _fmt_bytes
 from ..safe import html_text as h
-from ..tables import MAX_ROWS, html_head, html_img, html_row, table
+from ..tables import HTML_END, MAX_ROWS, html_head, html_img, html_row, table
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
+
+
+def range_ms(rng: tuple[float, float] | None) -> list[float | None] | None:
+    return [_r(rng[0]), _r(rng[1])] if rng is not None else None
 
 
 def as_json(rep: Report) -> dict[str, Any]:
@@ -27,7 +31,8 @@ def as_json(rep: Report) -> dict[str, Any]:
                      "launch_ms": _r(b.launch_ms), "comm_ms": _r(b.comm_ms), "exposed_ms": _r(b.exposed_ms)}
                     for b in rep.buckets],
         "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
-                    "predicted_exposed_ms": _r(w.exposed_ms), "assumed": list(w.assumed)}
+                    "predicted_range_ms": range_ms(w.range_ms), "predicted_exposed_ms": _r(w.exposed_ms),
+                    "assumed": list(w.assumed)}
                    for w in rep.advisor.whatifs],
         "advisor": _advisor(rep),
     }
@@ -78,11 +83,12 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     parts = ["<h2>DDP buckets</h2>"]
     if "buckets" in plots:
         parts.append(html_img("buckets", plots["buckets"], "bucket sizes and exposure"))
-    parts.append(html_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms"))
+    parts.append(html_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms",
+                           name="buckets"))
     for b in s["buckets"]:
         parts.append(html_row((b["index"], h(_fmt_bytes(b["bytes"])), b["params"], _n(b["ready_ms"]),
                            _n(b["launch_ms"]), _n(b["comm_ms"]), _n(b["exposed_ms"]))))
-    parts.append("</table>")
+    parts.append(HTML_END)
     return parts
 
 

@@ -24,7 +24,8 @@ def straggler_run(tmp_path_factory) -> Path:
 
 
 def _shift_rank(src: Path, dst: Path, rank: int, seconds: float) -> None:
-    """Copy a run, putting one rank's host clock ``seconds`` ahead (its trace and its sidecar)."""
+    """Copy a run as if one rank had run on another host whose clock is ``seconds`` ahead (its trace, named for
+    that host, and its sidecar): clocks of one host agree, so commprof refuses a shift between ranks of one host."""
     dst.mkdir()
     for p in src.iterdir():
         if p.is_dir():
@@ -35,6 +36,8 @@ def _shift_rank(src: Path, dst: Path, rank: int, seconds: float) -> None:
             for e in doc["traceEvents"]:
                 if isinstance(e.get("ts"), (int, float)):
                     e["ts"] += seconds * 1e6
+            if "host_name" in doc:
+                doc["host_name"] = f"{doc['host_name']}-other-host"
             data = gzip.compress(json.dumps(doc).encode())
         elif p.name == f"rank{rank}.commprof.json":
             sc = json.loads(data)

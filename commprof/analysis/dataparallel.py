@@ -46,7 +46,7 @@ class DPPhase:
     busy_ms: float  # union of host and GPU time
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DataParallelStat:
     rank: int
     devices: tuple[int, ...]
@@ -109,5 +109,6 @@ def dataparallel(rt: RankTrace, step_ms: float | None = None) -> DataParallelSta
         last_share = min(1.0, DDP_BUCKET_BYTES / grad_bytes) if grad_bytes else 1.0
         exposed = allreduce * last_share
         ddp_step = max(step - overhead_ms + exposed, 0.0)
-    return DataParallelStat(rt.rank, tuple(devices), len(steps), step, tuple(phases), overhead_ms, busy,
-                            grad_bytes, ddp_step, allreduce, exposed)
+    return DataParallelStat(rank=rt.rank, devices=tuple(devices), steps=len(steps), step_ms=step, phases=tuple(phases),
+                            overhead_ms=overhead_ms, device_busy_ms=busy, grad_bytes=grad_bytes, ddp_step_ms=ddp_step,
+                            ddp_allreduce_ms=allreduce, ddp_exposed_ms=exposed)

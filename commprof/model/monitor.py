@@ -45,7 +45,7 @@ class ThreadStack:
     frames: tuple[Frame, ...]  # innermost last
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HangDump:
     """A rank's dump: the monitor's (hang, SIGUSR1, exception) or PyTorch's own on an NCCL timeout."""
 

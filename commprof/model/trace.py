@@ -52,7 +52,7 @@ class Step:
         return self.end_ns - self.start_ns
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Collective:
     """One collective or point-to-point call as this rank saw it.
 
@@ -135,7 +135,7 @@ class GradEvents:
         return int(self.start_ns.shape[0])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RankTrace:
     """Everything the analysis needs from one rank's trace (and sidecar, when there is one)."""
 

@@ -93,9 +93,9 @@ def read_hang(p: Path) -> HangDump:
     fr: dict[str, Any] = doc[F.FR] if isinstance(doc.get(F.FR), dict) else {}
     entries = tuple(x for x in (_entry(e) for e in fr.get(F.FR_ENTRIES) or []) if x is not None)
     err = fr.get(F.FR_ERROR)
-    return HangDump(rank, str(p), "commprof", str(doc.get(F.REASON, ""))[:600], _int(doc.get(F.STEP)),
-                    _int(doc.get(F.TIME)), str(err)[:600] if err else None, entries, _threads(doc.get(F.THREADS)),
-                    _int(doc.get(F.WORLD_SIZE)))
+    return HangDump(rank=rank, path=str(p), source="commprof", reason=str(doc.get(F.REASON, ""))[:600],
+                    step=_int(doc.get(F.STEP)), time_ns=_int(doc.get(F.TIME)), fr_error=str(err)[:600] if err else None,
+                    entries=entries, threads=_threads(doc.get(F.THREADS)), world_size=_int(doc.get(F.WORLD_SIZE)))
 
 
 def read_pickle(p: Path) -> HangDump:
@@ -109,7 +109,8 @@ def read_pickle(p: Path) -> HangDump:
         raise InputError(p, "Flight Recorder dump without a rank in its name")
     entries = tuple(x for x in (_entry(F.convert_fr_entry(e)) for e in doc["entries"]
                                 if isinstance(e, dict) and not e.get("is_p2p")) if x is not None)
-    return HangDump(rank, str(p), "pytorch", "PyTorch's Flight Recorder dump", None, None, None, entries, ())
+    return HangDump(rank=rank, path=str(p), source="pytorch", reason="PyTorch's Flight Recorder dump", step=None,
+                    time_ns=None, fr_error=None, entries=entries, threads=())
 
 
 def read_fault(p: Path) -> Crash | None:

@@ -169,10 +169,12 @@ def fsdp_settings(raw: Any) -> FSDPSettings | None:
     for u in raw.get(F.FSDP_UNITS) or []:
         if not isinstance(u, dict) or not isinstance(u.get(F.U_NAME), str):
             continue
-        units.append(FSDPUnit(u[F.U_NAME][:200], _i(u.get(F.U_PARAMS)), _i(u.get(F.U_NUMEL)),
-                              _i(u.get(F.U_UNSHARDED_BYTES)), _i(u.get(F.U_SHARDED_BYTES)), _names(u.get(F.U_DTYPES)),
-                              bool(u.get(F.U_RESHARD)), _names(u.get(F.U_FWD_PREFETCH)),
-                              _names(u.get(F.U_BWD_PREFETCH))))
+        units.append(FSDPUnit(name=u[F.U_NAME][:200], params=_i(u.get(F.U_PARAMS)), numel=_i(u.get(F.U_NUMEL)),
+                              unsharded_bytes=_i(u.get(F.U_UNSHARDED_BYTES)),
+                              sharded_bytes=_i(u.get(F.U_SHARDED_BYTES)), dtypes=_names(u.get(F.U_DTYPES)),
+                              reshard_after_forward=bool(u.get(F.U_RESHARD)),
+                              forward_prefetch=_names(u.get(F.U_FWD_PREFETCH)),
+                              backward_prefetch=_names(u.get(F.U_BWD_PREFETCH))))
     mp: dict[str, Any] = raw[F.FSDP_MP] if isinstance(raw.get(F.FSDP_MP), dict) else {}
     mesh: dict[str, Any] = raw[F.FSDP_MESH] if isinstance(raw.get(F.FSDP_MESH), dict) else {}
     shape = tuple(d for d in mesh.get("shape") or [] if isinstance(d, int) and not isinstance(d, bool))

@@ -25,7 +25,7 @@ from ...model import Collective, FSDPEvent, FSDPSettings, RankTrace
 AG, BWD_AG, RS, AR = "forward all-gather", "backward all-gather", "reduce-scatter", "all-reduce"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseRecord:
     """One unit's collective in one step."""
 
@@ -76,7 +76,7 @@ class UnitStat:
     phases: dict[str, tuple[int, float, float, str | None]]  # phase -> bytes, transfer ms, exposed ms, hidden by
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FSDPReport:
     rank: int
     device_kind: str
@@ -157,8 +157,9 @@ def _phase(c: Collective, unit: str, phase: str, comp: iv.Span, windows: dict[st
         ov = max(0, min(b, end) - max(a, start))  # only where no unit's window overlaps
         if ov > best_ns and not (best is not None and label.endswith("the root")):
             best, best_ns = label, ov
-    return PhaseRecord(unit, phase, c.bytes, c.issue_ns or start, start, end, (end - start) - hidden,
-                       best if hidden > 0 else None, (e.end_ns - e.start_ns) - _wait_inside(c, e))
+    return PhaseRecord(unit=unit, phase=phase, bytes=c.bytes, issue_ns=c.issue_ns or start, start_ns=start, end_ns=end,
+                       exposed_ns=(end - start) - hidden, hidden_by=best if hidden > 0 else None,
+                       cpu_ns=(e.end_ns - e.start_ns) - _wait_inside(c, e))
 
 
 def step_units(rt: RankTrace, settings: FSDPSettings | None) -> list[StepUnits]:
@@ -318,8 +319,9 @@ def fsdp_report(rt: RankTrace, steps: Sequence[StepUnits]) -> FSDPReport | None:
     notes = () if settings else ("units, sizes and reshard_after_forward read from the trace alone (FSDP2's "
                                  "record functions and collectives); trace with commprof.trace(model=root) for "
                                  "the sidecar's settings",)
-    return FSDPReport(rt.rank, rt.device_kind, settings, tuple(steps), tuple(stats), _median_ms(firsts),
-                      _median_ms(queued), int(np.median([s.peak_unsharded_bytes for s in steps])), notes)
+    return FSDPReport(rank=rt.rank, device_kind=rt.device_kind, settings=settings, steps=tuple(steps),
+                      units=tuple(stats), first_exposed_ms=_median_ms(firsts), rs_queued_ms=_median_ms(queued),
+                      peak_unsharded_bytes=int(np.median([s.peak_unsharded_bytes for s in steps])), notes=notes)
 
 
 def phase_windows(ev: Sequence[FSDPEvent], step_start: int, step_end: int) -> dict[str, tuple[int, int]]:

@@ -272,7 +272,7 @@ def _units(before: Report, after: Report) -> tuple[UnitDelta, ...]:
     def exposed(rep: Report) -> dict[str, dict[str, float]]:
         if rep.fsdp is None:
             return {}
-        return {u.unit: {ph: v[2] for ph, v in u.phases.items()} for u in rep.fsdp.report.units}
+        return {u.unit: {ph: v.exposed_ms for ph, v in u.phases.items()} for u in rep.fsdp.report.units}
 
     b, a = exposed(before), exposed(after)
     return tuple(UnitDelta(u, b.get(u), a.get(u)) for u in sorted(set(b) | set(a), key=lambda u: (u != "", u)))

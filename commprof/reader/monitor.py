@@ -14,7 +14,18 @@ import orjson
 
 from ..errors import InputError, read_bounded
 from ..formats import monitor as F
-from ..model import Crash, Frame, FREntry, HangDump, Issue, MonitorRank, MonitorRun, RollupCollective, ThreadStack
+from ..model import (
+    Crash,
+    Frame,
+    FREntry,
+    HangDump,
+    Issue,
+    MonitorRank,
+    MonitorRun,
+    MonitorStep,
+    RollupCollective,
+    ThreadStack,
+)
 from .safepickle import load_plain
 
 _RANK = re.compile(r"rank[_-]?(\d+)")
@@ -148,7 +159,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         raw = p.read_bytes()
     except OSError as e:
         raise InputError(p, f"cannot be read ({e.strerror or e})") from None
-    steps: list[tuple[int, int, int]] = []
+    steps: list[MonitorStep] = []
     colls: dict[tuple[str, str], list[Any]] = {}
     rank = world = backend = None
     lost = 0
@@ -166,7 +177,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         world = _int(d.get(F.WORLD_SIZE)) or world
         backend = d[F.BACKEND] if isinstance(d.get(F.BACKEND), str) else backend
         lost += _int(d.get(F.FR_LOST)) or 0
-        steps += [(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
+        steps += [MonitorStep(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
                   if isinstance(s, list) and len(s) == 3 and all(_int(x) is not None for x in s)]
         for c in d.get(F.COLLECTIVES) or []:
             if not isinstance(c, dict):

@@ -23,6 +23,7 @@ from ..model import (
     FSDPSettings,
     FSDPUnit,
     ModuleCall,
+    Orthogonalization,
     ParamInfo,
     ProbeRates,
     Sidecar,
@@ -198,7 +199,7 @@ def probe_rates(raw: Any) -> ProbeRates | None:
     products = tuple(ThinProduct(p[0], p[1], p[2], p[3], float(p[4])) for p in raw.get(F.R_PRODUCTS) or []
                      if isinstance(p, list) and len(p) == 5 and p[0] in PRODUCT_KINDS and _ints(p[1:4])
                      and _pos(p[4]) is not None)
-    orth = tuple((o[0], o[1], float(o[2])) for o in raw.get(F.R_ORTHOGONALIZE) or []
+    orth = tuple(Orthogonalization(o[0], o[1], float(o[2])) for o in raw.get(F.R_ORTHOGONALIZE) or []
                  if isinstance(o, list) and len(o) == 3 and _ints(o[:2]) and _pos(o[2]) is not None)
     return ProbeRates(str(raw.get(F.R_DEVICE) or "cpu"), _i(raw.get(F.R_BUFFER_BYTES)), _pos(raw.get(F.R_PASS_BPS)),
                       _pos(raw.get(F.R_FRESH_BPS)), products, orth, _pos(raw.get(F.R_WALL_MS)) or 0.0)

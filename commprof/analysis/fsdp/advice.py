@@ -67,8 +67,8 @@ def _rank(run: Run) -> RankTrace | None:
 
 def _facts(rep: FSDPReport) -> list[Finding]:
     out = []
-    ag = sum(u.phases[p][2] for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
-    bwd = sum(u.phases[BWD_AG][2] for u in rep.units if BWD_AG in u.phases)
+    ag = sum(u.phases[p].exposed_ms for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
+    bwd = sum(u.phases[BWD_AG].exposed_ms for u in rep.units if BWD_AG in u.phases)
     step = median_of([s.end_ns - s.start_ns for s in rep.steps], key=float) / 1e6  # the headline's median step
     if ag > 0.05 * step:
         out.append(Finding("high" if ag > 0.2 * step else "medium",

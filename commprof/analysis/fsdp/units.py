@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,6 +66,15 @@ class StepUnits:
     peak_unsharded_bytes: int
 
 
+class PhaseStat(NamedTuple):
+    """One unit's phase, medians over the profiled steps."""
+
+    bytes: int
+    transfer_ms: float
+    exposed_ms: float
+    hidden_by: str | None  # the compute window that hid most of it
+
+
 @dataclass(frozen=True, slots=True)
 class UnitStat:
     unit: str
@@ -73,7 +83,7 @@ class UnitStat:
     fwd_compute_ms: float
     bwd_compute_ms: float
     copy_out_ms: float
-    phases: dict[str, tuple[int, float, float, str | None]]  # phase -> bytes, transfer ms, exposed ms, hidden by
+    phases: dict[str, PhaseStat]  # by phase (AG, BWD_AG, RS, AR)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -300,15 +310,16 @@ def fsdp_report(rt: RankTrace, steps: Sequence[StepUnits]) -> FSDPReport | None:
     stats = []
     for unit in (u.unit for u in steps[0].units):
         rows = per_unit[unit]
-        phases: dict[str, tuple[int, float, float, str | None]] = {}
+        phases: dict[str, PhaseStat] = {}
         for ph in (AG, BWD_AG, RS, AR):
             recs = [p for r in rows for p in r.phases if p.phase == ph]
             if recs:
                 hidden = [p.hidden_by for p in recs if p.hidden_by]
                 ms = _median_ms([p.end_ns - p.start_ns for p in recs])
-                phases[ph] = (int(np.median([p.bytes for p in recs])), ms, _median_ms([p.exposed_ns for p in recs]),
-                              max(set(hidden), key=hidden.count) if hidden else None)
-        nbytes = unsharded.get(unit) or (phases[AG][0] if AG in phases else 0)
+                phases[ph] = PhaseStat(bytes=int(np.median([p.bytes for p in recs])), transfer_ms=ms,
+                                       exposed_ms=_median_ms([p.exposed_ns for p in recs]),
+                                       hidden_by=max(set(hidden), key=hidden.count) if hidden else None)
+        nbytes = unsharded.get(unit) or (phases[AG].bytes if AG in phases else 0)
         fwd_ms, bwd_ms = _median_ms([r.fwd_compute_ns for r in rows]), _median_ms([r.bwd_compute_ns for r in rows])
         stats.append(UnitStat(unit, nbytes, raf.get(unit, BWD_AG in phases), fwd_ms, bwd_ms,
                               _median_ms([r.copy_out_ns for r in rows]), phases))

@@ -5,6 +5,7 @@ arguments."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import ROOT
@@ -162,4 +163,15 @@ def test_no_call_with_more_than_8_positional_arguments():
                 n = sum(not isinstance(a, ast.Starred) for a in node.args)
                 if n > 8:
                     bad.append(f"{p.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}() with {n}")
+    assert not bad, "\n".join(bad)
+
+
+def test_output_file_names_come_from_formats_files():
+    """The command line and the writer name no output file themselves: the names live in formats/files.py."""
+    bad = []
+    for p in (PKG / "__main__.py", PKG / "render" / "write.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    re.fullmatch(r"[\w.-]+\.(json|html|png|txt)|commprof-\w+", node.value):
+                bad.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert not bad, "\n".join(bad)

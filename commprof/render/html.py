@@ -192,13 +192,15 @@ def _bandwidth(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[
 def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if not s["stragglers"]:
         return []
-    parts = [f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
+    parts = [f"<h2>Stragglers</h2><p>By the wait each rank caused per step (when it arrived last, its lead on "
+             f"the next-to-last rank). Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
              "after the first rank. While the others waited, the late rank was computing, communicating "
              "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
-             + _head(("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle"),
-                     name="stragglers")]
-    for st in s["stragglers"]:
-        parts.append(_row((st["rank"], st["late_count"], st["instances"], _n(st["mean_late_ms"]),
+             + _head(("rank", "caused wait ms/step", "late at", "of", "mean lateness ms", "computing",
+                      "communicating", "idle"), name="stragglers")]
+    for st in s["stragglers"][:50]:
+        parts.append(_row((st["rank"], _n(st["caused_wait_ms"]), st["late_count"], st["instances"],
+                           _n(st["mean_late_ms"]),
                            _n(st["late_compute_ms"]), _n(st["late_comm_ms"]), _n(st["late_idle_ms"]))))
     parts.append(_END)
     return parts

@@ -125,13 +125,14 @@ def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _stragglers(con: Console, rep: Report, s: dict[str, Any]) -> None:
     if not s["stragglers"]:
         return
-    con.print(Text(f"Stragglers (late = last to arrive, > {s['straggler_threshold_ms']:.2f} ms after the first)",
-                   style="bold"))
+    con.print(Text(f"Stragglers (by the wait they caused per step; late = last to arrive, "
+                   f"> {s['straggler_threshold_ms']:.2f} ms after the first)", style="bold"))
     for st in s["stragglers"][:5]:
-        con.print(Text(f"  rank {st['rank']}: late at {st['late_count']} of {st['instances']} collectives, "
-                       f"by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
-                       f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
-                       f"idled {st['late_idle_ms']:.2f} ms"))
+        con.print(Text(f"  rank {st['rank']}: caused {st['caused_wait_ms']:.2f} ms of wait per step; late at "
+                       f"{st['late_count']} of {st['instances']} collectives"
+                       + (f", by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
+                          f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
+                          f"idled {st['late_idle_ms']:.2f} ms" if st["late_count"] else "")))
     con.print()
 
 

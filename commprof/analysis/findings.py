@@ -221,8 +221,8 @@ def pipeline_findings(pipe: PipelineReport | None) -> tuple[list[Finding], list[
     cur, best = pipe.current, pipe.best
     if best.split != cur.split and best.step_ms < cur.step_ms * 0.95:
         return [], [Advice(
-            "partition", list(best.split), cur.step_ms, best.step_ms,
-            f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
+            knob="partition", value=list(best.split), baseline_step_ms=cur.step_ms, predicted_step_ms=best.step_ms,
+            why=f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
             f"micro-batch (forward + backward + sending its activation), and the others wait for it in the "
             f"pipeline. Split {list(best.split)} brings the slowest stage to {best.slowest_stage_ms:.2f} ms.")]
     return [Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split of the recorded "
@@ -247,10 +247,11 @@ def dataparallel_findings(dps: Sequence[DataParallelStat]) -> tuple[list[Finding
         findings.append(Finding("medium" if d.overhead_ms > 0.05 * d.step_ms else "info", text))
         if d.ddp_step_ms is not None and d.ddp_step_ms < 0.95 * d.step_ms:
             advice.append(Advice(
-                "parallelism", "DistributedDataParallel", d.step_ms, d.ddp_step_ms,
-                f"nn.DataParallel spends {d.overhead_ms:.2f} ms of each {d.step_ms:.2f} ms step moving data through "
-                f"device {d.devices[0] if d.devices else 0}. DistributedDataParallel (one process per GPU) drops the "
-                "scatter, broadcast and gather and "
+                knob="parallelism", value="DistributedDataParallel", baseline_step_ms=d.step_ms,
+                predicted_step_ms=d.ddp_step_ms,
+                why=f"nn.DataParallel spends {d.overhead_ms:.2f} ms of each {d.step_ms:.2f} ms step moving data "
+                f"through device {d.devices[0] if d.devices else 0}. DistributedDataParallel (one process per GPU) "
+                "drops the scatter, broadcast and gather and "
                 f"replaces the reduction by an all-reduce overlapped with backward: estimated {d.ddp_step_ms:.2f} ms "
                 f"per step (all-reduce {d.ddp_allreduce_ms or 0:.2f} ms, twice the measured reduce, of which "
                 f"{d.ddp_exposed_ms or 0:.2f} ms — its last 25 MB bucket — stays exposed). An estimate from this "
@@ -307,9 +308,9 @@ def transfer_findings(xfers: Sequence[Transfers], overlaps: Sequence[RankOverlap
                 "the host.")
         findings.append(Finding("medium" if gain > 0.02 * base else "info", text))
         if gain > 0.01 * base:
-            advice.append(Advice("pin_memory", True, base, base - gain,
-                                 text + " Use DataLoader(pin_memory=True) and tensor.to(device, non_blocking=True) "
-                                        "so the copies overlap compute."))
+            advice.append(Advice(knob="pin_memory", value=True, baseline_step_ms=base, predicted_step_ms=base - gain,
+                                 why=text + " Use DataLoader(pin_memory=True) and tensor.to(device, non_blocking=True) "
+                                            "so the copies overlap compute."))
     syncs = max(xfers, key=lambda t: t.sync_ms, default=None)
     if syncs is not None and syncs.sync_count and step.get(syncs.rank) and syncs.sync_ms > 0.01 * step[syncs.rank]:
         findings.append(Finding("medium", f"Rank {syncs.rank} blocks in host synchronization "

@@ -106,7 +106,8 @@ def test_arrivals_within_the_threshold_make_no_late_straggler_but_count_the_wait
 def test_unprofiled_step_time_skips_start_up_and_the_step_after_export():
     times = [StepTime(0, 0, 900, False), StepTime(1, 1000, 1100, False), StepTime(2, 2000, 2500, True),
              StepTime(3, 3000, 3800, False), StepTime(4, 4000, 4120, False), StepTime(5, 5000, 5140, False)]
-    side = Sidecar("s", "commprof.sidecar/1", "r", 0, 1, "gloo", {}, "cpu", None, (), (), tuple(times))
+    side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=0, world_size=1, backend="gloo", versions={},
+                   device="cpu", ddp=None, layouts=(), buckets=(), step_times=tuple(times))
     got = unprofiled_step_ms(run(rank_trace(0, sidecar=side)))
     assert got == {0: pytest.approx(120 / 1e6)}  # median of 100, 120, 140 ns (steps 1, 4, 5)
 

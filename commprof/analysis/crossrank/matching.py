@@ -39,7 +39,7 @@ MAX_THRESHOLD_NS = 1_000_000
 STEP_FRACTION = 0.05
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupMatch:
     """The matched instances of one process group: rows = instances, columns = ``ranks``."""
 
@@ -225,13 +225,14 @@ def _group_match(pg: str, rks: list[int], rows: list[list[Collective]], shift: d
     def grid(f) -> np.ndarray:
         return np.array([[f(c, r) for c, r in zip(row, rks, strict=True)] for row in rows], dtype=np.int64)
 
-    return GroupMatch(pg, tuple(rks), tuple(row[0].op for row in rows),
-                      np.array([row[0].step for row in rows], dtype=np.int64),
-                      grid(lambda c, r: _arrival(c, kind[r]) + shift[r]), grid(lambda c, r: _end(c) + shift[r]),
-                      np.array([row[0].bytes for row in rows], dtype=np.int64),
-                      np.array([row[0].group_size for row in rows], dtype=np.int64),
-                      grid(lambda c, r: c.issue_ns + shift[r] if c.issue_ns is not None else -1),
-                      grid(lambda c, r: _start(c) + shift[r]))
+    return GroupMatch(process_group=pg, ranks=tuple(rks), ops=tuple(row[0].op for row in rows),
+                      steps=np.array([row[0].step for row in rows], dtype=np.int64),
+                      arrival_ns=grid(lambda c, r: _arrival(c, kind[r]) + shift[r]),
+                      end_ns=grid(lambda c, r: _end(c) + shift[r]),
+                      nbytes=np.array([row[0].bytes for row in rows], dtype=np.int64),
+                      group_sizes=np.array([row[0].group_size for row in rows], dtype=np.int64),
+                      issue_ns=grid(lambda c, r: c.issue_ns + shift[r] if c.issue_ns is not None else -1),
+                      start_ns=grid(lambda c, r: _start(c) + shift[r]))
 
 
 class _Lateness:

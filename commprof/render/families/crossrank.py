@@ -92,13 +92,13 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
         return []
     parts = ["<h2>Who holds the job back</h2>", f"<p>{h(rc['text'], 2000)}</p>"]
     if rc["spread"]:
-        parts.append(html_head("rank", "own work on the critical path, % of the step", name="critical-spread"))
+        parts.append(html_head(("rank", "own work on the critical path, % of the step"), name="critical-spread"))
         parts.extend(html_row((x["rank"], f"{x['share_pct']:.1f}")) for x in rc["spread"])
         parts.append(HTML_END)
     if s["critical_comm"]:
         parts.append("<p>Communication on the critical path, per process group: overlapping it with compute could "
                      "save at most its time on the path.</p>")
-        parts.append(html_head("process group", "kind", "ranks", "on path ms", "% of step", name="critical-comm"))
+        parts.append(html_head(("process group", "kind", "ranks", "on path ms", "% of step"), name="critical-comm"))
         parts.extend(html_row((h(g["process_group"]), h(f"{g['kind']} ({g['kind_from']})"), g["ranks"],
                                _n(g["on_path_ms"]), f"{g['share_pct']:.1f}")) for g in s["critical_comm"])
         parts.append(HTML_END)

@@ -31,8 +31,8 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if not s.get("memory"):
         return []
     parts = ["<h2>Memory (profile_memory=True)</h2>" + html_head(
-        "rank", "device", "peak allocated", "peak reserved", "% of device", "DDP buckets",
-        "comm hook buffers (kept / in flight)")]
+        ("rank", "device", "peak allocated", "peak reserved", "% of device", "DDP buckets",
+         "comm hook buffers (kept / in flight)"))]
     for m in s["memory"]:
         buckets = _fmt_bytes(m["ddp_bucket_bytes"]) + (" (a copy)" if m["ddp_buckets_are_a_copy"] else "")
         hook = (f"{_fmt_bytes(m['compression_persistent_bytes'])} / {_fmt_bytes(m['compression_transient_bytes'])}"

@@ -219,13 +219,14 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
         best_other = np.max(np.vstack(rest), axis=0) if rest else np.zeros(len(paths))
         held = int((joint > STANDOUT * best_other).sum())
         if 2 * held > len(paths) and float(np.median(joint)) >= MIN_GAIN_FRACTION * float(np.median(lens)):
-            return _name(graphs, base, named, joint, held, jitter=jitter, shares=dict(shares), lens=lens, kinds=kinds)
+            return _name(graphs, base, named, joint, held=held, jitter=jitter, shares=dict(shares), lens=lens,
+                         kinds=kinds)
     jitter = float(np.quantile(np.concatenate(list(per.values())), JITTER_QUANTILE)) if per else 0.0
     out = replace(base, jitter_ms=jitter / 1e6)
     return replace(out, text=_no_single(out))
 
 
-def _name(graphs: Sequence[StepGraph], base: RootCause, named: Sequence[int], joint: np.ndarray, held: int, *,
+def _name(graphs: Sequence[StepGraph], base: RootCause, named: Sequence[int], joint: np.ndarray, *, held: int,
           jitter: float, shares: Mapping[int, float], lens: np.ndarray, kinds: Mapping[str, GroupKind]) -> RootCause:
     first = named[0]
     what = max((COMPUTE, HOST, IDLE), key=lambda w: float(np.median(_gains(graphs, named, (w,)))))

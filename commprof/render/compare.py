@@ -105,7 +105,7 @@ def headline(c: Comparison) -> list[str]:
     where = "outside the profiler" if c.before.untraced_step_ms and c.after.untraced_step_ms else "profiled"
     lines = [line for line in (verdict_line(c),) if line]
     lines.append(f"Step ({where}, slowest rank's median): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}")
-    lines.append(f"Exposed communication (slowest rank's median step): {_ms(c.before.exposed_comm_ms)} -> "
+    lines.append(f"Exposed communication (slowest rank's mean step): {_ms(c.before.exposed_comm_ms)} -> "
                  f"{_ms(c.after.exposed_comm_ms)}")
     for x in c.advice_check:
         if x.applied:
@@ -128,7 +128,7 @@ def text(c: Comparison, written: list[str] | None = None) -> str:
     if c.settings_changed:
         out += ["", "Settings that differ"]
         out += [f"  {s.name}: {plain(s.before)} -> {plain(s.after)}" for s in c.settings_changed]
-    out += ["", "Per rank (its median step)"]
+    out += ["", "Per rank (the mean of its steps)"]
     labels = {"step_ms": "step", "compute_ms": "compute", "exposed_comm_ms": "exposed comm", "overlap_pct": "overlap %",
               "wait_ms": "wait"}
     for r in c.ranks:
@@ -194,7 +194,7 @@ def plots(c: Comparison) -> dict[str, bytes]:
                 left += width
         ax.set_yticks(range(len(rows)), [f"rank {r}" for r, _ in rows])
         ax.set_title(title)
-        ax.set_xlabel("ms (median step)")
+        ax.set_xlabel("ms (mean step)")
     fig.legend(["compute", "exposed comm", "other"], loc="lower center", ncol=3, fontsize=8, frameon=False)
     out["compare_breakdown"] = to_png(plt, fig, (0, 0.07, 1, 1))
     top = _largest(c)[:10]
@@ -233,7 +233,7 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<img id="plot-{name}" alt="{h(name)}" src="data:image/png;base64,{data}">')
-    parts.append("<h2>Per rank (median step)</h2><table><tr><th>rank</th>"
+    parts.append("<h2>Per rank (mean step)</h2><table><tr><th>rank</th>"
                  + "".join(f"<th>{h(k)} before</th><th>after</th>" for k in RANK_FIGURES) + "</tr>")
     for r in d["ranks"]:
         parts.append(f"<tr><td>{r['rank']}</td>" + "".join(

@@ -72,7 +72,7 @@ def _facts(rep: FSDPReport) -> list[Finding]:
     ag = sum(u.phases[p][2] for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
     bwd = sum(u.phases[BWD_AG][2] for u in rep.units if BWD_AG in u.phases)
     durs = sorted(s.end_ns - s.start_ns for s in rep.steps)
-    step = durs[(len(durs) - 1) // 2] / 1e6  # the median step, the shorter middle one (as the headline's)
+    step = float(np.mean(durs)) / 1e6  # the mean step (as the headline's; never the shorter middle one)
     if ag > 0.05 * step:
         out.append(Finding("high" if ag > 0.2 * step else "medium",
                            f"FSDP's all-gathers leave {ag:.1f} ms of a {step:.1f} ms step exposed on rank {rep.rank} "
@@ -100,8 +100,9 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     if rep is None:
         return None
     findings = _facts(rep)
-    # the what-ifs, the model check and the measured peak all use one step: the median profiled step (the headline's)
-    typical = sorted(steps, key=lambda s: s.end_ns - s.start_ns)[(len(steps) - 1) // 2]
+    # the what-ifs, the model check and the measured peak all use one step: the profiled step nearest the mean
+    mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))  # the step nearest the mean, a real one
+    typical = min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))
     line = _memory_line(rt)
     peaks = _step_peaks(run)
     measured_peak = int(np.median(peaks)) if peaks else None

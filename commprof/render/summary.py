@@ -26,8 +26,8 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "backend", "devices", "ranks_loaded",
          "missing_ranks", "steps_analyzed", "ranks", "collectives", "buckets", "stragglers", "clock_offsets_ms",
          "straggler_threshold_ms", "clock_reference_rank", "bandwidth_bins", "bandwidth_model", "findings", "advice",
-         "noise", "whatif", "advisor", "pipeline", "memory", "dataparallel", "transfers", "fsdp", "hang", "monitor",
-         "warnings")
+         "noise", "whatifs", "whatif", "advisor", "pipeline", "memory", "dataparallel", "transfers", "fsdp", "hang",
+         "monitor", "warnings")
 
 
 def summary(rep: Report) -> dict[str, Any]:
@@ -72,6 +72,9 @@ def _core(rep: Report) -> dict[str, Any]:
                     "why": a.why, "with": dict(a.with_settings)}
                    for a in rep.advice],
         "noise": noise_dict(rep.noise),
+        "whatifs": [{"family": sec.family, "knob": w.knob, "value": w.value,
+                     "predicted_step_ms": _r(w.predicted_step_ms), "predicted_range_ms": range_ms(w.predicted_range_ms),
+                     "predicted_peak_bytes": w.predicted_peak_bytes} for sec in rep.sections for w in sec.whatifs],
         "warnings": list(rep.warnings),
     }
 

@@ -22,10 +22,17 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="analyze a folder of per-rank traces and write a report")
     r.add_argument("trace_dir", help="folder with one Kineto trace per rank (or one trace file)")
     r.add_argument("-o", "--out", help=f"output folder (default: TRACE_DIR/{REPORT_DIR})")
-    r.add_argument("--format", default="text,json,html",
+    r.add_argument("--format", default="text,json,html,perfetto",
                    help="comma-separated: " + ", ".join(f"{f.name} ({f.help})" for f in FORMATS.values()))
     r.add_argument("--steps", help="ProfilerStep numbers to analyze, A:B (A inclusive, B exclusive) or N")
     r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
+    r.add_argument("--cycle", type=int, default=None, metavar="N",
+                   help="a folder of several profiler cycles per rank (repeating schedule, tensorboard_trace_handler, "
+                        "torchtitan's iteration_N folders): analyze cycle N (1 = first; default: the last complete "
+                        "one)")
+    r.add_argument("--per-rank", action="store_true",
+                   help="ranks that cannot have run together: per-rank figures only, no cross-rank figure "
+                        "(instead of refusing them)")
     r.add_argument("--max-bytes", type=int, default=None,
                    help="refuse trace files that are (or decompress to) more bytes than this (default 8 GiB)")
     r.add_argument("--link-gbps", type=float, default=None,
@@ -39,13 +46,17 @@ def _parser() -> argparse.ArgumentParser:
                         "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
                         "searched in kernel names, optionally prefixed with the operation, e.g. "
                         "'all_to_all=my_ep::dispatch'; repeat for more")
+    r.add_argument("--perfetto-max-mb", type=float, default=64.0,
+                   help="leave merged.json out when it would be larger than this many MB of JSON (default 64; 0: no "
+                        "limit)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
                         "needs the [dask] extra and the same paths on the workers)")
     c = sub.add_parser("compare", help="compare two runs: did the change help, as much as predicted?")
-    c.add_argument("before", help="folder of the run before the change")
-    c.add_argument("after", help="folder of the run after the change")
+    c.add_argument("before", help="folder of the run before the change; FOLDER@N: its profiler cycle N")
+    c.add_argument("after", help="folder of the run after the change; FOLDER@N: its profiler cycle N (two cycles of "
+                                 "one run: compare DIR@1 DIR@2)")
     c.add_argument("-o", "--out", help="output folder (default: AFTER/commprof-compare)")
     c.add_argument("--format", default="text,json,html", help="comma-separated: text, json (compare.json), html "
                                                                "(compare.html)")
@@ -70,6 +81,14 @@ def parse_steps(spec: str | None) -> tuple[int, ...] | None:
             raise ValueError(f"empty step range {spec!r}")
         return tuple(range(lo, min(hi, lo + 1_000_000)))
     return (int(spec),)
+
+
+def cycle_spec(spec: str) -> tuple[Path, int | None]:
+    """``"DIR@2"`` -> (DIR, 2): profiler cycle 2 of the folder; a path that exists as written is taken whole."""
+    head, sep, tail = spec.rpartition("@")
+    if sep and tail.isdigit() and not Path(spec).exists():
+        return Path(head), int(tail)
+    return Path(spec), None
 
 
 def parse_ranks(spec: str) -> list[int]:
@@ -113,7 +132,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _monitor_only(analyze_monitor(mon), Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
     kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps,
-                  comm_kernels=args.comm_kernel)
+                  comm_kernels=args.comm_kernel, cycle=args.cycle, per_rank=args.per_rank)
     if args.dask:
         client = _dask_client(args.dask)
         try:
@@ -128,7 +147,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
-    written = write_outputs(rep, Path(args.out) if args.out else default_out, formats)
+    notes: list[str] = []
+    written = write_outputs(rep, Path(args.out) if args.out else default_out, formats,
+                            perfetto_max_bytes=int(args.perfetto_max_mb * 1e6) if args.perfetto_max_mb > 0 else None,
+                            notes=notes)
+    for line in notes:
+        print(f"commprof: {line}", file=sys.stderr)
     if "text" in formats:
         sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     return 0
@@ -215,17 +239,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if any(x is not None and not x > 0 for x in steps_ms):
         raise InputError(args.step_ms, "--step-ms takes two positive numbers of milliseconds")
     reps = []
-    for path, ms in ((Path(args.before), steps_ms[0]), (Path(args.after), steps_ms[1])):
+    for spec, ms in ((args.before, steps_ms[0]), (args.after, steps_ms[1])):
+        path, cycle = cycle_spec(spec)
         if not path.exists():
             raise InputError(path, "no such file or folder")
-        reps.append(analyze(load(path), step_ms=ms))
+        reps.append(analyze(load(path, cycle=cycle), step_ms=ms))
     before, after = reps
     if not shares_something(before, after):
         raise InputError(f"{args.before} and {args.after}", "the two runs share nothing to compare (no rank number "
                                                             "and no collective operation in common)")
     comp = compare(before, after)
-    target = Path(args.out) if args.out else (Path(args.after) if Path(args.after).is_dir()
-                                              else Path(args.after).parent) / "commprof-compare"
+    after_dir = cycle_spec(args.after)[0]
+    target = Path(args.out) if args.out else (after_dir if after_dir.is_dir() else after_dir.parent) / \
+        "commprof-compare"
     written: list[str] = []
     if formats & {"json", "html"}:
         try:
@@ -257,7 +283,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"processes for {steps} steps (steps 2-4 profiled) ...", file=sys.stderr, flush=True)
     launch(out, nproc=nproc, steps=steps)
     rep = analyze(load(out))
-    written = write_outputs(rep, out / REPORT_DIR, ["json", "html"])
+    written = write_outputs(rep, out / REPORT_DIR, ["json", "html", "perfetto"])
     sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     print(f"\nnext: python -m commprof report {out}   (or open {out / REPORT_DIR / 'report.html'})")
     return 0
@@ -270,15 +296,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.cmd == "demo":
             return cmd_demo(args)
-        if args.cmd == "compare":
-            return cmd_compare(args)
+        return cmd_compare(args)  # argparse allows no other command
     except InputError as e:
         print(f"commprof: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("commprof: interrupted", file=sys.stderr)
         return 130
-    return 1
 
 
 def entry() -> None:

@@ -12,7 +12,11 @@ from ..model import MonitorRun, Run
 from . import findings as say
 from .arbiter import arbitrate
 from .bandwidth import Bandwidth, bandwidth
+from .crossrank.critpath import Segment
+from .crossrank.family import CrossRankDetail
 from .crossrank.matching import CrossRank, cross_rank
+from .crossrank.rootcause import Critical, RootCause
+from .crossrank.withheld import no_cross, per_rank_sections
 from .dataparallel import DataParallelStat
 from .ddp.advice import Advisor
 from .ddp.buckets import BucketStat, BucketStep
@@ -99,6 +103,24 @@ class Report:
         return self._detail("production")
 
     @property
+    def critical(self) -> Critical | None:
+        d: CrossRankDetail | None = self._detail("crossrank")
+        return None if d is None else d.critical
+
+    @property
+    def critical_path(self) -> tuple[Segment, ...]:
+        """The cross-rank critical path of every analyzed step, in time order: segments with ``rank``,
+        ``start_ns``, ``end_ns`` (Unix ns on the reference rank's clock) and ``what`` (the timeline and the
+        merged trace draw them)."""
+        c = self.critical
+        return () if c is None else tuple(s for p in c.paths for s in p.segments if s.end_ns > s.start_ns)
+
+    @property
+    def root_cause(self) -> RootCause | None:
+        c = self.critical
+        return None if c is None else c.cause
+
+    @property
     def backend(self) -> str:
         vals = {rt.backend for rt in self.run.ranks if rt.backend}
         return ",".join(sorted(vals)) if vals else "unknown"
@@ -115,19 +137,21 @@ class Report:
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
             digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None,
-            monitor: MonitorRun | None = None) -> Report:
+            monitor: MonitorRun | None = None, per_rank_only: bool = False) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
     the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
     ``step_ms``: the step time outside the profiler, for ranks whose files do not record it (plain torch.profiler
     traces): the what-ifs are calibrated on it.  ``monitor``: the files ``commprof.monitor`` wrote for the same
-    job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section."""
+    job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section.
+    ``per_rank_only`` (or a run ``load`` marked so): per-rank figures only, no cross-rank claim (``withheld``)."""
+    withheld = per_rank_only or run.per_rank_only
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}
     key = steps_key(wanted)
     per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
     overlaps = tuple(r.overlap for r in per_rank)
-    cross = cross_rank(run.ranks, wanted, digests)
+    cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests)
     unprof = unprofiled_step_ms(run)
     if step_ms is not None:
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
@@ -137,6 +161,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
                     unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz)
     sections = tuple(with_bands(s, nz) for s in family_sections(shared))
+    if withheld:
+        sections = per_rank_sections(run, sections)
     findings, advice = arbitrate(sections)
     return Report(run=run, steps=wanted, overlaps=overlaps, unprofiled_step_ms=unprof,
                   collectives=tuple(collective_stats(run.ranks, wanted)), cross=cross, bandwidth=bw,
@@ -150,7 +176,7 @@ def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
     for rt in run.ranks:
         out.extend(rt.warnings)
         if rt.sidecar is not None:
-            out.extend(f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
+            out.extend(w if w.startswith(f"rank {rt.rank}:") else f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
     out.extend(cross.warnings)
     out.extend(say.sizes_unknown(run.ranks))
     if wanted is not None and not any(o.steps for o in overlaps):

@@ -36,7 +36,7 @@ def _over_steps(overlaps: Sequence[RankOverlap], rank: int) -> str:
 
 
 def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]:
-    """Exposed communication on the worst rank, and the straggler the others wait for."""
+    """Exposed communication on the worst rank."""
     out: list[Finding] = []
     reps = [(o.rank, o.representative) for o in overlaps if o.representative is not None]
     if not reps:
@@ -58,17 +58,7 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
                             f"({share:.0f}%) on rank {rank} ({_over_steps(overlaps, rank)}); "
                             f"{worst.overlap_pct:.0f}% of its {comm_ms:.2f} ms of communication is hidden behind "
                             f"compute.{waited}", EXPOSED))
-    if cross.stragglers:
-        s = cross.stragglers[0]
-        parts = sorted([(s.compute_ms, "computing"), (s.idle_ms, "idle (no operator or kernel: data loading, "
-                        "host-side stalls)"), (s.comm_ms, "in other communication")], reverse=True)
-        out.append(Finding("high" if s.late_count >= 3 else "medium",
-                           f"Rank {s.rank} arrives last at {s.late_count} of {s.instances} collectives, "
-                           f"{s.mean_late_ms:.2f} ms after the first rank on average: the others wait for it. "
-                           f"Meanwhile it was mostly {parts[0][1]} ({parts[0][0]:.2f} ms)."
-                           + (" Idle time before collectives on one rank points to its input pipeline: check its "
-                              "DataLoader (num_workers, pin_memory) and that DistributedSampler gives every rank "
-                              "equal shards." if parts[0][1].startswith("idle") else "")))
+    # which rank the others wait for is the root cause's answer (crossrank/rootcause), not the last arriver's
     return out
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from .replay.core import error_pct
+
 D = TypeVar("D")
 
 # what a finding claims about the run's time, for the arbiter; "" claims nothing the arbiter weighs
@@ -77,8 +79,7 @@ class Check:
 
     @property
     def error_pct(self) -> float:
-        return 100.0 * (self.model_step_ms - self.measured_step_ms) / self.measured_step_ms \
-            if self.measured_step_ms else 0.0
+        return error_pct(self.model_step_ms, self.measured_step_ms)
 
     @property
     def ok(self) -> bool:

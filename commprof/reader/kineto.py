@@ -57,6 +57,9 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
         why = ", ".join(f"{n:,} {k}" for k, n in sorted(sc.skipped.items())) or "the event list is empty"
         raise InputError(path, f"no usable trace events ({why})")
 
+    if not _pytorch_events(sc) and not di and doc.device_properties is None and doc.base_time_ns is None:
+        raise InputError(path, "a Chrome trace without PyTorch events (no ProfilerStep, no cpu_op, no GPU kernel, no "
+                               "distributedInfo): not a torch.profiler trace")
     steps = profiler_steps(sc, warnings, path)
     device_kind = "cuda" if (sc.comp_s or sc.comm_kernels) else "cpu"
     attribute = StepOf(steps)
@@ -84,7 +87,15 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      products=tuple(sc.products), fsdp=fsdp_events(sc.fsdp), memory_line=memory_line,
                      dp_calls=dp.dp_calls(launched, attribute),
                      device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {},
-                     grads=_grads(sc, attribute))
+                     grads=_grads(sc, attribute), host=doc.host_name if isinstance(doc.host_name, str) else None,
+                     nccl_version=nccl if isinstance(nccl := di.get(K.DI_NCCL_VERSION), str) else None,
+                     stepless=not sc.steps)
+
+
+def _pytorch_events(sc: Scan) -> bool:
+    """Whether the scan met anything torch.profiler records: steps, operators, GPU work, collectives."""
+    return bool(sc.steps or sc.cpu_ops or sc.cpu_excl or sc.comp_s or sc.comm_kernels or sc.mem_s or sc.launches
+                or sc.transfers or any(sc.calls.values()) or sc.fsdp or sc.dp_ops)
 
 
 class _Lanes:

@@ -12,6 +12,7 @@ from .fmt import size as _fmt_bytes
 from .safe import html_text as h
 from .style import CSS
 from .summary import summary
+from .tables import HTML_END as _END
 from .tables import html_head as _head
 from .tables import html_img as _img
 from .tables import html_row as _row
@@ -56,8 +57,11 @@ GLOSSARY = [
 
 
 
-def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
-    """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given."""
+def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str | None = None) -> str:
+    """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given; ``merged_name``: the
+    merged Perfetto trace written beside it, linked from the timeline."""
+    from .timeline.page import css, table_script, timeline_section
+
     if plots is None:
         from .plot.plots import all_plots
 
@@ -65,12 +69,16 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
     s = summary(rep)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-             f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}</style></head><body><main>",
+             f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}{css()}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
-             f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
+             f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>",
+             *(f"<div class='sub note'>{h(n, 2000)}</div>" for n in s["notes"])]
     for lead, sec in shown(rep, "lead_html"):  # a hang is the first thing to say
         parts.extend(lead(rep, sec, plots))
-    for part in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth):
+    for part in (_cards, _findings):
+        parts.extend(part(rep, s, plots))
+    parts.extend(timeline_section(rep, merged_name))
+    for part in (_plots, _ranks, _collectives, _bandwidth):
         parts.extend(part(rep, s, plots))
     for draw, _sec in shown(rep, "html"):
         parts.extend(draw(rep, s, plots))
@@ -78,7 +86,7 @@ def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
         parts.extend(part(rep, s, plots))
     parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{h(k)}</dt><dd>{h(v, 2000)}</dd>" for k, v in GLOSSARY)
                  + "</dl>")
-    parts.append(f"<p class='sub'>commprof {h(s['commprof_version'])}</p></main></body></html>")
+    parts.append(f"<p class='sub'>commprof {h(s['commprof_version'])}</p></main>{table_script()}</body></html>")
     return "\n".join(parts)
 
 
@@ -137,13 +145,13 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
 def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     parts = ["<h2>Per rank: the mean of its analyzed steps, ms</h2>" + _head(
         "rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
-        "unprofiled step")]
+        "unprofiled step", name="ranks")]
     for r in s["ranks"]:
         parts.append(_row((r["rank"], _n(r["step_ms"]), _n(r["compute_ms"]), _n(r["comm_ms"]),
                            _n(r["overlapped_ms"]), _n(r["exposed_comm_ms"]), _n(r["other_ms"]),
                            _n(r["overlap_pct"], 1), _n(r["wait_ms"]), h(_fmt_bytes(r["comm_bytes_per_step"])),
                            _n(r["step_ms_unprofiled"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -151,14 +159,15 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
     if not s["collectives"]:
         return []
     parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
-        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s")]
+        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s",
+        name="collectives")]
     for c in s["collectives"]:
         parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['via'] or '-')}</td><td>{h(c['process_group'])}</td>"
                      f"<td class='n'>{c['group_size']}"
                      f"</td><td>{h(c['dtype'])}</td><td class='n'>{_n(c['count'], 1)}</td>"
                      f"<td class='n'>{h(_fmt_bytes(c['bytes']))}</td><td class='n'>{_n(c['time_ms'])}</td>"
                      f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -178,21 +187,24 @@ def _bandwidth(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[
                      f"<td class='n'>{_n(f['beta_gbps'])}</td><td class='n'>{_n(f['busbw_gbps'])}</td>"
                      f"<td class='n'>{_n(f['peak_gbps'], 0)}</td><td class='n'>{_n(f['pct_of_peak'], 1)}</td>"
                      f"<td>{h(f['peak_source'] or '-')}</td></tr>")
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
 def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if not s["stragglers"]:
         return []
-    parts = [f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
+    parts = [f"<h2>Stragglers</h2><p>By the wait each rank caused per step (when it arrived last, its lead on "
+             f"the next-to-last rank). Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
              "after the first rank. While the others waited, the late rank was computing, communicating "
              "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
-             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle")]
-    for st in s["stragglers"]:
-        parts.append(_row((st["rank"], st["late_count"], st["instances"], _n(st["mean_late_ms"]),
+             + _head("rank", "caused wait ms/step", "late at", "of", "mean lateness ms", "computing",
+                     "communicating", "idle", name="stragglers")]
+    for st in s["stragglers"][:50]:
+        parts.append(_row((st["rank"], _n(st["caused_wait_ms"]), st["late_count"], st["instances"],
+                           _n(st["mean_late_ms"]),
                            _n(st["late_compute_ms"]), _n(st["late_comm_ms"]), _n(st["late_idle_ms"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 

@@ -2,7 +2,8 @@
 
 Opens in Perfetto (ui.perfetto.dev, "Open trace file") and chrome://tracing.  Each rank is a process
 (pid = rank); its threads are the analysis lanes: steps, compute, each collective lane, memcpy, and
-commprof's tracks: exposed communication, DDP buckets (ready -> launch -> done) and waits for late ranks.
+commprof's tracks: exposed communication, DDP buckets (ready -> launch -> done), waits for late ranks and the
+cross-rank critical path (the rank whose work or transfer the step waited for, at each moment).
 Timestamps are microseconds from the earliest event of the run, on the reference rank's clock (offsets
 from ``analysis.crossrank``).  Slices on one thread never partially overlap (the JSON importer requires
 proper nesting), so overlapping collectives are spread over sub-tracks.
@@ -83,9 +84,24 @@ def merged_trace(rep: Report) -> dict[str, Any]:
                               {"process_group": plain(g.process_group), "wait_ms": int(g.wait_ns[i, j]) / 1e6,
                                "last_rank": int(g.ranks[int(np.argmax(g.arrival_ns[i]))])}))
             tracks.slices(r, "wait for late ranks", waits)
+    _critical_path(tracks, rep, shift)
     return {"traceEvents": tracks.events, "displayTimeUnit": "ms",
             "otherData": {"generator": "commprof", "trace_dir": plain(run.path, 500),
-                          "clock_offsets_ms": {str(k): v / 1e6 for k, v in off.items()}}}
+                          "clock_offsets_ms": {str(k): v / 1e6 for k, v in off.items()},
+                          **({"root_cause": plain(rc.text, 1000)} if (rc := rep.root_cause) is not None else {})}}
+
+
+def _critical_path(tracks: _Tracks, rep: Report, shift: dict[int, int]) -> None:
+    """The cross-rank critical path, when the report has one: a "critical path" track on each rank it crosses."""
+    from .timeline.data import path_segments
+
+    by_rank: dict[int, list[tuple[int, int, str, dict[str, Any]]]] = {}
+    for k, (r, s, e, what) in enumerate(path_segments(rep)):
+        if r in shift:
+            by_rank.setdefault(r, []).append((s - shift[r], e - shift[r], f"critical path: {plain(what)}",
+                                              {"segment": k}))
+    for r, spans in by_rank.items():
+        tracks.slices(r, "critical path", spans)
 
 
 def _rank_tracks(tracks: _Tracks, rep: Report, rt: RankTrace) -> None:

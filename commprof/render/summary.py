@@ -1,4 +1,5 @@
-"""``summary.json`` (schema ``commprof.summary/1``): the stable keys of DESIGN.md, and more beside them."""
+"""``summary.json`` (schema ``commprof.summary/1``): the stable keys (the "summary.json" keys of the project's
+contract, docs/metrics.md), and more beside them."""
 
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
-# summary.json's keys in their order (DESIGN.md's stable keys among them); a family's keys not named here come
+# summary.json's keys in their order (the stable keys among them); a family's keys not named here come
 # before "warnings"
 ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "backend", "devices", "ranks_loaded",
-         "missing_ranks", "steps_analyzed", "ranks", "collectives", "buckets", "stragglers", "clock_offsets_ms",
-         "straggler_threshold_ms", "clock_reference_rank", "bandwidth_bins", "bandwidth_model", "findings", "advice",
-         "noise", "whatifs", "whatif", "advisor", "pipeline", "memory", "dataparallel", "transfers", "fsdp", "hang",
-         "monitor", "warnings")
+         "missing_ranks", "notes", "per_rank_only", "steps_analyzed", "ranks", "collectives", "buckets",
+         "stragglers", "clock_offsets_ms", "straggler_threshold_ms", "clock_reference_rank", "root_cause",
+         "critical_path", "critical_comm", "bandwidth_bins", "bandwidth_model", "findings", "advice", "noise",
+         "whatifs", "whatif", "advisor", "pipeline", "memory", "dataparallel", "transfers", "fsdp", "hang", "monitor",
+         "warnings")
 
 
 def summary(rep: Report) -> dict[str, Any]:
@@ -55,12 +57,15 @@ def _core(rep: Report) -> dict[str, Any]:
         "devices": list(rep.devices),
         "ranks_loaded": [rt.rank for rt in run.ranks],
         "missing_ranks": list(run.missing_ranks),
+        "notes": list(run.notes),  # the header's lines: cycle analyzed, ranks present of the world, skipped, per-rank
+        "per_rank_only": run.per_rank_only,
         "steps_analyzed": sorted({s.step for o in rep.overlaps for s in o.steps}),
         "ranks": [_rank(rep, o) for o in rep.overlaps],
         "collectives": [_collective(c) for c in rep.collectives],
         "stragglers": [{"rank": s.rank, "late_count": s.late_count, "mean_late_ms": _r(s.mean_late_ms),
                         "instances": s.instances, "late_compute_ms": _r(s.compute_ms),
-                        "late_comm_ms": _r(s.comm_ms), "late_idle_ms": _r(s.idle_ms)}
+                        "late_comm_ms": _r(s.comm_ms), "late_idle_ms": _r(s.idle_ms),
+                        "caused_wait_ms": _r(s.caused_wait_ms)}
                        for s in cross.stragglers],
         "clock_offsets_ms": {str(r): _r(v / 1e6) for r, v in sorted(cross.offsets_ns.items())},
         "straggler_threshold_ms": _r(cross.threshold_ns / 1e6),

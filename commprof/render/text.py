@@ -31,8 +31,11 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
     head.append("commprof", style="bold")
     head.append(f"  {plain(rep.run.path, 4000)}\n")
     head.append(f"world size {s['world_size']} · backend {plain(s['backend'])} · "
-                f"{len(s['ranks_loaded'])} rank(s) loaded · steps {_steps(s['steps_analyzed'])} · "
+                f"{len(s['ranks_loaded'])} rank(s) loaded · {len(s['steps_analyzed'])} step(s) analyzed: "
+                f"{_steps(s['steps_analyzed'])} · "
                 f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
+    for note in s["notes"]:  # which cycle, ranks present of the world, ranks skipped, per-rank figures only
+        head.append(f"\n{plain(note, 2000)}", style="bold yellow")
     con.print(head, overflow="fold")
     for w in (w for w in rep.warnings if w.startswith(DISTURBED)):  # in the first lines, not only at the end
         con.print(Text(f"!! {plain(w, 600)}"), overflow="fold")
@@ -131,13 +134,14 @@ def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _stragglers(con: Console, rep: Report, s: dict[str, Any]) -> None:
     if not s["stragglers"]:
         return
-    con.print(Text(f"Stragglers (late = last to arrive, > {s['straggler_threshold_ms']:.2f} ms after the first)",
-                   style="bold"))
+    con.print(Text(f"Stragglers (by the wait they caused per step; late = last to arrive, "
+                   f"> {s['straggler_threshold_ms']:.2f} ms after the first)", style="bold"))
     for st in s["stragglers"][:5]:
-        con.print(Text(f"  rank {st['rank']}: late at {st['late_count']} of {st['instances']} collectives, "
-                       f"by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
-                       f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
-                       f"idled {st['late_idle_ms']:.2f} ms"))
+        con.print(Text(f"  rank {st['rank']}: caused {st['caused_wait_ms']:.2f} ms of wait per step; late at "
+                       f"{st['late_count']} of {st['instances']} collectives"
+                       + (f", by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
+                          f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
+                          f"idled {st['late_idle_ms']:.2f} ms" if st["late_count"] else "")))
     con.print()
 
 

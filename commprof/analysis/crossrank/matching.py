@@ -14,6 +14,13 @@
 - A rank is *late* at an instance when it arrives last and more than a threshold (the smaller of
   1 ms and 5% of the median step) after the first;
   ``late_count`` counts those instances and ``mean_late_ms`` averages its lateness over them.
+- The wait a rank *caused* at an instance: when it arrives last, how much later than the next-to-last rank (the
+  collective would have started that much earlier had it been as early); ``caused_wait_ms`` unites those intervals
+  (next-to-last arrival to its own) per step, so that lateness carried over to the next collectives (DDP's buckets
+  of one backward pass) counts once, and averages over the analyzed steps.  The straggler table lists every rank
+  that caused wait, most first: a slow rank of a lockstep group is late by little at many collectives, under any
+  lateness threshold.  Which rank holds the job back is the root cause's
+  answer (``rootcause``), not this table's.
 """
 
 from __future__ import annotations
@@ -48,14 +55,6 @@ class GroupMatch:
     start_ns: np.ndarray  # K x R, when each rank's kernel / transfer started (aligned)
 
     @property
-    def transfer_ns(self) -> np.ndarray:
-        """K x R: from the moment every rank's side had started to each rank's end: the transfer
-        without the wait for late ranks (and, for gloo, without queueing in its thread pool)."""
-        if self.start_ns.size == 0:
-            return np.zeros_like(self.start_ns)
-        return np.maximum(self.end_ns - self.start_ns.max(axis=1, keepdims=True), 0)
-
-    @property
     def wait_ns(self) -> np.ndarray:
         if self.arrival_ns.size == 0:
             return np.zeros_like(self.arrival_ns)
@@ -75,6 +74,7 @@ class Straggler:
     compute_ms: float = 0.0
     comm_ms: float = 0.0
     idle_ms: float = 0.0
+    caused_wait_ms: float = 0.0  # per analyzed step: where it arrived last, its lead on the next-to-last, united
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +159,17 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
         late.add(g, rows, shift)
     by_rank = {rt.rank: rt for rt in ranks}
     found = []
-    for r, n in late.count.items():
-        split = _late_split(by_rank[r], late.windows[r], (digests or {}).get(r))
-        found.append(Straggler(r, n, late.total[r] / n / 1e6, late.seen.get(r, 0), split[0] / n / 1e6,
-                               split[1] / n / 1e6, split[2] / n / 1e6))
-    stragglers = tuple(sorted(found, key=lambda s: (-s.late_count, -s.mean_late_ms)))
+    n_steps = max(len({int(x) for g in groups for x in g.steps.tolist()}), 1)
+    caused: dict[int, int] = {}
+    for (r, _st), sp in late.caused.items():  # united per step: lateness carried over by the next ones counts once
+        caused[r] = caused.get(r, 0) + iv.length(iv.as_span(*sp))
+    for r in sorted(set(late.count) | {r for r, v in caused.items() if v > 0}):
+        n = late.count.get(r, 0)
+        split = _late_split(by_rank[r], late.windows[r], (digests or {}).get(r)) if n else (0, 0, 0)
+        found.append(Straggler(r, n, late.total[r] / n / 1e6 if n else 0.0, late.seen.get(r, 0),
+                               split[0] / max(n, 1) / 1e6, split[1] / max(n, 1) / 1e6, split[2] / max(n, 1) / 1e6,
+                               caused.get(r, 0) / n_steps / 1e6))
+    stragglers = tuple(sorted(found, key=lambda s: (-s.caused_wait_ms, -s.late_count, s.rank)))
     waits: dict[int, float] = {}
     for rt in ranks:
         if rt.rank not in late.seen:
@@ -239,11 +245,19 @@ class _Lateness:
         self.seen: dict[int, int] = {}
         self.windows: dict[int, tuple[list[int], list[int]]] = {}
         self.wait_spans: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+        self.caused: dict[tuple[int, int], tuple[list[int], list[int]]] = {}  # (rank, step) -> lead spans
 
     def add(self, g: GroupMatch, rows: list[list[Collective]], shift: dict[int, int]) -> None:
         arr, wait = g.arrival_ns, g.wait_ns
         spread = arr.max(axis=1) - arr.min(axis=1)
         last = arr.argmax(axis=1)
+        if arr.shape[0] and arr.shape[1] > 1:
+            second = np.partition(arr, -2, axis=1)[:, -2]
+            for i, j in enumerate(last.tolist()):
+                if arr[i, j] > second[i]:
+                    sp = self.caused.setdefault((g.ranks[j], int(g.steps[i])), ([], []))
+                    sp[0].append(int(second[i]))
+                    sp[1].append(int(arr[i, j]))
         for i, row in enumerate(rows):
             for j, r in enumerate(g.ranks):
                 self.seen[r] = self.seen.get(r, 0) + 1

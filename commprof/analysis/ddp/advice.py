@@ -14,6 +14,7 @@ from ...units import MiB
 from .. import findings as say
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
+from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
 from ..uncertainty.bands import banded_advice, uses_rates
 from ..uncertainty.maths import Noise, band
 from .buckets import BucketStat, BucketStep
@@ -33,9 +34,7 @@ from .whatif import (
     scenario,
 )
 
-MIN_GAIN = 0.05
 HIDDEN_SHARE = 0.03
-TOLERANCE_PCT = 10.0  # the replay of the traced settings must land this close to the traced run to advise
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +64,7 @@ class ModelCheck:
 
     @property
     def error_pct(self) -> float:
-        return 100.0 * (self.step_model_ms - self.step_measured_ms) / self.step_measured_ms \
-            if self.step_measured_ms else 0.0
+        return error_pct(self.step_model_ms, self.step_measured_ms)
 
     @property
     def ok(self) -> bool:
@@ -139,7 +137,7 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                                                     best.buckets, best.exposed_ns / 1e6, scs[0].alpha_s * 1e6,
                                                     scs[0].beta_bps / 1e9)))
             ref, ref_mb = best, best_mb
-        margin = max(MIN_GAIN, abs(check.error_pct) / 100)  # a lossy change must gain more than the model's error
+        margin = required_gain(check.error_pct)  # a lossy change must gain more than the model's error
         _compression(scs, predict, base, ref, ref_mb, whatifs, advice, findings, margin)
         _accumulation(scs, scale, base, ref, ref_mb, whatifs, advice, margin)
     profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
@@ -164,8 +162,7 @@ def _check(scs: Sequence[Scenario]) -> ModelCheck:
                                                                sc.measured_exposed_ns),):
             p = replay(replace(sc, ready_ns=ready, tail_ns=tail), sc.cap_bytes, sc.traced_compression, 1.0)
             per.append(((p.step_ns - dur) / dur if dur else 0.0, p, dur, exposed))
-        per.sort(key=lambda x: x[0])
-        _err, p, dur, exposed = per[(len(per) - 1) // 2]
+        _err, p, dur, exposed = median_of(per, key=lambda x: x[0])
         rows.append((p, dur, exposed, sc))
     p, dur, exposed, sc = max(rows, key=lambda x: x[0].step_ns)
     return ModelCheck(sc.rank, p.step_ns / 1e6, dur / 1e6, p.exposed_ns / 1e6, exposed / 1e6, sc.source, sc.notes)

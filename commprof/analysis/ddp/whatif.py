@@ -42,6 +42,7 @@ from ... import ops
 from ...model import RankTrace
 from ...units import MiB
 from ..bandwidth import Bandwidth
+from ..replay import core
 from .buckets import BucketStep
 from .rates import OpRates
 from .view import DDPView
@@ -248,23 +249,9 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
 
 def calibrate(sc: Scenario) -> float:
     """The factor on compute-side times that makes the replay of the traced settings match the
-    un-profiled step time (1.0 without that measurement)."""
-    target = sc.unprofiled_step_ns
-    if not target:
-        return 1.0
-    lo, hi = 0.05, 4.0
+    un-profiled step time (1.0 without that measurement; ``replay.core.calibrate``)."""
     comp = sc.traced_compression
-    if replay(sc, sc.cap_bytes, comp, lo).step_ns > target:
-        return lo
-    if replay(sc, sc.cap_bytes, comp, hi).step_ns < target:
-        return hi
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if replay(sc, sc.cap_bytes, comp, mid).step_ns < target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    return core.calibrate(lambda s: replay(sc, sc.cap_bytes, comp, s).step_ns, sc.unprofiled_step_ns)
 
 
 def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | None,
@@ -299,10 +286,10 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
     median_ready = {n: float(np.median(ready_by_name[n])) for n in names}
     traced = tuple((np.array([rel.get(n, median_ready[n]) for n in names], dtype=np.float64), tail, dur, ex)
                    for rel, tail, dur, ex in per_step)
-    fit = _allreduce_fit(bw, rt.world_size or 1)
+    fit = core.link_fit(bw, ops.ALL_REDUCE, rt.world_size or 1)
     if fit is None:
         return None
-    alpha, beta, assumed = fit
+    alpha, beta, assumed = fit.alpha_s, fit.beta_bps, fit.alpha_assumed
     sizes = np.array([v.params[n] for n in names], dtype=np.float64)
     first = _first_bucket_limit(rows, sizes, v.cap_bytes, v.first_bucket_bytes)
     notes = v.notes
@@ -338,11 +325,3 @@ def _first_bucket_limit(rows: list[BucketStep], sizes: np.ndarray, cap: int, fir
     if first is None or [int(sizes[g].sum()) for g in rebucket(sizes, cap, cap)] == recorded:
         return None
     return first
-
-
-def _allreduce_fit(bw: Bandwidth, world: int) -> tuple[float, float, bool] | None:
-    fits = [f for f in bw.fits if ops.family(f.op) == ops.ALL_REDUCE and f.group_size == world and f.beta_gbps]
-    if not fits:
-        return None
-    f = max(fits, key=lambda f: f.points)
-    return (f.alpha_us or 0.0) / 1e6, float(f.beta_gbps or 0.0) * 1e9, f.alpha_assumed

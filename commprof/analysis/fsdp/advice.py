@@ -12,13 +12,11 @@ from ...model import RankTrace, Run
 from ...units import MiB
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
+from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, required_gain
 from ..uncertainty.bands import banded_advice
 from ..uncertainty.maths import Noise, band
 from .replay import CANDIDATES, Knobs, calibrate, inputs, replay
 from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
-
-MIN_GAIN = 0.05
-TOLERANCE_PCT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +47,7 @@ class FSDPAnalysis:
     def error_pct(self) -> float | None:
         if self.step_model_ms is None or not self.step_measured_ms:
             return None
-        return 100.0 * (self.step_model_ms - self.step_measured_ms) / self.step_measured_ms
+        return error_pct(self.step_model_ms, self.step_measured_ms)
 
 
 def _knob(k: Knobs, traced: Knobs) -> tuple[str, object]:
@@ -195,7 +193,7 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
         return replace(a, findings=tuple(findings))
     best = min(ok, key=lambda w: (round(w.step_ms, 1), w.peak_unsharded_bytes))
     gain = 1 - best.step_ms * 1e6 / base_ns if base_ns else 0.0
-    if gain < max(MIN_GAIN, abs(err) / 100):
+    if gain < required_gain(err):
         need = max(MIN_GAIN * 100, abs(err))
         findings.append(Finding("info", f"No FSDP setting is predicted to gain more than {need:.0f}% "
                                         f"(best: {best.knob} = {best.value}, {gain * 100:+.1f}%)."))

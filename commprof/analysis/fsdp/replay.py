@@ -25,6 +25,7 @@ import numpy as np
 
 from ... import ops
 from ..bandwidth import Bandwidth
+from ..replay import core
 from .units import AG, BWD_AG, RS, FSDPReport, StepUnits
 
 
@@ -36,14 +37,6 @@ class Knobs:
     def label(self) -> str:
         raf = "as traced" if self.reshard_after_forward is None else str(self.reshard_after_forward)
         return f"reshard_after_forward={raf}, fsdp_prefetch={self.prefetch or 'implicit'}"
-
-
-@dataclass(frozen=True, slots=True)
-class FSDPPrediction:
-    knobs: Knobs
-    step_ns: float
-    peak_unsharded_bytes: int
-    peak_memory_bytes: int | None  # with a measured peak to anchor it
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +60,10 @@ class ReplayInputs:
 
 
 def _transfer(bw: Bandwidth, family: str, nbytes: int, measured_ns: float, world: int) -> float:
-    fits = [f for f in bw.fits if ops.family(f.op) == family and f.group_size == world and f.beta_gbps]
-    if not fits or nbytes <= 0:
+    fit = core.link_fit(bw, family, world)
+    if fit is None or nbytes <= 0:
         return measured_ns
-    f = max(fits, key=lambda f: f.points)
-    return ((f.alpha_us or 0.0) * 1e3) + nbytes / (float(f.beta_gbps or 0.0) * 1e9) * 1e9
+    return fit.time_ns(nbytes)
 
 
 def _flight(recs: list, bw: Bandwidth, family: str, nbytes: int, world: int) -> float:
@@ -170,19 +162,10 @@ def replay(inp: ReplayInputs, knobs: Knobs, scale: float = 1.0) -> tuple[float, 
 
 
 def calibrate(inp: ReplayInputs, target_ns: float | None) -> float:
-    """The compute-side factor that makes the traced settings' replay give ``target_ns`` (1.0 without it)."""
-    if not target_ns:
-        return 1.0
+    """The compute-side factor that makes the traced settings' replay give ``target_ns`` (1.0 without it;
+    ``replay.core.calibrate``)."""
     traced = Knobs(None, 0)
-    lo, hi = 0.05, 4.0
-    if replay(inp, traced, lo)[0] > target_ns:
-        return lo
-    if replay(inp, traced, hi)[0] < target_ns:
-        return hi
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if replay(inp, traced, mid)[0] < target_ns else (lo, mid)
-    return (lo + hi) / 2
+    return core.calibrate(lambda s: replay(inp, traced, s)[0], target_ns, iterations=50)
 
 
 CANDIDATES = tuple(Knobs(raf, k) for raf in (None, False, True) for k in (0, 1, 2))

@@ -1,5 +1,5 @@
 """Collectives: the CPU calls paired with their execution (GPU kernels, or gloo transfers), each described by
-op, process group, group size, dtype and bytes (DESIGN.md: max(in, out) elements x element size)."""
+op, process group, group size, dtype and bytes (docs/metrics.md: max(in, out) elements x element size)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,2 @@
-"""Family renderers that draw something of their own: FSDP2 and the production monitor."""
+"""Each analysis family's part of the report (summary.json keys, terminal and HTML tables, plots), registered as a
+``View`` in ``render/views.py``."""

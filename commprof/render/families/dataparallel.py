@@ -9,7 +9,7 @@ from ...analysis.dataparallel import DataParallelStat
 from ..fmt import num as _n
 from ..fmt import size as _fmt_bytes
 from ..safe import html_text as h
-from ..tables import html_head
+from ..tables import HTML_END, html_head
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -45,5 +45,5 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
             parts.append(f"<tr><td>{h(p['name'])}</td>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
                 p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),
                 _n(p["host_ms"]), _n(p["gpu_ms"]), _n(p["busy_ms"]))) + "</tr>")
-        parts.append("</table>")
+        parts.append(HTML_END)
     return parts

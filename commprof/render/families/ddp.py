@@ -14,7 +14,7 @@ from ..fmt import num as _f
 from ..fmt import num as _n
 from ..fmt import size as _fmt_bytes
 from ..safe import html_text as h
-from ..tables import MAX_ROWS, html_head, html_img, html_row, table
+from ..tables import HTML_END, MAX_ROWS, html_head, html_img, html_row, table
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -83,11 +83,12 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     parts = ["<h2>DDP buckets</h2>"]
     if "buckets" in plots:
         parts.append(html_img("buckets", plots["buckets"], "bucket sizes and exposure"))
-    parts.append(html_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms"))
+    parts.append(html_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms",
+                           name="buckets"))
     for b in s["buckets"]:
         parts.append(html_row((b["index"], h(_fmt_bytes(b["bytes"])), b["params"], _n(b["ready_ms"]),
                            _n(b["launch_ms"]), _n(b["comm_ms"]), _n(b["exposed_ms"]))))
-    parts.append("</table>")
+    parts.append(HTML_END)
     return parts
 
 

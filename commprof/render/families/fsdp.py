@@ -108,11 +108,13 @@ def timeline(f: FSDPAnalysis, rt: Any) -> bytes | None:
 def html_section(f: FSDPAnalysis, png: bytes | None) -> list[str]:
     import base64
 
-    parts = ["<h2 id='fsdp'>FSDP2 units</h2>", "<table><tr>" + "".join(f"<th>{c}</th>" for c in head(f)) + "</tr>"]
+    parts = ["<h2 id='fsdp'>FSDP2 units</h2>", "<table data-commprof='table-fsdp'><thead><tr>"
+             + "".join(f"<th>{c}</th>" for c in head(f)) + "</tr></thead><tbody>"]
     for row in rows(f):
         parts.append("<tr>" + "".join(f"<td class='n'>{h(c)}</td>" for c in row) + "</tr>")
-    parts.append("</table><p class='sub'>Each collective: transfer ms (exposed ms), median over the profiled steps "
-                 f"of rank {f.report.rank}. Peak unsharded parameters: {_size(f.report.peak_unsharded_bytes)}.</p>")
+    parts.append("</tbody></table><p class='sub'>Each collective: transfer ms (exposed ms), median over the profiled "
+                 f"steps of rank {f.report.rank}. Peak unsharded parameters: "
+                 f"{_size(f.report.peak_unsharded_bytes)}.</p>")
     if check_text(f):
         parts.append(f"<div class='finding sev-info'>{h(check_text(f), 600)}</div>")
     if f.whatifs:

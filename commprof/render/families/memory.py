@@ -8,7 +8,7 @@ from ...analysis.analyze import Report
 from ...analysis.memory.peak import Memory
 from ..fmt import size as _fmt_bytes
 from ..safe import html_text as h
-from ..tables import html_head, html_row
+from ..tables import HTML_END, html_head, html_row
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -40,5 +40,5 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
         parts.append(html_row(h(str(v)) for v in (
             m["rank"], m["device"], _fmt_bytes(m["peak_allocated_bytes"]), _fmt_bytes(m["peak_reserved_bytes"]),
             "–" if m["pct_of_device"] is None else m["pct_of_device"], buckets, hook)))
-    parts.append("</table>")
+    parts.append(HTML_END)
     return parts

@@ -11,7 +11,7 @@ from ..fmt import num as _f
 from ..fmt import num as _n
 from ..fmt import size as _fmt_bytes
 from ..safe import html_text as h
-from ..tables import html_head, html_row, table
+from ..tables import HTML_END, html_head, html_row, table
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -66,5 +66,5 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     for st in s["pipeline"]["stages"]:
         parts.append(html_row((st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
                            h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))))
-    parts.append("</table>")
+    parts.append(HTML_END)
     return parts

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import io
 
-COMPUTE = "#4C72B0"
-OVERLAPPED = "#8C7BC0"
-EXPOSED = "#D1495B"
-COMM = "#EDA247"
-OTHER = "#C8C8C8"
-MEMCPY = "#55A868"
+from ..palette import (  # noqa: F401  (re-exported: the plot modules take their colours from here)
+    ASSUMED,
+    COMM,
+    COMPUTE,
+    EXPOSED,
+    LESS,
+    MEASURED,
+    MEMCPY,
+    MORE,
+    OTHER,
+    OVERLAPPED,
+    PREDICTED,
+    SERIES,
+)
+
 MAX_TIMELINE_RANKS = 16
 
 

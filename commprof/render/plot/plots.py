@@ -9,7 +9,7 @@ from ...analysis.analyze import Report
 from ...analysis.spans import lane_span, rank_spans
 from ...ops import bus_factor
 from ..safe import plain
-from .figure import COMM, COMPUTE, EXPOSED, MAX_TIMELINE_RANKS, MEMCPY, OTHER, OVERLAPPED, new_figure, to_png
+from .figure import COMM, COMPUTE, EXPOSED, MAX_TIMELINE_RANKS, MEMCPY, OTHER, OVERLAPPED, SERIES, new_figure, to_png
 
 
 def breakdown(rep: Report) -> bytes | None:
@@ -130,7 +130,7 @@ def bandwidth(rep: Report) -> bytes | None:
     if not keys:
         return None
     plt, fig, ax = new_figure(8, 4.2)
-    colors = [COMM, COMPUTE, EXPOSED, MEMCPY, OVERLAPPED, "#333333"]
+    colors = SERIES  # not the activity colours: a colour here names a collective
     peak = None
     xmin, xmax = np.inf, 0.0
     for i, key in enumerate(sorted(keys)):
@@ -148,8 +148,10 @@ def bandwidth(rep: Report) -> bytes | None:
         if fit is not None and fit.beta_gbps:
             xs = np.logspace(np.log10(max(x.min() / 2, 1)), np.log10(x.max() * 2), 60)
             ts = (fit.alpha_us or 0.0) * 1e3 + xs / fit.beta_gbps  # ns
-            ax.plot(xs, xs / ts * f, color=c, lw=1.2,
-                    label=f"fit: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s")
+            # over a single message size the fit cannot separate latency from bandwidth: α is assumed, say so
+            assumed = " (α assumed: sizes too alike to fit it)" if fit.alpha_assumed else ""
+            ax.plot(xs, xs / ts * f, color=c, lw=1.2, ls="--" if fit.alpha_assumed else "-",
+                    label=f"fit: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s{assumed}")
         if fit is not None and fit.peak_gbps:
             peak = (fit.peak_gbps, fit.peak_source)
     if peak:
@@ -172,6 +174,9 @@ def stragglers(rep: Report) -> bytes | None:
     wait = g.wait_ns.T / 1e6  # ranks x instances
     plt, fig, ax = new_figure(9, max(2.4, 0.3 * len(g.ranks) + 1.6))
     im = ax.imshow(wait, aspect="auto", cmap="Reds", interpolation="nearest")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # instances are whole numbers
     ax.set_yticks(range(len(g.ranks)), [f"rank {r}" for r in g.ranks], fontsize=7)
     ax.set_xlabel(f"collective instance in process group {plain(g.process_group, 20)} (issue order)")
     ax.set_title("Wait for the last rank to arrive (ms): a pale row is the rank the others wait for", fontsize=9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ...analysis.analyze import Report
 from ..safe import plain
-from .figure import COMM, COMPUTE, EXPOSED, new_figure, to_png
+from .figure import ASSUMED, MEASURED, PREDICTED, new_figure, to_png
 
 
 def whatif(rep: Report) -> bytes | None:
@@ -23,8 +23,8 @@ def whatif(rep: Report) -> bytes | None:
     if caps:
         traced = caps[0]
         pts = sorted((float(str(w.value)), w.step_ms) for w in caps)
-        left.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=COMPUTE, ms=4, label="predicted step")
-        left.plot([float(str(traced.value))], [traced.step_ms], "s", color=EXPOSED, ms=9,
+        left.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=PREDICTED, ms=4, label="predicted step")
+        left.plot([float(str(traced.value))], [traced.step_ms], "s", color=MEASURED, ms=9,
                   label=f"traced ({traced.value} MB)")
         left.set_xscale("log")
         left.set_xlabel("bucket_cap_mb")
@@ -33,11 +33,11 @@ def whatif(rep: Report) -> bytes | None:
     labels = [_label(w.knob, w.value) + (" *" if w.assumed else "") for w in others]
     if others:
         right.barh(range(len(others)), [w.step_ms for w in others],
-                   color=[COMM if w.assumed else COMPUTE for w in others])
+                   color=[ASSUMED if w.assumed else PREDICTED for w in others])
         right.set_yticks(range(len(others)), labels, fontsize=7)
         right.invert_yaxis()
         if caps:
-            right.axvline(caps[0].step_ms, color=EXPOSED, lw=1, ls="--", label="traced setting")
+            right.axvline(caps[0].step_ms, color=MEASURED, lw=1, ls="--", label="traced setting")
             right.legend(fontsize=8)
         right.set_xlabel("predicted step (ms)")
         if any(w.assumed for w in others):
@@ -52,7 +52,7 @@ def whatif(rep: Report) -> bytes | None:
 def _label(knob: str, value: object) -> str:
     v = str(value)
     if v.startswith("powerSGD_hook(matrix_approximation_rank="):
-        return f"PowerSGD, rank {v.rsplit('=', 1)[1].rstrip(')')}"
+        return f"PowerSGD rank-{v.rsplit('=', 1)[1].rstrip(')')} approximation"
     return f"{knob} = {plain(v, 30)}"
 
 
@@ -63,11 +63,11 @@ def _fsdp(rep: Report) -> bytes | None:
         return None
     plt, fig, ax = new_figure(9, 0.45 * len(f.whatifs) + 1.8)
     labels = [f"{w.knob} = {plain(w.value, 60)}" for w in f.whatifs]
-    ax.barh(range(len(f.whatifs)), [w.step_ms for w in f.whatifs], color=COMPUTE)
+    ax.barh(range(len(f.whatifs)), [w.step_ms for w in f.whatifs], color=PREDICTED)
     for i, w in enumerate(f.whatifs):
         peak = f"peak {w.peak_memory_bytes / 2**20:.0f} MiB, " if w.peak_memory_bytes else ""
         ax.text(w.step_ms, i, f"  {peak}{w.peak_unsharded_bytes / 2**20:.1f} MiB unsharded", va="center", fontsize=7)
-    ax.axvline(f.baseline_step_ms, color=EXPOSED, lw=1, ls="--")
+    ax.axvline(f.baseline_step_ms, color=MEASURED, lw=1, ls="--")
     ax.set_yticks(range(len(f.whatifs)), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(f"predicted step (ms); dashed: the traced settings, {f.baseline_step_ms:.1f} ms")

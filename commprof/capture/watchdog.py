@@ -1,5 +1,7 @@
 """The monitor's watchdog: a daemon thread that writes a hang dump when the training loop has not called
-``step()`` for ``timeout_s``, or on SIGUSR1 — also while the main thread is blocked inside a collective.
+``step()`` for ``timeout_s``, or on SIGUSR1 — also while the main thread is blocked inside a collective.  Before
+the first ``step()`` it waits ``STARTUP_FACTOR`` times as long: a loop's set-up (building and wrapping the model,
+the first batches, compilation) is no step and may take longer than a step without being a hang.
 
 A Python signal handler runs only when the main thread returns to the interpreter, which a rank stuck in a
 collective never does; so the handler is a no-op and the signal reaches the thread through
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 POLL_S = 1.0
+STARTUP_FACTOR = 3.0  # the wait before the first step(), in timeouts
 
 
 class Watchdog:
@@ -77,9 +80,15 @@ class Watchdog:
             if ready and self._signalled():
                 self._fire("SIGUSR1")
             idle = time.monotonic() - self._last
-            if idle >= self.timeout_s and self._dumped_step != self._step:
+            if idle >= self.limit_s and self._dumped_step != self._step:
                 self._dumped_step = self._step
-                self._fire(f"no step() for {idle:.0f} s (hang_timeout_s={self.timeout_s:g})")
+                what = "no step() for" if self._step else "no first step() after"
+                self._fire(f"{what} {idle:.0f} s (hang_timeout_s={self.timeout_s:g})")
+
+    @property
+    def limit_s(self) -> float:
+        """How long the loop may go without ``step()`` now: ``timeout_s``, or longer before the first step."""
+        return self.timeout_s * (STARTUP_FACTOR if self._step == 0 else 1.0)
 
     def _signalled(self) -> bool:
         try:

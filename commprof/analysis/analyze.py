@@ -11,11 +11,12 @@ from . import findings as say
 from .advice import Advisor, advise
 from .bandwidth import Bandwidth, bandwidth
 from .buckets import BucketStat, BucketStep, bucket_stats
+from .churn import Churn, churn_all, churn_findings
 from .crossrank import CrossRank, cross_rank
 from .dataparallel import DataParallelStat, dataparallel
 from .findings import Advice, Finding
 from .fsdpadvice import FSDPAnalysis, fsdp_advisor
-from .memory import Memory, memory
+from .memory import NEAR_LIMIT, Memory, memory
 from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
 from .pipeline import PipelineReport, pipeline
@@ -46,6 +47,7 @@ class Report:
     dataparallel: tuple[DataParallelStat, ...] = ()
     monitor: MonitorReport | None = None  # the monitor's files in the same folder (hangs, slow ranks)
     fsdp: FSDPAnalysis | None = None  # FSDP2's units, phases, what-ifs and advice
+    churn: tuple[Churn, ...] = ()  # allocator churn per rank (analysis/churn.py)
 
     @property
     def backend(self) -> str:
@@ -89,14 +91,17 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)
     mem = tuple(m for rt in run.ranks for m in memory(rt))
     pfind, padvice = say.pipeline_findings(pipe)
+    churns = churn_all(run)
+    cfind, cadvice = churn_findings(churns, unprof, {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT})
     tfind, tadvice = say.transfer_findings(xfers, overlaps, unprof)
     dfind, dadvice = say.dataparallel_findings(dps)
     findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
-                + tuple(say.memory_findings(mem)) + tuple(dfind) + (fsdp.findings if fsdp else ()))
-    advice = advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
+                + tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(dfind) + (fsdp.findings if fsdp else ()))
+    advice = (advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
+              + tuple(cadvice))
     return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
                   cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),
-                  dps, fsdp=fsdp)
+                  dps, fsdp=fsdp, churn=churns)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,

@@ -1,5 +1,6 @@
 """The typed model: trace records (``trace``), sidecar records (``sidecar``), lanes kept on disk (``spilled``)."""
 
+from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent, FSDPSettings, FSDPUnit
 from .monitor import Crash, Frame, FREntry, HangDump, Issue, MonitorRank, MonitorRun, RollupCollective, ThreadStack
 from .rates import MQ, MTP, PQT, PRODUCT_KINDS, ProbeRates, ThinProduct
@@ -7,7 +8,8 @@ from .sidecar import BucketEvent, BucketLayout, DDPSettings, ModuleCall, ParamIn
 from .spilled import SpillDir, SpilledArray, SpilledLane
 from .trace import Collective, DPCall, GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace, Run, Step
 
-__all__ = ["BucketEvent", "BucketLayout", "Collective", "Crash", "DDPSettings", "DPCall", "Frame", "FREntry",
+__all__ = ["AllocCalls", "Mark", "StepAllocs", "BucketEvent", "BucketLayout",
+           "Collective", "Crash", "DDPSettings", "DPCall", "Frame", "FREntry",
            "FSDPEvent", "FSDPSettings", "FSDPUnit", "GradEvents", "HangDump", "HostTransfers", "Issue", "Lane",
            "ModuleCall", "MonitorRank", "MonitorRun", "MQ", "MTP", "ParamInfo", "PQT", "ProbeRates", "ProcessGroup",
            "PRODUCT_KINDS", "RankTrace", "RollupCollective", "Run", "Sidecar", "SpillDir", "SpilledArray",

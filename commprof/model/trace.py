@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent
 from .rates import ThinProduct
 
@@ -173,6 +174,9 @@ class RankTrace:
     dp_calls: tuple[DPCall, ...] = ()
     device_busy: dict[int, dict[int, int]] = field(default_factory=dict)
     grads: GradEvents | None = None  # None: the trace has no AccumulateGrad events
+    alloc_calls: AllocCalls | None = None  # the device allocator's runtime calls (None: the trace has none)
+    step_allocs: tuple[StepAllocs, ...] = ()  # per device and profiled step, its [memory] events (profile_memory)
+    marks: tuple[Mark, ...] = ()  # the optimizer's steps, empty_cache calls
 
     @property
     def first_ns(self) -> int:

@@ -18,6 +18,7 @@ from ..errors import InputError
 from ..formats import keys as K
 from ..model import GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace
 from ..units import canonical_dtype
+from . import allocs as al
 from . import classify as cl
 from . import dataparallel as dp
 from .collectives import collectives
@@ -73,8 +74,9 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
         if dev.startswith("cpu") and blocks.shape[1]:  # the CPU allocator's totals drift (memline); CUDA's do not
             memory_line[dev] = line = live_line(blocks, colls)
             memory_peak[dev] = (max(0, int(line[1].max())), memory_peak.get(dev, (0, 0))[1])
-    if not sc.fsdp:
-        memory_line = {}  # only FSDP's analysis reads the timeline: not carried (nor handed over) without it
+    per_step = al.step_allocs(sc.memory_blocks, memory_line, steps)
+    if not sc.fsdp and not sc.grads:
+        memory_line = {}  # only the training what-ifs read the timeline: not carried (nor handed over) without them
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
                      memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=None,
@@ -84,7 +86,8 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      products=tuple(sc.products), fsdp=fsdp_events(sc.fsdp), memory_line=memory_line,
                      dp_calls=dp.dp_calls(launched, attribute),
                      device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {},
-                     grads=_grads(sc, attribute))
+                     grads=_grads(sc, attribute), alloc_calls=al.alloc_calls(sc.allocs, attribute),
+                     step_allocs=per_step, marks=al.marks(sc.marks))
 
 
 class _Lanes:

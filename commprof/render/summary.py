@@ -14,6 +14,7 @@ from ..analysis.overlap import RankOverlap
 from ..analysis.volume import CollectiveStat
 from ..formats import files
 from .fsdp import as_dict as fsdp_dict
+from .memdict import churn_dict
 from .monitor import hang_dict, monitor_dict
 
 SCHEMA = files.SUMMARY_SCHEMA
@@ -60,6 +61,7 @@ def summary(rep: Report) -> dict[str, Any]:
         "advisor": _advisor(rep),
         "pipeline": _pipeline(rep),
         "memory": [_memory(m) for m in rep.memory],
+        "churn": [churn_dict(c) for c in rep.churn],
         "dataparallel": [_dataparallel(d) for d in rep.dataparallel],
         "transfers": [{"rank": t.rank, "htod_pageable_per_step": _r(t.htod_pageable_count, 1),
                        "htod_pageable_bytes_per_step": int(t.htod_pageable_bytes),

@@ -75,13 +75,15 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
-            step_ms: float | None = None) -> Report:
+            step_ms: float | None = None, whatif: Iterable[str] = ()) -> Report:
     """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
-    time outside the profiler where the files do not record it (plain torch.profiler traces)."""
+    time outside the profiler where the files do not record it (plain torch.profiler traces); ``whatif``: what-ifs
+    to state in the findings even when memory is not near the device's limit ("fsdp")."""
     from .analysis.analyze import analyze as _analyze
     from .engine import digests_of
 
-    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms)
+    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms,
+                    whatif=whatif)
 
 
 def plots(report: Report) -> dict[str, bytes]:

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                         "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
                         "searched in kernel names, optionally prefixed with the operation, e.g. "
                         "'all_to_all=my_ep::dispatch'; repeat for more")
+    r.add_argument("--whatif", action="append", default=[], choices=["fsdp"],
+                   help="show a what-if in the text report even when memory is not near the device's limit: fsdp "
+                        "(DDP -> FSDP2: memory and step time under fully_shard)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
@@ -124,7 +127,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
     if args.step_ms is not None and not args.step_ms > 0:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
-    rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms)
+    rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms, whatif=args.whatif)
     if mon is not None:
         from dataclasses import replace
 

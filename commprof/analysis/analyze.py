@@ -14,6 +14,7 @@ from .buckets import BucketStat, BucketStep, bucket_stats
 from .churn import Churn, churn_all, churn_findings
 from .crossrank import CrossRank, cross_rank
 from .dataparallel import DataParallelStat, dataparallel
+from .ddp2fsdp import ParallelAnalysis, ddp_to_fsdp, parallel_findings
 from .findings import Advice, Finding
 from .fsdpadvice import FSDPAnalysis, fsdp_advisor
 from .memory import NEAR_LIMIT, Memory, memory
@@ -48,6 +49,8 @@ class Report:
     monitor: MonitorReport | None = None  # the monitor's files in the same folder (hangs, slow ranks)
     fsdp: FSDPAnalysis | None = None  # FSDP2's units, phases, what-ifs and advice
     churn: tuple[Churn, ...] = ()  # allocator churn per rank (analysis/churn.py)
+    parallel: ParallelAnalysis | None = None  # DDP -> FSDP2 what-if (analysis/ddp2fsdp.py)
+    whatif_asked: tuple[str, ...] = ()  # what-ifs the user asked to see in the text report ("fsdp")
 
     @property
     def backend(self) -> str:
@@ -65,7 +68,8 @@ class Report:
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
-            digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None) -> Report:
+            digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None,
+            whatif: Iterable[str] = ()) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
     the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
@@ -92,16 +96,20 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     mem = tuple(m for rt in run.ranks for m in memory(rt))
     pfind, padvice = say.pipeline_findings(pipe)
     churns = churn_all(run)
+    par = ddp_to_fsdp(run, bw, advisor.scale, advisor.rates, advisor.check.error_pct if advisor.check else None,
+                      unprof)
+    wfind, wadvice = parallel_findings(par, "fsdp" in tuple(whatif))
     cfind, cadvice = churn_findings(churns, unprof, {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT})
     tfind, tadvice = say.transfer_findings(xfers, overlaps, unprof)
     dfind, dadvice = say.dataparallel_findings(dps)
     findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
-                + tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(dfind) + (fsdp.findings if fsdp else ()))
+                + tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(wfind) + tuple(dfind)
+                + (fsdp.findings if fsdp else ()))
     advice = (advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
-              + tuple(cadvice))
+              + tuple(cadvice) + tuple(wadvice))
     return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
                   cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),
-                  dps, fsdp=fsdp, churn=churns)
+                  dps, fsdp=fsdp, churn=churns, parallel=par, whatif_asked=tuple(whatif))
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,

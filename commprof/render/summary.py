@@ -14,7 +14,7 @@ from ..analysis.overlap import RankOverlap
 from ..analysis.volume import CollectiveStat
 from ..formats import files
 from .fsdp import as_dict as fsdp_dict
-from .memdict import churn_dict
+from .memdict import churn_dict, parallel_dict, whatif_items
 from .monitor import hang_dict, monitor_dict
 
 SCHEMA = files.SUMMARY_SCHEMA
@@ -62,6 +62,8 @@ def summary(rep: Report) -> dict[str, Any]:
         "pipeline": _pipeline(rep),
         "memory": [_memory(m) for m in rep.memory],
         "churn": [churn_dict(c) for c in rep.churn],
+        "whatifs": whatif_items(rep.parallel),
+        "parallelism": parallel_dict(rep.parallel),
         "dataparallel": [_dataparallel(d) for d in rep.dataparallel],
         "transfers": [{"rank": t.rank, "htod_pageable_per_step": _r(t.htod_pageable_count, 1),
                        "htod_pageable_bytes_per_step": int(t.htod_pageable_bytes),

@@ -184,7 +184,12 @@ def _fsdp_peak(ph: _Phases, order: list[Unit], held: dict[str, int], base: int) 
 def band(pred_ms: float, rt: RankTrace, model_error_pct: float | None) -> tuple[float, float]:
     """[low, high] around a prediction: the model's error on the traced run, the run's step-to-step spread and
     ``STRUCTURE`` (this module's docstring)."""
-    times = [s.end_ns - s.start_ns for s in (rt.sidecar.step_times if rt.sidecar else ()) if not s.profiled][1:]
+    st = sorted(rt.sidecar.step_times, key=lambda s: s.number) if rt.sidecar else []
+    ex = rt.sidecar.exports if rt.sidecar else ()
+    # the steps outside the profiler, as steptimes reads them: not the first, not one right after a profiled step,
+    # none while this rank exported its trace
+    times = [s.end_ns - s.start_ns for i, s in enumerate(st) if i > 0 and not s.profiled and not st[i - 1].profiled
+             and not any(a < s.end_ns and s.start_ns < b for a, b in ex)]
     if len(times) < 3:
         times = [s.duration_ns for s in rt.steps]
     spread = 0.0
@@ -227,6 +232,9 @@ def ddp_to_fsdp(run: Run, bw: Bandwidth, scale: dict[int, float], rates: OpRates
                                   predicted_range_ms=band(step_ns / 1e6, rt, model_error_pct),
                                   predicted_peak_bytes=keep + step_peak if step_peak is not None else None,
                                   state=state, step_peak_bytes=step_peak))
+    if rt.device_kind != "cpu":
+        notes.append("the replay blocks on every FSDP2 collective, as gloo on CPU does; on GPUs they overlap compute "
+                     "on their own streams: the predicted step is an upper bound there, not validated")
     if ph is None:
         notes.append("no memory timeline (trace with profile_memory=True): peaks not predicted")
     if assumed:

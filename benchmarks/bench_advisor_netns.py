@@ -131,7 +131,7 @@ def compression_proof(net: TwoHosts, reps: int) -> tuple[list[Row], dict]:
     settings = [{"bucket_cap_mb": 25}, {"bucket_cap_mb": cap, "hook": "fp16"}]
     psgd_value = psgd.value if psgd is not None else "powerSGD_hook(matrix_approximation_rank=4)"
     rank = int(str(psgd_value).rsplit("=", 1)[1].rstrip(")"))
-    # gloo: PowerSGD runs with one bucket (see commprof.analysis.advice)
+    # gloo: PowerSGD runs with one bucket (see commprof.analysis.ddp.advice)
     settings.append({"bucket_cap_mb": 200, "hook": f"powersgd:{rank}"})
     meas = measure(net, settings, reps, steps=9)
     rows = [Row("500 Mbit/s", "bucket_cap_mb=25, no hook (default)", adv.baseline_step_ms, meas[0]),

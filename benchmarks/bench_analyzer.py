@@ -171,7 +171,7 @@ def reduce_memory() -> int:
     events of the real trace in the same steps, loaded with worker processes; peak RSS of the process that
     runs the reduce step (``RUSAGE_SELF``) and of the largest worker, with the lanes spilled (the default for
     large runs) and kept in memory (``spill=False``)."""
-    from commprof.reader import jsonio
+    from commprof.reader.decode import jsonio
 
     big = REAL / "hta/tests/data/df_index_resolver/df_index_resolver.json.gz"
     work = Path(tempfile.mkdtemp(prefix="commprof-bench-reduce-"))

@@ -68,7 +68,7 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
     """Load a folder of per-rank traces (and sidecars) into a ``Run``.  ``comm_kernels``: more kernels that move
     data between ranks (regular expressions, optionally ``"op=regex"``).  See ``commprof.engine.load.load``."""
     from .engine import load as _load
-    from .reader.jsonio import DEFAULT_MAX_BYTES
+    from .reader.decode.jsonio import DEFAULT_MAX_BYTES
 
     return _load(path, ranks=ranks, max_bytes=max_bytes or DEFAULT_MAX_BYTES, workers=workers, progress=progress,
                  executor=executor, steps=steps, spill=spill, comm_kernels=comm_kernels)
@@ -78,17 +78,22 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
             step_ms: float | None = None, whatif: Iterable[str] = ()) -> Report:
     """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
     time outside the profiler where the files do not record it (plain torch.profiler traces); ``whatif``: what-ifs
-    to state in the findings even when memory is not near the device's limit ("fsdp")."""
+    to state in the findings even when memory is not near the device's limit ("fsdp").  Where the run's
+    folder also holds the files of ``commprof.monitor``, their diagnosis (hangs, slow ranks) is the report's
+    production section."""
     from .analysis.analyze import analyze as _analyze
     from .engine import digests_of
+    from .reader.monitor import is_monitor_folder, read_monitor
 
-    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms,
+    folder = Path(run.path)
+    mon = read_monitor(folder) if folder.is_dir() and is_monitor_folder(folder) else None
+    return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms, monitor=mon,
                     whatif=whatif)
 
 
 def plots(report: Report) -> dict[str, bytes]:
     """The report's PNG plots by name (breakdown, timeline, buckets, bandwidth, stragglers)."""
-    from .render.plots import all_plots
+    from .render.plot.plots import all_plots
 
     return all_plots(report)
 

@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="analyze a folder of per-rank traces and write a report")
     r.add_argument("trace_dir", help="folder with one Kineto trace per rank (or one trace file)")
     r.add_argument("-o", "--out", help=f"output folder (default: TRACE_DIR/{REPORT_DIR})")
-    r.add_argument("--format", default="text,json,html",
+    r.add_argument("--format", default="text,json,html,perfetto",
                    help="comma-separated: " + ", ".join(f"{f.name} ({f.help})" for f in FORMATS.values()))
     r.add_argument("--steps", help="ProfilerStep numbers to analyze, A:B (A inclusive, B exclusive) or N")
     r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--whatif", action="append", default=[], choices=["fsdp"],
                    help="show a what-if in the text report even when memory is not near the device's limit: fsdp "
                         "(DDP -> FSDP2: memory and step time under fully_shard)")
+    r.add_argument("--perfetto-max-mb", type=float, default=64.0,
+                   help="leave merged.json out when it would be larger than this many MB of JSON (default 64; 0: no "
+                        "limit)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
@@ -92,7 +95,7 @@ def parse_ranks(spec: str) -> list[int]:
 def cmd_report(args: argparse.Namespace) -> int:
     from . import analyze
     from .engine import load
-    from .reader.jsonio import DEFAULT_MAX_BYTES
+    from .reader.decode.jsonio import DEFAULT_MAX_BYTES
     from .render import text
     from .render.write import write_outputs
 
@@ -111,7 +114,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     trace_dir = Path(args.trace_dir)
     mon = _monitor(trace_dir)
     if mon is not None and not _has_traces(trace_dir):
-        return _monitor_only(mon, Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
+        from .analysis.production.diagnosis import analyze_monitor
+
+        return _monitor_only(analyze_monitor(mon), Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
     kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps,
                   comm_kernels=args.comm_kernel)
@@ -128,12 +133,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.step_ms is not None and not args.step_ms > 0:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
     rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms, whatif=args.whatif)
-    if mon is not None:
-        from dataclasses import replace
-
-        rep = replace(rep, monitor=mon)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
-    written = write_outputs(rep, Path(args.out) if args.out else default_out, formats)
+    notes: list[str] = []
+    written = write_outputs(rep, Path(args.out) if args.out else default_out, formats,
+                            perfetto_max_bytes=int(args.perfetto_max_mb * 1e6) if args.perfetto_max_mb > 0 else None,
+                            notes=notes)
+    for line in notes:
+        print(f"commprof: {line}", file=sys.stderr)
     if "text" in formats:
         sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     return 0
@@ -146,19 +152,18 @@ def _has_traces(path: Path) -> bool:
 
 
 def _monitor(path: Path):
-    """The diagnosis of the monitor's files in the folder, if it has any."""
-    from .analysis.production import analyze_monitor
+    """The monitor's files in the folder, if it has any."""
     from .reader.monitor import is_monitor_folder, read_monitor
 
     if not is_monitor_folder(path):
         return None
-    return analyze_monitor(read_monitor(path))
+    return read_monitor(path)
 
 
 def _monitor_only(mon, out: Path, formats: list[str]) -> int:
     """A folder with the monitor's files and no traces: the hang verdict and the slow ranks."""
     from .atomic import write_bytes, write_text
-    from .render import monitor as render
+    from .render.families import monitor as render
 
     written: list[str] = []
     if set(formats) & {"json", "html"}:
@@ -263,7 +268,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"processes for {steps} steps (steps 2-4 profiled) ...", file=sys.stderr, flush=True)
     launch(out, nproc=nproc, steps=steps)
     rep = analyze(load(out))
-    written = write_outputs(rep, out / REPORT_DIR, ["json", "html"])
+    written = write_outputs(rep, out / REPORT_DIR, ["json", "html", "perfetto"])
     sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     print(f"\nnext: python -m commprof report {out}   (or open {out / REPORT_DIR / 'report.html'})")
     return 0
@@ -276,15 +281,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.cmd == "demo":
             return cmd_demo(args)
-        if args.cmd == "compare":
-            return cmd_compare(args)
+        return cmd_compare(args)  # argparse allows no other command
     except InputError as e:
         print(f"commprof: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("commprof: interrupted", file=sys.stderr)
         return 130
-    return 1
 
 
 def entry() -> None:

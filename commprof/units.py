@@ -8,9 +8,7 @@ name, and ``dtype_size`` gives its bytes.
 
 from __future__ import annotations
 
-NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
-NS_PER_S = 1_000_000_000
 MiB = 1024 * 1024
 
 _DTYPE_CANON = {

@@ -53,7 +53,35 @@ def run(*ranks: RankTrace, world_size: int | None = None) -> Run:
 def parse(doc: dict[str, Any] | list[Any], name: str = "rank0.json") -> RankTrace:
     """A hand-built chrome-trace document (as torch.profiler would write it) read by the real reader."""
     from commprof.reader import parse_document
+    from commprof.reader.decode.jsonio import document
     from commprof.reader.discover import rank_from_name
-    from commprof.reader.jsonio import document
 
     return parse_document(Path(name), document(doc, name), rank_hint=rank_from_name(Path(name)))
+
+
+def ddp_scenario(sizes: Sequence[float], ready_ms: Sequence[float], *, tail_ms: float, cap_bytes: int,
+                 alpha_s: float = 0.0, beta_bps: float = 1e9, unprofiled_step_ms: float | None = None,
+                 pass_bps: float = 1e10):
+    """A DDP replay scenario by hand: gradient bytes and ready times (ms from the step start) in ready order."""
+    from commprof.analysis.ddp.rates import OpRates
+    from commprof.analysis.ddp.whatif import Scenario
+
+    names = tuple(f"p{i}" for i in range(len(sizes)))
+    ready = np.array([t * 1e6 for t in ready_ms], dtype=np.float64)
+    profiled = int(max(ready_ms, default=0.0) * 1e6 + tail_ms * 1e6)
+    return Scenario(rank=0, names=names, sizes=np.array(sizes, dtype=np.float64), ready_ns=ready,
+                    tail_ns=int(tail_ms * 1e6), profiled_step_ns=profiled,
+                    unprofiled_step_ns=None if unprofiled_step_ms is None else int(unprofiled_step_ms * 1e6),
+                    cap_bytes=cap_bytes, first_bucket_bytes=None, alpha_s=alpha_s, beta_bps=beta_bps,
+                    rates=OpRates("cpu", pass_bps, pass_bps), world_size=2)
+
+
+def fsdp_inputs(units: Sequence[tuple[str, float, float, float, float, float, int, bool]], *, head_ms: float,
+                fwd_tail_ms: float, bwd_tail_ms: float):
+    """FSDP2 replay inputs by hand: per unit (name, fwd ms, bwd ms, all-gather ms, backward all-gather ms,
+    reduce-scatter ms, unsharded bytes, reshard_after_forward), in forward order ("" first: the root)."""
+    from commprof.analysis.fsdp.replay import ReplayInputs, UnitTimes
+
+    return ReplayInputs(tuple(UnitTimes(n, f * 1e6, b * 1e6, ag * 1e6, bag * 1e6, rs * 1e6, nb, raf)
+                              for n, f, b, ag, bag, rs, nb, raf in units), head_ms * 1e6, fwd_tail_ms * 1e6,
+                        bwd_tail_ms * 1e6)

@@ -1,56 +1,111 @@
 """``analyze(run) -> Report``: every analysis of a run, in one immutable value for the renderers.  This module
-only orchestrates: each analysis lives in its own module, every sentence in ``findings``."""
+only orchestrates: the analyses common to every family (overlap, collectives, cross-rank matching, bandwidth),
+then each family's ``Section`` (``families``), then the arbiter (``arbiter``); every sentence in ``findings``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from ..model import Run
+from ..model import MonitorRun, Run
 from . import findings as say
-from .advice import Advisor, advise
+from .arbiter import arbitrate
 from .bandwidth import Bandwidth, bandwidth
-from .buckets import BucketStat, BucketStep, bucket_stats
-from .churn import Churn, churn_all, churn_findings
-from .crossrank import CrossRank, cross_rank
-from .dataparallel import DataParallelStat, dataparallel
-from .ddp2fsdp import ParallelAnalysis, ddp_to_fsdp, parallel_findings
-from .findings import Advice, Finding
-from .fsdpadvice import FSDPAnalysis, fsdp_advisor
-from .memory import NEAR_LIMIT, Memory, memory
+from .crossrank.matching import CrossRank, cross_rank
+from .dataparallel import DataParallelStat
+from .ddp.advice import Advisor
+from .ddp.buckets import BucketStat, BucketStep
+from .ddp.family import EMPTY as NO_DDP
+from .ddp.family import DDPDetail
+from .families import sections as family_sections
+from .fsdp.advice import FSDPAnalysis
+from .memory.churn import Churn
+from .memory.ddp2fsdp import ParallelAnalysis
+from .memory.peak import Memory
 from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
-from .pipeline import PipelineReport, pipeline
-from .production import MonitorReport
+from .pipeline.stages import PipelineReport
+from .production.diagnosis import MonitorReport
+from .section import Advice, Finding, Section
+from .shared import Shared
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
 from .volume import CollectiveStat, collective_stats
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     run: Run
     steps: tuple[int, ...] | None  # the user's restriction, None = all
     overlaps: tuple[RankOverlap, ...]
     unprofiled_step_ms: dict[int, float]  # rank -> median wall time of steps outside the profiler
     collectives: tuple[CollectiveStat, ...]
-    bucket_rows: tuple[BucketStep, ...]
-    buckets: tuple[BucketStat, ...]
     cross: CrossRank
     bandwidth: Bandwidth
-    advisor: Advisor
-    pipeline: PipelineReport | None
-    transfers: tuple[Transfers, ...]
-    memory: tuple[Memory, ...]
-    findings: tuple[Finding, ...]
+    sections: tuple[Section, ...]  # one per analysis family the run has, in the report's order
+    findings: tuple[Finding, ...]  # every section's findings that stand (``arbiter``)
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
-    dataparallel: tuple[DataParallelStat, ...] = ()
-    monitor: MonitorReport | None = None  # the monitor's files in the same folder (hangs, slow ranks)
-    fsdp: FSDPAnalysis | None = None  # FSDP2's units, phases, what-ifs and advice
-    churn: tuple[Churn, ...] = ()  # allocator churn per rank (analysis/churn.py)
-    parallel: ParallelAnalysis | None = None  # DDP -> FSDP2 what-if (analysis/ddp2fsdp.py)
-    whatif_asked: tuple[str, ...] = ()  # what-ifs the user asked to see in the text report ("fsdp")
+
+    def section(self, family: str) -> Section | None:
+        return next((s for s in self.sections if s.family == family), None)
+
+    def _detail(self, family: str, default: Any = None) -> Any:
+        s = self.section(family)
+        return default if s is None else s.detail
+
+    # each family's own record, by name (the renderers' and notebooks' shorthand)
+    @property
+    def ddp(self) -> DDPDetail:
+        return self._detail("ddp", NO_DDP)
+
+    @property
+    def advisor(self) -> Advisor:
+        return self.ddp.advisor
+
+    @property
+    def bucket_rows(self) -> tuple[BucketStep, ...]:
+        return self.ddp.rows
+
+    @property
+    def buckets(self) -> tuple[BucketStat, ...]:
+        return self.ddp.buckets
+
+    @property
+    def pipeline(self) -> PipelineReport | None:
+        return self._detail("pipeline")
+
+    @property
+    def transfers(self) -> tuple[Transfers, ...]:
+        return self._detail("transfers", ())
+
+    @property
+    def memory(self) -> tuple[Memory, ...]:
+        d = self._detail("memory")
+        return d.peaks if d is not None else ()
+
+    @property
+    def churn(self) -> tuple[Churn, ...]:
+        d = self._detail("memory")
+        return d.churn if d is not None else ()
+
+    @property
+    def parallel(self) -> ParallelAnalysis | None:
+        d = self._detail("memory")
+        return d.parallel if d is not None else None
+
+    @property
+    def dataparallel(self) -> tuple[DataParallelStat, ...]:
+        return self._detail("dataparallel", ())
+
+    @property
+    def fsdp(self) -> FSDPAnalysis | None:
+        return self._detail("fsdp")
+
+    @property
+    def monitor(self) -> MonitorReport | None:
+        return self._detail("production")
 
     @property
     def backend(self) -> str:
@@ -69,47 +124,33 @@ class Report:
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
             digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None,
-            whatif: Iterable[str] = ()) -> Report:
+            monitor: MonitorRun | None = None, whatif: Iterable[str] = ()) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
     the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
     ``step_ms``: the step time outside the profiler, for ranks whose files do not record it (plain torch.profiler
-    traces): the what-ifs are calibrated on it."""
+    traces): the what-ifs are calibrated on it.  ``monitor``: the files ``commprof.monitor`` wrote for the same
+    job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section.  ``whatif``:
+    what-ifs to state in the findings even where the run does not call for them ("fsdp": DDP -> FSDP2)."""
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}
     key = steps_key(wanted)
-    per_rank = [results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks]
+    per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
     overlaps = tuple(r.overlap for r in per_rank)
-    rows: list[BucketStep] = [b for r in per_rank for b in r.bucket_rows]
     cross = cross_rank(run.ranks, wanted, digests)
     unprof = unprofiled_step_ms(run)
     if step_ms is not None:
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
-    bstats = tuple(bucket_stats(rows))
-    advisor = advise(run, rows, bstats, bw, unprof)
-    fsdp = fsdp_advisor(run, bw, unprof)
-    pipe = pipeline(run, unprof, digests)
-    xfers = tuple(r.transfers for r in per_rank if r.transfers is not None)
-    dps = tuple(d for d in (dataparallel(rt, unprof.get(rt.rank)) for rt in run.ranks) if d is not None)
-    mem = tuple(m for rt in run.ranks for m in memory(rt))
-    pfind, padvice = say.pipeline_findings(pipe)
-    churns = churn_all(run)
-    par = ddp_to_fsdp(run, bw, advisor.scale, advisor.rates, advisor.check.error_pct if advisor.check else None,
-                      unprof)
-    wfind, wadvice = parallel_findings(par, "fsdp" in tuple(whatif))
-    cfind, cadvice = churn_findings(churns, unprof, {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT})
-    tfind, tadvice = say.transfer_findings(xfers, overlaps, unprof)
-    dfind, dadvice = say.dataparallel_findings(dps)
-    findings = (tuple(say.overview(overlaps, cross)) + advisor.findings + tuple(pfind) + tuple(tfind)
-                + tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(wfind) + tuple(dfind)
-                + (fsdp.findings if fsdp else ()))
-    advice = (advisor.advice + tuple(padvice) + tuple(tadvice) + tuple(dadvice) + (fsdp.advice if fsdp else ())
-              + tuple(cadvice) + tuple(wadvice))
-    return Report(run, wanted, overlaps, unprof, tuple(collective_stats(run.ranks, wanted)), tuple(rows), bstats,
-                  cross, bw, advisor, pipe, xfers, mem, findings, advice, _warnings(run, cross, wanted, overlaps),
-                  dps, fsdp=fsdp, churn=churns, parallel=par, whatif_asked=tuple(whatif))
+    shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
+                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, whatif=tuple(whatif))
+    sections = family_sections(shared)
+    findings, advice = arbitrate(sections)
+    return Report(run=run, steps=wanted, overlaps=overlaps, unprofiled_step_ms=unprof,
+                  collectives=tuple(collective_stats(run.ranks, wanted)), cross=cross, bandwidth=bw,
+                  sections=sections, findings=findings, advice=advice,
+                  warnings=_warnings(run, cross, wanted, overlaps))
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
@@ -118,7 +159,7 @@ def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,
     for rt in run.ranks:
         out.extend(rt.warnings)
         if rt.sidecar is not None:
-            out.extend(f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
+            out.extend(w if w.startswith(f"rank {rt.rank}:") else f"rank {rt.rank}: {w}" for w in rt.sidecar.warnings)
     out.extend(cross.warnings)
     out.extend(say.sizes_unknown(run.ranks))
     if wanted is not None and not any(o.steps for o in overlaps):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..model import RankTrace
 from ..ops import bus_factor
-from .crossrank import CrossRank
+from .crossrank.matching import CrossRank
 
 # Peak unidirectional bandwidth per GPU, GB/s, for the links of common GPUs (vendor data sheets).
 # nccl-tests' busbw reaches about 75-90% of these on a full node; cross-node jobs are limited by the

@@ -16,7 +16,7 @@ from typing import Any
 from ..model import RankTrace
 from ..units import MiB
 from .analyze import Report
-from .ddpview import view as ddp_view
+from .ddp.view import view as ddp_view
 
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 

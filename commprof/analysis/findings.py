@@ -4,43 +4,20 @@ them) and the words of each piece of advice.  The analyses decide; this module p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from .. import ops
 from ..model import RankTrace, Run
 from .bandwidth import Bandwidth
-from .buckets import BucketStat
-from .crossrank import CrossRank
+from .crossrank.matching import CrossRank
 from .dataparallel import DataParallelStat
-from .memory import NEAR_LIMIT, Memory
+from .ddp.buckets import BucketStat
+from .memory.peak import NEAR_LIMIT, Memory
 from .overlap import RankOverlap
-from .pipeline import PipelineReport
+from .pipeline.stages import PipelineReport
+from .section import EXPOSED, NOTHING_TO_GAIN, Advice, Finding
 from .transfers import Transfers
-
-
-@dataclass(frozen=True, slots=True)
-class Advice:
-    """A concrete change with its predicted effect."""
-
-    knob: str
-    value: object
-    baseline_step_ms: float
-    predicted_step_ms: float
-    why: str
-    # the other settings its prediction assumes, where they differ from the traced run's (the advised bucket cap
-    # under a compression hook): what ``commprof compare`` checks it against
-    with_settings: tuple[tuple[str, object], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A measured fact worth a user's attention, with the numbers that back it."""
-
-    severity: str  # "high", "medium", "info"
-    text: str
-
 
 # ---- the run as a whole ---------------------------------------------------------------------------
 
@@ -67,7 +44,7 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
     out.append(Finding(sev, f"Exposed communication: {exp_ms:.2f} ms of a {step_ms:.2f} ms step "
                             f"({share:.0f}%) on rank {rank} (its median step, #{worst.step}); "
                             f"{worst.overlap_pct:.0f}% of its {comm_ms:.2f} ms of communication is hidden behind "
-                            f"compute.{waited}"))
+                            f"compute.{waited}", EXPOSED))
     if cross.stragglers:
         s = cross.stragglers[0]
         parts = sorted([(s.compute_ms, "computing"), (s.idle_ms, "idle (no operator or kernel: data loading, "
@@ -199,7 +176,8 @@ def model_misses(error_pct: float, tolerance_pct: float) -> Finding:
 
 def already_hidden(exposed_ms: float, step_ms: float) -> Finding:
     return Finding("info", f"Communication is already hidden: the replay puts {exposed_ms:.2f} ms of a {step_ms:.1f} "
-                           "ms step after the backward pass. Other bucket sizes or compression have nothing to gain.")
+                           "ms step after the backward pass. Other bucket sizes or compression have nothing to gain.",
+                   NOTHING_TO_GAIN)
 
 
 def bucket_cap_why(cur_mb: float, exposed_ms: float, buckets: int, best_mb: float, best_buckets: int,

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import intervals as iv
 from ..model import RankTrace, SpilledArray
-from .buckets import BucketStep, bucket_steps
+from .ddp.buckets import BucketStep, bucket_steps
 from .overlap import RankOverlap, rank_overlap
 from .spans import lane_span, rank_spans
 from .transfers import Transfers, transfers

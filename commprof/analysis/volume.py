@@ -1,6 +1,6 @@
 """Transfer volume and bandwidth per (op, process group, group size, dtype).
 
-Message bytes follow DESIGN.md.  algbw = bytes / time; busbw = algbw x the nccl-tests factor:
+Message bytes as docs/metrics.md defines them.  algbw = bytes / time; busbw = algbw x the nccl-tests factor:
 all-reduce 2(n-1)/n; all-gather, reduce-scatter, all-to-all (n-1)/n; broadcast, reduce, send/recv 1.
 The time of a collective is its kernel (or gloo transfer) duration, which includes any time it spent
 waiting for the other ranks to join: bandwidth measured this way is a lower bound on the link's.

@@ -12,7 +12,6 @@ training: a failure disables recording with a warning.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch.distributed as dist
 
 from ..formats import sidecar as F
 from ..units import MiB, param_bytes
+from ..warn import warn
 
 _now = time.time_ns  # the Kineto trace's clock is Unix time (checked in tests)
 
@@ -118,7 +118,7 @@ class DDPRecorder:
 
     def fail(self, e: Exception) -> None:
         if not self.failed:
-            warnings.warn(f"commprof: bucket recording stopped ({type(e).__name__}: {e})", stacklevel=2)
+            warn(f"commprof: bucket recording stopped ({type(e).__name__}: {e})", stacklevel=2)
         self.failed = True
         self.active = False
 

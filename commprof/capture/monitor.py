@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 import traceback
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,7 @@ import orjson
 
 from ..atomic import write_bytes
 from ..formats import monitor as F
+from ..warn import warn
 from . import flightrec
 from .watchdog import Watchdog
 
@@ -217,7 +217,7 @@ class MonitorSession:
 
     def _say(self, text: str) -> None:
         self.log.append(text)
-        warnings.warn(f"commprof.monitor: {text}", RuntimeWarning, stacklevel=3)
+        warn(f"commprof.monitor: {text}", stacklevel=3)
 
     def _fail(self, e: Exception) -> None:
         if not self._failed:

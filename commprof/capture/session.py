@@ -18,7 +18,6 @@ import shutil
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +31,7 @@ from .._version import __version__
 from ..atomic import write_bytes
 from ..formats import files
 from ..formats import sidecar as F
+from ..warn import warn
 from . import fsdp, probe
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
@@ -228,7 +228,7 @@ class TraceSession:
             for p in (self.trace_path, self.sidecar_path):
                 if p.exists():
                     os.replace(p, dest / p.name)
-            self._warn(f"rank {self.rank}: files of an earlier run ({prev_id}) moved to {dest}")
+            self._warn(f"files of an earlier run ({prev_id}) moved to {dest}")
         except OSError as e:
             self._warn(f"could not move the earlier run's files aside ({e}); they will be replaced")
 
@@ -256,7 +256,7 @@ class TraceSession:
 
     def _warn(self, text: str) -> None:
         self.warnings.append(text)
-        warnings.warn(f"commprof: {text}", RuntimeWarning, stacklevel=3)
+        warn(f"commprof (rank {getattr(self, 'rank', '?')}): {text}", stacklevel=3)
 
     def _on_trace_ready(self, prof: profile) -> None:
         """Called by torch.profiler at the end of each active cycle.  Never raises."""

@@ -18,8 +18,8 @@ from ..errors import InputError
 from ..model import RankTrace, Run, SpillDir
 from ..reader import discover as _discover
 from ..reader import read_sidecars
-from ..reader.commrules import CommRules, user_rule
-from ..reader.jsonio import DEFAULT_MAX_BYTES, json_size
+from ..reader.comm.commrules import CommRules, user_rule
+from ..reader.decode.jsonio import DEFAULT_MAX_BYTES, json_size
 from . import spill as _spill
 
 PARALLEL_MIN_BYTES = 8 * 1024**2  # of JSON: worker processes pay off from about here (measured)
@@ -52,7 +52,7 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = D
 
     ``comm_kernels``: more GPU kernels that move data between ranks, as regular expressions searched in kernel
     names, each optionally prefixed with the operation they perform (``"all_to_all=my_ep::dispatch"``); they
-    come before the built-in table (``commprof.reader.commrules``).
+    come before the built-in table (``commprof.reader.comm.commrules``).
 
     Ranks come from ``distributedInfo.rank``, else from the file name.  Sidecars
     (``rank{R}.commprof.json``) are matched by rank.  ``ranks`` restricts the ranks loaded.

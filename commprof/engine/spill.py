@@ -16,7 +16,7 @@ import numpy as np
 from ..analysis.perrank import RankDigest, StepsKey, digest
 from ..model import Lane, RankTrace, SpillDir, SpilledArray, SpilledLane
 from ..reader import load_rank
-from ..reader.commrules import CommRules
+from ..reader.comm.commrules import CommRules
 
 SPILL_MIN_INTERVALS = 4096  # smaller lanes stay in memory (a file and a mapping cost more than they save)
 _LANES = ("compute", "comm", "memcpy")

@@ -167,7 +167,7 @@ class RankTrace:
     products: tuple[ThinProduct, ...] = ()  # thin matrix products (PowerSGD's bmm), ns per matrix
     fsdp: tuple[FSDPEvent, ...] = ()  # FSDP2's record functions, in start order
     # with profile_memory=True, on ranks running FSDP2: device -> 2 x n int64 (time, allocated bytes), the largest
-    # value per 100 µs (CPU: live tensor bytes, reader/memline.py)
+    # value per 100 µs (CPU: live tensor bytes, reader/memory/memline.py)
     memory_line: dict[str, np.ndarray] = field(default_factory=dict)
     # nn.DataParallel (one process driving several GPUs): its calls, and per step and device the union of
     # compute-kernel time (device -> ns), for the imbalance DataParallel causes on its first device

@@ -14,10 +14,11 @@ from ..errors import InputError
 from ..formats import sidecar as F
 from ..model import RankTrace
 from . import discover as _discover
-from . import jsonio, sidecar
-from .commrules import CommRules
+from . import sidecar
+from .comm.commrules import CommRules
+from .decode import jsonio
+from .decode.stream import ChunkLayoutError
 from .kineto import parse_document
-from .stream import ChunkLayoutError
 
 __all__ = ["load_rank", "read_sidecars", "parse_document"]
 

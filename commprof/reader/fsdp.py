@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import intervals as iv
 from ..model import FSDPEvent
-from .classify import FSDP_PREFIX
+from .comm.classify import FSDP_PREFIX
 
 _WITH_UNIT = re.compile(r"^(\w+) \((.*)\)$")
 _FOR_UNIT = re.compile(r"^(\w+) for (.*)$")

@@ -18,15 +18,15 @@ from ..errors import InputError
 from ..formats import keys as K
 from ..model import GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace
 from ..units import canonical_dtype
-from . import allocs as al
-from . import classify as cl
 from . import dataparallel as dp
-from .collectives import collectives
-from .commrules import CommRules
-from .document import Document
+from .comm import classify as cl
+from .comm.collectives import collectives
+from .comm.commrules import CommRules
+from .decode.document import Document
 from .fsdp import events as fsdp_events
 from .fsdp import waits as fsdp_waits
-from .memline import live_line
+from .memory import allocs as al
+from .memory.memline import live_line
 from .scan import Scan, scan
 from .shapes import first_type
 from .steps import StepOf, profiler_steps

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..formats import keys as K
 from ..model import MQ, MTP, PQT, ThinProduct
-from .events import args_of
+from .decode.events import args_of
 
 MAX_RANK = 16  # a factor with at most this many columns is "thin" (attention heads have 32 or more)
 MIN_MATRIX_ELEMENTS = 1 << 16  # smaller products measure per-operator overhead, not the matrix

@@ -18,13 +18,13 @@ import numpy as np
 from ..formats import keys as K
 from ..model import ThinProduct
 from ..units import float_size, us_to_ns
-from . import classify as cl
-from .commrules import CommRule, CommRules
-from .document import Batches
-from .events import I64_MIN, IDS_LIST, U64_MAX, Ev, args_of, as_event, bulk, ids_of
-from .events import shapes_of as _shapes_of
-from .events import time_number as _num
-from .memevents import MemoryEvents
+from .comm import classify as cl
+from .comm.commrules import CommRule, CommRules
+from .decode.document import Batches
+from .decode.events import I64_MIN, IDS_LIST, U64_MAX, Ev, args_of, as_event, bulk, ids_of
+from .decode.events import shapes_of as _shapes_of
+from .decode.events import time_number as _num
+from .memory.memevents import MemoryEvents
 from .products import thin_products
 from .shapes import first_type, numel_of_dims
 

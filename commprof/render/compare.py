@@ -148,7 +148,7 @@ def plots(c: Comparison) -> dict[str, bytes]:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
-    from .figure import COMPUTE, EXPOSED, OTHER, to_png
+    from .plot.figure import COMPUTE, EXPOSED, LESS, MORE, OTHER, to_png
 
     out: dict[str, bytes] = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True, sharex=True)
@@ -162,21 +162,26 @@ def plots(c: Comparison) -> dict[str, bytes]:
                 ax.barh(i, width, left=left, color=color)
                 left += width
         ax.set_yticks(range(len(rows)), [f"rank {r}" for r, _ in rows])
+        if ax is axes[0]:
+            ax.invert_yaxis()  # rank 0 at the top, as in the report (the axes are shared)
         ax.set_title(title)
         ax.set_xlabel("ms (median step)")
-    fig.legend(["compute", "exposed comm", "other"], loc="lower center", ncol=3, fontsize=8, frameon=False)
+    from matplotlib.patches import Patch
+
+    fig.legend(handles=[Patch(color=COMPUTE, label="compute"), Patch(color=EXPOSED, label="exposed comm"),
+                        Patch(color=OTHER, label="other")], loc="lower center", ncol=3, fontsize=8, frameon=False)
     out["compare_breakdown"] = to_png(plt, fig, (0, 0.07, 1, 1))
     top = _largest(c)[:10]
     if top:
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(top) + 1.2), dpi=110)
         deltas = [(x.after[2] if x.after else 0.0) - (x.before[2] if x.before else 0.0) for x in top]
         labels = [f"{x.op} [{_size(x.lo_bytes)}, {_size(x.hi_bytes)})" for x in top]
-        ax.barh(range(len(top)), deltas, color=[EXPOSED if d > 0 else COMPUTE for d in deltas])
+        ax.barh(range(len(top)), deltas, color=[MORE if d > 0 else LESS for d in deltas])
         ax.set_yticks(range(len(top)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.axvline(0, color="#444", lw=0.8)
         ax.set_xlabel("time per rank and step, after − before (ms)")
-        ax.set_title("Largest changes in collective time (red: more, blue: less)", fontsize=9)
+        ax.set_title("Largest changes in collective time (brown: more, teal: less)", fontsize=9)
         out["compare_collectives"] = to_png(plt, fig)
     return out
 
@@ -218,8 +223,26 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
                      + "".join(f"<td class='n'>{_n(v.get(k))}</td>" for k in ("count", "time_ms", "busbw_gbps")
                                for v in (b, a)) + "</tr>")
     parts.append("</table>")
+    parts += _buckets_html(d["buckets"])
     if c.notes:
         parts.append("<h2>Not compared</h2><ul class='warn'>" + "".join(f"<li>{h(n, 600)}</li>" for n in c.notes)
                      + "</ul>")
     parts.append("</main></body></html>")
     return "\n".join(parts)
+
+
+def _buckets_html(rows: list[dict[str, Any]]) -> list[str]:
+    """The DDP buckets before and after (bytes, comm ms, exposed ms), in launch order."""
+    if not rows:
+        return []
+    parts = ["<h2>DDP buckets (launch order)</h2><table data-commprof='table-buckets'><thead><tr><th>bucket</th>"
+             "<th>bytes before</th><th>after</th><th>comm ms before</th><th>after</th><th>exposed ms before</th>"
+             "<th>after</th></tr></thead><tbody>"]
+    for b in rows:
+        bf, af = b["before"] or {}, b["after"] or {}
+        parts.append(f"<tr><td class='n'>{b['index']}</td>"
+                     f"<td class='n'>{_size(bf.get('bytes'))}</td><td class='n'>{_size(af.get('bytes'))}</td>"
+                     + "".join(f"<td class='n'>{_n(v.get(k))}</td>" for k in ("comm_ms", "exposed_ms")
+                               for v in (bf, af)) + "</tr>")
+    parts.append("</tbody></table>")
+    return parts

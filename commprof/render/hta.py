@@ -1,5 +1,9 @@
 """A bridge to Holistic Trace Analysis (optional: ``pip install 'commprof[hta]'``).
 
+HTA is published as ``traceinsight`` from 0.6 (0.6.1 checked: ``tests/golden/test_hta_crosscheck.py`` passes) and
+was ``HolisticTraceAnalysis`` up to 0.5; both install the import package ``hta`` with the same ``TraceAnalysis``, so
+the bridge takes whichever is installed (``hta_version`` says which).
+
 HTA's ``TraceAnalysis`` opens a folder and parses every JSON file in it as a trace; a commprof folder also holds
 the sidecars (``rank{R}.commprof.json``) and the report.  ``trace_folder`` gives HTA a folder of links to the
 run's traces only, ``analysis`` opens it, and ``overlap_frame`` gives commprof's overlap with HTA's column
@@ -32,12 +36,25 @@ def trace_folder(run: Run, dest: str | os.PathLike | None = None) -> Path:
     return out
 
 
+def hta_version() -> str | None:
+    """The installed HTA distribution and version ("traceinsight 0.6.1", "HolisticTraceAnalysis 0.5.0"), or None."""
+    from importlib import metadata
+
+    for dist in ("traceinsight", "HolisticTraceAnalysis"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def analysis(run: Run, dest: str | os.PathLike | None = None) -> Any:
     """HTA's ``TraceAnalysis`` on the run's traces."""
     try:
         from hta.trace_analysis import TraceAnalysis
     except ImportError:
-        raise ImportError("Holistic Trace Analysis is not installed: pip install 'commprof[hta]'") from None
+        raise ImportError("Holistic Trace Analysis is not installed: pip install 'commprof[hta]' "
+                          "(traceinsight >= 0.6.1; HolisticTraceAnalysis 0.5 works too)") from None
     return TraceAnalysis(trace_dir=str(trace_folder(run, dest)))
 
 

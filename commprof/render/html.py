@@ -3,16 +3,19 @@ Every string that comes from a trace goes through ``html_text``."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from ..analysis.analyze import Report
-from .fmt import model_check_text
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
 from .safe import html_text as h
 from .style import CSS
 from .summary import summary
+from .tables import HTML_END as _END
+from .tables import html_head as _head
+from .tables import html_img as _img
+from .tables import html_row as _row
+from .views import shown
 
 GLOSSARY = [
     ("compute", "GPU traces: kernels that are not communication, union over all streams. CPU-only (gloo) "
@@ -53,41 +56,35 @@ GLOSSARY = [
 
 
 
-def _img(name: str, png: bytes, alt: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return f'<img id="plot-{name}" alt="{h(alt)}" src="data:image/png;base64,{data}">'
+def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str | None = None) -> str:
+    """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given; ``merged_name``: the
+    merged Perfetto trace written beside it, linked from the timeline."""
+    from .timeline.page import css, table_script, timeline_section
 
-
-def _row(values) -> str:
-    return "<tr>" + "".join(f"<td class='n'>{v}</td>" for v in values) + "</tr>"
-
-
-def _head(*cols: str) -> str:
-    return "<table><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
-
-
-def render(rep: Report, plots: dict[str, bytes] | None = None) -> str:
-    """The page; ``plots``: the PNGs by name (``plots.all_plots``), drawn here when not given."""
     if plots is None:
-        from .plots import all_plots
+        from .plot.plots import all_plots
 
         plots = all_plots(rep)
     s = summary(rep)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
-             f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}</style></head><body><main>",
+             f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}{css()}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
              f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
-    if rep.monitor is not None:  # a hang is the first thing to say
-        from .monitor import html_section
-
-        parts.extend(html_section(rep.monitor, plots.get("lateness")))
-    for section in (_cards, _findings, _plots, _ranks, _collectives, _bandwidth, _buckets, _fsdp, _pipeline,
-                    _dataparallel, _memory, _stragglers, _warnings):
-        parts.extend(section(rep, s, plots))
+    for lead, sec in shown(rep, "lead_html"):  # a hang is the first thing to say
+        parts.extend(lead(rep, sec, plots))
+    for part in (_cards, _findings):
+        parts.extend(part(rep, s, plots))
+    parts.extend(timeline_section(rep, merged_name))
+    for part in (_plots, _ranks, _collectives, _bandwidth):
+        parts.extend(part(rep, s, plots))
+    for draw, _sec in shown(rep, "html"):
+        parts.extend(draw(rep, s, plots))
+    for part in (_stragglers, _warnings):
+        parts.extend(part(rep, s, plots))
     parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{h(k)}</dt><dd>{h(v, 2000)}</dd>" for k, v in GLOSSARY)
                  + "</dl>")
-    parts.append(f"<p class='sub'>commprof {h(s['commprof_version'])}</p></main></body></html>")
+    parts.append(f"<p class='sub'>commprof {h(s['commprof_version'])}</p></main>{table_script()}</body></html>")
     return "\n".join(parts)
 
 
@@ -117,9 +114,10 @@ def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[s
     for a in rep.advice:
         parts.append(f"<div class='finding sev-high'><b>Set {h(a.knob)} = {h(a.value)}</b>: "
                      f"{a.baseline_step_ms:.1f} → {a.predicted_step_ms:.1f} ms per step. {h(a.why, 1000)}</div>")
-    if rep.advisor.check is not None:
-        text = model_check_text(rep.advisor.check, rep.advisor.rates)
-        parts.append(f"<div class='finding sev-info' id='model-check'>{h(text, 1500)}</div>")
+    for note, sec in shown(rep, "note"):
+        text = note(rep, sec)
+        if text:
+            parts.append(f"<div class='finding sev-info' id='model-check'>{h(text, 1500)}</div>")
     return parts
 
 
@@ -142,13 +140,13 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
 def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     parts = ["<h2>Per rank: its median step, ms</h2>" + _head(
         "rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
-        "unprofiled step")]
+        "unprofiled step", name="ranks")]
     for r in s["ranks"]:
         parts.append(_row((r["rank"], _n(r["step_ms"]), _n(r["compute_ms"]), _n(r["comm_ms"]),
                            _n(r["overlapped_ms"]), _n(r["exposed_comm_ms"]), _n(r["other_ms"]),
                            _n(r["overlap_pct"], 1), _n(r["wait_ms"]), h(_fmt_bytes(r["comm_bytes_per_step"])),
                            _n(r["step_ms_unprofiled"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -156,14 +154,15 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
     if not s["collectives"]:
         return []
     parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
-        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s")]
+        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s",
+        name="collectives")]
     for c in s["collectives"]:
         parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['via'] or '-')}</td><td>{h(c['process_group'])}</td>"
                      f"<td class='n'>{c['group_size']}"
                      f"</td><td>{h(c['dtype'])}</td><td class='n'>{_n(c['count'], 1)}</td>"
                      f"<td class='n'>{h(_fmt_bytes(c['bytes']))}</td><td class='n'>{_n(c['time_ms'])}</td>"
                      f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -183,77 +182,7 @@ def _bandwidth(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[
                      f"<td class='n'>{_n(f['beta_gbps'])}</td><td class='n'>{_n(f['busbw_gbps'])}</td>"
                      f"<td class='n'>{_n(f['peak_gbps'], 0)}</td><td class='n'>{_n(f['pct_of_peak'], 1)}</td>"
                      f"<td>{h(f['peak_source'] or '-')}</td></tr>")
-    parts.append("</table>")
-    return parts
-
-
-def _buckets(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    if not s["buckets"]:
-        return []
-    parts = ["<h2>DDP buckets</h2>"]
-    if "buckets" in plots:
-        parts.append(_img("buckets", plots["buckets"], "bucket sizes and exposure"))
-    parts.append(_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms"))
-    for b in s["buckets"]:
-        parts.append(_row((b["index"], h(_fmt_bytes(b["bytes"])), b["params"], _n(b["ready_ms"]),
-                           _n(b["launch_ms"]), _n(b["comm_ms"]), _n(b["exposed_ms"]))))
-    parts.append("</table>")
-    return parts
-
-
-def _fsdp(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    if rep.fsdp is None:
-        return []
-    from .fsdp import html_section
-
-    return html_section(rep.fsdp, plots.get("fsdp"))
-
-
-def _pipeline(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    if not s["pipeline"]:
-        return []
-    parts = ["<h2>Pipeline stages</h2>" + _head("stage (rank)", "layers", "compute ms/step", "bubble ms/step",
-                                                "micro-batches", "sent per micro-batch",
-                                                "transfer ms per micro-batch")]
-    for st in s["pipeline"]["stages"]:
-        parts.append(_row((st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
-                           h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))))
-    parts.append("</table>")
-    return parts
-
-
-def _dataparallel(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    parts = []
-    for d in s.get("dataparallel") or []:
-        est = d["ddp_estimate_step_ms"]
-        parts.append(f"<h2>nn.DataParallel (rank {d['rank']}, devices {h(', '.join(map(str, d['devices'])))})</h2>"
-                     f"<p>{_n(d['overhead_ms'])} ms of a {_n(d['step_ms'])} ms step moves data through the first "
-                     "device"
-                     + (f"; DistributedDataParallel estimate: {_n(est)} ms per step" if est is not None else "")
-                     + ".</p>" + _head("phase", "calls/step", "bytes/step", "copied bytes", "host ms", "GPU ms",
-                                       "busy ms"))
-        for p in d["phases"]:
-            parts.append(f"<tr><td>{h(p['name'])}</td>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
-                p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),
-                _n(p["host_ms"]), _n(p["gpu_ms"]), _n(p["busy_ms"]))) + "</tr>")
-        parts.append("</table>")
-    return parts
-
-
-def _memory(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    if not s.get("memory"):
-        return []
-    parts = ["<h2>Memory (profile_memory=True)</h2>" + _head(
-        "rank", "device", "peak allocated", "peak reserved", "% of device", "DDP buckets",
-        "comm hook buffers (kept / in flight)")]
-    for m in s["memory"]:
-        buckets = _fmt_bytes(m["ddp_bucket_bytes"]) + (" (a copy)" if m["ddp_buckets_are_a_copy"] else "")
-        hook = (f"{_fmt_bytes(m['compression_persistent_bytes'])} / {_fmt_bytes(m['compression_transient_bytes'])}"
-                if m["compression_persistent_bytes"] or m["compression_transient_bytes"] else "–")
-        parts.append(_row(h(str(v)) for v in (
-            m["rank"], m["device"], _fmt_bytes(m["peak_allocated_bytes"]), _fmt_bytes(m["peak_reserved_bytes"]),
-            "–" if m["pct_of_device"] is None else m["pct_of_device"], buckets, hook)))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 
@@ -263,11 +192,12 @@ def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list
     parts = [f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
              "after the first rank. While the others waited, the late rank was computing, communicating "
              "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
-             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle")]
+             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle",
+                     name="stragglers")]
     for st in s["stragglers"]:
         parts.append(_row((st["rank"], st["late_count"], st["instances"], _n(st["mean_late_ms"]),
                            _n(st["late_compute_ms"]), _n(st["late_comm_ms"]), _n(st["late_idle_ms"]))))
-    parts.append("</table>")
+    parts.append(_END)
     return parts
 
 

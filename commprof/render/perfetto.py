@@ -83,9 +83,24 @@ def merged_trace(rep: Report) -> dict[str, Any]:
                               {"process_group": plain(g.process_group), "wait_ms": int(g.wait_ns[i, j]) / 1e6,
                                "last_rank": int(g.ranks[int(np.argmax(g.arrival_ns[i]))])}))
             tracks.slices(r, "wait for late ranks", waits)
+    _critical_path(tracks, rep, shift)
     return {"traceEvents": tracks.events, "displayTimeUnit": "ms",
             "otherData": {"generator": "commprof", "trace_dir": plain(run.path, 500),
-                          "clock_offsets_ms": {str(k): v / 1e6 for k, v in off.items()}}}
+                          "clock_offsets_ms": {str(k): v / 1e6 for k, v in off.items()},
+                          **({"root_cause": plain(rc, 1000)} if (rc := getattr(rep, "root_cause", None)) else {})}}
+
+
+def _critical_path(tracks: _Tracks, rep: Report, shift: dict[int, int]) -> None:
+    """The cross-rank critical path, when the report has one: a "critical path" track on each rank it crosses."""
+    from .timeline.data import path_segments
+
+    by_rank: dict[int, list[tuple[int, int, str, dict[str, Any]]]] = {}
+    for k, (r, s, e, what) in enumerate(path_segments(rep)):
+        if r in shift:
+            by_rank.setdefault(r, []).append((s - shift[r], e - shift[r], f"critical path: {plain(what)}",
+                                              {"segment": k}))
+    for r, spans in by_rank.items():
+        tracks.slices(r, "critical path", spans)
 
 
 def _rank_tracks(tracks: _Tracks, rep: Report, rt: RankTrace) -> None:

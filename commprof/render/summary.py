@@ -1,4 +1,5 @@
-"""``summary.json`` (schema ``commprof.summary/1``): the stable keys of DESIGN.md, and more beside them."""
+"""``summary.json`` (schema ``commprof.summary/1``): the stable keys (the "summary.json" keys of the project's
+contract, docs/metrics.md), and more beside them."""
 
 from __future__ import annotations
 
@@ -8,14 +9,10 @@ import orjson
 
 from .._version import __version__
 from ..analysis.analyze import Report
-from ..analysis.dataparallel import DataParallelStat
-from ..analysis.memory import Memory
 from ..analysis.overlap import RankOverlap
 from ..analysis.volume import CollectiveStat
 from ..formats import files
-from .fsdp import as_dict as fsdp_dict
-from .memdict import churn_dict, parallel_dict, whatif_items
-from .monitor import hang_dict, monitor_dict
+from .views import VIEWS
 
 SCHEMA = files.SUMMARY_SCHEMA
 
@@ -24,7 +21,28 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+# summary.json's keys in their order (the stable keys among them); a family's keys not named here come
+# before "warnings"
+ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "backend", "devices", "ranks_loaded",
+         "missing_ranks", "steps_analyzed", "ranks", "collectives", "buckets", "stragglers", "clock_offsets_ms",
+         "straggler_threshold_ms", "clock_reference_rank", "bandwidth_bins", "bandwidth_model", "findings", "advice",
+         "whatif", "whatifs", "advisor", "pipeline", "memory", "churn", "parallelism", "dataparallel", "transfers",
+         "fsdp", "hang", "monitor", "warnings")
+
+
 def summary(rep: Report) -> dict[str, Any]:
+    """Every key: the run's own, then each family's (``render/views.py``), in ``ORDER``."""
+    out = _core(rep)
+    for v in VIEWS:
+        if v.json is not None:
+            out.update(v.json(rep))
+    known = [k for k in ORDER if k in out]
+    rest = [k for k in out if k not in ORDER]
+    keys = known[:-1] + rest + known[-1:] if known and known[-1] == "warnings" else known + rest
+    return {k: out[k] for k in keys}
+
+
+def _core(rep: Report) -> dict[str, Any]:
     run = rep.run
     cross = rep.cross
     return {
@@ -40,9 +58,6 @@ def summary(rep: Report) -> dict[str, Any]:
         "steps_analyzed": sorted({s.step for o in rep.overlaps for s in o.steps}),
         "ranks": [_rank(rep, o) for o in rep.overlaps],
         "collectives": [_collective(c) for c in rep.collectives],
-        "buckets": [{"index": b.index, "bytes": b.bytes, "params": b.params, "ready_ms": _r(b.ready_ms),
-                     "launch_ms": _r(b.launch_ms), "comm_ms": _r(b.comm_ms), "exposed_ms": _r(b.exposed_ms)}
-                    for b in rep.buckets],
         "stragglers": [{"rank": s.rank, "late_count": s.late_count, "mean_late_ms": _r(s.mean_late_ms),
                         "instances": s.instances, "late_compute_ms": _r(s.compute_ms),
                         "late_comm_ms": _r(s.comm_ms), "late_idle_ms": _r(s.idle_ms)}
@@ -55,27 +70,20 @@ def summary(rep: Report) -> dict[str, Any]:
         "advice": [{"knob": a.knob, "value": a.value, "baseline_step_ms": _r(a.baseline_step_ms),
                     "predicted_step_ms": _r(a.predicted_step_ms), "why": a.why, "with": dict(a.with_settings)}
                    for a in rep.advice],
-        "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
-                    "predicted_exposed_ms": _r(w.exposed_ms), "assumed": list(w.assumed)}
-                   for w in rep.advisor.whatifs],
-        "advisor": _advisor(rep),
-        "pipeline": _pipeline(rep),
-        "memory": [_memory(m) for m in rep.memory],
-        "churn": [churn_dict(c) for c in rep.churn],
-        "whatifs": whatif_items(rep.parallel),
-        "parallelism": parallel_dict(rep.parallel),
-        "dataparallel": [_dataparallel(d) for d in rep.dataparallel],
-        "transfers": [{"rank": t.rank, "htod_pageable_per_step": _r(t.htod_pageable_count, 1),
-                       "htod_pageable_bytes_per_step": int(t.htod_pageable_bytes),
-                       "htod_pageable_ms": _r(t.htod_pageable_ms), "htod_exposed_ms": _r(t.htod_exposed_ms),
-                       "dtoh_pageable_per_step": _r(t.dtoh_pageable_count, 1),
-                       "host_syncs_per_step": _r(t.sync_count, 1), "host_sync_ms": _r(t.sync_ms)}
-                      for t in rep.transfers],
-        "fsdp": fsdp_dict(rep.fsdp),
-        "hang": hang_dict(rep.monitor.hang) if rep.monitor is not None else None,
-        "monitor": monitor_dict(rep.monitor) if rep.monitor is not None else None,
+        "whatifs": whatifs(rep),
         "warnings": list(rep.warnings),
     }
+
+
+def whatifs(rep: Report) -> list[dict[str, Any]]:
+    """Every family's what-ifs (``Section.whatifs``): each setting a model replayed, with its band and, where the
+    setting changes memory, its predicted peak; the other settings it assumes beside its knob as keys of their own
+    (``reshard_after_forward`` of ``parallelism = fsdp2``)."""
+    return [{"family": s.family, "knob": w.knob, "value": w.value, **dict(w.with_settings),
+             "predicted_step_ms": _r(w.predicted_step_ms),
+             "predicted_range_ms": [_r(w.predicted_range_ms[0]), _r(w.predicted_range_ms[1])]
+             if w.predicted_range_ms is not None else None, "predicted_peak_bytes": w.predicted_peak_bytes}
+            for s in rep.sections for w in s.whatifs]
 
 
 def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
@@ -140,61 +148,7 @@ def _bandwidth(rep: Report) -> dict[str, Any]:
     }
 
 
-def _advisor(rep: Report) -> dict[str, Any]:
-    a = rep.advisor
-    c = a.check
-    return {"baseline_step_ms": _r(a.baseline_step_ms), "model_profiled_step_ms": _r(a.model_step_ms),
-            "measured_profiled_step_ms": _r(a.profiled_step_ms),
-            "compute_scale": {str(k): _r(v, 4) for k, v in a.scale.items()},
-            "model_check": None if c is None else {
-                "rank": c.rank, "step_model_ms": _r(c.step_model_ms), "step_measured_ms": _r(c.step_measured_ms),
-                "error_pct": _r(c.error_pct, 1), "within_tolerance": c.ok,
-                "exposed_model_ms": _r(c.exposed_model_ms), "exposed_measured_ms": _r(c.exposed_measured_ms),
-                "source": c.source, "notes": list(c.notes)},
-            "rates": None if a.rates is None else {
-                "pass_gbps": _r(a.rates.pass_bps / 1e9), "fresh_gbps": _r(a.rates.fresh_bps / 1e9),
-                "products_measured": len(a.rates.products), "sources": dict(sorted(a.rates.sources.items()))}}
-
-
-def _memory(m: Memory) -> dict[str, Any]:
-    return {"rank": m.rank, "device": m.device, "peak_allocated_bytes": m.peak_allocated,
-            "peak_reserved_bytes": m.peak_reserved, "device_total_bytes": m.total, "pct_of_device": _r(m.pct, 1),
-            "ddp_bucket_bytes": m.bucket_bytes, "ddp_buckets_are_a_copy": m.bucket_copy,
-            "compression_persistent_bytes": m.compression_persistent,
-            "compression_transient_bytes": m.compression_transient}
-
-
-def _dataparallel(d: DataParallelStat) -> dict[str, Any]:
-    return {"rank": d.rank, "devices": list(d.devices), "steps": d.steps, "step_ms": _r(d.step_ms),
-            "overhead_ms": _r(d.overhead_ms), "grad_bytes": d.grad_bytes,
-            "device_busy_ms": {str(k): _r(v) for k, v in d.device_busy_ms.items()},
-            "ddp_estimate_step_ms": _r(d.ddp_step_ms), "ddp_allreduce_ms": _r(d.ddp_allreduce_ms),
-            "ddp_exposed_ms": _r(d.ddp_exposed_ms),
-            "phases": [{"name": p.name, "calls_per_step": _r(p.calls_per_step, 1), "bytes_per_step": p.bytes_per_step,
-                        "copied_bytes_per_step": p.copied_bytes_per_step, "host_ms": _r(p.host_ms),
-                        "gpu_ms": _r(p.gpu_ms), "busy_ms": _r(p.busy_ms)} for p in d.phases]}
-
-
 def render(rep: Report) -> bytes:
     return orjson.dumps(summary(rep), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
 
 
-def _pipeline(rep: Report) -> dict[str, Any] | None:
-    p = rep.pipeline
-    if p is None:
-        return None
-
-    def part(q) -> dict[str, Any] | None:
-        if q is None:
-            return None
-        return {"split": list(q.split), "slowest_stage_ms": _r(q.slowest_stage_ms), "step_ms": _r(q.step_ms)}
-
-    return {
-        "layers": [{"name": lay.name, "stage": lay.stage, "fwd_ms": _r(lay.fwd_ms), "bwd_ms": _r(lay.bwd_ms),
-                    "out_bytes": lay.out_bytes} for lay in p.layers],
-        "stages": [{"rank": s.rank, "layers": s.layers, "compute_ms": _r(s.compute_ms), "bubble_ms": _r(s.bubble_ms),
-                    "microbatches": s.microbatches, "sent_bytes_per_microbatch": s.sent_bytes,
-                    "transfer_ms_per_microbatch": _r(s.transfer_ms)} for s in p.stages],
-        "current": part(p.current), "advised": part(p.best),
-        "link_gbps": _r(p.link_bps / 1e9) if p.link_bps else None,
-    }

@@ -8,18 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ..analysis.analyze import Report
-from .fmt import model_check_text
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
 from .safe import plain
 from .summary import summary
-
-WIDTH = 100
-MAX_ROWS = 12
+from .tables import MAX_ROWS, WIDTH
+from .tables import table as _table
+from .views import shown
 
 
 def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str:
@@ -35,23 +33,18 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
                 f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
     con.print(head, overflow="fold")
     con.print()
-    if rep.monitor is not None:  # a hang is the first thing to say
-        from .monitor import lines
-
-        for line in lines(rep.monitor):
+    for lead, sec in shown(rep, "lead_text"):  # a hang is the first thing to say
+        for line in lead(rep, sec):
             con.print(Text(line), overflow="fold")
         con.print()
-    for section in (_findings, _ranks, _collectives, _bandwidth, _buckets, _fsdp, _pipeline, _stragglers, _warnings):
-        section(con, rep, s)
+    for part in (_findings, _ranks, _collectives, _bandwidth):
+        part(con, rep, s)
+    for draw, _sec in shown(rep, "text"):
+        draw(con, rep, s)
+    for part in (_stragglers, _warnings):
+        part(con, rep, s)
     _written(con, written)
     return buf.getvalue()
-
-
-def _table(title: str, cols: Sequence[str], left: Sequence[str] = ()) -> Table:
-    t = Table(title=title, title_justify="left", width=WIDTH)
-    for col in cols:
-        t.add_column(col, justify="left" if col in left else "right", no_wrap=True)
-    return t
 
 
 def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
@@ -64,9 +57,10 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
     for a in rep.advice:
         con.print(Text(f" -> set {a.knob} = {plain(a.value)}: {a.baseline_step_ms:.1f} ms -> "
                        f"{a.predicted_step_ms:.1f} ms per step. {plain(a.why, 300)}"))
-    c = rep.advisor.check
-    if c is not None:
-        con.print(Text(f"    {model_check_text(c, rep.advisor.rates)}"))
+    for note, sec in shown(rep, "note"):
+        line = note(rep, sec)
+        if line:
+            con.print(Text(f"    {line}"))
     con.print()
 
 
@@ -117,47 +111,6 @@ def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
     peaks = {f["peak_source"] for f in s["bandwidth_model"] if f["peak_source"]}
     if peaks and "given with --link-gbps" not in peaks:
         con.print(Text(f"  peak: {', '.join(sorted(peaks))}; set your own with --link-gbps (GB/s)"))
-    con.print()
-
-
-def _buckets(con: Console, rep: Report, s: dict[str, Any]) -> None:
-    if not s["buckets"]:
-        return
-    t = _table("DDP buckets (ms from step start, median)", ("bucket", "bytes", "params", "ready", "launch",
-                                                            "comm ms", "exposed ms"))
-    for b in s["buckets"][:MAX_ROWS]:
-        t.add_row(str(b["index"]), _fmt_bytes(b["bytes"]), str(b["params"]), _f(b["ready_ms"]),
-                  _f(b["launch_ms"]), _f(b["comm_ms"]), _f(b["exposed_ms"]))
-    con.print(t)
-    con.print()
-
-
-def _fsdp(con: Console, rep: Report, s: dict[str, Any]) -> None:
-    if rep.fsdp is None:
-        return
-    from .fsdp import check_text, head, rows
-
-    t = _table(f"FSDP2 units (rank {rep.fsdp.report.rank}; collectives: transfer ms (exposed ms), median)",
-               head(rep.fsdp), left=("unit",))
-    for row in rows(rep.fsdp)[:MAX_ROWS * 2]:
-        t.add_row(*row)
-    con.print(t)
-    if check_text(rep.fsdp):
-        con.print(Text(f"    {check_text(rep.fsdp)}"))
-    con.print()
-
-
-def _pipeline(con: Console, rep: Report, s: dict[str, Any]) -> None:
-    if not s["pipeline"]:
-        return
-    t = _table("Pipeline stages (per step; transfers per micro-batch)", ("stage (rank)", "layers", "compute ms",
-                                                                         "bubble ms", "micro-batches", "sent / mb",
-                                                                         "xfer ms/mb"))
-    for st in s["pipeline"]["stages"]:
-        t.add_row(str(st["rank"]), str(st["layers"]), _f(st["compute_ms"]), _f(st["bubble_ms"]),
-                  str(st["microbatches"]), _fmt_bytes(st["sent_bytes_per_microbatch"]),
-                  _f(st["transfer_ms_per_microbatch"]))
-    con.print(t)
     con.print()
 
 

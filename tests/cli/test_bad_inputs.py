@@ -27,7 +27,7 @@ def test_corpus_has_at_least_20_kinds():
 def test_bad_input(name: str, streamed: bool, tmp_path: Path, capsys, monkeypatch):
     """Each case read whole, and streamed slice by slice (as large traces are): the same outcome."""
     if streamed:
-        from commprof.reader import jsonio, stream
+        from commprof.reader.decode import jsonio, stream
         monkeypatch.setattr(jsonio, "CHUNKED_MIN_BYTES", 1)
         monkeypatch.setattr(stream, "CHUNK_BYTES", 256)
         monkeypatch.setattr(stream, "READ_BYTES", 256)
@@ -122,7 +122,7 @@ def test_streamed_large_traces_fail_and_recover_as_whole_reads(tmp_path: Path, c
     file whole."""
     import gzip
 
-    from commprof.reader import jsonio, stream
+    from commprof.reader.decode import jsonio, stream
 
     text = gzip.decompress((ROOT / "traces" / "example" / "rank0.pt.trace.json.gz").read_bytes())
     assert b'"traceEvents": [\n' in text  # torch's layout: streamed

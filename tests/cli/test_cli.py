@@ -39,8 +39,10 @@ def test_report_writes_summary_html_and_plots(example: Path):
     res = cli("report", str(example))
     assert res.returncode == 0, res.stderr
     out = example / "commprof-report"
-    assert sorted(p.name for p in out.iterdir()) == ["bandwidth.png", "breakdown.png", "buckets.png", "report.html",
-                                                     "stragglers.png", "summary.json", "timeline.png", "whatif.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["bandwidth.png", "breakdown.png", "buckets.png", "merged.json",
+                                                     "report.html", "stragglers.png", "summary.json", "timeline.png",
+                                                     "whatif.png"]
+    assert "href='merged.json'" in (out / "report.html").read_text()  # written by default, linked from the page
     s = json.loads((out / "summary.json").read_text())
     assert s.keys() >= DESIGN_KEYS and s["schema"] == "commprof.summary/1"
     assert s["world_size"] == 2 and s["backend"] == "gloo" and len(s["ranks"]) == 2

@@ -60,3 +60,15 @@ def test_merged_trace_aligns_clocks_of_8_ranks(tmp_path):
             ends[e["pid"]].append(e["ts"] + e["dur"])
     firsts = [sorted(v)[10] for v in ends.values()]
     assert max(firsts) - min(firsts) < 100  # µs
+
+
+def test_merged_trace_past_the_size_limit_is_left_out_with_one_line(tmp_path):
+    """--perfetto-max-mb: past it merged.json is not written, one line says so, report.html does not link it."""
+    res = subprocess.run([sys.executable, "-m", "commprof", "report", str(EXAMPLE), "-o", str(tmp_path), "-q",
+                          "--format", "json,html,perfetto", "--perfetto-max-mb", "0.01"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "merged.json").exists()
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "merged.json not written" in lines[0] and "--perfetto-max-mb" in lines[0]
+    assert "href='merged.json'" not in (tmp_path / "report.html").read_text()

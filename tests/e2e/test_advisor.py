@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import commprof
-from commprof.analysis.advice import advise
-from commprof.analysis.rates import ASSUMED, PROBE, OpRates
-from commprof.analysis.whatif import Scenario, calibrate, rebucket, replay
+from commprof.analysis.ddp.advice import advise
+from commprof.analysis.ddp.rates import ASSUMED, PROBE, OpRates
+from commprof.analysis.ddp.whatif import Scenario, calibrate, rebucket, replay
 from commprof.units import MiB
 
 ASSUMED_RATES = OpRates("cpu", 4e9, 4e9, sources={"pass": ASSUMED, "fresh": ASSUMED, "products": ASSUMED})
@@ -119,7 +119,7 @@ def test_powersgd_split_follows_torchs_compression_rule():
     from hypothesis import strategies as st
     from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import _should_compress
 
-    from commprof.analysis.whatif import powersgd_split
+    from commprof.analysis.ddp.whatif import powersgd_split
 
     shape_st = st.lists(st.integers(1, 300), min_size=1, max_size=4)
 
@@ -166,7 +166,7 @@ def test_powersgd_replay_sends_less_but_pays_its_matrix_work():
 def test_powersgd_advice_on_a_slow_gloo_link_uses_one_bucket():
     """The advisor's PowerSGD what-if on gloo keeps every gradient in one bucket (torch's chained all-reduces
     can be issued in different orders on different ranks otherwise) and says so."""
-    from commprof.analysis.advice import _powersgd
+    from commprof.analysis.ddp.advice import _powersgd
     from commprof.analysis.findings import powersgd_name
     sc = _psgd_scenario([(1024, 1024)] * 8 + [(1024,)] * 8, beta_bps=6e7)
     used = []
@@ -196,7 +196,7 @@ def test_powersgd_advice_on_a_slow_gloo_link_uses_one_bucket():
 def test_powersgd_is_not_advised_on_costs_nothing_measured():
     """The same slow link, the same PowerSGD prediction, but its matrix products only assumed: what-ifs with the
     assumption named, no advice, and a finding that says how to have them measured."""
-    from commprof.analysis.advice import _powersgd
+    from commprof.analysis.ddp.advice import _powersgd
     shapes = [(1024, 1024)] * 8 + [(1024,)] * 8
     sc = _psgd_scenario(shapes, beta_bps=6e7, rates=ASSUMED_RATES)
     base = replay(sc, 25 * MiB)

@@ -102,3 +102,115 @@ def test_dataparallel_report_renders_in_chromium(tmp_path: Path):
     text = html.read_text()
     assert "nn.DataParallel (rank 0, devices 0, 1, 2, 3)" in text and "parallelism" in text
     assert all(i["ok"] for i in got["images"])
+
+
+@pytest.fixture(scope="module")
+def example_html(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("timeline")
+    d = tmp / "run"
+    d.mkdir()
+    for p in EXAMPLE.glob("rank*"):
+        shutil.copy(p, d / p.name)
+    return _render(d, tmp / "out")
+
+
+def _page(p, html: Path, problems: list[str]):
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(html.as_uri(), wait_until="load")
+    page.wait_for_selector('[data-commprof="timeline"][data-ready="1"]', state="attached", timeout=20000)
+    return browser, page
+
+
+def _view(tl) -> tuple[int, int]:
+    return int(tl.get_attribute("data-view-start-ns")), int(tl.get_attribute("data-view-end-ns"))
+
+
+def test_timeline_zooms_pans_shows_and_highlights(example_html: Path):
+    """Wheel zooms around the cursor (the visible window shrinks, inside the old one), drag pans, hovering a
+    collective shows what it is, clicking it outlines the same call on both ranks."""
+    problems: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser, page = _page(p, example_html, problems)
+        tl = page.locator('[data-commprof="timeline"]')
+        tl.scroll_into_view_if_needed()
+        box = tl.bounding_box()
+        s0, e0 = _view(tl)
+        assert e0 > s0 >= 0
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)
+        page.mouse.wheel(0, -400)
+        s1, e1 = _view(tl)
+        assert s0 <= s1 < e1 <= e0 and (e1 - s1) < 0.7 * (e0 - s0)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2 + 200, box["y"] + 40, steps=4)
+        page.mouse.up()
+        s2, e2 = _view(tl)
+        assert s2 < s1 and abs((e2 - s2) - (e1 - s1)) <= 2_000  # panned back in time, same span
+        page.dblclick('[data-commprof="timeline"] canvas')
+        assert _view(tl) == (s0, e0)
+        at = page.evaluate("() => document.querySelector('[data-commprof=\"timeline\"]').locate('cm', 0, 0)")
+        assert at is not None
+        canvas = page.locator('[data-commprof="timeline"] canvas').bounding_box()
+        page.mouse.move(canvas["x"] + at["x"], canvas["y"] + at["y"])
+        tip = page.locator('[data-commprof="tooltip"]')
+        assert tip.is_visible()
+        text = tip.inner_text()
+        assert "all_reduce" in text and "rank 0" in text and "step" in text and "duration" in text, text
+        assert "B" in text and "stream" in text, text
+        page.mouse.click(canvas["x"] + at["x"], canvas["y"] + at["y"])
+        assert int(tl.get_attribute("data-selected")) >= 0
+        assert tl.get_attribute("data-selected-ranks") == "2"  # the same call, on both ranks
+        page.screenshot(path=str(ARTIFACTS / "timeline-selected.png"))
+        browser.close()
+    assert problems == []
+
+
+def test_tables_sort_and_filter(example_html: Path):
+    problems: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser, page = _page(p, example_html, problems)
+        table = page.locator('table[data-commprof="table-ranks"]')
+        assert table.locator("thead th").count() >= 5
+
+        def column(i: int) -> list[str]:
+            return [c.strip() for c in table.locator(f"tbody tr td:nth-child({i})").all_inner_texts()]
+
+        assert column(1) == ["0", "1"]
+        table.locator("thead th", has_text="rank").first.click()
+        assert column(1) == ["0", "1"]
+        table.locator("thead th", has_text="rank").first.click()
+        assert column(1) == ["1", "0"]
+        colls = page.locator('table[data-commprof="table-collectives"]')
+        colls.locator("thead th", has_text="time ms").first.click()
+        times = [float(t) for t in colls.locator("tbody tr td:nth-child(8)").all_inner_texts()]
+        assert times == sorted(times)
+        browser.close()
+    assert problems == []
+
+
+def test_many_ranks_overview_zooms_into_a_group(tmp_path: Path):
+    """256 synthetic ranks: the timeline opens as an overview of every rank; a click zooms into a group of ranks
+    drawn in detail."""
+    import synthetic
+
+    from commprof import analyze
+    from commprof.render import html
+
+    page_path = tmp_path / "report.html"
+    page_path.write_text(html.render(analyze(synthetic.big_run(256, steps=2, kernels=60)), plots={}))
+    problems: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser, page = _page(p, page_path, problems)
+        tl = page.locator('[data-commprof="timeline"]')
+        assert tl.get_attribute("data-mode") == "overview" and tl.get_attribute("data-view-ranks") == "0-255"
+        tl.scroll_into_view_if_needed()
+        box = tl.bounding_box()
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        assert tl.get_attribute("data-mode") == "detail"
+        lo, hi = map(int, tl.get_attribute("data-view-ranks").split("-"))
+        assert 0 < hi - lo < 30 and lo <= 128 <= hi + 30
+        page.screenshot(path=str(ARTIFACTS / "timeline-256-detail.png"))
+        browser.close()
+    assert problems == []

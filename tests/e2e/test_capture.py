@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import commprof
+from commprof.warn import CommprofWarning
 from commprof.workloads.demo import launch
 from conftest import ROOT
 
@@ -191,7 +192,7 @@ def test_a_failure_while_closing_a_step_disables_recording_and_never_raises():
             raise ValueError("too many values to unpack")
 
     rec = Broken()
-    with pytest.warns(UserWarning, match="bucket recording stopped .*ValueError"):
+    with pytest.warns(CommprofWarning, match="bucket recording stopped .*ValueError"):
         rec.end_step()
     assert rec.failed and not rec.active and rec._step_events == []
     rec.end_step()  # and again, quietly

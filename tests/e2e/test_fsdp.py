@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import commprof
-from commprof.analysis.fsdp import AG, BWD_AG, RS
+from commprof.analysis.fsdp.units import AG, BWD_AG, RS
 
 pytestmark = pytest.mark.slow
 SMALL = dict(layers=3, width=128, batch=16, steps=7, active=3)

@@ -59,7 +59,7 @@ def test_powersgd_buffers_in_memory_of_a_real_gloo_run(tmp_path):
     """A real 2-rank gloo DDP run with powerSGD_hook and profile_memory=True: commprof names the hook's own
     buffers (error feedback, P and Q), and the measured peak is above the same run's without a hook by at
     least what it names as kept across steps."""
-    from commprof.analysis.memory import compression_buffers
+    from commprof.analysis.memory.peak import compression_buffers
     from commprof.reader.sidecar import ddp_settings
     from commprof.workloads.demo import launch
     from conftest import launch_powersgd

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from commprof.analysis.pipeline import Layer, best_split, simulate_gpipe, slowest
+from commprof.analysis.pipeline.stages import Layer, best_split, simulate_gpipe, slowest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

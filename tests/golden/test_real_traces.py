@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import commprof
-from commprof.analysis.crossrank import cross_rank
-from conftest import real
+from commprof.analysis.crossrank.matching import cross_rank
+from conftest import EXAMPLE, real
 
 
 def raw_events(path):
@@ -176,8 +176,9 @@ def test_typed_fast_path_and_orjson_path_give_the_same_summary(rel):
     import orjson
 
     from commprof.model import Run
-    from commprof.reader import jsonio, parse_document
-    from commprof.reader.events import Ev
+    from commprof.reader import parse_document
+    from commprof.reader.decode import jsonio
+    from commprof.reader.decode.events import Ev
     from commprof.render.summary import summary
 
     fast = commprof.load(real(rel))
@@ -198,7 +199,7 @@ def test_typed_fast_path_and_orjson_path_give_the_same_summary(rel):
 def test_large_traces_decoded_slice_by_slice_give_the_same_summary(rel, monkeypatch):
     """Traces above a size are decoded a slice at a time (bounded memory); forced on small real traces with
     tiny slices, the analysis must not change."""
-    from commprof.reader import jsonio, stream
+    from commprof.reader.decode import jsonio, stream
     from commprof.render.summary import summary
 
     whole = summary(commprof.analyze(commprof.load(real(rel))))
@@ -213,7 +214,7 @@ def test_large_traces_decoded_slice_by_slice_give_the_same_summary(rel, monkeypa
 
 def _any_layout(text: str, tmp_path, monkeypatch, limit: int | None = None):
     """The trace read whole, then streamed a few bytes at a time: (whole, streamed) analyses."""
-    from commprof.reader import jsonio, stream
+    from commprof.reader.decode import jsonio, stream
 
     p = tmp_path / "rank0.json"
     p.write_text(text)
@@ -239,7 +240,7 @@ def _events(k: int, args: str) -> list[dict]:
 def test_any_layout_is_streamed_and_nested_lists_of_objects_do_not_cut_events(dump, tmp_path, monkeypatch):
     """Events whose args hold lists of objects ('},{' inside an event) and metadata after the event list, in
     json.dump's layouts: streamed slice by slice, the same analysis as read whole."""
-    from commprof.reader import stream
+    from commprof.reader.decode import stream
 
     ev = [e for k in range(40) for e in _events(k, '{"x": [{"a": 1}, {"b": "},{"}]}')]
     text = dump({"traceEvents": ev, "distributedInfo": {"rank": 3, "world_size": 4, "backend": "gloo"}})
@@ -254,7 +255,8 @@ def test_any_layout_is_streamed_and_nested_lists_of_objects_do_not_cut_events(du
 
 def test_a_slice_that_cannot_be_cut_falls_back_to_a_whole_decode(tmp_path, monkeypatch):
     """An event whose args hold more '},{' than the cut tries, beyond the slice limit: read again whole."""
-    from commprof.reader import jsonio, parse_document, stream
+    from commprof.reader import parse_document
+    from commprof.reader.decode import jsonio, stream
 
     ev = [e for k in range(10) for e in _events(k, json.dumps({"s": [{"a": i} for i in range(40)]}))]
     whole, streamed, p = _any_layout(json.dumps({"traceEvents": ev}), tmp_path, monkeypatch, limit=256)
@@ -270,7 +272,8 @@ def test_args_read_in_bulk_or_event_by_event_give_the_same_trace(tmp_path):
     parse equals the one of the same document decoded by orjson into plain dicts."""
     import orjson
 
-    from commprof.reader import jsonio, parse_document
+    from commprof.reader import parse_document
+    from commprof.reader.decode import jsonio
 
     def trace(odd: bool) -> dict:
         ev = [{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0,
@@ -312,7 +315,8 @@ def test_gzip_traces_read_the_same_without_isal(monkeypatch, tmp_path):
     import zlib
 
     from commprof.errors import InputError
-    from commprof.reader import jsonio, parse_document
+    from commprof.reader import parse_document
+    from commprof.reader.decode import jsonio
 
     p = real("megatron_tp8_a100") / "megatron_kineto_0.json.gz"
     with_isal = jsonio.read_document(p, chunked=False)
@@ -335,7 +339,8 @@ def test_gzip_traces_read_the_same_without_isal(monkeypatch, tmp_path):
 def test_a_lone_event_without_args_reads_as_no_args(tmp_path):
     """One runtime call and one kernel, neither with args: the bulk decode of their (empty) args must not
     mistake them for zero events."""
-    from commprof.reader import jsonio, parse_document
+    from commprof.reader import parse_document
+    from commprof.reader.decode import jsonio
 
     ev = [{"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "pid": 1, "tid": 1, "ts": 0, "dur": 900},
           {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "pid": 1, "tid": 1, "ts": 10, "dur": 5},
@@ -345,3 +350,24 @@ def test_a_lone_event_without_args_reads_as_no_args(tmp_path):
     rt = parse_document(p, jsonio.read_document(p))
     assert rt.compute.launch_ns.tolist() == [-1] and rt.device_busy == {}
     assert rt.compute.start_ns.tolist() == [50_000]
+
+
+def test_ddp_trace_with_sidecar_has_the_fsdp2_whatif_in_the_memory_section_and_in_whatifs():
+    """The memory family's section carries the DDP -> FSDP2 what-if as WhatIf records (one per
+    reshard_after_forward, each with its band), and summary.json's ``whatifs`` lists every section's what-ifs."""
+    from commprof.render.summary import summary
+
+    rep = commprof.analyze(commprof.load(EXAMPLE))
+    sec = rep.section("memory")
+    assert sec is not None and sec.detail.parallel is not None
+    ws = [w for w in sec.whatifs if w.knob == "parallelism"]
+    assert [dict(w.with_settings)["reshard_after_forward"] for w in ws] == [True, False]
+    for w in ws:
+        lo, hi = w.predicted_range_ms
+        assert w.value == "fsdp2" and lo < w.predicted_step_ms < hi
+    s = summary(rep)
+    assert len(s["whatifs"]) == sum(len(x.whatifs) for x in rep.sections)
+    items = [w for w in s["whatifs"] if w["knob"] == "parallelism"]
+    assert [w["reshard_after_forward"] for w in items] == [True, False]
+    assert {"predicted_step_ms", "predicted_range_ms", "predicted_peak_bytes"} <= set(items[0])
+    assert s["parallelism"]["traced"] == "ddp" and len(s["parallelism"]["variants"]) == 2

@@ -15,7 +15,7 @@ from commprof.analysis import perrank as digest
 from commprof.engine import spill
 from commprof.model import SpilledLane
 from commprof.render import perfetto
-from commprof.render.plots import all_plots
+from commprof.render.plot.plots import all_plots
 from commprof.render.summary import summary
 from conftest import real
 

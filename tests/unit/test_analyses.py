@@ -7,7 +7,7 @@ from builders import collective, lane, rank_trace, run
 
 from commprof import intervals as iv
 from commprof.analysis.analyze import analyze
-from commprof.analysis.crossrank import cross_rank
+from commprof.analysis.crossrank.matching import cross_rank
 from commprof.analysis.overlap import rank_overlap
 from commprof.analysis.perrank import digest, late_split_spans, results_for, steps_key
 from commprof.analysis.spans import rank_spans

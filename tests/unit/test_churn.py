@@ -128,7 +128,7 @@ def test_cpu_memory_events_name_the_bytes_reuse_would_spare():
 
 
 def test_cpu_blocks_recurring_only_where_the_size_recurs_in_every_step():
-    from commprof.analysis.churn import _recurring
+    from commprof.analysis.memory.churn import _recurring
 
     steps = [((1024, 2), (4096, 1)), ((1024, 3), (8192, 1)), ((1024, 2), (4096, 5))]
     assert _recurring(steps) == (2, 2048)

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from commprof import ops
-from commprof.reader import classify as cl
-from commprof.reader.commrules import CommRules
+from commprof.reader.comm import classify as cl
+from commprof.reader.comm.commrules import CommRules
 from commprof.units import canonical_dtype, dtype_size, float_size
 
 

@@ -13,7 +13,7 @@ import pytest
 from builders import parse, run
 
 from commprof.analysis.analyze import analyze
-from commprof.reader.commrules import CommRules, qualified_name, user_rule
+from commprof.reader.comm.commrules import CommRules, qualified_name, user_rule
 from conftest import ROOT
 
 NAMES = [  # (kernel name, library, op)

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commprof.analysis.ddpview import infer_cap
-from commprof.analysis.whatif import rebucket
+from commprof.analysis.ddp.view import infer_cap
+from commprof.analysis.ddp.whatif import rebucket
 from commprof.units import MiB
 
 

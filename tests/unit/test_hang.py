@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from commprof.analysis.hang import diagnose
+from commprof.analysis.production.hang import diagnose
 from commprof.errors import InputError
 from commprof.reader.monitor import read_monitor
 from commprof.reader.safepickle import load_plain

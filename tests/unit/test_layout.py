@@ -10,7 +10,8 @@ from conftest import ROOT
 
 PKG = ROOT / "commprof"
 # layer of each top-level part; a module may import only from its own layer or lower ones
-LAYERS = {"_version": 0, "units": 0, "ops": 0, "intervals": 0, "errors": 0, "atomic": 0, "model": 1, "formats": 2,
+LAYERS = {"_version": 0, "units": 0, "ops": 0, "intervals": 0, "errors": 0, "warn": 0, "atomic": 0, "model": 1,
+          "formats": 2,
           "capture": 3, "reader": 3, "analysis": 3, "engine": 4, "render": 5, "workloads": 6, "__main__": 7,
           "__init__": 7}
 # parts of the same layer that must not import one another
@@ -138,3 +139,13 @@ def test_raw_trace_keys_are_each_used():
     src = "\n".join(p.read_text() for p in (PKG / "reader").rglob("*.py"))
     unused = [n for n in names if f"K.{n}" not in src]
     assert not unused, unused
+
+
+def test_no_folder_over_15_modules():
+    """A family with more than one module is a folder; no folder of the package holds more than 15 modules."""
+    big = {}
+    for d in [PKG, *(p for p in PKG.rglob("*") if p.is_dir() and p.name != "__pycache__")]:
+        n = len([p for p in d.glob("*.py") if p.name != "__init__.py"])
+        if n > 15:
+            big[str(d.relative_to(ROOT))] = n
+    assert not big, big

@@ -1,12 +1,12 @@
-"""The CPU memory timeline from [memory] events paired block by block (commprof/reader/memline.py)."""
+"""The CPU memory timeline from [memory] events paired block by block (commprof/reader/memory/memline.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 from builders import collective, parse
 
-from commprof.reader.memevents import MEMORY_BUCKET_NS
-from commprof.reader.memline import live_line
+from commprof.reader.memory.memevents import MEMORY_BUCKET_NS
+from commprof.reader.memory.memline import live_line
 
 MiB = 1 << 20
 B = MEMORY_BUCKET_NS  # one event per bucket keeps each value visible
@@ -100,7 +100,7 @@ def test_memory_read_in_slices_is_the_memory_read_whole(tmp_path, monkeypatch):
     import json
 
     import commprof
-    from commprof.reader import jsonio, stream
+    from commprof.reader.decode import jsonio, stream
 
     p = tmp_path / "rank0.json"
     p.write_text(json.dumps(_memory_trace(400)))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from builders import rank_trace
 
-from commprof.analysis.ddp2fsdp import _fsdp_peak, _Phases, band
-from commprof.analysis.memstate import ddp_state, fsdp_state, optimizer, shard_bytes, units_of
+from commprof.analysis.memory.ddp2fsdp import _fsdp_peak, _Phases, band
+from commprof.analysis.memory.memstate import ddp_state, fsdp_state, optimizer, shard_bytes, units_of
 from commprof.model import Mark, ParamInfo
 
 MiB = 2**20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import commprof
-from commprof.analysis.rates import ASSUMED, PROBE, TRACE, op_rates
+from commprof.analysis.ddp.rates import ASSUMED, PROBE, TRACE, op_rates
 from commprof.reader.products import classify
 
 

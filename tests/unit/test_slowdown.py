@@ -1,8 +1,9 @@
-"""Slow ranks over a job from hand-built monitor rollups (commprof/analysis/slowdown.py): which bursts are kept."""
+"""Slow ranks over a job from hand-built monitor rollups (commprof/analysis/production/slowdown.py): which bursts
+are kept."""
 
 from __future__ import annotations
 
-from commprof.analysis.slowdown import slowdown
+from commprof.analysis.production.slowdown import slowdown
 from commprof.model import MonitorRun
 from commprof.model.monitor import Issue, MonitorRank, RollupCollective
 

@@ -1,0 +1,1 @@
+"""Cross-rank family: collectives matched across ranks, clock alignment, waits and stragglers."""

@@ -1,0 +1,263 @@
+"""Cross-rank analysis: matching collectives, aligning clocks, wait time and stragglers.
+
+- Matching: the same collective on every rank of a process group, by (group, ``Seq``) where every
+  rank's trace has sequence numbers, else by order within the group.
+- Clock alignment: every rank of a collective leaves it at nearly the same moment, so a rank's clock
+  offset is the median, over matched collectives, of (reference rank's end − its end).  Times are
+  compared only after adding the offsets; a clock shifted by seconds gives the same answers.
+- Arrival: when a rank is ready for the collective.  GPU: its NCCL kernel starts.  gloo: the CPU
+  issues the call (``c10d::*``); the transfer's own start on a gloo worker thread also includes
+  queueing behind earlier collectives in gloo's small thread pool, which would hide lateness.  Traces
+  without the CPU record fall back to the transfer's start.
+  A rank's wait at an instance = last arrival − its arrival; per step, the waits are united as
+  intervals (collectives that wait at the same time on different threads count once).
+- A rank is *late* at an instance when it arrives last and more than a threshold (the smaller of
+  1 ms and 5% of the median step) after the first;
+  ``late_count`` counts those instances and ``mean_late_ms`` averages its lateness over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import intervals as iv
+from ... import ops
+from ...model import Collective, RankTrace
+from ..perrank import RankDigest, late_split_spans
+
+MAX_THRESHOLD_NS = 1_000_000
+STEP_FRACTION = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMatch:
+    """The matched instances of one process group: rows = instances, columns = ``ranks``."""
+
+    process_group: str
+    ranks: tuple[int, ...]
+    ops: tuple[str, ...]
+    steps: np.ndarray  # step number of each instance (lowest rank's attribution)
+    arrival_ns: np.ndarray  # K x R, aligned to the reference clock (Unix ns)
+    end_ns: np.ndarray  # K x R, aligned
+    nbytes: np.ndarray  # bytes of each instance (lowest rank's record)
+    group_sizes: np.ndarray  # group size of each instance
+    issue_ns: np.ndarray  # K x R, when each rank's CPU issued it (aligned; -1 where unknown)
+    start_ns: np.ndarray  # K x R, when each rank's kernel / transfer started (aligned)
+
+    @property
+    def wait_ns(self) -> np.ndarray:
+        if self.arrival_ns.size == 0:
+            return np.zeros_like(self.arrival_ns)
+        return self.arrival_ns.max(axis=1, keepdims=True) - self.arrival_ns
+
+
+@dataclass(frozen=True, slots=True)
+class Straggler:
+    """A rank that arrived last.  The ``*_ms`` split says what it was doing on its own timeline while
+    the first rank was already waiting (mean per late instance): running compute, running other
+    communication, or neither (idle: data loading, host-side stalls, Python, sleeps)."""
+
+    rank: int
+    late_count: int
+    mean_late_ms: float
+    instances: int  # instances this rank took part in
+    compute_ms: float = 0.0
+    comm_ms: float = 0.0
+    idle_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CrossRank:
+    reference_rank: int | None
+    offsets_ns: dict[int, int]  # add to a rank's Unix time to get the reference rank's clock
+    groups: tuple[GroupMatch, ...]
+    threshold_ns: int
+    stragglers: tuple[Straggler, ...]
+    wait_ms_per_step: dict[int, float]  # median over steps of the rank's united wait intervals
+    warnings: tuple[str, ...]
+
+
+def _executed(rt: RankTrace, wanted: set[int] | None) -> dict[str, list[Collective]]:
+    """The rank's collectives that ran (have start and end), by process group, in issue order."""
+    by_pg: dict[str, list[Collective]] = {}
+    for c in rt.collectives:
+        if c.start_ns is None or c.end_ns is None or c.group_size < 2 or ops.is_p2p(c.op):
+            continue  # point-to-point involves two ranks, not the group: not matched as a collective
+        if wanted is not None and c.step not in wanted:
+            continue
+        by_pg.setdefault(c.process_group, []).append(c)
+    for lst in by_pg.values():
+        lst.sort(key=lambda c: (c.issue_ns if c.issue_ns is not None else c.start_ns or 0))
+    return by_pg
+
+
+def _start(c: Collective) -> int:
+    return c.start_ns if c.start_ns is not None else 0
+
+
+def _arrival(c: Collective, device_kind: str) -> int:
+    if device_kind == "cpu" and c.issue_ns is not None:
+        return c.issue_ns
+    return _start(c)
+
+
+def _end(c: Collective) -> int:
+    return c.end_ns if c.end_ns is not None else 0
+
+
+def _pair(per_rank: dict[int, list[Collective]], pg: str, warnings: list[str]) -> list[list[Collective]]:
+    """Rows of matched collectives, one column per rank (in ``sorted(per_rank)`` order)."""
+    ranks = sorted(per_rank)
+    if all(c.seq is not None for r in ranks for c in per_rank[r]):
+        maps = [{int(c.seq or 0): c for c in per_rank[r]} for r in ranks]
+        common = sorted(set.intersection(*(set(m) for m in maps)))
+        return [[m[s] for m in maps] for s in common]
+    lens = {r: len(v) for r, v in per_rank.items()}
+    k = min(lens.values())
+    if len(set(lens.values())) > 1:
+        warnings.append(f"process group {pg}: ranks recorded different numbers of collectives {lens}; "
+                        f"the first {k} are matched by order")
+    rows = []
+    for i in range(k):
+        row = [per_rank[r][i] for r in ranks]
+        if len({c.op for c in row}) > 1:
+            warnings.append(f"process group {pg}: collective #{i} differs between ranks "
+                            f"({sorted({c.op for c in row})}); matching stops there")
+            break
+        rows.append(row)
+    return rows
+
+
+def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
+               digests: Mapping[int, RankDigest] | None = None) -> CrossRank:
+    """Match collectives across ranks, align clocks, and find waits and stragglers (``digests``: the map step's
+    per-rank results, whose unions the straggler split reads instead of the lanes)."""
+    wanted = set(steps) if steps is not None else None
+    warnings: list[str] = []
+    paired = _paired_groups(ranks, wanted, warnings)
+    base = {rt.rank: rt.base_time_ns for rt in ranks}
+    offsets = _clock_offsets(paired, base, [rt.rank for rt in ranks])
+    step_ns = [s.duration_ns for rt in ranks for s in rt.steps if wanted is None or s.number in wanted]
+    threshold = min(MAX_THRESHOLD_NS, int(STEP_FRACTION * float(np.median(step_ns)))) if step_ns \
+        else MAX_THRESHOLD_NS
+    shift = {r: base[r] + offsets[r] for r in base}
+    kind = {rt.rank: rt.device_kind for rt in ranks}
+    groups = tuple(_group_match(pg, rks, rows, shift, kind) for pg, (rks, rows) in paired.items())
+    late = _Lateness(threshold)
+    for g, (_ranks, rows) in zip(groups, paired.values(), strict=True):
+        late.add(g, rows, shift)
+    by_rank = {rt.rank: rt for rt in ranks}
+    found = []
+    for r, n in late.count.items():
+        split = _late_split(by_rank[r], late.windows[r], (digests or {}).get(r))
+        found.append(Straggler(r, n, late.total[r] / n / 1e6, late.seen.get(r, 0), split[0] / n / 1e6,
+                               split[1] / n / 1e6, split[2] / n / 1e6))
+    stragglers = tuple(sorted(found, key=lambda s: (-s.late_count, -s.mean_late_ms)))
+    waits: dict[int, float] = {}
+    for rt in ranks:
+        if rt.rank not in late.seen:
+            continue
+        vals = [iv.length(iv.as_span(*late.wait_spans[(rt.rank, st)])) if (rt.rank, st) in late.wait_spans else 0
+                for st in sorted({s.number for s in rt.steps if wanted is None or s.number in wanted})]
+        if vals:
+            waits[rt.rank] = float(np.median(vals)) / 1e6
+    ref = next(iter(paired.values()))[0][0] if paired else None
+    return CrossRank(ref, offsets, groups, threshold, stragglers, waits, tuple(warnings))
+
+
+Paired = dict[str, tuple[list[int], list[list[Collective]]]]
+
+
+def _paired_groups(ranks: Sequence[RankTrace], wanted: set[int] | None, warnings: list[str]) -> Paired:
+    """Per process group with two or more ranks: its ranks, and its matched instances (largest groups first)."""
+    pgs: dict[str, dict[int, list[Collective]]] = {}
+    for rt in ranks:
+        for pg, lst in _executed(rt, wanted).items():
+            pgs.setdefault(pg, {})[rt.rank] = lst
+    paired: Paired = {}
+    for pg, per_rank in sorted(pgs.items(), key=lambda kv: -len(kv[1])):
+        if len(per_rank) < 2:
+            continue
+        rows = _pair(per_rank, pg, warnings)
+        if rows:
+            paired[pg] = (sorted(per_rank), rows)
+    return paired
+
+
+def _clock_offsets(paired: Paired, base: dict[int, int], all_ranks: list[int]) -> dict[int, int]:
+    """Reference = lowest rank of the largest group; other groups chained to it through shared ranks."""
+    offsets: dict[int, int] = {}
+    for rks, rows in paired.values():
+        ends = np.array([[_end(c) + base[r] for c, r in zip(row, rks, strict=True)] for row in rows],
+                        dtype=np.int64)
+        anchor = next((r for r in rks if r in offsets), None)
+        if anchor is None:
+            anchor = rks[0]
+            offsets[anchor] = 0
+        a = rks.index(anchor)
+        for j, r in enumerate(rks):
+            if r not in offsets:
+                offsets[r] = int(np.median(ends[:, a] - ends[:, j])) + offsets[anchor]
+    for r in all_ranks:
+        offsets.setdefault(r, 0)
+    return offsets
+
+
+def _group_match(pg: str, rks: list[int], rows: list[list[Collective]], shift: dict[int, int],
+                 kind: dict[int, str]) -> GroupMatch:
+    def grid(f) -> np.ndarray:
+        return np.array([[f(c, r) for c, r in zip(row, rks, strict=True)] for row in rows], dtype=np.int64)
+
+    return GroupMatch(pg, tuple(rks), tuple(row[0].op for row in rows),
+                      np.array([row[0].step for row in rows], dtype=np.int64),
+                      grid(lambda c, r: _arrival(c, kind[r]) + shift[r]), grid(lambda c, r: _end(c) + shift[r]),
+                      np.array([row[0].bytes for row in rows], dtype=np.int64),
+                      np.array([row[0].group_size for row in rows], dtype=np.int64),
+                      grid(lambda c, r: c.issue_ns + shift[r] if c.issue_ns is not None else -1),
+                      grid(lambda c, r: _start(c) + shift[r]))
+
+
+class _Lateness:
+    """Per rank: instances seen, late instances and their lateness, the windows it was late in (its own clock),
+    and per (rank, step) the intervals it waited."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self.count: dict[int, int] = {}
+        self.total: dict[int, int] = {}
+        self.seen: dict[int, int] = {}
+        self.windows: dict[int, tuple[list[int], list[int]]] = {}
+        self.wait_spans: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+
+    def add(self, g: GroupMatch, rows: list[list[Collective]], shift: dict[int, int]) -> None:
+        arr, wait = g.arrival_ns, g.wait_ns
+        spread = arr.max(axis=1) - arr.min(axis=1)
+        last = arr.argmax(axis=1)
+        for i, row in enumerate(rows):
+            for j, r in enumerate(g.ranks):
+                self.seen[r] = self.seen.get(r, 0) + 1
+                if wait[i, j] > 0:
+                    sp = self.wait_spans.setdefault((r, row[j].step), ([], []))
+                    sp[0].append(int(arr[i, j]))
+                    sp[1].append(int(arr[i, j] + wait[i, j]))
+            if spread[i] > self.threshold:
+                r = g.ranks[int(last[i])]
+                self.count[r] = self.count.get(r, 0) + 1
+                self.total[r] = self.total.get(r, 0) + int(spread[i])
+                w = self.windows.setdefault(r, ([], []))
+                w[0].append(int(arr[i].min()) - shift[r])
+                w[1].append(int(arr[i].max()) - shift[r])
+
+
+def _late_split(rt: RankTrace, windows: tuple[list[int], list[int]],
+                d: RankDigest | None) -> tuple[int, int, int]:
+    """Of the windows (the rank's own clock), ns spent in compute, in other comm, and idle."""
+    ws, we = np.array(windows[0], dtype=np.int64), np.array(windows[1], dtype=np.int64)
+    total = int((we - ws).sum())
+    comp, comm = late_split_spans(rt, d)
+    c = int(iv.lengths_within(comp, ws, we).sum())
+    m = int(iv.lengths_within(comm, ws, we).sum())
+    return c, m, max(total - c - m, 0)

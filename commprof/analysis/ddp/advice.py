@@ -1,0 +1,248 @@
+"""The advisor: concrete changes with predicted step times (from ``whatif``), and the rules on DDP's settings.
+
+Advice is only given where the replay predicts at least ``MIN_GAIN`` of the step; when communication is
+already hidden the advisor says that there is nothing to gain instead of inventing a change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from ...model import Run
+from ...units import MiB
+from .. import findings as say
+from ..bandwidth import Bandwidth
+from ..findings import Advice, Finding
+from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
+from .buckets import BucketStat, BucketStep
+from .rates import OpRates, op_rates
+from .view import view as ddp_view
+from .whatif import (
+    CANDIDATE_CAPS_MB,
+    POWERSGD_RANKS,
+    Prediction,
+    Scenario,
+    calibrate,
+    powersgd_applies,
+    powersgd_measured,
+    powersgd_split,
+    rebucket,
+    replay,
+    scenario,
+)
+
+HIDDEN_SHARE = 0.03
+
+
+@dataclass(frozen=True, slots=True)
+class WhatIf:
+    """Predicted step (ms, slowest rank) per candidate setting."""
+
+    knob: str
+    value: object
+    step_ms: float
+    exposed_ms: float
+    assumed: tuple[str, ...] = ()  # costs the prediction uses that nothing in the run measured
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCheck:
+    """The replay of the traced settings against the traced run itself (profiled times, no calibration), on the
+    rank whose replayed step is the longest: the step, and the communication left after the backward pass."""
+
+    rank: int
+    step_model_ms: float
+    step_measured_ms: float
+    exposed_model_ms: float
+    exposed_measured_ms: float
+    source: str  # "sidecar" or "trace"
+    notes: tuple[str, ...] = ()
+
+    @property
+    def error_pct(self) -> float:
+        return error_pct(self.step_model_ms, self.step_measured_ms)
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.error_pct) <= TOLERANCE_PCT
+
+
+@dataclass(frozen=True, slots=True)
+class Advisor:
+    advice: tuple[Advice, ...]
+    findings: tuple[Finding, ...]
+    whatifs: tuple[WhatIf, ...]
+    baseline_step_ms: float | None
+    model_step_ms: float | None  # replay of the traced settings, profiled time (a check of the model)
+    profiled_step_ms: float | None
+    scale: dict[int, float]
+    check: ModelCheck | None = None
+    rates: OpRates | None = None  # the operation costs the replays used, with their sources
+
+
+Predict = Callable[[int, "str | None"], Prediction]
+
+
+def _worst(preds: Sequence[Prediction]) -> Prediction:
+    return max(preds, key=lambda p: p.step_ns)
+
+
+def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], bw: Bandwidth,
+           unprofiled_ms: dict[int, float]) -> Advisor:
+    findings: list[Finding] = []
+    scs: list[Scenario] = []
+    why_not: dict[int, str] = {}
+    views = []
+    rates = op_rates(run)
+    for rt in run.ranks:
+        v, why = ddp_view(rt, [r for r in rows if r.rank == rt.rank])
+        sc = scenario(rt, v, bw, unprofiled_ms.get(rt.rank), rates) if v is not None else None
+        if sc is not None:
+            scs.append(sc)
+            views.append(v)
+        elif why:
+            why_not[rt.rank] = why
+    findings.extend(say.ddp_rules(run, buckets, bw))
+    if not scs:
+        fsdp = any(rt.fsdp for rt in run.ranks)  # FSDP2 has its own replay (fsdpadvice)
+        if (run.world_size or 1) > 1 and not fsdp and (why_not or any(rt.sidecar is not None and rt.sidecar.ddp
+                                                                      for rt in run.ranks)):
+            findings.append(say.no_whatif(why_not))
+        return Advisor((), tuple(findings), (), None, None, None, {})
+    scale = {sc.rank: calibrate(sc) for sc in scs}
+
+    def predict(cap_bytes: int, comp: str | None) -> Prediction:
+        return _worst([replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs])
+
+    cur_cap = scs[0].cap_bytes
+    base = predict(cur_cap, scs[0].traced_compression)  # candidates keep the traced hook; only the knob varies
+    model_check = _worst([replay(sc, sc.cap_bytes, sc.traced_compression, 1.0) for sc in scs])
+    check = _check(scs)
+    if not check.ok:
+        findings.append(say.model_misses(check.error_pct, TOLERANCE_PCT))
+    whatifs = [WhatIf("bucket_cap_mb", round(cur_cap / MiB, 3), base.step_ns / 1e6, base.exposed_ns / 1e6)]
+    best_mb, best = _caps(scs, predict, whatifs, cur_cap)
+    advice: list[Advice] = []
+    if (base.exposed_ns / base.step_ns if base.step_ns else 0.0) < HIDDEN_SHARE:
+        findings.append(say.already_hidden(base.exposed_ns / 1e6, base.step_ns / 1e6))
+    else:
+        ref, ref_mb = base, cur_cap / MiB
+        if best.step_ns < base.step_ns * (1 - MIN_GAIN) and abs(best_mb * MiB - cur_cap) > 1:
+            advice.append(Advice("bucket_cap_mb", best_mb, base.step_ns / 1e6, best.step_ns / 1e6,
+                                 say.bucket_cap_why(cur_cap / MiB, base.exposed_ns / 1e6, base.buckets, best_mb,
+                                                    best.buckets, best.exposed_ns / 1e6, scs[0].alpha_s * 1e6,
+                                                    scs[0].beta_bps / 1e9)))
+            ref, ref_mb = best, best_mb
+        margin = required_gain(check.error_pct)  # a lossy change must gain more than the model's error
+        _compression(scs, predict, base, ref, ref_mb, whatifs, advice, findings, margin)
+        _accumulation(scs, scale, base, ref, ref_mb, whatifs, advice, margin)
+    profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
+    if not check.ok:
+        advice = []  # the what-ifs stay, shown without advice
+    return Advisor(tuple(advice), tuple(findings), tuple(whatifs), base.step_ns / 1e6, model_check.step_ns / 1e6,
+                   profiled, scale, check, rates)
+
+
+def _check(scs: Sequence[Scenario]) -> ModelCheck:
+    """The model against the traced run: each traced step replayed from its own gradient-ready times and tail
+    (profiled times, no calibration), against its measured duration and its communication after the backward pass;
+    the step whose error is the median, on the rank whose replayed step is the longest."""
+    rows = []
+    for sc in scs:
+        per = []
+        for ready, tail, dur, exposed in sc.traced_steps or ((sc.ready_ns, sc.tail_ns, sc.profiled_step_ns,
+                                                               sc.measured_exposed_ns),):
+            p = replay(replace(sc, ready_ns=ready, tail_ns=tail), sc.cap_bytes, sc.traced_compression, 1.0)
+            per.append(((p.step_ns - dur) / dur if dur else 0.0, p, dur, exposed))
+        _err, p, dur, exposed = median_of(per, key=lambda x: x[0])
+        rows.append((p, dur, exposed, sc))
+    p, dur, exposed, sc = max(rows, key=lambda x: x[0].step_ns)
+    return ModelCheck(sc.rank, p.step_ns / 1e6, dur / 1e6, p.exposed_ns / 1e6, exposed / 1e6, sc.source, sc.notes)
+
+
+def _caps(scs: Sequence[Scenario], predict: Predict, whatifs: list[WhatIf], cur_cap: int) -> tuple[float, Prediction]:
+    """Every candidate bucket cap (keeping the traced hook); the best (ties: the larger bucket).  The traced cap
+    is the what-ifs' first row; a candidate equal to it is not listed twice."""
+    caps = {}
+    for mb in CANDIDATE_CAPS_MB:
+        p = predict(int(mb * MiB), scs[0].traced_compression)
+        caps[mb] = p
+        if abs(mb * MiB - cur_cap) > 1:
+            whatifs.append(WhatIf("bucket_cap_mb", mb, p.step_ns / 1e6, p.exposed_ns / 1e6))
+    best_mb = min(caps, key=lambda k: (round(caps[k].step_ns / 1e4), -k))
+    return best_mb, caps[best_mb]
+
+
+def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, ref: Prediction, ref_mb: float,
+                 whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], margin: float) -> None:
+    """fp16 compression and PowerSGD, unless the traced hook already compresses."""
+    traced = scs[0].traced_compression or ""
+    baseline_ms = base.step_ns / 1e6
+    comp: Prediction | None = None
+    if not traced:
+        comp = predict(int(ref_mb * MiB), "fp16")
+        whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6))
+        if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
+            advice.append(Advice("comm_hook", "fp16_compress_hook", baseline_ms, comp.step_ns / 1e6, say.fp16_why(
+                ref.exposed_ns / 1e6, comp.exposed_ns / 1e6, ref_mb if advice else None), _cap(scs, ref_mb)))
+    if not traced.startswith("powersgd"):
+        lossless = comp if comp is not None and comp.step_ns < ref.step_ns else ref
+        _powersgd(scs, predict, ref_mb, lossless, baseline_ms, whatifs, advice, findings, margin)
+
+
+def _cap(scs: Sequence[Scenario], cap_mb: float) -> tuple[tuple[str, object], ...]:
+    """The bucket cap a prediction assumes, where it is not the traced one."""
+    return () if abs(cap_mb * MiB - scs[0].cap_bytes) <= 1 else (("bucket_cap_mb", cap_mb),)
+
+
+def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Prediction, ref: Prediction,
+                  ref_mb: float, whatifs: list[WhatIf], advice: list[Advice], margin: float) -> None:
+    """Gradient accumulation over k micro-batches: the communication paid once per k; advised (it changes the
+    optimization) only where it gains more than ``margin`` over the best setting without it."""
+    no_comm = max(sc.ready_ns.max() * scale[sc.rank] + sc.tail_ns * scale[sc.rank] for sc in scs)
+    exposed_share = base.exposed_ns / base.step_ns if base.step_ns else 0.0
+    for k in (2, 4):
+        per_step = ((k - 1) * no_comm + ref.step_ns) / k
+        whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6))
+        if k == 4 and per_step < ref.step_ns * (1 - max(2 * MIN_GAIN, margin)) and exposed_share > 0.2:
+            advice.append(Advice("gradient_accumulation", k, base.step_ns / 1e6, per_step / 1e6,
+                                 say.accumulation_why(k, ref.exposed_ns / 1e6), _cap(scs, ref_mb)))
+
+
+def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless: Prediction, baseline_ms: float,
+              whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], margin: float) -> None:
+    """PowerSGD at ranks 1, 2, 4: what-ifs, and advice where it beats the best lossless option by ``margin``
+    (at least MIN_GAIN, at least the model's error on the traced run) and every cost it rests on was measured."""
+    if not all(powersgd_applies(sc) for sc in scs):
+        findings.append(say.NO_POWERSGD_SHAPES)
+        return
+    total = float(scs[0].sizes.sum())
+    # torch's powerSGD_hook issues its second and third all-reduce from future callbacks; on gloo these run on
+    # the process group's worker threads, so with two or more buckets the ranks can issue them in different
+    # orders (measured: "collective mismatch" aborts and hangs, torch 2.13).  On gloo: one bucket.
+    gloo = any((sc.backend or "").lower() == "gloo" for sc in scs)
+    cap_mb = float(max(int(-(-total // MiB)) + 1, ref_mb)) if gloo else ref_mb
+    preds = {}
+    for r in POWERSGD_RANKS:
+        preds[r] = predict(int(cap_mb * MiB), f"powersgd:{r}")
+        whatifs.append(WhatIf("comm_hook", say.powersgd_name(r), preds[r].step_ns / 1e6, preds[r].exposed_ns / 1e6,
+                              tuple(powersgd_measured(scs[0], r))))
+    fastest = min(p.step_ns for p in preds.values())
+    # the largest rank (the better approximation) that is about as fast as the fastest
+    r = max(k for k, p in preds.items() if p.step_ns <= fastest * (1 + MIN_GAIN))
+    p = preds[r]
+    if p.step_ns >= lossless.step_ns * (1 - margin):
+        return
+    missing = powersgd_measured(scs[0], r)
+    if missing:
+        findings.append(say.powersgd_unmeasured(say.powersgd_name(r), p.step_ns / 1e6, missing))
+        return
+    sc = scs[0]
+    groups = rebucket(sc.sizes, sc.first_bucket_bytes or int(cap_mb * MiB), int(cap_mb * MiB))
+    parts = [powersgd_split(sc, g, r) for g in groups]
+    wire = sum(x.unc_bytes + x.p_bytes + x.q_bytes for x in parts)
+    share = sum(x.compressed_bytes for x in parts) / max(total, 1.0)
+    advice.append(Advice("comm_hook", say.powersgd_name(r), baseline_ms, p.step_ns / 1e6, say.powersgd_why(
+        r, share, total / 1e6, wire / 1e6, lossless.exposed_ns / 1e6, p.exposed_ns / 1e6,
+        cap_mb if gloo else None), _cap(scs, cap_mb)))

@@ -1,0 +1,1 @@
+"""FSDP2 family: units and phases, the schedule replay and the advice."""

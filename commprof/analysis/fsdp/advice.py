@@ -1,0 +1,202 @@
+"""FSDP2's findings and advice: per-unit facts in words a user acts on, the what-ifs of ``fsdpreplay`` with their
+predicted step and peak memory, the model's error on the traced run, and advice only where it pays more than that
+error and stays within a known memory limit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...model import RankTrace, Run
+from ...units import MiB
+from ..bandwidth import Bandwidth
+from ..findings import Advice, Finding
+from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
+from .replay import CANDIDATES, Knobs, calibrate, inputs, replay
+from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
+
+
+@dataclass(frozen=True, slots=True)
+class FSDPWhatIf:
+    knob: str
+    value: object
+    step_ms: float
+    peak_unsharded_bytes: int
+    peak_memory_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FSDPAnalysis:
+    report: FSDPReport
+    whatifs: tuple[FSDPWhatIf, ...]
+    advice: tuple[Advice, ...]
+    findings: tuple[Finding, ...]
+    step_model_ms: float | None  # the traced settings replayed on the median profiled step (uncalibrated)
+    step_measured_ms: float | None
+    baseline_step_ms: float | None  # calibrated: the step outside the profiler where recorded
+    # the most allocated in a profiled step (profile_memory): the median over every rank's steps, and the largest
+    measured_peak_bytes: int | None
+    measured_max_bytes: int | None = None
+
+    @property
+    def error_pct(self) -> float | None:
+        if self.step_model_ms is None or not self.step_measured_ms:
+            return None
+        return error_pct(self.step_model_ms, self.step_measured_ms)
+
+
+def _knob(k: Knobs, traced: Knobs) -> tuple[str, object]:
+    raf_changed = k.reshard_after_forward is not None
+    pf_changed = k.prefetch != traced.prefetch
+    if raf_changed and pf_changed:
+        return "fsdp", {"reshard_after_forward": k.reshard_after_forward, "fsdp_prefetch": k.prefetch}
+    if raf_changed:
+        return "reshard_after_forward", k.reshard_after_forward
+    return "fsdp_prefetch", k.prefetch
+
+
+def _rank(run: Run) -> RankTrace | None:
+    ranks = [rt for rt in run.ranks if rt.fsdp and rt.steps]
+    return max(ranks, key=lambda rt: float(np.median([s.duration_ns for s in rt.steps])), default=None)
+
+
+def _facts(rep: FSDPReport) -> list[Finding]:
+    out = []
+    ag = sum(u.phases[p][2] for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
+    bwd = sum(u.phases[BWD_AG][2] for u in rep.units if BWD_AG in u.phases)
+    step = median_of([s.end_ns - s.start_ns for s in rep.steps], key=float) / 1e6  # the headline's median step
+    if ag > 0.05 * step:
+        out.append(Finding("high" if ag > 0.2 * step else "medium",
+                           f"FSDP's all-gathers leave {ag:.1f} ms of a {step:.1f} ms step exposed on rank {rep.rank} "
+                           f"({bwd:.1f} ms of it re-gathering parameters in the backward pass, which "
+                           "reshard_after_forward=False avoids at the cost of keeping them unsharded)."))
+    if rep.first_exposed_ms > 0.5:
+        out.append(Finding("info", f"The step's first all-gather ({rep.units[0].unit or 'root'}) has nothing to hide "
+                                   f"behind: {rep.first_exposed_ms:.2f} ms exposed per step."))
+    if rep.rs_queued_ms > 0.05 * step:
+        out.append(Finding("medium", f"Reduce-scatters waited {rep.rs_queued_ms:.1f} ms per step for the process "
+                                     "group's link, queued behind all-gathers."))
+    out.append(Finding("info", f"FSDP holds at most {rep.peak_unsharded_bytes / MiB:.1f} MiB of unsharded "
+                               f"parameters at once ({len(rep.units)} units)."))
+    return out
+
+
+def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float]) -> FSDPAnalysis | None:
+    rt = _rank(run)
+    if rt is None:
+        return None
+    settings = rt.sidecar.fsdp if rt.sidecar is not None else None
+    steps = step_units(rt, settings)
+    rep = fsdp_report(rt, steps)
+    if rep is None:
+        return None
+    findings = _facts(rep)
+    # the what-ifs, the model check and the measured peak all use one step: the median profiled step (the headline's)
+    typical = median_of(steps, key=lambda s: s.end_ns - s.start_ns)
+    line = _memory_line(rt)
+    peaks = _step_peaks(run)
+    measured_peak = int(np.median(peaks)) if peaks else None
+    if rt.device_kind != "cpu":
+        findings.append(Finding("info", "No FSDP what-if: the replay models FSDP2 on CPU (gloo), where all-gathers "
+                                        "block the training thread; on GPUs they overlap on their own stream, "
+                                        "which it does not model yet."))
+        return FSDPAnalysis(rep, (), (), tuple(findings), None, None, None, measured_peak, max(peaks, default=None))
+    world = rt.world_size or 2
+    traced_k = max((len(u.forward_prefetch) for u in settings.units), default=0) if settings else 0
+    traced = Knobs(None, traced_k)
+    rafs = {u.reshard_after_forward for u in rep.units if u.unit != ""}
+    uniform = rafs.pop() if len(rafs) == 1 else None
+    inp = inputs(typical, rep, bw, world)
+    model_ns, _p, _h = replay(inp, traced)
+    target = unprofiled_ms.get(rt.rank)
+    scale = calibrate(inp, target * 1e6 if target else None)
+    base_ns, base_peak, base_held = replay(inp, traced, scale)
+    other = _other_memory(rt, line, typical, base_held)
+    whatifs, preds = [], {}
+    for k in CANDIDATES:
+        if k.prefetch == traced.prefetch and k.reshard_after_forward in (None, uniform):
+            continue  # the traced settings themselves
+        step_ns, peak, held = replay(inp, k, scale)
+        total = max((o + held.get(ph, 0) for ph, o in other.items()), default=None) if other else None
+        knob, value = _knob(k if k.reshard_after_forward != uniform else Knobs(None, k.prefetch), traced)
+        if (knob, str(value)) in preds:
+            continue
+        whatifs.append(FSDPWhatIf(knob, value, step_ns / 1e6, peak, total))
+        preds[(knob, str(value))] = (k, step_ns, peak, total)
+    analysis = FSDPAnalysis(rep, tuple(whatifs), (), tuple(findings), model_ns / 1e6,
+                            (typical.end_ns - typical.start_ns) / 1e6, base_ns / 1e6, measured_peak,
+                            max(peaks, default=None))
+    return _advise(analysis, rt, base_ns, base_peak, measured_peak)
+
+
+def _step_peaks(run: Run) -> list[int]:
+    """The most memory allocated in each profiled step of every FSDP rank.  On gloo they differ by up to two
+    reduce-scatter staging copies from step to step (how fast the backend's thread drains them), so the
+    measurement compared with a prediction is their median; the largest is reported beside it."""
+    out = []
+    for r in run.ranks:
+        line = _memory_line(r) if r.fsdp else None
+        if line is None:
+            continue
+        for st in r.steps:
+            within = line[1][(line[0] >= st.start_ns) & (line[0] <= st.end_ns)]
+            if within.size:
+                out.append(int(within.max()))
+    return out
+
+
+def _memory_line(rt: RankTrace) -> np.ndarray | None:
+    """The memory timeline of the rank's device (CPU: live tensor bytes, ``reader/memory/memline.py``); None if
+    none."""
+    line = rt.memory_line.get("cpu:-1") if rt.device_kind == "cpu" else next(
+        (v for k, v in rt.memory_line.items() if k.startswith("cuda")), None)
+    return line if line is not None and line.shape[1] else None
+
+
+def _other_memory(rt: RankTrace, line: np.ndarray | None, step: StepUnits,
+                  traced_held: dict[str, int]) -> dict[str, int]:
+    """Per phase of the step, the most memory allocated then (profile_memory's timeline) minus the unsharded
+    parameters the traced schedule held: what any FSDP setting leaves in place (activations, gradients, the
+    sharded parameters and optimizer state).  Empty without a memory timeline."""
+    if line is None:
+        return {}
+    out = {}
+    for ph, (a, b) in phase_windows(rt.fsdp, step.start_ns, step.end_ns).items():
+        m = (line[0] >= a - 100_000) & (line[0] <= b)
+        if m.any():
+            out[ph] = int(line[1][m].max()) - traced_held.get(ph, 0)
+    return out
+
+
+def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, measured_peak: int | None) -> FSDPAnalysis:
+    from dataclasses import replace
+
+    findings = list(a.findings)
+    err = a.error_pct or 0.0
+    if abs(err) > TOLERANCE_PCT:
+        findings.append(Finding("medium", f"The FSDP replay misses this run's own step by {err:+.0f}% (tolerance "
+                                          f"±{TOLERANCE_PCT:.0f}%): its what-ifs are shown without advice."))
+        return replace(a, findings=tuple(findings))
+    limit = next((v for k, v in rt.device_memory.items()), None)
+    ok = [w for w in a.whatifs if limit is None or w.peak_memory_bytes is None or w.peak_memory_bytes <= 0.9 * limit]
+    if not ok:
+        return replace(a, findings=tuple(findings))
+    best = min(ok, key=lambda w: (round(w.step_ms, 1), w.peak_unsharded_bytes))
+    gain = 1 - best.step_ms * 1e6 / base_ns if base_ns else 0.0
+    if gain < required_gain(err):
+        need = max(MIN_GAIN * 100, abs(err))
+        findings.append(Finding("info", f"No FSDP setting is predicted to gain more than {need:.0f}% "
+                                        f"(best: {best.knob} = {best.value}, {gain * 100:+.1f}%)."))
+        return replace(a, findings=tuple(findings))
+    more = (best.peak_unsharded_bytes - base_peak) / MiB
+    mem = (f"; predicted peak memory {best.peak_memory_bytes / MiB:.0f} MiB" if best.peak_memory_bytes else "")
+    why = (f"The replay of FSDP2's schedule (model error on the traced run {err:+.1f}%) puts the step at "
+           f"{best.step_ms:.1f} ms instead of {base_ns / 1e6:.1f} ms. It holds {more:+.1f} MiB more of unsharded "
+           f"parameters at its peak ({best.peak_unsharded_bytes / MiB:.1f} MiB{mem})"
+           + (": reshard_after_forward=False keeps each unit's parameters from its forward to its backward"
+              if "reshard_after_forward" in str(best.value) or best.knob == "reshard_after_forward" else "")
+           + ". Set it with fully_shard(unit, reshard_after_forward=...) and unit.set_modules_to_forward_prefetch / "
+             "set_modules_to_backward_prefetch.")
+    adv = Advice(best.knob, best.value, base_ns / 1e6, best.step_ms, why)
+    return replace(a, advice=(adv,), findings=tuple(findings))

@@ -1,0 +1,1 @@
+"""Memory family: peak memory per rank, allocator churn and the DDP -> FSDP2 what-if."""

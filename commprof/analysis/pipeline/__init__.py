@@ -1,0 +1,1 @@
+"""Pipeline family: stages and the partition advisor."""

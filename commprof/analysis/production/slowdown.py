@@ -1,0 +1,126 @@
+"""Slow ranks over a whole job, from the monitor's rollups: how late each rank issued its collectives compared
+with the others, step by step, and the step ranges in which a rank was late.
+
+Clocks are aligned as the trace analysis aligns them, by moments common to all ranks: a step ends when its last
+collective completes, which every rank leaves together, so each rank's offset to the reference rank (the lowest)
+is the median difference of their step ends.  A rank's lateness in a collective instance (same process group and
+sequence number on every rank) is its aligned issue time minus the earliest rank's; per step, its largest over
+the step's instances (once a late rank has joined one collective, the others of the step find it on time: the
+lateness it brought into the step shows in the first).  A rank is slow in a step when its lateness exceeds
+``max(MIN_LATE_MS, median + 5 robust standard deviations)`` of every rank's per-step lateness; slow steps closer
+than ``MAX_GAP`` steps merge into one range.  A range is kept when it lasts ``MIN_STEPS`` steps or more and the
+lateness it brought adds up to at least one median step of the job (the others waited a whole step for it):
+shorter or cheaper bursts (a GC pause, a neighbour's job on a shared host) are noise at the monitor's grain.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...model import MonitorRun
+
+MIN_LATE_MS = 2.0
+MAX_GAP = 3
+MIN_STEPS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RankLateness:
+    rank: int
+    steps: np.ndarray  # int64
+    late_ms: np.ndarray  # lateness in each step (its largest over the step's collectives)
+
+
+@dataclass(frozen=True, slots=True)
+class SlowRange:
+    rank: int
+    first_step: int
+    last_step: int
+    mean_late_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Slowdown:
+    reference_rank: int
+    offsets_ns: dict[int, int]  # add to a rank's clock to get the reference rank's
+    threshold_ms: float
+    series: tuple[RankLateness, ...]
+    ranges: tuple[SlowRange, ...]
+    instances: int
+
+
+def _offsets(mrun: MonitorRun) -> tuple[int, dict[int, int]]:
+    ends = {r.rank: {s: e for s, _b, e in r.steps} for r in mrun.ranks}
+    ref = min(ends)
+    out = {ref: 0}
+    for rank, e in ends.items():
+        common = sorted(set(e) & set(ends[ref]))
+        if rank != ref and common:
+            out[rank] = int(np.median([ends[ref][s] - e[s] for s in common]))
+    return ref, out
+
+
+def slowdown(mrun: MonitorRun) -> Slowdown | None:
+    """None with fewer than two ranks' rollups."""
+    if len(mrun.ranks) < 2:
+        return None
+    ref, offsets = _offsets(mrun)
+    starts = {r.rank: {s: b for s, b, _e in r.steps} for r in mrun.ranks}
+    issued: dict[tuple[str, int], dict[int, tuple[int, float]]] = defaultdict(dict)  # (pg, seq) -> rank -> step, t
+    for r in mrun.ranks:
+        if r.rank not in offsets:
+            continue
+        for c in r.collectives:
+            for i in c.issues:
+                b = starts[r.rank].get(i.step)
+                if b is not None:
+                    issued[(c.pg, i.seq)][r.rank] = (i.step, b + i.offset_us * 1e3 + offsets[r.rank])
+    per: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    n = 0
+    for ranks in issued.values():
+        if len(ranks) < len(offsets):
+            continue  # not every rank's side of it was rolled up
+        n += 1
+        first = min(t for _s, t in ranks.values())
+        for rank, (step, t) in ranks.items():
+            per[rank][step].append((t - first) / 1e6)
+    series = []
+    for rank in sorted(per):
+        steps = sorted(per[rank])
+        series.append(RankLateness(rank, np.array(steps, dtype=np.int64),
+                                   np.array([float(max(per[rank][s])) for s in steps])))
+    if not series:
+        return Slowdown(ref, offsets, MIN_LATE_MS, (), (), 0)
+    allv = np.concatenate([s.late_ms for s in series])
+    med = float(np.median(allv))
+    mad = float(np.median(np.abs(allv - med))) * 1.4826
+    threshold = max(MIN_LATE_MS, med + 5 * mad)
+    durs = [(e - b) / 1e6 for r in mrun.ranks for _s, b, e in r.steps if e > b]
+    min_lost_ms = float(np.median(durs)) if durs else 0.0
+    ranges = [r for s in series for r in _ranges(s, threshold, min_lost_ms)]
+    return Slowdown(ref, offsets, threshold, tuple(series), tuple(ranges), n)
+
+
+def _ranges(s: RankLateness, threshold: float, min_lost_ms: float) -> list[SlowRange]:
+    out: list[SlowRange] = []
+    idx = np.flatnonzero(s.late_ms > threshold)
+    if idx.size == 0:
+        return out
+    run = [int(idx[0])]
+    for i in idx[1:].tolist():
+        if s.steps[i] - s.steps[run[-1]] <= MAX_GAP:
+            run.append(i)
+        else:
+            out += _close(s, run, min_lost_ms)
+            run = [i]
+    out += _close(s, run, min_lost_ms)
+    return out
+
+
+def _close(s: RankLateness, run: list[int], min_lost_ms: float) -> list[SlowRange]:
+    if len(run) < MIN_STEPS or float(np.sum(s.late_ms[run])) < min_lost_ms:
+        return []
+    return [SlowRange(s.rank, int(s.steps[run[0]]), int(s.steps[run[-1]]), float(np.mean(s.late_ms[run])))]

@@ -1,0 +1,1 @@
+"""What is communication: the classification table, the communication-kernel rules and the collectives."""

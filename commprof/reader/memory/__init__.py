@@ -1,0 +1,1 @@
+"""The profiler's ``[memory]`` events: peaks, timelines and live bytes."""

@@ -1,0 +1,40 @@
+"""Tables and images as the terminal (rich) and the HTML report draw them, shared by the core renderers and the
+family views (``render/families``)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+
+from rich.table import Table
+
+from .safe import html_text as h
+
+WIDTH = 100  # the terminal report fits 100 columns
+MAX_ROWS = 12
+
+
+def table(title: str, cols: Sequence[str], left: Sequence[str] = ()) -> Table:
+    t = Table(title=title, title_justify="left", width=WIDTH)
+    for col in cols:
+        t.add_column(col, justify="left" if col in left else "right", no_wrap=True)
+    return t
+
+
+def html_row(values: Iterable[object]) -> str:
+    return "<tr>" + "".join(f"<td class='n'>{v}</td>" for v in values) + "</tr>"
+
+
+def html_head(*cols: str, name: str = "") -> str:
+    """A table's start: its header row and the opened body (close it with ``HTML_END``); ``name``: the table's
+    ``data-commprof`` name (``table-NAME``), which the page's sort and filter script and the browser tests use."""
+    attr = f" data-commprof='table-{name}'" if name else ""
+    return f"<table{attr}><thead><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr></thead><tbody>"
+
+
+HTML_END = "</tbody></table>"
+
+
+def html_img(name: str, png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img id="plot-{name}" alt="{h(alt)}" src="data:image/png;base64,{data}">'

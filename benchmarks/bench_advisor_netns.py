@@ -39,10 +39,16 @@ class Row:
     setting: str
     predicted_ms: float
     measured_ms: float
+    band_ms: tuple[float, float] | None = None  # the report's predicted_range_ms
+    spread_pct: float | None = None  # step-to-step variation of the measurement runs (all their steps pooled)
 
     @property
     def error_pct(self) -> float:
         return 100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+    @property
+    def inside(self) -> bool:
+        return self.band_ms is not None and self.band_ms[0] <= self.measured_ms <= self.band_ms[1]
 
 
 def _run(net: TwoHosts, out: str, cfg: dict, retry: bool = True) -> None:
@@ -69,16 +75,29 @@ def trace_and_advise(net: TwoHosts, cap_mb: float, steps: int = 10, plain: bool 
     return commprof.analyze(commprof.load(d))
 
 
+LAST_SPREAD: list[float | None] = []  # the step-to-step variation (%) of the last measure()'s settings
+
+
 def measure(net: TwoHosts, settings: list[dict], reps: int, steps: int = 12) -> list[float]:
-    """Median un-profiled step (ms) per setting, runs alternating between settings."""
+    """Median un-profiled step (ms) per setting, runs alternating between settings; the variation of all their
+    steps pooled, per setting, in LAST_SPREAD (a disturbed measurement shows there)."""
+    from commprof.analysis.uncertainty.maths import variation_pct
+
     per: list[list[float]] = [[] for _ in settings]
+    pooled: list[list[float]] = [[] for _ in settings]
     for _ in range(reps):
         for k, s in enumerate(settings):
             d = tempfile.mkdtemp(prefix="commprof-netns-")
             _run(net, d, {**MODEL, "steps": steps, "trace": False, "times": d, **s})
             times = json.loads((Path(d) / "times0.json").read_text())
             per[k].append(statistics.median(times[3:]) / 1e6)  # skip start-up steps
+            pooled[k].extend(t / 1e6 for t in times[3:])
+    LAST_SPREAD[:] = [variation_pct(p) for p in pooled]
     return [statistics.median(v) for v in per]
+
+
+def _whatif(rep, knob: str, value):
+    return next(w for w in rep.advisor.whatifs if w.knob == knob and w.value == value)
 
 
 def _pred(rep, knob: str, value) -> float:
@@ -92,8 +111,8 @@ def _cap_advice(rep, value):
     """The report's prediction for bucket_cap_mb=value, as an Advice-like row."""
     from commprof.analysis.findings import Advice
 
-    pred = _pred(rep, "bucket_cap_mb", value)
-    return Advice("bucket_cap_mb", value, rep.advisor.baseline_step_ms, pred, "")
+    w = _whatif(rep, "bucket_cap_mb", value)
+    return Advice("bucket_cap_mb", value, rep.advisor.baseline_step_ms, w.step_ms, "", predicted_range_ms=w.range_ms)
 
 
 def bucket_proof(net: TwoHosts, reps: int, plain: bool = False) -> tuple[list[Row], dict]:
@@ -114,8 +133,11 @@ def bucket_proof(net: TwoHosts, reps: int, plain: bool = False) -> tuple[list[Ro
         rep = commprof.analyze(info["report"].run, step_ms=meas[0])
         info["report"] = rep
         adv = _cap_advice(rep, adv.value)
-    return [Row("2 Gbit/s", f"bucket_cap_mb=25 (default){how}", adv.baseline_step_ms, meas[0]),
-            Row("2 Gbit/s", f"bucket_cap_mb={adv.value:g} (advised){how}", adv.predicted_step_ms, meas[1])], info
+    spread = list(LAST_SPREAD)
+    return [Row("2 Gbit/s", f"bucket_cap_mb=25 (default){how}", adv.baseline_step_ms, meas[0],
+                rep.advisor.whatifs[0].range_ms, spread[0]),
+            Row("2 Gbit/s", f"bucket_cap_mb={adv.value:g} (advised){how}", adv.predicted_step_ms, meas[1],
+                adv.predicted_range_ms, spread[1])], info
 
 
 def compression_proof(net: TwoHosts, reps: int) -> tuple[list[Row], dict]:
@@ -134,19 +156,28 @@ def compression_proof(net: TwoHosts, reps: int) -> tuple[list[Row], dict]:
     # gloo: PowerSGD runs with one bucket (see commprof.analysis.ddp.advice)
     settings.append({"bucket_cap_mb": 200, "hook": f"powersgd:{rank}"})
     meas = measure(net, settings, reps, steps=9)
-    rows = [Row("500 Mbit/s", "bucket_cap_mb=25, no hook (default)", adv.baseline_step_ms, meas[0]),
+    spread = list(LAST_SPREAD)
+    rows = [Row("500 Mbit/s", "bucket_cap_mb=25, no hook (default)", adv.baseline_step_ms, meas[0],
+                rep.advisor.whatifs[0].range_ms, spread[0]),
             Row("500 Mbit/s", f"bucket_cap_mb={cap:g} + fp16_compress_hook (advised)", adv.predicted_step_ms,
-                meas[1]),
+                meas[1], adv.predicted_range_ms, spread[1]),
             Row("500 Mbit/s", f"bucket_cap_mb=200 + PowerSGD rank {rank}" + (" (advised)" if psgd else ""),
-                _pred(rep, "comm_hook", psgd_value), meas[2])]
+                _pred(rep, "comm_hook", psgd_value), meas[2], _whatif(rep, "comm_hook", psgd_value).range_ms,
+                spread[2])]
     return rows, info
 
 
+def _band(r) -> str:
+    return f"{r.band_ms[0]:.0f}-{r.band_ms[1]:.0f}" if r.band_ms else "-"
+
+
 def table(rows: list[Row]) -> str:
-    lines = [f"{'link':<11} {'setting':<62} {'predicted ms':>12} {'measured ms':>12} {'error':>8}"]
+    lines = [f"{'link':<11} {'setting':<62} {'predicted ms':>12} {'band':>10} {'measured ms':>12} {'error':>8} "
+             f"{'inside':>6} {'meas. var':>9}"]
     for r in rows:
-        lines.append(f"{r.link:<11} {r.setting:<62} {r.predicted_ms:>12.1f} {r.measured_ms:>12.1f} "
-                     f"{r.error_pct:>+7.1f}%")
+        var = f"{r.spread_pct:.1f}%" if r.spread_pct is not None else "-"
+        lines.append(f"{r.link:<11} {r.setting:<62} {r.predicted_ms:>12.1f} {_band(r):>10} {r.measured_ms:>12.1f} "
+                     f"{r.error_pct:>+7.1f}% {'yes' if r.inside else 'NO':>6} {var:>9}")
     return "\n".join(lines)
 
 

@@ -50,6 +50,15 @@ class Row:
     measured_ms: float
     predicted_peak: int | None
     measured_peak: int | None
+    spread_pct: float | None = None  # the measured runs' steps, pooled: their variation (a disturbance shows there)
+
+    @property
+    def setting(self) -> str:
+        return f"{self.model} fsdp2 reshard_after_forward={self.raf}"
+
+    @property
+    def band_ms(self) -> tuple[float, float]:
+        return self.low_ms, self.high_ms
 
     @property
     def error_pct(self) -> float:
@@ -83,15 +92,20 @@ def _traced(net: TwoHosts, model: dict, extra: dict) -> tuple[str, str]:
     return d, t
 
 
-def _measured_step(net: TwoHosts, model: dict, raf: bool, reps: int) -> float:
-    vals = []
+def _measured_step(net: TwoHosts, model: dict, raf: bool, reps: int) -> tuple[float, float | None]:
+    """The median over ``reps`` runs of the slower rank's median step (ms), and the variation (%) of the steps of
+    every run and rank pooled."""
+    from commprof.analysis.uncertainty.maths import variation_pct
+
+    vals, pooled = [], []
     for _ in range(reps):
         d = tempfile.mkdtemp(prefix="commprof-d2f-")
         _run(net, d, {**model, "parallel": "fsdp", "wrap": "children", "reshard_after_forward": raf,
                       "steps": STEPS, "trace": False, "times": d})
         times = [json.loads((Path(d) / f"times{r}.json").read_text()) for r in (0, 1)]
         vals.append(max(statistics.median(t[2:]) for t in times) / 1e6)
-    return statistics.median(vals)
+        pooled.extend(v / 1e6 for t in times for v in t[2:])
+    return statistics.median(vals), variation_pct(pooled)
 
 
 def _measured_peak(net: TwoHosts, model: dict, raf: bool) -> int | None:
@@ -105,7 +119,8 @@ def _measured_peak(net: TwoHosts, model: dict, raf: bool) -> int | None:
     return rep.fsdp.measured_peak_bytes + state
 
 
-def proof(net: TwoHosts, name: str, reps: int) -> tuple[list[Row], object]:
+def proof(net: TwoHosts, name: str, reps: int) -> tuple[list[Row], dict]:
+    """Rows per reshard_after_forward, and ``{"report": the traced DDP run's report}`` (tests/e2e/proofs.py)."""
     import commprof
 
     model = MODELS[name]
@@ -116,22 +131,34 @@ def proof(net: TwoHosts, name: str, reps: int) -> tuple[list[Row], object]:
     rows = []
     for w in a.whatifs:
         raf = bool(w.reshard_after_forward)
-        rows.append(Row(name, raf, w.predicted_step_ms, *w.predicted_range_ms, _measured_step(net, model, raf, reps),
-                        w.predicted_peak_bytes, _measured_peak(net, model, raf)))
-    return rows, rep
+        step, spread = _measured_step(net, model, raf, reps)
+        rows.append(Row(name, raf, w.predicted_step_ms, *w.predicted_range_ms, step, w.predicted_peak_bytes,
+                        _measured_peak(net, model, raf), spread))
+    return rows, {"report": rep}
 
 
 def table(rows: list[Row]) -> str:
     mib = 2**20
     out = [f"{'model':<17} {'raf':<6} {'pred ms':>8} {'band ms':>17} {'meas ms':>8} {'err':>7} {'in band':>7} "
-           f"{'pred MiB':>9} {'meas MiB':>9} {'err':>7}"]
+           f"{'pred MiB':>9} {'meas MiB':>9} {'err':>7} {'spread':>7}"]
     for r in rows:
         pe = r.peak_error_pct
         out.append(f"{r.model:<17} {str(r.raf):<6} {r.predicted_ms:>8.1f} {f'[{r.low_ms:.0f}, {r.high_ms:.0f}]':>17} "
                    f"{r.measured_ms:>8.1f} {r.error_pct:>+6.1f}% {str(r.in_band):>7} "
                    f"{(r.predicted_peak or 0) / mib:>9.1f} {(r.measured_peak or 0) / mib:>9.1f} "
-                   f"{(f'{pe:+.1f}%' if pe is not None else '-'):>7}")
+                   f"{(f'{pe:+.1f}%' if pe is not None else '-'):>7} "
+                   f"{(f'{r.spread_pct:.1f}%' if r.spread_pct is not None else '-'):>7}")
     return "\n".join(out)
+
+
+def _cpu() -> str:
+    """The CPU model (/proc/cpuinfo) and its cores."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        name = next(x.split(":", 1)[1].strip() for x in lines if x.startswith("model name"))
+        return f"{name} x {sum(x.startswith('processor') for x in lines)}"
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def main() -> int:
@@ -140,11 +167,12 @@ def main() -> int:
     ap.add_argument("--model", default="both", choices=[*MODELS, "both", "all"])
     args = ap.parse_args()
     names = ["mlp", "transformer"] if args.model == "both" else list(MODELS) if args.model == "all" else [args.model]
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.node()}; 2 ranks, gloo, 2 Gbit/s netns")
+    print(f"machine: {_cpu()}, {platform.node()}; 2 ranks, gloo, 2 Gbit/s netns")
     with TwoHosts(rate="2gbit") as net:
         for name in names:
-            rows, rep = proof(net, name, args.reps)
+            rows, info = proof(net, name, args.reps)
             print(table(rows), flush=True)
+            print(f"  traced DDP run: {info['report'].noise.describe()}", flush=True)
     return 0
 
 

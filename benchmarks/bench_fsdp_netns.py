@@ -40,10 +40,16 @@ class Row:
     predicted_ms: float
     measured_ms: float
     advised: bool = False
+    band_ms: tuple[float, float] | None = None  # the report's predicted_range_ms
+    spread_pct: float | None = None  # step-to-step variation of the measurement runs (all their steps pooled)
 
     @property
     def error_pct(self) -> float:
         return 100.0 * (self.predicted_ms - self.measured_ms) / self.measured_ms
+
+    @property
+    def inside(self) -> bool:
+        return self.band_ms is not None and self.band_ms[0] <= self.measured_ms <= self.band_ms[1]
 
 
 def _run(net: TwoHosts, out: str, cfg: dict) -> None:
@@ -74,14 +80,22 @@ def trace(net: TwoHosts, model: dict, extra: dict | None = None):
     return commprof.analyze(commprof.load(d))
 
 
+LAST_SPREAD: list[float | None] = []  # the step-to-step variation (%) of the last measure()'s settings
+
+
 def measure(net: TwoHosts, model: dict, settings: list[dict], reps: int) -> list[float]:
+    from commprof.analysis.uncertainty.maths import variation_pct
+
     per: list[list[float]] = [[] for _ in settings]
+    pooled: list[list[float]] = [[] for _ in settings]
     for _ in range(reps):
         for k, s in enumerate(settings):
             d = tempfile.mkdtemp(prefix="commprof-fsdp-")
             _run(net, d, {**model, **s, "steps": STEPS, "trace": False, "times": d})
             times = [json.loads((Path(d) / f"times{r}.json").read_text()) for r in (0, 1)]
             per[k].append(max(statistics.median(t[2:]) for t in times) / 1e6)
+            pooled[k].extend(t / 1e6 for t in times[0][2:])
+    LAST_SPREAD[:] = [variation_pct(p) for p in pooled]
     return [statistics.median(v) for v in per]
 
 
@@ -93,13 +107,17 @@ def proof(net: TwoHosts, name: str, reps: int, every_setting: bool = True) -> tu
     f = rep.fsdp
     assert f is not None, "no FSDP analysis"
     adv = f.advice[0] if f.advice else None
-    rows_in = [("defaults", {}, f.baseline_step_ms, False)]
+    rows_in = [("defaults", {}, f.baseline_step_ms, False, f.baseline_range_ms)]
     rows_in += [(f"{w.knob}={w.value}", settings_of(w.knob, w.value), w.step_ms,
-                 adv is not None and (w.knob, str(w.value)) == (adv.knob, str(adv.value))) for w in f.whatifs]
+                 adv is not None and (w.knob, str(w.value)) == (adv.knob, str(adv.value)), w.range_ms)
+                for w in f.whatifs]
     if not every_setting:
         rows_in = [r for r in rows_in if r[0] == "defaults" or r[3]]
-    meas = measure(net, model, [s for _, s, _, _ in rows_in], reps)
-    rows = [Row(name, label, pred, m, advised) for (label, _s, pred, advised), m in zip(rows_in, meas, strict=True)]
+    if adv is None and not every_setting:
+        return [], {"report": rep, "advice": None}
+    meas = measure(net, model, [r[1] for r in rows_in], reps)
+    rows = [Row(name, label, pred, m, advised, rng, var) for (label, _s, pred, advised, rng), m, var
+            in zip(rows_in, meas, LAST_SPREAD, strict=True)]
     info: dict = {"report": rep, "advice": adv}
     if adv is not None:
         after = trace(net, model, settings_of(adv.knob, adv.value))
@@ -109,10 +127,14 @@ def proof(net: TwoHosts, name: str, reps: int, every_setting: bool = True) -> tu
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'model':<12} {'setting':<62} {'predicted ms':>12} {'measured ms':>12} {'error':>8}"]
+    lines = [f"{'model':<12} {'setting':<62} {'predicted ms':>12} {'band':>10} {'measured ms':>12} {'error':>8} "
+             f"{'inside':>6} {'meas. var':>9}"]
     for r in rows:
+        band = f"{r.band_ms[0]:.0f}-{r.band_ms[1]:.0f}" if r.band_ms else "-"
+        var = f"{r.spread_pct:.1f}%" if r.spread_pct is not None else "-"
         lines.append(f"{r.model:<12} {(r.setting + (' (advised)' if r.advised else '')):<62} {r.predicted_ms:>12.1f} "
-                     f"{r.measured_ms:>12.1f} {r.error_pct:>+7.1f}%")
+                     f"{band:>10} {r.measured_ms:>12.1f} {r.error_pct:>+7.1f}% {'yes' if r.inside else 'NO':>6} "
+                     f"{var:>9}")
     return "\n".join(lines)
 
 

@@ -64,18 +64,21 @@ def monitor(out_dir: str | os.PathLike = "monitor", *, hang_timeout_s: float = 6
 def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | None = None,
          workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None,
          executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None,
-         comm_kernels: Iterable[str] = ()) -> Run:
+         comm_kernels: Iterable[str] = (), cycle: int | None = None, per_rank: bool = False) -> Run:
     """Load a folder of per-rank traces (and sidecars) into a ``Run``.  ``comm_kernels``: more kernels that move
-    data between ranks (regular expressions, optionally ``"op=regex"``).  See ``commprof.engine.load.load``."""
+    data between ranks (regular expressions, optionally ``"op=regex"``).  ``cycle``: the profiler cycle of a folder
+    holding several (1-based; default the last complete one).  ``per_rank``: ranks that cannot have run together
+    give per-rank figures only instead of an ``InputError``.  See ``commprof.engine.load.load``."""
     from .engine import load as _load
     from .reader.decode.jsonio import DEFAULT_MAX_BYTES
 
     return _load(path, ranks=ranks, max_bytes=max_bytes or DEFAULT_MAX_BYTES, workers=workers, progress=progress,
-                 executor=executor, steps=steps, spill=spill, comm_kernels=comm_kernels)
+                 executor=executor, steps=steps, spill=spill, comm_kernels=comm_kernels, cycle=cycle,
+                 per_rank=per_rank)
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
-            step_ms: float | None = None, whatif: Iterable[str] = ()) -> Report:
+            step_ms: float | None = None, per_rank_only: bool = False, whatif: Iterable[str] = ()) -> Report:
     """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
     time outside the profiler where the files do not record it (plain torch.profiler traces); ``whatif``: what-ifs
     to state in the findings even when memory is not near the device's limit ("fsdp").  Where the run's
@@ -88,7 +91,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     folder = Path(run.path)
     mon = read_monitor(folder) if folder.is_dir() and is_monitor_folder(folder) else None
     return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms, monitor=mon,
-                    whatif=whatif)
+                    per_rank_only=per_rank_only, whatif=whatif)
 
 
 def plots(report: Report) -> dict[str, bytes]:

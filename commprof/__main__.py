@@ -26,6 +26,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="comma-separated: " + ", ".join(f"{f.name} ({f.help})" for f in FORMATS.values()))
     r.add_argument("--steps", help="ProfilerStep numbers to analyze, A:B (A inclusive, B exclusive) or N")
     r.add_argument("--ranks", help="ranks to load, e.g. 0,1,4-7")
+    r.add_argument("--cycle", type=int, default=None, metavar="N",
+                   help="a folder of several profiler cycles per rank (repeating schedule, tensorboard_trace_handler, "
+                        "torchtitan's iteration_N folders): analyze cycle N (1 = first; default: the last complete "
+                        "one)")
+    r.add_argument("--per-rank", action="store_true",
+                   help="ranks that cannot have run together: per-rank figures only, no cross-rank figure "
+                        "(instead of refusing them)")
     r.add_argument("--max-bytes", type=int, default=None,
                    help="refuse trace files that are (or decompress to) more bytes than this (default 8 GiB)")
     r.add_argument("--link-gbps", type=float, default=None,
@@ -50,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
                         "needs the [dask] extra and the same paths on the workers)")
     c = sub.add_parser("compare", help="compare two runs: did the change help, as much as predicted?")
-    c.add_argument("before", help="folder of the run before the change")
-    c.add_argument("after", help="folder of the run after the change")
+    c.add_argument("before", help="folder of the run before the change; FOLDER@N: its profiler cycle N")
+    c.add_argument("after", help="folder of the run after the change; FOLDER@N: its profiler cycle N (two cycles of "
+                                 "one run: compare DIR@1 DIR@2)")
     c.add_argument("-o", "--out", help="output folder (default: AFTER/commprof-compare)")
     c.add_argument("--format", default="text,json,html", help="comma-separated: text, json (compare.json), html "
                                                                "(compare.html)")
@@ -76,6 +84,14 @@ def parse_steps(spec: str | None) -> tuple[int, ...] | None:
             raise ValueError(f"empty step range {spec!r}")
         return tuple(range(lo, min(hi, lo + 1_000_000)))
     return (int(spec),)
+
+
+def cycle_spec(spec: str) -> tuple[Path, int | None]:
+    """``"DIR@2"`` -> (DIR, 2): profiler cycle 2 of the folder; a path that exists as written is taken whole."""
+    head, sep, tail = spec.rpartition("@")
+    if sep and tail.isdigit() and not Path(spec).exists():
+        return Path(head), int(tail)
+    return Path(spec), None
 
 
 def parse_ranks(spec: str) -> list[int]:
@@ -119,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return _monitor_only(analyze_monitor(mon), Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
     kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps,
-                  comm_kernels=args.comm_kernel)
+                  comm_kernels=args.comm_kernel, cycle=args.cycle, per_rank=args.per_rank)
     if args.dask:
         client = _dask_client(args.dask)
         try:
@@ -226,17 +242,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if any(x is not None and not x > 0 for x in steps_ms):
         raise InputError(args.step_ms, "--step-ms takes two positive numbers of milliseconds")
     reps = []
-    for path, ms in ((Path(args.before), steps_ms[0]), (Path(args.after), steps_ms[1])):
+    for spec, ms in ((args.before, steps_ms[0]), (args.after, steps_ms[1])):
+        path, cycle = cycle_spec(spec)
         if not path.exists():
             raise InputError(path, "no such file or folder")
-        reps.append(analyze(load(path), step_ms=ms))
+        reps.append(analyze(load(path, cycle=cycle), step_ms=ms))
     before, after = reps
     if not shares_something(before, after):
         raise InputError(f"{args.before} and {args.after}", "the two runs share nothing to compare (no rank number "
                                                             "and no collective operation in common)")
     comp = compare(before, after)
-    target = Path(args.out) if args.out else (Path(args.after) if Path(args.after).is_dir()
-                                              else Path(args.after).parent) / "commprof-compare"
+    after_dir = cycle_spec(args.after)[0]
+    target = Path(args.out) if args.out else (after_dir if after_dir.is_dir() else after_dir.parent) / \
+        "commprof-compare"
     written: list[str] = []
     if formats & {"json", "html"}:
         try:

@@ -13,6 +13,7 @@ from . import findings as say
 from .arbiter import arbitrate
 from .bandwidth import Bandwidth, bandwidth
 from .crossrank.matching import CrossRank, cross_rank
+from .crossrank.withheld import no_cross, per_rank_sections
 from .dataparallel import DataParallelStat
 from .ddp.advice import Advisor
 from .ddp.buckets import BucketStat, BucketStep
@@ -31,6 +32,9 @@ from .section import Advice, Finding, Section
 from .shared import Shared
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
+from .uncertainty.bands import noise_warning, with_bands
+from .uncertainty.maths import Noise
+from .uncertainty.runnoise import run_noise
 from .volume import CollectiveStat, collective_stats
 
 
@@ -47,6 +51,7 @@ class Report:
     findings: tuple[Finding, ...]  # every section's findings that stand (``arbiter``)
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
+    noise: Noise = Noise()  # how disturbed the traced run was (``uncertainty``)
 
     def section(self, family: str) -> Section | None:
         return next((s for s in self.sections if s.family == family), None)
@@ -124,33 +129,40 @@ class Report:
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
             digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None,
-            monitor: MonitorRun | None = None, whatif: Iterable[str] = ()) -> Report:
+            monitor: MonitorRun | None = None, per_rank_only: bool = False,
+            whatif: Iterable[str] = ()) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
     the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
     ``step_ms``: the step time outside the profiler, for ranks whose files do not record it (plain torch.profiler
     traces): the what-ifs are calibrated on it.  ``monitor``: the files ``commprof.monitor`` wrote for the same
-    job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section.  ``whatif``:
-    what-ifs to state in the findings even where the run does not call for them ("fsdp": DDP -> FSDP2)."""
+    job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section.
+    ``per_rank_only`` (or a run ``load`` marked so): per-rank figures only, no cross-rank claim (``withheld``).
+    ``whatif``: what-ifs to state in the findings even where the run does not call for them ("fsdp": DDP -> FSDP2)."""
+    withheld = per_rank_only or run.per_rank_only
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}
     key = steps_key(wanted)
     per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
     overlaps = tuple(r.overlap for r in per_rank)
-    cross = cross_rank(run.ranks, wanted, digests)
+    cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests)
     unprof = unprofiled_step_ms(run)
     if step_ms is not None:
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
+    nz = run_noise(run, wanted)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
-                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, whatif=tuple(whatif))
-    sections = family_sections(shared)
+                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz,
+                    whatif=tuple(whatif))
+    sections = tuple(with_bands(s, nz) for s in family_sections(shared))
+    if withheld:
+        sections = per_rank_sections(run, sections)
     findings, advice = arbitrate(sections)
     return Report(run=run, steps=wanted, overlaps=overlaps, unprofiled_step_ms=unprof,
                   collectives=tuple(collective_stats(run.ranks, wanted)), cross=cross, bandwidth=bw,
                   sections=sections, findings=findings, advice=advice,
-                  warnings=_warnings(run, cross, wanted, overlaps))
+                  warnings=_warnings(run, cross, wanted, overlaps) + noise_warning(nz, sections), noise=nz)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,

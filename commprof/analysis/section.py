@@ -51,6 +51,8 @@ class Advice:
     # the other settings its prediction assumes, where they differ from the traced run's (the advised bucket cap
     # under a compression hook): what ``commprof compare`` checks it against
     with_settings: tuple[tuple[str, object], ...] = ()
+    # [low, high] of the predicted step (``uncertainty.band``): the model's error and the traced run's noise
+    predicted_range_ms: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ from .bandwidth import Bandwidth
 from .crossrank.matching import CrossRank
 from .overlap import RankOverlap
 from .perrank import RankDigest, RankResults
+from .uncertainty.maths import Noise
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,6 +27,7 @@ class Shared:
     unprofiled_step_ms: dict[int, float]  # rank -> median wall time of steps outside the profiler
     digests: Mapping[int, RankDigest]  # what the engine's map step computed per rank
     monitor: MonitorRun | None = None  # the files ``commprof.monitor`` wrote beside the traces, if any
+    noise: Noise = Noise()  # how disturbed the traced run was: every prediction's band widens with it
     whatif: tuple[str, ...] = ()  # what-ifs the user asked to see in the findings whatever the run ("fsdp")
     # the sections of the families listed before this one in ``FAMILIES`` (a family may build on an earlier one's
     # model: the memory family's DDP -> FSDP2 what-if on the DDP advisor's calibration); ``Section`` records

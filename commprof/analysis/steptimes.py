@@ -7,13 +7,13 @@ import numpy as np
 from ..model import Run
 
 
-def unprofiled_step_ms(run: Run) -> dict[int, float]:
-    """Per rank: the median wall time of its steps outside the profiler, in ms (ranks without a sidecar are absent).
+def unprofiled_step_values(run: Run) -> dict[int, list[float]]:
+    """Per rank: the wall times (ms) of its steps outside the profiler (ranks without a sidecar are absent).
 
     Skipped: the first step (start-up: allocator warm-up, lazy init), the step right after a profiled one, and any
     step during which some rank was exporting its trace (its peers wait in their collectives meanwhile: with
     profile_memory, exports last several steps) — unless nothing else is left."""
-    out: dict[int, float] = {}
+    out: dict[int, list[float]] = {}
     # every rank's exports, in Unix time (each sidecar's times are on its own rank's trace clock)
     exports = [(rt.base_time_ns + a, rt.base_time_ns + b) for rt in run.ranks if rt.sidecar is not None
                for a, b in rt.sidecar.exports]
@@ -28,5 +28,10 @@ def unprofiled_step_ms(run: Run) -> dict[int, float]:
         if not vals:
             vals = [s.end_ns - s.start_ns for s in times if not s.profiled]
         if vals:
-            out[rt.rank] = float(np.median(vals)) / 1e6
+            out[rt.rank] = [v / 1e6 for v in vals]
     return out
+
+
+def unprofiled_step_ms(run: Run) -> dict[int, float]:
+    """Per rank: the median wall time of its steps outside the profiler, in ms (``unprofiled_step_values``)."""
+    return {r: float(np.median(v)) for r, v in unprofiled_step_values(run).items()}

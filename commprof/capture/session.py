@@ -161,8 +161,28 @@ class TraceSession:
             if self.recorder is not None:
                 self.recorder.active = False
                 self.recorder.set_grad_hooks(False)
+            if exc_type is None:
+                self._check_loop()
             self._write_sidecar()
         return False  # never swallow the user's exception
+
+    def _check_loop(self) -> None:
+        """The capture mistakes that leave a trace without steps, or fewer than the schedule asked for, named at
+        exit (the report shows how many steps it analyzed)."""
+        if self.step_num == 0:
+            self._warn("no step was recorded: call prof.step() once per training step (without it the profiler "
+                       "never leaves its first wait step, and nothing is traced)", stacklevel=4)  # the user's `with`
+            return
+        a = self._sched_args
+        cycle = a["skip_first"] + a["wait"] + a["warmup"] + a["active"]
+        if self.step_num < cycle:
+            recorded = [n for n in range(self.step_num)
+                        if self._schedule(n) in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE)]
+            which = f"step {recorded[0]}" if len(recorded) == 1 else f"steps {recorded[0]}-{recorded[-1]}" \
+                if recorded else ""
+            held = f"the trace holds {len(recorded)} profiled step(s) ({which})" if recorded else "nothing was profiled"
+            self._warn(f"the loop ran {self.step_num} step(s), fewer than the schedule's skip_first + wait + warmup + "
+                       f"active = {cycle}: {held}; run more steps or shorten the schedule", stacklevel=4)
 
     def step(self) -> None:
         """Mark the end of a training step (call it once per iteration, like ``profiler.step()``)."""
@@ -254,9 +274,9 @@ class TraceSession:
             except Exception as e:  # the probe must never break training
                 self._warn(f"the rate probe failed ({type(e).__name__}: {e}); the advisor will not advise PowerSGD")
 
-    def _warn(self, text: str) -> None:
+    def _warn(self, text: str, stacklevel: int = 3) -> None:
         self.warnings.append(text)
-        warn(f"commprof (rank {getattr(self, 'rank', '?')}): {text}", stacklevel=3)
+        warn(f"commprof (rank {getattr(self, 'rank', '?')}): {text}", stacklevel=stacklevel)
 
     def _on_trace_ready(self, prof: profile) -> None:
         """Called by torch.profiler at the end of each active cycle.  Never raises."""

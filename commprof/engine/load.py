@@ -21,6 +21,7 @@ from ..reader import read_sidecars
 from ..reader.comm.commrules import CommRules, user_rule
 from ..reader.decode.jsonio import DEFAULT_MAX_BYTES, json_size
 from . import spill as _spill
+from .together import Together, judge, select
 
 PARALLEL_MIN_BYTES = 8 * 1024**2  # of JSON: worker processes pay off from about here (measured)
 SPILL_MIN_BYTES = 8 * 1024**2  # of JSON: spill the lanes from here (below, a run's lanes are a few MB at most)
@@ -37,7 +38,7 @@ class LoadedRun(Run):
 def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
          workers: int | None = None, progress: Callable[[int, int, str], Any] | None = None,
          executor: Executor | None = None, steps: Iterable[int] | None = None, spill: bool | None = None,
-         comm_kernels: Iterable[str] = ()) -> Run:
+         comm_kernels: Iterable[str] = (), cycle: int | None = None, per_rank: bool = False) -> Run:
     """Load every rank's trace in a folder (or one trace file) into a ``Run``.
 
     The map step (parse one rank's file) runs in local worker processes when the traces are large, or on
@@ -53,6 +54,10 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = D
     ``comm_kernels``: more GPU kernels that move data between ranks, as regular expressions searched in kernel
     names, each optionally prefixed with the operation they perform (``"all_to_all=my_ep::dispatch"``); they
     come before the built-in table (``commprof.reader.comm.commrules``).
+
+    Several profiler cycles per rank: the run of one (``commprof.engine.cycles``), the last complete one, or
+    ``cycle`` (1-based), or the one ``steps`` falls in.  Ranks that cannot have run together raise ``InputError``
+    (``commprof.engine.coherence``), unless ``per_rank``: the run is then ``per_rank_only`` (no cross-rank claim).
 
     Ranks come from ``distributedInfo.rank``, else from the file name.  Sidecars
     (``rank{R}.commprof.json``) are matched by rank.  ``ranks`` restricts the ranks loaded.
@@ -82,12 +87,20 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = D
     if mapper.errors and not mapper.results:
         raise mapper.errors[0]
     warnings.extend(f"skipped {e.path}: {e.problem}" for e in mapper.errors)
-    results = mapper.results
-    if ranks is not None:
-        results = [r for r in results if r[0].rank in set(ranks)]
-        if not results:
-            raise InputError(path, f"none of the ranks {sorted(set(ranks))} is in this folder")
-    return assemble(Path(path), results, run_ids, warnings)
+    results = _only(mapper.results, ranks, path)
+    ask = Together(cycle=cycle, steps=steps_key(steps), per_rank=per_rank, skipped=tuple(
+        f"{Path(e.path).name} ({e.problem})" for e in mapper.errors))
+    results, note = select(Path(path), results, ask)
+    return judge(assemble(Path(path), results, run_ids, warnings), ask, note)
+
+
+def _only(results: list[_spill.Mapped], ranks: list[int] | None, path: str | Path) -> list[_spill.Mapped]:
+    if ranks is None:
+        return results
+    out = [r for r in results if r[0].rank in set(ranks)]
+    if not out:
+        raise InputError(path, f"none of the ranks {sorted(set(ranks))} is in this folder")
+    return out
 
 
 def _spill_folder(wanted: bool, warnings: list[str]) -> SpillDir | None:

@@ -6,6 +6,7 @@ TRACE_EVENTS = "traceEvents"
 DISTRIBUTED_INFO = "distributedInfo"
 DEVICE_PROPERTIES = "deviceProperties"
 BASE_TIME_NS = "baseTimeNanoseconds"
+HOST_NAME = "host_name"  # torch >= 2.5: the machine that recorded the trace
 
 # an event
 PH, CAT, NAME, TS, DUR, PID, TID, ARGS = "ph", "cat", "name", "ts", "dur", "pid", "tid", "args"
@@ -56,5 +57,6 @@ A_MEM_ADDR, A_MEM_BYTES = "Addr", "Bytes"  # a [memory] event's block and its si
 
 # distributedInfo and its process groups; deviceProperties
 DI_RANK, DI_WORLD, DI_BACKEND, DI_PG_CONFIG = "rank", "world_size", "backend", "pg_config"
+DI_NCCL_VERSION = "nccl_version"
 PG_NAME, PG_DESC, PG_RANKS = "pg_name", "pg_desc", "ranks"
 DP_NAME, DP_ID, DP_TOTAL_MEM = "name", "id", "totalGlobalMem"

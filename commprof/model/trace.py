@@ -174,6 +174,9 @@ class RankTrace:
     dp_calls: tuple[DPCall, ...] = ()
     device_busy: dict[int, dict[int, int]] = field(default_factory=dict)
     grads: GradEvents | None = None  # None: the trace has no AccumulateGrad events
+    host: str | None = None  # the machine that recorded the trace (torch >= 2.5 writes it), None where unknown
+    nccl_version: str | None = None  # distributedInfo's, where the trace records it
+    stepless: bool = False  # no ProfilerStep in the trace: ``steps`` is one span over the whole trace
     alloc_calls: AllocCalls | None = None  # the device allocator's runtime calls (None: the trace has none)
     step_allocs: tuple[StepAllocs, ...] = ()  # per device and profiled step, its [memory] events (profile_memory)
     marks: tuple[Mark, ...] = ()  # the optimizer's steps, empty_cache calls
@@ -195,6 +198,10 @@ class Run:
     run_id: str | None
     missing_ranks: tuple[int, ...]
     warnings: tuple[str, ...]
+    # lines the report's header shows: the profiler cycle analyzed, ranks present of the world, ranks skipped
+    notes: tuple[str, ...] = ()
+    # the ranks cannot have run together (or the user asked for per-rank figures only): no cross-rank claim
+    per_rank_only: bool = False
 
     def rank(self, r: int) -> RankTrace:
         for t in self.ranks:

@@ -58,6 +58,9 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
         why = ", ".join(f"{n:,} {k}" for k, n in sorted(sc.skipped.items())) or "the event list is empty"
         raise InputError(path, f"no usable trace events ({why})")
 
+    if not _pytorch_events(sc) and not di and doc.device_properties is None and doc.base_time_ns is None:
+        raise InputError(path, "a Chrome trace without PyTorch events (no ProfilerStep, no cpu_op, no GPU kernel, no "
+                               "distributedInfo): not a torch.profiler trace")
     steps = profiler_steps(sc, warnings, path)
     device_kind = "cuda" if (sc.comp_s or sc.comm_kernels) else "cpu"
     attribute = StepOf(steps)
@@ -69,14 +72,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     colls, comm_s, comm_e, comm_issue = collectives(sc, device_kind, attribute, world, pgs, warnings, path,
                                                     launched)
     comm = Lane(comm_s, comm_e, lanes.step_of(comm_issue, comm_s), comm_issue)
-    memory_line, memory_peak = dict(sc.memory_line), dict(sc.memory)
-    for dev, blocks in sc.memory_blocks.items():
-        if dev.startswith("cpu") and blocks.shape[1]:  # the CPU allocator's totals drift (memline); CUDA's do not
-            memory_line[dev] = line = live_line(blocks, colls)
-            memory_peak[dev] = (max(0, int(line[1].max())), memory_peak.get(dev, (0, 0))[1])
-    per_step = al.step_allocs(sc.memory_blocks, memory_line, steps)
-    if not sc.fsdp and not sc.grads:
-        memory_line = {}  # only the training what-ifs read the timeline: not carried (nor handed over) without them
+    memory_line, memory_peak, per_step = _memory(sc, colls, steps)
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
                      memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=None,
@@ -87,7 +83,30 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      dp_calls=dp.dp_calls(launched, attribute),
                      device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {},
                      grads=_grads(sc, attribute), alloc_calls=al.alloc_calls(sc.allocs, attribute),
-                     step_allocs=per_step, marks=al.marks(sc.marks))
+                     step_allocs=per_step, marks=al.marks(sc.marks),
+                     host=doc.host_name if isinstance(doc.host_name, str) else None,
+                     nccl_version=nccl if isinstance(nccl := di.get(K.DI_NCCL_VERSION), str) else None,
+                     stepless=not sc.steps)
+
+
+def _memory(sc: Scan, colls: list, steps: tuple) -> tuple[dict, dict, tuple]:
+    """Each device's memory timeline and peaks (the CPU's from its live blocks, ``memline``) and the [memory]
+    events of each profiled step (``allocs``)."""
+    memory_line, memory_peak = dict(sc.memory_line), dict(sc.memory)
+    for dev, blocks in sc.memory_blocks.items():
+        if dev.startswith("cpu") and blocks.shape[1]:  # the CPU allocator's totals drift (memline); CUDA's do not
+            memory_line[dev] = line = live_line(blocks, colls)
+            memory_peak[dev] = (max(0, int(line[1].max())), memory_peak.get(dev, (0, 0))[1])
+    per_step = al.step_allocs(sc.memory_blocks, memory_line, steps)
+    if not sc.fsdp and not sc.grads:
+        memory_line = {}  # only the training what-ifs read the timeline: not carried (nor handed over) without them
+    return memory_line, memory_peak, per_step
+
+
+def _pytorch_events(sc: Scan) -> bool:
+    """Whether the scan met anything torch.profiler records: steps, operators, GPU work, collectives."""
+    return bool(sc.steps or sc.cpu_ops or sc.cpu_excl or sc.comp_s or sc.comm_kernels or sc.mem_s or sc.launches
+                or sc.transfers or any(sc.calls.values()) or sc.fsdp or sc.dp_ops)
 
 
 class _Lanes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..analysis.analyze import Report
+from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
 from .safe import html_text as h
@@ -70,7 +71,8 @@ def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str 
              f"<meta name='viewport' content='width=device-width,initial-scale=1'>"
              f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}{css()}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
-             f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>"]
+             f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>",
+             *(f"<div class='sub note'>{h(n, 2000)}</div>" for n in s["notes"])]
     for lead, sec in shown(rep, "lead_html"):  # a hang is the first thing to say
         parts.extend(lead(rep, sec, plots))
     for part in (_cards, _findings):
@@ -113,7 +115,8 @@ def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[s
         parts.append(f"<div class='finding sev-{h(f.severity)}'>{h(f.text, 1000)}</div>")
     for a in rep.advice:
         parts.append(f"<div class='finding sev-high'><b>Set {h(a.knob)} = {h(a.value)}</b>: "
-                     f"{a.baseline_step_ms:.1f} → {a.predicted_step_ms:.1f} ms per step. {h(a.why, 1000)}</div>")
+                     f"{a.baseline_step_ms:.1f} → {h(fmt_band(a.predicted_step_ms, a.predicted_range_ms))} per step. "
+                     f"{h(a.why, 100_000)}</div>")
     for note, sec in shown(rep, "note"):
         text = note(rep, sec)
         if text:

@@ -10,6 +10,7 @@ import orjson
 from .._version import __version__
 from ..analysis.analyze import Report
 from ..analysis.overlap import RankOverlap
+from ..analysis.uncertainty.maths import Noise
 from ..analysis.volume import CollectiveStat
 from ..formats import files
 from .views import VIEWS
@@ -24,10 +25,10 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 # summary.json's keys in their order (the stable keys among them); a family's keys not named here come
 # before "warnings"
 ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "backend", "devices", "ranks_loaded",
-         "missing_ranks", "steps_analyzed", "ranks", "collectives", "buckets", "stragglers", "clock_offsets_ms",
-         "straggler_threshold_ms", "clock_reference_rank", "bandwidth_bins", "bandwidth_model", "findings", "advice",
-         "whatif", "whatifs", "advisor", "pipeline", "memory", "churn", "parallelism", "dataparallel", "transfers",
-         "fsdp", "hang", "monitor", "warnings")
+         "missing_ranks", "notes", "per_rank_only", "steps_analyzed", "ranks", "collectives", "buckets",
+         "stragglers", "clock_offsets_ms", "straggler_threshold_ms", "clock_reference_rank", "bandwidth_bins",
+         "bandwidth_model", "findings", "advice", "noise", "whatif", "whatifs", "advisor", "pipeline", "memory",
+         "churn", "parallelism", "dataparallel", "transfers", "fsdp", "hang", "monitor", "warnings")
 
 
 def summary(rep: Report) -> dict[str, Any]:
@@ -55,6 +56,8 @@ def _core(rep: Report) -> dict[str, Any]:
         "devices": list(rep.devices),
         "ranks_loaded": [rt.rank for rt in run.ranks],
         "missing_ranks": list(run.missing_ranks),
+        "notes": list(run.notes),  # the header's lines: cycle analyzed, ranks present of the world, skipped, per-rank
+        "per_rank_only": run.per_rank_only,
         "steps_analyzed": sorted({s.step for o in rep.overlaps for s in o.steps}),
         "ranks": [_rank(rep, o) for o in rep.overlaps],
         "collectives": [_collective(c) for c in rep.collectives],
@@ -68,9 +71,11 @@ def _core(rep: Report) -> dict[str, Any]:
         **_bandwidth(rep),
         "findings": [{"severity": f.severity, "text": f.text} for f in rep.findings],
         "advice": [{"knob": a.knob, "value": a.value, "baseline_step_ms": _r(a.baseline_step_ms),
-                    "predicted_step_ms": _r(a.predicted_step_ms), "why": a.why, "with": dict(a.with_settings)}
+                    "predicted_step_ms": _r(a.predicted_step_ms), "predicted_range_ms": range_ms(a.predicted_range_ms),
+                    "why": a.why, "with": dict(a.with_settings)}
                    for a in rep.advice],
         "whatifs": whatifs(rep),
+        "noise": noise_dict(rep.noise),
         "warnings": list(rep.warnings),
     }
 
@@ -81,8 +86,7 @@ def whatifs(rep: Report) -> list[dict[str, Any]]:
     (``reshard_after_forward`` of ``parallelism = fsdp2``)."""
     return [{"family": s.family, "knob": w.knob, "value": w.value, **dict(w.with_settings),
              "predicted_step_ms": _r(w.predicted_step_ms),
-             "predicted_range_ms": [_r(w.predicted_range_ms[0]), _r(w.predicted_range_ms[1])]
-             if w.predicted_range_ms is not None else None, "predicted_peak_bytes": w.predicted_peak_bytes}
+             "predicted_range_ms": range_ms(w.predicted_range_ms), "predicted_peak_bytes": w.predicted_peak_bytes}
             for s in rep.sections for w in s.whatifs]
 
 
@@ -152,3 +156,15 @@ def render(rep: Report) -> bytes:
     return orjson.dumps(summary(rep), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
 
 
+
+
+def range_ms(rng: tuple[float, float] | None) -> list[float | None] | None:
+    """A prediction's band [low, high] (ms) in summary.json."""
+    return [_r(rng[0]), _r(rng[1])] if rng is not None else None
+
+
+def noise_dict(n: Noise) -> dict[str, Any]:
+    """The traced run's noise (``uncertainty.maths.Noise``), in %."""
+    return {"profiled_step_variation_pct": _r(n.profiled_pct, 1),
+            "unprofiled_step_variation_pct": _r(n.unprofiled_pct, 1), "rates_disagreement_pct": _r(n.rates_pct, 1),
+            "profiled_steps": n.steps_profiled, "unprofiled_steps": n.steps_unprofiled, "disturbed": n.disturbed}

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from ..analysis.analyze import Report
+from ..analysis.uncertainty.bands import DISTURBED
+from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
 from .safe import plain
@@ -29,9 +31,14 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
     head.append("commprof", style="bold")
     head.append(f"  {plain(rep.run.path, 4000)}\n")
     head.append(f"world size {s['world_size']} · backend {plain(s['backend'])} · "
-                f"{len(s['ranks_loaded'])} rank(s) loaded · steps {_steps(s['steps_analyzed'])} · "
+                f"{len(s['ranks_loaded'])} rank(s) loaded · {len(s['steps_analyzed'])} step(s) analyzed: "
+                f"{_steps(s['steps_analyzed'])} · "
                 f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
+    for note in s["notes"]:  # which cycle, ranks present of the world, ranks skipped, per-rank figures only
+        head.append(f"\n{plain(note, 2000)}", style="bold yellow")
     con.print(head, overflow="fold")
+    for w in (w for w in rep.warnings if w.startswith(DISTURBED)):  # in the first lines, not only at the end
+        con.print(Text(f"!! {plain(w, 600)}"), overflow="fold")
     con.print()
     for lead, sec in shown(rep, "lead_text"):  # a hang is the first thing to say
         for line in lead(rep, sec):
@@ -53,10 +60,11 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
     con.print(Text("Findings", style="bold"))
     for f in rep.findings:
         mark = {"high": "!!", "medium": "! ", "info": "  "}.get(f.severity, "  ")
-        con.print(Text(f" {mark} {plain(f.text, 400)}"))
+        con.print(Text(f" {mark} {plain(f.text, 100_000)}"), overflow="fold")  # never cut: wrapped
     for a in rep.advice:
         con.print(Text(f" -> set {a.knob} = {plain(a.value)}: {a.baseline_step_ms:.1f} ms -> "
-                       f"{a.predicted_step_ms:.1f} ms per step. {plain(a.why, 300)}"))
+                       f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)} per step. {plain(a.why, 100_000)}"),
+                  overflow="fold")  # never cut: a warning or the code to apply it may come last (wrapped instead)
     for note, sec in shown(rep, "note"):
         line = note(rep, sec)
         if line:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -40,22 +41,37 @@ def test_gpipe_simulation():
 @pytest.mark.slow
 def test_partition_advice_is_right_and_its_prediction_holds():
     import bench_partition
+    from proofs import DISTURBED_PCT, check_bands, withheld_honestly
 
-    # a measurement on a shared 2-core machine: when the traced run itself was disturbed (no advice, or a
-    # baseline far from the untraced measurement), trace and measure once more; every assertion below
-    # applies to the attempt that is kept
-    for _attempt in range(2):
-        res = bench_partition.proof([7, 1], reps=3)
-        adv = res["advice"]
-        if adv is not None and adv.baseline_step_ms == pytest.approx(res["measured_base"], rel=0.20):
-            break
-    assert adv is not None and adv.knob == "partition"
+    def disturbance(res) -> str | None:
+        nz = res["report"].noise
+        if nz.disturbed:
+            return f"the traced run was disturbed ({nz.describe()})"
+        loud = [f"{k}: steps vary by {res[k]:.1f}%" for k in ("spread_base", "spread_new")
+                if (res.get(k) or 0.0) > DISTURBED_PCT]
+        return "the measurement was disturbed: " + "; ".join(loud) if loud else None
+
+    reps = 3
+    res = bench_partition.proof([7, 1], reps=reps)
+    why = disturbance(res)
+    if why is not None:  # one more attempt, on a disturbance named; every assertion applies to the one kept
+        print(f"\n{why}: traced and measured once more")
+        res = bench_partition.proof([7, 1], reps=reps)
+    adv = res["advice"]
+    if adv is None:
+        assert withheld_honestly(res), f"no partition advice from a traced run called quiet: {res['report'].noise}"
+        return
+    assert adv.knob == "partition"
     assert abs(adv.value[0] - adv.value[1]) <= 2  # a balanced split of 8 equal layers
     table = bench_partition.table(res)
     print("\n" + table)
-    assert res["measured_new"] <= 0.85 * res["measured_base"], table
-    assert adv.predicted_step_ms == pytest.approx(res["measured_new"], rel=0.20), table
-    assert adv.baseline_step_ms == pytest.approx(res["measured_base"], rel=0.20), table
+    assert adv.predicted_range_ms[1] < adv.baseline_step_ms  # advised only when the whole band is below the step
+    assert res["measured_new"] < res["measured_base"], table
+    rows = [SimpleNamespace(setting="advised split", band_ms=adv.predicted_range_ms, measured_ms=res["measured_new"],
+                            spread_pct=res.get("spread_new")),
+            SimpleNamespace(setting="traced split", band_ms=res["baseline_range_ms"], measured_ms=res["measured_base"],
+                            spread_pct=res.get("spread_base"))]
+    check_bands(rows, reps)
     pipe = res["report"].pipeline
     assert [s.layers for s in pipe.stages] == [7, 1]
     from commprof.workloads.pipedemo import DEFAULTS

@@ -66,10 +66,11 @@ def test_transient_peak_per_phase():
     assert _fsdp_peak(ph, units, held, 1 * MiB) == _fsdp_peak(ph, units, held, 0) - MiB
 
 
-def test_band_widens_with_the_model_error_and_the_spread():
-    rt = rank_trace(steps=((1, 0, 100), (2, 100, 200), (3, 200, 300)))
-    lo, hi = band(100.0, rt, 5.0)
-    assert (lo, hi) == pytest.approx((85.0, 115.0))  # no spread: 5% error + 10% structure
-    rt2 = rank_trace(steps=((1, 0, 80), (2, 100, 200), (3, 200, 320)))
-    lo2, hi2 = band(100.0, rt2, 5.0)
-    assert lo2 < lo and hi2 > hi
+def test_band_widens_with_the_model_error_and_the_noise():
+    from commprof.analysis.uncertainty.maths import Noise
+
+    lo, hi = band(100.0, Noise(), 5.0)
+    h = (8.0**2 + 5.0**2 + 10.0**2) ** 0.5  # the replays' floor, the model's error, the structure (quiet run)
+    assert (lo, hi) == pytest.approx((100 - h, 100 + h))
+    lo2, hi2 = band(100.0, Noise(unprofiled_pct=6.0, steps_unprofiled=10), 5.0)
+    assert lo2 < lo and hi2 > hi and hi2 - 100 == pytest.approx((8.0**2 + 5.0**2 + 12.0**2 + 10.0**2) ** 0.5)

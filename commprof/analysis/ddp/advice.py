@@ -15,6 +15,8 @@ from .. import findings as say
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
+from ..uncertainty.bands import banded_advice, uses_rates
+from ..uncertainty.maths import Noise, band
 from .buckets import BucketStat, BucketStep
 from .rates import OpRates, op_rates
 from .view import view as ddp_view
@@ -44,6 +46,7 @@ class WhatIf:
     step_ms: float
     exposed_ms: float
     assumed: tuple[str, ...] = ()  # costs the prediction uses that nothing in the run measured
+    range_ms: tuple[float, float] | None = None  # [low, high] of step_ms (``uncertainty.band``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,7 @@ def _worst(preds: Sequence[Prediction]) -> Prediction:
 
 
 def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], bw: Bandwidth,
-           unprofiled_ms: dict[int, float]) -> Advisor:
+           unprofiled_ms: dict[int, float], noise: Noise | None = None) -> Advisor:
     findings: list[Finding] = []
     scs: list[Scenario] = []
     why_not: dict[int, str] = {}
@@ -140,7 +143,11 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
     if not check.ok:
         advice = []  # the what-ifs stay, shown without advice
-    return Advisor(tuple(advice), tuple(findings), tuple(whatifs), base.step_ns / 1e6, model_check.step_ns / 1e6,
+    nz = noise or Noise()
+    whatifs = [replace(w, range_ms=band(w.step_ms, nz, check.error_pct, changed=i > 0,
+                                        uses_rates=uses_rates(w.knob, w.value))) for i, w in enumerate(whatifs)]
+    kept, withheld = banded_advice(advice, nz, check.error_pct)
+    return Advisor(kept, tuple(findings) + withheld, tuple(whatifs), base.step_ns / 1e6, model_check.step_ns / 1e6,
                    profiled, scale, check, rates)
 
 

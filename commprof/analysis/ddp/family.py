@@ -24,13 +24,13 @@ EMPTY = DDPDetail(rows=(), buckets=(), advisor=Advisor((), (), (), None, None, N
 def section(sh: Shared) -> Section[DDPDetail] | None:
     rows = tuple(b for r in sh.per_rank for b in r.bucket_rows)
     stats = tuple(bucket_stats(list(rows)))
-    advisor = advise(sh.run, rows, stats, sh.bandwidth, sh.unprofiled_step_ms)
+    advisor = advise(sh.run, rows, stats, sh.bandwidth, sh.unprofiled_step_ms, sh.noise)
     if not (rows or advisor.findings or advisor.advice or advisor.whatifs):
         return None
     c = advisor.check
     check = None if c is None else Check(rank=c.rank, model_step_ms=c.step_model_ms,
                                          measured_step_ms=c.step_measured_ms, tolerance_pct=TOLERANCE_PCT)
     whatifs = tuple(WhatIf(knob=w.knob, value=w.value, predicted_step_ms=w.step_ms, predicted_exposed_ms=w.exposed_ms,
-                           assumed=w.assumed) for w in advisor.whatifs)
+                           assumed=w.assumed, predicted_range_ms=w.range_ms) for w in advisor.whatifs)
     return Section(family="ddp", detail=DDPDetail(rows=rows, buckets=stats, advisor=advisor),
                    findings=advisor.findings, advice=advisor.advice, whatifs=whatifs, check=check)

@@ -4,7 +4,7 @@ error and stays within a known memory limit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -13,6 +13,8 @@ from ...units import MiB
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
+from ..uncertainty.bands import banded_advice
+from ..uncertainty.maths import Noise, band
 from .replay import CANDIDATES, Knobs, calibrate, inputs, replay
 from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
 
@@ -24,6 +26,7 @@ class FSDPWhatIf:
     step_ms: float
     peak_unsharded_bytes: int
     peak_memory_bytes: int | None
+    range_ms: tuple[float, float] | None = None  # [low, high] of step_ms (``uncertainty.band``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class FSDPAnalysis:
     # the most allocated in a profiled step (profile_memory): the median over every rank's steps, and the largest
     measured_peak_bytes: int | None
     measured_max_bytes: int | None = None
+    baseline_range_ms: tuple[float, float] | None = None  # the traced settings' band
 
     @property
     def error_pct(self) -> float | None:
@@ -82,7 +86,8 @@ def _facts(rep: FSDPReport) -> list[Finding]:
     return out
 
 
-def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float]) -> FSDPAnalysis | None:
+def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
+                 noise: Noise | None = None) -> FSDPAnalysis | None:
     rt = _rank(run)
     if rt is None:
         return None
@@ -127,7 +132,11 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float]) -> FS
     analysis = FSDPAnalysis(rep, tuple(whatifs), (), tuple(findings), model_ns / 1e6,
                             (typical.end_ns - typical.start_ns) / 1e6, base_ns / 1e6, measured_peak,
                             max(peaks, default=None))
-    return _advise(analysis, rt, base_ns, base_peak, measured_peak)
+    nz = noise or Noise()
+    err = analysis.error_pct
+    analysis = replace(analysis, whatifs=tuple(replace(w, range_ms=band(w.step_ms, nz, err)) for w in whatifs),
+                       baseline_range_ms=band(base_ns / 1e6, nz, err, changed=False))
+    return _advise(analysis, rt, base_ns, base_peak, nz)
 
 
 def _step_peaks(run: Run) -> list[int]:
@@ -169,9 +178,7 @@ def _other_memory(rt: RankTrace, line: np.ndarray | None, step: StepUnits,
     return out
 
 
-def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, measured_peak: int | None) -> FSDPAnalysis:
-    from dataclasses import replace
-
+def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, noise: Noise) -> FSDPAnalysis:
     findings = list(a.findings)
     err = a.error_pct or 0.0
     if abs(err) > TOLERANCE_PCT:
@@ -198,5 +205,6 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, meas
               if "reshard_after_forward" in str(best.value) or best.knob == "reshard_after_forward" else "")
            + ". Set it with fully_shard(unit, reshard_after_forward=...) and unit.set_modules_to_forward_prefetch / "
              "set_modules_to_backward_prefetch.")
-    adv = Advice(best.knob, best.value, base_ns / 1e6, best.step_ms, why)
-    return replace(a, advice=(adv,), findings=tuple(findings))
+    adv = Advice(best.knob, best.value, base_ns / 1e6, best.step_ms, why, predicted_range_ms=best.range_ms)
+    kept, withheld = banded_advice((adv,), noise, err)
+    return replace(a, advice=kept, findings=tuple(findings) + withheld)

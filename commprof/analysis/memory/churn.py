@@ -20,7 +20,7 @@ that many bytes of allocation per step.  Device syncs alone are the host-synchro
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from ...model import RankTrace, Run
 from ...model.alloc import DEVICE_SYNC, EMPTY_CACHE, FREE, HOST_ALLOC, HOST_FREE, MALLOC
 from ...units import MiB
 from ..section import Advice, Finding
+from ..uncertainty.maths import Noise, Z
 
 MIN_COST = 0.01  # advice only where the calls take at least 1% of the step
 MIN_STEPS = 2
@@ -157,10 +158,11 @@ def _calls_text(c: Churn) -> str:
     return ", ".join(f"{float(np.median(v)):.0f} {names[k]}" for k, v in per.items() if any(v))
 
 
-def churn_findings(churns: tuple[Churn, ...], unprofiled_ms: dict[int, float],
-                   near_limit: set[int]) -> tuple[list[Finding], list[Advice]]:
+def churn_findings(churns: tuple[Churn, ...], unprofiled_ms: dict[int, float], near_limit: set[int],
+                   noise: Noise | None = None) -> tuple[list[Finding], list[Advice]]:
     """Findings for every rank with allocator calls or [memory] events; advice for the worst rank's pattern when
-    its calls cost at least ``MIN_COST`` of the step.  ``near_limit``: ranks whose memory is near the device's."""
+    its calls cost at least ``MIN_COST`` of the step, with its band (``band``).  ``near_limit``: ranks whose memory
+    is near the device's; ``noise``: the traced run's."""
     findings: list[Finding] = []
     advice: list[Advice] = []
     for c in churns:
@@ -188,11 +190,22 @@ def churn_findings(churns: tuple[Churn, ...], unprofiled_ms: dict[int, float],
     if ranked:
         c = ranked[0]
         step = unprofiled_ms.get(c.rank) or c.median("step_ms")
-        cost = c.median("calls_ms") * (step / c.median("step_ms") if c.median("step_ms") else 1.0)
+        k = step / c.median("step_ms") if c.median("step_ms") else 1.0
+        cost = c.median("calls_ms") * k
         adv = _advice(c, step, cost, c.rank in near_limit)
         if adv is not None and cost >= MIN_COST * step:
-            advice.append(adv)
+            advice.append(replace(adv, predicted_range_ms=band(c, step, cost, k, noise)))
     return findings, advice
+
+
+def band(c: Churn, step_ms: float, cost_ms: float, scale: float, noise: Noise | None) -> tuple[float, float]:
+    """[low, high] of the step without the calls: no model replays anything (the calls' own measured time comes
+    off the step), so the band is the step's noise (``Z`` deviations of its step-to-step variation) and the calls'
+    spread over the profiled steps (half their range, scaled to the step outside the profiler like their median)."""
+    costs = [s.calls_ms * scale for s in c.steps]
+    h = Z * (noise.step_pct if noise is not None else 0.0) / 100 * step_ms + (max(costs) - min(costs)) / 2
+    pred = step_ms - cost_ms
+    return max(pred - h, 0.0), pred + h
 
 
 def _advice(c: Churn, step_ms: float, cost_ms: float, near: bool) -> Advice | None:

@@ -18,13 +18,15 @@ holds then: the unsharded parameters of the replayed schedule, plus one unit's a
 (copy-out), the gradient shards of the units already reduced, and in a unit's backward its unsharded gradients
 and the reduce-scatter's flat input (FSDP2's ``foreach_reduce`` copies the gradients into it).
 
-The band: the replay's error on the traced run (the DDP advisor's model check), the run's own step-to-step spread
-(10th to 90th percentile of the steps outside the profiler, half of it each side), and ``STRUCTURE`` for what no
-DDP trace can check (FSDP2's per-unit overheads; the FSDP replay's measured errors on FSDP runs, docs/fsdp.md).
+The band: the replays' band (``uncertainty.maths.half_width_pct``: the floor on a changed setting, the replay's
+error on the traced run from the DDP advisor's model check, the run's noise) and ``STRUCTURE_PCT`` for what no DDP
+trace can check (FSDP2's per-unit overheads; the FSDP replay's measured errors on FSDP runs, docs/fsdp.md), in
+quadrature.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,10 +39,11 @@ from ..ddp.rates import OpRates
 from ..fsdp.replay import Knobs, ReplayInputs, UnitTimes, replay
 from ..replay.core import link_fit
 from ..section import Advice, Finding
+from ..uncertainty.maths import Noise, half_width_pct
 from .memstate import StateMemory, Unit, ddp_state, fsdp_state, optimizer, units_of
 from .peak import NEAR_LIMIT
 
-STRUCTURE = 0.10
+STRUCTURE_PCT = 10.0  # what a DDP trace cannot check: FSDP2's per-unit overheads (docs/memory.md)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,27 +185,16 @@ def _fsdp_peak(ph: _Phases, order: list[Unit], held: dict[str, int], base: int) 
     return max(best, ph.tail - base + (done if grads else 0) + held.get("bwd_tail", 0))
 
 
-def band(pred_ms: float, rt: RankTrace, model_error_pct: float | None) -> tuple[float, float]:
-    """[low, high] around a prediction: the model's error on the traced run, the run's step-to-step spread and
-    ``STRUCTURE`` (this module's docstring)."""
-    st = sorted(rt.sidecar.step_times, key=lambda s: s.number) if rt.sidecar else []
-    ex = rt.sidecar.exports if rt.sidecar else ()
-    # the steps outside the profiler, as steptimes reads them: not the first, not one right after a profiled step,
-    # none while this rank exported its trace
-    times = [s.end_ns - s.start_ns for i, s in enumerate(st) if i > 0 and not s.profiled and not st[i - 1].profiled
-             and not any(a < s.end_ns and s.start_ns < b for a, b in ex)]
-    if len(times) < 3:
-        times = [s.duration_ns for s in rt.steps]
-    spread = 0.0
-    if len(times) >= 3:
-        p10, p50, p90 = np.percentile(times, [10, 50, 90])
-        spread = float((p90 - p10) / 2 / p50) if p50 else 0.0
-    half = spread + abs(model_error_pct or 0.0) / 100 + STRUCTURE
-    return pred_ms * (1 - half), pred_ms * (1 + half)
+def band(pred_ms: float, noise: Noise, model_error_pct: float | None) -> tuple[float, float]:
+    """[low, high] around a prediction: the replays' band (``uncertainty.maths``: their floor on a changed setting,
+    the model's error on the traced run, the run's noise) with ``STRUCTURE_PCT`` beside them, in quadrature."""
+    h = math.hypot(half_width_pct(noise, model_error_pct, changed=True), STRUCTURE_PCT) / 100
+    return pred_ms * max(1 - h, 0.0), pred_ms * (1 + h)
 
 
 def ddp_to_fsdp(run: Run, bw: Bandwidth, scale: dict[int, float], rates: OpRates | None,
-                model_error_pct: float | None, unprofiled_ms: dict[int, float]) -> ParallelAnalysis | None:
+                model_error_pct: float | None, unprofiled_ms: dict[int, float],
+                noise: Noise | None = None) -> ParallelAnalysis | None:
     """The what-if on the DDP rank with the longest median step; None without a DDP sidecar."""
     rt = _rank(run)
     st = _typical(rt) if rt is not None else None
@@ -230,7 +222,7 @@ def ddp_to_fsdp(run: Run, bw: Bandwidth, scale: dict[int, float], rates: OpRates
         step_peak = _fsdp_peak(ph, order, held, base) if ph is not None else None
         keep = state.total - (state.grads_bytes if ph is not None and ph.grads_in_step else 0)
         out.append(ParallelWhatIf(value="fsdp2", reshard_after_forward=raf, predicted_step_ms=step_ns / 1e6,
-                                  predicted_range_ms=band(step_ns / 1e6, rt, model_error_pct),
+                                  predicted_range_ms=band(step_ns / 1e6, noise or Noise(), model_error_pct),
                                   predicted_peak_bytes=keep + step_peak if step_peak is not None else None,
                                   state=state, step_peak_bytes=step_peak))
     if rt.device_kind != "cpu":

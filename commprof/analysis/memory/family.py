@@ -3,7 +3,7 @@ churn (``churn``) and the DDP -> FSDP2 what-if (``ddp2fsdp``: its variants as ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import findings as say
 from ..section import Section, WhatIf
@@ -28,7 +28,7 @@ def _parallel(sh: Shared) -> ParallelAnalysis | None:
     scale = advisor.scale if advisor is not None else {}
     rates = advisor.rates if advisor is not None else None
     err = ddp.check.error_pct if ddp is not None and ddp.check is not None else None
-    return ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.unprofiled_step_ms)
+    return ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.unprofiled_step_ms, sh.noise)
 
 
 def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:
@@ -42,6 +42,17 @@ def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:
                  for w in par.whatifs)
 
 
+WHATIF_PREFIX = "DDP -> FSDP2"  # how the what-if's finding begins (``ddp2fsdp.parallel_findings``)
+
+
+def per_rank(sec: Section[MemoryDetail]) -> Section[MemoryDetail]:
+    """The section where figures stand per rank only: peaks and churn; no DDP -> FSDP2 what-if (a replay on the
+    run's cross-rank link fit and the DDP advisor's calibration)."""
+    return replace(sec, detail=replace(sec.detail, parallel=None, parallel_shown=False), whatifs=(),
+                   findings=tuple(f for f in sec.findings if not f.text.startswith(WHATIF_PREFIX)),
+                   advice=tuple(a for a in sec.advice if a.knob != "parallelism"))
+
+
 def section(sh: Shared) -> Section[MemoryDetail] | None:
     mem = tuple(m for rt in sh.run.ranks for m in memory(rt))
     churns = churn_all(sh.run)
@@ -49,7 +60,7 @@ def section(sh: Shared) -> Section[MemoryDetail] | None:
     if not (mem or churns or par is not None):
         return None
     near = {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT}
-    cfind, cadvice = churn_findings(churns, sh.unprofiled_step_ms, near)
+    cfind, cadvice = churn_findings(churns, sh.unprofiled_step_ms, near, sh.noise)
     asked = "fsdp" in sh.whatif
     pfind, padvice = parallel_findings(par, asked)
     shown = par is not None and (asked or near_limit(par))

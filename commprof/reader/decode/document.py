@@ -24,6 +24,7 @@ class Document:
     distributed_info: Any = None
     device_properties: Any = None
     base_time_ns: Any = None
+    host_name: Any = None
     warnings: list[str] = field(default_factory=list)
     name: str = ""
 

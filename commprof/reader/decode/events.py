@@ -35,6 +35,7 @@ class Doc(msgspec.Struct):
     distributed_info: Any = msgspec.field(default=None, name=K.DISTRIBUTED_INFO)
     device_properties: Any = msgspec.field(default=None, name=K.DEVICE_PROPERTIES)
     base_time_ns: Any = msgspec.field(default=None, name=K.BASE_TIME_NS)
+    host_name: Any = msgspec.field(default=None, name=K.HOST_NAME)
 
 
 DOC = msgspec.json.Decoder(Doc)

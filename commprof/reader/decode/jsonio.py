@@ -68,7 +68,7 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, chunked: bool 
             pass
         else:
             return Document(typed.events, typed.distributed_info, typed.device_properties, typed.base_time_ns,
-                            name=path.name)
+                            host_name=typed.host_name, name=path.name)
     return _orjson_document(path, raw)
 
 
@@ -78,6 +78,10 @@ def _orjson_document(path: Path, raw: bytes | bytearray) -> Document:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
+        if looks_like_protobuf(raw):
+            raise InputError(path, "a binary Perfetto trace (protobuf), not a JSON trace: commprof reads the Chrome "
+                                   "JSON trace torch.profiler writes (export_chrome_trace, "
+                                   "tensorboard_trace_handler)") from None
         why = str(e).split(":")[0]
         if "depth limit" in why:
             raise InputError(path, "nests lists or objects more than 1024 deep (an event's args?): not a trace "
@@ -108,7 +112,14 @@ def document(doc: Any, path: Path | str = "<trace>", warnings: list[str] | None 
     if not isinstance(doc[K.TRACE_EVENTS], list):
         raise InputError(path, "'traceEvents' is not a list")
     return Document(doc[K.TRACE_EVENTS], doc.get(K.DISTRIBUTED_INFO), doc.get(K.DEVICE_PROPERTIES),
-                    doc.get(K.BASE_TIME_NS), list(warnings or ()), Path(path).name)
+                    doc.get(K.BASE_TIME_NS), doc.get(K.HOST_NAME), list(warnings or ()), Path(path).name)
+
+
+def looks_like_protobuf(raw: bytes | bytearray) -> bool:
+    """A Perfetto trace's bytes: a stream of ``TracePacket`` fields (tag 0x0a, a varint length) with control bytes
+    no JSON text holds."""
+    head = bytes(raw[:256])
+    return head[:1] == b"\n" and any(b < 9 or 13 < b < 32 for b in head)
 
 
 def json_size(path: Path) -> int:
@@ -178,6 +189,7 @@ def _stream_document(path: Path, max_bytes: int) -> Document | None:
         if meta is not None:
             d.distributed_info, d.device_properties, d.base_time_ns = (meta.distributed_info, meta.device_properties,
                                                                        meta.base_time_ns)
+            d.host_name = meta.host_name
         return d
 
     doc = stream.stream(blocks, new)

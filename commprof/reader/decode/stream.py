@@ -139,6 +139,7 @@ def _tail_keys(doc: Document, prefix: bytes, tail: bytes, bare: bool) -> None:
     doc.distributed_info = whole.distributed_info
     doc.device_properties = whole.device_properties
     doc.base_time_ns = whole.base_time_ns
+    doc.host_name = whole.host_name
 
 
 def _cut(buf: bytearray) -> tuple[list[Ev], int, int] | None:

@@ -21,13 +21,18 @@ def _r(x: float | None, nd: int = 3) -> float | None:
     return None if x is None else round(float(x), nd)
 
 
+def range_ms(rng: tuple[float, float] | None) -> list[float | None] | None:
+    return [_r(rng[0]), _r(rng[1])] if rng is not None else None
+
+
 def as_json(rep: Report) -> dict[str, Any]:
     return {
         "buckets": [{"index": b.index, "bytes": b.bytes, "params": b.params, "ready_ms": _r(b.ready_ms),
                      "launch_ms": _r(b.launch_ms), "comm_ms": _r(b.comm_ms), "exposed_ms": _r(b.exposed_ms)}
                     for b in rep.buckets],
         "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
-                    "predicted_exposed_ms": _r(w.exposed_ms), "assumed": list(w.assumed)}
+                    "predicted_range_ms": range_ms(w.range_ms), "predicted_exposed_ms": _r(w.exposed_ms),
+                    "assumed": list(w.assumed)}
                    for w in rep.advisor.whatifs],
         "advisor": _advisor(rep),
     }

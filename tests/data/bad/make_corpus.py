@@ -16,10 +16,12 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def tiny_trace(rank: int, world: int = 2, extra: list | None = None) -> dict:
-    """A small valid CPU/gloo trace: two steps, compute on the main thread, a transfer per step."""
+def tiny_trace(rank: int, world: int = 2, extra: list | None = None, *, steps: tuple[int, ...] = (2, 3),
+               elems: int = 1000, **top: object) -> dict:
+    """A small valid CPU/gloo trace: two steps, compute on the main thread, a transfer per step; ``top``: more keys
+    of the document (``baseTimeNanoseconds``, ``host_name``), ``nccl_version`` goes into distributedInfo."""
     ev = [{"ph": "M", "name": "thread_name", "pid": 1, "tid": 9, "args": {"name": "pt_gloo_runloop"}}]
-    for k, step in enumerate((2, 3)):
+    for k, step in enumerate(steps):
         t = 1_000_000.0 + k * 10_000
         ev += [
             {"ph": "X", "cat": "user_annotation", "name": f"ProfilerStep#{step}", "pid": 1, "tid": 1, "ts": t,
@@ -27,12 +29,14 @@ def tiny_trace(rank: int, world: int = 2, extra: list | None = None) -> dict:
             {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "pid": 1, "tid": 1, "ts": t + 100, "dur": 5_000.0,
              "args": {}},
             {"ph": "X", "cat": "cpu_op", "name": "c10d::allreduce_", "pid": 1, "tid": 1, "ts": t + 4_000,
-             "dur": 50.0, "args": {"Input Dims": [[[1000]]], "Input type": ["TensorList"]}},
+             "dur": 50.0, "args": {"Input Dims": [[[elems]]], "Input type": ["TensorList"]}},
             {"ph": "X", "cat": "user_annotation", "name": "gloo:all_reduce", "pid": 1, "tid": 9, "ts": t + 4_010,
-             "dur": 3_000.0, "args": {"Input Dims": [[1000]], "Input type": ["float"]}},
+             "dur": 3_000.0, "args": {"Input Dims": [[elems]], "Input type": ["float"]}},
         ]
-    return {"schemaVersion": 1, "distributedInfo": {"backend": "gloo", "rank": rank, "world_size": world},
-            "traceEvents": ev + (extra or [])}
+    di: dict = {"backend": "gloo", "rank": rank, "world_size": world}
+    if "nccl_version" in top:
+        di["nccl_version"] = top.pop("nccl_version")
+    return {"schemaVersion": 1, "distributedInfo": di, "traceEvents": ev + (extra or []), **top}
 
 
 def sidecar(rank: int, run_id: str = "run-a", schema: str = "commprof.sidecar/1", world: int = 2) -> dict:
@@ -121,6 +125,60 @@ case("hostile_names", {"rank0.json": json.dumps(tiny_trace(0, 1, [
      0, "")
 
 
+# sets of ranks that cannot have run together, profiler cycles, what is not a PyTorch trace (issue 24)
+UNIX = 1_700_000_000_000_000_000  # a baseTimeNanoseconds: the traces' times are Unix times
+
+
+def js(obj) -> bytes:
+    return json.dumps(obj).encode()
+
+
+case("cycles_crossed", {"rank0.json": js(tiny_trace(0, steps=(2, 3, 4))),
+                        "rank1.json": js(tiny_trace(1, steps=(7, 8, 9)))},
+     2, "rank 0 (rank0.json) has steps 2-4, rank 1 (rank1.json) steps 7-9: different profiler cycles")
+case("cycles_crossed_per_rank", {"rank0.json": js(tiny_trace(0, steps=(2, 3, 4))),
+                                 "rank1.json": js(tiny_trace(1, steps=(7, 8, 9)))},
+     0, "per-rank figures only, no cross-rank figure: rank 0 (rank0.json) has steps 2-4", ["--per-rank"])
+case("runs_a_minute_apart", {"rank0.json": js(tiny_trace(0, baseTimeNanoseconds=UNIX)),
+                             "rank1.json": js(tiny_trace(1, baseTimeNanoseconds=UNIX + 100 * 10**9))},
+     2, "rank 1 (rank1.json) was recorded 100.0 s after rank 0 (rank0.json)")
+case("one_host_seconds_apart", {
+    "rank0.json": js(tiny_trace(0, baseTimeNanoseconds=UNIX, host_name="node7")),
+    "rank1.json": js(tiny_trace(1, baseTimeNanoseconds=UNIX + 5 * 10**9, host_name="node7"))},
+     2, "recorded 5.0 s after rank 0 (rank0.json) (one host (node7), one clock)")
+case("hosts_seconds_apart", {"rank0.json": js(tiny_trace(0, baseTimeNanoseconds=UNIX, host_name="node1")),
+                             "rank1.json": js(tiny_trace(1, baseTimeNanoseconds=UNIX + 5 * 10**9, host_name="node2"))},
+     0, "")  # clocks of two hosts 5 s apart: absorbed by the clock alignment
+case("collectives_disagree", {"rank0.json": js(tiny_trace(0)), "rank1.json": js(tiny_trace(1, elems=4000))},
+     2, "disagree on 2 of 2 collectives of process group 0")
+case("nccl_versions_mixed", {"rank0.json": js(tiny_trace(0, nccl_version="2.18.1")),
+                             "rank1.json": js(tiny_trace(1, nccl_version="2.21.5"))},
+     2, "NCCL 2.21.5: traces of different jobs")
+# tensorboard_trace_handler with a repeating schedule: one file per cycle and rank, named host_pid.<ms>
+case("cycles_together", {
+    "node1_101.1700000000100.pt.trace.json": js(tiny_trace(0, steps=(2, 3, 4))),
+    "node1_102.1700000000105.pt.trace.json": js(tiny_trace(1, steps=(2, 3, 4))),
+    "node1_101.1700000000200.pt.trace.json": js(tiny_trace(0, steps=(7, 8, 9))),
+    "node1_102.1700000000205.pt.trace.json": js(tiny_trace(1, steps=(7, 8, 9)))},
+     0, "profiler cycle 2 of 2 (steps 7-9, the last complete one) analyzed; cycle 1 (steps 2-4) left out")
+case("cycle_not_there", {"rank0.json": js(tiny_trace(0)), "rank1.json": js(tiny_trace(1))}, 2,
+     "--cycle 3: the traces hold 1 profiler cycle(s) (cycle 1: steps 2-3)", ["--cycle", "3"])
+# torchtitan: one folder per profiled step
+case("torchtitan_iterations", {f"iteration_{it}/rank{r}_trace.json": js(tiny_trace(r, steps=(it - 1, it)))
+                               for it in (10, 20) for r in (0, 1)},
+     0, "profiler cycle 2 of 2 (steps 19-20, the last complete one) analyzed")
+case("steps_outside", {"rank0.json": js(tiny_trace(0)), "rank1.json": js(tiny_trace(1))}, 2,
+     "the requested steps 10-19 select nothing: the traces hold steps 2-3", ["--steps", "10:20"])
+NODE = [{"name": "V8.Execute", "cat": "v8", "ph": "X", "ts": 1000 + 50 * i, "dur": 40, "pid": 77, "tid": 1,
+         "args": {}} for i in range(5)] + [{"name": "thread_name", "ph": "M", "pid": 77, "tid": 1,
+                                            "args": {"name": "CrRendererMain"}}]
+case("not_pytorch_node", {"node_trace.json": js({"traceEvents": NODE, "metadata": {"node": "20.1"}})}, 2,
+     "node_trace.json: a Chrome trace without PyTorch events (no ProfilerStep, no cpu_op")
+case("not_pytorch_bare_array", {"trace.json": js(NODE)}, 2, "a Chrome trace without PyTorch events")
+# a Perfetto trace (protobuf TracePacket stream) saved under a .json name
+case("perfetto_binary", {"rank0.json": bytes([0x0a, 0x1c, 0x82, 0x02, 0x06, 0x08, 0x01, 0x10, 0x02, 0x18, 0x03])
+                         + b"\x00\x01perfetto" * 8}, 2, "a binary Perfetto trace (protobuf), not a JSON trace")
+
 
 # the monitor's files (commprof.monitor) and PyTorch's own Flight Recorder dumps
 def rollup(rank: int, first: int) -> bytes:
@@ -164,6 +222,7 @@ def main() -> None:
         d = HERE / name
         d.mkdir()
         for fname, data in files.items():
+            (d / fname).parent.mkdir(parents=True, exist_ok=True)
             (d / fname).write_bytes(data)
         expected[name] = exp
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")

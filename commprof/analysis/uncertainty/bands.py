@@ -1,0 +1,71 @@
+"""Every prediction with its band (``uncertainty.band``), and advice only where the whole band lies below the step
+as it is now.  Applied to the DDP advisor, the FSDP advisor and the other advice (pipeline split, DataParallel,
+input transfers) after they have predicted; a withdrawn advice item becomes a finding that says why."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from ..section import Advice, Finding, Section
+from .maths import Noise, band, below, fmt_band
+
+POWERSGD = "powerSGD"
+NOT_ADVISED = "Not advised: "
+DISTURBED = "the traced run was disturbed"  # how the warning begins (the text report repeats it first)
+
+
+def uses_rates(knob: str, value: object) -> bool:
+    return knob == "comm_hook" and str(value).startswith(POWERSGD)
+
+
+def banded_advice(advice: Sequence[Advice], noise: Noise, model_error_pct: float | None,
+                  ) -> tuple[tuple[Advice, ...], tuple[Finding, ...]]:
+    """Each advice item with its band; those whose band reaches the current step become findings."""
+    kept: list[Advice] = []
+    dropped: list[Finding] = []
+    for a in advice:
+        rng = a.predicted_range_ms or band(a.predicted_step_ms, noise, model_error_pct,
+                                           uses_rates=uses_rates(a.knob, a.value))
+        a = replace(a, predicted_range_ms=rng)
+        if below(rng, a.baseline_step_ms):
+            kept.append(a)
+        else:
+            dropped.append(withheld(a, noise, model_error_pct))
+    return tuple(kept), tuple(dropped)
+
+
+def withheld(a: Advice, noise: Noise, model_error_pct: float | None) -> Finding:
+    err = f"the model's error on the traced run {model_error_pct:+.1f}%; " if model_error_pct is not None else ""
+    return Finding("info", f"{NOT_ADVISED}{a.knob} = {a.value} is predicted at "
+                           f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)}, a band that reaches the "
+                           f"current step ({a.baseline_step_ms:.1f} ms): the gain is not beyond this run's "
+                           f"uncertainty ({err}{noise.describe()}).")
+
+
+def with_bands(s: Section, noise: Noise) -> Section:
+    """A family's section with a band on every what-if and advice item that its family did not band itself (the
+    model's error from the section's check where it has one); advice whose band reaches the current step
+    withheld, with the reason, as a finding."""
+    err = s.check.error_pct if s.check is not None else None
+    whatifs = tuple(w if w.predicted_range_ms is not None else replace(
+        w, predicted_range_ms=band(w.predicted_step_ms, noise, err, uses_rates=uses_rates(w.knob, w.value)))
+        for w in s.whatifs)
+    advice, withheld_ = banded_advice(s.advice, noise, err)
+    return replace(s, whatifs=whatifs, advice=advice, findings=s.findings + withheld_)
+
+
+def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
+    """The traced run's disturbance, where it matters: where the report predicts anything."""
+    predicts = any(s.whatifs or s.advice or any(f.text.startswith(NOT_ADVISED) for f in s.findings)
+                   for s in sections)
+    w = disturbed_warning(noise) if predicts else None
+    return (w,) if w else ()
+
+
+def disturbed_warning(noise: Noise) -> str | None:
+    """The report's first lines and summary.json's warnings, when the traced run was disturbed."""
+    if not noise.disturbed:
+        return None
+    return (f"{DISTURBED}: {noise.describe()}; predictions carry wide bands and advice inside "
+            "them is withheld (trace again on a quieter machine for tighter ones)")

@@ -1,0 +1,157 @@
+"""Uncertainty: the spread of a run's figures over its steps, the noise of the traced run, and the band of a
+prediction.
+
+Definitions (docs/metrics.md, "Uncertainty"):
+
+- **Spread** of a per-step figure: the mean over the analyzed steps after leaving out outlier steps (each named
+  with why), the median and the range beside it.  An outlier is a step more than ``OUTLIER_FACTOR`` times the
+  median of the others above it (a stall, an export, a collector pause), only with at least 3 steps.
+- **Noise** of a traced run: the step-to-step variation (coefficient of variation, %, sample standard deviation /
+  mean) of its profiled steps and of its steps outside the profiler (the sidecar's wall times), and the
+  disagreement between ranks of the operation costs the replays use (PowerSGD's products).  A run whose noise is
+  over ``DISTURBED_PCT`` is *disturbed*: its bands widen accordingly, which withholds most advice.
+- **Band** of a prediction: ``predicted × (1 ± h)`` with
+  ``h = sqrt(floor² + model_error² + (Z × noise)² + (Z × rates_noise)²)`` (all in %): ``floor`` is the replay's own
+  error on settings it changes, measured on quiet runs (``MODEL_FLOOR_PCT``; the traced settings themselves get
+  ``BASE_FLOOR_PCT``, the same job's drift from run to run), ``model_error`` the replay's error on the traced run,
+  and ``Z`` noise deviations.  The benchmarks check how often the measured step falls inside
+  (benchmarks/bench_*_netns.py, quiet and with a busy process beside the traced run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Z = 2.0  # noise deviations a band spans on each side
+MODEL_FLOOR_PCT = 8.0  # the replays' error on a changed setting, quiet runs (benchmarks/results/bench_*_netns.txt)
+BASE_FLOOR_PCT = 3.0  # the same settings measured again: the job's drift from run to run
+DISTURBED_PCT = 10.0  # step-to-step variation beyond which a traced run is called disturbed
+OUTLIER_FACTOR = 1.5  # a step this many times the median of the others is left out of a mean, named
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Spread:
+    """A per-step figure over the analyzed steps: the central figure is ``mean`` (outliers left out)."""
+
+    n: int  # steps analyzed (outliers included)
+    mean: float
+    median: float
+    low: float
+    high: float
+    outliers: tuple[tuple[str, float, str], ...] = ()  # (label, value, why)
+
+    @property
+    def kept(self) -> int:
+        return self.n - len(self.outliers)
+
+
+def spread(values: Sequence[float], labels: Sequence[str] | None = None) -> Spread | None:
+    """The spread of ``values`` (one per step, labelled e.g. "step 7"); None without values."""
+    vals = [float(v) for v in values]
+    if not vals:
+        return None
+    names = list(labels) if labels is not None else [f"#{i}" for i in range(len(vals))]
+    outliers = []
+    keep = list(range(len(vals)))
+    if len(vals) >= 3:
+        for i, v in enumerate(vals):
+            others = [w for j, w in enumerate(vals) if j != i]
+            ref = float(np.median(others))
+            if ref > 0 and v > OUTLIER_FACTOR * ref:
+                outliers.append((names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
+                keep.remove(i)
+    kept = [vals[i] for i in keep] or vals
+    return Spread(n=len(vals), mean=float(np.mean(kept)), median=float(np.median(vals)), low=min(vals),
+                  high=max(vals), outliers=tuple(outliers))
+
+
+def variation_pct(values: Sequence[float]) -> float | None:
+    """Coefficient of variation in % (sample standard deviation / mean); None under two values."""
+    vals = np.asarray([float(v) for v in values], dtype=np.float64)
+    if vals.size < 2 or vals.mean() <= 0:
+        return None
+    return float(vals.std(ddof=1) / vals.mean() * 100.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Noise:
+    """How disturbed the traced run was (each figure in %, None where not measured)."""
+
+    profiled_pct: float | None = None  # step-to-step variation of the profiled steps (the most varying rank)
+    unprofiled_pct: float | None = None  # the same for the steps outside the profiler (sidecar wall times)
+    rates_pct: float | None = None  # ranks' disagreement on the operation costs the replays use
+    steps_profiled: int = 0
+    steps_unprofiled: int = 0
+
+    @property
+    def step_pct(self) -> float:
+        """The variation a band spans: of the steps outside the profiler (what the predictions are calibrated on
+        and what a user measures), else of the profiled steps (which also vary with the profiler's own work)."""
+        if self.unprofiled_pct is not None:
+            return self.unprofiled_pct
+        return self.profiled_pct or 0.0
+
+    @property
+    def disturbed(self) -> bool:
+        return self.step_pct > DISTURBED_PCT or (self.rates_pct or 0.0) > 2 * DISTURBED_PCT
+
+    def describe(self) -> str:
+        parts = []
+        if self.profiled_pct is not None:
+            parts.append(f"profiled steps vary by {self.profiled_pct:.1f}% ({self.steps_profiled} steps)")
+        if self.unprofiled_pct is not None:
+            parts.append(f"steps outside the profiler by {self.unprofiled_pct:.1f}% ({self.steps_unprofiled} steps)")
+        if self.rates_pct is not None:
+            parts.append(f"the ranks' measured operation costs disagree by {self.rates_pct:.0f}%")
+        return "; ".join(parts) or "no repeated steps to measure its noise"
+
+
+def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[float]],
+          rates_pct: float | None = None) -> Noise:
+    """The noise of a run from its ranks' profiled step durations and their steps outside the profiler."""
+    prof = [v for v in (variation_pct(x) for x in profiled) if v is not None]
+    unprof = [v for v in (variation_pct(x) for x in unprofiled) if v is not None]
+    return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
+                 rates_pct=rates_pct, steps_profiled=max((len(x) for x in profiled), default=0),
+                 steps_unprofiled=max((len(x) for x in unprofiled), default=0))
+
+
+def disagreement_pct(samples: Sequence[Sequence[float]]) -> float | None:
+    """The median, over quantities measured more than once, of each one's variation in %: how far repeated
+    measurements of the same operation cost disagree (e.g. two ranks probing the same matrix product)."""
+    per = [v for v in (variation_pct(s) for s in samples) if v is not None]
+    return float(np.median(per)) if per else None
+
+
+def half_width_pct(noise_: Noise, model_error_pct: float | None, changed: bool = True,
+                   uses_rates: bool = False) -> float:
+    """The band's half-width in % of the prediction (see the module's docstring)."""
+    floor = MODEL_FLOOR_PCT if changed else BASE_FLOOR_PCT
+    terms = [floor, model_error_pct or 0.0, Z * noise_.step_pct]
+    if uses_rates and noise_.rates_pct is not None:
+        terms.append(Z * noise_.rates_pct)
+    return math.sqrt(sum(t * t for t in terms))
+
+
+def band(predicted_ms: float, noise_: Noise, model_error_pct: float | None, changed: bool = True,
+         uses_rates: bool = False) -> tuple[float, float]:
+    """[low, high] in ms around a predicted step."""
+    h = half_width_pct(noise_, model_error_pct, changed, uses_rates) / 100.0
+    return (predicted_ms * max(1.0 - h, 0.0), predicted_ms * (1.0 + h))
+
+
+def below(range_ms: tuple[float, float] | None, current_ms: float | None) -> bool:
+    """Advice stands only when its whole band lies below the step as it is now."""
+    return range_ms is None or current_ms is None or range_ms[1] < current_ms
+
+
+def fmt_band(predicted_ms: float, range_ms: tuple[float, float] | None) -> str:
+    """"184 ms (175-195)"."""
+    if range_ms is None:
+        return f"{predicted_ms:.1f} ms"
+    digits = 0 if predicted_ms >= 100 else 1
+    return f"{predicted_ms:.{digits}f} ms ({range_ms[0]:.{digits}f}-{range_ms[1]:.{digits}f})"

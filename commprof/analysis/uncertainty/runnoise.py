@@ -1,0 +1,34 @@
+"""The noise of a traced run (``uncertainty.Noise``) read from its records: profiled step durations, the sidecar's
+wall times of the steps outside the profiler, and the ranks' probes of the operation costs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ...model import Run
+from ..steptimes import unprofiled_step_values
+from .maths import Noise, disagreement_pct, noise
+
+
+def run_noise(run: Run, wanted: tuple[int, ...] | None = None) -> Noise:
+    profiled = [[s.duration_ns / 1e6 for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
+    unprofiled = list(unprofiled_step_values(run).values())
+    return noise(profiled, unprofiled, _rates_disagreement(run))
+
+
+def _rates_disagreement(run: Run) -> float | None:
+    """How far the ranks' probes disagree on the same operation (each product shape, the element-wise passes)."""
+    per: dict[object, list[float]] = defaultdict(list)
+    for rt in run.ranks:
+        p = rt.sidecar.rates if rt.sidecar is not None else None
+        if p is None:
+            continue
+        for t in p.products:
+            per[(t.kind, t.n, t.m, t.r)].append(t.ns)
+        for rows, r, ns in p.orthogonalize:
+            per[("qr", rows, r)].append(ns)
+        if p.pass_bps:
+            per["pass"].append(p.pass_bps)
+        if p.fresh_bps:
+            per["fresh"].append(p.fresh_bps)
+    return disagreement_pct([v for v in per.values() if len(v) >= 2])

@@ -1,0 +1,67 @@
+"""The reduce step's judgement of a set of traces: which profiler cycle to analyze, whether the requested steps are
+there, and whether the ranks can have run together (``coherence``), before any cross-rank figure is made.  What it
+decides goes into the run's header lines (``Run.notes``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+from ..analysis.perrank import StepsKey
+from ..errors import InputError
+from ..model import RankTrace, Run
+from .coherence import coherence
+from .cycles import choose, span
+
+R = TypeVar("R", bound=Run)
+T = TypeVar("T", bound=tuple)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Together:
+    """What the user asked for: a cycle (1-based), steps, per-rank figures only; and the files skipped as broken."""
+
+    cycle: int | None = None
+    steps: StepsKey = None
+    per_rank: bool = False
+    skipped: tuple[str, ...] = ()
+
+
+def select(path: Path, results: Sequence[T], ask: Together) -> tuple[list[T], str | None]:
+    """The results (``(RankTrace, digest)`` pairs) of the cycle to analyze, and the line saying which it is."""
+    traces: list[RankTrace] = [r[0] for r in results]
+    choice = choose(path, traces, ask.cycle, ask.steps)
+    return [results[i] for i in sorted(choice.members)], choice.note
+
+
+def judge(run: R, ask: Together, cycle_note: str | None) -> R:
+    """The run with its header lines, or one ``InputError``: steps that select nothing, ranks that cannot have run
+    together (unless per-rank figures only were asked for)."""
+    path = Path(run.path)
+    if ask.steps is not None:
+        held = sorted({s.number for rt in run.ranks if not rt.stepless for s in rt.steps})
+        wanted = ask.steps
+        if not any(n in wanted for n in held):
+            has = f"steps {span(held)}" if held else "no ProfilerStep"
+            raise InputError(path, f"the requested steps {span(wanted)} select nothing: the traces hold {has}")
+    notes: list[str] = [cycle_note] if cycle_note else []
+    world = run.world_size
+    if run.missing_ranks and world is not None:
+        shown = ", ".join(map(str, run.missing_ranks[:16])) + (" …" if len(run.missing_ranks) > 16 else "")
+        notes.append(f"{len(run.ranks)} of {world} ranks (missing: {shown}): cross-rank figures cover the ranks "
+                     "present only")
+    if ask.skipped:
+        notes.append("skipped as broken: " + "; ".join(ask.skipped[:4])
+                     + (f"; and {len(ask.skipped) - 4} more" if len(ask.skipped) > 4 else ""))
+    verdict = coherence(run.ranks)
+    per_rank = ask.per_rank
+    if verdict.problem:
+        if not ask.per_rank:
+            raise InputError(path, f"{verdict.problem} (--per-rank gives per-rank figures only)")
+        notes.append(f"per-rank figures only, no cross-rank figure: {verdict.problem}")
+    elif per_rank and len(run.ranks) > 1:
+        notes.append("per-rank figures only (--per-rank): no wait, straggler or advice across ranks")
+    return replace(run, notes=tuple(notes), per_rank_only=per_rank,
+                   warnings=(*run.warnings, *verdict.warnings))

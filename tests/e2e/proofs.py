@@ -1,0 +1,73 @@
+"""What the advisor's timing proofs (tests/e2e/test_*netns.py, test_pipeline.py) assert, in one place.
+
+A proof traces a run, takes the report's predictions with their bands (``predicted_range_ms``), and measures the
+settings without the profiler.  It asserts that each measurement lies in its band, where "the measurement" is the
+median of the measured runs with its own confidence interval (Z deviations of its steps' variation over the
+square root of the number of runs).  A proof runs again only on a disturbance it detects and names: the traced
+run disturbed (the report's own noise figures say so), or a measurement whose steps vary by more than
+``DISTURBED_PCT``.  A traced run that is still disturbed must say so in its warnings, and may then withhold its
+advice; a run the report calls quiet must advise.  A measurement still disturbed after the repeat cannot test a
+band: the proof names it and checks the others."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from commprof.analysis.uncertainty.maths import DISTURBED_PCT, Z
+
+__all__ = ["DISTURBED_PCT", "Z", "attempt", "check_bands", "disturbance", "holds", "quiet", "withheld_honestly"]
+
+
+def disturbance(rows: Sequence[Any], info: dict) -> str | None:
+    """Why this attempt cannot prove anything, named; None when neither the traced run nor a measurement was
+    disturbed."""
+    nz = info["report"].noise
+    if nz.disturbed:
+        return f"the traced run was disturbed ({nz.describe()})"
+    loud = [r for r in rows if r.spread_pct is not None and r.spread_pct > DISTURBED_PCT]
+    if loud:
+        return "the measurement was disturbed: " + "; ".join(f"{r.setting}: steps vary by {r.spread_pct:.1f}%"
+                                                            for r in loud)
+    return None
+
+
+def attempt(proof: Callable[[], tuple[list, dict]]) -> tuple[list, dict]:
+    rows, info = proof()
+    why = disturbance(rows, info)
+    if why is not None:
+        print(f"\n{why}: traced and measured once more")
+        rows, info = proof()
+    return rows, info
+
+
+def quiet(row: Any) -> bool:
+    """A measurement whose steps vary by no more than DISTURBED_PCT: one that can test a band."""
+    return row.spread_pct is None or row.spread_pct <= DISTURBED_PCT
+
+
+def check_bands(rows: Sequence[Any], runs: int) -> list[Any]:
+    """Assert that every quietly measured row lies in its band; name the rows whose measurement was disturbed
+    (on the attempt kept, after one repeat): they cannot test a band, and the proof says so instead of guessing.
+    Returns the rows checked."""
+    checked = [r for r in rows if quiet(r)]
+    for r in rows:
+        if not quiet(r):
+            print(f"not checked: {r.setting}: its measurement was disturbed (steps vary by {r.spread_pct:.1f}%)")
+    for r in checked:
+        assert holds(r, runs), r
+    return checked
+
+
+def holds(row: Any, runs: int) -> bool:
+    """The band holds the measured median, within the measurement's own confidence interval."""
+    assert row.band_ms is not None, f"{row.setting}: no predicted_range_ms"
+    lo, hi = row.band_ms
+    ci = Z * (row.spread_pct or 0.0) / 100.0 / max(runs, 1) ** 0.5 * row.measured_ms
+    return lo - ci <= row.measured_ms <= hi + ci
+
+
+def withheld_honestly(info: dict) -> bool:
+    """No advice: acceptable only from a traced run whose report says, in its warnings, it was disturbed."""
+    rep = info["report"]
+    return bool(rep.noise.disturbed) and any("disturbed" in w for w in rep.warnings)

@@ -1,0 +1,71 @@
+"""The uncertainty maths on hand-built numbers: spread and outliers, the even-count centre, noise, bands."""
+
+from __future__ import annotations
+
+import pytest
+
+from commprof.analysis.uncertainty.maths import (
+    BASE_FLOOR_PCT,
+    DISTURBED_PCT,
+    MODEL_FLOOR_PCT,
+    Noise,
+    Z,
+    band,
+    below,
+    disagreement_pct,
+    fmt_band,
+    noise,
+    spread,
+    variation_pct,
+)
+
+
+def test_the_centre_of_an_even_count_is_the_mean_not_the_lower_middle():
+    s = spread([155.0, 199.0])  # two steps: the mean, never the faster one
+    assert s is not None and s.mean == pytest.approx(177.0) and s.median == pytest.approx(177.0)
+    assert (s.low, s.high, s.outliers) == (155.0, 199.0, ())
+
+
+def test_a_one_off_stall_is_named_and_left_out_of_the_mean():
+    s = spread([100.0, 102.0, 98.0, 20_000.0, 101.0], [f"step {i}" for i in range(5)])
+    assert s is not None and s.mean == pytest.approx(100.25)
+    assert s.median == 101.0 and s.high == 20_000.0 and s.n == 5 and s.kept == 4
+    ((label, value, why),) = s.outliers
+    assert label == "step 3" and value == 20_000.0 and "x the median" in why
+
+
+def test_two_steps_are_never_called_outliers():
+    s = spread([10.0, 100.0])
+    assert s is not None and s.outliers == () and s.mean == 55.0
+
+
+def test_variation_and_noise():
+    assert variation_pct([1.0]) is None
+    assert variation_pct([90.0, 110.0]) == pytest.approx(14.142, rel=1e-3)
+    n = noise([[100.0, 100.0, 100.0], [100.0, 110.0]], [[50.0, 50.0, 50.0, 50.0]])
+    assert n.profiled_pct == pytest.approx(variation_pct([100.0, 110.0]))
+    assert n.unprofiled_pct == 0.0 and n.step_pct == 0.0 and not n.disturbed  # unprofiled steps decide
+    assert noise([[100.0, 130.0]], []).disturbed  # only profiled steps: they decide
+    assert "vary by" in n.describe() and Noise().describe() == "no repeated steps to measure its noise"
+    assert disagreement_pct([[1.0, 1.0], [1.0, 3.0], [5.0]]) == pytest.approx(variation_pct([1.0, 3.0]) / 2)
+
+
+def test_quiet_bands_are_tight_and_disturbed_ones_wide():
+    quiet = Noise(unprofiled_pct=2.0)
+    lo, hi = band(200.0, quiet, 1.0)
+    h = (MODEL_FLOOR_PCT ** 2 + 1.0 + (Z * 2.0) ** 2) ** 0.5 / 100
+    assert (lo, hi) == pytest.approx((200 * (1 - h), 200 * (1 + h)))
+    assert hi - 200 <= 0.15 * 200  # no wider than ±15% on a quiet run
+    base = band(200.0, quiet, None, changed=False)
+    assert base[1] - 200 == pytest.approx(200 * ((BASE_FLOOR_PCT ** 2 + 16) ** 0.5) / 100)
+    loud = Noise(unprofiled_pct=DISTURBED_PCT + 5)
+    assert loud.disturbed and band(200.0, loud, 1.0)[1] > 200 * 1.3
+    rates = Noise(unprofiled_pct=2.0, rates_pct=20.0)
+    assert band(200.0, rates, 1.0, uses_rates=True)[1] > band(200.0, rates, 1.0)[1]
+
+
+def test_advice_only_when_the_whole_band_is_below_the_current_step():
+    assert below((150.0, 190.0), 200.0)
+    assert not below((150.0, 210.0), 200.0)
+    assert fmt_band(184.0, (175.2, 195.4)) == "184 ms (175-195)"
+    assert fmt_band(18.4, (17.52, 19.54)) == "18.4 ms (17.5-19.5)"

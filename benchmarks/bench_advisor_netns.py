@@ -112,7 +112,8 @@ def _cap_advice(rep, value):
     from commprof.analysis.findings import Advice
 
     w = _whatif(rep, "bucket_cap_mb", value)
-    return Advice("bucket_cap_mb", value, rep.advisor.baseline_step_ms, w.step_ms, "", predicted_range_ms=w.range_ms)
+    return Advice(knob="bucket_cap_mb", value=value, baseline_step_ms=rep.advisor.baseline_step_ms,
+                  predicted_step_ms=w.step_ms, why="", predicted_range_ms=w.range_ms)
 
 
 def bucket_proof(net: TwoHosts, reps: int, plain: bool = False) -> tuple[list[Row], dict]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .capture.options import TraceOptions, signature_of
 from .errors import InputError
 
 if TYPE_CHECKING:
@@ -35,21 +36,16 @@ if TYPE_CHECKING:
     from .capture.session import TraceSession
     from .model import Run
 
-__all__ = ["InputError", "__version__", "analyze", "load", "monitor", "plots", "to_dataframe", "trace"]
+__all__ = ["InputError", "TraceOptions", "__version__", "analyze", "load", "monitor", "plots", "to_dataframe", "trace"]
 
 
-def trace(out_dir: str | os.PathLike = "traces", *, model: Any = None, wait: int = 1, warmup: int = 1,
-          active: int = 3, repeat: int = 1, skip_first: int = 0, record_shapes: bool = True,
-          profile_memory: bool = False, with_stack: bool = False, comm_hook: Callable | None = None,
-          comm_state: Any = None, activities: Iterable[Any] | None = None, modules: Any = None,
-          probe: bool = True) -> TraceSession:
-    """Trace a training loop; call ``prof.step()`` once per step.  See ``commprof.capture.session.trace``."""
+@signature_of(TraceOptions)
+def trace(*args: Any, **kwargs: Any) -> TraceSession:
+    """Trace a training loop; call ``prof.step()`` once per step.  The options are ``TraceOptions``'s fields
+    (``commprof.capture.options``, each with its docstring; listed in docs/capture.md)."""
     from .capture.session import TraceSession
 
-    return TraceSession(out_dir, model=model, wait=wait, warmup=warmup, active=active, repeat=repeat,
-                        skip_first=skip_first, record_shapes=record_shapes, profile_memory=profile_memory,
-                        with_stack=with_stack, comm_hook=comm_hook, comm_state=comm_state, activities=activities,
-                        modules=modules, probe=probe)
+    return TraceSession(TraceOptions(*args, **kwargs))
 
 
 def monitor(out_dir: str | os.PathLike = "monitor", *, hang_timeout_s: float = 600.0,

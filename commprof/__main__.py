@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError
-from .formats.files import REPORT_DIR
+from .formats.files import COMPARE, COMPARE_DIR, COMPARE_HTML, DEMO_DIR, HTML, MERGED, REPORT_DIR
 from .render import FORMATS
 
 
@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="show a what-if in the text report even when memory is not near the device's limit: fsdp "
                         "(DDP -> FSDP2: memory and step time under fully_shard)")
     r.add_argument("--perfetto-max-mb", type=float, default=64.0,
-                   help="leave merged.json out when it would be larger than this many MB of JSON (default 64; 0: no "
+                   help=f"leave {MERGED} out when it would be larger than this many MB of JSON (default 64; 0: no "
                         "limit)")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     r.add_argument("--dask", metavar="ADDRESS", default=None,
@@ -60,13 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("before", help="folder of the run before the change; FOLDER@N: its profiler cycle N")
     c.add_argument("after", help="folder of the run after the change; FOLDER@N: its profiler cycle N (two cycles of "
                                  "one run: compare DIR@1 DIR@2)")
-    c.add_argument("-o", "--out", help="output folder (default: AFTER/commprof-compare)")
-    c.add_argument("--format", default="text,json,html", help="comma-separated: text, json (compare.json), html "
-                                                               "(compare.html)")
+    c.add_argument("-o", "--out", help=f"output folder (default: AFTER/{COMPARE_DIR})")
+    c.add_argument("--format", default="text,json,html", help=f"comma-separated: text, json ({COMPARE}), html "
+                                                                f"({COMPARE_HTML})")
     c.add_argument("--step-ms", type=float, nargs=2, default=None, metavar=("BEFORE_MS", "AFTER_MS"),
                    help="the step times outside the profiler, where the files do not record them (plain traces)")
     d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
-    d.add_argument("--out", default="commprof-demo", help="folder for the traces (default: ./commprof-demo)")
+    d.add_argument("--out", default=DEMO_DIR, help=f"folder for the traces (default: ./{DEMO_DIR})")
     d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
     d.add_argument("--steps", type=int, default=8, help="training steps (default 8; steps 2-4 are profiled)")
     return p
@@ -155,7 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                             perfetto_max_bytes=int(args.perfetto_max_mb * 1e6) if args.perfetto_max_mb > 0 else None,
                             notes=notes)
     for line in notes:
-        print(f"commprof: {line}", file=sys.stderr)
+        print(f"commprof: {in_flags(line)}", file=sys.stderr)
     if "text" in formats:
         sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     return 0
@@ -178,25 +178,10 @@ def _monitor(path: Path):
 
 def _monitor_only(mon, out: Path, formats: list[str]) -> int:
     """A folder with the monitor's files and no traces: the hang verdict and the slow ranks."""
-    from .atomic import write_bytes, write_text
     from .render.families import monitor as render
+    from .render.write import write_monitor_only
 
-    written: list[str] = []
-    if set(formats) & {"json", "html"}:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            if "json" in formats:
-                write_bytes(out / "summary.json", render.json_only(mon))
-                written.append(str(out / "summary.json"))
-            if "html" in formats:
-                png = render.lateness_plot(mon)
-                if png is not None:
-                    write_bytes(out / "lateness.png", png)
-                    written.append(str(out / "lateness.png"))
-                write_text(out / "report.html", render.html_only(mon, png))
-                written.append(str(out / "report.html"))
-        except OSError as e:
-            raise InputError(out, f"cannot write the report ({e.strerror or e})") from None
+    written = write_monitor_only(mon, out, formats)
     if "text" in formats:
         sys.stdout.write(render.text_only(mon, written))
     return 0
@@ -232,8 +217,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Analyze two runs and compare them."""
     from . import analyze, load
     from .analysis.compare import compare, shares_something
-    from .atomic import write_bytes, write_text
     from .render import compare as out
+    from .render.write import write_comparison
 
     formats = {f.strip() for f in args.format.split(",") if f.strip()}
     if not formats or formats - {"text", "json", "html"}:
@@ -253,20 +238,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                                             "and no collective operation in common)")
     comp = compare(before, after)
     after_dir = cycle_spec(args.after)[0]
-    target = Path(args.out) if args.out else (after_dir if after_dir.is_dir() else after_dir.parent) / \
-        "commprof-compare"
-    written: list[str] = []
-    if formats & {"json", "html"}:
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            if "json" in formats:
-                write_bytes(target / "compare.json", out.to_json(comp))
-                written.append(str(target / "compare.json"))
-            if "html" in formats:
-                write_text(target / "compare.html", out.html(comp, out.plots(comp)))
-                written.append(str(target / "compare.html"))
-        except OSError as e:
-            raise InputError(target, f"cannot write the comparison ({e.strerror or e})") from None
+    target = Path(args.out) if args.out else (after_dir if after_dir.is_dir() else after_dir.parent) / COMPARE_DIR
+    written = write_comparison(comp, target, formats)
     if "text" in formats:
         sys.stdout.write(out.text(comp, written))
     return 0
@@ -288,8 +261,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rep = analyze(load(out))
     written = write_outputs(rep, out / REPORT_DIR, ["json", "html", "perfetto"])
     sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
-    print(f"\nnext: python -m commprof report {out}   (or open {out / REPORT_DIR / 'report.html'})")
+    print(f"\nnext: python -m commprof report {out}   (or open {out / REPORT_DIR / HTML})")
     return 0
+
+
+# the library's errors and notes name its parameters; the command line names its flags
+_FLAGS = (("comm_kernels=", "--comm-kernel"), ("cycle=", "--cycle "), ("per_rank=True", "--per-rank"),
+          ("max_bytes=", "--max-bytes"), ("perfetto_max_bytes=", "--perfetto-max-mb"), ("out_dir=", "-o"))
+
+
+def in_flags(line: str) -> str:
+    """A library message in the command line's words."""
+    import re
+
+    return re.sub(r"(?<![\w.])(" + "|".join(re.escape(p) for p, _f in _FLAGS) + ")", lambda m: dict(_FLAGS)[m[1]],
+                  line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         return cmd_compare(args)  # argparse allows no other command
     except InputError as e:
-        print(f"commprof: error: {e}", file=sys.stderr)
+        where = in_flags(e.path) if e.path in dict(_FLAGS) else e.path  # a file's name stays as it is
+        print(f"commprof: error: {where}: {in_flags(e.problem)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("commprof: interrupted", file=sys.stderr)

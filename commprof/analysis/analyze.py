@@ -12,7 +12,10 @@ from ..model import MonitorRun, Run
 from . import findings as say
 from .arbiter import arbitrate
 from .bandwidth import Bandwidth, bandwidth
+from .crossrank.critpath import Segment
+from .crossrank.family import CrossRankDetail
 from .crossrank.matching import CrossRank, cross_rank
+from .crossrank.rootcause import Critical, RootCause
 from .crossrank.withheld import no_cross, per_rank_sections
 from .dataparallel import DataParallelStat
 from .ddp.advice import Advisor
@@ -111,6 +114,24 @@ class Report:
     @property
     def monitor(self) -> MonitorReport | None:
         return self._detail("production")
+
+    @property
+    def critical(self) -> Critical | None:
+        d: CrossRankDetail | None = self._detail("crossrank")
+        return None if d is None else d.critical
+
+    @property
+    def critical_path(self) -> tuple[Segment, ...]:
+        """The cross-rank critical path of every analyzed step, in time order: segments with ``rank``,
+        ``start_ns``, ``end_ns`` (Unix ns on the reference rank's clock) and ``what`` (the timeline and the
+        merged trace draw them)."""
+        c = self.critical
+        return () if c is None else tuple(s for p in c.paths for s in p.segments if s.end_ns > s.start_ns)
+
+    @property
+    def root_cause(self) -> RootCause | None:
+        c = self.critical
+        return None if c is None else c.cause
 
     @property
     def backend(self) -> str:

@@ -48,7 +48,7 @@ def link_peak(devices: Iterable[str]) -> tuple[float, str] | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BinStat:
     op: str
     process_group: str
@@ -62,7 +62,7 @@ class BinStat:
     busbw_gbps: float | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Fit:
     op: str
     process_group: str
@@ -199,14 +199,16 @@ def bandwidth(ranks: Sequence[RankTrace], cross: CrossRank, steps: Iterable[int]
             if tt <= 0:
                 continue
             alg = tb / tt
-            bins.append(BinStat(op, pg, n, int(2 ** k), int(2 ** (k + 1)), int(m.sum()), tb, tt, alg,
-                                alg * f if f is not None else None))
+            bins.append(BinStat(op=op, process_group=pg, group_size=n, lo_bytes=int(2 ** k), hi_bytes=int(2 ** (k + 1)),
+                                count=int(m.sum()), bytes=tb, time_ns=tt, algbw_gbps=alg,
+                                busbw_gbps=alg * f if f is not None else None))
         alpha, beta = fit_alpha_beta(x, t, DEFAULT_ALPHA_S.get(kind.get(pg, "cuda")))
         total_t = int(t.sum())
         bus = (float(x.sum()) / total_t * f) if total_t > 0 and f is not None else None
         pk, src = (peak if peak else (None, None))
         pct = 100.0 * bus / pk if bus is not None and pk else None
-        fits.append(Fit(op, pg, n, int(x.size), alpha * 1e6 if alpha is not None else None,
-                        beta / 1e9 if beta is not None and math.isfinite(beta) else None, bus, pk, src, pct,
-                        not separable(x[t > 0])))
+        fits.append(Fit(op=op, process_group=pg, group_size=n, points=int(x.size),
+                        alpha_us=alpha * 1e6 if alpha is not None else None,
+                        beta_gbps=beta / 1e9 if beta is not None and math.isfinite(beta) else None, busbw_gbps=bus,
+                        peak_gbps=pk, peak_source=src, pct_of_peak=pct, alpha_assumed=not separable(x[t > 0])))
     return Bandwidth(tuple(bins), tuple(fits), samples)

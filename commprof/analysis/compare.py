@@ -107,7 +107,7 @@ class AdviceCheck:
         return 100.0 * (self.predicted_step_ms - self.measured_step_ms) / self.measured_step_ms
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Comparison:
     before: Side
     after: Side
@@ -263,15 +263,16 @@ def compare(before: Report, after: Report) -> Comparison:
         notes.append(f"the runs issue different collectives ({', '.join(sorted(ops_b)) or 'none'} vs "
                      f"{', '.join(sorted(ops_a)) or 'none'}) or ran on different devices: they may be different jobs, "
                      "whose figures compare only as totals")
-    return Comparison(side_b, side_a, ranks, tuple(colls), buckets, strag, settings, tuple(checks), tuple(notes),
-                      _units(before, after))
+    return Comparison(before=side_b, after=side_a, ranks=ranks, collectives=tuple(colls), buckets=buckets,
+                      stragglers=strag, settings_changed=settings, advice_check=tuple(checks), notes=tuple(notes),
+                      fsdp_units=_units(before, after))
 
 
 def _units(before: Report, after: Report) -> tuple[UnitDelta, ...]:
     def exposed(rep: Report) -> dict[str, dict[str, float]]:
         if rep.fsdp is None:
             return {}
-        return {u.unit: {ph: v[2] for ph, v in u.phases.items()} for u in rep.fsdp.report.units}
+        return {u.unit: {ph: v.exposed_ms for ph, v in u.phases.items()} for u in rep.fsdp.report.units}
 
     b, a = exposed(before), exposed(after)
     return tuple(UnitDelta(u, b.get(u), a.get(u)) for u in sorted(set(b) | set(a), key=lambda u: (u != "", u)))

@@ -46,7 +46,7 @@ class DPPhase:
     busy_ms: float  # union of host and GPU time
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DataParallelStat:
     rank: int
     devices: tuple[int, ...]
@@ -64,7 +64,7 @@ class DataParallelStat:
 def _spans(cs: list[DPCall]) -> tuple[iv.Span, iv.Span]:
     """The calls' own host time, and the GPU work they launched, as unions of intervals."""
     host = iv.union([c.start_ns for c in cs], [c.end_ns for c in cs])
-    gpu = iv.union([g[1] for c in cs for g in c.gpu], [g[2] for c in cs for g in c.gpu])
+    gpu = iv.union([g.start_ns for c in cs for g in c.gpu], [g.end_ns for c in cs for g in c.gpu])
     return host, gpu
 
 
@@ -76,7 +76,7 @@ def dataparallel(rt: RankTrace, step_ms: float | None = None) -> DataParallelSta
     steps = sorted({s.number for s in rt.steps} & {c.step for c in calls})
     if not steps:
         return None
-    devices = sorted({g[0] for c in calls for g in c.gpu if g[0] >= 0} | set(
+    devices = sorted({g.device for c in calls for g in c.gpu if g.device >= 0} | set(
         d for per in rt.device_busy.values() for d in per))
     durations = {s.number: s.duration_ns for s in rt.steps}
     step = step_ms if step_ms else float(np.median([durations[s] for s in steps])) / 1e6
@@ -93,7 +93,7 @@ def dataparallel(rt: RankTrace, step_ms: float | None = None) -> DataParallelSta
             per_gpu.append(iv.length(gpu))
             per_busy.append(iv.length(iv.combine(host, gpu)))
             per_bytes.append(sum(c.bytes or 0 for c in cs))
-            per_copied.append(sum(g[4] for c in cs for g in c.gpu))
+            per_copied.append(sum(g.bytes for c in cs for g in c.gpu))
         phases.append(DPPhase(name, len(mine) / len(steps), int(np.median(per_bytes)), int(np.median(per_copied)),
                               float(np.median(per_host)) / 1e6, float(np.median(per_gpu)) / 1e6,
                               float(np.median(per_busy)) / 1e6))
@@ -109,5 +109,6 @@ def dataparallel(rt: RankTrace, step_ms: float | None = None) -> DataParallelSta
         last_share = min(1.0, DDP_BUCKET_BYTES / grad_bytes) if grad_bytes else 1.0
         exposed = allreduce * last_share
         ddp_step = max(step - overhead_ms + exposed, 0.0)
-    return DataParallelStat(rt.rank, tuple(devices), len(steps), step, tuple(phases), overhead_ms, busy,
-                            grad_bytes, ddp_step, allreduce, exposed)
+    return DataParallelStat(rank=rt.rank, devices=tuple(devices), steps=len(steps), step_ms=step, phases=tuple(phases),
+                            overhead_ms=overhead_ms, device_busy_ms=busy, grad_bytes=grad_bytes, ddp_step_ms=ddp_step,
+                            ddp_allreduce_ms=allreduce, ddp_exposed_ms=exposed)

@@ -23,7 +23,7 @@ from .transfers import Transfers
 
 
 def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]:
-    """Exposed communication on the worst rank, and the straggler the others wait for."""
+    """Exposed communication on the worst rank."""
     out: list[Finding] = []
     reps = [(o.rank, o.representative) for o in overlaps if o.representative is not None]
     if not reps:
@@ -45,17 +45,7 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
                             f"({share:.0f}%) on rank {rank} (its median step, #{worst.step}); "
                             f"{worst.overlap_pct:.0f}% of its {comm_ms:.2f} ms of communication is hidden behind "
                             f"compute.{waited}", EXPOSED))
-    if cross.stragglers:
-        s = cross.stragglers[0]
-        parts = sorted([(s.compute_ms, "computing"), (s.idle_ms, "idle (no operator or kernel: data loading, "
-                        "host-side stalls)"), (s.comm_ms, "in other communication")], reverse=True)
-        out.append(Finding("high" if s.late_count >= 3 else "medium",
-                           f"Rank {s.rank} arrives last at {s.late_count} of {s.instances} collectives, "
-                           f"{s.mean_late_ms:.2f} ms after the first rank on average: the others wait for it. "
-                           f"Meanwhile it was mostly {parts[0][1]} ({parts[0][0]:.2f} ms)."
-                           + (" Idle time before collectives on one rank points to its input pipeline: check its "
-                              "DataLoader (num_workers, pin_memory) and that DistributedSampler gives every rank "
-                              "equal shards." if parts[0][1].startswith("idle") else "")))
+    # which rank the others wait for is the root cause's answer (crossrank/rootcause), not the last arriver's
     return out
 
 
@@ -231,8 +221,8 @@ def pipeline_findings(pipe: PipelineReport | None) -> tuple[list[Finding], list[
     cur, best = pipe.current, pipe.best
     if best.split != cur.split and best.step_ms < cur.step_ms * 0.95:
         return [], [Advice(
-            "partition", list(best.split), cur.step_ms, best.step_ms,
-            f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
+            knob="partition", value=list(best.split), baseline_step_ms=cur.step_ms, predicted_step_ms=best.step_ms,
+            why=f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
             f"micro-batch (forward + backward + sending its activation), and the others wait for it in the "
             f"pipeline. Split {list(best.split)} brings the slowest stage to {best.slowest_stage_ms:.2f} ms.")]
     return [Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split of the recorded "
@@ -257,10 +247,11 @@ def dataparallel_findings(dps: Sequence[DataParallelStat]) -> tuple[list[Finding
         findings.append(Finding("medium" if d.overhead_ms > 0.05 * d.step_ms else "info", text))
         if d.ddp_step_ms is not None and d.ddp_step_ms < 0.95 * d.step_ms:
             advice.append(Advice(
-                "parallelism", "DistributedDataParallel", d.step_ms, d.ddp_step_ms,
-                f"nn.DataParallel spends {d.overhead_ms:.2f} ms of each {d.step_ms:.2f} ms step moving data through "
-                f"device {d.devices[0] if d.devices else 0}. DistributedDataParallel (one process per GPU) drops the "
-                "scatter, broadcast and gather and "
+                knob="parallelism", value="DistributedDataParallel", baseline_step_ms=d.step_ms,
+                predicted_step_ms=d.ddp_step_ms,
+                why=f"nn.DataParallel spends {d.overhead_ms:.2f} ms of each {d.step_ms:.2f} ms step moving data "
+                f"through device {d.devices[0] if d.devices else 0}. DistributedDataParallel (one process per GPU) "
+                "drops the scatter, broadcast and gather and "
                 f"replaces the reduction by an all-reduce overlapped with backward: estimated {d.ddp_step_ms:.2f} ms "
                 f"per step (all-reduce {d.ddp_allreduce_ms or 0:.2f} ms, twice the measured reduce, of which "
                 f"{d.ddp_exposed_ms or 0:.2f} ms — its last 25 MB bucket — stays exposed). An estimate from this "
@@ -317,9 +308,9 @@ def transfer_findings(xfers: Sequence[Transfers], overlaps: Sequence[RankOverlap
                 "the host.")
         findings.append(Finding("medium" if gain > 0.02 * base else "info", text))
         if gain > 0.01 * base:
-            advice.append(Advice("pin_memory", True, base, base - gain,
-                                 text + " Use DataLoader(pin_memory=True) and tensor.to(device, non_blocking=True) "
-                                        "so the copies overlap compute."))
+            advice.append(Advice(knob="pin_memory", value=True, baseline_step_ms=base, predicted_step_ms=base - gain,
+                                 why=text + " Use DataLoader(pin_memory=True) and tensor.to(device, non_blocking=True) "
+                                            "so the copies overlap compute."))
     syncs = max(xfers, key=lambda t: t.sync_ms, default=None)
     if syncs is not None and syncs.sync_count and step.get(syncs.rank) and syncs.sync_ms > 0.01 * step[syncs.rank]:
         findings.append(Finding("medium", f"Rank {syncs.rank} blocks in host synchronization "

@@ -24,7 +24,7 @@ from .. import intervals as iv
 from ..model import Lane, RankTrace, Step
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Overlap:
     """Overlap figures of one step (``step`` >= 0) or of the whole window (``step`` = -1)."""
 
@@ -56,7 +56,7 @@ class Overlap:
         return 100.0 * self.overlapped_ns / self.comm_ns if self.comm_ns else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RankOverlap:
     rank: int
     steps: tuple[Overlap, ...]
@@ -94,7 +94,8 @@ def _figures(step: int, step_ns: int, comp: iv.Span, comm: iv.Span, nbytes: int)
     m = iv.union(*comm)
     c_len, m_len = int((c[1] - c[0]).sum()), int((m[1] - m[0]).sum())
     both = iv.length(iv.combine(c, m))
-    return Overlap(step, step_ns, c_len, m_len, c_len + m_len - both, nbytes)
+    return Overlap(step=step, step_ns=step_ns, compute_ns=c_len, comm_ns=m_len, overlapped_ns=c_len + m_len - both,
+                   comm_bytes=nbytes)
 
 
 def step_windows(rt: RankTrace) -> list[tuple[Step, int, int]]:
@@ -151,7 +152,8 @@ def _per_step(rt: RankTrace, windows: list[tuple[Step, int, int]], bytes_by: dic
     lo = np.array([w[1] for w in windows], dtype=np.int64)
     hi = np.array([w[2] for w in windows], dtype=np.int64)
     c, m, b = iv.lengths_within(comp, lo, hi), iv.lengths_within(comm, lo, hi), iv.lengths_within(both, lo, hi)
-    return tuple(Overlap(s.number, int(h - lo_), int(ci), int(mi), int(bi), bytes_by.get(s.number, 0))
+    return tuple(Overlap(step=s.number, step_ns=int(h - lo_), compute_ns=int(ci), comm_ns=int(mi),
+                         overlapped_ns=int(bi), comm_bytes=bytes_by.get(s.number, 0))
                  for (s, lo_, h), ci, mi, bi in zip(windows, c, m, b, strict=True))
 
 
@@ -172,4 +174,4 @@ def rank_overlap(rt: RankTrace, steps: Iterable[int] | None = None) -> RankOverl
     chosen = [w[0] for w in windows]
     span_ns = (chosen[-1].end_ns - chosen[0].start_ns) if chosen else 0
     window = _figures(-1, span_ns, comp, comm, total_bytes)
-    return RankOverlap(rt.rank, per, window, hta_window_overlap(rt))
+    return RankOverlap(rank=rt.rank, steps=per, window=window, hta_window=hta_window_overlap(rt))

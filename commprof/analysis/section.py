@@ -39,7 +39,7 @@ class Finding:
     claim: str = ""  # EXPOSED, NOTHING_TO_GAIN or "" (see the arbiter)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Advice:
     """A concrete change with its predicted effect."""
 

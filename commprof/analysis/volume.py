@@ -15,7 +15,7 @@ from ..model import Collective, RankTrace
 from ..ops import bus_factor
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CollectiveStat:
     """One row of the collectives table.  Per-step figures are means over ranks and analyzed steps."""
 
@@ -60,8 +60,9 @@ def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = N
         algbw = a["exec_bytes"] / a["time"] if a["time"] > 0 and a["exec_bytes"] > 0 else None
         f = bus_factor(op, n)
         busbw = algbw * f if algbw is not None and f is not None else None
-        out.append(CollectiveStat(op, pg, n, dt, nr, count, nbytes, tns, a["count"], a["bytes"], a["exec"],
-                                  algbw, busbw, via, a["unknown"]))
+        out.append(CollectiveStat(op=op, process_group=pg, group_size=n, dtype=dt, ranks=nr, count=count, bytes=nbytes,
+                                  time_ns=tns, total_count=a["count"], total_bytes=a["bytes"], executed=a["exec"],
+                                  algbw_gbps=algbw, busbw_gbps=busbw, via=via, unknown_size=a["unknown"]))
     out.sort(key=lambda s: (-s.time_ns, -s.bytes))
     return out
 

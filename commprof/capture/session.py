@@ -18,7 +18,6 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +34,7 @@ from ..warn import warn
 from . import fsdp, probe
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
+from .options import TraceOptions, signature_of
 
 _session_counter = 0
 
@@ -81,24 +81,19 @@ def _versions() -> dict[str, Any]:
 class TraceSession:
     """The object ``commprof.trace()`` returns; call ``step()`` once per training step."""
 
-    def __init__(self, out_dir: str | os.PathLike, *, model: Any = None, wait: int = 1, warmup: int = 1,
-                 active: int = 3, repeat: int = 1, skip_first: int = 0, record_shapes: bool = True,
-                 profile_memory: bool = False, with_stack: bool = False, comm_hook: Callable | None = None,
-                 comm_state: Any = None, activities: Iterable[ProfilerActivity] | None = None,
-                 modules: Any = None, probe: bool = True) -> None:
-        if min(wait, warmup, repeat, skip_first) < 0 or active < 1:
-            raise ValueError("wait, warmup, repeat, skip_first must be >= 0 and active >= 1")
-        if comm_hook is not None and model is None:
-            raise ValueError("comm_hook= needs model= (the DDP model to register it on)")
-        self.out_dir = Path(out_dir)
-        self.model = model
-        self._sched_args = dict(wait=wait, warmup=warmup, active=active, repeat=repeat, skip_first=skip_first)
+    def __init__(self, options: TraceOptions) -> None:
+        self.options = options
+        self.out_dir = Path(options.out_dir)
+        self.model = options.model
+        self._sched_args = options.schedule()
         self._schedule = schedule(**self._sched_args)
-        self._prof_kwargs = dict(record_shapes=record_shapes, profile_memory=profile_memory, with_stack=with_stack)
-        self._comm_hook, self._comm_state = comm_hook, comm_state
-        self._probe = probe
+        self._prof_kwargs = dict(record_shapes=options.record_shapes, profile_memory=options.profile_memory,
+                                 with_stack=options.with_stack)
+        self._comm_hook, self._comm_state = options.comm_hook, options.comm_state
+        self._probe = options.probe
         self._fsdp = False
         self.rates: dict[str, Any] = {}
+        activities = options.activities
         if activities is None:
             activities = [ProfilerActivity.CPU]
             if torch.cuda.is_available():
@@ -109,7 +104,8 @@ class TraceSession:
         self.step_num = 0
         self.warnings: list[str] = []
         self.recorder: DDPRecorder | None = None
-        self.module_recorder: ModuleRecorder | None = ModuleRecorder(modules) if modules is not None else None
+        self.module_recorder: ModuleRecorder | None = \
+            ModuleRecorder(options.modules) if options.modules is not None else None
         self._prof: profile | None = None
         self._writable = True
         self._warned_write = False
@@ -360,7 +356,8 @@ class TraceSession:
             self._write_failed(e)
 
 
-def trace(out_dir: str | os.PathLike = "traces", **kwargs: Any) -> TraceSession:
+@signature_of(TraceOptions)
+def trace(*args: Any, **kwargs: Any) -> TraceSession:
     """Trace a training loop::
 
         with commprof.trace("traces", model=ddp_model) as prof:
@@ -368,13 +365,5 @@ def trace(out_dir: str | os.PathLike = "traces", **kwargs: Any) -> TraceSession:
                 ...  # forward, backward, optimizer step
                 prof.step()
 
-    Options: ``model`` (a DistributedDataParallel; enables bucket recording), ``wait=1, warmup=1,
-    active=3, repeat=1, skip_first=0`` (the torch.profiler schedule), ``record_shapes=True``,
-    ``profile_memory=False``, ``with_stack=False``, ``comm_hook`` / ``comm_state`` (your own DDP comm
-    hook: DDP accepts only one, so commprof registers its recorder and calls yours), ``activities``
-    (default CPU, plus CUDA when a GPU is present), ``modules`` (a module, whose children are recorded, or a
-    list / dict of modules: per call forward and backward times and output bytes, for pipeline partitioning),
-    ``probe=True`` (with a DDP model: measure, once at the start, the rates the advisor's what-ifs need on this
-    machine, such as PowerSGD's matrix products; well under a second, see ``commprof.capture.probe``).
-    """
-    return TraceSession(out_dir, **kwargs)
+    The options are ``TraceOptions``'s fields (``commprof.capture.options``, each with its docstring)."""
+    return TraceSession(TraceOptions(*args, **kwargs))

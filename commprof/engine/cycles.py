@@ -88,7 +88,7 @@ def _pick(path: Path, found: list[Cycle], traces: Sequence[RankTrace], cycle: in
     held = "; ".join(f"cycle {c.number}: steps {span(c.steps)}" for c in found)
     if cycle is not None:
         if not 1 <= cycle <= len(found):
-            raise InputError(path, f"--cycle {cycle}: the traces hold {len(found)} profiler cycle(s) ({held})")
+            raise InputError(path, f"cycle={cycle}: the traces hold {len(found)} profiler cycle(s) ({held})")
         return found[cycle - 1]
     if steps is not None:
         wanted = set(steps)
@@ -97,7 +97,7 @@ def _pick(path: Path, found: list[Cycle], traces: Sequence[RankTrace], cycle: in
             raise InputError(path, f"the requested steps {span(steps)} select nothing: the traces hold {held}")
         if len(hit) > 1:
             raise InputError(path, f"the requested steps span profiler cycles {', '.join(str(c.number) for c in hit)} "
-                                   f"({held}): pick one with --cycle N")
+                                   f"({held}): pick one with cycle=N")
         return hit[0]
     width = max(len({traces[i].rank for i in c.members}) for c in found)
     length = max(len(traces[i].steps) for c in found for i in c.members)

@@ -171,7 +171,7 @@ def _rules(patterns: Iterable[str]) -> CommRules | None:
         try:
             extra.append(user_rule(p))
         except ValueError as e:
-            raise InputError("--comm-kernel", str(e)) from None
+            raise InputError("comm_kernels=", str(e)) from None
     return CommRules(extra) if extra else None
 
 

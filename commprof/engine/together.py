@@ -59,7 +59,7 @@ def judge(run: R, ask: Together, cycle_note: str | None) -> R:
     per_rank = ask.per_rank
     if verdict.problem:
         if not ask.per_rank:
-            raise InputError(path, f"{verdict.problem} (--per-rank gives per-rank figures only)")
+            raise InputError(path, f"{verdict.problem} (per_rank=True gives per-rank figures only)")
         notes.append(f"per-rank figures only, no cross-rank figure: {verdict.problem}")
     elif per_rank and len(run.ranks) > 1:
         notes.append("per-rank figures only (--per-rank): no wait, straggler or advice across ranks")

@@ -10,10 +10,18 @@ MERGED = "merged.json"
 HTML = "report.html"
 REPORT_DIR = "commprof-report"
 COMPARE = "compare.json"
+COMPARE_HTML = "compare.html"
+COMPARE_DIR = "commprof-compare"
+DEMO_DIR = "commprof-demo"  # where ``python -m commprof demo`` trains and traces
 # JSON files in a trace folder that are commprof's own outputs, not traces
 NOT_TRACES = frozenset({SUMMARY, MERGED, COMPARE})
 # commprof's files that are not traces, by suffix: sidecars, the monitor's hang dumps
 NOT_TRACE_SUFFIXES = (SIDECAR_SUFFIX, ".hang.json")
+
+
+def plot_name(name: str) -> str:
+    """The PNG file of a report's plot (beside report.html)."""
+    return f"{name}.png"
 
 
 def trace_name(rank: int) -> str:

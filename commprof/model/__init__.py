@@ -2,15 +2,26 @@
 
 from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent, FSDPSettings, FSDPUnit
-from .monitor import Crash, Frame, FREntry, HangDump, Issue, MonitorRank, MonitorRun, RollupCollective, ThreadStack
-from .rates import MQ, MTP, PQT, PRODUCT_KINDS, ProbeRates, ThinProduct
+from .monitor import (
+                      Crash,
+                      Frame,
+                      FREntry,
+                      HangDump,
+                      Issue,
+                      MonitorRank,
+                      MonitorRun,
+                      MonitorStep,
+                      RollupCollective,
+                      ThreadStack,
+)
+from .rates import MQ, MTP, PQT, PRODUCT_KINDS, Orthogonalization, ProbeRates, ThinProduct
 from .sidecar import BucketEvent, BucketLayout, DDPSettings, ModuleCall, ParamInfo, Sidecar, StepTime
 from .spilled import SpillDir, SpilledArray, SpilledLane
-from .trace import Collective, DPCall, GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace, Run, Step
+from .trace import Collective, DPCall, DPWork, GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace, Run, Step
 
-__all__ = ["AllocCalls", "Mark", "StepAllocs", "BucketEvent", "BucketLayout",
-           "Collective", "Crash", "DDPSettings", "DPCall", "Frame", "FREntry",
+__all__ = ["AllocCalls", "Mark", "StepAllocs", "BucketEvent", "BucketLayout", "Collective", "Crash", "DDPSettings",
+           "DPCall", "DPWork", "Frame", "FREntry",
            "FSDPEvent", "FSDPSettings", "FSDPUnit", "GradEvents", "HangDump", "HostTransfers", "Issue", "Lane",
-           "ModuleCall", "MonitorRank", "MonitorRun", "MQ", "MTP", "ParamInfo", "PQT", "ProbeRates", "ProcessGroup",
-           "PRODUCT_KINDS", "RankTrace", "RollupCollective", "Run", "Sidecar", "SpillDir", "SpilledArray",
-           "SpilledLane", "Step", "StepTime", "ThinProduct", "ThreadStack"]
+           "ModuleCall", "MonitorRank", "MonitorRun", "MonitorStep", "MQ", "MTP", "ParamInfo", "PQT",
+           "Orthogonalization", "ProbeRates", "ProcessGroup", "PRODUCT_KINDS", "RankTrace", "RollupCollective", "Run",
+           "Sidecar", "SpillDir", "SpilledArray", "SpilledLane", "Step", "StepTime", "ThinProduct", "ThreadStack"]

@@ -17,7 +17,7 @@ class FSDPEvent:
     end_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FSDPUnit:
     name: str
     params: int

@@ -4,6 +4,7 @@ hold, as typed records.  Times are Unix nanoseconds (each rank's own clock)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ class ThreadStack:
     frames: tuple[Frame, ...]  # innermost last
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HangDump:
     """A rank's dump: the monitor's (hang, SIGUSR1, exception) or PyTorch's own on an NCCL timeout."""
 
@@ -89,6 +90,14 @@ class RollupCollective:
     issues: tuple[Issue, ...]
 
 
+class MonitorStep(NamedTuple):
+    """One step the monitor timed (Unix ns, the rank's own clock)."""
+
+    step: int
+    start_ns: int
+    end_ns: int
+
+
 @dataclass(frozen=True, slots=True)
 class MonitorRank:
     """One rank's ``rank{R}.monitor.jsonl``."""
@@ -97,7 +106,7 @@ class MonitorRank:
     path: str
     world_size: int | None
     backend: str | None
-    steps: tuple[tuple[int, int, int], ...]  # step, start_ns, end_ns
+    steps: tuple[MonitorStep, ...]  # in step order
     collectives: tuple[RollupCollective, ...]
     lost: int  # Flight Recorder entries dropped before they were rolled up
 

@@ -4,6 +4,7 @@ from the trace's own operators (thin matrix products such as PowerSGD's)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # the three thin products of torch's powerSGD_hook, for an n x m gradient M and rank-r factors P (n x r), Q (m x r)
 MQ, MTP, PQT = "mq", "mtp", "pqt"  # P = M Q, Q = Mᵀ P, M = P Qᵀ
@@ -21,6 +22,14 @@ class ThinProduct:
     ns: float
 
 
+class Orthogonalization(NamedTuple):
+    """One timed ``linalg.qr`` of a rows x r factor (PowerSGD's orthogonalization), in ns."""
+
+    rows: int
+    r: int
+    ns: float
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeRates:
     """The capture probe's measurements (``commprof.capture.probe``)."""
@@ -30,5 +39,5 @@ class ProbeRates:
     pass_bps: float | None  # in-place pass over a buffer (add_)
     fresh_bps: float | None  # element-wise operator writing a fresh buffer (clone, a - b)
     products: tuple[ThinProduct, ...]
-    orthogonalize: tuple[tuple[int, int, float], ...]  # (rows, rank, ns) of linalg.qr on a rows x rank factor
+    orthogonalize: tuple[Orthogonalization, ...]
     wall_ms: float

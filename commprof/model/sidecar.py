@@ -30,7 +30,7 @@ class ParamInfo:
         return param_bytes(self.numel, self.dtype)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DDPSettings:
     """DistributedDataParallel's settings as the traced model had them."""
 
@@ -72,7 +72,7 @@ class BucketLayout:
     buckets: tuple[tuple[tuple[str, int], ...], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BucketEvent:
     """One gradient bucket in one step, times on the trace clock."""
 
@@ -112,7 +112,7 @@ class ModuleCall:
     out_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sidecar:
     """``rank{R}.commprof.json``: what commprof recorded beside the Kineto trace."""
 

@@ -9,7 +9,7 @@ millions of kernels stays small in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent
@@ -53,7 +53,7 @@ class Step:
         return self.end_ns - self.start_ns
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Collective:
     """One collective or point-to-point call as this rank saw it.
 
@@ -96,17 +96,27 @@ class ProcessGroup:
     ranks: tuple[int, ...]
 
 
+class DPWork(NamedTuple):
+    """GPU work an ``nn.DataParallel`` call launched: an NCCL kernel or a device copy."""
+
+    device: int
+    start_ns: int
+    end_ns: int
+    kind: str  # "nccl" or the copy's kind (HtoD, DtoD, ...)
+    bytes: int
+
+
 @dataclass(frozen=True, slots=True)
 class DPCall:
     """One call of an ``nn.DataParallel`` autograd function (Broadcast, Scatter, Gather, ReduceAddCoalesced)
-    and the GPU work it launched: NCCL kernels and device copies, each ``(device, start, end, kind, bytes)``."""
+    and the GPU work it launched."""
 
     name: str
     start_ns: int
     end_ns: int
     step: int  # -1 outside every step
     bytes: int | None  # its tensor arguments (Input Dims x dtype); None without record_shapes
-    gpu: tuple[tuple[int, int, int, str, int], ...]
+    gpu: tuple[DPWork, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +146,7 @@ class GradEvents:
         return int(self.start_ns.shape[0])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RankTrace:
     """Everything the analysis needs from one rank's trace (and sidecar, when there is one)."""
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import intervals as iv
-from ..model import DPCall
+from ..model import DPCall, DPWork
 from .scan import CpuRec, Scan
 from .shapes import tensor_bytes
 from .steps import StepOf
@@ -52,7 +52,7 @@ def dp_calls(calls: Launched, attribute: StepOf) -> tuple[DPCall, ...]:
         return ()
     steps = attribute(np.array([r.start for r, _ in calls], dtype=np.int64))
     return tuple(DPCall(r.name, r.start, r.end, int(st), tensor_bytes(r.args),
-                        tuple((dev, start, end, kind, nb) for start, end, _c, dev, kind, nb in work))
+                        tuple(DPWork(dev, start, end, kind, nb) for start, end, _c, dev, kind, nb in work))
                  for (r, work), st in zip(calls, steps, strict=True))
 
 

@@ -14,7 +14,18 @@ import orjson
 
 from ..errors import InputError, read_bounded
 from ..formats import monitor as F
-from ..model import Crash, Frame, FREntry, HangDump, Issue, MonitorRank, MonitorRun, RollupCollective, ThreadStack
+from ..model import (
+    Crash,
+    Frame,
+    FREntry,
+    HangDump,
+    Issue,
+    MonitorRank,
+    MonitorRun,
+    MonitorStep,
+    RollupCollective,
+    ThreadStack,
+)
 from .safepickle import load_plain
 
 _RANK = re.compile(r"rank[_-]?(\d+)")
@@ -93,9 +104,9 @@ def read_hang(p: Path) -> HangDump:
     fr: dict[str, Any] = doc[F.FR] if isinstance(doc.get(F.FR), dict) else {}
     entries = tuple(x for x in (_entry(e) for e in fr.get(F.FR_ENTRIES) or []) if x is not None)
     err = fr.get(F.FR_ERROR)
-    return HangDump(rank, str(p), "commprof", str(doc.get(F.REASON, ""))[:600], _int(doc.get(F.STEP)),
-                    _int(doc.get(F.TIME)), str(err)[:600] if err else None, entries, _threads(doc.get(F.THREADS)),
-                    _int(doc.get(F.WORLD_SIZE)))
+    return HangDump(rank=rank, path=str(p), source="commprof", reason=str(doc.get(F.REASON, ""))[:600],
+                    step=_int(doc.get(F.STEP)), time_ns=_int(doc.get(F.TIME)), fr_error=str(err)[:600] if err else None,
+                    entries=entries, threads=_threads(doc.get(F.THREADS)), world_size=_int(doc.get(F.WORLD_SIZE)))
 
 
 def read_pickle(p: Path) -> HangDump:
@@ -109,7 +120,8 @@ def read_pickle(p: Path) -> HangDump:
         raise InputError(p, "Flight Recorder dump without a rank in its name")
     entries = tuple(x for x in (_entry(F.convert_fr_entry(e)) for e in doc["entries"]
                                 if isinstance(e, dict) and not e.get("is_p2p")) if x is not None)
-    return HangDump(rank, str(p), "pytorch", "PyTorch's Flight Recorder dump", None, None, None, entries, ())
+    return HangDump(rank=rank, path=str(p), source="pytorch", reason="PyTorch's Flight Recorder dump", step=None,
+                    time_ns=None, fr_error=None, entries=entries, threads=())
 
 
 def read_fault(p: Path) -> Crash | None:
@@ -147,7 +159,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         raw = p.read_bytes()
     except OSError as e:
         raise InputError(p, f"cannot be read ({e.strerror or e})") from None
-    steps: list[tuple[int, int, int]] = []
+    steps: list[MonitorStep] = []
     colls: dict[tuple[str, str], list[Any]] = {}
     rank = world = backend = None
     lost = 0
@@ -165,7 +177,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         world = _int(d.get(F.WORLD_SIZE)) or world
         backend = d[F.BACKEND] if isinstance(d.get(F.BACKEND), str) else backend
         lost += _int(d.get(F.FR_LOST)) or 0
-        steps += [(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
+        steps += [MonitorStep(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
                   if isinstance(s, list) and len(s) == 3 and all(_int(x) is not None for x in s)]
         for c in d.get(F.COLLECTIVES) or []:
             if not isinstance(c, dict):

@@ -43,7 +43,7 @@ class CpuRec:
     args: dict[str, Any]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Scan:
     threads: dict[Any, str] = field(default_factory=dict)
     steps: dict[int, tuple[int, int]] = field(default_factory=dict)

@@ -23,6 +23,7 @@ from ..model import (
     FSDPSettings,
     FSDPUnit,
     ModuleCall,
+    Orthogonalization,
     ParamInfo,
     ProbeRates,
     Sidecar,
@@ -169,10 +170,12 @@ def fsdp_settings(raw: Any) -> FSDPSettings | None:
     for u in raw.get(F.FSDP_UNITS) or []:
         if not isinstance(u, dict) or not isinstance(u.get(F.U_NAME), str):
             continue
-        units.append(FSDPUnit(u[F.U_NAME][:200], _i(u.get(F.U_PARAMS)), _i(u.get(F.U_NUMEL)),
-                              _i(u.get(F.U_UNSHARDED_BYTES)), _i(u.get(F.U_SHARDED_BYTES)), _names(u.get(F.U_DTYPES)),
-                              bool(u.get(F.U_RESHARD)), _names(u.get(F.U_FWD_PREFETCH)),
-                              _names(u.get(F.U_BWD_PREFETCH))))
+        units.append(FSDPUnit(name=u[F.U_NAME][:200], params=_i(u.get(F.U_PARAMS)), numel=_i(u.get(F.U_NUMEL)),
+                              unsharded_bytes=_i(u.get(F.U_UNSHARDED_BYTES)),
+                              sharded_bytes=_i(u.get(F.U_SHARDED_BYTES)), dtypes=_names(u.get(F.U_DTYPES)),
+                              reshard_after_forward=bool(u.get(F.U_RESHARD)),
+                              forward_prefetch=_names(u.get(F.U_FWD_PREFETCH)),
+                              backward_prefetch=_names(u.get(F.U_BWD_PREFETCH))))
     mp: dict[str, Any] = raw[F.FSDP_MP] if isinstance(raw.get(F.FSDP_MP), dict) else {}
     mesh: dict[str, Any] = raw[F.FSDP_MESH] if isinstance(raw.get(F.FSDP_MESH), dict) else {}
     shape = tuple(d for d in mesh.get("shape") or [] if isinstance(d, int) and not isinstance(d, bool))
@@ -196,7 +199,7 @@ def probe_rates(raw: Any) -> ProbeRates | None:
     products = tuple(ThinProduct(p[0], p[1], p[2], p[3], float(p[4])) for p in raw.get(F.R_PRODUCTS) or []
                      if isinstance(p, list) and len(p) == 5 and p[0] in PRODUCT_KINDS and _ints(p[1:4])
                      and _pos(p[4]) is not None)
-    orth = tuple((o[0], o[1], float(o[2])) for o in raw.get(F.R_ORTHOGONALIZE) or []
+    orth = tuple(Orthogonalization(o[0], o[1], float(o[2])) for o in raw.get(F.R_ORTHOGONALIZE) or []
                  if isinstance(o, list) and len(o) == 3 and _ints(o[:2]) and _pos(o[2]) is not None)
     return ProbeRates(str(raw.get(F.R_DEVICE) or "cpu"), _i(raw.get(F.R_BUFFER_BYTES)), _pos(raw.get(F.R_PASS_BPS)),
                       _pos(raw.get(F.R_FRESH_BPS)), products, orth, _pos(raw.get(F.R_WALL_MS)) or 0.0)

@@ -142,8 +142,8 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
 
 def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     parts = ["<h2>Per rank: its median step, ms</h2>" + _head(
-        "rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
-        "unprofiled step", name="ranks")]
+        ("rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
+         "unprofiled step"), name="ranks")]
     for r in s["ranks"]:
         parts.append(_row((r["rank"], _n(r["step_ms"]), _n(r["compute_ms"]), _n(r["comm_ms"]),
                            _n(r["overlapped_ms"]), _n(r["exposed_comm_ms"]), _n(r["other_ms"]),
@@ -157,7 +157,7 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
     if not s["collectives"]:
         return []
     parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
-        "op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s",
+        ("op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s"),
         name="collectives")]
     for c in s["collectives"]:
         parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['via'] or '-')}</td><td>{h(c['process_group'])}</td>"
@@ -177,8 +177,8 @@ def _bandwidth(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[
              "collectives, on transfer times (from the moment every rank had started to the end: waits "
              "removed; overlapping transfers share the link). NCCL kernel "
              "names say which algorithm and protocol a kernel was compiled for; NCCL may choose "
-             "differently at run time.</p>" + _head("op", "group", "n", "points", "α µs", "β GB/s", "busbw GB/s",
-                                                    "peak GB/s", "% of peak", "peak from")]
+             "differently at run time.</p>" + _head(("op", "group", "n", "points", "α µs", "β GB/s", "busbw GB/s",
+                                                     "peak GB/s", "% of peak", "peak from"))]
     for f in s["bandwidth_model"]:
         parts.append(f"<tr><td>{h(f['op'])}</td><td>{h(f['process_group'])}</td><td class='n'>{f['group_size']}"
                      f"</td><td class='n'>{f['points']}</td><td class='n'>{_n(f['alpha_us'], 1)}</td>"
@@ -192,13 +192,15 @@ def _bandwidth(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[
 def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if not s["stragglers"]:
         return []
-    parts = [f"<h2>Stragglers</h2><p>Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
+    parts = [f"<h2>Stragglers</h2><p>By the wait each rank caused per step (when it arrived last, its lead on "
+             f"the next-to-last rank). Late = last to arrive, more than {s['straggler_threshold_ms']:.2f} ms "
              "after the first rank. While the others waited, the late rank was computing, communicating "
              "or idle (no operator or kernel ran: data loading, host-side stalls).</p>"
-             + _head("rank", "late at", "of", "mean lateness ms", "computing", "communicating", "idle",
-                     name="stragglers")]
-    for st in s["stragglers"]:
-        parts.append(_row((st["rank"], st["late_count"], st["instances"], _n(st["mean_late_ms"]),
+             + _head(("rank", "caused wait ms/step", "late at", "of", "mean lateness ms", "computing",
+                      "communicating", "idle"), name="stragglers")]
+    for st in s["stragglers"][:50]:
+        parts.append(_row((st["rank"], _n(st["caused_wait_ms"]), st["late_count"], st["instances"],
+                           _n(st["mean_late_ms"]),
                            _n(st["late_compute_ms"]), _n(st["late_comm_ms"]), _n(st["late_idle_ms"]))))
     parts.append(_END)
     return parts

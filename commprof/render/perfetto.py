@@ -2,7 +2,8 @@
 
 Opens in Perfetto (ui.perfetto.dev, "Open trace file") and chrome://tracing.  Each rank is a process
 (pid = rank); its threads are the analysis lanes: steps, compute, each collective lane, memcpy, and
-commprof's tracks: exposed communication, DDP buckets (ready -> launch -> done) and waits for late ranks.
+commprof's tracks: exposed communication, DDP buckets (ready -> launch -> done), waits for late ranks and the
+cross-rank critical path (the rank whose work or transfer the step waited for, at each moment).
 Timestamps are microseconds from the earliest event of the run, on the reference rank's clock (offsets
 from ``analysis.crossrank``).  Slices on one thread never partially overlap (the JSON importer requires
 proper nesting), so overlapping collectives are spread over sub-tracks.
@@ -87,7 +88,7 @@ def merged_trace(rep: Report) -> dict[str, Any]:
     return {"traceEvents": tracks.events, "displayTimeUnit": "ms",
             "otherData": {"generator": "commprof", "trace_dir": plain(run.path, 500),
                           "clock_offsets_ms": {str(k): v / 1e6 for k, v in off.items()},
-                          **({"root_cause": plain(rc, 1000)} if (rc := getattr(rep, "root_cause", None)) else {})}}
+                          **({"root_cause": plain(rc.text, 1000)} if (rc := rep.root_cause) is not None else {})}}
 
 
 def _critical_path(tracks: _Tracks, rep: Report, shift: dict[int, int]) -> None:

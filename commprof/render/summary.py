@@ -26,9 +26,10 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 # before "warnings"
 ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "backend", "devices", "ranks_loaded",
          "missing_ranks", "notes", "per_rank_only", "steps_analyzed", "ranks", "collectives", "buckets",
-         "stragglers", "clock_offsets_ms", "straggler_threshold_ms", "clock_reference_rank", "bandwidth_bins",
-         "bandwidth_model", "findings", "advice", "noise", "whatif", "whatifs", "advisor", "pipeline", "memory",
-         "churn", "parallelism", "dataparallel", "transfers", "fsdp", "hang", "monitor", "warnings")
+         "stragglers", "clock_offsets_ms", "straggler_threshold_ms", "clock_reference_rank", "root_cause",
+         "critical_path", "critical_comm", "bandwidth_bins", "bandwidth_model", "findings", "advice", "noise", "whatif",
+         "whatifs", "advisor", "pipeline", "memory", "churn", "parallelism", "dataparallel", "transfers", "fsdp",
+         "hang", "monitor", "warnings")
 
 
 def summary(rep: Report) -> dict[str, Any]:
@@ -63,7 +64,8 @@ def _core(rep: Report) -> dict[str, Any]:
         "collectives": [_collective(c) for c in rep.collectives],
         "stragglers": [{"rank": s.rank, "late_count": s.late_count, "mean_late_ms": _r(s.mean_late_ms),
                         "instances": s.instances, "late_compute_ms": _r(s.compute_ms),
-                        "late_comm_ms": _r(s.comm_ms), "late_idle_ms": _r(s.idle_ms)}
+                        "late_comm_ms": _r(s.comm_ms), "late_idle_ms": _r(s.idle_ms),
+                        "caused_wait_ms": _r(s.caused_wait_ms)}
                        for s in cross.stragglers],
         "clock_offsets_ms": {str(r): _r(v / 1e6) for r, v in sorted(cross.offsets_ns.items())},
         "straggler_threshold_ms": _r(cross.threshold_ns / 1e6),

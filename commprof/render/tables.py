@@ -25,9 +25,10 @@ def html_row(values: Iterable[object]) -> str:
     return "<tr>" + "".join(f"<td class='n'>{v}</td>" for v in values) + "</tr>"
 
 
-def html_head(*cols: str, name: str = "") -> str:
-    """A table's start: its header row and the opened body (close it with ``HTML_END``); ``name``: the table's
-    ``data-commprof`` name (``table-NAME``), which the page's sort and filter script and the browser tests use."""
+def html_head(cols: Sequence[str], *, name: str = "") -> str:
+    """A table's start: its header row (``cols``) and the opened body (close it with ``HTML_END``); ``name``: the
+    table's ``data-commprof`` name (``table-NAME``), which the page's sort and filter script and the browser tests
+    use."""
     attr = f" data-commprof='table-{name}'" if name else ""
     return f"<table{attr}><thead><tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr></thead><tbody>"
 

@@ -76,9 +76,9 @@ def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
     t = _table("Per rank: its median step (ms; the parts add up to the step)",
                ("rank", "step ms", "compute", "comm", "overlap", "exposed", "other", "overlap %", "wait", "bytes/step"))
     for r in s["ranks"][:MAX_ROWS * 2]:
-        t.add_row(str(r["rank"]), _f(r["step_ms"]), _f(r["compute_ms"]), _f(r["comm_ms"]),
-                  _f(r["overlapped_ms"]), _f(r["exposed_comm_ms"]), _f(r["other_ms"]), _f(r["overlap_pct"], 1),
-                  _f(r["wait_ms"]), _fmt_bytes(r["comm_bytes_per_step"]))
+        t.add_row(*(str(r["rank"]), _f(r["step_ms"]), _f(r["compute_ms"]), _f(r["comm_ms"]),
+                    _f(r["overlapped_ms"]), _f(r["exposed_comm_ms"]), _f(r["other_ms"]), _f(r["overlap_pct"], 1),
+                    _f(r["wait_ms"]), _fmt_bytes(r["comm_bytes_per_step"])))
     con.print(t)
     if len(s["ranks"]) > MAX_ROWS * 2:
         con.print(f"  … {len(s['ranks']) - MAX_ROWS * 2} more ranks in summary.json")
@@ -96,9 +96,9 @@ def _collectives(con: Console, rep: Report, s: dict[str, Any]) -> None:
     t = _table("Collectives (per step, per rank)", ("op", "via", "group", "n", "dtype", "count", "bytes", "time ms",
                                                     "algbw GB/s", "busbw GB/s"), left=("op", "via", "dtype", "group"))
     for c in s["collectives"][:MAX_ROWS]:
-        t.add_row(plain(c["op"], 24), plain(c["via"] or "-", 14), plain(c["process_group"], 12), str(c["group_size"]),
-                  plain(c["dtype"], 10), _f(c["count"], 1), _fmt_bytes(c["bytes"]), _f(c["time_ms"]),
-                  _f(c["algbw_gbps"]), _f(c["busbw_gbps"]))
+        t.add_row(*(plain(c["op"], 24), plain(c["via"] or "-", 14), plain(c["process_group"], 12),
+                    str(c["group_size"]), plain(c["dtype"], 10), _f(c["count"], 1), _fmt_bytes(c["bytes"]),
+                    _f(c["time_ms"]), _f(c["algbw_gbps"]), _f(c["busbw_gbps"])))
     con.print(t)
     if len(s["collectives"]) > MAX_ROWS:
         con.print(f"  … {len(s['collectives']) - MAX_ROWS} more rows in summary.json")
@@ -112,9 +112,9 @@ def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
                ("op", "group", "n", "points", "α µs", "β GB/s", "busbw GB/s", "peak GB/s", "% of peak"),
                left=("op", "group"))
     for f in s["bandwidth_model"][:MAX_ROWS]:
-        t.add_row(plain(f["op"], 24), plain(f["process_group"], 12), str(f["group_size"]), str(f["points"]),
-                  _f(f["alpha_us"], 1), _f(f["beta_gbps"]), _f(f["busbw_gbps"]), _f(f["peak_gbps"], 0),
-                  _f(f["pct_of_peak"], 1))
+        t.add_row(*(plain(f["op"], 24), plain(f["process_group"], 12), str(f["group_size"]), str(f["points"]),
+                    _f(f["alpha_us"], 1), _f(f["beta_gbps"]), _f(f["busbw_gbps"]), _f(f["peak_gbps"], 0),
+                    _f(f["pct_of_peak"], 1)))
     con.print(t)
     peaks = {f["peak_source"] for f in s["bandwidth_model"] if f["peak_source"]}
     if peaks and "given with --link-gbps" not in peaks:
@@ -125,13 +125,14 @@ def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _stragglers(con: Console, rep: Report, s: dict[str, Any]) -> None:
     if not s["stragglers"]:
         return
-    con.print(Text(f"Stragglers (late = last to arrive, > {s['straggler_threshold_ms']:.2f} ms after the first)",
-                   style="bold"))
+    con.print(Text(f"Stragglers (by the wait they caused per step; late = last to arrive, "
+                   f"> {s['straggler_threshold_ms']:.2f} ms after the first)", style="bold"))
     for st in s["stragglers"][:5]:
-        con.print(Text(f"  rank {st['rank']}: late at {st['late_count']} of {st['instances']} collectives, "
-                       f"by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
-                       f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
-                       f"idled {st['late_idle_ms']:.2f} ms"))
+        con.print(Text(f"  rank {st['rank']}: caused {st['caused_wait_ms']:.2f} ms of wait per step; late at "
+                       f"{st['late_count']} of {st['instances']} collectives"
+                       + (f", by {st['mean_late_ms']:.2f} ms on average; meanwhile it computed "
+                          f"{st['late_compute_ms']:.2f} ms, communicated {st['late_comm_ms']:.2f} ms, "
+                          f"idled {st['late_idle_ms']:.2f} ms" if st["late_count"] else "")))
     con.print()
 
 

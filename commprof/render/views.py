@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .families import dataparallel, ddp, fsdp, memory, monitor, pipeline, transfers
+from .families import crossrank, dataparallel, ddp, fsdp, memory, monitor, pipeline, transfers
 
 Hook = Callable[..., Any]
 
@@ -31,6 +31,7 @@ class View:
 
 
 VIEWS: tuple[View, ...] = (
+    View(family="crossrank", json=crossrank.as_json, text=crossrank.text, html=crossrank.html),
     View(family="ddp", json=ddp.as_json, note=ddp.note, text=ddp.text, html=ddp.html, plots=ddp.plots),
     View(family="fsdp", json=fsdp.report_json, text=fsdp.text, html=fsdp.html, plots=fsdp.plots),
     View(family="pipeline", json=pipeline.as_json, text=pipeline.text, html=pipeline.html),

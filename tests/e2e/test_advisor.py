@@ -77,7 +77,8 @@ def test_hidden_communication_gives_no_advice(gloo_run):
     rep = commprof.analyze(run)
     # the run on an infinitely fast network: nothing to gain
     from commprof.analysis.bandwidth import Bandwidth, Fit
-    fast = Bandwidth((), (Fit("all_reduce", "0", 2, 10, 1.0, 1e6, None, None, None, None),), {})
+    fast = Bandwidth((), (Fit(op="all_reduce", process_group="0", group_size=2, points=10, alpha_us=1.0, beta_gbps=1e6,
+                              busbw_gbps=None, peak_gbps=None, peak_source=None, pct_of_peak=None),), {})
     adv = advise(run, rep.bucket_rows, rep.buckets, fast, rep.unprofiled_step_ms)
     assert adv.advice == ()
     assert any("nothing to gain" in f.text for f in adv.findings)
@@ -177,7 +178,7 @@ def test_powersgd_advice_on_a_slow_gloo_link_uses_one_bucket():
 
     whatifs, advice, findings = [], [], []
     base = replay(sc, 25 * MiB)
-    _powersgd([sc], predict, 25, base, base.step_ns / 1e6, whatifs, advice, findings, 0.05)
+    _powersgd([sc], predict, 25, base, base.step_ns / 1e6, whatifs, advice, findings, margin=0.05)
     assert {c for c, _ in used} == {34 * MiB}  # 32.03 MiB of gradients -> one bucket
     assert [w.value for w in whatifs] == [powersgd_name(r) for r in (1, 2, 4)]
     assert len(advice) == 1 and advice[0].knob == "comm_hook" and "one bucket" in advice[0].why
@@ -185,11 +186,11 @@ def test_powersgd_advice_on_a_slow_gloo_link_uses_one_bucket():
     # NCCL: no such constraint; older sidecars without shapes: no prediction, and the report says why
     nccl = Scenario(**{**{f: getattr(sc, f) for f in sc.__dataclass_fields__}, "backend": "nccl"})
     used.clear()
-    _powersgd([nccl], lambda c, k: (used.append((c, k)), replay(nccl, c, k))[1], 25, base, 1.0, [], [], [], 0.05)
+    _powersgd([nccl], lambda c, k: (used.append((c, k)), replay(nccl, c, k))[1], 25, base, 1.0, [], [], [], margin=0.05)
     assert {c for c, _ in used} == {25 * MiB}
     old = Scenario(**{**{f: getattr(sc, f) for f in sc.__dataclass_fields__}, "shapes": ()})
     findings = []
-    _powersgd([old], predict, 25, base, 1.0, [], [], findings, 0.05)
+    _powersgd([old], predict, 25, base, 1.0, [], [], findings, margin=0.05)
     assert findings and "lacks the gradients' shapes" in findings[0].text
 
 
@@ -201,7 +202,7 @@ def test_powersgd_is_not_advised_on_costs_nothing_measured():
     sc = _psgd_scenario(shapes, beta_bps=6e7, rates=ASSUMED_RATES)
     base = replay(sc, 25 * MiB)
     whatifs, advice, findings = [], [], []
-    _powersgd([sc], lambda c, k: replay(sc, c, k), 25, base, base.step_ns / 1e6, whatifs, advice, findings, 0.05)
+    _powersgd([sc], lambda c, k: replay(sc, c, k), 25, base, base.step_ns / 1e6, whatifs, advice, findings, margin=0.05)
     assert advice == [] and len(whatifs) == 3
     assert all("the products Q = Mᵀ P" in w.assumed for w in whatifs)
     assert len(findings) == 1 and "not advised" in findings[0].text and "probe" in findings[0].text

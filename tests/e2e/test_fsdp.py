@@ -53,7 +53,7 @@ def test_every_unit_and_phase_is_found_and_the_replay_matches_its_own_run(fsdp_r
     for name in ("0", "1", "2"):
         u = units[name]
         assert {AG, BWD_AG, RS} <= set(u.phases)  # resharded after forward: gathered again in the backward
-        assert u.phases[AG][0] == 4 * (128 * 128 + 128)
+        assert u.phases[AG].bytes == 4 * (128 * 128 + 128)
         for _b, ms, exposed, _hid in u.phases.values():
             assert 0 <= exposed <= ms + 1e-6
         assert u.fwd_compute_ms > 0 and u.bwd_compute_ms > 0

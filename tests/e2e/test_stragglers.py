@@ -24,7 +24,8 @@ def straggler_run(tmp_path_factory) -> Path:
 
 
 def _shift_rank(src: Path, dst: Path, rank: int, seconds: float) -> None:
-    """Copy a run, putting one rank's host clock ``seconds`` ahead (its trace and its sidecar)."""
+    """Copy a run as if one rank had run on another host whose clock is ``seconds`` ahead (its trace, named for
+    that host, and its sidecar): clocks of one host agree, so commprof refuses a shift between ranks of one host."""
     dst.mkdir()
     for p in src.iterdir():
         if p.is_dir():
@@ -35,6 +36,8 @@ def _shift_rank(src: Path, dst: Path, rank: int, seconds: float) -> None:
             for e in doc["traceEvents"]:
                 if isinstance(e.get("ts"), (int, float)):
                     e["ts"] += seconds * 1e6
+            if "host_name" in doc:
+                doc["host_name"] = f"{doc['host_name']}-other-host"
             data = gzip.compress(json.dumps(doc).encode())
         elif p.name == f"rank{rank}.commprof.json":
             sc = json.loads(data)
@@ -61,7 +64,12 @@ def test_report_names_the_straggler_and_its_lateness(straggler_run: Path):
     # rank 0 waits for rank 1 about as long as rank 1 slept, every step
     assert rep.cross.wait_ms_per_step[0] == pytest.approx(SLEEP_MS, rel=0.25)
     assert rep.cross.wait_ms_per_step[1] < 0.2 * SLEEP_MS
-    assert any(f.text.startswith("Rank 1 arrives last") for f in rep.findings)
+    assert top.caused_wait_ms == pytest.approx(SLEEP_MS, rel=0.3)  # one sleep per step, rank 0 waits it out
+    # the report leads with the root cause: rank 1, idle before collectives, about one sleep per step to gain
+    rc = rep.root_cause
+    assert rc is not None and rc.rank == 1 and rc.what == "idle before collectives"
+    assert rc.predicted_gain_ms == pytest.approx(SLEEP_MS, rel=0.35)
+    assert rep.findings[0].text.startswith("Rank 1 holds the job back")
 
 
 def test_clock_shifted_by_seconds_gives_the_same_answers(straggler_run: Path, tmp_path: Path):
@@ -73,6 +81,8 @@ def test_clock_shifted_by_seconds_gives_the_same_answers(straggler_run: Path, tm
     assert [(s.rank, s.late_count) for s in a.cross.stragglers] == [(s.rank, s.late_count) for s in b.cross.stragglers]
     assert a.cross.stragglers[0].mean_late_ms == pytest.approx(b.cross.stragglers[0].mean_late_ms, abs=1e-3)
     assert a.cross.wait_ms_per_step == pytest.approx(b.cross.wait_ms_per_step, abs=1e-3)
+    assert a.root_cause is not None and b.root_cause is not None and a.root_cause.rank == b.root_cause.rank == 1
+    assert a.root_cause.predicted_gain_ms == pytest.approx(b.root_cause.predicted_gain_ms, abs=1e-3)
     for oa, ob in zip(a.overlaps, b.overlaps, strict=True):
         assert oa.window.overlap_pct == pytest.approx(ob.window.overlap_pct)
         assert [s.exposed_ns for s in oa.steps] == [s.exposed_ns for s in ob.steps]

@@ -96,15 +96,18 @@ def test_cross_rank_aligns_clocks_and_finds_the_late_rank(shift_ns):
     assert cr.wait_ms_per_step == {0: pytest.approx(6.0), 1: 0.0}
 
 
-def test_arrivals_within_the_threshold_make_no_straggler():
+def test_arrivals_within_the_threshold_make_no_late_straggler_but_count_the_wait_caused():
     a, b = _pair(0.5)  # below min(1 ms, 5% of the 30 ms step = 1.5 ms)
-    assert cross_rank([a, b]).stragglers == ()
+    (s,) = cross_rank([a, b]).stragglers
+    assert (s.rank, s.late_count) == (1, 0)
+    assert s.caused_wait_ms == pytest.approx(1.5)  # 0.5 ms ahead of rank 0 at 3 collectives of the one step
 
 
 def test_unprofiled_step_time_skips_start_up_and_the_step_after_export():
     times = [StepTime(0, 0, 900, False), StepTime(1, 1000, 1100, False), StepTime(2, 2000, 2500, True),
              StepTime(3, 3000, 3800, False), StepTime(4, 4000, 4120, False), StepTime(5, 5000, 5140, False)]
-    side = Sidecar("s", "commprof.sidecar/1", "r", 0, 1, "gloo", {}, "cpu", None, (), (), tuple(times))
+    side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=0, world_size=1, backend="gloo", versions={},
+                   device="cpu", ddp=None, layouts=(), buckets=(), step_times=tuple(times))
     got = unprofiled_step_ms(run(rank_trace(0, sidecar=side)))
     assert got == {0: pytest.approx(120 / 1e6)}  # median of 100, 120, 140 ns (steps 1, 4, 5)
 
@@ -114,7 +117,8 @@ def test_analyze_a_hand_built_run_end_to_end():
     rep = analyze(run(a, b))
     assert [o.rank for o in rep.overlaps] == [0, 1]
     assert rep.cross.stragglers[0].rank == 1
-    assert any("Rank 1 arrives last" in f.text for f in rep.findings)
+    assert rep.findings[0].text.startswith("Rank 1 holds the job back")
+    assert rep.critical is not None and rep.critical.cause.what == "idle before collectives"
     assert rep.advice == ()  # no sidecar: nothing to replay
 
 

@@ -125,7 +125,7 @@ def test_the_last_complete_cycle_by_default():
     assert sorted(ch.members) == [2, 3] and "picked" in str(ch.note)
     ch = choose(Path("d"), ts, steps=range(7, 9))
     assert sorted(ch.members) == [2, 3]
-    with pytest.raises(InputError, match="--cycle 3: the traces hold 2 profiler cycle"):
+    with pytest.raises(InputError, match="cycle=3: the traces hold 2 profiler cycle"):
         choose(Path("d"), ts, cycle=3)
     with pytest.raises(InputError, match="span profiler cycles 1, 2"):
         choose(Path("d"), ts, steps=range(2, 10))

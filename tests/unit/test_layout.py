@@ -1,9 +1,11 @@
 """The layout's rules (docs/design.md), checked on the source: imports point one way with no cycle (lazy imports
-included), only capture imports torch, and no file grows past 400 lines."""
+included), only capture imports torch, no file grows past 400 lines, and no call passes more than 8 positional
+arguments."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from conftest import ROOT
@@ -149,3 +151,27 @@ def test_no_folder_over_15_modules():
         if n > 15:
             big[str(d.relative_to(ROOT))] = n
     assert not big, big
+
+
+def test_no_call_with_more_than_8_positional_arguments():
+    """Records are built by keyword: no call in the package passes more than 8 positional arguments (a ``*args``
+    unpacking, a row of cells for a variadic API, counts as none)."""
+    bad = []
+    for p in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Call):
+                n = sum(not isinstance(a, ast.Starred) for a in node.args)
+                if n > 8:
+                    bad.append(f"{p.relative_to(ROOT)}:{node.lineno} {ast.unparse(node.func)}() with {n}")
+    assert not bad, "\n".join(bad)
+
+
+def test_output_file_names_come_from_formats_files():
+    """The command line and the writer name no output file themselves: the names live in formats/files.py."""
+    bad = []
+    for p in (PKG / "__main__.py", PKG / "render" / "write.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                    re.fullmatch(r"[\w.-]+\.(json|html|png|txt)|commprof-\w+", node.value):
+                bad.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.value!r}")
+    assert not bad, "\n".join(bad)

@@ -71,7 +71,7 @@ def test_fsdp_replay_resharding_after_forward():
     Backward: gather b 8-9 and prefetch a 9-10 (300 bytes held), b's backward to 14, its reduce-scatter to 15;
     a's backward to 19, reduce-scatter to 20; backward tail: 21 ms, peak 300 bytes."""
     inp = fsdp_inputs(UNITS, head_ms=1, fwd_tail_ms=1, bwd_tail_ms=1)
-    step_ns, peak, _phases = fsdp_replay(inp, Knobs(None, 0))
+    step_ns, peak, _phases = fsdp_replay(inp, Knobs(reshard_after_forward=None, prefetch=0))
     assert (step_ns / 1e6, peak) == (pytest.approx(21.0), 300)
 
 
@@ -79,7 +79,7 @@ def test_fsdp_replay_keeping_parameters_after_forward():
     """reshard_after_forward=False: no gathers in the backward: forward as above to 8, b's backward 8-12 and
     reduce-scatter to 13, a's 13-17 and to 18, tail: 19 ms; both units held from b's forward on: 300 bytes."""
     inp = fsdp_inputs(UNITS, head_ms=1, fwd_tail_ms=1, bwd_tail_ms=1)
-    step_ns, peak, phases = fsdp_replay(inp, Knobs(False, 0))
+    step_ns, peak, phases = fsdp_replay(inp, Knobs(reshard_after_forward=False, prefetch=0))
     assert (step_ns / 1e6, peak) == (pytest.approx(19.0), 300)
     assert phases["fwd:a"] == 100 and phases["fwd_tail"] == 300
 
@@ -89,4 +89,5 @@ def test_fsdp_calibration_hits_the_target():
     inp = fsdp_inputs(UNITS, head_ms=1, fwd_tail_ms=1, bwd_tail_ms=1)
     assert fsdp_calibrate(inp, 21e6) == pytest.approx(1.0, rel=1e-6)
     s = fsdp_calibrate(inp, 30e6)
-    assert s > 1.0 and fsdp_replay(inp, Knobs(None, 0), s)[0] == pytest.approx(30e6, rel=1e-6)
+    traced = Knobs(reshard_after_forward=None, prefetch=0)
+    assert s > 1.0 and fsdp_replay(inp, traced, s)[0] == pytest.approx(30e6, rel=1e-6)

@@ -40,8 +40,8 @@ def test_nothing_to_gain_stands_with_a_good_model_and_little_exposed():
 
 
 def test_findings_and_advice_keep_the_families_order():
-    a1 = Advice("bucket_cap_mb", 25, 100.0, 80.0, "why")
-    a2 = Advice("partition", [2, 2], 50.0, 40.0, "why")
+    a1 = Advice(knob="bucket_cap_mb", value=25, baseline_step_ms=100.0, predicted_step_ms=80.0, why="why")
+    a2 = Advice(knob="partition", value=[2, 2], baseline_step_ms=50.0, predicted_step_ms=40.0, why="why")
     f1, f2 = Finding("medium", "one"), Finding("info", "two")
     s1 = Section(family="ddp", detail=None, findings=(f1,), advice=(a1,),
                  whatifs=(WhatIf(knob="bucket_cap_mb", value=25, predicted_step_ms=80.0),))

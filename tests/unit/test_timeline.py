@@ -36,7 +36,12 @@ def test_every_collective_is_drawn_and_matched_on_every_rank():
             ends[int(inst)].add(int(s + dur))
     assert all(max(v) - min(v) <= 1 for v in ends.values())
     assert all(last == 3 for _op, last in d["insts"])  # the slow rank arrives last
-    assert d["dropped"]["intervals"] == 0 and d["path"] == []
+    assert d["dropped"]["intervals"] == 0
+    # the report's own critical path (report.critical_path) is drawn: it runs through the slow rank's work, and
+    # its segments follow one another in time within each step
+    path = np.array(d["path"], dtype=np.int64).reshape(-1, 4)
+    assert len(path) == len(rep.critical_path) > 0 and 3 in set(path[:, 0].tolist())
+    assert all(d["names"][w] for w in path[:, 3].tolist())
     assert len(d["grid"]["ranks"]) == 8 and d["grid"]["steps"] == [0, 1]
 
 

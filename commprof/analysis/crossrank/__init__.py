@@ -1,1 +1,2 @@
-"""Cross-rank family: collectives matched across ranks, clock alignment, waits and stragglers."""
+"""Cross-rank family: collectives matched across ranks, clock alignment, waits, stragglers, the critical path and
+the root cause."""

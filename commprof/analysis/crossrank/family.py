@@ -1,13 +1,29 @@
-"""The cross-rank family's section: the run as a whole (exposed communication on the worst rank) and the ranks
-the others wait for (``matching``)."""
+"""The cross-rank family's section: who holds the job back (the root cause over the cross-rank critical path,
+``rootcause``: the report's first finding), the run as a whole (exposed communication on the worst rank),
+communication on the path by parallelism dimension (``critfindings``), and the ranks the others wait for
+(``matching``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from .. import findings as say
 from ..section import Section
 from ..shared import Shared
+from .critfindings import comm_findings, root_cause_finding
 from .matching import CrossRank
+from .rootcause import Critical, critical
 
 
-def section(sh: Shared) -> Section[CrossRank]:
-    return Section(family="crossrank", detail=sh.cross, findings=tuple(say.overview(sh.overlaps, sh.cross)))
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CrossRankDetail:
+    cross: CrossRank  # collectives matched across ranks, clocks, waits, stragglers
+    critical: Critical | None  # the critical path and the root cause; None without matched collectives
+
+
+def section(sh: Shared) -> Section[CrossRankDetail]:
+    crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests)
+    first = (root_cause_finding(crit),) if crit is not None else ()
+    rest = tuple(comm_findings(crit)) if crit is not None else ()
+    return Section(family="crossrank", detail=CrossRankDetail(cross=sh.cross, critical=crit),
+                   findings=first + tuple(say.overview(sh.overlaps, sh.cross)) + rest)

@@ -14,6 +14,13 @@
 - A rank is *late* at an instance when it arrives last and more than a threshold (the smaller of
   1 ms and 5% of the median step) after the first;
   ``late_count`` counts those instances and ``mean_late_ms`` averages its lateness over them.
+- The wait a rank *caused* at an instance: when it arrives last, how much later than the next-to-last rank (the
+  collective would have started that much earlier had it been as early); ``caused_wait_ms`` unites those intervals
+  (next-to-last arrival to its own) per step, so that lateness carried over to the next collectives (DDP's buckets
+  of one backward pass) counts once, and averages over the analyzed steps.  The straggler table lists every rank
+  that caused wait, most first: a slow rank of a lockstep group is late by little at many collectives, under any
+  lateness threshold.  Which rank holds the job back is the root cause's
+  answer (``rootcause``), not this table's.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ MAX_THRESHOLD_NS = 1_000_000
 STEP_FRACTION = 0.05
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GroupMatch:
     """The matched instances of one process group: rows = instances, columns = ``ranks``."""
 
@@ -67,6 +74,7 @@ class Straggler:
     compute_ms: float = 0.0
     comm_ms: float = 0.0
     idle_ms: float = 0.0
+    caused_wait_ms: float = 0.0  # per analyzed step: where it arrived last, its lead on the next-to-last, united
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +159,17 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
         late.add(g, rows, shift)
     by_rank = {rt.rank: rt for rt in ranks}
     found = []
-    for r, n in late.count.items():
-        split = _late_split(by_rank[r], late.windows[r], (digests or {}).get(r))
-        found.append(Straggler(r, n, late.total[r] / n / 1e6, late.seen.get(r, 0), split[0] / n / 1e6,
-                               split[1] / n / 1e6, split[2] / n / 1e6))
-    stragglers = tuple(sorted(found, key=lambda s: (-s.late_count, -s.mean_late_ms)))
+    n_steps = max(len({int(x) for g in groups for x in g.steps.tolist()}), 1)
+    caused: dict[int, int] = {}
+    for (r, _st), sp in late.caused.items():  # united per step: lateness carried over by the next ones counts once
+        caused[r] = caused.get(r, 0) + iv.length(iv.as_span(*sp))
+    for r in sorted(set(late.count) | {r for r, v in caused.items() if v > 0}):
+        n = late.count.get(r, 0)
+        split = _late_split(by_rank[r], late.windows[r], (digests or {}).get(r)) if n else (0, 0, 0)
+        found.append(Straggler(r, n, late.total[r] / n / 1e6 if n else 0.0, late.seen.get(r, 0),
+                               split[0] / max(n, 1) / 1e6, split[1] / max(n, 1) / 1e6, split[2] / max(n, 1) / 1e6,
+                               caused.get(r, 0) / n_steps / 1e6))
+    stragglers = tuple(sorted(found, key=lambda s: (-s.caused_wait_ms, -s.late_count, s.rank)))
     waits: dict[int, float] = {}
     for rt in ranks:
         if rt.rank not in late.seen:
@@ -211,13 +225,14 @@ def _group_match(pg: str, rks: list[int], rows: list[list[Collective]], shift: d
     def grid(f) -> np.ndarray:
         return np.array([[f(c, r) for c, r in zip(row, rks, strict=True)] for row in rows], dtype=np.int64)
 
-    return GroupMatch(pg, tuple(rks), tuple(row[0].op for row in rows),
-                      np.array([row[0].step for row in rows], dtype=np.int64),
-                      grid(lambda c, r: _arrival(c, kind[r]) + shift[r]), grid(lambda c, r: _end(c) + shift[r]),
-                      np.array([row[0].bytes for row in rows], dtype=np.int64),
-                      np.array([row[0].group_size for row in rows], dtype=np.int64),
-                      grid(lambda c, r: c.issue_ns + shift[r] if c.issue_ns is not None else -1),
-                      grid(lambda c, r: _start(c) + shift[r]))
+    return GroupMatch(process_group=pg, ranks=tuple(rks), ops=tuple(row[0].op for row in rows),
+                      steps=np.array([row[0].step for row in rows], dtype=np.int64),
+                      arrival_ns=grid(lambda c, r: _arrival(c, kind[r]) + shift[r]),
+                      end_ns=grid(lambda c, r: _end(c) + shift[r]),
+                      nbytes=np.array([row[0].bytes for row in rows], dtype=np.int64),
+                      group_sizes=np.array([row[0].group_size for row in rows], dtype=np.int64),
+                      issue_ns=grid(lambda c, r: c.issue_ns + shift[r] if c.issue_ns is not None else -1),
+                      start_ns=grid(lambda c, r: _start(c) + shift[r]))
 
 
 class _Lateness:
@@ -231,11 +246,19 @@ class _Lateness:
         self.seen: dict[int, int] = {}
         self.windows: dict[int, tuple[list[int], list[int]]] = {}
         self.wait_spans: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+        self.caused: dict[tuple[int, int], tuple[list[int], list[int]]] = {}  # (rank, step) -> lead spans
 
     def add(self, g: GroupMatch, rows: list[list[Collective]], shift: dict[int, int]) -> None:
         arr, wait = g.arrival_ns, g.wait_ns
         spread = arr.max(axis=1) - arr.min(axis=1)
         last = arr.argmax(axis=1)
+        if arr.shape[0] and arr.shape[1] > 1:
+            second = np.partition(arr, -2, axis=1)[:, -2]
+            for i, j in enumerate(last.tolist()):
+                if arr[i, j] > second[i]:
+                    sp = self.caused.setdefault((g.ranks[j], int(g.steps[i])), ([], []))
+                    sp[0].append(int(second[i]))
+                    sp[1].append(int(arr[i, j]))
         for i, row in enumerate(rows):
             for j, r in enumerate(g.ranks):
                 self.seen[r] = self.seen.get(r, 0) + 1

@@ -71,7 +71,7 @@ class ModelCheck:
         return abs(self.error_pct) <= TOLERANCE_PCT
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Advisor:
     advice: tuple[Advice, ...]
     findings: tuple[Finding, ...]
@@ -94,25 +94,16 @@ def _worst(preds: Sequence[Prediction]) -> Prediction:
 def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], bw: Bandwidth,
            unprofiled_ms: dict[int, float], noise: Noise | None = None) -> Advisor:
     findings: list[Finding] = []
-    scs: list[Scenario] = []
-    why_not: dict[int, str] = {}
-    views = []
     rates = op_rates(run)
-    for rt in run.ranks:
-        v, why = ddp_view(rt, [r for r in rows if r.rank == rt.rank])
-        sc = scenario(rt, v, bw, unprofiled_ms.get(rt.rank), rates) if v is not None else None
-        if sc is not None:
-            scs.append(sc)
-            views.append(v)
-        elif why:
-            why_not[rt.rank] = why
+    scs, why_not = _scenarios(run, rows, bw, unprofiled_ms, rates)
     findings.extend(say.ddp_rules(run, buckets, bw))
     if not scs:
         fsdp = any(rt.fsdp for rt in run.ranks)  # FSDP2 has its own replay (fsdpadvice)
         if (run.world_size or 1) > 1 and not fsdp and (why_not or any(rt.sidecar is not None and rt.sidecar.ddp
                                                                       for rt in run.ranks)):
             findings.append(say.no_whatif(why_not))
-        return Advisor((), tuple(findings), (), None, None, None, {})
+        return Advisor(advice=(), findings=tuple(findings), whatifs=(), baseline_step_ms=None, model_step_ms=None,
+                       profiled_step_ms=None, scale={})
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
     def predict(cap_bytes: int, comp: str | None) -> Prediction:
@@ -132,13 +123,14 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     else:
         ref, ref_mb = base, cur_cap / MiB
         if best.step_ns < base.step_ns * (1 - MIN_GAIN) and abs(best_mb * MiB - cur_cap) > 1:
-            advice.append(Advice("bucket_cap_mb", best_mb, base.step_ns / 1e6, best.step_ns / 1e6,
-                                 say.bucket_cap_why(cur_cap / MiB, base.exposed_ns / 1e6, base.buckets, best_mb,
-                                                    best.buckets, best.exposed_ns / 1e6, scs[0].alpha_s * 1e6,
-                                                    scs[0].beta_bps / 1e9)))
+            advice.append(Advice(knob="bucket_cap_mb", value=best_mb, baseline_step_ms=base.step_ns / 1e6,
+                                 predicted_step_ms=best.step_ns / 1e6,
+                                 why=say.bucket_cap_why(cur_cap / MiB, base.exposed_ns / 1e6, base.buckets, best_mb,
+                                                        best.buckets, best.exposed_ns / 1e6, scs[0].alpha_s * 1e6,
+                                                        scs[0].beta_bps / 1e9)))
             ref, ref_mb = best, best_mb
         margin = required_gain(check.error_pct)  # a lossy change must gain more than the model's error
-        _compression(scs, predict, base, ref, ref_mb, whatifs, advice, findings, margin)
+        _compression(scs, predict, base, ref, ref_mb, whatifs, advice, findings, margin=margin)
         _accumulation(scs, scale, base, ref, ref_mb, whatifs, advice, margin)
     profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
     if not check.ok:
@@ -147,8 +139,24 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     whatifs = [replace(w, range_ms=band(w.step_ms, nz, check.error_pct, changed=i > 0,
                                         uses_rates=uses_rates(w.knob, w.value))) for i, w in enumerate(whatifs)]
     kept, withheld = banded_advice(advice, nz, check.error_pct)
-    return Advisor(kept, tuple(findings) + withheld, tuple(whatifs), base.step_ns / 1e6, model_check.step_ns / 1e6,
-                   profiled, scale, check, rates)
+    return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
+                   baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
+                   profiled_step_ms=profiled, scale=scale, check=check, rates=rates)
+
+
+def _scenarios(run: Run, rows: Sequence[BucketStep], bw: Bandwidth, unprofiled_ms: dict[int, float],
+               rates: OpRates) -> tuple[list[Scenario], dict[int, str]]:
+    """Each rank's replay scenario, and why the ranks without one have none."""
+    scs: list[Scenario] = []
+    why_not: dict[int, str] = {}
+    for rt in run.ranks:
+        v, why = ddp_view(rt, [r for r in rows if r.rank == rt.rank])
+        sc = scenario(rt, v, bw, unprofiled_ms.get(rt.rank), rates) if v is not None else None
+        if sc is not None:
+            scs.append(sc)
+        elif why:
+            why_not[rt.rank] = why
+    return scs, why_not
 
 
 def _check(scs: Sequence[Scenario]) -> ModelCheck:
@@ -182,7 +190,7 @@ def _caps(scs: Sequence[Scenario], predict: Predict, whatifs: list[WhatIf], cur_
 
 
 def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, ref: Prediction, ref_mb: float,
-                 whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], margin: float) -> None:
+                 whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], *, margin: float) -> None:
     """fp16 compression and PowerSGD, unless the traced hook already compresses."""
     traced = scs[0].traced_compression or ""
     baseline_ms = base.step_ns / 1e6
@@ -191,11 +199,14 @@ def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, re
         comp = predict(int(ref_mb * MiB), "fp16")
         whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6))
         if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
-            advice.append(Advice("comm_hook", "fp16_compress_hook", baseline_ms, comp.step_ns / 1e6, say.fp16_why(
-                ref.exposed_ns / 1e6, comp.exposed_ns / 1e6, ref_mb if advice else None), _cap(scs, ref_mb)))
+            advice.append(Advice(
+                knob="comm_hook", value="fp16_compress_hook", baseline_step_ms=baseline_ms,
+                predicted_step_ms=comp.step_ns / 1e6,
+                why=say.fp16_why(ref.exposed_ns / 1e6, comp.exposed_ns / 1e6, ref_mb if advice else None),
+                with_settings=_cap(scs, ref_mb)))
     if not traced.startswith("powersgd"):
         lossless = comp if comp is not None and comp.step_ns < ref.step_ns else ref
-        _powersgd(scs, predict, ref_mb, lossless, baseline_ms, whatifs, advice, findings, margin)
+        _powersgd(scs, predict, ref_mb, lossless, baseline_ms, whatifs, advice, findings, margin=margin)
 
 
 def _cap(scs: Sequence[Scenario], cap_mb: float) -> tuple[tuple[str, object], ...]:
@@ -213,12 +224,13 @@ def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Predic
         per_step = ((k - 1) * no_comm + ref.step_ns) / k
         whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6))
         if k == 4 and per_step < ref.step_ns * (1 - max(2 * MIN_GAIN, margin)) and exposed_share > 0.2:
-            advice.append(Advice("gradient_accumulation", k, base.step_ns / 1e6, per_step / 1e6,
-                                 say.accumulation_why(k, ref.exposed_ns / 1e6), _cap(scs, ref_mb)))
+            advice.append(Advice(knob="gradient_accumulation", value=k, baseline_step_ms=base.step_ns / 1e6,
+                                 predicted_step_ms=per_step / 1e6, why=say.accumulation_why(k, ref.exposed_ns / 1e6),
+                                 with_settings=_cap(scs, ref_mb)))
 
 
 def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless: Prediction, baseline_ms: float,
-              whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], margin: float) -> None:
+              whatifs: list[WhatIf], advice: list[Advice], findings: list[Finding], *, margin: float) -> None:
     """PowerSGD at ranks 1, 2, 4: what-ifs, and advice where it beats the best lossless option by ``margin``
     (at least MIN_GAIN, at least the model's error on the traced run) and every cost it rests on was measured."""
     if not all(powersgd_applies(sc) for sc in scs):
@@ -250,6 +262,8 @@ def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless
     parts = [powersgd_split(sc, g, r) for g in groups]
     wire = sum(x.unc_bytes + x.p_bytes + x.q_bytes for x in parts)
     share = sum(x.compressed_bytes for x in parts) / max(total, 1.0)
-    advice.append(Advice("comm_hook", say.powersgd_name(r), baseline_ms, p.step_ns / 1e6, say.powersgd_why(
-        r, share, total / 1e6, wire / 1e6, lossless.exposed_ns / 1e6, p.exposed_ns / 1e6,
-        cap_mb if gloo else None), _cap(scs, cap_mb)))
+    advice.append(Advice(
+        knob="comm_hook", value=say.powersgd_name(r), baseline_step_ms=baseline_ms, predicted_step_ms=p.step_ns / 1e6,
+        why=say.powersgd_why(r, share, total / 1e6, wire / 1e6, lossless.exposed_ns / 1e6, p.exposed_ns / 1e6,
+                             cap_mb if gloo else None),
+        with_settings=_cap(scs, cap_mb)))

@@ -24,7 +24,7 @@ from ...model import BucketEvent, Collective, RankTrace
 _MATCH_SLACK_NS = 200_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BucketStep:
     """One bucket in one step on one rank; times relative to the step start, in ns."""
 
@@ -142,8 +142,9 @@ def bucket_steps(rt: RankTrace, steps: Iterable[int] | None = None) -> list[Buck
             exposed = iv.length(iv.subtract(own, comp_by_step[b.step]))
             start, end = c.start_ns - t0, c.end_ns - t0
         ready = b.ready_ns if b.ready_ns is not None else b.hook_ns
-        out.append(BucketStep(rt.rank, b.step, b.index, b.bytes, nparams, ready - t0, launch - t0,
-                              start, end, exposed))
+        out.append(BucketStep(rank=rt.rank, step=b.step, index=b.index, bytes=b.bytes, params=nparams,
+                              ready_ns=ready - t0, launch_ns=launch - t0, start_ns=start, end_ns=end,
+                              exposed_ns=exposed))
     return out
 
 

@@ -18,7 +18,8 @@ class DDPDetail:
     advisor: Advisor
 
 
-EMPTY = DDPDetail(rows=(), buckets=(), advisor=Advisor((), (), (), None, None, None, {}))
+EMPTY = DDPDetail(rows=(), buckets=(), advisor=Advisor(advice=(), findings=(), whatifs=(), baseline_step_ms=None,
+                                                       model_step_ms=None, profiled_step_ms=None, scale={}))
 
 
 def section(sh: Shared) -> Section[DDPDetail] | None:

@@ -30,7 +30,7 @@ DEFAULT_FIRST_BUCKET_BYTES = 1 * MiB
 _ROUND_CAPS_MB = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 50, 64, 100, 128, 200, 256, 512, 1024)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DDPView:
     rank: int
     source: str  # "sidecar" or "trace"
@@ -49,9 +49,11 @@ def from_sidecar(rt: RankTrace, rows: list[BucketStep]) -> DDPView | None:
     if sc is None or sc.ddp is None or not sc.param_ready or not rows:
         return None
     ddp = sc.ddp
-    return DDPView(rt.rank, "sidecar", {p.name: p.bytes for p in ddp.params}, {p.name: p.shape for p in ddp.params},
-                   sc.param_ready, tuple(rows), int(ddp.bucket_bytes_cap or DEFAULT_CAP_BYTES),
-                   int(ddp.first_bucket_bytes or DEFAULT_FIRST_BUCKET_BYTES), ddp.compression)
+    return DDPView(rank=rt.rank, source="sidecar", params={p.name: p.bytes for p in ddp.params},
+                   shapes={p.name: p.shape for p in ddp.params}, ready=sc.param_ready, rows=tuple(rows),
+                   cap_bytes=int(ddp.bucket_bytes_cap or DEFAULT_CAP_BYTES),
+                   first_bucket_bytes=int(ddp.first_bucket_bytes or DEFAULT_FIRST_BUCKET_BYTES),
+                   compression=ddp.compression)
 
 
 def view(rt: RankTrace, rows: list[BucketStep]) -> tuple[DDPView | None, str | None]:
@@ -103,8 +105,9 @@ def from_trace(rt: RankTrace) -> tuple[DDPView | None, str | None]:
                       "what is sent")
     cap, first_limit, note = infer_cap(layout, [params[f"grad {j}"] for j in range(k)])
     comp = _compression(rt, rows, g.dtypes[first])
-    return DDPView(rt.rank, "trace", params, shapes, {n: ready[n] for n in full}, tuple(rows), cap, first_limit, comp,
-                   (note,)), None
+    return DDPView(rank=rt.rank, source="trace", params=params, shapes=shapes, ready={n: ready[n] for n in full},
+                   rows=tuple(rows), cap_bytes=cap, first_bucket_bytes=first_limit, compression=comp,
+                   notes=(note,)), None
 
 
 def _device_ready(rt: RankTrace):
@@ -141,7 +144,8 @@ def _bucket_rows(rt: RankTrace, ready: dict[int, dict[str, int]]) -> list[Bucket
                 exposed = iv.length(iv.subtract((np.array([c.start_ns]), np.array([c.end_ns])), comp))
                 start, end = c.start_ns - st.start_ns, c.end_ns - st.start_ns
             issue = (c.issue_ns or 0) - st.start_ns
-            out.append(BucketStep(rt.rank, n, i, c.bytes, 0, issue, issue, start, end, exposed))
+            out.append(BucketStep(rank=rt.rank, step=n, index=i, bytes=c.bytes, params=0, ready_ns=issue,
+                                  launch_ns=issue, start_ns=start, end_ns=end, exposed_ns=exposed))
     return out
 
 

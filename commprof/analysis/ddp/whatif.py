@@ -52,7 +52,7 @@ POWERSGD_RANKS = (1, 2, 4)
 POWERSGD_MIN_COMPRESSION_RATE = 2.0  # PowerSGDState's default
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scenario:
     """What the replay needs from one rank of the traced run.  Times in ns from the step start."""
 
@@ -303,11 +303,13 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
         notes += ("on gloo, PowerSGD's later all-reduces and matrix work run in future callbacks on gloo's worker "
                   "threads, inside the record of the bucket's first all-reduce: this run's all-reduce times are not "
                   "transfer times, and its latency-bandwidth model is unreliable",)
-    return Scenario(rt.rank, tuple(names), sizes, np.array([float(np.median(ready_by_name[n])) for n in names]),
-                    int(np.median(tails)), int(np.median(profiled)),
-                    int(unprofiled_ms * 1e6) if unprofiled_ms else None, v.cap_bytes, first, alpha, beta, rates,
-                    rt.world_size or 1, tuple(v.shapes.get(n) for n in names), v.compression, rt.backend,
-                    int(np.median(exposed)), v.source, notes, traced)
+    return Scenario(rank=rt.rank, names=tuple(names), sizes=sizes,
+                    ready_ns=np.array([float(np.median(ready_by_name[n])) for n in names]),
+                    tail_ns=int(np.median(tails)), profiled_step_ns=int(np.median(profiled)),
+                    unprofiled_step_ns=int(unprofiled_ms * 1e6) if unprofiled_ms else None, cap_bytes=v.cap_bytes,
+                    first_bucket_bytes=first, alpha_s=alpha, beta_bps=beta, rates=rates, world_size=rt.world_size or 1,
+                    shapes=tuple(v.shapes.get(n) for n in names), traced_compression=v.compression, backend=rt.backend,
+                    measured_exposed_ns=int(np.median(exposed)), source=v.source, notes=notes, traced_steps=traced)
 
 
 def _final_layout_steps(rows: list[BucketStep], rank: int) -> list[int]:

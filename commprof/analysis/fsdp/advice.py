@@ -19,7 +19,7 @@ from .replay import CANDIDATES, Knobs, calibrate, inputs, replay
 from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FSDPWhatIf:
     knob: str
     value: object
@@ -29,7 +29,7 @@ class FSDPWhatIf:
     range_ms: tuple[float, float] | None = None  # [low, high] of step_ms (``uncertainty.band``)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FSDPAnalysis:
     report: FSDPReport
     whatifs: tuple[FSDPWhatIf, ...]
@@ -67,8 +67,8 @@ def _rank(run: Run) -> RankTrace | None:
 
 def _facts(rep: FSDPReport) -> list[Finding]:
     out = []
-    ag = sum(u.phases[p][2] for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
-    bwd = sum(u.phases[BWD_AG][2] for u in rep.units if BWD_AG in u.phases)
+    ag = sum(u.phases[p].exposed_ms for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
+    bwd = sum(u.phases[BWD_AG].exposed_ms for u in rep.units if BWD_AG in u.phases)
     step = median_of([s.end_ns - s.start_ns for s in rep.steps], key=float) / 1e6  # the headline's median step
     if ag > 0.05 * step:
         out.append(Finding("high" if ag > 0.2 * step else "medium",
@@ -106,10 +106,12 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
         findings.append(Finding("info", "No FSDP what-if: the replay models FSDP2 on CPU (gloo), where all-gathers "
                                         "block the training thread; on GPUs they overlap on their own stream, "
                                         "which it does not model yet."))
-        return FSDPAnalysis(rep, (), (), tuple(findings), None, None, None, measured_peak, max(peaks, default=None))
+        return FSDPAnalysis(report=rep, whatifs=(), advice=(), findings=tuple(findings), step_model_ms=None,
+                            step_measured_ms=None, baseline_step_ms=None, measured_peak_bytes=measured_peak,
+                            measured_max_bytes=max(peaks, default=None))
     world = rt.world_size or 2
     traced_k = max((len(u.forward_prefetch) for u in settings.units), default=0) if settings else 0
-    traced = Knobs(None, traced_k)
+    traced = Knobs(reshard_after_forward=None, prefetch=traced_k)
     rafs = {u.reshard_after_forward for u in rep.units if u.unit != ""}
     uniform = rafs.pop() if len(rafs) == 1 else None
     inp = inputs(typical, rep, bw, world)
@@ -124,14 +126,17 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
             continue  # the traced settings themselves
         step_ns, peak, held = replay(inp, k, scale)
         total = max((o + held.get(ph, 0) for ph, o in other.items()), default=None) if other else None
-        knob, value = _knob(k if k.reshard_after_forward != uniform else Knobs(None, k.prefetch), traced)
+        knob, value = _knob(k if k.reshard_after_forward != uniform else Knobs(
+            reshard_after_forward=None, prefetch=k.prefetch), traced)
         if (knob, str(value)) in preds:
             continue
-        whatifs.append(FSDPWhatIf(knob, value, step_ns / 1e6, peak, total))
+        whatifs.append(FSDPWhatIf(knob=knob, value=value, step_ms=step_ns / 1e6, peak_unsharded_bytes=peak,
+                                  peak_memory_bytes=total))
         preds[(knob, str(value))] = (k, step_ns, peak, total)
-    analysis = FSDPAnalysis(rep, tuple(whatifs), (), tuple(findings), model_ns / 1e6,
-                            (typical.end_ns - typical.start_ns) / 1e6, base_ns / 1e6, measured_peak,
-                            max(peaks, default=None))
+    analysis = FSDPAnalysis(report=rep, whatifs=tuple(whatifs), advice=(), findings=tuple(findings),
+                            step_model_ms=model_ns / 1e6, step_measured_ms=(typical.end_ns - typical.start_ns) / 1e6,
+                            baseline_step_ms=base_ns / 1e6, measured_peak_bytes=measured_peak,
+                            measured_max_bytes=max(peaks, default=None))
     nz = noise or Noise()
     err = analysis.error_pct
     analysis = replace(analysis, whatifs=tuple(replace(w, range_ms=band(w.step_ms, nz, err)) for w in whatifs),
@@ -205,6 +210,7 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
               if "reshard_after_forward" in str(best.value) or best.knob == "reshard_after_forward" else "")
            + ". Set it with fully_shard(unit, reshard_after_forward=...) and unit.set_modules_to_forward_prefetch / "
              "set_modules_to_backward_prefetch.")
-    adv = Advice(best.knob, best.value, base_ns / 1e6, best.step_ms, why, predicted_range_ms=best.range_ms)
+    adv = Advice(knob=best.knob, value=best.value, baseline_step_ms=base_ns / 1e6, predicted_step_ms=best.step_ms,
+                 why=why, predicted_range_ms=best.range_ms)
     kept, withheld = banded_advice((adv,), noise, err)
     return replace(a, advice=kept, findings=tuple(findings) + withheld)

@@ -29,7 +29,7 @@ from ..replay import core
 from .units import AG, BWD_AG, RS, FSDPReport, StepUnits
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Knobs:
     reshard_after_forward: bool | None  # None: as traced, per unit
     prefetch: int  # explicit forward and backward prefetch of this many units; 0: FSDP2's implicit (backward 1)
@@ -39,7 +39,7 @@ class Knobs:
         return f"reshard_after_forward={raf}, fsdp_prefetch={self.prefetch or 'implicit'}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UnitTimes:
     """One unit as the replay walks it: its compute-side times and its collectives' flights (ns), forward order."""
 
@@ -53,7 +53,7 @@ class UnitTimes:
     reshard: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayInputs:
     units: tuple[UnitTimes, ...]  # forward order, the root first
     head_ns: float
@@ -87,11 +87,13 @@ def inputs(step: StepUnits, rep: FSDPReport, bw: Bandwidth, world: int) -> Repla
         st = stats.get(u.unit)
         nbytes = st.unsharded_bytes if st else ((fwd or bwd)[0].bytes if fwd or bwd else 0)
         ag_ns = _flight(fwd, bw, ops.ALL_GATHER, nbytes, world)
-        units.append(UnitTimes(u.unit, u.fwd_compute_ns + u.fwd_overhead_ns, u.bwd_compute_ns + u.bwd_overhead_ns,
-                           ag_ns, _flight(bwd, bw, ops.ALL_GATHER, nbytes, world) if bwd else ag_ns,
-                           _flight(rs, bw, ops.REDUCE_SCATTER, rs[0].bytes if rs else nbytes, world), nbytes,
-                           st.reshard_after_forward if st else True))
-    return ReplayInputs(tuple(units), step.head_ns, step.fwd_tail_ns, step.bwd_tail_ns)
+        units.append(UnitTimes(name=u.unit, fwd_ns=u.fwd_compute_ns + u.fwd_overhead_ns,
+                           bwd_ns=u.bwd_compute_ns + u.bwd_overhead_ns, ag_ns=ag_ns,
+                           bwd_ag_ns=_flight(bwd, bw, ops.ALL_GATHER, nbytes, world) if bwd else ag_ns,
+                           rs_ns=_flight(rs, bw, ops.REDUCE_SCATTER, rs[0].bytes if rs else nbytes, world),
+                           unsharded_bytes=nbytes, reshard=st.reshard_after_forward if st else True))
+    return ReplayInputs(units=tuple(units), head_ns=step.head_ns, fwd_tail_ns=step.fwd_tail_ns,
+                        bwd_tail_ns=step.bwd_tail_ns)
 
 
 class _Walk:
@@ -166,8 +168,8 @@ def replay(inp: ReplayInputs, knobs: Knobs, scale: float = 1.0) -> tuple[float, 
 def calibrate(inp: ReplayInputs, target_ns: float | None) -> float:
     """The compute-side factor that makes the traced settings' replay give ``target_ns`` (1.0 without it;
     ``replay.core.calibrate``)."""
-    traced = Knobs(None, 0)
+    traced = Knobs(reshard_after_forward=None, prefetch=0)
     return core.calibrate(lambda s: replay(inp, traced, s)[0], target_ns, iterations=50)
 
 
-CANDIDATES = tuple(Knobs(raf, k) for raf in (None, False, True) for k in (0, 1, 2))
+CANDIDATES = tuple(Knobs(reshard_after_forward=raf, prefetch=k) for raf in (None, False, True) for k in (0, 1, 2))

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from ...model import Collective, FSDPEvent, FSDPSettings, RankTrace
 AG, BWD_AG, RS, AR = "forward all-gather", "backward all-gather", "reduce-scatter", "all-reduce"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PhaseRecord:
     """One unit's collective in one step."""
 
@@ -65,6 +66,15 @@ class StepUnits:
     peak_unsharded_bytes: int
 
 
+class PhaseStat(NamedTuple):
+    """One unit's phase, medians over the profiled steps."""
+
+    bytes: int
+    transfer_ms: float
+    exposed_ms: float
+    hidden_by: str | None  # the compute window that hid most of it
+
+
 @dataclass(frozen=True, slots=True)
 class UnitStat:
     unit: str
@@ -73,10 +83,10 @@ class UnitStat:
     fwd_compute_ms: float
     bwd_compute_ms: float
     copy_out_ms: float
-    phases: dict[str, tuple[int, float, float, str | None]]  # phase -> bytes, transfer ms, exposed ms, hidden by
+    phases: dict[str, PhaseStat]  # by phase (AG, BWD_AG, RS, AR)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FSDPReport:
     rank: int
     device_kind: str
@@ -157,8 +167,9 @@ def _phase(c: Collective, unit: str, phase: str, comp: iv.Span, windows: dict[st
         ov = max(0, min(b, end) - max(a, start))  # only where no unit's window overlaps
         if ov > best_ns and not (best is not None and label.endswith("the root")):
             best, best_ns = label, ov
-    return PhaseRecord(unit, phase, c.bytes, c.issue_ns or start, start, end, (end - start) - hidden,
-                       best if hidden > 0 else None, (e.end_ns - e.start_ns) - _wait_inside(c, e))
+    return PhaseRecord(unit=unit, phase=phase, bytes=c.bytes, issue_ns=c.issue_ns or start, start_ns=start, end_ns=end,
+                       exposed_ns=(end - start) - hidden, hidden_by=best if hidden > 0 else None,
+                       cpu_ns=(e.end_ns - e.start_ns) - _wait_inside(c, e))
 
 
 def step_units(rt: RankTrace, settings: FSDPSettings | None) -> list[StepUnits]:
@@ -299,15 +310,16 @@ def fsdp_report(rt: RankTrace, steps: Sequence[StepUnits]) -> FSDPReport | None:
     stats = []
     for unit in (u.unit for u in steps[0].units):
         rows = per_unit[unit]
-        phases: dict[str, tuple[int, float, float, str | None]] = {}
+        phases: dict[str, PhaseStat] = {}
         for ph in (AG, BWD_AG, RS, AR):
             recs = [p for r in rows for p in r.phases if p.phase == ph]
             if recs:
                 hidden = [p.hidden_by for p in recs if p.hidden_by]
                 ms = _median_ms([p.end_ns - p.start_ns for p in recs])
-                phases[ph] = (int(np.median([p.bytes for p in recs])), ms, _median_ms([p.exposed_ns for p in recs]),
-                              max(set(hidden), key=hidden.count) if hidden else None)
-        nbytes = unsharded.get(unit) or (phases[AG][0] if AG in phases else 0)
+                phases[ph] = PhaseStat(bytes=int(np.median([p.bytes for p in recs])), transfer_ms=ms,
+                                       exposed_ms=_median_ms([p.exposed_ns for p in recs]),
+                                       hidden_by=max(set(hidden), key=hidden.count) if hidden else None)
+        nbytes = unsharded.get(unit) or (phases[AG].bytes if AG in phases else 0)
         fwd_ms, bwd_ms = _median_ms([r.fwd_compute_ns for r in rows]), _median_ms([r.bwd_compute_ns for r in rows])
         stats.append(UnitStat(unit, nbytes, raf.get(unit, BWD_AG in phases), fwd_ms, bwd_ms,
                               _median_ms([r.copy_out_ns for r in rows]), phases))
@@ -318,8 +330,9 @@ def fsdp_report(rt: RankTrace, steps: Sequence[StepUnits]) -> FSDPReport | None:
     notes = () if settings else ("units, sizes and reshard_after_forward read from the trace alone (FSDP2's "
                                  "record functions and collectives); trace with commprof.trace(model=root) for "
                                  "the sidecar's settings",)
-    return FSDPReport(rt.rank, rt.device_kind, settings, tuple(steps), tuple(stats), _median_ms(firsts),
-                      _median_ms(queued), int(np.median([s.peak_unsharded_bytes for s in steps])), notes)
+    return FSDPReport(rank=rt.rank, device_kind=rt.device_kind, settings=settings, steps=tuple(steps),
+                      units=tuple(stats), first_exposed_ms=_median_ms(firsts), rs_queued_ms=_median_ms(queued),
+                      peak_unsharded_bytes=int(np.median([s.peak_unsharded_bytes for s in steps])), notes=notes)
 
 
 def phase_windows(ev: Sequence[FSDPEvent], step_start: int, step_end: int) -> dict[str, tuple[int, int]]:

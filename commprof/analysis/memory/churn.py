@@ -222,15 +222,18 @@ def _advice(c: Churn, step_ms: float, cost_ms: float, near: bool) -> Advice | No
                      "failed allocations: lower the peak (smaller batch, activation checkpointing, sharding)."
                      if near else "."))
                + " Predicted: the step without these calls.")
-        return Advice("empty_cache", "remove from the loop", step_ms, step_ms - cost_ms, why)
+        return Advice(knob="empty_cache", value="remove from the loop", baseline_step_ms=step_ms,
+                      predicted_step_ms=step_ms - cost_ms, why=why)
     if "growth" in c.patterns:
         why = (f"The caching allocator requests new device memory in every step ({evidence}): its cache "
                "fragments and grows instead of reusing segments. PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True "
                "lets it grow existing segments. Predicted: the step without these calls.")
-        return Advice("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True", step_ms, step_ms - cost_ms, why)
+        return Advice(knob="PYTORCH_CUDA_ALLOC_CONF", value="expandable_segments:True", baseline_step_ms=step_ms,
+                      predicted_step_ms=step_ms - cost_ms, why=why)
     if "pinned" in c.patterns:
         why = (f"Pinned host memory is allocated (or freed) in every step ({evidence}). Allocate the pinned "
                "buffer once and copy into it (buf.copy_(x); x_gpu.copy_(buf, non_blocking=True)). Predicted: the "
                "step without these calls.")
-        return Advice("pinned_buffers", "reuse", step_ms, step_ms - cost_ms, why)
+        return Advice(knob="pinned_buffers", value="reuse", baseline_step_ms=step_ms,
+                      predicted_step_ms=step_ms - cost_ms, why=why)
     return None

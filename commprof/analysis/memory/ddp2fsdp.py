@@ -111,14 +111,15 @@ def _inputs(rt: RankTrace, st: Step, units: list[Unit], bw: Bandwidth, rates: Op
     for u in _order(units, ready):
         share = u.unsharded_bytes / total
         comm = alpha_s * 1e9 + u.unsharded_bytes / (2 * beta_bps) * 1e9 + u.unsharded_bytes / pass_bps * 1e9
-        out.append(UnitTimes(u.name, fwd * share, bwd * share, comm, comm, comm, u.unsharded_bytes, True))
+        out.append(UnitTimes(name=u.name, fwd_ns=fwd * share, bwd_ns=bwd * share, ag_ns=comm, bwd_ag_ns=comm,
+                             rs_ns=comm, unsharded_bytes=u.unsharded_bytes, reshard=True))
     ends = [c.end_ns for c in rt.collectives if c.end_ns is not None and st.start_ns <= (c.issue_ns or c.end_ns)
             <= st.end_ns]
     done = max([last, *ends])
     opt = _optimizer_ns(rt, st)
     tail = max(st.end_ns - done - opt, 0) + opt / world
     notes = [] if opt else ["no optimizer step in the trace: the step's tail is kept whole"]
-    return ReplayInputs(tuple(out), 0.0, 0.0, tail), notes
+    return ReplayInputs(units=tuple(out), head_ns=0.0, fwd_tail_ns=0.0, bwd_tail_ns=tail), notes
 
 
 def _line(rt: RankTrace) -> np.ndarray | None:
@@ -218,7 +219,7 @@ def ddp_to_fsdp(run: Run, bw: Bandwidth, scale: dict[int, float], rates: OpRates
     out = []
     state = fsdp_state(units, factor)
     for raf in (True, False):
-        step_ns, _peak, held = replay(inp, Knobs(raf, 0), k)
+        step_ns, _peak, held = replay(inp, Knobs(reshard_after_forward=raf, prefetch=0), k)
         step_peak = _fsdp_peak(ph, order, held, base) if ph is not None else None
         keep = state.total - (state.grads_bytes if ph is not None and ph.grads_in_step else 0)
         out.append(ParallelWhatIf(value="fsdp2", reshard_after_forward=raf, predicted_step_ms=step_ns / 1e6,
@@ -275,5 +276,6 @@ def parallel_findings(a: ParallelAnalysis | None, asked: bool) -> tuple[list[Fin
         return findings, []
     why = (f"{'Memory is near the device limit. ' if near_limit(a) else ''}{text} The step is FSDP2's schedule "
            "replayed with this run's compute and its link's fit (docs/memory.md).")
-    return findings, [Advice("parallelism", "fsdp2", a.today_step_ms, pick.predicted_step_ms, why,
-                             (("reshard_after_forward", pick.reshard_after_forward),))]
+    return findings, [Advice(knob="parallelism", value="fsdp2", baseline_step_ms=a.today_step_ms,
+                             predicted_step_ms=pick.predicted_step_ms, why=why,
+                             with_settings=(("reshard_after_forward", pick.reshard_after_forward),))]

@@ -22,7 +22,7 @@ from ..ddp.whatif import powersgd_factors
 NEAR_LIMIT = 0.85
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Memory:
     rank: int
     device: str
@@ -66,6 +66,7 @@ def memory(rt: RankTrace) -> list[Memory]:
     copy = ddp is not None and ddp.gradient_as_bucket_view is False
     persistent, transient, hook = compression_buffers(ddp)
     for dev, (alloc, res) in sorted(rt.memory_peak.items()):
-        out.append(Memory(rt.rank, dev, alloc, max(res, alloc), rt.device_memory.get(dev), grads, copy,
-                          persistent, transient, hook))
+        out.append(Memory(rank=rt.rank, device=dev, peak_allocated=alloc, peak_reserved=max(res, alloc),
+                          total=rt.device_memory.get(dev), bucket_bytes=grads, bucket_copy=copy,
+                          compression_persistent=persistent, compression_transient=transient, hook=hook))
     return out

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,6 +32,14 @@ MODEL_FLOOR_PCT = 8.0  # the replays' error on a changed setting, quiet runs (be
 BASE_FLOOR_PCT = 3.0  # the same settings measured again: the job's drift from run to run
 DISTURBED_PCT = 10.0  # step-to-step variation beyond which a traced run is called disturbed
 OUTLIER_FACTOR = 1.5  # a step this many times the median of the others is left out of a mean, named
+
+
+class Outlier(NamedTuple):
+    """A step left out of a mean, and why."""
+
+    label: str
+    value: float
+    why: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,7 +51,7 @@ class Spread:
     median: float
     low: float
     high: float
-    outliers: tuple[tuple[str, float, str], ...] = ()  # (label, value, why)
+    outliers: tuple[Outlier, ...] = ()
 
     @property
     def kept(self) -> int:
@@ -62,7 +71,7 @@ def spread(values: Sequence[float], labels: Sequence[str] | None = None) -> Spre
             others = [w for j, w in enumerate(vals) if j != i]
             ref = float(np.median(others))
             if ref > 0 and v > OUTLIER_FACTOR * ref:
-                outliers.append((names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
+                outliers.append(Outlier(names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
                 keep.remove(i)
     kept = [vals[i] for i in keep] or vals
     return Spread(n=len(vals), mean=float(np.mean(kept)), median=float(np.median(vals)), low=min(vals),

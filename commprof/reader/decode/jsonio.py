@@ -40,7 +40,7 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, chunked: bool 
         size = path.stat().st_size
         if size > max_bytes:
             raise InputError(path, f"{size:,} bytes is above the size limit of {max_bytes:,} bytes "
-                                   "(raise it with --max-bytes)")
+                                   "(raise it with max_bytes=)")
         if chunked and json_size(path) >= CHUNKED_MIN_BYTES:
             streamed = _stream_document(path, max_bytes)
             if streamed is not None:
@@ -60,7 +60,7 @@ def read_document(path: Path, max_bytes: int = DEFAULT_MAX_BYTES, chunked: bool 
         raw = _gunzip(path, raw, max_bytes)
     elif len(raw) > max_bytes:
         raise InputError(path, f"{len(raw):,} bytes is above the size limit of {max_bytes:,} bytes "
-                               "(raise it with --max-bytes)")
+                               "(raise it with max_bytes=)")
     if _valid_utf8(raw):  # msgspec does not check the bytes it skips or keeps raw
         try:
             typed = DOC.decode(raw)
@@ -166,7 +166,7 @@ def _inflate(path: Path, chunks: Iterable[bytes | bytearray], max_bytes: int) ->
             total += len(out)
             if total > max_bytes:
                 raise InputError(path, f"decompresses to more than the limit of {max_bytes:,} bytes "
-                                       "(raise it with --max-bytes)")
+                                       "(raise it with max_bytes=)")
             if out:
                 yield out
         if d.eof:

@@ -39,8 +39,8 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
                      f"<p>{_n(d['overhead_ms'])} ms of a {_n(d['step_ms'])} ms step moves data through the first "
                      "device"
                      + (f"; DistributedDataParallel estimate: {_n(est)} ms per step" if est is not None else "")
-                     + ".</p>" + html_head("phase", "calls/step", "bytes/step", "copied bytes", "host ms", "GPU ms",
-                                       "busy ms"))
+                     + ".</p>" + html_head(("phase", "calls/step", "bytes/step", "copied bytes", "host ms", "GPU ms",
+                                        "busy ms")))
         for p in d["phases"]:
             parts.append(f"<tr><td>{h(p['name'])}</td>" + "".join(f"<td class='n'>{h(str(v))}</td>" for v in (
                 p["calls_per_step"], _fmt_bytes(p["bytes_per_step"]), _fmt_bytes(p["copied_bytes_per_step"]),

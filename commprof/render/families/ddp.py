@@ -83,7 +83,7 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     parts = ["<h2>DDP buckets</h2>"]
     if "buckets" in plots:
         parts.append(html_img("buckets", plots["buckets"], "bucket sizes and exposure"))
-    parts.append(html_head("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms",
+    parts.append(html_head(("bucket", "bytes", "params", "ready ms", "launch ms", "comm ms", "exposed ms"),
                            name="buckets"))
     for b in s["buckets"]:
         parts.append(html_row((b["index"], h(_fmt_bytes(b["bytes"])), b["params"], _n(b["ready_ms"]),

@@ -30,8 +30,8 @@ def as_dict(f: FSDPAnalysis | None) -> dict[str, Any] | None:
                    "reshard_after_forward": u.reshard_after_forward, "fwd_compute_ms": _r(u.fwd_compute_ms),
                    "bwd_compute_ms": _r(u.bwd_compute_ms),
                    "copy_out_ms": _r(u.copy_out_ms),
-                   "phases": {ph: {"bytes": b, "ms": _r(ms), "exposed_ms": _r(ex), "hidden_by": hid}
-                              for ph, (b, ms, ex, hid) in u.phases.items()}} for u in r.units],
+                   "phases": {ph: {"bytes": p.bytes, "ms": _r(p.transfer_ms), "exposed_ms": _r(p.exposed_ms),
+                                   "hidden_by": p.hidden_by} for ph, p in u.phases.items()}} for u in r.units],
         "first_allgather_exposed_ms": _r(r.first_exposed_ms), "reduce_scatter_queued_ms": _r(r.rs_queued_ms),
         "peak_unsharded_bytes": r.peak_unsharded_bytes, "measured_peak_bytes": f.measured_peak_bytes,
         "measured_max_bytes": f.measured_max_bytes,
@@ -50,8 +50,8 @@ def as_dict(f: FSDPAnalysis | None) -> dict[str, Any] | None:
 def _cell(u: Any, ph: str) -> str:
     if ph not in u.phases:
         return "-"
-    _b, ms, ex, _hid = u.phases[ph]
-    return f"{ms:.1f} ({ex:.1f})"
+    p = u.phases[ph]
+    return f"{p.transfer_ms:.1f} ({p.exposed_ms:.1f})"
 
 
 def _phases(f: FSDPAnalysis) -> list[str]:

@@ -116,12 +116,12 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
         parts += _peaks_html(s)
     if rep.parallel is not None:
         a = rep.parallel
-        parts.append(f"<h2>{h(_parallel_title(a))}</h2>" + html_head(*_COLS, name="parallelism"))
+        parts.append(f"<h2>{h(_parallel_title(a))}</h2>" + html_head(_COLS, name="parallelism"))
         parts += [html_row(h(v) for v in row) for row in _variant_rows(a)]
         parts.append(HTML_END)
         parts += [f"<p class='sub'>{h(n, 600)}</p>" for n in a.notes]
     if any(c.steps for c in rep.churn):
-        parts.append("<h2>Allocator churn</h2>" + html_head(*_CHURN_COLS, name="churn"))
+        parts.append("<h2>Allocator churn</h2>" + html_head(_CHURN_COLS, name="churn"))
         parts += [html_row(h(v) for v in row) for row in _churn_rows(rep)]
         parts.append(HTML_END)
     return parts
@@ -129,8 +129,8 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
 
 def _peaks_html(s: dict[str, Any]) -> list[str]:
     parts = ["<h2>Memory (profile_memory=True)</h2>" + html_head(
-        "rank", "device", "peak allocated", "peak reserved", "% of device", "DDP buckets",
-        "comm hook buffers (kept / in flight)")]
+        ("rank", "device", "peak allocated", "peak reserved", "% of device", "DDP buckets",
+         "comm hook buffers (kept / in flight)"))]
     for m in s["memory"]:
         buckets = _fmt_bytes(m["ddp_bucket_bytes"]) + (" (a copy)" if m["ddp_buckets_are_a_copy"] else "")
         hook = (f"{_fmt_bytes(m['compression_persistent_bytes'])} / {_fmt_bytes(m['compression_transient_bytes'])}"

@@ -60,9 +60,9 @@ def text(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if not s["pipeline"]:
         return []
-    parts = ["<h2>Pipeline stages</h2>" + html_head("stage (rank)", "layers", "compute ms/step", "bubble ms/step",
-                                                "micro-batches", "sent per micro-batch",
-                                                "transfer ms per micro-batch")]
+    parts = ["<h2>Pipeline stages</h2>" + html_head(("stage (rank)", "layers", "compute ms/step", "bubble ms/step",
+                                                 "micro-batches", "sent per micro-batch",
+                                                 "transfer ms per micro-batch"))]
     for st in s["pipeline"]["stages"]:
         parts.append(html_row((st["rank"], st["layers"], _n(st["compute_ms"]), _n(st["bubble_ms"]), st["microbatches"],
                            h(_fmt_bytes(st["sent_bytes_per_microbatch"])), _n(st["transfer_ms_per_microbatch"]))))

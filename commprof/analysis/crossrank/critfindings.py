@@ -1,0 +1,53 @@
+"""The sentences of the cross-rank critical path: the root cause (the report's first finding) and communication on
+the path by parallelism dimension, with the most that overlapping it could save."""
+
+from __future__ import annotations
+
+from ..section import Finding
+from .pgkind import DATA, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
+from .rootcause import Critical, GroupComm
+
+MIN_COMM_SHARE_PCT = 5.0
+_HOW = {TENSOR: "sequence parallelism, async tensor parallelism or Transformer Engine's communication overlap",
+        DATA: "overlapping the gradient all-reduces with the backward pass (DDP bucket size, FSDP prefetch)",
+        PIPELINE: "more micro-batches or an interleaved schedule",
+        EXPERT: "overlapping the all-to-all with expert compute (e.g. DeepEP's overlapped dispatch/combine)"}
+_DOING = {"compute": "Its own compute is slower than its peers' (a slower or throttled GPU/CPU, more work "
+                     "assigned to it, or a noisy neighbour on its host).",
+          "launch/host": "Its device waits for its host between operations (launch overhead, Python, "
+                         "synchronisations): check that rank's CPU load and host-side work.",
+          "idle before collectives": "It is idle before it joins collectives (nothing runs: data loading, host-side "
+                                     "stalls, sleeps): check its DataLoader (num_workers, pin_memory) and that "
+                                     "DistributedSampler gives every rank equal shards."}
+
+
+def root_cause_finding(crit: Critical) -> Finding:
+    c = crit.cause
+    if not c.ranks:
+        return Finding("info", c.text)
+    gain_pct = 100 * (c.predicted_gain_ms or 0) / c.step_ms if c.step_ms else 0.0
+    doing = _DOING.get(c.what or "", "")
+    if len(c.ranks) > 1:  # several ranks named together
+        doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
+    return Finding("high" if gain_pct >= 10 else "medium", f"{c.text} {doing}".strip())
+
+
+def comm_findings(crit: Critical) -> list[Finding]:
+    """Per parallelism dimension with a material share of the path: its transfers on the path and the bound."""
+    by_kind: dict[str, list[GroupComm]] = {}
+    for g in crit.comm:
+        by_kind.setdefault(g.kind, []).append(g)
+    out = []
+    for kind, groups in sorted(by_kind.items(), key=lambda kv: -sum(g.on_path_ms for g in kv[1])):
+        ms = sum(g.on_path_ms for g in groups)
+        share = sum(g.share_pct for g in groups)
+        if share < MIN_COMM_SHARE_PCT:
+            continue
+        src = "its description" if all(g.source == "description" for g in groups) else "its membership pattern"
+        names = ", ".join(f"{g.group} ({g.ranks} ranks)" for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
+        out.append(Finding("high" if share >= 20 else "medium",
+                           f"{NAMES[kind].capitalize()} ({SHORT[kind]}) communication on the critical path: "
+                           f"{ms:.2f} ms per step ({share:.0f}% of the step), process group {names}, kind from "
+                           f"{src}. Overlapping it with compute ({_HOW[kind]}) could save at most {ms:.2f} ms per "
+                           "step (the path may then run through other work)."))
+    return out

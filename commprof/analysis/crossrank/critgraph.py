@@ -1,0 +1,337 @@
+"""The cross-rank dependency graph of one step, and its replay: the model under the critical path and the root cause.
+
+What crosses ranks is only the matched collectives' times (``crossrank.GroupMatch``, aligned clocks) and, per rank,
+its compute union (the map step's digest): no event lists.
+
+Per rank, each collective instance it joins is a *pair* (rank, instance).  A rank's work between two points is its
+**own work**: from its predecessor (the end of the latest collective it had to wait for, or the step's start) to its
+arrival at the next collective (or to the step's end).  Own work splits into compute (its compute union), idle
+(nothing ran: the gap just before it joins the collective, at the step's start, and every gap of at least
+``IDLE_GAP_NS`` between its operations: data loading, host stalls, sleeps) and host (the shorter gaps: launch
+latency, Python between operators).
+
+- A collective *gates* a rank when the rank's compute was idle when the collective ended, for at least half of the
+  collective's transfer (its last arrival to its end): the rank was waiting for it.  Collectives that end while
+  compute runs (DDP buckets overlapping backward) do not gate; the rank's work goes on beside them.
+- Stream order: a GPU collective whose kernel was launched before the previous collective of its process group (one
+  NCCL stream per group) ended on the rank and started within ``QUEUE_TOL_NS`` of that end was queued behind it;
+  its predecessor is that collective.
+- An instance ends at its last arrival plus each rank's own transfer (``end - last arrival``).
+
+The replay recomputes every arrival and end of the step from the per-pair own-work parts (compute, host, idle), in
+dependency order, with some of them changed: unchanged it reproduces the measured times exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...model import RankTrace
+from ..perrank import RankDigest, late_split_spans
+from .matching import CrossRank
+
+QUEUE_TOL_NS = 20_000
+GATE_FRACTION = 0.5
+IDLE_GAP_NS = 1_000_000  # a gap between a rank's operations this long is idle (a sleep, a stall), shorter: host
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parts:
+    """Own-work parts, one value per pair (``*_p``) and per rank's step end (``*_e``), in ns."""
+
+    compute_p: np.ndarray
+    host_p: np.ndarray
+    idle_p: np.ndarray
+    compute_e: np.ndarray
+    host_e: np.ndarray
+    idle_e: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepGraph:
+    """One step: pairs (rank, instance), instances, and each rank's step end.  Times aligned (reference clock)."""
+
+    step: int
+    pair_rank: np.ndarray
+    pair_inst: np.ndarray  # index into the instance arrays
+    arrival: np.ndarray
+    end: np.ndarray
+    pred: np.ndarray  # predecessor pair, -1 = the rank's step start
+    transfer: np.ndarray  # end - the instance's last arrival (>= 0)
+    inst_group: np.ndarray  # index into ``groups``
+    inst_op: tuple[str, ...]
+    inst_level: np.ndarray
+    ranks: np.ndarray  # ranks with a step end, and their:
+    start: np.ndarray  # step start
+    stop: np.ndarray  # step end (the later of the CPU step end and its last collective's end)
+    pred_end: np.ndarray  # predecessor pair of the step end
+    parts: Parts
+    groups: tuple[str, ...]  # process group names
+
+    @property
+    def rank_index(self) -> dict[int, int]:
+        return {int(r): i for i, r in enumerate(self.ranks.tolist())}
+
+
+def _covered_before(span: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Length of the canonical ``span`` before each time in ``x`` (vectorised)."""
+    s, e = span
+    if s.size == 0:
+        return np.zeros(x.shape, dtype=np.int64)
+    cum = np.concatenate([[0], np.cumsum(e - s)])
+    k = np.searchsorted(s, x, side="right") - 1
+    kk = np.maximum(k, 0)
+    part = np.clip(np.minimum(x, e[kk]) - s[kk], 0, None)
+    return np.where(k >= 0, cum[kk] + part, 0)
+
+
+def _last_end_before(span: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per time: whether compute runs at it, and the end of the latest compute interval ending at or before it
+    (min int64 where none)."""
+    s, e = span
+    if s.size == 0:
+        return np.zeros(x.shape, dtype=bool), np.full(x.shape, np.iinfo(np.int64).min)
+    k = np.searchsorted(s, x, side="left") - 1  # the last interval starting strictly before x
+    kk = np.maximum(k, 0)
+    inside = (k >= 0) & (e[kk] > x)
+    j = np.searchsorted(e, x, side="right") - 1
+    last = np.where(j >= 0, e[np.maximum(j, 0)], np.iinfo(np.int64).min)
+    return inside, last
+
+
+def _first_start_after(span: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
+    s, e = span
+    if s.size == 0:
+        return np.full(x.shape, np.iinfo(np.int64).max)
+    j = np.searchsorted(e, x, side="right")  # the first interval ending after x
+    return np.where(j < s.size, np.maximum(s[np.minimum(j, s.size - 1)], x), np.iinfo(np.int64).max)
+
+
+@dataclass(slots=True)
+class _Flat:
+    """Every matched pair of the analyzed steps, flattened over groups."""
+
+    rank: np.ndarray
+    inst: np.ndarray
+    arrival: np.ndarray
+    end: np.ndarray
+    issue: np.ndarray
+    inst_step: np.ndarray
+    inst_group: np.ndarray
+    inst_last: np.ndarray
+    inst_op: list[str]
+    groups: list[str]
+
+
+def _flatten(cross: CrossRank, wanted: set[int] | None) -> _Flat:
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("rank", "inst", "arrival", "end", "issue", "inst_step",
+                                                         "inst_group", "inst_last")}
+    ops: list[str] = []
+    n_inst = 0
+    for gi, g in enumerate(cross.groups):
+        keep = (g.steps >= 0) if wanted is None else np.isin(g.steps, list(wanted))  # -1: outside every step
+        k = int(keep.sum())
+        if k == 0 or g.arrival_ns.size == 0:
+            continue
+        arr, end, iss = g.arrival_ns[keep], g.end_ns[keep], g.issue_ns[keep]
+        nr = len(g.ranks)
+        cols["rank"].append(np.tile(np.asarray(g.ranks, dtype=np.int64), k))
+        cols["inst"].append(np.repeat(np.arange(n_inst, n_inst + k, dtype=np.int64), nr))
+        cols["arrival"].append(arr.ravel())
+        cols["end"].append(end.ravel())
+        cols["issue"].append(iss.ravel())
+        cols["inst_step"].append(g.steps[keep])
+        cols["inst_group"].append(np.full(k, gi, dtype=np.int64))
+        cols["inst_last"].append(arr.max(axis=1))
+        ops.extend(op for op, kp in zip(g.ops, keep.tolist(), strict=True) if kp)
+        n_inst += k
+    flat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for k, v in cols.items()}
+    return _Flat(**flat, inst_op=ops, groups=[g.process_group for g in cross.groups])
+
+
+@dataclass(slots=True)
+class _PerPair:
+    """Per-pair results of the rank-local pass (global pair index), and per (rank, step) step ends."""
+
+    pred: np.ndarray
+    compute: np.ndarray
+    host: np.ndarray
+    idle: np.ndarray
+    ends: dict[int, list[tuple[int, int, int, int, int, int, int]]]  # step -> (rank, start, stop, pred, c, h, i)
+
+
+def _long_gaps(comp) -> tuple[np.ndarray, np.ndarray]:
+    """The gaps of a compute union at least ``IDLE_GAP_NS`` long, as a canonical span."""
+    s, e = comp
+    if s.size < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    gs, ge = e[:-1], s[1:]
+    keep = ge - gs >= IDLE_GAP_NS
+    return gs[keep], ge[keep]
+
+
+def _own(comp, gaps, base: np.ndarray, x: np.ndarray, from_start: np.ndarray,
+         before_collective: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compute, host and idle parts of own-work windows ``[base, x]``; ``gaps``: the long gaps (``_long_gaps``)."""
+    w = np.maximum(x - base, 0)
+    c = np.minimum(_covered_before(comp, x) - _covered_before(comp, base), w)
+    tail = np.zeros_like(w)
+    if before_collective:
+        inside, last = _last_end_before(comp, x)
+        tail = np.where(inside, 0, np.maximum(x - np.maximum(base, last), 0))
+    lead = np.where(from_start, np.maximum(np.minimum(_first_start_after(comp, base), x) - base, 0), 0)
+    lo = base + lead
+    hi = np.maximum(x - tail, lo)
+    interior = _covered_before(gaps, hi) - _covered_before(gaps, lo)  # long gaps between its operations
+    idle = tail + lead + np.maximum(interior, 0)
+    idle = np.where(c == 0, w, np.minimum(idle, w - c))
+    return c, w - c - idle, idle
+
+
+def _rank_pass(rt: RankTrace, idx: np.ndarray, flat: _Flat, shift: int, comp, steps: set[int],
+               out: _PerPair) -> None:
+    """The rank-local facts of one rank's pairs ``idx`` (global pair indices): gating, predecessors, own parts."""
+    comp = (comp[0] + shift, comp[1] + shift)
+    gaps = _long_gaps(comp)
+    a, e, iss = flat.arrival[idx], flat.end[idx], flat.issue[idx]
+    st = flat.inst_step[flat.inst[idx]]
+    inside, last = _last_end_before(comp, e)
+    gap = np.where(inside, 0, e - np.maximum(last, a.min() - 1))  # no compute before it: idle since the start
+    gating = (gap > 0) & (gap >= GATE_FRACTION * (e - flat.inst_last[flat.inst[idx]]))
+    cpu = {s.number: (s.start_ns + shift, s.end_ns + shift) for s in rt.steps}
+    for s in sorted(set(st.tolist()) & steps):
+        m = np.flatnonzero(st == s)
+        m = m[np.argsort(e[m], kind="stable")]
+        start = cpu[s][0] if s in cpu else int(a[m].min())
+        stop = max(cpu[s][1] if s in cpu else 0, int(e[m].max()))
+        gm = m[gating[m]]
+        pred = _preds(a, e, iss, flat.inst_group[flat.inst[idx]], m, gm)
+        base = np.where(pred >= 0, e[np.maximum(pred, 0)], start)
+        c, h, i = _own(comp, gaps, base, a[m], pred < 0, True)
+        gidx = idx[m]
+        out.pred[gidx] = np.where(pred >= 0, idx[np.maximum(pred, 0)], -1)
+        out.compute[gidx], out.host[gidx], out.idle[gidx] = c, h, i
+        k = int(np.searchsorted(e[gm], stop, side="right")) - 1
+        pe = int(gm[k]) if k >= 0 else -1
+        b = np.array([e[pe] if pe >= 0 else start], dtype=np.int64)
+        ce, he, ie = _own(comp, gaps, b, np.array([stop], dtype=np.int64), np.array([pe < 0]), False)
+        out.ends.setdefault(s, []).append((rt.rank, start, stop, int(idx[pe]) if pe >= 0 else -1,
+                                           int(ce[0]), int(he[0]), int(ie[0])))
+
+
+def _preds(a: np.ndarray, e: np.ndarray, iss: np.ndarray, grp: np.ndarray, m: np.ndarray,
+           gm: np.ndarray) -> np.ndarray:
+    """Per pair of ``m`` (positions in the rank's arrays, sorted by end): the position of its predecessor, -1 for
+    the step start.  ``gm``: the gating ones among ``m``; ``grp``: each one's process group (one NCCL stream each)."""
+    am = a[m]
+    ge = e[gm]
+    k = np.searchsorted(ge, am, side="right") - 1  # the latest gating collective ending at or before the arrival
+    if gm.size:
+        k = np.where((k >= 0) & (gm[np.maximum(k, 0)] == m), k - 1, k)  # never itself (a zero-length one)
+        pred = np.where(k >= 0, gm[np.maximum(k, 0)], -1)
+    else:
+        pred = np.full(m.size, -1, dtype=np.int64)
+    qq = np.full(m.size, -1, dtype=np.int64)  # the latest collective of the same group (stream) ending by then
+    for gid in np.unique(grp[m]).tolist():
+        sel = np.flatnonzero(grp[m] == gid)
+        mg = m[sel]
+        q = np.searchsorted(e[mg], am[sel], side="right") - 1
+        q = np.where((q >= 0) & (mg[np.maximum(q, 0)] == mg), q - 1, q)
+        qq[sel] = np.where(q >= 0, mg[np.maximum(q, 0)], -1)
+    eq = e[np.maximum(qq, 0)]
+    queued = (qq >= 0) & (am - eq <= QUEUE_TOL_NS) & (iss[m] >= 0) & (iss[m] < eq)
+    later = np.where(pred >= 0, eq > e[np.maximum(pred, 0)], True)
+    return np.where(queued & later, qq, pred)
+
+
+def build(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None,
+          digests: Mapping[int, RankDigest] | None = None) -> list[StepGraph]:
+    """The dependency graph of every analyzed step that has matched collectives."""
+    flat = _flatten(cross, wanted)
+    n = flat.rank.size
+    if n == 0:
+        return []
+    out = _PerPair(np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                   np.zeros(n, dtype=np.int64), {})
+    order = np.argsort(flat.rank, kind="stable")
+    bounds = np.searchsorted(flat.rank[order], [rt.rank for rt in ranks] + [rt.rank + 1 for rt in ranks])
+    steps = set(flat.inst_step.tolist())
+    for i, rt in enumerate(ranks):
+        idx = order[bounds[i]:bounds[len(ranks) + i]]
+        if idx.size == 0:
+            continue
+        comp = late_split_spans(rt, (digests or {}).get(rt.rank))[0]
+        shift = rt.base_time_ns + cross.offsets_ns.get(rt.rank, 0)
+        _rank_pass(rt, idx, flat, shift, comp, steps, out)
+    return [_step_graph(s, flat, out) for s in sorted(out.ends)]
+
+
+def _step_graph(s: int, flat: _Flat, pp: _PerPair) -> StepGraph:
+    insts = np.flatnonzero(flat.inst_step == s)
+    local_inst = np.full(flat.inst_step.size, -1, dtype=np.int64)
+    local_inst[insts] = np.arange(insts.size)
+    pairs = np.flatnonzero(local_inst[flat.inst] >= 0)
+    local_pair = np.full(flat.rank.size, -1, dtype=np.int64)
+    local_pair[pairs] = np.arange(pairs.size)
+    inst = local_inst[flat.inst[pairs]]
+    pred = np.where(pp.pred[pairs] >= 0, local_pair[np.maximum(pp.pred[pairs], 0)], -1)
+    ends = sorted(pp.ends[s])
+    e = np.array([x[:3] for x in ends], dtype=np.int64).reshape(-1, 3)
+    pend = np.array([x[3] for x in ends], dtype=np.int64)
+    pend = np.where(pend >= 0, local_pair[np.maximum(pend, 0)], -1)
+    parts = Parts(compute_p=pp.compute[pairs], host_p=pp.host[pairs], idle_p=pp.idle[pairs],
+                  compute_e=np.array([x[4] for x in ends], dtype=np.int64),
+                  host_e=np.array([x[5] for x in ends], dtype=np.int64),
+                  idle_e=np.array([x[6] for x in ends], dtype=np.int64))
+    last = flat.inst_last[insts]
+    transfer = np.maximum(flat.end[pairs] - last[inst], 0)
+    return StepGraph(step=s, pair_rank=flat.rank[pairs], pair_inst=inst, arrival=flat.arrival[pairs],
+                     end=flat.end[pairs], pred=pred, transfer=transfer, inst_group=flat.inst_group[insts],
+                     inst_op=tuple(flat.inst_op[i] for i in insts.tolist()), inst_level=_levels(inst, pred, insts.size),
+                     ranks=e[:, 0], start=e[:, 1], stop=e[:, 2], pred_end=pend, parts=parts,
+                     groups=tuple(flat.groups))
+
+
+def _levels(inst: np.ndarray, pred: np.ndarray, n_inst: int) -> np.ndarray:
+    """Dependency depth of each instance: 1 + the deepest instance any of its pairs' predecessors belongs to."""
+    level = np.zeros(n_inst, dtype=np.int64)
+    has = pred >= 0
+    for _ in range(n_inst + 1):
+        dep = np.where(has, level[inst[np.maximum(pred, 0)]] + 1, 0)
+        new = np.zeros(n_inst, dtype=np.int64)
+        np.maximum.at(new, inst, dep)
+        if np.array_equal(new, level):
+            break
+        level = new
+    return level
+
+
+def replay(g: StepGraph, parts: Parts | None = None) -> np.ndarray:
+    """Each rank's step end (aligned ns, in ``g.ranks`` order) with the own-work ``parts`` (measured if None)."""
+    p = parts or g.parts
+    w = p.compute_p + p.host_p + p.idle_p
+    ri = g.rank_index
+    start_of_pair = g.start[np.array([ri[int(r)] for r in g.pair_rank.tolist()], dtype=np.int64)] \
+        if g.pair_rank.size else np.zeros(0, dtype=np.int64)
+    new_end = np.zeros(g.end.size, dtype=np.int64)
+    order = np.argsort(g.inst_level[g.pair_inst], kind="stable")
+    lv = g.inst_level[g.pair_inst][order]
+    cuts = np.flatnonzero(np.diff(lv)) + 1
+    for chunk in np.split(order, cuts):
+        if chunk.size == 0:
+            continue
+        pr = g.pred[chunk]
+        a = np.where(pr >= 0, new_end[np.maximum(pr, 0)], start_of_pair[chunk]) + w[chunk]
+        last = np.full(g.inst_level.size, np.iinfo(np.int64).min)
+        np.maximum.at(last, g.pair_inst[chunk], a)
+        new_end[chunk] = last[g.pair_inst[chunk]] + g.transfer[chunk]
+    we = p.compute_e + p.host_e + p.idle_e
+    return np.where(g.pred_end >= 0, new_end[np.maximum(g.pred_end, 0)], g.start) + we
+
+
+def length(g: StepGraph, stops: np.ndarray) -> int:
+    """The step's length: the longest step of any rank (its step end - its step start)."""
+    return int((stops - g.start).max()) if stops.size else 0

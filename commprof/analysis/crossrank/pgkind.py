@@ -1,0 +1,91 @@
+"""What parallelism a process group serves: tensor, data, pipeline or expert parallel.
+
+From the group's description where the trace records one (torch's ``pg_desc``, Megatron's group names: words such
+as "tensor", "tp", "data", "dp", "pipeline", "pp", "expert", "ep", "moe"); else from what it runs and its members:
+all-to-all -> expert parallel; point-to-point only -> pipeline; a group of consecutive ranks smaller than the job
+-> tensor parallel (Megatron and torch's DeviceMesh put the innermost dimension on consecutive ranks); a strided
+group or one spanning the job beside smaller groups -> data parallel.  A lone group spanning the job is tensor
+parallel when it repeats one message size many times per step (activations of the same shape, layer after layer)
+and neither DDP / FSDP settings nor FSDP2's record functions were recorded, else data parallel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import ops
+from ...model import RankTrace
+from .matching import GroupMatch
+
+TENSOR, DATA, PIPELINE, EXPERT = "tensor", "data", "pipeline", "expert"
+NAMES = {TENSOR: "tensor-parallel", DATA: "data-parallel", PIPELINE: "pipeline-parallel", EXPERT: "expert-parallel"}
+SHORT = {TENSOR: "TP", DATA: "DP", PIPELINE: "PP", EXPERT: "EP"}
+_WORDS = ((EXPERT, ("expert", "ep", "moe", "etp", "edp")), (PIPELINE, ("pipeline", "pp", "pipe", "stage")),
+          (TENSOR, ("tensor", "tp", "tensor_model", "mp", "model", "sp", "cp", "context")),
+          (DATA, ("data", "dp", "ddp", "fsdp", "shard", "replicate", "hsdp", "default_pg")))
+MIN_REPEATS_PER_STEP = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupKind:
+    group: str
+    kind: str  # TENSOR, DATA, PIPELINE or EXPERT
+    source: str  # "description" or "membership"
+    ranks: tuple[int, ...]
+
+
+def _from_description(desc: str) -> str | None:
+    words = set(re.split(r"[^a-z]+", desc.lower()))
+    for kind, keys in _WORDS:
+        if words & set(keys):
+            return kind
+    return None
+
+
+def _lone_world_kind(g: GroupMatch, ranks: Sequence[RankTrace]) -> str:
+    if any(rt.fsdp or (rt.sidecar is not None and (rt.sidecar.ddp is not None or rt.sidecar.fsdp is not None))
+           for rt in ranks):
+        return DATA
+    n_steps = max(len(set(g.steps.tolist())), 1)
+    sizes = Counter(g.nbytes.tolist())
+    if not sizes:
+        return DATA
+    size, count = sizes.most_common(1)[0]
+    repeated = count / n_steps >= MIN_REPEATS_PER_STEP and count >= 0.5 * len(g.nbytes) and size > 0
+    return TENSOR if repeated else DATA
+
+
+def group_kinds(ranks: Sequence[RankTrace], groups: Sequence[GroupMatch]) -> dict[str, GroupKind]:
+    """The kind of every matched process group."""
+    desc: dict[str, str] = {}
+    for rt in ranks[:64]:  # descriptions are the same on every rank of a group; a few ranks name them all
+        for pg in rt.process_groups:
+            if pg.description and pg.name not in desc:
+                desc[pg.name] = pg.description
+    world = {r for g in groups for r in g.ranks} | {rt.rank for rt in ranks}
+    smaller = any(len(g.ranks) < len(world) for g in groups)
+    out: dict[str, GroupKind] = {}
+    for g in groups:
+        kind = _from_description(desc.get(g.process_group, ""))
+        source = "description"
+        if kind is None:
+            source = "membership"
+            kind = _membership(g, ranks, world, smaller)
+        out[g.process_group] = GroupKind(group=g.process_group, kind=kind, source=source, ranks=g.ranks)
+    return out
+
+
+def _membership(g: GroupMatch, ranks: Sequence[RankTrace], world: set[int], smaller: bool) -> str:
+    if g.ops and sum(1 for op in g.ops if "all_to_all" in op) >= 0.5 * len(g.ops):
+        return EXPERT
+    if g.ops and all(ops.is_p2p(op) for op in g.ops):
+        return PIPELINE
+    rk = np.asarray(g.ranks)
+    if len(rk) < len(world):
+        return TENSOR if int(rk.max() - rk.min()) + 1 == len(rk) else DATA
+    return DATA if smaller else _lone_world_kind(g, ranks)

@@ -1,0 +1,300 @@
+"""Who holds the job back: the root-cause rank (or ranks), from the cross-rank critical path and a replay of each step.
+
+Each candidate (the ranks with the most own work on the critical paths) is replayed step by step
+(``critgraph.replay``) with its own work before each collective cut to the median of its peers' own work before the
+same collective (the other ranks of that instance) where its own was longer, and likewise its work before the
+step's end: the step it would have had at its peers' median speed.  Its *gain* in a step is the replayed step minus
+that step.
+
+The noise a claim must beat is the noise of the claim itself, not the step's variance (which mostly comes from
+causes shared by every rank: they shift all ranks together and no rank's replay removes them).  Under pure jitter
+every rank takes its turn on the path, and the gains the other ranks reach in the steps they hold are what jitter
+produces: that distribution, over the other ranks on the path and the analyzed steps, is the claim's noise (a rank
+not replayed counts with its own work on the path, the most it could gain).  Ranks S are named when
+
+- S's median joint gain is more than ``STANDOUT`` times the high end (``JITTER_QUANTILE``) of the other ranks'
+  per-step gains (the *jitter bar*): it stands out from what the others' slowness cost, one outlier step aside; and
+  for several ranks, every member's median own work on the path is also more than ``STANDOUT`` times the high end of
+  the other ranks' own work on the path (each alone gains little while another member is as slow);
+- S's joint gain beats the best other rank's gain in a majority of the steps (consistency: a sign test; ranks
+  that take turns, step by step, each hold a minority);
+- every member is slower than its peers beyond chance (``_slower``: longer than its peers' median at the same
+  collectives more often than chance would make it, a sign test at ``ALPHA`` over the ranks on the path; or, in
+  every step, longer in total by ``NET_SHARE`` of its gain): a rank that merely happened to be slower at the moments
+  that counted, and faster elsewhere, is not slower;
+- and S's median joint gain is at least ``MIN_GAIN_FRACTION`` of the step.
+
+One rank is tried first (the largest median gain), then the two, three ... (up to ``MAX_RANKS``, and at most half
+the ranks) with the most own work on the path: ranks that stand out together (two slow GPUs of one tensor-parallel
+group) are named together.
+Otherwise the verdict is "no single rank holds the job back", with the spread of the ranks' shares of the path.
+What the named rank was doing is the part (compute, host / launch, idle before collectives) whose cut alone gains
+most.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ...model import RankTrace
+from ..perrank import RankDigest
+from .critgraph import Parts, StepGraph, build, length, replay
+from .critpath import StepPath, walk
+from .matching import CrossRank
+from .pgkind import NAMES, SHORT, GroupKind, group_kinds
+
+MIN_GAIN_FRACTION = 0.02
+STANDOUT = 2.0
+CANDIDATES = 8  # replayed one by one; the others' gains are bounded by their own work on the path
+MAX_RANKS = 4
+NET_SHARE = 0.5  # a slow rank's gain is its net excess; jitter's gain is excesses that shortfalls cancel
+ALPHA = 0.05  # the sign test's level, over every rank on a path (Bonferroni)
+JITTER_QUANTILE = 0.9  # of the other ranks' per-step gains: the high end of what jitter gave them
+COMPUTE, HOST, IDLE = "compute", "launch/host", "idle before collectives"
+_PART_FIELDS = {COMPUTE: ("compute_p", "compute_e"), HOST: ("host_p", "host_e"), IDLE: ("idle_p", "idle_e")}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RootCause:
+    rank: int | None  # None: no single rank
+    ranks: tuple[int, ...]
+    what: str | None  # COMPUTE, HOST or IDLE
+    share_pct: float | None  # the rank's own work, % of the step's critical path (median over steps)
+    steps_on_path: int  # steps in which its gain passed the bar
+    steps: int
+    step_ms: float  # the measured step (median of the steps' lengths)
+    noise_ms: float  # step-to-step standard deviation (shown; shared causes move every rank and are not the bar)
+    jitter_ms: float  # the bar: the 90th percentile of the other ranks' per-step gains (what jitter gave them)
+    predicted_step_ms: float | None
+    predicted_gain_ms: float | None
+    predicted_range_ms: tuple[float, float] | None  # the predicted step, lowest and highest over the analyzed steps
+    gain_range_ms: tuple[float, float] | None = None  # its gain, lowest and highest over the analyzed steps
+    ratio: float | None  # its own work / its peers' median own work, for ``what``
+    peers: str  # "tensor-parallel", ...
+    spread: tuple[tuple[int, float], ...]  # (rank, share % of the path), largest first
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupComm:
+    group: str
+    kind: str
+    source: str
+    ranks: int
+    on_path_ms: float  # its transfers on the critical path, median over steps
+    share_pct: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Critical:
+    paths: tuple[StepPath, ...]
+    cause: RootCause
+    comm: tuple[GroupComm, ...]  # largest first
+    kinds: dict[str, GroupKind]
+
+
+def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] | None = None,
+             digests: Mapping[int, RankDigest] | None = None) -> Critical | None:
+    """The critical paths, the root cause and communication on the path by process group; None without matched
+    collectives (one rank, or no collective ran)."""
+    graphs = build(ranks, cross, set(steps) if steps is not None else None, digests)
+    if not graphs:
+        return None
+    paths = tuple(walk(g) for g in graphs)
+    kinds = group_kinds(ranks, cross.groups)
+    cause = _verdict(graphs, paths, kinds)
+    return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds)
+
+
+def _comm(paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> tuple[GroupComm, ...]:
+    per = [p.comm_ns() for p in paths]
+    step = float(np.median([p.length_ns for p in paths])) or 1.0
+    out = []
+    for name in sorted({k for d in per for k in d}):
+        ms = float(np.median([d.get(name, 0) for d in per])) / 1e6
+        k = kinds.get(name)
+        out.append(GroupComm(group=name, kind=k.kind if k else "data", source=k.source if k else "membership",
+                             ranks=len(k.ranks) if k else 0, on_path_ms=ms, share_pct=100 * ms * 1e6 / step))
+    return tuple(sorted(out, key=lambda c: -c.on_path_ms))
+
+
+def _peer_parts(g: StepGraph, ranks: Sequence[int], which: Sequence[str], clip: bool = True) -> Parts:
+    """``g``'s parts with the own work (the fields of ``which``) of each of ``ranks`` cut to its peers' median where
+    it was longer (``clip``; else set to it)."""
+    cut = min if clip else (lambda own, med: med)
+    new = {f: getattr(g.parts, f).copy() for f in ("compute_p", "host_p", "idle_p", "compute_e", "host_e", "idle_e")}
+    order = np.argsort(g.pair_inst, kind="stable")
+    bounds = np.searchsorted(g.pair_inst[order], np.arange(g.inst_level.size + 1))
+    for rank in ranks:
+        for p in np.flatnonzero(g.pair_rank == rank).tolist():
+            inst = int(g.pair_inst[p])
+            others = order[bounds[inst]:bounds[inst + 1]]
+            others = others[others != p]
+            if others.size == 0:
+                continue
+            for w in which:
+                f = _PART_FIELDS[w][0]
+                col = getattr(g.parts, f)
+                new[f][p] = cut(int(col[p]), int(np.median(col[others])))
+        i = g.rank_index.get(rank)
+        if i is not None and g.ranks.size > 1:
+            for w in which:
+                f = _PART_FIELDS[w][1]
+                col = getattr(g.parts, f)
+                new[f][i] = cut(int(col[i]), int(np.median(np.delete(col, i))))
+    return Parts(**new)
+
+
+def _gains(graphs: Sequence[StepGraph], ranks: Sequence[int], which: Sequence[str]) -> np.ndarray:
+    out = []
+    for g in graphs:
+        base = length(g, replay(g))
+        out.append(max(base - length(g, replay(g, _peer_parts(g, ranks, which))), 0))
+    return np.array(out, dtype=np.float64)
+
+
+def _slower(graphs: Sequence[StepGraph], rank: int, gain: np.ndarray, alpha: float) -> bool:
+    """Is the rank's own work slower than its peers', beyond chance?  Either at the collectives it joins (a one-sided
+    sign test over every one: longer than its peers' median there more often than half the time, at ``alpha``), or
+    in total: in every step its own work exceeds its peers' median by ``NET_SHARE`` of its gain or more (a few long
+    stalls; under jitter the excesses and shortfalls cancel while the gain, counting only excesses, stays
+    positive)."""
+    longer = shorter = 0
+    net = []
+    for g in graphs:
+        peer = _peer_parts(g, (rank,), (COMPUTE, HOST, IDLE), clip=False)
+        m = g.pair_rank == rank
+        i = g.rank_index.get(rank)
+        own = sum(getattr(g.parts, _PART_FIELDS[w][0])[m] for w in (COMPUTE, HOST, IDLE))
+        med = sum(getattr(peer, _PART_FIELDS[w][0])[m] for w in (COMPUTE, HOST, IDLE))
+        if i is not None:
+            own = np.append(own, sum(int(getattr(g.parts, _PART_FIELDS[w][1])[i]) for w in (COMPUTE, HOST, IDLE)))
+            med = np.append(med, sum(int(getattr(peer, _PART_FIELDS[w][1])[i]) for w in (COMPUTE, HOST, IDLE)))
+        longer += int((own > med).sum())
+        shorter += int((own < med).sum())
+        net.append(float((own - med).sum()))
+    n = longer + shorter
+    p = sum(math.comb(n, k) for k in range(longer, n + 1)) / 2 ** n if n else 1.0
+    return p <= alpha or bool(np.all(np.array(net) >= NET_SHARE * gain))
+
+
+def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> RootCause:
+    lens = np.array([p.length_ns for p in paths], dtype=np.float64)
+    noise = float(np.std(lens, ddof=1)) if lens.size > 1 else 0.0
+    shares = _shares(paths)
+    # per rank and step: its gain where replayed, else its own work on the path (a bound of its gain)
+    bound = {r: np.array([p.own_ns().get(r, 0) for p in paths], dtype=np.float64) for r, _ in shares}
+    gains = {r: _gains(graphs, (r,), (COMPUTE, HOST, IDLE)) for r, _ in shares[:CANDIDATES]}
+    per = {**bound, **gains}
+    med = {r: float(np.median(v)) for r, v in gains.items()}
+    base = RootCause(rank=None, ranks=(), what=None, share_pct=None, steps_on_path=0, steps=len(paths),
+                     step_ms=float(np.median(lens)) / 1e6, noise_ms=noise / 1e6, jitter_ms=0.0,
+                     predicted_step_ms=None, predicted_gain_ms=None, predicted_range_ms=None, ratio=None, peers="",
+                     spread=tuple(shares[:5]), text="")
+    on_path = {r: float(np.median(v)) for r, v in bound.items()}
+    by_path = sorted(on_path, key=lambda r: (-on_path[r], r))
+    n_ranks = len({int(r) for g in graphs for r in g.ranks.tolist()})
+    for k in range(1, min(MAX_RANKS, max(n_ranks // 2, 1)) + 1):
+        # one rank: the largest gain; several: the most on the path (alone each gains little while the other is slow)
+        named = sorted(med, key=lambda r: (-med[r], r))[:1] if k == 1 else by_path[:k]
+        if len(named) < k:
+            break
+        rest = [v for r, v in per.items() if r not in named]
+        jitter = float(np.quantile(np.concatenate(rest), JITTER_QUANTILE)) if rest else 0.0
+        joint = gains[named[0]] if k == 1 else _gains(graphs, named, (COMPUTE, HOST, IDLE))
+        if k == 1:
+            stands = med[named[0]] > STANDOUT * jitter
+        else:  # each member's own work on the path against the others' (like with like)
+            others = [v for r, v in bound.items() if r not in named]
+            path_bar = float(np.quantile(np.concatenate(others), JITTER_QUANTILE)) if others else 0.0
+            stands = (min(on_path[r] for r in named) > STANDOUT * path_bar
+                      and float(np.median(joint)) > STANDOUT * jitter)
+        if not stands or not all(_slower(graphs, r, per[r] if k == 1 else joint / k, ALPHA / max(len(shares), 1))
+                                 for r in named):
+            continue
+        best_other = np.max(np.vstack(rest), axis=0) if rest else np.zeros(len(paths))
+        held = int((joint > STANDOUT * best_other).sum())
+        if 2 * held > len(paths) and float(np.median(joint)) >= MIN_GAIN_FRACTION * float(np.median(lens)):
+            return _name(graphs, base, named, joint, held=held, jitter=jitter, shares=dict(shares), lens=lens,
+                         kinds=kinds)
+    jitter = float(np.quantile(np.concatenate(list(per.values())), JITTER_QUANTILE)) if per else 0.0
+    out = replace(base, jitter_ms=jitter / 1e6)
+    return replace(out, text=_no_single(out))
+
+
+def _name(graphs: Sequence[StepGraph], base: RootCause, named: Sequence[int], joint: np.ndarray, *, held: int,
+          jitter: float, shares: Mapping[int, float], lens: np.ndarray, kinds: Mapping[str, GroupKind]) -> RootCause:
+    first = named[0]
+    what = max((COMPUTE, HOST, IDLE), key=lambda w: float(np.median(_gains(graphs, named, (w,)))))
+    pred = lens - joint
+    ratio, peers = _ratio(graphs, first, what, kinds)
+    cause = replace(base, rank=first if len(named) == 1 else None, ranks=tuple(named), what=what,
+                    share_pct=sum(shares.get(r, 0.0) for r in named), steps_on_path=held, jitter_ms=jitter / 1e6,
+                    predicted_step_ms=float(np.median(pred)) / 1e6, predicted_gain_ms=float(np.median(joint)) / 1e6,
+                    predicted_range_ms=(float(pred.min()) / 1e6, float(pred.max()) / 1e6),
+                    gain_range_ms=(float(joint.min()) / 1e6, float(joint.max()) / 1e6), ratio=ratio, peers=peers)
+    return replace(cause, text=_named(cause))
+
+
+def _shares(paths: Sequence[StepPath]) -> list[tuple[int, float]]:
+    """Per rank, the median over steps of its own work's share of the path (%), largest first."""
+    per = [p.own_ns() for p in paths]
+    ranks = {r for d in per for r in d}
+    out = [(r, float(np.median([100 * d.get(r, 0) / max(p.length_ns, 1) for d, p in zip(per, paths, strict=True)])))
+           for r in ranks]
+    return sorted(out, key=lambda x: (-x[1], x[0]))
+
+
+def _ratio(graphs: Sequence[StepGraph], rank: int, what: str, kinds: Mapping[str, GroupKind]) -> tuple[float, str]:
+    """The rank's own ``what`` over the step / its peers' median of the same, and its peers' kind (the smallest
+    group it belongs to)."""
+    mine = peer = 0.0
+    smallest: tuple[int, str] | None = None
+    for g in graphs:
+        new = _peer_parts(g, (rank,), (what,), clip=False)
+        f, fe = _PART_FIELDS[what]
+        m = g.pair_rank == rank
+        i = g.rank_index.get(rank)
+        mine += float(getattr(g.parts, f)[m].sum()) + (float(getattr(g.parts, fe)[i]) if i is not None else 0)
+        peer += float(getattr(new, f)[m].sum()) + (float(getattr(new, fe)[i]) if i is not None else 0)
+        for inst in set(g.pair_inst[m].tolist()):
+            name = g.groups[int(g.inst_group[inst])]
+            k = kinds.get(name)
+            if k is not None and (smallest is None or len(k.ranks) < smallest[0]):
+                smallest = (len(k.ranks), k.kind)
+    return (mine / peer if peer > 0 else float("inf")), (NAMES[smallest[1]] if smallest else "")
+
+
+def _named(c: RootCause) -> str:
+    lo, hi = c.gain_range_ms or (0.0, 0.0)
+    band = f", {lo:.2f}-{hi:.2f} over the steps" if c.steps > 1 else ""
+    after = (f"At its peers' median speed the step would take {c.predicted_step_ms:.2f} ms instead of "
+             f"{c.step_ms:.2f} ms (-{c.predicted_gain_ms:.2f} ms{band}); the other ranks' slowness cost up to "
+             f"{c.jitter_ms:.2f} ms in a step (90th percentile).")
+    if c.rank is None:
+        who = ", ".join(str(r) for r in c.ranks[:-1]) + f" and {c.ranks[-1]}"
+        return (f"Ranks {who} hold the job back together: {c.share_pct:.0f}% of the step's critical path, mostly "
+                f"{c.what}; beyond the others' jitter in {c.steps_on_path} of {c.steps} steps. "
+                + after.replace("its peers'", "their peers'"))
+    peers = f"its {SHORT[_kind_of(c.peers)]} peers'" if c.peers else "its peers'"
+    ratio = "" if c.ratio is None else (f", {c.what} {c.ratio:.1f}x {peers}" if np.isfinite(c.ratio)
+                                        else f", {c.what} where its peers had none")
+    return (f"Rank {c.rank} holds the job back: {c.share_pct:.0f}% of the step's critical path{ratio}; beyond the "
+            f"others' jitter in {c.steps_on_path} of {c.steps} steps. {after}")
+
+
+def _kind_of(name: str) -> str:
+    return next(k for k, v in NAMES.items() if v == name)
+
+
+def _no_single(c: RootCause) -> str:
+    spread = ", ".join(f"rank {r} {s:.0f}%" for r, s in c.spread[:4]) or "none"
+    return (f"No single rank holds the job back: no rank's own work, cut to its peers' median speed, would shorten "
+            f"the {c.step_ms:.2f} ms step by {STANDOUT:.0f}x what the other ranks' slowness cost in a step (up to "
+            f"{c.jitter_ms:.2f} ms, 90th percentile), in most steps, by 2% or more, while slower than its peers more "
+            f"often than chance. Shares of the critical path: "
+            f"{spread}.")

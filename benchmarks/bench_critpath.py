@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TP, LAYERS, STEPS, BUCKETS = 8, 8, 3, 4
 FWD_US, BWD_US, OPT_US, TP_US, DP_US, LAUNCH_US = 900.0, 1800.0, 300.0, 120.0, 1500.0, 20.0
 SLOW_FACTOR = 1.3
-HOST_SHIFT_US = 1.7e6  # host h's clock is h * 1.7 s ahead
+HOST_SHIFT_US = 1.7e6  # host h's clock is ((5 h) mod 7) * 1.7 s ahead: seconds apart, never minutes (issue 24)
 T0_US = 1e6  # trace clock of host 0 at the job start (Kineto ts, us)
 
 
@@ -73,7 +73,7 @@ def simulate(n: int, out: Path, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     slow = slow_rank(n)
     speed = np.where(np.arange(n) == slow, SLOW_FACTOR, 1.0)
-    w = [_Writer(r, T0_US + (r // TP) * HOST_SHIFT_US) for r in range(n)]
+    w = [_Writer(r, T0_US + ((5 * (r // TP)) % 7) * HOST_SHIFT_US) for r in range(n)]
     t = np.zeros(n)  # each rank's GPU ready time
     seq_tp, seq_dp = 0, 0
     steps: list[list[tuple[float, float]]] = [[] for _ in range(n)]

@@ -29,6 +29,7 @@ def root_cause_finding(crit: Critical) -> Finding:
     doing = _DOING.get(c.what or "", "")
     if len(c.ranks) > 1:  # several ranks named together
         doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
+        doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
     return Finding("high" if gain_pct >= 10 else "medium", f"{c.text} {doing}".strip())
 
 

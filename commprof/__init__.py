@@ -74,9 +74,10 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
-            step_ms: float | None = None, per_rank_only: bool = False) -> Report:
+            step_ms: float | None = None, per_rank_only: bool = False, whatif: Iterable[str] = ()) -> Report:
     """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
-    time outside the profiler where the files do not record it (plain torch.profiler traces).  Where the run's
+    time outside the profiler where the files do not record it (plain torch.profiler traces); ``whatif``: what-ifs
+    to state in the findings even when memory is not near the device's limit ("fsdp").  Where the run's
     folder also holds the files of ``commprof.monitor``, their diagnosis (hangs, slow ranks) is the report's
     production section."""
     from .analysis.analyze import analyze as _analyze
@@ -86,7 +87,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     folder = Path(run.path)
     mon = read_monitor(folder) if folder.is_dir() and is_monitor_folder(folder) else None
     return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms, monitor=mon,
-                    per_rank_only=per_rank_only)
+                    per_rank_only=per_rank_only, whatif=whatif)
 
 
 def plots(report: Report) -> dict[str, bytes]:

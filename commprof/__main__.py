@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                         "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
                         "searched in kernel names, optionally prefixed with the operation, e.g. "
                         "'all_to_all=my_ep::dispatch'; repeat for more")
+    r.add_argument("--whatif", action="append", default=[], choices=["fsdp"],
+                   help="show a what-if in the text report even when memory is not near the device's limit: fsdp "
+                        "(DDP -> FSDP2: memory and step time under fully_shard)")
     r.add_argument("--perfetto-max-mb", type=float, default=64.0,
                    help=f"leave {MERGED} out when it would be larger than this many MB of JSON (default 64; 0: no "
                         "limit)")
@@ -145,7 +148,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
     if args.step_ms is not None and not args.step_ms > 0:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
-    rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms)
+    rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms, whatif=args.whatif)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
     notes: list[str] = []
     written = write_outputs(rep, Path(args.out) if args.out else default_out, formats,

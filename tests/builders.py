@@ -80,9 +80,9 @@ def fsdp_inputs(units: Sequence[tuple[str, float, float, float, float, float, in
                 fwd_tail_ms: float, bwd_tail_ms: float):
     """FSDP2 replay inputs by hand: per unit (name, fwd ms, bwd ms, all-gather ms, backward all-gather ms,
     reduce-scatter ms, unsharded bytes, reshard_after_forward), in forward order ("" first: the root)."""
-    from commprof.analysis.fsdp.replay import ReplayInputs, _Unit
+    from commprof.analysis.fsdp.replay import ReplayInputs, UnitTimes
 
-    return ReplayInputs(units=tuple(_Unit(name=n, fwd_ns=f * 1e6, bwd_ns=b * 1e6, ag_ns=ag * 1e6, bwd_ag_ns=bag * 1e6,
-                                          rs_ns=rs * 1e6, unsharded_bytes=nb, reshard=raf)
+    return ReplayInputs(units=tuple(UnitTimes(name=n, fwd_ns=f * 1e6, bwd_ns=b * 1e6, ag_ns=ag * 1e6,
+                                              bwd_ag_ns=bag * 1e6, rs_ns=rs * 1e6, unsharded_bytes=nb, reshard=raf)
                                     for n, f, b, ag, bag, rs, nb, raf in units),
                         head_ns=head_ms * 1e6, fwd_tail_ns=fwd_tail_ms * 1e6, bwd_tail_ns=bwd_tail_ms * 1e6)

@@ -24,6 +24,8 @@ from .ddp.family import EMPTY as NO_DDP
 from .ddp.family import DDPDetail
 from .families import sections as family_sections
 from .fsdp.advice import FSDPAnalysis
+from .memory.churn import Churn
+from .memory.ddp2fsdp import ParallelAnalysis
 from .memory.peak import Memory
 from .overlap import RankOverlap
 from .perrank import RankDigest, results_for, steps_key
@@ -88,7 +90,18 @@ class Report:
 
     @property
     def memory(self) -> tuple[Memory, ...]:
-        return self._detail("memory", ())
+        d = self._detail("memory")
+        return d.peaks if d is not None else ()
+
+    @property
+    def churn(self) -> tuple[Churn, ...]:
+        d = self._detail("memory")
+        return d.churn if d is not None else ()
+
+    @property
+    def parallel(self) -> ParallelAnalysis | None:
+        d = self._detail("memory")
+        return d.parallel if d is not None else None
 
     @property
     def dataparallel(self) -> tuple[DataParallelStat, ...]:
@@ -137,14 +150,16 @@ class Report:
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
             digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None,
-            monitor: MonitorRun | None = None, per_rank_only: bool = False) -> Report:
+            monitor: MonitorRun | None = None, per_rank_only: bool = False,
+            whatif: Iterable[str] = ()) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
     the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
     ``step_ms``: the step time outside the profiler, for ranks whose files do not record it (plain torch.profiler
     traces): the what-ifs are calibrated on it.  ``monitor``: the files ``commprof.monitor`` wrote for the same
     job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section.
-    ``per_rank_only`` (or a run ``load`` marked so): per-rank figures only, no cross-rank claim (``withheld``)."""
+    ``per_rank_only`` (or a run ``load`` marked so): per-rank figures only, no cross-rank claim (``withheld``).
+    ``whatif``: what-ifs to state in the findings even where the run does not call for them ("fsdp": DDP -> FSDP2)."""
     withheld = per_rank_only or run.per_rank_only
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}
@@ -159,7 +174,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
     nz = run_noise(run, wanted)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
-                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz)
+                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz,
+                    whatif=tuple(whatif))
     sections = tuple(with_bands(s, nz) for s in family_sections(shared))
     if withheld:
         sections = per_rank_sections(run, sections)

@@ -9,6 +9,7 @@ Adding a family: a folder ``analysis/<family>/`` with its analyses and a ``famil
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from . import findings as say
 from .crossrank import family as crossrank
@@ -58,5 +59,10 @@ FAMILIES: tuple[tuple[str, Family], ...] = (
 
 
 def sections(sh: Shared) -> tuple[Section, ...]:
-    """The section of every family the run has."""
-    return tuple(s for _name, run in FAMILIES if (s := run(sh)) is not None)
+    """The section of every family the run has; each family sees the sections before it (``Shared.earlier``)."""
+    out: list[Section] = []
+    for _name, run in FAMILIES:
+        s = run(replace(sh, earlier=tuple(out)))
+        if s is not None:
+            out.append(s)
+    return tuple(out)

@@ -66,6 +66,8 @@ class WhatIf:
     predicted_peak_bytes: int | None = None  # where the setting changes memory
     predicted_exposed_ms: float | None = None  # communication left exposed, where the model says
     assumed: tuple[str, ...] = ()  # costs the prediction uses that nothing in the run measured
+    # the other settings the prediction assumes beside ``knob`` (parallelism = fsdp2 with reshard_after_forward)
+    with_settings: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

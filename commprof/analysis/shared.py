@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..model import MonitorRun, Run
 from .bandwidth import Bandwidth
@@ -27,3 +28,11 @@ class Shared:
     digests: Mapping[int, RankDigest]  # what the engine's map step computed per rank
     monitor: MonitorRun | None = None  # the files ``commprof.monitor`` wrote beside the traces, if any
     noise: Noise = Noise()  # how disturbed the traced run was: every prediction's band widens with it
+    whatif: tuple[str, ...] = ()  # what-ifs the user asked to see in the findings whatever the run ("fsdp")
+    # the sections of the families listed before this one in ``FAMILIES`` (a family may build on an earlier one's
+    # model: the memory family's DDP -> FSDP2 what-if on the DDP advisor's calibration); ``Section`` records
+    earlier: tuple[Any, ...] = ()
+
+    def section(self, family: str) -> Any:
+        """The section of an earlier family, or None."""
+        return next((s for s in self.earlier if s.family == family), None)

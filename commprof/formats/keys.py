@@ -22,6 +22,14 @@ CAT_CPU_OP, CAT_GPU_USER_ANNOTATION = "cpu_op", "gpu_user_annotation"
 # names
 STEP_PREFIX = "ProfilerStep#"
 RPC = "record_param_comms"
+# the device allocator's runtime calls (CUDA and HIP), by what they do to memory
+RT_MALLOC = ("cudaMalloc", "hipMalloc")
+RT_FREE = ("cudaFree", "hipFree")
+RT_HOST_ALLOC = ("cudaHostAlloc", "cudaMallocHost", "hipHostMalloc", "hipHostAlloc", "hipMallocHost")
+RT_HOST_FREE = ("cudaFreeHost", "hipHostFree", "hipFreeHost")
+RT_DEVICE_SYNC = ("cudaDeviceSynchronize", "hipDeviceSynchronize")
+OPTIMIZER_STEP_PREFIX = "Optimizer.step#"  # torch.optim's record function: "Optimizer.step#Adam.step"
+EMPTY_CACHE_SUFFIX = ": empty_cache"  # with_stack's Python function event: "torch/cuda/memory.py(222): empty_cache"
 
 # args
 A_NAME = "name"

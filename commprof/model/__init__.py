@@ -1,5 +1,6 @@
 """The typed model: trace records (``trace``), sidecar records (``sidecar``), lanes kept on disk (``spilled``)."""
 
+from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent, FSDPSettings, FSDPUnit
 from .monitor import (
                       Crash,
@@ -18,7 +19,8 @@ from .sidecar import BucketEvent, BucketLayout, DDPSettings, ModuleCall, ParamIn
 from .spilled import SpillDir, SpilledArray, SpilledLane
 from .trace import Collective, DPCall, DPWork, GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace, Run, Step
 
-__all__ = ["BucketEvent", "BucketLayout", "Collective", "Crash", "DDPSettings", "DPCall", "DPWork", "Frame", "FREntry",
+__all__ = ["AllocCalls", "Mark", "StepAllocs", "BucketEvent", "BucketLayout", "Collective", "Crash", "DDPSettings",
+           "DPCall", "DPWork", "Frame", "FREntry",
            "FSDPEvent", "FSDPSettings", "FSDPUnit", "GradEvents", "HangDump", "HostTransfers", "Issue", "Lane",
            "ModuleCall", "MonitorRank", "MonitorRun", "MonitorStep", "MQ", "MTP", "ParamInfo", "PQT",
            "Orthogonalization", "ProbeRates", "ProcessGroup", "PRODUCT_KINDS", "RankTrace", "RollupCollective", "Run",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent
 from .rates import ThinProduct
 
@@ -186,6 +187,9 @@ class RankTrace:
     host: str | None = None  # the machine that recorded the trace (torch >= 2.5 writes it), None where unknown
     nccl_version: str | None = None  # distributedInfo's, where the trace records it
     stepless: bool = False  # no ProfilerStep in the trace: ``steps`` is one span over the whole trace
+    alloc_calls: AllocCalls | None = None  # the device allocator's runtime calls (None: the trace has none)
+    step_allocs: tuple[StepAllocs, ...] = ()  # per device and profiled step, its [memory] events (profile_memory)
+    marks: tuple[Mark, ...] = ()  # the optimizer's steps, empty_cache calls
 
     @property
     def first_ns(self) -> int:

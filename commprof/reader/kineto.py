@@ -25,6 +25,7 @@ from .comm.commrules import CommRules
 from .decode.document import Document
 from .fsdp import events as fsdp_events
 from .fsdp import waits as fsdp_waits
+from .memory import allocs as al
 from .memory.memline import live_line
 from .scan import Scan, scan
 from .shapes import first_type
@@ -71,13 +72,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     colls, comm_s, comm_e, comm_issue = collectives(sc, device_kind, attribute, world, pgs, warnings, path,
                                                     launched)
     comm = Lane(comm_s, comm_e, lanes.step_of(comm_issue, comm_s), comm_issue)
-    memory_line, memory_peak = dict(sc.memory_line), dict(sc.memory)
-    for dev, blocks in sc.memory_blocks.items():
-        if dev.startswith("cpu") and blocks.shape[1]:  # the CPU allocator's totals drift (memline); CUDA's do not
-            memory_line[dev] = line = live_line(blocks, colls)
-            memory_peak[dev] = (max(0, int(line[1].max())), memory_peak.get(dev, (0, 0))[1])
-    if not sc.fsdp:
-        memory_line = {}  # only FSDP's analysis reads the timeline: not carried (nor handed over) without it
+    memory_line, memory_peak, per_step = _memory(sc, colls, steps)
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,
                      devices=devices, base_time_ns=base_ns, steps=steps, compute=compute, comm=comm,
                      memcpy=memcpy, collectives=tuple(colls), process_groups=pgs, sidecar=None,
@@ -87,9 +82,25 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      products=tuple(sc.products), fsdp=fsdp_events(sc.fsdp), memory_line=memory_line,
                      dp_calls=dp.dp_calls(launched, attribute),
                      device_busy=dp.device_busy(sc, compute.step) if sc.dp_ops else {},
-                     grads=_grads(sc, attribute), host=doc.host_name if isinstance(doc.host_name, str) else None,
+                     grads=_grads(sc, attribute), alloc_calls=al.alloc_calls(sc.allocs, attribute),
+                     step_allocs=per_step, marks=al.marks(sc.marks),
+                     host=doc.host_name if isinstance(doc.host_name, str) else None,
                      nccl_version=nccl if isinstance(nccl := di.get(K.DI_NCCL_VERSION), str) else None,
                      stepless=not sc.steps)
+
+
+def _memory(sc: Scan, colls: list, steps: tuple) -> tuple[dict, dict, tuple]:
+    """Each device's memory timeline and peaks (the CPU's from its live blocks, ``memline``) and the [memory]
+    events of each profiled step (``allocs``)."""
+    memory_line, memory_peak = dict(sc.memory_line), dict(sc.memory)
+    for dev, blocks in sc.memory_blocks.items():
+        if dev.startswith("cpu") and blocks.shape[1]:  # the CPU allocator's totals drift (memline); CUDA's do not
+            memory_line[dev] = line = live_line(blocks, colls)
+            memory_peak[dev] = (max(0, int(line[1].max())), memory_peak.get(dev, (0, 0))[1])
+    per_step = al.step_allocs(sc.memory_blocks, memory_line, steps)
+    if not sc.fsdp and not sc.grads:
+        memory_line = {}  # only the training what-ifs read the timeline: not carried (nor handed over) without them
+    return memory_line, memory_peak, per_step
 
 
 def _pytorch_events(sc: Scan) -> bool:

@@ -75,6 +75,8 @@ class Scan:
     fsdp: list[tuple[int, int, str, Any]] = field(default_factory=list)
     grads: list[tuple[int, int, Any]] = field(default_factory=list)  # AccumulateGrad: start, end, thread
     grad_shapes: list[dict[str, Any]] = field(default_factory=list)  # and its Input Dims / Input type
+    allocs: list[tuple[int, int, str]] = field(default_factory=list)  # the allocator's runtime calls: start, end, name
+    marks: list[tuple[int, int, str]] = field(default_factory=list)  # optimizer steps, empty_cache: start, end, name
     dp_ops: list[CpuRec] = field(default_factory=list)  # nn.DataParallel's autograd functions
     # GPU transfers DataParallel may launch: start, end, correlation, device, kind, bytes
     dp_gpu: list[tuple[int, int, int, int, str, int]] = field(default_factory=list)
@@ -177,6 +179,8 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
             rt_launch.append((start, ev.tid))
             if name in cl.SYNC_RUNTIME:
                 sc.syncs.append((start, end))
+            if name in cl.ALLOC_RUNTIME:
+                sc.allocs.append((start, end, name))
             continue
         elif cat == K.CAT_KERNEL:
             rule = comm_rule(name)
@@ -215,6 +219,10 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
             sc.transfers.append(CpuRec(start, end, ev.tid, name, args_of(ev.args)))
         elif kind == cl.FSDP:
             sc.fsdp.append((start, end, name, ev.tid))
+        elif kind == cl.MARK:
+            sc.marks.append((start, end, name))
+            if cat == K.CAT_CPU_OP:
+                _add_cpu(cpu_ops, ev.tid, start, end)  # an operator all the same
         elif kind == cl.RPC:
             sc.calls["rpc"].append(CpuRec(start, end, ev.tid, name, args_of(ev.args)))
         elif kind == cl.NCCL:

@@ -28,8 +28,8 @@ ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "bac
          "missing_ranks", "notes", "per_rank_only", "steps_analyzed", "ranks", "collectives", "buckets",
          "stragglers", "clock_offsets_ms", "straggler_threshold_ms", "clock_reference_rank", "root_cause",
          "critical_path", "critical_comm", "bandwidth_bins", "bandwidth_model", "findings", "advice", "noise",
-         "whatifs", "whatif", "advisor", "pipeline", "memory", "dataparallel", "transfers", "fsdp", "hang", "monitor",
-         "warnings")
+         "whatifs", "whatif", "advisor", "pipeline", "memory", "churn", "parallelism", "dataparallel", "transfers",
+         "fsdp", "hang", "monitor", "warnings")
 
 
 def summary(rep: Report) -> dict[str, Any]:
@@ -76,12 +76,20 @@ def _core(rep: Report) -> dict[str, Any]:
                     "predicted_step_ms": _r(a.predicted_step_ms), "predicted_range_ms": range_ms(a.predicted_range_ms),
                     "why": a.why, "with": dict(a.with_settings)}
                    for a in rep.advice],
+        "whatifs": whatifs(rep),
         "noise": noise_dict(rep.noise),
-        "whatifs": [{"family": sec.family, "knob": w.knob, "value": w.value,
-                     "predicted_step_ms": _r(w.predicted_step_ms), "predicted_range_ms": range_ms(w.predicted_range_ms),
-                     "predicted_peak_bytes": w.predicted_peak_bytes} for sec in rep.sections for w in sec.whatifs],
         "warnings": list(rep.warnings),
     }
+
+
+def whatifs(rep: Report) -> list[dict[str, Any]]:
+    """Every family's what-ifs (``Section.whatifs``): each setting a model replayed, with its band and, where the
+    setting changes memory, its predicted peak; the other settings it assumes beside its knob as keys of their own
+    (``reshard_after_forward`` of ``parallelism = fsdp2``)."""
+    return [{"family": s.family, "knob": w.knob, "value": w.value, **dict(w.with_settings),
+             "predicted_step_ms": _r(w.predicted_step_ms),
+             "predicted_range_ms": range_ms(w.predicted_range_ms), "predicted_peak_bytes": w.predicted_peak_bytes}
+            for s in rep.sections for w in s.whatifs]
 
 
 def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:

@@ -36,7 +36,7 @@ VIEWS: tuple[View, ...] = (
     View(family="fsdp", json=fsdp.report_json, text=fsdp.text, html=fsdp.html, plots=fsdp.plots),
     View(family="pipeline", json=pipeline.as_json, text=pipeline.text, html=pipeline.html),
     View(family="dataparallel", json=dataparallel.as_json, html=dataparallel.html),
-    View(family="memory", json=memory.as_json, html=memory.html),
+    View(family="memory", json=memory.as_json, text=memory.text, html=memory.html),
     View(family="transfers", json=transfers.as_json),
     View(family="production", json=monitor.report_json, lead_text=monitor.lead_text, lead_html=monitor.lead_html,
          plots=monitor.plots),

@@ -4,7 +4,11 @@ Two models: ``mlp`` (``layers`` units of Linear(width, width) + ReLU, then a 10-
 (``layers`` pre-norm transformer blocks of ``width`` with ``heads`` heads and a 4x MLP, over sequences of ``seq``
 tokens, then a 10-way head).  Each block / layer is one FSDP unit, the root another.  Knobs:
 ``reshard_after_forward`` (for the units; the root keeps FSDP's default) and ``prefetch`` (explicit forward and
-backward prefetch of that many units; 0 = FSDP's implicit prefetching).
+backward prefetch of that many units; 0 = FSDP's implicit prefetching); ``wrap``: "blocks" (the head stays in the
+root) or "children" (every top-level child is a unit: what the DDP -> FSDP2 what-if assumes); ``parallel``: "fsdp"
+or "ddp" (the same model under DistributedDataParallel); ``optimizer``: "sgd" or "adam".  With ``times``, each
+rank also writes ``state{rank}.json``: the bytes of its parameters (local shards) and optimizer state, measured on
+the tensors after training.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "model": "mlp", "steps": 9, "width": 1024, "layers": 8, "batch": 128, "seq": 64, "heads": 8, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "plain_profiler": False, "threads": 1, "lr": 0.01,
     "reshard_after_forward": True, "prefetch": 0, "result": None, "master": "127.0.0.1", "times": None,
-    "profile_memory": False,
+    "profile_memory": False, "parallel": "fsdp", "wrap": "blocks", "optimizer": "sgd",
 }
 
 
@@ -44,6 +48,8 @@ def build(cfg: dict[str, Any]) -> tuple[Any, list[Any]]:
 def shard(model: Any, units: list[Any], cfg: dict[str, Any]) -> None:
     from torch.distributed.fsdp import fully_shard
 
+    if cfg["wrap"] == "children":
+        units = list(model.children())
     for u in units:
         fully_shard(u, reshard_after_forward=bool(cfg["reshard_after_forward"]))
     fully_shard(model)
@@ -87,8 +93,14 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
     dist.init_process_group("gloo", init_method=f"tcp://{cfg['master']}:{port}", rank=rank, world_size=world)
     try:
         model, units = build(cfg)
-        shard(model, units, cfg)
-        opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
+        if cfg["parallel"] == "ddp":
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(model)
+        else:
+            shard(model, units, cfg)
+        opt = (torch.optim.Adam(model.parameters(), lr=cfg["lr"] / 10) if cfg["optimizer"] == "adam"
+               else torch.optim.SGD(model.parameters(), lr=cfg["lr"]))
         gen = torch.Generator().manual_seed(1000 + rank)
         step_ns: list[int] = []
         with _context(cfg, model, out, rank) as prof:
@@ -104,6 +116,8 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
                     prof.step()
                 step_ns.append(time.perf_counter_ns() - t0)
         write_step_times(cfg["times"], rank, step_ns)
+        if cfg["times"]:
+            _write_state(cfg["times"], rank, model, opt)
         if cfg["result"]:
             full = {k: v.full_tensor().detach().clone() for k, v in model.state_dict().items()}
             if rank == 0:
@@ -117,6 +131,22 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def _write_state(folder: str, rank: int, model: Any, opt: Any) -> None:
+    """The bytes of this rank's parameters (local shards) and optimizer state, from the tensors themselves."""
+    import json
+
+    import torch
+
+    def local(t: Any) -> Any:
+        return t.to_local() if hasattr(t, "to_local") else t
+
+    params = sum(local(p).untyped_storage().nbytes() for p in model.parameters())
+    state = sum(local(v).untyped_storage().nbytes() for st in opt.state.values() for v in st.values()
+                if isinstance(v, torch.Tensor) and v.dim() > 0)
+    with open(os.path.join(folder, f"state{rank}.json"), "w") as f:
+        json.dump({"params_bytes": params, "optimizer_bytes": state}, f)
 
 
 def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:

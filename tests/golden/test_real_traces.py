@@ -12,7 +12,7 @@ import pytest
 
 import commprof
 from commprof.analysis.crossrank.matching import cross_rank
-from conftest import real
+from conftest import EXAMPLE, real
 
 
 def raw_events(path):
@@ -350,3 +350,24 @@ def test_a_lone_event_without_args_reads_as_no_args(tmp_path):
     rt = parse_document(p, jsonio.read_document(p))
     assert rt.compute.launch_ns.tolist() == [-1] and rt.device_busy == {}
     assert rt.compute.start_ns.tolist() == [50_000]
+
+
+def test_ddp_trace_with_sidecar_has_the_fsdp2_whatif_in_the_memory_section_and_in_whatifs():
+    """The memory family's section carries the DDP -> FSDP2 what-if as WhatIf records (one per
+    reshard_after_forward, each with its band), and summary.json's ``whatifs`` lists every section's what-ifs."""
+    from commprof.render.summary import summary
+
+    rep = commprof.analyze(commprof.load(EXAMPLE))
+    sec = rep.section("memory")
+    assert sec is not None and sec.detail.parallel is not None
+    ws = [w for w in sec.whatifs if w.knob == "parallelism"]
+    assert [dict(w.with_settings)["reshard_after_forward"] for w in ws] == [True, False]
+    for w in ws:
+        lo, hi = w.predicted_range_ms
+        assert w.value == "fsdp2" and lo < w.predicted_step_ms < hi
+    s = summary(rep)
+    assert len(s["whatifs"]) == sum(len(x.whatifs) for x in rep.sections)
+    items = [w for w in s["whatifs"] if w["knob"] == "parallelism"]
+    assert [w["reshard_after_forward"] for w in items] == [True, False]
+    assert {"predicted_step_ms", "predicted_range_ms", "predicted_peak_bytes"} <= set(items[0])
+    assert s["parallelism"]["traced"] == "ddp" and len(s["parallelism"]["variants"]) == 2

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ...model import RankTrace, Run
+from ..memory import family as memory
 from ..section import Finding, Section
 from .matching import MAX_THRESHOLD_NS, CrossRank
 
@@ -35,5 +36,7 @@ def per_rank_sections(run: Run, sections: Sequence[Section]) -> tuple[Section, .
     for s in kept:
         if s.family == "crossrank":
             s = replace(s, findings=(withheld_finding(run), *s.findings))
+        elif s.family == "memory":
+            s = memory.per_rank(s)
         out.append(s)
     return tuple(out)

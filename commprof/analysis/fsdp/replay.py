@@ -40,7 +40,9 @@ class Knobs:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Unit:
+class UnitTimes:
+    """One unit as the replay walks it: its compute-side times and its collectives' flights (ns), forward order."""
+
     name: str
     fwd_ns: float  # compute + pre/post-forward work outside waits
     bwd_ns: float
@@ -53,7 +55,7 @@ class _Unit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayInputs:
-    units: tuple[_Unit, ...]  # forward order, the root first
+    units: tuple[UnitTimes, ...]  # forward order, the root first
     head_ns: float
     fwd_tail_ns: float
     bwd_tail_ns: float
@@ -85,7 +87,7 @@ def inputs(step: StepUnits, rep: FSDPReport, bw: Bandwidth, world: int) -> Repla
         st = stats.get(u.unit)
         nbytes = st.unsharded_bytes if st else ((fwd or bwd)[0].bytes if fwd or bwd else 0)
         ag_ns = _flight(fwd, bw, ops.ALL_GATHER, nbytes, world)
-        units.append(_Unit(name=u.unit, fwd_ns=u.fwd_compute_ns + u.fwd_overhead_ns,
+        units.append(UnitTimes(name=u.unit, fwd_ns=u.fwd_compute_ns + u.fwd_overhead_ns,
                            bwd_ns=u.bwd_compute_ns + u.bwd_overhead_ns, ag_ns=ag_ns,
                            bwd_ag_ns=_flight(bwd, bw, ops.ALL_GATHER, nbytes, world) if bwd else ag_ns,
                            rs_ns=_flight(rs, bw, ops.REDUCE_SCATTER, rs[0].bytes if rs else nbytes, world),
@@ -114,7 +116,7 @@ class _Walk:
         self.peak = max(self.peak, now)
         self.by_phase[self.phase] = max(self.by_phase.get(self.phase, 0), now)
 
-    def gather(self, u: _Unit, backward: bool = False) -> None:
+    def gather(self, u: UnitTimes, backward: bool = False) -> None:
         if u.name in self.held:
             return
         start = max(self.t, self.link)

@@ -1,1 +1,1 @@
-"""Memory family: peak memory per rank and what communication costs in it."""
+"""Memory family: peak memory per rank, allocator churn and the DDP -> FSDP2 what-if."""

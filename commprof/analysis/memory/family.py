@@ -1,15 +1,69 @@
-"""The memory family's section: peak memory per rank and what communication costs in it (``peak``)."""
+"""The memory family's section: peak memory per rank and what communication costs in it (``peak``), allocator
+churn (``churn``) and the DDP -> FSDP2 what-if (``ddp2fsdp``: its variants as ``WhatIf`` records)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from .. import findings as say
-from ..section import Section
+from ..section import Section, WhatIf
 from ..shared import Shared
-from .peak import Memory, memory
+from .churn import Churn, churn_all, churn_findings
+from .ddp2fsdp import ParallelAnalysis, ddp_to_fsdp, near_limit, parallel_findings
+from .peak import NEAR_LIMIT, Memory, memory
 
 
-def section(sh: Shared) -> Section[tuple[Memory, ...]] | None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryDetail:
+    peaks: tuple[Memory, ...]  # per rank and device (traces made with profile_memory=True)
+    churn: tuple[Churn, ...]  # allocator calls and [memory] allocations per rank and profiled step
+    parallel: ParallelAnalysis | None  # DDP -> FSDP2: memory and step under fully_shard (a DDP run with a sidecar)
+    parallel_shown: bool = False  # the text report shows it: memory near the device's limit, or asked (--whatif fsdp)
+
+
+def _parallel(sh: Shared) -> ParallelAnalysis | None:
+    """The what-if on the DDP advisor's calibration and its model's error on the traced run, where it has them."""
+    ddp = sh.section("ddp")
+    advisor = ddp.detail.advisor if ddp is not None else None
+    scale = advisor.scale if advisor is not None else {}
+    rates = advisor.rates if advisor is not None else None
+    err = ddp.check.error_pct if ddp is not None and ddp.check is not None else None
+    return ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.unprofiled_step_ms, sh.noise)
+
+
+def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:
+    """The DDP -> FSDP2 variants as the report's what-ifs (knob ``parallelism``)."""
+    if par is None:
+        return ()
+    return tuple(WhatIf(knob="parallelism", value=w.value, predicted_step_ms=w.predicted_step_ms,
+                        predicted_range_ms=w.predicted_range_ms, predicted_peak_bytes=w.predicted_peak_bytes,
+                        with_settings=(("reshard_after_forward", w.reshard_after_forward),),
+                        assumed=(f"optimizer state of {par.optimizer}",) if par.optimizer_assumed else ())
+                 for w in par.whatifs)
+
+
+WHATIF_PREFIX = "DDP -> FSDP2"  # how the what-if's finding begins (``ddp2fsdp.parallel_findings``)
+
+
+def per_rank(sec: Section[MemoryDetail]) -> Section[MemoryDetail]:
+    """The section where figures stand per rank only: peaks and churn; no DDP -> FSDP2 what-if (a replay on the
+    run's cross-rank link fit and the DDP advisor's calibration)."""
+    return replace(sec, detail=replace(sec.detail, parallel=None, parallel_shown=False), whatifs=(),
+                   findings=tuple(f for f in sec.findings if not f.text.startswith(WHATIF_PREFIX)),
+                   advice=tuple(a for a in sec.advice if a.knob != "parallelism"))
+
+
+def section(sh: Shared) -> Section[MemoryDetail] | None:
     mem = tuple(m for rt in sh.run.ranks for m in memory(rt))
-    if not mem:
+    churns = churn_all(sh.run)
+    par = _parallel(sh)
+    if not (mem or churns or par is not None):
         return None
-    return Section(family="memory", detail=mem, findings=tuple(say.memory_findings(mem)))
+    near = {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT}
+    cfind, cadvice = churn_findings(churns, sh.unprofiled_step_ms, near, sh.noise)
+    asked = "fsdp" in sh.whatif
+    pfind, padvice = parallel_findings(par, asked)
+    shown = par is not None and (asked or near_limit(par))
+    return Section(family="memory", detail=MemoryDetail(peaks=mem, churn=churns, parallel=par, parallel_shown=shown),
+                   findings=tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(pfind),
+                   advice=tuple(cadvice) + tuple(padvice), whatifs=whatifs_of(par))

@@ -17,9 +17,11 @@ import re
 
 from ... import ops
 from ...formats import keys as K
+from ...model.alloc import DEVICE_SYNC, EMPTY_CACHE, FREE, HOST_ALLOC, HOST_FREE, MALLOC, OPTIMIZER_STEP
 
 # what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
-STEP, GLOO, RPC, NCCL, C10D, FSDP, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT = range(12)
+STEP, GLOO, RPC, NCCL, C10D, FSDP, MARK, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT = \
+    range(13)
 
 FSDP_PREFIX = "FSDP::"
 
@@ -58,10 +60,27 @@ SYNC_RUNTIME = frozenset({"cudaDeviceSynchronize", "cudaStreamSynchronize", "cud
                           "hipEventSynchronize", "cudaMemcpy", "hipMemcpy"})
 
 
+# the allocator's runtime calls: name -> what it does (``model.alloc``)
+ALLOC_RUNTIME = {**{n: MALLOC for n in K.RT_MALLOC}, **{n: FREE for n in K.RT_FREE},
+                 **{n: HOST_ALLOC for n in K.RT_HOST_ALLOC}, **{n: HOST_FREE for n in K.RT_HOST_FREE},
+                 **{n: DEVICE_SYNC for n in K.RT_DEVICE_SYNC}}
+
+
+def mark_of(name: str) -> tuple[str, str] | None:
+    """(kind, detail) of a named CPU range the memory analyses read, else None."""
+    if name.startswith(K.OPTIMIZER_STEP_PREFIX):
+        return OPTIMIZER_STEP, name[len(K.OPTIMIZER_STEP_PREFIX):].split(".")[0]
+    if name.endswith(K.EMPTY_CACHE_SUFFIX) or name == "torch.cuda.empty_cache":
+        return EMPTY_CACHE, ""
+    return None
+
+
 def cpu_kind(name: str) -> int:
     """What a CPU-side complete event of this name is (one of the kinds above)."""
     if name.startswith(K.STEP_PREFIX):
         return STEP
+    if mark_of(name) is not None:
+        return MARK
     if name.startswith("gloo:"):
         return GLOO
     if name.startswith(FSDP_PREFIX):

@@ -1,7 +1,7 @@
 """``[memory]`` instants, over every slice of one trace: each device's peaks (allocated, reserved), its timeline
-(the largest total per ``MEMORY_BUCKET_NS``) and, on CPU, the blocks (time, address, bytes) that ``memline``
-pairs.  Traces made with ``profile_memory=True`` hold one per allocation and free: the common case (every value a
-plain integer) is read in bulk with numpy, anything else event by event."""
+(the largest total per ``MEMORY_BUCKET_NS``) and the blocks (time, address, bytes; ``memline`` pairs the CPU's).
+Traces made with ``profile_memory=True`` hold one per allocation and free: the common case (every value a plain
+integer) is read in bulk with numpy, anything else event by event."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..decode.events import time_number as _num
 
 MEMORY_BUCKET_NS = 100_000  # the memory timeline keeps the largest total per 100 µs
 _TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds
-_Part = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # times ns, totals, CPU blocks (3 x n) or None
+_Part = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]  # times ns, totals, blocks (3 x n) or None
 
 
 class MemoryEvents:
@@ -35,7 +35,8 @@ class MemoryEvents:
                 for dev, ps in self.parts.items()}
 
     def blocks(self) -> dict[str, np.ndarray]:
-        """CPU devices whose every event names its block (Addr) and size (Bytes) as integers."""
+        """Devices whose every event names its block (Addr) and size (Bytes) as integers (the CPU's live line
+        pairs them; every device's per-step allocation counts read them)."""
         return {dev: np.concatenate([p[2] for p in ps], axis=1) for dev, ps in self.parts.items()
                 if all(p[2] is not None for p in ps)}
 
@@ -69,8 +70,6 @@ class MemoryEvents:
 
     @staticmethod
     def _blocks(dev: str, items: list[Any], ts: np.ndarray, m: Any) -> np.ndarray | None:
-        if not dev.startswith("cpu"):
-            return None
         sel = items if isinstance(m, slice) else [x for x, keep in zip(items, m, strict=True) if keep]
         addr, nb = [x.addr for x in sel], [x.nbytes for x in sel]
         if {type(v) for v in addr} | {type(v) for v in nb} != {int}:
@@ -103,7 +102,7 @@ class MemoryEvents:
             if t is not None and 0 <= t <= _TS_LIMIT_US:
                 a = acc.get(dev)
                 if a is None:
-                    a = acc[dev] = ([], [], [] if dev.startswith("cpu") else None)
+                    a = acc[dev] = ([], [], [])
                 a[0].append(int(t * 1000))
                 a[1].append(alloc)
                 if a[2] is not None:

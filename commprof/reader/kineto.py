@@ -69,7 +69,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     memcpy = lanes.gpu(sc.mem_s, sc.mem_e, sc.mem_corr)
     launched = dp.launched(sc) if sc.dp_ops else []
     colls, comm_s, comm_e, comm_issue = collectives(sc, device_kind, attribute, world, pgs, warnings, path,
-                                                    launched)
+                                                    launched, rank=rank)
     comm = Lane(comm_s, comm_e, lanes.step_of(comm_issue, comm_s), comm_issue)
     memory_line, memory_peak = dict(sc.memory_line), dict(sc.memory)
     for dev, blocks in sc.memory_blocks.items():

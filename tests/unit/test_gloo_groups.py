@@ -47,7 +47,8 @@ def test_subgroup_and_world_collectives_are_told_apart_by_their_threads():
     rt = parse(_doc(_job(), [WORLD, PAIR01]))
     assert _groups(rt) == [("1", 2), ("0", 4)] * 3 + [("0", 4)]
     # rank 2's subgroup is named "2"; a group listed without this rank in it is not one of its groups
-    rt2 = parse(_doc(_job(world_tids=(30, 32), sub_tids=(40,)), [WORLD, PAIR01, PAIR23], rank=2))
+    # (ids of the ranks' threads interleave: the pools' gaps may be as wide as the gap between them)
+    rt2 = parse(_doc(_job(world_tids=(63, 67), sub_tids=(71, 74)), [WORLD, PAIR01, PAIR23], rank=2))
     assert _groups(rt2) == [("2", 2), ("0", 4)] * 3 + [("0", 4)]
 
 
@@ -55,8 +56,11 @@ def test_threads_that_do_not_tell_the_groups_apart_leave_everything_in_the_defau
     # as many thread ranges as groups is required: a third group with no transfer in the window
     third = {"pg_name": "3", "pg_desc": "undefined", "pg_size": 2, "ranks": [0, 2]}
     assert {g for g, _ in _groups(parse(_doc(_job(), [WORLD, PAIR01, third])))} == {"0"}
-    # no widest gap: ids 30..33 could be cut anywhere
-    assert {g for g, _ in _groups(parse(_doc(_job(sub_tids=(32, 33)), [WORLD, PAIR01])))} == {"0"}
+    # a pool of one thread beside a pool of two: not equal pools, the cut is not known
+    assert {g for g, _ in _groups(parse(_doc(_job(sub_tids=(44,)), [WORLD, PAIR01])))} == {"0"}
+    # equal ranges that cut at a narrower gap than one inside a range: no two pools to be seen
+    assert {g for g, _ in _groups(parse(_doc(_job(world_tids=(30, 40), sub_tids=(41, 42)), [WORLD, PAIR01])))} \
+        == {"0"}
     # one group only: nothing to tell apart, as before
     assert {g for g, _ in _groups(parse(_doc(_job(sub_tids=(30, 31)), [WORLD])))} == {"0"}
 
@@ -68,10 +72,12 @@ def test_transfers_on_the_calling_thread_are_not_a_group():
     assert _groups(rt)[:6] == [("1", 2), ("0", 4)] * 3
 
 
-def test_ranges_are_cut_at_the_widest_gaps_only():
+def test_ranges_are_equal_pools_in_id_order():
     assert tid_ranges([45, 30, 31, 44, 31], 2) == [[30, 31], [44, 45]]
-    assert tid_ranges([30, 32, 40, 41, 60], 3) == [[30, 32], [40, 41], [60]]
-    assert tid_ranges([30, 31, 32, 33], 2) is None
+    assert tid_ranges([6963, 6967, 6971, 6974], 2) == [[6963, 6967], [6971, 6974]]  # measured: ties are fine
+    assert tid_ranges([30, 32, 40, 41, 60, 61], 3) == [[30, 32], [40, 41], [60, 61]]
+    assert tid_ranges([30, 31, 40], 2) is None  # not equal pools
+    assert tid_ranges([100, 109, 111, 112], 2) is None  # cut narrower than a gap inside a range
     assert tid_ranges([30], 2) is None
     assert tid_ranges([30, 31], 1) == [[30, 31]]
 

@@ -6,11 +6,13 @@ default), created with the group; so the threads' OS ids grow in the order the g
 threads of one group form a contiguous range of ids (other threads may be created between two groups, rarely
 inside one group's pool).  ``distributedInfo.pg_config`` lists the groups this rank belongs to in creation order.
 
-So: the threads that ran transfers (the training threads left out: gloo's send/recv run there) are cut into as
-many ranges as this rank has groups, at the widest gaps between consecutive ids, and the ranges are given the
-groups in creation order.  Only when that is unambiguous: as many groups as ranges (a group with no transfer in
-the trace leaves the count short), each cut strictly wider than every gap kept inside a range; otherwise nothing
-is assigned (every call stays in the default group, as before)."""
+Thread ids are allocated machine-wide: the ranks of a job started together interleave theirs, so the gaps between
+one process's ids say little (a pool's two threads may lie further apart than two groups).  So: the threads that
+ran transfers (the training threads left out: gloo's send/recv run there) are cut, in id order, into as many
+ranges of equal length as this rank has groups (every pool the same size, every thread seen), and the ranges
+are given the groups in creation order.  Only when that holds: the ids divide into that many equal ranges, and
+no cut lies at a narrower gap than one kept inside a range; otherwise nothing is assigned (every call stays in
+the default group, as before)."""
 
 from __future__ import annotations
 
@@ -37,21 +39,17 @@ def member_groups(pgs: tuple[ProcessGroup, ...], rank: int | None) -> list[Proce
 
 
 def tid_ranges(tids: Iterable[int], k: int) -> list[list[int]] | None:
-    """The distinct ids cut into ``k`` contiguous ranges at the ``k - 1`` widest gaps; None when there are fewer
-    ids than ranges or a cut is no wider than a gap it keeps (ties: the ranges are not told apart)."""
+    """The distinct ids cut into ``k`` contiguous ranges of equal length (every group's pool has the same number of
+    threads, and every thread ran a transfer); None when the ids do not divide into ``k`` equal ranges, or a cut
+    lies at a narrower gap than one kept inside a range (the ids do not show ``k`` pools)."""
     ids = sorted(set(tids))
-    if k < 1 or len(ids) < k:
+    if k < 1 or not ids or len(ids) % k:
         return None
-    gaps = sorted(((ids[i + 1] - ids[i], i) for i in range(len(ids) - 1)), reverse=True)
-    if 1 < k <= len(gaps) and gaps[k - 2][0] == gaps[k - 1][0]:
+    p = len(ids) // k
+    out = [ids[j * p:(j + 1) * p] for j in range(k)]
+    inside = max((r[i + 1] - r[i] for r in out for i in range(p - 1)), default=0)
+    if any(ids[j * p] - ids[j * p - 1] < inside for j in range(1, k)):
         return None
-    cuts = sorted(i for _g, i in gaps[:k - 1])
-    out: list[list[int]] = []
-    lo = 0
-    for i in cuts:
-        out.append(ids[lo:i + 1])
-        lo = i + 1
-    out.append(ids[lo:])
     return out
 
 

@@ -70,7 +70,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
     memcpy = lanes.gpu(sc.mem_s, sc.mem_e, sc.mem_corr)
     launched = dp.launched(sc) if sc.dp_ops else []
     colls, comm_s, comm_e, comm_issue = collectives(sc, device_kind, attribute, world, pgs, warnings, path,
-                                                    launched)
+                                                    launched, rank=rank)
     comm = Lane(comm_s, comm_e, lanes.step_of(comm_issue, comm_s), comm_issue)
     memory_line, memory_peak, per_step = _memory(sc, colls, steps)
     return RankTrace(rank=rank, world_size=world, backend=backend, path=str(path), device_kind=device_kind,

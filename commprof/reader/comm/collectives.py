@@ -20,6 +20,7 @@ from ..shapes import first_type, int_arg, numel_from_args
 from ..steps import StepOf
 from ..threads import ThreadIndex
 from . import classify as cl
+from .gloo_groups import call_groups, transfer_groups
 
 # start, end, name, args of a kernel or transfer, and what carried it out: the library whose kernel it is
 # (commrules), or "gloo"; its operation where the library's rule says
@@ -237,12 +238,32 @@ class _Describer:
         return m.numel * size, True
 
 
+def _gloo_groups(sc: Scan, pgs: tuple[ProcessGroup, ...], rank: int | None, primary: list[CpuRec],
+                 metas: list[Meta], exec_of: dict[int, list[Exec]]) -> dict[tuple[int, int, str], ProcessGroup]:
+    """Name the process group of each gloo call the trace leaves unnamed, from the worker threads that ran its
+    transfers (gloo_groups); the groups of the transfers, or {} when the threads do not tell them apart."""
+    by_transfer = transfer_groups(sc.transfers, pgs, rank, {r.tid for r in primary if r.tid is not None})
+    if not by_transfer:
+        return {}
+    calls = [(m.pg, m.group_size, [(e[0], e[1], e[2]) for e in exec_of.get(i, []) if e[4] == GLOO])
+             for i, m in enumerate(metas)]
+    found = call_groups(calls, by_transfer)
+    if found is None:
+        return {}
+    for m, g in zip(metas, found, strict=True):
+        if g is not None and m.pg is None:
+            m.pg = g.name
+            m.group_size = m.group_size or len(g.ranks) or None
+    return by_transfer
+
+
 def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None, pgs: tuple[ProcessGroup, ...],
-                warnings: list[str], path: Path, dp_launched: Launched = ()):
+                warnings: list[str], path: Path, dp_launched: Launched = (), rank: int | None = None):
     """Pair CPU calls with their execution and describe each collective: (collectives in issue order, and the
     start, end and issue time of every execution interval, as arrays)."""
     primary, metas = _primary_calls(sc)
     exec_of, orphans = _executions(sc, device_kind, primary, metas)
+    by_transfer = _gloo_groups(sc, pgs, rank, primary, metas, exec_of) if device_kind != "cuda" else {}
     d = _Describer(world, pgs, attribute)
     out: list[Collective] = []
     cs: list[int] = []
@@ -277,6 +298,8 @@ def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None
                 m.numel, m.dtype = nb // 4, "float32" if m.dtype == "unknown" else m.dtype
         elif via != GLOO:  # another library's kernel, launched by no collective call: its own group, its rule's op
             m.op, m.pg = rule_op or ops.UNKNOWN, via
+        elif (start, end, name) in by_transfer:  # a gloo transfer no call claims: its worker thread's group
+            m.pg = by_transfer[(start, end, name)].name
         out.append(d.collective(m, None, [ex], issue_for_step=issue if issue >= 0 else start))
         cs.append(start)
         ce.append(end)

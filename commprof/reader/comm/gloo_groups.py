@@ -1,0 +1,92 @@
+"""Which process group each gloo transfer belongs to, where the trace does not say.
+
+Plain torch.profiler traces of gloo jobs on CPU carry no ``record_param_comms``: a ``c10d::*`` call names no
+process group.  But every ``ProcessGroupGloo`` runs its collectives on worker threads of its own (a pool, 2 by
+default), created with the group; so the threads' OS ids grow in the order the groups were created, and the
+threads of one group form a contiguous range of ids (other threads may be created between two groups, rarely
+inside one group's pool).  ``distributedInfo.pg_config`` lists the groups this rank belongs to in creation order.
+
+Thread ids are allocated machine-wide: the ranks of a job started together interleave theirs, so the gaps between
+one process's ids say little (a pool's two threads may lie further apart than two groups).  So: the threads that
+ran transfers (the training threads left out: gloo's send/recv run there) are cut, in id order, into as many
+ranges of equal length as this rank has groups (every pool the same size, every thread seen), and the ranges
+are given the groups in creation order.  Only when that holds: the ids divide into that many equal ranges, and
+no cut lies at a narrower gap than one kept inside a range; otherwise nothing is assigned (every call stays in
+the default group, as before)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ...model import ProcessGroup
+from ..scan import CpuRec
+
+# a transfer, as the pairing of calls with their executions keeps it: start, end, name
+TransferKey = tuple[int, int, str]
+
+
+def member_groups(pgs: tuple[ProcessGroup, ...], rank: int | None) -> list[ProcessGroup]:
+    """The groups this rank belongs to, in creation order (first of each name; a group whose ranks are not
+    listed is kept)."""
+    out: list[ProcessGroup] = []
+    seen: set[str] = set()
+    for p in pgs:
+        if p.name in seen or (rank is not None and p.ranks and rank not in p.ranks):
+            continue
+        seen.add(p.name)
+        out.append(p)
+    return out
+
+
+def tid_ranges(tids: Iterable[int], k: int) -> list[list[int]] | None:
+    """The distinct ids cut into ``k`` contiguous ranges of equal length (every group's pool has the same number of
+    threads, and every thread ran a transfer); None when the ids do not divide into ``k`` equal ranges, or a cut
+    lies at a narrower gap than one kept inside a range (the ids do not show ``k`` pools)."""
+    ids = sorted(set(tids))
+    if k < 1 or not ids or len(ids) % k:
+        return None
+    p = len(ids) // k
+    out = [ids[j * p:(j + 1) * p] for j in range(k)]
+    inside = max((r[i + 1] - r[i] for r in out for i in range(p - 1)), default=0)
+    if any(ids[j * p] - ids[j * p - 1] < inside for j in range(1, k)):
+        return None
+    return out
+
+
+def transfer_groups(transfers: list[CpuRec], pgs: tuple[ProcessGroup, ...], rank: int | None,
+                    callers: set[int]) -> dict[TransferKey, ProcessGroup]:
+    """Each worker-thread transfer's process group (by start, end, name), or {} when the threads do not tell the
+    groups apart unambiguously (one group only: nothing to tell apart)."""
+    groups = member_groups(pgs, rank)
+    workers = [t for t in transfers if t.tid is not None and t.tid not in callers]
+    if len(groups) < 2 or not workers:
+        return {}
+    ranges = tid_ranges((int(t.tid) for t in workers if t.tid is not None), len(groups))
+    if ranges is None:
+        return {}
+    group_of_tid = {tid: g for g, rng in zip(groups, ranges, strict=True) for tid in rng}
+    out: dict[TransferKey, ProcessGroup] = {}
+    for t in workers:
+        key = (t.start, t.end, t.name)
+        g = group_of_tid[int(t.tid or 0)]
+        if out.setdefault(key, g) is not g:
+            return {}  # two threads' transfers at the same instant, in different groups: not told apart
+    return out
+
+
+def call_groups(calls: list[tuple[str | None, int | None, list[TransferKey]]],
+                by_transfer: dict[TransferKey, ProcessGroup]) -> list[ProcessGroup | None] | None:
+    """Each call's group from its transfers' (calls given as the group and size the trace says, or None, and
+    their transfers); None, assigning nothing, when the trace contradicts the threads: a call whose transfers
+    ran in two groups, or whose own group name or size is another group's."""
+    out: list[ProcessGroup | None] = []
+    for pg, size, keys in calls:
+        found = {id(g): g for g in (by_transfer.get(k) for k in keys) if g is not None}
+        if len(found) > 1:
+            return None
+        g = next(iter(found.values()), None)
+        if g is not None and ((pg is not None and pg != g.name)
+                              or (size is not None and g.ranks and size != len(g.ranks))):
+            return None
+        out.append(g)
+    return out

@@ -41,12 +41,17 @@ def test_gpipe_simulation():
 @pytest.mark.slow
 def test_partition_advice_is_right_and_its_prediction_holds():
     import bench_partition
-    from proofs import DISTURBED_PCT, check_bands, withheld_honestly
+    from proofs import DISTURBED_PCT, check_bands, drift, withheld_honestly
 
     def disturbance(res) -> str | None:
         nz = res["report"].noise
         if nz.disturbed:
             return f"the traced run was disturbed ({nz.describe()})"
+        adv = res["advice"]
+        moved = drift([SimpleNamespace(setting="traced split", predicted_ms=adv.baseline_step_ms,
+                                       measured_ms=res["measured_base"])]) if adv is not None else None
+        if moved is not None:
+            return moved
         loud = [f"{k}: steps vary by {res[k]:.1f}%" for k in ("spread_base", "spread_new")
                 if (res.get(k) or 0.0) > DISTURBED_PCT]
         return "the measurement was disturbed: " + "; ".join(loud) if loud else None
@@ -67,10 +72,10 @@ def test_partition_advice_is_right_and_its_prediction_holds():
     print("\n" + table)
     assert adv.predicted_range_ms[1] < adv.baseline_step_ms  # advised only when the whole band is below the step
     assert res["measured_new"] < res["measured_base"], table
-    rows = [SimpleNamespace(setting="advised split", band_ms=adv.predicted_range_ms, measured_ms=res["measured_new"],
-                            spread_pct=res.get("spread_new")),
-            SimpleNamespace(setting="traced split", band_ms=res["baseline_range_ms"], measured_ms=res["measured_base"],
-                            spread_pct=res.get("spread_base"))]
+    rows = [SimpleNamespace(setting="traced split", band_ms=res["baseline_range_ms"], measured_ms=res["measured_base"],
+                            predicted_ms=adv.baseline_step_ms, spread_pct=res.get("spread_base")),
+            SimpleNamespace(setting="advised split", band_ms=adv.predicted_range_ms, measured_ms=res["measured_new"],
+                            predicted_ms=adv.predicted_step_ms, spread_pct=res.get("spread_new"))]
     check_bands(rows, reps)
     pipe = res["report"].pipeline
     assert [s.layers for s in pipe.stages] == [7, 1]

@@ -175,3 +175,11 @@ def test_output_file_names_come_from_formats_files():
                     re.fullmatch(r"[\w.-]+\.(json|html|png|txt)|commprof-\w+", node.value):
                 bad.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert not bad, "\n".join(bad)
+
+
+def test_the_design_map_names_every_module():
+    """docs/design.md names every module of the package, one line each under its folder (the map stays true)."""
+    text = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    missing = [str(p.relative_to(ROOT)) for p in sorted(PKG.rglob("*.py"))
+               if p.name != "__init__.py" and not re.search(rf"^\s+{re.escape(p.name)}\s", text, re.M)]
+    assert not missing, f"add a line for each to docs/design.md: {missing}"

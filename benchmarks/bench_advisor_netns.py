@@ -116,9 +116,12 @@ def _cap_advice(rep, value):
                   predicted_step_ms=w.step_ms, why="", predicted_range_ms=w.range_ms)
 
 
-def bucket_proof(net: TwoHosts, reps: int, plain: bool = False) -> tuple[list[Row], dict]:
+def bucket_proof(net: TwoHosts, reps: int, plain: bool = False, disturb: bool = False) -> tuple[list[Row], dict]:
+    from bandcheck import busy
+
     net.set_rate("2gbit")
-    rep = trace_and_advise(net, 25, plain=plain)
+    with busy(disturb):
+        rep = trace_and_advise(net, 25, plain=plain)
     adv = next((a for a in rep.advice if a.knob == "bucket_cap_mb"), None)
     info = {"advice": adv, "report": rep}
     if adv is None:
@@ -141,10 +144,13 @@ def bucket_proof(net: TwoHosts, reps: int, plain: bool = False) -> tuple[list[Ro
                 adv.predicted_range_ms, spread[1])], info
 
 
-def compression_proof(net: TwoHosts, reps: int) -> tuple[list[Row], dict]:
+def compression_proof(net: TwoHosts, reps: int, disturb: bool = False) -> tuple[list[Row], dict]:
     """At 500 Mbit/s: the fp16 compression advice, and PowerSGD (advised or, if not, its rank-4 what-if)."""
+    from bandcheck import busy
+
     net.set_rate("500mbit")
-    rep = trace_and_advise(net, 25, steps=9)
+    with busy(disturb):
+        rep = trace_and_advise(net, 25, steps=9)
     adv = next((a for a in rep.advice if a.knob == "comm_hook" and a.value == "fp16_compress_hook"), None)
     psgd = next((a for a in rep.advice if a.knob == "comm_hook" and str(a.value).startswith("powerSGD")), None)
     info = {"advice": adv, "powersgd_advice": psgd, "report": rep}
@@ -182,10 +188,39 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def bands(n: int, reps: int, which: str) -> int:
+    """Each proof ``n`` times, every other one traced beside a busy process: how often each measured step fell
+    inside its band.  Without advice the what-ifs' bands are not measured (the run is counted as withheld)."""
+    from bandcheck import cpu_model, summary
+
+    results: list = []
+    withheld: list[str] = []
+    with TwoHosts(rate="2gbit") as net:
+        for i in range(n):
+            loud = i % 2 == 1
+            for name, fn in (("bucket", bucket_proof), ("compression", compression_proof)):
+                if which not in ("all", name):
+                    continue
+                rows, info = fn(net, reps, disturb=loud)
+                print(table(rows) if rows else f"{name}: advice withheld ({info['report'].noise.describe()})",
+                      flush=True)
+                if not rows:
+                    withheld.append(f"{name} {'busy' if loud else 'quiet'}")
+                results += [(r.setting.split(" (")[0], loud, r) for r in rows]
+    print(f"# {cpu_model()}; {n} repetitions, every other traced beside a busy process pinned to core 0")
+    print(summary(results))
+    print(f"advice withheld: {', '.join(withheld) or 'never'}")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--bands", type=int, default=0, help="repeat the proofs this many times (see bands())")
+    ap.add_argument("--proof", default="all", choices=["all", "bucket", "compression"])
     args = ap.parse_args()
+    if args.bands:
+        return bands(args.bands, args.reps, args.proof)
     with TwoHosts(rate="2gbit") as net:
         rows, _ = bucket_proof(net, args.reps)
         rows_plain, _ = bucket_proof(net, args.reps, plain=True)

@@ -99,11 +99,15 @@ def measure(net: TwoHosts, model: dict, settings: list[dict], reps: int) -> list
     return [statistics.median(v) for v in per]
 
 
-def proof(net: TwoHosts, name: str, reps: int, every_setting: bool = True) -> tuple[list[Row], dict]:
-    """Trace at the defaults, measure the settings (all the what-ifs, or the defaults and the advice only), and
-    trace the advised setting for its peak memory."""
+def proof(net: TwoHosts, name: str, reps: int, every_setting: bool = True,
+          disturb: bool = False) -> tuple[list[Row], dict]:
+    """Trace at the defaults (beside a busy process with ``disturb``), measure the settings (all the what-ifs, or
+    the defaults and the advice only), and trace the advised setting for its peak memory."""
+    from bandcheck import busy
+
     model = MODELS[name]
-    rep = trace(net, model)
+    with busy(disturb):
+        rep = trace(net, model)
     f = rep.fsdp
     assert f is not None, "no FSDP analysis"
     adv = f.advice[0] if f.advice else None
@@ -138,12 +142,33 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def bands(n: int, reps: int, names: list[str]) -> int:
+    """Each proof ``n`` times, every other one traced beside a busy process: how often each measured step fell
+    inside its band (every what-if measured, advised or not)."""
+    from bandcheck import cpu_model, summary
+
+    results: list = []
+    with TwoHosts(rate="2gbit") as net:
+        for i in range(n):
+            loud = i % 2 == 1
+            for name in names:
+                rows, info = proof(net, name, reps, every_setting=True, disturb=loud)
+                print(table(rows), f"\n{name}: traced run {info['report'].noise.describe()}", flush=True)
+                results += [(f"{name} {r.setting}", loud, r) for r in rows]
+    print(f"# {cpu_model()}; {n} repetitions, every other traced beside a busy process pinned to core 0")
+    print(summary(results))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--model", default="both", choices=["mlp", "transformer", "both"])
+    ap.add_argument("--bands", type=int, default=0, help="repeat the proof this many times (see bands())")
     args = ap.parse_args()
     names = list(MODELS) if args.model == "both" else [args.model]
+    if args.bands:
+        return bands(args.bands, args.reps, names)
     with TwoHosts(rate="2gbit") as net:
         for name in names:
             rows, info = proof(net, name, args.reps)

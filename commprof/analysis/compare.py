@@ -1,4 +1,5 @@
-"""Two runs side by side: did the change help, as much as predicted, and what else moved.
+"""Two runs side by side: did the change help (the verdict, ``uncertainty/verdict.py``), as much as predicted, and
+what else moved.
 
 Figures are each run's own headline figures (per rank: its median step, ``overlap``), collectives per
 (op, process group, message-size bin) normalised per rank and step, DDP buckets by index, stragglers, the
@@ -17,6 +18,7 @@ from ..model import RankTrace
 from ..units import MiB
 from .analyze import Report
 from .ddp.view import view as ddp_view
+from .uncertainty.verdict import Verdict, verdict
 
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 
@@ -98,6 +100,14 @@ class AdviceCheck:
     predicted_step_ms: float
     measured_step_ms: float | None
     note: str = ""
+    predicted_range_ms: tuple[float, float] | None = None  # the prediction's band (BEFORE's report)
+
+    @property
+    def inside(self) -> bool | None:
+        """Whether the measured step fell inside the prediction's band (None where either is missing)."""
+        if self.error_pct is None or self.predicted_range_ms is None or self.measured_step_ms is None:
+            return None
+        return self.predicted_range_ms[0] <= self.measured_step_ms <= self.predicted_range_ms[1]
 
     @property
     def error_pct(self) -> float | None:
@@ -119,6 +129,8 @@ class Comparison:
     advice_check: tuple[AdviceCheck, ...]
     notes: tuple[str, ...] = field(default=())  # what could not be compared, and why
     fsdp_units: tuple[UnitDelta, ...] = ()
+    verdict: Verdict | None = None  # faster / slower / no detectable change, with its interval
+    no_effect: tuple[str, ...] = ()  # settings that differ but changed nothing the runs can see
 
     @property
     def step_ms_delta(self) -> float | None:
@@ -227,7 +239,8 @@ def _advice_check(before: Report, after_settings: dict[str, Any], before_setting
                     if assumed else "") + "AFTER changed other settings too: no error computed"
         elif exact and not measured_is_untraced:
             note = "measured: AFTER's profiled step (its files do not record the step outside the profiler)"
-        out.append(AdviceCheck(a.knob, a.value, applied, a.predicted_step_ms, measured if exact else None, note))
+        out.append(AdviceCheck(a.knob, a.value, applied, a.predicted_step_ms, measured if exact else None, note,
+                               a.predicted_range_ms))
     return out
 
 
@@ -263,9 +276,35 @@ def compare(before: Report, after: Report) -> Comparison:
         notes.append(f"the runs issue different collectives ({', '.join(sorted(ops_b)) or 'none'} vs "
                      f"{', '.join(sorted(ops_a)) or 'none'}) or ran on different devices: they may be different jobs, "
                      "whose figures compare only as totals")
+    no_effect = unseen(before, after, settings)
+    if no_effect:
+        notes.append(f"{', '.join(no_effect)} changed, but nothing the runs can see: the same bucket layout and the "
+                     "same collectives (count and bytes per step); any difference in step time is the runs' noise "
+                     "(see the verdict)")
     return Comparison(before=side_b, after=side_a, ranks=ranks, collectives=tuple(colls), buckets=buckets,
                       stragglers=strag, settings_changed=settings, advice_check=tuple(checks), notes=tuple(notes),
-                      fsdp_units=_units(before, after))
+                      fsdp_units=_units(before, after),
+                      verdict=verdict(before.run, after.run, before.steps, after.steps), no_effect=no_effect)
+
+
+ENVIRONMENT = ("world_size", "backend", "devices", "torch", "parameters")
+
+
+def unseen(before: Report, after: Report, settings: Sequence[SettingChange]) -> tuple[str, ...]:
+    """The settings (other than the environment) that differ although the bucket layout and the collectives (op,
+    count and bytes per rank and step) are the same in both runs."""
+    knobs = tuple(s.name for s in settings if s.name not in ENVIRONMENT)
+    if not knobs or any(s.name in ENVIRONMENT for s in settings):
+        return ()
+    if [b.bytes for b in before.buckets] != [b.bytes for b in after.buckets]:
+        return ()
+
+    def per_step(rep: Report) -> dict[tuple[str, int], tuple[float, float]]:
+        pairs = sum(len(o.steps) for o in rep.overlaps) or 1
+        return {(b.op, b.lo_bytes): (round(b.count / pairs, 2), round(b.bytes / pairs, -2))
+                for b in rep.bandwidth.bins}
+
+    return knobs if per_step(before) == per_step(after) else ()
 
 
 def _units(before: Report, after: Report) -> tuple[UnitDelta, ...]:

@@ -22,13 +22,26 @@ from .transfers import Transfers
 # ---- the run as a whole ---------------------------------------------------------------------------
 
 
+def _over_steps(overlaps: Sequence[RankOverlap], rank: int) -> str:
+    """"the mean of its 3 analyzed steps (median 57.1 ms, 49.0-60.5)", with the outlier steps left out named."""
+    o = next(o for o in overlaps if o.rank == rank)
+    sp = o.spread_ms
+    if sp is None:
+        return "no step"
+    text = (f"the mean of its {sp.kept} analyzed step{'s' if sp.kept != 1 else ''}"
+            + (f", median {sp.median:.2f} ms, range {sp.low:.2f}-{sp.high:.2f} ms" if sp.n > 1 else ""))
+    for n, ms, why in o.outliers:
+        text += f"; step #{n} left out: {ms:.1f} ms, {why}"
+    return text
+
+
 def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]:
     """Exposed communication on the worst rank."""
     out: list[Finding] = []
     reps = [(o.rank, o.representative) for o in overlaps if o.representative is not None]
     if not reps:
         return out
-    rank, worst = max(reps, key=lambda r: r[1].exposed_ns)  # the rank whose median step is most exposed
+    rank, worst = max(reps, key=lambda r: r[1].exposed_ns)  # the rank whose mean step is most exposed
     step_ms = worst.step_ns / 1e6
     exp_ms = worst.exposed_ns / 1e6
     comm_ms = worst.comm_ns / 1e6
@@ -42,7 +55,7 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
     waited = (f" Of its communication, {wait:.2f} ms per step is waiting for other ranks to join, "
               f"not transfer." if wait else "")
     out.append(Finding(sev, f"Exposed communication: {exp_ms:.2f} ms of a {step_ms:.2f} ms step "
-                            f"({share:.0f}%) on rank {rank} (its median step, #{worst.step}); "
+                            f"({share:.0f}%) on rank {rank} ({_over_steps(overlaps, rank)}); "
                             f"{worst.overlap_pct:.0f}% of its {comm_ms:.2f} ms of communication is hidden behind "
                             f"compute.{waited}", EXPOSED))
     # which rank the others wait for is the root cause's answer (crossrank/rootcause), not the last arriver's

@@ -10,7 +10,8 @@ Per step, the figures partition the step's window of time, so that they add up: 
 + exposed + other.  A step's window runs from where the previous one ended (the first: its ProfilerStep's start) to
 where its own work ended: the end of its ProfilerStep, or later where GPU work it launched ran past it.  The
 windows tile the timeline, so no time is counted twice or lost (GPU work that runs behind the CPU is counted in the
-window it runs in).  A rank's headline figures are those of one step, its median step (``representative``).
+window it runs in).  A rank's headline figures are the mean over its analyzed steps, outlier steps left out and
+named (``representative``), with the median and the range beside them (``spread_ms``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import numpy as np
 
 from .. import intervals as iv
 from ..model import Lane, RankTrace, Step
+from .uncertainty.maths import Spread, spread
+
+MEAN_STEP = -2  # ``Overlap.step`` of a mean over steps (-1: the whole window)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,13 +68,46 @@ class RankOverlap:
     hta_window: Overlap
 
     @property
+    def kept(self) -> tuple[Overlap, ...]:
+        """The analyzed steps less the outlier steps (``outliers``)."""
+        out = {n for n, _ms, _why in self.outliers}
+        return tuple(s for s in self.steps if s.step not in out) or self.steps
+
+    @property
+    def outliers(self) -> tuple[tuple[int, float, str], ...]:
+        """Steps left out of the headline: (step number, its ms, why) — a one-off stall or export, not averaged in."""
+        sp = self.spread_ms
+        if sp is None:
+            return ()
+        return tuple((int(label), v, why) for label, v, why in sp.outliers)
+
+    @property
+    def spread_ms(self) -> Spread | None:
+        """The step time over the analyzed steps (ms): mean without outliers, median, range."""
+        return spread([s.step_ns / 1e6 for s in self.steps], [str(s.step) for s in self.steps])
+
+    @property
     def representative(self) -> Overlap | None:
-        """The median step (the shorter of the two middle ones for an even count): the rank's headline figures
-        are this one step's, so that they add up."""
-        if not self.steps:
+        """The rank's headline figures: the mean over its analyzed steps, outlier steps left out (``step`` = -2).
+        Means add up (the mean step is the sum of its mean parts) and are unbiased for any count of steps, where
+        the median of an even count would be one of its middle steps."""
+        kept = self.kept
+        if not kept:
             return None
-        ordered = sorted(self.steps, key=lambda s: (s.step_ns, s.step))
-        return ordered[(len(ordered) - 1) // 2]
+
+        def m(attr: str) -> int:
+            return int(round(float(np.mean([getattr(s, attr) for s in kept]))))
+
+        return Overlap(step=MEAN_STEP, step_ns=m("step_ns"), compute_ns=m("compute_ns"), comm_ns=m("comm_ns"),
+                       overlapped_ns=m("overlapped_ns"), comm_bytes=m("comm_bytes"))
+
+    @property
+    def typical_step(self) -> int | None:
+        """The analyzed step nearest the mean (a real step, for what needs one: its CPU span, a plot's marker)."""
+        rep = self.representative
+        if rep is None:
+            return None
+        return min(self.kept, key=lambda s: (abs(s.step_ns - rep.step_ns), s.step)).step
 
     def median(self, attr: str) -> float:
         vals = [getattr(s, attr) for s in self.steps]

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from ..analysis.compare import RANK_FIGURES, Comparison
+from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _n
 from .fmt import size as _size
 from .safe import html_text as h
@@ -50,10 +51,36 @@ def as_dict(c: Comparison) -> dict[str, Any]:
                        for u in c.fsdp_units],
         "settings_changed": [{"name": s.name, "before": s.before, "after": s.after} for s in c.settings_changed],
         "advice_check": [{"knob": a.knob, "value": a.value, "applied": a.applied,
-                          "predicted_step_ms": _r(a.predicted_step_ms), "measured_step_ms": _r(a.measured_step_ms),
+                          "predicted_step_ms": _r(a.predicted_step_ms),
+                          "predicted_range_ms": [_r(x) for x in a.predicted_range_ms] if a.predicted_range_ms else None,
+                          "inside_range": a.inside, "measured_step_ms": _r(a.measured_step_ms),
                           "error_pct": _r(a.error_pct, 1), "note": a.note} for a in c.advice_check],
+        "verdict": _verdict(c),
+        "settings_without_visible_effect": list(c.no_effect),
         "notes": list(c.notes),
     }
+
+
+def _verdict(c: Comparison) -> dict[str, Any] | None:
+    v = c.verdict
+    if v is None:
+        return None
+    return {"change": v.change, "delta_ms": _r(v.delta_ms), "ci_ms": [_r(v.ci_ms[0]), _r(v.ci_ms[1])] if v.ci_ms
+            else None, "basis": v.basis}
+
+
+def verdict_line(c: Comparison) -> str | None:
+    """The answer in one line: "faster by 12.3 ms (95% interval 8.1 to 16.5 ms)"."""
+    v = c.verdict
+    if v is None:
+        return None
+    if v.delta_ms is None:
+        return f"Verdict: {v.change} ({v.basis})"
+    ci = f" (95% interval {v.ci_ms[0]:+.1f} to {v.ci_ms[1]:+.1f} ms)" if v.ci_ms else ""
+    line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}"
+    if c.no_effect:
+        line += f"; {', '.join(c.no_effect)} changed nothing the runs can see"
+    return line
 
 
 def to_json(c: Comparison) -> bytes:
@@ -76,13 +103,17 @@ def headline(c: Comparison) -> list[str]:
     b = c.before.untraced_step_ms or c.before.step_ms
     a = c.after.untraced_step_ms or c.after.step_ms
     where = "outside the profiler" if c.before.untraced_step_ms and c.after.untraced_step_ms else "profiled"
-    lines = [f"Step ({where}, slowest rank): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}"]
-    lines.append(f"Exposed communication (slowest rank's median step): {_ms(c.before.exposed_comm_ms)} -> "
+    lines = [line for line in (verdict_line(c),) if line]
+    lines.append(f"Step ({where}, slowest rank's median): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}")
+    lines.append(f"Exposed communication (slowest rank's mean step): {_ms(c.before.exposed_comm_ms)} -> "
                  f"{_ms(c.after.exposed_comm_ms)}")
     for x in c.advice_check:
         if x.applied:
             err = f", error {x.error_pct:+.1f}%" if x.error_pct is not None else ""
-            lines.append(f"Advice {x.knob} = {plain(x.value)}: applied; predicted {x.predicted_step_ms:.1f} ms, "
+            if x.inside is not None:
+                err += ", inside its band" if x.inside else ", OUTSIDE its band"
+            lines.append(f"Advice {x.knob} = {plain(x.value)}: applied; predicted "
+                         f"{fmt_band(x.predicted_step_ms, x.predicted_range_ms)}, "
                          f"measured {_ms(x.measured_step_ms)}{err}" + (f" ({plain(x.note)})" if x.note else ""))
         else:
             state = "not applied" if x.applied is False else "cannot tell"
@@ -97,7 +128,7 @@ def text(c: Comparison, written: list[str] | None = None) -> str:
     if c.settings_changed:
         out += ["", "Settings that differ"]
         out += [f"  {s.name}: {plain(s.before)} -> {plain(s.after)}" for s in c.settings_changed]
-    out += ["", "Per rank (its median step)"]
+    out += ["", "Per rank (the mean of its steps)"]
     labels = {"step_ms": "step", "compute_ms": "compute", "exposed_comm_ms": "exposed comm", "overlap_pct": "overlap %",
               "wait_ms": "wait"}
     for r in c.ranks:
@@ -165,7 +196,7 @@ def plots(c: Comparison) -> dict[str, bytes]:
         if ax is axes[0]:
             ax.invert_yaxis()  # rank 0 at the top, as in the report (the axes are shared)
         ax.set_title(title)
-        ax.set_xlabel("ms (median step)")
+        ax.set_xlabel("ms (mean step)")
     from matplotlib.patches import Patch
 
     fig.legend(handles=[Patch(color=COMPUTE, label="compute"), Patch(color=EXPOSED, label="exposed comm"),
@@ -207,7 +238,7 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     for name, png in pngs.items():
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<img id="plot-{name}" alt="{h(name)}" src="data:image/png;base64,{data}">')
-    parts.append("<h2>Per rank (median step)</h2><table><tr><th>rank</th>"
+    parts.append("<h2>Per rank (mean step)</h2><table><tr><th>rank</th>"
                  + "".join(f"<th>{h(k)} before</th><th>after</th>" for k in RANK_FIGURES) + "</tr>")
     for r in d["ranks"]:
         parts.append(f"<tr><td>{r['rank']}</td>" + "".join(

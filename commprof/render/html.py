@@ -45,13 +45,13 @@ GLOSSARY = [
                "collective at a time on the channel, the run's own α and β; compute-side times calibrated to the "
                "step time measured outside the profiler."),
     ("straggler", "a rank that arrives last at a collective, more than the threshold after the first."),
-    ("per step", "each rank's figures are those of one step, its median step (the shorter of the two middle ones "
-                 "for an even count), so they add up: comm = overlapped + exposed, step = compute only + overlapped "
-                 "+ exposed + other, overlap % = overlapped / comm. A step's window runs from where the previous "
-                 "one ended to where its own work ended (its ProfilerStep's end, or later where GPU work it launched "
-                 "ran past it); the windows tile the timeline. Counts and bytes belong to the step whose CPU side "
-                 "issued them. summary.json's mean block gives means over the steps, which add up too. A last step "
-                 "cut by the end of the recording is left out."),
+    ("per step", "each rank's figures are the mean over its analyzed steps, outlier steps (a one-off stall) left out "
+                 "and named, with the median and range beside them; means add up: comm = overlapped + exposed, step = "
+                 "compute only + overlapped + exposed + other, overlap % = overlapped / comm. A step's window runs "
+                 "from where the previous one ended to where its own work ended (its ProfilerStep's end, or later "
+                 "where GPU work it launched ran past it); the windows tile the timeline. Counts and bytes belong to "
+                 "the step whose CPU side issued them. summary.json's step_spread gives each rank's median and range. "
+                 "A last step cut by the end of the recording is left out."),
 ]
 
 
@@ -91,13 +91,15 @@ def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str 
 
 
 def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    """One rank's median step, so that the cards add up: the rank whose median step is the median across ranks."""
+    """One rank's mean step, so that the cards add up: the rank whose mean step is the middle one across ranks."""
     ranks = [r for r in s["ranks"] if r["median_step"] is not None]
     if not ranks:
         return ["<div class='cards'>", _card(str(len(s["ranks"])), "ranks analyzed"), "</div>"]
     r = sorted(ranks, key=lambda r: (r["step_ms"], r["rank"]))[(len(ranks) - 1) // 2]
     share = 100 * r["exposed_comm_ms"] / r["step_ms"] if r["step_ms"] else 0.0
-    where = f"rank {r['rank']}, step {r['median_step']}"
+    sp = r.get("step_spread") or {}
+    where = (f"rank {r['rank']}, the mean of {sp.get('steps', r['steps'])} steps; median {sp.get('median_ms', 0):.2f}, "
+             f"range {sp.get('min_ms', 0):.2f}-{sp.get('max_ms', 0):.2f}")
     return ["<div class='cards'>",
             _card(f"{r['step_ms']:.2f} ms", f"step time ({where})"),
             _card(f"{r['exposed_comm_ms']:.2f} ms", f"exposed comm ({share:.0f}% of the step)"),
@@ -141,7 +143,7 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
 
 
 def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
-    parts = ["<h2>Per rank: its median step, ms</h2>" + _head(
+    parts = ["<h2>Per rank: the mean of its analyzed steps, ms</h2>" + _head(
         ("rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
          "unprofiled step"), name="ranks")]
     for r in s["ranks"]:

@@ -27,9 +27,9 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 ORDER = ("schema", "commprof_version", "trace_dir", "run_id", "world_size", "backend", "devices", "ranks_loaded",
          "missing_ranks", "notes", "per_rank_only", "steps_analyzed", "ranks", "collectives", "buckets",
          "stragglers", "clock_offsets_ms", "straggler_threshold_ms", "clock_reference_rank", "root_cause",
-         "critical_path", "critical_comm", "bandwidth_bins", "bandwidth_model", "findings", "advice", "noise", "whatif",
-         "whatifs", "advisor", "pipeline", "memory", "churn", "parallelism", "dataparallel", "transfers", "fsdp",
-         "hang", "monitor", "warnings")
+         "critical_path", "critical_comm", "bandwidth_bins", "bandwidth_model", "findings", "advice", "noise",
+         "whatifs", "whatif", "advisor", "pipeline", "memory", "churn", "parallelism", "dataparallel", "transfers",
+         "fsdp", "hang", "monitor", "warnings")
 
 
 def summary(rep: Report) -> dict[str, Any]:
@@ -76,8 +76,8 @@ def _core(rep: Report) -> dict[str, Any]:
                     "predicted_step_ms": _r(a.predicted_step_ms), "predicted_range_ms": range_ms(a.predicted_range_ms),
                     "why": a.why, "with": dict(a.with_settings)}
                    for a in rep.advice],
-        "whatifs": whatifs(rep),
         "noise": noise_dict(rep.noise),
+        "whatifs": whatifs(rep),
         "warnings": list(rep.warnings),
     }
 
@@ -93,7 +93,8 @@ def whatifs(rep: Report) -> list[dict[str, Any]]:
 
 
 def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
-    """One rank's row: the figures of its median step (they add up), its mean step, its whole window."""
+    """One rank's row: the mean over its analyzed steps, outlier steps left out (they add up), the step's spread,
+    its whole window."""
     rt = rep.run.rank(o.rank)
     w = o.window
     s = o.representative
@@ -110,8 +111,9 @@ def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
         "compute_only_ms": _ms(s.compute_only_ns if s else 0),
         "overlap_pct": _r(s.overlap_pct if s else 0.0, 2),
         "comm_bytes_per_step": s.comm_bytes if s else 0,
-        "median_step": s.step if s else None,
-        "cpu_step_ms": _ms(cpu_steps.get(s.step)) if s else None,
+        "median_step": o.typical_step,  # the analyzed step nearest the mean (the headline is the mean)
+        "cpu_step_ms": _ms(cpu_steps.get(o.typical_step)) if o.typical_step is not None else None,
+        "step_spread": _spread(o),
         "wait_ms": _r(rep.cross.wait_ms_per_step.get(o.rank)),
         "step_ms_unprofiled": _r(rep.unprofiled_step_ms.get(o.rank)),
         "clock_offset_ms": _r(rep.cross.offsets_ns.get(o.rank, 0) / 1e6),
@@ -170,3 +172,13 @@ def noise_dict(n: Noise) -> dict[str, Any]:
     return {"profiled_step_variation_pct": _r(n.profiled_pct, 1),
             "unprofiled_step_variation_pct": _r(n.unprofiled_pct, 1), "rates_disagreement_pct": _r(n.rates_pct, 1),
             "profiled_steps": n.steps_profiled, "unprofiled_steps": n.steps_unprofiled, "disturbed": n.disturbed}
+
+
+def _spread(o: RankOverlap) -> dict[str, Any] | None:
+    """The step time over the rank's analyzed steps: the mean (outliers left out, each named), median, range."""
+    sp = o.spread_ms
+    if sp is None:
+        return None
+    return {"steps": sp.n, "mean_ms": _r(sp.mean), "median_ms": _r(sp.median), "min_ms": _r(sp.low),
+            "max_ms": _r(sp.high),
+            "outliers": [{"step": n, "step_ms": _r(ms), "why": why} for n, ms, why in o.outliers]}

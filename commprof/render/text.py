@@ -73,7 +73,7 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
 
 
 def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
-    t = _table("Per rank: its median step (ms; the parts add up to the step)",
+    t = _table("Per rank: the mean of its analyzed steps (ms; the parts add up to the step)",
                ("rank", "step ms", "compute", "comm", "overlap", "exposed", "other", "overlap %", "wait", "bytes/step"))
     for r in s["ranks"][:MAX_ROWS * 2]:
         t.add_row(*(str(r["rank"]), _f(r["step_ms"]), _f(r["compute_ms"]), _f(r["comm_ms"]),
@@ -82,6 +82,15 @@ def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
     con.print(t)
     if len(s["ranks"]) > MAX_ROWS * 2:
         con.print(f"  … {len(s['ranks']) - MAX_ROWS * 2} more ranks in summary.json")
+    for r in s["ranks"][:MAX_ROWS * 2]:
+        sp = r.get("step_spread")
+        if sp and sp["steps"] > 1:
+            left = "".join(f"; step #{x['step']} left out ({x['step_ms']:.2f} ms, {plain(x['why'], 120)})"
+                           for x in sp["outliers"])
+            kept = sp["steps"] - len(sp["outliers"])
+            con.print(Text(f"  rank {r['rank']}: step {sp['mean_ms']:.2f} ms mean over {kept}"
+                           f" steps, median {sp['median_ms']:.2f}, range {sp['min_ms']:.2f}-{sp['max_ms']:.2f}{left}"),
+                     overflow="fold")
     unprof = [r for r in s["ranks"] if r["step_ms_unprofiled"] is not None]
     if unprof:
         r0 = unprof[0]

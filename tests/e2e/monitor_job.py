@@ -5,7 +5,8 @@
 Each step: DDP forward/backward/SGD, then an all_reduce of the loss (the usual logging pattern).  MODE makes
 rank 2 (rank 1 for "slow" and "kill") misbehave at step 5: "ok"; "stop" (sleeps before its backward, forever);
 "barrier" (calls barrier where the others all-reduce the loss); "size" (all-reduces 10 elements, not 1);
-"slow" (30 ms late in steps 80-159); "kill" (SIGKILLs itself before step 5's backward).
+"slow" (30 ms late in steps 80-159); "kill" (SIGKILLs itself before step 5's backward); "stall" (rank 1 sleeps
+8 s before step 3's backward, once, and goes on).
 """
 
 import os
@@ -37,6 +38,8 @@ def main() -> None:
                 time.sleep(3600)
             if step == 5 and mode == "kill" and rank == 1:
                 os.kill(os.getpid(), signal.SIGKILL)
+            if step == 3 and mode == "stall" and rank == 1:
+                time.sleep(8.0)
             if mode == "slow" and rank == 1 and 80 <= step < 160:
                 time.sleep(0.030)
             loss.backward()

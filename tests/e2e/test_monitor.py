@@ -126,6 +126,24 @@ def test_a_slow_rank_is_found_as_a_step_range(tmp_path: Path):
     assert (tmp_path / "rep" / "lateness.png").stat().st_size > 1000
 
 
+def test_a_stall_that_resumed_is_a_stall_not_a_hang_and_is_slow(tmp_path: Path):
+    """Rank 1 sleeps 8 s once (step 3 of 10) with hang_timeout_s=3: the watchdogs dump, the job goes on and ends.
+    The report says rank 1 stalled there and the job resumed (no "never reached"), and counts rank 1 slow."""
+    out = tmp_path / "m"
+    procs = _job(out, "stall", 10, hang_s=3, every=5, timeout=120)
+    assert all(p.returncode == 0 for p in procs)
+    s, text = _report(out, tmp_path)
+    h = s["hang"]
+    assert h["kind"] == "stall" and h["culprit_ranks"] == [1], h
+    assert "rank 1 stalled" in h["text"] and "at step 3" in h["text"] and "the job resumed" in h["text"]
+    assert "time.sleep(8.0)" in h["text"] and "never reached" not in h["text"]
+    took = float(h["text"].split("rank 1 stalled ")[1].split(" s")[0])
+    assert 7.0 <= took <= 12.0, h["text"]
+    assert "STALL" in text and "HANG" not in text
+    assert [x["rank"] for x in s["monitor"]["stragglers"]] == [1]
+    assert "No rank was slow" not in text
+
+
 def test_sigusr1_dumps_a_running_job_and_training_goes_on(tmp_path: Path):
     out = tmp_path / "m"
     port = _port()

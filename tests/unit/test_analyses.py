@@ -136,8 +136,27 @@ def test_step_windows_tile_the_timeline_and_take_gpu_work_past_the_cpu_step():
         assert s.compute_only_ns + s.overlapped_ns + s.exposed_ns + s.other_ns == s.step_ns
 
 
-def test_headline_figures_are_one_steps_and_add_up():
+def test_headline_figures_are_the_mean_of_the_steps_and_add_up():
+    """Two steps: the headline is their mean (never the earlier or shorter middle one), and its parts add up."""
     o = rank_overlap(_two_steps())
     rep_step = o.representative
-    assert rep_step is not None and rep_step.step == 1  # 10 ms each: the earlier of the two middle ones
+    s1, s2 = o.steps
+    assert rep_step is not None and rep_step.step == -2  # a mean over steps, not one of them
+    assert rep_step.comm_ns == (s1.comm_ns + s2.comm_ns) // 2 and rep_step.comm_bytes == 200
     assert rep_step.comm_ns == rep_step.overlapped_ns + rep_step.exposed_ns
+    assert rep_step.compute_only_ns + rep_step.overlapped_ns + rep_step.exposed_ns + rep_step.other_ns \
+        == rep_step.step_ns
+    sp = o.spread_ms
+    assert sp is not None and sp.n == 2 and sp.outliers == () and o.typical_step in (1, 2)
+
+
+def test_a_stalled_step_is_left_out_of_the_headline_and_named():
+    steps = tuple((i, i * 10 * MS, (i + 1) * 10 * MS) for i in range(1, 5)) + ((5, 50 * MS, 250 * MS),)
+    comp = lane([(i * 10 * MS, i * 10 * MS + 6 * MS) for i in range(1, 6)], steps=[1, 2, 3, 4, 5])
+    o = rank_overlap(rank_trace(0, steps=steps, compute=comp))
+    assert [n for n, _ms, _why in o.outliers] == [5]
+    assert o.representative is not None and o.representative.step_ns == 10 * MS
+    sp = o.spread_ms
+    assert sp is not None and sp.high == 200.0 and sp.median == 10.0 and sp.kept == 4
+
+

@@ -69,3 +69,23 @@ def test_advice_only_when_the_whole_band_is_below_the_current_step():
     assert not below((150.0, 210.0), 200.0)
     assert fmt_band(184.0, (175.2, 195.4)) == "184 ms (175-195)"
     assert fmt_band(18.4, (17.52, 19.54)) == "18.4 ms (17.5-19.5)"
+
+
+def test_t_quantiles_match_the_tables():
+    from commprof.analysis.uncertainty.verdict import t_quantile
+
+    for df, t in ((1, 12.706), (2, 4.303), (5, 2.571), (10, 2.228), (30, 2.042)):
+        assert t_quantile(0.975, df) == pytest.approx(t, abs=2e-3)
+
+
+def test_welch_interval_and_verdicts_on_hand_built_steps():
+    from commprof.analysis.uncertainty.verdict import welch
+
+    delta, ci = welch([100.0, 101.0, 99.0, 100.0], [90.0, 91.0, 89.0, 90.0])
+    # s² = 2/3 on both sides, n = 4: se = sqrt(1/3), df = 6, t = 2.447
+    assert delta == -10.0 and ci == pytest.approx((-10 - 2.447 * 3 ** -0.5, -10 + 2.447 * 3 ** -0.5), abs=2e-3)
+    _d, wide = welch([100.0, 101.0, 99.0, 100.0], [90.0, 91.0, 89.0, 90.0], drift_pct=3.0)
+    assert wide[1] - wide[0] > ci[1] - ci[0] and wide[1] < 0  # still faster beyond the drift of 3 ms
+    _d, same = welch([100.0, 110.0, 95.0], [104.0, 98.0, 101.0], drift_pct=3.0)
+    assert same[0] < 0 < same[1]
+    assert welch([100.0], [90.0, 91.0])[1] is None

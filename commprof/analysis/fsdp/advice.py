@@ -12,7 +12,7 @@ from ...model import RankTrace, Run
 from ...units import MiB
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
-from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
+from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, required_gain
 from ..uncertainty.bands import banded_advice
 from ..uncertainty.maths import Noise, band
 from .replay import CANDIDATES, Knobs, calibrate, inputs, replay
@@ -69,7 +69,8 @@ def _facts(rep: FSDPReport) -> list[Finding]:
     out = []
     ag = sum(u.phases[p].exposed_ms for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
     bwd = sum(u.phases[BWD_AG].exposed_ms for u in rep.units if BWD_AG in u.phases)
-    step = median_of([s.end_ns - s.start_ns for s in rep.steps], key=float) / 1e6  # the headline's median step
+    durs = sorted(s.end_ns - s.start_ns for s in rep.steps)
+    step = float(np.mean(durs)) / 1e6  # the mean step (as the headline's; never the shorter middle one)
     if ag > 0.05 * step:
         out.append(Finding("high" if ag > 0.2 * step else "medium",
                            f"FSDP's all-gathers leave {ag:.1f} ms of a {step:.1f} ms step exposed on rank {rep.rank} "
@@ -97,8 +98,9 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     if rep is None:
         return None
     findings = _facts(rep)
-    # the what-ifs, the model check and the measured peak all use one step: the median profiled step (the headline's)
-    typical = median_of(steps, key=lambda s: s.end_ns - s.start_ns)
+    # the what-ifs, the model check and the measured peak all use one step: the profiled step nearest the mean
+    mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))  # the step nearest the mean, a real one
+    typical = min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))
     line = _memory_line(rt)
     peaks = _step_peaks(run)
     measured_peak = int(np.median(peaks)) if peaks else None

@@ -34,7 +34,7 @@ class RankState:
 
 @dataclass(frozen=True, slots=True)
 class Hang:
-    kind: str  # "not reached", "mismatch", "died", "stalled"
+    kind: str  # "not reached", "mismatch", "died", "stalled" (a hang outside collectives), "stall" (it resumed)
     culprit_ranks: tuple[int, ...]
     text: str
     ranks: tuple[RankState, ...]
@@ -136,7 +136,7 @@ def diagnose(mrun: MonitorRun) -> Hang | None:
     for pg in sorted(per_pg):
         verdict = _verdict(pg, per_pg[pg], states, failed, silent)
         if verdict is not None:
-            return verdict
+            return resumed(verdict, mrun)
     crashed = sorted(r for r, s in states.items() if s.status == "crashed")
     if crashed:
         text = "; ".join(f"rank {r} died ({states[r].reason}) {place(states[r].where)}" for r in crashed) + \
@@ -145,7 +145,36 @@ def diagnose(mrun: MonitorRun) -> Hang | None:
     reasons = sorted({s.reason for s in states.values() if s.reason})
     text = ("Dumps were written (" + "; ".join(reasons)[:300] + ") but no rank has a pending collective in its "
             "Flight Recorder: the ranks are stuck outside collectives (see each rank's stack).")
-    return Hang("stalled", (), text, tuple(states.values()), None)
+    return resumed(Hang("stalled", (), text, tuple(states.values()), None), mrun)
+
+
+WATCHDOG = "no step()"  # how the watchdog's dump reason begins (commprof/capture/watchdog.py)
+
+
+def resumed(h: Hang, mrun: MonitorRun) -> Hang:
+    """A hang whose ranks all went on past the step of their watchdog dump is a stall: "rank 1 stalled 20.0 s at
+    step 3 at train.py:81; the job resumed".  Dumps on request (SIGUSR1) or on an exception are left as they are."""
+    last = {r.rank: r.steps[-1][0] for r in mrun.ranks if r.steps}
+    dumps = [d for d in mrun.hangs if d.reason.startswith(WATCHDOG)]
+    if not dumps or len(dumps) != len(mrun.hangs) or mrun.crashes:
+        return h
+    if any(d.step is None or last.get(d.rank) is None or last[d.rank] <= d.step for d in dumps):
+        return h  # some rank that dumped never stepped again: a hang
+    durs = {r.rank: {s: (e - b) / 1e9 for s, b, e in r.steps} for r in mrun.ranks}
+    states = {s.rank: s for s in h.ranks}
+    culprits = h.culprit_ranks or tuple(sorted({d.rank for d in dumps}))
+    parts = []
+    for r in culprits:
+        st = states.get(r)
+        step = st.step if st is not None else None
+        took = durs.get(r, {}).get(step) if step is not None else None
+        dur = f" {took:.1f} s" if took is not None else ""
+        parts.append(f"rank {r} stalled{dur} at step {step} {place(st.where if st else None)}")
+    end = max(last.values())
+    text = ("; ".join(parts) + f"; the job resumed (every rank went on, to step {end}): a stall, not a hang"
+            + (f" (the others waited in {h.collective.op} #{h.collective.seq})" if h.collective is not None else "")
+            + ".")
+    return Hang("stall", tuple(culprits), text, h.ranks, h.collective)
 
 
 def _verdict(pg: str, got: dict[int, list[FREntry]], states: dict[int, RankState], failed: set[int],

@@ -10,7 +10,9 @@ lateness it brought into the step shows in the first).  A rank is slow in a step
 ``max(MIN_LATE_MS, median + 5 robust standard deviations)`` of every rank's per-step lateness; slow steps closer
 than ``MAX_GAP`` steps merge into one range.  A range is kept when it lasts ``MIN_STEPS`` steps or more and the
 lateness it brought adds up to at least one median step of the job (the others waited a whole step for it):
-shorter or cheaper bursts (a GC pause, a neighbour's job on a shared host) are noise at the monitor's grain.
+shorter or cheaper bursts (a GC pause, a neighbour's job on a shared host) are noise at the monitor's grain —
+except a single step more than ``STALL_STEPS`` median steps and ``STALL_MIN_MS`` late (a stall): that is slow
+however short the run.  The first monitored step (start-up) is left out.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ...model import MonitorRun
 MIN_LATE_MS = 2.0
 MAX_GAP = 3
 MIN_STEPS = 5
+STALL_STEPS = 3.0  # a single step this many median steps late is slow, however short the range ...
+STALL_MIN_MS = 1000.0  # ... and at least this late: a busy 2-core host's scheduling hiccups reached 300 ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +92,9 @@ def slowdown(mrun: MonitorRun) -> Slowdown | None:
         for rank, (step, t) in ranks.items():
             per[rank][step].append((t - first) / 1e6)
     series = []
+    first_step = min((min(v) for v in per.values() if v), default=None)
     for rank in sorted(per):
-        steps = sorted(per[rank])
+        steps = sorted(s for s in per[rank] if s != first_step)  # the first step: start-up, ranks ready at their pace
         series.append(RankLateness(rank, np.array(steps, dtype=np.int64),
                                    np.array([float(max(per[rank][s])) for s in steps])))
     if not series:
@@ -121,6 +126,7 @@ def _ranges(s: RankLateness, threshold: float, min_lost_ms: float) -> list[SlowR
 
 
 def _close(s: RankLateness, run: list[int], min_lost_ms: float) -> list[SlowRange]:
-    if len(run) < MIN_STEPS or float(np.sum(s.late_ms[run])) < min_lost_ms:
+    stall = float(np.max(s.late_ms[run])) > max(STALL_STEPS * min_lost_ms, STALL_MIN_MS)
+    if not stall and (len(run) < MIN_STEPS or float(np.sum(s.late_ms[run])) < min_lost_ms):
         return []
     return [SlowRange(s.rank, int(s.steps[run[0]]), int(s.steps[run[-1]]), float(np.mean(s.late_ms[run])))]

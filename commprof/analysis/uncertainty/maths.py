@@ -4,8 +4,9 @@ prediction.
 Definitions (docs/metrics.md, "Uncertainty"):
 
 - **Spread** of a per-step figure: the mean over the analyzed steps after leaving out outlier steps (each named
-  with why), the median and the range beside it.  An outlier is a step more than ``OUTLIER_FACTOR`` times the
-  median of the others above it (a stall, an export, a collector pause), only with at least 3 steps.
+  with why), the median and the range beside it.  An outlier is a step over ``OUTLIER_FACTOR`` times the median
+  of the others and ``OUTLIER_SDS`` robust deviations (1.4826 × MAD) above it (a stall, an export, a collector
+  pause); only with at least 4 steps, at most a quarter of them: more is a noisy run, not a one-off.
 - **Noise** of a traced run: the step-to-step variation (coefficient of variation, %, sample standard deviation /
   mean) of its profiled steps and of its steps outside the profiler (the sidecar's wall times), and the
   disagreement between ranks of the operation costs the replays use (PowerSGD's products).  A run whose noise is
@@ -31,7 +32,8 @@ Z = 2.0  # noise deviations a band spans on each side
 MODEL_FLOOR_PCT = 8.0  # the replays' error on a changed setting, quiet runs (benchmarks/results/bench_*_netns.txt)
 BASE_FLOOR_PCT = 3.0  # the same settings measured again: the job's drift from run to run
 DISTURBED_PCT = 10.0  # step-to-step variation beyond which a traced run is called disturbed
-OUTLIER_FACTOR = 1.5  # a step this many times the median of the others is left out of a mean, named
+OUTLIER_FACTOR = 2.0  # a step this many times the median of the others (and OUTLIER_SDS robust deviations above
+OUTLIER_SDS = 5.0  # it) is left out of a mean, named: at most a quarter of the steps
 
 
 class Outlier(NamedTuple):
@@ -67,12 +69,18 @@ def spread(values: Sequence[float], labels: Sequence[str] | None = None) -> Spre
     outliers = []
     keep = list(range(len(vals)))
     if len(vals) >= 3:
+        cands = []
         for i, v in enumerate(vals):
-            others = [w for j, w in enumerate(vals) if j != i]
+            others = np.asarray([w for j, w in enumerate(vals) if j != i])
             ref = float(np.median(others))
-            if ref > 0 and v > OUTLIER_FACTOR * ref:
-                outliers.append(Outlier(names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
-                keep.remove(i)
+            mad = float(np.median(np.abs(others - ref))) * 1.4826
+            if ref > 0 and v > OUTLIER_FACTOR * ref and v > ref + OUTLIER_SDS * mad:
+                cands.append((v, i, ref))
+        # a one-off: at most a quarter of the steps (the largest), else the run is simply noisy
+        for v, i, ref in sorted(cands, reverse=True)[:len(vals) // 4]:
+            outliers.append(Outlier(names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
+            keep.remove(i)
+        outliers.sort(key=lambda o: names.index(o[0]))
     kept = [vals[i] for i in keep] or vals
     return Spread(n=len(vals), mean=float(np.mean(kept)), median=float(np.median(vals)), low=min(vals),
                   high=max(vals), outliers=tuple(outliers))

@@ -55,7 +55,9 @@ def lines(m: MonitorReport) -> list[str]:
     out: list[str] = []
     if m.hang is not None:
         culprits = ", ".join(map(str, m.hang.culprit_ranks)) or "none named"
-        out += [f" !! HANG ({m.hang.kind}; culprit ranks: {culprits}): {plain(m.hang.text, 2000)}"]
+        head = "STALL" if m.hang.kind == "stall" else f"HANG ({m.hang.kind};"
+        head = f"{head} (culprit ranks: {culprits})" if m.hang.kind == "stall" else f"{head} culprit ranks: {culprits})"
+        out += [f" !! {head}: {plain(m.hang.text, 2000)}"]
         for s in m.hang.ranks:
             pend = f", pending {s.pending.signature()} #{s.pending.seq}" if s.pending is not None else ""
             where = f", {place(s.where)}" if s.where is not None else ""
@@ -98,7 +100,8 @@ def html_section(m: MonitorReport, png: bytes | None) -> list[str]:
 
     parts = ["<h2 id='hang'>Production monitor</h2>"]
     if m.hang is not None:
-        parts.append(f"<div class='finding sev-high'><b>Hang</b> ({h(m.hang.kind)}): {h(m.hang.text, 3000)}</div>")
+        what = "Stall" if m.hang.kind == "stall" else "Hang"
+        parts.append(f"<div class='finding sev-high'><b>{what}</b> ({h(m.hang.kind)}): {h(m.hang.text, 3000)}</div>")
         parts.append("<table><tr><th>rank</th><th>status</th><th>pending</th><th>last completed</th>"
                      "<th>where</th></tr>")
         for s in m.hang.ranks:

@@ -1,0 +1,122 @@
+"""compare's verdict: did the change make the step faster, slower, or nothing the runs can tell apart?
+
+The step-time distributions of both runs: every step the sidecars timed outside the profiler (the same steps as
+``unprofiled_step_ms``), on the rank whose median step is the longest (a step lasts as long as its slowest rank);
+the profiled steps where a run has no sidecar.  Outlier steps (a one-off stall, ``maths.spread``) are left out and
+named.  The test is Welch's t on the difference of the means: delta = mean(after) - mean(before), its 95%
+confidence interval delta ± h, h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (3% of the mean step)²)
+with Welch–Satterthwaite's ν; the second term is the same job's drift between runs, which steps within one run
+cannot show (``maths.BASE_FLOOR_PCT``).  "faster" when
+the whole interval lies below 0, "slower" when above, else "no detectable change" (0 inside the interval).
+With fewer than two steps on a side there is no interval: "no detectable change", and the basis says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...model import Run
+from ..steptimes import unprofiled_step_values
+from .maths import BASE_FLOOR_PCT, spread
+
+FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no detectable change"
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    change: str  # FASTER, SLOWER or NO_CHANGE
+    delta_ms: float | None  # mean(after) - mean(before): negative is faster
+    ci_ms: tuple[float, float] | None  # 95% interval of delta_ms
+    basis: str  # the steps used, the test, the outliers left out
+
+
+def step_samples(run: Run, wanted: tuple[int, ...] | None = None) -> tuple[list[float], str]:
+    """The run's step times (ms) a verdict rests on, and where they come from."""
+    unprof = unprofiled_step_values(run)
+    if unprof:
+        rank, vals = max(unprof.items(), key=lambda kv: float(np.median(kv[1])))
+        return list(vals), f"rank {rank}'s {len(vals)} steps outside the profiler (sidecar wall times)"
+    per = {rt.rank: [s.duration_ns / 1e6 for s in rt.steps if wanted is None or s.number in wanted]
+           for rt in run.ranks}
+    per = {r: v for r, v in per.items() if v}
+    if not per:
+        return [], "no complete step"
+    rank, vals = max(per.items(), key=lambda kv: float(np.median(kv[1])))
+    return vals, f"rank {rank}'s {len(vals)} profiled steps"
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The p-quantile of Student's t with ``df`` degrees of freedom (numerical: the cdf integrated, bisected)."""
+    if df <= 0:
+        return math.inf
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(x: float) -> float:  # for x >= 0: 1/2 + the integral of the pdf from 0 to x (Simpson)
+        n = 2000
+        xs = np.linspace(0.0, x, n + 1)
+        ys = c * (1 + xs * xs / df) ** (-(df + 1) / 2)
+        h = x / n
+        return 0.5 + h / 3 * float(ys[0] + ys[-1] + 4 * ys[1:-1:2].sum() + 2 * ys[2:-1:2].sum())
+
+    lo, hi = 0.0, 1.0
+    while cdf(hi) < p and hi < 1e4:
+        lo, hi = hi, hi * 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if cdf(mid) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def welch(before: Sequence[float], after: Sequence[float],
+          drift_pct: float = 0.0) -> tuple[float, tuple[float, float] | None]:
+    """mean(after) - mean(before) and its CONFIDENCE interval (None under two values on a side); ``drift_pct`` of
+    BEFORE's mean is added in quadrature: what steps within one run cannot show (the same job drifts between runs)."""
+    b, a = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    delta = float(a.mean() - b.mean())
+    if a.size < 2 or b.size < 2:
+        return delta, None
+    va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+    se = math.sqrt(va + vb)
+    half = 0.0
+    if se > 0:
+        df = (va + vb) ** 2 / ((va * va / (a.size - 1) if va else 0.0) + (vb * vb / (b.size - 1) if vb else 0.0))
+        half = t_quantile(1 - (1 - CONFIDENCE) / 2, df) * se
+    half = math.hypot(half, drift_pct / 100.0 * float(b.mean()))
+    return delta, (delta - half, delta + half)
+
+
+def _kept(vals: list[float], side: str) -> tuple[list[float], str]:
+    s = spread(vals, [f"step #{i}" for i in range(len(vals))])
+    if s is None or not s.outliers:
+        return vals, ""
+    out = {label for label, _v, _why in s.outliers}
+    kept = [v for i, v in enumerate(vals) if f"step #{i}" not in out]
+    named = "; ".join(f"{v:.1f} ms ({why})" for _l, v, why in s.outliers)
+    return kept, f" {side}: left out {len(s.outliers)} outlier step(s): {named}."
+
+
+def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = None,
+            wanted_after: tuple[int, ...] | None = None) -> Verdict:
+    vb, src_b = step_samples(before, wanted_before)
+    va, src_a = step_samples(after, wanted_after)
+    if not vb or not va:
+        return Verdict(change=NO_CHANGE, delta_ms=None, ci_ms=None,
+                       basis=f"no step times to compare (before: {src_b}; after: {src_a})")
+    vb, out_b = _kept(vb, "before")
+    va, out_a = _kept(va, "after")
+    delta, ci = welch(vb, va, BASE_FLOOR_PCT)
+    basis = (f"Welch's t on the mean step, {int(CONFIDENCE * 100)}% interval, widened by the same job's drift "
+             f"between runs ({BASE_FLOOR_PCT:g}% of the step); before: {src_b}, after: {src_a}." + out_b + out_a)
+    if ci is None:
+        return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None,
+                       basis=basis + " Fewer than two steps on a side: no interval, no verdict.")
+    change = FASTER if ci[1] < 0 else SLOWER if ci[0] > 0 else NO_CHANGE
+    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis)

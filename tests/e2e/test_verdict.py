@@ -1,0 +1,73 @@
+"""compare's verdict on real 2-rank gloo runs: the same setting twice ("no detectable change"), a real
+improvement (a straggler that slept 40 ms per step, removed: "faster"), and a setting that changed nothing the runs
+can see (bucket_cap_mb 25 vs 1 on a model whose gradients fit one bucket either way: named)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+JOB = {"nproc": 2, "steps": 14, "width": 64, "layers": 2, "batch": 16}  # 13 kB of gradients: one bucket
+
+
+def _run(d: Path, **cfg) -> Path:
+    from commprof.workloads.demo import launch
+
+    launch(d, **{**JOB, **cfg})
+    return d
+
+
+def _compare(before: Path, after: Path, out: Path) -> dict:
+    r = subprocess.run([sys.executable, "-m", "commprof", "compare", str(before), str(after), "-o", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    d = json.loads((out / "compare.json").read_text())
+    print(r.stdout.splitlines()[4], d["verdict"], sep="\n")
+    assert "Verdict: " in r.stdout.splitlines()[4]  # the answer first
+    return d
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("verdict")
+    return {name: _run(root / name, **cfg) for name, cfg in
+            (("a", {"bucket_cap_mb": 25}), ("b", {"bucket_cap_mb": 25}),
+             ("slow", {"bucket_cap_mb": 25, "slow_rank": 1, "slow_ms": 40}), ("cap1", {"bucket_cap_mb": 1}))}
+
+
+def _consistent(v: dict) -> None:
+    lo, hi = v["ci_ms"]
+    assert lo <= v["delta_ms"] <= hi
+    assert (v["change"] == "no detectable change") == (lo <= 0 <= hi)
+    assert "Welch" in v["basis"] and "steps outside the profiler" in v["basis"]
+
+
+def test_the_same_setting_twice_is_no_detectable_change(runs, tmp_path):
+    d = _compare(runs["a"], runs["b"], tmp_path / "cmp")
+    _consistent(d["verdict"])
+    assert d["verdict"]["change"] == "no detectable change"
+    assert d["settings_changed"] == [] and d["settings_without_visible_effect"] == []
+
+
+def test_a_straggler_removed_is_faster(runs, tmp_path):
+    d = _compare(runs["slow"], runs["a"], tmp_path / "cmp")
+    v = d["verdict"]
+    _consistent(v)
+    assert v["change"] == "faster" and v["ci_ms"][1] < 0
+    assert -60 < v["delta_ms"] < -20  # 40 ms of sleep per step, less what it overlapped
+
+
+def test_a_setting_that_changed_nothing_is_named(runs, tmp_path):
+    d = _compare(runs["a"], runs["cap1"], tmp_path / "cmp")
+    _consistent(d["verdict"])
+    assert {s["name"] for s in d["settings_changed"]} == {"bucket_cap_mb"}
+    assert d["settings_without_visible_effect"] == ["bucket_cap_mb"]
+    assert any("changed, but nothing the runs can see" in n for n in d["notes"])

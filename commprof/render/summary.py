@@ -76,8 +76,8 @@ def _core(rep: Report) -> dict[str, Any]:
                     "predicted_step_ms": _r(a.predicted_step_ms), "predicted_range_ms": range_ms(a.predicted_range_ms),
                     "why": a.why, "with": dict(a.with_settings)}
                    for a in rep.advice],
-        "whatifs": whatifs(rep),
         "noise": noise_dict(rep.noise),
+        "whatifs": whatifs(rep),
         "warnings": list(rep.warnings),
     }
 

@@ -185,14 +185,17 @@ def _says(k: Key) -> str:
 def _disagreements(a: list[Collective], b: list[Collective], ra: int, rb: int) -> tuple[int, int, str]:
     """(instances compared, instances that disagree, the first disagreement).  With sequence numbers, instance by
     instance; without, as multisets: the issue order of collectives on different streams or threads differs between
-    ranks of one job, their calls do not."""
+    ranks of one job, their calls do not.  Without sequence numbers, the rank with fewer collectives is judged: each
+    of its collectives must be among the other's.  Where they all are, the other rank only has more than this trace
+    shows of the first (calls the profiler or the reader missed on one rank: PowerSGD's all-reduces issued from
+    gloo's completion callbacks), which is no sign of another job; two jobs issue collectives the other lacks."""
     if all(c.seq is not None for c in a + b):
         pairs = _pairs(a, b)
         diffs = [(x, y) for x, y in pairs if _key(x) != _key(y)]
         first = f"#{diffs[0][0].seq}: {_says(_key(diffs[0][0]))} vs {_says(_key(diffs[0][1]))}" if diffs else ""
         return len(pairs), len(diffs), first
     ca, cb = Counter(map(_key, a)), Counter(map(_key, b))
-    n = max(len(a), len(b))
+    n = min(len(a), len(b))  # the fewer rank's collectives: each must be among the other's
     odd = sorted((ca - cb) | (cb - ca), key=str)
     first = ""
     if odd:

@@ -85,6 +85,19 @@ def test_issue_order_does_not_matter_without_sequence_numbers():
     assert coherence([a, b]).problem is None
 
 
+def test_collectives_one_rank_lacks_are_missing_data_not_another_job():
+    """A real PowerSGD run over gloo: one rank's trace lacked the P and Q all-reduces its completion callbacks
+    issued (rank 0: 3 all-reduces, rank 1: those 3 and 4 more).  Collectives of one rank that are all among the
+    other's are no conflict; two jobs each issue collectives the other lacks (the test above)."""
+    psgd = [collective(k * MS, k * MS + MS // 2, step=2 + k // 3, nbytes=b)
+            for k, b in enumerate((8232, 16464, 20480, 8232, 8232, 16464, 20480))]
+    few = [c for c in psgd if c.bytes == 8232]
+    a = rank_trace(0, steps=[(2, 0, 3 * MS), (3, 3 * MS, 6 * MS), (4, 6 * MS, 9 * MS)], collectives=few,
+                   base_time_ns=UNIX)
+    b = replace(a, rank=1, collectives=tuple(psgd))
+    assert coherence([a, b]).problem is None
+
+
 def test_distributed_info_disagreement():
     p = coherence([_rank(0, nccl_version="2.18.1"), _rank(1, nccl_version="2.21.5")]).problem
     assert p is not None and "NCCL 2.18.1" in p and "NCCL 2.21.5" in p

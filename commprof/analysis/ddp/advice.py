@@ -138,7 +138,7 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     nz = noise or Noise()
     whatifs = [replace(w, range_ms=band(w.step_ms, nz, check.error_pct, changed=i > 0,
                                         uses_rates=uses_rates(w.knob, w.value))) for i, w in enumerate(whatifs)]
-    kept, withheld = banded_advice(advice, nz, check.error_pct)
+    kept, withheld = banded_advice(advice, nz, check.error_pct, check.step_measured_ms)
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
                    baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
                    profiled_step_ms=profiled, scale=scale, check=check, rates=rates)

@@ -214,5 +214,5 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
              "set_modules_to_backward_prefetch.")
     adv = Advice(knob=best.knob, value=best.value, baseline_step_ms=base_ns / 1e6, predicted_step_ms=best.step_ms,
                  why=why, predicted_range_ms=best.range_ms)
-    kept, withheld = banded_advice((adv,), noise, err)
+    kept, withheld = banded_advice((adv,), noise, err, a.step_measured_ms)
     return replace(a, advice=kept, findings=tuple(findings) + withheld)

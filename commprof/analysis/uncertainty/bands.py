@@ -20,26 +20,30 @@ def uses_rates(knob: str, value: object) -> bool:
 
 
 def banded_advice(advice: Sequence[Advice], noise: Noise, model_error_pct: float | None,
-                  ) -> tuple[tuple[Advice, ...], tuple[Finding, ...]]:
-    """Each advice item with its band; those whose band reaches the current step become findings."""
+                  measured_step_ms: float | None = None) -> tuple[tuple[Advice, ...], tuple[Finding, ...]]:
+    """Each advice item with its band; those whose band reaches the current step become findings.  The current
+    step: the advice's baseline (the replay of the traced settings, calibrated to the step outside the profiler
+    where the run records it), or the traced run's own measured step where that is shorter (a replay that
+    over-predicts the traced settings must not make room for a gain the run never showed)."""
     kept: list[Advice] = []
     dropped: list[Finding] = []
     for a in advice:
         rng = a.predicted_range_ms or band(a.predicted_step_ms, noise, model_error_pct,
                                            uses_rates=uses_rates(a.knob, a.value))
         a = replace(a, predicted_range_ms=rng)
-        if below(rng, a.baseline_step_ms):
+        current = min(a.baseline_step_ms, measured_step_ms) if measured_step_ms else a.baseline_step_ms
+        if below(rng, current):
             kept.append(a)
         else:
-            dropped.append(withheld(a, noise, model_error_pct))
+            dropped.append(withheld(a, noise, model_error_pct, current))
     return tuple(kept), tuple(dropped)
 
 
-def withheld(a: Advice, noise: Noise, model_error_pct: float | None) -> Finding:
+def withheld(a: Advice, noise: Noise, model_error_pct: float | None, current_ms: float) -> Finding:
     err = f"the model's error on the traced run {model_error_pct:+.1f}%; " if model_error_pct is not None else ""
     return Finding("info", f"{NOT_ADVISED}{a.knob} = {a.value} is predicted at "
                            f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)}, a band that reaches the "
-                           f"current step ({a.baseline_step_ms:.1f} ms): the gain is not beyond this run's "
+                           f"current step ({current_ms:.1f} ms): the gain is not beyond this run's "
                            f"uncertainty ({err}{noise.describe()}).")
 
 
@@ -51,7 +55,7 @@ def with_bands(s: Section, noise: Noise) -> Section:
     whatifs = tuple(w if w.predicted_range_ms is not None else replace(
         w, predicted_range_ms=band(w.predicted_step_ms, noise, err, uses_rates=uses_rates(w.knob, w.value)))
         for w in s.whatifs)
-    advice, withheld_ = banded_advice(s.advice, noise, err)
+    advice, withheld_ = banded_advice(s.advice, noise, err, s.check.measured_step_ms if s.check else None)
     return replace(s, whatifs=whatifs, advice=advice, findings=s.findings + withheld_)
 
 

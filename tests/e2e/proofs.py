@@ -91,6 +91,12 @@ def holds(row: Any, runs: int) -> bool:
 
 
 def withheld_honestly(info: dict) -> bool:
-    """No advice: acceptable only from a traced run whose report says, in its warnings, it was disturbed."""
+    """No advice: acceptable only from a traced run whose report says, in its warnings, it was disturbed, or that
+    says which setting it did not advise and why (its band reaches the current step: the gain is within the run's
+    own uncertainty, which a quiet run of a few profiled steps can have too)."""
+    from commprof.analysis.uncertainty.bands import NOT_ADVISED
+
     rep = info["report"]
-    return bool(rep.noise.disturbed) and any("disturbed" in w for w in rep.warnings)
+    disturbed = bool(rep.noise.disturbed) and any("disturbed" in w for w in rep.warnings)
+    return disturbed or any(f.text.startswith(NOT_ADVISED) and "band that reaches the current step" in f.text
+                            for f in rep.findings)

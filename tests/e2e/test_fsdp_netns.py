@@ -20,8 +20,8 @@ def _check(rows, info, reps: int) -> bool:
     """Advice with a band under the current step, every measured setting in its band; without advice, the report
     must have said that the traced run was disturbed (then False: nothing more to check)."""
     if info["advice"] is None:
-        assert withheld_honestly(info), f"no FSDP advice from a traced run called quiet: {info['report'].noise}"
-        print(f"\nno advice: {info['report'].noise.describe()} (said in the report's warnings)")
+        assert withheld_honestly(info), f"no FSDP advice and no reason in the report: {info['report'].noise}"
+        print(f"\nno advice: {info['report'].noise.describe()} (the report says why)")
         return False
     print("\n" + bench.table(rows))
     f = info["report"].fsdp

@@ -2,9 +2,10 @@
 
 The step-time distributions of both runs: every step the sidecars timed outside the profiler (the same steps as
 ``unprofiled_step_ms``), on the rank whose median step is the longest (a step lasts as long as its slowest rank);
-the profiled steps where a run has no sidecar.  Outlier steps (a one-off stall, ``maths.spread``) are left out and
-named.  The test is Welch's t on the difference of the means: delta = mean(after) - mean(before), its 95%
-confidence interval delta ± h, h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (3% of the mean step)²)
+the profiled steps where a run has no sidecar.  Outlier steps (a one-off stall, ``maths.spread``, judged against
+the steps of both runs) are left out and named.  The test is Welch's t on the difference of the means:
+delta = mean(after) - mean(before), its 95% confidence interval delta ± h,
+h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (3% of the mean step)²)
 with Welch–Satterthwaite's ν; the second term is the same job's drift between runs, which steps within one run
 cannot show (``maths.BASE_FLOOR_PCT``).  "faster" when
 the whole interval lies below 0, "slower" when above, else "no detectable change" (0 inside the interval).
@@ -93,14 +94,18 @@ def welch(before: Sequence[float], after: Sequence[float],
     return delta, (delta - half, delta + half)
 
 
-def _kept(vals: list[float], side: str) -> tuple[list[float], str]:
-    s = spread(vals, [f"step #{i}" for i in range(len(vals))])
+def _kept(vb: list[float], va: list[float]) -> tuple[list[float], list[float], str]:
+    """Both runs' steps less their one-off stalls, judged against the steps of BOTH runs (a step judged against its
+    own run alone would drop one run's slow steps while keeping the other's, and make a difference of noise)."""
+    labels = [f"before #{i}" for i in range(len(vb))] + [f"after #{i}" for i in range(len(va))]
+    s = spread(vb + va, labels)
     if s is None or not s.outliers:
-        return vals, ""
+        return vb, va, ""
     out = {label for label, _v, _why in s.outliers}
-    kept = [v for i, v in enumerate(vals) if f"step #{i}" not in out]
-    named = "; ".join(f"{v:.1f} ms ({why})" for _l, v, why in s.outliers)
-    return kept, f" {side}: left out {len(s.outliers)} outlier step(s): {named}."
+    kb = [v for i, v in enumerate(vb) if f"before #{i}" not in out]
+    ka = [v for i, v in enumerate(va) if f"after #{i}" not in out]
+    named = "; ".join(f"{label} {v:.1f} ms ({why})" for label, v, why in s.outliers)
+    return kb, ka, f" Left out {len(s.outliers)} outlier step(s) of both runs' steps: {named}."
 
 
 def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = None,
@@ -110,11 +115,10 @@ def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = Non
     if not vb or not va:
         return Verdict(change=NO_CHANGE, delta_ms=None, ci_ms=None,
                        basis=f"no step times to compare (before: {src_b}; after: {src_a})")
-    vb, out_b = _kept(vb, "before")
-    va, out_a = _kept(va, "after")
+    vb, va, left_out = _kept(vb, va)
     delta, ci = welch(vb, va, BASE_FLOOR_PCT)
     basis = (f"Welch's t on the mean step, {int(CONFIDENCE * 100)}% interval, widened by the same job's drift "
-             f"between runs ({BASE_FLOOR_PCT:g}% of the step); before: {src_b}, after: {src_a}." + out_b + out_a)
+             f"between runs ({BASE_FLOOR_PCT:g}% of the step); before: {src_b}, after: {src_a}." + left_out)
     if ci is None:
         return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None,
                        basis=basis + " Fewer than two steps on a side: no interval, no verdict.")

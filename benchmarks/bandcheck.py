@@ -42,17 +42,19 @@ def cpu_model() -> str:
 
 def summary(results: list[tuple[str, bool, Any]]) -> str:
     """``results``: (knob, traced beside a busy process, row with band_ms / measured_ms / spread_pct)."""
-    from commprof.analysis.uncertainty.maths import DISTURBED_PCT
+    from commprof.analysis.uncertainty.maths import DISTURBED_PCT, variation_pct
 
     per: dict[tuple[str, bool], list[Any]] = defaultdict(list)
     for knob, was_busy, row in results:
         per[(knob, was_busy)].append(row)
-    lines = [f"{'knob':<58} {'traced':<8} {'inside':>8} {'loud meas.':>10} {'mean ±%':>8}"]
+    lines = [f"{'knob':<58} {'traced':<8} {'inside':>8} {'loud meas.':>10} {'mean ±%':>8} {'pred. var %':>11}"]
     for (knob, was_busy), rows in sorted(per.items()):
         banded = [r for r in rows if r.band_ms]
         quiet = [r for r in banded if r.spread_pct is None or r.spread_pct <= DISTURBED_PCT]
         inside = sum(1 for r in quiet if r.band_ms[0] <= r.measured_ms <= r.band_ms[1])
         half = [50 * (r.band_ms[1] - r.band_ms[0]) / r.predicted_ms for r in banded if r.predicted_ms]
+        moved = variation_pct([r.predicted_ms for r in rows])  # the prediction from traced run to traced run
         lines.append(f"{knob:<58} {'busy' if was_busy else 'quiet':<8} {inside:>4}/{len(quiet):<3} "
-                     f"{len(banded) - len(quiet):>10} {sum(half) / len(half) if half else 0:>8.1f}")
+                     f"{len(banded) - len(quiet):>10} {sum(half) / len(half) if half else 0:>8.1f} "
+                     f"{'-' if moved is None else f'{moved:.1f}':>11}")
     return "\n".join(lines)

@@ -156,7 +156,9 @@ def compression_proof(net: TwoHosts, reps: int, disturb: bool = False) -> tuple[
     info = {"advice": adv, "powersgd_advice": psgd, "report": rep}
     if adv is None:
         return [], info
-    cap = next((a.value for a in rep.advice if a.knob == "bucket_cap_mb"), 25)
+    # the cap the fp16 prediction assumes (its with_settings): the advised cap, or the best what-if cap where the
+    # bucket advice itself was withheld (its band reached the current step) - measuring another cap tests nothing
+    cap = dict(adv.with_settings).get("bucket_cap_mb", 25)
     settings = [{"bucket_cap_mb": 25}, {"bucket_cap_mb": cap, "hook": "fp16"}]
     psgd_value = psgd.value if psgd is not None else "powerSGD_hook(matrix_approximation_rank=4)"
     rank = int(str(psgd_value).rsplit("=", 1)[1].rstrip(")"))
@@ -188,16 +190,17 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def bands(n: int, reps: int, which: str) -> int:
-    """Each proof ``n`` times, every other one traced beside a busy process: how often each measured step fell
-    inside its band.  Without advice the what-ifs' bands are not measured (the run is counted as withheld)."""
+def bands(n: int, reps: int, which: str, busy_every: int = 2) -> int:
+    """Each proof ``n`` times, every ``busy_every``-th one traced beside a busy process (0: never): how often each
+    measured step fell inside its band, and how much the prediction itself moved from traced run to traced run.
+    Without advice the what-ifs' bands are not measured (the run is counted as withheld)."""
     from bandcheck import cpu_model, summary
 
     results: list = []
     withheld: list[str] = []
     with TwoHosts(rate="2gbit") as net:
         for i in range(n):
-            loud = i % 2 == 1
+            loud = busy_every > 0 and i % busy_every == busy_every - 1
             for name, fn in (("bucket", bucket_proof), ("compression", compression_proof)):
                 if which not in ("all", name):
                     continue
@@ -207,7 +210,8 @@ def bands(n: int, reps: int, which: str) -> int:
                 if not rows:
                     withheld.append(f"{name} {'busy' if loud else 'quiet'}")
                 results += [(r.setting.split(" (")[0], loud, r) for r in rows]
-    print(f"# {cpu_model()}; {n} repetitions, every other traced beside a busy process pinned to core 0")
+    how = f"every {busy_every}. traced beside a busy process pinned to core 0" if busy_every else "all quiet"
+    print(f"# {cpu_model()}; {n} repetitions, {how}")
     print(summary(results))
     print(f"advice withheld: {', '.join(withheld) or 'never'}")
     return 0
@@ -218,9 +222,11 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--bands", type=int, default=0, help="repeat the proofs this many times (see bands())")
     ap.add_argument("--proof", default="all", choices=["all", "bucket", "compression"])
+    ap.add_argument("--busy-every", type=int, default=2, help="with --bands: every Nth traced run beside a busy "
+                    "process (0: all quiet)")
     args = ap.parse_args()
     if args.bands:
-        return bands(args.bands, args.reps, args.proof)
+        return bands(args.bands, args.reps, args.proof, args.busy_every)
     with TwoHosts(rate="2gbit") as net:
         rows, _ = bucket_proof(net, args.reps)
         rows_plain, _ = bucket_proof(net, args.reps, plain=True)

@@ -18,6 +18,7 @@ nothing of the families.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -53,6 +54,12 @@ class Advice:
     with_settings: tuple[tuple[str, object], ...] = ()
     # [low, high] of the predicted step (``uncertainty.band``): the model's error and the traced run's noise
     predicted_range_ms: tuple[float, float] | None = None
+
+    def setting(self, fmt: Callable[[object], str] = str) -> str:
+        """"comm_hook = fp16_compress_hook with bucket_cap_mb = 4": the change and what its prediction assumes
+        beside it (a user who applies the knob alone gets another step)."""
+        extra = "".join(f" with {k} = {fmt(v)}" for k, v in self.with_settings)
+        return f"{self.knob} = {fmt(self.value)}{extra}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -116,7 +116,7 @@ def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[s
     for f in rep.findings:
         parts.append(f"<div class='finding sev-{h(f.severity)}'>{h(f.text, 1000)}</div>")
     for a in rep.advice:
-        parts.append(f"<div class='finding sev-high'><b>Set {h(a.knob)} = {h(a.value)}</b>: "
+        parts.append(f"<div class='finding sev-high'><b>Set {h(a.setting())}</b>: "
                      f"{a.baseline_step_ms:.1f} → {h(fmt_band(a.predicted_step_ms, a.predicted_range_ms))} per step. "
                      f"{h(a.why, 100_000)}</div>")
     for note, sec in shown(rep, "note"):

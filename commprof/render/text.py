@@ -62,7 +62,7 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
         mark = {"high": "!!", "medium": "! ", "info": "  "}.get(f.severity, "  ")
         con.print(Text(f" {mark} {plain(f.text, 100_000)}"), overflow="fold")  # never cut: wrapped
     for a in rep.advice:
-        con.print(Text(f" -> set {a.knob} = {plain(a.value)}: {a.baseline_step_ms:.1f} ms -> "
+        con.print(Text(f" -> set {a.setting(plain)}: {a.baseline_step_ms:.1f} ms -> "
                        f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)} per step. {plain(a.why, 100_000)}"),
                   overflow="fold")  # never cut: a warning or the code to apply it may come last (wrapped instead)
     for note, sec in shown(rep, "note"):

@@ -8,6 +8,7 @@ from commprof.analysis.uncertainty.maths import (
     BASE_FLOOR_PCT,
     DISTURBED_PCT,
     MODEL_FLOOR_PCT,
+    RATES_REPEAT_PCT,
     Noise,
     Z,
     band,
@@ -62,6 +63,11 @@ def test_quiet_bands_are_tight_and_disturbed_ones_wide():
     assert loud.disturbed and band(200.0, loud, 1.0)[1] > 200 * 1.3
     rates = Noise(unprofiled_pct=2.0, rates_pct=20.0)
     assert band(200.0, rates, 1.0, uses_rates=True)[1] > band(200.0, rates, 1.0)[1]
+    # ranks that agree on the probed costs do not make a probe-based band as tight as a measured one: the probe
+    # varies from run to run by RATES_REPEAT_PCT, which one run cannot see
+    agree = Noise(unprofiled_pct=2.0, rates_pct=1.0)
+    h = (MODEL_FLOOR_PCT ** 2 + 1.0 + (Z * 2.0) ** 2 + (Z * RATES_REPEAT_PCT) ** 2) ** 0.5 / 100
+    assert band(200.0, agree, 1.0, uses_rates=True)[1] == pytest.approx(200 * (1 + h))
 
 
 def test_advice_only_when_the_whole_band_is_below_the_current_step():

@@ -31,7 +31,7 @@ from ..atomic import write_bytes
 from ..formats import files
 from ..formats import sidecar as F
 from ..warn import warn
-from . import fsdp, probe
+from . import fsdp, hostload, probe
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
 from .options import TraceOptions, signature_of
@@ -113,6 +113,9 @@ class TraceSession:
         self._step_start = 0
         self._exports = 0
         self._export_times: list[list[int]] = []  # [start, end] Unix ns of each trace export (it stalls the peers)
+        # the host's CPU time around each step (other work on the node): CPU runs only
+        self._host = hostload.HostSampler(on=ProfilerActivity.CUDA not in self.activities)
+        self._host_at_start: tuple[int, int] | None = None
 
     # -- paths ----------------------------------------------------------------------------------
     @property
@@ -138,6 +141,7 @@ class TraceSession:
                              **kwargs)
         self._prof.__enter__()
         self._set_recording(0)
+        self._host_at_start = self._host.sample()
         self._step_start = time.time_ns()
         return self
 
@@ -187,6 +191,7 @@ class TraceSession:
         if self._prof is not None:
             self._prof.step()  # may export the trace: profiler cost, not the next step's
         self._set_recording(self.step_num)
+        self._host_at_start = self._host.sample()
         self._step_start = time.time_ns()
 
     # -- internals ------------------------------------------------------------------------------
@@ -208,8 +213,12 @@ class TraceSession:
                 self.module_recorder.remove()
 
     def _close_step(self, now: int) -> None:
-        self._step_times.append({F.S_STEP: self.step_num, F.S_START: self._step_start, F.S_END: now,
-                                 F.S_PROFILED: self._profiled(self.step_num)})
+        row = {F.S_STEP: self.step_num, F.S_START: self._step_start, F.S_END: now,
+               F.S_PROFILED: self._profiled(self.step_num)}
+        end, start = self._host.sample(), self._host_at_start
+        if end is not None and start is not None:
+            row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = end[0] - start[0], end[1] - start[1]
+        self._step_times.append(row)
         if self.recorder is not None:
             self.recorder.end_step()
         if self.module_recorder is not None:
@@ -320,7 +329,8 @@ class TraceSession:
             F.BACKEND: self.backend,
             F.VERSIONS: _versions(),
             F.DEVICE: device,
-            "host": platform.node(),
+            F.HOST: platform.node(),
+            F.CPUS: list(self._host.cpus) if self._host.ok and self._host.cpus else None,
             "pid": os.getpid(),
             "clock": "unix_ns",
             "schedule": self._sched_args,

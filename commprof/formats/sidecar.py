@@ -3,7 +3,7 @@
 
 A JSON object; times are Unix nanoseconds (the reader moves them onto the trace's clock)::
 
-    schema, run_id, rank, world_size, backend, versions{}, device, host, pid, clock, schedule{},
+    schema, run_id, rank, world_size, backend, versions{}, device, host, cpus[], pid, clock, schedule{},
     ddp: {bucket_cap_mb, bucket_bytes_cap, first_bucket_bytes, gradient_as_bucket_view, static_graph,
           find_unused_parameters, broadcast_buffers, hook, hook_matrix_rank, hook_registered, recording,
           process_group_size, params: [[name, numel, dtype, shape], ...]} | null,
@@ -11,7 +11,8 @@ A JSON object; times are Unix nanoseconds (the reader moves them onto the trace'
     buckets: [{step, index, numel, bytes, dtype, is_last, layout, ready_unix_ns, hook_unix_ns, launch_unix_ns,
                observed}],
     param_ready: {step: {param: unix_ns}},
-    steps: [{step, start_unix_ns, end_unix_ns, profiled}], exports: [[start_unix_ns, end_unix_ns], ...],
+    steps: [{step, start_unix_ns, end_unix_ns, profiled, host_busy_ns?, cpu_ns?}],
+    exports: [[start_unix_ns, end_unix_ns], ...],
     module_order: [name], modules: [{step, name, fwd_start, fwd_end, bwd_start, bwd_end, out_bytes}],
     fsdp: {units: [{name, params, numel, unsharded_bytes, sharded_bytes, dtypes, reshard_after_forward,
                     forward_prefetch: [unit], backward_prefetch: [unit]}],
@@ -50,8 +51,11 @@ B_STEP, B_INDEX, B_NUMEL, B_BYTES, B_DTYPE, B_IS_LAST = "step", "index", "numel"
 B_LAYOUT, B_OBSERVED = "layout", "observed"
 B_READY, B_HOOK, B_LAUNCH = "ready_unix_ns", "hook_unix_ns", "launch_unix_ns"
 
-# a step's wall time
+# a step's wall time; the busy time of the CPUs the rank may run on and the rank's own CPU time (its threads and
+# child processes) over the step (``commprof.capture.hostload``; absent off Linux and in older sidecars)
 S_STEP, S_START, S_END, S_PROFILED = "step", "start_unix_ns", "end_unix_ns", "profiled"
+S_HOST_BUSY_NS, S_CPU_NS = "host_busy_ns", "cpu_ns"
+HOST, CPUS = "host", "cpus"  # the host's name; the CPUs this rank may run on (its affinity)
 
 # a module call
 M_STEP, M_NAME, M_FWD_START, M_FWD_END = "step", "name", "fwd_start", "fwd_end"

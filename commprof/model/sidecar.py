@@ -97,6 +97,10 @@ class StepTime:
     start_ns: int
     end_ns: int
     profiled: bool
+    # over the step: busy time of the CPUs the rank may run on, and the rank's own CPU time (threads and child
+    # processes); None where not recorded (``commprof.capture.hostload``)
+    host_busy_ns: int | None = None
+    cpu_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +139,5 @@ class Sidecar:
     rates: ProbeRates | None = None  # the capture's rate probe (absent in older sidecars, or with probe=False)
     fsdp: FSDPSettings | None = None  # FSDP2's units and settings (a fully_shard model was traced)
     exports: tuple[tuple[int, int], ...] = ()  # when this rank exported its trace (trace clock): peers waited then
+    host: str | None = None  # the host's name
+    cpus: tuple[int, ...] | None = None  # the CPUs this rank may run on

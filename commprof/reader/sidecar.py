@@ -63,6 +63,18 @@ def _opt_int(x: Any) -> int | None:
     return x if isinstance(x, int) and not isinstance(x, bool) else None
 
 
+def _counter(x: Any) -> int | None:
+    """A CPU-time counter's delta: a non-negative integer, else unknown."""
+    v = _opt_int(x)
+    return v if v is not None and v >= 0 else None
+
+
+def _cpus(x: Any) -> tuple[int, ...] | None:
+    if not isinstance(x, list) or not x or not all(isinstance(c, int) and not isinstance(c, bool) for c in x):
+        return None
+    return tuple(sorted(set(x)))
+
+
 def _opt_bool(x: Any) -> bool | None:
     return x if isinstance(x, bool) else None
 
@@ -129,7 +141,8 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
         if isinstance(s, dict):
             a, z = clk(s.get(F.S_START)), clk(s.get(F.S_END))
             if a is not None and z is not None and z >= a:
-                steps.append(StepTime(_i(s.get(F.S_STEP)), a, z, bool(s.get(F.S_PROFILED))))
+                steps.append(StepTime(_i(s.get(F.S_STEP)), a, z, bool(s.get(F.S_PROFILED)),
+                                      _counter(s.get(F.S_HOST_BUSY_NS)), _counter(s.get(F.S_CPU_NS))))
     param_ready: dict[int, dict[str, int]] = {}
     pr = doc.get(F.PARAM_READY)
     if isinstance(pr, dict):
@@ -145,7 +158,8 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
                    warnings=tuple(str(w) for w in doc.get(F.WARNINGS) or []),
                    module_order=tuple(str(n) for n in doc.get(F.MODULE_ORDER) or []),
                    module_calls=_module_calls(doc.get(F.MODULES), clk), rates=probe_rates(doc.get(F.RATES)),
-                   fsdp=fsdp_settings(doc.get(F.FSDP)), exports=_exports(doc.get(F.EXPORTS), clk))
+                   fsdp=fsdp_settings(doc.get(F.FSDP)), exports=_exports(doc.get(F.EXPORTS), clk),
+                   host=doc.get(F.HOST) if isinstance(doc.get(F.HOST), str) else None, cpus=_cpus(doc.get(F.CPUS)))
 
 
 def _exports(raw: Any, clk) -> tuple[tuple[int, int], ...]:

@@ -17,8 +17,9 @@ Definitions (docs/metrics.md, "Uncertainty"):
   ``BASE_FLOOR_PCT``, the same job's drift from run to run), ``model_error`` the replay's error on the traced run,
   and ``Z`` noise deviations.  ``rates_noise`` (predictions resting on the rate probe) is the ranks' disagreement on
   the probed costs, at least ``RATES_REPEAT_PCT``: the probe's own variation from run to run, which one run
-  cannot see.  The benchmarks check how often the measured step falls inside
-  (benchmarks/bench_*_netns.py, quiet and with a busy process beside the traced run).
+  cannot see.  On CPU runs a last term, ``other_load``: the share of the ranks' CPUs other work used during the
+  steps (``hostload``), steady load that step-to-step variation cannot see.  The benchmarks check how often the
+  measured step falls inside (benchmarks/bench_*_netns.py, quiet and with a busy process beside the traced run).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ BASE_FLOOR_PCT = 3.0  # the same settings measured again: the job's drift from r
 # band spans is at least that
 RATES_REPEAT_PCT = 8.0
 DISTURBED_PCT = 10.0  # step-to-step variation beyond which a traced run is called disturbed
+# other work on the ranks' CPUs beyond which a CPU run is disturbed (a busy process beside two ranks on two
+# cores: 30-50%); the share also widens every band by as much: the traced compute was slowed by an unknown part of it
+OTHER_LOAD_PCT = 15.0
 OUTLIER_FACTOR = 2.0  # a step this many times the median of the others (and OUTLIER_SDS robust deviations above
 OUTLIER_SDS = 5.0  # it) is left out of a mean, named: at most a quarter of the steps
 
@@ -109,6 +113,7 @@ class Noise:
     profiled_pct: float | None = None  # step-to-step variation of the profiled steps (the most varying rank)
     unprofiled_pct: float | None = None  # the same for the steps outside the profiler (sidecar wall times)
     rates_pct: float | None = None  # ranks' disagreement on the operation costs the replays use
+    other_load_pct: float | None = None  # share of the ranks' CPUs other work used during the steps (CPU runs)
     steps_profiled: int = 0
     steps_unprofiled: int = 0
 
@@ -122,7 +127,8 @@ class Noise:
 
     @property
     def disturbed(self) -> bool:
-        return self.step_pct > DISTURBED_PCT or (self.rates_pct or 0.0) > 2 * DISTURBED_PCT
+        return (self.step_pct > DISTURBED_PCT or (self.rates_pct or 0.0) > 2 * DISTURBED_PCT
+                or (self.other_load_pct or 0.0) > OTHER_LOAD_PCT)
 
     def describe(self) -> str:
         parts = []
@@ -132,16 +138,19 @@ class Noise:
             parts.append(f"steps outside the profiler by {self.unprofiled_pct:.1f}% ({self.steps_unprofiled} steps)")
         if self.rates_pct is not None:
             parts.append(f"the ranks' measured operation costs disagree by {self.rates_pct:.0f}%")
+        if self.other_load_pct is not None and self.other_load_pct >= 1.0:
+            parts.append(f"other work used {self.other_load_pct:.0f}% of the ranks' CPUs")
         return "; ".join(parts) or "no repeated steps to measure its noise"
 
 
 def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[float]],
-          rates_pct: float | None = None) -> Noise:
+          rates_pct: float | None = None, other_load_pct: float | None = None) -> Noise:
     """The noise of a run from its ranks' profiled step durations and their steps outside the profiler."""
     prof = [v for v in (variation_pct(x) for x in profiled) if v is not None]
     unprof = [v for v in (variation_pct(x) for x in unprofiled) if v is not None]
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
-                 rates_pct=rates_pct, steps_profiled=max((len(x) for x in profiled), default=0),
+                 rates_pct=rates_pct, other_load_pct=other_load_pct,
+                 steps_profiled=max((len(x) for x in profiled), default=0),
                  steps_unprofiled=max((len(x) for x in unprofiled), default=0))
 
 
@@ -156,7 +165,7 @@ def half_width_pct(noise_: Noise, model_error_pct: float | None, changed: bool =
                    uses_rates: bool = False) -> float:
     """The band's half-width in % of the prediction (see the module's docstring)."""
     floor = MODEL_FLOOR_PCT if changed else BASE_FLOOR_PCT
-    terms = [floor, model_error_pct or 0.0, Z * noise_.step_pct]
+    terms = [floor, model_error_pct or 0.0, Z * noise_.step_pct, noise_.other_load_pct or 0.0]
     if uses_rates:
         terms.append(Z * max(noise_.rates_pct or 0.0, RATES_REPEAT_PCT))
     return math.sqrt(sum(t * t for t in terms))

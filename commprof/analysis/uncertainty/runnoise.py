@@ -7,13 +7,14 @@ from collections import defaultdict
 
 from ...model import Run
 from ..steptimes import unprofiled_step_values
+from .hostload import other_load_pct
 from .maths import Noise, disagreement_pct, noise
 
 
 def run_noise(run: Run, wanted: tuple[int, ...] | None = None) -> Noise:
     profiled = [[s.duration_ns / 1e6 for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
     unprofiled = list(unprofiled_step_values(run).values())
-    return noise(profiled, unprofiled, _rates_disagreement(run))
+    return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run))
 
 
 def _rates_disagreement(run: Run) -> float | None:

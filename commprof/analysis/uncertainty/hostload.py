@@ -1,0 +1,77 @@
+"""Other work on the ranks' CPUs during the traced steps, from the sidecar's CPU counters
+(``commprof.capture.hostload``).
+
+Per host, the ranks that may run on the same CPUs (the same affinity) form a group: over the steps every rank of
+the group recorded, the busy time of those CPUs (the median of the ranks' readings: they read the same counters
+over the same steps) less the CPU time of the group's ranks (threads and child processes) is other work; as a
+share of the CPUs' capacity (the steps' wall time x the CPUs).  Ranks of a host whose CPU sets overlap without
+being equal cannot be told apart from each other's load: such a host is not measured.  The counters tick in
+10 ms, so a group needs ``MIN_CAPACITY_S`` of CPU capacity over its steps to be measured at all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...model import RankTrace, Run
+
+MIN_CAPACITY_S = 1.0  # 100 clock ticks: below that, a tick more or less is over 1% of the share
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostLoad:
+    """Other work on one group of ranks' CPUs over the steps they all recorded."""
+
+    host: str
+    ranks: tuple[int, ...]
+    cpus: int
+    steps: int
+    other_pct: float  # % of the CPUs' capacity used by anything but these ranks
+
+
+def host_loads(run: Run) -> tuple[HostLoad, ...]:
+    """One entry per measurable group of ranks sharing CPUs (see the module's docstring)."""
+    groups: dict[tuple[str, tuple[int, ...]], list[RankTrace]] = defaultdict(list)
+    for rt in run.ranks:
+        sc = rt.sidecar
+        if sc is not None and sc.host and sc.cpus:
+            groups[(sc.host, sc.cpus)].append(rt)
+    out = []
+    for (host, cpus), members in sorted(groups.items()):
+        if any(h == host and c != cpus and set(c) & set(cpus) for h, c in groups):
+            continue  # overlapping, unequal CPU sets on one host: each rank's busy time holds its peers' work
+        load = _group_load(host, cpus, members)
+        if load is not None:
+            out.append(load)
+    return tuple(out)
+
+
+def _group_load(host: str, cpus: tuple[int, ...], members: list[RankTrace]) -> HostLoad | None:
+    per_rank = []
+    for rt in members:
+        steps = rt.sidecar.step_times if rt.sidecar is not None else ()
+        per_rank.append({s.number: s for s in steps if s.host_busy_ns is not None and s.cpu_ns is not None})
+    common = set.intersection(*(set(p) for p in per_rank)) if per_rank else set()
+    if not common:
+        return None
+    wall = float(np.median([sum(p[n].end_ns - p[n].start_ns for n in common) for p in per_rank]))
+    busy = float(np.median([sum(p[n].host_busy_ns or 0 for n in common) for p in per_rank]))
+    own = float(sum(sum(p[n].cpu_ns or 0 for n in common) for p in per_rank))
+    capacity = wall * len(cpus)
+    if capacity < MIN_CAPACITY_S * 1e9:
+        return None
+    other = min(max(busy - own, 0.0) / capacity, 1.0)
+    return HostLoad(host=host, ranks=tuple(sorted(rt.rank for rt in members)), cpus=len(cpus), steps=len(common),
+                    other_pct=100.0 * other)
+
+
+def other_load_pct(run: Run) -> float | None:
+    """The most loaded group's share of other work, on CPU runs (where the ranks' compute runs on those CPUs);
+    None where nothing measured it or the ranks compute on GPUs (whose step the host's load need not slow)."""
+    if any(rt.device_kind != "cpu" for rt in run.ranks):
+        return None
+    loads = host_loads(run)
+    return max(h.other_pct for h in loads) if loads else None

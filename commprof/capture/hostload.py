@@ -1,0 +1,94 @@
+"""The CPU time of the host around each step: what the machine did besides this job.
+
+A traced run that shares its CPUs with other work (another job on the node, a compile, a busy loop) is slower
+than it will be alone, and steadily so: its steps need not vary, so step-to-step noise cannot see it, yet every
+prediction calibrated on it is off.  At each step boundary the capture reads, on Linux:
+
+- the busy time of the CPUs this process may run on (``/proc/stat``: user, nice, system, irq, softirq and steal
+  per CPU, idle and iowait excluded; steal is time the hypervisor gave to other guests);
+- this process's own CPU time (all its threads: ``time.process_time_ns``) and that of its child processes (data
+  loader workers: the main thread's ``/proc/<pid>/task/<pid>/children``, then ``/proc/<pid>/stat``).
+
+The analysis (``analysis.uncertainty.hostload``) subtracts the CPU time of every rank of the host from the busy
+time of their CPUs: the rest is other work.  The counters tick in clock ticks (10 ms), so they are summed over
+the run's steps, never judged per step.  Reading them costs about 0.1 ms (twice a step, outside the step's timed
+interval); GPU runs skip it (their step need not slow with the host's load); any failure (another OS, a
+locked-down /proc) leaves them out, never breaks training.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (after the "cpuN" label)
+
+
+def allowed_cpus() -> tuple[int, ...] | None:
+    """The CPUs this process may run on (its affinity), None where the OS does not say."""
+    try:
+        return tuple(sorted(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return None
+
+
+class HostSampler:
+    """Cumulative counters, read at each step boundary; ``sample()`` returns (busy ns of the allowed CPUs, this
+    process's and its children's CPU ns) or None when they cannot be read."""
+
+    def __init__(self, on: bool = True) -> None:
+        self.cpus = allowed_cpus() if on else None
+        try:
+            self._tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+        except (AttributeError, ValueError, OSError):
+            self._tick_ns = 1e7
+        self.ok = self.cpus is not None and Path("/proc/stat").exists()
+
+    def sample(self) -> tuple[int, int] | None:
+        if not self.ok:
+            return None
+        try:
+            return self._busy_ns(), time.process_time_ns() + self._children_ns()
+        except (OSError, ValueError, IndexError):
+            self.ok = False  # once unreadable, stop trying: nothing is recorded rather than half
+            return None
+
+    def _busy_ns(self) -> int:
+        wanted = {f"cpu{c}" for c in self.cpus or ()}
+        ticks = 0
+        with open("/proc/stat") as f:
+            for line in f:
+                if not line.startswith("cpu"):
+                    break
+                parts = line.split()
+                if parts[0] in wanted:
+                    ticks += sum(int(parts[1 + i]) for i in _BUSY_FIELDS if 1 + i < len(parts))
+        return int(ticks * self._tick_ns)
+
+    def _children_ns(self) -> int:
+        """CPU time of the living descendants (data loader workers and their children)."""
+        total = 0
+        todo = _children(os.getpid())
+        seen: set[int] = set()
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # it ended in between
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += int((int(fields[11]) + int(fields[12])) * self._tick_ns)  # utime, stime
+            todo.extend(_children(pid))
+        return total
+
+
+def _children(pid: int) -> list[int]:
+    """Processes started by ``pid``'s main thread (where a data loader forks its workers): one file read."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []

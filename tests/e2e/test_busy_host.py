@@ -1,0 +1,37 @@
+"""A real 2-rank gloo job traced beside a busy process: the sidecars' CPU counters show the other work, the report
+calls the traced run disturbed and says why (steady load that step-to-step variation need not show)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
+    import commprof
+    from commprof.analysis.uncertainty.hostload import host_loads
+    from commprof.analysis.uncertainty.maths import DISTURBED_PCT, OTHER_LOAD_PCT
+    from commprof.workloads.demo import launch
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        launch(tmp_path / "t", nproc=2, steps=10, width=512, layers=4, batch=256)
+    finally:
+        busy.kill()
+        busy.wait()
+    run = commprof.load(tmp_path / "t")
+    (load,) = host_loads(run)  # both ranks on this host, one group
+    assert load.ranks == (0, 1) and load.steps >= 8
+    rep = commprof.analyze(run)
+    print(f"\nother work: {load.other_pct:.0f}% of {load.cpus} CPUs over {load.steps} steps; {rep.noise.describe()}")
+    # one busy loop takes up to one CPU of ``cpus``: under a fair scheduler at least half of one beside two ranks
+    assert rep.noise.other_load_pct == pytest.approx(load.other_pct)
+    assert load.other_pct >= 0.5 * 100.0 / load.cpus
+    assert rep.noise.disturbed == (load.other_pct > OTHER_LOAD_PCT or rep.noise.step_pct > DISTURBED_PCT
+                                   or (rep.noise.rates_pct or 0.0) > 2 * DISTURBED_PCT)
+    if load.cpus <= 3:  # a busy core of two or three: the run is disturbed, and the report says so first
+        assert rep.noise.disturbed and "other work used" in rep.noise.describe()

@@ -4,8 +4,8 @@ A traced run that shares its CPUs with other work (another job on the node, a co
 than it will be alone, and steadily so: its steps need not vary, so step-to-step noise cannot see it, yet every
 prediction calibrated on it is off.  At each step boundary the capture reads, on Linux:
 
-- the busy time of the CPUs this process may run on (``/proc/stat``: user, nice, system, irq, softirq and steal
-  per CPU, idle and iowait excluded; steal is time the hypervisor gave to other guests);
+- the busy time of the CPUs this process may run on (``/proc/stat``: user, nice, system and steal per CPU; steal
+  is time the hypervisor gave to other guests; interrupts are the ranks' own traffic, mostly, and left out);
 - this process's own CPU time (all its threads: ``time.process_time_ns``) and that of its child processes (data
   loader workers: the main thread's ``/proc/<pid>/task/<pid>/children``, then ``/proc/<pid>/stat``).
 
@@ -22,7 +22,9 @@ import os
 import time
 from pathlib import Path
 
-_BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user nice system irq softirq steal (after the "cpuN" label)
+# user nice system steal (after the "cpuN" label); irq and softirq are left out: interrupt work is mostly the
+# ranks' own traffic (the network stack), which the kernel does not charge to the process
+_BUSY_FIELDS = (0, 1, 2, 7)
 
 
 def allowed_cpus() -> tuple[int, ...] | None:

@@ -62,7 +62,7 @@ def test_breakdown_of_many_ranks_is_one_stack_over_the_sorted_ranks(many, monkey
     assert "\nmost compute (ms compute / step): rank 3 " in got["xlabel"]
 
 
-@pytest.mark.parametrize("rows", [128, 16])
+@pytest.mark.parametrize("rows", [128, 16])  # a row per rank; rows of 5 ranks
 def test_stragglers_of_many_ranks_keep_the_pale_row(many, monkeypatch, rows):
     """Rank 3 arrives last at most all-reduces: its row (or its group's, 5 ranks a row) waits least of all."""
     monkeypatch.setattr(scale, "MAX_ROWS", rows)
@@ -74,7 +74,10 @@ def test_stragglers_of_many_ranks_keep_the_pale_row(many, monkeypatch, rows):
     row = next(i for i, (a, b) in enumerate(groups) if a <= 3 < b)
     totals = img.sum(axis=1)
     assert int(np.argmin(totals)) == row and totals[row] < 0.1 * np.median(totals)
-    assert re.search(r"\nlast to arrive most often: rank 3 \([1-4] of 4\)", got["xlabel"]), got["xlabel"]
+    named = r"\nlast to arrive most often \(▶ their rows\): rank 3 \([1-4] of 4\)"
+    assert re.search(named, got["xlabel"]), got["xlabel"]
+    marks = [ln for ln in got["axes"][0]["lines"] if ln[0] and ln[0][0] == -0.5]
+    assert marks and row in marks[0][1]
     assert ("in rows of 5, each row its least wait" in got["axes"][0]["title"]) == (rows == 16)
 
 

@@ -6,7 +6,7 @@ whatever the number of ranks and the figure keeps one readable size.
   the busiest ``NAMED`` ranks listed.
 - ``stragglers_many``: the wait heat map with ranks in consecutive groups of at most ``MAX_ROWS`` rows, each row
   the least wait of its group (the rank the others wait for waits least: its group stays pale), the ranks that
-  arrived last (beyond the straggler threshold) most often named.
+  arrived last (beyond the straggler threshold) most often named and their rows marked.
 - ``bandwidth_many``: the bandwidth plot when the run has more series (op, process group, size) than colours:
   the groups of one op and size as one series, with the median group's fit.
 - ``timeline_ranks``: which ranks the one-step timeline draws when it cannot draw them all: the stragglers first,
@@ -24,7 +24,7 @@ from ..safe import plain
 from .figure import COMPUTE, EXPOSED, OTHER, OVERLAPPED, SERIES, new_figure, to_png
 
 PLOT_RANKS_MAX = 64  # past this many ranks the per-rank plots aggregate (one bar / row per rank up to it)
-MAX_ROWS = 128  # rows of the aggregated wait heat map
+MAX_ROWS = 64  # rows of the aggregated wait heat map (7 px each: one pale row stays visible)
 NAMED = 5  # ranks named beside an aggregated plot
 
 
@@ -104,8 +104,11 @@ def stragglers_many(rep: Report, g) -> bytes:
     if np.count_nonzero(counts == counts.max()) > len(top) and counts.max():
         named += f" and {np.count_nonzero(counts == counts.max()) - len(top)} more as often"
     size = groups[0][1] - groups[0][0]
+    rows = sorted({next(j for j, (a, b) in enumerate(groups) if a <= i < b) for i in top})
+    ax.plot([-0.5] * len(rows), rows, ">", color="#111111", ms=6, clip_on=False)  # their rows, marked
+    ax.set_xlim(-0.5, img.shape[1] - 0.5)
     ax.set_xlabel(f"collective instance in process group {plain(g.process_group, 20)} (issue order)"
-                  + (f"\nlast to arrive most often: {named}" if named else ""), fontsize=8)
+                  + (f"\nlast to arrive most often (▶ their rows): {named}" if named else ""), fontsize=8)
     ax.set_title(f"Wait for the last rank to arrive (ms), {len(ranks)} ranks"
                  + (f" in rows of {size}, each row its least wait" if size > 1 else "")
                  + ":\na pale row holds the rank the others wait for", fontsize=9)

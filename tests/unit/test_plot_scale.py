@@ -126,3 +126,28 @@ def test_one_step_has_no_spread_and_missing_sorts_last():
     assert "±" not in html and "one analyzed step, no spread" in html
     assert spreads.cell(None, None) == "<td class='n' data-sort=''>-</td>"
     assert spreads.rank_spreads(RankOverlap(rank=2, steps=(), window=_ov(0, 1, 0), hta_window=_ov(0, 1, 0))) == {}
+
+
+def test_compare_breakdown_of_many_ranks_is_a_few_areas(many, monkeypatch):
+    """compare.html's two breakdowns past PLOT_RANKS_MAX ranks: three areas each, rank 0 on top, 17 ticks at most."""
+    from outputs import figure_data
+
+    from commprof.analysis.compare import compare
+    from commprof.render import compare as compare_view
+    from commprof.render.plot import figure
+
+    seen: list[dict] = []
+    real = figure.to_png
+
+    def capture(plt, fig, *a, **k):
+        seen.append(figure_data(fig))
+        return real(plt, fig, *a, **k)
+
+    monkeypatch.setattr(figure, "to_png", capture)
+    pngs = compare_view.plots(compare(many, many))
+    assert "compare_breakdown" in pngs
+    axes = seen[0]["axes"]
+    assert [ax["title"] for ax in axes] == ["before", "after"]
+    assert all(ax["patches"] == [] and len(ax["collections"]) == 3 for ax in axes)
+    ticks = axes[0]["yticklabels"]  # the axes share them
+    assert ticks[0] == "rank 0" and ticks[1] == "rank 5" and len(ticks) <= 17

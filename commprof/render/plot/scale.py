@@ -9,6 +9,7 @@ whatever the number of ranks and the figure keeps one readable size.
   arrived last (beyond the straggler threshold) most often named and their rows marked.
 - ``bandwidth_many``: the bandwidth plot when the run has more series (op, process group, size) than colours:
   the groups of one op and size as one series, with the median group's fit.
+- ``rank_areas``: horizontal stacked bars of many ranks as a few areas (compare.html's breakdowns).
 - ``timeline_ranks``: which ranks the one-step timeline draws when it cannot draw them all: the stragglers first,
   then ranks spread evenly over the job.
 """
@@ -186,3 +187,16 @@ def bandwidth_many(rep: Report, keys: Sequence[tuple[str, str, int]]) -> bytes |
     ax.set_title("Bandwidth vs message size (waits for late ranks removed)")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return to_png(plt, fig)
+
+
+def rank_areas(ax, ranks: Sequence[int], layers: Sequence[tuple[np.ndarray, str]]) -> None:
+    """Stacked horizontal bars of many ranks (``layers``: each part's widths, one per rank, and its colour) drawn
+    as one area per part, the first rank at the top; ticks name at most 17 ranks."""
+    y = np.arange(len(ranks))
+    left = np.zeros(len(ranks))
+    for width, color in layers:
+        ax.fill_betweenx(y, left, left + width, color=color, step="mid", linewidth=0)
+        left = left + width
+    every = max(1, len(ranks) // 16)
+    ax.set_yticks(y[::every], [f"rank {ranks[i]}" for i in range(0, len(ranks), every)], fontsize=7)
+    ax.set_ylim(len(ranks) - 0.5, -0.5)

@@ -151,3 +151,33 @@ def test_compare_breakdown_of_many_ranks_is_a_few_areas(many, monkeypatch):
     assert all(ax["patches"] == [] and len(ax["collections"]) == 3 for ax in axes)
     ticks = axes[0]["yticklabels"]  # the axes share them
     assert ticks[0] == "rank 0" and ticks[1] == "rank 5" and len(ticks) <= 17
+
+
+def test_lateness_of_many_ranks_names_the_slow_and_bands_the_rest(monkeypatch):
+    """The monitor's lateness plot of 100 ranks: rank 7 (a slow range) and the latest ranks as lines, the other
+    ranks one band with its median, a legend of a dozen entries, not a hundred."""
+    from commprof.analysis.production.slowdown import RankLateness, Slowdown, SlowRange
+    from commprof.render.families import monitor
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 31)
+    series = []
+    for r in range(100):
+        late = rng.uniform(0, 2, steps.size)
+        if r == 7:
+            late[9:15] += 40.0
+        series.append(RankLateness(r, steps, late))
+    sd = Slowdown(0, {}, 5.0, tuple(series), (SlowRange(7, 10, 15, 40.0),), 300)
+
+    class Mon:
+        slowdown = sd
+
+    got = _drawn(monkeypatch, scale, monitor.lateness_plot, Mon())
+    ax = got["axes"][0]
+    legend = ax["legend"]
+    # rank 7 is the latest as well: the 5 latest ranks (rank 7 among them) are named
+    assert "rank 7 (slow range)" in legend and "the other 95 ranks: range" in legend, legend
+    assert len(legend) == 2 + 5 + 1  # band, median, the 5 named, threshold
+    band = [c for c in ax["collections"] if c["type"] in ("PolyCollection", "FillBetweenPolyCollection")]
+    assert len(band) == 1 and max(np.asarray(band[0]["paths"][0])[:, 1]) < 2.0  # rank 7's 40 ms not in it
+    assert "100 ranks" in ax["title"]

@@ -9,6 +9,7 @@ whatever the number of ranks and the figure keeps one readable size.
   arrived last (beyond the straggler threshold) most often named and their rows marked.
 - ``bandwidth_many``: the bandwidth plot when the run has more series (op, process group, size) than colours:
   the groups of one op and size as one series, with the median group's fit.
+- ``lateness_many``: the monitor's lateness plot: the slow and the latest ranks as lines, the rest as a band.
 - ``rank_areas``: horizontal stacked bars of many ranks as a few areas (compare.html's breakdowns).
 - ``timeline_ranks``: which ranks the one-step timeline draws when it cannot draw them all: the stragglers first,
   then ranks spread evenly over the job.
@@ -200,3 +201,37 @@ def rank_areas(ax, ranks: Sequence[int], layers: Sequence[tuple[np.ndarray, str]
     every = max(1, len(ranks) // 16)
     ax.set_yticks(y[::every], [f"rank {ranks[i]}" for i in range(0, len(ranks), every)], fontsize=7)
     ax.set_ylim(len(ranks) - 0.5, -0.5)
+
+
+def lateness_many(sd) -> bytes:
+    """The monitor's lateness plot (a ``production.slowdown.Slowdown``) of many ranks: the ranks with a slow range
+    and the latest ranks (``NAMED`` each) as lines, every other rank as one band (its range per step) and its
+    median; the slow ranges shaded."""
+    from .figure import EXPOSED
+
+    slow = list(dict.fromkeys(r.rank for r in sd.ranges))[:NAMED]
+    latest = [s.rank for s in sorted(sd.series, key=lambda s: -float(s.late_ms.max())) if s.late_ms.size][:NAMED]
+    named = set(slow) | set(latest)
+    rest = [s for s in sd.series if s.rank not in named]
+    plt, fig, ax = new_figure(10, 3.6)
+    if rest:
+        steps = np.unique(np.concatenate([s.steps for s in rest]))
+        col = {int(v): i for i, v in enumerate(steps.tolist())}
+        grid = np.full((len(rest), len(steps)), np.nan)
+        for i, s in enumerate(rest):
+            grid[i, [col[int(v)] for v in s.steps.tolist()]] = s.late_ms
+        with np.errstate(all="ignore"):
+            lo, mid, hi = np.nanmin(grid, axis=0), np.nanmedian(grid, axis=0), np.nanmax(grid, axis=0)
+        ax.fill_between(steps, lo, hi, color="#d0d0d0", lw=0, label=f"the other {len(rest)} ranks: range")
+        ax.plot(steps, mid, color="#888888", lw=1, label="their median")
+    for i, s in enumerate(s for s in sd.series if s.rank in named):
+        ax.plot(s.steps, s.late_ms, lw=1, color=SERIES[i % len(SERIES)],
+                label=f"rank {s.rank}" + (" (slow range)" if s.rank in slow else ""))
+    for x in sd.ranges:
+        ax.axvspan(x.first_step, x.last_step, color=EXPOSED, alpha=0.12)
+    ax.axhline(sd.threshold_ms, color="#444", lw=0.8, ls="--", label="threshold")
+    ax.set_xlabel("step")
+    ax.set_ylabel("late (ms)")
+    ax.set_title(f"How late each of {len(sd.series)} ranks issued its collectives (shaded: slow ranges)", fontsize=9)
+    ax.legend(fontsize=7, ncol=4)
+    return to_png(plt, fig)

@@ -204,19 +204,23 @@ def test_tables_sort_and_filter(example_html: Path):
 
 def test_many_ranks_overview_zooms_into_a_group(tmp_path: Path):
     """256 synthetic ranks: the timeline opens as an overview of every rank; a click zooms into a group of ranks
-    drawn in detail."""
+    drawn in detail; the PNG plots, aggregated past PLOT_RANKS_MAX ranks, keep one readable size."""
     import synthetic
 
     from commprof import analyze
     from commprof.render import html
 
     page_path = tmp_path / "report.html"
-    page_path.write_text(html.render(analyze(synthetic.big_run(256, steps=2, kernels=60)), plots={}))
+    page_path.write_text(html.render(analyze(synthetic.big_run(256, steps=2, kernels=60))))
     problems: list[str] = []
     with playwright.sync_playwright() as p:
         browser, page = _page(p, page_path, problems)
         tl = page.locator('[data-commprof="timeline"]')
         assert tl.get_attribute("data-mode") == "overview" and tl.get_attribute("data-view-ranks") == "0-255"
+        imgs = page.evaluate("() => Array.from(document.images).map(i => [i.id, i.naturalWidth, i.naturalHeight])")
+        assert {i[0] for i in imgs} >= {"plot-breakdown", "plot-stragglers", "plot-timeline"}
+        # one bar / row per rank drew 256 ranks 10,000 px tall; the timeline draws 16 of them
+        assert all(0 < h <= 1800 and 0 < w <= 1400 for _id, w, h in imgs), imgs
         grid = page.locator('[data-commprof="stepgrid"]')  # per-step variation: rows of 2 ranks, at most 128
         assert (grid.get_attribute("data-rows"), grid.get_attribute("data-ranks-per-row")) == ("128", "2")
         tl.scroll_into_view_if_needed()

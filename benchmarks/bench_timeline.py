@@ -49,7 +49,8 @@ def main() -> int:
     import synthetic
 
     from commprof import analyze
-    from commprof.render import html, plots
+    from commprof.render import html
+    from commprof.render.plot import plots
 
     out = Path(args.keep or tempfile.mkdtemp(prefix="commprof-bench-timeline-"))
     out.mkdir(parents=True, exist_ok=True)

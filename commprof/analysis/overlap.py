@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class RankOverlap:
     @property
     def spread_ms(self) -> Spread | None:
         """The step time over the analyzed steps (ms): mean without outliers, median, range."""
-        return spread([s.step_ns / 1e6 for s in self.steps], [str(s.step) for s in self.steps])
+        return _step_spread(self.steps)
 
     @property
     def representative(self) -> Overlap | None:
@@ -117,6 +118,13 @@ class RankOverlap:
         """Mean over the analyzed steps (means add up: the mean step is the sum of the mean parts)."""
         vals = [getattr(s, attr) for s in self.steps]
         return float(np.mean(vals)) if vals else None
+
+
+@lru_cache(maxsize=16_384)
+def _step_spread(steps: tuple[Overlap, ...]) -> Spread | None:
+    """The step time's spread over ``steps`` (ms), computed once per rank: a report asks for it (its outliers, the
+    steps kept, the mean) tens of times per rank, which at 1,024 ranks cost seconds."""
+    return spread([s.step_ns / 1e6 for s in steps], [str(s.step) for s in steps])
 
 
 def _select(lane: Lane, steps: set[int] | None) -> iv.Span:

@@ -178,13 +178,23 @@ def plots(c: Comparison) -> dict[str, bytes]:
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from .plot.figure import COMPUTE, EXPOSED, LESS, MORE, OTHER, to_png
+    from .plot.scale import PLOT_RANKS_MAX, rank_areas
 
     out: dict[str, bytes] = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True, sharex=True)
     for ax, which, title in ((axes[0], "before", "before"), (axes[1], "after", "after")):
         rows = [(r.rank, getattr(r, which)) for r in c.ranks if getattr(r, which).get("step_ms") is not None]
+        if len(rows) > PLOT_RANKS_MAX:  # a few areas, not three bars per rank
+            parts = np.array([[f["compute_ms"] or 0.0, f["exposed_comm_ms"] or 0.0, f["step_ms"] or 0.0]
+                              for _r, f in rows])
+            other = np.maximum(parts[:, 2] - parts[:, 0] - parts[:, 1], 0.0)
+            rank_areas(ax, [r for r, _f in rows], ((parts[:, 0], COMPUTE), (parts[:, 1], EXPOSED), (other, OTHER)))
+            ax.set_title(title)
+            ax.set_xlabel("ms (mean step)")
+            continue
         for i, (_rank, f) in enumerate(rows):
             # step = compute (overlapped included) + exposed communication + other
             comp, exp, step = f["compute_ms"] or 0.0, f["exposed_comm_ms"] or 0.0, f["step_ms"] or 0.0

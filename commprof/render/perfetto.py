@@ -47,11 +47,13 @@ class _Tracks:
         self.shift, self.t0 = shift, t0
         self.events: list[dict[str, Any]] = []
         self.tids: dict[tuple[int, str], int] = {}
+        self.count: dict[int, int] = {}  # tracks per rank so far (counting them by a scan was quadratic in ranks)
 
     def tid(self, r: int, name: str) -> int:
         key = (r, name)
         if key not in self.tids:
-            self.tids[key] = len([k for k in self.tids if k[0] == r]) + 1
+            self.count[r] = self.count.get(r, 0) + 1
+            self.tids[key] = self.count[r]
             self.events.append({"ph": "M", "name": "thread_name", "pid": r, "tid": self.tids[key],
                                 "args": {"name": name}})
             self.events.append({"ph": "M", "name": "thread_sort_index", "pid": r, "tid": self.tids[key],
@@ -76,13 +78,15 @@ def merged_trace(rep: Report) -> dict[str, Any]:
         _rank_tracks(tracks, rep, rt)
     # waits: on each rank, from its arrival until the last rank arrived
     for g in rep.cross.groups:
+        wait = g.wait_ns
+        last = [int(g.ranks[k]) for k in np.argmax(g.arrival_ns, axis=1).tolist()] if g.arrival_ns.size else []
         for j, r in enumerate(g.ranks):
             waits = []
-            for i in np.flatnonzero(g.wait_ns[:, j] > 0).tolist():
+            for i in np.flatnonzero(wait[:, j] > 0).tolist():
                 a = int(g.arrival_ns[i, j]) - shift[r]
-                waits.append((a, a + int(g.wait_ns[i, j]), f"wait: {plain(g.ops[i])}",
-                              {"process_group": plain(g.process_group), "wait_ms": int(g.wait_ns[i, j]) / 1e6,
-                               "last_rank": int(g.ranks[int(np.argmax(g.arrival_ns[i]))])}))
+                waits.append((a, a + int(wait[i, j]), f"wait: {plain(g.ops[i])}",
+                              {"process_group": plain(g.process_group), "wait_ms": int(wait[i, j]) / 1e6,
+                               "last_rank": last[i]}))
             tracks.slices(r, "wait for late ranks", waits)
     _critical_path(tracks, rep, shift)
     return {"traceEvents": tracks.events, "displayTimeUnit": "ms",

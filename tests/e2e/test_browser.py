@@ -3,6 +3,7 @@ the network.  Keeps a screenshot in tests/artifacts/ (look at it)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -182,6 +183,17 @@ def test_tables_sort_and_filter(example_html: Path):
         assert column(1) == ["0", "1"]
         table.locator("thead th", has_text="rank").first.click()
         assert column(1) == ["1", "0"]
+        # each figure with its spread: "12.34 ±1.2%", the median and range in its tooltip, sorted by the figure
+        step = table.locator("tbody tr td:nth-child(2)").first
+        assert re.fullmatch(r"\d+\.\d\d ±\d+\.\d%", step.inner_text().strip()), step.inner_text()
+        assert re.search(r"^mean [\d.]+ ms over \d+ steps.*; median [\d.]+, range [\d.]+-[\d.]+ over \d+ analyzed",
+                         step.get_attribute("title") or ""), step.get_attribute("title")
+        for i in range(2):  # ascending, then descending
+            table.locator("thead th", has_text="exposed").first.click()
+            sort = [float(v) for v in table.locator("tbody tr td:nth-child(6)").evaluate_all(
+                "tds => tds.map(t => t.dataset.sort)")]
+            shown = [float(t.split()[0]) for t in column(6)]
+            assert sort == sorted(sort, reverse=i == 1) and shown == [round(v, 2) for v in sort]
         colls = page.locator('table[data-commprof="table-collectives"]')
         colls.locator("thead th", has_text="time ms").first.click()
         times = [float(t) for t in colls.locator("tbody tr td:nth-child(8)").all_inner_texts()]
@@ -192,19 +204,25 @@ def test_tables_sort_and_filter(example_html: Path):
 
 def test_many_ranks_overview_zooms_into_a_group(tmp_path: Path):
     """256 synthetic ranks: the timeline opens as an overview of every rank; a click zooms into a group of ranks
-    drawn in detail."""
+    drawn in detail; the PNG plots, aggregated past PLOT_RANKS_MAX ranks, keep one readable size."""
     import synthetic
 
     from commprof import analyze
     from commprof.render import html
 
     page_path = tmp_path / "report.html"
-    page_path.write_text(html.render(analyze(synthetic.big_run(256, steps=2, kernels=60)), plots={}))
+    page_path.write_text(html.render(analyze(synthetic.big_run(256, steps=2, kernels=60))))
     problems: list[str] = []
     with playwright.sync_playwright() as p:
         browser, page = _page(p, page_path, problems)
         tl = page.locator('[data-commprof="timeline"]')
         assert tl.get_attribute("data-mode") == "overview" and tl.get_attribute("data-view-ranks") == "0-255"
+        imgs = page.evaluate("() => Array.from(document.images).map(i => [i.id, i.naturalWidth, i.naturalHeight])")
+        assert {i[0] for i in imgs} >= {"plot-breakdown", "plot-stragglers", "plot-timeline"}
+        # one bar / row per rank drew 256 ranks 10,000 px tall; the timeline draws 16 of them
+        assert all(0 < h <= 1800 and 0 < w <= 1400 for _id, w, h in imgs), imgs
+        grid = page.locator('[data-commprof="stepgrid"]')  # per-step variation: rows of 2 ranks, at most 128
+        assert (grid.get_attribute("data-rows"), grid.get_attribute("data-ranks-per-row")) == ("128", "2")
         tl.scroll_into_view_if_needed()
         box = tl.bounding_box()
         page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)

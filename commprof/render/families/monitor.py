@@ -82,6 +82,10 @@ def lateness_plot(m: MonitorReport) -> bytes | None:
     sd = m.slowdown
     if sd is None or not sd.series:
         return None
+    from ..plot.scale import PLOT_RANKS_MAX, lateness_many
+
+    if len(sd.series) > PLOT_RANKS_MAX:  # a line and a legend entry per rank: a band for most of them
+        return lateness_many(sd)
     plt, fig, ax = new_figure(10, 3.4)
     for s in sd.series:
         ax.plot(s.steps, s.late_ms, lw=1, label=f"rank {s.rank}")

@@ -10,6 +10,7 @@ from ...analysis.spans import lane_span, rank_spans
 from ...ops import bus_factor
 from ..safe import plain
 from .figure import COMM, COMPUTE, EXPOSED, MAX_TIMELINE_RANKS, MEMCPY, OTHER, OVERLAPPED, SERIES, new_figure, to_png
+from .scale import PLOT_RANKS_MAX, bandwidth_many, breakdown_many, stragglers_many, timeline_ranks
 
 
 def breakdown(rep: Report) -> bytes | None:
@@ -21,6 +22,8 @@ def breakdown(rep: Report) -> bytes | None:
     ovs = [o for o in rep.overlaps if o.steps]
     if not ovs:
         return None
+    if len(ovs) > PLOT_RANKS_MAX:
+        return breakdown_many(rep)
     ranks = [o.rank for o in ovs]
 
     def mean(attr: str) -> np.ndarray:
@@ -63,7 +66,9 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
     if step is None:
         return None
     run = rep.run
-    ranks = [rt for rt in run.ranks if any(s.number == step for s in rt.steps)][:MAX_TIMELINE_RANKS]
+    having = [rt for rt in run.ranks if any(s.number == step for s in rt.steps)]
+    drawn = set(timeline_ranks(rep, [rt.rank for rt in having], MAX_TIMELINE_RANKS))
+    ranks = [rt for rt in having if rt.rank in drawn]
     if not ranks:
         return None
     off = rep.cross.offsets_ns
@@ -87,9 +92,11 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
     ax.set_yticks(yticks, ylabels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(f"ms since rank {ref.rank}'s ProfilerStep#{step} began (clocks aligned across ranks)")
+    which = (f"\n{len(ranks)} of {len(having)} ranks drawn: those that caused the most wait, then ranks spread evenly"
+             if len(ranks) < len(having) else "")
     ax.set_title(f"Step {step}: compute, communication (red = exposed) and memcpy per rank"
                  + "; grey bar = the rank's step"
-                 + ("; DDP buckets: ▼ ready, | launched, line until done" if rep.bucket_rows else ""),
+                 + ("; DDP buckets: ▼ ready, | launched, line until done" if rep.bucket_rows else "") + which,
                  fontsize=9, pad=22)
     from matplotlib.patches import Patch
 
@@ -129,6 +136,8 @@ def bandwidth(rep: Report) -> bytes | None:
     keys = [k for k, (x, _t) in bw.samples.items() if x.size >= 2]
     if not keys:
         return None
+    if len(keys) > len(SERIES):  # more series than colours: one per op and size
+        return bandwidth_many(rep, keys)
     plt, fig, ax = new_figure(8, 4.2)
     colors = SERIES  # not the activity colours: a colour here names a collective
     peak = None
@@ -171,6 +180,8 @@ def stragglers(rep: Report) -> bytes | None:
     if not groups:
         return None
     g = max(groups, key=lambda g: (len(g.ranks), g.arrival_ns.shape[0]))
+    if len(g.ranks) > PLOT_RANKS_MAX:
+        return stragglers_many(rep, g)
     wait = g.wait_ns.T / 1e6  # ranks x instances
     plt, fig, ax = new_figure(9, max(2.4, 0.3 * len(g.ranks) + 1.6))
     im = ax.imshow(wait, aspect="auto", cmap="Reds", interpolation="nearest")

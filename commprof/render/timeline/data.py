@@ -101,10 +101,11 @@ def _waits(rep: Report, origin: int) -> dict[int, tuple[np.ndarray, np.ndarray, 
     rows: dict[int, list[tuple[int, int, int]]] = {}
     k0 = 0
     for g in rep.cross.groups:
+        wait = g.wait_ns  # a property computed on each access: once per group
         for j, r in enumerate(g.ranks):
-            for i in np.flatnonzero(g.wait_ns[:, j] > 0).tolist():
+            for i in np.flatnonzero(wait[:, j] > 0).tolist():
                 a = int(g.arrival_ns[i, j])
-                rows.setdefault(r, []).append((a, a + int(g.wait_ns[i, j]), k0 + i))
+                rows.setdefault(r, []).append((a, a + int(wait[i, j]), k0 + i))
         k0 += g.arrival_ns.shape[0]
     out = {}
     for r, lst in rows.items():

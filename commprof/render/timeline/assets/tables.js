@@ -1,10 +1,13 @@
 /* commprof's tables: click a header to sort (again: the other way), type in the box above to filter rows.
-   Numbers with units (12.5 ms, 1.2 MB, 37%) sort by value; "-" and empty cells sort last.
+   Numbers with units (12.5 ms, 1.2 MB, 37%) sort by value, a cell's data-sort (its figure, where the cell also
+   shows its spread) before its text; "-" and empty cells sort last.
    SPDX-License-Identifier: MIT (commprof). */
 (function () {
   "use strict";
   const UNIT = { B: 1, kB: 1e3, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 1024, MiB: 1048576, GiB: 1073741824 };
   function value(td) {
+    const sort = td ? td.getAttribute("data-sort") : null;  // the figure itself, where the cell shows more
+    if (sort !== null) return sort === "" ? [1, "-"] : [0, parseFloat(sort)];
     const t = (td ? td.textContent : "").trim();
     const m = t.match(/^([-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?)\s*([A-Za-z]+)?/);
     if (!m) return [1, t.toLowerCase()];

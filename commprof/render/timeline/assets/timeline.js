@@ -172,7 +172,11 @@
     ctx.fillStyle = "#333"; ctx.font = "11px sans-serif"; ctx.textBaseline = "middle";
     const every = Math.max(1, Math.ceil(nr / ((S.H - AX) / 16)));
     const rh = (S.H - AX) / nr;
-    for (let i = S.g0; i < S.g1; i += every) ctx.fillText("rank " + R[i].r, 4, Math.max(rankY(i) + rh / 2, AX + 7));
+    // each label names the middle rank of its band of `every` ranks (clamping the first to the top overlapped
+    // the second)
+    for (let i = S.g0 + (every >> 1); i < S.g1 && rankY(i) + rh / 2 <= S.H - 6; i += every) {
+      ctx.fillText("rank " + R[i].r, 4, rankY(i) + rh / 2);
+    }
   }
   function rankY(i) {  // top of rank index i's row in the current view (null: not drawn)
     if (S.mode === "overview") return AX + (i - S.g0) * (S.H - AX) / (S.g1 - S.g0);

@@ -81,6 +81,7 @@ class Collective:
     protocol: str | None = None
     size_known: bool = True
     via: str = ""  # what carried it out: "NCCL", "gloo", "DeepEP", ... (the rule that matched its kernels)
+    peer: int | None = None  # send: its destination, recv: its source (a rank of its process group), where recorded
 
     @property
     def duration_ns(self) -> int:
@@ -117,6 +118,19 @@ class DPCall:
     step: int  # -1 outside every step
     bytes: int | None  # its tensor arguments (Input Dims x dtype); None without record_shapes
     gpu: tuple[DPWork, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpNames:
+    """The names of a rank's compute.  GPU traces: one name id per compute kernel, aligned with ``RankTrace.compute``
+    (``start_ns`` and friends None).  CPU traces: every operator on the training threads with its own span and thread
+    (nested operators each, outer ones included: ``commprof.analysis`` takes each instant's innermost)."""
+
+    names: tuple[str, ...]
+    ids: np.ndarray  # int32, index into ``names``
+    start_ns: np.ndarray | None = None  # int64 (CPU)
+    end_ns: np.ndarray | None = None
+    thread: np.ndarray | None = None  # int32: threads numbered in first-seen order
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +204,7 @@ class RankTrace:
     alloc_calls: AllocCalls | None = None  # the device allocator's runtime calls (None: the trace has none)
     step_allocs: tuple[StepAllocs, ...] = ()  # per device and profiled step, its [memory] events (profile_memory)
     marks: tuple[Mark, ...] = ()  # the optimizer's steps, empty_cache calls
+    op_names: OpNames | None = None  # what the compute was (kernel / operator names), None where not read
 
     @property
     def first_ns(self) -> int:

@@ -38,7 +38,8 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
             "gain_range_ms": None if c.gain_range_ms is None else [_r(v) for v in c.gain_range_ms],
             "ratio_to_peers": None if c.ratio is None or c.ratio == float("inf") else _r(c.ratio, 3),
             "peers": c.peers or None, "spread": [{"rank": r, "share_pct": _r(s, 1)} for r, s in c.spread],
-            "text": c.text}
+            "text": c.text,
+            "top_ops": [{"name": t.name, "ms": _r(t.ms), "share_pct": _r(t.share_pct, 1)} for t in c.top_ops]}
 
 
 def critical_path(rep: Report) -> list[dict[str, Any]]:

@@ -1,0 +1,168 @@
+"""Send/recv pairs on the cross-rank critical path: hand-built GPipe pipelines (every micro-batch forward, then every
+backward), one slow stage named with what it was doing, pure jitter naming no rank."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from builders import collective, lane, rank_trace, run
+
+from commprof.analysis.analyze import analyze
+from commprof.analysis.crossrank.critgraph import build, length, replay
+from commprof.analysis.crossrank.critpath import COMM, OWN
+from commprof.analysis.crossrank.matching import cross_rank
+from commprof.analysis.crossrank.p2p import links
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, critical
+from commprof.model import Run
+
+US = 1_000
+Comp = Callable[[int, int, int, int], int]  # (rank, step, micro-batch, 0 forward / 1 backward) -> ns
+
+
+class _Pipe:
+    """The ranks' records while the schedule is laid out."""
+
+    def __init__(self, stages: int, xfer: int, eager: int, peer: bool) -> None:
+        self.n, self.xfer, self.eager, self.peer = stages, xfer, eager, peer
+        self.ready = [0] * stages
+        self.work: dict[int, list[tuple[int, int, int]]] = {r: [] for r in range(stages)}
+        self.colls: dict[int, list] = {r: [] for r in range(stages)}
+
+    def _p2p(self, r: int, op: str, start: int, end: int, step: int, peer: int) -> None:
+        self.colls[r].append(collective(start, end, op=op, step=step, group="0", group_size=self.n,
+                                        peer=peer if self.peer else None))
+
+    def recv(self, r: int, src: int, sent: int, step: int) -> None:
+        t = self.ready[r]
+        end = max(t, sent) + self.xfer  # released by the later of its own post and the send
+        self._p2p(r, "recv", t, end, step, src)
+        self.ready[r] = end
+
+    def send(self, r: int, dst: int, step: int) -> int:
+        t = self.ready[r]
+        self._p2p(r, "send", t, t + self.eager, step, dst)  # eager: it does not wait for the recv
+        self.ready[r] = t + self.eager
+        return t
+
+    def compute(self, r: int, d: int, step: int, idle: int) -> None:
+        t = self.ready[r] + idle
+        self.work[r].append((t, t + d, step))
+        self.ready[r] = t + d
+
+
+def gpipe(stages: int, mbs: int, steps: int, comp: Comp, *, xfer: int = 50 * US, eager: int = 5 * US,
+          sleep: Callable[[int], int] = lambda r: 0, peer: bool = True) -> Run:
+    """``stages`` ranks, one stage each; per step every micro-batch forward (recv from the previous stage, compute,
+    send to the next), then every backward in reverse (gradients the other way); a rank sleeps ``sleep(rank)`` ns
+    before each of its computations.  Each rank's step ends after its last backward.  ``peer``: the trace records
+    each call's peer (else only the group)."""
+    p = _Pipe(stages, xfer, eager, peer)
+    spans: dict[int, list[tuple[int, int, int]]] = {r: [] for r in range(stages)}
+    last = stages - 1
+    for s in range(steps):
+        start = list(p.ready)
+        sent: dict[tuple[int, int], int] = {}
+        for k in range(mbs):
+            for r in range(stages):
+                if r > 0:
+                    p.recv(r, r - 1, sent[(r - 1, k)], s)
+                p.compute(r, comp(r, s, k, 0), s, sleep(r))
+                if r < last:
+                    sent[(r, k)] = p.send(r, r + 1, s)
+        for k in reversed(range(mbs)):
+            for r in reversed(range(stages)):
+                if r < last:
+                    p.recv(r, r + 1, sent[(r + 1, k)], s)
+                p.compute(r, comp(r, s, k, 1), s, sleep(r))
+                if r > 0:
+                    sent[(r, k)] = p.send(r, r - 1, s)
+        for r in range(stages):
+            p.ready[r] += 10 * US
+            spans[r].append((s, start[r], p.ready[r]))
+    ranks = []
+    for r in range(stages):
+        ranks.append(rank_trace(r, steps=spans[r], compute=lane([(a, b) for a, b, _ in p.work[r]],
+                                                                [st for *_, st in p.work[r]]),
+                                collectives=p.colls[r], world_size=stages))
+    return run(*ranks)
+
+
+def _crit(rn: Run):
+    crit = critical(rn.ranks, cross_rank(rn.ranks))
+    assert crit is not None
+    return crit
+
+
+def _jit(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def test_sends_are_matched_to_their_recvs_and_the_replay_reproduces_the_step():
+    rng = np.random.default_rng(0)
+    rn = gpipe(3, 4, 2, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * _jit(rng, 0.95, 1.05)))
+    cross = cross_rank(rn.ranks)
+    ln = links(rn.ranks, cross, None)
+    # forward 0->1, 1->2; backward 2->1, 1->0: four directed links, 4 micro-batches x 2 steps each
+    assert sorted(g.ranks for g in ln.groups) == [(0, 1), (1, 0), (1, 2), (2, 1)]
+    assert all(g.arrival_ns.shape == (8, 2) for g in ln.groups)
+    # a send that ended before its recv was posted did not wait for it (eager); the others may have
+    assert all(np.array_equal(s, g.end_ns[:, 0] < g.arrival_ns[:, 1]) for g, s in zip(ln.groups, ln.solo, strict=True))
+    assert any(bool(s.any()) for s in ln.solo)
+    graphs = build(rn.ranks, cross, None, None, ln)
+    assert len(graphs) == 2
+    for g in graphs:  # unchanged, the replay gives every rank's measured step end
+        assert np.array_equal(replay(g), g.stop)
+        assert length(g, replay(g)) == int((g.stop - g.start).max())
+
+
+@pytest.mark.parametrize("stages,slow", [(2, 1), (2, 0), (4, 2), (4, 0), (4, 3)])
+def test_the_slow_stage_is_named_with_what_it_was_doing(stages: int, slow: int):
+    rng = np.random.default_rng(stages * 10 + slow)
+    rn = gpipe(stages, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (2.0 if r == slow else 1.0)
+                                                     * _jit(rng, 0.99, 1.01)))
+    crit = _crit(rn)
+    c = crit.cause
+    assert c.rank == slow and c.ranks == (slow,) and c.what == COMPUTE, c.text
+    assert c.steps_on_path == 3 and c.ratio == pytest.approx(2.0, rel=0.05)
+    assert c.peers == "pipeline-parallel" and "PP peers'" in c.text
+    assert (c.predicted_gain_ms or 0) > 0.1 * c.step_ms
+    for p in crit.paths:  # the path crosses the stages through their send/recv pairs, back to back
+        segs = p.segments
+        assert all(a.end_ns == b.start_ns for a, b in zip(segs, segs[1:], strict=False))
+        assert {s.rank for s in segs if s.kind == OWN} >= {0, slow}
+        assert any(s.kind == COMM and s.group.startswith("send/recv") for s in segs)
+    assert [g.kind for g in crit.comm] and all(g.kind == "pipeline" for g in crit.comm)
+
+
+def test_the_peer_of_a_two_rank_job_comes_from_the_group():
+    rng = np.random.default_rng(11)
+    rn = gpipe(2, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (2.0 if r == 1 else 1.0)
+                                                * _jit(rng, 0.99, 1.01)), peer=False)
+    assert _crit(rn).cause.rank == 1
+
+
+@pytest.mark.parametrize("stages,seed", [(2, 1), (4, 2), (4, 3)])
+def test_pure_jitter_names_no_stage(stages: int, seed: int):
+    rng = np.random.default_rng(seed)
+    rn = gpipe(stages, 4, 5, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * _jit(rng, 0.9, 1.1)))
+    c = _crit(rn).cause
+    assert c.rank is None and c.ranks == (), c.text
+    assert c.text.startswith("No single rank holds the job back")
+
+
+def test_a_stage_idle_before_its_work_is_named_as_idle():
+    rng = np.random.default_rng(13)
+    rn = gpipe(4, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * _jit(rng, 0.99, 1.01)),
+               sleep=lambda r: 1_500 * US if r == 1 else 0)
+    c = _crit(rn).cause
+    assert c.rank == 1 and c.what == IDLE, c.text
+
+
+def test_the_report_leads_with_the_slow_stage():
+    rng = np.random.default_rng(14)
+    rn = gpipe(2, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (3.0 if r == 0 else 1.0)
+                                                * _jit(rng, 0.99, 1.01)))
+    rep = analyze(rn)
+    assert rep.findings[0].text.startswith("Rank 0 holds the job back"), rep.findings[0].text

@@ -130,7 +130,7 @@ def _with_ops(c: RootCause, ranks: Sequence[RankTrace], cross: CrossRank, paths:
         return c
     who = "Its" if len(c.ranks) == 1 else f"Rank {rt.rank}'s"
     named = ", ".join(f"{t.name} {t.share_pct:.0f}%" for t in top)
-    return replace(c, top_ops=top, text=f"{c.text} {who} own work on the path ran mostly {named}.")
+    return replace(c, top_ops=top, text=f"{c.text} {who} compute on the path: {named}.")
 
 
 def _comm(paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> tuple[GroupComm, ...]:

@@ -38,6 +38,9 @@ def test_the_stage_with_three_times_the_work_is_the_root_cause(tmp_path: Path):
     assert c.ratio is not None and 1.8 < c.ratio < 4.5  # 3x the layers: about 3x the compute (a shared CPU)
     assert (c.predicted_gain_ms or 0) > 0.2 * c.step_ms
     assert rep.findings[0].text.startswith("Rank 1 holds the job back")
+    # what it ran: the linear layers' matrix products lead its compute on the path
+    assert c.top_ops and c.top_ops[0].name in ("aten::mm", "aten::addmm"), c.top_ops
+    assert sum(t.share_pct for t in c.top_ops if t.name in ("aten::mm", "aten::addmm")) > 50
     kinds = {g.kind for g in rep.critical.comm}
     assert kinds <= {"pipeline"} and all(s.rank in (0, 1) for p in rep.critical.paths for s in p.segments)
     assert any(s.group.startswith("send/recv") for p in rep.critical.paths for s in p.segments)

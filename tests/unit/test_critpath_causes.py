@@ -109,3 +109,23 @@ def test_a_verdict_on_one_step_says_so_and_is_weaker():
     assert root_cause_finding(crit).severity == "medium"  # 1.8 ms of a ~7 ms step: "high" with more steps
     more = _crit(lockstep(8, 6, 3, lambda r, s, layer: int(_jit(rng) * (1.3 if r == 6 else 1.0))))
     assert "trace more steps" not in more.cause.text and root_cause_finding(more).severity == "high"
+
+
+def test_top_ops_are_the_innermost_operators_of_its_own_work_on_the_path():
+    """CPU: each instant belongs to the innermost operator on its thread (aten::addmm inside aten::linear); only the
+    rank's own-work windows on the path count."""
+    from commprof.analysis.crossrank.critpath import OWN, Segment, StepPath
+    from commprof.analysis.crossrank.topops import short_name, top_ops
+    from commprof.model import OpNames
+
+    on = OpNames(names=("aten::linear", "aten::addmm", "aten::relu", "aten::copy_"), ids=np.array([0, 1, 2, 3]),
+                 start_ns=np.array([0, 10, 100, 500], dtype=np.int64), end_ns=np.array([100, 90, 140, 600]),
+                 thread=np.zeros(4, dtype=np.int32))
+    rt = rank_trace(2, op_names=on)
+    path = StepPath(step=0, length_ns=200, segments=(Segment(rank=2, kind=OWN, start_ns=1_000, end_ns=1_150),))
+    top = top_ops(rt, [path], shift_ns=1_000)  # the window is [0, 150) on the rank's clock: copy_ is off the path
+    assert [(t.name, round(t.share_pct)) for t in top] == [("aten::addmm", 57), ("aten::relu", 29),
+                                                            ("aten::linear", 14)]
+    assert top[0].ms == pytest.approx(80e-6)
+    assert short_name("void at::native::foo<float, 4>(int, float*)") == "at::native::foo"
+    assert short_name("void cutlass::Kernel2<cutlass_80_gemm_128x128>(Params)") == "cutlass_80_gemm_128x128"

@@ -53,7 +53,7 @@ class _Pipe:
 
 
 def gpipe(stages: int, mbs: int, steps: int, comp: Comp, *, xfer: int = 50 * US, eager: int = 5 * US,
-          sleep: Callable[[int], int] = lambda r: 0, peer: bool = True) -> Run:
+          sleep: Callable[[int], int] = lambda r: 0, peer: bool = True, shift_ns: int = 0) -> Run:
     """``stages`` ranks, one stage each; per step every micro-batch forward (recv from the previous stage, compute,
     send to the next), then every backward in reverse (gradients the other way); a rank sleeps ``sleep(rank)`` ns
     before each of its computations.  Each rank's step ends after its last backward.  ``peer``: the trace records
@@ -82,10 +82,13 @@ def gpipe(stages: int, mbs: int, steps: int, comp: Comp, *, xfer: int = 50 * US,
             p.ready[r] += 10 * US
             spans[r].append((s, start[r], p.ready[r]))
     ranks = []
-    for r in range(stages):
-        ranks.append(rank_trace(r, steps=spans[r], compute=lane([(a, b) for a, b, _ in p.work[r]],
-                                                                [st for *_, st in p.work[r]]),
-                                collectives=p.colls[r], world_size=stages))
+    for r in range(stages):  # rank r's clock is r * shift_ns ahead
+        sh = r * shift_ns
+        colls = [collective((c.start_ns or 0) + sh, (c.end_ns or 0) + sh, op=c.op, step=c.step, group="0",
+                            group_size=stages, peer=c.peer) for c in p.colls[r]]
+        ranks.append(rank_trace(r, steps=[(n, a + sh, b + sh) for n, a, b in spans[r]],
+                                compute=lane([(a + sh, b + sh) for a, b, _ in p.work[r]], [st for *_, st in p.work[r]]),
+                                collectives=colls, world_size=stages))
     return run(*ranks)
 
 
@@ -141,6 +144,23 @@ def test_the_peer_of_a_two_rank_job_comes_from_the_group():
     rn = gpipe(2, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (2.0 if r == 1 else 1.0)
                                                 * _jit(rng, 0.99, 1.01)), peer=False)
     assert _crit(rn).cause.rank == 1
+
+
+def test_stages_on_clocks_seconds_apart_are_aligned_by_their_sends():
+    """No collective aligns the stages' clocks (each 1.7 s ahead of the previous): the send/recv pairs do (a recv
+    cannot end before its send; the least latency each way made equal), and the slow stage is still named."""
+    rng = np.random.default_rng(12)
+    shift = 1_700_000_000
+    rn = gpipe(4, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (2.0 if r == 2 else 1.0)
+                                                * _jit(rng, 0.99, 1.01)), shift_ns=shift)
+    cross = cross_rank(rn.ranks)
+    ln = links(rn.ranks, cross, None)
+    for r in range(4):  # within the transfer time (50 us) of the true offset
+        assert abs(ln.offsets_ns[r] + r * shift) < 50 * US
+    c = _crit(rn).cause
+    assert c.rank == 2 and c.what == COMPUTE, c.text
+    jit = gpipe(4, 4, 5, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * _jit(rng, 0.9, 1.1)), shift_ns=shift)
+    assert _crit(jit).cause.rank is None
 
 
 @pytest.mark.parametrize("stages,seed", [(2, 1), (4, 2), (4, 3)])

@@ -17,7 +17,7 @@ sent late.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,6 +33,7 @@ class Links:
 
     groups: tuple[GroupMatch, ...]
     solo: tuple[np.ndarray, ...]  # per group: bool per instance
+    offsets_ns: dict[int, int] = field(default_factory=dict)  # the collectives' clock offsets, with ``_align``'s
 
 
 NO_LINKS = Links(groups=(), solo=())
@@ -85,7 +86,6 @@ def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None)
     """Every matched send/recv pair of the analyzed steps, by directed link."""
     sends: dict[tuple[int, int, int], list[Collective]] = {}
     recvs: dict[tuple[int, int, int], list[Collective]] = {}
-    shift = {rt.rank: rt.base_time_ns + cross.offsets_ns.get(rt.rank, 0) for rt in ranks}
     kind = {rt.rank: rt.device_kind for rt in ranks}
     for rt in ranks:
         for key, lst in _calls(rt, wanted).items():
@@ -94,6 +94,8 @@ def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None)
     for key in sorted(set(sends) & set(recvs)):
         for s, r in zip(sends[key], recvs[key], strict=False):
             rows.setdefault(key[:2], []).append((s, r, key[2]))
+    offsets = _align(rows, ranks, cross, kind)
+    shift = {rt.rank: rt.base_time_ns + offsets.get(rt.rank, 0) for rt in ranks}
     groups, solo = [], []
     for (a, b), rws in sorted(rows.items()):
         arr = np.array([[_arrival(s, kind[a]) + shift[a], _arrival(r, kind[b]) + shift[b]] for s, r, _ in rws],
@@ -109,4 +111,61 @@ def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None)
                                                              dtype=np.int64),
                                  group_sizes=np.full(len(rws), 2, dtype=np.int64), issue_ns=iss, start_ns=start))
         solo.append(end[:, 0] < arr[:, 1])
-    return Links(groups=tuple(groups), solo=tuple(solo))
+    return Links(groups=tuple(groups), solo=tuple(solo), offsets_ns=offsets)
+
+
+def _components(ranks: Sequence[RankTrace], cross: CrossRank) -> dict[int, int]:
+    """Each rank's component of ranks whose clocks the matched collectives aligned together (its lowest rank)."""
+    parent = {rt.rank: rt.rank for rt in ranks}
+
+    def find(r: int) -> int:
+        while parent[r] != r:
+            parent[r] = parent[parent[r]]
+            r = parent[r]
+        return r
+
+    for g in cross.groups:
+        for r in g.ranks[1:]:
+            if r in parent and g.ranks[0] in parent:
+                a, b = find(r), find(g.ranks[0])
+                parent[max(a, b)] = min(a, b)
+    return {r: find(r) for r in parent}
+
+
+def _align(rows: dict[tuple[int, int], list[tuple[Collective, Collective, int]]], ranks: Sequence[RankTrace],
+           cross: CrossRank, kind: dict[int, str]) -> dict[int, int]:
+    """Clock offsets for ranks no collective aligned with the reference (a pipeline's stages joined only by send/recv,
+    on other hosts): a recv cannot end before its send was issued.  Per link, the least (recv end - send issue) each
+    way, on Unix clocks: with both ways, the offset that makes the two equal (as NTP: the same least latency each
+    way); one way only, the least shift that makes every recv end after its send.  Components already aligned move
+    together, from the reference's outwards."""
+    offsets = dict(cross.offsets_ns)
+    comp = _components(ranks, cross)
+    base = {rt.rank: rt.base_time_ns for rt in ranks}
+    raw = {(a, b): min((r.end_ns or 0) + base[b] - _arrival(s, kind[a]) - base[a] for s, r, _ in rws)
+           for (a, b), rws in rows.items()}  # the least recv end - send issue, Unix clocks
+
+    def least(x: int, y: int) -> int | None:  # with the offsets so far
+        d = raw.get((x, y))
+        return None if d is None else d + offsets.get(y, 0) - offsets.get(x, 0)
+
+    ref = cross.reference_rank if cross.reference_rank is not None else min(comp, default=0)
+    done = {comp.get(ref, ref)}
+    while True:
+        step = next(((x, y) for a, b in sorted(raw) for x, y in ((a, b), (b, a))
+                     if comp[x] in done and comp[y] not in done), None)
+        if step is None:
+            break
+        x, y = step
+        fwd, back = least(x, y), least(y, x)  # moving y's clock by delta: fwd + delta, back - delta
+        if fwd is not None and back is not None:
+            delta = (back - fwd) // 2
+        elif fwd is not None:
+            delta = max(-fwd, 0)
+        else:
+            delta = min(back or 0, 0)
+        for r, c in comp.items():
+            if c == comp[y]:
+                offsets[r] = offsets.get(r, 0) + delta
+        done.add(comp[y])
+    return offsets

@@ -111,6 +111,7 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
     collectives or send/recv pairs (one rank, or no communication ran)."""
     wanted = set(steps) if steps is not None else None
     pairs = links(ranks, cross, wanted)
+    cross = replace(cross, offsets_ns=pairs.offsets_ns or cross.offsets_ns)  # stages only send/recv aligned
     graphs = build(ranks, cross, wanted, digests, pairs)
     if not graphs:
         return None

@@ -24,8 +24,9 @@ Comp = Callable[[int, int, int, int], int]  # (rank, step, micro-batch, 0 forwar
 class _Pipe:
     """The ranks' records while the schedule is laid out."""
 
-    def __init__(self, stages: int, xfer: int, eager: int, peer: bool) -> None:
+    def __init__(self, stages: int, xfer: int, eager: int | None, peer: bool) -> None:
         self.n, self.xfer, self.eager, self.peer = stages, xfer, eager, peer
+        self.waiting: dict[tuple[int, int], int] = {}  # rendezvous: (sender, receiver) -> its send's index
         self.ready = [0] * stages
         self.work: dict[int, list[tuple[int, int, int]]] = {r: [] for r in range(stages)}
         self.colls: dict[int, list] = {r: [] for r in range(stages)}
@@ -39,9 +40,19 @@ class _Pipe:
         end = max(t, sent) + self.xfer  # released by the later of its own post and the send
         self._p2p(r, "recv", t, end, step, src)
         self.ready[r] = end
+        i = self.waiting.pop((src, r), None)
+        if i is not None:  # the send ends with its recv
+            c = self.colls[src][i]
+            self.colls[src][i] = collective(c.start_ns, end, op="send", step=step, group="0", group_size=self.n,
+                                            peer=c.peer)
+            self.ready[src] = end
 
     def send(self, r: int, dst: int, step: int) -> int:
         t = self.ready[r]
+        if self.eager is None:  # rendezvous: it ends with its recv (``recv`` sets it)
+            self._p2p(r, "send", t, t, step, dst)
+            self.waiting[(r, dst)] = len(self.colls[r]) - 1
+            return t
         self._p2p(r, "send", t, t + self.eager, step, dst)  # eager: it does not wait for the recv
         self.ready[r] = t + self.eager
         return t
@@ -52,10 +63,11 @@ class _Pipe:
         self.ready[r] = t + d
 
 
-def gpipe(stages: int, mbs: int, steps: int, comp: Comp, *, xfer: int = 50 * US, eager: int = 5 * US,
+def gpipe(stages: int, mbs: int, steps: int, comp: Comp, *, xfer: int = 50 * US, eager: int | None = 5 * US,
           sleep: Callable[[int], int] = lambda r: 0, peer: bool = True, shift_ns: int = 0) -> Run:
     """``stages`` ranks, one stage each; per step every micro-batch forward (recv from the previous stage, compute,
-    send to the next), then every backward in reverse (gradients the other way); a rank sleeps ``sleep(rank)`` ns
+    send to the next), then every backward in reverse (gradients the other way); a send ends ``eager`` ns after its
+    issue, or (None) with its recv (a rendezvous, as NCCL's); a rank sleeps ``sleep(rank)`` ns
     before each of its computations.  Each rank's step ends after its last backward.  ``peer``: the trace records
     each call's peer (else only the group)."""
     p = _Pipe(stages, xfer, eager, peer)
@@ -137,6 +149,23 @@ def test_the_slow_stage_is_named_with_what_it_was_doing(stages: int, slow: int):
         assert {s.rank for s in segs if s.kind == OWN} >= {0, slow}
         assert any(s.kind == COMM and s.group.startswith("send/recv") for s in segs)
     assert [g.kind for g in crit.comm] and all(g.kind == "pipeline" for g in crit.comm)
+
+
+@pytest.mark.parametrize("slow", [0, 2])
+def test_rendezvous_sends_a_stage_waits_in_name_the_stage_it_waits_for(slow: int):
+    """NCCL-like send/recv: a send ends with its recv, so a stage sending to a slow stage waits in its send; the walk
+    goes through the send to the receiver that arrived last."""
+    rng = np.random.default_rng(30 + slow)
+    rn = gpipe(4, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (2.0 if r == slow else 1.0)
+                                                * _jit(rng, 0.99, 1.01)), eager=None)
+    ln = links(rn.ranks, cross_rank(rn.ranks), None)
+    assert not any(bool(s.any()) for s in ln.solo)
+    graphs = build(rn.ranks, cross_rank(rn.ranks), None, None, ln)
+    assert all(np.array_equal(replay(g), g.stop) for g in graphs)
+    c = _crit(rn).cause
+    assert c.rank == slow and c.what == COMPUTE, c.text
+    jit = gpipe(4, 4, 5, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * _jit(rng, 0.9, 1.1)), eager=None)
+    assert _crit(jit).cause.rank is None
 
 
 def test_the_peer_of_a_two_rank_job_comes_from_the_group():

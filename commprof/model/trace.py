@@ -9,7 +9,7 @@ millions of kernels stays small in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent
@@ -120,17 +120,24 @@ class DPCall:
     gpu: tuple[DPWork, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class OpNames:
-    """The names of a rank's compute.  GPU traces: one name id per compute kernel, aligned with ``RankTrace.compute``
-    (``start_ns`` and friends None).  CPU traces: every operator on the training threads with its own span and thread
-    (nested operators each, outer ones included: ``commprof.analysis`` takes each instant's innermost)."""
+    """The names of a rank's compute.  ``cols`` (int64): GPU traces, 1 x n, the name id of each compute kernel
+    (aligned with ``RankTrace.compute``); CPU traces, 4 x n, every operator on the training threads: name id, start,
+    end, thread (numbered in first-seen order; nested operators each, outer ones included: ``commprof.analysis``
+    takes each instant's innermost).  ``names[id]``.  ``cols`` may be a ``SpilledArray`` (``commprof.engine.spill``)."""
 
     names: tuple[str, ...]
-    ids: np.ndarray  # int32, index into ``names``
-    start_ns: np.ndarray | None = None  # int64 (CPU)
-    end_ns: np.ndarray | None = None
-    thread: np.ndarray | None = None  # int32: threads numbered in first-seen order
+    cols: Any  # np.ndarray, or a SpilledArray read with .get()
+
+    def columns(self) -> np.ndarray:
+        c = self.cols
+        return c.get() if hasattr(c, "get") else c
+
+    @property
+    def per_operator(self) -> bool:
+        """CPU: each row an operator with its own span (else: one id per compute kernel)."""
+        return int(self.cols.shape[0]) == 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ def op_names(sc: Scan, device_kind: str) -> OpNames | None:
         if not sc.comp_n:
             return None
         gpu_ids = _ids(sc.comp_n, table)  # fills the table
-        return OpNames(names=tuple(table), ids=gpu_ids)
+        return OpNames(tuple(table), gpu_ids.astype(np.int64).reshape(1, -1))
     skip = gloo_threads(sc)
     starts: list[np.ndarray] = []
     ends: list[np.ndarray] = []
@@ -45,6 +45,6 @@ def op_names(sc: Scan, device_kind: str) -> OpNames | None:
         threads.append(np.full(len(s), k, dtype=np.int32))
     if not starts:
         return None
-    all_ids = np.concatenate(ids)
-    return OpNames(names=tuple(table), ids=all_ids, start_ns=np.concatenate(starts),
-                   end_ns=np.concatenate(ends), thread=np.concatenate(threads))
+    cols = np.stack([np.concatenate(ids).astype(np.int64), np.concatenate(starts), np.concatenate(ends),
+                     np.concatenate(threads).astype(np.int64)])
+    return OpNames(tuple(table), cols)

@@ -118,9 +118,8 @@ def test_top_ops_are_the_innermost_operators_of_its_own_work_on_the_path():
     from commprof.analysis.crossrank.topops import short_name, top_ops
     from commprof.model import OpNames
 
-    on = OpNames(names=("aten::linear", "aten::addmm", "aten::relu", "aten::copy_"), ids=np.array([0, 1, 2, 3]),
-                 start_ns=np.array([0, 10, 100, 500], dtype=np.int64), end_ns=np.array([100, 90, 140, 600]),
-                 thread=np.zeros(4, dtype=np.int32))
+    on = OpNames(("aten::linear", "aten::addmm", "aten::relu", "aten::copy_"),
+                 np.array([[0, 1, 2, 3], [0, 10, 100, 500], [100, 90, 140, 600], [0, 0, 0, 0]], dtype=np.int64))
     rt = rank_trace(2, op_names=on)
     path = StepPath(step=0, length_ns=200, segments=(Segment(rank=2, kind=OWN, start_ns=1_000, end_ns=1_150),))
     top = top_ops(rt, [path], shift_ns=1_000)  # the window is [0, 150) on the rank's clock: copy_ is off the path

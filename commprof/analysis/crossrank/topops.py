@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import intervals as iv
-from ...model import OpNames, RankTrace
+from ...model import RankTrace
 from .critpath import OWN, StepPath
 
 TOP = 3
@@ -38,10 +38,11 @@ def _covered(win: iv.Span, x: np.ndarray) -> np.ndarray:
     return np.where(k >= 0, cum[kk] + part, 0)
 
 
-def _self_spans(on: OpNames, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CPU operators overlapping ``[lo, hi)``, as the spans where each is the innermost on its thread."""
-    assert on.start_ns is not None and on.end_ns is not None and on.thread is not None
-    m = np.flatnonzero((on.end_ns > lo) & (on.start_ns < hi))
+def _self_spans(cols: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CPU operators (``OpNames`` columns: id, start, end, thread) overlapping ``[lo, hi)``, as the spans where each
+    is the innermost on its thread."""
+    ids, start, end, thread = cols[0], cols[1], cols[2], cols[3]
+    m = np.flatnonzero((end > lo) & (start < hi))
     out_s: list[int] = []
     out_e: list[int] = []
     out_i: list[int] = []
@@ -52,12 +53,12 @@ def _self_spans(on: OpNames, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, 
             out_e.append(b)
             out_i.append(i)
 
-    for t in np.unique(on.thread[m]).tolist():
-        sel = m[on.thread[m] == t]
-        sel = sel[np.lexsort((-on.end_ns[sel], on.start_ns[sel]))]  # by start, outer (longer) first
+    for t in np.unique(thread[m]).tolist():
+        sel = m[thread[m] == t]
+        sel = sel[np.lexsort((-end[sel], start[sel]))]  # by start, outer (longer) first
         stack: list[tuple[int, int]] = []  # (end, name id), innermost last
         cur = 0
-        for a, b, i in zip(on.start_ns[sel].tolist(), on.end_ns[sel].tolist(), on.ids[sel].tolist(), strict=True):
+        for a, b, i in zip(start[sel].tolist(), end[sel].tolist(), ids[sel].tolist(), strict=True):
             while stack and stack[-1][0] <= a:
                 te, ti = stack.pop()
                 emit(cur, te, ti)
@@ -82,12 +83,13 @@ def top_ops(rt: RankTrace, paths: Sequence[StepPath], shift_ns: int, k: int = TO
     if on is None or not segs or not on.names:
         return ()
     win = iv.union(np.array([a for a, _ in segs], dtype=np.int64), np.array([b for _, b in segs], dtype=np.int64))
-    if on.start_ns is None:  # GPU: one id per compute kernel
-        s, e, ids = np.asarray(rt.compute.start_ns), np.asarray(rt.compute.end_ns), on.ids
+    cols = on.columns()
+    if not on.per_operator:  # GPU: one id per compute kernel
+        s, e, ids = np.asarray(rt.compute.start_ns), np.asarray(rt.compute.end_ns), np.asarray(cols[0])
         if s.shape != ids.shape:
             return ()
     else:
-        s, e, ids = _self_spans(on, int(win[0][0]), int(win[1][-1]))
+        s, e, ids = _self_spans(np.asarray(cols), int(win[0][0]), int(win[1][-1]))
     if s.size == 0:
         return ()
     inside = _covered(win, e) - _covered(win, s)

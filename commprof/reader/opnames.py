@@ -18,33 +18,19 @@ def gloo_threads(sc: Scan) -> set[Any]:
     return tids | ({r.tid for r in sc.transfers} - set(sc.cpu_ops))
 
 
-def _ids(names: list[str], table: dict[str, int]) -> np.ndarray:
-    get = table.setdefault
-    return np.fromiter((get(n, len(table)) for n in names), dtype=np.int32, count=len(names))
-
-
 def op_names(sc: Scan, device_kind: str) -> OpNames | None:
-    table: dict[str, int] = {}
+    names = tuple(sc.op_ids)  # ids in first-seen order
     if device_kind == "cuda":
         if not sc.comp_n:
             return None
-        gpu_ids = _ids(sc.comp_n, table)  # fills the table
-        return OpNames(tuple(table), gpu_ids.astype(np.int64).reshape(1, -1))
+        return OpNames(names, np.array(sc.comp_n, dtype=np.int64).reshape(1, -1))
     skip = gloo_threads(sc)
-    starts: list[np.ndarray] = []
-    ends: list[np.ndarray] = []
-    ids: list[np.ndarray] = []
-    threads: list[np.ndarray] = []
+    parts: list[np.ndarray] = []
     for k, (tid, (s, e)) in enumerate(sc.cpu_ops.items()):
-        names = sc.cpu_names.get(tid, [])
-        if tid in skip or len(names) != len(s):
+        ids = sc.cpu_names.get(tid, [])
+        if tid in skip or len(ids) != len(s):
             continue
-        starts.append(np.array(s, dtype=np.int64))
-        ends.append(np.array(e, dtype=np.int64))
-        ids.append(_ids(names, table))
-        threads.append(np.full(len(s), k, dtype=np.int32))
-    if not starts:
+        parts.append(np.array([ids, s, e, [k] * len(s)], dtype=np.int64).reshape(4, -1))
+    if not parts:
         return None
-    cols = np.stack([np.concatenate(ids).astype(np.int64), np.concatenate(starts), np.concatenate(ends),
-                     np.concatenate(threads).astype(np.int64)])
-    return OpNames(tuple(table), cols)
+    return OpNames(names, np.concatenate(parts, axis=1))

@@ -215,3 +215,16 @@ def test_the_report_leads_with_the_slow_stage():
                                                 * _jit(rng, 0.99, 1.01)))
     rep = analyze(rn)
     assert rep.findings[0].text.startswith("Rank 0 holds the job back"), rep.findings[0].text
+
+
+def test_sends_without_a_peer_are_said_not_guessed():
+    """Four stages in one group and no recorded peer: no pair is made up; the report says the path cannot cross
+    them."""
+    rng = np.random.default_rng(15)
+    rn = gpipe(4, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * _jit(rng, 0.99, 1.01)), peer=False)
+    ln = links(rn.ranks, cross_rank(rn.ranks), None)
+    assert ln.groups == () and ln.unpaired == sum(len(rt.collectives) for rt in rn.ranks)
+    rep = analyze(rn)
+    assert rep.critical is None
+    assert any(f.text.startswith(f"{ln.unpaired} send/recv calls of the analyzed steps could not be paired")
+               for f in rep.findings), [f.text for f in rep.findings]

@@ -56,3 +56,12 @@ def comm_findings(crit: Critical) -> list[Finding]:
                            f"{src}. Overlapping it with compute ({_HOW[kind]}) could save at most {ms:.2f} ms per "
                            "step (the path may then run through other work)."))
     return out
+
+
+def unpaired_finding(n: int) -> list[Finding]:
+    """Sends / recvs the critical path could not cross (``n``), said once."""
+    if not n:
+        return []
+    return [Finding("info", f"{n} send/recv calls of the analyzed steps could not be paired with their other side (the "
+                            "trace names no peer - record_shapes=True records it - or the other side's trace lacks "
+                            "it): the critical path does not cross them.")]

@@ -34,6 +34,7 @@ class Links:
     groups: tuple[GroupMatch, ...]
     solo: tuple[np.ndarray, ...]  # per group: bool per instance
     offsets_ns: dict[int, int] = field(default_factory=dict)  # the collectives' clock offsets, with ``_align``'s
+    unpaired: int = 0  # sends and recvs of the analyzed steps left out: no peer recorded, or no counterpart
 
 
 NO_LINKS = Links(groups=(), solo=())
@@ -68,6 +69,7 @@ def _calls(rt: RankTrace, wanted: set[int] | None) -> dict[tuple[int, int, int],
             continue
         peer = peer_of(c, rt.rank, members, rt.world_size)
         if peer is None or peer == rt.rank:
+            out.setdefault((-1, -1, -1), []).append(c)  # no peer: counted as unpaired
             continue
         key = (rt.rank, peer, c.step) if c.op == ops.SEND else (peer, rt.rank, c.step)
         out.setdefault(key, []).append(c)
@@ -87,9 +89,16 @@ def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None)
     sends: dict[tuple[int, int, int], list[Collective]] = {}
     recvs: dict[tuple[int, int, int], list[Collective]] = {}
     kind = {rt.rank: rt.device_kind for rt in ranks}
+    unpaired = 0
     for rt in ranks:
         for key, lst in _calls(rt, wanted).items():
-            (sends if key[0] == rt.rank else recvs)[key] = lst
+            if key[0] < 0:
+                unpaired += len(lst)
+            else:
+                (sends if key[0] == rt.rank else recvs)[key] = lst
+    unpaired += sum(len(v) for k, v in sends.items() if k not in recvs) + sum(
+        len(v) for k, v in recvs.items() if k not in sends)
+    unpaired += sum(abs(len(sends[k]) - len(recvs[k])) for k in set(sends) & set(recvs))
     rows: dict[tuple[int, int], list[tuple[Collective, Collective, int]]] = {}
     for key in sorted(set(sends) & set(recvs)):
         for s, r in zip(sends[key], recvs[key], strict=False):
@@ -111,7 +120,7 @@ def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None)
                                                              dtype=np.int64),
                                  group_sizes=np.full(len(rws), 2, dtype=np.int64), issue_ns=iss, start_ns=start))
         solo.append(end[:, 0] < arr[:, 1])
-    return Links(groups=tuple(groups), solo=tuple(solo), offsets_ns=offsets)
+    return Links(groups=tuple(groups), solo=tuple(solo), offsets_ns=offsets, unpaired=unpaired)
 
 
 def _components(ranks: Sequence[RankTrace], cross: CrossRank) -> dict[int, int]:

@@ -103,6 +103,7 @@ class Critical:
     cause: RootCause
     comm: tuple[GroupComm, ...]  # largest first
     kinds: dict[str, GroupKind]
+    unpaired_p2p: int = 0  # sends / recvs the path could not cross (``p2p.Links.unpaired``)
 
 
 def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] | None = None,
@@ -118,7 +119,7 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
     paths = tuple(walk(g) for g in graphs)
     kinds = group_kinds(ranks, cross.groups + pairs.groups)
     cause = _with_ops(_verdict(graphs, paths, kinds), ranks, cross, paths)
-    return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds)
+    return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds, unpaired_p2p=pairs.unpaired)
 
 
 def _with_ops(c: RootCause, ranks: Sequence[RankTrace], cross: CrossRank, paths: Sequence[StepPath]) -> RootCause:

@@ -92,6 +92,10 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if rc is None:
         return []
     parts = ["<h2>Who holds the job back</h2>", f"<p>{h(rc['text'], 2000)}</p>"]
+    if rc.get("top_ops"):
+        parts.append(html_head(("its compute on the path: kernel / operator", "ms per step", "%"), name="critical-ops"))
+        parts.extend(html_row((h(x["name"]), _n(x["ms"]), f"{x['share_pct']:.1f}")) for x in rc["top_ops"])
+        parts.append(HTML_END)
     if rc["spread"]:
         parts.append(html_head(("rank", "own work on the critical path, % of the step"), name="critical-spread"))
         parts.extend(html_row((x["rank"], f"{x['share_pct']:.1f}")) for x in rc["spread"])

@@ -228,3 +228,14 @@ def test_sends_without_a_peer_are_said_not_guessed():
     assert rep.critical is None
     assert any(f.text.startswith(f"{ln.unpaired} send/recv calls of the analyzed steps could not be paired")
                for f in rep.findings), [f.text for f in rep.findings]
+
+
+def test_a_peer_is_a_rank_of_its_group_turned_global():
+    from commprof.analysis.crossrank.p2p import peer_of
+
+    send = collective(0, 1, op="send", group="pp", group_size=4, peer=2)
+    assert peer_of(send, 8, {"pp": (0, 8, 16, 24)}, 32) == 16  # group rank 2 of (0, 8, 16, 24)
+    assert peer_of(send, 8, {}, 32) is None  # a subgroup without its members: not guessed
+    assert peer_of(send, 1, {}, 4) == 2  # the world group: its ranks are global
+    two = collective(0, 1, op="recv", group="x", group_size=2)
+    assert peer_of(two, 5, {"x": (5, 9)}, 16) == 9  # no peer recorded: the other member of a 2-rank group

@@ -3,8 +3,9 @@ of the cross-rank graph (``critgraph``), so that the critical path crosses from 
 sent late.
 
 - The peer of a send (its destination) or a recv (its source) is the trace's (``Collective.peer``:
-  ``record_param_comms``' Dst / Src Rank, a rank of the call's process group, turned into a global rank with the
-  group's members where the trace lists them); where the trace lacks it, the other member of a two-rank group.
+  ``record_param_comms``' Dst / Src Rank or ``c10d::send`` / ``recv_``'s argument: a rank of the call's process
+  group, turned into a global rank with the group's members where the trace lists them; a subgroup's without its
+  members is not paired); where the trace lacks it, the other member of a two-rank group.
 - The k-th send from rank A to rank B in a step is matched to B's k-th recv from A in that step (both in issue
   order): point-to-point calls have no sequence number shared by the two sides.
 - Times are aligned like the collectives' (``CrossRank.offsets_ns``); arrival as for collectives (gloo: the CPU
@@ -50,7 +51,7 @@ def peer_of(c: Collective, rank: int, members: dict[str, tuple[int, ...]], world
     if c.peer is not None:
         if m and len(m) == c.group_size and 0 <= c.peer < len(m):
             return m[c.peer]  # a rank of the group, as torch's calls take it
-        return c.peer
+        return c.peer if world is not None and c.group_size == world else None  # a subgroup's, members unknown
     if len(m) == 2 and rank in m:
         return m[1] if m[0] == rank else m[0]
     if c.group_size == 2 and world == 2 and not m and rank in (0, 1):

@@ -25,10 +25,10 @@ def lane(spans: Sequence[tuple[int, int]] = (), steps: Sequence[int] | None = No
 
 def collective(start: int | None, end: int | None, *, op: str = "all_reduce", nbytes: int = 1 << 20,
                issue: int | None = None, step: int = 0, group: str = "0", group_size: int = 2,
-               dtype: str = "float32", seq: int | None = None) -> Collective:
+               dtype: str = "float32", seq: int | None = None, peer: int | None = None) -> Collective:
     return Collective(op=op, process_group=group, group_size=group_size, dtype=dtype, bytes=nbytes,
                       issue_ns=issue if issue is not None else start, start_ns=start, end_ns=end, step=step, seq=seq,
-                      lane="stream 7")
+                      lane="stream 7", peer=peer)
 
 
 def rank_trace(rank: int = 0, *, steps: Sequence[tuple[int, int, int]] = ((0, 0, 100_000),),

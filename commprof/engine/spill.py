@@ -61,6 +61,9 @@ def spill(rt: RankTrace, d: RankDigest | None, folder: str, token: str) -> Mappe
                     moved[n] = lane
             if moved:
                 changes["transfers"] = replace(rt.transfers, **moved)
+        on = rt.op_names
+        if on is not None and not isinstance(on.cols, SpilledArray) and on.cols.shape[1] >= SPILL_MIN_INTERVALS:
+            changes["op_names"] = replace(on, cols=_save(on.cols, folder, f"{token}-opnames"))
         if d is not None and not isinstance(d.unions, SpilledArray) and d.unions.shape[1] >= SPILL_MIN_INTERVALS:
             d = replace(d, unions=_save(d.unions, folder, f"{token}-unions"))
     except OSError as e:
@@ -80,6 +83,8 @@ def spilled_arrays(rt: RankTrace, d: RankDigest | None) -> list[SpilledArray]:
     if rt.transfers is not None:
         lanes += [getattr(rt.transfers, n) for n in _TRANSFER_LANES]
     arrays = [lane.data for lane in lanes if isinstance(lane, SpilledLane)]
+    if rt.op_names is not None and isinstance(rt.op_names.cols, SpilledArray):
+        arrays.append(rt.op_names.cols)
     if d is not None and isinstance(d.unions, SpilledArray):
         arrays.append(d.unions)
     return arrays

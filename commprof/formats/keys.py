@@ -45,6 +45,7 @@ A_GROUP_SIZE = "Group size"
 A_DTYPE = "dtype"
 A_PG_NAME = "Process Group Name"
 A_SEQ = "Seq"
+A_P2P_SRC, A_P2P_DST = "Src Rank", "Dst Rank"  # a send's / recv's peer (record_param_comms)
 A_INPUT_DIMS = "Input Dims"
 A_INPUT_TYPE = "Input type"
 A_INPUT_STRIDES = "Input Strides"

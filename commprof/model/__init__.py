@@ -17,11 +17,23 @@ from .monitor import (
 from .rates import MQ, MTP, PQT, PRODUCT_KINDS, Orthogonalization, ProbeRates, ThinProduct
 from .sidecar import BucketEvent, BucketLayout, DDPSettings, ModuleCall, ParamInfo, Sidecar, StepTime
 from .spilled import SpillDir, SpilledArray, SpilledLane
-from .trace import Collective, DPCall, DPWork, GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace, Run, Step
+from .trace import (
+                      Collective,
+                      DPCall,
+                      DPWork,
+                      GradEvents,
+                      HostTransfers,
+                      Lane,
+                      OpNames,
+                      ProcessGroup,
+                      RankTrace,
+                      Run,
+                      Step,
+)
 
 __all__ = ["AllocCalls", "Mark", "StepAllocs", "BucketEvent", "BucketLayout", "Collective", "Crash", "DDPSettings",
            "DPCall", "DPWork", "Frame", "FREntry",
            "FSDPEvent", "FSDPSettings", "FSDPUnit", "GradEvents", "HangDump", "HostTransfers", "Issue", "Lane",
-           "ModuleCall", "MonitorRank", "MonitorRun", "MonitorStep", "MQ", "MTP", "ParamInfo", "PQT",
+           "ModuleCall", "OpNames", "MonitorRank", "MonitorRun", "MonitorStep", "MQ", "MTP", "ParamInfo", "PQT",
            "Orthogonalization", "ProbeRates", "ProcessGroup", "PRODUCT_KINDS", "RankTrace", "RollupCollective", "Run",
            "Sidecar", "SpillDir", "SpilledArray", "SpilledLane", "Step", "StepTime", "ThinProduct", "ThreadStack"]

@@ -9,7 +9,7 @@ millions of kernels stays small in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .alloc import AllocCalls, Mark, StepAllocs
 from .fsdp import FSDPEvent
@@ -81,6 +81,7 @@ class Collective:
     protocol: str | None = None
     size_known: bool = True
     via: str = ""  # what carried it out: "NCCL", "gloo", "DeepEP", ... (the rule that matched its kernels)
+    peer: int | None = None  # send: its destination, recv: its source (a rank of its process group), where recorded
 
     @property
     def duration_ns(self) -> int:
@@ -117,6 +118,26 @@ class DPCall:
     step: int  # -1 outside every step
     bytes: int | None  # its tensor arguments (Input Dims x dtype); None without record_shapes
     gpu: tuple[DPWork, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpNames:
+    """The names of a rank's compute.  ``cols`` (int64): GPU traces, 1 x n, the name id of each compute kernel
+    (aligned with ``RankTrace.compute``); CPU traces, 4 x n, every operator on the training threads: name id, start,
+    end, thread (numbered in first-seen order; nested operators each, outer ones included: ``commprof.analysis``
+    takes each instant's innermost).  ``names[id]``.  ``cols`` may be a ``SpilledArray`` (``commprof.engine.spill``)."""
+
+    names: tuple[str, ...]
+    cols: Any  # np.ndarray, or a SpilledArray read with .get()
+
+    def columns(self) -> np.ndarray:
+        c = self.cols
+        return c.get() if hasattr(c, "get") else c
+
+    @property
+    def per_operator(self) -> bool:
+        """CPU: each row an operator with its own span (else: one id per compute kernel)."""
+        return int(self.cols.shape[0]) == 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +211,7 @@ class RankTrace:
     alloc_calls: AllocCalls | None = None  # the device allocator's runtime calls (None: the trace has none)
     step_allocs: tuple[StepAllocs, ...] = ()  # per device and profiled step, its [memory] events (profile_memory)
     marks: tuple[Mark, ...] = ()  # the optimizer's steps, empty_cache calls
+    op_names: OpNames | None = None  # what the compute was (kernel / operator names), None where not read
 
     @property
     def first_ns(self) -> int:

@@ -19,7 +19,6 @@ from ..formats import keys as K
 from ..model import GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace
 from ..units import canonical_dtype
 from . import dataparallel as dp
-from .comm import classify as cl
 from .comm.collectives import collectives
 from .comm.commrules import CommRules
 from .decode.document import Document
@@ -27,6 +26,7 @@ from .fsdp import events as fsdp_events
 from .fsdp import waits as fsdp_waits
 from .memory import allocs as al
 from .memory.memline import live_line
+from .opnames import gloo_threads, op_names
 from .scan import Scan, scan
 from .shapes import first_type
 from .steps import StepOf, profiler_steps
@@ -86,7 +86,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      step_allocs=per_step, marks=al.marks(sc.marks),
                      host=doc.host_name if isinstance(doc.host_name, str) else None,
                      nccl_version=nccl if isinstance(nccl := di.get(K.DI_NCCL_VERSION), str) else None,
-                     stepless=not sc.steps)
+                     stepless=not sc.steps, op_names=op_names(sc, device_kind))
 
 
 def _memory(sc: Scan, colls: list, steps: tuple) -> tuple[dict, dict, tuple]:
@@ -192,9 +192,7 @@ def _process_groups(di: dict[str, Any]) -> tuple[ProcessGroup, ...]:
 def _cpu_compute_lane(sc: Scan, attribute: StepOf) -> Lane:
     """Per training thread: union(cpu ops) minus union(bookkeeping and waits, FSDP2's waits for its collectives
     included); then all threads."""
-    # gloo's worker threads run collectives; send/recv run on the calling (training) thread
-    gloo_tids = {t for t, n in sc.threads.items() if cl.is_gloo_thread(n)}
-    gloo_tids |= {r.tid for r in sc.transfers} - set(sc.cpu_ops)
+    gloo_tids = gloo_threads(sc)
     parts_s, parts_e = [], []
     waiting = fsdp_waits(sc.fsdp, sc.cpu_ops) if sc.fsdp else {}
     for tid, (s, e) in sc.cpu_ops.items():

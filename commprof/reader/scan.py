@@ -61,6 +61,9 @@ class Scan:
     transfers: list[CpuRec] = field(default_factory=list)  # gloo:*
     cpu_ops: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)  # thread -> starts, ends
     cpu_excl: dict[Any, tuple[list[int], list[int]]] = field(default_factory=dict)
+    op_ids: dict[str, int] = field(default_factory=dict)  # operator / kernel name -> its id (first-seen order)
+    cpu_names: dict[Any, list[int]] = field(default_factory=dict)  # thread -> each cpu_ops entry's name id
+    comp_n: list[int] = field(default_factory=list)  # each compute kernel's name id
     pageable: list[tuple[int, int, int, int, bool]] = field(default_factory=list)  # start, end, corr, bytes, HtoD
     syncs: list[tuple[int, int]] = field(default_factory=list)  # host-side synchronizing runtime calls
     mem_events: MemoryEvents = field(default_factory=MemoryEvents)  # [memory] over the slices
@@ -100,7 +103,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     skipped = sc.skipped
     comm_rule = rules.match
     cpu_ops, cpu_excl = sc.cpu_ops, sc.cpu_excl
-    comp_s, comp_e = sc.comp_s, sc.comp_e
+    comp_s, comp_e, comp_n, cpu_names, op_ids = sc.comp_s, sc.comp_e, sc.comp_n, sc.cpu_names, sc.op_ids
     # events whose args are read in bulk after the loop (one decode call for all of them, see events.bulk)
     rt_args: list[Any] = []
     rt_launch: list[tuple[int, Any]] = []
@@ -159,7 +162,11 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
             if kind is None:
                 kind = kinds[name] = cl.cpu_kind(name)
             if kind >= cl.EXCLUDED:
-                _add_cpu(cpu_excl if kind == cl.EXCLUDED else cpu_ops, ev.tid, start, end)
+                if kind == cl.EXCLUDED:
+                    _add_cpu(cpu_excl, ev.tid, start, end)
+                else:
+                    _add_cpu(cpu_ops, ev.tid, start, end)
+                    _add_name(cpu_names, ev.tid, op_ids.setdefault(name, len(op_ids)))
                 if kind == cl.ELEMENTWISE:
                     if end > start:
                         ew_args.append(ev.args)
@@ -195,6 +202,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
                 kn_pid.append(ev.pid)
                 comp_s.append(start)
                 comp_e.append(end)
+                comp_n.append(op_ids.setdefault(name, len(op_ids)))
             continue
         elif cat == K.CAT_MEMCPY or cat == K.CAT_MEMSET:
             _memcpy_event(sc, ev, cat, name, start, end)
@@ -223,6 +231,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
             sc.marks.append((start, end, name))
             if cat == K.CAT_CPU_OP:
                 _add_cpu(cpu_ops, ev.tid, start, end)  # an operator all the same
+                _add_name(cpu_names, ev.tid, op_ids.setdefault(name, len(op_ids)))
         elif kind == cl.RPC:
             sc.calls["rpc"].append(CpuRec(start, end, ev.tid, name, args_of(ev.args)))
         elif kind == cl.NCCL:
@@ -251,6 +260,13 @@ def _add_cpu(table: dict[Any, tuple[list[int], list[int]]], tid: Any, s: int, e:
         lst = table[tid] = ([], [])
     lst[0].append(s)
     lst[1].append(e)
+
+
+def _add_name(table: dict[Any, list[int]], tid: Any, name_id: int) -> None:
+    lst = table.get(tid)
+    if lst is None:
+        lst = table[tid] = []
+    lst.append(name_id)
 
 
 def _launches(sc: Scan, raws: list[Any], launch: list[tuple[int, Any]]) -> None:

@@ -19,10 +19,12 @@ US = 1_000
 
 
 def lockstep(n: int, layers: int, steps: int, comp: Callable[[int, int, int], int], *, xfer: int = 50 * US,
-             sleep: Callable[[int], int] = lambda r: 0, group: int | None = None, shift_ns: int = 0) -> Run:
+             sleep: Callable[[int], int] = lambda r: 0, group: int | None = None, shift_ns: int = 0,
+             link: Callable[[int, int], float] = lambda r, s: 1.0) -> Run:
     """Groups of ``group`` consecutive ranks (default: all) in lockstep: per layer each rank computes ``comp(rank,
     step, layer)`` ns, sleeps ``sleep(rank)`` ns, then joins its group's all-reduce; every step ends with an
-    all-reduce of every rank.  Rank r's clock is shifted by ``r * shift_ns``."""
+    all-reduce of every rank.  Rank r's clock is shifted by ``r * shift_ns``; its transfers take ``link(rank, step)``
+    times ``xfer`` after the last arrival."""
     group = group or n
     work: dict[int, tuple[list, list, list]] = {r: ([], [], []) for r in range(n)}
     ready = np.zeros(n, dtype=np.int64)
@@ -39,18 +41,20 @@ def lockstep(n: int, layers: int, steps: int, comp: Callable[[int, int, int], in
                 work[r][2].append(s)
                 arr[r] = ready[r] + d + sleep(r)
             last = arr.reshape(-1, group).max(axis=1).repeat(group)
+            mine = np.array([int(xfer * link(r, s)) for r in range(n)], dtype=np.int64)
             for r in range(n):
-                work[r][1].append(collective(int(arr[r]), int(last[r]) + xfer, step=s, group=f"g{r // group}",
+                work[r][1].append(collective(int(arr[r]), int(last[r] + mine[r]), step=s, group=f"g{r // group}",
                                              group_size=group, seq=seq))
-            ready = last + xfer
+            ready = last + mine
             seq += 1
         last_all = int(ready.max())
+        mine = np.array([int(xfer * link(r, s)) for r in range(n)], dtype=np.int64)
         for r in range(n):
-            work[r][1].append(collective(int(ready[r]), last_all + xfer, step=s, group="world", group_size=n,
+            work[r][1].append(collective(int(ready[r]), last_all + int(mine[r]), step=s, group="world", group_size=n,
                                          seq=seq))
         seq += 1
-        ready[:] = last_all + xfer
-        spans.append((s, t0, last_all + xfer + 10 * US))
+        ready[:] = last_all + mine
+        spans.append((s, t0, last_all + int(mine.max()) + 10 * US))
     ranks = []
     for r in range(n):
         sh = r * shift_ns

@@ -18,7 +18,10 @@ _DOING = {"compute": "Its own compute is slower than its peers' (a slower or thr
                          "synchronisations): check that rank's CPU load and host-side work.",
           "idle before collectives": "It is idle before it joins collectives (nothing runs: data loading, host-side "
                                      "stalls, sleeps): check its DataLoader (num_workers, pin_memory) and that "
-                                     "DistributedSampler gives every rank equal shards."}
+                                     "DistributedSampler gives every rank equal shards.",
+         "slow link": "Its transfers are slower than its peers' on the same collectives, not its arrivals: check its "
+                      "network path (NIC, cable, switch port, PCIe / NVLink placement) and whether another job shares "
+                      "its links."}
 
 
 def root_cause_finding(crit: Critical) -> Finding:
@@ -30,7 +33,8 @@ def root_cause_finding(crit: Critical) -> Finding:
     if len(c.ranks) > 1:  # several ranks named together
         doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
-    return Finding("high" if gain_pct >= 10 else "medium", f"{c.text} {doing}".strip())
+    level = "high" if gain_pct >= 10 and c.steps > 1 else "medium"  # one analyzed step: a weaker claim
+    return Finding(level, f"{c.text} {doing}".strip())
 
 
 def comm_findings(crit: Critical) -> list[Finding]:
@@ -52,3 +56,12 @@ def comm_findings(crit: Critical) -> list[Finding]:
                            f"{src}. Overlapping it with compute ({_HOW[kind]}) could save at most {ms:.2f} ms per "
                            "step (the path may then run through other work)."))
     return out
+
+
+def unpaired_finding(n: int) -> list[Finding]:
+    """Sends / recvs the critical path could not cross (``n``), said once."""
+    if not n:
+        return []
+    return [Finding("info", f"{n} send/recv calls of the analyzed steps could not be paired with their other side (the "
+                            "trace names no peer - record_shapes=True records it - or the other side's trace lacks "
+                            "it): the critical path does not cross them.")]

@@ -17,6 +17,8 @@ latency, Python between operators).
   NCCL stream per group) ended on the rank and started within ``QUEUE_TOL_NS`` of that end was queued behind it;
   its predecessor is that collective.
 - An instance ends at its last arrival plus each rank's own transfer (``end - last arrival``).
+- Send/recv pairs between pipeline stages (``p2p``) are two-rank instances: the recv is released by the later of
+  the two arrivals; an eager send (it ended before the recv was posted) by its own arrival alone (``solo``).
 
 The replay recomputes every arrival and end of the step from the per-pair own-work parts (compute, host, idle), in
 dependency order, with some of them changed: unchanged it reproduces the measured times exactly.
@@ -31,7 +33,8 @@ import numpy as np
 
 from ...model import RankTrace
 from ..perrank import RankDigest, late_split_spans
-from .matching import CrossRank
+from .matching import CrossRank, GroupMatch
+from .p2p import NO_LINKS, Links
 
 QUEUE_TOL_NS = 20_000
 GATE_FRACTION = 0.5
@@ -60,7 +63,9 @@ class StepGraph:
     arrival: np.ndarray
     end: np.ndarray
     pred: np.ndarray  # predecessor pair, -1 = the rank's step start
-    transfer: np.ndarray  # end - the instance's last arrival (>= 0)
+    transfer: np.ndarray  # end - its release (>= 0): the instance's last arrival, or its own where ``solo``
+    solo: np.ndarray  # bool: released by its own arrival (an eager send, ``p2p``), not by the instance's last
+    inst_link: np.ndarray  # bool per instance: a send/recv pair between two stages (``p2p``), not a collective
     inst_group: np.ndarray  # index into ``groups``
     inst_op: tuple[str, ...]
     inst_level: np.ndarray
@@ -122,16 +127,20 @@ class _Flat:
     inst_step: np.ndarray
     inst_group: np.ndarray
     inst_last: np.ndarray
+    solo: np.ndarray
+    inst_link: np.ndarray
+    release: np.ndarray  # per pair: its own arrival where ``solo``, else its instance's last arrival
     inst_op: list[str]
     groups: list[str]
 
 
-def _flatten(cross: CrossRank, wanted: set[int] | None) -> _Flat:
+def _flatten(groups: Sequence[GroupMatch], solo_of: Sequence[np.ndarray | None], wanted: set[int] | None) -> _Flat:
+    """``solo_of``: per group, None (a collective) or per instance whether its first column (a send) was eager."""
     cols: dict[str, list[np.ndarray]] = {k: [] for k in ("rank", "inst", "arrival", "end", "issue", "inst_step",
-                                                         "inst_group", "inst_last")}
+                                                         "inst_group", "inst_last", "solo", "inst_link")}
     ops: list[str] = []
     n_inst = 0
-    for gi, g in enumerate(cross.groups):
+    for gi, (g, so) in enumerate(zip(groups, solo_of, strict=True)):
         keep = (g.steps >= 0) if wanted is None else np.isin(g.steps, list(wanted))  # -1: outside every step
         k = int(keep.sum())
         if k == 0 or g.arrival_ns.size == 0:
@@ -146,10 +155,17 @@ def _flatten(cross: CrossRank, wanted: set[int] | None) -> _Flat:
         cols["inst_step"].append(g.steps[keep])
         cols["inst_group"].append(np.full(k, gi, dtype=np.int64))
         cols["inst_last"].append(arr.max(axis=1))
+        solo = np.zeros((k, nr), dtype=bool)
+        if so is not None:
+            solo[:, 0] = so[keep]
+        cols["solo"].append(solo.ravel())
+        cols["inst_link"].append(np.full(k, so is not None))
         ops.extend(op for op, kp in zip(g.ops, keep.tolist(), strict=True) if kp)
         n_inst += k
     flat = {k: (np.concatenate(v) if v else np.zeros(0, dtype=np.int64)) for k, v in cols.items()}
-    return _Flat(**flat, inst_op=ops, groups=[g.process_group for g in cross.groups])
+    flat["solo"], flat["inst_link"] = flat["solo"].astype(bool), flat["inst_link"].astype(bool)
+    release = np.where(flat["solo"], flat["arrival"], flat["inst_last"][flat["inst"]])
+    return _Flat(**flat, release=release, inst_op=ops, groups=[g.process_group for g in groups])
 
 
 @dataclass(slots=True)
@@ -200,7 +216,7 @@ def _rank_pass(rt: RankTrace, idx: np.ndarray, flat: _Flat, shift: int, comp, st
     st = flat.inst_step[flat.inst[idx]]
     inside, last = _last_end_before(comp, e)
     gap = np.where(inside, 0, e - np.maximum(last, a.min() - 1))  # no compute before it: idle since the start
-    gating = (gap > 0) & (gap >= GATE_FRACTION * (e - flat.inst_last[flat.inst[idx]]))
+    gating = (gap > 0) & (gap >= GATE_FRACTION * (e - flat.release[idx]))
     cpu = {s.number: (s.start_ns + shift, s.end_ns + shift) for s in rt.steps}
     for s in sorted(set(st.tolist()) & steps):
         m = np.flatnonzero(st == s)
@@ -248,9 +264,9 @@ def _preds(a: np.ndarray, e: np.ndarray, iss: np.ndarray, grp: np.ndarray, m: np
 
 
 def build(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None,
-          digests: Mapping[int, RankDigest] | None = None) -> list[StepGraph]:
-    """The dependency graph of every analyzed step that has matched collectives."""
-    flat = _flatten(cross, wanted)
+          digests: Mapping[int, RankDigest] | None = None, links: Links = NO_LINKS) -> list[StepGraph]:
+    """The dependency graph of every analyzed step that has matched collectives or send/recv pairs (``links``)."""
+    flat = _flatten(cross.groups + links.groups, [None] * len(cross.groups) + list(links.solo), wanted)
     n = flat.rank.size
     if n == 0:
         return []
@@ -286,10 +302,11 @@ def _step_graph(s: int, flat: _Flat, pp: _PerPair) -> StepGraph:
                   compute_e=np.array([x[4] for x in ends], dtype=np.int64),
                   host_e=np.array([x[5] for x in ends], dtype=np.int64),
                   idle_e=np.array([x[6] for x in ends], dtype=np.int64))
-    last = flat.inst_last[insts]
-    transfer = np.maximum(flat.end[pairs] - last[inst], 0)
+    transfer = np.maximum(flat.end[pairs] - flat.release[pairs], 0)
     return StepGraph(step=s, pair_rank=flat.rank[pairs], pair_inst=inst, arrival=flat.arrival[pairs],
-                     end=flat.end[pairs], pred=pred, transfer=transfer, inst_group=flat.inst_group[insts],
+                     end=flat.end[pairs], pred=pred, transfer=transfer, solo=flat.solo[pairs],
+                     inst_link=flat.inst_link[insts],
+                     inst_group=flat.inst_group[insts],
                      inst_op=tuple(flat.inst_op[i] for i in insts.tolist()), inst_level=_levels(inst, pred, insts.size),
                      ranks=e[:, 0], start=e[:, 1], stop=e[:, 2], pred_end=pend, parts=parts,
                      groups=tuple(flat.groups))
@@ -327,7 +344,7 @@ def replay(g: StepGraph, parts: Parts | None = None) -> np.ndarray:
         a = np.where(pr >= 0, new_end[np.maximum(pr, 0)], start_of_pair[chunk]) + w[chunk]
         last = np.full(g.inst_level.size, np.iinfo(np.int64).min)
         np.maximum.at(last, g.pair_inst[chunk], a)
-        new_end[chunk] = last[g.pair_inst[chunk]] + g.transfer[chunk]
+        new_end[chunk] = np.where(g.solo[chunk], a, last[g.pair_inst[chunk]]) + g.transfer[chunk]
     we = p.compute_e + p.host_e + p.idle_e
     return np.where(g.pred_end >= 0, new_end[np.maximum(g.pred_end, 0)], g.start) + we
 

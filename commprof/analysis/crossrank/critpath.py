@@ -3,7 +3,8 @@
 Walk back from the step's end (the rank whose step lasted longest) through that rank's own work to its
 predecessor: the collective it had to wait for (``critgraph``).  That collective's transfer (its last arrival to
 the rank's end of it) is on the path; before it, the path goes to the rank whose arrival released it (the last to
-arrive, on aligned clocks) and on through that rank's own work, and so on back to a step start.  Every nanosecond
+arrive, on aligned clocks; for a recv, the later of it and its send: a stage waiting for a late send crosses to the
+sending stage) and on through that rank's own work, and so on back to a step start.  Every nanosecond
 of the path is one rank's own work (compute, host, idle: ``critgraph``) or a collective's transfer, by process
 group.  Waiting is never on the path: a rank that waits is not the one the step waits for.
 """
@@ -92,7 +93,7 @@ def walk(g: StepGraph) -> StepPath:
         if pred < 0:
             break
         inst = int(g.pair_inst[pred])
-        q = int(last[inst])
+        q = pred if bool(g.solo[pred]) else int(last[inst])  # an eager send: its own arrival released it
         out.append(Segment(rank=rank, kind=COMM, start_ns=min(int(g.arrival[q]), base), end_ns=base,
                            group=g.groups[int(g.inst_group[inst])], op=g.inst_op[inst]))
         rank, x, pred = int(g.pair_rank[q]), int(g.arrival[q]), int(g.pred[q])

@@ -3,7 +3,8 @@
 Each candidate (the ranks with the most own work on the critical paths) is replayed step by step
 (``critgraph.replay``) with its own work before each collective cut to the median of its peers' own work before the
 same collective (the other ranks of that instance) where its own was longer, and likewise its work before the
-step's end: the step it would have had at its peers' median speed.  Its *gain* in a step is the replayed step minus
+step's end; before a send or recv between pipeline stages, scaled by the other stages' median total over its own
+(``peers``): the step it would have had at its peers' median speed.  Its *gain* in a step is the replayed step minus
 that step.
 
 The noise a claim must beat is the noise of the claim itself, not the step's variance (which mostly comes from
@@ -27,7 +28,10 @@ not replayed counts with its own work on the path, the most it could gain).  Ran
 One rank is tried first (the largest median gain), then the two, three ... (up to ``MAX_RANKS``, and at most half
 the ranks) with the most own work on the path: ranks that stand out together (two slow GPUs of one tensor-parallel
 group) are named together.
-Otherwise the verdict is "no single rank holds the job back", with the spread of the ranks' shares of the path.
+Otherwise a rank whose transfers are slower than its peers' on the same collectives, waits removed, beyond the
+others' (``slowlink``) is named for a slow link; else the verdict is "no single rank holds the job back", with the
+spread of the ranks' shares of the path.  A verdict resting on one analyzed step says so ("in 1 of 1 steps: trace
+more steps to confirm"): one step cannot tell a cause from that step's accident.
 What the named rank was doing is the part (compute, host / launch, idle before collectives) whose cut alone gains
 most.
 """
@@ -42,27 +46,30 @@ import numpy as np
 
 from ...model import RankTrace
 from ..perrank import RankDigest
-from .critgraph import Parts, StepGraph, build, length, replay
-from .critpath import StepPath, walk
+from .critgraph import StepGraph, build, length, replay
+from .critpath import COMM, StepPath, walk
 from .matching import CrossRank
+from .p2p import links
+from .peers import COMPUTE, HOST, IDLE, PART_FIELDS, own_and_peer, peer_parts, stage_factor
 from .pgkind import NAMES, SHORT, GroupKind, group_kinds
+from .slowlink import SlowLink, slow_link
+from .topops import TopOp, top_ops
 
 MIN_GAIN_FRACTION = 0.02
+SLOW_LINK = "slow link"
 STANDOUT = 2.0
 CANDIDATES = 8  # replayed one by one; the others' gains are bounded by their own work on the path
 MAX_RANKS = 4
 NET_SHARE = 0.5  # a slow rank's gain is its net excess; jitter's gain is excesses that shortfalls cancel
 ALPHA = 0.05  # the sign test's level, over every rank on a path (Bonferroni)
 JITTER_QUANTILE = 0.9  # of the other ranks' per-step gains: the high end of what jitter gave them
-COMPUTE, HOST, IDLE = "compute", "launch/host", "idle before collectives"
-_PART_FIELDS = {COMPUTE: ("compute_p", "compute_e"), HOST: ("host_p", "host_e"), IDLE: ("idle_p", "idle_e")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RootCause:
     rank: int | None  # None: no single rank
     ranks: tuple[int, ...]
-    what: str | None  # COMPUTE, HOST or IDLE
+    what: str | None  # COMPUTE, HOST, IDLE or SLOW_LINK
     share_pct: float | None  # the rank's own work, % of the step's critical path (median over steps)
     steps_on_path: int  # steps in which its gain passed the bar
     steps: int
@@ -77,6 +84,7 @@ class RootCause:
     peers: str  # "tensor-parallel", ...
     spread: tuple[tuple[int, float], ...]  # (rank, share % of the path), largest first
     text: str
+    top_ops: tuple[TopOp, ...] = ()  # the operators / kernels of its own work on the path, most time first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,19 +103,36 @@ class Critical:
     cause: RootCause
     comm: tuple[GroupComm, ...]  # largest first
     kinds: dict[str, GroupKind]
+    unpaired_p2p: int = 0  # sends / recvs the path could not cross (``p2p.Links.unpaired``)
 
 
 def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] | None = None,
              digests: Mapping[int, RankDigest] | None = None) -> Critical | None:
     """The critical paths, the root cause and communication on the path by process group; None without matched
-    collectives (one rank, or no collective ran)."""
-    graphs = build(ranks, cross, set(steps) if steps is not None else None, digests)
+    collectives or send/recv pairs (one rank, or no communication ran)."""
+    wanted = set(steps) if steps is not None else None
+    pairs = links(ranks, cross, wanted)
+    cross = replace(cross, offsets_ns=pairs.offsets_ns or cross.offsets_ns)  # stages only send/recv aligned
+    graphs = build(ranks, cross, wanted, digests, pairs)
     if not graphs:
         return None
     paths = tuple(walk(g) for g in graphs)
-    kinds = group_kinds(ranks, cross.groups)
-    cause = _verdict(graphs, paths, kinds)
-    return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds)
+    kinds = group_kinds(ranks, cross.groups + pairs.groups)
+    cause = _with_ops(_verdict(graphs, paths, kinds), ranks, cross, paths)
+    return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds, unpaired_p2p=pairs.unpaired)
+
+
+def _with_ops(c: RootCause, ranks: Sequence[RankTrace], cross: CrossRank, paths: Sequence[StepPath]) -> RootCause:
+    """The named rank's top operators / kernels on the path, in its record and its sentence."""
+    rt = next((r for r in ranks if c.ranks and r.rank == c.ranks[0]), None)
+    if rt is None:
+        return c
+    top = top_ops(rt, paths, rt.base_time_ns + cross.offsets_ns.get(rt.rank, 0))
+    if not top:
+        return c
+    who = "Its" if len(c.ranks) == 1 else f"Rank {rt.rank}'s"
+    named = ", ".join(f"{t.name} {t.share_pct:.0f}%" for t in top)
+    return replace(c, top_ops=top, text=f"{c.text} {who} compute on the path: {named}.")
 
 
 def _comm(paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> tuple[GroupComm, ...]:
@@ -122,38 +147,11 @@ def _comm(paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> tuple[Gr
     return tuple(sorted(out, key=lambda c: -c.on_path_ms))
 
 
-def _peer_parts(g: StepGraph, ranks: Sequence[int], which: Sequence[str], clip: bool = True) -> Parts:
-    """``g``'s parts with the own work (the fields of ``which``) of each of ``ranks`` cut to its peers' median where
-    it was longer (``clip``; else set to it)."""
-    cut = min if clip else (lambda own, med: med)
-    new = {f: getattr(g.parts, f).copy() for f in ("compute_p", "host_p", "idle_p", "compute_e", "host_e", "idle_e")}
-    order = np.argsort(g.pair_inst, kind="stable")
-    bounds = np.searchsorted(g.pair_inst[order], np.arange(g.inst_level.size + 1))
-    for rank in ranks:
-        for p in np.flatnonzero(g.pair_rank == rank).tolist():
-            inst = int(g.pair_inst[p])
-            others = order[bounds[inst]:bounds[inst + 1]]
-            others = others[others != p]
-            if others.size == 0:
-                continue
-            for w in which:
-                f = _PART_FIELDS[w][0]
-                col = getattr(g.parts, f)
-                new[f][p] = cut(int(col[p]), int(np.median(col[others])))
-        i = g.rank_index.get(rank)
-        if i is not None and g.ranks.size > 1:
-            for w in which:
-                f = _PART_FIELDS[w][1]
-                col = getattr(g.parts, f)
-                new[f][i] = cut(int(col[i]), int(np.median(np.delete(col, i))))
-    return Parts(**new)
-
-
 def _gains(graphs: Sequence[StepGraph], ranks: Sequence[int], which: Sequence[str]) -> np.ndarray:
     out = []
     for g in graphs:
         base = length(g, replay(g))
-        out.append(max(base - length(g, replay(g, _peer_parts(g, ranks, which))), 0))
+        out.append(max(base - length(g, replay(g, peer_parts(g, ranks, which))), 0))
     return np.array(out, dtype=np.float64)
 
 
@@ -166,14 +164,7 @@ def _slower(graphs: Sequence[StepGraph], rank: int, gain: np.ndarray, alpha: flo
     longer = shorter = 0
     net = []
     for g in graphs:
-        peer = _peer_parts(g, (rank,), (COMPUTE, HOST, IDLE), clip=False)
-        m = g.pair_rank == rank
-        i = g.rank_index.get(rank)
-        own = sum(getattr(g.parts, _PART_FIELDS[w][0])[m] for w in (COMPUTE, HOST, IDLE))
-        med = sum(getattr(peer, _PART_FIELDS[w][0])[m] for w in (COMPUTE, HOST, IDLE))
-        if i is not None:
-            own = np.append(own, sum(int(getattr(g.parts, _PART_FIELDS[w][1])[i]) for w in (COMPUTE, HOST, IDLE)))
-            med = np.append(med, sum(int(getattr(peer, _PART_FIELDS[w][1])[i]) for w in (COMPUTE, HOST, IDLE)))
+        own, med = own_and_peer(g, rank)
         longer += int((own > med).sum())
         shorter += int((own < med).sum())
         net.append(float((own - med).sum()))
@@ -221,9 +212,40 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
         if 2 * held > len(paths) and float(np.median(joint)) >= MIN_GAIN_FRACTION * float(np.median(lens)):
             return _name(graphs, base, named, joint, held=held, jitter=jitter, shares=dict(shares), lens=lens,
                          kinds=kinds)
+    link = slow_link(graphs, lens)
+    if link is not None:
+        return _name_link(graphs, base, link, paths, lens, kinds)
     jitter = float(np.quantile(np.concatenate(list(per.values())), JITTER_QUANTILE)) if per else 0.0
     out = replace(base, jitter_ms=jitter / 1e6)
     return replace(out, text=_no_single(out))
+
+
+def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, paths: Sequence[StepPath],
+               lens: np.ndarray, kinds: Mapping[str, GroupKind]) -> RootCause:
+    """A rank named for its slow link: its transfers on the path as its share, the replay with them cut."""
+    pred = lens - link.gains
+    share = float(np.median([100 * sum(s.duration_ns for s in p.segments if s.kind == COMM and s.group in link.groups)
+                             / max(p.length_ns, 1) for p in paths]))
+    cause = replace(base, rank=link.rank, ranks=(link.rank,), what=SLOW_LINK, share_pct=share,
+                    steps_on_path=link.held, jitter_ms=link.jitter / 1e6,
+                    predicted_step_ms=float(np.median(pred)) / 1e6,
+                    predicted_gain_ms=float(np.median(link.gains)) / 1e6,
+                    predicted_range_ms=(float(pred.min()) / 1e6, float(pred.max()) / 1e6),
+                    gain_range_ms=(float(link.gains.min()) / 1e6, float(link.gains.max()) / 1e6), ratio=link.ratio,
+                    peers=_ratio(graphs, link.rank, COMPUTE, kinds)[1])
+    lo, hi = cause.gain_range_ms or (0.0, 0.0)
+    band = f", {lo:.2f}-{hi:.2f} over the steps" if cause.steps > 1 else ""
+    ops = "/".join(link.ops[:2]) or "collective"
+    groups = ", ".join(link.groups[:3]) + (" ..." if len(link.groups) > 3 else "")
+    text = (f"Rank {link.rank} holds the job back: a slow link, its {ops} transfers take {link.ratio:.1f}x its peers' "
+            f"on the same collectives (process groups {groups}, each against the same collectives of its sibling "
+            f"groups, waits removed; the one rank they share), {share:.0f}% of the step's critical path; beyond the "
+            f"others' "
+            f"in {link.held} of {cause.steps} steps{_one(cause)}. At its peers' transfer speed the step would take "
+            f"{cause.predicted_step_ms:.2f} ms instead of {cause.step_ms:.2f} ms (-{cause.predicted_gain_ms:.2f} ms"
+            f"{band}); the other ranks' longer transfers cost up to {link.jitter / 1e6:.2f} ms in a step "
+            "(90th percentile).")
+    return replace(cause, text=text)
 
 
 def _name(graphs: Sequence[StepGraph], base: RootCause, named: Sequence[int], joint: np.ndarray, *, held: int,
@@ -254,9 +276,10 @@ def _ratio(graphs: Sequence[StepGraph], rank: int, what: str, kinds: Mapping[str
     group it belongs to)."""
     mine = peer = 0.0
     smallest: tuple[int, str] | None = None
+    stages = [x for g in graphs if (x := stage_factor(g, rank, what)) is not None]
     for g in graphs:
-        new = _peer_parts(g, (rank,), (what,), clip=False)
-        f, fe = _PART_FIELDS[what]
+        new = peer_parts(g, (rank,), (what,), clip=False)
+        f, fe = PART_FIELDS[what]
         m = g.pair_rank == rank
         i = g.rank_index.get(rank)
         mine += float(getattr(g.parts, f)[m].sum()) + (float(getattr(g.parts, fe)[i]) if i is not None else 0)
@@ -266,6 +289,8 @@ def _ratio(graphs: Sequence[StepGraph], rank: int, what: str, kinds: Mapping[str
             k = kinds.get(name)
             if k is not None and (smallest is None or len(k.ranks) < smallest[0]):
                 smallest = (len(k.ranks), k.kind)
+    if stages:  # a pipeline stage: its total against the other stages' median
+        mine, peer = float(np.median([1 / x for x in stages if x > 0] or [1.0])), 1.0
     return (mine / peer if peer > 0 else float("inf")), (NAMES[smallest[1]] if smallest else "")
 
 
@@ -278,13 +303,18 @@ def _named(c: RootCause) -> str:
     if c.rank is None:
         who = ", ".join(str(r) for r in c.ranks[:-1]) + f" and {c.ranks[-1]}"
         return (f"Ranks {who} hold the job back together: {c.share_pct:.0f}% of the step's critical path, mostly "
-                f"{c.what}; beyond the others' jitter in {c.steps_on_path} of {c.steps} steps. "
+                f"{c.what}; beyond the others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. "
                 + after.replace("its peers'", "their peers'"))
     peers = f"its {SHORT[_kind_of(c.peers)]} peers'" if c.peers else "its peers'"
     ratio = "" if c.ratio is None else (f", {c.what} {c.ratio:.1f}x {peers}" if np.isfinite(c.ratio)
                                         else f", {c.what} where its peers had none")
     return (f"Rank {c.rank} holds the job back: {c.share_pct:.0f}% of the step's critical path{ratio}; beyond the "
-            f"others' jitter in {c.steps_on_path} of {c.steps} steps. {after}")
+            f"others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. {after}")
+
+
+def _one(c: RootCause) -> str:
+    """What a verdict resting on one analyzed step adds."""
+    return ": trace more steps to confirm" if c.steps == 1 else ""
 
 
 def _kind_of(name: str) -> str:

@@ -44,6 +44,8 @@ class Meta:
     seq: int | None = None
     pg_ptr: str | None = None
     huge: bool = False  # a size beyond any real message was claimed
+    src: int | None = None  # point-to-point: the source and destination rank record_param_comms names
+    dst: int | None = None
 
 
 def meta_from(recs: list[CpuRec]) -> Meta:
@@ -64,7 +66,21 @@ def meta_from(recs: list[CpuRec]) -> Meta:
             t = first_type(r.args)
             if t and m.dtype == "unknown":
                 m.dtype = canonical_dtype(t)
+            if ops.is_p2p(ops.canonical(r.name)) and m.src is None and m.dst is None:
+                _p2p_peer(m, ops.canonical(r.name), r.args)
     return m
+
+
+def _p2p_peer(m: Meta, op: str, a: dict[str, Any]) -> None:
+    """``c10d::send(tensors, group, dst, tag)`` / ``c10d::recv_(tensors, group, src, tag)``: the peer (a rank of the
+    group) is the third argument's concrete value, where the trace recorded shapes."""
+    conc, types = a.get(K.A_CONCRETE), a.get(K.A_INPUT_TYPE)
+    if (isinstance(conc, list) and isinstance(types, list) and len(conc) == len(types) == 4
+            and types[2] == "Scalar" and isinstance(conc[2], str) and conc[2].isdigit()):
+        if op == ops.SEND:
+            m.dst = int(conc[2])
+        else:
+            m.src = int(conc[2])
 
 
 def _from_rpc(m: Meta, a: dict[str, Any]) -> None:
@@ -98,6 +114,7 @@ def _from_rpc(m: Meta, a: dict[str, Any]) -> None:
             m.group_size = int(conc[7]) or None
     if seq is not None:
         m.seq = seq
+    m.src, m.dst = int_arg(a, K.A_P2P_SRC), int_arg(a, K.A_P2P_DST)
     if m.numel is None:
         m.numel = numel_from_args(a) or None
 
@@ -220,9 +237,10 @@ class _Describer:
         if execs:
             a = execs[0][3]
             lane = f"stream {a[K.A_STREAM]}" if K.A_STREAM in a else "gloo"
+        peer = m.dst if m.op == ops.SEND else (m.src if m.op == ops.RECV else None)
         return Collective(op=m.op, process_group=pg, group_size=int(gsize), dtype=m.dtype, bytes=nbytes,
                           issue_ns=issue, start_ns=start, end_ns=end, step=step, seq=m.seq, name=name,
-                          lane=lane, algorithm=algo, protocol=proto, size_known=known, via=via)
+                          lane=lane, algorithm=algo, protocol=proto, size_known=known, via=via, peer=peer)
 
     def _bytes(self, m: Meta) -> tuple[int, bool]:
         """(bytes, whether they are known): max(in, out) elements x element size; a barrier moves none; sizes

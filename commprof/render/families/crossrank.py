@@ -38,7 +38,8 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
             "gain_range_ms": None if c.gain_range_ms is None else [_r(v) for v in c.gain_range_ms],
             "ratio_to_peers": None if c.ratio is None or c.ratio == float("inf") else _r(c.ratio, 3),
             "peers": c.peers or None, "spread": [{"rank": r, "share_pct": _r(s, 1)} for r, s in c.spread],
-            "text": c.text}
+            "text": c.text,
+            "top_ops": [{"name": t.name, "ms": _r(t.ms), "share_pct": _r(t.share_pct, 1)} for t in c.top_ops]}
 
 
 def critical_path(rep: Report) -> list[dict[str, Any]]:
@@ -91,6 +92,10 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if rc is None:
         return []
     parts = ["<h2>Who holds the job back</h2>", f"<p>{h(rc['text'], 2000)}</p>"]
+    if rc.get("top_ops"):
+        parts.append(html_head(("its compute on the path: kernel / operator", "ms per step", "%"), name="critical-ops"))
+        parts.extend(html_row((h(x["name"]), _n(x["ms"]), f"{x['share_pct']:.1f}")) for x in rc["top_ops"])
+        parts.append(HTML_END)
     if rc["spread"]:
         parts.append(html_head(("rank", "own work on the critical path, % of the step"), name="critical-spread"))
         parts.extend(html_row((x["rank"], f"{x['share_pct']:.1f}")) for x in rc["spread"])

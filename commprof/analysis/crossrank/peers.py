@@ -1,0 +1,93 @@
+"""A rank's own work at its peers' median speed: what the root cause replays (``rootcause``) and compares.
+
+- Before a collective: the median of the other ranks' own work before the same instance (in lockstep they did the
+  same work).
+- Before a send or recv between pipeline stages, the other side did other work (its own stage, or nothing while it
+  waited to post the recv): a stage's peers are the other stages of the step (the ranks with send/recv pairs).  Its
+  own work there is scaled by the stages' median total of that part in the step over its own total: a stage that
+  computes twice its peers' total gets half; under jitter the ratios stay near 1.
+- Before the step's end: the median of the other ranks' own work before theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .critgraph import Parts, StepGraph
+
+COMPUTE, HOST, IDLE = "compute", "launch/host", "idle before collectives"
+PART_FIELDS = {COMPUTE: ("compute_p", "compute_e"), HOST: ("host_p", "host_e"), IDLE: ("idle_p", "idle_e")}
+ALL = (COMPUTE, HOST, IDLE)
+
+
+def stage_factor(g: StepGraph, rank: int, what: str) -> float | None:
+    """Pipeline stages: the median over the other stages of their total ``what`` in the step over the rank's own;
+    None where the rank has no send/recv pair, or no other stage."""
+    on_link = g.inst_link[g.pair_inst]
+    stages = np.unique(g.pair_rank[on_link])
+    if rank not in stages or stages.size < 2:
+        return None
+    fp, fe = PART_FIELDS[what]
+    pos = np.searchsorted(g.ranks, g.pair_rank)
+    total = np.bincount(pos, weights=getattr(g.parts, fp), minlength=g.ranks.size) + getattr(g.parts, fe)
+    ri = g.rank_index
+    own = float(total[ri[rank]]) if rank in ri else 0.0
+    others = [float(total[ri[int(r)]]) for r in stages.tolist() if r != rank and int(r) in ri]
+    if own <= 0 or not others:
+        return None
+    return float(np.median(others)) / own
+
+
+def peer_parts(g: StepGraph, ranks: Sequence[int], which: Sequence[str], clip: bool = True) -> Parts:
+    """``g``'s parts with the own work (the fields of ``which``) of each of ``ranks`` cut to its peers' median where
+    it was longer (``clip``; else set to it)."""
+    new = {f: getattr(g.parts, f).copy() for f in ("compute_p", "host_p", "idle_p", "compute_e", "host_e", "idle_e")}
+    order = np.argsort(g.pair_inst, kind="stable")
+    bounds = np.searchsorted(g.pair_inst[order], np.arange(g.inst_level.size + 1))
+    link = g.inst_link[g.pair_inst]
+    for rank in ranks:
+        mine = np.flatnonzero(g.pair_rank == rank)
+        for w in which:
+            f = PART_FIELDS[w][0]
+            col = getattr(g.parts, f)
+            factor = stage_factor(g, rank, w) if link[mine].any() else None
+            for p in mine.tolist():
+                if link[p]:
+                    med = int(col[p] * factor) if factor is not None else int(col[p])
+                else:
+                    inst = int(g.pair_inst[p])
+                    others = order[bounds[inst]:bounds[inst + 1]]
+                    others = others[others != p]
+                    if others.size == 0:
+                        continue
+                    med = int(np.median(col[others]))
+                new[f][p] = min(int(col[p]), med) if clip else med
+        i = g.rank_index.get(rank)
+        if i is not None and g.ranks.size > 1:
+            for w in which:
+                f = PART_FIELDS[w][1]
+                col = getattr(g.parts, f)
+                med = int(np.median(np.delete(col, i)))
+                new[f][i] = min(int(col[i]), med) if clip else med
+    return Parts(**new)
+
+
+def own_and_peer(g: StepGraph, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rank's own work (all parts) and its peers' median at each comparison of the step: each collective it
+    joins, its send/recv pairs together (one comparison: they are scaled by one ratio), its step's end."""
+    peer = peer_parts(g, (rank,), ALL, clip=False)
+    m = g.pair_rank == rank
+    own = sum(getattr(g.parts, PART_FIELDS[w][0])[m] for w in ALL)
+    med = sum(getattr(peer, PART_FIELDS[w][0])[m] for w in ALL)
+    own, med = np.asarray(own, dtype=np.int64), np.asarray(med, dtype=np.int64)
+    link = g.inst_link[g.pair_inst][m]
+    if link.any():
+        own = np.append(own[~link], own[link].sum())
+        med = np.append(med[~link], med[link].sum())
+    i = g.rank_index.get(rank)
+    if i is not None:
+        own = np.append(own, sum(int(getattr(g.parts, PART_FIELDS[w][1])[i]) for w in ALL))
+        med = np.append(med, sum(int(getattr(peer, PART_FIELDS[w][1])[i]) for w in ALL))
+    return own, med

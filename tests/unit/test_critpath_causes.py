@@ -1,0 +1,130 @@
+"""The root cause's kinds beyond own work, and its strength: a slow link (transfers longer than the peers' on the
+same collectives, waits removed) named as such, waiting never called a slow link, and a verdict resting on one
+analyzed step marked as weaker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from builders import collective, lane, rank_trace, run
+from test_critpath import US, lockstep
+
+from commprof.analysis.crossrank.critfindings import root_cause_finding
+from commprof.analysis.crossrank.matching import cross_rank
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, critical
+from commprof.model import Run
+
+
+def _crit(rn: Run):
+    crit = critical(rn.ranks, cross_rank(rn.ranks))
+    assert crit is not None
+    return crit
+
+
+def _jit(rng: np.random.Generator) -> int:
+    return int(1_000 * US * rng.uniform(0.99, 1.01))
+
+
+def mesh(steps: int, rng: np.random.Generator, *, slow: Callable[[int], int | None] = lambda s: None,
+         xfer_jitter: float = 0.03, sleep: Callable[[int], int] = lambda r: 0, n: int = 8, tp: int = 4,
+         layers: int = 6, slow_kinds: tuple[str, ...] = ("tp", "dp")) -> Run:
+    """``n`` ranks in a tensor x data parallel mesh: tensor-parallel groups of ``tp`` consecutive ranks, data-parallel
+    groups strided by ``tp``.  Per step ``layers`` layers (each rank computes ~1 ms, sleeps ``sleep(rank)``, then
+    joins its TP group's all-reduce), then two DP all-reduces.  A collective ends on every member at once, 200 us
+    (+- ``xfer_jitter``) after its last arrival; 1.8x that in every group holding the rank ``slow(step)``."""
+    tps = [list(range(i, i + tp)) for i in range(0, n, tp)]
+    dps = [list(range(j, n, tp)) for j in range(tp)]
+    phases = [("tp", tps)] * layers + [("dp", dps)] * 2
+    colls: dict[int, list] = {r: [] for r in range(n)}
+    work: dict[int, list[tuple[int, int, int]]] = {r: [] for r in range(n)}
+    spans = []
+    ready = np.zeros(n, dtype=np.int64)
+    for s in range(steps):
+        t0 = int(ready.max())
+        ready[:] = t0
+        for kind, groups in phases:
+            for gi, members in enumerate(groups):
+                arr = {}
+                for r in members:
+                    d = _jit(rng)
+                    work[r].append((int(ready[r]), int(ready[r]) + d, s))
+                    arr[r] = int(ready[r]) + d + sleep(r)
+                factor = 1.8 if slow(s) in members and kind in slow_kinds else 1.0
+                x = 200 * US * rng.uniform(1 - xfer_jitter, 1 + xfer_jitter) * factor
+                end = max(arr.values()) + int(x)
+                for r in members:
+                    colls[r].append(collective(arr[r], end, step=s, group=f"{kind}{gi}", group_size=len(members)))
+                    ready[r] = end
+        spans.append((s, t0, int(ready.max()) + 10 * US))
+    return run(*(rank_trace(r, steps=spans, compute=lane([(a, b) for a, b, _ in work[r]], [st for *_, st in work[r]]),
+                            collectives=colls[r], world_size=n) for r in range(n)))
+
+
+def test_a_rank_with_a_slow_link_is_named_for_it():
+    """Rank 3's link slows its TP group's and its DP group's collectives (for every member: they end together);
+    the one rank the two slow groups share is named."""
+    crit = _crit(mesh(4, np.random.default_rng(20), slow=lambda s: 3))
+    c = crit.cause
+    assert c.rank == 3 and c.what == SLOW_LINK, c.text
+    assert c.ratio == pytest.approx(1.8, rel=0.1)
+    assert "a slow link, its all_reduce transfers take 1.8x its peers'" in c.text and "tp0, dp3" in c.text
+    assert c.steps_on_path >= 3
+    # per step 6 TP and 1 of 2 DP all-reduces 0.8 x 200 us longer on the path
+    assert c.predicted_gain_ms == pytest.approx(7 * 0.16, rel=0.3)
+    assert "network path" in root_cause_finding(crit).text
+
+
+def test_waiting_is_not_a_slow_link():
+    """A rank that arrives late (a sleep before every collective) makes the others wait; no transfer is longer:
+    idle, never a slow link."""
+    c = _crit(mesh(4, np.random.default_rng(21), sleep=lambda r: 300 * US if r == 5 else 0)).cause
+    assert c.rank == 5 and c.what == IDLE, c.text
+
+
+def test_transfer_jitter_names_no_slow_link():
+    c = _crit(mesh(5, np.random.default_rng(22), xfer_jitter=0.3)).cause
+    assert c.rank is None and c.what is None, c.text
+
+
+def test_a_slow_link_in_one_step_only_is_not_named():
+    c = _crit(mesh(5, np.random.default_rng(23), slow=lambda s: 3 if s == 2 else None)).cause
+    assert c.what != SLOW_LINK, c.text
+
+
+def test_a_slow_group_that_no_other_group_narrows_down_names_no_rank():
+    """Only rank 3's TP group is slower (its DP group is not): the link is one of four ranks', no single rank."""
+    c = _crit(mesh(4, np.random.default_rng(25), slow=lambda s: 3, slow_kinds=("tp",))).cause
+    assert c.what != SLOW_LINK and c.rank is None, c.text
+
+
+def test_a_verdict_on_one_step_says_so_and_is_weaker():
+    rng = np.random.default_rng(24)
+    rn = lockstep(8, 6, 1, lambda r, s, layer: int(_jit(rng) * (1.3 if r == 6 else 1.0)))
+    crit = _crit(rn)
+    c = crit.cause
+    assert c.rank == 6 and c.what == COMPUTE and c.steps == 1
+    assert "in 1 of 1 steps: trace more steps to confirm" in c.text
+    assert root_cause_finding(crit).severity == "medium"  # 1.8 ms of a ~7 ms step: "high" with more steps
+    more = _crit(lockstep(8, 6, 3, lambda r, s, layer: int(_jit(rng) * (1.3 if r == 6 else 1.0))))
+    assert "trace more steps" not in more.cause.text and root_cause_finding(more).severity == "high"
+
+
+def test_top_ops_are_the_innermost_operators_of_its_own_work_on_the_path():
+    """CPU: each instant belongs to the innermost operator on its thread (aten::addmm inside aten::linear); only the
+    rank's own-work windows on the path count."""
+    from commprof.analysis.crossrank.critpath import OWN, Segment, StepPath
+    from commprof.analysis.crossrank.topops import short_name, top_ops
+    from commprof.model import OpNames
+
+    on = OpNames(("aten::linear", "aten::addmm", "aten::relu", "aten::copy_"),
+                 np.array([[0, 1, 2, 3], [0, 10, 100, 500], [100, 90, 140, 600], [0, 0, 0, 0]], dtype=np.int64))
+    rt = rank_trace(2, op_names=on)
+    path = StepPath(step=0, length_ns=200, segments=(Segment(rank=2, kind=OWN, start_ns=1_000, end_ns=1_150),))
+    top = top_ops(rt, [path], shift_ns=1_000)  # the window is [0, 150) on the rank's clock: copy_ is off the path
+    assert [(t.name, round(t.share_pct)) for t in top] == [("aten::addmm", 57), ("aten::relu", 29),
+                                                            ("aten::linear", 14)]
+    assert top[0].ms == pytest.approx(80e-6)
+    assert short_name("void at::native::foo<float, 4>(int, float*)") == "at::native::foo"
+    assert short_name("void cutlass::Kernel2<cutlass_80_gemm_128x128>(Params)") == "cutlass_80_gemm_128x128"

@@ -1,0 +1,89 @@
+"""The FSDP2 -> DDP what-if on real gloo jobs (2 ranks on localhost): a model trained with fully_shard (every
+top-level child a unit), traced with profile_memory=True; then the same model trained with DDP for real.
+
+Memory is not timing: DDP's predicted peak per rank (the default, gradient_as_bucket_view=False) within 10% of the
+measured one: the median step peak of a traced DDP run's live tensor bytes (reader/memory/memline.py), plus what
+was allocated before profiling, measured on the tensors by the workload (parameters, optimizer state, and DDP's
+buckets from torch's own list of them).  The step: the DDP run's median step outside the profiler against the
+prediction's band (within the measurement's own confidence interval, tests/e2e/proofs.py), checked only where both
+runs were quiet; a disturbed run is named, not asserted."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from proofs import DISTURBED_PCT, Z
+
+import commprof
+from commprof.analysis.uncertainty.maths import variation_pct
+from commprof.render.summary import summary
+from commprof.workloads.fsdpdemo import launch
+
+pytestmark = pytest.mark.slow
+MODELS = {"mlp": dict(model="mlp", width=1024, layers=8, batch=128),
+          "transformer": dict(model="transformer", width=256, layers=4, batch=16, seq=64, heads=4)}
+COMMON = dict(wrap="children", wait=1, warmup=1, active=3)
+
+
+def _traced(out: Path, cfg: dict, parallel: str) -> Path:
+    times = out / "times"
+    times.mkdir(parents=True)
+    launch(out / "trace", nproc=2, **cfg, **COMMON, parallel=parallel, steps=10, profile_memory=True,
+           times=str(times))
+    return out
+
+
+def _measured_peak(out: Path) -> tuple[int, int]:
+    """(the DDP run's median step peak of live tensor bytes over both ranks, its state allocated before
+    profiling: the larger rank's)."""
+    run = commprof.load(out / "trace")
+    peaks = [s.peak_bytes for rt in run.ranks for s in rt.step_allocs if s.device.startswith("cpu")]
+    state = max(sum(json.loads((out / "times" / f"state{r}.json").read_text()).values()) for r in (0, 1))
+    assert peaks, "no [memory] events in the DDP trace"
+    return int(statistics.median(peaks)), state
+
+
+def _measured_step(out: Path, cfg: dict) -> tuple[float, float | None]:
+    """The slower rank's median step (ms) of an untraced DDP run, and the variation (%) of its steps."""
+    out.mkdir(parents=True)
+    launch(out, nproc=2, **cfg, parallel="ddp", trace=False, steps=12, times=str(out))
+    times = [json.loads((out / f"times{r}.json").read_text())[2:] for r in (0, 1)]
+    return max(statistics.median(t) for t in times) / 1e6, variation_pct([v / 1e6 for t in times for v in t])
+
+
+@pytest.mark.parametrize("name", ["mlp", "transformer"])
+def test_fsdp2_to_ddp_memory_and_step_against_ddp_for_real(tmp_path: Path, name: str):
+    cfg = MODELS[name]
+    f = _traced(tmp_path / "fsdp", cfg, "fsdp")
+    rep = commprof.analyze(commprof.load(f / "trace"), whatif=("ddp",))
+    a = rep.parallel
+    assert a is not None and a.traced == "fsdp2" and [dict(w.with_settings) for w in a.whatifs] == [
+        {"gradient_as_bucket_view": False}, {"gradient_as_bucket_view": True}]
+    assert a.whatifs[0].state.total > a.today.total  # DDP replicates what FSDP2 shards
+    items = [i for i in summary(rep)["whatifs"] if i["knob"] == "parallelism"]
+    assert [(i["value"], i["gradient_as_bucket_view"]) for i in items] == [("ddp", False), ("ddp", True)]
+    assert all(i["predicted_range_ms"] and i["predicted_peak_bytes"] for i in items)
+    assert any(x.text.startswith("FSDP2 -> DDP") for x in rep.findings)  # asked with whatif=("ddp",)
+
+    live, state = _measured_peak(_traced(tmp_path / "ddp", cfg, "ddp"))
+    measured = live + state
+    w = a.whatifs[0]
+    err = 100.0 * ((w.predicted_peak_bytes or 0) - measured) / measured
+    print(f"\n{name}: DDP peak predicted {w.predicted_peak_bytes / 2**20:.1f} MiB, measured {measured / 2**20:.1f} "
+          f"MiB (live {live / 2**20:.1f} + state {state / 2**20:.1f}): {err:+.1f}%")
+    assert abs(err) <= 10.0
+
+    step, spread = _measured_step(tmp_path / "untraced", cfg)
+    lo, hi = w.predicted_range_ms
+    print(f"{name}: DDP step predicted {w.predicted_step_ms:.1f} ms [{lo:.1f}, {hi:.1f}], measured {step:.1f} ms "
+          f"(steps vary by {spread or 0:.1f}%); FSDP2 today {a.today_step_ms:.1f} ms; traced run: "
+          f"{rep.noise.describe()}")
+    if rep.noise.disturbed or (spread or 0.0) > DISTURBED_PCT:
+        print(f"not checked: {name}'s step: a run was disturbed (traced: {rep.noise.describe()}; measured DDP steps "
+              f"vary by {spread or 0:.1f}%)")
+        return
+    ci = Z * (spread or 0.0) / 100.0 * step  # one measured run (proofs.holds)
+    assert lo - ci <= step <= hi + ci

@@ -140,7 +140,7 @@ def test_ddp_is_advised_only_when_its_whole_band_is_faster_and_its_memory_fits()
     assert len(f) == 1 and f[0].text.startswith("FSDP2 -> DDP") and len(adv) == 1
     a = adv[0]
     assert (a.knob, a.value, a.with_settings) == ("parallelism", "ddp", (("gradient_as_bucket_view", False),))
-    assert a.why.startswith("DDP would be faster: 60.0 ms") and "needs 10.0 MiB more per rank" in a.why
+    assert a.why.startswith("DDP would be faster: 60.0 ms") and "needs 10.0 MiB more per rank (peak 20.0 MiB" in a.why
     assert "not in the trace" in a.why and a.predicted_range_ms == (50.0, 70.0)
     # the band reaches today's step: no advice, and no finding unless asked
     assert reverse_findings(_analysis(100.0, 80.0, (60.0, 105.0), 20 * MiB, None), asked=False) == ([], [])

@@ -315,13 +315,15 @@ def reverse_findings(a: ParallelAnalysis | None, asked: bool) -> tuple[list[Find
     if not faster:
         return ([Finding("info", text)] if asked else []), []
     pick = min(faster, key=lambda w: (w.predicted_peak_bytes or 0, w.predicted_step_ms))
-    more = ((pick.predicted_peak_bytes - a.today_peak_bytes) if pick.predicted_peak_bytes is not None
-            and a.today_peak_bytes is not None else pick.state.total - a.today.total)
+    peaks = pick.predicted_peak_bytes is not None and a.today_peak_bytes is not None
+    new, old = ((pick.predicted_peak_bytes or 0, a.today_peak_bytes or 0) if peaks
+                else (pick.state.total, a.today.total))
     lo, hi = pick.predicted_range_ms
     why = (f"DDP would be faster: {pick.predicted_step_ms:.1f} ms [{lo:.1f}, {hi:.1f}] instead of "
-           f"{a.today_step_ms:.1f} ms, and needs {_size(more)} more per rank"
-           + ("" if limit else " (the device's memory is not in the trace: check it fits)")
-           + f". {text} The step is DDP's backward replayed with this run's compute and its link's fit "
+           f"{a.today_step_ms:.1f} ms, and needs {_size(new - old)} more per rank ({'peak' if peaks else 'state'} "
+           f"{_size(new)} instead of {_size(old)})."
+           + ("" if limit else " The device's memory is not in the trace: check that it fits.")
+           + " The step is DDP's backward replayed with this run's compute per unit and its link's fit "
            "(docs/memory.md).")
     adv = Advice(knob="parallelism", value="ddp", baseline_step_ms=a.today_step_ms,
                  predicted_step_ms=pick.predicted_step_ms, why=why, predicted_range_ms=pick.predicted_range_ms,

@@ -11,8 +11,9 @@ step's ``FSDP::`` record functions, per unit:
   where the gradients are allocated in the step (``zero_grad(set_to_none=True)``, torch's default), the gradient
   shard from the unit's reduce-scatter to the step's end;
 - DDP only: the unit's full gradients from the end of its backward to the step's end (FSDP2 frees them after its
-  reduce-scatter; DDP keeps them for the optimizer).  With ``gradient_as_bucket_view=True`` the gradients are
-  DDP's buckets, which are state: the unit's gradients then count nowhere in the step.
+  reduce-scatter; DDP keeps them for the optimizer).  Where DDP's gradients are state (``gradient_as_bucket_view=
+  True``: they are its buckets; or gradients kept across steps), they count nowhere in the step, and FSDP2's
+  unsharded gradients (from the unit's backward to its reduce-scatter) are taken off too.
 - The optimizer's temporaries: inside ``Optimizer.step`` the timeline's rise over its value at the step's start
   is the optimizer's work on shards; DDP's runs on the full parameters, ``world`` times as large.
 

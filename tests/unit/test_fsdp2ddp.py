@@ -149,3 +149,15 @@ def test_ddp_is_advised_only_when_its_whole_band_is_faster_and_its_memory_fits()
     # faster, but the device's memory is known and DDP's peak does not fit under 90% of it
     assert reverse_findings(_analysis(100.0, 60.0, (50.0, 70.0), 20 * MiB, 21 * MiB), asked=False)[1] == []
     assert len(reverse_findings(_analysis(100.0, 60.0, (50.0, 70.0), 20 * MiB, 40 * MiB), asked=False)[1]) == 1
+
+
+def test_fsdp2_keeps_a_reduce_scatters_input_until_the_next_unit_waits_for_it():
+    """FSDP2 waits for unit 1's reduce-scatter in unit 0's post-backward (``post_backward_rs_wait``): its flat input
+    stays allocated until then, and DDP has no such buffer."""
+    events = sorted([*EVENTS, _ev("post_backward_rs_wait", "0", 55.5, 56)], key=lambda e: e.start_ns)
+    line = _fsdp_line()
+    t = line[0] / MS
+    line[1] += np.where((t >= 45) & (t < 56), 4 * MiB, 0).astype(np.int64)  # unit 1's input, kept to the wait
+    opt = (Mark(kind="optimizer_step", detail="SGD", start_ns=70 * MS, end_ns=80 * MS),)
+    m = step_memory(line, events, UNITS, (0, 100 * MS), opt, world=2)
+    assert m is not None and m.today_peak == 15 * MiB and m.ddp_peak == 10 * MiB and m.ddp_peak_view == 2 * MiB

@@ -7,7 +7,8 @@ step's ``FSDP::`` record functions, per unit:
 
 - FSDP2 only: the all-gather's flat output (``all_gather`` to the end of its ``all_gather_copy_out``); the
   unsharded parameters (from the copy-out until FSDP2 reshards them: after the unit's forward where a backward
-  all-gather follows, else after its backward); the reduce-scatter's flat input (``post_backward_reduce``); and,
+  all-gather follows, else after its backward); the reduce-scatter's flat input (from ``post_backward_reduce``
+  until the next unit's ``post_backward_rs_wait``, or the root's post-backward callback, waits for it); and,
   where the gradients are allocated in the step (``zero_grad(set_to_none=True)``, torch's default), the gradient
   shard from the unit's reduce-scatter to the step's end;
 - DDP only: the unit's full gradients from the end of its backward to the step's end (FSDP2 frees them after its
@@ -31,6 +32,8 @@ import numpy as np
 
 from ...model import FSDPEvent, Mark
 from ...model.alloc import OPTIMIZER_STEP
+
+LINE_BUCKET_NS = 100_000  # the timeline keeps the largest value per 100 µs (``RankTrace.memory_line``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,6 +76,14 @@ def _held(ev: Sequence[FSDPEvent], u: UnitBytes, bwd_start: int, end: int) -> li
     return out
 
 
+def _rs_freed(ev: Sequence[FSDPEvent], red: FSDPEvent) -> int:
+    """When FSDP2 frees a reduce-scatter's input: it keeps it until the next unit's post-backward waits for the
+    reduce-scatter (``post_backward_rs_wait``), the last one until the root's post-backward callback."""
+    nxt = next((e for e in ev if e.phase in ("post_backward_rs_wait", "root_post_backward_callback")
+                and e.start_ns >= red.end_ns), None)
+    return nxt.end_ns if nxt is not None else red.end_ns
+
+
 def _deltas(ev: Sequence[FSDPEvent], units: Sequence[UnitBytes], bwd_start: int, end: int, grads_in_step: bool,
             view: bool) -> list[tuple[int, int, int]]:
     """(from, to, DDP's bytes minus FSDP2's) over the step."""
@@ -82,7 +93,7 @@ def _deltas(ev: Sequence[FSDPEvent], units: Sequence[UnitBytes], bwd_start: int,
         red = _after(ev, "post_backward_reduce", u.name, bwd_start)
         if red is None:
             continue
-        out.append((red.start_ns, red.end_ns, -u.unsharded_bytes))  # the reduce-scatter's flat input
+        out.append((red.start_ns, _rs_freed(ev, red), -u.unsharded_bytes))  # the reduce-scatter's flat input
         if grads_in_step:  # the gradient shard goes; DDP keeps the full gradients (unless they are its buckets)
             out.append((red.end_ns, end, (0 if view else u.full_bytes) - u.shard_bytes))
         if view or not grads_in_step:  # DDP's gradients are state: FSDP2's unsharded ones are not step memory there
@@ -92,9 +103,11 @@ def _deltas(ev: Sequence[FSDPEvent], units: Sequence[UnitBytes], bwd_start: int,
 
 
 def _at(t: np.ndarray, deltas: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    """The deltas at each of the timeline's points: a point is the largest value of the ``LINE_BUCKET_NS`` from it,
+    so a block held at any time in that span counts (the largest value most likely saw it)."""
     acc = np.zeros(t.shape, np.int64)
     for a, b, n in deltas:
-        acc += np.where((t >= a) & (t < b), n, 0)
+        acc += np.where((t < b) & (t + LINE_BUCKET_NS > a), n, 0)
     return acc
 
 

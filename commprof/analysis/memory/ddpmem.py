@@ -15,8 +15,9 @@ step's ``FSDP::`` record functions, per unit:
   reduce-scatter; DDP keeps them for the optimizer).  Where DDP's gradients are state (``gradient_as_bucket_view=
   True``: they are its buckets; or gradients kept across steps), they count nowhere in the step, and FSDP2's
   unsharded gradients (from the unit's backward to its reduce-scatter) are taken off too.
-- The optimizer's temporaries: inside ``Optimizer.step`` the timeline's rise over its value at the step's start
-  is the optimizer's work on shards; DDP's runs on the full parameters, ``world`` times as large.
+- The optimizer's temporaries: inside ``Optimizer.step`` the timeline's rise over its level at the step's start
+  is the optimizer's work on shards; DDP's runs on the full parameters, ``world`` times as large, on top of DDP's
+  level then (the timeline's level plus what only DDP holds, minus what only FSDP2 holds, at that instant).
 
 The activations, the loss and everything else in the timeline stay as they are: DDP computes the same.  Gradients
 count as step memory when the timeline, after the last reduce-scatter, stands at least half the gradient shards
@@ -79,9 +80,9 @@ def _held(ev: Sequence[FSDPEvent], u: UnitBytes, bwd_start: int, end: int) -> li
 def _rs_freed(ev: Sequence[FSDPEvent], red: FSDPEvent) -> int:
     """When FSDP2 frees a reduce-scatter's input: it keeps it until the next unit's post-backward waits for the
     reduce-scatter (``post_backward_rs_wait``), the last one until the root's post-backward callback."""
-    nxt = next((e for e in ev if e.phase in ("post_backward_rs_wait", "root_post_backward_callback")
-                and e.start_ns >= red.end_ns), None)
-    return nxt.end_ns if nxt is not None else red.end_ns
+    waits = [e.end_ns for e in ev if e.phase in ("post_backward_rs_wait", "root_post_backward_callback")
+             and e.start_ns >= red.end_ns]
+    return min(waits, default=red.end_ns)
 
 
 def _deltas(ev: Sequence[FSDPEvent], units: Sequence[UnitBytes], bwd_start: int, end: int, grads_in_step: bool,
@@ -123,18 +124,21 @@ def grads_in_step(t: np.ndarray, v: np.ndarray, ev: Sequence[FSDPEvent], units: 
     return bool(after.any() and int(v[after].max()) - int(v[0]) >= 0.5 * shards)
 
 
-def _optimizer(t: np.ndarray, v: np.ndarray, ddp: np.ndarray, marks: Sequence[Mark], world: int) -> np.ndarray:
-    """Inside each optimizer step: DDP's value at its start plus ``world`` times the timeline's rise since."""
+def _optimizer(t: np.ndarray, v: np.ndarray, ddp: np.ndarray, marks: Sequence[Mark], world: int,
+               deltas: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    """Inside each optimizer step: DDP's level at its start plus ``world`` times the timeline's rise over its
+    level then (the lowest of the point before it and those inside it: the optimizer's temporaries come on top)."""
     out = ddp.copy()
     for m in marks:
         if m.kind != OPTIMIZER_STEP:
             continue
         w = (t >= m.start_ns) & (t <= m.end_ns)
-        before = np.nonzero(t < m.start_ns)[0]
-        if not w.any() or not before.size:
+        if not w.any():
             continue
-        i = int(before[-1])
-        out[w] = ddp[i] + np.maximum(v[w] - v[i], 0) * world
+        before = np.nonzero(t < m.start_ns)[0]
+        ref = int(v[w].min()) if not before.size else min(int(v[before[-1]]), int(v[w].min()))
+        level = ref + sum(n for a, b, n in deltas if a <= m.start_ns < b)
+        out[w] = level + np.maximum(v[w] - ref, 0) * world
     return out
 
 
@@ -153,6 +157,6 @@ def step_memory(line: np.ndarray, ev: Sequence[FSDPEvent], units: Sequence[UnitB
     opts = [k for k in marks if start <= k.start_ns <= end]
     peaks = []
     for view in (False, True):
-        ddp = v + _at(t, _deltas(evs, units, bwd_start, end, grads, view))
-        peaks.append(int(_optimizer(t, v, ddp, opts, world).max()))
+        deltas = _deltas(evs, units, bwd_start, end, grads, view)
+        peaks.append(int(_optimizer(t, v, v + _at(t, deltas), opts, world, deltas).max()))
     return StepMemory(today_peak=int(v.max()), ddp_peak=peaks[0], ddp_peak_view=peaks[1], grads_in_step=grads)

@@ -161,13 +161,16 @@ def _line(rt: RankTrace) -> np.ndarray | None:
     return line if line is not None and line.shape[1] else None
 
 
-def _memory(rt: RankTrace, steps: list[StepUnits], units: list[UnitBytes], world: int) -> StepMemory | None:
-    """The step memory of every profiled step, today and under DDP: the median of each."""
-    line = _line(rt)
-    if line is None:
-        return None
-    got = [m for m in (step_memory(line, rt.fsdp, units, (s.start_ns, s.end_ns), rt.marks, world) for s in steps)
-           if m is not None]
+def _memory(run: Run, units: list[UnitBytes], world: int) -> StepMemory | None:
+    """The step memory of every profiled step of every FSDP2 rank, today and under DDP: the median of each (on
+    gloo a step's timeline holds a reduce-scatter's staging copy or not, as the backend's thread freed it)."""
+    got = []
+    for rt in run.ranks:
+        line = _line(rt) if rt.fsdp else None
+        if line is None:
+            continue
+        got += [m for m in (step_memory(line, rt.fsdp, units, (s.start_ns, s.end_ns), rt.marks, world)
+                            for s in rt.steps) if m is not None]
     if not got:
         return None
 
@@ -242,7 +245,7 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
         return None
     name, factor, assumed = optimizer(rt)
     today, ddp, view = _states(units, factor)
-    mem = _memory(rt, steps, units, world)
+    mem = _memory(run, units, world)
     grads = mem is not None and mem.grads_in_step
     fsdp_keep = today.total - (today.grads_bytes if grads else 0)
     base = fsdp_keep if rt.device_kind != "cpu" else 0  # a GPU timeline counts the state; the CPU one does not

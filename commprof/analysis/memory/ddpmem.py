@@ -89,16 +89,21 @@ def _deltas(ev: Sequence[FSDPEvent], units: Sequence[UnitBytes], bwd_start: int,
             view: bool) -> list[tuple[int, int, int]]:
     """(from, to, DDP's bytes minus FSDP2's) over the step."""
     out = []
+    by_unit: dict[str, list[FSDPEvent]] = {}
+    for e in ev:  # in start order
+        by_unit.setdefault(e.unit, []).append(e)
+    waits = [e for e in ev if e.phase in ("post_backward_rs_wait", "root_post_backward_callback")]
     for u in units:
-        out += [(a, b, -n) for a, b, n in _held(ev, u, bwd_start, end)]
-        red = _after(ev, "post_backward_reduce", u.name, bwd_start)
+        mine = by_unit.get(u.name, [])
+        out += [(a, b, -n) for a, b, n in _held(mine, u, bwd_start, end)]
+        red = _after(mine, "post_backward_reduce", u.name, bwd_start)
         if red is None:
             continue
-        out.append((red.start_ns, _rs_freed(ev, red), -u.unsharded_bytes))  # the reduce-scatter's flat input
+        out.append((red.start_ns, _rs_freed(waits, red), -u.unsharded_bytes))  # the reduce-scatter's flat input
         if grads_in_step:  # the gradient shard goes; DDP keeps the full gradients (unless they are its buckets)
             out.append((red.end_ns, end, (0 if view else u.full_bytes) - u.shard_bytes))
         if view or not grads_in_step:  # DDP's gradients are state: FSDP2's unsharded ones are not step memory there
-            pre = _after(ev, "pre_backward", u.name, bwd_start)
+            pre = _after(mine, "pre_backward", u.name, bwd_start)
             out.append((pre.end_ns if pre is not None else red.start_ns, red.end_ns, -u.unsharded_bytes))
     return out
 
@@ -106,10 +111,13 @@ def _deltas(ev: Sequence[FSDPEvent], units: Sequence[UnitBytes], bwd_start: int,
 def _at(t: np.ndarray, deltas: Sequence[tuple[int, int, int]]) -> np.ndarray:
     """The deltas at each of the timeline's points: a point is the largest value of the ``LINE_BUCKET_NS`` from it,
     so a block held at any time in that span counts (the largest value most likely saw it)."""
-    acc = np.zeros(t.shape, np.int64)
+    diff = np.zeros(t.size + 1, np.int64)  # t is in time order: each delta adds to one run of points
     for a, b, n in deltas:
-        acc += np.where((t < b) & (t + LINE_BUCKET_NS > a), n, 0)
-    return acc
+        lo, hi = np.searchsorted(t, a - LINE_BUCKET_NS, side="right"), np.searchsorted(t, b, side="left")
+        if hi > lo:
+            diff[lo] += n
+            diff[hi] -= n
+    return np.cumsum(diff[:-1])
 
 
 def grads_in_step(t: np.ndarray, v: np.ndarray, ev: Sequence[FSDPEvent], units: Sequence[UnitBytes],

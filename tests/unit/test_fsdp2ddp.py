@@ -161,3 +161,13 @@ def test_fsdp2_keeps_a_reduce_scatters_input_until_the_next_unit_waits_for_it():
     opt = (Mark(kind="optimizer_step", detail="SGD", start_ns=70 * MS, end_ns=80 * MS),)
     m = step_memory(line, events, UNITS, (0, 100 * MS), opt, world=2)
     assert m is not None and m.today_peak == 15 * MiB and m.ddp_peak == 10 * MiB and m.ddp_peak_view == 2 * MiB
+
+
+def test_the_band_adds_what_an_fsdp2_trace_cannot_measure_of_ddp():
+    from commprof.analysis.memory.fsdp2ddp import STRUCTURE_PCT, band
+    from commprof.analysis.uncertainty.maths import Noise
+
+    h = (8.0**2 + 5.0**2 + STRUCTURE_PCT**2) ** 0.5  # the replays' floor, the model's error, the structure
+    assert band(100.0, Noise(), 5.0) == pytest.approx((100 - h, 100 + h))
+    lo, hi = band(100.0, Noise(unprofiled_pct=6.0, steps_unprofiled=10), 5.0)
+    assert hi - 100 == pytest.approx((8.0**2 + 5.0**2 + 12.0**2 + STRUCTURE_PCT**2) ** 0.5) and lo < 100 - h

@@ -21,8 +21,11 @@ Memory per rank: the state under DDP (``memstate``: full parameters, gradients a
 buckets' copy of the gradients unless ``gradient_as_bucket_view=True``) plus the step's transient memory under
 DDP (``ddpmem``), the median over the profiled steps.
 
-The band: the forward what-if's rule (``ddp2fsdp.band``): the replays' band with the FSDP replay's error on the
-traced run, and ``STRUCTURE_PCT`` for what an FSDP2 trace cannot check (DDP's own per-bucket costs).
+The band: the replays' band (``uncertainty.maths.half_width_pct``, with the FSDP replay's error on the traced run)
+and ``STRUCTURE_PCT`` beside it in quadrature, for what an FSDP2 trace cannot measure of DDP: its optimizer on
+whole parameters (Adam's step took 3.2 times its time on half-size shards on a 2-core EPYC, not 2: cache), and
+gloo's all-reduces taking CPU from the backward they overlap.  25%: the what-if's errors on quiet runs of four
+models were -30% to +18% (docs/memory.md).
 """
 
 from __future__ import annotations
@@ -43,12 +46,19 @@ from ..fsdp import replay as fsdpreplay
 from ..fsdp.units import StepUnits, fsdp_report, step_units
 from ..replay.core import LinkFit, error_pct, link_fit
 from ..section import Advice, Finding
-from ..uncertainty.maths import Noise
-from .ddp2fsdp import ParallelAnalysis, ParallelWhatIf, band
+from ..uncertainty.maths import Noise, half_width_pct
+from .ddp2fsdp import ParallelAnalysis, ParallelWhatIf
 from .ddpmem import StepMemory, UnitBytes, step_memory
 from .memstate import StateMemory, optimizer
 
 REVERSE_PREFIX = "FSDP2 -> DDP"  # how the what-if's finding begins
+STRUCTURE_PCT = 25.0  # what an FSDP2 trace cannot measure of DDP (see the module's docstring; docs/memory.md)
+
+
+def band(pred_ms: float, noise: Noise, model_error_pct: float | None) -> tuple[float, float]:
+    """[low, high] around DDP's predicted step: the replays' band and ``STRUCTURE_PCT``, in quadrature."""
+    h = math.hypot(half_width_pct(noise, model_error_pct, changed=True), STRUCTURE_PCT) / 100
+    return pred_ms * max(1 - h, 0.0), pred_ms * (1 + h)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

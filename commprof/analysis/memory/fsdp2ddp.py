@@ -13,9 +13,9 @@ in FSDP2; where they are a head computed first, this over-states the last bucket
 all-reduce: a memory pass each at the run's measured pass rate.  The all-reduce: the run's reduce-scatter and
 all-gather fits added (``alpha + bytes / beta``; a ring all-reduce of N bytes is a reduce-scatter of N then an
 all-gather of N, 2 (n - 1) / n N on the wire), one of them doubled where the run has only one.  The step's tail:
-the traced tail, with the optimizer's step times the world size (DDP updates whole parameters).  Compute-side times
-are scaled by the FSDP replay's calibration (the factor that makes the replay of the traced settings give the step
-measured outside the profiler).
+the traced tail, with the optimizer's step times the world size
+(DDP updates whole parameters).  Compute-side times are scaled by the profiler's slowdown of the run: its step
+outside the profiler over the profiled step replayed (1 where the trace has no step outside the profiler).
 
 Memory per rank: the state under DDP (``memstate``: full parameters, gradients and optimizer state, and the
 buckets' copy of the gradients unless ``gradient_as_bucket_view=True``) plus the step's transient memory under
@@ -228,9 +228,11 @@ def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: lis
     settings = rt.sidecar.fsdp if rt.sidecar is not None else None
     traced_k = max((len(u.forward_prefetch) for u in settings.units), default=0) if settings else 0
     model_ns = fsdpreplay.replay(finp, fsdpreplay.Knobs(reshard_after_forward=None, prefetch=traced_k))[0]
+    # the profiler's slowdown of this run: its step outside the profiler over the profiled one (not the FSDP
+    # replay's calibration, which puts all of that replay's miss on compute: 0.33-0.96 on quiet runs of one job)
     target = unprofiled_ms.get(rt.rank)
-    scale = fsdpreplay.calibrate(finp, target * 1e6 if target else None)
     measured = typical.end_ns - typical.start_ns
+    scale = target * 1e6 / measured if target and measured else 1.0
     return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None)
 
 

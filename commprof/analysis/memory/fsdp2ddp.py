@@ -25,7 +25,7 @@ The band: the replays' band (``uncertainty.maths.half_width_pct``, with the FSDP
 and ``STRUCTURE_PCT`` beside it in quadrature, for what an FSDP2 trace cannot measure of DDP: its optimizer on
 whole parameters (Adam's step took 3.2 times its time on half-size shards on a 2-core EPYC, not 2: cache), and
 gloo's all-reduces taking CPU from the backward they overlap.  25%: the what-if's errors on quiet runs of four
-models were -30% to +18% (docs/memory.md).
+models were -25% to +17% (docs/memory.md).
 """
 
 from __future__ import annotations

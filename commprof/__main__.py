@@ -46,9 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                         "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
                         "searched in kernel names, optionally prefixed with the operation, e.g. "
                         "'all_to_all=my_ep::dispatch'; repeat for more")
-    r.add_argument("--whatif", action="append", default=[], choices=["fsdp"],
-                   help="show a what-if in the text report even when memory is not near the device's limit: fsdp "
-                        "(DDP -> FSDP2: memory and step time under fully_shard)")
+    r.add_argument("--whatif", action="append", default=[], choices=["fsdp", "ddp"],
+                   help="show a what-if in the text report even when the run does not call for it: fsdp (a DDP run "
+                        "-> FSDP2: memory and step time under fully_shard), ddp (an FSDP2 run -> DDP)")
     r.add_argument("--perfetto-max-mb", type=float, default=64.0,
                    help=f"leave {MERGED} out when it would be larger than this many MB of JSON (default 64; 0: no "
                         "limit)")

@@ -159,7 +159,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     traces): the what-ifs are calibrated on it.  ``monitor``: the files ``commprof.monitor`` wrote for the same
     job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section.
     ``per_rank_only`` (or a run ``load`` marked so): per-rank figures only, no cross-rank claim (``withheld``).
-    ``whatif``: what-ifs to state in the findings even where the run does not call for them ("fsdp": DDP -> FSDP2)."""
+    ``whatif``: what-ifs to state in the findings even where the run does not call for them ("fsdp": DDP -> FSDP2,
+    "ddp": FSDP2 -> DDP)."""
     withheld = per_rank_only or run.per_rank_only
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}

@@ -28,7 +28,7 @@ class Shared:
     digests: Mapping[int, RankDigest]  # what the engine's map step computed per rank
     monitor: MonitorRun | None = None  # the files ``commprof.monitor`` wrote beside the traces, if any
     noise: Noise = Noise()  # how disturbed the traced run was: every prediction's band widens with it
-    whatif: tuple[str, ...] = ()  # what-ifs the user asked to see in the findings whatever the run ("fsdp")
+    whatif: tuple[str, ...] = ()  # what-ifs the user asked to see in the findings whatever the run ("fsdp", "ddp")
     # the sections of the families listed before this one in ``FAMILIES`` (a family may build on an earlier one's
     # model: the memory family's DDP -> FSDP2 what-if on the DDP advisor's calibration); ``Section`` records
     earlier: tuple[Any, ...] = ()

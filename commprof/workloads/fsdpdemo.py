@@ -7,8 +7,8 @@ tokens, then a 10-way head).  Each block / layer is one FSDP unit, the root anot
 backward prefetch of that many units; 0 = FSDP's implicit prefetching); ``wrap``: "blocks" (the head stays in the
 root) or "children" (every top-level child is a unit: what the DDP -> FSDP2 what-if assumes); ``parallel``: "fsdp"
 or "ddp" (the same model under DistributedDataParallel); ``optimizer``: "sgd" or "adam".  With ``times``, each
-rank also writes ``state{rank}.json``: the bytes of its parameters (local shards) and optimizer state, measured on
-the tensors after training.
+rank also writes ``state{rank}.json``: the bytes of its parameters (local shards), optimizer state and (DDP) buckets,
+measured on the tensors after training.
 """
 
 from __future__ import annotations
@@ -145,8 +145,12 @@ def _write_state(folder: str, rank: int, model: Any, opt: Any) -> None:
     params = sum(local(p).untyped_storage().nbytes() for p in model.parameters())
     state = sum(local(v).untyped_storage().nbytes() for st in opt.state.values() for v in st.values()
                 if isinstance(v, torch.Tensor) and v.dim() > 0)
+    # DDP's buckets: a copy of the gradients unless gradient_as_bucket_view (torch's own list of them)
+    reducer = getattr(model, "reducer", None)
+    buckets = 0 if reducer is None or getattr(model, "gradient_as_bucket_view", False) else sum(
+        b.buffer().untyped_storage().nbytes() for b in reducer._get_zeros_like_grad_buckets())
     with open(os.path.join(folder, f"state{rank}.json"), "w") as f:
-        json.dump({"params_bytes": params, "optimizer_bytes": state}, f)
+        json.dump({"params_bytes": params, "optimizer_bytes": state, "buckets_bytes": buckets}, f)
 
 
 def launch(out: str | Path, nproc: int = 2, **cfg: Any) -> None:

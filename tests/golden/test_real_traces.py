@@ -371,3 +371,29 @@ def test_ddp_trace_with_sidecar_has_the_fsdp2_whatif_in_the_memory_section_and_i
     assert [w["reshard_after_forward"] for w in items] == [True, False]
     assert {"predicted_step_ms", "predicted_range_ms", "predicted_peak_bytes"} <= set(items[0])
     assert s["parallelism"]["traced"] == "ddp" and len(s["parallelism"]["variants"]) == 2
+
+
+def test_plain_fsdp2_trace_has_the_ddp_whatif_from_its_all_gathers():
+    """tests/data/real/fsdp2_gloo_cpu (plain torch.profiler, 4 x Linear(256) units): the reverse what-if, FSDP2 ->
+    DDP, with the units' sizes from the all-gathers; two variants (gradient_as_bucket_view False / True) in
+    ``whatifs`` with their bands; no peaks without a memory timeline; dropped in the per-rank view."""
+    from commprof.analysis.memory.family import per_rank
+    from commprof.render.summary import summary
+
+    rep = commprof.analyze(commprof.load(real("fsdp2_gloo_cpu")), whatif=("ddp",))
+    a = rep.parallel
+    assert a is not None and a.traced == "fsdp2" and a.world == 2
+    assert dict(a.units)["0"] == 4 * (256 * 256 + 256)  # the all-gather's bytes
+    assert any("all-gathers" in n for n in a.notes) and any("profile_memory" in n for n in a.notes)
+    assert a.whatifs[0].state.total == 3 * sum(b for _u, b in a.units)  # params + grads + bucket copy (SGD)
+    for w in a.whatifs:
+        lo, hi = w.predicted_range_ms
+        assert lo < w.predicted_step_ms < hi and w.predicted_peak_bytes is None
+    items = [i for i in summary(rep)["whatifs"] if i["knob"] == "parallelism"]
+    assert [(i["family"], i["value"], i["gradient_as_bucket_view"]) for i in items] == [
+        ("memory", "ddp", False), ("memory", "ddp", True)]
+    assert any(f.text.startswith("FSDP2 -> DDP") for f in rep.findings)
+    sec = rep.section("memory")
+    assert sec is not None and sec.detail.parallel_shown
+    flat = per_rank(sec)
+    assert flat.detail.parallel is None and not flat.whatifs and not any(x.knob == "parallelism" for x in flat.advice)

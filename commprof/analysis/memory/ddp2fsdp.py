@@ -55,6 +55,8 @@ class ParallelWhatIf:
     predicted_peak_bytes: int | None  # state + the step's transient memory; None without a memory timeline
     state: StateMemory
     step_peak_bytes: int | None  # the transient part alone
+    # the settings the variant assumes (reshard_after_forward of FSDP2, gradient_as_bucket_view of DDP)
+    with_settings: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,7 +227,8 @@ def ddp_to_fsdp(run: Run, bw: Bandwidth, scale: dict[int, float], rates: OpRates
         out.append(ParallelWhatIf(value="fsdp2", reshard_after_forward=raf, predicted_step_ms=step_ns / 1e6,
                                   predicted_range_ms=band(step_ns / 1e6, noise or Noise(), model_error_pct),
                                   predicted_peak_bytes=keep + step_peak if step_peak is not None else None,
-                                  state=state, step_peak_bytes=step_peak))
+                                  state=state, step_peak_bytes=step_peak,
+                                  with_settings=(("reshard_after_forward", raf),)))
     if rt.device_kind != "cpu":
         notes.append("the replay blocks on every FSDP2 collective, as gloo on CPU does; on GPUs they overlap compute "
                      "on their own streams: the predicted step is an upper bound there, not validated")

@@ -1,15 +1,18 @@
 """The memory family's section: peak memory per rank and what communication costs in it (``peak``), allocator
-churn (``churn``) and the DDP -> FSDP2 what-if (``ddp2fsdp``: its variants as ``WhatIf`` records)."""
+churn (``churn``), the DDP -> FSDP2 what-if (``ddp2fsdp``) and, on an FSDP2 run, the reverse FSDP2 -> DDP
+(``fsdp2ddp``): their variants as ``WhatIf`` records."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
 from .. import findings as say
+from ..ddp.rates import op_rates
 from ..section import Section, WhatIf
 from ..shared import Shared
 from .churn import Churn, churn_all, churn_findings
 from .ddp2fsdp import ParallelAnalysis, ddp_to_fsdp, near_limit, parallel_findings
+from .fsdp2ddp import REVERSE_PREFIX, fsdp_to_ddp, reverse_findings
 from .peak import NEAR_LIMIT, Memory, memory
 
 
@@ -17,8 +20,11 @@ from .peak import NEAR_LIMIT, Memory, memory
 class MemoryDetail:
     peaks: tuple[Memory, ...]  # per rank and device (traces made with profile_memory=True)
     churn: tuple[Churn, ...]  # allocator calls and [memory] allocations per rank and profiled step
-    parallel: ParallelAnalysis | None  # DDP -> FSDP2: memory and step under fully_shard (a DDP run with a sidecar)
-    parallel_shown: bool = False  # the text report shows it: memory near the device's limit, or asked (--whatif fsdp)
+    # DDP -> FSDP2: memory and step under fully_shard (a DDP run with a sidecar); on an FSDP2 run, FSDP2 -> DDP
+    parallel: ParallelAnalysis | None
+    # the text report shows it: memory near the device's limit, or asked (--whatif fsdp); the reverse where DDP is
+    # advised or asked (--whatif ddp)
+    parallel_shown: bool = False
 
 
 def _parallel(sh: Shared) -> ParallelAnalysis | None:
@@ -28,7 +34,10 @@ def _parallel(sh: Shared) -> ParallelAnalysis | None:
     scale = advisor.scale if advisor is not None else {}
     rates = advisor.rates if advisor is not None else None
     err = ddp.check.error_pct if ddp is not None and ddp.check is not None else None
-    return ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.unprofiled_step_ms, sh.noise)
+    fwd = ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.unprofiled_step_ms, sh.noise)
+    if fwd is not None:
+        return fwd
+    return fsdp_to_ddp(sh.run, sh.bandwidth, sh.unprofiled_step_ms, rates or op_rates(sh.run), sh.noise)
 
 
 def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:
@@ -37,7 +46,7 @@ def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:
         return ()
     return tuple(WhatIf(knob="parallelism", value=w.value, predicted_step_ms=w.predicted_step_ms,
                         predicted_range_ms=w.predicted_range_ms, predicted_peak_bytes=w.predicted_peak_bytes,
-                        with_settings=(("reshard_after_forward", w.reshard_after_forward),),
+                        with_settings=w.with_settings,
                         assumed=(f"optimizer state of {par.optimizer}",) if par.optimizer_assumed else ())
                  for w in par.whatifs)
 
@@ -49,7 +58,7 @@ def per_rank(sec: Section[MemoryDetail]) -> Section[MemoryDetail]:
     """The section where figures stand per rank only: peaks and churn; no DDP -> FSDP2 what-if (a replay on the
     run's cross-rank link fit and the DDP advisor's calibration)."""
     return replace(sec, detail=replace(sec.detail, parallel=None, parallel_shown=False), whatifs=(),
-                   findings=tuple(f for f in sec.findings if not f.text.startswith(WHATIF_PREFIX)),
+                   findings=tuple(f for f in sec.findings if not f.text.startswith((WHATIF_PREFIX, REVERSE_PREFIX))),
                    advice=tuple(a for a in sec.advice if a.knob != "parallelism"))
 
 
@@ -61,9 +70,12 @@ def section(sh: Shared) -> Section[MemoryDetail] | None:
         return None
     near = {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT}
     cfind, cadvice = churn_findings(churns, sh.unprofiled_step_ms, near, sh.noise)
-    asked = "fsdp" in sh.whatif
-    pfind, padvice = parallel_findings(par, asked)
-    shown = par is not None and (asked or near_limit(par))
+    if par is not None and par.traced == "fsdp2":
+        pfind, padvice = reverse_findings(par, "ddp" in sh.whatif)
+        shown = "ddp" in sh.whatif or bool(padvice)
+    else:
+        pfind, padvice = parallel_findings(par, "fsdp" in sh.whatif)
+        shown = par is not None and ("fsdp" in sh.whatif or near_limit(par))
     return Section(family="memory", detail=MemoryDetail(peaks=mem, churn=churns, parallel=par, parallel_shown=shown),
                    findings=tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(pfind),
                    advice=tuple(cadvice) + tuple(padvice), whatifs=whatifs_of(par))

@@ -54,7 +54,8 @@ def parallel_dict(a: ParallelAnalysis | None) -> dict[str, Any] | None:
     return {"traced": a.traced, "rank": a.rank, "world_size": a.world, "optimizer": a.optimizer,
             "optimizer_assumed": a.optimizer_assumed, "units": [{"unit": u, "unsharded_bytes": b} for u, b in a.units],
             "today": {**_state(a.today), "peak_bytes": a.today_peak_bytes, "step_ms": _r(a.today_step_ms)},
-            "variants": [{"value": w.value, "reshard_after_forward": w.reshard_after_forward, "state": _state(w.state),
+            "variants": [{"value": w.value, "reshard_after_forward": w.reshard_after_forward, **dict(w.with_settings),
+                          "state": _state(w.state),
                           "predicted_step_peak_bytes": w.step_peak_bytes} for w in a.whatifs],
             "device_total_bytes": a.device_total_bytes, "notes": list(a.notes)}
 
@@ -62,10 +63,15 @@ def parallel_dict(a: ParallelAnalysis | None) -> dict[str, Any] | None:
 def _variant_rows(a: ParallelAnalysis) -> list[tuple[str, str, str, str, str]]:
     today = (a.traced.upper() + " (traced)", f"{a.today_step_ms:.1f}", "", _fmt_bytes(a.today.total),
              _fmt_bytes(a.today_peak_bytes) if a.today_peak_bytes is not None else "–")
-    return [today] + [(f"{w.value} raf={w.reshard_after_forward}", f"{w.predicted_step_ms:.1f}",
+    return [today] + [(f"{w.value} " + " ".join(f"{_short(k)}={v}" for k, v in w.with_settings),
+                       f"{w.predicted_step_ms:.1f}",
                        f"{w.predicted_range_ms[0]:.1f}–{w.predicted_range_ms[1]:.1f}", _fmt_bytes(w.state.total),
                        _fmt_bytes(w.predicted_peak_bytes) if w.predicted_peak_bytes is not None else "–")
                       for w in a.whatifs]
+
+
+def _short(knob: str) -> str:
+    return {"reshard_after_forward": "raf", "gradient_as_bucket_view": "bucket_view"}.get(knob, knob)
 
 
 _COLS = ("setting", "step ms", "band ms", "state (params+grads+optim)", "peak")

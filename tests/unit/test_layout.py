@@ -183,3 +183,13 @@ def test_the_design_map_names_every_module():
     missing = [str(p.relative_to(ROOT)) for p in sorted(PKG.rglob("*.py"))
                if p.name != "__init__.py" and not re.search(rf"^\s+{re.escape(p.name)}\s", text, re.M)]
     assert not missing, f"add a line for each to docs/design.md: {missing}"
+
+
+def test_test_modules_have_unique_names():
+    """pytest imports test files by their base name (no packages under tests/): two test_x.py in different folders
+    stop the whole collection, in CI, before any test runs."""
+    seen: dict[str, list[str]] = {}
+    for p in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(p.name, []).append(str(p.relative_to(ROOT)))
+    clashes = {n: ps for n, ps in seen.items() if len(ps) > 1}
+    assert not clashes, clashes

@@ -11,9 +11,9 @@ prediction calibrated on it is off.  At each step boundary the capture reads, on
 
 The analysis (``analysis.uncertainty.hostload``) subtracts the CPU time of every rank of the host from the busy
 time of their CPUs: the rest is other work.  The counters tick in clock ticks (10 ms), so they are summed over
-the run's steps, never judged per step.  Reading them costs about 0.1 ms (twice a step, outside the step's timed
-interval); GPU runs skip it (their step need not slow with the host's load); any failure (another OS, a
-locked-down /proc) leaves them out, never breaks training.
+the run's steps, never judged per step.  Reading them costs about 0.1 ms, once a step, at its end; GPU runs skip
+it (their step need not slow with the host's load); any failure (another OS, a locked-down /proc) leaves them
+out, never breaks training.
 """
 
 from __future__ import annotations

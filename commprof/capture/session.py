@@ -186,12 +186,16 @@ class TraceSession:
 
     def step(self) -> None:
         """Mark the end of a training step (call it once per iteration, like ``profiler.step()``)."""
-        self._close_step(time.time_ns())
+        # one reading of the host's counters per boundary, inside the step it ends (never in the span torch.profiler
+        # opens after the loop's last step); the next step's counters start from it (an export between the two
+        # adds to this process's CPU time and to its CPUs' busy time alike: not to other work)
+        host = self._host.sample()
+        self._close_step(time.time_ns(), host)
         self.step_num += 1
         if self._prof is not None:
             self._prof.step()  # may export the trace: profiler cost, not the next step's
         self._set_recording(self.step_num)
-        self._host_at_start = self._host.sample()
+        self._host_at_start = host
         self._step_start = time.time_ns()
 
     # -- internals ------------------------------------------------------------------------------
@@ -212,10 +216,10 @@ class TraceSession:
             else:
                 self.module_recorder.remove()
 
-    def _close_step(self, now: int) -> None:
+    def _close_step(self, now: int, end: tuple[int, int] | None) -> None:
         row = {F.S_STEP: self.step_num, F.S_START: self._step_start, F.S_END: now,
                F.S_PROFILED: self._profiled(self.step_num)}
-        end, start = self._host.sample(), self._host_at_start
+        start = self._host_at_start
         if end is not None and start is not None:
             row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = end[0] - start[0], end[1] - start[1]
         self._step_times.append(row)

@@ -19,7 +19,8 @@ def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
 
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        launch(tmp_path / "t", nproc=2, steps=10, width=512, layers=4, batch=256)
+        # steps of about 100 ms or more: the counters tick in 10 ms, and a share needs 1 s of CPU capacity
+        launch(tmp_path / "t", nproc=2, steps=12, width=1024, layers=4, batch=512)
     finally:
         busy.kill()
         busy.wait()
@@ -28,9 +29,10 @@ def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
     assert load.ranks == (0, 1) and load.steps >= 8
     rep = commprof.analyze(run)
     print(f"\nother work: {load.other_pct:.0f}% of {load.cpus} CPUs over {load.steps} steps; {rep.noise.describe()}")
-    # one busy loop takes up to one CPU of ``cpus``: under a fair scheduler at least half of one beside two ranks
+    # one busy loop takes up to one CPU of ``cpus``; under a fair scheduler, beside two ranks of up to two runnable
+    # threads each (compute, gloo), at least 2/5 of a CPU on two CPUs (measured here: 34% of two CPUs)
     assert rep.noise.other_load_pct == pytest.approx(load.other_pct)
-    assert load.other_pct >= 0.5 * 100.0 / load.cpus
+    assert load.other_pct >= 0.35 * 100.0 / load.cpus
     assert rep.noise.disturbed == (load.other_pct > OTHER_LOAD_PCT or rep.noise.step_pct > DISTURBED_PCT
                                    or (rep.noise.rates_pct or 0.0) > 2 * DISTURBED_PCT)
     if load.cpus <= 3:  # a busy core of two or three: the run is disturbed, and the report says so first

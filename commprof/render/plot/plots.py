@@ -10,7 +10,15 @@ from ...analysis.spans import lane_span, rank_spans
 from ...ops import bus_factor
 from ..safe import plain
 from .figure import COMM, COMPUTE, EXPOSED, MAX_TIMELINE_RANKS, MEMCPY, OTHER, OVERLAPPED, SERIES, new_figure, to_png
-from .scale import PLOT_RANKS_MAX, bandwidth_many, breakdown_many, stragglers_many, timeline_ranks
+from .scale import (
+    PLOT_RANKS_MAX,
+    bandwidth_many,
+    breakdown_many,
+    finish_bandwidth,
+    fit_curve,
+    stragglers_many,
+    timeline_ranks,
+)
 
 
 def breakdown(rep: Report) -> bytes | None:
@@ -141,7 +149,6 @@ def bandwidth(rep: Report) -> bytes | None:
     plt, fig, ax = new_figure(8, 4.2)
     colors = SERIES  # not the activity colours: a colour here names a collective
     peak = None
-    xmin, xmax = np.inf, 0.0
     for i, key in enumerate(sorted(keys)):
         op, pg, n = key
         x, t = bw.samples[key]
@@ -152,25 +159,14 @@ def bandwidth(rep: Report) -> bytes | None:
             continue
         c = colors[i % len(colors)]
         ax.scatter(x, x / t * f, s=10, alpha=0.5, color=c, label=f"{plain(op, 20)} (group {plain(pg, 10)}, n={n})")
-        xmin, xmax = min(xmin, float(x.min())), max(xmax, float(x.max()))
         fit = next((ft for ft in bw.fits if (ft.op, ft.process_group, ft.group_size) == key), None)
         if fit is not None and fit.beta_gbps:
-            xs = np.logspace(np.log10(max(x.min() / 2, 1)), np.log10(x.max() * 2), 60)
-            ts = (fit.alpha_us or 0.0) * 1e3 + xs / fit.beta_gbps  # ns
             # over a single message size the fit cannot separate latency from bandwidth: α is assumed, say so
             assumed = " (α assumed: sizes too alike to fit it)" if fit.alpha_assumed else ""
-            ax.plot(xs, xs / ts * f, color=c, lw=1.2, ls="--" if fit.alpha_assumed else "-",
-                    label=f"fit: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s{assumed}")
+            fit_curve(ax, x, fit, f, c, f"fit: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s{assumed}")
         if fit is not None and fit.peak_gbps:
             peak = (fit.peak_gbps, fit.peak_source)
-    if peak:
-        ax.axhline(peak[0], color="#777777", ls="--", lw=1, label=f"peak {peak[0]:.0f} GB/s ({plain(peak[1], 40)})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("message size (bytes)")
-    ax.set_ylabel("bus bandwidth (GB/s, transfer time)")
-    ax.set_title("Bandwidth vs message size (waits for late ranks removed)")
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    finish_bandwidth(ax, peak, loc="lower right")
     return to_png(plt, fig)
 
 

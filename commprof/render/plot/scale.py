@@ -172,13 +172,24 @@ def bandwidth_many(rep: Report, keys: Sequence[tuple[str, str, int]]) -> bytes |
                        and ft.beta_gbps), key=lambda ft: ft.beta_gbps or 0.0)
         if fits:
             fit = fits[(len(fits) - 1) // 2]
-            xs = np.logspace(np.log10(max(x.min() / 2, 1)), np.log10(x.max() * 2), 60)
-            ts = (fit.alpha_us or 0.0) * 1e3 + xs / (fit.beta_gbps or 1.0)
             which = f"median of {len(fits)} groups' fits" if len(fits) > 1 else "fit"
             assumed = " (α assumed)" if fit.alpha_assumed else ""
-            ax.plot(xs, xs / ts * f, color=c, lw=1.2, ls="--" if fit.alpha_assumed else "-",
-                    label=f"{which}: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s{assumed}")
+            fit_curve(ax, x, fit, f, c, f"{which}: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s{assumed}")
         peak = next(((ft.peak_gbps, ft.peak_source) for ft in fits if ft.peak_gbps), peak)
+    finish_bandwidth(ax, peak, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    return to_png(plt, fig)
+
+
+def fit_curve(ax, x: np.ndarray, fit, factor: float, color: str, label: str) -> None:
+    """A fitted α-β line (bus bandwidth) from half the smallest to twice the largest size of ``x``, dashed where α
+    was assumed (sizes too alike to fit it)."""
+    xs = np.logspace(np.log10(max(x.min() / 2, 1)), np.log10(x.max() * 2), 60)
+    ts = (fit.alpha_us or 0.0) * 1e3 + xs / (fit.beta_gbps or 1.0)  # ns
+    ax.plot(xs, xs / ts * factor, color=color, lw=1.2, ls="--" if fit.alpha_assumed else "-", label=label)
+
+
+def finish_bandwidth(ax, peak: tuple[float, str | None] | None, **legend) -> None:
+    """The bandwidth plot's peak line, log axes, labels, title and legend (placed by ``legend``)."""
     if peak:
         ax.axhline(peak[0], color="#777777", ls="--", lw=1, label=f"peak {peak[0]:.0f} GB/s ({plain(peak[1], 40)})")
     ax.set_xscale("log")
@@ -186,8 +197,7 @@ def bandwidth_many(rep: Report, keys: Sequence[tuple[str, str, int]]) -> bytes |
     ax.set_xlabel("message size (bytes)")
     ax.set_ylabel("bus bandwidth (GB/s, transfer time)")
     ax.set_title("Bandwidth vs message size (waits for late ranks removed)")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    return to_png(plt, fig)
+    ax.legend(fontsize=7, frameon=False, **legend)
 
 
 def rank_areas(ax, ranks: Sequence[int], layers: Sequence[tuple[np.ndarray, str]]) -> None:

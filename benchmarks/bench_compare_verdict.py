@@ -1,0 +1,85 @@
+"""compare's verdict on repeated real runs: how often two runs of the same setting are called "no detectable
+change" (its false-positive rate: a verdict of "faster" or "slower" between runs that differ by nothing but
+chance), and how often a small real change is detected (its power).
+
+Every run is the same 2-rank gloo DDP job (tests/e2e/test_verdict.py's, traced with commprof.trace), ``--runs``
+times as it is, and ``--slow-runs`` times with rank 1 sleeping ``--slow-ms`` per step (a real straggler: the step
+is that much slower, less what the sleep overlaps).  Every pair of same-setting runs is compared in both orders'
+place once (``commprof.analysis.uncertainty.verdict``), every (same, slow) pair once.  The pairs share runs, so
+they are not independent trials: the rates are what this set of runs gives, with the runs' own step spread beside
+them.
+
+    python benchmarks/bench_compare_verdict.py [--runs 8] [--slow-runs 3] [--slow-ms 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+JOB = {"nproc": 2, "steps": 14, "width": 256, "layers": 2, "batch": 2048, "bucket_cap_mb": 25}
+
+
+def one(extra: dict) -> str:
+    from commprof.workloads.demo import launch
+
+    d = tempfile.mkdtemp(prefix="commprof-verdict-")
+    launch(d, **{**JOB, **extra})
+    return d
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=8)
+    ap.add_argument("--slow-runs", type=int, default=3)
+    ap.add_argument("--slow-ms", type=float, default=8.0)
+    args = ap.parse_args()
+    import commprof
+    from bandcheck import cpu_model
+    from commprof.analysis.uncertainty.verdict import FASTER, NO_CHANGE, SLOWER, step_samples, verdict
+
+    same = [commprof.load(one({})) for _ in range(args.runs)]
+    slow = [commprof.load(one({"slow_rank": 1, "slow_ms": args.slow_ms})) for _ in range(args.slow_runs)]
+    print(f"# {cpu_model()}; job {JOB}; {args.runs} runs as they are, {args.slow_runs} with rank 1 sleeping "
+          f"{args.slow_ms:g} ms per step")
+    for i, r in enumerate(same + slow):
+        vals, _src = step_samples(r)
+        tag = f"same #{i}" if i < len(same) else f"slow #{i - len(same)}"
+        print(f"{tag:<8} mean step {statistics.mean(vals):7.2f} ms, median {statistics.median(vals):7.2f}, "
+              f"spread (stdev) {statistics.stdev(vals):5.2f} ms over {len(vals)} steps")
+    fp: Counter[str] = Counter()
+    deltas = []
+    for a, b in itertools.combinations(same, 2):
+        v = verdict(a, b)
+        fp[v.change] += 1
+        if v.delta_ms is not None:
+            deltas.append(v.delta_ms)
+    n = sum(fp.values())
+    print(f"same setting, {n} pairs: no detectable change {fp[NO_CHANGE]}/{n}, faster {fp[FASTER]}, slower "
+          f"{fp[SLOWER]} (false-positive rate {100 * (n - fp[NO_CHANGE]) / n:.0f}%); |delta| median "
+          f"{statistics.median(abs(d) for d in deltas):.2f} ms, max {max(abs(d) for d in deltas):.2f} ms")
+    det: Counter[str] = Counter()
+    got = []
+    for a, b in itertools.product(same, slow):
+        v = verdict(a, b)
+        det[v.change] += 1
+        if v.delta_ms is not None:
+            got.append(v.delta_ms)
+    m = sum(det.values())
+    if m:
+        print(f"rank 1 sleeping {args.slow_ms:g} ms per step, {m} pairs: slower {det[SLOWER]}/{m}, no detectable "
+              f"change {det[NO_CHANGE]}, faster {det[FASTER]}; delta median {statistics.median(got):+.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -58,10 +58,13 @@ def test_optimizer_from_the_trace_else_assumed():
 def test_transient_peak_per_phase():
     units = units_of([_p("module.0.weight", (512, 512)), _p("module.1.weight", (512, 512))], 2)[1:]
     u = units[0].unsharded_bytes  # 1 MiB each, 0.5 MiB shards
-    ph = _Phases(fwd=10 * MiB, bwd={"1": 8 * MiB, "0": 6 * MiB}, tail=1 * MiB, grads_in_step=True, peak=12 * MiB)
+    ph = _Phases(fwd=10 * MiB, bwd={"1": 11 * MiB, "0": 6 * MiB}, tail=1 * MiB, grads_in_step=True, peak=14 * MiB)
     held = {"fwd:0": u, "fwd:1": u, "fwd_tail": 0, "bwd:1": 2 * u, "bwd:0": u, "bwd_tail": 0}
-    # forward: 10 MiB + one unit held + one all-gather buffer; backward of unit 1 (first): 8 + 2u + 2u
-    assert _fsdp_peak(ph, units, held, 0) == max(10 * MiB + 2 * u, 8 * MiB + 4 * u, 6 * MiB + u // 2 + 3 * u)
+    # forward: 10 MiB + one unit held + one all-gather buffer; backward of unit 1 (first): 11 MiB + its parameters and
+    # the prefetched unit's (2u) + its unsharded gradients (u), which later sit beside the reduce-scatter's input
+    # (u) once its parameters are resharded: never 2u on top of the parameters
+    assert _fsdp_peak(ph, units, held, 0) == max(10 * MiB + 2 * u, 11 * MiB + 3 * u, 6 * MiB + u // 2 + 2 * u)
+    assert _fsdp_peak(ph, units, held, 0) == 14 * MiB
     # a CUDA timeline counts the DDP state: base is taken off every phase
     assert _fsdp_peak(ph, units, held, 1 * MiB) == _fsdp_peak(ph, units, held, 0) - MiB
 
@@ -74,3 +77,18 @@ def test_band_widens_with_the_model_error_and_the_noise():
     assert (lo, hi) == pytest.approx((100 - h, 100 + h))
     lo2, hi2 = band(100.0, Noise(unprofiled_pct=6.0, steps_unprofiled=10), 5.0)
     assert lo2 < lo and hi2 > hi and hi2 - 100 == pytest.approx((8.0**2 + 5.0**2 + 12.0**2 + 10.0**2) ** 0.5)
+
+
+def test_collectives_as_the_backend_runs_them():
+    from commprof.analysis.memory.ddp2fsdp import collective_ns
+
+    nbytes, alpha_s, beta_bps, pass_bps, fresh_bps = 4_000_000, 1e-4, 5e8, 1e10, 2e9
+    half = 1e5 + nbytes / (2 * beta_bps) * 1e9  # a ring all-gather / reduce-scatter: half an all-reduce's bytes
+    ag, rs = collective_ns(nbytes, alpha_s, beta_bps, pass_bps, fresh_bps, gloo=False)
+    assert ag == rs == pytest.approx(half + nbytes / pass_bps * 1e9)  # NCCL: one copy pass each
+    ag, rs = collective_ns(nbytes, alpha_s, beta_bps, pass_bps, fresh_bps, gloo=True)
+    # gloo: the all-gather writes a fresh output then FSDP2 copies out; the reduce-scatter is a whole all-reduce
+    # after chunk_cat into a fresh input, and a clone
+    assert ag == pytest.approx(half + nbytes / fresh_bps * 1e9 + nbytes / pass_bps * 1e9)
+    assert rs == pytest.approx(1e5 + nbytes / beta_bps * 1e9 + 2 * nbytes / fresh_bps * 1e9)
+    assert rs > 1.8 * (half - 1e5)  # about twice the ring's wire time: what the 2 Gbit/s proof measured

@@ -6,8 +6,8 @@ start to the first gradient ready) and the backward (first to last gradient read
 split over the units in proportion to their parameter bytes; the step's tail after its last collective
 (optimizer, zero_grad), the optimizer's own step (``Optimizer.step#...``) divided by the world size (it updates
 shards).  Communication: the run's all-reduce fit ``alpha + bytes / beta`` converted to all-gather and
-reduce-scatter (a ring all-reduce moves twice the bytes of either: ``alpha + bytes / (2 beta)``), plus a memory
-pass per collective for FSDP2's copy-in / copy-out at the run's measured pass rate.  Compute-side times are scaled
+reduce-scatter as the backend runs them (``collective_ns``: a ring moves half an all-reduce's bytes; gloo's
+reduce-scatter is a whole all-reduce), plus FSDP2's copies at the probe's measured memory rates.  Compute-side times are scaled
 by the DDP advisor's calibration (the factor that makes the replay of the traced DDP settings give the step
 measured outside the profiler).
 
@@ -16,7 +16,8 @@ traced step's memory timeline (``profile_memory=True``) per phase, less the grad
 (when each one was ready): what FSDP2 leaves in place (activations, temporaries).  To it each phase adds what FSDP2
 holds then: the unsharded parameters of the replayed schedule, plus one unit's all-gather buffer in the forward
 (copy-out), the gradient shards of the units already reduced, and in a unit's backward its unsharded gradients
-and the reduce-scatter's flat input (FSDP2's ``foreach_reduce`` copies the gradients into it).
+once: at the end of its compute beside its unsharded parameters, then beside the reduce-scatter's flat input
+(FSDP2's post-backward reshards the parameters before ``foreach_reduce`` copies the gradients into that input).
 
 The band: the replays' band (``uncertainty.maths.half_width_pct``: the floor on a changed setting, the replay's
 error on the traced run from the DDP advisor's model check, the run's noise) and ``STRUCTURE_PCT`` for what no DDP
@@ -98,23 +99,43 @@ def _order(units: list[Unit], ready: dict[str, int]) -> list[Unit]:
     return sorted([u for u in units if u.params], key=lambda u: -last[u.name])
 
 
+def collective_ns(nbytes: int, alpha_s: float, beta_bps: float, pass_bps: float, fresh_bps: float,
+                  gloo: bool) -> tuple[float, float]:
+    """(all-gather ns, reduce-scatter ns) of one unit of ``nbytes`` unsharded bytes, from the run's all-reduce fit
+    ``alpha + bytes / beta`` and the probe's memory rates.  A ring all-gather or reduce-scatter moves half the bytes
+    of a ring all-reduce: ``alpha + bytes / (2 beta)``, plus a pass over the unit for FSDP2's copy-in / copy-out.
+    gloo on CPU differs, as its traces show: its reduce-scatter is an all-reduce of the whole input
+    (``gloo:all_reduce`` inside ``c10d::_reduce_scatter_base_``) followed by a clone, after FSDP2's ``chunk_cat``
+    has copied the gradients into a freshly allocated input: ``alpha + bytes / beta`` plus two fresh writes of the
+    unit; its all-gather writes into a freshly allocated output (first touch of new pages: the probe's fresh rate)
+    before FSDP2 copies the parameters out of it (a pass)."""
+    half = alpha_s * 1e9 + nbytes / (2 * beta_bps) * 1e9
+    if not gloo:
+        copy = nbytes / pass_bps * 1e9
+        return half + copy, half + copy
+    ag = half + nbytes / fresh_bps * 1e9 + nbytes / pass_bps * 1e9
+    rs = alpha_s * 1e9 + nbytes / beta_bps * 1e9 + 2 * nbytes / fresh_bps * 1e9
+    return ag, rs
+
+
 def _inputs(rt: RankTrace, st: Step, units: list[Unit], bw: Bandwidth, rates: OpRates | None,
             world: int) -> tuple[ReplayInputs, list[str]] | None:
     ready = {n: t for n, t in (rt.sidecar.param_ready.get(st.number, {}) if rt.sidecar else {}).items()}
     fit = link_fit(bw, ops.ALL_REDUCE, world)
     if not ready or fit is None:
         return None
-    alpha_s, beta_bps = fit.alpha_s, fit.beta_bps
     pass_bps = rates.pass_bps if rates is not None else 4e9
+    fresh_bps = rates.fresh_bps if rates is not None else pass_bps
     first, last = min(ready.values()), max(ready.values())
     total = sum(u.unsharded_bytes for u in units) or 1
     fwd, bwd = max(first - st.start_ns, 0), max(last - first, 0)
     out = []
     for u in _order(units, ready):
         share = u.unsharded_bytes / total
-        comm = alpha_s * 1e9 + u.unsharded_bytes / (2 * beta_bps) * 1e9 + u.unsharded_bytes / pass_bps * 1e9
-        out.append(UnitTimes(name=u.name, fwd_ns=fwd * share, bwd_ns=bwd * share, ag_ns=comm, bwd_ag_ns=comm,
-                             rs_ns=comm, unsharded_bytes=u.unsharded_bytes, reshard=True))
+        ag, rs = collective_ns(u.unsharded_bytes, fit.alpha_s, fit.beta_bps, pass_bps, fresh_bps,
+                               gloo=rt.device_kind == "cpu")
+        out.append(UnitTimes(name=u.name, fwd_ns=fwd * share, bwd_ns=bwd * share, ag_ns=ag, bwd_ag_ns=ag,
+                             rs_ns=rs, unsharded_bytes=u.unsharded_bytes, reshard=True))
     ends = [c.end_ns for c in rt.collectives if c.end_ns is not None and st.start_ns <= (c.issue_ns or c.end_ns)
             <= st.end_ns]
     done = max([last, *ends])
@@ -183,7 +204,9 @@ def _fsdp_peak(ph: _Phases, order: list[Unit], held: dict[str, int], base: int) 
     done = 0
     for u in reversed(order):
         now = ph.bwd.get(u.name, 0) - base + held.get(f"bwd:{u.name}", 0) + (done if grads else 0)
-        best = max(best, now + 2 * u.unsharded_bytes)
+        # its unsharded gradients beside its parameters; then, the parameters resharded, beside the flat
+        # reduce-scatter input they are copied into: either way one unit more than ``held``
+        best = max(best, now + u.unsharded_bytes)
         done += u.shard_bytes
     return max(best, ph.tail - base + (done if grads else 0) + held.get("bwd_tail", 0))
 

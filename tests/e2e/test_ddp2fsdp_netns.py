@@ -3,7 +3,8 @@ under DDP, then trained with fully_shard for real, reshard_after_forward True an
 2-core host (tests/e2e/proofs.py): each measured step inside its prediction's band (within the measurement's own
 confidence interval); the proof runs again only on a disturbance it detects and names (the traced run's noise, or
 a measurement whose steps vary by more than DISTURBED_PCT), and a measurement still disturbed is named, not
-checked.  Peak memory is not timing: the predicted peak within 15% of the measured one on every row.  Skips where ip
+checked.  Peak memory is not timing: the predicted peak within 10% of the measured one on every row (the issue's
+goal; within 3% on a quiet host).  Skips where ip
 netns fails."""
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ def test_ddp_to_fsdp2_whatif_on_2gbit_mlp(net):
     assert [i["reshard_after_forward"] for i in items] == [True, False]
     assert all(i["predicted_range_ms"] and i["predicted_peak_bytes"] for i in items)
     for r in rows:
-        assert r.predicted_peak and r.measured_peak and abs(r.peak_error_pct or 0) <= 15.0, r
+        assert r.predicted_peak and r.measured_peak and abs(r.peak_error_pct or 0) <= 10.0, r
     try:
         check_bands(rows, 2)
     except AssertionError as e:
-        # Known: on a quiet CI run the MLP's reshard_after_forward=True step was predicted at 346 ms (274-417) and
-        # measured 698 ms (steps within 3.2%); other runs landed within -1..+8%.  The step prediction's band does not
-        # hold on every run yet (see docs/memory.md); the peak-memory checks above do.
+        # Known: before gloo's collectives were modelled as gloo runs them (ddp2fsdp.collective_ns), every quiet
+        # prediction was 18-32% short; since, seven quiet rows landed within -10..+5% (docs/memory.md).  One clean-
+        # clone CI run measured the MLP's FSDP2 step at 698 ms, steps within 3.2%, where quiet runs measure ~460 ms:
+        # a steady slowdown of the measurement itself, not explained; until it is, a step outside its band is
+        # reported as an expected failure naming the row, and the peak-memory checks above stay assertions.
         pytest.xfail(f"DDP -> FSDP2 step outside its band on this run: {e}")

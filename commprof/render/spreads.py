@@ -6,11 +6,15 @@ averaged step lies within the mean ± x% when the mean is central; a lopsided ra
 ``overlap %``, half the range in percentage points.  The
 cell's tooltip gives the median and the range over every analyzed step, the outlier steps left out named; the
 cell's ``data-sort`` is the figure itself, so the table sorts by the number, not by the text.
+
+The same spreads, by the same function (``rank_spreads``), are summary.json's per-rank ``spread`` (``spread_json``)
+and the ``±`` row under each rank of the terminal's per-rank table (``beside``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +24,10 @@ from .safe import html_text as h
 # the per-rank table's columns with a spread, and the per-step figure of each (``Overlap``'s attribute)
 FIELDS = {"step": "step_ns", "compute": "compute_ns", "comm": "comm_ns", "overlapped": "overlapped_ns",
           "exposed": "exposed_ns", "other": "other_ns", "overlap %": "overlap_pct"}
+
+# summary.json's per-rank key of each ``FIELDS`` column: ``spread[key]`` is the spread of the row's ``key``
+KEYS = {"step": "step_ms", "compute": "compute_ms", "comm": "comm_ms", "overlapped": "overlapped_ms",
+        "exposed": "exposed_comm_ms", "other": "other_ms", "overlap %": "overlap_pct"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,13 +58,41 @@ def rank_spreads(o: RankOverlap) -> dict[str, CellSpread]:
     kept_steps = {s.step for s in o.kept}
     out = {}
     for col, attr in FIELDS.items():
-        scale = 1.0 if attr == "overlap_pct" else 1e-6
-        vals = np.array([getattr(s, attr) * scale for s in o.steps], dtype=np.float64)
-        kept = np.array([getattr(s, attr) * scale for s in o.steps if s.step in kept_steps], dtype=np.float64)
+        div = 1.0 if attr == "overlap_pct" else 1e6  # ns / 1e6: the step's values are ``spread_ms``'s, bit for bit
+        vals = np.array([getattr(s, attr) / div for s in o.steps], dtype=np.float64)
+        kept = np.array([getattr(s, attr) / div for s in o.steps if s.step in kept_steps], dtype=np.float64)
         out[col] = CellSpread(steps=len(vals), kept=len(kept), median=float(np.median(vals)), low=float(vals.min()),
                               high=float(vals.max()), kept_low=float(kept.min()), kept_high=float(kept.max()),
                               left_out=left_out)
     return out
+
+
+def spread_json(o: RankOverlap) -> dict[str, dict[str, float | int]] | None:
+    """summary.json's per-rank ``spread``: for each figure (keyed as the row's own key, ``KEYS``) its median, min and
+    max over every analyzed step, ``kept_min`` / ``kept_max`` over the steps its mean is over, and the counts of
+    both; None without analyzed steps.  Rounded as the row's figures: ms to 3 decimals, % to 2."""
+    sps = rank_spreads(o)
+    if not sps:
+        return None
+    out = {}
+    for col, sp in sps.items():
+        nd = 2 if col == "overlap %" else 3
+        out[KEYS[col]] = {"median": round(sp.median, nd), "min": round(sp.low, nd), "max": round(sp.high, nd),
+                          "kept_min": round(sp.kept_low, nd), "kept_max": round(sp.kept_high, nd),
+                          "steps": sp.steps, "kept": sp.kept}
+    return out
+
+
+def beside(value: float, sp: CellSpread, *, unit: str = "ms") -> str:
+    """The spread shown beside a figure: ``±x%``, half the kept steps' range in % of ``value`` (one decimal under
+    100%, none from 100%: the terminal's column stays narrow); for a percentage (``unit`` "%") ``±x``, half the
+    range in points (±2.0% of 40% would read as 38-42%); "" with fewer than two kept steps or a zero figure."""
+    if unit == "%":
+        return f"±{(sp.kept_high - sp.kept_low) / 2:.1f}" if sp.kept >= 2 else ""
+    pct = sp.half_range_pct(value)
+    if pct is None:
+        return ""
+    return f"±{pct:.1f}%" if pct < 99.95 else f"±{pct:.0f}%"
 
 
 def cell(value: float | None, sp: CellSpread | None, *, nd: int = 2, unit: str = "ms") -> str:
@@ -66,13 +102,9 @@ def cell(value: float | None, sp: CellSpread | None, *, nd: int = 2, unit: str =
     text = f"{value:.{nd}f}"
     if sp is None:
         return f"<td class='n' data-sort='{value!r}'>{text}</td>"
-    if unit == "%":  # a percentage's spread in points: ±2.0% of 40% would read as 38-42%
-        pts = (sp.kept_high - sp.kept_low) / 2 if sp.kept >= 2 else None
-        beside = f"<span class='spread'> ±{pts:.1f}</span>" if pts is not None else ""
-    else:
-        pct = sp.half_range_pct(value)
-        beside = f"<span class='spread'> ±{pct:.1f}%</span>" if pct is not None else ""
-    return f"<td class='n' data-sort='{value!r}' title='{h(tooltip(value, sp, nd=nd, unit=unit))}'>{text}{beside}</td>"
+    pm = beside(value, sp, unit=unit)
+    span = f"<span class='spread'> {pm}</span>" if pm else ""
+    return f"<td class='n' data-sort='{value!r}' title='{h(tooltip(value, sp, nd=nd, unit=unit))}'>{text}{span}</td>"
 
 
 def tooltip(value: float, sp: CellSpread, *, nd: int = 2, unit: str = "ms") -> str:
@@ -83,3 +115,13 @@ def tooltip(value: float, sp: CellSpread, *, nd: int = 2, unit: str = "ms") -> s
     left = f" ({out} left out: an outlier step)" if sp.left_out else ""
     return (f"mean {value:.{nd}f} {unit} over {sp.kept} steps{left}; median {sp.median:.{nd}f}, "
             f"range {sp.low:.{nd}f}-{sp.high:.{nd}f} over {sp.steps} analyzed steps")
+
+
+def row_beside(row: dict[str, Any], sps: dict[str, CellSpread]) -> tuple[str, ...]:
+    """The ``beside`` text of each ``FIELDS`` figure of a summary.json per-rank ``row``, in ``FIELDS``' order ("" where
+    there is none): the terminal's ``±`` row under the rank, the same text as the HTML's cells."""
+    out = []
+    for col, key in KEYS.items():
+        sp, value = sps.get(col), row.get(key)
+        out.append("" if sp is None or value is None else beside(value, sp, unit="%" if col == "overlap %" else "ms"))
+    return tuple(out)

@@ -1,14 +1,15 @@
-"""The spread beside each per-rank figure of report.html's per-rank table.
+"""The spread of each per-rank figure: report.html's cells, the terminal's ± row, summary.json's ``spread``.
 
-A cell shows the headline figure (the mean over the rank's analyzed steps, outlier steps left out: ``RankOverlap``'s
-``representative``) and beside it ``±x%``: half the range of the steps that mean is over, in % of the mean (every
-averaged step lies within the mean ± x% when the mean is central; a lopsided range shows in the tooltip); for
-``overlap %``, half the range in percentage points.  The
-cell's tooltip gives the median and the range over every analyzed step, the outlier steps left out named; the
-cell's ``data-sort`` is the figure itself, so the table sorts by the number, not by the text.
+A cell of report.html's per-rank table shows the headline figure (the mean over the rank's analyzed steps, outlier
+steps left out: ``RankOverlap``'s ``representative``) and beside it ``±x%``: half the range of the steps that mean
+is over, in % of the mean (every averaged step lies within the mean ± x% when the mean is central; a lopsided range
+shows in the tooltip); for ``overlap %``, half the range in percentage points.  The cell's tooltip gives the median
+and the range over every analyzed step, the outlier steps left out named; the cell's ``data-sort`` is the figure
+itself, so the table sorts by the number, not by the text.
 
 The same spreads, by the same function (``rank_spreads``), are summary.json's per-rank ``spread`` (``spread_json``)
-and the ``±`` row under each rank of the terminal's per-rank table (``beside``).
+and the ``±`` row under each rank of the terminal's per-rank table (``row_beside``), the ``±`` text of both one
+function (``beside``).
 """
 
 from __future__ import annotations
@@ -56,15 +57,17 @@ def rank_spreads(o: RankOverlap) -> dict[str, CellSpread]:
         return {}
     left_out = tuple(sorted(n for n, _ms, _why in o.outliers))
     kept_steps = {s.step for s in o.kept}
-    out = {}
-    for col, attr in FIELDS.items():
-        div = 1.0 if attr == "overlap_pct" else 1e6  # ns / 1e6: the step's values are ``spread_ms``'s, bit for bit
-        vals = np.array([getattr(s, attr) / div for s in o.steps], dtype=np.float64)
-        kept = np.array([getattr(s, attr) / div for s in o.steps if s.step in kept_steps], dtype=np.float64)
-        out[col] = CellSpread(steps=len(vals), kept=len(kept), median=float(np.median(vals)), low=float(vals.min()),
-                              high=float(vals.max()), kept_low=float(kept.min()), kept_high=float(kept.max()),
-                              left_out=left_out)
-    return out
+    attrs = tuple(FIELDS.values())
+    vals = np.array([[getattr(s, a) for a in attrs] for s in o.steps], dtype=np.float64)  # a row per step
+    # ns / 1e6: the step's values are ``spread_ms``'s, bit for bit; overlap % as it is
+    vals /= np.array([1.0 if a == "overlap_pct" else 1e6 for a in attrs])
+    kept = vals[np.array([s.step in kept_steps for s in o.steps])]
+    med, low, high = np.median(vals, axis=0), vals.min(axis=0), vals.max(axis=0)
+    kept_low, kept_high = kept.min(axis=0), kept.max(axis=0)
+    return {col: CellSpread(steps=len(vals), kept=len(kept), median=float(med[i]), low=float(low[i]),
+                            high=float(high[i]), kept_low=float(kept_low[i]), kept_high=float(kept_high[i]),
+                            left_out=left_out)
+            for i, col in enumerate(FIELDS)}
 
 
 def spread_json(o: RankOverlap) -> dict[str, dict[str, float | int]] | None:

@@ -140,3 +140,17 @@ def test_a_spread_past_the_figure_itself_keeps_the_column_narrow():
     one = spreads.CellSpread(steps=3, kept=1, median=1.0, low=1.0, high=9.0, kept_low=1.0, kept_high=1.0,
                              left_out=(2, 3))
     assert spreads.beside(1.0, one) == "" and spreads.beside(1.0, one, unit="%") == ""
+
+
+def test_past_the_rows_the_terminal_shows_each_shown_rank_keeps_its_spread_row():
+    from commprof.render.tables import MAX_ROWS
+
+    n = MAX_ROWS * 2 + 3
+    many = commprof.analyze(run(*(_rank(r, RANK1[:3]) for r in range(n))))
+    s = summary(many)
+    assert len(s["ranks"]) == n and all(r["spread"]["step_ms"]["steps"] == 3 for r in s["ranks"])  # JSON: every rank
+    table = text.render(many).split("Per rank", 1)[1].split("Collectives", 1)[0]
+    rows = [ln for ln in table.splitlines() if re.match(r"│\s+\d+ │", ln)]
+    pms = [ln for ln in table.splitlines() if re.match(r"│\s+│\s+±", ln)]
+    assert len(rows) == len(pms) == MAX_ROWS * 2  # the rows it showed before, each with its ± row
+    assert f"… {n - MAX_ROWS * 2} more ranks in summary.json" in table

@@ -146,14 +146,12 @@ def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
     parts = ["<h2>Per rank: the mean of its analyzed steps, ms</h2>" + _head(
         ("rank", "step", "compute", "comm", "overlapped", "exposed", "other", "overlap %", "wait", "bytes/step",
          "unprofiled step"), name="ranks")]
-    from .spreads import cell, rank_spreads
+    from .spreads import KEYS, cell, rank_spreads
 
     spreads = {o.rank: rank_spreads(o) for o in rep.overlaps}
     for r in s["ranks"]:
         sp = spreads.get(r["rank"], {})
-        figs = "".join(cell(r[key], sp.get(col)) for col, key in (
-            ("step", "step_ms"), ("compute", "compute_ms"), ("comm", "comm_ms"), ("overlapped", "overlapped_ms"),
-            ("exposed", "exposed_comm_ms"), ("other", "other_ms")))
+        figs = "".join(cell(r[key], sp.get(col)) for col, key in KEYS.items() if col != "overlap %")
         pct = cell(r["overlap_pct"], sp.get("overlap %"), nd=1, unit="%")
         rest = "".join(f"<td class='n'>{v}</td>" for v in (_n(r["wait_ms"]), h(_fmt_bytes(r["comm_bytes_per_step"])),
                                                            _n(r["step_ms_unprofiled"])))

@@ -13,6 +13,7 @@ from ..analysis.overlap import RankOverlap
 from ..analysis.uncertainty.maths import Noise
 from ..analysis.volume import CollectiveStat
 from ..formats import files
+from .spreads import spread_json
 from .views import VIEWS
 
 SCHEMA = files.SUMMARY_SCHEMA
@@ -94,7 +95,7 @@ def whatifs(rep: Report) -> list[dict[str, Any]]:
 
 def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
     """One rank's row: the mean over its analyzed steps, outlier steps left out (they add up), the step's spread,
-    its whole window."""
+    each figure's spread (``spread``: the HTML's and the terminal's ``±``), its whole window."""
     rt = rep.run.rank(o.rank)
     w = o.window
     s = o.representative
@@ -114,6 +115,7 @@ def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
         "median_step": o.typical_step,  # the analyzed step nearest the mean (the headline is the mean)
         "cpu_step_ms": _ms(cpu_steps.get(o.typical_step)) if o.typical_step is not None else None,
         "step_spread": _spread(o),
+        "spread": spread_json(o),  # each figure's median, range and kept range over the steps (render/spreads.py)
         "wait_ms": _r(rep.cross.wait_ms_per_step.get(o.rank)),
         "step_ms_unprofiled": _r(rep.unprofiled_step_ms.get(o.rank)),
         "clock_offset_ms": _r(rep.cross.offsets_ns.get(o.rank, 0) / 1e6),

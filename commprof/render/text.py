@@ -16,6 +16,7 @@ from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
 from .safe import plain
+from .spreads import rank_spreads, row_beside
 from .summary import summary
 from .tables import MAX_ROWS, WIDTH
 from .tables import table as _table
@@ -75,11 +76,21 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
     t = _table("Per rank: the mean of its analyzed steps (ms; the parts add up to the step)",
                ("rank", "step ms", "compute", "comm", "overlap", "exposed", "other", "overlap %", "wait", "bytes/step"))
+    shown_ranks = {r["rank"] for r in s["ranks"][:MAX_ROWS * 2]}
+    sps = {o.rank: rank_spreads(o) for o in rep.overlaps if o.rank in shown_ranks}  # the HTML's ± (render/spreads.py)
+    any_pm = False
     for r in s["ranks"][:MAX_ROWS * 2]:
         t.add_row(*(str(r["rank"]), _f(r["step_ms"]), _f(r["compute_ms"]), _f(r["comm_ms"]),
                     _f(r["overlapped_ms"]), _f(r["exposed_comm_ms"]), _f(r["other_ms"]), _f(r["overlap_pct"], 1),
                     _f(r["wait_ms"]), _fmt_bytes(r["comm_bytes_per_step"])))
+        pm = row_beside(r, sps.get(r["rank"], {}))
+        if any(pm):  # under each figure its spread over the steps its mean is over
+            t.add_row("", *pm, "", "", style="dim")
+            any_pm = True
     con.print(t)
+    if any_pm:
+        con.print(Text("  ±: half the range of the steps each mean is over, in % of the mean "
+                       "(overlap %: in points)"), overflow="fold")
     if len(s["ranks"]) > MAX_ROWS * 2:
         con.print(f"  … {len(s['ranks']) - MAX_ROWS * 2} more ranks in summary.json")
     for r in s["ranks"][:MAX_ROWS * 2]:

@@ -43,8 +43,9 @@ def main() -> int:
     ap.add_argument("--slow-runs", type=int, default=3)
     ap.add_argument("--slow-ms", type=float, default=8.0)
     args = ap.parse_args()
-    import commprof
     from bandcheck import cpu_model
+
+    import commprof
     from commprof.analysis.uncertainty.verdict import FASTER, NO_CHANGE, SLOWER, step_samples, verdict
 
     same = [commprof.load(one({})) for _ in range(args.runs)]

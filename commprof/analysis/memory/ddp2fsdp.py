@@ -8,8 +8,8 @@ split over the units in proportion to their parameter bytes; the step's tail aft
 shards).  Communication: the run's all-reduce fit ``alpha + bytes / beta`` converted to all-gather and
 reduce-scatter as the backend runs them (``collective_ns``: a ring moves half an all-reduce's bytes; gloo's
 reduce-scatter is a whole all-reduce), plus FSDP2's copies at the probe's measured memory rates.  Compute-side
-times are scaled by the DDP advisor's calibration (the factor that makes the replay of the traced DDP settings give the step
-measured outside the profiler).
+times are scaled by the DDP advisor's calibration (the factor that makes the replay of the traced DDP settings
+give the step measured outside the profiler).
 
 Memory per rank: the state (``memstate``) plus the step's transient memory.  The transient part is read off the
 traced step's memory timeline (``profile_memory=True``) per phase, less the gradients DDP had allocated by then

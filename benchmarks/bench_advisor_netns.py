@@ -19,7 +19,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,18 +51,20 @@ class Row:
 
 
 def _run(net: TwoHosts, out: str, cfg: dict, retry: bool = True) -> None:
-    port = 20000 + (time.time_ns() // 1000) % 20000
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    procs = [net.popen(i, [sys.executable, "-m", "commprof.workloads.demo", str(i), "2", ADDR[0], str(port), out,
-                           json.dumps(cfg)], env=env) for i in (0, 1)]
-    outs = [p.communicate(timeout=900)[0] for p in procs]
-    if any(p.returncode for p in procs):
+
+    def argv(i: int, port: int) -> list[str]:
+        return [sys.executable, "-m", "commprof.workloads.demo", str(i), "2", ADDR[0], str(port), out, json.dumps(cfg)]
+
+    try:
+        net.launch(argv, env=env)
+    except RuntimeError as e:
         # torch 2.13's powerSGD_hook over gloo rarely aborts a process at the C++ level (SIGABRT; see
         # tests/conftest.py): such a run is repeated once, any other failure is an error
-        if retry and str(cfg.get("hook", "")).startswith("powersgd") and -6 in [p.returncode for p in procs]:
+        if retry and str(cfg.get("hook", "")).startswith("powersgd") and "(exit -6)" in str(e):
             print("powerSGD_hook over gloo aborted a process; running it again once", file=sys.stderr)
             return _run(net, out, cfg, retry=False)
-        raise RuntimeError("a rank failed:\n" + "\n".join(o[-3000:] for o in outs))
+        raise
 
 
 def trace_and_advise(net: TwoHosts, cap_mb: float, steps: int = 10, plain: bool = False):

@@ -19,7 +19,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,13 +75,9 @@ class Row:
 
 
 def _run(net: TwoHosts, out: str, cfg: dict) -> None:
-    port = 20000 + (time.time_ns() // 1000) % 20000
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    procs = [net.popen(i, [sys.executable, "-m", "commprof.workloads.fsdpdemo", str(i), "2", ADDR[0], str(port), out,
-                           json.dumps(cfg)], env=env) for i in (0, 1)]
-    outs = [p.communicate(timeout=900)[0] for p in procs]
-    if any(p.returncode for p in procs):
-        raise RuntimeError("a rank failed:\n" + "\n".join(o[-3000:] for o in outs))
+    net.launch(lambda i, port: [sys.executable, "-m", "commprof.workloads.fsdpdemo", str(i), "2", ADDR[0], str(port),
+                                out, json.dumps(cfg)], env=env)
 
 
 def _traced(net: TwoHosts, model: dict, extra: dict) -> tuple[str, str]:

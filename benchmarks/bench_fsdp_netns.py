@@ -16,7 +16,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +52,9 @@ class Row:
 
 
 def _run(net: TwoHosts, out: str, cfg: dict) -> None:
-    port = 20000 + (time.time_ns() // 1000) % 20000
     env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    procs = [net.popen(i, [sys.executable, "-m", "commprof.workloads.fsdpdemo", str(i), "2", ADDR[0], str(port), out,
-                           json.dumps(cfg)], env=env) for i in (0, 1)]
-    outs = [p.communicate(timeout=900)[0] for p in procs]
-    if any(p.returncode for p in procs):
-        raise RuntimeError("a rank failed:\n" + "\n".join(o[-3000:] for o in outs))
+    net.launch(lambda i, port: [sys.executable, "-m", "commprof.workloads.fsdpdemo", str(i), "2", ADDR[0], str(port),
+                                out, json.dumps(cfg)], env=env)
 
 
 def settings_of(knob: str, value) -> dict:
@@ -142,14 +137,14 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def bands(n: int, reps: int, names: list[str]) -> int:
+def bands(n: int, reps: int, names: list[str], first: int = 0) -> int:
     """Each proof ``n`` times, every other one traced beside a busy process: how often each measured step fell
     inside its band (every what-if measured, advised or not)."""
     from bandcheck import cpu_model, summary
 
     results: list = []
     with TwoHosts(rate="2gbit") as net:
-        for i in range(n):
+        for i in range(first, first + n):
             loud = i % 2 == 1
             for name in names:
                 rows, info = proof(net, name, reps, every_setting=True, disturb=loud)
@@ -165,10 +160,11 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--model", default="both", choices=["mlp", "transformer", "both"])
     ap.add_argument("--bands", type=int, default=0, help="repeat the proof this many times (see bands())")
+    ap.add_argument("--first", type=int, default=0, help="with --bands: the first repetition's index (odd: busy)")
     args = ap.parse_args()
     names = list(MODELS) if args.model == "both" else [args.model]
     if args.bands:
-        return bands(args.bands, args.reps, names)
+        return bands(args.bands, args.reps, names, args.first)
     with TwoHosts(rate="2gbit") as net:
         for name in names:
             rows, info = proof(net, name, args.reps)

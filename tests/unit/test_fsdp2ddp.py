@@ -40,6 +40,9 @@ def test_an_all_reduce_is_a_reduce_scatter_then_an_all_gather_of_the_same_bytes(
     only_ag = allreduce_fit(Bandwidth(bins=(), fits=(_fit("all_gather_into_tensor", 100, 1.0),), samples={}), 2)
     assert only_ag is not None and only_ag.time_ns(MiB) == pytest.approx(2 * (100e-6 + MiB / 1e9) * 1e9)
     assert allreduce_fit(Bandwidth(bins=(), fits=(), samples={}), 2) is None
+    # gloo runs reduce_scatter_tensor as an all-reduce of the whole input: its fit is the all-reduce's
+    gloo = allreduce_fit(bw, 2, gloo=True)
+    assert gloo is not None and gloo.time_ns(8 * MiB) == pytest.approx((200e-6 + 8 * MiB / 2e9) * 1e9)
 
 
 def _inputs(pass_bps: float = 1e18) -> DDPInputs:

@@ -12,7 +12,8 @@ in FSDP2; where they are a head computed first, this over-states the last bucket
 ``gradient_as_bucket_view`` DDP copies each gradient into its bucket as it is ready and back after the
 all-reduce: a memory pass each at the run's measured pass rate.  The all-reduce: the run's reduce-scatter and
 all-gather fits added (``alpha + bytes / beta``; a ring all-reduce of N bytes is a reduce-scatter of N then an
-all-gather of N, 2 (n - 1) / n N on the wire), one of them doubled where the run has only one.  The step's tail:
+all-gather of N, 2 (n - 1) / n N on the wire), one of them doubled where the run has only one; on gloo the
+reduce-scatter's fit alone (gloo's reduce-scatter is an all-reduce of the whole input).  The step's tail:
 the traced tail, with the optimizer's step times the world size
 (DDP updates whole parameters).  Compute-side times are scaled by the profiler's slowdown of the run: its step
 outside the profiler over the profiled step replayed (1 where the trace has no step outside the profiler).
@@ -82,11 +83,15 @@ def _throughput(bw: Bandwidth, family: str, world: int) -> LinkFit | None:
     return LinkFit(alpha_s=0.0, beta_bps=nbytes / ns * 1e9, alpha_assumed=True) if nbytes > 0 and ns > 0 else None
 
 
-def allreduce_fit(bw: Bandwidth, world: int) -> LinkFit | None:
+def allreduce_fit(bw: Bandwidth, world: int, gloo: bool = False) -> LinkFit | None:
     """An all-reduce from the run's own fits: reduce-scatter + all-gather of the same bytes (their throughput where
-    they have no fit); the run's all-reduce fit where it has neither."""
+    they have no fit); the run's all-reduce fit where it has neither.  On gloo the reduce-scatter's fit alone: gloo
+    runs ``reduce_scatter_tensor`` as an all-reduce of the whole input (``gloo:all_reduce`` under
+    ``c10d::_reduce_scatter_base_``), so its flights already are all-reduces of those bytes."""
     ag = link_fit(bw, ops.ALL_GATHER, world) or _throughput(bw, ops.ALL_GATHER, world)
     rs = link_fit(bw, ops.REDUCE_SCATTER, world) or _throughput(bw, ops.REDUCE_SCATTER, world)
+    if gloo and rs is not None:
+        return rs
     if ag is not None and rs is not None:
         return LinkFit(alpha_s=ag.alpha_s + rs.alpha_s, beta_bps=1.0 / (1.0 / ag.beta_bps + 1.0 / rs.beta_bps),
                        alpha_assumed=ag.alpha_assumed or rs.alpha_assumed)
@@ -211,7 +216,7 @@ class _Model:
 
 def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: list[UnitBytes], bw: Bandwidth,
            rates: OpRates, unprofiled_ms: dict[int, float], world: int) -> _Model | None:
-    fit = allreduce_fit(bw, world)
+    fit = allreduce_fit(bw, world, gloo=rt.device_kind == "cpu")
     if fit is None:
         return None
     rep = fsdp_report(rt, steps)

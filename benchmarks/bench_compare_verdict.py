@@ -9,7 +9,10 @@ place once (``commprof.analysis.uncertainty.verdict``), every (same, slow) pair 
 they are not independent trials: the rates are what this set of runs gives, with the runs' own step spread beside
 them.
 
-    python benchmarks/bench_compare_verdict.py [--runs 8] [--slow-runs 3] [--slow-ms 8]
+    python benchmarks/bench_compare_verdict.py [--runs 8] [--slow-runs 3] [--slow-ms 8] [--pin] [--repeats 2]
+
+With ``--repeats K`` the same runs are also judged K per side (``compare --also-before / --also-after``), where the
+test is on the runs' mean steps and their spread measures the drift between runs.
 """
 
 from __future__ import annotations
@@ -42,7 +45,10 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--slow-runs", type=int, default=3)
     ap.add_argument("--slow-ms", type=float, default=8.0)
+    ap.add_argument("--pin", action="store_true", help="each rank pinned to a CPU of its own")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per side for the repeated runs' test (0: none)")
     args = ap.parse_args()
+    JOB["pin"] = args.pin
     from bandcheck import cpu_model
 
     import commprof
@@ -79,7 +85,25 @@ def main() -> int:
     if m:
         print(f"rank 1 sleeping {args.slow_ms:g} ms per step, {m} pairs: slower {det[SLOWER]}/{m}, no detectable "
               f"change {det[NO_CHANGE]}, faster {det[FASTER]}; delta median {statistics.median(got):+.2f} ms")
+    if args.repeats > 1:
+        repeated(same, slow, args.repeats, args.slow_ms)
     return 0
+
+
+def repeated(same: list, slow: list, k: int, slow_ms: float) -> None:
+    """The same runs in consecutive groups of ``k`` per side (``compare --also-before/--also-after``): every pair of
+    same-setting groups, and every (same, slow) pair of groups."""
+    from commprof.analysis.uncertainty.verdict import NO_CHANGE, SLOWER, verdict
+
+    groups = [same[i:i + k] for i in range(0, len(same) - k + 1, k)]
+    slows = [slow[i:i + k] for i in range(0, len(slow) - k + 1, k)]
+    pairs = list(itertools.combinations(groups, 2))
+    fp = sum(verdict(a, b).change != NO_CHANGE for a, b in pairs)
+    print(f"{k} runs per side, same setting, {len(pairs)} pairs of groups: {len(pairs) - fp}/{len(pairs)} no "
+          f"detectable change (false-positive rate {100 * fp / max(len(pairs), 1):.0f}%)")
+    if slows:
+        det = sum(verdict(a, b).change == SLOWER for a in groups for b in slows)
+        print(f"{k} runs per side, rank 1 sleeping {slow_ms:g} ms per step: slower {det}/{len(groups) * len(slows)}")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
                                                                 f"({COMPARE_HTML})")
     c.add_argument("--step-ms", type=float, nargs=2, default=None, metavar=("BEFORE_MS", "AFTER_MS"),
                    help="the step times outside the profiler, where the files do not record them (plain traces)")
+    c.add_argument("--also-before", action="append", default=[], metavar="FOLDER",
+                   help="another run of BEFORE's setting (repeatable): the verdict then measures the drift between "
+                        "runs instead of assuming it")
+    c.add_argument("--also-after", action="append", default=[], metavar="FOLDER",
+                   help="another run of AFTER's setting (repeatable)")
+    c.add_argument("--confidence", type=float, default=0.95, help="of the verdict's interval (default 0.95)")
     d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
     d.add_argument("--out", default=DEMO_DIR, help=f"folder for the traces (default: ./{DEMO_DIR})")
     d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
@@ -236,7 +242,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not shares_something(before, after):
         raise InputError(f"{args.before} and {args.after}", "the two runs share nothing to compare (no rank number "
                                                             "and no collective operation in common)")
-    comp = compare(before, after)
+    if not 0.5 <= args.confidence < 1:
+        raise InputError(f"--confidence {args.confidence}", "the confidence is a fraction in [0.5, 1)")
+    also = []
+    for specs in (args.also_before, args.also_after):
+        runs = []
+        for spec in specs:
+            path, cycle = cycle_spec(spec)
+            if not path.exists():
+                raise InputError(path, "no such file or folder")
+            runs.append(load(path, cycle=cycle))
+        also.append(runs)
+    comp = compare(before, after, also[0], also[1], args.confidence)
     after_dir = cycle_spec(args.after)[0]
     target = Path(args.out) if args.out else (after_dir if after_dir.is_dir() else after_dir.parent) / COMPARE_DIR
     written = write_comparison(comp, target, formats)

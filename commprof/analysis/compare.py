@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import RankTrace
+from ..model import RankTrace, Run
 from ..units import MiB
 from .analyze import Report
 from .ddp.view import view as ddp_view
-from .uncertainty.verdict import Verdict, verdict
+from .uncertainty.verdict import CONFIDENCE, Verdict, verdict
 
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 
@@ -244,8 +244,10 @@ def _advice_check(before: Report, after_settings: dict[str, Any], before_setting
     return out
 
 
-def compare(before: Report, after: Report) -> Comparison:
-    """Compare two analyzed runs (``commprof.analyze``)."""
+def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also_after: Sequence[Run] = (),
+            confidence: float = CONFIDENCE) -> Comparison:
+    """Compare two analyzed runs (``commprof.analyze``); ``also_before`` / ``also_after``: repeated runs of either
+    setting (``commprof.load``), which the verdict's test uses to measure the drift between runs."""
     fb, fa = _rank_figures(before), _rank_figures(after)
     notes: list[str] = []
     if before.run.world_size != after.run.world_size:
@@ -284,7 +286,8 @@ def compare(before: Report, after: Report) -> Comparison:
     return Comparison(before=side_b, after=side_a, ranks=ranks, collectives=tuple(colls), buckets=buckets,
                       stragglers=strag, settings_changed=settings, advice_check=tuple(checks), notes=tuple(notes),
                       fsdp_units=_units(before, after),
-                      verdict=verdict(before.run, after.run, before.steps, after.steps), no_effect=no_effect)
+                      verdict=verdict([before.run, *also_before], [after.run, *also_after], before.steps, after.steps,
+                                      confidence), no_effect=no_effect)
 
 
 ENVIRONMENT = ("world_size", "backend", "devices", "torch", "parameters")

@@ -66,7 +66,8 @@ def _verdict(c: Comparison) -> dict[str, Any] | None:
     if v is None:
         return None
     return {"change": v.change, "delta_ms": _r(v.delta_ms), "ci_ms": [_r(v.ci_ms[0]), _r(v.ci_ms[1])] if v.ci_ms
-            else None, "basis": v.basis}
+            else None, "basis": v.basis, "confidence": v.confidence,
+            "runs": {"before": v.runs[0], "after": v.runs[1]}}
 
 
 def verdict_line(c: Comparison) -> str | None:
@@ -76,8 +77,9 @@ def verdict_line(c: Comparison) -> str | None:
         return None
     if v.delta_ms is None:
         return f"Verdict: {v.change} ({v.basis})"
-    ci = f" (95% interval {v.ci_ms[0]:+.1f} to {v.ci_ms[1]:+.1f} ms)" if v.ci_ms else ""
-    line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}"
+    ci = f" ({v.confidence * 100:g}% interval {v.ci_ms[0]:+.1f} to {v.ci_ms[1]:+.1f} ms)" if v.ci_ms else ""
+    runs = f", {v.runs[0]} runs before and {v.runs[1]} after" if v.runs != (1, 1) else ""
+    line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}{runs}"
     if c.no_effect:
         line += f"; {', '.join(c.no_effect)} changed nothing the runs can see"
     return line

@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
-    "master": "127.0.0.1", "times": None, "profile_memory": False,
+    "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
 }
 
 
@@ -103,6 +103,9 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
 
     cfg = {**DEFAULTS, **cfg_in}
     torch.set_num_threads(cfg["threads"])
+    if cfg["pin"] and hasattr(os, "sched_setaffinity"):  # each rank on a CPU of its own, as a launcher binding
+        cpus = sorted(os.sched_getaffinity(0))  # ranks to cores would place it (torchrun --cpu-bind / numactl)
+        os.sched_setaffinity(0, {cpus[rank % len(cpus)]})
     dist.init_process_group("gloo", init_method=f"tcp://{cfg['master']}:{port}", rank=rank, world_size=world)
     try:
         model = build_model(cfg)

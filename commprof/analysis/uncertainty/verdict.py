@@ -9,6 +9,8 @@ h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (3% of the mean step)
 with Welch–Satterthwaite's ν; the second term is the same job's drift between runs, which steps within one run
 cannot show (``maths.BASE_FLOOR_PCT``).  "faster" when
 the whole interval lies below 0, "slower" when above, else "no detectable change" (0 inside the interval).
+With repeated runs of either setting the test is on the runs' mean steps instead (``repeats.py``): their spread
+measures the drift between runs that the 3% above only assumes.
 With fewer than two steps on a side there is no interval: "no detectable change", and the basis says why.
 """
 
@@ -34,6 +36,8 @@ class Verdict:
     delta_ms: float | None  # mean(after) - mean(before): negative is faster
     ci_ms: tuple[float, float] | None  # 95% interval of delta_ms
     basis: str  # the steps used, the test, the outliers left out
+    confidence: float = CONFIDENCE  # of ci_ms
+    runs: tuple[int, int] = (1, 1)  # runs of each setting the verdict rests on (before, after)
 
 
 def step_samples(run: Run, wanted: tuple[int, ...] | None = None) -> tuple[list[float], str]:
@@ -76,8 +80,8 @@ def t_quantile(p: float, df: float) -> float:
     return (lo + hi) / 2
 
 
-def welch(before: Sequence[float], after: Sequence[float],
-          drift_pct: float = 0.0) -> tuple[float, tuple[float, float] | None]:
+def welch(before: Sequence[float], after: Sequence[float], drift_pct: float = 0.0,
+          confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
     """mean(after) - mean(before) and its CONFIDENCE interval (None under two values on a side); ``drift_pct`` of
     BEFORE's mean is added in quadrature: what steps within one run cannot show (the same job drifts between runs)."""
     b, a = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
@@ -89,7 +93,7 @@ def welch(before: Sequence[float], after: Sequence[float],
     half = 0.0
     if se > 0:
         df = (va + vb) ** 2 / ((va * va / (a.size - 1) if va else 0.0) + (vb * vb / (b.size - 1) if vb else 0.0))
-        half = t_quantile(1 - (1 - CONFIDENCE) / 2, df) * se
+        half = t_quantile(1 - (1 - confidence) / 2, df) * se
     half = math.hypot(half, drift_pct / 100.0 * float(b.mean()))
     return delta, (delta - half, delta + half)
 
@@ -108,19 +112,29 @@ def _kept(vb: list[float], va: list[float]) -> tuple[list[float], list[float], s
     return kb, ka, f" Left out {len(s.outliers)} outlier step(s) of both runs' steps: {named}."
 
 
-def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = None,
-            wanted_after: tuple[int, ...] | None = None) -> Verdict:
-    vb, src_b = step_samples(before, wanted_before)
-    va, src_a = step_samples(after, wanted_after)
+def verdict(before: Run | Sequence[Run], after: Run | Sequence[Run], wanted_before: tuple[int, ...] | None = None,
+            wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE) -> Verdict:
+    """BEFORE and AFTER: one run each, or repeated runs of each setting (``repeats.run_level``, which measures the
+    drift between runs that one run per side can only assume)."""
+    runs_b = [before] if isinstance(before, Run) else list(before)
+    runs_a = [after] if isinstance(after, Run) else list(after)
+    if len(runs_b) > 1 or len(runs_a) > 1:
+        from .repeats import run_level
+
+        return run_level(runs_b, runs_a, wanted_before, wanted_after, confidence)
+    vb, src_b = step_samples(runs_b[0], wanted_before)
+    va, src_a = step_samples(runs_a[0], wanted_after)
     if not vb or not va:
         return Verdict(change=NO_CHANGE, delta_ms=None, ci_ms=None,
-                       basis=f"no step times to compare (before: {src_b}; after: {src_a})")
+                       basis=f"no step times to compare (before: {src_b}; after: {src_a})", confidence=confidence)
     vb, va, left_out = _kept(vb, va)
-    delta, ci = welch(vb, va, BASE_FLOOR_PCT)
-    basis = (f"Welch's t on the mean step, {int(CONFIDENCE * 100)}% interval, widened by the same job's drift "
-             f"between runs ({BASE_FLOOR_PCT:g}% of the step); before: {src_b}, after: {src_a}." + left_out)
+    delta, ci = welch(vb, va, BASE_FLOOR_PCT, confidence)
+    basis = (f"Welch's t on the mean step, {confidence * 100:g}% interval, widened by an assumed drift of the same "
+             f"job between runs ({BASE_FLOOR_PCT:g}% of the step: one run per side cannot measure it, and runs of "
+             "one small CPU job moved by 4-9% on a 2-core host, docs/compare.md; compare repeated runs of each "
+             f"setting to measure it); before: {src_b}, after: {src_a}." + left_out)
     if ci is None:
-        return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None,
+        return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence,
                        basis=basis + " Fewer than two steps on a side: no interval, no verdict.")
     change = FASTER if ci[1] < 0 else SLOWER if ci[0] > 0 else NO_CHANGE
-    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis)
+    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence)

@@ -8,12 +8,16 @@ import orjson
 
 from ..analysis.compare import RANK_FIGURES, Comparison
 from ..analysis.uncertainty.maths import fmt_band
+from ..analysis.uncertainty.verdict import NO_CHANGE
 from .fmt import num as _n
 from .fmt import size as _size
 from .safe import html_text as h
 from .safe import plain
 
 SCHEMA = "commprof.compare/1"
+# a change under this share of the step, judged on one run per side, may be the drift between runs: runs of one
+# small CPU job landed 4-9% apart on a quiet 2-core host (docs/compare.md)
+SMALL_PCT = 10.0
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -80,6 +84,9 @@ def verdict_line(c: Comparison) -> str | None:
     ci = f" ({v.confidence * 100:g}% interval {v.ci_ms[0]:+.1f} to {v.ci_ms[1]:+.1f} ms)" if v.ci_ms else ""
     runs = f", {v.runs[0]} runs before and {v.runs[1]} after" if v.runs != (1, 1) else ""
     line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}{runs}"
+    if v.runs == (1, 1) and v.change != NO_CHANGE and v.before_ms and abs(v.delta_ms) < SMALL_PCT / 100 * v.before_ms:
+        line += (f"; one run per side and a change under {SMALL_PCT:g}%: runs of one job can land that far apart "
+                 "(docs/compare.md), so repeat each setting (--also-before / --also-after) before acting on it")
     if c.no_effect:
         line += f"; {', '.join(c.no_effect)} changed nothing the runs can see"
     return line

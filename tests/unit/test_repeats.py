@@ -64,3 +64,24 @@ def test_one_side_repeated_and_a_stall_left_out():
     empty = run(rank_trace(0, steps=(), device_kind="cpu"))
     v2 = verdict([_run(_around(100.0)), empty], [_run(_around(90.0))])
     assert v2.runs == (1, 1) and v2.ci_ms is None and v2.change == NO_CHANGE and "no verdict" in v2.basis
+
+
+def test_a_small_change_on_one_run_per_side_says_to_repeat():
+    from commprof.analysis.compare import Comparison, Side
+    from commprof.render.compare import verdict_line
+
+    side = Side(path="x", world_size=2, ranks=(0,), step_ms=100.0, untraced_step_ms=None, exposed_comm_ms=None,
+                compute_ms=None)
+
+    def line(before: list[list[float]], after: list[list[float]]) -> str:
+        v = verdict([_run(b) for b in before], [_run(a) for a in after])
+        c = Comparison(before=side, after=side, ranks=(), collectives=(), buckets=(), stragglers=(),
+                       settings_changed=(), advice_check=(), verdict=v)
+        return verdict_line(c) or ""
+
+    small = line([_around(100.0)], [_around(94.0)])  # 6% faster, beyond the single-run test's assumed 3% drift
+    assert small.startswith("Verdict: faster") and "repeat each setting (--also-before / --also-after)" in small
+    big = line([_around(100.0)], [_around(70.0)])  # 30% faster: beyond what runs of one job drift
+    assert big.startswith("Verdict: faster") and "repeat each setting" not in big
+    reps = line([_around(100.0), _around(101.0)], [_around(94.0), _around(94.5)])
+    assert "2 runs before and 2 after" in reps and "repeat each setting" not in reps

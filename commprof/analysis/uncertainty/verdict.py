@@ -38,6 +38,7 @@ class Verdict:
     basis: str  # the steps used, the test, the outliers left out
     confidence: float = CONFIDENCE  # of ci_ms
     runs: tuple[int, int] = (1, 1)  # runs of each setting the verdict rests on (before, after)
+    before_ms: float | None = None  # BEFORE's mean step (over its runs): what delta_ms is a share of
 
 
 def step_samples(run: Run, wanted: tuple[int, ...] | None = None) -> tuple[list[float], str]:
@@ -129,12 +130,13 @@ def verdict(before: Run | Sequence[Run], after: Run | Sequence[Run], wanted_befo
                        basis=f"no step times to compare (before: {src_b}; after: {src_a})", confidence=confidence)
     vb, va, left_out = _kept(vb, va)
     delta, ci = welch(vb, va, BASE_FLOOR_PCT, confidence)
+    base = float(np.mean(vb))
     basis = (f"Welch's t on the mean step, {confidence * 100:g}% interval, widened by an assumed drift of the same "
              f"job between runs ({BASE_FLOOR_PCT:g}% of the step: one run per side cannot measure it, and runs of "
              "one small CPU job moved by 4-9% on a 2-core host, docs/compare.md; compare repeated runs of each "
              f"setting to measure it); before: {src_b}, after: {src_a}." + left_out)
     if ci is None:
-        return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence,
+        return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence, before_ms=base,
                        basis=basis + " Fewer than two steps on a side: no interval, no verdict.")
     change = FASTER if ci[1] < 0 else SLOWER if ci[0] > 0 else NO_CHANGE
-    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence)
+    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence, before_ms=base)

@@ -93,16 +93,17 @@ def main() -> int:
 def repeated(same: list, slow: list, k: int, slow_ms: float) -> None:
     """The same runs in consecutive groups of ``k`` per side (``compare --also-before/--also-after``): every pair of
     same-setting groups, and every (same, slow) pair of groups."""
-    from commprof.analysis.uncertainty.verdict import NO_CHANGE, SLOWER, verdict
+    from commprof.analysis.uncertainty.repeats import judge
+    from commprof.analysis.uncertainty.verdict import NO_CHANGE, SLOWER
 
     groups = [same[i:i + k] for i in range(0, len(same) - k + 1, k)]
     slows = [slow[i:i + k] for i in range(0, len(slow) - k + 1, k)]
     pairs = list(itertools.combinations(groups, 2))
-    fp = sum(verdict(a, b).change != NO_CHANGE for a, b in pairs)
+    fp = sum(judge(a, b).change != NO_CHANGE for a, b in pairs)
     print(f"{k} runs per side, same setting, {len(pairs)} pairs of groups: {len(pairs) - fp}/{len(pairs)} no "
           f"detectable change (false-positive rate {100 * fp / max(len(pairs), 1):.0f}%)")
     if slows:
-        det = sum(verdict(a, b).change == SLOWER for a in groups for b in slows)
+        det = sum(judge(a, b).change == SLOWER for a in groups for b in slows)
         print(f"{k} runs per side, rank 1 sleeping {slow_ms:g} ms per step: slower {det}/{len(groups) * len(slows)}")
 
 

@@ -56,7 +56,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--dask", metavar="ADDRESS", default=None,
                    help="parse the ranks' files on a Dask cluster (scheduler address, e.g. tcp://host:8786; "
                         "needs the [dask] extra and the same paths on the workers)")
-    c = sub.add_parser("compare", help="compare two runs: did the change help, as much as predicted?")
+    _compare_args(sub.add_parser("compare", help="compare two runs: did the change help, as much as predicted?"))
+    d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
+    d.add_argument("--out", default=DEMO_DIR, help=f"folder for the traces (default: ./{DEMO_DIR})")
+    d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
+    d.add_argument("--steps", type=int, default=8, help="training steps (default 8; steps 2-4 are profiled)")
+    return p
+
+
+def _compare_args(c: argparse.ArgumentParser) -> None:
+    """``compare``'s arguments."""
     c.add_argument("before", help="folder of the run before the change; FOLDER@N: its profiler cycle N")
     c.add_argument("after", help="folder of the run after the change; FOLDER@N: its profiler cycle N (two cycles of "
                                  "one run: compare DIR@1 DIR@2)")
@@ -71,11 +80,6 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--also-after", action="append", default=[], metavar="FOLDER",
                    help="another run of AFTER's setting (repeatable)")
     c.add_argument("--confidence", type=float, default=0.95, help="of the verdict's interval (default 0.95)")
-    d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
-    d.add_argument("--out", default=DEMO_DIR, help=f"folder for the traces (default: ./{DEMO_DIR})")
-    d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
-    d.add_argument("--steps", type=int, default=8, help="training steps (default 8; steps 2-4 are profiled)")
-    return p
 
 
 def parse_steps(spec: str | None) -> tuple[int, ...] | None:

@@ -18,7 +18,8 @@ from ..model import RankTrace, Run
 from ..units import MiB
 from .analyze import Report
 from .ddp.view import view as ddp_view
-from .uncertainty.verdict import CONFIDENCE, Verdict, verdict
+from .uncertainty.repeats import judge
+from .uncertainty.verdict import CONFIDENCE, Verdict
 
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 
@@ -286,7 +287,7 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
     return Comparison(before=side_b, after=side_a, ranks=ranks, collectives=tuple(colls), buckets=buckets,
                       stragglers=strag, settings_changed=settings, advice_check=tuple(checks), notes=tuple(notes),
                       fsdp_units=_units(before, after),
-                      verdict=verdict([before.run, *also_before], [after.run, *also_after], before.steps, after.steps,
+                      verdict=judge([before.run, *also_before], [after.run, *also_after], before.steps, after.steps,
                                       confidence), no_effect=no_effect)
 
 

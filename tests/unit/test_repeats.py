@@ -8,6 +8,7 @@ import math
 import pytest
 from builders import rank_trace, run
 
+from commprof.analysis.uncertainty.repeats import judge
 from commprof.analysis.uncertainty.verdict import FASTER, NO_CHANGE, t_quantile, verdict
 
 MS = 1_000_000
@@ -30,7 +31,7 @@ def test_drift_between_runs_is_measured_not_called_a_change():
     a1, a2, b1, b2 = _run(_around(100.0)), _run(_around(108.0)), _run(_around(101.0)), _run(_around(107.0))
     one = verdict(a1, b2)  # one run per side: the 7% between these two is beyond its assumed 3% drift
     assert one.change != NO_CHANGE and one.runs == (1, 1)
-    two = verdict([a1, a2], [b1, b2])  # the repeats show the drift: no change can be told
+    two = judge([a1, a2], [b1, b2])  # the repeats show the drift: no change can be told
     assert two.change == NO_CHANGE and two.runs == (2, 2)
     lo, hi = two.ci_ms
     assert lo < 0 < hi and two.delta_ms == pytest.approx(0.0)
@@ -43,10 +44,10 @@ def test_drift_between_runs_is_measured_not_called_a_change():
 def test_a_real_change_beyond_the_drift_is_faster():
     before = [_run(_around(m)) for m in (100.0, 102.0, 101.0)]
     after = [_run(_around(m)) for m in (80.0, 82.0, 81.0)]
-    v = verdict(before, after)
+    v = judge(before, after)
     assert v.change == FASTER and v.ci_ms[1] < 0 and v.delta_ms == pytest.approx(-20.0)
     # the same runs at 99.9%: a wider interval, still faster
-    w = verdict(before, after, confidence=0.999)
+    w = judge(before, after, confidence=0.999)
     assert w.ci_ms[0] < v.ci_ms[0] and w.ci_ms[1] > v.ci_ms[1] and w.change == FASTER and w.confidence == 0.999
 
 
@@ -54,15 +55,15 @@ def test_one_side_repeated_and_a_stall_left_out():
     # one run after, three before: the before side's spread stands for both (df = 2)
     before = [_run(_around(m)) for m in (100.0, 103.0, 97.0)]
     stalled = _around(100.0) + [400.0]  # a one-off stall in the run after: named and left out of its mean
-    v = verdict(before, [_run(stalled)])
+    v = judge(before, [_run(stalled)])
     assert v.runs == (3, 1) and v.change == NO_CHANGE and v.delta_ms == pytest.approx(0.0)
     assert "after run 1 #5 400.0 ms" in v.basis
     # one run each: the single-run test, its drift assumed and said
-    one = verdict([_run(_around(100.0))], [_run(_around(90.0))])
+    one = judge([_run(_around(100.0))], [_run(_around(90.0))])
     assert one.runs == (1, 1) and "assumed drift" in one.basis and one.change == FASTER
     # a run with no step cannot count: one run each is left, which the repeats' test cannot judge
     empty = run(rank_trace(0, steps=(), device_kind="cpu"))
-    v2 = verdict([_run(_around(100.0)), empty], [_run(_around(90.0))])
+    v2 = judge([_run(_around(100.0)), empty], [_run(_around(90.0))])
     assert v2.runs == (1, 1) and v2.ci_ms is None and v2.change == NO_CHANGE and "no verdict" in v2.basis
 
 
@@ -74,7 +75,7 @@ def test_a_small_change_on_one_run_per_side_says_to_repeat():
                 compute_ms=None)
 
     def line(before: list[list[float]], after: list[list[float]]) -> str:
-        v = verdict([_run(b) for b in before], [_run(a) for a in after])
+        v = judge([_run(b) for b in before], [_run(a) for a in after])
         c = Comparison(before=side, after=side, ranks=(), collectives=(), buckets=(), stragglers=(),
                        settings_changed=(), advice_check=(), verdict=v)
         return verdict_line(c) or ""

@@ -21,7 +21,15 @@ import numpy as np
 
 from ...model import Run
 from .maths import spread
-from .verdict import FASTER, NO_CHANGE, SLOWER, Verdict, step_samples, t_quantile
+from .verdict import CONFIDENCE, FASTER, NO_CHANGE, SLOWER, Verdict, step_samples, t_quantile, verdict
+
+
+def judge(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[int, ...] | None = None,
+          wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE) -> Verdict:
+    """compare's verdict: ``verdict.verdict`` on one run each, ``run_level`` where either setting was repeated."""
+    if len(before) == 1 and len(after) == 1:
+        return verdict(before[0], after[0], wanted_before, wanted_after, confidence)
+    return run_level(before, after, wanted_before, wanted_after, confidence)
 
 
 def run_level(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[int, ...] | None,

@@ -9,7 +9,7 @@ h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (3% of the mean step)
 with Welch–Satterthwaite's ν; the second term is the same job's drift between runs, which steps within one run
 cannot show (``maths.BASE_FLOOR_PCT``).  "faster" when
 the whole interval lies below 0, "slower" when above, else "no detectable change" (0 inside the interval).
-With repeated runs of either setting the test is on the runs' mean steps instead (``repeats.py``): their spread
+With repeated runs of either setting the test is on the runs' mean steps instead (``repeats.judge``): their spread
 measures the drift between runs that the 3% above only assumes.
 With fewer than two steps on a side there is no interval: "no detectable change", and the basis says why.
 """
@@ -113,18 +113,11 @@ def _kept(vb: list[float], va: list[float]) -> tuple[list[float], list[float], s
     return kb, ka, f" Left out {len(s.outliers)} outlier step(s) of both runs' steps: {named}."
 
 
-def verdict(before: Run | Sequence[Run], after: Run | Sequence[Run], wanted_before: tuple[int, ...] | None = None,
+def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = None,
             wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE) -> Verdict:
-    """BEFORE and AFTER: one run each, or repeated runs of each setting (``repeats.run_level``, which measures the
-    drift between runs that one run per side can only assume)."""
-    runs_b = [before] if isinstance(before, Run) else list(before)
-    runs_a = [after] if isinstance(after, Run) else list(after)
-    if len(runs_b) > 1 or len(runs_a) > 1:
-        from .repeats import run_level
-
-        return run_level(runs_b, runs_a, wanted_before, wanted_after, confidence)
-    vb, src_b = step_samples(runs_b[0], wanted_before)
-    va, src_a = step_samples(runs_a[0], wanted_after)
+    """One run each (repeated runs of either setting: ``repeats.judge``)."""
+    vb, src_b = step_samples(before, wanted_before)
+    va, src_a = step_samples(after, wanted_after)
     if not vb or not va:
         return Verdict(change=NO_CHANGE, delta_ms=None, ci_ms=None,
                        basis=f"no step times to compare (before: {src_b}; after: {src_a})", confidence=confidence)

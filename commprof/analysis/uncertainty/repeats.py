@@ -6,9 +6,10 @@ runs, while its steps within a run agreed within 2-3%, docs/compare.md).  With s
 run's mean step is one observation of it, and their spread holds both the steps' own noise and that drift.
 
 The test: each run's steps (``verdict.step_samples``), less the one-off stalls judged against the steps of every run
-(as ``verdict._kept`` does); each run's mean; delta = mean of AFTER's run means - mean of BEFORE's; its interval
-delta ± t(confidence, ν) × s × sqrt(1/n_b + 1/n_a), s² the pooled variance of the run means around their side's
-mean, ν = n_b + n_a - 2 (a side with one run adds no degree of freedom: the other side's spread stands for both).
+(``verdict.without_stalls``, as for one run each); each run's mean; delta = mean of AFTER's run means - mean of
+BEFORE's; its interval delta ± t(confidence, ν) × s × sqrt(1/n_b + 1/n_a), s² the pooled variance of the run means
+around their side's mean, ν = n_b + n_a - 2 (a side with one run adds no degree of freedom: the other side's spread
+stands for both).
 Under three runs in all there is no spread to measure: "no detectable change", the basis says why.
 """
 
@@ -20,8 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...model import Run
-from .maths import spread
-from .verdict import CONFIDENCE, FASTER, NO_CHANGE, SLOWER, Verdict, step_samples, t_quantile, verdict
+from .verdict import CONFIDENCE, FASTER, NO_CHANGE, SLOWER, Verdict, step_samples, t_quantile, verdict, without_stalls
 
 
 def judge(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[int, ...] | None = None,
@@ -61,21 +61,8 @@ def run_level(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[
 
 
 def _run_means(sb: list[list[float]], sa: list[list[float]]) -> tuple[list[float], list[float], str]:
-    """Each run's mean step less its one-off stalls, judged against the steps of every run of both settings (as
-    ``verdict.kept`` does for one run each), and the sentence naming those left out."""
-    labels = [f"before run {i + 1} #{k}" for i, v in enumerate(sb) for k in range(len(v))]
-    labels += [f"after run {i + 1} #{k}" for i, v in enumerate(sa) for k in range(len(v))]
-    flat = [x for v in sb for x in v] + [x for v in sa for x in v]
-    sp = spread(flat, labels)
-    out = {label for label, _v, _why in sp.outliers} if sp is not None else set()
-
-    def means(side: str, runs: list[list[float]]) -> list[float]:
-        res = []
-        for i, vals in enumerate(runs):
-            mine = [x for k, x in enumerate(vals) if f"{side} run {i + 1} #{k}" not in out]
-            res.append(float(np.mean(mine or vals)))
-        return res
-
-    named = "; ".join(f"{label} {v:.1f} ms ({why})" for label, v, why in sp.outliers) if sp is not None else ""
-    left_out = f" Left out {len(out)} outlier step(s) of all runs' steps: {named}." if out else ""
-    return means("before", sb), means("after", sa), left_out
+    """Each run's mean step less its one-off stalls (``verdict.without_stalls``), and the sentence naming those left
+    out (a run whose every step was left out keeps them all)."""
+    kb, ka, left_out = without_stalls(sb, sa)
+    return ([float(np.mean(k or v)) for k, v in zip(kb, sb, strict=True)],
+            [float(np.mean(k or v)) for k, v in zip(ka, sa, strict=True)], left_out)

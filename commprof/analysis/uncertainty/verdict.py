@@ -102,15 +102,33 @@ def welch(before: Sequence[float], after: Sequence[float], drift_pct: float = 0.
 def _kept(vb: list[float], va: list[float]) -> tuple[list[float], list[float], str]:
     """Both runs' steps less their one-off stalls, judged against the steps of BOTH runs (a step judged against its
     own run alone would drop one run's slow steps while keeping the other's, and make a difference of noise)."""
-    labels = [f"before #{i}" for i in range(len(vb))] + [f"after #{i}" for i in range(len(va))]
-    s = spread(vb + va, labels)
+    (kb,), (ka,), left_out = without_stalls([vb], [va])
+    return kb, ka, left_out
+
+
+def without_stalls(sb: list[list[float]],
+                   sa: list[list[float]]) -> tuple[list[list[float]], list[list[float]], str]:
+    """Each run's steps (BEFORE's runs ``sb``, AFTER's ``sa``) less the one-off stalls (``maths.spread``) judged
+    against the steps of every run of both settings, and the sentence naming those left out ("" where none)."""
+    single = len(sb) == len(sa) == 1  # one run each: "before #3"; else "before run 2 #3"
+
+    def label(side: str, i: int, k: int) -> str:
+        return f"{side} #{k}" if single else f"{side} run {i + 1} #{k}"
+
+    labels = [label("before", i, k) for i, v in enumerate(sb) for k in range(len(v))]
+    labels += [label("after", i, k) for i, v in enumerate(sa) for k in range(len(v))]
+    s = spread([x for v in sb for x in v] + [x for v in sa for x in v], labels)
     if s is None or not s.outliers:
-        return vb, va, ""
-    out = {label for label, _v, _why in s.outliers}
-    kb = [v for i, v in enumerate(vb) if f"before #{i}" not in out]
-    ka = [v for i, v in enumerate(va) if f"after #{i}" not in out]
-    named = "; ".join(f"{label} {v:.1f} ms ({why})" for label, v, why in s.outliers)
-    return kb, ka, f" Left out {len(s.outliers)} outlier step(s) of both runs' steps: {named}."
+        return sb, sa, ""
+    out = {lab for lab, _v, _why in s.outliers}
+
+    def keep(side: str, runs: list[list[float]]) -> list[list[float]]:
+        return [[x for k, x in enumerate(v) if label(side, i, k) not in out] for i, v in enumerate(runs)]
+
+    named = "; ".join(f"{lab} {v:.1f} ms ({why})" for lab, v, why in s.outliers)
+    both = "both runs'" if single else "all runs'"
+    return keep("before", sb), keep("after", sa), f" Left out {len(s.outliers)} outlier step(s) of {both} steps: " \
+        f"{named}."
 
 
 def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = None,

@@ -85,9 +85,24 @@ def main() -> int:
     if m:
         print(f"rank 1 sleeping {args.slow_ms:g} ms per step, {m} pairs: slower {det[SLOWER]}/{m}, no detectable "
               f"change {det[NO_CHANGE]}, faster {det[FASTER]}; delta median {statistics.median(got):+.2f} ms")
+    drifts(same, slow, args.slow_ms)
     if args.repeats > 1:
         repeated(same, slow, args.repeats, args.slow_ms)
     return 0
+
+
+def drifts(same: list, slow: list, slow_ms: float) -> None:
+    """The single-run verdict on the same pairs under other assumed drifts (the standard deviation of a run's mean
+    step from run to run, % of the step): what each would have given on these runs."""
+    from commprof.analysis.uncertainty.verdict import NO_CHANGE, RUN_DRIFT_SD_PCT, SLOWER, verdict
+
+    for d in sorted({1.1, 2.0, 3.0, 4.0, 5.0, 6.0, RUN_DRIFT_SD_PCT}):
+        pairs = list(itertools.combinations(same, 2))
+        fp = sum(verdict(a, b, drift_sd_pct=d).change != NO_CHANGE for a, b in pairs)
+        det = sum(verdict(a, b, drift_sd_pct=d).change == SLOWER for a in same for b in slow)
+        tag = " (the default)" if d == RUN_DRIFT_SD_PCT else ""
+        print(f"assumed drift sd {d:3.1f}%{tag}: false positives {fp}/{len(pairs)} ({100 * fp / len(pairs):.0f}%)"
+              + (f", rank 1 sleeping {slow_ms:g} ms: slower {det}/{len(same) * len(slow)}" if slow else ""))
 
 
 def repeated(same: list, slow: list, k: int, slow_ms: float) -> None:

@@ -80,6 +80,19 @@ def _compare_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--also-after", action="append", default=[], metavar="FOLDER",
                    help="another run of AFTER's setting (repeatable)")
     c.add_argument("--confidence", type=float, default=0.95, help="of the verdict's interval (default 0.95)")
+    c.add_argument("--drift-pct", type=float, default=None, metavar="PCT",
+                   help="with one run per setting: the standard deviation of a run's mean step from run to run on "
+                        "your platform, %% of the step (default 5, measured on a small shared CPU host)")
+
+
+def _drift(pct: float | None) -> float:
+    from .analysis.uncertainty.verdict import RUN_DRIFT_SD_PCT
+
+    if pct is None:
+        return RUN_DRIFT_SD_PCT
+    if not 0 <= pct <= 100:
+        raise InputError(f"--drift-pct {pct}", "the drift is a percentage of the step in [0, 100]")
+    return pct
 
 
 def parse_steps(spec: str | None) -> tuple[int, ...] | None:
@@ -257,7 +270,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 raise InputError(path, "no such file or folder")
             runs.append(load(path, cycle=cycle))
         also.append(runs)
-    comp = compare(before, after, also[0], also[1], args.confidence)
+    comp = compare(before, after, also[0], also[1], args.confidence, _drift(args.drift_pct))
     after_dir = cycle_spec(args.after)[0]
     target = Path(args.out) if args.out else (after_dir if after_dir.is_dir() else after_dir.parent) / COMPARE_DIR
     written = write_comparison(comp, target, formats)

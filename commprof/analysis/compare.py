@@ -19,7 +19,7 @@ from ..units import MiB
 from .analyze import Report
 from .ddp.view import view as ddp_view
 from .uncertainty.repeats import judge
-from .uncertainty.verdict import CONFIDENCE, Verdict
+from .uncertainty.verdict import CONFIDENCE, RUN_DRIFT_SD_PCT, Verdict
 
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 
@@ -246,9 +246,10 @@ def _advice_check(before: Report, after_settings: dict[str, Any], before_setting
 
 
 def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also_after: Sequence[Run] = (),
-            confidence: float = CONFIDENCE) -> Comparison:
+            confidence: float = CONFIDENCE, drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Comparison:
     """Compare two analyzed runs (``commprof.analyze``); ``also_before`` / ``also_after``: repeated runs of either
-    setting (``commprof.load``), which the verdict's test uses to measure the drift between runs."""
+    setting (``commprof.load``), which the verdict's test uses to measure the drift between runs; ``drift_sd_pct``:
+    the drift assumed where each setting has one run (``verdict.RUN_DRIFT_SD_PCT``)."""
     fb, fa = _rank_figures(before), _rank_figures(after)
     notes: list[str] = []
     if before.run.world_size != after.run.world_size:
@@ -288,7 +289,7 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
                       stragglers=strag, settings_changed=settings, advice_check=tuple(checks), notes=tuple(notes),
                       fsdp_units=_units(before, after),
                       verdict=judge([before.run, *also_before], [after.run, *also_after], before.steps, after.steps,
-                                      confidence), no_effect=no_effect)
+                                      confidence, drift_sd_pct), no_effect=no_effect)
 
 
 ENVIRONMENT = ("world_size", "backend", "devices", "torch", "parameters")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import statistics
 from typing import Any
 
 import orjson
@@ -15,9 +17,6 @@ from .safe import html_text as h
 from .safe import plain
 
 SCHEMA = "commprof.compare/1"
-# a change under this share of the step, judged on one run per side, may be the drift between runs: runs of one
-# small CPU job landed 4-9% apart on a quiet 2-core host (docs/compare.md)
-SMALL_PCT = 10.0
 
 
 def _r(x: float | None, nd: int = 3) -> float | None:
@@ -71,7 +70,7 @@ def _verdict(c: Comparison) -> dict[str, Any] | None:
         return None
     return {"change": v.change, "delta_ms": _r(v.delta_ms), "ci_ms": [_r(v.ci_ms[0]), _r(v.ci_ms[1])] if v.ci_ms
             else None, "basis": v.basis, "confidence": v.confidence,
-            "runs": {"before": v.runs[0], "after": v.runs[1]}}
+            "runs": {"before": v.runs[0], "after": v.runs[1]}, "drift_sd_pct_assumed": v.drift_sd_pct}
 
 
 def verdict_line(c: Comparison) -> str | None:
@@ -84,9 +83,11 @@ def verdict_line(c: Comparison) -> str | None:
     ci = f" ({v.confidence * 100:g}% interval {v.ci_ms[0]:+.1f} to {v.ci_ms[1]:+.1f} ms)" if v.ci_ms else ""
     runs = f", {v.runs[0]} runs before and {v.runs[1]} after" if v.runs != (1, 1) else ""
     line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}{runs}"
-    if v.runs == (1, 1) and v.change != NO_CHANGE and v.before_ms and abs(v.delta_ms) < SMALL_PCT / 100 * v.before_ms:
-        line += (f"; one run per side and a change under {SMALL_PCT:g}%: runs of one job can land that far apart "
-                 "(docs/compare.md), so repeat each setting (--also-before / --also-after) before acting on it")
+    if v.drift_sd_pct and v.change == NO_CHANGE and v.before_ms:
+        floor = statistics.NormalDist().inv_cdf(1 - (1 - v.confidence) / 2) * math.sqrt(2) * v.drift_sd_pct
+        line += (f"; one run per side tells only a change beyond ~{floor:.0f}% of the step (an assumed drift of "
+                 f"{v.drift_sd_pct:g}% between runs, --drift-pct): repeat each setting (--also-before / --also-after) "
+                 "to measure the drift and tell smaller changes")
     if c.no_effect:
         line += f"; {', '.join(c.no_effect)} changed nothing the runs can see"
     return line

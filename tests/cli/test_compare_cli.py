@@ -30,6 +30,14 @@ def test_the_advised_change_checked_on_the_amd_runs(tmp_path: Path):
     assert set(d) >= KEYS and {"step_ms"} <= set(d["before"]) and {"step_ms"} <= set(d["after"])
     assert d["after"]["untraced_step_ms"] < 0.55 * d["before"]["untraced_step_ms"]
     assert d["step_ms_delta"] < -300
+    # one run per side: a halved step is beyond the assumed drift (5%, or the 2% given), faster either way
+    assert d["verdict"]["change"] == "faster" and d["verdict"]["drift_sd_pct_assumed"] == 5.0
+    res2 = cli(str(root / "traced_default_bucket25"), str(root / "traced_fp16_bucket4"), "-o", str(tmp_path / "d2"),
+               "--format", "json", "--drift-pct", "2")
+    assert res2.returncode == 0, res2.stderr
+    v2 = json.loads((tmp_path / "d2" / "compare.json").read_text())["verdict"]
+    assert v2["drift_sd_pct_assumed"] == 2.0 and v2["ci_ms"][1] - v2["ci_ms"][0] < d["verdict"]["ci_ms"][1] - \
+        d["verdict"]["ci_ms"][0]
     changed = {s["name"]: (s["before"], s["after"]) for s in d["settings_changed"]}
     assert changed["bucket_cap_mb"] == (25.0, 4.0) and "fp16_compress_hook" in changed["comm_hook"][1]
     checks = {c["knob"]: c for c in d["advice_check"]}
@@ -74,3 +82,4 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path: Path):
                                                  "traceEvents": ev}))
     _one_line_exit_2(cli(str(real("h100-world1")), str(lone)), "share nothing")
     _one_line_exit_2(cli(str(amd), str(amd), "--format", "pdf"), "--format")
+    _one_line_exit_2(cli(str(amd), str(amd), "--drift-pct", "150"), "--drift-pct 150")

@@ -29,8 +29,12 @@ def _around(mean: float) -> list[float]:
 def test_drift_between_runs_is_measured_not_called_a_change():
     # one setting, runs landing 8% apart (as one small CPU job did on a 2-core host); steps within a run agree
     a1, a2, b1, b2 = _run(_around(100.0)), _run(_around(108.0)), _run(_around(101.0)), _run(_around(107.0))
-    one = verdict(a1, b2)  # one run per side: the 7% between these two is beyond its assumed 3% drift
-    assert one.change != NO_CHANGE and one.runs == (1, 1)
+    # one run per side at an assumed drift of 1%: the 7% between these two is taken for a change ...
+    one = verdict(a1, b2, drift_sd_pct=1.0)
+    assert one.change != NO_CHANGE and one.runs == (1, 1) and one.drift_sd_pct == 1.0
+    # ... at the default drift (5% per run: ~14% between two runs) it is not
+    dflt = verdict(a1, b2)
+    assert dflt.change == NO_CHANGE and dflt.drift_sd_pct == 5.0 and dflt.ci_ms[0] < 0 < dflt.ci_ms[1]
     two = judge([a1, a2], [b1, b2])  # the repeats show the drift: no change can be told
     assert two.change == NO_CHANGE and two.runs == (2, 2)
     lo, hi = two.ci_ms
@@ -59,8 +63,9 @@ def test_one_side_repeated_and_a_stall_left_out():
     assert v.runs == (3, 1) and v.change == NO_CHANGE and v.delta_ms == pytest.approx(0.0)
     assert "after run 1 #5 400.0 ms" in v.basis
     # one run each: the single-run test, its drift assumed and said
-    one = judge([_run(_around(100.0))], [_run(_around(90.0))])
+    one = judge([_run(_around(100.0))], [_run(_around(80.0))])
     assert one.runs == (1, 1) and "assumed drift" in one.basis and one.change == FASTER
+    assert "standard deviation of 5% of the step" in one.basis
     # a run with no step cannot count: one run each is left, which the repeats' test cannot judge
     empty = run(rank_trace(0, steps=(), device_kind="cpu"))
     v2 = judge([_run(_around(100.0)), empty], [_run(_around(90.0))])
@@ -68,20 +73,24 @@ def test_one_side_repeated_and_a_stall_left_out():
 
 
 def test_a_small_change_on_one_run_per_side_says_to_repeat():
+    # one run per side cannot tell a change inside what runs of one job drift: the line says so, and how to tell it
     from commprof.analysis.compare import Comparison, Side
     from commprof.render.compare import verdict_line
 
     side = Side(path="x", world_size=2, ranks=(0,), step_ms=100.0, untraced_step_ms=None, exposed_comm_ms=None,
                 compute_ms=None)
 
-    def line(before: list[list[float]], after: list[list[float]]) -> str:
-        v = judge([_run(b) for b in before], [_run(a) for a in after])
+    def line(before: list[list[float]], after: list[list[float]], drift: float = 5.0) -> str:
+        v = judge([_run(b) for b in before], [_run(a) for a in after], drift_sd_pct=drift)
         c = Comparison(before=side, after=side, ranks=(), collectives=(), buckets=(), stragglers=(),
                        settings_changed=(), advice_check=(), verdict=v)
         return verdict_line(c) or ""
 
-    small = line([_around(100.0)], [_around(94.0)])  # 6% faster, beyond the single-run test's assumed 3% drift
-    assert small.startswith("Verdict: faster") and "repeat each setting (--also-before / --also-after)" in small
+    small = line([_around(100.0)], [_around(94.0)])  # 6% faster: inside an assumed drift of 5% per run
+    assert small.startswith("Verdict: no detectable change") and "beyond ~14% of the step" in small
+    assert "repeat each setting (--also-before / --also-after)" in small
+    known = line([_around(100.0)], [_around(94.0)], drift=1.0)  # a platform whose drift is known to be 1%
+    assert known.startswith("Verdict: faster") and "repeat each setting" not in known
     big = line([_around(100.0)], [_around(70.0)])  # 30% faster: beyond what runs of one job drift
     assert big.startswith("Verdict: faster") and "repeat each setting" not in big
     reps = line([_around(100.0), _around(101.0)], [_around(94.0), _around(94.5)])

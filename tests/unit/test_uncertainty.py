@@ -90,9 +90,13 @@ def test_welch_interval_and_verdicts_on_hand_built_steps():
     delta, ci = welch([100.0, 101.0, 99.0, 100.0], [90.0, 91.0, 89.0, 90.0])
     # s² = 2/3 on both sides, n = 4: se = sqrt(1/3), df = 6, t = 2.447
     assert delta == -10.0 and ci == pytest.approx((-10 - 2.447 * 3 ** -0.5, -10 + 2.447 * 3 ** -0.5), abs=2e-3)
-    _d, wide = welch([100.0, 101.0, 99.0, 100.0], [90.0, 91.0, 89.0, 90.0], drift_pct=3.0)
-    assert wide[1] - wide[0] > ci[1] - ci[0] and wide[1] < 0  # still faster beyond the drift of 3 ms
-    _d, same = welch([100.0, 110.0, 95.0], [104.0, 98.0, 101.0], drift_pct=3.0)
+    # a drift of sd 2% per run: two runs differ by z x sqrt(2) x 2 ms = 5.54 ms of it, in quadrature
+    _d, wide = welch([100.0, 101.0, 99.0, 100.0], [90.0, 91.0, 89.0, 90.0], drift_sd_pct=2.0)
+    half = ((2.447 * 3 ** -0.5) ** 2 + (1.95996 * 2 ** 0.5 * 2.0) ** 2) ** 0.5
+    assert wide == pytest.approx((-10 - half, -10 + half), abs=2e-3) and wide[1] < 0  # still faster beyond it
+    _d, drifted = welch([100.0, 101.0, 99.0, 100.0], [90.0, 91.0, 89.0, 90.0], drift_sd_pct=5.0)
+    assert drifted[0] < 0 < drifted[1]  # 10% is within what a 5% drift per run makes of two runs
+    _d, same = welch([100.0, 110.0, 95.0], [104.0, 98.0, 101.0], drift_sd_pct=3.0)
     assert same[0] < 0 < same[1]
     assert welch([100.0], [90.0, 91.0])[1] is None
 

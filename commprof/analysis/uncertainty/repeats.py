@@ -21,14 +21,27 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...model import Run
-from .verdict import CONFIDENCE, FASTER, NO_CHANGE, SLOWER, Verdict, step_samples, t_quantile, verdict, without_stalls
+from .verdict import (
+    CONFIDENCE,
+    FASTER,
+    NO_CHANGE,
+    RUN_DRIFT_SD_PCT,
+    SLOWER,
+    Verdict,
+    step_samples,
+    t_quantile,
+    verdict,
+    without_stalls,
+)
 
 
 def judge(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[int, ...] | None = None,
-          wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE) -> Verdict:
-    """compare's verdict: ``verdict.verdict`` on one run each, ``run_level`` where either setting was repeated."""
+          wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE,
+          drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Verdict:
+    """compare's verdict: ``verdict.verdict`` on one run each (``drift_sd_pct`` assumed), ``run_level`` where either
+    setting was repeated (the drift measured)."""
     if len(before) == 1 and len(after) == 1:
-        return verdict(before[0], after[0], wanted_before, wanted_after, confidence)
+        return verdict(before[0], after[0], wanted_before, wanted_after, confidence, drift_sd_pct)
     return run_level(before, after, wanted_before, wanted_after, confidence)
 
 

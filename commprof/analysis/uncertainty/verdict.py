@@ -5,18 +5,20 @@ The step-time distributions of both runs: every step the sidecars timed outside 
 the profiled steps where a run has no sidecar.  Outlier steps (a one-off stall, ``maths.spread``, judged against
 the steps of both runs) are left out and named.  The test is Welch's t on the difference of the means:
 delta = mean(after) - mean(before), its 95% confidence interval delta ± h,
-h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (3% of the mean step)²)
+h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (z(0.975) × √2 × d × mean(before))²)
 with Welch–Satterthwaite's ν; the second term is the same job's drift between runs, which steps within one run
-cannot show (``maths.BASE_FLOOR_PCT``).  "faster" when
+cannot show: d (``RUN_DRIFT_SD_PCT``, 5%) the standard deviation of a run's mean step from run to run, assumed,
+twice over in a difference of two runs.  "faster" when
 the whole interval lies below 0, "slower" when above, else "no detectable change" (0 inside the interval).
 With repeated runs of either setting the test is on the runs' mean steps instead (``repeats.judge``): their spread
-measures the drift between runs that the 3% above only assumes.
+measures the drift between runs that d above only assumes.
 With fewer than two steps on a side there is no interval: "no detectable change", and the basis says why.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,10 +26,16 @@ import numpy as np
 
 from ...model import Run
 from ..steptimes import unprofiled_step_values
-from .maths import BASE_FLOOR_PCT, spread
+from .maths import spread
 
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no detectable change"
 CONFIDENCE = 0.95
+# one run per side cannot measure how far the same job lands from run to run: the standard deviation of a run's
+# mean step around its setting's, assumed.  Measured (benchmarks/results/bench_compare_verdict.txt): 0-9% in six sets
+# of 8-12 runs of one 2-rank CPU job on a 2-core host; at 5% two runs of one setting were called different in 28 of
+# 330 pairs (8.5%; 20% at the 1.1% this replaced), a change must then exceed ~14% of the step to be told on one run
+# per side.  ``compare --drift-pct`` sets it for a platform whose drift is known; repeated runs measure it.
+RUN_DRIFT_SD_PCT = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +46,7 @@ class Verdict:
     basis: str  # the steps used, the test, the outliers left out
     confidence: float = CONFIDENCE  # of ci_ms
     runs: tuple[int, int] = (1, 1)  # runs of each setting the verdict rests on (before, after)
+    drift_sd_pct: float | None = None  # the drift between runs assumed (one run each); None: measured (repeats)
     before_ms: float | None = None  # BEFORE's mean step (over its runs): what delta_ms is a share of
 
 
@@ -81,10 +90,11 @@ def t_quantile(p: float, df: float) -> float:
     return (lo + hi) / 2
 
 
-def welch(before: Sequence[float], after: Sequence[float], drift_pct: float = 0.0,
+def welch(before: Sequence[float], after: Sequence[float], drift_sd_pct: float = 0.0,
           confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
-    """mean(after) - mean(before) and its CONFIDENCE interval (None under two values on a side); ``drift_pct`` of
-    BEFORE's mean is added in quadrature: what steps within one run cannot show (the same job drifts between runs)."""
+    """mean(after) - mean(before) and its CONFIDENCE interval (None under two values on a side).  ``drift_sd_pct``
+    (of BEFORE's mean) is the standard deviation of a run's mean step around its setting's, from run to run: what
+    steps within one run cannot show; two runs differ by it twice over, so z x sqrt(2) of it joins in quadrature."""
     b, a = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
     delta = float(a.mean() - b.mean())
     if a.size < 2 or b.size < 2:
@@ -95,7 +105,8 @@ def welch(before: Sequence[float], after: Sequence[float], drift_pct: float = 0.
     if se > 0:
         df = (va + vb) ** 2 / ((va * va / (a.size - 1) if va else 0.0) + (vb * vb / (b.size - 1) if vb else 0.0))
         half = t_quantile(1 - (1 - confidence) / 2, df) * se
-    half = math.hypot(half, drift_pct / 100.0 * float(b.mean()))
+    z = statistics.NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    half = math.hypot(half, z * math.sqrt(2.0) * drift_sd_pct / 100.0 * float(b.mean()))
     return delta, (delta - half, delta + half)
 
 
@@ -132,22 +143,26 @@ def without_stalls(sb: list[list[float]],
 
 
 def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = None,
-            wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE) -> Verdict:
+            wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE,
+            drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Verdict:
     """One run each (repeated runs of either setting: ``repeats.judge``)."""
     vb, src_b = step_samples(before, wanted_before)
     va, src_a = step_samples(after, wanted_after)
     if not vb or not va:
         return Verdict(change=NO_CHANGE, delta_ms=None, ci_ms=None,
-                       basis=f"no step times to compare (before: {src_b}; after: {src_a})", confidence=confidence)
+                       basis=f"no step times to compare (before: {src_b}; after: {src_a})", confidence=confidence,
+                       drift_sd_pct=drift_sd_pct)
     vb, va, left_out = _kept(vb, va)
-    delta, ci = welch(vb, va, BASE_FLOOR_PCT, confidence)
+    delta, ci = welch(vb, va, drift_sd_pct, confidence)
     base = float(np.mean(vb))
     basis = (f"Welch's t on the mean step, {confidence * 100:g}% interval, widened by an assumed drift of the same "
-             f"job between runs ({BASE_FLOOR_PCT:g}% of the step: one run per side cannot measure it, and runs of "
-             "one small CPU job moved by 4-9% on a 2-core host, docs/compare.md; compare repeated runs of each "
-             f"setting to measure it); before: {src_b}, after: {src_a}." + left_out)
+             f"job between runs (a standard deviation of {drift_sd_pct:g}% of the step from run to run: one run per "
+             "side cannot measure it, docs/compare.md; compare repeated runs of each setting to measure it); "
+             f"before: {src_b}, after: {src_a}." + left_out)
     if ci is None:
         return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence, before_ms=base,
+                       drift_sd_pct=drift_sd_pct,
                        basis=basis + " Fewer than two steps on a side: no interval, no verdict.")
     change = FASTER if ci[1] < 0 else SLOWER if ci[0] > 0 else NO_CHANGE
-    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence, before_ms=base)
+    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence, before_ms=base,
+                   drift_sd_pct=drift_sd_pct)

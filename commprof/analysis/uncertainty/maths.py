@@ -34,11 +34,15 @@ import numpy as np
 Z = 2.0  # noise deviations a band spans on each side
 MODEL_FLOOR_PCT = 8.0  # the replays' error on a changed setting, quiet runs (benchmarks/results/bench_*_netns.txt)
 BASE_FLOOR_PCT = 3.0  # the same settings measured again: the job's drift from run to run
-# a prediction resting on the capture's rate probe (PowerSGD) varies from traced run to traced run by more than one
-# run's ranks disagree: both ranks probe at once and share memory bandwidth, and a thin product measured 0.7 or
-# 1.4 ms depending on how the peer's probe overlapped.  Six quiet traced runs of one job predicted its PowerSGD
-# step with a coefficient of variation of 8% (benchmarks/results/bench_compression_repeat.txt): the rates noise a
-# band spans is at least that
+# a compute-bound prediction (PowerSGD's: the hook's work replaces most of the wire time) varies from traced run to
+# traced run by more than one run's ranks disagree on the probed costs.  Six quiet traced runs of one job predicted
+# its PowerSGD step with a coefficient of variation of 8%, twelve with 6.1%, seven more with 4.4%
+# (benchmarks/results/bench_compression_repeat.txt).  Decomposed on those seven: not the probe (its thin products
+# add up to 0.7 ms of a 140 ms prediction) but the traced backward (per rank and profiled step 77-104 ms, its
+# variation within a run 2-11%, and the prediction takes the slower rank) and the calibration of compute-side times
+# against a step that is 85% wire time (its factor 0.86-1.19 between those runs).  One run cannot see that
+# variation, whatever its own figures say (the runs with the steadiest backward predicted among the lowest): the
+# band spans at least this much of it (docs/advisor.md also names the prediction's bias, 4-15% low that day)
 RATES_REPEAT_PCT = 8.0
 DISTURBED_PCT = 10.0  # step-to-step variation beyond which a traced run is called disturbed
 # other work on the ranks' CPUs beyond which a CPU run is disturbed (a busy process beside two ranks on two

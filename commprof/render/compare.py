@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import statistics
 from typing import Any
 
 import orjson
 
 from ..analysis.compare import RANK_FIGURES, Comparison
 from ..analysis.uncertainty.maths import fmt_band
-from ..analysis.uncertainty.verdict import NO_CHANGE
+from ..analysis.uncertainty.verdict import NO_CHANGE, drift_half_pct
 from .fmt import num as _n
 from .fmt import size as _size
 from .safe import html_text as h
@@ -84,7 +82,7 @@ def verdict_line(c: Comparison) -> str | None:
     runs = f", {v.runs[0]} runs before and {v.runs[1]} after" if v.runs != (1, 1) else ""
     line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}{runs}"
     if v.drift_sd_pct and v.change == NO_CHANGE and v.before_ms:
-        floor = statistics.NormalDist().inv_cdf(1 - (1 - v.confidence) / 2) * math.sqrt(2) * v.drift_sd_pct
+        floor = drift_half_pct(v.drift_sd_pct, v.confidence)
         line += (f"; one run per side tells only a change beyond ~{floor:.0f}% of the step (an assumed drift of "
                  f"{v.drift_sd_pct:g}% between runs, --drift-pct): repeat each setting (--also-before / --also-after) "
                  "to measure the drift and tell smaller changes")

@@ -90,6 +90,12 @@ def t_quantile(p: float, df: float) -> float:
     return (lo + hi) / 2
 
 
+def drift_half_pct(drift_sd_pct: float, confidence: float = CONFIDENCE) -> float:
+    """What a drift of ``drift_sd_pct`` per run makes of the difference of two runs at ``confidence``, in % of the
+    step: z x sqrt(2) x the drift.  Alone, the smallest change one run per side can tell."""
+    return statistics.NormalDist().inv_cdf(1 - (1 - confidence) / 2) * math.sqrt(2.0) * drift_sd_pct
+
+
 def welch(before: Sequence[float], after: Sequence[float], drift_sd_pct: float = 0.0,
           confidence: float = CONFIDENCE) -> tuple[float, tuple[float, float] | None]:
     """mean(after) - mean(before) and its CONFIDENCE interval (None under two values on a side).  ``drift_sd_pct``
@@ -105,8 +111,7 @@ def welch(before: Sequence[float], after: Sequence[float], drift_sd_pct: float =
     if se > 0:
         df = (va + vb) ** 2 / ((va * va / (a.size - 1) if va else 0.0) + (vb * vb / (b.size - 1) if vb else 0.0))
         half = t_quantile(1 - (1 - confidence) / 2, df) * se
-    z = statistics.NormalDist().inv_cdf(1 - (1 - confidence) / 2)
-    half = math.hypot(half, z * math.sqrt(2.0) * drift_sd_pct / 100.0 * float(b.mean()))
+    half = math.hypot(half, drift_half_pct(drift_sd_pct, confidence) / 100.0 * float(b.mean()))
     return delta, (delta - half, delta + half)
 
 

@@ -81,7 +81,7 @@ def verdict_line(c: Comparison) -> str | None:
     ci = f" ({v.confidence * 100:g}% interval {v.ci_ms[0]:+.1f} to {v.ci_ms[1]:+.1f} ms)" if v.ci_ms else ""
     runs = f", {v.runs[0]} runs before and {v.runs[1]} after" if v.runs != (1, 1) else ""
     line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}{runs}"
-    if v.drift_sd_pct and v.change == NO_CHANGE and v.before_ms:
+    if v.drift_sd_pct and v.change == NO_CHANGE:
         floor = drift_half_pct(v.drift_sd_pct, v.confidence)
         line += (f"; one run per side tells only a change beyond ~{floor:.0f}% of the step (an assumed drift of "
                  f"{v.drift_sd_pct:g}% between runs, --drift-pct): repeat each setting (--also-before / --also-after) "

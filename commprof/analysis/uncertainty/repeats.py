@@ -62,15 +62,13 @@ def run_level(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[
              "times), its profiled steps without a sidecar." + left_out)
     if df < 1 or (len(mb) < 2 and len(ma) < 2):
         return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence, runs=runs,
-                       before_ms=float(np.mean(mb)),
                        basis=basis + " Fewer than three runs in all: no spread between runs, no verdict.")
     ss = float(np.sum((np.asarray(mb) - np.mean(mb)) ** 2) + np.sum((np.asarray(ma) - np.mean(ma)) ** 2))
     s = math.sqrt(ss / df)
     half = t_quantile(1 - (1 - confidence) / 2, df) * s * math.sqrt(1 / len(mb) + 1 / len(ma))
     ci = (delta - half, delta + half)
     change = FASTER if ci[1] < 0 else SLOWER if ci[0] > 0 else NO_CHANGE
-    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence, runs=runs,
-                   before_ms=float(np.mean(mb)))
+    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence, runs=runs)
 
 
 def _run_means(sb: list[list[float]], sa: list[list[float]]) -> tuple[list[float], list[float], str]:

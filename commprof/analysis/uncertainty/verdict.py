@@ -47,7 +47,6 @@ class Verdict:
     confidence: float = CONFIDENCE  # of ci_ms
     runs: tuple[int, int] = (1, 1)  # runs of each setting the verdict rests on (before, after)
     drift_sd_pct: float | None = None  # the drift between runs assumed (one run each); None: measured (repeats)
-    before_ms: float | None = None  # BEFORE's mean step (over its runs): what delta_ms is a share of
 
 
 def step_samples(run: Run, wanted: tuple[int, ...] | None = None) -> tuple[list[float], str]:
@@ -159,15 +158,13 @@ def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = Non
                        drift_sd_pct=drift_sd_pct)
     vb, va, left_out = _kept(vb, va)
     delta, ci = welch(vb, va, drift_sd_pct, confidence)
-    base = float(np.mean(vb))
     basis = (f"Welch's t on the mean step, {confidence * 100:g}% interval, widened by an assumed drift of the same "
              f"job between runs (a standard deviation of {drift_sd_pct:g}% of the step from run to run: one run per "
              "side cannot measure it, docs/compare.md; compare repeated runs of each setting to measure it); "
              f"before: {src_b}, after: {src_a}." + left_out)
     if ci is None:
-        return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence, before_ms=base,
-                       drift_sd_pct=drift_sd_pct,
+        return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence, drift_sd_pct=drift_sd_pct,
                        basis=basis + " Fewer than two steps on a side: no interval, no verdict.")
     change = FASTER if ci[1] < 0 else SLOWER if ci[0] > 0 else NO_CHANGE
-    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence, before_ms=base,
+    return Verdict(change=change, delta_ms=delta, ci_ms=ci, basis=basis, confidence=confidence,
                    drift_sd_pct=drift_sd_pct)

@@ -6,8 +6,10 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -109,10 +111,20 @@ def test_training_computes_bitwise_the_same(tmp_path: Path, nproc: int, hook):
         assert sc["ddp"]["params"][0] == ["0.weight", 128 * 128, "float32", [128, 128]]
 
 
-def _job(out: Path, mode: str) -> subprocess.CompletedProcess:
+# torch's C++ abort at a process's end (conftest.TORCH_ABORT; here the process itself dies of it): it hit this
+# single-rank job once (clean-clone CI, 2026-12-05, the unwritable-output case), 15 repetitions did not reproduce it
+SELF_ABORT = "terminate called without an active exception"
+
+
+def _job(out: Path, mode: str, retry: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, str(ROOT / "tests" / "e2e" / "single_rank_job.py"), str(out), mode],
-                          capture_output=True, text=True, env=env, timeout=240)
+    res = subprocess.run([sys.executable, str(ROOT / "tests" / "e2e" / "single_rank_job.py"), str(out), mode],
+                         capture_output=True, text=True, env=env, timeout=240)
+    if retry and res.returncode == -signal.SIGABRT and SELF_ABORT in res.stderr:  # once more, said
+        warnings.warn(f"the {mode} job aborted in torch ({SELF_ABORT}); running it again once", stacklevel=2)
+        shutil.rmtree(out, ignore_errors=True)
+        return _job(out, mode, retry=False)
+    return res
 
 
 def _no_partial_files(d: Path) -> None:

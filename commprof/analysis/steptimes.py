@@ -8,12 +8,18 @@ from ..model import Run
 
 
 def unprofiled_step_values(run: Run) -> dict[int, list[float]]:
-    """Per rank: the wall times (ms) of its steps outside the profiler (ranks without a sidecar are absent).
+    """Per rank: the wall times (ms) of its steps outside the profiler (``unprofiled_steps`` without the step
+    numbers)."""
+    return {r: [ms for _n, ms in v] for r, v in unprofiled_steps(run).items()}
+
+
+def unprofiled_steps(run: Run) -> dict[int, list[tuple[int, float]]]:
+    """Per rank: its steps outside the profiler, (step number, wall time in ms); ranks without a sidecar are absent.
 
     Skipped: the first step (start-up: allocator warm-up, lazy init), the step right after a profiled one, and any
     step during which some rank was exporting its trace (its peers wait in their collectives meanwhile: with
     profile_memory, exports last several steps) — unless nothing else is left."""
-    out: dict[int, list[float]] = {}
+    out: dict[int, list[tuple[int, float]]] = {}
     # every rank's exports, in Unix time (each sidecar's times are on its own rank's trace clock)
     exports = [(rt.base_time_ns + a, rt.base_time_ns + b) for rt in run.ranks if rt.sidecar is not None
                for a, b in rt.sidecar.exports]
@@ -22,13 +28,13 @@ def unprofiled_step_values(run: Run) -> dict[int, list[float]]:
             continue
         times = sorted(rt.sidecar.step_times, key=lambda s: s.number)
         base = rt.base_time_ns
-        vals = [s.end_ns - s.start_ns for i, s in enumerate(times)
+        vals = [(s.number, s.end_ns - s.start_ns) for i, s in enumerate(times)
                 if not s.profiled and i > 0 and not times[i - 1].profiled
                 and not any(a < base + s.end_ns and base + s.start_ns < b for a, b in exports)]
         if not vals:
-            vals = [s.end_ns - s.start_ns for s in times if not s.profiled]
+            vals = [(s.number, s.end_ns - s.start_ns) for s in times if not s.profiled]
         if vals:
-            out[rt.rank] = [v / 1e6 for v in vals]
+            out[rt.rank] = [(n, v / 1e6) for n, v in vals]
     return out
 
 

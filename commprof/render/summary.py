@@ -174,7 +174,8 @@ def noise_dict(n: Noise) -> dict[str, Any]:
     return {"profiled_step_variation_pct": _r(n.profiled_pct, 1),
             "unprofiled_step_variation_pct": _r(n.unprofiled_pct, 1), "rates_disagreement_pct": _r(n.rates_pct, 1),
             "other_load_pct": _r(n.other_load_pct, 1),
-            "profiled_steps": n.steps_profiled, "unprofiled_steps": n.steps_unprofiled, "disturbed": n.disturbed}
+            "profiled_steps": n.steps_profiled, "unprofiled_steps": n.steps_unprofiled, "disturbed": n.disturbed,
+            "stalls_left_out": list(n.left_out)}
 
 
 def _spread(o: RankOverlap) -> dict[str, Any] | None:

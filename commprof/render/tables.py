@@ -15,10 +15,20 @@ MAX_ROWS = 12
 
 
 def table(title: str, cols: Sequence[str], left: Sequence[str] = ()) -> Table:
+    """A terminal table ``WIDTH`` columns wide that never cuts a value: where the columns do not fit, the text
+    columns (``left``) and the headers wrap, folding a long name over lines, and the figures keep their width."""
     t = Table(title=title, title_justify="left", width=WIDTH)
     for col in cols:
-        t.add_column(col, justify="left" if col in left else "right", no_wrap=True)
+        if col in left:
+            t.add_column(col, justify="left", overflow="fold")
+        else:
+            t.add_column(col, justify="right", no_wrap=True, min_width=_word(col))
     return t
+
+
+def _word(header: str) -> int:
+    """The header's longest word: a figure's column is never narrower (its header wraps between words)."""
+    return max((len(w) for w in header.split()), default=1)
 
 
 def html_row(values: Iterable[object]) -> str:

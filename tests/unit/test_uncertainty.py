@@ -51,6 +51,20 @@ def test_variation_and_noise():
     assert disagreement_pct([[1.0, 1.0], [1.0, 3.0], [5.0]]) == pytest.approx(variation_pct([1.0, 3.0]) / 2)
 
 
+def test_a_one_off_stall_is_named_and_left_out_of_the_noise():
+    steady = [150.0, 152.0, 149.0, 151.0, 150.5]
+    labels = [[f"rank 1 step {i}" for i in range(6)]]
+    n = noise([[150.0, 151.0, 150.0]], [steady[:3] + [2150.0] + steady[3:]], unprofiled_labels=labels)
+    assert n.unprofiled_pct == pytest.approx(variation_pct(steady)) and not n.disturbed  # not 164% and disturbed
+    (left,) = n.left_out
+    assert left.startswith("rank 1 step 3 (2150 ms, ") and "x the median" in left
+    assert "one-off stalls left out: rank 1 step 3" in n.describe()
+    # steady noise is not a stall: a run that varies throughout keeps its variation
+    noisy = [100.0, 180.0, 110.0, 170.0, 105.0, 175.0]
+    m = noise([], [noisy])
+    assert m.left_out == () and m.unprofiled_pct == pytest.approx(variation_pct(noisy)) and m.disturbed
+
+
 def test_quiet_bands_are_tight_and_disturbed_ones_wide():
     quiet = Noise(unprofiled_pct=2.0)
     lo, hi = band(200.0, quiet, 1.0)

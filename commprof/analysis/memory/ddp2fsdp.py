@@ -40,7 +40,7 @@ from ..ddp.rates import OpRates
 from ..fsdp.replay import Knobs, ReplayInputs, UnitTimes, replay
 from ..replay.core import link_fit
 from ..section import Advice, Finding
-from ..uncertainty.maths import Noise, half_width_pct
+from ..uncertainty.maths import Noise, fmt_band, half_width_pct
 from .memstate import StateMemory, Unit, ddp_state, fsdp_state, optimizer, units_of
 from .peak import NEAR_LIMIT
 
@@ -283,10 +283,9 @@ def parallel_findings(a: ParallelAnalysis | None, asked: bool) -> tuple[list[Fin
     gib = 2**30
     parts = []
     for w in a.whatifs:
-        lo, hi = w.predicted_range_ms
         mem = f", peak {w.predicted_peak_bytes / gib:.2f} GiB" if w.predicted_peak_bytes is not None else ""
-        parts.append(f"reshard_after_forward={w.reshard_after_forward}: {w.predicted_step_ms:.1f} ms "
-                     f"[{lo:.1f}, {hi:.1f}]{mem}")
+        parts.append(f"reshard_after_forward={w.reshard_after_forward}: "
+                     f"{fmt_band(w.predicted_step_ms, w.predicted_range_ms)}{mem}")
     now = f", peak {a.today_peak_bytes / gib:.2f} GiB" if a.today_peak_bytes is not None else ""
     text = (f"DDP -> FSDP2 (fully_shard per top-level module, {len(a.units)} units, {a.world} ranks): rank {a.rank} "
             f"would hold {a.whatifs[0].state.total / gib:.2f} GiB of parameters, gradients and {a.optimizer} state "

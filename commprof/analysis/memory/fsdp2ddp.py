@@ -47,7 +47,7 @@ from ..fsdp import replay as fsdpreplay
 from ..fsdp.units import StepUnits, fsdp_report, step_units
 from ..replay.core import LinkFit, error_pct, link_fit
 from ..section import Advice, Finding
-from ..uncertainty.maths import Noise, half_width_pct
+from ..uncertainty.maths import Noise, fmt_band, half_width_pct
 from .ddp2fsdp import ParallelAnalysis, ParallelWhatIf
 from .ddpmem import StepMemory, UnitBytes, step_memory
 from .memstate import StateMemory, optimizer
@@ -321,9 +321,8 @@ def reverse_findings(a: ParallelAnalysis | None, asked: bool) -> tuple[list[Find
         return [], []
     parts = []
     for w in a.whatifs:
-        lo, hi = w.predicted_range_ms
         mem = f", peak {_size(w.predicted_peak_bytes)}" if w.predicted_peak_bytes is not None else ""
-        parts.append(f"{_label(w)}: {w.predicted_step_ms:.1f} ms [{lo:.1f}, {hi:.1f}]{mem}")
+        parts.append(f"{_label(w)}: {fmt_band(w.predicted_step_ms, w.predicted_range_ms)}{mem}")
     now = f", peak {_size(a.today_peak_bytes)}" if a.today_peak_bytes is not None else ""
     text = (f"{REVERSE_PREFIX} ({a.world} ranks, {len(a.units)} units): rank {a.rank} would hold "
             f"{_size(a.whatifs[0].state.total)} of parameters, gradients, DDP's buckets and {a.optimizer} state "
@@ -338,8 +337,7 @@ def reverse_findings(a: ParallelAnalysis | None, asked: bool) -> tuple[list[Find
     peaks = pick.predicted_peak_bytes is not None and a.today_peak_bytes is not None
     new, old = ((pick.predicted_peak_bytes or 0, a.today_peak_bytes or 0) if peaks
                 else (pick.state.total, a.today.total))
-    lo, hi = pick.predicted_range_ms
-    why = (f"DDP would be faster: {pick.predicted_step_ms:.1f} ms [{lo:.1f}, {hi:.1f}] instead of "
+    why = (f"DDP would be faster: {fmt_band(pick.predicted_step_ms, pick.predicted_range_ms)} instead of "
            f"{a.today_step_ms:.1f} ms, and needs {_size(new - old)} more per rank ({'peak' if peaks else 'state'} "
            f"{_size(new)} instead of {_size(old)})."
            + ("" if limit else " The device's memory is not in the trace: check that it fits.")

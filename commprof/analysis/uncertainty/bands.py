@@ -60,10 +60,12 @@ def with_bands(s: Section, noise: Noise) -> Section:
 
 
 def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
-    """The traced run's disturbance, where it matters: where the report predicts anything."""
+    """The traced run's disturbance, where it matters (where the report predicts anything), else its one-off stalls."""
     predicts = any(s.whatifs or s.advice or any(f.text.startswith(NOT_ADVISED) for f in s.findings)
                    for s in sections)
     w = disturbed_warning(noise) if predicts else None
+    if w is None and noise.left_out:  # a stall is reported wherever it is (the disturbed warning names it too)
+        w = "one-off stalls, left out of the run's noise: " + ", ".join(noise.left_out)
     return (w,) if w else ()
 
 

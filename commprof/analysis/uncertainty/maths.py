@@ -120,6 +120,9 @@ class Noise:
     other_load_pct: float | None = None  # share of the ranks' CPUs other work used during the steps (CPU runs)
     steps_profiled: int = 0
     steps_unprofiled: int = 0
+    # one-off stalls left out of the variations above (``spread``'s outliers), each "rank 1 step 7 (2150 ms, 14.3x
+    # the median of the other steps (150))": a stall is reported, not averaged into the run's noise
+    left_out: tuple[str, ...] = ()
 
     @property
     def step_pct(self) -> float:
@@ -144,18 +147,41 @@ class Noise:
             parts.append(f"the ranks' measured operation costs disagree by {self.rates_pct:.0f}%")
         if self.other_load_pct is not None and self.other_load_pct >= 1.0:
             parts.append(f"other work used {self.other_load_pct:.0f}% of the ranks' CPUs")
+        if self.left_out:
+            parts.append("one-off stalls left out: " + ", ".join(self.left_out))
         return "; ".join(parts) or "no repeated steps to measure its noise"
 
 
 def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[float]],
-          rates_pct: float | None = None, other_load_pct: float | None = None) -> Noise:
-    """The noise of a run from its ranks' profiled step durations and their steps outside the profiler."""
-    prof = [v for v in (variation_pct(x) for x in profiled) if v is not None]
-    unprof = [v for v in (variation_pct(x) for x in unprofiled) if v is not None]
+          rates_pct: float | None = None, other_load_pct: float | None = None, *,
+          profiled_labels: Sequence[Sequence[str]] | None = None,
+          unprofiled_labels: Sequence[Sequence[str]] | None = None) -> Noise:
+    """The noise of a run from its ranks' profiled step durations and their steps outside the profiler (each
+    rank's steps labelled e.g. "rank 1 step 7" for the stalls left out)."""
+    prof, left_p = _steady(profiled, profiled_labels)
+    unprof, left_u = _steady(unprofiled, unprofiled_labels)
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
                  rates_pct=rates_pct, other_load_pct=other_load_pct,
                  steps_profiled=max((len(x) for x in profiled), default=0),
-                 steps_unprofiled=max((len(x) for x in unprofiled), default=0))
+                 steps_unprofiled=max((len(x) for x in unprofiled), default=0), left_out=left_p + left_u)
+
+
+def _steady(series: Sequence[Sequence[float]],
+            labels: Sequence[Sequence[str]] | None) -> tuple[list[float], tuple[str, ...]]:
+    """Each series' variation with its one-off stalls (``spread``'s outliers) left out, and those stalls named."""
+    out: list[float] = []
+    left: list[str] = []
+    for i, vals in enumerate(series):
+        names = list(labels[i]) if labels is not None else [f"#{j}" for j in range(len(vals))]
+        sp = spread(vals, names)
+        if sp is None:
+            continue
+        dropped = {o.label for o in sp.outliers}
+        left += [f"{o.label} ({o.value:.0f} ms, {o.why})" for o in sp.outliers]
+        v = variation_pct([x for x, n in zip(vals, names, strict=True) if n not in dropped])
+        if v is not None:
+            out.append(v)
+    return out, tuple(left)
 
 
 def disagreement_pct(samples: Sequence[Sequence[float]]) -> float | None:

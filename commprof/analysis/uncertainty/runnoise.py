@@ -6,15 +6,21 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ...model import Run
-from ..steptimes import unprofiled_step_values
+from ..steptimes import unprofiled_steps
 from .hostload import other_load_pct
 from .maths import Noise, disagreement_pct, noise
 
 
 def run_noise(run: Run, wanted: tuple[int, ...] | None = None) -> Noise:
-    profiled = [[s.duration_ns / 1e6 for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
-    unprofiled = list(unprofiled_step_values(run).values())
-    return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run))
+    steps = [[s for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
+    profiled = [[s.duration_ns / 1e6 for s in ss] for ss in steps]
+    profiled_labels = [[f"rank {rt.rank} profiled step {s.number}" for s in ss]
+                       for rt, ss in zip(run.ranks, steps, strict=True)]
+    outside = unprofiled_steps(run)
+    unprofiled = [[ms for _n, ms in v] for v in outside.values()]
+    unprofiled_labels = [[f"rank {r} step {n}" for n, _ms in v] for r, v in outside.items()]
+    return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run),
+                 profiled_labels=profiled_labels, unprofiled_labels=unprofiled_labels)
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -16,6 +16,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
+    "stall_step": None,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
     "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
 }
@@ -114,13 +115,14 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         gen = torch.Generator().manual_seed(1000 + rank)
         step_ns: list[int] = []
         with _context(cfg, ddp, out, rank) as prof:
-            for _ in range(cfg["steps"]):
+            for i in range(cfg["steps"]):
                 t0 = time.perf_counter_ns()
                 x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
                 y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
                 loss = torch.nn.functional.cross_entropy(ddp(x), y)
-                if cfg["slow_rank"] == rank and cfg["slow_ms"]:
-                    time.sleep(cfg["slow_ms"] / 1000.0)  # an injected straggler: late to every bucket
+                if cfg["slow_rank"] == rank and cfg["slow_ms"] and cfg["stall_step"] in (None, i):
+                    # an injected straggler, late to every bucket; with stall_step, a one-off stall at that step
+                    time.sleep(cfg["slow_ms"] / 1000.0)
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)

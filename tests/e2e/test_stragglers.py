@@ -103,3 +103,20 @@ def test_spilled_lanes_give_the_same_straggler_split(straggler_run: Path, monkey
     spilled = commprof.analyze(run)
     assert spilled.cross.stragglers == plain.cross.stragglers and spilled.cross.stragglers[0].idle_ms > 0
     assert summary(spilled) == summary(plain)
+
+
+def test_a_one_off_stall_outside_the_profiler_is_named_not_noise(tmp_path: Path):
+    """Rank 1 sleeps 1.5 s once, at step 8 of 12 (the profiler recorded steps 2-4): both ranks' step 8 lasts ~1.5 s
+    (rank 0 waits in its collectives).  The run's noise leaves that step out and names it, instead of reading a
+    step variation of hundreds of % that would call the run disturbed and withhold every prediction."""
+    out = tmp_path / "stall"
+    launch(out, nproc=2, steps=12, width=512, layers=4, bucket_cap_mb=1, batch=64, slow_rank=1, slow_ms=1500.0,
+           stall_step=8)
+    rep = commprof.analyze(commprof.load(out))
+    nz = rep.noise
+    assert nz is not None and nz.steps_unprofiled >= 5
+    assert any(s.startswith("rank 1 step 8 (") for s in nz.left_out), nz.left_out
+    assert all(" step 8 (" in s for s in nz.left_out), nz.left_out  # only the stall: the other steps stay in
+    # what remains is the steps' own variation: tens of % at most on a busy 2-core host, not the stall's ~250%
+    assert nz.unprofiled_pct is not None and nz.unprofiled_pct < 60.0, nz.describe()
+    assert any("rank 1 step 8" in w for w in rep.warnings), rep.warnings

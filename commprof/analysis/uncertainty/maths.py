@@ -42,8 +42,10 @@ BASE_FLOOR_PCT = 3.0  # the same settings measured again: the job's drift from r
 # variation within a run 2-11%, and the prediction takes the slower rank) and the calibration of compute-side times
 # against a step that is 85% wire time (its factor 0.86-1.19 between those runs).  One run cannot see that
 # variation, whatever its own figures say (the runs with the steadiest backward predicted among the lowest): the
-# band spans at least this much of it (docs/advisor.md also names the prediction's bias, 4-15% low that day)
-RATES_REPEAT_PCT = 8.0
+# band spans at least this much of it (docs/advisor.md also names the prediction's bias, 4-15% low that day).  The
+# value: the three sets pooled (25 traced runs, their variances weighted by degrees of freedom): 6.2%; a quiet
+# PowerSGD band is then about +-15% (it was 8%, from the first six runs alone: +-18%)
+RATES_REPEAT_PCT = 6.2
 DISTURBED_PCT = 10.0  # step-to-step variation beyond which a traced run is called disturbed
 # other work on the ranks' CPUs beyond which a CPU run is disturbed (a busy process beside two ranks on two
 # cores: 30-50%); the share also widens every band by as much: the traced compute was slowed by an unknown part of it

@@ -63,6 +63,8 @@ MAX_RANKS = 4
 NET_SHARE = 0.5  # a slow rank's gain is its net excess; jitter's gain is excesses that shortfalls cancel
 ALPHA = 0.05  # the sign test's level, over every rank on a path (Bonferroni)
 JITTER_QUANTILE = 0.9  # of the other ranks' per-step gains: the high end of what jitter gave them
+# what "the step" of a verdict is: the critical path's length, not a rank's mean step (the headline figure)
+STEP_NAME = "the job's step (its critical path, median over the steps)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,7 +243,7 @@ def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, pat
             f"on the same collectives (process groups {groups}, each against the same collectives of its sibling "
             f"groups, waits removed; the one rank they share), {share:.0f}% of the step's critical path; beyond the "
             f"others' "
-            f"in {link.held} of {cause.steps} steps{_one(cause)}. At its peers' transfer speed the step would take "
+            f"in {link.held} of {cause.steps} steps{_one(cause)}. At its peers' transfer speed {STEP_NAME} would take "
             f"{cause.predicted_step_ms:.2f} ms instead of {cause.step_ms:.2f} ms (-{cause.predicted_gain_ms:.2f} ms"
             f"{band}); the other ranks' longer transfers cost up to {link.jitter / 1e6:.2f} ms in a step "
             "(90th percentile).")
@@ -297,7 +299,7 @@ def _ratio(graphs: Sequence[StepGraph], rank: int, what: str, kinds: Mapping[str
 def _named(c: RootCause) -> str:
     lo, hi = c.gain_range_ms or (0.0, 0.0)
     band = f", {lo:.2f}-{hi:.2f} over the steps" if c.steps > 1 else ""
-    after = (f"At its peers' median speed the step would take {c.predicted_step_ms:.2f} ms instead of "
+    after = (f"At its peers' median speed {STEP_NAME} would take {c.predicted_step_ms:.2f} ms instead of "
              f"{c.step_ms:.2f} ms (-{c.predicted_gain_ms:.2f} ms{band}); the other ranks' slowness cost up to "
              f"{c.jitter_ms:.2f} ms in a step (90th percentile).")
     if c.rank is None:
@@ -324,7 +326,7 @@ def _kind_of(name: str) -> str:
 def _no_single(c: RootCause) -> str:
     spread = ", ".join(f"rank {r} {s:.0f}%" for r, s in c.spread[:4]) or "none"
     return (f"No single rank holds the job back: no rank's own work, cut to its peers' median speed, would shorten "
-            f"the {c.step_ms:.2f} ms step by {STANDOUT:.0f}x what the other ranks' slowness cost in a step (up to "
+            f"{STEP_NAME}, {c.step_ms:.2f} ms, by {STANDOUT:.0f}x what the other ranks' slowness cost in a step (up to "
             f"{c.jitter_ms:.2f} ms, 90th percentile), in most steps, by 2% or more, while slower than its peers more "
             f"often than chance. Shares of the critical path: "
             f"{spread}.")

@@ -53,16 +53,39 @@ def test_variation_and_noise():
 
 def test_a_one_off_stall_is_named_and_left_out_of_the_noise():
     steady = [150.0, 152.0, 149.0, 151.0, 150.5]
-    labels = [[f"rank 1 step {i}" for i in range(6)]]
-    n = noise([[150.0, 151.0, 150.0]], [steady[:3] + [2150.0] + steady[3:]], unprofiled_labels=labels)
+    # both ranks of the job: rank 1 stalled at step 3, rank 0 waited as long in its collectives
+    ids = [[(r, n) for n in range(6)] for r in (0, 1)]
+    series = [steady[:3] + [2150.0] + steady[3:], steady[:3] + [2151.0] + steady[3:]]
+    n = noise([[150.0, 151.0, 150.0]], series, unprofiled_ids=ids)
     assert n.unprofiled_pct == pytest.approx(variation_pct(steady)) and not n.disturbed  # not 164% and disturbed
-    (left,) = n.left_out
-    assert left.startswith("rank 1 step 3 (2150 ms, ") and "x the median" in left
-    assert "one-off stalls left out: rank 1 step 3" in n.describe()
+    assert n.steps_unprofiled == 5  # the steps its variation is over
+    (stall,) = n.left_out  # one stall, named once with the ranks it showed on
+    assert (stall.step, stall.ranks, stall.low_ms, stall.high_ms, stall.profiled) == (3, (0, 1), 2150.0, 2151.0, False)
+    assert stall.factor == pytest.approx(2150.0 / 150.5)
+    assert "one-off stalls left out: step 3 on ranks 0, 1 (2150-2151 ms, 14.3x the median" in n.describe()
     # steady noise is not a stall: a run that varies throughout keeps its variation
     noisy = [100.0, 180.0, 110.0, 170.0, 105.0, 175.0]
     m = noise([], [noisy])
     assert m.left_out == () and m.unprofiled_pct == pytest.approx(variation_pct(noisy)) and m.disturbed
+    # labels by position: two steps with the same number do not drop an ordinary step with the stall
+    same = noise([], [series[0]], unprofiled_ids=[[(0, 0)] * 6])
+    assert same.unprofiled_pct == pytest.approx(variation_pct(steady))
+    with pytest.raises(ValueError):
+        noise([], [series[0]], unprofiled_ids=[[(0, 0)] * 5])
+
+
+def test_stalls_on_many_ranks_are_one_sentence_of_a_few():
+    from commprof.analysis.uncertainty.stalls import SHOWN, Stall, describe, group, ranks_text
+
+    found = [(r, s, 1000.0 + r, 10.0, False) for s in (4, 9, 12, 20) for r in range(64)]
+    stalls = group(found)
+    assert [s.step for s in stalls] == [4, 9, 12, 20] and stalls[0].ranks == tuple(range(64))
+    text = describe(stalls)
+    assert text.startswith("step 4 on ranks 0-63 (1000-1063 ms, 10.0x the median of the other steps)")
+    assert text.count("step ") == SHOWN and text.endswith("and 1 more (summary.json noise.stalls_left_out)")
+    assert ranks_text((0, 1, 2, 5, 7, 8)) == "ranks 0-2, 5, 7, 8" and ranks_text((3,)) == "rank 3"
+    assert describe((Stall(2, (1,), 80.0, 80.0, 3.0, True),)) == (
+        "profiled step 2 on rank 1 (80 ms, 3.0x the median of the other steps)")
 
 
 def test_quiet_bands_are_tight_and_disturbed_ones_wide():

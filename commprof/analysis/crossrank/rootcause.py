@@ -231,7 +231,7 @@ def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, pat
     cause = replace(base, rank=link.rank, ranks=(link.rank,), what=SLOW_LINK, share_pct=share,
                     steps_on_path=link.held, jitter_ms=link.jitter / 1e6,
                     # the step less the gain, both medians over the steps: the sentence adds up
-                    predicted_step_ms=base.step_ms - float(np.median(link.gains)) / 1e6,
+                    predicted_step_ms=float(np.median(lens) - np.median(link.gains)) / 1e6,
                     predicted_gain_ms=float(np.median(link.gains)) / 1e6,
                     predicted_range_ms=(float(pred.min()) / 1e6, float(pred.max()) / 1e6),
                     gain_range_ms=(float(link.gains.min()) / 1e6, float(link.gains.max()) / 1e6), ratio=link.ratio,
@@ -259,7 +259,7 @@ def _name(graphs: Sequence[StepGraph], base: RootCause, named: Sequence[int], jo
     ratio, peers = _ratio(graphs, first, what, kinds)
     cause = replace(base, rank=first if len(named) == 1 else None, ranks=tuple(named), what=what,
                     share_pct=sum(shares.get(r, 0.0) for r in named), steps_on_path=held, jitter_ms=jitter / 1e6,
-                    predicted_step_ms=base.step_ms - float(np.median(joint)) / 1e6,  # adds up, as above
+                    predicted_step_ms=float(np.median(lens) - np.median(joint)) / 1e6,  # adds up, as above
                     predicted_gain_ms=float(np.median(joint)) / 1e6,
                     predicted_range_ms=(float(pred.min()) / 1e6, float(pred.max()) / 1e6),
                     gain_range_ms=(float(joint.min()) / 1e6, float(joint.max()) / 1e6), ratio=ratio, peers=peers)

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from ..section import Advice, Finding, Section
 from .maths import Noise, band, below, fmt_band
+from .stalls import describe as describe_stalls
 
 POWERSGD = "powerSGD"
 NOT_ADVISED = "Not advised: "
@@ -64,8 +65,9 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
     predicts = any(s.whatifs or s.advice or any(f.text.startswith(NOT_ADVISED) for f in s.findings)
                    for s in sections)
     w = disturbed_warning(noise) if predicts else None
-    if w is None and noise.left_out:  # a stall is reported wherever it is (the disturbed warning names it too)
-        w = "one-off stalls, left out of the run's noise: " + ", ".join(noise.left_out)
+    outside = [s for s in noise.left_out if not s.profiled]  # profiled ones: named in each rank's step spread
+    if w is None and outside:  # a stall is reported wherever it is (the disturbed warning names it too)
+        w = "one-off stalls outside the profiler, left out of the run's noise: " + describe_stalls(outside)
     return (w,) if w else ()
 
 

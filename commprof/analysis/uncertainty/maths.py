@@ -9,7 +9,8 @@ Definitions (docs/metrics.md, "Uncertainty"):
   pause); only with at least 4 steps, at most a quarter of them: more is a noisy run, not a one-off.
 - **Noise** of a traced run: the step-to-step variation (coefficient of variation, %, sample standard deviation /
   mean) of its profiled steps and of its steps outside the profiler (the sidecar's wall times), and the
-  disagreement between ranks of the operation costs the replays use (PowerSGD's products).  A run whose noise is
+  disagreement between ranks of the operation costs the replays use (PowerSGD's products); each series without its
+  one-off stalls (the spread's outliers), which are named instead (``stalls``).  A run whose noise is
   over ``DISTURBED_PCT`` is *disturbed*: its bands widen accordingly, which withholds most advice.
 - **Band** of a prediction: ``predicted × (1 ± h)`` with
   ``h = sqrt(floor² + model_error² + (Z × noise)² + (Z × rates_noise)²)`` (all in %): ``floor`` is the replay's own
@@ -30,6 +31,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+
+from .stalls import Stall
+from .stalls import describe as describe_stalls
+from .stalls import group as group_stalls
 
 Z = 2.0  # noise deviations a band spans on each side
 MODEL_FLOOR_PCT = 8.0  # the replays' error on a changed setting, quiet runs (benchmarks/results/bench_*_netns.txt)
@@ -122,9 +127,9 @@ class Noise:
     other_load_pct: float | None = None  # share of the ranks' CPUs other work used during the steps (CPU runs)
     steps_profiled: int = 0
     steps_unprofiled: int = 0
-    # one-off stalls left out of the variations above (``spread``'s outliers), each "rank 1 step 7 (2150 ms, 14.3x
-    # the median of the other steps (150))": a stall is reported, not averaged into the run's noise
-    left_out: tuple[str, ...] = ()
+    # one-off stalls left out of the variations above (``spread``'s outliers), one per step with the ranks it
+    # showed on: a stall is reported, not averaged into the run's noise
+    left_out: tuple[Stall, ...] = ()
 
     @property
     def step_pct(self) -> float:
@@ -150,40 +155,47 @@ class Noise:
         if self.other_load_pct is not None and self.other_load_pct >= 1.0:
             parts.append(f"other work used {self.other_load_pct:.0f}% of the ranks' CPUs")
         if self.left_out:
-            parts.append("one-off stalls left out: " + ", ".join(self.left_out))
+            parts.append("one-off stalls left out: " + describe_stalls(self.left_out))
         return "; ".join(parts) or "no repeated steps to measure its noise"
 
 
 def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[float]],
           rates_pct: float | None = None, other_load_pct: float | None = None, *,
-          profiled_labels: Sequence[Sequence[str]] | None = None,
-          unprofiled_labels: Sequence[Sequence[str]] | None = None) -> Noise:
-    """The noise of a run from its ranks' profiled step durations and their steps outside the profiler (each
-    rank's steps labelled e.g. "rank 1 step 7" for the stalls left out)."""
-    prof, left_p = _steady(profiled, profiled_labels)
-    unprof, left_u = _steady(unprofiled, unprofiled_labels)
+          profiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
+          unprofiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None) -> Noise:
+    """The noise of a run from its ranks' profiled step durations and their steps outside the profiler; ``*_ids``:
+    each value's (rank, step number), for the stalls left out (without them: the series' index and position)."""
+    prof, n_p, left_p = _steady(profiled, profiled_ids, True)
+    unprof, n_u, left_u = _steady(unprofiled, unprofiled_ids, False)
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
-                 rates_pct=rates_pct, other_load_pct=other_load_pct,
-                 steps_profiled=max((len(x) for x in profiled), default=0),
-                 steps_unprofiled=max((len(x) for x in unprofiled), default=0), left_out=left_p + left_u)
+                 rates_pct=rates_pct, other_load_pct=other_load_pct, steps_profiled=n_p, steps_unprofiled=n_u,
+                 left_out=group_stalls(left_p + left_u))
 
 
-def _steady(series: Sequence[Sequence[float]],
-            labels: Sequence[Sequence[str]] | None) -> tuple[list[float], tuple[str, ...]]:
-    """Each series' variation with its one-off stalls (``spread``'s outliers) left out, and those stalls named."""
+def _steady(series: Sequence[Sequence[float]], ids: Sequence[Sequence[tuple[int, int]]] | None,
+            profiled: bool) -> tuple[list[float], int, list[tuple[int, int, float, float, bool]]]:
+    """Each series' variation with its one-off stalls (``spread``'s outliers, by position) left out, the most steps
+    kept in a series, and the stalls: (rank, step, ms, x the median of the series' other steps, profiled)."""
+    if ids is not None and [len(x) for x in ids] != [len(x) for x in series]:
+        raise ValueError("noise: each step needs its (rank, step) and each (rank, step) its step")
     out: list[float] = []
-    left: list[str] = []
+    kept_most = 0
+    found: list[tuple[int, int, float, float, bool]] = []
     for i, vals in enumerate(series):
-        names = list(labels[i]) if labels is not None else [f"#{j}" for j in range(len(vals))]
-        sp = spread(vals, names)
+        sp = spread(vals, [str(j) for j in range(len(vals))])
         if sp is None:
             continue
-        dropped = {o.label for o in sp.outliers}
-        left += [f"{o.label} ({o.value:.0f} ms, {o.why})" for o in sp.outliers]
-        v = variation_pct([x for x, n in zip(vals, names, strict=True) if n not in dropped])
+        drop = {int(o.label) for o in sp.outliers}
+        for j in sorted(drop):
+            rank, step = ids[i][j] if ids is not None else (i, j)
+            ref = float(np.median([x for k, x in enumerate(vals) if k != j]))
+            found.append((rank, step, float(vals[j]), float(vals[j]) / ref if ref > 0 else math.inf, profiled))
+        kept = [x for j, x in enumerate(vals) if j not in drop]
+        kept_most = max(kept_most, len(kept))
+        v = variation_pct(kept)
         if v is not None:
             out.append(v)
-    return out, tuple(left)
+    return out, kept_most, found
 
 
 def disagreement_pct(samples: Sequence[Sequence[float]]) -> float | None:

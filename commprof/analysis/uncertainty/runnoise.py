@@ -14,13 +14,12 @@ from .maths import Noise, disagreement_pct, noise
 def run_noise(run: Run, wanted: tuple[int, ...] | None = None) -> Noise:
     steps = [[s for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
     profiled = [[s.duration_ns / 1e6 for s in ss] for ss in steps]
-    profiled_labels = [[f"rank {rt.rank} profiled step {s.number}" for s in ss]
-                       for rt, ss in zip(run.ranks, steps, strict=True)]
+    profiled_ids = [[(rt.rank, s.number) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)]
     outside = unprofiled_steps(run)
     unprofiled = [[ms for _n, ms in v] for v in outside.values()]
-    unprofiled_labels = [[f"rank {r} step {n}" for n, _ms in v] for r, v in outside.items()]
+    unprofiled_ids = [[(r, n) for n, _ms in v] for r, v in outside.items()]
     return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run),
-                 profiled_labels=profiled_labels, unprofiled_labels=unprofiled_labels)
+                 profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids)
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -1,8 +1,8 @@
 """One-off stalls of a traced run: steps left out of its noise (``maths.noise``), grouped by step.
 
 When one rank stalls, every rank that meets it in a collective waits as long: the same step is an outlier on each
-of them.  A stall is therefore named once per step, with the ranks it shows on ("step 8 on ranks 0-1, 2151-2152 ms,
-13.0x the median of the other steps"), and a report names at most ``SHOWN`` of them in its text (summary.json
+of them.  A stall is therefore named once per step, with the ranks it shows on ("step 8 on ranks 0, 1 (2151-2152 ms,
+13.0x the median of the other steps)"), and a report names at most ``SHOWN`` of them in its text (summary.json
 holds them all)."""
 
 from __future__ import annotations

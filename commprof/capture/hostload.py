@@ -35,6 +35,14 @@ def allowed_cpus() -> tuple[int, ...] | None:
         return None
 
 
+def net_namespace() -> int | None:
+    """This process's network namespace (the inode of ``/proc/self/ns/net``), None where the OS does not say."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return None
+
+
 class HostSampler:
     """Cumulative counters, read at each step boundary; ``sample()`` returns (busy ns of the allowed CPUs, this
     process's and its children's CPU ns) or None when they cannot be read."""

@@ -334,6 +334,7 @@ class TraceSession:
             F.VERSIONS: _versions(),
             F.DEVICE: device,
             F.HOST: platform.node(),
+            F.NET_NS: hostload.net_namespace(),
             F.CPUS: list(self._host.cpus) if self._host.ok and self._host.cpus else None,
             "pid": os.getpid(),
             "clock": "unix_ns",

@@ -3,7 +3,7 @@
 
 A JSON object; times are Unix nanoseconds (the reader moves them onto the trace's clock)::
 
-    schema, run_id, rank, world_size, backend, versions{}, device, host, cpus[], pid, clock, schedule{},
+    schema, run_id, rank, world_size, backend, versions{}, device, host, net_ns, cpus[], pid, clock, schedule{},
     ddp: {bucket_cap_mb, bucket_bytes_cap, first_bucket_bytes, gradient_as_bucket_view, static_graph,
           find_unused_parameters, broadcast_buffers, hook, hook_matrix_rank, hook_registered, recording,
           process_group_size, params: [[name, numel, dtype, shape], ...]} | null,
@@ -56,6 +56,9 @@ B_READY, B_HOOK, B_LAUNCH = "ready_unix_ns", "hook_unix_ns", "launch_unix_ns"
 S_STEP, S_START, S_END, S_PROFILED = "step", "start_unix_ns", "end_unix_ns", "profiled"
 S_HOST_BUSY_NS, S_CPU_NS = "host_busy_ns", "cpu_ns"
 HOST, CPUS = "host", "cpus"  # the host's name; the CPUs this rank may run on (its affinity)
+# the rank's network namespace (Linux: the inode of /proc/self/ns/net; absent elsewhere and in older sidecars):
+# ranks with one host and one namespace reach each other through the kernel's loopback, never over a link
+NET_NS = "net_ns"
 
 # a module call
 M_STEP, M_NAME, M_FWD_START, M_FWD_END = "step", "name", "fwd_start", "fwd_end"

@@ -26,6 +26,8 @@ from .whatif import (
     Prediction,
     Scenario,
     calibrate,
+    cpu_bound_transfers,
+    one_stack_host,
     powersgd_applies,
     powersgd_measured,
     powersgd_split,
@@ -47,6 +49,7 @@ class WhatIf:
     exposed_ms: float
     assumed: tuple[str, ...] = ()  # costs the prediction uses that nothing in the run measured
     range_ms: tuple[float, float] | None = None  # [low, high] of step_ms (``uncertainty.band``)
+    upper_ms: float | None = None  # the step were the change to save nothing on the transfer: the band's upper end
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,7 @@ class Advisor:
     rates: OpRates | None = None  # the operation costs the replays used, with their sources
 
 
-Predict = Callable[[int, "str | None"], Prediction]
+Predict = Callable[..., Prediction]  # (cap_bytes, compression, halve_wire=True)
 
 
 def _worst(preds: Sequence[Prediction]) -> Prediction:
@@ -106,8 +109,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                        profiled_step_ms=None, scale={})
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
-    def predict(cap_bytes: int, comp: str | None) -> Prediction:
-        return _worst([replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs])
+    def predict(cap_bytes: int, comp: str | None, halve_wire: bool = True) -> Prediction:
+        return _worst([replay(sc, cap_bytes, comp, scale[sc.rank], halve_wire) for sc in scs])
 
     cur_cap = scs[0].cap_bytes
     base = predict(cur_cap, scs[0].traced_compression)  # candidates keep the traced hook; only the knob varies
@@ -136,12 +139,20 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     if not check.ok:
         advice = []  # the what-ifs stay, shown without advice
     nz = noise or Noise()
-    whatifs = [replace(w, range_ms=band(w.step_ms, nz, check.error_pct, changed=i > 0,
-                                        uses_rates=uses_rates(w.knob, w.value))) for i, w in enumerate(whatifs)]
+    whatifs = [replace(w, range_ms=_band(w, nz, check.error_pct, i > 0)) for i, w in enumerate(whatifs)]
     kept, withheld = banded_advice(advice, nz, check.error_pct, check.step_measured_ms)
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
                    baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
                    profiled_step_ms=profiled, scale=scale, check=check, rates=rates)
+
+
+def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool) -> tuple[float, float]:
+    """A what-if's band; where its saving on the transfer is unknown (``upper_ms``), from the band of the full
+    saving's low end to the band of no saving's high end."""
+    low, high = band(w.step_ms, nz, error_pct, changed=changed, uses_rates=uses_rates(w.knob, w.value))
+    if w.upper_ms is not None:
+        high = max(high, band(w.upper_ms, nz, error_pct, changed=changed)[1])
+    return low, high
 
 
 def _scenarios(run: Run, rows: Sequence[BucketStep], bw: Bandwidth, unprofiled_ms: dict[int, float],
@@ -156,7 +167,8 @@ def _scenarios(run: Run, rows: Sequence[BucketStep], bw: Bandwidth, unprofiled_m
             scs.append(sc)
         elif why:
             why_not[rt.rank] = why
-    return scs, why_not
+    host = one_stack_host(run)
+    return [replace(sc, one_stack_host=host) for sc in scs], why_not
 
 
 def _check(scs: Sequence[Scenario]) -> ModelCheck:
@@ -195,7 +207,16 @@ def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, re
     traced = scs[0].traced_compression or ""
     baseline_ms = base.step_ns / 1e6
     comp: Prediction | None = None
-    if not traced:
+    host = cpu_bound_transfers(scs)
+    if not traced and host:  # the hook's saving on the transfer is unknown: shown with a band, never advised
+        comp = predict(int(ref_mb * MiB), "fp16")
+        upper = predict(int(ref_mb * MiB), "fp16", halve_wire=False)
+        whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6,
+                              assumed=(say.FP16_ON_CPU,), upper_ms=upper.step_ns / 1e6))
+        if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
+            findings.append(say.fp16_cpu_bound(host, comp.step_ns / 1e6, upper.step_ns / 1e6, ref.step_ns / 1e6))
+        comp = None  # not a lossless option PowerSGD has to beat
+    elif not traced:
         comp = predict(int(ref_mb * MiB), "fp16")
         whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6))
         if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):

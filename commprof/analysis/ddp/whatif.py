@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import ops
-from ...model import RankTrace
+from ...model import RankTrace, Run
 from ...units import MiB
 from ..bandwidth import Bandwidth
 from ..replay import core
@@ -77,6 +77,8 @@ class Scenario:
     notes: tuple[str, ...] = ()  # what was inferred rather than read
     # each traced step of the final layout: its ready times (aligned with names), tail, duration, measured exposed
     traced_steps: tuple[tuple[np.ndarray, int, int, int], ...] = ()
+    # the host whose network stack every rank shares (one host, one network namespace): no link between the ranks
+    one_stack_host: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,8 +224,11 @@ def _replay_powersgd(sc: Scenario, cap_bytes: int, rank: int, scale: float) -> P
     return Prediction(cap_bytes / MiB, f"powersgd:{rank}", step, end, bwd, len(groups))
 
 
-def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: float = 1.0) -> Prediction:
-    """Predict one rank's step; ``compression``: None, "fp16", "bf16" or "powersgd:R" (R = matrix rank)."""
+def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: float = 1.0,
+           halve_wire: bool = True) -> Prediction:
+    """Predict one rank's step; ``compression``: None, "fp16", "bf16" or "powersgd:R" (R = matrix rank).
+    ``halve_wire=False``: an fp16/bf16 hook's casts without any saving on the transfer (its time is CPU work on the
+    elements, not bytes on a link: ``cpu_bound_transfers``)."""
     if compression and compression.startswith("powersgd:"):
         return _replay_powersgd(sc, cap_bytes, int(compression.split(":", 1)[1]), scale)
     ready = sc.ready_ns * scale
@@ -233,7 +238,7 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
     for g in groups:
         nbytes = float(sc.sizes[g].sum())
         launch = max(launch, float(ready[g].max()))
-        wire = nbytes / 2 if compression in ("fp16", "bf16") else nbytes
+        wire = nbytes / 2 if compression in ("fp16", "bf16") and halve_wire else nbytes
         before = after = 0.0
         if compression in ("fp16", "bf16"):
             # in passes of a 4-byte copy_ (8 bytes moved per element): the down-cast (6 bytes) and the
@@ -245,6 +250,28 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
     bwd = float(ready.max()) if ready.size else 0.0
     step = max(bwd, end) + sc.tail_ns * scale
     return Prediction(cap_bytes / MiB, compression, step, end, bwd, len(groups))
+
+
+def one_stack_host(run: Run) -> str | None:
+    """The host whose network stack every rank of the job shares (one host name, one network namespace, every rank
+    loaded), else None: its ranks reach each other through the kernel's loopback, never over a link."""
+    sides = [rt.sidecar for rt in run.ranks]
+    if not sides or len(sides) < (run.world_size or 1) or any(s is None for s in sides):
+        return None
+    keys = {(s.host, s.net_ns) for s in sides if s is not None}
+    host, ns = next(iter(keys))
+    return host if len(keys) == 1 and host and ns is not None else None
+
+
+def cpu_bound_transfers(scs: Sequence[Scenario]) -> str | None:
+    """Where the gradients' all-reduces are the CPU's work, not a link's: gloo between ranks of one network stack
+    (their bytes cross memory, not a wire).  A compression hook halves their bytes, not the elements gloo reduces
+    on the CPU (half precision element by element, at about fp32's cost per element), so its gain on the transfer
+    lies anywhere between half and none; the host's name, else None."""
+    sc = scs[0] if scs else None
+    if sc is None or (sc.backend or "").lower() != "gloo":
+        return None
+    return sc.one_stack_host
 
 
 def calibrate(sc: Scenario) -> float:

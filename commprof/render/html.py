@@ -13,6 +13,7 @@ from .safe import html_text as h
 from .style import CSS
 from .summary import summary
 from .tables import HTML_END as _END
+from .tables import SUMMED_NOTE
 from .tables import html_head as _head
 from .tables import html_img as _img
 from .tables import html_row as _row
@@ -165,7 +166,7 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
     if not s["collectives"]:
         return []
     parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
-        ("op", "via", "group", "n", "dtype", "count", "bytes", "time ms", "algbw GB/s", "busbw GB/s"),
+        ("op", "via", "group", "n", "dtype", "count", "bytes", "summed ms", "algbw GB/s", "busbw GB/s"),
         name="collectives")]
     for c in s["collectives"]:
         parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['via'] or '-')}</td><td>{h(c['process_group'])}</td>"
@@ -173,7 +174,7 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
                      f"</td><td>{h(c['dtype'])}</td><td class='n'>{_n(c['count'], 1)}</td>"
                      f"<td class='n'>{h(_fmt_bytes(c['bytes']))}</td><td class='n'>{_n(c['time_ms'])}</td>"
                      f"<td class='n'>{_n(c['algbw_gbps'])}</td><td class='n'>{_n(c['busbw_gbps'])}</td></tr>")
-    parts.append(_END)
+    parts.append(_END + f"<p class='note'>{h(SUMMED_NOTE)}</p>")
     return parts
 
 

@@ -18,7 +18,7 @@ from .fmt import size as _fmt_bytes
 from .safe import plain
 from .spreads import rank_spreads, row_beside
 from .summary import summary
-from .tables import MAX_ROWS, WIDTH
+from .tables import MAX_ROWS, SUMMED_NOTE, WIDTH
 from .tables import table as _table
 from .views import shown
 
@@ -113,13 +113,14 @@ def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _collectives(con: Console, rep: Report, s: dict[str, Any]) -> None:
     if not s["collectives"]:
         return
-    t = _table("Collectives (per step, per rank)", ("op", "via", "group", "n", "dtype", "count", "bytes", "time ms",
+    t = _table("Collectives (per step, per rank)", ("op", "via", "group", "n", "dtype", "count", "bytes", "summed ms",
                                                     "algbw GB/s", "busbw GB/s"), left=("op", "via", "dtype", "group"))
     for c in s["collectives"][:MAX_ROWS]:
         t.add_row(*(plain(c["op"], 24), plain(c["via"] or "-", 14), plain(c["process_group"], 12),
                     str(c["group_size"]), plain(c["dtype"], 10), _f(c["count"], 1), _fmt_bytes(c["bytes"]),
                     _f(c["time_ms"]), _f(c["algbw_gbps"]), _f(c["busbw_gbps"])))
     con.print(t)
+    con.print(Text(f"  {SUMMED_NOTE}"))
     if len(s["collectives"]) > MAX_ROWS:
         con.print(f"  … {len(s['collectives']) - MAX_ROWS} more rows in summary.json")
     con.print()

@@ -8,6 +8,8 @@ DDP over gloo on 8 x Linear(1024, 1024) (+ a 10-way head: 33.6 MB of fp32 gradie
    plain torch.profiler(record_shapes=True) and no commprof (the what-ifs then come from the trace alone).
 2. At 500 Mbit/s: the same for the compression-hook recommendation (fp16_compress_hook), and PowerSGD
    (the advised rank, else rank 4) predicted vs measured.
+3. With ``--bands N --proof accumulation`` (or all): gradient accumulation's what-ifs (k = 2, 4) at 500 Mbit/s
+   against the measured mean micro-batch (the first k - 1 under no_sync()).
 
 Prints a predicted-vs-measured table.  Run as root:  python benchmarks/bench_advisor_netns.py [--reps 3]
 """
@@ -81,7 +83,8 @@ LAST_SPREAD: list[float | None] = []  # the step-to-step variation (%) of the la
 
 def measure(net: TwoHosts, settings: list[dict], reps: int, steps: int = 12) -> list[float]:
     """Median un-profiled step (ms) per setting, runs alternating between settings; the variation of all their
-    steps pooled, per setting, in LAST_SPREAD (a disturbed measurement shows there)."""
+    steps pooled, per setting, in LAST_SPREAD (a disturbed measurement shows there).  With gradient accumulation
+    (``accumulate``: k) a run's figure is the mean micro-batch over whole groups of k after the first group."""
     from commprof.analysis.uncertainty.maths import variation_pct
 
     per: list[list[float]] = [[] for _ in settings]
@@ -91,6 +94,12 @@ def measure(net: TwoHosts, settings: list[dict], reps: int, steps: int = 12) -> 
             d = tempfile.mkdtemp(prefix="commprof-netns-")
             _run(net, d, {**MODEL, "steps": steps, "trace": False, "times": d, **s})
             times = json.loads((Path(d) / "times0.json").read_text())
+            acc = int(s.get("accumulate", 1))
+            if acc > 1:  # whole optimizer steps: the groups of k after the first
+                whole = times[acc:acc + (len(times) - acc) // acc * acc]
+                per[k].append(statistics.mean(whole) / 1e6)
+                pooled[k].extend(sum(whole[i:i + acc]) / acc / 1e6 for i in range(0, len(whole), acc))
+                continue
             per[k].append(statistics.median(times[3:]) / 1e6)  # skip start-up steps
             pooled[k].extend(t / 1e6 for t in times[3:])
     LAST_SPREAD[:] = [variation_pct(p) for p in pooled]
@@ -177,6 +186,26 @@ def compression_proof(net: TwoHosts, reps: int, disturb: bool = False) -> tuple[
     return rows, info
 
 
+def accumulation_proof(net: TwoHosts, reps: int, disturb: bool = False) -> tuple[list[Row], dict]:
+    """At 500 Mbit/s: gradient accumulation's what-ifs (k = 2, 4, at the bucket cap they assume) against the
+    measured mean micro-batch, advised or not."""
+    from bandcheck import busy
+
+    net.set_rate("500mbit")
+    with busy(disturb):
+        rep = trace_and_advise(net, 25, steps=9)
+    ws = {w.value: w for w in rep.advisor.whatifs if w.knob == "gradient_accumulation"}
+    cap = dict(ws[4].with_settings).get("bucket_cap_mb", 25)
+    meas = measure(net, [{"bucket_cap_mb": cap}, {"bucket_cap_mb": cap, "accumulate": 2},
+                         {"bucket_cap_mb": cap, "accumulate": 4}], reps, steps=12)
+    spread = list(LAST_SPREAD)
+    advised = {a.value for a in rep.advice if a.knob == "gradient_accumulation"}
+    rows = [Row("500 Mbit/s", f"gradient_accumulation={k} (bucket_cap_mb={cap:g})"
+                + (" (advised)" if k in advised else ""), ws[k].step_ms, meas[i + 1], ws[k].range_ms, spread[i + 1])
+            for i, k in enumerate((2, 4))]
+    return rows, {"report": rep, "advice": advised}
+
+
 def _band(r) -> str:
     return f"{r.band_ms[0]:.0f}-{r.band_ms[1]:.0f}" if r.band_ms else "-"
 
@@ -202,7 +231,8 @@ def bands(n: int, reps: int, which: str, busy_every: int = 2) -> int:
     with TwoHosts(rate="2gbit") as net:
         for i in range(n):
             loud = busy_every > 0 and i % busy_every == busy_every - 1
-            for name, fn in (("bucket", bucket_proof), ("compression", compression_proof)):
+            for name, fn in (("bucket", bucket_proof), ("compression", compression_proof),
+                             ("accumulation", accumulation_proof)):
                 if which not in ("all", name):
                     continue
                 rows, info = fn(net, reps, disturb=loud)
@@ -222,7 +252,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--bands", type=int, default=0, help="repeat the proofs this many times (see bands())")
-    ap.add_argument("--proof", default="all", choices=["all", "bucket", "compression"])
+    ap.add_argument("--proof", default="all", choices=["all", "bucket", "compression", "accumulation"])
     ap.add_argument("--busy-every", type=int, default=2, help="with --bands: every Nth traced run beside a busy "
                     "process (0: all quiet)")
     args = ap.parse_args()

@@ -1,7 +1,8 @@
 """The built-in workload: a small MLP trained with DDP over gloo on CPU, traced with commprof.
 
 ``python -m commprof demo`` trains it in two processes, writes the traces, then reports.  The same
-worker serves the tests and benchmarks (``train_worker``), with knobs for a slow rank, bucket size and comm hooks.
+worker serves the tests and benchmarks (``train_worker``), with knobs for a slow rank, bucket size, comm hooks and
+gradient accumulation (``accumulate``: k micro-batches per optimizer step, the first k - 1 under ``no_sync()``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
-    "stall_step": None,
+    "stall_step": None, "accumulate": 1,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
     "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
 }
@@ -96,6 +97,7 @@ def plain_profiler(cfg: dict[str, Any], out: str, rank: int, profile_memory: boo
 
 def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, Any]) -> None:
     """One rank: init gloo, wrap the model in DDP, train ``steps`` steps (traced unless trace=False)."""
+    import contextlib
     import time
 
     import torch
@@ -114,18 +116,22 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         opt = torch.optim.SGD(ddp.parameters(), lr=cfg["lr"])
         gen = torch.Generator().manual_seed(1000 + rank)
         step_ns: list[int] = []
+        k = max(int(cfg["accumulate"]), 1)
         with _context(cfg, ddp, out, rank) as prof:
             for i in range(cfg["steps"]):
                 t0 = time.perf_counter_ns()
+                sync = (i + 1) % k == 0
                 x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
                 y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
-                loss = torch.nn.functional.cross_entropy(ddp(x), y)
-                if cfg["slow_rank"] == rank and cfg["slow_ms"] and cfg["stall_step"] in (None, i):
-                    # an injected straggler, late to every bucket; with stall_step, a one-off stall at that step
-                    time.sleep(cfg["slow_ms"] / 1000.0)
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
+                with contextlib.nullcontext() if sync else ddp.no_sync():
+                    loss = torch.nn.functional.cross_entropy(ddp(x), y)
+                    if cfg["slow_rank"] == rank and cfg["slow_ms"] and cfg["stall_step"] in (None, i):
+                        # an injected straggler, late to every bucket; with stall_step, a one-off stall at that step
+                        time.sleep(cfg["slow_ms"] / 1000.0)
+                    loss.backward()
+                if sync:
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
                 if prof is not None:
                     prof.step()
                 step_ns.append(time.perf_counter_ns() - t0)

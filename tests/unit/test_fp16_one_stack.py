@@ -1,10 +1,11 @@
 """fp16 compression where gloo's all-reduces are CPU work: ranks of one host and one network namespace.
 
 Measured on the README's demo (2 ranks on one 2-core AMD EPYC, loopback gloo): the traced fp32 run's replay
-predicted the fp16 hook 25-30% faster, two of four runs advised it, and with the hook the step was 11% slower
-(docs/advisor.md).  Over loopback the bytes never cross a link; gloo reduces half precision on the CPU element by
-element, so halving the bytes does not halve the time.  The what-if is kept, with a band from "halved" to "not
-shortened at all", and never advised; over a link (other namespaces, other hosts) nothing changes."""
+predicted the fp16 hook 25-30% faster, two of four runs advised it, and with the hook the step was 1-24% slower
+(docs/advisor.md; benchmarks/bench_demo_bands.py).  Over loopback the bytes never cross a link; gloo sums half
+precision on the CPU element by element and the hook's work slows the backward pass beside it, which a run without
+the hook cannot show.  No prediction then, a finding that says why; over a link (other namespaces, other hosts)
+nothing changes."""
 
 from __future__ import annotations
 
@@ -46,18 +47,9 @@ def _scenario(host: str | None, backend: str = "gloo") -> Scenario:
                     beta_bps=1e8, rates=RATES, world_size=2, backend=backend, one_stack_host=host)
 
 
-def test_unhalved_fp16_pays_the_casts_and_saves_nothing():
-    sc = _scenario("vm")
-    plain, halved = replay(sc, 4 * MiB), replay(sc, 4 * MiB, "fp16")
-    unsaved = replay(sc, 4 * MiB, "fp16", halve_wire=False)
-    assert halved.step_ns < plain.step_ns < unsaved.step_ns
-    # the difference to the plain replay is the casts alone: 2 passes over the last bucket at 4 GB/s at least
-    assert unsaved.step_ns - plain.step_ns >= 2 * 4 * MiB / 4e9 * 1e9 - 1
-
-
 def _advise(sc: Scenario) -> tuple[list[WhatIf], list[Any], list[Any]]:
-    def predict(cap: int, comp: str | None, halve_wire: bool = True):
-        return replay(sc, cap, comp, 1.0, halve_wire)
+    def predict(cap: int, comp: str | None):
+        return replay(sc, cap, comp, 1.0)
     base = predict(sc.cap_bytes, None)
     whatifs: list[WhatIf] = []
     advice: list[Any] = []
@@ -66,30 +58,24 @@ def _advise(sc: Scenario) -> tuple[list[WhatIf], list[Any], list[Any]]:
     return whatifs, advice, findings
 
 
-def test_over_a_link_fp16_is_advised_on_one_stack_it_is_not():
+def test_over_a_link_fp16_is_advised_on_one_stack_it_is_not_predicted():
     whatifs, advice, _ = _advise(_scenario(None))
     assert [a.value for a in advice if a.knob == "comm_hook"] == ["fp16_compress_hook"]
-    linked = next(w for w in whatifs if w.value == "fp16_compress_hook")
-    assert linked.upper_ms is None and linked.assumed == ()
+    assert any(w.value == "fp16_compress_hook" for w in whatifs)
 
     whatifs, advice, findings = _advise(_scenario("vm"))
     assert not any(a.value == "fp16_compress_hook" for a in advice)
-    fp16 = next(w for w in whatifs if w.value == "fp16_compress_hook")
-    assert fp16.step_ms == linked.step_ms  # the same replay, halved ...
-    now_ms = replay(_scenario("vm"), 4 * MiB).step_ns / 1e6
-    assert fp16.upper_ms is not None and fp16.upper_ms > now_ms > fp16.step_ms  # ... and the unhalved end
-    assert fp16.assumed and "element by element" in fp16.assumed[0]
+    assert not any(w.value == "fp16_compress_hook" for w in whatifs)  # no prediction it cannot make
     text = next(f.text for f in findings if "fp16_compress_hook" in f.text)
-    assert text.startswith("Not advised") and "one network stack (vm)" in text
-    assert f"{fp16.step_ms:.1f} ms" in text and f"{fp16.upper_ms:.1f} ms" in text
+    assert "is not predicted" in text and "one network stack (vm)" in text and "Time a few steps" in text
 
 
-def test_the_band_spans_from_the_halved_low_to_the_unhalved_high():
+def test_the_band_spans_both_outcomes_the_run_cannot_tell_apart():
     nz = Noise()
-    w = WhatIf("comm_hook", "fp16_compress_hook", 50.0, 5.0, upper_ms=70.0)
+    w = WhatIf("gradient_accumulation", 4, 50.0, 5.0, alt_ms=40.0)
     low, high = _band(w, nz, 3.0, changed=True)
-    assert low == band(50.0, nz, 3.0)[0] and high == band(70.0, nz, 3.0)[1]
-    assert _band(replace(w, upper_ms=None), nz, 3.0, changed=True) == band(50.0, nz, 3.0)
+    assert low == band(40.0, nz, 3.0)[0] and high == band(50.0, nz, 3.0)[1]
+    assert _band(replace(w, alt_ms=None), nz, 3.0, changed=True) == band(50.0, nz, 3.0)
 
 
 def test_only_gloo_is_cpu_bound():

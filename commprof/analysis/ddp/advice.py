@@ -18,6 +18,7 @@ from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, require
 from ..uncertainty.bands import banded_advice, uses_rates
 from ..uncertainty.maths import Noise, band
 from .buckets import BucketStat, BucketStep
+from .contention import alone_ready_ns
 from .rates import OpRates, op_rates
 from .view import view as ddp_view
 from .whatif import (
@@ -49,7 +50,8 @@ class WhatIf:
     exposed_ms: float
     assumed: tuple[str, ...] = ()  # costs the prediction uses that nothing in the run measured
     range_ms: tuple[float, float] | None = None  # [low, high] of step_ms (``uncertainty.band``)
-    upper_ms: float | None = None  # the step were the change to save nothing on the transfer: the band's upper end
+    alt_ms: float | None = None  # the step under the other outcome the run cannot rule out: the band spans both
+    with_settings: tuple[tuple[str, object], ...] = ()  # the bucket cap the prediction assumes, where not the traced
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ class Advisor:
     rates: OpRates | None = None  # the operation costs the replays used, with their sources
 
 
-Predict = Callable[..., Prediction]  # (cap_bytes, compression, halve_wire=True)
+Predict = Callable[[int, "str | None"], Prediction]
 
 
 def _worst(preds: Sequence[Prediction]) -> Prediction:
@@ -109,8 +111,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                        profiled_step_ms=None, scale={})
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
-    def predict(cap_bytes: int, comp: str | None, halve_wire: bool = True) -> Prediction:
-        return _worst([replay(sc, cap_bytes, comp, scale[sc.rank], halve_wire) for sc in scs])
+    def predict(cap_bytes: int, comp: str | None) -> Prediction:
+        return _worst([replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs])
 
     cur_cap = scs[0].cap_bytes
     base = predict(cur_cap, scs[0].traced_compression)  # candidates keep the traced hook; only the knob varies
@@ -140,6 +142,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
         advice = []  # the what-ifs stay, shown without advice
     nz = noise or Noise()
     whatifs = [replace(w, range_ms=_band(w, nz, check.error_pct, i > 0)) for i, w in enumerate(whatifs)]
+    spans = {(w.knob, w.value): w.range_ms for w in whatifs if w.alt_ms is not None}
+    advice = [replace(a, predicted_range_ms=spans.get((a.knob, a.value), a.predicted_range_ms)) for a in advice]
     kept, withheld = banded_advice(advice, nz, check.error_pct, check.step_measured_ms)
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
                    baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
@@ -147,11 +151,12 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
 
 
 def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool) -> tuple[float, float]:
-    """A what-if's band; where its saving on the transfer is unknown (``upper_ms``), from the band of the full
-    saving's low end to the band of no saving's high end."""
+    """A what-if's band; where the run cannot tell between two outcomes (``alt_ms``: the backward's speed without
+    the transfers beside it), from the lower of their bands' low ends to the higher of their high ends."""
     low, high = band(w.step_ms, nz, error_pct, changed=changed, uses_rates=uses_rates(w.knob, w.value))
-    if w.upper_ms is not None:
-        high = max(high, band(w.upper_ms, nz, error_pct, changed=changed)[1])
+    if w.alt_ms is not None:
+        alt = band(w.alt_ms, nz, error_pct, changed=changed)
+        low, high = min(low, alt[0]), max(high, alt[1])
     return low, high
 
 
@@ -208,17 +213,12 @@ def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, re
     baseline_ms = base.step_ns / 1e6
     comp: Prediction | None = None
     host = cpu_bound_transfers(scs)
-    if not traced and host:  # the hook's saving on the transfer is unknown: shown with a band, never advised
-        comp = predict(int(ref_mb * MiB), "fp16")
-        upper = predict(int(ref_mb * MiB), "fp16", halve_wire=False)
-        whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6,
-                              assumed=(say.FP16_ON_CPU,), upper_ms=upper.step_ns / 1e6))
-        if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
-            findings.append(say.fp16_cpu_bound(host, comp.step_ns / 1e6, upper.step_ns / 1e6, ref.step_ns / 1e6))
-        comp = None  # not a lossless option PowerSGD has to beat
+    if not traced and host:  # the hook's cost is CPU work the trace cannot see: no prediction, a finding says why
+        findings.append(say.fp16_cpu_bound(host))
     elif not traced:
         comp = predict(int(ref_mb * MiB), "fp16")
-        whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6))
+        whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6,
+                              with_settings=_cap(scs, ref_mb)))
         if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
             advice.append(Advice(
                 knob="comm_hook", value="fp16_compress_hook", baseline_step_ms=baseline_ms,
@@ -238,12 +238,23 @@ def _cap(scs: Sequence[Scenario], cap_mb: float) -> tuple[tuple[str, object], ..
 def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Prediction, ref: Prediction,
                   ref_mb: float, whatifs: list[WhatIf], advice: list[Advice], margin: float) -> None:
     """Gradient accumulation over k micro-batches: the communication paid once per k; advised (it changes the
-    optimization) only where it gains more than ``margin`` over the best setting without it."""
-    no_comm = max(sc.ready_ns.max() * scale[sc.rank] + sc.tail_ns * scale[sc.rank] for sc in scs)
+    optimization) only where it gains more than ``margin`` over the best setting without it.  Where gloo's transfers
+    share the ranks' cores (``contention``), the micro-batches without them may run faster than the traced backward
+    shows: the band reaches down to that estimate (``alt_ms``)."""
+    # a micro-batch under no_sync(): its forward and backward, and the tail less the optimizer's step (once per k);
+    # the calibration only ever shortens it: a factor above 1 holds the wait for late peers (a rank's replay does
+    # not see them), and without a collective no rank waits
+    own = {sc.rank: min(scale[sc.rank], 1.0) for sc in scs}
+    no_comm = max((sc.ready_ns.max() + sc.tail_ns - sc.optimizer_ns) * own[sc.rank] for sc in scs)
+    alone = [alone_ready_ns(sc) if cpu_bound_transfers(scs) else None for sc in scs]
+    alone_comm = max(((a if a is not None else sc.ready_ns.max()) + sc.tail_ns - sc.optimizer_ns) * own[sc.rank]
+                     for a, sc in zip(alone, scs, strict=True)) if any(a is not None for a in alone) else None
     exposed_share = base.exposed_ns / base.step_ns if base.step_ns else 0.0
     for k in (2, 4):
         per_step = ((k - 1) * no_comm + ref.step_ns) / k
-        whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6))
+        alt = None if alone_comm is None else float((k - 1) * alone_comm + ref.step_ns) / k / 1e6
+        whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6, alt_ms=alt,
+                              with_settings=_cap(scs, ref_mb)))
         if k == 4 and per_step < ref.step_ns * (1 - max(2 * MIN_GAIN, margin)) and exposed_share > 0.2:
             advice.append(Advice(knob="gradient_accumulation", value=k, baseline_step_ms=base.step_ns / 1e6,
                                  predicted_step_ms=per_step / 1e6, why=say.accumulation_why(k, ref.exposed_ns / 1e6),
@@ -267,7 +278,7 @@ def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless
     for r in POWERSGD_RANKS:
         preds[r] = predict(int(cap_mb * MiB), f"powersgd:{r}")
         whatifs.append(WhatIf("comm_hook", say.powersgd_name(r), preds[r].step_ns / 1e6, preds[r].exposed_ns / 1e6,
-                              tuple(powersgd_measured(scs[0], r))))
+                              tuple(powersgd_measured(scs[0], r)), with_settings=_cap(scs, cap_mb)))
     fastest = min(p.step_ns for p in preds.values())
     # the largest rank (the better approximation) that is about as fast as the fastest
     r = max(k for k, p in preds.items() if p.step_ns <= fastest * (1 + MIN_GAIN))

@@ -32,6 +32,7 @@ def section(sh: Shared) -> Section[DDPDetail] | None:
     check = None if c is None else Check(rank=c.rank, model_step_ms=c.step_model_ms,
                                          measured_step_ms=c.step_measured_ms, tolerance_pct=TOLERANCE_PCT)
     whatifs = tuple(WhatIf(knob=w.knob, value=w.value, predicted_step_ms=w.step_ms, predicted_exposed_ms=w.exposed_ms,
-                           assumed=w.assumed, predicted_range_ms=w.range_ms) for w in advisor.whatifs)
+                           assumed=w.assumed, predicted_range_ms=w.range_ms, with_settings=w.with_settings)
+                    for w in advisor.whatifs)
     return Section(family="ddp", detail=DDPDetail(rows=rows, buckets=stats, advisor=advisor),
                    findings=advisor.findings, advice=advisor.advice, whatifs=whatifs, check=check)

@@ -40,6 +40,7 @@ import numpy as np
 
 from ... import ops
 from ...model import RankTrace, Run
+from ...model.alloc import OPTIMIZER_STEP
 from ...units import MiB
 from ..bandwidth import Bandwidth
 from ..replay import core
@@ -77,6 +78,7 @@ class Scenario:
     notes: tuple[str, ...] = ()  # what was inferred rather than read
     # each traced step of the final layout: its ready times (aligned with names), tail, duration, measured exposed
     traced_steps: tuple[tuple[np.ndarray, int, int, int], ...] = ()
+    optimizer_ns: int = 0  # of the tail, the optimizer's step (median; 0 where the trace does not mark it)
     # the host whose network stack every rank shares (one host, one network namespace): no link between the ranks
     one_stack_host: str | None = None
 
@@ -224,11 +226,8 @@ def _replay_powersgd(sc: Scenario, cap_bytes: int, rank: int, scale: float) -> P
     return Prediction(cap_bytes / MiB, f"powersgd:{rank}", step, end, bwd, len(groups))
 
 
-def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: float = 1.0,
-           halve_wire: bool = True) -> Prediction:
-    """Predict one rank's step; ``compression``: None, "fp16", "bf16" or "powersgd:R" (R = matrix rank).
-    ``halve_wire=False``: an fp16/bf16 hook's casts without any saving on the transfer (its time is CPU work on the
-    elements, not bytes on a link: ``cpu_bound_transfers``)."""
+def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: float = 1.0) -> Prediction:
+    """Predict one rank's step; ``compression``: None, "fp16", "bf16" or "powersgd:R" (R = matrix rank)."""
     if compression and compression.startswith("powersgd:"):
         return _replay_powersgd(sc, cap_bytes, int(compression.split(":", 1)[1]), scale)
     ready = sc.ready_ns * scale
@@ -238,7 +237,7 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
     for g in groups:
         nbytes = float(sc.sizes[g].sum())
         launch = max(launch, float(ready[g].max()))
-        wire = nbytes / 2 if compression in ("fp16", "bf16") and halve_wire else nbytes
+        wire = nbytes / 2 if compression in ("fp16", "bf16") else nbytes
         before = after = 0.0
         if compression in ("fp16", "bf16"):
             # in passes of a 4-byte copy_ (8 bytes moved per element): the down-cast (6 bytes) and the
@@ -265,9 +264,9 @@ def one_stack_host(run: Run) -> str | None:
 
 def cpu_bound_transfers(scs: Sequence[Scenario]) -> str | None:
     """Where the gradients' all-reduces are the CPU's work, not a link's: gloo between ranks of one network stack
-    (their bytes cross memory, not a wire).  A compression hook halves their bytes, not the elements gloo reduces
-    on the CPU (half precision element by element, at about fp32's cost per element), so its gain on the transfer
-    lies anywhere between half and none; the host's name, else None."""
+    (their bytes cross memory, not a wire), on the cores the backward pass runs on.  A compression hook halves
+    their bytes, not the elements gloo reduces on the CPU, and its casts and gloo's half-precision sums take cores
+    from the backward pass; the host's name, else None."""
     sc = scs[0] if scs else None
     if sc is None or (sc.backend or "").lower() != "gloo":
         return None
@@ -288,7 +287,7 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
     if not rows:
         return None
     ready_by_name: dict[str, list[int]] = {}
-    tails, profiled, exposed = [], [], []
+    tails, profiled, exposed, optimizer = [], [], [], []
     per_step: list[tuple[dict[str, int], int, int, int]] = []
     steps = {s.number: s for s in rt.steps}
     for s in _final_layout_steps(rows, rt.rank):
@@ -304,6 +303,7 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
             continue
         done = max(max(rel.values()), max(ends))
         tails.append(st.duration_ns - done)
+        optimizer.append(_optimizer_ns(rt, st.start_ns + done, st.end_ns))
         profiled.append(st.duration_ns)
         exposed.append(max(max(ends) - max(rel.values()), 0))
         per_step.append((rel, tails[-1], st.duration_ns, exposed[-1]))
@@ -333,10 +333,16 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
     return Scenario(rank=rt.rank, names=tuple(names), sizes=sizes,
                     ready_ns=np.array([float(np.median(ready_by_name[n])) for n in names]),
                     tail_ns=int(np.median(tails)), profiled_step_ns=int(np.median(profiled)),
+                    optimizer_ns=min(int(np.median(optimizer)), int(np.median(tails))),
                     unprofiled_step_ns=int(unprofiled_ms * 1e6) if unprofiled_ms else None, cap_bytes=v.cap_bytes,
                     first_bucket_bytes=first, alpha_s=alpha, beta_bps=beta, rates=rates, world_size=rt.world_size or 1,
                     shapes=tuple(v.shapes.get(n) for n in names), traced_compression=v.compression, backend=rt.backend,
                     measured_exposed_ns=int(np.median(exposed)), source=v.source, notes=notes, traced_steps=traced)
+
+
+def _optimizer_ns(rt: RankTrace, start_ns: int, end_ns: int) -> int:
+    """The optimizer's steps (``Optimizer.step#...`` records) that began in [start_ns, end_ns)."""
+    return sum(m.end_ns - m.start_ns for m in rt.marks if m.kind == OPTIMIZER_STEP and start_ns <= m.start_ns < end_ns)
 
 
 def _final_layout_steps(rows: list[BucketStep], rank: int) -> list[int]:

@@ -84,7 +84,8 @@ LAST_SPREAD: list[float | None] = []  # the step-to-step variation (%) of the la
 def measure(net: TwoHosts, settings: list[dict], reps: int, steps: int = 12) -> list[float]:
     """Median un-profiled step (ms) per setting, runs alternating between settings; the variation of all their
     steps pooled, per setting, in LAST_SPREAD (a disturbed measurement shows there).  With gradient accumulation
-    (``accumulate``: k) a run's figure is the mean micro-batch over whole groups of k after the first group."""
+    (``accumulate``: k) a run's figure is the mean micro-batch over whole groups of k after the start-up steps (a
+    group's micro-batches differ by design: the mean, not the median)."""
     from commprof.analysis.uncertainty.maths import variation_pct
 
     per: list[list[float]] = [[] for _ in settings]
@@ -95,8 +96,9 @@ def measure(net: TwoHosts, settings: list[dict], reps: int, steps: int = 12) -> 
             _run(net, d, {**MODEL, "steps": steps, "trace": False, "times": d, **s})
             times = json.loads((Path(d) / "times0.json").read_text())
             acc = int(s.get("accumulate", 1))
-            if acc > 1:  # whole optimizer steps: the groups of k after the first
-                whole = times[acc:acc + (len(times) - acc) // acc * acc]
+            if acc > 1:  # whole optimizer steps: the groups of k after the start-up steps (at least 3, as below)
+                skip = -(-3 // acc) * acc
+                whole = times[skip:skip + (len(times) - skip) // acc * acc]
                 per[k].append(statistics.mean(whole) / 1e6)
                 pooled[k].extend(sum(whole[i:i + acc]) / acc / 1e6 for i in range(0, len(whole), acc))
                 continue

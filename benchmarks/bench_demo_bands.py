@@ -69,7 +69,8 @@ def one(loud: bool) -> list[Row]:
         w = ws[key]
         measured, spread = untraced(cfg)
         rows.append(Row(label, w.step_ms, w.range_ms, measured, spread))
-        print(f"{'busy ' if loud else 'quiet'} {label:<26} predicted {w.step_ms:6.1f} band "
+        alt = f" (backward alone {w.alt_ms:5.1f})" if w.alt_ms is not None else ""
+        print(f"{'busy ' if loud else 'quiet'} {label:<26} predicted {w.step_ms:6.1f}{alt} band "
               f"{w.range_ms[0]:6.1f}-{w.range_ms[1]:6.1f}  measured {measured:6.1f}"
               f"{'' if w.range_ms[0] <= measured <= w.range_ms[1] else '  OUTSIDE'}", flush=True)
     # fp16_compress_hook: not predicted on one host's loopback (the report says why); measured for the record

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import ops
 from ..model import RankTrace, Run
+from ..numlist import number_list
 from .bandwidth import Bandwidth
 from .crossrank.matching import CrossRank
 from .dataparallel import DataParallelStat
@@ -146,8 +147,7 @@ def sizes_unknown(ranks: Sequence[RankTrace]) -> list[str]:
 
 
 def _ranks_text(ranks: Sequence[int]) -> str:
-    shown = ", ".join(map(str, ranks[:8])) + (" …" if len(ranks) > 8 else "")
-    return f"rank{'s' if len(ranks) > 1 else ''} {shown}"
+    return f"rank{'s' if len(set(ranks)) > 1 else ''} {number_list(ranks, limit=8)}"
 
 
 # ---- the advisor's words ----------------------------------------------------------------------------
@@ -205,9 +205,8 @@ def fp16_cpu_bound(host: str) -> Finding:
                            f"({host}), so gloo's all-reduces move bytes through memory and sum them on the cores the "
                            "backward pass runs on. The hook halves the bytes, not that work: gloo sums half precision "
                            "element by element, and the casts and sums take cores from the backward pass, which the "
-                           "trace of a run without the hook cannot show (the README's demo: 1-24% slower with it, "
-                           "its all-reduces 22% shorter, its backward 36% longer). Time a few steps with the hook "
-                           "registered to know.")
+                           "trace of a run without the hook cannot show (on the README's demo the hook made the step "
+                           "slower). Time a few steps with the hook registered to know.")
 
 
 def powersgd_name(rank: int) -> str:

@@ -35,10 +35,12 @@ def allowed_cpus() -> tuple[int, ...] | None:
         return None
 
 
-def net_namespace() -> int | None:
-    """This process's network namespace (the inode of ``/proc/self/ns/net``), None where the OS does not say."""
+def net_namespace() -> str | None:
+    """This process's network stack: the boot's id and the inode of ``/proc/self/ns/net`` ("<boot id>/<inode>"; every
+    host's first namespace has the same inode, its boot id tells the hosts apart), None where the OS does not say."""
     try:
-        return os.stat("/proc/self/ns/net").st_ino
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/net').st_ino}"
     except OSError:
         return None
 

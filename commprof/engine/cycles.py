@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..model import RankTrace
+from ..numlist import number_list
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,15 +34,8 @@ class Choice:
 
 
 def span(steps: Sequence[int]) -> str:
-    """``[2, 3, 4]`` -> ``"2-4"``; ``[2, 4]`` -> ``"2, 4"``; ``[]`` -> ``"none"``."""
-    if isinstance(steps, range) and steps.step == 1 and len(steps) > 1:
-        return f"{steps.start}-{steps.stop - 1}"
-    s = sorted(set(steps))
-    if not s:
-        return "none"
-    if s[-1] - s[0] == len(s) - 1:
-        return str(s[0]) if len(s) == 1 else f"{s[0]}-{s[-1]}"
-    return ", ".join(map(str, s[:8])) + (" …" if len(s) > 8 else "")
+    """Steps: ``[2, 3]`` -> ``"2-3"``; ``[2, 4]`` -> ``"2, 4"``; ``[]`` -> ``"none"`` (``numlist``, at most 8 items)."""
+    return number_list(steps, limit=8, min_run=2)
 
 
 def cycles(traces: Sequence[RankTrace]) -> list[Cycle]:

@@ -16,6 +16,7 @@ from typing import Any
 from ..analysis.perrank import RankDigest, steps_key
 from ..errors import InputError
 from ..model import RankTrace, Run, SpillDir
+from ..numlist import number_list
 from ..reader import discover as _discover
 from ..reader import read_sidecars
 from ..reader.comm.commrules import CommRules, user_rule
@@ -198,7 +199,7 @@ def assemble(path: Path, results: list[tuple[RankTrace, RankDigest | None]], run
     missing: tuple[int, ...] = ()
     if world is not None and len(ordered) < world:
         missing = tuple(r for r in range(world) if r not in by_rank)
-        shown = ", ".join(map(str, missing[:16])) + (" …" if len(missing) > 16 else "")
+        shown = number_list(missing, limit=16)
         warnings.append(f"{len(ordered)} of {world} ranks present; missing ranks: {shown}. Waits, stragglers and "
                         "transfer times without waits are measured across the ranks present only; every rank's "
                         "trace is needed for all of them")

@@ -12,6 +12,7 @@ from typing import TypeVar
 from ..analysis.perrank import StepsKey
 from ..errors import InputError
 from ..model import RankTrace, Run
+from ..numlist import number_list
 from .coherence import coherence
 from .cycles import choose, span
 
@@ -49,7 +50,7 @@ def judge(run: R, ask: Together, cycle_note: str | None) -> R:
     notes: list[str] = [cycle_note] if cycle_note else []
     world = run.world_size
     if run.missing_ranks and world is not None:
-        shown = ", ".join(map(str, run.missing_ranks[:16])) + (" …" if len(run.missing_ranks) > 16 else "")
+        shown = number_list(run.missing_ranks, limit=16)
         notes.append(f"{len(run.ranks)} of {world} ranks (missing: {shown}): cross-rank figures cover the ranks "
                      "present only")
     if ask.skipped:

@@ -56,8 +56,8 @@ B_READY, B_HOOK, B_LAUNCH = "ready_unix_ns", "hook_unix_ns", "launch_unix_ns"
 S_STEP, S_START, S_END, S_PROFILED = "step", "start_unix_ns", "end_unix_ns", "profiled"
 S_HOST_BUSY_NS, S_CPU_NS = "host_busy_ns", "cpu_ns"
 HOST, CPUS = "host", "cpus"  # the host's name; the CPUs this rank may run on (its affinity)
-# the rank's network namespace (Linux: the inode of /proc/self/ns/net; absent elsewhere and in older sidecars):
-# ranks with one host and one namespace reach each other through the kernel's loopback, never over a link
+# the rank's network stack (Linux: "<boot id>/<inode of /proc/self/ns/net>"; absent elsewhere and in older
+# sidecars): ranks of one stack reach each other through the kernel's loopback, never over a link
 NET_NS = "net_ns"
 
 # a module call

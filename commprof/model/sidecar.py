@@ -141,4 +141,4 @@ class Sidecar:
     exports: tuple[tuple[int, int], ...] = ()  # when this rank exported its trace (trace clock): peers waited then
     host: str | None = None  # the host's name
     cpus: tuple[int, ...] | None = None  # the CPUs this rank may run on
-    net_ns: int | None = None  # the rank's network namespace (Linux; None where not recorded)
+    net_ns: str | None = None  # the rank's network stack, "<boot id>/<namespace inode>" (Linux; None: not recorded)

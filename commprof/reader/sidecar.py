@@ -160,7 +160,7 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
                    module_calls=_module_calls(doc.get(F.MODULES), clk), rates=probe_rates(doc.get(F.RATES)),
                    fsdp=fsdp_settings(doc.get(F.FSDP)), exports=_exports(doc.get(F.EXPORTS), clk),
                    host=doc.get(F.HOST) if isinstance(doc.get(F.HOST), str) else None, cpus=_cpus(doc.get(F.CPUS)),
-                   net_ns=_opt_int(doc.get(F.NET_NS)))
+                   net_ns=doc.get(F.NET_NS) if isinstance(doc.get(F.NET_NS), str) else None)
 
 
 def _exports(raw: Any, clk) -> tuple[tuple[int, int], ...]:

@@ -103,9 +103,9 @@ def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
              f"range {sp.get('min_ms', 0):.2f}-{sp.get('max_ms', 0):.2f}")
     return ["<div class='cards'>",
             _card(f"{r['step_ms']:.2f} ms", f"step time ({where})"),
-            _card(f"{r['exposed_comm_ms']:.2f} ms", f"exposed comm ({share:.0f}% of the step)"),
-            _card(f"{r['overlap_pct']:.1f}%", f"of {r['comm_ms']:.2f} ms comm overlapped by compute"),
-            _card(_fmt_bytes(r["comm_bytes_per_step"]), "communicated in the step"),
+            _card(f"{r['exposed_comm_ms']:.2f} ms", f"exposed comm (rank {r['rank']}, {share:.0f}% of its step)"),
+            _card(f"{r['overlap_pct']:.1f}%", f"of rank {r['rank']}'s {r['comm_ms']:.2f} ms comm overlapped"),
+            _card(_fmt_bytes(r["comm_bytes_per_step"]), f"communicated by rank {r['rank']} in a step"),
             _card(str(len(s["ranks"])), "ranks analyzed"),
             "</div>"]
 
@@ -166,7 +166,7 @@ def _collectives(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> lis
     if not s["collectives"]:
         return []
     parts = ["<h2>Collectives (per step, per rank)</h2>" + _head(
-        ("op", "via", "group", "n", "dtype", "count", "bytes", "summed ms", "algbw GB/s", "busbw GB/s"),
+        ("op", "via", "group", "n", "dtype", "count", "bytes", "sum ms", "algbw GB/s", "busbw GB/s"),
         name="collectives")]
     for c in s["collectives"]:
         parts.append(f"<tr><td>{h(c['op'])}</td><td>{h(c['via'] or '-')}</td><td>{h(c['process_group'])}</td>"

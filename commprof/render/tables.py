@@ -12,7 +12,7 @@ from .safe import html_text as h
 
 WIDTH = 100  # the terminal report fits 100 columns
 MAX_ROWS = 12
-SUMMED_NOTE = ("summed ms: the collectives' own times added up per step; those that run at once (gloo's worker "
+SUMMED_NOTE = ("sum ms: the collectives' own times added up per step; those that run at once (gloo's worker "
                "threads, NCCL's streams) each count in full, so the sum can exceed the rank's comm, their union")
 
 

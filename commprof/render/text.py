@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.text import Text
 
 from ..analysis.analyze import Report
 from ..analysis.uncertainty.bands import DISTURBED
 from ..analysis.uncertainty.maths import fmt_band
+from ..numlist import number_list
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
 from .safe import plain
@@ -113,14 +115,14 @@ def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
 def _collectives(con: Console, rep: Report, s: dict[str, Any]) -> None:
     if not s["collectives"]:
         return
-    t = _table("Collectives (per step, per rank)", ("op", "via", "group", "n", "dtype", "count", "bytes", "summed ms",
+    t = _table("Collectives (per step, per rank)", ("op", "via", "group", "n", "dtype", "count", "bytes", "sum ms",
                                                     "algbw GB/s", "busbw GB/s"), left=("op", "via", "dtype", "group"))
     for c in s["collectives"][:MAX_ROWS]:
         t.add_row(*(plain(c["op"], 24), plain(c["via"] or "-", 14), plain(c["process_group"], 12),
                     str(c["group_size"]), plain(c["dtype"], 10), _f(c["count"], 1), _fmt_bytes(c["bytes"]),
                     _f(c["time_ms"]), _f(c["algbw_gbps"]), _f(c["busbw_gbps"])))
     con.print(t)
-    con.print(Text(f"  {SUMMED_NOTE}"))
+    con.print(Padding(Text(SUMMED_NOTE), (0, 0, 0, 2)))
     if len(s["collectives"]) > MAX_ROWS:
         con.print(f"  … {len(s['collectives']) - MAX_ROWS} more rows in summary.json")
     con.print()
@@ -177,8 +179,4 @@ def _written(con: Console, written: Sequence[str]) -> None:
 
 
 def _steps(nums: list[int]) -> str:
-    if not nums:
-        return "none"
-    if nums == list(range(nums[0], nums[-1] + 1)) and len(nums) > 1:
-        return f"{nums[0]}-{nums[-1]}"
-    return ",".join(map(str, nums[:8])) + ("…" if len(nums) > 8 else "")
+    return number_list(nums, limit=8, min_run=2)

@@ -2,7 +2,8 @@
 
 ``python -m commprof demo`` trains it in two processes, writes the traces, then reports.  The same
 worker serves the tests and benchmarks (``train_worker``), with knobs for a slow rank, bucket size, comm hooks and
-gradient accumulation (``accumulate``: k micro-batches per optimizer step, the first k - 1 under ``no_sync()``).
+gradient accumulation (``accumulate``: k micro-batches per optimizer step, the first k - 1 under ``no_sync()``; the
+loss is not divided by k, so the step size grows k-fold: a timing knob, not a recipe).
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ def test_files_per_rank_complete_and_tied_by_run_id(gloo_run: Path):
     sides = [json.loads((gloo_run / f"rank{r}.commprof.json").read_text()) for r in (0, 1)]
     assert sides[0]["run_id"] == sides[1]["run_id"] != ""
     # one host, one network namespace (Linux): the ranks reach each other over loopback, never over a link
-    assert sides[0]["net_ns"] == sides[1]["net_ns"] == os.stat("/proc/self/ns/net").st_ino
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert sides[0]["net_ns"] == sides[1]["net_ns"] == f"{boot}/{os.stat('/proc/self/ns/net').st_ino}"
     for r, sc in enumerate(sides):
         assert sc["schema"] == "commprof.sidecar/1" and sc["rank"] == r and sc["world_size"] == 2
         assert sc["backend"] == "gloo" and sc["versions"]["torch"]

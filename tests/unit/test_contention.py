@@ -7,6 +7,9 @@ backward at the rate of its part before the first bucket's launch, which ran alo
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -62,3 +65,45 @@ def test_on_one_stack_the_band_reaches_down_to_the_backward_alone():
     for other in (_scenario([10.0, 13.0, 19.0, 25.0, 31.0, 37.0], host=None, optimizer_ms=5.0),
                   _scenario([10.0, 13.0, 19.0, 25.0, 31.0, 37.0], backend="nccl", optimizer_ms=5.0)):
         assert all(w.alt_ms is None for w in _whatifs(other))
+
+
+def test_the_calibration_only_ever_shortens_a_micro_batch():
+    """A factor above 1 holds the wait for late peers (a disturbed run's fast rank measured 1.9), which no
+    micro-batch under no_sync() has; a factor below 1 (the profiler's slowdown) applies."""
+    sc = _scenario([10.0, 13.0, 19.0, 25.0, 31.0, 37.0], host=None)
+    ref = Prediction(sc.cap_bytes / MiB, None, 60e6, 50e6, float(sc.ready_ns.max()), 3)
+
+    def k4(factor: float) -> float:
+        whatifs: list[WhatIf] = []
+        _accumulation([sc], {0: factor}, ref, ref, sc.cap_bytes / MiB, whatifs, [], margin=0.05)
+        return next(w.step_ms for w in whatifs if w.value == 4)
+    assert k4(1.9) == k4(1.0) == pytest.approx((3 * 45.0 + 60.0) / 4)
+    assert k4(0.8) == pytest.approx((3 * 45.0 * 0.8 + 60.0) / 4)
+
+
+def test_no_lower_end_when_the_rank_that_sets_the_step_has_no_estimate():
+    fast = _scenario([10.0, 13.0, 19.0, 25.0, 31.0, 37.0])  # an estimate: 25 ms
+    slow = replace(_scenario([10.0, 13.0, 15.0, 17.0, 19.0, 60.0], cap=MB4), rank=1)  # none (one gradient in
+    # its first bucket: no rate), and its micro-batch the longer one
+    ws = _whatifs_of([fast, slow])
+    assert all(w.alt_ms is None for w in ws) and ws[-1].step_ms == pytest.approx((3 * 68.0 + 60.0) / 4)
+
+
+def _whatifs_of(scs: list[Scenario]) -> list[WhatIf]:
+    ref = Prediction(scs[0].cap_bytes / MiB, None, 60e6, 50e6, 60e6, 3)
+    whatifs: list[WhatIf] = []
+    _accumulation(scs, {sc.rank: 1.0 for sc in scs}, ref, ref, scs[0].cap_bytes / MiB, whatifs, [], margin=0.05)
+    return [w for w in whatifs if w.knob == "gradient_accumulation"]
+
+
+def test_the_optimizer_steps_in_the_tail_are_summed():
+    from types import SimpleNamespace
+
+    from commprof.analysis.ddp.whatif import _optimizer_ns
+    from commprof.model.alloc import EMPTY_CACHE, OPTIMIZER_STEP, Mark
+    def mark(kind: str, start: int, end: int) -> Mark:
+        return Mark(kind=kind, detail="SGD", start_ns=start, end_ns=end)
+    rt: Any = SimpleNamespace(marks=(mark(OPTIMIZER_STEP, 100, 130), mark(OPTIMIZER_STEP, 140, 150),
+                                     mark(EMPTY_CACHE, 150, 190), mark(OPTIMIZER_STEP, 90, 99)))
+    assert _optimizer_ns(rt, 100, 200) == 40  # the two that began in the tail; not the cache, not the earlier one
+    assert _optimizer_ns(rt, 200, 300) == 0

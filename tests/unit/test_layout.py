@@ -12,8 +12,8 @@ from conftest import ROOT
 
 PKG = ROOT / "commprof"
 # layer of each top-level part; a module may import only from its own layer or lower ones
-LAYERS = {"_version": 0, "units": 0, "ops": 0, "intervals": 0, "errors": 0, "warn": 0, "atomic": 0, "model": 1,
-          "formats": 2,
+LAYERS = {"_version": 0, "units": 0, "ops": 0, "intervals": 0, "errors": 0, "warn": 0, "atomic": 0, "numlist": 0,
+          "model": 1, "formats": 2,
           "capture": 3, "reader": 3, "analysis": 3, "engine": 4, "render": 5, "workloads": 6, "__main__": 7,
           "__init__": 7}
 # parts of the same layer that must not import one another

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from commprof.render.tables import WIDTH, table
 
-COLS = ("op", "via", "group", "n", "dtype", "count", "bytes", "summed ms", "algbw GB/s", "busbw GB/s")
+COLS = ("op", "via", "group", "n", "dtype", "count", "bytes", "sum ms", "algbw GB/s", "busbw GB/s")
 ROW = ("reduce_scatter_tensor_coalesced", "NCCL", "0", "16", "float32", "2.0", "117.4 MB", "1234.56", "154.69",
        "145.02")
 

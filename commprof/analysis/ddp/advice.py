@@ -213,8 +213,9 @@ def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, re
     baseline_ms = base.step_ns / 1e6
     comp: Prediction | None = None
     host = cpu_bound_transfers(scs)
-    if not traced and host:  # the hook's cost is CPU work the trace cannot see: no prediction, a finding says why
-        findings.append(say.fp16_cpu_bound(host))
+    if not traced and host:  # the hook's cost is CPU work the trace cannot see: no prediction; where the link
+        if predict(int(ref_mb * MiB), "fp16").step_ns < ref.step_ns * (1 - MIN_GAIN):  # model would advise it,
+            findings.append(say.fp16_cpu_bound(host))  # a finding says why not
     elif not traced:
         comp = predict(int(ref_mb * MiB), "fp16")
         whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6,
@@ -249,6 +250,8 @@ def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Predic
     alone = [alone_ready_ns(sc) if cpu_bound_transfers(scs) else None for sc in scs]
     alone_comm = max(((a if a is not None else sc.ready_ns.max()) + sc.tail_ns - sc.optimizer_ns) * own[sc.rank]
                      for a, sc in zip(alone, scs, strict=True)) if any(a is not None for a in alone) else None
+    if alone_comm is not None and alone_comm >= no_comm:  # the rank that sets the step had no shorter estimate
+        alone_comm = None
     exposed_share = base.exposed_ns / base.step_ns if base.step_ns else 0.0
     for k in (2, 4):
         per_step = ((k - 1) * no_comm + ref.step_ns) / k

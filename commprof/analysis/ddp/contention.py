@@ -7,9 +7,9 @@ bucket's all-reduce began and 3.4-9.4 ms during the later ones; a micro-batch un
 all) took 33 ms where the traced step's backward ended at 40-45 ms.  The traced run cannot show the backward's
 speed without transfers, as every step overlaps the same layers with them; what it does show is the part of the
 backward before the first bucket was launched, which ran alone.  At that part's rate per gradient byte, the rest of
-the backward is an estimate of its uncontended length: exact for layers whose compute follows their parameter
-count (linear layers, transformers), short where early layers compute more per parameter (convolutions), so it
-serves as a band's optimistic end, never as the prediction itself.
+the backward is an estimate of its uncontended length: close for layers whose compute follows their parameter count
+(linear layers), short where layers compute more per parameter (attention over long sequences, convolutions), so
+it serves as a band's optimistic end, never as the prediction itself.
 """
 
 from __future__ import annotations

@@ -252,8 +252,8 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
 
 
 def one_stack_host(run: Run) -> str | None:
-    """The host whose network stack every rank of the job shares (one host name, one network namespace, every rank
-    loaded), else None: its ranks reach each other through the kernel's loopback, never over a link."""
+    """The host whose network stack every rank of the job shares (one host name, one boot, one network namespace,
+    every rank loaded), else None: its ranks reach each other through the kernel's loopback, never over a link."""
     sides = [rt.sidecar for rt in run.ranks]
     if not sides or len(sides) < (run.world_size or 1) or any(s is None for s in sides):
         return None

@@ -11,6 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from ...numlist import number_list
+
 SHOWN = 3  # stalls named in a sentence; the others counted
 
 
@@ -37,15 +39,7 @@ def group(found: Iterable[tuple[int, int, float, float, bool]]) -> tuple[Stall, 
 
 def ranks_text(ranks: Sequence[int]) -> str:
     """"rank 3", "ranks 0-3", "ranks 0, 2, 5" (runs of consecutive ranks as ranges)."""
-    if len(ranks) == 1:
-        return f"rank {ranks[0]}"
-    runs: list[list[int]] = []
-    for r in ranks:
-        if runs and r == runs[-1][-1] + 1:
-            runs[-1].append(r)
-        else:
-            runs.append([r])
-    return "ranks " + ", ".join(f"{x[0]}-{x[-1]}" if len(x) > 2 else ", ".join(map(str, x)) for x in runs)
+    return f"rank {ranks[0]}" if len(set(ranks)) == 1 else "ranks " + number_list(ranks)
 
 
 def describe(stalls: Sequence[Stall]) -> str:

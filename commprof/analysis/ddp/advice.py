@@ -247,7 +247,8 @@ def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Predic
     # not see them), and without a collective no rank waits
     own = {sc.rank: min(scale[sc.rank], 1.0) for sc in scs}
     no_comm = max((sc.ready_ns.max() + sc.tail_ns - sc.optimizer_ns) * own[sc.rank] for sc in scs)
-    alone = [alone_ready_ns(sc) if cpu_bound_transfers(scs) else None for sc in scs]
+    shared_cores = cpu_bound_transfers(scs) is not None
+    alone = [alone_ready_ns(sc) if shared_cores else None for sc in scs]
     alone_comm = max(((a if a is not None else sc.ready_ns.max()) + sc.tail_ns - sc.optimizer_ns) * own[sc.rank]
                      for a, sc in zip(alone, scs, strict=True)) if any(a is not None for a in alone) else None
     if alone_comm is not None and alone_comm >= no_comm:  # the rank that sets the step had no shorter estimate

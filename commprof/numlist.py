@@ -23,3 +23,9 @@ def number_list(nums: Iterable[int], limit: int | None = None, min_run: int = 3)
     items = [i for r in runs for i in ([f"{r[0]}-{r[-1]}"] if len(r) >= max(min_run, 2) else [str(n) for n in r])]
     cut = limit is not None and 0 < limit < len(items)
     return ", ".join(items[:limit] if cut else items) + (" …" if cut else "")
+
+
+def ranks_text(ranks: Iterable[int], limit: int | None = None) -> str:
+    """"rank 3", "ranks 0-3", "ranks 0, 2, 5": the ranks as a set (runs of three or more as ranges)."""
+    distinct = set(ranks)
+    return f"rank{'s' if len(distinct) != 1 else ''} {number_list(distinct, limit=limit)}"

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import ops
 from ..model import RankTrace, Run
-from ..numlist import number_list
+from ..numlist import ranks_text
 from .bandwidth import Bandwidth
 from .crossrank.matching import CrossRank
 from .dataparallel import DataParallelStat
@@ -131,7 +131,7 @@ def sizes_unknown(ranks: Sequence[RankTrace]) -> list[str]:
     out = []
     calls = [(rt.rank, c) for rt in ranks for c in rt.collectives if not c.size_known and c.via in _SIZED_BY_CALLS]
     if calls:
-        on = _ranks_text(sorted({r for r, _ in calls}))
+        on = ranks_text({r for r, _ in calls}, limit=8)
         out.append(f"The bytes of {len(calls)} collectives ({on}) are unknown: the traces carry neither "
                    "record_param_comms sizes nor the calls' Input Dims, so their bytes count as 0 and their "
                    "bandwidth is not shown. Trace with torch.profiler.profile(record_shapes=True), or with "
@@ -140,14 +140,10 @@ def sizes_unknown(ranks: Sequence[RankTrace]) -> list[str]:
              if not c.size_known and c.via not in _SIZED_BY_CALLS]
     for via in sorted({v for _, v in other}):
         n = sum(v == via for _, v in other)
-        out.append(f"{n} communication kernels of {via} ({_ranks_text(sorted({r for r, v in other if v == via}))}) "
+        out.append(f"{n} communication kernels of {via} ({ranks_text({r for r, v in other if v == via}, limit=8)}) "
                    "were launched by no collective call the trace records, and kernels carry no sizes: their time "
                    "counts as communication, their bytes are unknown.")
     return out
-
-
-def _ranks_text(ranks: Sequence[int]) -> str:
-    return f"rank{'s' if len(set(ranks)) > 1 else ''} {number_list(ranks, limit=8)}"
 
 
 # ---- the advisor's words ----------------------------------------------------------------------------

@@ -3,9 +3,8 @@ and coherence messages and the text report's header."""
 
 from __future__ import annotations
 
-from commprof.analysis.uncertainty.stalls import ranks_text
 from commprof.engine.cycles import span
-from commprof.numlist import number_list
+from commprof.numlist import number_list, ranks_text
 
 
 def test_runs_of_three_or_more_become_ranges_the_rest_are_listed():

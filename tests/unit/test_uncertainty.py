@@ -75,7 +75,8 @@ def test_a_one_off_stall_is_named_and_left_out_of_the_noise():
 
 
 def test_stalls_on_many_ranks_are_one_sentence_of_a_few():
-    from commprof.analysis.uncertainty.stalls import SHOWN, Stall, describe, group, ranks_text
+    from commprof.analysis.uncertainty.stalls import SHOWN, Stall, describe, group
+    from commprof.numlist import ranks_text
 
     found = [(r, s, 1000.0 + r, 10.0, False) for s in (4, 9, 12, 20) for r in range(64)]
     stalls = group(found)

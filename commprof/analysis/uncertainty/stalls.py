@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from ...numlist import number_list
+from ...numlist import ranks_text
 
 SHOWN = 3  # stalls named in a sentence; the others counted
 
@@ -35,11 +35,6 @@ def group(found: Iterable[tuple[int, int, float, float, bool]]) -> tuple[Stall, 
     return tuple(Stall(step, tuple(sorted(r for r, _m, _f in v)), min(m for _r, m, _f in v),
                        max(m for _r, m, _f in v), min(f for _r, _m, f in v), profiled)
                  for (step, profiled), v in sorted(by.items()))
-
-
-def ranks_text(ranks: Sequence[int]) -> str:
-    """"rank 3", "ranks 0-3", "ranks 0, 2, 5" (runs of consecutive ranks as ranges)."""
-    return f"rank {ranks[0]}" if len(set(ranks)) == 1 else "ranks " + number_list(ranks)
 
 
 def describe(stalls: Sequence[Stall]) -> str:

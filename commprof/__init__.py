@@ -74,12 +74,14 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int | N
 
 
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
-            step_ms: float | None = None, per_rank_only: bool = False, whatif: Iterable[str] = ()) -> Report:
+            step_ms: float | None = None, per_rank_only: bool = False, whatif: Iterable[str] = (),
+            drift_pct: float | None = None) -> Report:
     """Overlap, volumes, bandwidth, buckets, stragglers, findings and advice of a ``Run``.  ``step_ms``: the step
     time outside the profiler where the files do not record it (plain torch.profiler traces); ``whatif``: what-ifs
     to state in the findings even when memory is not near the device's limit ("fsdp").  Where the run's
     folder also holds the files of ``commprof.monitor``, their diagnosis (hangs, slow ranks) is the report's
-    production section."""
+    production section.  ``drift_pct``: how far the same job's mean step lands from run to run on your platform
+    (a standard deviation, % of the step; default 5): the band of the traced settings spans it."""
     from .analysis.analyze import analyze as _analyze
     from .engine import digests_of
     from .reader.monitor import is_monitor_folder, read_monitor
@@ -87,7 +89,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     folder = Path(run.path)
     mon = read_monitor(folder) if folder.is_dir() and is_monitor_folder(folder) else None
     return _analyze(run, steps=steps, link_gbps=link_gbps, digests=digests_of(run), step_ms=step_ms, monitor=mon,
-                    per_rank_only=per_rank_only, whatif=whatif)
+                    per_rank_only=per_rank_only, whatif=whatif, drift_pct=drift_pct)
 
 
 def plots(report: Report) -> dict[str, bytes]:

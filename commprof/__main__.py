@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--step-ms", type=float, default=None,
                    help="the training step's time outside the profiler, ms (e.g. from your training log): calibrates "
                         "the what-ifs of plain torch.profiler traces, which cannot record it")
+    r.add_argument("--drift-pct", type=float, default=None, metavar="PCT", help=DRIFT_HELP)
     r.add_argument("--comm-kernel", action="append", default=[], metavar="[OP=]REGEX",
                    help="GPU kernels that move data between ranks beyond the built-in table (NCCL, DeepEP, NVSHMEM, "
                         "symmetric memory, custom all-reduce, userbuffers, MSCCL++, oneCCL): a regular expression "
@@ -64,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+DRIFT_HELP = ("the standard deviation of a run's mean step from run to run on your platform, %% of the step (default "
+              "5, measured on a small shared CPU host): the band of the traced settings spans the difference of two "
+              "such runs (2 x 1.41 x PCT), as does compare's verdict on one run per setting")
+
+
 def _compare_args(c: argparse.ArgumentParser) -> None:
     """``compare``'s arguments."""
     c.add_argument("before", help="folder of the run before the change; FOLDER@N: its profiler cycle N")
@@ -81,8 +87,7 @@ def _compare_args(c: argparse.ArgumentParser) -> None:
                    help="another run of AFTER's setting (repeatable)")
     c.add_argument("--confidence", type=float, default=0.95, help="of the verdict's interval (default 0.95)")
     c.add_argument("--drift-pct", type=float, default=None, metavar="PCT",
-                   help="with one run per setting: the standard deviation of a run's mean step from run to run on "
-                        "your platform, %% of the step (default 5, measured on a small shared CPU host)")
+                   help="with one run per setting: " + DRIFT_HELP)
 
 
 def _drift(pct: float | None) -> float:
@@ -150,6 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         ranks = parse_ranks(args.ranks) if args.ranks else None
     except ValueError:
         raise InputError(args.ranks, "--ranks must look like 0,1,4-7") from None
+    drift = _drift(args.drift_pct)
     trace_dir = Path(args.trace_dir)
     mon = _monitor(trace_dir)
     if mon is not None and not _has_traces(trace_dir):
@@ -171,7 +177,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
     if args.step_ms is not None and not args.step_ms > 0:
         raise InputError(args.step_ms, "--step-ms must be a positive number of milliseconds")
-    rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms, whatif=args.whatif)
+    rep = analyze(run, steps=steps, link_gbps=args.link_gbps, step_ms=args.step_ms, whatif=args.whatif,
+                  drift_pct=drift)
     default_out = (trace_dir if trace_dir.is_dir() else trace_dir.parent) / REPORT_DIR
     notes: list[str] = []
     written = write_outputs(rep, Path(args.out) if args.out else default_out, formats,

@@ -36,7 +36,7 @@ from .shared import Shared
 from .steptimes import unprofiled_step_ms
 from .transfers import Transfers
 from .uncertainty.bands import noise_warning, with_bands
-from .uncertainty.maths import Noise
+from .uncertainty.maths import RUN_DRIFT_SD_PCT, Noise
 from .uncertainty.runnoise import run_noise
 from .volume import CollectiveStat, collective_stats
 
@@ -151,7 +151,7 @@ class Report:
 def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | None = None,
             digests: Mapping[int, RankDigest] | None = None, step_ms: float | None = None,
             monitor: MonitorRun | None = None, per_rank_only: bool = False,
-            whatif: Iterable[str] = ()) -> Report:
+            whatif: Iterable[str] = (), drift_pct: float | None = None) -> Report:
     """Every analysis of ``run``; ``steps`` restricts to those ProfilerStep numbers, ``link_gbps``
     (GB/s per GPU, one direction) sets the peak that achieved bus bandwidth is compared with.  ``digests``: what
     the map step computed per rank (``commprof.load`` passes it on), used where it was computed for these steps.
@@ -160,7 +160,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     job (``commprof.reader.monitor.read_monitor``), diagnosed in the report's production section.
     ``per_rank_only`` (or a run ``load`` marked so): per-rank figures only, no cross-rank claim (``withheld``).
     ``whatif``: what-ifs to state in the findings even where the run does not call for them ("fsdp": DDP -> FSDP2,
-    "ddp": FSDP2 -> DDP)."""
+    "ddp": FSDP2 -> DDP).  ``drift_pct``: the standard deviation of a run's mean step from run to run on this
+    platform, % (default ``RUN_DRIFT_SD_PCT``): the band of the traced settings spans it."""
     withheld = per_rank_only or run.per_rank_only
     wanted = tuple(steps) if steps is not None else None
     digests = digests or {}
@@ -173,7 +174,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
-    nz = run_noise(run, wanted)
+    nz = run_noise(run, wanted, RUN_DRIFT_SD_PCT if drift_pct is None else drift_pct)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
                     unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz,
                     whatif=tuple(whatif))

@@ -78,6 +78,25 @@ def test_steps_restriction(example: Path, tmp_path: Path):
     assert s["steps_analyzed"] == [3, 4] and all(r["steps"] == 2 for r in s["ranks"])
 
 
+def test_drift_sets_the_band_of_the_traced_settings(example: Path, tmp_path: Path):
+    """The traced settings measured in another run: their band spans the drift between runs (5% by default, as
+    compare assumes); a platform that drifts less narrows it.  A drift outside [0, 100] is one line, exit 2."""
+    def traced_row(*extra: str) -> tuple[dict, dict]:
+        out = tmp_path / ("r" + "".join(extra))
+        res = cli("report", str(example), "--format", "json", "-o", str(out), *extra)
+        assert res.returncode == 0, res.stderr
+        s = json.loads((out / "summary.json").read_text())
+        return s["whatifs"][0], s["noise"]
+
+    wide, nz = traced_row()
+    narrow, nz1 = traced_row("--drift-pct", "1")
+    assert nz["drift_sd_pct_assumed"] == 5.0 and nz1["drift_sd_pct_assumed"] == 1.0
+    assert wide["predicted_step_ms"] == narrow["predicted_step_ms"]
+    width = [r["predicted_range_ms"][1] - r["predicted_range_ms"][0] for r in (wide, narrow)]
+    assert width[0] >= 2 * 0.14 * wide["predicted_step_ms"] and width[1] < width[0]
+    _assert_one_line_error(cli("report", str(example), "--drift-pct", "150"), "--drift-pct 150")
+
+
 def _assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:
     assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
     err = res.stderr.strip().splitlines()

@@ -14,8 +14,10 @@ Definitions (docs/metrics.md, "Uncertainty"):
   over ``DISTURBED_PCT`` is *disturbed*: its bands widen accordingly, which withholds most advice.
 - **Band** of a prediction: ``predicted × (1 ± h)`` with
   ``h = sqrt(floor² + model_error² + (Z × noise)² + (Z × rates_noise)²)`` (all in %): ``floor`` is the replay's own
-  error on settings it changes, measured on quiet runs (``MODEL_FLOOR_PCT``; the traced settings themselves get
-  ``BASE_FLOOR_PCT``, the same job's drift from run to run), ``model_error`` the replay's error on the traced run,
+  error on settings it changes, measured on quiet runs (``MODEL_FLOOR_PCT``); for the traced settings themselves,
+  the same job measured again, it is ``Z × √2 × drift`` (``base_floor_pct``: two runs differ by √2 times the
+  standard deviation of a run's mean step from run to run, ``RUN_DRIFT_SD_PCT``, the figure compare's verdict
+  assumes too; ``Noise.drift_sd_pct``, ``report --drift-pct``), ``model_error`` the replay's error on the traced run,
   and ``Z`` noise deviations.  ``rates_noise`` (predictions resting on the rate probe) is the ranks' disagreement on
   the probed costs, at least ``RATES_REPEAT_PCT``: the probe's own variation from run to run, which one run
   cannot see.  On CPU runs a last term, ``other_load``: the share of the ranks' CPUs other work used during the
@@ -38,7 +40,14 @@ from .stalls import group as group_stalls
 
 Z = 2.0  # noise deviations a band spans on each side
 MODEL_FLOOR_PCT = 8.0  # the replays' error on a changed setting, quiet runs (benchmarks/results/bench_*_netns.txt)
-BASE_FLOOR_PCT = 3.0  # the same settings measured again: the job's drift from run to run
+# one run cannot measure how far the same job lands from run to run: the standard deviation of a run's mean step
+# around its setting's, assumed.  Measured (benchmarks/results/bench_compare_verdict.txt): 0-9% in six sets of 8-12
+# runs of one 2-rank CPU job on a 2-core host; at 5% two runs of one setting were called different in 28 of 330
+# pairs by compare (8.5%; 20% at the 1.1% this replaced).  The README demo's traced settings, predicted from one
+# traced run and measured in another, missed by -14% to +15% (sd 9% over nine quiet pairs; bench_demo_bands.txt):
+# outside a 3% floor in 2 of them.  ``compare --drift-pct`` and ``report --drift-pct`` set it for a platform whose
+# drift is known; repeated runs measure it (``repeats``)
+RUN_DRIFT_SD_PCT = 5.0
 # a compute-bound prediction (PowerSGD's: the hook's work replaces most of the wire time) varies from traced run to
 # traced run by more than one run's ranks disagree on the probed costs.  Six quiet traced runs of one job predicted
 # its PowerSGD step with a coefficient of variation of 8%, twelve with 6.1%, seven more with 4.4%
@@ -130,6 +139,7 @@ class Noise:
     # one-off stalls left out of the variations above (``spread``'s outliers), one per step with the ranks it
     # showed on: a stall is reported, not averaged into the run's noise
     left_out: tuple[Stall, ...] = ()
+    drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
 
     @property
     def step_pct(self) -> float:
@@ -162,14 +172,16 @@ class Noise:
 def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[float]],
           rates_pct: float | None = None, other_load_pct: float | None = None, *,
           profiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
-          unprofiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None) -> Noise:
+          unprofiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
+          drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Noise:
     """The noise of a run from its ranks' profiled step durations and their steps outside the profiler; ``*_ids``:
-    each value's (rank, step number), for the stalls left out (without them: the series' index and position)."""
+    each value's (rank, step number), for the stalls left out (without them: the series' index and position);
+    ``drift_sd_pct``: the drift between runs the traced settings' band assumes."""
     prof, n_p, left_p = _steady(profiled, profiled_ids, True)
     unprof, n_u, left_u = _steady(unprofiled, unprofiled_ids, False)
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
                  rates_pct=rates_pct, other_load_pct=other_load_pct, steps_profiled=n_p, steps_unprofiled=n_u,
-                 left_out=group_stalls(left_p + left_u))
+                 left_out=group_stalls(left_p + left_u), drift_sd_pct=drift_sd_pct)
 
 
 def _steady(series: Sequence[Sequence[float]], ids: Sequence[Sequence[tuple[int, int]]] | None,
@@ -208,11 +220,17 @@ def disagreement_pct(samples: Sequence[Sequence[float]]) -> float | None:
 def half_width_pct(noise_: Noise, model_error_pct: float | None, changed: bool = True,
                    uses_rates: bool = False) -> float:
     """The band's half-width in % of the prediction (see the module's docstring)."""
-    floor = MODEL_FLOOR_PCT if changed else BASE_FLOOR_PCT
+    floor = MODEL_FLOOR_PCT if changed else base_floor_pct(noise_.drift_sd_pct)
     terms = [floor, model_error_pct or 0.0, Z * noise_.step_pct, noise_.other_load_pct or 0.0]
     if uses_rates:
         terms.append(Z * max(noise_.rates_pct or 0.0, RATES_REPEAT_PCT))
     return math.sqrt(sum(t * t for t in terms))
+
+
+def base_floor_pct(drift_sd_pct: float) -> float:
+    """The floor of the traced settings' band: the same job measured in another run lands ``Z`` standard deviations
+    of the difference of two runs' means away, each run drifting by ``drift_sd_pct``."""
+    return Z * math.sqrt(2.0) * drift_sd_pct
 
 
 def band(predicted_ms: float, noise_: Noise, model_error_pct: float | None, changed: bool = True,

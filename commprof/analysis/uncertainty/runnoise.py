@@ -8,10 +8,10 @@ from collections import defaultdict
 from ...model import Run
 from ..steptimes import unprofiled_steps
 from .hostload import other_load_pct
-from .maths import Noise, disagreement_pct, noise
+from .maths import RUN_DRIFT_SD_PCT, Noise, disagreement_pct, noise
 
 
-def run_noise(run: Run, wanted: tuple[int, ...] | None = None) -> Noise:
+def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Noise:
     steps = [[s for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
     profiled = [[s.duration_ns / 1e6 for s in ss] for ss in steps]
     profiled_ids = [[(rt.rank, s.number) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)]
@@ -19,7 +19,7 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None) -> Noise:
     unprofiled = [[ms for _n, ms in v] for v in outside.values()]
     unprofiled_ids = [[(r, n) for n, _ms in v] for r, v in outside.items()]
     return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run),
-                 profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids)
+                 profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids, drift_sd_pct=drift_sd_pct)
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -26,16 +26,10 @@ import numpy as np
 
 from ...model import Run
 from ..steptimes import unprofiled_step_values
-from .maths import spread
+from .maths import RUN_DRIFT_SD_PCT, spread
 
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no detectable change"
 CONFIDENCE = 0.95
-# one run per side cannot measure how far the same job lands from run to run: the standard deviation of a run's
-# mean step around its setting's, assumed.  Measured (benchmarks/results/bench_compare_verdict.txt): 0-9% in six sets
-# of 8-12 runs of one 2-rank CPU job on a 2-core host; at 5% two runs of one setting were called different in 28 of
-# 330 pairs (8.5%; 20% at the 1.1% this replaced), a change must then exceed ~14% of the step to be told on one run
-# per side.  ``compare --drift-pct`` sets it for a platform whose drift is known; repeated runs measure it.
-RUN_DRIFT_SD_PCT = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,10 +1,11 @@
 """The root cause's kinds beyond own work, and its strength: a slow link (transfers longer than the peers' on the
 same collectives, waits removed) named as such, waiting never called a slow link, and a verdict resting on one
-analyzed step marked as weaker."""
+analyzed step, or on a count of steps jitter alone gives, marked as weaker."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from test_critpath import US, lockstep
 
 from commprof.analysis.crossrank.critfindings import root_cause_finding
 from commprof.analysis.crossrank.matching import cross_rank
-from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, critical
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, chance_p, critical
 from commprof.model import Run
 
 
@@ -128,3 +129,20 @@ def test_top_ops_are_the_innermost_operators_of_its_own_work_on_the_path():
     assert top[0].ms == pytest.approx(80e-6)
     assert short_name("void at::native::foo<float, 4>(int, float*)") == "at::native::foo"
     assert short_name("void cutlass::Kernel2<cutlass_80_gemm_128x128>(Params)") == "cutlass_80_gemm_128x128"
+
+
+def test_a_count_of_steps_jitter_alone_gives_is_weaker():
+    """Two ranks take turns under jitter: one of them holds 3 of 3 steps a quarter of the time, so a verdict on 3
+    steps of 2 ranks says so and is weaker; on 8 steps it is not.  Of eight ranks, 3 of 3 is beyond chance."""
+    rng = np.random.default_rng(31)
+    slow = lambda r, s, layer: int(_jit(rng) * (1.3 if r == 1 else 1.0))  # noqa: E731
+    few = _crit(lockstep(2, 6, 3, slow))
+    assert few.cause.rank == 1 and few.cause.steps_on_path == 3 and few.cause.contenders == 2
+    assert chance_p(few.cause) == pytest.approx(0.25)
+    assert "3 of 3 steps (jitter alone would give as many, p = 0.25: trace more steps to confirm)" in few.cause.text
+    assert root_cause_finding(few).severity == "medium"
+    many = _crit(lockstep(2, 6, 8, slow))
+    assert many.cause.rank == 1 and chance_p(many.cause) < 0.01 and "trace more steps" not in many.cause.text
+    assert root_cause_finding(many).severity == "high"
+    assert chance_p(replace(few.cause, contenders=8)) == pytest.approx(8 / 8 ** 3)
+    assert chance_p(replace(few.cause, steps_on_path=2)) == 1.0  # of two ranks one always holds 2 of 3

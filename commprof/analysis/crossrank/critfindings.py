@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..section import Finding
 from .pgkind import DATA, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
-from .rootcause import Critical, GroupComm
+from .rootcause import Critical, GroupComm, weak
 
 MIN_COMM_SHARE_PCT = 5.0
 _HOW = {TENSOR: "sequence parallelism, async tensor parallelism or Transformer Engine's communication overlap",
@@ -33,7 +33,7 @@ def root_cause_finding(crit: Critical) -> Finding:
     if len(c.ranks) > 1:  # several ranks named together
         doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
-    level = "high" if gain_pct >= 10 and c.steps > 1 else "medium"  # one analyzed step: a weaker claim
+    level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
     return Finding(level, f"{c.text} {doing}".strip())
 
 

@@ -31,7 +31,9 @@ group) are named together.
 Otherwise a rank whose transfers are slower than its peers' on the same collectives, waits removed, beyond the
 others' (``slowlink``) is named for a slow link; else the verdict is "no single rank holds the job back", with the
 spread of the ranks' shares of the path.  A verdict resting on one analyzed step says so ("in 1 of 1 steps: trace
-more steps to confirm"): one step cannot tell a cause from that step's accident.
+more steps to confirm"): one step cannot tell a cause from that step's accident; so does one whose count of steps
+held jitter alone reaches (``chance_p`` over ``ALPHA``: of two ranks, "in 2 of 3 steps (jitter alone would give as
+many, p = 1.00: trace more steps to confirm)"); both are weaker findings.
 What the named rank was doing is the part (compute, host / launch, idle before collectives) whose cut alone gains
 most.
 """
@@ -86,6 +88,7 @@ class RootCause:
     peers: str  # "tensor-parallel", ...
     spread: tuple[tuple[int, float], ...]  # (rank, share % of the path), largest first
     text: str
+    contenders: int = 0  # ranks in the analyzed steps' graphs: those jitter alone would let hold a step in turn
     top_ops: tuple[TopOp, ...] = ()  # the operators / kernels of its own work on the path, most time first
 
 
@@ -191,6 +194,7 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
     on_path = {r: float(np.median(v)) for r, v in bound.items()}
     by_path = sorted(on_path, key=lambda r: (-on_path[r], r))
     n_ranks = len({int(r) for g in graphs for r in g.ranks.tolist()})
+    base = replace(base, contenders=n_ranks)
     for k in range(1, min(MAX_RANKS, max(n_ranks // 2, 1)) + 1):
         # one rank: the largest gain; several: the most on the path (alone each gains little while the other is slow)
         named = sorted(med, key=lambda r: (-med[r], r))[:1] if k == 1 else by_path[:k]
@@ -316,9 +320,31 @@ def _named(c: RootCause) -> str:
             f"others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. {after}")
 
 
+def chance_p(c: RootCause) -> float:
+    """How often jitter alone would let some rank hold the job back in as many steps: each step's holder one of the
+    ``contenders`` (the ranks of the analyzed steps) at random, the chance that one of them holds ``steps_on_path``
+    of ``steps`` or more (a union bound over the ranks, exact for all steps held).  Two ranks: 2 of 3 steps, or 3 of
+    3 (p = 0.25), is what alternating noise gives; of eight ranks, 3 of 3 is not (p = 0.016)."""
+    n, k, m = c.steps, c.steps_on_path, max(c.contenders, 2)
+    if k <= 0 or n <= 0:
+        return 1.0
+    q = 1.0 / m
+    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(q)
+                        + (n - i) * math.log1p(-q)) for i in range(k, n + 1))
+    return min(1.0, m * tail)
+
+
+def weak(c: RootCause) -> bool:
+    """A verdict resting on one analyzed step, or on a count of steps that jitter alone reaches (``chance_p``)."""
+    return c.steps == 1 or chance_p(c) > ALPHA
+
+
 def _one(c: RootCause) -> str:
-    """What a verdict resting on one analyzed step adds."""
-    return ": trace more steps to confirm" if c.steps == 1 else ""
+    """What a weak verdict (``weak``) adds to its sentence."""
+    if c.steps == 1:
+        return ": trace more steps to confirm"
+    p = chance_p(c)
+    return f" (jitter alone would give as many, p = {p:.2f}: trace more steps to confirm)" if p > ALPHA else ""
 
 
 def _kind_of(name: str) -> str:

@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
     d.add_argument("--out", default=DEMO_DIR, help=f"folder for the traces (default: ./{DEMO_DIR})")
     d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
-    d.add_argument("--steps", type=int, default=8, help="training steps (default 8; steps 2-4 are profiled)")
+    d.add_argument("--steps", type=int, default=12,
+                   help="training steps (default 12; steps 2-4 are profiled, the steps after them measure the run's "
+                        "noise and calibrate the what-ifs)")
     return p
 
 

@@ -153,3 +153,6 @@ def test_demo_trains_traces_and_reports(tmp_path: Path):
     assert s["world_size"] == 2 and len(s["buckets"]) >= 5 and s["collectives"][0]["op"] == "all_reduce"
     assert (tmp_path / "demo" / "commprof-report" / "report.html").exists()
     assert "Per rank" in res.stdout
+    # the noise of the run rests on the steps after the profiled ones (the first of them skipped: the export), not
+    # on two steps (the default was 8 steps, whose two left a coin toss between "quiet" and "disturbed")
+    assert s["noise"]["unprofiled_steps"] >= 5 and s["noise"]["profiled_steps"] == 3

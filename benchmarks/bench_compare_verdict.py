@@ -94,7 +94,8 @@ def main() -> int:
 def drifts(same: list, slow: list, slow_ms: float) -> None:
     """The single-run verdict on the same pairs under other assumed drifts (the standard deviation of a run's mean
     step from run to run, % of the step): what each would have given on these runs."""
-    from commprof.analysis.uncertainty.verdict import NO_CHANGE, RUN_DRIFT_SD_PCT, SLOWER, verdict
+    from commprof.analysis.uncertainty.maths import RUN_DRIFT_SD_PCT
+    from commprof.analysis.uncertainty.verdict import NO_CHANGE, SLOWER, verdict
 
     for d in sorted({1.1, 2.0, 3.0, 4.0, 5.0, 6.0, RUN_DRIFT_SD_PCT}):
         pairs = list(itertools.combinations(same, 2))

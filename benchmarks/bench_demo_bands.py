@@ -1,8 +1,8 @@
 """The README demo's predictions where gloo's transfers are CPU work (ranks of one host, loopback): do their bands
 hold the measured step?
 
-Each repetition traces ``python -m commprof demo``'s workload (2 ranks, DDP over gloo, 8 steps, every
-``--busy-every``-th traced beside a busy process pinned to core 0), reads gradient
+Each repetition traces ``python -m commprof demo``'s workload (2 ranks, DDP over gloo, 12 steps as the CLI runs
+it, every ``--busy-every``-th traced beside a busy process pinned to core 0), reads gradient
 accumulation's (k = 2, 4) what-ifs, then measures the workload without the profiler: as traced, and with k
 micro-batches per optimizer step (the first k - 1 under no_sync()), each the mean per micro-batch over whole
 groups of k; and with fp16_compress_hook, which the report does not predict on such runs (it says why), to show
@@ -55,11 +55,11 @@ def one(loud: bool) -> list[Row]:
     from bandcheck import busy
 
     import commprof
-    from commprof.workloads.demo import launch
+    from commprof.workloads.demo import CLI_STEPS, launch
 
     d = tempfile.mkdtemp(prefix="commprof-demo-")
     with busy(loud):
-        launch(d, nproc=2, steps=8)
+        launch(d, nproc=2, steps=CLI_STEPS)  # as python -m commprof demo
     rep = commprof.analyze(commprof.load(d))
     ws = {(w.knob, w.value): w for w in rep.advisor.whatifs}
     rows = []

@@ -61,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train a small DDP model on CPU (gloo, 2 processes), trace it and report")
     d.add_argument("--out", default=DEMO_DIR, help=f"folder for the traces (default: ./{DEMO_DIR})")
     d.add_argument("--nproc", type=int, default=2, help="number of processes (default 2)")
-    d.add_argument("--steps", type=int, default=12,
-                   help="training steps (default 12; steps 2-4 are profiled, the steps after them measure the run's "
-                        "noise and calibrate the what-ifs)")
+    from .workloads.demo import CLI_STEPS
+
+    d.add_argument("--steps", type=int, default=CLI_STEPS,
+                   help=f"training steps (default {CLI_STEPS}; steps 2-4 are profiled, the steps after them measure "
+                        "the run's noise and calibrate the what-ifs)")
     return p
 
 
@@ -93,7 +95,7 @@ def _compare_args(c: argparse.ArgumentParser) -> None:
 
 
 def _drift(pct: float | None) -> float:
-    from .analysis.uncertainty.verdict import RUN_DRIFT_SD_PCT
+    from .analysis.uncertainty.maths import RUN_DRIFT_SD_PCT
 
     if pct is None:
         return RUN_DRIFT_SD_PCT
@@ -263,7 +265,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         path, cycle = cycle_spec(spec)
         if not path.exists():
             raise InputError(path, "no such file or folder")
-        reps.append(analyze(load(path, cycle=cycle), step_ms=ms))
+        reps.append(analyze(load(path, cycle=cycle), step_ms=ms, drift_pct=_drift(args.drift_pct)))
     before, after = reps
     if not shares_something(before, after):
         raise InputError(f"{args.before} and {args.after}", "the two runs share nothing to compare (no rank number "

@@ -174,7 +174,10 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
-    nz = run_noise(run, wanted, RUN_DRIFT_SD_PCT if drift_pct is None else drift_pct)
+    drift = RUN_DRIFT_SD_PCT if drift_pct is None else float(drift_pct)
+    if not 0.0 <= drift <= 100.0:  # NaN fails too
+        raise ValueError(f"drift_pct={drift_pct!r}: the drift is a percentage of the step in [0, 100]")
+    nz = run_noise(run, wanted, drift)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
                     unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz,
                     whatif=tuple(whatif))

@@ -18,8 +18,9 @@ from ..model import RankTrace, Run
 from ..units import MiB
 from .analyze import Report
 from .ddp.view import view as ddp_view
+from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
-from .uncertainty.verdict import CONFIDENCE, RUN_DRIFT_SD_PCT, Verdict
+from .uncertainty.verdict import CONFIDENCE, Verdict
 
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 
@@ -249,7 +250,7 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
             confidence: float = CONFIDENCE, drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Comparison:
     """Compare two analyzed runs (``commprof.analyze``); ``also_before`` / ``also_after``: repeated runs of either
     setting (``commprof.load``), which the verdict's test uses to measure the drift between runs; ``drift_sd_pct``:
-    the drift assumed where each setting has one run (``verdict.RUN_DRIFT_SD_PCT``)."""
+    the drift assumed where each setting has one run (``maths.RUN_DRIFT_SD_PCT``)."""
     fb, fa = _rank_figures(before), _rank_figures(after)
     notes: list[str] = []
     if before.run.world_size != after.run.world_size:

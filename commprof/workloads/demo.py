@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
     "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
 }
+# ``python -m commprof demo``'s steps: the profiled 2-4, then six after the export's step to measure the run's noise
+# and calibrate the what-ifs (the tests' and benchmarks' runs keep DEFAULTS["steps"] unless they say otherwise)
+CLI_STEPS = 12
 
 
 def free_port() -> int:

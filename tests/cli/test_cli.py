@@ -95,6 +95,10 @@ def test_drift_sets_the_band_of_the_traced_settings(example: Path, tmp_path: Pat
     width = [r["predicted_range_ms"][1] - r["predicted_range_ms"][0] for r in (wide, narrow)]
     assert width[0] >= 2 * 0.14 * wide["predicted_step_ms"] and width[1] < width[0]
     _assert_one_line_error(cli("report", str(example), "--drift-pct", "150"), "--drift-pct 150")
+    import commprof  # the library refuses it too (NaN included), rather than printing NaN bands
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="drift_pct"):
+            commprof.analyze(commprof.load(example), drift_pct=bad)
 
 
 def _assert_one_line_error(res: subprocess.CompletedProcess, *needles: str) -> None:

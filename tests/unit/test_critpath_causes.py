@@ -14,7 +14,7 @@ from test_critpath import US, lockstep
 
 from commprof.analysis.crossrank.critfindings import root_cause_finding
 from commprof.analysis.crossrank.matching import cross_rank
-from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, chance_p, critical
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, chance_p, critical, steps_needed, weak
 from commprof.model import Run
 
 
@@ -139,10 +139,17 @@ def test_a_count_of_steps_jitter_alone_gives_is_weaker():
     few = _crit(lockstep(2, 6, 3, slow))
     assert few.cause.rank == 1 and few.cause.steps_on_path == 3 and few.cause.contenders == 2
     assert chance_p(few.cause) == pytest.approx(0.25)
-    assert "3 of 3 steps (jitter alone would give as many, p = 0.25: trace more steps to confirm)" in few.cause.text
+    assert ("3 of 3 steps (a count chance alone gives among 2 ranks, p = 0.25: trace at least 6 steps, the profiler "
+            "schedule's active=, to confirm)") in few.cause.text
     assert root_cause_finding(few).severity == "medium"
     many = _crit(lockstep(2, 6, 8, slow))
     assert many.cause.rank == 1 and chance_p(many.cause) < 0.01 and "trace more steps" not in many.cause.text
     assert root_cause_finding(many).severity == "high"
     assert chance_p(replace(few.cause, contenders=8)) == pytest.approx(8 / 8 ** 3)
     assert chance_p(replace(few.cause, steps_on_path=2)) == 1.0  # of two ranks one always holds 2 of 3
+    # two ranks named together of eight: one of the 28 pairs holds a step with chance 1/4, 3 of 3 steps is chance
+    pair = replace(few.cause, rank=None, ranks=(1, 5), contenders=8)
+    assert chance_p(pair) == pytest.approx(28 / 4 ** 3) and weak(pair) and steps_needed(pair) == 5
+    assert not weak(replace(pair, steps=5, steps_on_path=5)) and weak(replace(pair, steps=4, steps_on_path=4))
+    # exact at the threshold: one of twenty ranks holding 2 of 2 steps is p = 0.05, not over it
+    assert not weak(replace(few.cause, contenders=20, steps=2, steps_on_path=2))

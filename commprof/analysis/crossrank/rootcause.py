@@ -32,8 +32,8 @@ Otherwise a rank whose transfers are slower than its peers' on the same collecti
 others' (``slowlink``) is named for a slow link; else the verdict is "no single rank holds the job back", with the
 spread of the ranks' shares of the path.  A verdict resting on one analyzed step says so ("in 1 of 1 steps: trace
 more steps to confirm"): one step cannot tell a cause from that step's accident; so does one whose count of steps
-held jitter alone reaches (``chance_p`` over ``ALPHA``: of two ranks, "in 2 of 3 steps (jitter alone would give as
-many, p = 1.00: trace more steps to confirm)"); both are weaker findings.
+held jitter alone reaches (``chance_p`` over ``ALPHA``: of two ranks, "in 3 of 3 steps (a count chance alone gives
+among 2 ranks, p = 0.25: trace at least 6 steps, ... to confirm)"); both are weaker findings.
 What the named rank was doing is the part (compute, host / launch, idle before collectives) whose cut alone gains
 most.
 """
@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from fractions import Fraction
 
 import numpy as np
 
@@ -321,17 +322,25 @@ def _named(c: RootCause) -> str:
 
 
 def chance_p(c: RootCause) -> float:
-    """How often jitter alone would let some rank hold the job back in as many steps: each step's holder one of the
-    ``contenders`` (the ranks of the analyzed steps) at random, the chance that one of them holds ``steps_on_path``
-    of ``steps`` or more (a union bound over the ranks, exact for all steps held).  Two ranks: 2 of 3 steps, or 3 of
-    3 (p = 0.25), is what alternating noise gives; of eight ranks, 3 of 3 is not (p = 0.016)."""
-    n, k, m = c.steps, c.steps_on_path, max(c.contenders, 2)
-    if k <= 0 or n <= 0:
+    """How often jitter alone would let as many ranks as are named hold the job back in as many steps: each step's
+    holder one of the ``contenders`` (the ranks of the analyzed steps) at random, so a given set of k ranks holds a
+    step with chance k/m; the chance that one of the C(m, k) sets holds ``steps_on_path`` of ``steps`` or more (a
+    union bound, exact where a verdict needs most steps).  One of two ranks: 2 of 3 steps is what alternating noise
+    always gives, 3 of 3 a quarter of the time; one of eight, 3 of 3 is not (p = 0.016); two of eight, 3 of 3 is
+    (p = 0.44).  Exact in integers, so a count at the threshold is not decided by rounding."""
+    n, held, m = c.steps, c.steps_on_path, max(c.contenders, 2)
+    k = min(max(len(c.ranks), 1), m - 1)
+    if held <= 0 or n <= 0:
         return 1.0
-    q = 1.0 / m
-    tail = sum(math.exp(math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(q)
-                        + (n - i) * math.log1p(-q)) for i in range(k, n + 1))
-    return min(1.0, m * tail)
+    ways = sum(math.comb(n, i) * k ** i * (m - k) ** (n - i) for i in range(held, n + 1))
+    return float(min(Fraction(math.comb(m, k) * ways, m ** n), Fraction(1)))
+
+
+def steps_needed(c: RootCause) -> int:
+    """The fewest analyzed steps, all held, whose count jitter alone reaches at most ``ALPHA`` of the time."""
+    m = max(c.contenders, 2)
+    k = min(max(len(c.ranks), 1), m - 1)
+    return max(2, math.ceil(math.log(math.comb(m, k) / ALPHA) / math.log(m / k)))
 
 
 def weak(c: RootCause) -> bool:
@@ -343,8 +352,10 @@ def _one(c: RootCause) -> str:
     """What a weak verdict (``weak``) adds to its sentence."""
     if c.steps == 1:
         return ": trace more steps to confirm"
-    p = chance_p(c)
-    return f" (jitter alone would give as many, p = {p:.2f}: trace more steps to confirm)" if p > ALPHA else ""
+    if not weak(c):
+        return ""
+    return (f" (a count chance alone gives among {c.contenders} ranks, p = {chance_p(c):.2g}: trace at least "
+            f"{steps_needed(c)} steps, the profiler schedule's active=, to confirm)")
 
 
 def _kind_of(name: str) -> str:

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...model import Run
+from .maths import RUN_DRIFT_SD_PCT
 from .verdict import (
     CONFIDENCE,
     FASTER,
     NO_CHANGE,
-    RUN_DRIFT_SD_PCT,
     SLOWER,
     Verdict,
     step_samples,

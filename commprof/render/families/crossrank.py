@@ -11,6 +11,7 @@ from rich.console import Console
 
 from ...analysis.analyze import Report
 from ...analysis.crossrank.critpath import OWN
+from ...analysis.crossrank.rootcause import chance_p, weak
 from ..fmt import num as _n
 from ..safe import html_text as h
 from ..safe import plain
@@ -31,7 +32,10 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
         return None
     c = crit.cause
     return {"rank": c.rank, "ranks": list(c.ranks), "what": c.what, "share_pct": _r(c.share_pct, 1),
-            "steps_on_path": c.steps_on_path, "steps": c.steps, "step_ms": _r(c.step_ms), "noise_ms": _r(c.noise_ms),
+            "steps_on_path": c.steps_on_path, "steps": c.steps,
+            # how often jitter alone gives as many steps held among the job's ranks; weak: one step or over 5%
+            "chance_p": _r(chance_p(c), 4) if c.ranks else None, "weak": weak(c) if c.ranks else None,
+            "step_ms": _r(c.step_ms), "noise_ms": _r(c.noise_ms),
             "jitter_ms": _r(c.jitter_ms),
             "predicted_step_ms": _r(c.predicted_step_ms), "predicted_gain_ms": _r(c.predicted_gain_ms),
             "predicted_range_ms": None if c.predicted_range_ms is None else [_r(v) for v in c.predicted_range_ms],

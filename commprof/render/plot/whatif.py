@@ -1,7 +1,8 @@
 """The what-if curves: the advisor's predicted step for every candidate it replayed, each with its band
 (``predicted_range_ms``: shaded along the bucket sizes, whiskers on the bars; the traced settings' band a shaded
 span behind the bars), the traced setting marked and the model's error on the traced run in the title, drawn
-whether or not any advice passed.  Advice stands only where a band lies wholly below the step as it is now."""
+whether or not any advice passed.  Advice stands only where a band lies wholly below the step as it is now: the
+lower of the traced settings' prediction (the dashed line) and the traced run's measured step."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def whatif(rep: Report) -> bytes | None:
         traced = caps[0]
         pts = sorted((float(str(w.value)), w.step_ms) for w in caps)
         left.plot([p[0] for p in pts], [p[1] for p in pts], "-o", color=PREDICTED, ms=4, label="predicted step")
-        banded = sorted((float(str(w.value)), *w.range_ms) for w in caps if w.range_ms is not None)
+        # the traced cap's band spans the drift between runs as well (maths.base_floor_pct): its own whisker
+        banded = sorted((float(str(w.value)), *w.range_ms) for w in caps[1:] if w.range_ms is not None)
         if banded:
             left.fill_between([b[0] for b in banded], [b[1] for b in banded], [b[2] for b in banded],
                               color=PREDICTED, alpha=0.18, lw=0, label="band")

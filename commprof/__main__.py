@@ -261,11 +261,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if any(x is not None and not x > 0 for x in steps_ms):
         raise InputError(args.step_ms, "--step-ms takes two positive numbers of milliseconds")
     reps = []
+    drift = _drift(args.drift_pct)
     for spec, ms in ((args.before, steps_ms[0]), (args.after, steps_ms[1])):
         path, cycle = cycle_spec(spec)
         if not path.exists():
             raise InputError(path, "no such file or folder")
-        reps.append(analyze(load(path, cycle=cycle), step_ms=ms, drift_pct=_drift(args.drift_pct)))
+        reps.append(analyze(load(path, cycle=cycle), step_ms=ms, drift_pct=drift))
     before, after = reps
     if not shares_something(before, after):
         raise InputError(f"{args.before} and {args.after}", "the two runs share nothing to compare (no rank number "
@@ -281,7 +282,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 raise InputError(path, "no such file or folder")
             runs.append(load(path, cycle=cycle))
         also.append(runs)
-    comp = compare(before, after, also[0], also[1], args.confidence, _drift(args.drift_pct))
+    comp = compare(before, after, also[0], also[1], args.confidence, drift)
     after_dir = cycle_spec(args.after)[0]
     target = Path(args.out) if args.out else (after_dir if after_dir.is_dir() else after_dir.parent) / COMPARE_DIR
     written = write_comparison(comp, target, formats)

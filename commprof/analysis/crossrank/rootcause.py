@@ -328,18 +328,23 @@ def chance_p(c: RootCause) -> float:
     union bound, exact where a verdict needs most steps).  One of two ranks: 2 of 3 steps is what alternating noise
     always gives, 3 of 3 a quarter of the time; one of eight, 3 of 3 is not (p = 0.016); two of eight, 3 of 3 is
     (p = 0.44).  Exact in integers, so a count at the threshold is not decided by rounding."""
-    n, held, m = c.steps, c.steps_on_path, max(c.contenders, 2)
-    k = min(max(len(c.ranks), 1), m - 1)
+    n, held = c.steps, c.steps_on_path
+    m, k = _sets(c)
     if held <= 0 or n <= 0:
         return 1.0
     ways = sum(math.comb(n, i) * k ** i * (m - k) ** (n - i) for i in range(held, n + 1))
     return float(min(Fraction(math.comb(m, k) * ways, m ** n), Fraction(1)))
 
 
+def _sets(c: RootCause) -> tuple[int, int]:
+    """(m, k): the ranks that could hold a step (at least 2) and how many the verdict names (1 to m - 1)."""
+    m = max(c.contenders, 2)
+    return m, min(max(len(c.ranks), 1), m - 1)
+
+
 def steps_needed(c: RootCause) -> int:
     """The fewest analyzed steps, all held, whose count jitter alone reaches at most ``ALPHA`` of the time."""
-    m = max(c.contenders, 2)
-    k = min(max(len(c.ranks), 1), m - 1)
+    m, k = _sets(c)
     return max(2, math.ceil(math.log(math.comb(m, k) / ALPHA) / math.log(m / k)))
 
 

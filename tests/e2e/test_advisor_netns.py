@@ -28,7 +28,12 @@ def _check(rows, info, reps: int) -> None:
     check = info["report"].advisor.check
     print(f"model error on the traced run: {check.error_pct:+.1f}% ({check.source}); noise: "
           f"{info['report'].noise.describe()}")
-    assert advised.band_ms[1] < info["advice"].baseline_step_ms
+    a = info["advice"]
+    assert a.predicted_range_ms[1] < a.baseline_step_ms  # the report's rule, as the advice was given
+    # the rows' band against the baseline of the same report: a plain trace's rows come from the report calibrated on
+    # the measured default step (--step-ms), its advice from the uncalibrated one (their ratio was 1.11 in one CI
+    # run: 245 ms, the calibrated band's top, against 234 ms, the uncalibrated baseline, a mismatch, not a miss)
+    assert advised.band_ms[1] < default.predicted_ms
     if quiet(advised) and quiet(default):
         assert advised.measured_ms < default.measured_ms, "the advice did not pay"
     check_bands(rows, reps)

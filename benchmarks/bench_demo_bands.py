@@ -79,7 +79,10 @@ def one(loud: bool) -> list[Row]:
           f"{' (a prediction!)' if ('comm_hook', 'fp16_compress_hook') in ws else ''}; measured {fp16:6.1f}, "
           f"{100 * (fp16 / rows[0].measured_ms - 1):+.0f}% against as traced", flush=True)
     advised = [f"{a.knob}={a.value}" for a in rep.advice]
-    print(f"      advice: {', '.join(advised) or 'none'}", flush=True)
+    nz = rep.noise
+    load = f"other work {nz.other_load_pct:.0f}%" if nz.other_load_pct is not None else "other work not measured"
+    wait = f"loop thread's CPU wait {nz.cpu_wait_pct:.0f}%" if nz.cpu_wait_pct is not None else "CPU wait not measured"
+    print(f"      advice: {', '.join(advised) or 'none'}; {load}, {wait}", flush=True)
     return rows
 
 

@@ -7,7 +7,13 @@ prediction calibrated on it is off.  At each step boundary the capture reads, on
 - the busy time of the CPUs this process may run on (``/proc/stat``: user, nice, system and steal per CPU; steal
   is time the hypervisor gave to other guests; interrupts are the ranks' own traffic, mostly, and left out);
 - this process's own CPU time (all its threads: ``time.process_time_ns``) and that of its child processes (data
-  loader workers: the main thread's ``/proc/<pid>/task/<pid>/children``, then ``/proc/<pid>/stat``).
+  loader workers: the main thread's ``/proc/<pid>/task/<pid>/children``, then ``/proc/<pid>/stat``);
+- the scheduler's account of the training loop's thread (the one that calls ``prof.step()``:
+  ``/proc/thread-self/schedstat``, in ns): the time it ran and the time it was ready to run but waited for a CPU.
+  The wait is what contention cost the step's own thread, however the threads migrate (a busy process pinned to
+  one core of two slows a synchronous job up to 2x while the other work averaged over the CPUs reads under 50%);
+  kernels without schedstats leave it out alone.  (The ranks' other threads wait too, gloo's beside the compute:
+  summed over every thread, a quiet 2-rank demo on two cores waits 38% of its ready time, its loop thread 20-23%.)
 
 The analysis (``analysis.uncertainty.hostload``) subtracts the CPU time of every rank of the host from the busy
 time of their CPUs: the rest is other work.  The counters tick in clock ticks (10 ms), so they are summed over
@@ -21,6 +27,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 # user nice system steal (after the "cpuN" label); irq and softirq are left out: interrupt work is mostly the
 # ranks' own traffic (the network stack), which the kernel does not charge to the process
@@ -45,9 +52,19 @@ def net_namespace() -> str | None:
         return None
 
 
+class Counters(NamedTuple):
+    """Cumulative counters at one instant (ns); ``run_ns`` and ``wait_ns`` None where the kernel keeps no
+    schedstats."""
+
+    busy_ns: int  # the allowed CPUs' busy time
+    cpu_ns: int  # this process's and its children's CPU time
+    run_ns: int | None = None  # the training loop's thread on a CPU (the scheduler's account)
+    wait_ns: int | None = None  # ... ready to run, waiting for a CPU
+
+
 class HostSampler:
-    """Cumulative counters, read at each step boundary; ``sample()`` returns (busy ns of the allowed CPUs, this
-    process's and its children's CPU ns) or None when they cannot be read."""
+    """Cumulative counters, read at each step boundary; ``sample()`` returns ``Counters`` or None when they cannot
+    be read."""
 
     def __init__(self, on: bool = True) -> None:
         self.cpus = allowed_cpus() if on else None
@@ -56,14 +73,29 @@ class HostSampler:
         except (AttributeError, ValueError, OSError):
             self._tick_ns = 1e7
         self.ok = self.cpus is not None and Path("/proc/stat").exists()
+        self._sched = self.ok
 
-    def sample(self) -> tuple[int, int] | None:
+    def sample(self) -> Counters | None:
         if not self.ok:
             return None
         try:
-            return self._busy_ns(), time.process_time_ns() + self._children_ns()
+            busy, own = self._busy_ns(), time.process_time_ns() + self._children_ns()
         except (OSError, ValueError, IndexError):
             self.ok = False  # once unreadable, stop trying: nothing is recorded rather than half
+            return None
+        sched = self._sched_ns() if self._sched else None
+        if sched is None:
+            self._sched = False
+            return Counters(busy, own)
+        return Counters(busy, own, *sched)
+
+    def _sched_ns(self) -> tuple[int, int] | None:
+        """(ran, waited) of the calling thread: the training loop's, which calls ``prof.step()``."""
+        try:
+            with open("/proc/thread-self/schedstat") as f:
+                fields = f.read().split()
+            return int(fields[0]), int(fields[1])
+        except (OSError, ValueError, IndexError):
             return None
 
     def _busy_ns(self) -> int:

@@ -115,7 +115,7 @@ class TraceSession:
         self._export_times: list[list[int]] = []  # [start, end] Unix ns of each trace export (it stalls the peers)
         # the host's CPU time around each step (other work on the node): CPU runs only
         self._host = hostload.HostSampler(on=ProfilerActivity.CUDA not in self.activities)
-        self._host_at_start: tuple[int, int] | None = None
+        self._host_at_start: hostload.Counters | None = None
 
     # -- paths ----------------------------------------------------------------------------------
     @property
@@ -216,12 +216,15 @@ class TraceSession:
             else:
                 self.module_recorder.remove()
 
-    def _close_step(self, now: int, end: tuple[int, int] | None) -> None:
+    def _close_step(self, now: int, end: hostload.Counters | None) -> None:
         row = {F.S_STEP: self.step_num, F.S_START: self._step_start, F.S_END: now,
                F.S_PROFILED: self._profiled(self.step_num)}
         start = self._host_at_start
         if end is not None and start is not None:
-            row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = end[0] - start[0], end[1] - start[1]
+            row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = end.busy_ns - start.busy_ns, end.cpu_ns - start.cpu_ns
+            if end.run_ns is not None and start.run_ns is not None and end.wait_ns is not None \
+                    and start.wait_ns is not None:
+                row[F.S_SCHED_RUN_NS], row[F.S_SCHED_WAIT_NS] = end.run_ns - start.run_ns, end.wait_ns - start.wait_ns
         self._step_times.append(row)
         if self.recorder is not None:
             self.recorder.end_step()

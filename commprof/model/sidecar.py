@@ -101,6 +101,10 @@ class StepTime:
     # processes); None where not recorded (``commprof.capture.hostload``)
     host_busy_ns: int | None = None
     cpu_ns: int | None = None
+    # over the step: the time the training loop's thread ran, and waited ready to run for a CPU (the scheduler's
+    # account; None where not recorded)
+    sched_run_ns: int | None = None
+    sched_wait_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

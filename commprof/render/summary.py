@@ -173,7 +173,8 @@ def noise_dict(n: Noise) -> dict[str, Any]:
     """The traced run's noise (``uncertainty.maths.Noise``), in %."""
     return {"profiled_step_variation_pct": _r(n.profiled_pct, 1),
             "unprofiled_step_variation_pct": _r(n.unprofiled_pct, 1), "rates_disagreement_pct": _r(n.rates_pct, 1),
-            "other_load_pct": _r(n.other_load_pct, 1), "drift_sd_pct_assumed": _r(n.drift_sd_pct, 1),
+            "other_load_pct": _r(n.other_load_pct, 1), "cpu_wait_pct": _r(n.cpu_wait_pct, 1),
+            "drift_sd_pct_assumed": _r(n.drift_sd_pct, 1),
             "profiled_steps": n.steps_profiled, "unprofiled_steps": n.steps_unprofiled, "disturbed": n.disturbed,
             "stalls_left_out": [{"step": st.step, "ranks": list(st.ranks), "min_ms": _r(st.low_ms),
                                  "max_ms": _r(st.high_ms), "x_median": _r(st.factor, 1), "profiled": st.profiled}

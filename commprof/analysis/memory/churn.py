@@ -28,7 +28,7 @@ from ...model import RankTrace, Run
 from ...model.alloc import DEVICE_SYNC, EMPTY_CACHE, FREE, HOST_ALLOC, HOST_FREE, MALLOC
 from ...units import MiB
 from ..section import Advice, Finding
-from ..uncertainty.maths import Noise, Z
+from ..uncertainty.maths import Noise, Z, lower_factor
 
 MIN_COST = 0.01  # advice only where the calls take at least 1% of the step
 MIN_STEPS = 2
@@ -205,7 +205,7 @@ def band(c: Churn, step_ms: float, cost_ms: float, scale: float, noise: Noise | 
     costs = [s.calls_ms * scale for s in c.steps]
     h = Z * (noise.step_pct if noise is not None else 0.0) / 100 * step_ms + (max(costs) - min(costs)) / 2
     pred = step_ms - cost_ms
-    return max(pred - h, 0.0), pred + h
+    return max(pred - h, 0.0) * lower_factor(noise), pred + h
 
 
 def _advice(c: Churn, step_ms: float, cost_ms: float, near: bool) -> Advice | None:

@@ -40,7 +40,7 @@ from ..ddp.rates import OpRates
 from ..fsdp.replay import Knobs, ReplayInputs, UnitTimes, replay
 from ..replay.core import link_fit
 from ..section import Advice, Finding
-from ..uncertainty.maths import Noise, fmt_band, half_width_pct
+from ..uncertainty.maths import Noise, around, fmt_band, half_width_pct
 from .memstate import StateMemory, Unit, ddp_state, fsdp_state, optimizer, units_of
 from .peak import NEAR_LIMIT
 
@@ -214,8 +214,7 @@ def _fsdp_peak(ph: _Phases, order: list[Unit], held: dict[str, int], base: int) 
 def band(pred_ms: float, noise: Noise, model_error_pct: float | None) -> tuple[float, float]:
     """[low, high] around a prediction: the replays' band (``uncertainty.maths``: their floor on a changed setting,
     the model's error on the traced run, the run's noise) with ``STRUCTURE_PCT`` beside them, in quadrature."""
-    h = math.hypot(half_width_pct(noise, model_error_pct, changed=True), STRUCTURE_PCT) / 100
-    return pred_ms * max(1 - h, 0.0), pred_ms * (1 + h)
+    return around(pred_ms, math.hypot(half_width_pct(noise, model_error_pct, changed=True), STRUCTURE_PCT), noise)
 
 
 def ddp_to_fsdp(run: Run, bw: Bandwidth, scale: dict[int, float], rates: OpRates | None,

@@ -47,7 +47,7 @@ from ..fsdp import replay as fsdpreplay
 from ..fsdp.units import StepUnits, fsdp_report, step_units
 from ..replay.core import LinkFit, error_pct, link_fit
 from ..section import Advice, Finding
-from ..uncertainty.maths import Noise, fmt_band, half_width_pct
+from ..uncertainty.maths import Noise, around, fmt_band, half_width_pct
 from .ddp2fsdp import ParallelAnalysis, ParallelWhatIf
 from .ddpmem import StepMemory, UnitBytes, step_memory
 from .memstate import StateMemory, optimizer
@@ -58,8 +58,7 @@ STRUCTURE_PCT = 25.0  # what an FSDP2 trace cannot measure of DDP (see the modul
 
 def band(pred_ms: float, noise: Noise, model_error_pct: float | None) -> tuple[float, float]:
     """[low, high] around DDP's predicted step: the replays' band and ``STRUCTURE_PCT``, in quadrature."""
-    h = math.hypot(half_width_pct(noise, model_error_pct, changed=True), STRUCTURE_PCT) / 100
-    return pred_ms * max(1 - h, 0.0), pred_ms * (1 + h)
+    return around(pred_ms, math.hypot(half_width_pct(noise, model_error_pct, changed=True), STRUCTURE_PCT), noise)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from .. import findings as say
 from ..section import Section, WhatIf
 from ..shared import Shared
-from ..uncertainty.maths import Noise, half_width_pct
+from ..uncertainty.maths import Noise, around, half_width_pct
 from .stages import PipelineReport, pipeline
 
 STRUCTURE_PCT = 10.0  # the stages' contention for shared cores, which the schedule simulation does not model
@@ -23,8 +23,7 @@ STRUCTURE_PCT = 10.0  # the stages' contention for shared cores, which the sched
 
 def band(pred_ms: float, noise: Noise) -> tuple[float, float]:
     """[low, high] of a split's predicted step."""
-    h = math.hypot(half_width_pct(noise, None, changed=True), STRUCTURE_PCT) / 100
-    return pred_ms * max(1 - h, 0.0), pred_ms * (1 + h)
+    return around(pred_ms, math.hypot(half_width_pct(noise, None, changed=True), STRUCTURE_PCT), noise)
 
 
 def section(sh: Shared) -> Section[PipelineReport] | None:

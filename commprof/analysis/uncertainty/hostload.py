@@ -7,6 +7,15 @@ over the same steps) less the CPU time of the group's ranks (threads and child p
 share of the CPUs' capacity (the steps' wall time x the CPUs).  Ranks of a host whose CPU sets overlap without
 being equal cannot be told apart from each other's load: such a host is not measured.  The counters tick in
 10 ms, so a group needs ``MIN_CAPACITY_S`` of CPU capacity over its steps to be measured at all.
+
+Beside it, each rank's **CPU wait** (``cpu_wait_pct``): of the time its training loop's thread was ready to run
+over its steps (the scheduler's account: ran + waited), the share it waited for a CPU.  Other work averaged over
+the CPUs misses where it lands: a busy process pinned to one core of two reads 30-46% of the CPUs and slows a
+synchronous job up to 2x.  Measured on the README demo (20 steps, 2 ranks, 2 cores): quiet 64 ms per step, the
+loop thread waiting 11-13 ms of it (20-23%: gloo's threads and the peer rank's share the two cores); beside such a
+process 110 ms, waiting 43-48 ms (45-47%): the extra wait is 70% of the extra step.  The wait the ranks cause each
+other stays in the next run, so the bands use it only where other work disturbed the run
+(``maths.contention_pct``).
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import numpy as np
 from ...model import RankTrace, Run
 
 MIN_CAPACITY_S = 1.0  # 100 clock ticks: below that, a tick more or less is over 1% of the share
+MIN_READY_S = 0.05  # a rank's ready time (ran + waited) over its steps below which its wait share is not taken
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,3 +85,20 @@ def other_load_pct(run: Run) -> float | None:
         return None
     loads = host_loads(run)
     return max(h.other_pct for h in loads) if loads else None
+
+
+def cpu_wait_pct(run: Run) -> float | None:
+    """The most waiting rank's share of its loop thread's ready time spent waiting for a CPU, over its steps after
+    the first (the job's start-up), on CPU runs; None where no rank recorded the scheduler's account or the ranks
+    compute on GPUs."""
+    if any(rt.device_kind != "cpu" for rt in run.ranks):
+        return None
+    shares = []
+    for rt in run.ranks:
+        steps = sorted(rt.sidecar.step_times, key=lambda s: s.number)[1:] if rt.sidecar is not None else []
+        sched = [(s.sched_run_ns, s.sched_wait_ns) for s in steps
+                 if s.sched_run_ns is not None and s.sched_wait_ns is not None]
+        ran, waited = sum(r for r, _ in sched), sum(w for _, w in sched)
+        if ran + waited >= MIN_READY_S * 1e9:
+            shares.append(100.0 * waited / (ran + waited))
+    return max(shares) if shares else None

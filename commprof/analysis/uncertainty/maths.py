@@ -21,8 +21,15 @@ Definitions (docs/metrics.md, "Uncertainty"):
   and ``Z`` noise deviations.  ``rates_noise`` (predictions resting on the rate probe) is the ranks' disagreement on
   the probed costs, at least ``RATES_REPEAT_PCT``: the probe's own variation from run to run, which one run
   cannot see.  On CPU runs a last term, ``other_load``: the share of the ranks' CPUs other work used during the
-  steps (``hostload``), steady load that step-to-step variation cannot see.  The benchmarks check how often the
-  measured step falls inside (benchmarks/bench_*_netns.py, quiet and with a busy process beside the traced run).
+  steps (``hostload``), steady load that step-to-step variation cannot see.  Where that load disturbed the run
+  (over ``OTHER_LOAD_PCT``) and the ranks' **CPU wait** is known (``hostload.cpu_wait_pct``: the share of the time
+  the training loop's thread was ready to run that it waited for a CPU), the band's low end takes the larger of the
+  two, one-sided: ``low = predicted × (1 - h_rest) × (1 - max(other_load, wait))``, ``h_rest`` the half-width
+  without the other load; never above the symmetric low end, the high end unchanged.  A traced run slowed by work
+  pinned to one of its cores waits far more than the load averaged over the CPUs reads.  Without other work the
+  wait is the ranks' own (their threads on too few cores) and the next run keeps it: it lowers nothing.  The
+  benchmarks check how often the measured step falls inside
+  (benchmarks/bench_*_netns.py, bench_demo_bands.py, quiet and with a busy process beside the traced run).
 """
 
 from __future__ import annotations
@@ -140,6 +147,7 @@ class Noise:
     # showed on: a stall is reported, not averaged into the run's noise
     left_out: tuple[Stall, ...] = ()
     drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
+    cpu_wait_pct: float | None = None  # share of the loop thread's ready time spent waiting for a CPU (CPU runs)
 
     @property
     def step_pct(self) -> float:
@@ -164,6 +172,9 @@ class Noise:
             parts.append(f"the ranks' measured operation costs disagree by {self.rates_pct:.0f}%")
         if self.other_load_pct is not None and self.other_load_pct >= 1.0:
             parts.append(f"other work used {self.other_load_pct:.0f}% of the ranks' CPUs")
+        if self.cpu_wait_pct is not None and self.cpu_wait_pct >= 1.0:
+            parts.append(f"a rank's training thread waited for a CPU {self.cpu_wait_pct:.0f}% of the time it was "
+                         "ready to run")
         if self.left_out:
             parts.append("one-off stalls left out: " + describe_stalls(self.left_out))
         return "; ".join(parts) or "no repeated steps to measure its noise"
@@ -173,15 +184,16 @@ def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[flo
           rates_pct: float | None = None, other_load_pct: float | None = None, *,
           profiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
           unprofiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
-          drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Noise:
+          drift_sd_pct: float = RUN_DRIFT_SD_PCT, cpu_wait_pct: float | None = None) -> Noise:
     """The noise of a run from its ranks' profiled step durations and their steps outside the profiler; ``*_ids``:
     each value's (rank, step number), for the stalls left out (without them: the series' index and position);
-    ``drift_sd_pct``: the drift between runs the traced settings' band assumes."""
+    ``drift_sd_pct``: the drift between runs the traced settings' band assumes; ``cpu_wait_pct``: the ranks' CPU
+    wait (``hostload``)."""
     prof, n_p, left_p = _steady(profiled, profiled_ids, True)
     unprof, n_u, left_u = _steady(unprofiled, unprofiled_ids, False)
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
                  rates_pct=rates_pct, other_load_pct=other_load_pct, steps_profiled=n_p, steps_unprofiled=n_u,
-                 left_out=group_stalls(left_p + left_u), drift_sd_pct=drift_sd_pct)
+                 left_out=group_stalls(left_p + left_u), drift_sd_pct=drift_sd_pct, cpu_wait_pct=cpu_wait_pct)
 
 
 def _steady(series: Sequence[Sequence[float]], ids: Sequence[Sequence[tuple[int, int]]] | None,
@@ -236,8 +248,35 @@ def base_floor_pct(drift_sd_pct: float) -> float:
 def band(predicted_ms: float, noise_: Noise, model_error_pct: float | None, changed: bool = True,
          uses_rates: bool = False) -> tuple[float, float]:
     """[low, high] in ms around a predicted step."""
-    h = half_width_pct(noise_, model_error_pct, changed, uses_rates) / 100.0
-    return (predicted_ms * max(1.0 - h, 0.0), predicted_ms * (1.0 + h))
+    return around(predicted_ms, half_width_pct(noise_, model_error_pct, changed, uses_rates), noise_)
+
+
+def around(predicted_ms: float, half_width_pct_: float, noise_: Noise) -> tuple[float, float]:
+    """[low, high] of ``predicted_ms × (1 ± h)``, the low end lowered where other work slowed the traced run (the
+    module's docstring): the one place a band's ends are computed."""
+    h = half_width_pct_ / 100.0
+    low = predicted_ms * max(1.0 - h, 0.0)
+    slowed = contention_pct(noise_)
+    if slowed is not None:
+        load = (noise_.other_load_pct or 0.0) / 100.0
+        rest = math.sqrt(max(h * h - load * load, 0.0))
+        low = min(low, predicted_ms * max(1.0 - rest, 0.0) * (1.0 - slowed / 100.0))
+    return low, predicted_ms * (1.0 + h)
+
+
+def contention_pct(noise_: Noise | None) -> float | None:
+    """How much faster than traced the job may run without the other work beside it (%): the larger of that work's
+    share of the CPUs and the loop thread's wait, where the work disturbed the run and the wait is known; else
+    None (the wait, if any, is the ranks' own)."""
+    if noise_ is None or noise_.cpu_wait_pct is None or (noise_.other_load_pct or 0.0) <= OTHER_LOAD_PCT:
+        return None
+    return min(max(noise_.cpu_wait_pct, noise_.other_load_pct or 0.0), 100.0)
+
+
+def lower_factor(noise_: Noise | None) -> float:
+    """What a band's low end keeps of ``contention_pct`` (1 where it does not apply), for bands built otherwise."""
+    c = contention_pct(noise_)
+    return 1.0 if c is None else 1.0 - c / 100.0
 
 
 def below(range_ms: tuple[float, float] | None, current_ms: float | None) -> bool:

@@ -1,0 +1,101 @@
+"""The ranks' CPU wait (analysis.uncertainty.hostload.cpu_wait_pct) from hand-built sidecars, the scheduler's
+counters on this machine, and what the wait does to a band: its low end only, where other work disturbed the run."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from builders import rank_trace, run
+
+from commprof.analysis.uncertainty.hostload import cpu_wait_pct
+from commprof.analysis.uncertainty.maths import Noise, band, contention_pct, half_width_pct, lower_factor
+from commprof.model import Sidecar, StepTime
+
+MS = 1_000_000
+
+
+def _rank(rank: int, sched: list[tuple[int, int] | None], device: str = "cpu"):
+    times = tuple(StepTime(n, n * 100 * MS, (n + 1) * 100 * MS, False, None, None,
+                           *(s if s is not None else (None, None)))
+                  for n, s in enumerate(sched))
+    side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=rank, world_size=2, backend="gloo",
+                   versions={}, device=device, ddp=None, layouts=(), buckets=(), step_times=times, host="h",
+                   cpus=(0, 1))
+    return rank_trace(rank, device_kind=device, sidecar=side)
+
+
+def test_the_wait_is_the_share_of_the_ready_time_of_the_most_waiting_rank():
+    # the first step (start-up: 900 ms waited) is left out; rank 0 ran 60 and waited 40 ms per step: 40%;
+    # rank 1 waited 10 of 100 ms: 10%; the job's figure is the most waiting rank's
+    r = run(_rank(0, [(100 * MS, 900 * MS)] + [(60 * MS, 40 * MS)] * 9),
+            _rank(1, [(90 * MS, 10 * MS)] * 10))
+    assert cpu_wait_pct(r) == pytest.approx(40.0)
+    # steps without the account (a kernel that stopped keeping it) are left out of the sums
+    r = run(_rank(0, [None, (80 * MS, 30 * MS), None, (80 * MS, 20 * MS)]))
+    assert cpu_wait_pct(r) == pytest.approx(100.0 * 50 / (160 + 50))
+
+
+def test_what_cannot_be_measured_is_none():
+    assert cpu_wait_pct(run(_rank(0, [None] * 10))) is None  # no schedstats recorded (older sidecars, other OS)
+    assert cpu_wait_pct(run(_rank(0, [(1 * MS, 1 * MS)] * 10))) is None  # 18 ms of ready time: too little to read
+    gpu = run(_rank(0, [(60 * MS, 40 * MS)] * 10, device="cuda"))
+    assert cpu_wait_pct(gpu) is None  # a GPU rank's step need not wait with its CPU thread
+
+
+def test_the_wait_lowers_the_low_end_where_other_work_disturbed_the_run():
+    # beside a busy process: other work 40% of the CPUs, the loop thread waited 46% of its ready time
+    loaded = Noise(unprofiled_pct=2.0, other_load_pct=40.0)
+    waited = Noise(unprofiled_pct=2.0, other_load_pct=40.0, cpu_wait_pct=46.0)
+    lo_l, hi_l = band(200.0, loaded, 1.0)
+    lo_w, hi_w = band(200.0, waited, 1.0)
+    assert hi_w == hi_l  # advice rests on the high end: the wait never loosens it
+    h = half_width_pct(loaded, 1.0) / 100
+    rest = math.sqrt(h * h - 0.4 * 0.4)  # the half-width without the other load, which the one-sided term replaces
+    assert lo_w == pytest.approx(200.0 * (1 - rest) * (1 - 0.46)) and lo_w < lo_l
+    assert contention_pct(waited) == 46.0 and lower_factor(waited) == pytest.approx(0.54)
+    # the load read higher than the wait: the larger of the two
+    assert contention_pct(Noise(other_load_pct=40.0, cpu_wait_pct=25.0)) == 40.0
+    assert "training thread waited for a CPU 46% of the time it was ready to run" in waited.describe()
+
+
+def test_without_other_work_the_wait_is_the_jobs_own_and_lowers_nothing():
+    # a quiet run whose ranks' threads wait for each other (gloo's beside the compute on two cores: 20-23%)
+    quiet, own = Noise(unprofiled_pct=2.0, other_load_pct=3.0), Noise(unprofiled_pct=2.0, other_load_pct=3.0,
+                                                                       cpu_wait_pct=22.0)
+    assert band(200.0, own, 1.0) == band(200.0, quiet, 1.0)
+    assert contention_pct(own) is None and lower_factor(own) == lower_factor(None) == 1.0
+    assert "waited for a CPU" in own.describe() and "waited for a CPU" not in quiet.describe()
+
+
+def test_the_scheduler_counters_on_this_machine_see_contention():
+    """This thread and a busy process on one CPU: the thread waits for it about as long as it runs."""
+    from commprof.capture.hostload import HostSampler
+
+    h = HostSampler()
+    if not h.ok or not os.path.exists("/proc/self/schedstat") or not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no schedstats or affinity here")
+    cpus = os.sched_getaffinity(0)
+    one = min(cpus)
+    os.sched_setaffinity(0, {one})
+    busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{one}}})\nwhile True: pass"])
+    try:
+        time.sleep(0.3)  # the loop is running
+        a = h.sample()
+        t = time.monotonic()
+        while time.monotonic() - t < 0.6:  # 600 ms of wall time wanting the CPU the loop holds
+            pass
+        b = h.sample()
+    finally:
+        busy.kill()
+        busy.wait()
+        os.sched_setaffinity(0, cpus)
+    assert a is not None and b is not None and a.run_ns is not None and b.run_ns is not None
+    ran, waited = b.run_ns - a.run_ns, (b.wait_ns or 0) - (a.wait_ns or 0)
+    print(f"\nran {ran / MS:.0f} ms, waited {waited / MS:.0f} ms over 600 ms beside a busy loop on CPU {one}")
+    # a fair scheduler gives each of two always-runnable processes half the CPU: the wait is a large share
+    assert waited >= 0.25 * (ran + waited)

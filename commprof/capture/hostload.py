@@ -9,10 +9,11 @@ prediction calibrated on it is off.  At each step boundary the capture reads, on
 - this process's own CPU time (all its threads: ``time.process_time_ns``) and that of its child processes (data
   loader workers: the main thread's ``/proc/<pid>/task/<pid>/children``, then ``/proc/<pid>/stat``);
 - the scheduler's account of the training loop's thread (the one that calls ``prof.step()``:
-  ``/proc/thread-self/schedstat``, in ns): the time it ran and the time it was ready to run but waited for a CPU.
-  The wait is what contention cost the step's own thread, however the threads migrate (a busy process pinned to
-  one core of two slows a synchronous job up to 2x while the other work averaged over the CPUs reads under 50%);
-  kernels without schedstats leave it out alone.  (The ranks' other threads wait too, gloo's beside the compute:
+  ``/proc/self/task/<tid>/schedstat``, in ns): the time it ran and the time it was ready to run but waited for a
+  CPU.  The wait is what contention cost the step's own thread, however the threads migrate (a busy process pinned
+  to one core of two slows a synchronous job up to 2x while the other work averaged over the CPUs reads 30-48%).
+  Kernels built without scheduler accounting (``CONFIG_SCHED_INFO``) leave this one reading out; a step whose two
+  readings come from different threads records none.  (The ranks' other threads wait too, gloo's beside the compute:
   summed over every thread, a quiet 2-rank demo on two cores waits 38% of its ready time, its loop thread 20-23%.)
 
 The analysis (``analysis.uncertainty.hostload``) subtracts the CPU time of every rank of the host from the busy
@@ -25,6 +26,7 @@ out, never breaks training.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -58,8 +60,9 @@ class Counters(NamedTuple):
 
     busy_ns: int  # the allowed CPUs' busy time
     cpu_ns: int  # this process's and its children's CPU time
-    run_ns: int | None = None  # the training loop's thread on a CPU (the scheduler's account)
+    run_ns: int | None = None  # the calling thread on a CPU (the scheduler's account)
     wait_ns: int | None = None  # ... ready to run, waiting for a CPU
+    tid: int | None = None  # that thread: two readings of different threads make no difference
 
 
 class HostSampler:
@@ -89,14 +92,17 @@ class HostSampler:
             return Counters(busy, own)
         return Counters(busy, own, *sched)
 
-    def _sched_ns(self) -> tuple[int, int] | None:
-        """(ran, waited) of the calling thread: the training loop's, which calls ``prof.step()``."""
+    def _sched_ns(self) -> tuple[int, int, int] | None:
+        """(ran, waited, thread id) of the calling thread: the training loop's, which calls ``prof.step()``; None
+        where the kernel keeps no account (no file, or zeros: a thread that runs has run)."""
+        tid = threading.get_native_id()
         try:
-            with open("/proc/thread-self/schedstat") as f:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
                 fields = f.read().split()
-            return int(fields[0]), int(fields[1])
+            ran, waited = int(fields[0]), int(fields[1])
         except (OSError, ValueError, IndexError):
             return None
+        return (ran, waited, tid) if ran > 0 else None
 
     def _busy_ns(self) -> int:
         wanted = {f"cpu{c}" for c in self.cpus or ()}

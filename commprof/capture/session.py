@@ -188,14 +188,16 @@ class TraceSession:
         """Mark the end of a training step (call it once per iteration, like ``profiler.step()``)."""
         # one reading of the host's counters per boundary, inside the step it ends (never in the span torch.profiler
         # opens after the loop's last step); the next step's counters start from it (an export between the two
-        # adds to this process's CPU time and to its CPUs' busy time alike: not to other work)
+        # adds to this process's CPU time and to its CPUs' busy time alike: not to other work; the loop thread's own
+        # account is read again after an export, whose run time is not the next step's)
         host = self._host.sample()
         self._close_step(time.time_ns(), host)
         self.step_num += 1
+        exports = len(self._export_times)
         if self._prof is not None:
             self._prof.step()  # may export the trace: profiler cost, not the next step's
         self._set_recording(self.step_num)
-        self._host_at_start = host
+        self._host_at_start = host if len(self._export_times) == exports else self._host.sample()
         self._step_start = time.time_ns()
 
     # -- internals ------------------------------------------------------------------------------
@@ -222,8 +224,8 @@ class TraceSession:
         start = self._host_at_start
         if end is not None and start is not None:
             row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = end.busy_ns - start.busy_ns, end.cpu_ns - start.cpu_ns
-            if end.run_ns is not None and start.run_ns is not None and end.wait_ns is not None \
-                    and start.wait_ns is not None:
+            if end.tid is not None and end.tid == start.tid and end.run_ns is not None and start.run_ns is not None \
+                    and end.wait_ns is not None and start.wait_ns is not None:
                 row[F.S_SCHED_RUN_NS], row[F.S_SCHED_WAIT_NS] = end.run_ns - start.run_ns, end.wait_ns - start.wait_ns
         self._step_times.append(row)
         if self.recorder is not None:

@@ -37,13 +37,14 @@ def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
                                    or (rep.noise.rates_pct or 0.0) > 2 * DISTURBED_PCT)
     if load.cpus <= 3:  # a busy core of two or three: the run is disturbed, and the report says so first
         assert rep.noise.disturbed and "other work used" in rep.noise.describe()
-    # the loop thread's wait for a CPU, where the kernel keeps schedstats: beside a busy loop on two or three CPUs
-    # a large share of its ready time (the demo on two CPUs: 45-47%, quiet 20-23%), and every band reaches lower
-    # by the larger of it and the other work
-    if rep.noise.cpu_wait_pct is not None and load.cpus <= 3:
-        assert rep.noise.cpu_wait_pct >= 10.0 and "waited for a CPU" in rep.noise.describe()
-        slowed = max(rep.noise.cpu_wait_pct, load.other_pct) / 100
+    # the loop thread's wait for a CPU, where the kernel keeps the account: beside a busy loop on two CPUs a large
+    # share of its ready time (the demo: 45-48%, quiet 20-23%), and where the other work disturbed the run every
+    # band reaches lower by the larger of the wait and that work
+    if rep.noise.cpu_wait_pct is not None and load.cpus == 2:
+        assert rep.noise.cpu_wait_pct >= 25.0 and "waited for a CPU" in rep.noise.describe()
+    if rep.noise.cpu_wait_pct is not None and load.other_pct > OTHER_LOAD_PCT:
+        slowed_frac = max(rep.noise.cpu_wait_pct, load.other_pct) / 100
         banded = [w for s in rep.sections for w in s.whatifs if w.predicted_range_ms is not None]
         assert banded  # the DDP what-ifs
         for w in banded:
-            assert w.predicted_range_ms[0] <= w.predicted_step_ms * (1 - slowed) + 1e-6
+            assert w.predicted_range_ms[0] <= w.predicted_step_ms * (1 - slowed_frac) + 1e-6

@@ -19,12 +19,14 @@ from commprof.model import Sidecar, StepTime
 MS = 1_000_000
 
 
-def _rank(rank: int, sched: list[tuple[int, int] | None], device: str = "cpu"):
-    times = tuple(StepTime(n, n * 100 * MS, (n + 1) * 100 * MS, False, None, None,
+def _rank(rank: int, sched: list[tuple[int, int] | None], device: str = "cpu", host: str = "h",
+          busy_ms: float = 150.0):
+    """100 ms steps on two CPUs, the rank's own CPU 60 ms per step, the CPUs ``busy_ms`` busy."""
+    times = tuple(StepTime(n, n * 100 * MS, (n + 1) * 100 * MS, False, int(busy_ms * MS), 60 * MS,
                            *(s if s is not None else (None, None)))
                   for n, s in enumerate(sched))
     side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=rank, world_size=2, backend="gloo",
-                   versions={}, device=device, ddp=None, layouts=(), buckets=(), step_times=times, host="h",
+                   versions={}, device=device, ddp=None, layouts=(), buckets=(), step_times=times, host=host,
                    cpus=(0, 1))
     return rank_trace(rank, device_kind=device, sidecar=side)
 
@@ -36,8 +38,16 @@ def test_the_wait_is_the_share_of_the_ready_time_of_the_most_waiting_rank():
             _rank(1, [(90 * MS, 10 * MS)] * 10))
     assert cpu_wait_pct(r) == pytest.approx(40.0)
     # steps without the account (a kernel that stopped keeping it) are left out of the sums
-    r = run(_rank(0, [None, (80 * MS, 30 * MS), None, (80 * MS, 20 * MS)]))
+    r = run(_rank(0, [None, (80 * MS, 30 * MS), None, (80 * MS, 20 * MS)] + [None] * 8))
     assert cpu_wait_pct(r) == pytest.approx(100.0 * 50 / (160 + 50))
+
+
+def test_the_wait_comes_from_the_host_whose_load_is_reported():
+    # host a: quiet (its CPUs busy with its rank alone) but its rank waits 40% (threads on too few cores); host b:
+    # loaded (other work 45%), its rank waits 10%: the wait beside the load is b's, never a's
+    r = run(_rank(0, [(60 * MS, 40 * MS)] * 10, host="a", busy_ms=60.0),
+            _rank(1, [(90 * MS, 10 * MS)] * 10, host="b", busy_ms=150.0))
+    assert cpu_wait_pct(r) == pytest.approx(10.0)
 
 
 def test_what_cannot_be_measured_is_none():
@@ -77,13 +87,16 @@ def test_the_scheduler_counters_on_this_machine_see_contention():
     from commprof.capture.hostload import HostSampler
 
     h = HostSampler()
-    if not h.ok or not os.path.exists("/proc/self/schedstat") or not hasattr(os, "sched_setaffinity"):
-        pytest.skip("no schedstats or affinity here")
+    first = h.sample()
+    if first is None or first.run_ns is None or not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no scheduler account (CONFIG_SCHED_INFO) or affinity here")
     cpus = os.sched_getaffinity(0)
     one = min(cpus)
-    os.sched_setaffinity(0, {one})
-    busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{one}}})\nwhile True: pass"])
+    busy = None
     try:
+        os.sched_setaffinity(0, {one})  # this thread
+        busy = subprocess.Popen([sys.executable, "-c",
+                                 f"import os\nos.sched_setaffinity(0, {{{one}}})\nwhile True: pass"])
         time.sleep(0.3)  # the loop is running
         a = h.sample()
         t = time.monotonic()
@@ -91,11 +104,14 @@ def test_the_scheduler_counters_on_this_machine_see_contention():
             pass
         b = h.sample()
     finally:
-        busy.kill()
-        busy.wait()
+        if busy is not None:
+            busy.kill()
+            busy.wait()
         os.sched_setaffinity(0, cpus)
     assert a is not None and b is not None and a.run_ns is not None and b.run_ns is not None
-    ran, waited = b.run_ns - a.run_ns, (b.wait_ns or 0) - (a.wait_ns or 0)
-    print(f"\nran {ran / MS:.0f} ms, waited {waited / MS:.0f} ms over 600 ms beside a busy loop on CPU {one}")
+    assert a.tid == b.tid == first.tid
+    ran_ns, waited_ns = b.run_ns - a.run_ns, (b.wait_ns or 0) - (a.wait_ns or 0)
+    print(f"\nran {ran_ns / MS:.0f} ms, waited {waited_ns / MS:.0f} ms over 600 ms beside a busy loop on CPU {one}")
+    assert ran_ns + waited_ns >= 0.3e9  # the account ticks: this thread wanted the CPU all along
     # a fair scheduler gives each of two always-runnable processes half the CPU: the wait is a large share
-    assert waited >= 0.25 * (ran + waited)
+    assert waited_ns >= 0.25 * (ran_ns + waited_ns)

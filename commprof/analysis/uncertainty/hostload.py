@@ -10,12 +10,13 @@ being equal cannot be told apart from each other's load: such a host is not meas
 
 Beside it, each rank's **CPU wait** (``cpu_wait_pct``): of the time its training loop's thread was ready to run
 over its steps (the scheduler's account: ran + waited), the share it waited for a CPU.  Other work averaged over
-the CPUs misses where it lands: a busy process pinned to one core of two reads 30-46% of the CPUs and slows a
+the CPUs misses where it lands: a busy process pinned to one core of two reads 30-48% of the CPUs and slows a
 synchronous job up to 2x.  Measured on the README demo (20 steps, 2 ranks, 2 cores): quiet 64 ms per step, the
 loop thread waiting 11-13 ms of it (20-23%: gloo's threads and the peer rank's share the two cores); beside such a
-process 110 ms, waiting 43-48 ms (45-47%): the extra wait is 70% of the extra step.  The wait the ranks cause each
-other stays in the next run, so the bands use it only where other work disturbed the run
-(``maths.contention_pct``).
+process 110 ms, waiting 43-48 ms (45-47%): the extra wait is 70% of the extra step (over 20 traced demos,
+benchmarks/results/bench_demo_bands.txt runs 6-7: quiet 20-22%, busy 43-52% beside other work of 39-48%).
+The wait the ranks cause each other stays in the next run, so the bands use it only where other work disturbed
+the run (``maths.contention_pct``).
 """
 
 from __future__ import annotations
@@ -88,17 +89,22 @@ def other_load_pct(run: Run) -> float | None:
 
 
 def cpu_wait_pct(run: Run) -> float | None:
-    """The most waiting rank's share of its loop thread's ready time spent waiting for a CPU, over its steps after
-    the first (the job's start-up), on CPU runs; None where no rank recorded the scheduler's account or the ranks
-    compute on GPUs."""
+    """The share of its loop thread's ready time a rank spent waiting for a CPU over its steps after the first (the
+    job's start-up): the most waiting rank of the group ``other_load_pct`` reports (the load and the wait of one
+    host, never one host's load beside another's wait); CPU runs only, None where not recorded."""
     if any(rt.device_kind != "cpu" for rt in run.ranks):
         return None
-    shares = []
-    for rt in run.ranks:
-        steps = sorted(rt.sidecar.step_times, key=lambda s: s.number)[1:] if rt.sidecar is not None else []
-        sched = [(s.sched_run_ns, s.sched_wait_ns) for s in steps
-                 if s.sched_run_ns is not None and s.sched_wait_ns is not None]
-        ran, waited = sum(r for r, _ in sched), sum(w for _, w in sched)
-        if ran + waited >= MIN_READY_S * 1e9:
-            shares.append(100.0 * waited / (ran + waited))
+    loads = host_loads(run)
+    if not loads:
+        return None
+    group = set(max(loads, key=lambda h: h.other_pct).ranks)
+    shares = [s for s in (_wait_share(rt) for rt in run.ranks if rt.rank in group) if s is not None]
     return max(shares) if shares else None
+
+
+def _wait_share(rt: RankTrace) -> float | None:
+    steps = sorted(rt.sidecar.step_times, key=lambda s: s.number)[1:] if rt.sidecar is not None else []
+    sched = [(s.sched_run_ns, s.sched_wait_ns) for s in steps
+             if s.sched_run_ns is not None and s.sched_wait_ns is not None]
+    ran, waited = sum(r for r, _ in sched), sum(w for _, w in sched)
+    return 100.0 * waited / (ran + waited) if ran + waited >= MIN_READY_S * 1e9 else None

@@ -253,7 +253,8 @@ def band(predicted_ms: float, noise_: Noise, model_error_pct: float | None, chan
 
 def around(predicted_ms: float, half_width_pct_: float, noise_: Noise) -> tuple[float, float]:
     """[low, high] of ``predicted_ms × (1 ± h)``, the low end lowered where other work slowed the traced run (the
-    module's docstring): the one place a band's ends are computed."""
+    module's docstring): the ends of every band built on ``half_width_pct`` (churn's, built otherwise, takes
+    ``lower_factor``)."""
     h = half_width_pct_ / 100.0
     low = predicted_ms * max(1.0 - h, 0.0)
     slowed = contention_pct(noise_)

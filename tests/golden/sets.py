@@ -7,6 +7,8 @@ SETS: dict[str, str] = {
     "megatron_tp8_a100": f"{REAL}/megatron_tp8_a100",
     "dlrm_8gpu_v100": f"{REAL}/dlrm_8gpu_v100",
     "h100-world1": f"{REAL}/h100-world1",
+    "h200_ddp_world1": f"{REAL}/h200-gpu-check/ddp-world1",
+    "h200_fsdp2_world1": f"{REAL}/h200-gpu-check/fsdp2-world1",
     "fsdp2_gloo_cpu": f"{REAL}/fsdp2_gloo_cpu",
     "ddp_gloo_cut_step": f"{REAL}/ddp_gloo_cut_step",
     "netns_amd_default": f"{REAL}/netns_500mbit_amd_epyc/traced_default_bucket25",

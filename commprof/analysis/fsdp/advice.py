@@ -82,8 +82,14 @@ def _facts(rep: FSDPReport) -> list[Finding]:
     if rep.rs_queued_ms > 0.05 * step:
         out.append(Finding("medium", f"Reduce-scatters waited {rep.rs_queued_ms:.1f} ms per step for the process "
                                      "group's link, queued behind all-gathers."))
-    out.append(Finding("info", f"FSDP holds at most {rep.peak_unsharded_bytes / MiB:.1f} MiB of unsharded "
-                               f"parameters at once ({len(rep.units)} units)."))
+    if rep.gathered:
+        out.append(Finding("info", f"FSDP holds at most {rep.peak_unsharded_bytes / MiB:.1f} MiB of unsharded "
+                                   f"parameters at once ({len(rep.units)} units)."))
+    else:
+        whole = sum(u.unsharded_bytes for u in rep.units) / MiB
+        out.append(Finding("info", f"No FSDP all-gather ran in the profiled steps (FSDP2 skips them at world size 1, "
+                                   f"where each shard is the whole parameter): the {len(rep.units)} units' "
+                                   f"parameters, {whole:.1f} MiB, stay whole on rank {rep.rank} throughout."))
     return out
 
 

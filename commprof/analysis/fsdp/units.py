@@ -98,6 +98,12 @@ class FSDPReport:
     peak_unsharded_bytes: int
     notes: tuple[str, ...] = field(default=())
 
+    @property
+    def gathered(self) -> bool:
+        """Whether any all-gather ran in the profiled steps (FSDP2 skips them at world size 1, where each shard is
+        the whole parameter: then nothing is unsharded and ``peak_unsharded_bytes`` is 0)."""
+        return any(AG in u.phases or BWD_AG in u.phases for u in self.units)
+
 
 def _by(events: list[FSDPEvent], phase: str, unit: str) -> list[FSDPEvent]:
     return [e for e in events if e.phase == phase and e.unit == unit]

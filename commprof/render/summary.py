@@ -174,6 +174,7 @@ def noise_dict(n: Noise) -> dict[str, Any]:
     return {"profiled_step_variation_pct": _r(n.profiled_pct, 1),
             "unprofiled_step_variation_pct": _r(n.unprofiled_pct, 1), "rates_disagreement_pct": _r(n.rates_pct, 1),
             "other_load_pct": _r(n.other_load_pct, 1), "cpu_wait_pct": _r(n.cpu_wait_pct, 1),
+            "cpu_wait_rank": n.cpu_wait_rank,
             "drift_sd_pct_assumed": _r(n.drift_sd_pct, 1),
             "profiled_steps": n.steps_profiled, "unprofiled_steps": n.steps_unprofiled, "disturbed": n.disturbed,
             "stalls_left_out": [{"step": st.step, "ranks": list(st.ranks), "min_ms": _r(st.low_ms),

@@ -12,7 +12,7 @@ import time
 import pytest
 from builders import rank_trace, run
 
-from commprof.analysis.uncertainty.hostload import cpu_wait_pct
+from commprof.analysis.uncertainty.hostload import cpu_wait, cpu_wait_pct, wait_by_rank
 from commprof.analysis.uncertainty.maths import Noise, band, contention_pct, half_width_pct, lower_factor
 from commprof.model import Sidecar, StepTime
 
@@ -36,7 +36,8 @@ def test_the_wait_is_the_share_of_the_ready_time_of_the_most_waiting_rank():
     # rank 1 waited 10 of 100 ms: 10%; the job's figure is the most waiting rank's
     r = run(_rank(0, [(100 * MS, 900 * MS)] + [(60 * MS, 40 * MS)] * 9),
             _rank(1, [(90 * MS, 10 * MS)] * 10))
-    assert cpu_wait_pct(r) == pytest.approx(40.0)
+    assert cpu_wait_pct(r) == pytest.approx(40.0) and cpu_wait(r) == (0, pytest.approx(40.0))
+    assert wait_by_rank(r) == {0: pytest.approx(40.0), 1: pytest.approx(10.0)}
     # steps without the account (a kernel that stopped keeping it) are left out of the sums
     r = run(_rank(0, [None, (80 * MS, 30 * MS), None, (80 * MS, 20 * MS)] + [None] * 8))
     assert cpu_wait_pct(r) == pytest.approx(100.0 * 50 / (160 + 50))
@@ -54,7 +55,7 @@ def test_what_cannot_be_measured_is_none():
     assert cpu_wait_pct(run(_rank(0, [None] * 10))) is None  # no schedstats recorded (older sidecars, other OS)
     assert cpu_wait_pct(run(_rank(0, [(1 * MS, 1 * MS)] * 10))) is None  # 18 ms of ready time: too little to read
     gpu = run(_rank(0, [(60 * MS, 40 * MS)] * 10, device="cuda"))
-    assert cpu_wait_pct(gpu) is None  # a GPU rank's step need not wait with its CPU thread
+    assert cpu_wait_pct(gpu) is None and wait_by_rank(gpu) == {}  # a GPU rank's step need not wait with its thread
 
 
 def test_the_wait_lowers_the_low_end_where_other_work_disturbed_the_run():
@@ -70,7 +71,8 @@ def test_the_wait_lowers_the_low_end_where_other_work_disturbed_the_run():
     assert contention_pct(waited) == 46.0 and lower_factor(waited) == pytest.approx(0.54)
     # the load read higher than the wait: the larger of the two
     assert contention_pct(Noise(other_load_pct=40.0, cpu_wait_pct=25.0)) == 40.0
-    assert "training thread waited for a CPU 46% of the time it was ready to run" in waited.describe()
+    assert "a rank's training thread waited for a CPU 46% of the time it was ready to run" in waited.describe()
+    assert "rank 1's training thread waited" in Noise(cpu_wait_pct=46.0, cpu_wait_rank=1).describe()
 
 
 def test_without_other_work_the_wait_is_the_jobs_own_and_lowers_nothing():

@@ -153,3 +153,18 @@ def test_a_count_of_steps_jitter_alone_gives_is_weaker():
     assert not weak(replace(pair, steps=5, steps_on_path=5)) and weak(replace(pair, steps=4, steps_on_path=4))
     # exact at the threshold: one of twenty ranks holding 2 of 2 steps is p = 0.05, not over it
     assert not weak(replace(few.cause, contenders=20, steps=2, steps_on_path=2))
+
+
+def test_a_slow_rank_whose_thread_waited_for_a_cpu_is_said_to_share_its_cpus():
+    """The root cause's evidence for contention on its host: the named rank's loop thread waited for a CPU 10 points
+    more than its peers' (median); ranks that waited alike, or a cause other than its own work, say nothing."""
+    rng = np.random.default_rng(31)
+    slow = lambda r, s, layer: int(_jit(rng) * (1.3 if r == 1 else 1.0))  # noqa: E731
+    crit = _crit(lockstep(2, 6, 8, slow))
+    assert crit.cause.rank == 1 and crit.cause.what == COMPUTE
+    text = root_cause_finding(crit, {0: 9.0, 1: 56.0}).text
+    assert "Its training thread waited for a CPU 56% of the time it was ready to run, its peers' 9% (median)" in text
+    for waits in ({0: 45.0, 1: 47.0}, {1: 56.0}, {}, {0: 50.0, 1: 20.0}):  # alike, no peer, unknown, the peer waited
+        assert "waited for a CPU" not in root_cause_finding(crit, waits).text
+    assert "waited for a CPU" not in root_cause_finding(replace(crit, cause=replace(crit.cause, what=IDLE)),
+                                                        {0: 9.0, 1: 56.0}).text

@@ -3,11 +3,19 @@ the path by parallelism dimension, with the most that overlapping it could save.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
+
 from ..section import Finding
 from .pgkind import DATA, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
-from .rootcause import Critical, GroupComm, weak
+from .rootcause import Critical, GroupComm, RootCause, weak
 
 MIN_COMM_SHARE_PCT = 5.0
+# points by which the named rank's loop thread must out-wait its peers' for a CPU before contention on its host is
+# named: ranks of one job wait alike within 2-5 points (the README demo, quiet 20-23%, beside an unpinned busy
+# process 43-52%); pinned to cores, the rank beside a busy process waited 56% and its peer 9%
+WAIT_GAP_PTS = 10.0
 _HOW = {TENSOR: "sequence parallelism, async tensor parallelism or Transformer Engine's communication overlap",
         DATA: "overlapping the gradient all-reduces with the backward pass (DDP bucket size, FSDP prefetch)",
         PIPELINE: "more micro-batches or an interleaved schedule",
@@ -24,7 +32,9 @@ _DOING = {"compute": "Its own compute is slower than its peers' (a slower or thr
                       "its links."}
 
 
-def root_cause_finding(crit: Critical) -> Finding:
+def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None) -> Finding:
+    """The root cause's sentence; ``waits``: each rank's loop thread's CPU wait (% of its ready time, CPU runs:
+    ``uncertainty.hostload.wait_by_rank``), the evidence for contention on the named rank's host."""
     c = crit.cause
     if not c.ranks:
         return Finding("info", c.text)
@@ -34,7 +44,23 @@ def root_cause_finding(crit: Critical) -> Finding:
         doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
-    return Finding(level, f"{c.text} {doing}".strip())
+    return Finding(level, f"{c.text} {doing}{contention(c, waits or {})}".strip())
+
+
+def contention(c: RootCause, waits: Mapping[int, float]) -> str:
+    """Where the named ranks' slowness is their own work and their loop thread waited for a CPU ``WAIT_GAP_PTS``
+    more than their peers' (median), a sentence saying so; else nothing (ranks that wait alike say nothing of
+    where the contention is)."""
+    if c.what not in ("compute", "launch/host"):
+        return ""
+    named = [waits[r] for r in c.ranks if r in waits]
+    peers = [w for r, w in waits.items() if r not in c.ranks]
+    if not named or not peers or max(named) - float(np.median(peers)) < WAIT_GAP_PTS:
+        return ""
+    who = "Its" if len(c.ranks) == 1 else "Their"
+    return (f" {who} training thread waited for a CPU {max(named):.0f}% of the time it was ready to run, its peers' "
+            f"{float(np.median(peers)):.0f}% (median): its CPUs were taken by other work or by more threads than "
+            "cores (check what else runs there and the ranks' CPU binding).")
 
 
 def comm_findings(crit: Critical) -> list[Finding]:

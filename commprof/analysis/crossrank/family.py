@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .. import findings as say
 from ..section import Section
 from ..shared import Shared
+from ..uncertainty.hostload import wait_by_rank
 from .critfindings import comm_findings, root_cause_finding, unpaired_finding
 from .matching import CrossRank
 from .p2p import links
@@ -24,7 +25,7 @@ class CrossRankDetail:
 
 def section(sh: Shared) -> Section[CrossRankDetail]:
     crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests)
-    first = (root_cause_finding(crit),) if crit is not None else ()
+    first = (root_cause_finding(crit, wait_by_rank(sh.run)),) if crit is not None else ()
     wanted = set(sh.steps) if sh.steps is not None else None
     unpaired = crit.unpaired_p2p if crit is not None else links(sh.run.ranks, sh.cross, wanted).unpaired
     rest = (tuple(comm_findings(crit)) if crit is not None else ()) + tuple(unpaired_finding(unpaired))

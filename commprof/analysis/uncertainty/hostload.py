@@ -88,18 +88,30 @@ def other_load_pct(run: Run) -> float | None:
     return max(h.other_pct for h in loads) if loads else None
 
 
-def cpu_wait_pct(run: Run) -> float | None:
-    """The share of its loop thread's ready time a rank spent waiting for a CPU over its steps after the first (the
-    job's start-up): the most waiting rank of the group ``other_load_pct`` reports (the load and the wait of one
-    host, never one host's load beside another's wait); CPU runs only, None where not recorded."""
+def wait_by_rank(run: Run) -> dict[int, float]:
+    """Each rank's share of its loop thread's ready time spent waiting for a CPU over its steps after the first (the
+    job's start-up), where recorded; CPU runs only (empty otherwise)."""
     if any(rt.device_kind != "cpu" for rt in run.ranks):
-        return None
+        return {}
+    return {rt.rank: s for rt in run.ranks if (s := _wait_share(rt)) is not None}
+
+
+def cpu_wait(run: Run) -> tuple[int, float] | None:
+    """(rank, share) of the most waiting rank of the group ``other_load_pct`` reports (the load and the wait of one
+    host, never one host's load beside another's wait); None where not recorded."""
     loads = host_loads(run)
-    if not loads:
+    waits = wait_by_rank(run)
+    if not loads or not waits:
         return None
-    group = set(max(loads, key=lambda h: h.other_pct).ranks)
-    shares = [s for s in (_wait_share(rt) for rt in run.ranks if rt.rank in group) if s is not None]
-    return max(shares) if shares else None
+    group = max(loads, key=lambda h: h.other_pct).ranks
+    shares = [(w, r) for r, w in waits.items() if r in group]
+    return (max(shares)[1], max(shares)[0]) if shares else None
+
+
+def cpu_wait_pct(run: Run) -> float | None:
+    """The share of ``cpu_wait``."""
+    found = cpu_wait(run)
+    return found[1] if found is not None else None
 
 
 def _wait_share(rt: RankTrace) -> float | None:

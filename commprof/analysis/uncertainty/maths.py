@@ -148,6 +148,7 @@ class Noise:
     left_out: tuple[Stall, ...] = ()
     drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
     cpu_wait_pct: float | None = None  # share of the loop thread's ready time spent waiting for a CPU (CPU runs)
+    cpu_wait_rank: int | None = None  # the rank it was measured on (the most waiting)
 
     @property
     def step_pct(self) -> float:
@@ -173,8 +174,9 @@ class Noise:
         if self.other_load_pct is not None and self.other_load_pct >= 1.0:
             parts.append(f"other work used {self.other_load_pct:.0f}% of the ranks' CPUs")
         if self.cpu_wait_pct is not None and self.cpu_wait_pct >= 1.0:
-            parts.append(f"a rank's training thread waited for a CPU {self.cpu_wait_pct:.0f}% of the time it was "
-                         "ready to run")
+            who = f"rank {self.cpu_wait_rank}'s" if self.cpu_wait_rank is not None else "a rank's"
+            parts.append(f"{who} training thread waited for a CPU {self.cpu_wait_pct:.0f}% of the time it was ready "
+                         "to run")
         if self.left_out:
             parts.append("one-off stalls left out: " + describe_stalls(self.left_out))
         return "; ".join(parts) or "no repeated steps to measure its noise"
@@ -184,16 +186,17 @@ def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[flo
           rates_pct: float | None = None, other_load_pct: float | None = None, *,
           profiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
           unprofiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
-          drift_sd_pct: float = RUN_DRIFT_SD_PCT, cpu_wait_pct: float | None = None) -> Noise:
+          drift_sd_pct: float = RUN_DRIFT_SD_PCT, cpu_wait: tuple[int, float] | None = None) -> Noise:
     """The noise of a run from its ranks' profiled step durations and their steps outside the profiler; ``*_ids``:
     each value's (rank, step number), for the stalls left out (without them: the series' index and position);
-    ``drift_sd_pct``: the drift between runs the traced settings' band assumes; ``cpu_wait_pct``: the ranks' CPU
-    wait (``hostload``)."""
+    ``drift_sd_pct``: the drift between runs the traced settings' band assumes; ``cpu_wait``: (rank, share) of the
+    most waiting rank's CPU wait (``hostload``)."""
     prof, n_p, left_p = _steady(profiled, profiled_ids, True)
     unprof, n_u, left_u = _steady(unprofiled, unprofiled_ids, False)
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
                  rates_pct=rates_pct, other_load_pct=other_load_pct, steps_profiled=n_p, steps_unprofiled=n_u,
-                 left_out=group_stalls(left_p + left_u), drift_sd_pct=drift_sd_pct, cpu_wait_pct=cpu_wait_pct)
+                 left_out=group_stalls(left_p + left_u), drift_sd_pct=drift_sd_pct,
+                 cpu_wait_pct=cpu_wait[1] if cpu_wait else None, cpu_wait_rank=cpu_wait[0] if cpu_wait else None)
 
 
 def _steady(series: Sequence[Sequence[float]], ids: Sequence[Sequence[tuple[int, int]]] | None,

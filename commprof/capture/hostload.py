@@ -19,7 +19,8 @@ prediction calibrated on it is off.  At each step boundary the capture reads, on
 The analysis (``analysis.uncertainty.hostload``) subtracts the CPU time of every rank of the host from the busy
 time of their CPUs: the rest is other work.  The counters tick in clock ticks (10 ms), so they are summed over
 the run's steps, never judged per step.  Reading them costs about 0.1 ms, once a step, at its end; GPU runs skip
-it (their step need not slow with the host's load); any failure (another OS, a locked-down /proc) leaves them
+the CPU counters (their step need not slow with the host's load) and read the loop thread's account alone (one
+small file: a launch-bound rank's thread waiting for a CPU is why it is late); any failure (another OS, a locked-down /proc) leaves them
 out, never breaks training.
 """
 
@@ -55,19 +56,20 @@ def net_namespace() -> str | None:
 
 
 class Counters(NamedTuple):
-    """Cumulative counters at one instant (ns); ``run_ns`` and ``wait_ns`` None where the kernel keeps no
-    schedstats."""
+    """Cumulative counters at one instant (ns); ``run_ns`` and ``wait_ns`` None where the kernel keeps no scheduler
+    account (``CONFIG_SCHED_INFO``)."""
 
-    busy_ns: int  # the allowed CPUs' busy time
-    cpu_ns: int  # this process's and its children's CPU time
+    busy_ns: int | None  # the allowed CPUs' busy time (None: not read, GPU runs)
+    cpu_ns: int | None  # this process's and its children's CPU time
     run_ns: int | None = None  # the calling thread on a CPU (the scheduler's account)
     wait_ns: int | None = None  # ... ready to run, waiting for a CPU
     tid: int | None = None  # that thread: two readings of different threads make no difference
 
 
 class HostSampler:
-    """Cumulative counters, read at each step boundary; ``sample()`` returns ``Counters`` or None when they cannot
-    be read."""
+    """Cumulative counters, read at each step boundary; ``sample()`` returns ``Counters`` or None when none can be
+    read.  ``on=False`` (GPU runs): the loop thread's scheduler account alone, one small file read (a launch-bound
+    step waits with its thread)."""
 
     def __init__(self, on: bool = True) -> None:
         self.cpus = allowed_cpus() if on else None
@@ -76,21 +78,21 @@ class HostSampler:
         except (AttributeError, ValueError, OSError):
             self._tick_ns = 1e7
         self.ok = self.cpus is not None and Path("/proc/stat").exists()
-        self._sched = self.ok
+        self._sched = Path("/proc/self/task").exists()
 
     def sample(self) -> Counters | None:
-        if not self.ok:
-            return None
-        try:
-            busy, own = self._busy_ns(), time.process_time_ns() + self._children_ns()
-        except (OSError, ValueError, IndexError):
-            self.ok = False  # once unreadable, stop trying: nothing is recorded rather than half
-            return None
+        busy = own = None
+        if self.ok:
+            try:
+                busy, own = self._busy_ns(), time.process_time_ns() + self._children_ns()
+            except (OSError, ValueError, IndexError):
+                self.ok = False  # once unreadable, stop trying: nothing is recorded rather than half
         sched = self._sched_ns() if self._sched else None
         if sched is None:
             self._sched = False
-            return Counters(busy, own)
-        return Counters(busy, own, *sched)
+        if busy is None and sched is None:
+            return None
+        return Counters(busy, own, *(sched or (None, None, None)))
 
     def _sched_ns(self) -> tuple[int, int, int] | None:
         """(ran, waited, thread id) of the calling thread: the training loop's, which calls ``prof.step()``; None

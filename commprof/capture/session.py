@@ -113,7 +113,8 @@ class TraceSession:
         self._step_start = 0
         self._exports = 0
         self._export_times: list[list[int]] = []  # [start, end] Unix ns of each trace export (it stalls the peers)
-        # the host's CPU time around each step (other work on the node): CPU runs only
+        # the host's CPU time around each step (other work on the node): CPU runs only; the loop thread's scheduler
+        # account: every run
         self._host = hostload.HostSampler(on=ProfilerActivity.CUDA not in self.activities)
         self._host_at_start: hostload.Counters | None = None
 
@@ -223,10 +224,12 @@ class TraceSession:
                F.S_PROFILED: self._profiled(self.step_num)}
         start = self._host_at_start
         if end is not None and start is not None:
-            row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = end.busy_ns - start.busy_ns, end.cpu_ns - start.cpu_ns
-            if end.tid is not None and end.tid == start.tid and end.run_ns is not None and start.run_ns is not None \
-                    and end.wait_ns is not None and start.wait_ns is not None:
-                row[F.S_SCHED_RUN_NS], row[F.S_SCHED_WAIT_NS] = end.run_ns - start.run_ns, end.wait_ns - start.wait_ns
+            busy, own = _diff(start.busy_ns, end.busy_ns), _diff(start.cpu_ns, end.cpu_ns)
+            if busy is not None and own is not None:
+                row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = busy, own
+            ran, waited = _diff(start.run_ns, end.run_ns), _diff(start.wait_ns, end.wait_ns)
+            if ran is not None and waited is not None and end.tid is not None and end.tid == start.tid:
+                row[F.S_SCHED_RUN_NS], row[F.S_SCHED_WAIT_NS] = ran, waited
         self._step_times.append(row)
         if self.recorder is not None:
             self.recorder.end_step()
@@ -387,3 +390,8 @@ def trace(*args: Any, **kwargs: Any) -> TraceSession:
 
     The options are ``TraceOptions``'s fields (``commprof.capture.options``, each with its docstring)."""
     return TraceSession(TraceOptions(*args, **kwargs))
+
+
+def _diff(start: int | None, end: int | None) -> int | None:
+    """A counter's change over a step; None where either reading is missing."""
+    return end - start if start is not None and end is not None else None

@@ -53,7 +53,8 @@ B_READY, B_HOOK, B_LAUNCH = "ready_unix_ns", "hook_unix_ns", "launch_unix_ns"
 
 # a step's wall time; the busy time of the CPUs the rank may run on and the rank's own CPU time (its threads and
 # child processes) over the step; the time the loop's thread ran and waited for a CPU (the scheduler's account)
-# (``commprof.capture.hostload``; absent off Linux, without schedstats and in older sidecars)
+# (``commprof.capture.hostload``; absent off Linux, without the kernel's scheduler account and in older sidecars;
+# GPU runs record the scheduler account alone)
 S_STEP, S_START, S_END, S_PROFILED = "step", "start_unix_ns", "end_unix_ns", "profiled"
 S_HOST_BUSY_NS, S_CPU_NS = "host_busy_ns", "cpu_ns"
 S_SCHED_RUN_NS, S_SCHED_WAIT_NS = "sched_run_ns", "sched_wait_ns"

@@ -55,7 +55,8 @@ def test_what_cannot_be_measured_is_none():
     assert cpu_wait_pct(run(_rank(0, [None] * 10))) is None  # no schedstats recorded (older sidecars, other OS)
     assert cpu_wait_pct(run(_rank(0, [(1 * MS, 1 * MS)] * 10))) is None  # 18 ms of ready time: too little to read
     gpu = run(_rank(0, [(60 * MS, 40 * MS)] * 10, device="cuda"))
-    assert cpu_wait_pct(gpu) is None and wait_by_rank(gpu) == {}  # a GPU rank's step need not wait with its thread
+    assert cpu_wait_pct(gpu) is None  # a GPU rank's step need not slow with its host: no band term
+    assert wait_by_rank(gpu) == {0: pytest.approx(40.0)}  # ... but its thread's wait is evidence for a host-bound cause
 
 
 def test_the_wait_lowers_the_low_end_where_other_work_disturbed_the_run():
@@ -81,7 +82,9 @@ def test_without_other_work_the_wait_is_the_jobs_own_and_lowers_nothing():
                                                                        cpu_wait_pct=22.0)
     assert band(200.0, own, 1.0) == band(200.0, quiet, 1.0)
     assert contention_pct(own) is None and lower_factor(own) == lower_factor(None) == 1.0
-    assert "waited for a CPU" in own.describe() and "waited for a CPU" not in quiet.describe()
+    assert "waited for a CPU" not in quiet.describe()
+    assert "waited for a CPU 22% of the time it was ready to run (other work was light: the job's own threads" \
+        in own.describe()
 
 
 def test_the_scheduler_counters_on_this_machine_see_contention():
@@ -117,3 +120,15 @@ def test_the_scheduler_counters_on_this_machine_see_contention():
     assert ran_ns + waited_ns >= 0.3e9  # the account ticks: this thread wanted the CPU all along
     # a fair scheduler gives each of two always-runnable processes half the CPU: the wait is a large share
     assert waited_ns >= 0.25 * (ran_ns + waited_ns)
+
+
+def test_a_gpu_runs_sampler_reads_the_loop_threads_account_alone():
+    import threading
+
+    from commprof.capture.hostload import HostSampler
+
+    c = HostSampler(on=False).sample()  # as a GPU run's capture makes it
+    if c is None:
+        pytest.skip("no scheduler account here")
+    assert c.busy_ns is None and c.cpu_ns is None  # the CPU counters are not read
+    assert c.run_ns is not None and c.run_ns > 0 and c.tid == threading.get_native_id()

@@ -168,3 +168,7 @@ def test_a_slow_rank_whose_thread_waited_for_a_cpu_is_said_to_share_its_cpus():
         assert "waited for a CPU" not in root_cause_finding(crit, waits).text
     assert "waited for a CPU" not in root_cause_finding(replace(crit, cause=replace(crit.cause, what=IDLE)),
                                                         {0: 9.0, 1: 56.0}).text
+    # on GPUs a rank's slow kernels are not its thread's: only a host-bound cause takes the evidence
+    assert "waited for a CPU" not in root_cause_finding(crit, {0: 9.0, 1: 56.0}, gpu=True).text
+    host = replace(crit, cause=replace(crit.cause, what="launch/host"))
+    assert "Its training thread waited for a CPU 56%" in root_cause_finding(host, {0: 9.0, 1: 56.0}, gpu=True).text

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..section import Finding
+from .peers import COMPUTE, HOST
 from .pgkind import DATA, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
 from .rootcause import Critical, GroupComm, RootCause, weak
 
@@ -32,9 +33,10 @@ _DOING = {"compute": "Its own compute is slower than its peers' (a slower or thr
                       "its links."}
 
 
-def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None) -> Finding:
-    """The root cause's sentence; ``waits``: each rank's loop thread's CPU wait (% of its ready time, CPU runs:
-    ``uncertainty.hostload.wait_by_rank``), the evidence for contention on the named rank's host."""
+def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None, gpu: bool = False) -> Finding:
+    """The root cause's sentence; ``waits``: each rank's loop thread's CPU wait (% of its ready time:
+    ``uncertainty.hostload.wait_by_rank``), the evidence for contention on the named rank's host; ``gpu``: the ranks
+    compute on GPUs (where only a host-bound cause is the thread's)."""
     c = crit.cause
     if not c.ranks:
         return Finding("info", c.text)
@@ -44,14 +46,14 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None)
         doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
-    return Finding(level, f"{c.text} {doing}{contention(c, waits or {})}".strip())
+    return Finding(level, f"{c.text} {doing}{contention(c, waits or {}, gpu)}".strip())
 
 
-def contention(c: RootCause, waits: Mapping[int, float]) -> str:
-    """Where the named ranks' slowness is their own work and their loop thread waited for a CPU ``WAIT_GAP_PTS``
-    more than their peers' (median), a sentence saying so; else nothing (ranks that wait alike say nothing of
-    where the contention is)."""
-    if c.what not in ("compute", "launch/host"):
+def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> str:
+    """Where the named ranks' slowness is their own work on the CPU (compute on CPU runs, launch/host on either) and
+    their loop thread waited for a CPU ``WAIT_GAP_PTS`` more than their peers' (median), a sentence saying so; else
+    nothing (ranks that wait alike say nothing of where the contention is)."""
+    if c.what not in ((HOST,) if gpu else (COMPUTE, HOST)):
         return ""
     named = [waits[r] for r in c.ranks if r in waits]
     peers = [w for r, w in waits.items() if r not in c.ranks]

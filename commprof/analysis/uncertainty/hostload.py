@@ -90,15 +90,16 @@ def other_load_pct(run: Run) -> float | None:
 
 def wait_by_rank(run: Run) -> dict[int, float]:
     """Each rank's share of its loop thread's ready time spent waiting for a CPU over its steps after the first (the
-    job's start-up), where recorded; CPU runs only (empty otherwise)."""
-    if any(rt.device_kind != "cpu" for rt in run.ranks):
-        return {}
+    job's start-up), where recorded (CPU and GPU runs: on GPUs the thread launches the work)."""
     return {rt.rank: s for rt in run.ranks if (s := _wait_share(rt)) is not None}
 
 
 def cpu_wait(run: Run) -> tuple[int, float] | None:
     """(rank, share) of the most waiting rank of the group ``other_load_pct`` reports (the load and the wait of one
-    host, never one host's load beside another's wait); None where not recorded."""
+    host, never one host's load beside another's wait); CPU runs only (the bands' term: a GPU step need not slow
+    with its host), None where not recorded."""
+    if any(rt.device_kind != "cpu" for rt in run.ranks):
+        return None
     loads = host_loads(run)
     waits = wait_by_rank(run)
     if not loads or not waits:

@@ -175,8 +175,10 @@ class Noise:
             parts.append(f"other work used {self.other_load_pct:.0f}% of the ranks' CPUs")
         if self.cpu_wait_pct is not None and self.cpu_wait_pct >= 1.0:
             who = f"rank {self.cpu_wait_rank}'s" if self.cpu_wait_rank is not None else "a rank's"
+            own = (" (other work was light: the job's own threads sharing its cores)"
+                   if self.other_load_pct is not None and self.other_load_pct <= OTHER_LOAD_PCT else "")
             parts.append(f"{who} training thread waited for a CPU {self.cpu_wait_pct:.0f}% of the time it was ready "
-                         "to run")
+                         f"to run{own}")
         if self.left_out:
             parts.append("one-off stalls left out: " + describe_stalls(self.left_out))
         return "; ".join(parts) or "no repeated steps to measure its noise"

@@ -165,6 +165,7 @@ class TraceSession:
             if exc_type is None:
                 self._check_loop()
             self._write_sidecar()
+            self._host.close()
         return False  # never swallow the user's exception
 
     def _check_loop(self) -> None:

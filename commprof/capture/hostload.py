@@ -18,7 +18,7 @@ prediction calibrated on it is off.  At each step boundary the capture reads, on
 
 The analysis (``analysis.uncertainty.hostload``) subtracts the CPU time of every rank of the host from the busy
 time of their CPUs: the rest is other work.  The counters tick in clock ticks (10 ms), so they are summed over
-the run's steps, never judged per step.  Reading them costs about 55-90 us, once a step, at its end (2-core VM);
+the run's steps, never judged per step.  Reading them costs about 40-60 us, once a step, at its end (2-core VM);
 GPU runs skip the CPU counters (their step need not slow with the host's load) and read the loop thread's account
 alone, kept open (about 3 us: a launch-bound rank's thread waiting for a CPU is why it is late); any failure
 (another OS, a locked-down /proc) leaves them out, never breaks training.
@@ -31,6 +31,8 @@ import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
+
+from ..formats import sidecar as F
 
 # user nice system steal (after the "cpuN" label); irq and softirq are left out: interrupt work is mostly the
 # ranks' own traffic (the network stack), which the kernel does not charge to the process
@@ -81,6 +83,8 @@ class HostSampler:
         self.ok = self.cpus is not None and Path("/proc/stat").exists()
         self._sched = Path("/proc/self/task").exists()
         self._stat_fd: int | None = None  # /proc/stat, kept open (a re-read ~6 us, an open and read ~18 us)
+        self._wanted = {f"cpu{c}".encode() for c in self.cpus or ()}
+        self._stat_bytes = _STAT_LINE_BYTES * (max(self.cpus or (0,)) + 2)
         self._sched_fd: int | None = None  # the thread's account, kept open (a re-read is ~1 us, an open ~13 us)
         self._sched_tid: int | None = None
 
@@ -126,15 +130,16 @@ class HostSampler:
         come first: a buffer of ``_STAT_LINE_BYTES`` per CPU holds them; the interrupt lines after are not read)."""
         if self._stat_fd is None:
             self._stat_fd = os.open("/proc/stat", os.O_RDONLY)
-        wanted = {f"cpu{c}".encode() for c in self.cpus or ()}
-        size = _STAT_LINE_BYTES * (max(self.cpus or (0,)) + 2)
-        ticks = 0
-        for line in os.pread(self._stat_fd, size, 0).split(b"\n"):
+        ticks = found = 0
+        for line in os.pread(self._stat_fd, self._stat_bytes, 0).split(b"\n"):
             if not line.startswith(b"cpu"):
                 break
             parts = line.split()
-            if parts[0] in wanted:
+            if parts[0] in self._wanted:
                 ticks += sum(int(parts[1 + i]) for i in _BUSY_FIELDS if 1 + i < len(parts))
+                found += 1
+        if found != len(self._wanted):  # a CPU went offline, or its line was cut: no half a count
+            raise ValueError("/proc/stat: not every allowed CPU's line was read")
         return int(ticks * self._tick_ns)
 
     def _children_ns(self) -> int:
@@ -171,3 +176,23 @@ def _close(fd: int | None) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+def step_fields(start: Counters | None, end: Counters | None) -> dict[str, int]:
+    """A step's sidecar fields from the readings at its two ends: the CPU counters where both read them, the loop
+    thread's account where both came from the same thread."""
+    row: dict[str, int] = {}
+    if start is None or end is None:
+        return row
+    busy, own = _diff(start.busy_ns, end.busy_ns), _diff(start.cpu_ns, end.cpu_ns)
+    if busy is not None and own is not None:
+        row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = busy, own
+    ran, waited = _diff(start.run_ns, end.run_ns), _diff(start.wait_ns, end.wait_ns)
+    if ran is not None and waited is not None and end.tid is not None and end.tid == start.tid:
+        row[F.S_SCHED_RUN_NS], row[F.S_SCHED_WAIT_NS] = ran, waited
+    return row
+
+
+def _diff(start: int | None, end: int | None) -> int | None:
+    """A counter's change over a step; None where either reading is missing."""
+    return end - start if start is not None and end is not None else None

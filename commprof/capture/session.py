@@ -159,13 +159,13 @@ class TraceSession:
         except Exception as e:
             self._warn(f"stopping the profiler failed ({type(e).__name__}: {e})")
         finally:
+            self._host.close()
             if self.recorder is not None:
                 self.recorder.active = False
                 self.recorder.set_grad_hooks(False)
             if exc_type is None:
                 self._check_loop()
             self._write_sidecar()
-            self._host.close()
         return False  # never swallow the user's exception
 
     def _check_loop(self) -> None:
@@ -189,9 +189,8 @@ class TraceSession:
     def step(self) -> None:
         """Mark the end of a training step (call it once per iteration, like ``profiler.step()``)."""
         # one reading of the host's counters per boundary, inside the step it ends (never in the span torch.profiler
-        # opens after the loop's last step); the next step's counters start from it (an export between the two
-        # adds to this process's CPU time and to its CPUs' busy time alike: not to other work; the loop thread's own
-        # account is read again after an export, whose run time is not the next step's)
+        # opens after the loop's last step); the next step's counters start from it, or from a second reading after
+        # a trace export (the export's work is the profiler's, not the next step's)
         host = self._host.sample()
         self._close_step(time.time_ns(), host)
         self.step_num += 1
@@ -223,14 +222,7 @@ class TraceSession:
     def _close_step(self, now: int, end: hostload.Counters | None) -> None:
         row = {F.S_STEP: self.step_num, F.S_START: self._step_start, F.S_END: now,
                F.S_PROFILED: self._profiled(self.step_num)}
-        start = self._host_at_start
-        if end is not None and start is not None:
-            busy, own = _diff(start.busy_ns, end.busy_ns), _diff(start.cpu_ns, end.cpu_ns)
-            if busy is not None and own is not None:
-                row[F.S_HOST_BUSY_NS], row[F.S_CPU_NS] = busy, own
-            ran, waited = _diff(start.run_ns, end.run_ns), _diff(start.wait_ns, end.wait_ns)
-            if ran is not None and waited is not None and end.tid is not None and end.tid == start.tid:
-                row[F.S_SCHED_RUN_NS], row[F.S_SCHED_WAIT_NS] = ran, waited
+        row.update(hostload.step_fields(self._host_at_start, end))
         self._step_times.append(row)
         if self.recorder is not None:
             self.recorder.end_step()
@@ -392,7 +384,3 @@ def trace(*args: Any, **kwargs: Any) -> TraceSession:
     The options are ``TraceOptions``'s fields (``commprof.capture.options``, each with its docstring)."""
     return TraceSession(TraceOptions(*args, **kwargs))
 
-
-def _diff(start: int | None, end: int | None) -> int | None:
-    """A counter's change over a step; None where either reading is missing."""
-    return end - start if start is not None and end is not None else None

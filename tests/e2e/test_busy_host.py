@@ -51,9 +51,10 @@ def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
 
 
 def test_a_busy_process_on_one_ranks_core_is_named_with_its_evidence(tmp_path):
-    """Ranks bound to a core each (as a launcher binds them) and a busy process on rank 1's core: rank 1 holds the job
-    back, and the root cause says its training thread waited for a CPU far more than its peer's (measured here: 56%
-    against 9%)."""
+    """Ranks bound to a core each (as a launcher binds them) and a busy process on rank 1's core: rank 1's training
+    thread waits for a CPU far more than its peer's (measured here: 55-69% against 2-9%), and the root-cause finding
+    says so, whether it names rank 1 (in about half of such runs: "Rank 1 holds the job back ... Its training thread
+    waited ...") or no rank, its verdict held back by a step where rank 0 was slow too ("A lead: rank 1 ...")."""
     import os
 
     import commprof
@@ -74,10 +75,12 @@ def test_a_busy_process_on_one_ranks_core_is_named_with_its_evidence(tmp_path):
     if not waits:
         pytest.skip("the kernel keeps no scheduler account (CONFIG_SCHED_INFO)")
     rep = commprof.analyze(run)
-    crit = rep.section("crossrank").detail.critical
-    print(f"\nwaits {waits}; {rep.findings[0].text[:200]}")
-    # rank 1 shares its core with an always-runnable loop: about half its core, its compute ~1.6x its peer's
-    assert crit.cause.rank == 1 and crit.cause.what == "compute"
+    cause = rep.section("crossrank").detail.critical.cause
+    verdict = next((f.text for f in rep.findings if "holds the job back" in f.text), "no root-cause finding")
+    print(f"\nwaits {waits}; {verdict}")
+    # rank 1 shares its core with an always-runnable loop: it waits for it about half of its ready time
     assert waits[1] - waits[0] >= 20.0
-    verdict = next(f.text for f in rep.findings if "holds the job back" in f.text)
-    assert "Its training thread waited for a CPU" in verdict
+    if cause.ranks:
+        assert cause.ranks == (1,) and "Its training thread waited for a CPU" in verdict
+    else:
+        assert cause.spread[0][0] == 1 and "A lead: rank 1, with the largest share of the path" in verdict

@@ -12,11 +12,16 @@ import time
 import pytest
 from builders import rank_trace, run
 
-from commprof.analysis.uncertainty.hostload import cpu_wait, cpu_wait_pct, wait_by_rank
+from commprof.analysis.uncertainty.hostload import cpu_wait, wait_by_rank
 from commprof.analysis.uncertainty.maths import Noise, band, contention_pct, half_width_pct, lower_factor
 from commprof.model import Sidecar, StepTime
 
 MS = 1_000_000
+
+
+def cpu_wait_pct(r) -> float | None:
+    found = cpu_wait(r)
+    return found[1] if found is not None else None
 
 
 def _rank(rank: int, sched: list[tuple[int, int] | None], device: str = "cpu", host: str = "h",
@@ -109,6 +114,7 @@ def test_the_scheduler_counters_on_this_machine_see_contention():
             pass
         b = h.sample()
     finally:
+        h.close()
         if busy is not None:
             busy.kill()
             busy.wait()
@@ -127,7 +133,9 @@ def test_a_gpu_runs_sampler_reads_the_loop_threads_account_alone():
 
     from commprof.capture.hostload import HostSampler
 
-    c = HostSampler(on=False).sample()  # as a GPU run's capture makes it
+    h = HostSampler(on=False)  # as a GPU run's capture makes it
+    c = h.sample()
+    h.close()
     if c is None:
         pytest.skip("no scheduler account here")
     assert c.busy_ns is None and c.cpu_ns is None  # the CPU counters are not read

@@ -157,7 +157,7 @@ def test_a_count_of_steps_jitter_alone_gives_is_weaker():
 
 def test_a_slow_rank_whose_thread_waited_for_a_cpu_is_said_to_share_its_cpus():
     """The root cause's evidence for contention on its host: the named rank's loop thread waited for a CPU 10 points
-    more than its peers' (median); ranks that waited alike, or a cause other than its own work, say nothing."""
+    more than its peers' (median); ranks that waited alike, or on GPUs a kernel or link cause, say nothing."""
     rng = np.random.default_rng(31)
     slow = lambda r, s, layer: int(_jit(rng) * (1.3 if r == 1 else 1.0))  # noqa: E731
     crit = _crit(lockstep(2, 6, 8, slow))
@@ -166,9 +166,24 @@ def test_a_slow_rank_whose_thread_waited_for_a_cpu_is_said_to_share_its_cpus():
     assert "Its training thread waited for a CPU 56% of the time it was ready to run, its peers' 9% (median)" in text
     for waits in ({0: 45.0, 1: 47.0}, {1: 56.0}, {}, {0: 50.0, 1: 20.0}):  # alike, no peer, unknown, the peer waited
         assert "waited for a CPU" not in root_cause_finding(crit, waits).text
-    assert "waited for a CPU" not in root_cause_finding(replace(crit, cause=replace(crit.cause, what=IDLE)),
-                                                        {0: 9.0, 1: 56.0}).text
-    # on GPUs a rank's slow kernels are not its thread's: only a host-bound cause takes the evidence
+    # on CPU runs any cause can be the CPUs': idle gaps (a thread waiting for a CPU is idle there), gloo's transfers
+    for what in (IDLE, SLOW_LINK):
+        assert "waited for a CPU 56%" in root_cause_finding(replace(crit, cause=replace(crit.cause, what=what)),
+                                                           {0: 9.0, 1: 56.0}).text
+    # no rank named: the rank with the largest share of the path gets the lead, the verdict unchanged
+    none = replace(crit, cause=replace(crit.cause, rank=None, ranks=(), what=None, spread=((1, 69.0), (0, 4.0)),
+                                       text="No single rank holds the job back: ..."))
+    lead = root_cause_finding(none, {0: 4.0, 1: 56.0})
+    assert lead.severity == "info" and lead.text.startswith("No single rank holds the job back")
+    assert "A lead: rank 1, with the largest share of the path (69%), waited for a CPU 56%" in lead.text
+    assert "A lead" not in root_cause_finding(none, {0: 50.0, 1: 56.0}).text
+    # two ranks named together, a third their peer: the sentence in the plural, with the larger wait
+    pair = replace(crit, cause=replace(crit.cause, rank=None, ranks=(0, 1)))
+    assert ("Their training threads waited for a CPU up to 56% of the time they were ready to run, their peers' 9% "
+            "(median): their CPUs") in root_cause_finding(pair, {0: 50.0, 1: 56.0, 2: 9.0}).text
+    # on GPUs a rank's slow kernels or links are not its thread's: only a host-bound cause or idle gaps take it
     assert "waited for a CPU" not in root_cause_finding(crit, {0: 9.0, 1: 56.0}, gpu=True).text
+    assert "waited for a CPU" not in root_cause_finding(replace(crit, cause=replace(crit.cause, what=SLOW_LINK)),
+                                                        {0: 9.0, 1: 56.0}, gpu=True).text
     host = replace(crit, cause=replace(crit.cause, what="launch/host"))
     assert "Its training thread waited for a CPU 56%" in root_cause_finding(host, {0: 9.0, 1: 56.0}, gpu=True).text

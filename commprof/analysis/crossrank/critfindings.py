@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..section import Finding
-from .peers import COMPUTE, HOST
+from .peers import HOST, IDLE
 from .pgkind import DATA, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
 from .rootcause import Critical, GroupComm, RootCause, weak
 
@@ -39,7 +39,7 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
     compute on GPUs (where only a host-bound cause is the thread's)."""
     c = crit.cause
     if not c.ranks:
-        return Finding("info", c.text)
+        return Finding("info", c.text + unnamed_contention(c, waits or {}))
     gain_pct = 100 * (c.predicted_gain_ms or 0) / c.step_ms if c.step_ms else 0.0
     doing = _DOING.get(c.what or "", "")
     if len(c.ranks) > 1:  # several ranks named together
@@ -50,19 +50,40 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
 
 
 def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> str:
-    """Where the named ranks' slowness is their own work on the CPU (compute on CPU runs, launch/host on either) and
-    their loop thread waited for a CPU ``WAIT_GAP_PTS`` more than their peers' (median), a sentence saying so; else
-    nothing (ranks that wait alike say nothing of where the contention is)."""
-    if c.what not in ((HOST,) if gpu else (COMPUTE, HOST)):
+    """Where the named ranks' slowness can be their CPUs' (any cause on CPU runs, gloo's transfers being CPU work
+    too; on GPUs launch/host or idle gaps, not kernels or links) and their loop thread waited for a CPU
+    ``WAIT_GAP_PTS`` more than their peers' (median), a sentence saying so; else nothing (ranks that wait alike say
+    nothing of where the contention is)."""
+    if gpu and c.what not in (HOST, IDLE):
         return ""
     named = [waits[r] for r in c.ranks if r in waits]
     peers = [w for r, w in waits.items() if r not in c.ranks]
     if not named or not peers or max(named) - float(np.median(peers)) < WAIT_GAP_PTS:
         return ""
-    who = "Its" if len(c.ranks) == 1 else "Their"
-    return (f" {who} training thread waited for a CPU {max(named):.0f}% of the time it was ready to run, its peers' "
-            f"{float(np.median(peers)):.0f}% (median): its CPUs were taken by other work or by more threads than "
+    peers_pct = float(np.median(peers))
+    if len(c.ranks) == 1:
+        return (f" Its training thread waited for a CPU {max(named):.0f}% of the time it was ready to run, its peers' "
+                f"{peers_pct:.0f}% (median): its CPUs were taken by other work or by more threads than cores (check "
+                "what else runs there and the ranks' CPU binding).")
+    return (f" Their training threads waited for a CPU up to {max(named):.0f}% of the time they were ready to run, "
+            f"their peers' {peers_pct:.0f}% (median): their CPUs were taken by other work or by more threads than "
             "cores (check what else runs there and the ranks' CPU binding).")
+
+
+def unnamed_contention(c: RootCause, waits: Mapping[int, float]) -> str:
+    """Where no rank is named but the rank with the largest share of the path waited for a CPU ``WAIT_GAP_PTS`` more
+    than the others (median), a sentence giving that lead, the verdict itself unchanged."""
+    if not c.spread or c.spread[0][0] not in waits:
+        return ""
+    rank, share = c.spread[0]
+    others = [w for r, w in waits.items() if r != rank]
+    if not others or waits[rank] - float(np.median(others)) < WAIT_GAP_PTS:
+        return ""
+    others_pct = float(np.median(others))
+    return (f" A lead: rank {rank}, with the largest share of the path ({share:.0f}%), waited for a CPU "
+            f"{waits[rank]:.0f}% of the time its training thread was ready to run, the others {others_pct:.0f}% "
+            "(median): its CPUs are taken by other work or by more threads than cores, a slowness this run's jitter "
+            "hides in too many steps to name it the cause (trace more steps, or check what else runs there).")
 
 
 def comm_findings(crit: Critical) -> list[Finding]:

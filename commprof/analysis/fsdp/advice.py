@@ -65,7 +65,7 @@ def _rank(run: Run) -> RankTrace | None:
     return max(ranks, key=lambda rt: float(np.median([s.duration_ns for s in rt.steps])), default=None)
 
 
-def _facts(rep: FSDPReport) -> list[Finding]:
+def _facts(rep: FSDPReport, world_size: int | None) -> list[Finding]:
     out = []
     ag = sum(u.phases[p].exposed_ms for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
     bwd = sum(u.phases[BWD_AG].exposed_ms for u in rep.units if BWD_AG in u.phases)
@@ -85,11 +85,15 @@ def _facts(rep: FSDPReport) -> list[Finding]:
     if rep.gathered:
         out.append(Finding("info", f"FSDP holds at most {rep.peak_unsharded_bytes / MiB:.1f} MiB of unsharded "
                                    f"parameters at once ({len(rep.units)} units)."))
-    else:
+    elif world_size == 1:
         whole = sum(u.unsharded_bytes for u in rep.units) / MiB
+        size = f", {whole:.1f} MiB," if whole > 0 else ""
         out.append(Finding("info", f"No FSDP all-gather ran in the profiled steps (FSDP2 skips them at world size 1, "
                                    f"where each shard is the whole parameter): the {len(rep.units)} units' "
-                                   f"parameters, {whole:.1f} MiB, stay whole on rank {rep.rank} throughout."))
+                                   f"parameters{size} stay whole on rank {rep.rank} throughout."))
+    else:
+        out.append(Finding("info", f"No FSDP all-gather of rank {rep.rank} was matched to its units in the profiled "
+                                   "steps: the peak of unsharded parameters is not measured."))
     return out
 
 
@@ -103,7 +107,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     rep = fsdp_report(rt, steps)
     if rep is None:
         return None
-    findings = _facts(rep)
+    findings = _facts(rep, rt.world_size)
     # the what-ifs, the model check and the measured peak all use one step: the profiled step nearest the mean
     mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))  # the step nearest the mean, a real one
     typical = min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))

@@ -8,15 +8,15 @@ share of the CPUs' capacity (the steps' wall time x the CPUs).  Ranks of a host 
 being equal cannot be told apart from each other's load: such a host is not measured.  The counters tick in
 10 ms, so a group needs ``MIN_CAPACITY_S`` of CPU capacity over its steps to be measured at all.
 
-Beside it, each rank's **CPU wait** (``cpu_wait_pct``): of the time its training loop's thread was ready to run
-over its steps (the scheduler's account: ran + waited), the share it waited for a CPU.  Other work averaged over
-the CPUs misses where it lands: a busy process pinned to one core of two reads 30-48% of the CPUs and slows a
-synchronous job up to 2x.  Measured on the README demo (20 steps, 2 ranks, 2 cores): quiet 64 ms per step, the
-loop thread waiting 11-13 ms of it (20-23%: gloo's threads and the peer rank's share the two cores); beside such a
-process 110 ms, waiting 43-48 ms (45-47%): the extra wait is 70% of the extra step (over 20 traced demos,
-benchmarks/results/bench_demo_bands.txt runs 6-7: quiet 20-22%, busy 43-52% beside other work of 39-48%).
-The wait the ranks cause each other stays in the next run, so the bands use it only where other work disturbed
-the run (``maths.contention_pct``).
+Beside it, each rank's **CPU wait** (``wait_by_rank``, ``cpu_wait``): of the time its training loop's thread was
+ready to run over its steps (the scheduler's account: ran + waited), the share it waited for a CPU.  Other work
+averaged over the CPUs misses where it lands: a busy process pinned to one core of two reads 30-48% of the CPUs and
+slows a synchronous job up to 2x.  Measured on the README demo (20 steps, 2 ranks, 2 cores): quiet 64 ms per step,
+the loop thread waiting 11-13 ms of it (20-23%: gloo's threads and the peer rank's share the two cores); beside such
+a process 110 ms, waiting 43-48 ms (45-47%): the extra wait is 70% of the extra step (over 20 traced demos,
+benchmarks/results/bench_demo_bands.txt runs 6-7: quiet 20-22%, busy 43-52% beside other work of 39-48%).  The wait
+the ranks cause each other stays in the next run, so the bands use it only where other work disturbed the run
+(``maths.contention_pct``).
 """
 
 from __future__ import annotations
@@ -106,13 +106,10 @@ def cpu_wait(run: Run) -> tuple[int, float] | None:
         return None
     group = max(loads, key=lambda h: h.other_pct).ranks
     shares = [(w, r) for r, w in waits.items() if r in group]
-    return (max(shares)[1], max(shares)[0]) if shares else None
-
-
-def cpu_wait_pct(run: Run) -> float | None:
-    """The share of ``cpu_wait``."""
-    found = cpu_wait(run)
-    return found[1] if found is not None else None
+    if not shares:
+        return None
+    share, rank = max(shares)
+    return rank, share
 
 
 def _wait_share(rt: RankTrace) -> float | None:

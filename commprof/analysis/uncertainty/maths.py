@@ -22,7 +22,7 @@ Definitions (docs/metrics.md, "Uncertainty"):
   the probed costs, at least ``RATES_REPEAT_PCT``: the probe's own variation from run to run, which one run
   cannot see.  On CPU runs a last term, ``other_load``: the share of the ranks' CPUs other work used during the
   steps (``hostload``), steady load that step-to-step variation cannot see.  Where that load disturbed the run
-  (over ``OTHER_LOAD_PCT``) and the ranks' **CPU wait** is known (``hostload.cpu_wait_pct``: the share of the time
+  (over ``OTHER_LOAD_PCT``) and the ranks' **CPU wait** is known (``hostload.cpu_wait``: the share of the time
   the training loop's thread was ready to run that it waited for a CPU), the band's low end takes the larger of the
   two, one-sided: ``low = predicted × (1 - h_rest) × (1 - max(other_load, wait))``, ``h_rest`` the half-width
   without the other load; never above the symmetric low end, the high end unchanged.  A traced run slowed by work

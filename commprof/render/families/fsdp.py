@@ -115,7 +115,7 @@ def html_section(f: FSDPAnalysis, png: bytes | None) -> list[str]:
     parts.append("</tbody></table><p class='sub'>Each collective: transfer ms (exposed ms), median over the profiled "
                  f"steps of rank {f.report.rank}. Peak unsharded parameters: "
                  + (f"{_size(f.report.peak_unsharded_bytes)}.</p>" if f.report.gathered
-                    else "none gathered (no all-gather ran: the parameters stay whole).</p>"))
+                    else "not measured (no all-gather matched in the profiled steps).</p>"))
     if check_text(f):
         parts.append(f"<div class='finding sev-info'>{h(check_text(f), 600)}</div>")
     if f.whatifs:

@@ -47,7 +47,9 @@ def gloo_run(tmp_path_factory):
 # exception", SIGABRT) once in about 45 of our runs, with one bucket and the same settings that pass otherwise;
 # 40 more runs, idle and under load, did not reproduce it.  A run that dies exactly so is repeated once, from an
 # emptied folder; any other failure fails the test.  The same abort hit a plain torch.profiler DDP job with a
-# repeating schedule once (CI run 10, 2026-12-05; tests/e2e/test_inputs.py repeats its jobs likewise).
+# repeating schedule once (CI run 10, 2026-12-05; tests/e2e/test_inputs.py repeats its jobs likewise).  Once more
+# (CI run 46, 2026-12-06) an fp16-hook job without commprof, after both ranks had written their results: at the
+# processes' teardown.  The workloads' ranks now end with os._exit once their work is done (``demo.finish``).
 TORCH_ABORT = "terminated with signal SIGABRT"
 
 

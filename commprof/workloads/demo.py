@@ -155,13 +155,26 @@ def spawn(worker: Any, out: str | Path, nproc: int, cfg: dict[str, Any]) -> None
     import torch.multiprocessing as mp
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(worker, args=(nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+    mp.spawn(finish, args=(worker, nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+
+
+def finish(rank: int, worker: Any, *args: Any) -> None:
+    """``worker(rank, *args)``, then, once it returned (its files written, its process group destroyed), this
+    process ends at once, without the interpreter's teardown: gloo's threads can abort it there ("terminate called
+    without an active exception", SIGABRT, seen once in about 25 runs of the test suite after every rank had
+    written its results: a CI run of 2026-12-06, an fp16-hook job without commprof), which fails a finished job.
+    An exception in the worker propagates as before."""
+    worker(rank, *args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def worker_cli(worker: Any, argv: list[str]) -> int:
-    """``RANK WORLD MASTER PORT OUT CFG_JSON``: one rank of ``worker`` in this process (e.g. inside a netns)."""
+    """``RANK WORLD MASTER PORT OUT CFG_JSON``: one rank of ``worker`` in this process (e.g. inside a netns), ended
+    as ``finish`` ends it."""
     rank, world, master, port, out, cfg = argv
-    worker(int(rank), int(world), int(port), out, {**json.loads(cfg), "master": master})
+    finish(int(rank), worker, int(world), int(port), out, {**json.loads(cfg), "master": master})
     return 0
 
 

@@ -10,7 +10,7 @@ import contextlib
 import time
 from typing import Any
 
-from .demo import free_port, write_step_times
+from .demo import finish, free_port, write_step_times
 
 DEFAULTS: dict[str, Any] = {"layers": 8, "width": 1536, "batch": 256, "microbatches": 4, "split": [6, 2],
                             "steps": 10, "trace": False, "times": None, "wait": 1, "warmup": 1, "active": 3,
@@ -100,4 +100,4 @@ def launch(out: str, **cfg: Any) -> None:
     import torch.multiprocessing as mp
 
     split = cfg.get("split", DEFAULTS["split"])
-    mp.spawn(gpipe_worker, args=(len(split), free_port(), str(out), cfg), nprocs=len(split), join=True)
+    mp.spawn(finish, args=(gpipe_worker, len(split), free_port(), str(out), cfg), nprocs=len(split), join=True)

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
 import commprof
-from commprof.workloads.demo import free_port
+from commprof.workloads.demo import finish, free_port
 
 
 def _model(width: int) -> DDP:
@@ -76,7 +76,7 @@ if __name__ == "__main__":
     os.makedirs(out, exist_ok=True)
     if mode in ("plain", "cycles"):
         width = int(sys.argv[3]) if len(sys.argv) > 3 else 128
-        mp.spawn(_rank, args=(free_port(), out, mode, width), nprocs=2, join=True)
+        mp.spawn(finish, args=(_rank, free_port(), out, mode, width), nprocs=2, join=True)
     elif mode in ("no_step", "short_loop"):
         _one_rank(out, mode)
     else:

@@ -91,3 +91,18 @@ def test_fsdp_calibration_hits_the_target():
     s = fsdp_calibrate(inp, 30e6)
     traced = Knobs(reshard_after_forward=None, prefetch=0)
     assert s > 1.0 and fsdp_replay(inp, traced, s)[0] == pytest.approx(30e6, rel=1e-6)
+
+
+def test_gain_is_how_far_a_prediction_rests_on_the_calibrated_compute():
+    """Traced: one bucket, step(s) = 3.5 s + 3 (6.5 ms at s = 1, slope 3.5 ms per unit of s).  One bucket per
+    gradient (4.5 ms at s = 1): at s = 0.95 its buckets queue on the link (3.95 + 0.475 = 4.425 ms), at 1.05 each
+    waits for its gradient (3.15 + 1 + 0.525 = 4.675): slope 2.5; gain = (6.5 / 4.5) x (2.5 / 3.5).  The traced
+    settings themselves: gain 1.  A step that does not move with the factor calibrates nothing: gain 0."""
+    sc = ddp_scenario([MB, MB, MB], [1, 2, 3], tail_ms=0.5, cap_bytes=10 * MB)
+    traced = core.slope(lambda f: ddp_replay(sc, 10 * MB, None, f).step_ns)
+    per = core.slope(lambda f: ddp_replay(sc, MB, None, f).step_ns)
+    assert traced == pytest.approx(3.5 * 2 * core.SLOPE_EPS * 1e6)
+    assert per == pytest.approx(2.5 * 2 * core.SLOPE_EPS * 1e6)
+    assert core.gain(4.5e6, per, 6.5e6, traced) == pytest.approx(6.5 / 4.5 * 2.5 / 3.5)
+    assert core.gain(6.5e6, traced, 6.5e6, traced) == pytest.approx(1.0)
+    assert core.gain(4.5e6, per, 6.5e6, 0.0) == 0.0

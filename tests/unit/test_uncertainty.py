@@ -13,6 +13,7 @@ from commprof.analysis.uncertainty.maths import (
     Z,
     band,
     below,
+    calibration_pct,
     disagreement_pct,
     fmt_band,
     noise,
@@ -111,6 +112,21 @@ def test_quiet_bands_are_tight_and_disturbed_ones_wide():
     agree = Noise(unprofiled_pct=2.0, rates_pct=1.0)
     h = (MODEL_FLOOR_PCT ** 2 + 1.0 + (Z * 2.0) ** 2 + (Z * RATES_REPEAT_PCT) ** 2) ** 0.5 / 100
     assert band(200.0, agree, 1.0, uses_rates=True)[1] == pytest.approx(200 * (1 + h))
+
+
+def test_a_prediction_carries_the_calibrations_error_as_far_as_it_rests_on_it():
+    """The step a replay is calibrated on (the median of 4 steps outside the profiler varying by 4%) has a standard
+    error of 1.2533 x 4 / 2 = 2.5%; a prediction with gain 3 (compute-bound, calibrated on a step that is mostly
+    wire) carries 3 times it; gain 0 (the family does not say) adds nothing; without steps outside the profiler
+    nothing was calibrated."""
+    nz = Noise(unprofiled_pct=4.0, steps_unprofiled=4)
+    assert calibration_pct(nz) == pytest.approx(1.2533 * 4.0 / 2)
+    h0 = (MODEL_FLOOR_PCT ** 2 + 1.0 + (Z * 4.0) ** 2) ** 0.5
+    h3 = (h0 ** 2 + (Z * 3 * calibration_pct(nz)) ** 2) ** 0.5
+    assert band(200.0, nz, 1.0)[1] == pytest.approx(200 * (1 + h0 / 100))
+    assert band(200.0, nz, 1.0, gain=3.0)[1] == pytest.approx(200 * (1 + h3 / 100))
+    assert calibration_pct(Noise(profiled_pct=4.0, steps_profiled=4)) == 0.0
+    assert calibration_pct(Noise(unprofiled_pct=4.0, steps_unprofiled=1)) == 0.0
 
 
 def test_advice_only_when_the_whole_band_is_below_the_current_step():

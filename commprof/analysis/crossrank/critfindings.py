@@ -57,10 +57,9 @@ def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> s
     if gpu and c.what not in (HOST, IDLE):
         return ""
     named = [waits[r] for r in c.ranks if r in waits]
-    peers = [w for r, w in waits.items() if r not in c.ranks]
-    if not named or not peers or max(named) - float(np.median(peers)) < WAIT_GAP_PTS:
+    peers_pct = _peers_below(max(named, default=0.0), [w for r, w in waits.items() if r not in c.ranks])
+    if not named or peers_pct is None:
         return ""
-    peers_pct = float(np.median(peers))
     if len(c.ranks) == 1:
         return (f" Its training thread waited for a CPU {max(named):.0f}% of the time it was ready to run, its peers' "
                 f"{peers_pct:.0f}% (median): its CPUs were taken by other work or by more threads than cores (check "
@@ -76,14 +75,21 @@ def unnamed_contention(c: RootCause, waits: Mapping[int, float]) -> str:
     if not c.spread or c.spread[0][0] not in waits:
         return ""
     rank, share = c.spread[0]
-    others = [w for r, w in waits.items() if r != rank]
-    if not others or waits[rank] - float(np.median(others)) < WAIT_GAP_PTS:
+    others_pct = _peers_below(waits[rank], [w for r, w in waits.items() if r != rank])
+    if others_pct is None:
         return ""
-    others_pct = float(np.median(others))
     return (f" A lead: rank {rank}, with the largest share of the path ({share:.0f}%), waited for a CPU "
             f"{waits[rank]:.0f}% of the time its training thread was ready to run, the others {others_pct:.0f}% "
             "(median): its CPUs are taken by other work or by more threads than cores, a slowness this run's jitter "
             "hides in too many steps to name it the cause (trace more steps, or check what else runs there).")
+
+
+def _peers_below(wait_pct: float, peers: list[float]) -> float | None:
+    """The peers' median CPU wait where ``wait_pct`` is at least ``WAIT_GAP_PTS`` above it, else None."""
+    if not peers:
+        return None
+    median = float(np.median(peers))
+    return median if wait_pct - median >= WAIT_GAP_PTS else None
 
 
 def comm_findings(crit: Critical) -> list[Finding]:

@@ -14,6 +14,7 @@ from ...units import MiB
 from .. import findings as say
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
+from ..replay import core
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
 from ..uncertainty.bands import banded_advice, uses_rates
 from ..uncertainty.maths import Noise, band
@@ -52,6 +53,7 @@ class WhatIf:
     range_ms: tuple[float, float] | None = None  # [low, high] of step_ms (``uncertainty.band``)
     alt_ms: float | None = None  # the step under the other outcome the run cannot rule out: the band spans both
     with_settings: tuple[tuple[str, object], ...] = ()  # the bucket cap the prediction assumes, where not the traced
+    slope_ms: float = 0.0  # step_ms's move as the calibrated compute-side times move (``replay.core.slope``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,9 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
     def predict(cap_bytes: int, comp: str | None) -> Prediction:
-        return _worst([replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs])
+        def at(f: float) -> Prediction:
+            return _worst([replay(sc, cap_bytes, comp, scale[sc.rank] * f) for sc in scs])
+        return replace(at(1.0), slope_ns=core.slope(lambda f: at(f).step_ns))
 
     cur_cap = scs[0].cap_bytes
     base = predict(cur_cap, scs[0].traced_compression)  # candidates keep the traced hook; only the knob varies
@@ -120,7 +124,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     check = _check(scs)
     if not check.ok:
         findings.append(say.model_misses(check.error_pct, TOLERANCE_PCT))
-    whatifs = [WhatIf("bucket_cap_mb", round(cur_cap / MiB, 3), base.step_ns / 1e6, base.exposed_ns / 1e6)]
+    whatifs = [WhatIf("bucket_cap_mb", round(cur_cap / MiB, 3), base.step_ns / 1e6, base.exposed_ns / 1e6,
+                      slope_ms=base.slope_ns / 1e6)]
     best_mb, best = _caps(scs, predict, whatifs, cur_cap)
     advice: list[Advice] = []
     if (base.exposed_ns / base.step_ns if base.step_ns else 0.0) < HIDDEN_SHARE:
@@ -141,8 +146,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     if not check.ok:
         advice = []  # the what-ifs stay, shown without advice
     nz = noise or Noise()
-    whatifs = [replace(w, range_ms=_band(w, nz, check.error_pct, i > 0)) for i, w in enumerate(whatifs)]
-    spans = {(w.knob, w.value): w.range_ms for w in whatifs if w.alt_ms is not None}
+    whatifs = [replace(w, range_ms=_band(w, nz, check.error_pct, i > 0, whatifs[0])) for i, w in enumerate(whatifs)]
+    spans = {(w.knob, w.value): w.range_ms for w in whatifs}  # an advice item's band is its what-if's
     advice = [replace(a, predicted_range_ms=spans.get((a.knob, a.value), a.predicted_range_ms)) for a in advice]
     kept, withheld = banded_advice(advice, nz, check.error_pct, check.step_measured_ms)
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
@@ -150,12 +155,15 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
                    profiled_step_ms=profiled, scale=scale, check=check, rates=rates)
 
 
-def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool) -> tuple[float, float]:
-    """A what-if's band; where the run cannot tell between two outcomes (``alt_ms``: the backward's speed without
-    the transfers beside it), from the lower of their bands' low ends to the higher of their high ends."""
-    low, high = band(w.step_ms, nz, error_pct, changed=changed, uses_rates=uses_rates(w.knob, w.value))
+def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool, traced: WhatIf | None = None) -> tuple[float, float]:
+    """A what-if's band, with the calibration's error as far as the prediction carries it (``replay.core.gain``
+    against the traced settings' row); where the run cannot tell between two outcomes (``alt_ms``: the backward's
+    speed without the transfers beside it), from the lower of their bands' low ends to the higher of their high
+    ends."""
+    g = core.gain(w.step_ms, w.slope_ms, traced.step_ms, traced.slope_ms) if traced is not None else 0.0
+    low, high = band(w.step_ms, nz, error_pct, changed=changed, uses_rates=uses_rates(w.knob, w.value), gain=g)
     if w.alt_ms is not None:
-        alt = band(w.alt_ms, nz, error_pct, changed=changed)
+        alt = band(w.alt_ms, nz, error_pct, changed=changed, gain=g)
         low, high = min(low, alt[0]), max(high, alt[1])
     return low, high
 
@@ -201,7 +209,7 @@ def _caps(scs: Sequence[Scenario], predict: Predict, whatifs: list[WhatIf], cur_
         p = predict(int(mb * MiB), scs[0].traced_compression)
         caps[mb] = p
         if abs(mb * MiB - cur_cap) > 1:
-            whatifs.append(WhatIf("bucket_cap_mb", mb, p.step_ns / 1e6, p.exposed_ns / 1e6))
+            whatifs.append(WhatIf("bucket_cap_mb", mb, p.step_ns / 1e6, p.exposed_ns / 1e6, slope_ms=p.slope_ns / 1e6))
     best_mb = min(caps, key=lambda k: (round(caps[k].step_ns / 1e4), -k))
     return best_mb, caps[best_mb]
 
@@ -219,7 +227,7 @@ def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, re
     elif not traced:
         comp = predict(int(ref_mb * MiB), "fp16")
         whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6,
-                              with_settings=_cap(scs, ref_mb)))
+                              with_settings=_cap(scs, ref_mb), slope_ms=comp.slope_ns / 1e6))
         if comp.step_ns < ref.step_ns * (1 - MIN_GAIN):
             advice.append(Advice(
                 knob="comm_hook", value="fp16_compress_hook", baseline_step_ms=baseline_ms,
@@ -246,7 +254,10 @@ def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Predic
     # the calibration only ever shortens it: a factor above 1 holds the wait for late peers (a rank's replay does
     # not see them), and without a collective no rank waits
     own = {sc.rank: min(scale[sc.rank], 1.0) for sc in scs}
-    no_comm = max((sc.ready_ns.max() + sc.tail_ns - sc.optimizer_ns) * own[sc.rank] for sc in scs)
+
+    def no_comm_at(f: float) -> float:
+        return max((sc.ready_ns.max() + sc.tail_ns - sc.optimizer_ns) * min(scale[sc.rank] * f, 1.0) for sc in scs)
+    no_comm, no_comm_slope = no_comm_at(1.0), core.slope(no_comm_at)
     shared_cores = cpu_bound_transfers(scs) is not None
     alone = [alone_ready_ns(sc) if shared_cores else None for sc in scs]
     alone_comm = max(((a if a is not None else sc.ready_ns.max()) + sc.tail_ns - sc.optimizer_ns) * own[sc.rank]
@@ -258,7 +269,8 @@ def _accumulation(scs: Sequence[Scenario], scale: dict[int, float], base: Predic
         per_step = ((k - 1) * no_comm + ref.step_ns) / k
         alt = None if alone_comm is None else float((k - 1) * alone_comm + ref.step_ns) / k / 1e6
         whatifs.append(WhatIf("gradient_accumulation", k, float(per_step) / 1e6, ref.exposed_ns / k / 1e6, alt_ms=alt,
-                              with_settings=_cap(scs, ref_mb)))
+                              with_settings=_cap(scs, ref_mb),
+                              slope_ms=((k - 1) * no_comm_slope + ref.slope_ns) / k / 1e6))
         if k == 4 and per_step < ref.step_ns * (1 - max(2 * MIN_GAIN, margin)) and exposed_share > 0.2:
             advice.append(Advice(knob="gradient_accumulation", value=k, baseline_step_ms=base.step_ns / 1e6,
                                  predicted_step_ms=per_step / 1e6, why=say.accumulation_why(k, ref.exposed_ns / 1e6),
@@ -282,7 +294,8 @@ def _powersgd(scs: Sequence[Scenario], predict: Predict, ref_mb: float, lossless
     for r in POWERSGD_RANKS:
         preds[r] = predict(int(cap_mb * MiB), f"powersgd:{r}")
         whatifs.append(WhatIf("comm_hook", say.powersgd_name(r), preds[r].step_ns / 1e6, preds[r].exposed_ns / 1e6,
-                              tuple(powersgd_measured(scs[0], r)), with_settings=_cap(scs, cap_mb)))
+                              tuple(powersgd_measured(scs[0], r)), with_settings=_cap(scs, cap_mb),
+                              slope_ms=preds[r].slope_ns / 1e6))
     fastest = min(p.step_ns for p in preds.values())
     # the largest rank (the better approximation) that is about as fast as the fastest
     r = max(k for k, p in preds.items() if p.step_ns <= fastest * (1 + MIN_GAIN))

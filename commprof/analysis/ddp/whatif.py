@@ -91,6 +91,7 @@ class Prediction:
     comm_done_ns: float
     backward_done_ns: float
     buckets: int
+    slope_ns: float = 0.0  # the step's move as every compute-side time moves +-SLOPE_EPS (``replay.core.slope``)
 
     @property
     def exposed_ns(self) -> float:

@@ -12,10 +12,11 @@ from ...model import RankTrace, Run
 from ...units import MiB
 from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
+from ..replay import core
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, required_gain
 from ..uncertainty.bands import banded_advice
 from ..uncertainty.maths import Noise, band
-from .replay import CANDIDATES, Knobs, calibrate, inputs, replay
+from .replay import CANDIDATES, Knobs, ReplayInputs, calibrate, inputs, replay
 from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
 
 
@@ -131,8 +132,9 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     target = unprofiled_ms.get(rt.rank)
     scale = calibrate(inp, target * 1e6 if target else None)
     base_ns, base_peak, base_held = replay(inp, traced, scale)
+    base_slope = _slope(inp, traced, scale)
     other = _other_memory(rt, line, typical, base_held)
-    whatifs, preds = [], {}
+    whatifs, preds, gains = [], {}, {}
     for k in CANDIDATES:
         if k.prefetch == traced.prefetch and k.reshard_after_forward in (None, uniform):
             continue  # the traced settings themselves
@@ -145,15 +147,22 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
         whatifs.append(FSDPWhatIf(knob=knob, value=value, step_ms=step_ns / 1e6, peak_unsharded_bytes=peak,
                                   peak_memory_bytes=total))
         preds[(knob, str(value))] = (k, step_ns, peak, total)
+        gains[(knob, str(value))] = core.gain(step_ns, _slope(inp, k, scale), base_ns, base_slope)
     analysis = FSDPAnalysis(report=rep, whatifs=tuple(whatifs), advice=(), findings=tuple(findings),
                             step_model_ms=model_ns / 1e6, step_measured_ms=(typical.end_ns - typical.start_ns) / 1e6,
                             baseline_step_ms=base_ns / 1e6, measured_peak_bytes=measured_peak,
                             measured_max_bytes=max(peaks, default=None))
     nz = noise or Noise()
     err = analysis.error_pct
-    analysis = replace(analysis, whatifs=tuple(replace(w, range_ms=band(w.step_ms, nz, err)) for w in whatifs),
-                       baseline_range_ms=band(base_ns / 1e6, nz, err, changed=False))
+    banded = tuple(replace(w, range_ms=band(w.step_ms, nz, err, gain=gains[(w.knob, str(w.value))])) for w in whatifs)
+    analysis = replace(analysis, whatifs=banded, baseline_range_ms=band(base_ns / 1e6, nz, err, changed=False,
+                                                                        gain=float(base_slope > 0)))
     return _advise(analysis, rt, base_ns, base_peak, nz)
+
+
+def _slope(inp: ReplayInputs, k: Knobs, scale: float) -> float:
+    """The replayed step's move as the calibrated compute-side times move (``replay.core.slope``)."""
+    return core.slope(lambda f: replay(inp, k, scale * f)[0])
 
 
 def _step_peaks(run: Run) -> list[int]:

@@ -3,6 +3,12 @@
 - Calibration: a replay walks one step from the traced run's own (profiled) times; the profiler slows the
   compute side, so the replay is calibrated by one factor on compute-side times, found by bisection, that makes
   the replay of the traced settings give the step time measured outside the profiler.
+- The calibration's reach (``gain``): the factor inherits the error of the step it was calibrated on, and a
+  prediction carries that error amplified by how much more its step rests on compute-side times than the traced
+  step does: gain = (T / P) x (dP/ds) / (dT/ds), T the traced settings' replayed step, P the prediction, both
+  calibrated, their slopes over ``s`` x (1 +- ``SLOPE_EPS``).  A step that is mostly wire time calibrates compute
+  loosely, and a prediction that is mostly compute (PowerSGD, gradient accumulation) inherits that: gains of 4-5
+  were measured on the 500 Mbit/s netns job, about 1 for its bucket and fp16 what-ifs.
 - The link model: t = α + bytes/β, the run's own fit (``analysis/bandwidth.py``) for the collective's family and
   the group of the whole world; of several fits (process groups), the one with the most points.  Every replay
   and the advice built on it use this one choice.
@@ -24,6 +30,7 @@ from ..bandwidth import Bandwidth
 MIN_GAIN = 0.05  # the least share of the step a change must gain to be advised
 TOLERANCE_PCT = 10.0  # the replay of the traced settings must land this close to the traced run to advise
 SCALE_RANGE = (0.05, 4.0)  # the calibration factor is searched in this range
+SLOPE_EPS = 0.05  # the calibration factor's relative step for a prediction's slope (``gain``)
 
 T = TypeVar("T")
 
@@ -45,6 +52,20 @@ def calibrate(step_ns_at: Callable[[float], float], target_ns: float | None, *, 
         else:
             hi = mid
     return (lo + hi) / 2
+
+
+def slope(step_ns_at: Callable[[float], float]) -> float:
+    """How far a calibrated prediction moves when every compute-side time moves by ``SLOPE_EPS`` either way:
+    ``step_ns_at(f)`` predicts with the calibrated factor(s) times ``f``."""
+    return step_ns_at(1.0 + SLOPE_EPS) - step_ns_at(1.0 - SLOPE_EPS)
+
+
+def gain(predicted_ns: float, predicted_slope_ns: float, traced_ns: float, traced_slope_ns: float) -> float:
+    """How many times the calibration target's relative error a prediction carries (the module's docstring): 1 for
+    the traced settings themselves; 0 where the traced step does not move with the factor (nothing calibrated)."""
+    if predicted_ns <= 0 or traced_slope_ns <= 0:
+        return 0.0
+    return max(traced_ns / predicted_ns * predicted_slope_ns / traced_slope_ns, 0.0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,6 +30,11 @@ def test_every_measured_setting_lies_in_its_band():
     assert {(a.knob, a.value) for a in rep.advice} >= {("comm_hook", "fp16_compress_hook"), ("comm_hook", POWERSGD1)}
     for a in rep.advice:
         assert a.predicted_range_ms == w[(a.knob, str(a.value))].range_ms
+    # the text says why PowerSGD's band is wide, and only there
+    why = {str(a.value): a.why for a in rep.advice}
+    assert "from the calibration: the compute-side times are calibrated on 3 steps" in why[POWERSGD1]
+    assert "3.7 times as much as the traced step" in why[POWERSGD1]
+    assert "calibration" not in why["fp16_compress_hook"]
 
 
 def test_powersgds_band_carries_the_calibrations_error():

@@ -16,7 +16,7 @@ from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
 from ..replay import core
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
-from ..uncertainty.bands import banded_advice, uses_rates
+from ..uncertainty.bands import banded_advice, calibration_sentence, uses_rates
 from ..uncertainty.maths import Noise, band
 from .buckets import BucketStat, BucketStep
 from .contention import alone_ready_ns
@@ -147,8 +147,9 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
         advice = []  # the what-ifs stay, shown without advice
     nz = noise or Noise()
     whatifs = [replace(w, range_ms=_band(w, nz, check.error_pct, i > 0, whatifs[0])) for i, w in enumerate(whatifs)]
-    spans = {(w.knob, w.value): w.range_ms for w in whatifs}  # an advice item's band is its what-if's
-    advice = [replace(a, predicted_range_ms=spans.get((a.knob, a.value), a.predicted_range_ms)) for a in advice]
+    spans = {(w.knob, w.value): w for w in whatifs}  # an advice item's band is its what-if's
+    advice = [replace(a, predicted_range_ms=w.range_ms, why=a.why + calibration_sentence(_gain(w, whatifs[0]), nz))
+              if (w := spans.get((a.knob, a.value))) is not None else a for a in advice]
     kept, withheld = banded_advice(advice, nz, check.error_pct, check.step_measured_ms)
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
                    baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
@@ -160,12 +161,16 @@ def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool, traced: WhatIf 
     against the traced settings' row); where the run cannot tell between two outcomes (``alt_ms``: the backward's
     speed without the transfers beside it), from the lower of their bands' low ends to the higher of their high
     ends."""
-    g = core.gain(w.step_ms, w.slope_ms, traced.step_ms, traced.slope_ms) if traced is not None else 0.0
+    g = _gain(w, traced) if traced is not None else 0.0
     low, high = band(w.step_ms, nz, error_pct, changed=changed, uses_rates=uses_rates(w.knob, w.value), gain=g)
     if w.alt_ms is not None:
         alt = band(w.alt_ms, nz, error_pct, changed=changed, gain=g)
         low, high = min(low, alt[0]), max(high, alt[1])
     return low, high
+
+
+def _gain(w: WhatIf, traced: WhatIf) -> float:
+    return core.gain(w.step_ms, w.slope_ms, traced.step_ms, traced.slope_ms)
 
 
 def _scenarios(run: Run, rows: Sequence[BucketStep], bw: Bandwidth, unprofiled_ms: dict[int, float],

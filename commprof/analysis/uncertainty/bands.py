@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..section import Advice, Finding, Section
-from .maths import Noise, band, below, fmt_band
+from .maths import Noise, Z, band, below, calibration_pct, fmt_band
 from .stalls import describe as describe_stalls
 
 POWERSGD = "powerSGD"
@@ -38,6 +38,22 @@ def banded_advice(advice: Sequence[Advice], noise: Noise, model_error_pct: float
         else:
             dropped.append(withheld(a, noise, model_error_pct, current))
     return tuple(kept), tuple(dropped)
+
+
+AMPLIFIED_GAIN = 1.5  # a prediction resting on the calibrated compute this many times as much as the traced step
+NAMED_TERM_PCT = 5.0  # the calibration's part of a band that its text names
+
+
+def calibration_sentence(gain: float, noise: Noise) -> str:
+    """Why a prediction's band is wide where it carries the calibration's error amplified (``replay.core.gain``),
+    else ""."""
+    term = Z * calibration_pct(noise) * gain
+    if gain < AMPLIFIED_GAIN or term < NAMED_TERM_PCT:
+        return ""
+    return (f" Its band carries ±{term:.0f}% from the calibration: the compute-side times are calibrated on "
+            f"{noise.steps_unprofiled} steps outside the profiler that vary by {noise.unprofiled_pct or 0.0:.1f}%, and "
+            f"this prediction rests on them {gain:.1f} times as much as the traced step does (more steps outside the "
+            "profiler narrow it).")
 
 
 def withheld(a: Advice, noise: Noise, model_error_pct: float | None, current_ms: float) -> Finding:

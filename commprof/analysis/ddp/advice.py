@@ -114,9 +114,10 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
     def predict(cap_bytes: int, comp: str | None) -> Prediction:
-        def at(f: float) -> Prediction:
-            return _worst([replay(sc, cap_bytes, comp, scale[sc.rank] * f) for sc in scs])
-        return replace(at(1.0), slope_ns=core.slope(lambda f: at(f).step_ns))
+        preds = [replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs]
+        i = max(range(len(preds)), key=lambda k: preds[k].step_ns)  # the slowest rank sets the step and its slope
+        sc = scs[i]
+        return replace(preds[i], slope_ns=core.slope(lambda f: replay(sc, cap_bytes, comp, scale[sc.rank] * f).step_ns))
 
     cur_cap = scs[0].cap_bytes
     base = predict(cur_cap, scs[0].traced_compression)  # candidates keep the traced hook; only the knob varies

@@ -7,7 +7,7 @@
   prediction carries that error amplified by how much more its step rests on compute-side times than the traced
   step does: gain = (T / P) x (dP/ds) / (dT/ds), T the traced settings' replayed step, P the prediction, both
   calibrated, their slopes over ``s`` x (1 +- ``SLOPE_EPS``).  A step that is mostly wire time calibrates compute
-  loosely, and a prediction that is mostly compute (PowerSGD, gradient accumulation) inherits that: gains of 4-5
+  loosely, and a prediction that is mostly compute (PowerSGD, gradient accumulation) inherits that: gains of 3.7-5.1
   were measured on the 500 Mbit/s netns job, about 1 for its bucket and fp16 what-ifs.
 - The link model: t = α + bytes/β, the run's own fit (``analysis/bandwidth.py``) for the collective's family and
   the group of the whole world; of several fits (process groups), the one with the most points.  Every replay

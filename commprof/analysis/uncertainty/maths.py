@@ -16,7 +16,7 @@ Definitions (docs/metrics.md, "Uncertainty"):
   ``h = sqrt(floor² + model_error² + (Z × noise)² + (Z × calibration × gain)² + (Z × rates_noise)²)`` (all in %):
   ``calibration`` the standard error of the step the replay was calibrated on (the median of the steps outside the
   profiler, ``calibration_pct``), ``gain`` how many times that error the prediction carries (``replay.core.gain``:
-  about 1 where the prediction rests on compute as much as the traced step does, 4-5 for a compute-bound
+  about 1 where the prediction rests on compute as much as the traced step does, 3.7-5.1 for a compute-bound
   prediction calibrated on a step that is mostly wire time); ``floor`` is the replay's own
   error on settings it changes, measured on quiet runs (``MODEL_FLOOR_PCT``); for the traced settings themselves,
   the same job measured again, it is ``Z × √2 × drift`` (``base_floor_pct``: two runs differ by √2 times the

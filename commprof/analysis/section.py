@@ -54,6 +54,9 @@ class Advice:
     with_settings: tuple[tuple[str, object], ...] = ()
     # [low, high] of the predicted step (``uncertainty.band``): the model's error and the traced run's noise
     predicted_range_ms: tuple[float, float] | None = None
+    # how many times the calibration target's error the prediction carries (``replay.core.gain``; 0 where the
+    # family does not say): its band's term, and the sentence that says why the band is wide (``bands``)
+    calibration_gain: float = 0.0
 
     def setting(self, fmt: Callable[[object], str] = str) -> str:
         """"comm_hook = fp16_compress_hook with bucket_cap_mb = 4": the change and what its prediction assumes

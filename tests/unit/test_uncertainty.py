@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from commprof.analysis.uncertainty.maths import (
@@ -134,6 +136,26 @@ def test_advice_only_when_the_whole_band_is_below_the_current_step():
     assert not below((150.0, 210.0), 200.0)
     assert fmt_band(184.0, (175.2, 195.4)) == "184 ms (175-195)"
     assert fmt_band(18.4, (17.52, 19.54)) == "18.4 ms (17.5-19.5)"
+
+
+def test_withheld_advice_says_its_band_carries_the_calibration():
+    """An advice item without a band takes its gain into the band it gets; withheld, its finding says why the band is
+    wide where the calibration's part is large (gain >= 1.5 and >= 5%), and not where it is small."""
+    from commprof.analysis.section import Advice
+    from commprof.analysis.uncertainty.bands import NOT_ADVISED, banded_advice
+
+    nz = Noise(unprofiled_pct=4.0, steps_unprofiled=4)  # calibration 2.5%: x gain 4 x Z = 20% of the band
+    a = Advice(knob="comm_hook", value="x", baseline_step_ms=100.0, predicted_step_ms=85.0, why="",
+               calibration_gain=4.0)
+    kept, withheld = banded_advice([a], nz, 1.0)
+    assert kept == () and withheld[0].text.startswith(NOT_ADVISED)
+    text = withheld[0].text
+    assert text.endswith("(more steps outside the profiler narrow it).") and "±20% from the calibration" in text
+    assert f"{band(85.0, nz, 1.0, gain=4.0)[1]:.1f})" in withheld[0].text  # the band it carries is the one it names
+    kept, _ = banded_advice([replace(a, calibration_gain=1.0)], nz, 1.0)  # the traced step's own error: it stands
+    assert [k.predicted_range_ms for k in kept] == [band(85.0, nz, 1.0, gain=1.0)]
+    kept, withheld = banded_advice([replace(a, predicted_step_ms=95.0, calibration_gain=1.0)], nz, 1.0)
+    assert kept == () and "from the calibration" not in withheld[0].text  # withheld for the noise, not the gain
 
 
 def test_t_quantiles_match_the_tables():

@@ -147,22 +147,23 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     if not check.ok:
         advice = []  # the what-ifs stay, shown without advice
     nz = noise or Noise()
-    whatifs = [replace(w, range_ms=_band(w, nz, check.error_pct, i > 0, whatifs[0])) for i, w in enumerate(whatifs)]
-    spans = {(w.knob, w.value): w for w in whatifs}  # an advice item's band is its what-if's
-    advice = [replace(a, predicted_range_ms=w.range_ms, why=a.why + calibration_sentence(_gain(w, whatifs[0]), nz))
-              if (w := spans.get((a.knob, a.value))) is not None else a for a in advice]
+    gains = [_gain(w, whatifs[0]) for w in whatifs]
+    whatifs = [replace(w, range_ms=_band(w, nz, check.error_pct, i > 0, gains[i])) for i, w in enumerate(whatifs)]
+    spans = {(w.knob, w.value): (w, g) for w, g in zip(whatifs, gains, strict=True)}  # an advice band: its what-if's
+    advice = [replace(a, predicted_range_ms=wg[0].range_ms, calibration_gain=wg[1],
+                      why=a.why + calibration_sentence(wg[1], nz))
+              if (wg := spans.get((a.knob, a.value))) is not None else a for a in advice]
     kept, withheld = banded_advice(advice, nz, check.error_pct, check.step_measured_ms)
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
                    baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
                    profiled_step_ms=profiled, scale=scale, check=check, rates=rates)
 
 
-def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool, traced: WhatIf | None = None) -> tuple[float, float]:
-    """A what-if's band, with the calibration's error as far as the prediction carries it (``replay.core.gain``
-    against the traced settings' row); where the run cannot tell between two outcomes (``alt_ms``: the backward's
-    speed without the transfers beside it), from the lower of their bands' low ends to the higher of their high
-    ends."""
-    g = _gain(w, traced) if traced is not None else 0.0
+def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool, g: float = 0.0) -> tuple[float, float]:
+    """A what-if's band, with the calibration's error as far as the prediction carries it (``g``: its
+    ``replay.core.gain`` against the traced settings' row); where the run cannot tell between two outcomes
+    (``alt_ms``: the backward's speed without the transfers beside it), from the lower of their bands' low ends to
+    the higher of their high ends."""
     low, high = band(w.step_ms, nz, error_pct, changed=changed, uses_rates=uses_rates(w.knob, w.value), gain=g)
     if w.alt_ms is not None:
         alt = band(w.alt_ms, nz, error_pct, changed=changed, gain=g)
@@ -227,9 +228,10 @@ def _compression(scs: Sequence[Scenario], predict: Predict, base: Prediction, re
     baseline_ms = base.step_ns / 1e6
     comp: Prediction | None = None
     host = cpu_bound_transfers(scs)
-    if not traced and host:  # the hook's cost is CPU work the trace cannot see: no prediction; where the link
-        if predict(int(ref_mb * MiB), "fp16").step_ns < ref.step_ns * (1 - MIN_GAIN):  # model would advise it,
-            findings.append(say.fp16_cpu_bound(host))  # a finding says why not
+    if not traced and host:  # the hook's cost is CPU work the trace cannot see: no prediction, and a finding
+        # says why, wherever communication is exposed (not only where the link model would gain beyond MIN_GAIN:
+        # a point estimate near that line came and went between two runs of the README's demo)
+        findings.append(say.fp16_cpu_bound(host))
     elif not traced:
         comp = predict(int(ref_mb * MiB), "fp16")
         whatifs.append(WhatIf("comm_hook", "fp16_compress_hook", comp.step_ns / 1e6, comp.exposed_ns / 1e6,

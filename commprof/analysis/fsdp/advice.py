@@ -14,7 +14,7 @@ from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
 from ..replay import core
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, required_gain
-from ..uncertainty.bands import banded_advice
+from ..uncertainty.bands import banded_advice, calibration_sentence
 from ..uncertainty.maths import Noise, band
 from .replay import CANDIDATES, Knobs, ReplayInputs, calibrate, inputs, replay
 from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
@@ -155,9 +155,9 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     nz = noise or Noise()
     err = analysis.error_pct
     banded = tuple(replace(w, range_ms=band(w.step_ms, nz, err, gain=gains[(w.knob, str(w.value))])) for w in whatifs)
-    analysis = replace(analysis, whatifs=banded, baseline_range_ms=band(base_ns / 1e6, nz, err, changed=False,
-                                                                        gain=float(base_slope > 0)))
-    return _advise(analysis, rt, base_ns, base_peak, nz)
+    analysis = replace(analysis, whatifs=banded, baseline_range_ms=band(
+        base_ns / 1e6, nz, err, changed=False, gain=core.gain(base_ns, base_slope, base_ns, base_slope)))
+    return _advise(analysis, rt, base_ns, base_peak, nz, gains)
 
 
 def _slope(inp: ReplayInputs, k: Knobs, scale: float) -> float:
@@ -204,7 +204,10 @@ def _other_memory(rt: RankTrace, line: np.ndarray | None, step: StepUnits,
     return out
 
 
-def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, noise: Noise) -> FSDPAnalysis:
+def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, noise: Noise,
+            gains: dict[tuple[str, str], float]) -> FSDPAnalysis:
+    """The best FSDP setting as advice, where it gains beyond the model's error and its band lies below the step
+    (``gains``: each what-if's ``replay.core.gain``, for the band's text)."""
     findings = list(a.findings)
     err = a.error_pct or 0.0
     if abs(err) > TOLERANCE_PCT:
@@ -231,7 +234,8 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
               if "reshard_after_forward" in str(best.value) or best.knob == "reshard_after_forward" else "")
            + ". Set it with fully_shard(unit, reshard_after_forward=...) and unit.set_modules_to_forward_prefetch / "
              "set_modules_to_backward_prefetch.")
+    g = gains.get((best.knob, str(best.value)), 0.0)
     adv = Advice(knob=best.knob, value=best.value, baseline_step_ms=base_ns / 1e6, predicted_step_ms=best.step_ms,
-                 why=why, predicted_range_ms=best.range_ms)
+                 why=why + calibration_sentence(g, noise), predicted_range_ms=best.range_ms, calibration_gain=g)
     kept, withheld = banded_advice((adv,), noise, err, a.step_measured_ms)
     return replace(a, advice=kept, findings=tuple(findings) + withheld)

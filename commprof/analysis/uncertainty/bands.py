@@ -30,7 +30,7 @@ def banded_advice(advice: Sequence[Advice], noise: Noise, model_error_pct: float
     dropped: list[Finding] = []
     for a in advice:
         rng = a.predicted_range_ms or band(a.predicted_step_ms, noise, model_error_pct,
-                                           uses_rates=uses_rates(a.knob, a.value))
+                                           uses_rates=uses_rates(a.knob, a.value), gain=a.calibration_gain)
         a = replace(a, predicted_range_ms=rng)
         current = min(a.baseline_step_ms, measured_step_ms) if measured_step_ms else a.baseline_step_ms
         if below(rng, current):
@@ -61,7 +61,8 @@ def withheld(a: Advice, noise: Noise, model_error_pct: float | None, current_ms:
     return Finding("info", f"{NOT_ADVISED}{a.knob} = {a.value} is predicted at "
                            f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)}, a band that reaches the "
                            f"current step ({current_ms:.1f} ms): the gain is not beyond this run's "
-                           f"uncertainty ({err}{noise.describe()}).")
+                           f"uncertainty ({err}{noise.describe()})."
+                           + calibration_sentence(a.calibration_gain, noise))
 
 
 def with_bands(s: Section, noise: Noise) -> Section:

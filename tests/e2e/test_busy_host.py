@@ -53,8 +53,9 @@ def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
 def test_a_busy_process_on_one_ranks_core_is_named_with_its_evidence(tmp_path):
     """Ranks bound to a core each (as a launcher binds them) and a busy process on rank 1's core: rank 1's training
     thread waits for a CPU far more than its peer's (measured here: 55-69% against 2-9%), and the root-cause finding
-    says so, whether it names rank 1 (in about half of such runs: "Rank 1 holds the job back ... Its training thread
-    waited ...") or no rank, its verdict held back by a step where rank 0 was slow too ("A lead: rank 1 ...")."""
+    says so, whether it names rank 1 (in about half of such runs: "Rank 1 holds (or may hold) the job back ... Its
+    training thread waited ...") or no rank, its verdict held back by a step where rank 0 was slow too ("A lead: rank
+    1 ...")."""
     import os
 
     import commprof
@@ -76,7 +77,7 @@ def test_a_busy_process_on_one_ranks_core_is_named_with_its_evidence(tmp_path):
         pytest.skip("the kernel keeps no scheduler account (CONFIG_SCHED_INFO)")
     rep = commprof.analyze(run)
     cause = rep.section("crossrank").detail.critical.cause
-    verdict = next((f.text for f in rep.findings if "holds the job back" in f.text), "no root-cause finding")
+    verdict = next((f.text for f in rep.findings if "the job back" in f.text), "no root-cause finding")
     print(f"\nwaits {waits}; {verdict}")
     # rank 1 shares its core with an always-runnable loop: it waits for it about half of its ready time
     assert waits[1] - waits[0] >= 20.0

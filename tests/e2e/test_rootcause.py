@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import commprof
+from commprof.analysis.crossrank.rootcause import weak
 
 pytestmark = pytest.mark.slow
 JOB = Path(__file__).with_name("subgroup_job.py")
@@ -32,7 +33,7 @@ def test_the_sleeping_rank_is_the_root_cause(tmp_path: Path):
     assert (c.predicted_gain_ms or 0) > 2 * c.jitter_ms
     # 12 sleeps per step: at its peers' speed the step is shorter by about that much (a band: a shared CPU)
     assert 0.4 * 12 * SLEEP_US / 1e3 < (c.predicted_gain_ms or 0) < 1.5 * 12 * SLEEP_US / 1e3
-    assert rep.findings[0].text.startswith("Rank 2 holds the job back")
+    assert rep.findings[0].text.startswith(f"Rank 2 {'may hold' if weak(c) else 'holds'} the job back")
 
 
 def test_without_the_sleep_no_single_rank(tmp_path: Path):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import commprof
+from commprof.analysis.crossrank.rootcause import weak
 from commprof.analysis.perrank import compute_busy
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def test_the_stage_with_three_times_the_work_is_the_root_cause(tmp_path: Path):
     assert c.steps_on_path >= 3 and c.steps >= 4
     assert c.ratio is not None and 1.8 < c.ratio < 4.5  # 3x the layers: about 3x the compute (a shared CPU)
     assert (c.predicted_gain_ms or 0) > 0.2 * c.step_ms
-    assert rep.findings[0].text.startswith("Rank 1 holds the job back")
+    assert rep.findings[0].text.startswith(f"Rank 1 {'may hold' if weak(c) else 'holds'} the job back")
     # what it ran: the linear layers' matrix products lead its compute on the path
     assert c.top_ops and c.top_ops[0].name in ("aten::mm", "aten::addmm"), c.top_ops
     assert sum(t.share_pct for t in c.top_ops if t.name in ("aten::mm", "aten::addmm")) > 50

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import commprof
+from commprof.analysis.crossrank.rootcause import weak
 from commprof.workloads.demo import launch
 
 pytestmark = pytest.mark.slow
@@ -69,7 +70,7 @@ def test_report_names_the_straggler_and_its_lateness(straggler_run: Path):
     rc = rep.root_cause
     assert rc is not None and rc.rank == 1 and rc.what == "idle before collectives"
     assert rc.predicted_gain_ms == pytest.approx(SLEEP_MS, rel=0.35)
-    assert rep.findings[0].text.startswith("Rank 1 holds the job back")
+    assert rep.findings[0].text.startswith(f"Rank 1 {'may hold' if weak(rc) else 'holds'} the job back")
 
 
 def test_clock_shifted_by_seconds_gives_the_same_answers(straggler_run: Path, tmp_path: Path):

@@ -117,7 +117,7 @@ def test_analyze_a_hand_built_run_end_to_end():
     rep = analyze(run(a, b))
     assert [o.rank for o in rep.overlaps] == [0, 1]
     assert rep.cross.stragglers[0].rank == 1
-    assert rep.findings[0].text.startswith("Rank 1 holds the job back")
+    assert rep.findings[0].text.startswith("Rank 1 may hold the job back")  # 2 ranks, few steps: weak, hedged
     assert rep.critical is not None and rep.critical.cause.what == "idle before collectives"
     assert rep.advice == ()  # no sidecar: nothing to replay
 

@@ -12,7 +12,7 @@ from builders import collective, lane, rank_trace, run
 from commprof.analysis.analyze import analyze
 from commprof.analysis.crossrank.critpath import COMM, OWN
 from commprof.analysis.crossrank.matching import cross_rank
-from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, critical
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, critical, weak
 from commprof.model import Run
 
 US = 1_000
@@ -84,7 +84,7 @@ def test_lockstep_group_names_its_slow_member_not_a_peer():
     # at its peers' speed every layer takes 1 ms instead of 1.3 ms: 6 x 0.3 ms per step
     assert c.predicted_gain_ms == pytest.approx(1.8, rel=0.1)
     assert c.predicted_step_ms == pytest.approx(c.step_ms - c.predicted_gain_ms, abs=1e-6)
-    assert "Rank 13 holds the job back" in c.text and "3 of 3 steps" in c.text
+    assert not weak(c) and "Rank 13 holds the job back" in c.text and "3 of 3 steps" in c.text  # of many ranks: p small
     # every ns of each path is one rank's own work or one transfer, back to back
     for p in crit.paths:
         segs = p.segments
@@ -135,7 +135,7 @@ def test_two_slow_ranks_of_a_group_are_named_together():
     c = _cause(rn).cause
     assert c.rank is None and c.ranks == (1, 5) and c.what == COMPUTE, c.text
     assert c.predicted_gain_ms == pytest.approx(6 * 0.3, rel=0.2)
-    assert c.text.startswith("Ranks 1 and 5 hold the job back together")
+    assert weak(c) and c.text.startswith("Ranks 1 and 5 may hold the job back together")  # p = 0.44 in 3 steps
 
 
 def test_one_outlier_step_of_another_rank_does_not_hide_the_cause():

@@ -214,7 +214,7 @@ def test_the_report_leads_with_the_slow_stage():
     rn = gpipe(2, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (3.0 if r == 0 else 1.0)
                                                 * _jit(rng, 0.99, 1.01)))
     rep = analyze(rn)
-    assert rep.findings[0].text.startswith("Rank 0 holds the job back"), rep.findings[0].text
+    assert rep.findings[0].text.startswith("Rank 0 may hold the job back"), rep.findings[0].text  # 2 stages, 3 steps
 
 
 def test_sends_without_a_peer_are_said_not_guessed():

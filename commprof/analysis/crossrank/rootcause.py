@@ -33,7 +33,8 @@ others' (``slowlink``) is named for a slow link; else the verdict is "no single 
 spread of the ranks' shares of the path.  A verdict resting on one analyzed step says so ("in 1 of 1 steps: trace
 more steps to confirm"): one step cannot tell a cause from that step's accident; so does one whose count of steps
 held jitter alone reaches (``chance_p`` over ``ALPHA``: of two ranks, "in 3 of 3 steps (a count chance alone gives
-among 2 ranks, p = 0.25: trace at least 6 steps, ... to confirm)"); both are weaker findings.
+among 2 ranks, p = 0.25: trace at least 6 steps, ... to confirm)"); both are weaker findings, led by "may hold the
+job back" instead of "holds the job back".
 What the named rank was doing is the part (compute, host / launch, idle before collectives) whose cut alone gains
 most.
 """
@@ -245,14 +246,13 @@ def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, pat
     band = f", {lo:.2f}-{hi:.2f} over the steps" if cause.steps > 1 else ""
     ops = "/".join(link.ops[:2]) or "collective"
     groups = ", ".join(link.groups[:3]) + (" ..." if len(link.groups) > 3 else "")
-    text = (f"Rank {link.rank} holds the job back: a slow link, its {ops} transfers take {link.ratio:.1f}x its peers' "
-            f"on the same collectives (process groups {groups}, each against the same collectives of its sibling "
-            f"groups, waits removed; the one rank they share), {share:.0f}% of the step's critical path; beyond the "
-            f"others' "
-            f"in {link.held} of {cause.steps} steps{_one(cause)}. At its peers' transfer speed {STEP_NAME} would take "
-            f"{cause.predicted_step_ms:.2f} ms instead of {cause.step_ms:.2f} ms (-{cause.predicted_gain_ms:.2f} ms"
-            f"{band}); the other ranks' longer transfers cost up to {link.jitter / 1e6:.2f} ms in a step "
-            "(90th percentile).")
+    text = (f"Rank {link.rank} {_holds(cause)} the job back: a slow link, its {ops} transfers take {link.ratio:.1f}x "
+            f"its peers' on the same collectives (process groups {groups}, each against the same collectives of its "
+            f"sibling groups, waits removed; the one rank they share), {share:.0f}% of the step's critical path; "
+            f"beyond the others' transfer jitter in {link.held} of {cause.steps} steps{_one(cause)}. At its peers' "
+            f"transfer speed {STEP_NAME} would take {cause.predicted_step_ms:.2f} ms instead of {cause.step_ms:.2f} "
+            f"ms (-{cause.predicted_gain_ms:.2f} ms{band}); the other ranks' longer transfers cost up to "
+            f"{link.jitter / 1e6:.2f} ms in a step (90th percentile).")
     return replace(cause, text=text)
 
 
@@ -311,14 +311,14 @@ def _named(c: RootCause) -> str:
              f"{c.jitter_ms:.2f} ms in a step (90th percentile).")
     if c.rank is None:
         who = ", ".join(str(r) for r in c.ranks[:-1]) + f" and {c.ranks[-1]}"
-        return (f"Ranks {who} hold the job back together: {c.share_pct:.0f}% of the step's critical path, mostly "
-                f"{c.what}; beyond the others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. "
+        return (f"Ranks {who} {_holds(c, 'hold')} the job back together: {c.share_pct:.0f}% of the step's critical "
+                f"path, mostly {c.what}; beyond the others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. "
                 + after.replace("its peers'", "their peers'"))
     peers = f"its {SHORT[_kind_of(c.peers)]} peers'" if c.peers else "its peers'"
     ratio = "" if c.ratio is None else (f", {c.what} {c.ratio:.1f}x {peers}" if np.isfinite(c.ratio)
                                         else f", {c.what} where its peers had none")
-    return (f"Rank {c.rank} holds the job back: {c.share_pct:.0f}% of the step's critical path{ratio}; beyond the "
-            f"others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. {after}")
+    return (f"Rank {c.rank} {_holds(c)} the job back: {c.share_pct:.0f}% of the step's critical path{ratio}; beyond "
+            f"the others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. {after}")
 
 
 def chance_p(c: RootCause) -> float:
@@ -351,6 +351,13 @@ def steps_needed(c: RootCause) -> int:
 def weak(c: RootCause) -> bool:
     """A verdict resting on one analyzed step, or on a count of steps that jitter alone reaches (``chance_p``)."""
     return c.steps == 1 or chance_p(c) > ALPHA
+
+
+def _holds(c: RootCause, verb: str = "holds") -> str:
+    """The verdict's verb: "holds" (or "hold"), "may hold" where the verdict is weak (``weak``): its lead must not
+    claim more than its count of steps supports (the README demo's two like ranks: one named in 3 of 3 steps, p =
+    0.25, in one run of three)."""
+    return "may hold" if weak(c) else verb
 
 
 def _one(c: RootCause) -> str:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
     import commprof
     from commprof.analysis.uncertainty.hostload import host_loads
-    from commprof.analysis.uncertainty.maths import DISTURBED_PCT, OTHER_LOAD_PCT
+    from commprof.analysis.uncertainty.maths import DISTURBED_PCT, OTHER_LOAD_PCT, variation_low_pct
     from commprof.workloads.demo import launch
 
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -33,7 +33,8 @@ def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
     # threads each (compute, gloo), at least 2/5 of a CPU on two CPUs (measured here: 34% of two CPUs)
     assert rep.noise.other_load_pct == pytest.approx(load.other_pct)
     assert load.other_pct >= 0.35 * 100.0 / load.cpus
-    assert rep.noise.disturbed == (load.other_pct > OTHER_LOAD_PCT or rep.noise.step_pct > DISTURBED_PCT
+    steps_low = variation_low_pct(rep.noise.step_pct, rep.noise.step_count)  # beyond what its steps show by chance
+    assert rep.noise.disturbed == (load.other_pct > OTHER_LOAD_PCT or steps_low > DISTURBED_PCT
                                    or (rep.noise.rates_pct or 0.0) > 2 * DISTURBED_PCT)
     if load.cpus <= 3:  # a busy core of two or three: the run is disturbed, and the report says so first
         assert rep.noise.disturbed and "other work used" in rep.noise.describe()

@@ -20,6 +20,7 @@ from commprof.analysis.uncertainty.maths import (
     fmt_band,
     noise,
     spread,
+    variation_low_pct,
     variation_pct,
 )
 
@@ -52,6 +53,25 @@ def test_variation_and_noise():
     assert noise([[100.0, 130.0]], []).disturbed  # only profiled steps: they decide
     assert "vary by" in n.describe() and Noise().describe() == "no repeated steps to measure its noise"
     assert disagreement_pct([[1.0, 1.0], [1.0, 3.0], [5.0]]) == pytest.approx(variation_pct([1.0, 3.0]) / 2)
+
+
+def test_disturbed_beyond_what_its_steps_show_by_chance():
+    """A variation over a few steps is itself uncertain: the run is called disturbed where its lower 90% confidence
+    bound is over DISTURBED_PCT (the chi-square tables: sqrt(k / chi2_0.9(k)) = 0.608 for k = 1, 0.736 for k = 5,
+    0.806 for k = 14).  The README demo's steps outside the profiler read 6-10% over 6 steps in most runs, and
+    were called disturbed or quiet by that chance alone."""
+    for steps, table in ((2, 0.608), (6, 0.736), (15, 0.806)):
+        assert variation_low_pct(10.0, steps) == pytest.approx(10.0 * table, rel=0.02)
+    assert variation_low_pct(10.0, 1) == 10.0 and variation_low_pct(10.0, 0) == 10.0  # count unknown: the figure
+    assert not Noise(unprofiled_pct=11.0, steps_unprofiled=6).disturbed  # 11% over 6 steps: a true 8% reads so
+    assert Noise(unprofiled_pct=14.0, steps_unprofiled=6).disturbed
+    assert Noise(unprofiled_pct=11.0, steps_unprofiled=300).disturbed  # many steps: the figure is the truth
+    assert not Noise(unprofiled_pct=11.0, steps_unprofiled=6, profiled_pct=30.0, steps_profiled=3).disturbed
+    demo = [63.8, 70.1, 61.2, 66.0, 71.5, 60.9]  # six steps of a demo run, varying by 6.8%
+    louder = [65.6 + 1.6 * (v - 65.6) for v in demo]  # the same run 1.6x as loud: 10.9%, still not beyond chance
+    alternating = [v * (1.5 if i % 2 else 1.0) for i, v in enumerate(demo)]  # 23%: disturbed
+    assert variation_pct(louder) == pytest.approx(10.9, abs=0.1)
+    assert [noise([], [x]).disturbed for x in (demo, louder, alternating)] == [False, False, True]
 
 
 def test_a_one_off_stall_is_named_and_left_out_of_the_noise():

@@ -177,6 +177,7 @@ def test_a_slow_rank_whose_thread_waited_for_a_cpu_is_said_to_share_its_cpus():
     assert lead.severity == "info" and lead.text.startswith("No single rank holds the job back")
     assert "A lead: rank 1, with the largest share of the path (69%), waited for a CPU 56%" in lead.text
     assert "A lead" not in root_cause_finding(none, {0: 50.0, 1: 56.0}).text
+    assert "A lead" not in root_cause_finding(none, {0: 4.0, 1: 56.0}, gpu=True).text  # host-bound? nothing says
     # two ranks named together, a third their peer: the sentence in the plural, with the larger wait
     pair = replace(crit, cause=replace(crit.cause, rank=None, ranks=(0, 1)))
     assert ("Their training threads waited for a CPU up to 56% of the time they were ready to run, their peers' 9% "

@@ -39,7 +39,7 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
     compute on GPUs (where only a host-bound cause is the thread's)."""
     c = crit.cause
     if not c.ranks:
-        return Finding("info", c.text + unnamed_contention(c, waits or {}))
+        return Finding("info", c.text + ("" if gpu else unnamed_contention(c, waits or {})))
     gain_pct = 100 * (c.predicted_gain_ms or 0) / c.step_ms if c.step_ms else 0.0
     doing = _DOING.get(c.what or "", "")
     if len(c.ranks) > 1:  # several ranks named together
@@ -71,7 +71,8 @@ def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> s
 
 def unnamed_contention(c: RootCause, waits: Mapping[int, float]) -> str:
     """Where no rank is named but the rank with the largest share of the path waited for a CPU ``WAIT_GAP_PTS`` more
-    than the others (median), a sentence giving that lead, the verdict itself unchanged."""
+    than the others (median), a sentence giving that lead, the verdict itself unchanged.  CPU runs only (the caller):
+    on GPUs a thread's wait slows the step only where the rank is host-bound, which no verdict says here."""
     if not c.spread or c.spread[0][0] not in waits:
         return ""
     rank, share = c.spread[0]

@@ -70,11 +70,14 @@ def test_replay_of_the_traced_settings_lands_near_the_profiled_step(tmp_path):
     rep = commprof.analyze(commprof.load(tmp_path))
     assert rep.advisor.model_step_ms == pytest.approx(rep.advisor.profiled_step_ms, rel=0.35)
     # two ranks of one host over loopback gloo: fp16's cost is CPU work the trace cannot show (measured 4-21% slower
-    # in 9 of 10 pairs, docs/advisor.md): not predicted (a finding says why where the link model would advise it);
-    # accumulation's band reaches down to the backward alone where the run gives an estimate of it
+    # in 9 of 10 pairs, docs/advisor.md): not predicted, and a finding says why wherever communication is exposed
+    # (every run of this job, not only where the link model's point estimate would gain 5%); accumulation's band
+    # reaches down to the backward alone where the run gives an estimate of it
     assert not any(w.value == "fp16_compress_hook" for w in rep.advisor.whatifs)
-    assert all("is not predicted: every rank shares one network stack" in f.text
-               for f in rep.findings if "fp16_compress_hook" in f.text)
+    fp16 = [f.text for f in rep.findings if "fp16_compress_hook" in f.text]
+    hidden = any(f.text.startswith("Communication is already hidden") for f in rep.findings)
+    assert (len(fp16) == 1 or hidden) and all("is not predicted: every rank shares one network stack" in t
+                                              for t in fp16)
     acc = next(w for w in rep.advisor.whatifs if w.knob == "gradient_accumulation" and w.value == 4)
     if acc.alt_ms is not None:
         assert acc.range_ms is not None and acc.range_ms[0] < acc.alt_ms < acc.step_ms < acc.range_ms[1]

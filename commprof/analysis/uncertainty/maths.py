@@ -14,18 +14,22 @@ Definitions (docs/metrics.md, "Uncertainty"):
   over ``DISTURBED_PCT`` beyond what its count of steps can show by chance (``variation_low_pct``) is *disturbed*:
   the report says so first; its bands widen with the noise whatever the label, which withholds most advice.
 - **Band** of a prediction: ``predicted × (1 ± h)`` with
-  ``h = sqrt(floor² + model_error² + (Z × noise)² + (Z × calibration × gain)² + (Z × rates_noise)²)`` (all in %):
+  ``h = sqrt(floor² + model_error² + (Z × noise)² + (Z × calibration × gain)²)`` (all in %):
   ``calibration`` the standard error of the step the replay was calibrated on (the median of the steps outside the
-  profiler, ``calibration_pct``), ``gain`` how many times that error the prediction carries (``replay.core.gain``:
-  about 1 where the prediction rests on compute as much as the traced step does, 3.7-5.1 for a compute-bound
-  prediction calibrated on a step that is mostly wire time); ``floor`` is the replay's own
+  profiler, ``calibration_pct``: from their variation about the median, ``median_variation_pct``, which a one-off
+  slow step the median ignores does not inflate), ``gain`` how many times that error the prediction carries
+  (``replay.core.gain``: about 1 where the prediction rests on compute as much as the traced step does, 3.7-5.1
+  for a compute-bound prediction calibrated on a step that is mostly wire time); ``floor`` is the replay's own
   error on settings it changes, measured on quiet runs (``MODEL_FLOOR_PCT``); for the traced settings themselves,
   the same job measured again, it is ``Z × √2 × drift`` (``base_floor_pct``: two runs differ by √2 times the
   standard deviation of a run's mean step from run to run, ``RUN_DRIFT_SD_PCT``, the figure compare's verdict
   assumes too; ``Noise.drift_sd_pct``, ``report --drift-pct``), ``model_error`` the replay's error on the traced run,
-  and ``Z`` noise deviations.  ``rates_noise`` (predictions resting on the rate probe) is the ranks' disagreement on
-  the probed costs, at least ``RATES_REPEAT_PCT``: the probe's own variation from run to run, which one run
-  cannot see.  On CPU runs a last term, ``other_load``: the share of the ranks' CPUs other work used during the
+  and ``Z`` noise deviations.  A prediction resting on the rate probe (PowerSGD's) takes, in place of the calibration's
+  term,
+  ``Z × max(sqrt(rates_noise² + (calibration × gain)²), RATES_REPEAT_PCT)``: ``rates_noise`` the ranks' disagreement
+  on the probed costs, ``RATES_REPEAT_PCT`` the prediction's own variation from run to run, which one run cannot
+  see and which was measured with the calibration's variation in it (so the two are not added).  On CPU runs one
+  more term, ``other_load``: the share of the ranks' CPUs other work used during the
   steps (``hostload``), steady load that step-to-step variation cannot see.  Where that load disturbed the run
   (over ``OTHER_LOAD_PCT``) and the ranks' **CPU wait** is known (``hostload.cpu_wait``: the share of the time
   the training loop's thread was ready to run that it waited for a CPU), the band's low end takes the larger of the
@@ -85,6 +89,15 @@ DISTURBED_CONFIDENCE_Z = 1.2816
 # other work on the ranks' CPUs beyond which a CPU run is disturbed (a busy process beside two ranks on two
 # cores: 30-50%); the share also widens every band by as much: the traced compute was slowed by an unknown part of it
 OTHER_LOAD_PCT = 15.0
+# the median of the steps outside the profiler (the replays' calibration target) ignores a one-off slow step that the
+# steps' variation does not: the netns jobs' traced runs have one, 11-19% slow, in each run (the link, about 7 s in:
+# gloo's TCP thread busy 100 ms), which put their variation at 4-7% where the others varied by 0.5-2% and widened
+# PowerSGD's band to +-25-38% while its prediction moved by 4.7% between those runs (benchmarks/results/
+# bench_compression_repeat.txt, 2026-12-06 08:30).  The median's standard error takes the variation without the
+# steps over HAMPEL_SDS robust deviations from the median (from ROBUST_MIN_STEPS steps: under 5 the median absolute
+# deviation says little)
+HAMPEL_SDS = 3.0
+ROBUST_MIN_STEPS = 5
 OUTLIER_FACTOR = 2.0  # a step this many times the median of the others (and OUTLIER_SDS robust deviations above
 OUTLIER_SDS = 5.0  # it) is left out of a mean, named: at most a quarter of the steps
 
@@ -165,6 +178,8 @@ class Noise:
 
     profiled_pct: float | None = None  # step-to-step variation of the profiled steps (the most varying rank)
     unprofiled_pct: float | None = None  # the same for the steps outside the profiler (sidecar wall times)
+    # ... what their median (the calibration target) varies with: without steps far from it (``median_variation_pct``)
+    unprofiled_median_pct: float | None = None
     rates_pct: float | None = None  # ranks' disagreement on the operation costs the replays use
     other_load_pct: float | None = None  # share of the ranks' CPUs other work used during the steps (CPU runs)
     steps_profiled: int = 0
@@ -229,7 +244,9 @@ def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[flo
     most waiting rank's CPU wait (``hostload``)."""
     prof, n_p, left_p = _steady(profiled, profiled_ids, True)
     unprof, n_u, left_u = _steady(unprofiled, unprofiled_ids, False)
+    about_median = [v for v in (median_variation_pct(s) for s in unprofiled) if v is not None]
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
+                 unprofiled_median_pct=max(about_median) if about_median and unprof else None,
                  rates_pct=rates_pct, other_load_pct=other_load_pct, steps_profiled=n_p, steps_unprofiled=n_u,
                  left_out=group_stalls(left_p + left_u), drift_sd_pct=drift_sd_pct,
                  cpu_wait_pct=cpu_wait[1] if cpu_wait else None, cpu_wait_rank=cpu_wait[0] if cpu_wait else None)
@@ -273,19 +290,37 @@ def half_width_pct(noise_: Noise, model_error_pct: float | None, changed: bool =
     """The band's half-width in % of the prediction (see the module's docstring); ``gain``: how many times the
     calibration target's error the prediction carries (``replay.core.gain``; 0 where the family does not say)."""
     floor = MODEL_FLOOR_PCT if changed else base_floor_pct(noise_.drift_sd_pct)
-    terms = [floor, model_error_pct or 0.0, Z * noise_.step_pct, noise_.other_load_pct or 0.0,
-             Z * calibration_pct(noise_) * gain]
-    if uses_rates:
-        terms.append(Z * max(noise_.rates_pct or 0.0, RATES_REPEAT_PCT))
+    calibration = calibration_pct(noise_) * gain
+    terms = [floor, model_error_pct or 0.0, Z * noise_.step_pct, noise_.other_load_pct or 0.0]
+    if uses_rates:  # RATES_REPEAT_PCT was measured with the calibration's variation in it: not counted twice
+        terms.append(Z * max(math.hypot(noise_.rates_pct or 0.0, calibration), RATES_REPEAT_PCT))
+    else:
+        terms.append(Z * calibration)
     return math.sqrt(sum(t * t for t in terms))
 
 
 def calibration_pct(noise_: Noise) -> float:
     """The standard error (%) of the step a replay is calibrated on, the median of the steps outside the profiler:
-    1.2533 x their variation / sqrt(steps); 0 without them (the replay is then not calibrated)."""
-    if noise_.unprofiled_pct is None or noise_.steps_unprofiled < 2:
+    1.2533 x their variation about the median (``Noise.unprofiled_median_pct``; the plain variation under
+    ``ROBUST_MIN_STEPS`` steps) / sqrt(steps); 0 without them (the replay is then not calibrated)."""
+    pct = noise_.unprofiled_median_pct if noise_.unprofiled_median_pct is not None else noise_.unprofiled_pct
+    if pct is None or noise_.steps_unprofiled < 2:
         return 0.0
-    return 1.2533 * noise_.unprofiled_pct / math.sqrt(noise_.steps_unprofiled)
+    return 1.2533 * pct / math.sqrt(noise_.steps_unprofiled)
+
+
+def median_variation_pct(values: Sequence[float]) -> float | None:
+    """The variation (%) that the median of ``values`` moves with: their sample variation after leaving out the
+    values over ``HAMPEL_SDS`` robust deviations (1.4826 x MAD) from the median, at most a quarter of them
+    (Hampel's identifier); None under ``ROBUST_MIN_STEPS`` values (the plain variation stands)."""
+    vals = np.asarray([float(v) for v in values], dtype=np.float64)
+    if vals.size < ROBUST_MIN_STEPS:
+        return None
+    med = float(np.median(vals))
+    dev = np.abs(vals - med)
+    far = np.argsort(dev)[::-1][:vals.size // 4]
+    far = far[dev[far] > HAMPEL_SDS * 1.4826 * float(np.median(dev))]
+    return variation_pct(np.delete(vals, far).tolist())
 
 
 def base_floor_pct(drift_sd_pct: float) -> float:

@@ -16,8 +16,9 @@ the model's own gradient shapes, and written to the sidecar (``rates``):
 - ``orthogonalize``: of the n x r factor (``linalg.qr``).
 
 The probe uses its own tensors (filled with constants: no random numbers, the RNG state is untouched), frees
-them, and never raises: a failure leaves the rates out with a warning.  It takes well under a second for
-models with a handful of distinct matrix shapes (``wall_ms`` records it).
+them, and never raises: a failure leaves the rates out with a warning.  It takes 1.7-3.1 s on a
+2-core CPU host for the README demo's and the netns benchmarks' models (``wall_ms`` records it); the shapes left
+after ``BUDGET_S`` are scaled from the nearest measured one.
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ class TraceOptions:
     output bytes, for pipeline partitioning."""
     probe: bool = True
     """With a DDP model: measure, once at the start, the rates the advisor's what-ifs need on this machine, such as
-    PowerSGD's matrix products (1.7-3.1 s on a 2-core CPU host, see ``commprof.capture.probe``)."""
+    PowerSGD's matrix products (1.7-3.1 s on a 2-core CPU host for the README demo's model and the netns
+    benchmarks' 34 MB one; ``rates.wall_ms`` in the sidecar; see ``commprof.capture.probe``)."""
 
     def __post_init__(self) -> None:
         if min(self.wait, self.warmup, self.repeat, self.skip_first) < 0 or self.active < 1:

@@ -77,6 +77,12 @@ def test_a_plain_torch_profiler_trace_of_fsdp2():
     assert all(units[n].reshard_after_forward and units[n].unsharded_bytes == 4 * (256 * 256 + 256)
                for n in ("0", "1", "2", "3"))
     assert any("FSDP holds at most" in x.text for x in rep.findings)
+    # the CPU work of each resharding unit's backward unshard, measured from pre_backward and the backward prefetches
+    # outside their waits: part of the unit's backward overhead, which reshard_after_forward=False saves
+    for s in f.report.steps:
+        for u in s.units:
+            assert 0 <= u.bwd_unshard_ns <= u.bwd_overhead_ns and u.fwd_unshard_ns >= 0
+        assert sum(u.bwd_unshard_ns for u in s.units if u.unit) > 0
 
 
 def test_compare_two_fsdp_runs(fsdp_run: Path, tmp_path: Path):

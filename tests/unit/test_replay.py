@@ -84,6 +84,25 @@ def test_fsdp_replay_keeping_parameters_after_forward():
     assert phases["fwd:a"] == 100 and phases["fwd_tail"] == 300
 
 
+def test_fsdp_replay_saves_or_pays_the_unshards_cpu_work():
+    """A unit that stops resharding after its forward saves its backward unshard's CPU work (allocation and copy-out,
+    measured in pre_backward: 0.5 ms each here) besides its all-gather: 19 - 2 x 0.5 = 18 ms; traced without
+    resharding, a unit made to reshard pays its forward's measured unshard (0.7 ms each) in its backward besides the
+    all-gathers: 21 + 2 x 0.7 ms.  As traced, nothing changes.  (CI run 58's FSDP2 run: 35-45 ms of unshard work per
+    step that the replay kept, reshard_after_forward=False predicted at 616 ms, measured 481; now 578.)"""
+    from dataclasses import replace
+
+    inp = fsdp_inputs(UNITS, head_ms=1, fwd_tail_ms=1, bwd_tail_ms=1)
+    inp = replace(inp, units=tuple(replace(u, unshard_ns=0.5e6) for u in inp.units))
+    assert fsdp_replay(inp, Knobs(reshard_after_forward=False, prefetch=0))[0] / 1e6 == pytest.approx(18.0)
+    assert fsdp_replay(inp, Knobs(reshard_after_forward=None, prefetch=0))[0] / 1e6 == pytest.approx(21.0)
+    kept = fsdp_inputs([(n, f, b, ag, bag, rs, nb, False) for n, f, b, ag, bag, rs, nb, _ in UNITS],
+                       head_ms=1, fwd_tail_ms=1, bwd_tail_ms=1)
+    kept = replace(kept, units=tuple(replace(u, unshard_ns=0.7e6) for u in kept.units))
+    assert fsdp_replay(kept, Knobs(reshard_after_forward=None, prefetch=0))[0] / 1e6 == pytest.approx(19.0)
+    assert fsdp_replay(kept, Knobs(reshard_after_forward=True, prefetch=0))[0] / 1e6 == pytest.approx(22.4)
+
+
 def test_fsdp_calibration_hits_the_target():
     """The traced settings' replay is 21 ms at scale 1; a target of 21 ms gives 1, a larger one more than 1."""
     inp = fsdp_inputs(UNITS, head_ms=1, fwd_tail_ms=1, bwd_tail_ms=1)

@@ -5,7 +5,9 @@ The replay walks one step as FSDP2 runs it, from the traced run's own per-unit t
   of its explicit forward-prefetch targets, then its pre/post-forward work and its compute; its parameters are
   resharded after its forward when ``reshard_after_forward``;
 - backward, in reverse: the all-gather of a resharded unit, then those of its backward-prefetch targets (FSDP2
-  prefetches one unit implicitly), its pre/post-backward work and compute, then its reduce-scatter.
+  prefetches one unit implicitly), its pre/post-backward work and compute, then its reduce-scatter.  A unit that
+  stops resharding after its forward also saves the CPU work of its backward unshard (``UnitStep.bwd_unshard_ns``:
+  allocation and copy-out, part of its backward work); one that starts resharding pays its forward's.
 On CPU every gloo collective of FSDP2 blocks the training thread (its all-gather and reduce-scatter "streams" are
 the CPU itself: measured, the all-gather's wait sits inside ``FSDP::all_gather``, prefetched or not, the
 reduce-scatter's inside ``FSDP::post_backward_reduce``).  All collectives of
@@ -26,7 +28,7 @@ import numpy as np
 from ... import ops
 from ..bandwidth import Bandwidth
 from ..replay import core
-from .units import AG, BWD_AG, RS, FSDPReport, StepUnits
+from .units import AG, BWD_AG, RS, FSDPReport, StepUnits, UnitStep
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +53,9 @@ class UnitTimes:
     rs_ns: float
     unsharded_bytes: int
     reshard: bool
+    # the CPU work of the backward's unshard (``UnitStep.bwd_unshard_ns``) where the traced unit resharded; else the
+    # forward's, the measured unshard of the same parameters a backward that has to gather them again would repeat
+    unshard_ns: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,9 +96,15 @@ def inputs(step: StepUnits, rep: FSDPReport, bw: Bandwidth, world: int) -> Repla
                            bwd_ns=u.bwd_compute_ns + u.bwd_overhead_ns, ag_ns=ag_ns,
                            bwd_ag_ns=_flight(bwd, bw, ops.ALL_GATHER, nbytes, world) if bwd else ag_ns,
                            rs_ns=_flight(rs, bw, ops.REDUCE_SCATTER, rs[0].bytes if rs else nbytes, world),
-                           unsharded_bytes=nbytes, reshard=st.reshard_after_forward if st else True))
+                           unsharded_bytes=nbytes, reshard=st.reshard_after_forward if st else True,
+                           unshard_ns=_unshard_ns(u, st.reshard_after_forward if st else True)))
     return ReplayInputs(units=tuple(units), head_ns=step.head_ns, fwd_tail_ns=step.fwd_tail_ns,
                         bwd_tail_ns=step.bwd_tail_ns)
+
+
+def _unshard_ns(u: UnitStep, resharded: bool) -> float:
+    """The CPU work a backward unshard of ``u`` costs (``UnitTimes.unshard_ns``)."""
+    return float(u.bwd_unshard_ns if resharded else u.fwd_unshard_ns)
 
 
 class _Walk:
@@ -155,7 +166,8 @@ def replay(inp: ReplayInputs, knobs: Knobs, scale: float = 1.0) -> tuple[float, 
         w.gather(u, True)
         for v in back[i + 1:i + 1 + max(knobs.prefetch, 1)]:  # FSDP2 prefetches one unit implicitly
             w.gather(v, True)
-        w.t += u.bwd_ns * scale
+        # a unit that stops (starts) resharding after its forward saves (pays) its backward unshard's CPU work
+        w.t += (u.bwd_ns + (raf[u.name] - u.reshard) * u.unshard_ns) * scale
         w.reduce(u.rs_ns)
         w.held.pop(u.name, None)
     w.enter("bwd_tail")

@@ -52,6 +52,10 @@ class UnitStep:
     bwd_overhead_ns: int  # pre_backward (without the wait) + post_backward (accumulate, reshard, reduce issue)
     copy_out_ns: int
     phases: tuple[PhaseRecord, ...]
+    # the CPU work (outside waits) of unsharding: the forward's (pre_forward), the backward's (pre_backward and the
+    # backward prefetches run inside this unit's window: allocation, copy-out), part of the overheads above
+    fwd_unshard_ns: int = 0
+    bwd_unshard_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +265,11 @@ def _unit_step(ev: list[FSDPEvent], u: str, bwd_start: int, phases: list[PhaseRe
     copy_out = _dur([e for e in _by(ev, "all_gather_copy_out", u)])
     fwd_ovh = _dur(fw) + _dur(po) + _dur(fwd_in) - _waited(fw + fwd_in, gathers)
     bwd_ovh = _dur(pb) + _dur(post) + _dur(bwd_in) - _waited(pb + bwd_in, gathers) - _waited(post, gathers)
+    prefetch = [e for e in bwd_in if e.phase == "backward_prefetch"]
+    bwd_unshard = _dur(pb) + _dur(prefetch) - _waited(pb + prefetch, gathers)
     return UnitStep(u, max(fwd_c - nested[0], 0), max(bwd_c - nested[1], 0), max(fwd_ovh, 0), max(bwd_ovh, 0),
-                    copy_out, tuple(phases))
+                    copy_out, tuple(phases), fwd_unshard_ns=max(_dur(fw) - _waited(fw, gathers), 0),
+                    bwd_unshard_ns=min(max(bwd_unshard, 0), max(bwd_ovh, 0)))
 
 
 def _peak(ev: list[FSDPEvent], units: list[str], bwd_start: int, unsharded: dict[str, int],

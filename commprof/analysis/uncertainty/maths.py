@@ -24,12 +24,11 @@ Definitions (docs/metrics.md, "Uncertainty"):
   the same job measured again, it is ``Z × √2 × drift`` (``base_floor_pct``: two runs differ by √2 times the
   standard deviation of a run's mean step from run to run, ``RUN_DRIFT_SD_PCT``, the figure compare's verdict
   assumes too; ``Noise.drift_sd_pct``, ``report --drift-pct``), ``model_error`` the replay's error on the traced run,
-  and ``Z`` noise deviations.  A prediction resting on the rate probe (PowerSGD's) takes, in place of the calibration's
-  term,
-  ``Z × max(sqrt(rates_noise² + (calibration × gain)²), RATES_REPEAT_PCT)``: ``rates_noise`` the ranks' disagreement
-  on the probed costs, ``RATES_REPEAT_PCT`` the prediction's own variation from run to run, which one run cannot
-  see and which was measured with the calibration's variation in it (so the two are not added).  On CPU runs one
-  more term, ``other_load``: the share of the ranks' CPUs other work used during the
+  and ``Z`` noise deviations.  A prediction resting on the rate probe (PowerSGD's) takes, in place of the
+  calibration's term, ``Z × max(sqrt(rates_noise² + (calibration × gain)²), RATES_REPEAT_PCT)``: ``rates_noise``
+  the ranks' disagreement on the probed costs, ``RATES_REPEAT_PCT`` the prediction's own variation from run to run,
+  which one run cannot see and which was measured with the calibration's variation in it (so the two are not
+  added).  On CPU runs one more term, ``other_load``: the share of the ranks' CPUs other work used during the
   steps (``hostload``), steady load that step-to-step variation cannot see.  Where that load disturbed the run
   (over ``OTHER_LOAD_PCT``) and the ranks' **CPU wait** is known (``hostload.cpu_wait``: the share of the time
   the training loop's thread was ready to run that it waited for a CPU), the band's low end takes the larger of the
@@ -90,12 +89,12 @@ DISTURBED_CONFIDENCE_Z = 1.2816
 # cores: 30-50%); the share also widens every band by as much: the traced compute was slowed by an unknown part of it
 OTHER_LOAD_PCT = 15.0
 # the median of the steps outside the profiler (the replays' calibration target) ignores a one-off slow step that the
-# steps' variation does not: the netns jobs' traced runs have one, 11-19% slow, in each run (the link, about 7 s in:
-# gloo's TCP thread busy 100 ms), which put their variation at 4-7% where the others varied by 0.5-2% and widened
-# PowerSGD's band to +-25-38% while its prediction moved by 4.7% between those runs (benchmarks/results/
-# bench_compression_repeat.txt, 2026-12-06 08:30).  The median's standard error takes the variation without the
-# steps over HAMPEL_SDS robust deviations from the median (from ROBUST_MIN_STEPS steps: under 5 the median absolute
-# deviation says little)
+# steps' variation does not: the netns jobs' traced runs had one, 11-19% slow, in each of 12 runs (step 10, both
+# ranks; in one run sampled per thread, gloo's TCP thread ran 100 ms more in it), which put their variation at 4-7%
+# where the others varied by 0.5-2% and widened PowerSGD's band to +-25-38% while its prediction moved by 4.7%
+# between those runs (benchmarks/results/bench_compression_repeat.txt, 2026-12-06 08:30).  The median's standard
+# error takes the variation without the steps over HAMPEL_SDS robust deviations from the median (from
+# ROBUST_MIN_STEPS steps: under 5 the median absolute deviation says little)
 HAMPEL_SDS = 3.0
 ROBUST_MIN_STEPS = 5
 OUTLIER_FACTOR = 2.0  # a step this many times the median of the others (and OUTLIER_SDS robust deviations above

@@ -52,16 +52,9 @@ def calibration_sentence(gain: float, noise: Noise) -> str:
         return ""
     return (f" Its band carries ±{term:.0f}% from the calibration: the compute-side times are calibrated on "
             f"the median of {noise.steps_unprofiled} steps outside the profiler that vary about it by "
-            f"{_about_median(noise):.1f}%, and "
+            f"{noise.calibration_variation_pct or 0.0:.1f}%, and "
             f"this prediction rests on them {gain:.1f} times as much as the traced step does (more steps outside the "
             "profiler narrow it).")
-
-
-def _about_median(noise: Noise) -> float:
-    """The variation the calibration's standard error is taken from (``maths.calibration_pct``)."""
-    if noise.unprofiled_median_pct is not None:
-        return noise.unprofiled_median_pct
-    return noise.unprofiled_pct or 0.0
 
 
 def withheld(a: Advice, noise: Noise, model_error_pct: float | None, current_ms: float) -> Finding:

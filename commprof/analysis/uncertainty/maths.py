@@ -199,6 +199,12 @@ class Noise:
         return self.profiled_pct or 0.0
 
     @property
+    def calibration_variation_pct(self) -> float | None:
+        """The variation the calibration's standard error is taken from (``calibration_pct``): about the median
+        where there are enough steps for it, else the plain variation of the steps outside the profiler."""
+        return self.unprofiled_median_pct if self.unprofiled_median_pct is not None else self.unprofiled_pct
+
+    @property
     def step_count(self) -> int:
         """The steps ``step_pct`` is over (the most kept in one rank's series)."""
         return self.steps_unprofiled if self.unprofiled_pct is not None else self.steps_profiled
@@ -245,7 +251,7 @@ def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[flo
     unprof, n_u, left_u = _steady(unprofiled, unprofiled_ids, False)
     about_median = [v for v in (median_variation_pct(s) for s in unprofiled) if v is not None]
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
-                 unprofiled_median_pct=max(about_median) if about_median and unprof else None,
+                 unprofiled_median_pct=max(about_median) if about_median else None,
                  rates_pct=rates_pct, other_load_pct=other_load_pct, steps_profiled=n_p, steps_unprofiled=n_u,
                  left_out=group_stalls(left_p + left_u), drift_sd_pct=drift_sd_pct,
                  cpu_wait_pct=cpu_wait[1] if cpu_wait else None, cpu_wait_rank=cpu_wait[0] if cpu_wait else None)
@@ -302,7 +308,7 @@ def calibration_pct(noise_: Noise) -> float:
     """The standard error (%) of the step a replay is calibrated on, the median of the steps outside the profiler:
     1.2533 x their variation about the median (``Noise.unprofiled_median_pct``; the plain variation under
     ``ROBUST_MIN_STEPS`` steps) / sqrt(steps); 0 without them (the replay is then not calibrated)."""
-    pct = noise_.unprofiled_median_pct if noise_.unprofiled_median_pct is not None else noise_.unprofiled_pct
+    pct = noise_.calibration_variation_pct
     if pct is None or noise_.steps_unprofiled < 2:
         return 0.0
     return 1.2533 * pct / math.sqrt(noise_.steps_unprofiled)

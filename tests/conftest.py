@@ -33,6 +33,20 @@ def extra_sets() -> list[Path]:
     return sorted(p for p in Path(root).iterdir() if p.is_dir())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def environment_as_found():
+    """Each module leaves the process environment as it found it: the jobs later tests start inherit it.  Measured
+    (2026-12-06): Dask's LocalCluster (tests/e2e/test_dask.py) set MALLOC_TRIM_THRESHOLD_=65536 in this process and
+    left it there.  Every later job's glibc then returned freed memory at once and mapped each large block afresh:
+    in the FSDP2 proofs the traced MLP's steps took 620-750 ms (500-530 alone), its training threads 1.6-2x the CPU
+    time, in every CI run of that day; the state in which CI run 58 missed."""
+    before = dict(os.environ)
+    yield
+    for k in set(os.environ) - set(before):
+        del os.environ[k]
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="session")
 def gloo_run(tmp_path_factory):
     """One real 2-rank gloo DDP run traced with commprof (shared by several tests)."""

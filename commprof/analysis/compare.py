@@ -197,6 +197,29 @@ def _settings(rep: Report) -> dict[str, Any]:
     return out
 
 
+def _recorded_env(rep: Report) -> dict[str, str] | None:
+    rt = next((r for r in rep.run.ranks if r.sidecar is not None), None)
+    return rt.sidecar.env if rt is not None and rt.sidecar is not None else None
+
+
+def _environment(before: Report, after: Report, sb: dict[str, Any], sa: dict[str, Any], notes: list[str]) -> None:
+    """The recorded environment variables set differently (``capture.environment``; None: unset), as settings
+    ``env:NAME``, and a note; only where both runs recorded their environment (older sidecars and plain traces
+    do not)."""
+    eb, ea = _recorded_env(before), _recorded_env(after)
+    if eb is None or ea is None:
+        return
+    diff = [(k, eb.get(k), ea.get(k)) for k in sorted(set(eb) | set(ea)) if eb.get(k) != ea.get(k)]
+    for name, b, a in diff:
+        sb[ENV_PREFIX + name], sa[ENV_PREFIX + name] = b, a
+    if diff:
+        shown = "; ".join(f"{n} {'unset' if b is None else b} -> {'unset' if a is None else a}" for n, b, a in diff[:4])
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        notes.append(f"the environment differs ({shown}{more}): allocator, thread-pool and communication-library "
+                     "variables change step times by themselves, and the verdict cannot tell their effect from "
+                     "the settings'")
+
+
 def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None, str]:
     if knob == "bucket_cap_mb":
         cap = after.get("bucket_cap_mb")
@@ -265,6 +288,7 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
         colls.append(CollectiveDelta(key[0], key[1], key[2], hi, bb[key][1:] if key in bb else None,
                                      ba[key][1:] if key in ba else None))
     sb, sa = _settings(before), _settings(after)
+    _environment(before, after, sb, sa, notes)
     buckets = _buckets(before.buckets, after.buckets, sb, sa, notes)
     late_b = {s.rank: s.mean_late_ms for s in before.cross.stragglers}
     late_a = {s.rank: s.mean_late_ms for s in after.cross.stragglers}
@@ -294,13 +318,15 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
 
 
 ENVIRONMENT = ("world_size", "backend", "devices", "torch", "parameters")
+ENV_PREFIX = "env:"  # a recorded environment variable, as a setting (``_environment``)
 
 
 def unseen(before: Report, after: Report, settings: Sequence[SettingChange]) -> tuple[str, ...]:
     """The settings (other than the environment) that differ although the bucket layout and the collectives (op,
     count and bytes per rank and step) are the same in both runs."""
-    knobs = tuple(s.name for s in settings if s.name not in ENVIRONMENT)
-    if not knobs or any(s.name in ENVIRONMENT for s in settings):
+    env = [s for s in settings if s.name in ENVIRONMENT or s.name.startswith(ENV_PREFIX)]
+    knobs = tuple(s.name for s in settings if s not in env)
+    if not knobs or env:
         return ()
     if [b.bytes for b in before.buckets] != [b.bytes for b in after.buckets]:
         return ()

@@ -31,7 +31,7 @@ from ..atomic import write_bytes
 from ..formats import files
 from ..formats import sidecar as F
 from ..warn import warn
-from . import fsdp, hostload, probe
+from . import environment, fsdp, hostload, probe
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
 from .options import TraceOptions, signature_of
@@ -351,6 +351,7 @@ class TraceSession:
             F.WARNINGS: self.warnings,
             F.RATES: self.rates or None,
             F.FSDP: self._fsdp_settings(),
+            F.ENV: environment.performance_env(),
         }
 
     def _fsdp_settings(self) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ A JSON object; times are Unix nanoseconds (the reader moves them onto the trace'
            mixed_precision: {param_dtype, reduce_dtype, output_dtype}, mesh: {shape, dim_names, hsdp}} | absent
     rates: {device, buffer_bytes, pass_bps, fresh_bps, products: [[kind, n, m, r, ns], ...],
             orthogonalize: [[n, r, ns], ...], wall_ms} | absent   (``commprof.capture.probe``)
+    env: {name: value} | absent   (the variables that change how fast a job runs: ``commprof.capture.environment``)
     warnings: [str]
 
 Versioned: a reader accepts older files through defaults and refuses newer ones.
@@ -37,6 +38,7 @@ RUN_ID, RANK, WORLD_SIZE, BACKEND, VERSIONS, DEVICE = "run_id", "rank", "world_s
 DDP, LAYOUTS, BUCKETS, PARAM_READY, STEPS = "ddp", "layouts", "buckets", "param_ready", "steps"
 EXPORTS = "exports"  # when this rank exported its trace: its peers' steps then wait for it
 MODULE_ORDER, MODULES, WARNINGS, RATES = "module_order", "modules", "warnings", "rates"
+ENV = "env"  # the environment variables that change how fast a job runs (absent in older sidecars)
 
 # ddp settings
 BUCKET_CAP_MB, BUCKET_BYTES_CAP, FIRST_BUCKET_BYTES = "bucket_cap_mb", "bucket_bytes_cap", "first_bucket_bytes"

@@ -146,3 +146,4 @@ class Sidecar:
     host: str | None = None  # the host's name
     cpus: tuple[int, ...] | None = None  # the CPUs this rank may run on
     net_ns: str | None = None  # the rank's network stack, "<boot id>/<namespace inode>" (Linux; None: not recorded)
+    env: dict[str, str] | None = None  # the variables that change how fast a job runs (None: not recorded)

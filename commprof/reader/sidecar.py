@@ -161,7 +161,14 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
                    module_calls=_module_calls(doc.get(F.MODULES), clk), rates=probe_rates(doc.get(F.RATES)),
                    fsdp=fsdp_settings(doc.get(F.FSDP)), exports=_exports(doc.get(F.EXPORTS), clk),
                    host=doc.get(F.HOST) if isinstance(doc.get(F.HOST), str) else None, cpus=_cpus(doc.get(F.CPUS)),
-                   net_ns=doc.get(F.NET_NS) if isinstance(doc.get(F.NET_NS), str) else None)
+                   net_ns=doc.get(F.NET_NS) if isinstance(doc.get(F.NET_NS), str) else None,
+                   env=_env(doc.get(F.ENV)))
+
+
+def _env(raw: Any) -> dict[str, str] | None:
+    if not isinstance(raw, dict):
+        return None
+    return {str(k): str(v) for k, v in raw.items() if isinstance(v, str | int | float)}
 
 
 def _exports(raw: Any, clk) -> tuple[tuple[int, int], ...]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from ..analysis.compare import RANK_FIGURES, Comparison
+from ..analysis.compare import ENV_PREFIX, RANK_FIGURES, Comparison
 from ..analysis.uncertainty.maths import fmt_band
 from ..analysis.uncertainty.verdict import NO_CHANGE, drift_half_pct
 from .fmt import num as _n
@@ -129,13 +129,19 @@ def headline(c: Comparison) -> list[str]:
     return lines
 
 
+def _value(name: str, v: object) -> object:
+    """A setting's value as shown: an environment variable not set reads "unset"."""
+    return "unset" if v is None and name.startswith(ENV_PREFIX) else v
+
+
 def text(c: Comparison, written: list[str] | None = None) -> str:
     out = ["commprof compare", f"  before: {plain(c.before.path)} (world size {c.before.world_size})",
            f"  after:  {plain(c.after.path)} (world size {c.after.world_size})", ""]
     out += [" " + line for line in headline(c)]
     if c.settings_changed:
         out += ["", "Settings that differ"]
-        out += [f"  {s.name}: {plain(s.before)} -> {plain(s.after)}" for s in c.settings_changed]
+        out += [f"  {s.name}: {plain(_value(s.name, s.before))} -> {plain(_value(s.name, s.after))}"
+                for s in c.settings_changed]
     out += ["", "Per rank (the mean of its steps)"]
     labels = {"step_ms": "step", "compute_ms": "compute", "exposed_comm_ms": "exposed comm", "overlap_pct": "overlap %",
               "wait_ms": "wait"}
@@ -165,7 +171,7 @@ def text(c: Comparison, written: list[str] | None = None) -> str:
     if c.stragglers:
         out += ["", "Stragglers"] + [f"  rank {s.rank}: {s.status}" for s in c.stragglers]
     if c.notes:
-        out += ["", "Not compared"] + [f"  {plain(n, 300)}" for n in c.notes]
+        out += ["", "Notes"] + [f"  {plain(n, 1000)}" for n in c.notes]
     if written:
         out += ["", f"wrote {', '.join(written)}"]
     return "\n".join(out) + "\n"
@@ -249,8 +255,8 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     parts += [f"<div class='finding sev-info'>{h(line, 600)}</div>" for line in headline(c)]
     if c.settings_changed:
         parts.append("<h2>Settings that differ</h2><table><tr><th>setting</th><th>before</th><th>after</th></tr>")
-        parts += [f"<tr><td>{h(s.name)}</td><td>{h(s.before)}</td><td>{h(s.after)}</td></tr>"
-                  for s in c.settings_changed]
+        parts += [f"<tr><td>{h(s.name)}</td><td>{h(_value(s.name, s.before))}</td>"
+                  f"<td>{h(_value(s.name, s.after))}</td></tr>" for s in c.settings_changed]
         parts.append("</table>")
     parts.append("<h2>Plots</h2>")
     for name, png in pngs.items():
@@ -274,7 +280,7 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     parts.append("</table>")
     parts += _buckets_html(d["buckets"])
     if c.notes:
-        parts.append("<h2>Not compared</h2><ul class='warn'>" + "".join(f"<li>{h(n, 600)}</li>" for n in c.notes)
+        parts.append("<h2>Notes</h2><ul class='warn'>" + "".join(f"<li>{h(n, 600)}</li>" for n in c.notes)
                      + "</ul>")
     parts.append("</main></body></html>")
     return "\n".join(parts)

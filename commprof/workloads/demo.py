@@ -154,8 +154,13 @@ def spawn(worker: Any, out: str | Path, nproc: int, cfg: dict[str, Any]) -> None
     """Run ``worker(rank, world, port, out, cfg)`` in ``nproc`` processes (torch.multiprocessing, spawn)."""
     import torch.multiprocessing as mp
 
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(finish, args=(worker, nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+    caller = os.environ.get("OMP_NUM_THREADS")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # for the ranks; the caller's environment is left as it was
+    try:
+        mp.spawn(finish, args=(worker, nproc, free_port(), str(out), cfg), nprocs=nproc, join=True)
+    finally:
+        if caller is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def finish(rank: int, worker: Any, *args: Any) -> None:

@@ -35,6 +35,8 @@ def test_files_per_rank_complete_and_tied_by_run_id(gloo_run: Path):
     for r, sc in enumerate(sides):
         assert sc["schema"] == "commprof.sidecar/1" and sc["rank"] == r and sc["world_size"] == 2
         assert sc["backend"] == "gloo" and sc["versions"]["torch"]
+        # the variables that change how fast a job runs, as the ranks saw them (the demo's launcher sets one thread)
+        assert sc["env"]["OMP_NUM_THREADS"] == "1" and not {"PATH", "HOME"} & set(sc["env"])
         assert sc["ddp"]["bucket_cap_mb"] == pytest.approx(0.25) and sc["ddp"]["gradient_as_bucket_view"] is False
         # every step has a wall time; steps 2-4 are the active window (wait=1, warmup=1, active=3)
         assert [s["step"] for s in sc["steps"]] == list(range(7))

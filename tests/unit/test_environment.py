@@ -1,0 +1,69 @@
+"""The environment variables a sidecar records (``commprof.capture.environment``), how the reader reads them, and
+compare's account of two runs whose environments differ."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from commprof.analysis.compare import SettingChange, unseen
+from commprof.capture.environment import MAX_VALUE_CHARS, performance_env
+from commprof.reader.sidecar import _env
+from conftest import ROOT, real
+
+
+def test_only_the_variables_that_change_how_fast_a_job_runs_are_recorded():
+    env = {"MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1", "NCCL_ALGO": "Ring",
+           "LD_PRELOAD": "libjemalloc.so", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+           "GLOO_SOCKET_IFNAME": "veth0", "PATH": "/usr/bin", "HOME": "/root", "AWS_SECRET_ACCESS_KEY": "x",
+           "MY_NCCL_ALGO": "Tree", "NCCL_DEBUG_FILE": "n" * 1000}
+    got = performance_env(env)
+    assert set(got) == {"MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS", "NCCL_ALGO", "LD_PRELOAD",
+                        "PYTORCH_CUDA_ALLOC_CONF", "GLOO_SOCKET_IFNAME", "NCCL_DEBUG_FILE"}
+    assert list(got) == sorted(got) and len(got["NCCL_DEBUG_FILE"]) == MAX_VALUE_CHARS
+
+
+def test_the_reader_tells_not_recorded_from_recorded_empty():
+    assert _env(None) is None and _env([1]) is None and _env({}) == {}
+    assert _env({"OMP_NUM_THREADS": 1, "X": ["bad"]}) == {"OMP_NUM_THREADS": "1"}
+
+
+def test_an_environment_change_is_never_a_setting_without_visible_effect():
+    """unseen() names settings that changed nothing the runs can see; with the environment changed too, the
+    difference in step time may be the environment's, so it names none (it returns before reading the runs)."""
+    changes = [SettingChange("bucket_cap_mb", 25.0, 1.0), SettingChange("env:MALLOC_TRIM_THRESHOLD_", None, "65536")]
+    assert unseen(None, None, changes) == ()  # type: ignore[arg-type]
+
+
+def _with_env(src: Path, dst: Path, env: dict[str, str] | None) -> Path:
+    shutil.copytree(src, dst)
+    for f in dst.glob("*.commprof.json"):
+        doc = json.loads(f.read_text())
+        if env is not None:
+            doc["env"] = env
+        f.write_text(json.dumps(doc))
+    return dst
+
+
+def test_compare_names_the_variables_set_differently(tmp_path: Path):
+    """Two real runs (netns_500mbit_amd_epyc, recorded before sidecars held the environment), given environments:
+    the one variable set differently is a changed setting and a note; without a record on one side, nothing."""
+    root = real("netns_500mbit_amd_epyc")
+    before = _with_env(root / "traced_default_bucket25", tmp_path / "b", {"OMP_NUM_THREADS": "1"})
+    after = _with_env(root / "traced_fp16_bucket4", tmp_path / "a",
+                      {"OMP_NUM_THREADS": "1", "MALLOC_TRIM_THRESHOLD_": "65536"})
+    old = _with_env(root / "traced_fp16_bucket4", tmp_path / "old", None)
+    for side, out in ((after, "o1"), (old, "o2")):
+        res = subprocess.run([sys.executable, "-m", "commprof", "compare", str(before), str(side), "-o",
+                              str(tmp_path / out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert res.returncode == 0, res.stderr
+    d = json.loads((tmp_path / "o1" / "compare.json").read_text())
+    env = [s for s in d["settings_changed"] if s["name"].startswith("env:")]
+    assert env == [{"name": "env:MALLOC_TRIM_THRESHOLD_", "before": None, "after": "65536"}]
+    assert any("the environment differs (MALLOC_TRIM_THRESHOLD_ unset -> 65536)" in n for n in d["notes"])
+    d2 = json.loads((tmp_path / "o2" / "compare.json").read_text())
+    assert not [s for s in d2["settings_changed"] if s["name"].startswith("env:")]
+    assert not any("environment differs" in n for n in d2["notes"])

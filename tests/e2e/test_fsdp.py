@@ -96,3 +96,19 @@ def test_compare_two_fsdp_runs(fsdp_run: Path, tmp_path: Path):
     assert changed["reshard_after_forward"] == (True, False)
     units = {u.unit: u for u in c.fsdp_units}
     assert BWD_AG in units["1"].before and BWD_AG not in units["1"].after
+
+
+def test_glibcs_fixed_thresholds_are_named_from_the_recorded_environment(fsdp_run: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """A real FSDP2 job started with MALLOC_TRIM_THRESHOLD_ set (as Dask's LocalCluster leaves it): its sidecars
+    record it and the report says what it costs FSDP2 on CPU; the module's own run, without it, says nothing."""
+    from commprof.workloads.fsdpdemo import launch
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    launch(tmp_path / "tuned", nproc=2, prefetch=1, **SMALL)
+    side = json.loads((tmp_path / "tuned" / "rank0.commprof.json").read_text())
+    assert side["env"]["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    tuned = commprof.analyze(commprof.load(tmp_path / "tuned"))
+    assert any("MALLOC_TRIM_THRESHOLD_=65536" in f.text and f.severity == "medium" for f in tuned.findings)
+    plain = commprof.analyze(commprof.load(fsdp_run / "traced"))
+    assert not any("glibc's allocator" in f.text for f in plain.findings)

@@ -67,3 +67,22 @@ def test_compare_names_the_variables_set_differently(tmp_path: Path):
     d2 = json.loads((tmp_path / "o2" / "compare.json").read_text())
     assert not [s for s in d2["settings_changed"] if s["name"].startswith("env:")]
     assert not any("environment differs" in n for n in d2["notes"])
+
+
+def test_fsdp_on_cpu_names_glibcs_fixed_thresholds():
+    """The FSDP analysis reads the rank's recorded environment: on CPU, glibc's thresholds set is a finding that
+    names them and what they cost where measured; unset, not recorded, or on a GPU, nothing."""
+    from types import SimpleNamespace
+
+    from commprof.analysis.fsdp.advice import _allocator
+
+    def rank(env, kind="cpu"):
+        return SimpleNamespace(sidecar=SimpleNamespace(env=env), device_kind=kind)
+
+    f = _allocator(rank({"MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}))  # type: ignore[arg-type]
+    assert f is not None and f.severity == "medium" and "MALLOC_TRIM_THRESHOLD_=65536" in f.text
+    assert "1.3-1.4x" in f.text and "OMP_NUM_THREADS" not in f.text
+    assert _allocator(rank({"OMP_NUM_THREADS": "1"})) is None  # type: ignore[arg-type]
+    assert _allocator(rank(None)) is None and _allocator(SimpleNamespace(sidecar=None)) is None  # type: ignore[arg-type]
+    # on a GPU the unshard buffers are CUDA's caching allocator's, not glibc's
+    assert _allocator(rank({"MALLOC_TRIM_THRESHOLD_": "65536"}, "cuda")) is None  # type: ignore[arg-type]

@@ -66,6 +66,27 @@ def _rank(run: Run) -> RankTrace | None:
     return max(ranks, key=lambda rt: float(np.median([s.duration_ns for s in rt.steps])), default=None)
 
 
+# glibc's settings that, once set, stop it raising its mmap threshold (mallopt(3)): then every block above 128 KiB
+# is mapped afresh when allocated and unmapped when freed
+GLIBC_FIXED = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_")
+
+
+def _allocator(rt: RankTrace) -> Finding | None:
+    """FSDP2 on CPU allocates and frees its unshard buffers every step: where the sidecar's environment shows glibc's
+    thresholds fixed, say so, with what it cost where measured."""
+    env = rt.sidecar.env if rt.sidecar is not None and rt.device_kind == "cpu" else None  # GPU: CUDA's allocator
+    set_ = [f"{k}={env[k]}" for k in GLIBC_FIXED if env and k in env]
+    if not set_:
+        return None
+    return Finding("medium", f"glibc's allocator is tuned in this run's environment ({', '.join(set_)}): glibc then "
+                             "stops raising its mmap threshold, so each of FSDP2's unshard buffers is mapped afresh "
+                             "and its pages faulted in again, every step. Measured on a 2-rank FSDP2 MLP on CPU "
+                             "(docs/fsdp.md): steps 1.3-1.4x longer with MALLOC_TRIM_THRESHOLD_=65536 than without, "
+                             "and reshard_after_forward=False saving more than predicted. Dask's LocalCluster sets "
+                             "it in the process that starts it; unless it was set for a reason, try the job without "
+                             "it.")
+
+
 def _facts(rep: FSDPReport, world_size: int | None) -> list[Finding]:
     out = []
     ag = sum(u.phases[p].exposed_ms for u in rep.units for p in (AG, BWD_AG) if p in u.phases)
@@ -108,7 +129,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     rep = fsdp_report(rt, steps)
     if rep is None:
         return None
-    findings = _facts(rep, rt.world_size)
+    findings = _facts(rep, rt.world_size) + [f for f in (_allocator(rt),) if f is not None]
     # the what-ifs, the model check and the measured peak all use one step: the profiled step nearest the mean
     mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))  # the step nearest the mean, a real one
     typical = min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))

@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "stall_step": None, "accumulate": 1,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
     "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
+    "rank_env": {},  # {rank: {name: value}}: variables set in that rank alone, as a launcher that set one node apart
 }
 # ``python -m commprof demo``'s steps: the profiled 2-4, then six after the export's step to measure the run's noise
 # and calibrate the what-ifs (the tests' and benchmarks' runs keep DEFAULTS["steps"] unless they say otherwise)
@@ -109,6 +110,7 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     cfg = {**DEFAULTS, **cfg_in}
+    os.environ.update(cfg["rank_env"].get(rank) or cfg["rank_env"].get(str(rank)) or {})
     torch.set_num_threads(cfg["threads"])
     if cfg["pin"] and hasattr(os, "sched_setaffinity"):  # each rank on a CPU of its own, as a launcher binding
         cpus = sorted(os.sched_getaffinity(0))  # ranks to cores would place it (torchrun --cpu-bind / numactl)

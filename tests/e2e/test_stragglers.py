@@ -122,3 +122,17 @@ def test_a_one_off_stall_outside_the_profiler_is_named_not_noise(tmp_path: Path)
     # what remains is the steps' own variation: tens of % at most on a busy 2-core host, not the stall's ~250%
     assert nz.unprofiled_pct is not None and nz.unprofiled_pct < 60.0, nz.describe()
     assert any("step 8 on rank" in w for w in rep.warnings), rep.warnings
+
+
+def test_a_straggler_started_with_an_environment_of_its_own_says_so(tmp_path: Path):
+    """3 real ranks, rank 2 sleeping before every backward pass and started with MALLOC_ARENA_MAX=2 where its two
+    peers were not (a launcher that set one node apart): the root cause names rank 2 and says its environment
+    differs from both peers', from the sidecars' records; the variables all three share are not mentioned."""
+    launch(tmp_path, nproc=3, steps=7, width=256, layers=4, bucket_cap_mb=0.25, batch=32, slow_rank=2,
+           slow_ms=SLEEP_MS, rank_env={2: {"MALLOC_ARENA_MAX": "2"}})
+    rep = commprof.analyze(commprof.load(tmp_path))
+    rc = rep.root_cause
+    assert rc is not None and rc.rank == 2, rep.findings[0].text
+    text = rep.findings[0].text
+    assert "Its environment differs from all 2 peers': MALLOC_ARENA_MAX=2 (theirs unset)" in text
+    assert "OMP_NUM_THREADS" not in text  # set alike on every rank by the launcher

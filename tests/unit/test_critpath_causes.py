@@ -188,3 +188,21 @@ def test_a_slow_rank_whose_thread_waited_for_a_cpu_is_said_to_share_its_cpus():
                                                         {0: 9.0, 1: 56.0}, gpu=True).text
     host = replace(crit, cause=replace(crit.cause, what="launch/host"))
     assert "Its training thread waited for a CPU 56%" in root_cause_finding(host, {0: 9.0, 1: 56.0}, gpu=True).text
+
+
+def test_a_named_rank_whose_environment_differs_from_all_its_peers_says_so():
+    """The rank named for a slow link (rank 3 of 8) recorded NCCL_SOCKET_IFNAME=eth0 where its seven peers all
+    recorded ib0: the finding says so, as evidence to check.  Peers that disagree among themselves, fewer than two
+    peers with a record, or no record of the named rank's own: nothing."""
+    crit = _crit(mesh(4, np.random.default_rng(20), slow=lambda s: 3))
+    assert crit.cause.rank == 3
+    envs = {r: {"NCCL_SOCKET_IFNAME": "ib0", "OMP_NUM_THREADS": "8"} for r in range(8)}
+    envs[3] = {"NCCL_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "8", "MALLOC_ARENA_MAX": "2"}
+    text = root_cause_finding(crit, envs=envs).text
+    assert ("Its environment differs from all 7 peers': MALLOC_ARENA_MAX=2 (theirs unset), NCCL_SOCKET_IFNAME=eth0 "
+            "(theirs ib0); check whether that was meant") in text
+    assert "OMP_NUM_THREADS" not in text
+    split = {**envs, 5: {"NCCL_SOCKET_IFNAME": "eth0", "OMP_NUM_THREADS": "8"}}  # the peers disagree on the NIC
+    assert "NCCL_SOCKET_IFNAME" not in root_cause_finding(crit, envs=split).text
+    for few in ({3: envs[3], 0: envs[0]}, {r: e for r, e in envs.items() if r != 3}, {}):
+        assert "environment differs" not in root_cause_finding(crit, envs=few).text

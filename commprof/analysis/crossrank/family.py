@@ -26,7 +26,8 @@ class CrossRankDetail:
 def section(sh: Shared) -> Section[CrossRankDetail]:
     crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests)
     gpu = any(rt.device_kind != "cpu" for rt in sh.run.ranks)
-    first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu),) if crit is not None else ()
+    envs = {rt.rank: rt.sidecar.env for rt in sh.run.ranks if rt.sidecar is not None and rt.sidecar.env is not None}
+    first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu, envs),) if crit is not None else ()
     wanted = set(sh.steps) if sh.steps is not None else None
     unpaired = crit.unpaired_p2p if crit is not None else links(sh.run.ranks, sh.cross, wanted).unpaired
     rest = (tuple(comm_findings(crit)) if crit is not None else ()) + tuple(unpaired_finding(unpaired))

@@ -32,4 +32,3 @@ def performance_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The recorded variables that are set, by name (values cut to MAX_VALUE_CHARS)."""
     env = os.environ if environ is None else environ
     return {k: str(v)[:MAX_VALUE_CHARS] for k, v in sorted(env.items()) if recorded(k)}
-

@@ -117,6 +117,7 @@ class TraceSession:
         # account: every run
         self._host = hostload.HostSampler(on=ProfilerActivity.CUDA not in self.activities)
         self._host_at_start: hostload.Counters | None = None
+        self._env = environment.performance_env()  # as the job was started (read once, not at the end)
 
     # -- paths ----------------------------------------------------------------------------------
     @property
@@ -351,7 +352,7 @@ class TraceSession:
             F.WARNINGS: self.warnings,
             F.RATES: self.rates or None,
             F.FSDP: self._fsdp_settings(),
-            F.ENV: environment.performance_env(),
+            F.ENV: self._env,
         }
 
     def _fsdp_settings(self) -> dict[str, Any] | None:

@@ -129,6 +129,8 @@ def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
                    "comm_bytes": w.comm_bytes},
         # HTA's get_comm_comp_overlap window: work launched before the last ProfilerStep began
         "overlap_pct_hta_window": _r(o.hta_window.overlap_pct, 2),
+        # the variables that change how fast a job runs, as the rank recorded them (absent: not recorded)
+        **({"env": dict(rt.sidecar.env)} if rt.sidecar is not None and rt.sidecar.env is not None else {}),
     }
 
 

@@ -136,3 +136,7 @@ def test_a_straggler_started_with_an_environment_of_its_own_says_so(tmp_path: Pa
     text = rep.findings[0].text
     assert "Its environment differs from all 2 peers': MALLOC_ARENA_MAX=2 (theirs unset)" in text
     assert "OMP_NUM_THREADS" not in text  # set alike on every rank by the launcher
+    from commprof.render.summary import summary
+
+    rows = {r["rank"]: r for r in summary(rep)["ranks"]}  # summary.json: each rank's record
+    assert rows[2]["env"]["MALLOC_ARENA_MAX"] == "2" and "MALLOC_ARENA_MAX" not in rows[0]["env"]

@@ -86,3 +86,12 @@ def test_fsdp_on_cpu_names_glibcs_fixed_thresholds():
     assert _allocator(rank(None)) is None and _allocator(SimpleNamespace(sidecar=None)) is None  # type: ignore[arg-type]
     # on a GPU the unshard buffers are CUDA's caching allocator's, not glibc's
     assert _allocator(rank({"MALLOC_TRIM_THRESHOLD_": "65536"}, "cuda")) is None  # type: ignore[arg-type]
+
+
+def test_summary_json_has_no_environment_where_none_was_recorded():
+    """A plain torch.profiler trace set (no sidecars): no rank row carries ``env`` (absent, not empty)."""
+    import commprof
+    from commprof.render.summary import summary
+
+    rows = summary(commprof.analyze(commprof.load(real("dlrm_8gpu_v100"))))["ranks"]
+    assert len(rows) == 8 and not any("env" in r for r in rows)

@@ -17,6 +17,7 @@ from typing import Any
 from ..model import RankTrace, Run
 from ..units import MiB
 from .analyze import Report
+from .crossrank.environment import shown
 from .ddp.view import view as ddp_view
 from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
@@ -213,9 +214,9 @@ def _environment(before: Report, after: Report, sb: dict[str, Any], sa: dict[str
     for name, b, a in diff:
         sb[ENV_PREFIX + name], sa[ENV_PREFIX + name] = b, a
     if diff:
-        shown = "; ".join(f"{n} {'unset' if b is None else b} -> {'unset' if a is None else a}" for n, b, a in diff[:4])
+        named = "; ".join(f"{n} {shown(b)} -> {shown(a)}" for n, b, a in diff[:4])
         more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
-        notes.append(f"the environment differs ({shown}{more}): allocator, thread-pool and communication-library "
+        notes.append(f"the environment differs ({named}{more}): allocator, thread-pool and communication-library "
                      "variables change step times by themselves, and the verdict cannot tell their effect from "
                      "the settings'")
 

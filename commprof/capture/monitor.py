@@ -28,7 +28,7 @@ import orjson
 from ..atomic import write_bytes
 from ..formats import monitor as F
 from ..warn import warn
-from . import flightrec
+from . import environment, flightrec
 from .watchdog import Watchdog
 
 
@@ -72,6 +72,7 @@ class MonitorSession:
         self._worker: threading.Thread | None = None
         self.rank, self.world_size = 0, 1
         self.backend: str | None = None
+        self._env = environment.performance_env()  # as the job was started
 
     # -- context manager ------------------------------------------------------------------------
     def __enter__(self) -> MonitorSession:
@@ -195,7 +196,7 @@ class MonitorSession:
         line = {F.SCHEMA: F.MONITOR_SCHEMA, F.RANK: self.rank, F.WORLD_SIZE: self.world_size,
                 F.BACKEND: self.backend, F.HOST: platform.node(), F.PID: os.getpid(),
                 F.FIRST_STEP: steps[0][0], F.LAST_STEP: steps[-1][0], F.STEPS: [list(s) for s in steps],
-                F.COLLECTIVES: list(colls.values()), F.FR_LOST: lost}
+                F.COLLECTIVES: list(colls.values()), F.FR_LOST: lost, F.ENV: self._env}
         os.write(self._fd, orjson.dumps(line) + b"\n")  # one write of a whole line: complete or absent
 
     # -- dumps ----------------------------------------------------------------------------------

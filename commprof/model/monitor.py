@@ -109,6 +109,7 @@ class MonitorRank:
     steps: tuple[MonitorStep, ...]  # in step order
     collectives: tuple[RollupCollective, ...]
     lost: int  # Flight Recorder entries dropped before they were rolled up
+    env: dict[str, str] | None = None  # the variables that change how fast a job runs (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)

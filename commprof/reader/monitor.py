@@ -27,6 +27,7 @@ from ..model import (
     ThreadStack,
 )
 from .safepickle import load_plain
+from .sidecar import env_record
 
 _RANK = re.compile(r"rank[_-]?(\d+)")
 _PICKLE = re.compile(r"_trace_rank_(\d+)(\.pkl)?$")
@@ -163,6 +164,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
     colls: dict[tuple[str, str], list[Any]] = {}
     rank = world = backend = None
     lost = 0
+    env: dict[str, str] | None = None
     for n, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue
@@ -177,6 +179,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         world = _int(d.get(F.WORLD_SIZE)) or world
         backend = d[F.BACKEND] if isinstance(d.get(F.BACKEND), str) else backend
         lost += _int(d.get(F.FR_LOST)) or 0
+        env = env_record(d.get(F.ENV)) or env
         steps += [MonitorStep(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
                   if isinstance(s, list) and len(s) == 3 and all(_int(x) is not None for x in s)]
         for c in d.get(F.COLLECTIVES) or []:
@@ -193,7 +196,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         return None
     return MonitorRank(rank, str(p), world, backend, tuple(sorted(steps)),
                        tuple(RollupCollective(k[0], k[1], v[0], v[1], tuple(v[2])) for k, v in sorted(colls.items())),
-                       lost)
+                       lost, env)
 
 
 def read_monitor(path: str | Path) -> MonitorRun:

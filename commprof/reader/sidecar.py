@@ -162,10 +162,11 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
                    fsdp=fsdp_settings(doc.get(F.FSDP)), exports=_exports(doc.get(F.EXPORTS), clk),
                    host=doc.get(F.HOST) if isinstance(doc.get(F.HOST), str) else None, cpus=_cpus(doc.get(F.CPUS)),
                    net_ns=doc.get(F.NET_NS) if isinstance(doc.get(F.NET_NS), str) else None,
-                   env=_env(doc.get(F.ENV)))
+                   env=env_record(doc.get(F.ENV)))
 
 
-def _env(raw: Any) -> dict[str, str] | None:
+def env_record(raw: Any) -> dict[str, str] | None:
+    """A recorded environment (``env``: the sidecar's, a monitor rollup's); None where absent or not an object."""
     if not isinstance(raw, dict):
         return None
     return {str(k): str(v) for k, v in raw.items() if isinstance(v, str | int | float)}

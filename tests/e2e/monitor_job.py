@@ -5,8 +5,9 @@
 Each step: DDP forward/backward/SGD, then an all_reduce of the loss (the usual logging pattern).  MODE makes
 rank 2 (rank 1 for "slow" and "kill") misbehave at step 5: "ok"; "stop" (sleeps before its backward, forever);
 "barrier" (calls barrier where the others all-reduce the loss); "size" (all-reduces 10 elements, not 1);
-"slow" (30 ms late in steps 80-159); "kill" (SIGKILLs itself before step 5's backward); "stall" (rank 1 sleeps
-8 s before step 3's backward, once, and goes on).
+"slow" (30 ms late in steps 80-159, and started with MALLOC_ARENA_MAX=2 where its peers were not); "kill"
+(SIGKILLs itself before step 5's backward); "stall" (rank 1 sleeps 8 s before step 3's backward, once, and goes
+on).
 """
 
 import os
@@ -26,6 +27,8 @@ def main() -> None:
     hang_s = float(sys.argv[7]) if len(sys.argv) > 7 else 600.0
     every = int(sys.argv[8]) if len(sys.argv) > 8 else 100
     torch.set_num_threads(1)
+    if mode == "slow" and rank == 1:
+        os.environ["MALLOC_ARENA_MAX"] = "2"  # a node set apart by its launcher
     with commprof.monitor(out, hang_timeout_s=hang_s, every=every) as mon:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
         torch.manual_seed(0)

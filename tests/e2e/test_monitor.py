@@ -113,7 +113,8 @@ def test_a_killed_rank_is_named_and_the_others_files_are_complete(tmp_path: Path
 
 def test_a_slow_rank_is_found_as_a_step_range(tmp_path: Path):
     """Rank 1 sleeps 30 ms before its backward in steps 80-159 of 240: found, its range within 10 steps, no other
-    rank named."""
+    rank named.  It was started with MALLOC_ARENA_MAX=2, its two peers without: the rollups record it and the
+    slow range says so, as evidence to check."""
     out = tmp_path / "m"
     procs = _job(out, "slow", 240, every=20, timeout=300)
     assert all(p.returncode == 0 for p in procs)
@@ -123,6 +124,9 @@ def test_a_slow_rank_is_found_as_a_step_range(tmp_path: Path):
     assert abs(st[0]["first_step"] - 80) <= 10 and abs(st[0]["last_step"] - 159) <= 10
     assert 20 <= st[0]["mean_late_ms"] <= 45
     assert s["hang"] is None and "Rank 1 was slow in steps" in text
+    assert "Its environment differs from all 2 peers': MALLOC_ARENA_MAX=2 (theirs unset)" in " ".join(text.split())
+    assert s["monitor"]["ranks"][1]["env"]["MALLOC_ARENA_MAX"] == "2"
+    assert "MALLOC_ARENA_MAX" not in s["monitor"]["ranks"][0]["env"]
     assert (tmp_path / "rep" / "lateness.png").stat().st_size > 1000
 
 

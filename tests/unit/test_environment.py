@@ -11,7 +11,7 @@ from pathlib import Path
 
 from commprof.analysis.compare import SettingChange, unseen
 from commprof.capture.environment import MAX_VALUE_CHARS, performance_env
-from commprof.reader.sidecar import _env
+from commprof.reader.sidecar import env_record as _env
 from conftest import ROOT, real
 
 

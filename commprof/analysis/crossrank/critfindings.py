@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..section import Finding
+from .environment import apart_sentence
 from .peers import HOST, IDLE
 from .pgkind import DATA, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
 from .rootcause import Critical, GroupComm, RootCause, weak
@@ -17,7 +18,6 @@ MIN_COMM_SHARE_PCT = 5.0
 # named: ranks of one job wait alike within 2-5 points (the README demo, quiet 20-23%, beside an unpinned busy
 # process 43-52%); pinned to cores, the rank beside a busy process waited 56% and its peer 9%
 WAIT_GAP_PTS = 10.0
-MIN_PEERS_AGREEING = 2  # peers that set a variable alike before the named rank's other value is told (one is no norm)
 _HOW = {TENSOR: "sequence parallelism, async tensor parallelism or Transformer Engine's communication overlap",
         DATA: "overlapping the gradient all-reduces with the backward pass (DDP bucket size, FSDP prefetch)",
         PIPELINE: "more micro-batches or an interleaved schedule",
@@ -39,7 +39,7 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
     """The root cause's sentence; ``waits``: each rank's loop thread's CPU wait (% of its ready time:
     ``uncertainty.hostload.wait_by_rank``), the evidence for contention on the named rank's host; ``gpu``: the ranks
     compute on GPUs (where only a host-bound cause is the thread's); ``envs``: each rank's recorded environment
-    (the sidecar's ``env``), where the named rank's differs from all its peers'."""
+    (the sidecar's ``env``), where the named rank's differs from all its peers' (``crossrank.environment``)."""
     c = crit.cause
     if not c.ranks:
         return Finding("info", c.text + ("" if gpu else unnamed_contention(c, waits or {})))
@@ -49,34 +49,8 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
         doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
-    return Finding(level, f"{c.text} {doing}{contention(c, waits or {}, gpu)}{environment(c, envs or {})}".strip())
-
-
-def environment(c: RootCause, envs: Mapping[int, Mapping[str, str]]) -> str:
-    """Where one rank is named and at least ``MIN_PEERS_AGREEING`` of its peers recorded their environment, the
-    variables (``capture.environment``: allocator, thread pools, NCCL/gloo) every one of them set alike and the named
-    rank set otherwise; else nothing.  Evidence to check, not a cause: a different allocator, thread count or
-    network interface slows a rank by itself, and a launcher may set it for one node only."""
-    if len(c.ranks) != 1 or c.ranks[0] not in envs:
-        return ""
-    mine = envs[c.ranks[0]]
-    peers = [e for r, e in envs.items() if r != c.ranks[0]]
-    if len(peers) < MIN_PEERS_AGREEING:
-        return ""
-    odd = []
-    for name in sorted(set(mine).union(*peers)):
-        theirs = {e.get(name) for e in peers}
-        if len(theirs) == 1 and mine.get(name) not in theirs:
-            odd.append(f"{name}={_shown(mine.get(name))} (theirs {_shown(theirs.pop())})")
-    if not odd:
-        return ""
-    more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
-    return (f" Its environment differs from all {len(peers)} peers': {', '.join(odd[:3])}{more}; check whether that "
-            "was meant (an allocator, thread pool or network interface of its own slows a rank by itself).")
-
-
-def _shown(v: str | None) -> str:
-    return "unset" if v is None else v
+    env = apart_sentence(c.ranks[0], envs or {}) if len(c.ranks) == 1 else ""
+    return Finding(level, f"{c.text} {doing}{contention(c, waits or {}, gpu)}{env}".strip())
 
 
 def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> str:

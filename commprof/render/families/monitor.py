@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ..._version import __version__
+from ...analysis.crossrank.environment import apart_sentence
 from ...analysis.production.diagnosis import MonitorReport
 from ...analysis.production.hang import Hang, place
 from ...formats.files import SUMMARY_SCHEMA as SCHEMA
@@ -38,7 +39,8 @@ def hang_dict(hang: Hang | None) -> dict[str, Any] | None:
 def monitor_dict(m: MonitorReport) -> dict[str, Any]:
     sd = m.slowdown
     return {"ranks": [{"rank": r.rank, "steps": len(r.steps), "first_step": r.steps[0][0] if r.steps else None,
-                       "last_step": r.steps[-1][0] if r.steps else None, "flight_recorder_lost": r.lost}
+                       "last_step": r.steps[-1][0] if r.steps else None, "flight_recorder_lost": r.lost,
+                       **({"env": dict(r.env)} if r.env is not None else {})}
                       for r in m.run.ranks],
             "stragglers": [] if sd is None else [{"rank": x.rank, "first_step": x.first_step,
                                                   "last_step": x.last_step, "mean_late_ms": round(x.mean_late_ms, 3)}
@@ -67,10 +69,11 @@ def lines(m: MonitorReport) -> list[str]:
     if sd is not None and m.run.ranks:
         steps = sum(len(r.steps) for r in m.run.ranks) // max(len(m.run.ranks), 1)
         if sd.ranges:
+            envs = {r.rank: r.env for r in m.run.ranks if r.env is not None}
             for x in sd.ranges:
                 out.append(f" !  Rank {x.rank} was slow in steps {x.first_step}-{x.last_step}: it issued its "
                            f"collectives {x.mean_late_ms:.1f} ms after the first rank on average (threshold "
-                           f"{sd.threshold_ms:.1f} ms)")
+                           f"{sd.threshold_ms:.1f} ms).{plain(apart_sentence(x.rank, envs), 1000)}")
         else:
             out.append(f"    No rank was slow over the {steps} monitored steps (lateness above {sd.threshold_ms:.1f} "
                        "ms for 3 steps or more).")

@@ -1,0 +1,42 @@
+"""One rank's recorded environment against all its peers' (the sidecar's and the monitor's ``env``: the variables
+that change how fast a job runs, ``commprof.capture.environment``), for the root cause and the monitor's slow
+ranks: told as evidence to check, never as a cause by itself.  (Between two runs: ``compare``.)"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+MIN_PEERS_AGREEING = 2  # peers that set a variable alike before one rank's other value is told (one is no norm)
+SHOWN = 3  # variables named in a sentence; the rest counted
+
+
+def shown(v: str | None) -> str:
+    return "unset" if v is None else v
+
+
+def apart(rank: int, envs: Mapping[int, Mapping[str, str]]) -> list[tuple[str, str | None, str | None]]:
+    """(name, the rank's value, its peers' value) for each variable every peer set alike and ``rank`` set otherwise;
+    none where ``rank`` has no record or fewer than ``MIN_PEERS_AGREEING`` peers have one."""
+    if rank not in envs:
+        return []
+    mine = envs[rank]
+    peers = [e for r, e in envs.items() if r != rank]
+    if len(peers) < MIN_PEERS_AGREEING:
+        return []
+    out = []
+    for name in sorted(set(mine).union(*peers)):
+        theirs = {e.get(name) for e in peers}
+        if len(theirs) == 1 and mine.get(name) not in theirs:
+            out.append((name, mine.get(name), theirs.pop()))
+    return out
+
+
+def apart_sentence(rank: int, envs: Mapping[int, Mapping[str, str]]) -> str:
+    """" Its environment differs from all N peers': ...; check whether that was meant (...)." or ""."""
+    odd = apart(rank, envs)
+    if not odd:
+        return ""
+    named = ", ".join(f"{n}={shown(m)} (theirs {shown(t)})" for n, m, t in odd[:SHOWN])
+    more = f" and {len(odd) - SHOWN} more" if len(odd) > SHOWN else ""
+    return (f" Its environment differs from all {len(envs) - 1} peers': {named}{more}; check whether that was meant "
+            "(an allocator, thread pool or network interface of its own slows a rank by itself).")

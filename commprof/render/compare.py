@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from ..analysis.compare import ENV_PREFIX, RANK_FIGURES, Comparison
+from ..analysis.crossrank.environment import shown
 from ..analysis.uncertainty.maths import fmt_band
 from ..analysis.uncertainty.verdict import NO_CHANGE, drift_half_pct
 from .fmt import num as _n
@@ -130,8 +131,8 @@ def headline(c: Comparison) -> list[str]:
 
 
 def _value(name: str, v: object) -> object:
-    """A setting's value as shown: an environment variable not set reads "unset"."""
-    return "unset" if v is None and name.startswith(ENV_PREFIX) else v
+    """A setting's value as shown: an environment variable not set reads "unset" (``crossrank.environment.shown``)."""
+    return shown(v) if name.startswith(ENV_PREFIX) and (v is None or isinstance(v, str)) else v
 
 
 def text(c: Comparison, written: list[str] | None = None) -> str:

@@ -60,10 +60,13 @@ def test_compare_names_the_variables_set_differently(tmp_path: Path):
         res = subprocess.run([sys.executable, "-m", "commprof", "compare", str(before), str(side), "-o",
                               str(tmp_path / out)], capture_output=True, text=True, cwd=ROOT, timeout=600)
         assert res.returncode == 0, res.stderr
+        (tmp_path / f"{out}.txt").write_text(res.stdout)
     d = json.loads((tmp_path / "o1" / "compare.json").read_text())
     env = [s for s in d["settings_changed"] if s["name"].startswith("env:")]
     assert env == [{"name": "env:MALLOC_TRIM_THRESHOLD_", "before": None, "after": "65536"}]
     assert any("the environment differs (MALLOC_TRIM_THRESHOLD_ unset -> 65536)" in n for n in d["notes"])
+    text = (tmp_path / "o1.txt").read_text()
+    assert "env:MALLOC_TRIM_THRESHOLD_: unset -> 65536" in text  # the terminal's table of settings that differ
     d2 = json.loads((tmp_path / "o2" / "compare.json").read_text())
     assert not [s for s in d2["settings_changed"] if s["name"].startswith("env:")]
     assert not any("environment differs" in n for n in d2["notes"])

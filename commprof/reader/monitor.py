@@ -179,7 +179,8 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         world = _int(d.get(F.WORLD_SIZE)) or world
         backend = d[F.BACKEND] if isinstance(d.get(F.BACKEND), str) else backend
         lost += _int(d.get(F.FR_LOST)) or 0
-        env = env_record(d.get(F.ENV)) or env
+        recorded = env_record(d.get(F.ENV))
+        env = recorded if recorded is not None else env  # an empty record is a record: nothing of note set
         steps += [MonitorStep(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
                   if isinstance(s, list) and len(s) == 3 and all(_int(x) is not None for x in s)]
         for c in d.get(F.COLLECTIVES) or []:

@@ -98,3 +98,27 @@ def test_summary_json_has_no_environment_where_none_was_recorded():
 
     rows = summary(commprof.analyze(commprof.load(real("dlrm_8gpu_v100"))))["ranks"]
     assert len(rows) == 8 and not any("env" in r for r in rows)
+
+
+def test_a_monitor_rank_that_set_nothing_of_note_still_recorded_its_environment(tmp_path: Path):
+    """A rollup line with ``env: {}`` (no variable of note set) is a record, not its absence: such ranks count as
+    peers whose environment is known, so one rank's odd variable is told against them."""
+    from commprof.analysis.crossrank.environment import apart
+    from commprof.formats import monitor as F
+    from commprof.reader.monitor import read_rollups
+
+    envs = {}
+    for r, env in ((0, {}), (1, {"MALLOC_ARENA_MAX": "2"}), (2, {})):
+        line = {F.SCHEMA: F.MONITOR_SCHEMA, F.RANK: r, F.WORLD_SIZE: 3, F.STEPS: [[0, 1, 2]], F.COLLECTIVES: [],
+                F.FR_LOST: 0, F.ENV: env}
+        p = tmp_path / F.monitor_name(r)
+        p.write_text(json.dumps(line) + "\n")
+        got = read_rollups(p, [])
+        assert got is not None and got.env == env
+        envs[r] = got.env
+    assert apart(1, envs) == [("MALLOC_ARENA_MAX", "2", None)]
+    old = tmp_path / "old" / F.monitor_name(0)  # a line written before rollups held env
+    old.parent.mkdir()
+    old.write_text(json.dumps({F.SCHEMA: F.MONITOR_SCHEMA, F.RANK: 0, F.STEPS: [[0, 1, 2]]}) + "\n")
+    got_old = read_rollups(old, [])
+    assert got_old is not None and got_old.env is None

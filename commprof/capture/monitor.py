@@ -212,7 +212,8 @@ class MonitorSession:
                 fr[F.FR_ERROR] = f"{type(e).__name__}: {e}"
         doc = {F.SCHEMA: F.HANG_SCHEMA, F.RANK: self.rank, F.WORLD_SIZE: self.world_size, F.BACKEND: self.backend,
                F.HOST: platform.node(), F.PID: os.getpid(), F.REASON: reason, F.STEP: step,
-               F.SINCE_STEP_S: round(since_s, 3), F.TIME: time.time_ns(), F.FR: fr, F.THREADS: _stacks(exc_tb)}
+               F.SINCE_STEP_S: round(since_s, 3), F.TIME: time.time_ns(), F.FR: fr, F.THREADS: _stacks(exc_tb),
+               F.ENV: self._env}
         write_bytes(self.out_dir / F.hang_name(self.rank), orjson.dumps(doc, option=orjson.OPT_INDENT_2))
         self._say(f"rank {self.rank}: wrote {F.hang_name(self.rank)} ({reason})")
 

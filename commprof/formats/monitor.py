@@ -17,7 +17,8 @@ when the training loop leaves with an exception::
     {schema, rank, world_size, backend, host, pid, reason, step, since_step_s, time_unix_ns,
      flight_recorder: {available, entries: [{seq, op, pg, input_sizes, input_dtypes, output_sizes,
                                               state, retired, created_unix_ns}], error},
-     threads: [{name, ident, main, stack: [[file, line, function, code], ...]}]}
+     threads: [{name, ident, main, stack: [[file, line, function, code], ...]}],
+     env: {name: value}}  # as in a rollup line (absent in older dumps)
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ MAX_HANG_BYTES = 256 * 1024**2
 
 # both files
 SCHEMA, RANK, WORLD_SIZE, BACKEND, HOST, PID = "schema", "rank", "world_size", "backend", "host", "pid"
+ENV = "env"
 # a rollup line
 FIRST_STEP, LAST_STEP, STEPS, COLLECTIVES, FR_LOST = "first_step", "last_step", "steps", "collectives", "fr_lost"
-ENV = "env"
 C_OP, C_PG, C_COUNT, C_BYTES, C_ISSUES, C_DURATIONS = "op", "pg", "count", "bytes", "issues", "durations_us"
 # a hang dump
 REASON, STEP, SINCE_STEP_S, TIME = "reason", "step", "since_step_s", "time_unix_ns"

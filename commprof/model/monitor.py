@@ -60,6 +60,7 @@ class HangDump:
     entries: tuple[FREntry, ...]
     threads: tuple[ThreadStack, ...]
     world_size: int | None = None
+    env: dict[str, str] | None = None  # the variables that change how fast a job runs (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +125,11 @@ class MonitorRun:
     def world_size(self) -> int | None:
         sizes = [r.world_size for r in self.ranks if r.world_size] + [h.world_size for h in self.hangs if h.world_size]
         return max(sizes) if sizes else None
+
+    @property
+    def envs(self) -> dict[int, dict[str, str]]:
+        """Each rank's recorded environment: its rollups', else its hang dump's (a job that hung before its first
+        rollup); ranks that recorded none are absent."""
+        out = {h.rank: h.env for h in self.hangs if h.env is not None}
+        out.update({r.rank: r.env for r in self.ranks if r.env is not None})
+        return out

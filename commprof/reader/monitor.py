@@ -107,7 +107,8 @@ def read_hang(p: Path) -> HangDump:
     err = fr.get(F.FR_ERROR)
     return HangDump(rank=rank, path=str(p), source="commprof", reason=str(doc.get(F.REASON, ""))[:600],
                     step=_int(doc.get(F.STEP)), time_ns=_int(doc.get(F.TIME)), fr_error=str(err)[:600] if err else None,
-                    entries=entries, threads=_threads(doc.get(F.THREADS)), world_size=_int(doc.get(F.WORLD_SIZE)))
+                    entries=entries, threads=_threads(doc.get(F.THREADS)), world_size=_int(doc.get(F.WORLD_SIZE)),
+                    env=env_record(doc.get(F.ENV)))
 
 
 def read_pickle(p: Path) -> HangDump:

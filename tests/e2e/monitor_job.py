@@ -3,7 +3,8 @@
     python monitor_job.py RANK WORLD PORT OUT MODE STEPS [HANG_TIMEOUT_S] [EVERY]
 
 Each step: DDP forward/backward/SGD, then an all_reduce of the loss (the usual logging pattern).  MODE makes
-rank 2 (rank 1 for "slow" and "kill") misbehave at step 5: "ok"; "stop" (sleeps before its backward, forever);
+rank 2 (rank 1 for "slow" and "kill") misbehave at step 5: "ok"; "stop" (sleeps before its backward, forever,
+and was started with NCCL_SOCKET_IFNAME=eth9 where its peers were not: inert on gloo, recorded in its dump);
 "barrier" (calls barrier where the others all-reduce the loss); "size" (all-reduces 10 elements, not 1);
 "slow" (30 ms late in steps 80-159, and started with MALLOC_ARENA_MAX=2 where its peers were not); "kill"
 (SIGKILLs itself before step 5's backward); "stall" (rank 1 sleeps 8 s before step 3's backward, once, and goes
@@ -29,6 +30,8 @@ def main() -> None:
     torch.set_num_threads(1)
     if mode == "slow" and rank == 1:
         os.environ["MALLOC_ARENA_MAX"] = "2"  # a node set apart by its launcher
+    if mode == "stop" and rank == 2:
+        os.environ["NCCL_SOCKET_IFNAME"] = "eth9"
     with commprof.monitor(out, hang_timeout_s=hang_s, every=every) as mon:
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
         torch.manual_seed(0)

@@ -63,6 +63,10 @@ def test_a_rank_that_stops_before_a_collective_is_named_with_where_it_was(tmp_pa
     assert "rank 2 never reached it" in h["text"] and "monitor_job.py:" in h["text"]
     assert "time.sleep(3600)" in h["text"] and "ranks 0, 1 wait in all_reduce" in h["text"]
     assert text.index("HANG") < text.index("rank 0:")  # the verdict first
+    # its dump records the environment it was started with (no rollup was written before the hang)
+    assert ("Rank 2's environment differs from all 2 peers': NCCL_SOCKET_IFNAME=eth9 (theirs unset)"
+            in " ".join(h["text"].split()))
+    assert h["ranks"][2]["env"]["NCCL_SOCKET_IFNAME"] == "eth9" and "NCCL_SOCKET_IFNAME" not in h["ranks"][0]["env"]
 
 
 def test_ranks_that_call_different_collectives_are_a_named_mismatch(tmp_path: Path):

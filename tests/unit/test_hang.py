@@ -3,6 +3,7 @@ object), the three verdicts, and the rule that names the odd rank."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -69,3 +70,71 @@ def test_a_pickle_that_names_any_object_is_refused(tmp_path: Path):
     p.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
     with pytest.raises(InputError, match=r"refusing to load a Python object \(os.system\)"):
         load_plain(p)
+
+
+def _own_dump(folder: Path, rank: int, entries: list[dict], env: dict | None) -> None:
+    """The monitor's own dump (rank{R}.hang.json), with the environment it records where ``env`` is given."""
+    doc = {"schema": "commprof.hang/1", "rank": rank, "world_size": 4, "backend": "nccl", "reason": "no step() 600 s",
+           "step": 7, "flight_recorder": {"available": True, "entries": entries, "error": None},
+           "threads": [{"name": "MainThread", "ident": 1, "main": True,
+                        "stack": [["/job/train.py", 81, "main", "dist.all_reduce(x)"]]}]}
+    if env is not None:
+        doc["env"] = env
+    (folder / f"rank{rank}.hang.json").write_text(json.dumps(doc))
+
+
+def _fr(seq: int, pending: bool = False) -> dict:
+    return {"seq": seq, "op": "all_reduce", "pg": "0", "input_sizes": [[256]], "input_dtypes": ["Float"],
+            "output_sizes": [[256]], "state": "started" if pending else "completed", "retired": not pending,
+            "created_unix_ns": 10**18 + seq}
+
+
+def _stuck(rank: int) -> list[dict]:
+    """Rank 3 never issued #2; the others wait in it."""
+    return [_fr(1)] + ([] if rank == 3 else [_fr(2, pending=True)])
+
+
+def test_a_hang_names_the_variables_that_set_one_rank_apart(tmp_path: Path):
+    """Every rank issued #2 and none completed it: no culprit from the calls, but rank 3 alone was started with
+    another socket interface (its dump records it): told as evidence to check, with each rank's record in the
+    verdict.  A per-device variable (CUDA_VISIBLE_DEVICES) set apart is the norm and not told; a dump without a
+    record (older) stays without one."""
+    for r in range(4):
+        env = {"NCCL_SOCKET_IFNAME": "eth1" if r == 3 else "eth0", "CUDA_VISIBLE_DEVICES": "1" if r == 2 else "0"}
+        _own_dump(tmp_path, r, [_fr(1), _fr(2, pending=True)], env)
+    h = diagnose(read_monitor(tmp_path))
+    assert h.kind == "stalled" and h.culprit_ranks == ()
+    said = " ".join(h.text.split())
+    assert ("Rank 3's environment differs from all 3 peers': NCCL_SOCKET_IFNAME=eth1 (theirs eth0); check whether "
+            "that was meant (communication settings that differ between ranks") in said
+    assert "CUDA_VISIBLE_DEVICES" not in said and "Rank 2's" not in said
+    assert [s.env["NCCL_SOCKET_IFNAME"] for s in h.ranks] == ["eth0", "eth0", "eth0", "eth1"]
+    old = tmp_path / "old"
+    old.mkdir()
+    for r in range(4):
+        _own_dump(old, r, _stuck(r), None if r == 3 else {"NCCL_ALGO": "Ring"})
+    h = diagnose(read_monitor(old))
+    assert h.kind == "not reached" and h.culprit_ranks == (3,) and "environment" not in h.text
+    assert h.ranks[3].env is None and h.ranks[0].env == {"NCCL_ALGO": "Ring"}
+
+
+def test_the_culprit_s_variables_are_told_and_a_rollup_s_record_comes_first(tmp_path: Path):
+    """Rank 3 never reached #2; its dump and its rollup both record its environment (the rollup's is the one read);
+    an empty record is a record: rank 0 set nothing of note, and rank 3's MALLOC_ARENA_MAX is told against it."""
+    for r in range(4):
+        _own_dump(tmp_path, r, _stuck(r), {} if r == 0 else {"NCCL_P2P_DISABLE": "1"})
+    line = {"schema": "commprof.monitor/1", "rank": 3, "world_size": 4, "steps": [[6, 1, 2]], "collectives": [],
+            "env": {"MALLOC_ARENA_MAX": "2"}}
+    (tmp_path / "rank3.monitor.jsonl").write_text(json.dumps(line) + "\n")
+    h = diagnose(read_monitor(tmp_path))
+    assert h.kind == "not reached" and h.culprit_ranks == (3,)
+    said = " ".join(h.text.split())
+    assert "rank 3 never reached it: it was at train.py:81 in main" in said
+    assert "NCCL_P2P_DISABLE" not in said  # ranks 1 and 2 set it, rank 0 did not: no norm among the peers
+    assert h.ranks[3].env == {"MALLOC_ARENA_MAX": "2"}
+    peers = tmp_path / "peers"
+    peers.mkdir()
+    for r in range(4):
+        _own_dump(peers, r, _stuck(r), {"NCCL_IB_DISABLE": "1"} if r == 3 else {})
+    said = " ".join(diagnose(read_monitor(peers)).text.split())
+    assert "Rank 3's environment differs from all 3 peers': NCCL_IB_DISABLE=1 (theirs unset)" in said

@@ -1,6 +1,6 @@
 """One rank's recorded environment against all its peers' (the sidecar's and the monitor's ``env``: the variables
-that change how fast a job runs, ``commprof.capture.environment``), for the root cause and the monitor's slow
-ranks: told as evidence to check, never as a cause by itself.  (Between two runs: ``compare``.)"""
+that change how fast a job runs, ``commprof.capture.environment``), for the root cause, the monitor's slow ranks
+and the hang verdict: told as evidence to check, never as a cause by itself.  (Between two runs: ``compare``.)"""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 MIN_PEERS_AGREEING = 2  # peers that set a variable alike before one rank's other value is told (one is no norm)
 SHOWN = 3  # variables named in a sentence; the rest counted
+PER_DEVICE = frozenset({"CUDA_VISIBLE_DEVICES"})  # set per rank by launchers (SLURM): a value of its own is the norm
 
 
 def shown(v: str | None) -> str:
@@ -24,19 +25,24 @@ def apart(rank: int, envs: Mapping[int, Mapping[str, str]]) -> list[tuple[str, s
     if len(peers) < MIN_PEERS_AGREEING:
         return []
     out = []
-    for name in sorted(set(mine).union(*peers)):
+    for name in sorted(set(mine).union(*peers) - PER_DEVICE):
         theirs = {e.get(name) for e in peers}
         if len(theirs) == 1 and mine.get(name) not in theirs:
             out.append((name, mine.get(name), theirs.pop()))
     return out
 
 
-def apart_sentence(rank: int, envs: Mapping[int, Mapping[str, str]]) -> str:
-    """" Its environment differs from all N peers': ...; check whether that was meant (...)." or ""."""
+SLOW = "an allocator, thread pool or network interface of its own slows a rank by itself"
+HANG = ("communication settings that differ between ranks, such as NCCL_*, GLOO_* or a socket interface, can keep "
+        "a connection from being made or a collective from completing")
+
+
+def apart_sentence(rank: int, envs: Mapping[int, Mapping[str, str]], why: str = SLOW, who: str = "Its") -> str:
+    """" Its environment differs from all N peers': ...; check whether that was meant (why)." or ""."""
     odd = apart(rank, envs)
     if not odd:
         return ""
     named = ", ".join(f"{n}={shown(m)} (theirs {shown(t)})" for n, m, t in odd[:SHOWN])
     more = f" and {len(odd) - SHOWN} more" if len(odd) > SHOWN else ""
-    return (f" Its environment differs from all {len(envs) - 1} peers': {named}{more}; check whether that was meant "
-            "(an allocator, thread pool or network interface of its own slows a rank by itself).")
+    return (f" {who} environment differs from all {len(envs) - 1} peers': {named}{more}; check whether that was "
+            f"meant ({why}).")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import linecache
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...model import Crash, Frame, FREntry, HangDump, MonitorRun
+from ..crossrank.environment import HANG, SHOWN, SLOW, apart, apart_sentence
 
 _LIBRARY_PARTS = ("/site-packages/", "/dist-packages/", "/lib/python3", "<frozen ", "<string>")
 _OWN = str(Path(__file__).resolve().parents[1])
@@ -30,6 +31,7 @@ class RankState:
     pending: FREntry | None
     where: Frame | None  # innermost user frame
     step: int | None
+    env: dict[str, str] | None = None  # its recorded environment (None: not recorded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,22 @@ def _ranks(rs: list[int]) -> str:
 
 
 def diagnose(mrun: MonitorRun) -> Hang | None:
-    """The verdict, or None when no rank dumped or crashed."""
+    """The verdict, or None when no rank dumped or crashed; each rank with its recorded environment, and the culprits'
+    (where none is named: any rank's) variables set apart from all their peers' told as evidence to check."""
+    h = _diagnose(mrun)
+    return None if h is None else with_env(h, mrun.envs)
+
+
+def with_env(h: Hang, envs: dict[int, dict[str, str]]) -> Hang:
+    if not envs:
+        return h
+    named = h.culprit_ranks or tuple(r for r in sorted(envs) if apart(r, envs))
+    why = SLOW if h.kind == "stall" else HANG
+    told = "".join(apart_sentence(r, envs, why, f"Rank {r}'s") for r in named[:SHOWN])
+    return replace(h, text=h.text + told, ranks=tuple(replace(s, env=envs.get(s.rank)) for s in h.ranks))
+
+
+def _diagnose(mrun: MonitorRun) -> Hang | None:
     if not mrun.hangs and not mrun.crashes:
         return None
     known = [d.rank for d in mrun.hangs] + [c.rank for c in mrun.crashes] + [r.rank for r in mrun.ranks]

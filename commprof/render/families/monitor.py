@@ -33,7 +33,8 @@ def hang_dict(hang: Hang | None) -> dict[str, Any] | None:
             "collective": _entry(hang.collective),
             "ranks": [{"rank": s.rank, "status": s.status, "reason": s.reason, "step": s.step,
                        "last_completed": _entry(s.last_completed), "pending": _entry(s.pending),
-                       "where": place(s.where) if s.where is not None else None} for s in hang.ranks]}
+                       "where": place(s.where) if s.where is not None else None,
+                       **({"env": dict(s.env)} if s.env is not None else {})} for s in hang.ranks]}
 
 
 def monitor_dict(m: MonitorReport) -> dict[str, Any]:

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import RankTrace, Run
+from ..model.alloc import DDP_FORWARD
 from ..units import MiB
 from .analyze import Report
 from .crossrank.environment import shown
+from .ddp.accumulation import KNOB as SYNCS
 from .ddp.view import view as ddp_view
 from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
@@ -178,6 +180,9 @@ def _settings(rep: Report) -> dict[str, Any]:
         out["reshard_after_forward"] = rafs.pop() if len(rafs) == 1 else "mixed"
         st = rep.fsdp.report.settings
         out["fsdp_prefetch"] = max((len(u.forward_prefetch) for u in st.units), default=0) if st else None
+    acc = rep.ddp.accumulation  # the trace's DDP forward calls per step, and those that all-reduced the gradients
+    if acc is not None or any(m.kind == DDP_FORWARD for r in rep.run.ranks for m in r.marks):
+        out.update(micro_batches_per_step=acc.per_step if acc else 1, gradient_syncs_per_step=acc.synced if acc else 1)
     rt: RankTrace | None = next((r for r in rep.run.ranks if r.sidecar is not None), None)
     if rt is not None and rt.sidecar is not None:
         sc = rt.sidecar
@@ -235,7 +240,7 @@ def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None,
             return "powerSGD" in hook and str(after.get("hook_matrix_rank")) == rank, ""
         key = v.split("_compress")[0]  # fp16 / bf16
         return key in hook, ""
-    if knob in ("reshard_after_forward", "fsdp_prefetch"):
+    if knob in ("reshard_after_forward", "fsdp_prefetch", SYNCS):
         if after.get(knob) is None:
             return None, f"AFTER's {knob} is not recorded"
         return after.get(knob) == value, ""
@@ -257,7 +262,7 @@ def _advice_check(before: Report, after_settings: dict[str, Any], before_setting
         assumed = dict(a.with_settings)
         mismatched = [k for k, v in assumed.items() if not _applied(k, v, after_settings)[0]]
         covered = set(a.value) if a.knob == "fsdp" and isinstance(a.value, dict) else {a.knob}
-        others = [k for k in ("bucket_cap_mb", "comm_hook", "reshard_after_forward", "fsdp_prefetch")
+        others = [k for k in ("bucket_cap_mb", "comm_hook", "reshard_after_forward", "fsdp_prefetch", SYNCS)
                   if k not in covered and k not in assumed and before_settings.get(k) != after_settings.get(k)]
         exact = bool(applied) and not mismatched and not others
         if applied and not exact:

@@ -29,6 +29,10 @@ RT_HOST_ALLOC = ("cudaHostAlloc", "cudaMallocHost", "hipHostMalloc", "hipHostAll
 RT_HOST_FREE = ("cudaFreeHost", "hipHostFree", "hipFreeHost")
 RT_DEVICE_SYNC = ("cudaDeviceSynchronize", "hipDeviceSynchronize")
 OPTIMIZER_STEP_PREFIX = "Optimizer.step#"  # torch.optim's record function: "Optimizer.step#Adam.step"
+DDP_FORWARD = "DistributedDataParallel.forward"  # DDP's record function around each forward call
+# DDP's reducer at each gradient synchronization: "torch::distributed::reducer::mul_out",
+# "torch.distributed.ddp.reducer::copy_bucket_to_grad"
+DDP_REDUCER_PART = "reducer::"
 EMPTY_CACHE_SUFFIX = ": empty_cache"  # with_stack's Python function event: "torch/cuda/memory.py(222): empty_cache"
 
 # args

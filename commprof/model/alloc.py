@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 MALLOC, FREE, HOST_ALLOC, HOST_FREE, DEVICE_SYNC = "malloc", "free", "host_alloc", "host_free", "device_sync"
 # named CPU ranges (``Mark.kind``)
 OPTIMIZER_STEP, EMPTY_CACHE = "optimizer_step", "empty_cache"
+DDP_FORWARD, DDP_REDUCER = "ddp_forward", "ddp_reducer"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,8 +46,10 @@ class StepAllocs:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Mark:
-    """A named CPU range: the optimizer's step (``Optimizer.step#Adam.step``: ``detail`` "Adam") or a call of
-    ``torch.cuda.empty_cache`` (a Python function event, traces made with ``with_stack=True``)."""
+    """A named CPU range: the optimizer's step (``Optimizer.step#Adam.step``: ``detail`` "Adam"), a call of
+    ``torch.cuda.empty_cache`` (a Python function event, traces made with ``with_stack=True``) of DDP's forward
+    (``DistributedDataParallel.forward``: the micro-batches of a step), or an operator of DDP's reducer (``...reducer::
+    copy_bucket_to_grad``: the work of a gradient synchronization beside its transfers)."""
 
     kind: str
     detail: str

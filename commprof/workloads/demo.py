@@ -3,7 +3,9 @@
 ``python -m commprof demo`` trains it in two processes, writes the traces, then reports.  The same
 worker serves the tests and benchmarks (``train_worker``), with knobs for a slow rank, bucket size, comm hooks and
 gradient accumulation (``accumulate``: k micro-batches per optimizer step, the first k - 1 under ``no_sync()``; the
-loss is not divided by k, so the step size grows k-fold: a timing knob, not a recipe).
+loss is not divided by k, so the step size grows k-fold: a timing knob, not a recipe), and micro-batches within a
+step (``micro_batches``: m forward/backward passes per profiler step, the first m - 1 under ``no_sync()`` only with
+``no_sync=True``: without it DDP all-reduces the gradients after each, the common mistake).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
-    "stall_step": None, "accumulate": 1,
+    "stall_step": None, "accumulate": 1, "micro_batches": 1, "no_sync": True,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
     "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
     "rank_env": {},  # {rank: {name: value}}: variables set in that rank alone, as a launcher that set one node apart
@@ -102,7 +104,6 @@ def plain_profiler(cfg: dict[str, Any], out: str, rank: int, profile_memory: boo
 
 def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, Any]) -> None:
     """One rank: init gloo, wrap the model in DDP, train ``steps`` steps (traced unless trace=False)."""
-    import contextlib
     import time
 
     import torch
@@ -122,19 +123,13 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         opt = torch.optim.SGD(ddp.parameters(), lr=cfg["lr"])
         gen = torch.Generator().manual_seed(1000 + rank)
         step_ns: list[int] = []
-        k = max(int(cfg["accumulate"]), 1)
+        k, m = max(int(cfg["accumulate"]), 1), max(int(cfg["micro_batches"]), 1)
         with _context(cfg, ddp, out, rank) as prof:
             for i in range(cfg["steps"]):
                 t0 = time.perf_counter_ns()
                 sync = (i + 1) % k == 0
-                x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
-                y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
-                with contextlib.nullcontext() if sync else ddp.no_sync():
-                    loss = torch.nn.functional.cross_entropy(ddp(x), y)
-                    if cfg["slow_rank"] == rank and cfg["slow_ms"] and cfg["stall_step"] in (None, i):
-                        # an injected straggler, late to every bucket; with stall_step, a one-off stall at that step
-                        time.sleep(cfg["slow_ms"] / 1000.0)
-                    loss.backward()
+                for j in range(m):
+                    _micro_batch(cfg, ddp, gen, rank, i, not sync or (cfg["no_sync"] and j < m - 1), slow=j == 0)
                 if sync:
                     opt.step()
                     opt.zero_grad(set_to_none=True)
@@ -150,6 +145,23 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def _micro_batch(cfg: dict[str, Any], ddp: Any, gen: Any, rank: int, i: int, quiet: bool, slow: bool) -> None:
+    """One forward/backward pass (under ``no_sync()`` where ``quiet``); ``slow``: where the injected delay goes."""
+    import contextlib
+    import time
+
+    import torch
+
+    x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
+    y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
+    with ddp.no_sync() if quiet else contextlib.nullcontext():
+        loss = torch.nn.functional.cross_entropy(ddp(x), y)
+        if slow and cfg["slow_rank"] == rank and cfg["slow_ms"] and cfg["stall_step"] in (None, i):
+            # an injected straggler, late to every bucket; with stall_step, a one-off stall at that step
+            time.sleep(cfg["slow_ms"] / 1000.0)
+        loss.backward()
 
 
 def spawn(worker: Any, out: str | Path, nproc: int, cfg: dict[str, Any]) -> None:

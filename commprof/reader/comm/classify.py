@@ -17,7 +17,17 @@ import re
 
 from ... import ops
 from ...formats import keys as K
-from ...model.alloc import DEVICE_SYNC, EMPTY_CACHE, FREE, HOST_ALLOC, HOST_FREE, MALLOC, OPTIMIZER_STEP
+from ...model.alloc import (
+    DDP_FORWARD,
+    DDP_REDUCER,
+    DEVICE_SYNC,
+    EMPTY_CACHE,
+    FREE,
+    HOST_ALLOC,
+    HOST_FREE,
+    MALLOC,
+    OPTIMIZER_STEP,
+)
 
 # what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
 STEP, GLOO, RPC, NCCL, C10D, FSDP, MARK, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT = \
@@ -67,11 +77,15 @@ ALLOC_RUNTIME = {**{n: MALLOC for n in K.RT_MALLOC}, **{n: FREE for n in K.RT_FR
 
 
 def mark_of(name: str) -> tuple[str, str] | None:
-    """(kind, detail) of a named CPU range the memory analyses read, else None."""
+    """(kind, detail) of a named CPU range the memory analyses and the DDP micro-batches read, else None."""
     if name.startswith(K.OPTIMIZER_STEP_PREFIX):
         return OPTIMIZER_STEP, name[len(K.OPTIMIZER_STEP_PREFIX):].split(".")[0]
     if name.endswith(K.EMPTY_CACHE_SUFFIX) or name == "torch.cuda.empty_cache":
         return EMPTY_CACHE, ""
+    if name == K.DDP_FORWARD:
+        return DDP_FORWARD, ""
+    if K.DDP_REDUCER_PART in name:
+        return DDP_REDUCER, ""
     return None
 
 

@@ -1,0 +1,102 @@
+"""Gradient accumulation without ``no_sync()``: does the advice's band (``gradient_syncs_per_step = 1``) hold the
+step measured with ``no_sync()`` in place?
+
+Each repetition traces the demo's workload (2 ranks, DDP over gloo on one host) with 4 micro-batches per step and
+DDP all-reducing after every one (``micro_batches=4, no_sync=False``), every ``--busy-every``-th traced beside a
+busy process pinned to core 0, in two sizes (the demo's MLP, and a quarter of it where the transfers weigh more);
+reads the accumulation's advice (``analysis/ddp/accumulation.py``), then measures the workload without the profiler
+as traced and with ``no_sync()`` on the first 3 micro-batches: the mean step (the slower rank per step) after
+SKIP steps.  Prints each row and, per size and condition, how often the measured step fell inside its band
+(``bandcheck.summary``).  python benchmarks/bench_no_sync.py [--reps 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+SKIP = 3  # start-up steps left out of a measurement
+STEPS = 12  # steps of a measurement; a traced run's: the profiled 2-4, then steps outside the profiler
+SIZES = {"demo MLP (6 x 1024, batch 64)": {}, "small MLP (4 x 512, batch 32)": {"width": 512, "layers": 4,
+                                                                                  "batch": 32}}
+
+
+@dataclass
+class Row:
+    setting: str
+    predicted_ms: float
+    band_ms: tuple[float, float] | None
+    measured_ms: float
+    spread_pct: float | None
+
+
+def untraced(cfg: dict) -> tuple[float, float | None]:
+    """Mean step (ms, the slower rank per step) over the steps after SKIP, and their variation (%)."""
+    from commprof.analysis.uncertainty.maths import variation_pct
+    from commprof.workloads.demo import launch
+
+    d = tempfile.mkdtemp(prefix="commprof-nosync-")
+    launch(d, nproc=2, steps=STEPS, trace=False, times=d, micro_batches=4, **cfg)
+    ts = [json.loads((Path(d) / f"times{r}.json").read_text()) for r in (0, 1)]
+    per = [max(a, b) / 1e6 for a, b in zip(*ts, strict=True)][SKIP:]
+    return statistics.mean(per), variation_pct(per)
+
+
+def one(label: str, size: dict, loud: bool) -> Row | None:
+    from bandcheck import busy
+
+    import commprof
+    from commprof.workloads.demo import launch
+
+    d = tempfile.mkdtemp(prefix="commprof-nosync-")
+    with busy(loud):
+        launch(d, nproc=2, steps=STEPS, micro_batches=4, no_sync=False, **size)
+    rep = commprof.analyze(commprof.load(d))
+    acc = rep.ddp.accumulation
+    tag = "busy " if loud else "quiet"
+    if acc is None or acc.advice is None:
+        print(f"{tag} {label:<32} no advice: {acc}", flush=True)
+        return None
+    a = acc.advice
+    advised = any(x.knob == a.knob for x in rep.advice)
+    now, _ = untraced({**size, "no_sync": False})
+    after, spread = untraced({**size, "no_sync": True})
+    lo, hi = a.predicted_range_ms or (a.predicted_step_ms, a.predicted_step_ms)
+    print(f"{tag} {label:<32} step {a.baseline_step_ms:6.1f} (measured {now:6.1f})  "
+          f"predicted {a.predicted_step_ms:6.1f} band {lo:6.1f}-{hi:6.1f}  measured {after:6.1f} "
+          f"({100 * (a.predicted_step_ms / after - 1):+.0f}%)"
+          f"{'' if lo <= after <= hi else '  OUTSIDE'}{'' if advised else '  (withheld)'}", flush=True)
+    return Row(label, a.predicted_step_ms, a.predicted_range_ms, after, spread)
+
+
+def main() -> int:
+    from bandcheck import cpu_model, summary
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=6)
+    ap.add_argument("--busy-every", type=int, default=2, help="every Nth traced run beside a busy process (0: never)")
+    args = ap.parse_args()
+    results = []
+    for i in range(args.reps):
+        loud = args.busy_every > 0 and i % args.busy_every == args.busy_every - 1
+        for label, size in SIZES.items():
+            row = one(label, size, loud)
+            if row is not None:
+                results.append((label, loud, row))
+    print(f"# {cpu_model()}; {args.reps} repetitions" + (f", every {args.busy_every}. traced beside a busy process"
+                                                          if args.busy_every else ", all quiet"))
+    print(summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Gradient accumulation on hand-built ranks (``analysis/ddp/accumulation.py``): the micro-batches of a step from
+DDP's forward calls, which of them all-reduced the gradients, and the no_sync() advice with its band."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from builders import collective, lane, parse, rank_trace, run
+
+from commprof.analysis.ddp.accumulation import KNOB, assess, micro_batches
+from commprof.analysis.uncertainty.maths import Noise
+from commprof.model import GradEvents
+from commprof.model.alloc import DDP_FORWARD, Mark
+
+MS = 1_000_000
+GRADS = 4 << 20
+
+
+def _rank(rank: int = 0, *, every: bool = True, micro: int = 4, steps: int = 3, comm_ms: float = 5.0,
+          backend: str = "nccl"):
+    """``steps`` steps of 100 ms, each of ``micro`` micro-batches 20 ms apart: a forward call at its start, compute
+    for 14 ms, then (every micro-batch, or the last only) an all-reduce of the gradients for ``comm_ms``, exposed
+    (nothing computes beside it); the others all-reduce a 4-byte loss, hidden."""
+    marks, comp, colls, grads = [], [], [], []
+    for s in range(steps):
+        t0 = s * 100 * MS
+        for j in range(micro):
+            a = t0 + j * 20 * MS
+            marks.append(Mark(kind=DDP_FORWARD, detail="", start_ns=a, end_ns=a + 4 * MS))
+            comp.append((a, a + 14 * MS))
+            grads.append(a + 12 * MS)  # the backward's AccumulateGrad
+            last = j == micro - 1
+            if every or last:
+                colls.append(collective(a + 14 * MS, a + 14 * MS + int(comm_ms * MS), nbytes=GRADS, step=s))
+            else:
+                colls.append(collective(a + 10 * MS, a + 10 * MS + 50_000, nbytes=4, step=s))
+    rt = rank_trace(rank, steps=[(s, s * 100 * MS, (s + 1) * 100 * MS) for s in range(steps)],
+                    compute=lane(comp, [c[0] // (100 * MS) for c in comp]), collectives=colls, marks=tuple(marks),
+                    grads=_grads(grads))
+    return replace(rt, backend=backend)
+
+
+def _grads(at: list[int]) -> GradEvents:
+    t = np.array(at, dtype=np.int64)
+    return GradEvents(start_ns=t, end_ns=t + 1000, step=t // (100 * MS), shapes=(None,) * t.size,
+                      dtypes=("float",) * t.size)
+
+
+def test_several_ddp_modules_in_one_forward_pass_are_one_micro_batch():
+    """DLRM calls two DDP modules (its bottom and top MLPs) in one forward pass: no backward between the calls, so
+    one micro-batch per step, no accumulation (a held-out 8-GPU DLRM trace read so before this rule).  Without the
+    backward's AccumulateGrad events the calls cannot be told apart: no claim."""
+    rt = _rank()
+    two = tuple(Mark(kind=DDP_FORWARD, detail="", start_ns=m.start_ns + MS, end_ns=m.start_ns + 2 * MS)
+                for m in rt.marks)  # a second module called 1 ms into each micro-batch
+    assert micro_batches(replace(rt, marks=rt.marks + two)).per_step == 4
+    one = replace(rt, marks=tuple(m for m in rt.marks + two if m.start_ns % (100 * MS) in (0, MS)))
+    assert micro_batches(one) is None
+    assert micro_batches(replace(rt, grads=None)) is None
+
+
+def test_every_micro_batch_that_all_reduces_is_counted_with_its_exposed_time():
+    m = micro_batches(_rank())
+    assert m is not None and (m.per_step, m.synced, m.steps) == (4, 4, 3) and m.wasted
+    assert abs(m.early_exposed_ms - 15.0) < 1e-6  # 3 micro-batches before the last, 5 ms each
+    assert abs(m.step_ms - 100.0) < 1e-6 and abs(m.without_exposed_ms - 85.0) < 1e-6
+
+
+def test_no_sync_on_all_but_the_last_is_one_synchronization_and_a_logged_loss_is_no_sync():
+    m = micro_batches(_rank(every=False))
+    assert m is not None and (m.per_step, m.synced) == (4, 1) and not m.wasted
+    assert m.early_exposed_ms == 0.0
+    acc = assess(run(_rank(0, every=False), _rank(1, every=False)), {}, {}, Noise())
+    assert acc is not None and acc.advice is None and not acc.wasted
+    assert acc.finding is not None and acc.finding.severity == "info"
+    assert "4 micro-batches per step" in acc.finding.text and "all-reduced once per step" in acc.finding.text
+
+
+def test_one_forward_per_step_is_no_accumulation():
+    assert micro_batches(_rank(micro=1)) is None
+    assert assess(run(_rank(0, micro=1), _rank(1, micro=1)), {}, {}, Noise()) is None
+
+
+def test_the_advice_removes_the_early_exposed_time_scaled_to_the_step_outside_the_profiler():
+    """NCCL: the prediction is the step less the early exposed communication (85 of 100 ms profiled), scaled to the
+    step outside the profiler (90 ms: x 0.9 -> 76.5); its band holds it and lies below the current step."""
+    acc = assess(run(_rank(0), _rank(1)), {0: (0, 1, 2), 1: (0, 1, 2)}, {0: 90.0, 1: 90.0}, Noise())
+    assert acc is not None and acc.wasted and acc.advice is not None
+    a = acc.advice
+    assert (a.knob, a.value) == (KNOB, 1)
+    assert abs(a.baseline_step_ms - 90.0) < 1e-6 and abs(a.predicted_step_ms - 76.5) < 1e-6
+    lo, hi = a.predicted_range_ms
+    assert lo <= a.predicted_step_ms <= hi < a.baseline_step_ms
+    assert "model.no_sync()" in a.why and "4 times the communication" in a.why
+    assert acc.finding is not None and acc.finding.severity == "high"  # 15% of the step
+
+
+def test_over_gloo_the_prediction_is_halfway_to_the_least_contended_micro_batch():
+    """Gloo's transfers are CPU work that slows the backward beside them: the optimistic end runs each early
+    micro-batch in the least contended one's compute (14 of its 20 ms: the 1 ms of other work goes too), the
+    pessimistic end removes the exposed communication only (15 ms each: 85 ms); the prediction is their middle, the
+    band reaching both.  Over NCCL the pessimistic end stands alone."""
+    nccl = assess(run(_rank(0), _rank(1)), {}, {}, Noise()).advice
+    gloo = assess(run(_rank(0, backend="gloo"), _rank(1, backend="gloo")), {}, {}, Noise()).advice
+    assert abs(nccl.predicted_step_ms - 85.0) < 1e-6 and "Over gloo" not in nccl.why
+    assert abs(gloo.predicted_step_ms - 83.5) < 1e-6 and "Over gloo" in gloo.why
+    assert gloo.predicted_range_ms[0] <= 82.0 and gloo.predicted_range_ms[1] >= 85.0
+    m = micro_batches(_rank(backend="gloo"))
+    assert abs(m.uncontended_ms - 82.0) < 1e-6 and abs(m.without_exposed_ms - 85.0) < 1e-6
+
+
+def test_a_plain_trace_marks_ddp_forward_calls():
+    doc = {"traceEvents": [
+        {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#1", "ts": 0, "dur": 1000, "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "user_annotation", "name": "DistributedDataParallel.forward", "ts": 10, "dur": 100,
+         "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "user_annotation", "name": "DistributedDataParallel.forward", "ts": 500, "dur": 100,
+         "pid": 1, "tid": 1},
+        {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 20, "dur": 80, "pid": 1, "tid": 1}]}
+    rt = parse(doc)
+    fwd = [m for m in rt.marks if m.kind == DDP_FORWARD]
+    assert [(m.start_ns - rt.base_time_ns, m.end_ns - m.start_ns) for m in fwd] == [(10_000, 100_000),
+                                                                                   (500_000, 100_000)]
+
+
+def test_the_reducer_s_work_in_early_micro_batches_is_saved_on_cpu_runs_only():
+    """DDP's reducer (copying gradients into buckets and back) runs at each synchronization: 1 ms in each of the 3
+    early micro-batches leaves with no_sync() on a CPU run; on a GPU run its CPU time is not the step's."""
+    from commprof.model.alloc import DDP_REDUCER
+
+    base = _rank()
+    red = tuple(Mark(kind=DDP_REDUCER, detail="", start_ns=m.start_ns + 15 * MS, end_ns=m.start_ns + 16 * MS)
+                for m in base.marks)
+    cpu = micro_batches(replace(base, device_kind="cpu", marks=base.marks + red))
+    gpu = micro_batches(replace(base, marks=base.marks + red))
+    assert abs(cpu.without_exposed_ms - 82.0) < 1e-6 and abs(gpu.without_exposed_ms - 85.0) < 1e-6
+    assert cpu.early_exposed_ms == gpu.early_exposed_ms

@@ -58,6 +58,7 @@ def test_all_reducing_every_micro_batch_is_found_advised_and_checked(tmp_path: P
     d = json.loads((out / "compare.json").read_text())
     changed = {c["name"]: (c["before"], c["after"]) for c in d["settings_changed"]}
     assert changed["gradient_syncs_per_step"] == (4, 1) and "micro_batches_per_step" not in changed
+    assert s["accumulation"]["wasted"] is True and s2["accumulation"]["gradient_syncs_per_step"] == 1
     assert d["verdict"]["change"] == "faster"
     if adv:
         check = next(c for c in d["advice_check"] if c["knob"] == "gradient_syncs_per_step")

@@ -35,7 +35,19 @@ def as_json(rep: Report) -> dict[str, Any]:
                     "assumed": list(w.assumed)}
                    for w in rep.advisor.whatifs],
         "advisor": _advisor(rep),
+        "accumulation": _accumulation(rep),
     }
+
+
+def _accumulation(rep: Report) -> dict[str, Any] | None:
+    """The micro-batches of a step (``analysis/ddp/accumulation.py``), None where no rank calls DDP's forward more
+    than once per step."""
+    acc = rep.ddp.accumulation
+    if acc is None:
+        return None
+    return {"micro_batches_per_step": acc.per_step, "gradient_syncs_per_step": acc.synced, "wasted": acc.wasted,
+            "ranks": [{"rank": m.rank, "micro_batches": m.per_step, "synced": m.synced, "steps": m.steps,
+                       "step_ms": _r(m.step_ms), "early_exposed_ms": _r(m.early_exposed_ms)} for m in acc.ranks]}
 
 
 def note(rep: Report, sec: Section) -> str | None:

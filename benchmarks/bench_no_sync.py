@@ -1,13 +1,14 @@
-"""Gradient accumulation without ``no_sync()``: does the advice's band (``gradient_syncs_per_step = 1``) hold the
-step measured with ``no_sync()`` in place?
+"""Gradient accumulation that synchronizes every micro-batch: does the advice's band (``gradient_syncs_per_step =
+1``) hold the step measured with the gradients synchronized once per step?
 
-Each repetition traces the demo's workload (2 ranks, DDP over gloo on one host) with 4 micro-batches per step and
-DDP all-reducing after every one (``micro_batches=4, no_sync=False``), every ``--busy-every``-th traced beside a
-busy process pinned to core 0, in two sizes (the demo's MLP, and a quarter of it where the transfers weigh more);
-reads the accumulation's advice (``analysis/ddp/accumulation.py``), then measures the workload without the profiler
-as traced and with ``no_sync()`` on the first 3 micro-batches: the mean step (the slower rank per step) after
-SKIP steps.  Prints each row and, per size and condition, how often the measured step fell inside its band
-(``bandcheck.summary``).  python benchmarks/bench_no_sync.py [--reps 6]
+Each repetition traces 2-rank gloo jobs on one host with 4 micro-batches per step, each synchronizing the gradients
+(DDP: ``micro_batches=4, no_sync=False``, the demo's MLP and a quarter of it where the transfers weigh more; FSDP2:
+``fsdpdemo``, ``sync_last_only=False``), every ``--busy-every``-th traced beside a busy process pinned to core 0;
+reads the accumulation's advice (``analysis/ddp/nosync.py``), then measures each job without the profiler as traced
+and synchronizing after the last micro-batch only (``no_sync()`` / ``set_requires_gradient_sync(False)`` on the
+first 3): the mean step (the slower rank per step) after SKIP steps.  Prints each row and, per job and condition,
+how often the measured step fell inside its band (``bandcheck.summary``).  python benchmarks/bench_no_sync.py
+[--reps 6]
 """
 
 from __future__ import annotations
@@ -26,8 +27,18 @@ sys.path.insert(0, str(HERE.parent))
 
 SKIP = 3  # start-up steps left out of a measurement
 STEPS = 12  # steps of a measurement; a traced run's: the profiled 2-4, then steps outside the profiler
-SIZES = {"demo MLP (6 x 1024, batch 64)": {}, "small MLP (4 x 512, batch 32)": {"width": 512, "layers": 4,
-                                                                                  "batch": 32}}
+# label -> (workload, its settings): the demo's DDP MLP, a quarter of it, and FSDP2 (fully_shard per layer)
+SIZES = {"DDP demo MLP (6 x 1024, batch 64)": ("ddp", {}),
+         "DDP small MLP (4 x 512, batch 32)": ("ddp", {"width": 512, "layers": 4, "batch": 32}),
+         "FSDP2 MLP (4 x 1024, batch 32)": ("fsdp", {"width": 1024, "layers": 4, "batch": 32})}
+SYNC_ONCE = {"ddp": {"no_sync": True}, "fsdp": {"sync_last_only": True}}
+SYNC_EVERY = {"ddp": {"no_sync": False}, "fsdp": {"sync_last_only": False}}
+
+
+def _launch(kind: str):
+    from commprof.workloads import demo, fsdpdemo
+
+    return demo.launch if kind == "ddp" else fsdpdemo.launch
 
 
 @dataclass
@@ -39,27 +50,25 @@ class Row:
     spread_pct: float | None
 
 
-def untraced(cfg: dict) -> tuple[float, float | None]:
+def untraced(kind: str, cfg: dict) -> tuple[float, float | None]:
     """Mean step (ms, the slower rank per step) over the steps after SKIP, and their variation (%)."""
     from commprof.analysis.uncertainty.maths import variation_pct
-    from commprof.workloads.demo import launch
 
     d = tempfile.mkdtemp(prefix="commprof-nosync-")
-    launch(d, nproc=2, steps=STEPS, trace=False, times=d, micro_batches=4, **cfg)
+    _launch(kind)(d, nproc=2, steps=STEPS, trace=False, times=d, micro_batches=4, **cfg)
     ts = [json.loads((Path(d) / f"times{r}.json").read_text()) for r in (0, 1)]
     per = [max(a, b) / 1e6 for a, b in zip(*ts, strict=True)][SKIP:]
     return statistics.mean(per), variation_pct(per)
 
 
-def one(label: str, size: dict, loud: bool) -> Row | None:
+def one(label: str, kind: str, size: dict, loud: bool) -> Row | None:
     from bandcheck import busy
 
     import commprof
-    from commprof.workloads.demo import launch
 
     d = tempfile.mkdtemp(prefix="commprof-nosync-")
     with busy(loud):
-        launch(d, nproc=2, steps=STEPS, micro_batches=4, no_sync=False, **size)
+        _launch(kind)(d, nproc=2, steps=STEPS, micro_batches=4, **SYNC_EVERY[kind], **size)
     rep = commprof.analyze(commprof.load(d))
     acc = rep.ddp.accumulation
     tag = "busy " if loud else "quiet"
@@ -68,8 +77,8 @@ def one(label: str, size: dict, loud: bool) -> Row | None:
         return None
     a = acc.advice
     advised = any(x.knob == a.knob for x in rep.advice)
-    now, _ = untraced({**size, "no_sync": False})
-    after, spread = untraced({**size, "no_sync": True})
+    now, _ = untraced(kind, {**size, **SYNC_EVERY[kind]})
+    after, spread = untraced(kind, {**size, **SYNC_ONCE[kind]})
     lo, hi = a.predicted_range_ms or (a.predicted_step_ms, a.predicted_step_ms)
     print(f"{tag} {label:<32} step {a.baseline_step_ms:6.1f} (measured {now:6.1f})  "
           f"predicted {a.predicted_step_ms:6.1f} band {lo:6.1f}-{hi:6.1f}  measured {after:6.1f} "
@@ -88,8 +97,8 @@ def main() -> int:
     results = []
     for i in range(args.reps):
         loud = args.busy_every > 0 and i % args.busy_every == args.busy_every - 1
-        for label, size in SIZES.items():
-            row = one(label, size, loud)
+        for label, (kind, size) in SIZES.items():
+            row = one(label, kind, size, loud)
             if row is not None:
                 results.append((label, loud, row))
     print(f"# {cpu_model()}; {args.reps} repetitions" + (f", every {args.busy_every}. traced beside a busy process"

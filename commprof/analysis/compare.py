@@ -19,7 +19,7 @@ from ..model.alloc import DDP_FORWARD
 from ..units import MiB
 from .analyze import Report
 from .crossrank.environment import shown
-from .ddp.accumulation import KNOB as SYNCS
+from .ddp.nosync import KNOB as SYNCS
 from .ddp.view import view as ddp_view
 from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge

@@ -6,7 +6,9 @@ tokens, then a 10-way head).  Each block / layer is one FSDP unit, the root anot
 ``reshard_after_forward`` (for the units; the root keeps FSDP's default) and ``prefetch`` (explicit forward and
 backward prefetch of that many units; 0 = FSDP's implicit prefetching); ``wrap``: "blocks" (the head stays in the
 root) or "children" (every top-level child is a unit: what the DDP -> FSDP2 what-if assumes); ``parallel``: "fsdp"
-or "ddp" (the same model under DistributedDataParallel); ``optimizer``: "sgd" or "adam".  With ``times``, each
+or "ddp" (the same model under DistributedDataParallel); ``optimizer``: "sgd" or "adam"; ``micro_batches``: m
+forward/backward passes per step, the first m - 1 without reduce-scattering only with ``sync_last_only=True``
+(``set_requires_gradient_sync``; FSDP2 alone).  With ``times``, each
 rank also writes ``state{rank}.json``: the bytes of its parameters (local shards), optimizer state and (DDP) buckets,
 measured on the tensors after training.
 """
@@ -26,7 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "model": "mlp", "steps": 9, "width": 1024, "layers": 8, "batch": 128, "seq": 64, "heads": 8, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "plain_profiler": False, "threads": 1, "lr": 0.01,
     "reshard_after_forward": True, "prefetch": 0, "result": None, "master": "127.0.0.1", "times": None,
-    "profile_memory": False, "parallel": "fsdp", "wrap": "blocks", "optimizer": "sgd",
+    "profile_memory": False, "parallel": "fsdp", "wrap": "blocks", "optimizer": "sgd", "micro_batches": 1,
+    "sync_last_only": False,
 }
 
 
@@ -71,6 +74,21 @@ def _batch(cfg: dict[str, Any], gen: Any) -> tuple[Any, Any]:
                                                                                  generator=gen)
 
 
+def _micro_batches(cfg: dict[str, Any], model: Any, gen: Any) -> None:
+    """One step's forward/backward passes (``micro_batches``; with ``sync_last_only`` the gradients reduce-scattered
+    after the last alone)."""
+    import torch
+
+    m = max(int(cfg["micro_batches"]), 1)
+    for j in range(m):
+        if m > 1 and cfg["sync_last_only"] and cfg["parallel"] == "fsdp":
+            model.set_requires_gradient_sync(j == m - 1)
+        x, y = _batch(cfg, gen)
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y.reshape(-1))
+        loss.backward()
+
+
 def _context(cfg: dict[str, Any], model: Any, out: str, rank: int) -> Any:
     import contextlib
 
@@ -106,10 +124,7 @@ def train_worker(rank: int, world: int, port: int, out: str, cfg_in: dict[str, A
         with _context(cfg, model, out, rank) as prof:
             for _ in range(cfg["steps"]):
                 t0 = time.perf_counter_ns()
-                x, y = _batch(cfg, gen)
-                logits = model(x)
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 10), y.reshape(-1))
-                loss.backward()
+                _micro_batches(cfg, model, gen)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 if prof is not None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..section import Check, Finding, Section, WhatIf
+from ..section import Check, Section, WhatIf
 from ..shared import Shared
 from ..uncertainty.bands import NOT_ADVISED, banded_advice
 from ..uncertainty.maths import Noise
-from .accumulation import Accumulation, assess
 from .advice import TOLERANCE_PCT, Advisor, advise
 from .buckets import BucketStat, BucketStep, bucket_stats
+from .nosync import Accumulation, assess, replay_fails, withheld
+from .rates import op_rates
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,8 +33,9 @@ def section(sh: Shared) -> Section[DDPDetail] | None:
     stats = tuple(bucket_stats(list(rows)))
     advisor = advise(sh.run, rows, stats, sh.bandwidth, sh.unprofiled_step_ms, sh.noise)
     kept = {o.rank: tuple(s.step for s in o.kept) for o in sh.overlaps}
+    rates = advisor.rates or op_rates(sh.run)
     acc = assess(sh.run, kept, sh.unprofiled_step_ms, sh.noise,
-                 advisor.check.error_pct if advisor.check is not None else None)
+                 advisor.check.error_pct if advisor.check is not None else None, rates.pass_bps)
     if not (rows or advisor.findings or advisor.advice or advisor.whatifs or acc):
         return None
     advisor = _with_accumulation(advisor, acc, sh.noise)
@@ -49,13 +51,14 @@ def section(sh: Shared) -> Section[DDPDetail] | None:
 
 def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise) -> Advisor:
     """The accumulation's finding and advice first; where every micro-batch synchronizes the gradients, the
-    replay's own advice (one synchronization per step) withheld until ``no_sync()`` is in place."""
+    replay's what-ifs and advice (one synchronization per step) withheld until it synchronizes once."""
     if acc is None or acc.finding is None:
         return advisor
-    if not acc.wasted or acc.advice is None:
+    why = replay_fails(acc, per_pass=False)
+    if why is None or acc.advice is None:
         return replace(advisor, findings=(acc.finding,) + advisor.findings)
-    held = tuple(Finding("info", f"{NOT_ADVISED}{a.setting()} (predicted {a.predicted_step_ms:.1f} ms): the replay "
-                                 f"models one gradient synchronization per step where this run has {acc.per_step}; "
-                                 "trace again with no_sync() in place.") for a in advisor.advice)
-    kept, withheld = banded_advice([acc.advice], noise, None)
-    return replace(advisor, advice=kept, findings=(acc.finding,) + advisor.findings + withheld + held)
+    kept, dropped = banded_advice([acc.advice], noise, None)
+    held = (withheld("the DDP replay's what-ifs (bucket_cap_mb, comm_hook, gradient_accumulation)", advisor.advice,
+                     why, acc),) if advisor.whatifs or advisor.advice else ()
+    own = tuple(f for f in advisor.findings if not f.text.startswith(NOT_ADVISED))  # their bands: the replay's too
+    return replace(advisor, advice=kept, whatifs=(), findings=(acc.finding,) + own + dropped + held)

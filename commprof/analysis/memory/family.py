@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .. import findings as say
+from ..ddp.nosync import replay_fails, withheld
 from ..ddp.rates import op_rates
-from ..section import Section, WhatIf
+from ..section import Finding, Section, WhatIf
 from ..shared import Shared
 from .churn import Churn, churn_all, churn_findings
 from .ddp2fsdp import ParallelAnalysis, ddp_to_fsdp, near_limit, parallel_findings
@@ -51,6 +52,19 @@ def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:
                  for w in par.whatifs)
 
 
+def _not_made(sh: Shared, par: ParallelAnalysis | None) -> tuple[Finding, ...]:
+    """The DDP <-> FSDP2 what-if replays one forward/backward pass per step: where a step runs several
+    micro-batches (``ddp.accumulation``), it is not made, and a finding says why."""
+    ddp = sh.section("ddp")
+    acc = ddp.detail.accumulation if ddp is not None else None
+    why = replay_fails(acc, per_pass=True)
+    if par is None or why is None or acc is None:
+        return ()
+    advice = [a for a in reverse_findings(par, False)[1]] if par.traced == "fsdp2" else []
+    what = "the FSDP2 -> DDP what-if" if par.traced == "fsdp2" else "the DDP -> FSDP2 what-if"
+    return (withheld(what, advice, why, acc),)
+
+
 WHATIF_PREFIX = "DDP -> FSDP2"  # how the what-if's finding begins (``ddp2fsdp.parallel_findings``)
 
 
@@ -66,7 +80,10 @@ def section(sh: Shared) -> Section[MemoryDetail] | None:
     mem = tuple(m for rt in sh.run.ranks for m in memory(rt))
     churns = churn_all(sh.run)
     par = _parallel(sh)
-    if not (mem or churns or par is not None):
+    held = _not_made(sh, par)
+    if held:
+        par = None
+    if not (mem or churns or par is not None or held):
         return None
     near = {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT}
     cfind, cadvice = churn_findings(churns, sh.unprofiled_step_ms, near, sh.noise)
@@ -77,5 +94,5 @@ def section(sh: Shared) -> Section[MemoryDetail] | None:
         pfind, padvice = parallel_findings(par, "fsdp" in sh.whatif)
         shown = par is not None and ("fsdp" in sh.whatif or near_limit(par))
     return Section(family="memory", detail=MemoryDetail(peaks=mem, churn=churns, parallel=par, parallel_shown=shown),
-                   findings=tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(pfind),
+                   findings=tuple(say.memory_findings(mem)) + tuple(cfind) + tuple(pfind) + held,
                    advice=tuple(cadvice) + tuple(padvice), whatifs=whatifs_of(par))

@@ -1,0 +1,180 @@
+"""The verdict on a step's micro-batches (``accumulation``): where every micro-batch of every rank synchronized the
+gradients, the advice to synchronize once per step (DDP: ``model.no_sync()`` on all but the last; FSDP2:
+``model.set_requires_gradient_sync(False)``), with its prediction and band; where the run already does, what the
+other what-ifs then mean; and which replays cannot stand on a run of several micro-batches (``replay_fails``).
+
+The two ends are ``accumulation``'s: the pessimistic removes the early micro-batches' exposed synchronization and
+the wrapper's work at it, the optimistic (over gloo, whose transfers take the backward's cores) also runs them in
+the least contended micro-batch's compute.  The prediction is the optimistic end where, without synchronizing, the
+early micro-batches issue no collective at all (DDP: measured within -4% to +1% of the step in four pairs of runs on
+the 2-core test machine, the middle of the two ends 6-17% above it), else the pessimistic (FSDP2's all-gathers stay
+and keep the cores busy: its optimistic end landed 18% under the measured step in one of two runs); the band
+reaches both.  FSDP2 then adds each early micro-batch's unsharded gradients to the ones before (a pass at the run's
+own rate) and keeps them between micro-batches: the advice says how much memory that costs.  The band: the replays'
+half-width (the run's noise, the model's error) and the distance between the two ends (in % of the prediction: how
+much the model cannot tell), in quadrature, reaching both ends at least."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...model import Run
+from ..section import Advice, Finding
+from ..uncertainty.bands import NOT_ADVISED
+from ..uncertainty.maths import Noise, around, half_width_pct
+from .accumulation import MicroBatches, micro_batches
+
+KNOB = "gradient_syncs_per_step"  # the advice's knob: what ``commprof compare`` reads back from AFTER
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Accumulation:
+    ranks: tuple[MicroBatches, ...]
+    advice: Advice | None  # gradient syncs per step: 1 (``no_sync()``), where every micro-batch synchronized
+    finding: Finding | None
+
+    @property
+    def per_step(self) -> int:
+        return max((m.per_step for m in self.ranks), default=1)
+
+    @property
+    def synced(self) -> int:
+        return max((m.synced for m in self.ranks), default=0)
+
+    @property
+    def wasted(self) -> bool:
+        return bool(self.ranks) and all(m.wasted for m in self.ranks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """How a wrapper's accumulation is said."""
+
+    calls: str  # what marks a micro-batch
+    sync: str  # its synchronizing collectives
+    skip: str  # how the early micro-batches skip synchronizing
+    example: str
+
+
+_DDP = _Words("DDP forward calls", "all-reduces", "model.no_sync()",
+              "`with model.no_sync() if i < n - 1 else contextlib.nullcontext(): loss_fn(model(x), y).backward()`")
+_FSDP = _Words("FSDP2 root forward calls", "reduce-scatters", "model.set_requires_gradient_sync(False)",
+               "`model.set_requires_gradient_sync(i == n - 1); loss_fn(model(x), y).backward()`")
+
+
+def _told(acc: Accumulation) -> Finding:
+    """What an accumulation that does not synchronize every micro-batch is told."""
+    w, k = (_FSDP if acc.ranks[0].kind == "fsdp" else _DDP), acc.per_step
+    if acc.synced <= 1:
+        then = (f" DDP's what-ifs replay the last micro-batch's backward and its {w.sync}; gradient_accumulation = n "
+                f"there means n of these steps ({k} x n micro-batches) per optimizer step." if w is _DDP else "")
+        return Finding("info", f"Gradient accumulation: {k} micro-batches per step ({w.calls}), the gradients "
+                               f"synchronized once per step ({w.skip} on the others).{then}")
+    return Finding("info", f"Gradient accumulation: {k} micro-batches per step, of which {acc.synced} synchronized the "
+                           f"gradients ({w.skip} on some, not all, of the others): each synchronization before the "
+                           "last is paid again at the step's end.")
+
+
+def assess(run: Run, steps: dict[int, tuple[int, ...]], unprofiled_ms: dict[int, float], noise: Noise,
+           model_error_pct: float | None = None, pass_bps: float | None = None) -> Accumulation | None:
+    """The job's micro-batches (``steps``: each rank's analyzed steps) and, where every rank synchronized the
+    gradients in every micro-batch, the advice to do so once per step; None where no rank accumulates.
+    ``pass_bps``: the run's in-place element-wise pass rate (``rates``), what FSDP2's accumulation of unsharded
+    gradients costs per early micro-batch."""
+    found = tuple(m for rt in run.ranks if (m := micro_batches(rt, steps.get(rt.rank))) is not None)
+    if not found:
+        return None
+    acc = Accumulation(ranks=found, advice=None, finding=None)
+    if not acc.wasted:
+        return Accumulation(ranks=found, advice=None, finding=_told(acc))
+    cpu = any((rt.backend or "").lower() == "gloo" for rt in run.ranks)
+    current, pessimistic, optimistic = [], [], []
+    for m in found:
+        f = unprofiled_ms[m.rank] / m.step_ms if m.rank in unprofiled_ms and m.step_ms > 0 else 1.0
+        # FSDP2 without synchronizing adds each early micro-batch's unsharded gradients to the ones before
+        add = (m.per_step - 1) * m.sync_bytes / pass_bps * 1e3 if m.kind == "fsdp" and pass_bps else 0.0
+        current.append(m.step_ms * f)
+        pessimistic.append(m.without_exposed_ms * f + add)
+        optimistic.append((m.uncontended_ms if cpu else m.without_exposed_ms) * f + add)
+    # the slowest rank sets the step; over gloo the transfers' cores come back to the backward where the early
+    # micro-batches then issue no collective at all: the prediction runs them at the least contended one's speed,
+    # the band reaching up to their traced speed; where other collectives stay (FSDP2's all-gathers), the reverse
+    now, worst_ms, best_ms = max(current), max(pessimistic), max(optimistic)
+    pred = worst_ms if _busy_after(found) else best_ms
+    # the band: the replays' (noise, the model's error) and the two ends' distance, a structure term, in quadrature
+    structure_pct = 100.0 * (worst_ms - best_ms) / pred if pred > 0 else 0.0
+    lo, hi = around(pred, math.hypot(half_width_pct(noise, model_error_pct), structure_pct), noise)
+    advice = Advice(knob=KNOB, value=1, baseline_step_ms=now, predicted_step_ms=pred, why=_why(found, cpu),
+                    predicted_range_ms=(min(lo, best_ms), max(hi, worst_ms)))
+    return Accumulation(ranks=found, advice=advice, finding=_wasted(found, now, pred))
+
+
+STAYING_SHARE = 0.01  # of the step: other collectives in the early micro-batches beyond it keep the cores busy
+
+
+def _busy_after(found: tuple[MicroBatches, ...]) -> bool:
+    """Whether the early micro-batches would still issue collectives without synchronizing (FSDP2's all-gathers):
+    then their backward stays as contended as traced."""
+    return any(m.others_ms > STAYING_SHARE * m.step_ms for m in found)
+
+
+def _why(found: tuple[MicroBatches, ...], cpu: bool) -> str:
+    worst = max(found, key=lambda m: m.early_exposed_ms)
+    k, fsdp = worst.per_step, worst.kind == "fsdp"
+    w = _FSDP if fsdp else _DDP
+    memory = (f" FSDP2 then keeps each unit's unsharded gradients from one micro-batch to the next: up to "
+              f"{worst.sync_bytes / 1e6:.1f} MB more per rank (the gradients one synchronization reduce-scatters), "
+              "against the sharded ones it keeps now; weigh that against the memory you have." if fsdp else "")
+    return (f"Each step runs {k} forward/backward passes (gradient accumulation) and the gradients are synchronized "
+            f"({w.sync}) after every one: {k} times the communication the optimizer step needs, "
+            f"{worst.early_exposed_ms:.1f} ms of it exposed before the last micro-batch (rank {worst.rank}, median of "
+            f"{worst.steps} steps). With {w.skip} for the first {k - 1}, the gradients accumulate locally and the "
+            f"last backward synchronizes their sum: the same gradients as now (up to rounding), one round per step "
+            f"instead of {k}. For micro-batch i of n: {w.example}.{memory}"
+            + _gloo(found, cpu))
+
+
+def _gloo(found: tuple[MicroBatches, ...], cpu: bool) -> str:
+    if not cpu:
+        return ""
+    if _busy_after(found):
+        return (" Over gloo the transfers take the cores the backward pass runs on, and the other collectives (the "
+                "all-gathers) stay in every micro-batch: the prediction keeps the early micro-batches' traced speed, "
+                "the band reaching down to the least contended one's.")
+    return (" Over gloo the transfers also take the cores the backward pass runs on, so the backward speeds up too: "
+            "the prediction runs each early micro-batch at the least contended one's speed, the band reaching up to "
+            "the speed it had beside the transfers.")
+
+
+def _wasted(found: tuple[MicroBatches, ...], now: float, pred: float) -> Finding:
+    worst = max(found, key=lambda m: m.early_exposed_ms)
+    w = _FSDP if worst.kind == "fsdp" else _DDP
+    return Finding("high" if now - pred >= 0.1 * now else "medium", (
+        f"Every micro-batch synchronizes the gradients: {worst.per_step} forward/backward passes per step "
+        f"({w.calls}), each followed by its {w.sync} ({worst.early_exposed_ms:.1f} ms exposed per step before the "
+        f"last micro-batch). {w.skip} on all but the last gives the same gradients with one round (advice below). "
+        "The other predictions replay one synchronization per step: they hold once it is in place."))
+
+
+def replay_fails(acc: Accumulation | None, per_pass: bool) -> str | None:
+    """Why a replay's predictions do not stand on this run, else None.  ``per_pass``: the replay models one
+    forward/backward pass per step (FSDP2's schedule replay, the DDP <-> FSDP2 what-ifs), so any step of several
+    micro-batches defeats it; else (DDP's replay, which replays the last micro-batch's backward and takes the
+    earlier ones as compute) only a step whose every micro-batch synchronizes the gradients."""
+    if acc is None:
+        return None
+    if per_pass and acc.per_step > 1:
+        return f"models one forward/backward pass per step where this run has {acc.per_step}"
+    if not per_pass and acc.wasted:
+        return f"models one gradient synchronization per step where this run has {acc.per_step}"
+    return None
+
+
+def withheld(what: str, advice: tuple[Advice, ...] | list[Advice], why: str, acc: Accumulation) -> Finding:
+    """The finding that replaces a replay's what-ifs and advice where ``replay_fails``."""
+    skip = (_FSDP if acc.ranks[0].kind == "fsdp" else _DDP).skip
+    named = "; ".join(a.setting() for a in advice)
+    return Finding("info", f"{NOT_ADVISED}{what}: its replay {why}, so its predictions are not shown"
+                           + (f" ({named} withheld)" if named else "")
+                           + (f"; trace again with {skip} in place." if acc.wasted else "."))

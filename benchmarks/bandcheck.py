@@ -12,7 +12,7 @@ import platform
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -38,6 +38,26 @@ def cpu_model() -> str:
     except OSError:
         name = ""
     return f"{name or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
+
+
+def repeat(one: Callable[[bool], list[tuple[str, Any]]], reps: int) -> int:
+    """A bands benchmark's command line (``--reps``, ``--busy-every``): ``one(busy)`` traces and measures once,
+    returning (setting, row) pairs; every ``--busy-every``-th repetition is traced beside a busy process.  Prints the
+    machine and ``summary``."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=reps)
+    ap.add_argument("--busy-every", type=int, default=2, help="every Nth traced run beside a busy process (0: never)")
+    args = ap.parse_args()
+    results = []
+    for i in range(args.reps):
+        loud = args.busy_every > 0 and i % args.busy_every == args.busy_every - 1
+        results += [(setting, loud, row) for setting, row in one(loud)]
+    print(f"# {cpu_model()}; {args.reps} repetitions" + (f", every {args.busy_every}. traced beside a busy process"
+                                                          if args.busy_every else ", all quiet"))
+    print(summary(results))
+    return 0
 
 
 def summary(results: list[tuple[str, bool, Any]]) -> str:

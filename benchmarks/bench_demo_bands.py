@@ -12,7 +12,6 @@ step fell inside its band (``bandcheck.summary``).  python benchmarks/bench_demo
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -87,20 +86,9 @@ def one(loud: bool) -> list[Row]:
 
 
 def main() -> int:
-    from bandcheck import cpu_model, summary
+    from bandcheck import repeat
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--busy-every", type=int, default=2, help="every Nth traced run beside a busy process (0: never)")
-    args = ap.parse_args()
-    results = []
-    for i in range(args.reps):
-        loud = args.busy_every > 0 and i % args.busy_every == args.busy_every - 1
-        results += [(r.setting, loud, r) for r in one(loud)]
-    print(f"# {cpu_model()}; {args.reps} repetitions" + (f", every {args.busy_every}. traced beside a busy process"
-                                                          if args.busy_every else ", all quiet"))
-    print(summary(results))
-    return 0
+    return repeat(lambda loud: [(r.setting, r) for r in one(loud)], 10)
 
 
 if __name__ == "__main__":

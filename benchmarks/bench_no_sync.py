@@ -13,7 +13,6 @@ how often the measured step fell inside its band (``bandcheck.summary``).  pytho
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -88,23 +87,12 @@ def one(label: str, kind: str, size: dict, loud: bool) -> Row | None:
 
 
 def main() -> int:
-    from bandcheck import cpu_model, summary
+    from bandcheck import repeat
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=6)
-    ap.add_argument("--busy-every", type=int, default=2, help="every Nth traced run beside a busy process (0: never)")
-    args = ap.parse_args()
-    results = []
-    for i in range(args.reps):
-        loud = args.busy_every > 0 and i % args.busy_every == args.busy_every - 1
-        for label, (kind, size) in SIZES.items():
-            row = one(label, kind, size, loud)
-            if row is not None:
-                results.append((label, loud, row))
-    print(f"# {cpu_model()}; {args.reps} repetitions" + (f", every {args.busy_every}. traced beside a busy process"
-                                                          if args.busy_every else ", all quiet"))
-    print(summary(results))
-    return 0
+    def rep(loud: bool) -> list[tuple[str, Row]]:
+        rows = [(label, one(label, kind, size, loud)) for label, (kind, size) in SIZES.items()]
+        return [(label, r) for label, r in rows if r is not None]
+    return repeat(rep, 6)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,19 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass
+class Row:
+    """One setting of one repetition: its prediction, band and measured step (what ``summary`` counts)."""
+
+    setting: str
+    predicted_ms: float
+    band_ms: tuple[float, float] | None
+    measured_ms: float
+    spread_pct: float | None
 
 
 @contextmanager

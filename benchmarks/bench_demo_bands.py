@@ -16,24 +16,16 @@ import json
 import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from bandcheck import Row  # noqa: E402 (after the path)
+
 SKIP = 4  # start-up steps left out: one whole group of 4
 STEPS = 16  # then 12 steps: 6 groups of 2, 3 of 4
-
-
-@dataclass
-class Row:
-    setting: str
-    predicted_ms: float
-    band_ms: tuple[float, float] | None
-    measured_ms: float
-    spread_pct: float | None
 
 
 def untraced(cfg: dict) -> tuple[float, float | None]:

@@ -17,12 +17,13 @@ import json
 import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
+
+from bandcheck import Row  # noqa: E402 (after the path)
 
 SKIP = 3  # start-up steps left out of a measurement
 STEPS = 12  # steps of a measurement; a traced run's: the profiled 2-4, then steps outside the profiler
@@ -38,15 +39,6 @@ def _launch(kind: str):
     from commprof.workloads import demo, fsdpdemo
 
     return demo.launch if kind == "ddp" else fsdpdemo.launch
-
-
-@dataclass
-class Row:
-    setting: str
-    predicted_ms: float
-    band_ms: tuple[float, float] | None
-    measured_ms: float
-    spread_pct: float | None
 
 
 def untraced(kind: str, cfg: dict) -> tuple[float, float | None]:

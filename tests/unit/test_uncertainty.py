@@ -199,6 +199,7 @@ def test_advice_only_when_the_whole_band_is_below_the_current_step():
     assert not below((150.0, 210.0), 200.0)
     assert fmt_band(184.0, (175.2, 195.4)) == "184 ms (175-195)"
     assert fmt_band(18.4, (17.52, 19.54)) == "18.4 ms (17.5-19.5)"
+    assert fmt_band(264.0, (0.0, 548.3)) == "264 ms (up to 548)"  # no step takes 0 ms: the band has no low end
 
 
 def test_withheld_advice_says_its_band_carries_the_calibration():

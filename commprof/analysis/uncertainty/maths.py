@@ -375,8 +375,16 @@ def below(range_ms: tuple[float, float] | None, current_ms: float | None) -> boo
 
 
 def fmt_band(predicted_ms: float, range_ms: tuple[float, float] | None) -> str:
-    """"184 ms (175-195)"."""
+    """"184 ms (175-195)"; "264 ms (up to 548)" where the band has no low end (0: a half-width of 100% or more, or
+    other work's share of the CPUs that large), as no step takes 0 ms."""
     if range_ms is None:
         return f"{predicted_ms:.1f} ms"
     digits = 0 if predicted_ms >= 100 else 1
-    return f"{predicted_ms:.{digits}f} ms ({range_ms[0]:.{digits}f}-{range_ms[1]:.{digits}f})"
+    return f"{predicted_ms:.{digits}f} ms ({fmt_range(range_ms, digits)})"
+
+
+def fmt_range(range_ms: tuple[float, float], digits: int = 1) -> str:
+    """"175-195", or "up to 548" where the low end is 0 (``fmt_band``)."""
+    if range_ms[0] <= 0.0:
+        return f"up to {range_ms[1]:.{digits}f}"
+    return f"{range_ms[0]:.{digits}f}-{range_ms[1]:.{digits}f}"

@@ -10,6 +10,7 @@ from ...analysis.memory.churn import Churn
 from ...analysis.memory.ddp2fsdp import ParallelAnalysis
 from ...analysis.memory.memstate import StateMemory
 from ...analysis.memory.peak import Memory
+from ...analysis.uncertainty.maths import fmt_range
 from ..fmt import size as _fmt_bytes
 from ..safe import html_text as h
 from ..tables import HTML_END, html_head, html_row
@@ -65,7 +66,7 @@ def _variant_rows(a: ParallelAnalysis) -> list[tuple[str, str, str, str, str]]:
              _fmt_bytes(a.today_peak_bytes) if a.today_peak_bytes is not None else "–")
     return [today] + [(f"{w.value} " + " ".join(f"{_short(k)}={v}" for k, v in w.with_settings),
                        f"{w.predicted_step_ms:.1f}",
-                       f"{w.predicted_range_ms[0]:.1f}–{w.predicted_range_ms[1]:.1f}", _fmt_bytes(w.state.total),
+                       fmt_range(w.predicted_range_ms), _fmt_bytes(w.state.total),
                        _fmt_bytes(w.predicted_peak_bytes) if w.predicted_peak_bytes is not None else "–")
                       for w in a.whatifs]
 

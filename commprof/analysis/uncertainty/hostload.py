@@ -79,12 +79,13 @@ def _group_load(host: str, cpus: tuple[int, ...], members: list[RankTrace]) -> H
                     other_pct=100.0 * other)
 
 
-def other_load_pct(run: Run) -> float | None:
+def other_load_pct(run: Run, loads: tuple[HostLoad, ...] | None = None) -> float | None:
     """The most loaded group's share of other work, on CPU runs (where the ranks' compute runs on those CPUs);
-    None where nothing measured it or the ranks compute on GPUs (whose step the host's load need not slow)."""
+    None where nothing measured it or the ranks compute on GPUs (whose step the host's load need not slow).
+    ``loads``: ``host_loads(run)`` where the caller has it."""
     if any(rt.device_kind != "cpu" for rt in run.ranks):
         return None
-    loads = host_loads(run)
+    loads = host_loads(run) if loads is None else loads
     return max(h.other_pct for h in loads) if loads else None
 
 
@@ -94,13 +95,13 @@ def wait_by_rank(run: Run) -> dict[int, float]:
     return {rt.rank: s for rt in run.ranks if (s := _wait_share(rt)) is not None}
 
 
-def cpu_wait(run: Run) -> tuple[int, float] | None:
+def cpu_wait(run: Run, loads: tuple[HostLoad, ...] | None = None) -> tuple[int, float] | None:
     """(rank, share) of the most waiting rank of the group ``other_load_pct`` reports (the load and the wait of one
     host, never one host's load beside another's wait); CPU runs only (the bands' term: a GPU step need not slow
     with its host), None where not recorded."""
     if any(rt.device_kind != "cpu" for rt in run.ranks):
         return None
-    loads = host_loads(run)
+    loads = host_loads(run) if loads is None else loads
     waits = wait_by_rank(run)
     if not loads or not waits:
         return None

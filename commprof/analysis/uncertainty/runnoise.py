@@ -7,7 +7,7 @@ from collections import defaultdict
 
 from ...model import Run
 from ..steptimes import unprofiled_steps
-from .hostload import cpu_wait, other_load_pct
+from .hostload import cpu_wait, host_loads, other_load_pct
 from .maths import RUN_DRIFT_SD_PCT, Noise, disagreement_pct, noise
 
 
@@ -18,9 +18,10 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: flo
     outside = unprofiled_steps(run)
     unprofiled = [[ms for _n, ms in v] for v in outside.values()]
     unprofiled_ids = [[(r, n) for n, _ms in v] for r, v in outside.items()]
-    return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run),
+    loads = host_loads(run)  # once: both figures read the same groups
+    return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run, loads),
                  profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids, drift_sd_pct=drift_sd_pct,
-                 cpu_wait=cpu_wait(run))
+                 cpu_wait=cpu_wait(run, loads))
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -79,6 +79,9 @@ def verdict_line(c: Comparison) -> str | None:
         return None
     if v.delta_ms is None:
         return f"Verdict: {v.change} ({v.basis})"
+    if v.ci_ms is None:  # no interval: the move cannot be told from noise (compare.json: change as documented)
+        return (f"Verdict: none: the mean step moved {v.delta_ms:+.1f} ms after - before, with no interval to judge "
+                f"it by ({v.basis})")
     ci = f" ({v.confidence * 100:g}% interval {v.ci_ms[0]:+.1f} to {v.ci_ms[1]:+.1f} ms)" if v.ci_ms else ""
     runs = f", {v.runs[0]} runs before and {v.runs[1]} after" if v.runs != (1, 1) else ""
     line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}{runs}"
@@ -143,7 +146,7 @@ def text(c: Comparison, written: list[str] | None = None) -> str:
         out += ["", "Settings that differ"]
         out += [f"  {s.name}: {plain(_value(s.name, s.before))} -> {plain(_value(s.name, s.after))}"
                 for s in c.settings_changed]
-    out += ["", "Per rank (the mean of its steps)"]
+    out += ["", "Per rank (the mean of its profiled steps)"]
     labels = {"step_ms": "step", "compute_ms": "compute", "exposed_comm_ms": "exposed comm", "overlap_pct": "overlap %",
               "wait_ms": "wait"}
     for r in c.ranks:

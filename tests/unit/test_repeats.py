@@ -4,12 +4,16 @@ profiled steps are the samples (no sidecar)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from builders import rank_trace, run
 
 from commprof.analysis.uncertainty.repeats import judge
 from commprof.analysis.uncertainty.verdict import FASTER, NO_CHANGE, t_quantile, verdict
+from commprof.model import Sidecar, StepTime
+from commprof.render.compare import verdict_line
 
 MS = 1_000_000
 
@@ -95,3 +99,35 @@ def test_a_small_change_on_one_run_per_side_says_to_repeat():
     assert big.startswith("Verdict: faster") and "repeat each setting" not in big
     reps = line([_around(100.0), _around(101.0)], [_around(94.0), _around(94.5)])
     assert "2 runs before and 2 after" in reps and "repeat each setting" not in reps
+
+
+def _with_outside(profiled_ms: list[float], outside_ms: list[float]):
+    """A run whose sidecar timed ``outside_ms`` outside the profiler (after a start-up step) beside its profiled
+    steps."""
+    r = _run(profiled_ms).ranks[0]
+    t, times = 0, [StepTime(0, 0, 10 * MS, False)]
+    for i, ms in enumerate(outside_ms, start=1):
+        t += 20 * MS
+        times.append(StepTime(100 + i, t, t + int(ms * MS), False))
+    side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=0, world_size=1, backend="gloo",
+                   versions={}, device="cpu", ddp=None, layouts=(), buckets=(), step_times=tuple(times))
+    return run(replace(r, sidecar=side))
+
+
+def test_a_side_with_one_step_outside_the_profiler_puts_both_on_their_profiled_steps():
+    # before: 10 profiled steps at ~30 ms and a single step outside the profiler; after: ~17 ms either way.  One
+    # step gives no interval; the profiled steps of both sides do (never one side's outside beside the other's
+    # profiled: the profiler slows the steps it records)
+    before = _with_outside([30.0, 31.0, 29.0, 30.5, 29.5, 30.0, 31.0, 29.0, 30.5, 29.5], [30.7])
+    after = _with_outside([17.0, 17.5, 16.5, 17.2, 16.8, 17.0, 17.5, 16.5, 17.2, 16.8], [17.1, 16.9, 17.0])
+    v = verdict(before, after)
+    assert v.change == FASTER and v.ci_ms is not None and v.delta_ms == pytest.approx(-13.0, abs=0.1)
+    assert "10 profiled steps (too few steps outside the profiler on a side)" in v.basis
+    # both with two or more outside the profiler: those, on both sides
+    both = verdict(_with_outside([30.0] * 3, [30.7, 30.2, 30.4]), after)
+    assert "3 steps outside the profiler" in both.basis and both.change == FASTER
+    # one step a side and nothing else: no interval, and the line says so instead of "no detectable change"
+    lone = verdict(_run([30.0]), _run([17.0]))
+    assert lone.ci_ms is None and lone.change == NO_CHANGE
+    line = verdict_line(SimpleNamespace(verdict=lone, no_effect=()))
+    assert line.startswith("Verdict: none: the mean step moved -13.0 ms after - before, with no interval")

@@ -28,6 +28,7 @@ from .verdict import (
     NO_CHANGE,
     SLOWER,
     Verdict,
+    outside_usable,
     step_samples,
     t_quantile,
     verdict,
@@ -47,8 +48,9 @@ def judge(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[int,
 
 def run_level(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[int, ...] | None,
               wanted_after: tuple[int, ...] | None, confidence: float) -> Verdict:
-    sb = [step_samples(r, wanted_before)[0] for r in before]
-    sa = [step_samples(r, wanted_after)[0] for r in after]
+    outside = outside_usable([*before, *after])
+    sb = [step_samples(r, wanted_before, outside)[0] for r in before]
+    sa = [step_samples(r, wanted_after, outside)[0] for r in after]
     sb, sa = [v for v in sb if v], [v for v in sa if v]
     runs = (len(sb), len(sa))
     if not sb or not sa:
@@ -57,9 +59,10 @@ def run_level(before: Sequence[Run], after: Sequence[Run], wanted_before: tuple[
     mb, ma, left_out = _run_means(sb, sa)
     delta = float(np.mean(ma) - np.mean(mb))
     df = len(mb) + len(ma) - 2
+    steps = ("each run's steps outside the profiler (sidecar wall times)." if outside else
+             "each run's profiled steps (a run without two steps outside the profiler puts all on them).")
     basis = (f"t on the runs' mean steps ({len(mb)} runs before, {len(ma)} after: their spread measures the drift "
-             f"between runs), {confidence * 100:g}% interval; each run's steps outside the profiler (sidecar wall "
-             "times), its profiled steps without a sidecar." + left_out)
+             f"between runs), {confidence * 100:g}% interval; {steps}{left_out}")
     if df < 1 or (len(mb) < 2 and len(ma) < 2):
         return Verdict(change=NO_CHANGE, delta_ms=delta, ci_ms=None, confidence=confidence, runs=runs,
                        basis=basis + " Fewer than three runs in all: no spread between runs, no verdict.")

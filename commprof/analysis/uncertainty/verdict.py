@@ -2,7 +2,8 @@
 
 The step-time distributions of both runs: every step the sidecars timed outside the profiler (the same steps as
 ``unprofiled_step_ms``), on the rank whose median step is the longest (a step lasts as long as its slowest rank);
-the profiled steps where a run has no sidecar.  Outlier steps (a one-off stall, ``maths.spread``, judged against
+the profiled steps on both sides where a run has no sidecar or fewer than two such steps (one kind of step on
+both sides: the profiler slows the steps it records).  Outlier steps (a one-off stall, ``maths.spread``, judged against
 the steps of both runs) are left out and named.  The test is Welch's t on the difference of the means:
 delta = mean(after) - mean(before), its 95% confidence interval delta ± h,
 h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (z(0.975) × √2 × d × mean(before))²)
@@ -43,19 +44,36 @@ class Verdict:
     drift_sd_pct: float | None = None  # the drift between runs assumed (one run each); None: measured (repeats)
 
 
-def step_samples(run: Run, wanted: tuple[int, ...] | None = None) -> tuple[list[float], str]:
-    """The run's step times (ms) a verdict rests on, and where they come from."""
-    unprof = unprofiled_step_values(run)
-    if unprof:
-        rank, vals = max(unprof.items(), key=lambda kv: float(np.median(kv[1])))
-        return list(vals), f"rank {rank}'s {len(vals)} steps outside the profiler (sidecar wall times)"
+MIN_STEPS = 2  # steps a side needs for an interval
+
+
+def outside_usable(runs: Sequence[Run]) -> bool:
+    """Whether every run's verdict can rest on its steps outside the profiler: each has a rank with at least
+    ``MIN_STEPS`` of them.  Both sides take the same kind of step (the profiled ones are slowed by the profiler), so
+    one run with fewer, or without a sidecar, puts every run on its profiled steps."""
+    return bool(runs) and all(any(len(v) >= MIN_STEPS for v in unprofiled_step_values(r).values()) for r in runs)
+
+
+def step_samples(run: Run, wanted: tuple[int, ...] | None = None,
+                 outside: bool | None = None) -> tuple[list[float], str]:
+    """The run's step times (ms) a verdict rests on, and where they come from: its steps outside the profiler where
+    ``outside`` (default: where this run alone has enough, ``outside_usable``), else its profiled steps; on the rank
+    whose median step is the longest."""
+    if outside is None:
+        outside = outside_usable([run])
+    if outside:
+        unprof = {r: v for r, v in unprofiled_step_values(run).items() if len(v) >= MIN_STEPS}
+        if unprof:
+            rank, vals = max(unprof.items(), key=lambda kv: float(np.median(kv[1])))
+            return list(vals), f"rank {rank}'s {len(vals)} steps outside the profiler (sidecar wall times)"
     per = {rt.rank: [s.duration_ns / 1e6 for s in rt.steps if wanted is None or s.number in wanted]
            for rt in run.ranks}
     per = {r: v for r, v in per.items() if v}
     if not per:
         return [], "no complete step"
     rank, vals = max(per.items(), key=lambda kv: float(np.median(kv[1])))
-    return vals, f"rank {rank}'s {len(vals)} profiled steps"
+    why = "" if outside or not unprofiled_step_values(run) else " (too few steps outside the profiler on a side)"
+    return vals, f"rank {rank}'s {len(vals)} profiled steps{why}"
 
 
 def t_quantile(p: float, df: float) -> float:
@@ -144,8 +162,9 @@ def verdict(before: Run, after: Run, wanted_before: tuple[int, ...] | None = Non
             wanted_after: tuple[int, ...] | None = None, confidence: float = CONFIDENCE,
             drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Verdict:
     """One run each (repeated runs of either setting: ``repeats.judge``)."""
-    vb, src_b = step_samples(before, wanted_before)
-    va, src_a = step_samples(after, wanted_after)
+    outside = outside_usable([before, after])
+    vb, src_b = step_samples(before, wanted_before, outside)
+    va, src_a = step_samples(after, wanted_after, outside)
     if not vb or not va:
         return Verdict(change=NO_CHANGE, delta_ms=None, ci_ms=None,
                        basis=f"no step times to compare (before: {src_b}; after: {src_a})", confidence=confidence,

@@ -21,6 +21,7 @@ from .analyze import Report
 from .crossrank.environment import shown
 from .ddp.nosync import KNOB as SYNCS
 from .ddp.view import view as ddp_view
+from .steptimes import unprofiled_step_values
 from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
 from .uncertainty.verdict import CONFIDENCE, Verdict
@@ -30,7 +31,7 @@ RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    """One run's headline: its slowest rank's median step (a step lasts as long as its slowest rank), and the
+    """One run's headline: its slowest rank's mean profiled step (a step lasts as long as its slowest rank), and the
     step outside the profiler where recorded (the slowest rank's median)."""
 
     path: str
@@ -40,6 +41,17 @@ class Side:
     untraced_step_ms: float | None
     exposed_comm_ms: float | None
     compute_ms: float | None
+    # the steps outside the profiler behind untraced_step_ms (the slowest rank's); None: given (--step-ms)
+    untraced_steps: int | None = 0
+
+
+def step_pair(before: Side, after: Side) -> tuple[str, float | None, float | None]:
+    """The step before and after on one basis (the verdict's, ``verdict.outside_usable``): outside the profiler
+    where both sides timed two or more steps there, else profiled on both (never one beside the other)."""
+    if all(s.untraced_step_ms is not None and (s.untraced_steps is None or s.untraced_steps >= 2)
+           for s in (before, after)):
+        return "outside the profiler", before.untraced_step_ms, after.untraced_step_ms
+    return "profiled", before.step_ms, after.step_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +151,7 @@ class Comparison:
 
     @property
     def step_ms_delta(self) -> float | None:
-        b = self.before.untraced_step_ms or self.before.step_ms
-        a = self.after.untraced_step_ms or self.after.step_ms
+        _where, b, a = step_pair(self.before, self.after)
         return a - b if a is not None and b is not None else None
 
 
@@ -158,9 +169,14 @@ def _rank_figures(rep: Report) -> dict[int, dict[str, float | None]]:
 
 def _side(rep: Report, figs: dict[int, dict[str, float | None]]) -> Side:
     slowest = max(figs.items(), key=lambda kv: kv[1]["step_ms"] or 0.0)[1] if figs else {}
-    untraced = max(rep.unprofiled_step_ms.values()) if rep.unprofiled_step_ms else None
+    untraced: float | None = None
+    n: int | None = 0
+    if rep.unprofiled_step_ms:
+        rank, untraced = max(rep.unprofiled_step_ms.items(), key=lambda kv: kv[1])
+        timed = unprofiled_step_values(rep.run)
+        n = len(timed[rank]) if rank in timed else None  # not timed by a sidecar: the user's --step-ms
     return Side(rep.run.path, rep.run.world_size, tuple(rt.rank for rt in rep.run.ranks), slowest.get("step_ms"),
-                untraced, slowest.get("exposed_comm_ms"), slowest.get("compute_ms"))
+                untraced, slowest.get("exposed_comm_ms"), slowest.get("compute_ms"), untraced_steps=n)
 
 
 def _bins(rep: Report) -> dict[tuple[str, str, int], tuple[int, float, float, float, float | None]]:
@@ -180,6 +196,8 @@ def _settings(rep: Report) -> dict[str, Any]:
         out["reshard_after_forward"] = rafs.pop() if len(rafs) == 1 else "mixed"
         st = rep.fsdp.report.settings
         out["fsdp_prefetch"] = max((len(u.forward_prefetch) for u in st.units), default=0) if st else None
+        if st is not None and st.mesh_shape:  # e.g. "2x1 (HSDP)" against "2": replicate / shard over other ranks
+            out["fsdp_mesh"] = "x".join(map(str, st.mesh_shape)) + (" (HSDP)" if st.hsdp else "")
     acc = rep.ddp.accumulation  # the trace's DDP forward calls per step, and those that all-reduced the gradients
     if acc is not None or any(m.kind == DDP_FORWARD for r in rep.run.ranks for m in r.marks):
         out.update(micro_batches_per_step=acc.per_step if acc else 1, gradient_syncs_per_step=acc.synced if acc else 1)

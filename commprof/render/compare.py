@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from ..analysis.compare import ENV_PREFIX, RANK_FIGURES, Comparison
+from ..analysis.compare import ENV_PREFIX, RANK_FIGURES, Comparison, step_pair
 from ..analysis.crossrank.environment import shown
 from ..analysis.uncertainty.maths import fmt_band
 from ..analysis.uncertainty.verdict import NO_CHANGE, drift_half_pct
@@ -112,11 +112,10 @@ def _delta(b: float | None, a: float | None, unit: str = " ms") -> str:
 
 def headline(c: Comparison) -> list[str]:
     """The answer first: the step before and after, and each advice item's check."""
-    b = c.before.untraced_step_ms or c.before.step_ms
-    a = c.after.untraced_step_ms or c.after.step_ms
-    where = "outside the profiler" if c.before.untraced_step_ms and c.after.untraced_step_ms else "profiled"
+    where, b, a = step_pair(c.before, c.after)
     lines = [line for line in (verdict_line(c),) if line]
-    lines.append(f"Step ({where}, slowest rank's median): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}")
+    which = "median" if where == "outside the profiler" else "mean"
+    lines.append(f"Step ({where}, slowest rank's {which}): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}")
     lines.append(f"Exposed communication (slowest rank's mean step): {_ms(c.before.exposed_comm_ms)} -> "
                  f"{_ms(c.after.exposed_comm_ms)}")
     for x in c.advice_check:

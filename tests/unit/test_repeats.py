@@ -131,3 +131,16 @@ def test_a_side_with_one_step_outside_the_profiler_puts_both_on_their_profiled_s
     assert lone.ci_ms is None and lone.change == NO_CHANGE
     line = verdict_line(SimpleNamespace(verdict=lone, no_effect=()))
     assert line.startswith("Verdict: none: the mean step moved -13.0 ms after - before, with no interval")
+
+
+def test_the_step_line_takes_one_basis_on_both_sides():
+    from commprof.analysis.compare import Side, step_pair
+
+    def side(untraced: float | None, n: int | None) -> Side:
+        return Side(path="x", world_size=2, ranks=(0,), step_ms=27.0, untraced_step_ms=untraced, exposed_comm_ms=None,
+                    compute_ms=None, untraced_steps=n)
+
+    assert step_pair(side(30.7, 1), side(17.0, 3)) == ("profiled", 27.0, 27.0)  # one step outside: not a basis
+    assert step_pair(side(None, 0), side(17.0, 3)) == ("profiled", 27.0, 27.0)  # never one beside the other
+    assert step_pair(side(30.7, 4), side(17.0, 3)) == ("outside the profiler", 30.7, 17.0)
+    assert step_pair(side(30.7, None), side(17.0, None)) == ("outside the profiler", 30.7, 17.0)  # --step-ms

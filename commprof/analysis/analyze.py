@@ -33,7 +33,7 @@ from .pipeline.stages import PipelineReport
 from .production.diagnosis import MonitorReport
 from .section import Advice, Finding, Section
 from .shared import Shared
-from .steptimes import unprofiled_step_ms
+from .steptimes import step_now_ms, unprofiled_step_ms
 from .transfers import Transfers
 from .uncertainty.bands import noise_warning, with_bands
 from .uncertainty.maths import RUN_DRIFT_SD_PCT, Noise
@@ -178,8 +178,10 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     if not 0.0 <= drift <= 100.0:  # NaN fails too
         raise ValueError(f"drift_pct={drift_pct!r}: the drift is a percentage of the step in [0, 100]")
     nz = run_noise(run, wanted, drift)
+    now, basis = step_now_ms(run, {o.rank: r.step_ns / 1e6 for o in overlaps if (r := o.representative) is not None},
+                             step_ms)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
-                    unprofiled_step_ms=unprof, digests=digests, monitor=monitor, noise=nz,
+                    step_now_ms=now, step_now_basis=basis, digests=digests, monitor=monitor, noise=nz,
                     whatif=tuple(whatif))
     sections = tuple(with_bands(s, nz) for s in family_sections(shared))
     if withheld:

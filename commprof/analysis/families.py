@@ -29,13 +29,13 @@ def transfers_section(sh: Shared) -> Section[tuple[Transfers, ...]] | None:
     xfers = tuple(r.transfers for r in sh.per_rank if r.transfers is not None)
     if not xfers:
         return None
-    findings, advice = say.transfer_findings(xfers, sh.overlaps, sh.unprofiled_step_ms)
+    findings, advice = say.transfer_findings(xfers, sh.overlaps, sh.step_now_ms)
     return Section(family="transfers", detail=xfers, findings=tuple(findings), advice=tuple(advice))
 
 
 def dataparallel_section(sh: Shared) -> Section[tuple[DataParallelStat, ...]] | None:
     """``nn.DataParallel``'s data movement through the first device (``dataparallel``)."""
-    dps = tuple(d for d in (dataparallel(rt, sh.unprofiled_step_ms.get(rt.rank)) for rt in sh.run.ranks)
+    dps = tuple(d for d in (dataparallel(rt, sh.step_now_ms.get(rt.rank)) for rt in sh.run.ranks)
                 if d is not None)
     if not dps:
         return None

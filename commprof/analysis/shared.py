@@ -24,7 +24,9 @@ class Shared:
     overlaps: tuple[RankOverlap, ...]
     cross: CrossRank  # collectives matched across ranks, clocks, waits, stragglers
     bandwidth: Bandwidth  # the α-β fits of the run's own collectives
-    unprofiled_step_ms: dict[int, float]  # rank -> median wall time of steps outside the profiler
+    # rank -> the step as it is now (``steptimes.step_now_ms``): what replays are calibrated on, advice measured against
+    step_now_ms: dict[int, float]
+    step_now_basis: dict[int, str]  # rank -> where its step_now_ms comes from (steptimes.OUTSIDE, GIVEN, PROFILED)
     digests: Mapping[int, RankDigest]  # what the engine's map step computed per rank
     monitor: MonitorRun | None = None  # the files ``commprof.monitor`` wrote beside the traces, if any
     noise: Noise = Noise()  # how disturbed the traced run was: every prediction's band widens with it

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ..model import Run
@@ -41,3 +43,32 @@ def unprofiled_steps(run: Run) -> dict[int, list[tuple[int, float]]]:
 def unprofiled_step_ms(run: Run) -> dict[int, float]:
     """Per rank: the median wall time of its steps outside the profiler, in ms (``unprofiled_step_values``)."""
     return {r: float(np.median(v)) for r, v in unprofiled_step_values(run).items()}
+
+
+MIN_OUTSIDE = 2  # steps outside the profiler a rank needs for their median to stand for its step
+
+
+OUTSIDE, GIVEN, PROFILED = "outside the profiler", "given", "the mean profiled step"
+
+
+def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float],
+                given_ms: float | None = None) -> tuple[dict[int, float], dict[int, str]]:
+    """Per rank: the step as it is now, the one figure every family calibrates its replays on and measures its advice
+    against (each prediction's baseline, "the current step"), and where it comes from: the median of its steps
+    outside the profiler where its sidecar timed ``MIN_OUTSIDE`` or more (``OUTSIDE``: the profiler slows the steps
+    it records), else ``given_ms`` (``GIVEN``: the user's ``step_ms``, from a training log), else the mean of its
+    analyzed profiled steps (``PROFILED``: the headline figure, outlier steps left out), so that no report names two
+    current steps.  A single step outside the profiler (a run of 12 steps profiled 2-11) is one sample of the noise,
+    not the step."""
+    outside = unprofiled_step_values(run)
+    out: dict[int, float] = {}
+    basis: dict[int, str] = {}
+    for rt in run.ranks:
+        vals = outside.get(rt.rank, [])
+        if len(vals) >= MIN_OUTSIDE:
+            out[rt.rank], basis[rt.rank] = float(np.median(vals)), OUTSIDE
+        elif given_ms is not None:
+            out[rt.rank], basis[rt.rank] = float(given_ms), GIVEN
+        elif rt.rank in profiled_mean_ms:
+            out[rt.rank], basis[rt.rank] = float(profiled_mean_ms[rt.rank]), PROFILED
+    return out, basis

@@ -11,7 +11,7 @@ from commprof.analysis.crossrank.matching import cross_rank
 from commprof.analysis.overlap import rank_overlap
 from commprof.analysis.perrank import digest, late_split_spans, results_for, steps_key
 from commprof.analysis.spans import rank_spans
-from commprof.analysis.steptimes import unprofiled_step_ms
+from commprof.analysis.steptimes import GIVEN, OUTSIDE, PROFILED, step_now_ms, unprofiled_step_ms
 from commprof.analysis.volume import collective_stats
 from commprof.model import Sidecar, StepTime
 
@@ -110,6 +110,23 @@ def test_unprofiled_step_time_skips_start_up_and_the_step_after_export():
                    device="cpu", ddp=None, layouts=(), buckets=(), step_times=tuple(times))
     got = unprofiled_step_ms(run(rank_trace(0, sidecar=side)))
     assert got == {0: pytest.approx(120 / 1e6)}  # median of 100, 120, 140 ns (steps 1, 4, 5)
+
+
+def test_the_step_now_is_outside_the_profiler_given_or_the_profiled_mean():
+    # one figure per rank that replays calibrate on and advice is measured against (steptimes.step_now_ms)
+    def side(*outside_ns: int) -> Sidecar:
+        times = [StepTime(0, 0, 900, False)] + [StepTime(i + 1, 1000 * (i + 1), 1000 * (i + 1) + ns, False)
+                                                 for i, ns in enumerate(outside_ns)]
+        return Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=0, world_size=1, backend="gloo",
+                       versions={}, device="cpu", ddp=None, layouts=(), buckets=(), step_times=tuple(times))
+
+    means = {0: 27.0}
+    three = run(rank_trace(0, sidecar=side(100, 120, 140)))
+    assert step_now_ms(three, means) == ({0: pytest.approx(120 / 1e6)}, {0: OUTSIDE})
+    one = run(rank_trace(0, sidecar=side(307)))  # one step outside the profiler: a sample, not the step
+    assert step_now_ms(one, means) == ({0: 27.0}, {0: PROFILED})
+    assert step_now_ms(one, means, given_ms=30.0) == ({0: 30.0}, {0: GIVEN})
+    assert step_now_ms(run(rank_trace(0)), means) == ({0: 27.0}, {0: PROFILED})  # a plain trace
 
 
 def test_analyze_a_hand_built_run_end_to_end():

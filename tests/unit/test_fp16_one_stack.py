@@ -40,6 +40,17 @@ def test_one_stack_needs_every_rank_on_one_host_and_one_namespace():
     assert one_stack_host(_run(("vm", "b1/7"), ("vm", "b1/7"), world_size=4)) is None  # ranks not loaded
 
 
+def test_plain_traces_one_host_name_on_every_rank_stands_for_one_stack():
+    # no sidecar records a namespace: the traces' host_name (torch >= 2.5) is the only sign; containers have names of
+    # their own.  tests/data/real/ddp_gloo_cut_step (2 ranks over 127.0.0.1) was advised fp16 before this rule
+    def plain(*hosts: str | None) -> Any:
+        return SimpleNamespace(ranks=[SimpleNamespace(sidecar=None, host=h) for h in hosts], world_size=len(hosts))
+
+    assert one_stack_host(plain("vm", "vm")) == "vm, by the traces' host name"
+    assert one_stack_host(plain("a", "b")) is None
+    assert one_stack_host(plain("vm", None)) is None and one_stack_host(plain(None, None)) is None
+
+
 def _scenario(host: str | None, backend: str = "gloo") -> Scenario:
     """Eight 4 MiB gradients at 100 MB/s: the all-reduces are most of the step, fp16's halving would pay."""
     n = 8

@@ -6,7 +6,7 @@ already hidden the advisor says that there is nothing to gain instead of inventi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ...model import Run
@@ -16,6 +16,7 @@ from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
 from ..replay import core
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
+from ..steptimes import PROFILED
 from ..uncertainty.bands import banded_advice, calibration_sentence, uses_rates
 from ..uncertainty.maths import Noise, band
 from .buckets import BucketStat, BucketStep
@@ -98,19 +99,25 @@ def _worst(preds: Sequence[Prediction]) -> Prediction:
     return max(preds, key=lambda p: p.step_ns)
 
 
+def _without_replay(run: Run, why_not: dict[int, str], findings: list[Finding]) -> Advisor:
+    fsdp = any(rt.fsdp for rt in run.ranks)  # FSDP2 has its own replay (fsdpadvice)
+    if (run.world_size or 1) > 1 and not fsdp and (why_not or any(rt.sidecar is not None and rt.sidecar.ddp
+                                                                  for rt in run.ranks)):
+        findings.append(say.no_whatif(why_not))
+    return Advisor(advice=(), findings=tuple(findings), whatifs=(), baseline_step_ms=None, model_step_ms=None,
+                   profiled_step_ms=None, scale={})
+
+
 def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], bw: Bandwidth,
-           unprofiled_ms: dict[int, float], noise: Noise | None = None) -> Advisor:
+           unprofiled_ms: dict[int, float], noise: Noise | None = None, basis: Mapping[int, str] | None = None
+           ) -> Advisor:
+    """``unprofiled_ms``: each rank's step now (``steptimes.step_now_ms``), ``basis`` where it comes from."""
     findings: list[Finding] = []
     rates = op_rates(run)
-    scs, why_not = _scenarios(run, rows, bw, unprofiled_ms, rates)
+    scs, why_not = _scenarios(run, rows, bw, unprofiled_ms, rates, basis or {})
     findings.extend(say.ddp_rules(run, buckets, bw))
     if not scs:
-        fsdp = any(rt.fsdp for rt in run.ranks)  # FSDP2 has its own replay (fsdpadvice)
-        if (run.world_size or 1) > 1 and not fsdp and (why_not or any(rt.sidecar is not None and rt.sidecar.ddp
-                                                                      for rt in run.ranks)):
-            findings.append(say.no_whatif(why_not))
-        return Advisor(advice=(), findings=tuple(findings), whatifs=(), baseline_step_ms=None, model_step_ms=None,
-                       profiled_step_ms=None, scale={})
+        return _without_replay(run, why_not, findings)
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
     def predict(cap_bytes: int, comp: str | None) -> Prediction:
@@ -176,13 +183,14 @@ def _gain(w: WhatIf, traced: WhatIf) -> float:
 
 
 def _scenarios(run: Run, rows: Sequence[BucketStep], bw: Bandwidth, unprofiled_ms: dict[int, float],
-               rates: OpRates) -> tuple[list[Scenario], dict[int, str]]:
+               rates: OpRates, basis: Mapping[int, str]) -> tuple[list[Scenario], dict[int, str]]:
     """Each rank's replay scenario, and why the ranks without one have none."""
     scs: list[Scenario] = []
     why_not: dict[int, str] = {}
     for rt in run.ranks:
         v, why = ddp_view(rt, [r for r in rows if r.rank == rt.rank])
-        sc = scenario(rt, v, bw, unprofiled_ms.get(rt.rank), rates) if v is not None else None
+        sc = scenario(rt, v, bw, unprofiled_ms.get(rt.rank), rates,
+                      calibrated_on_profiled=basis.get(rt.rank) == PROFILED) if v is not None else None
         if sc is not None:
             scs.append(sc)
         elif why:

@@ -31,10 +31,10 @@ EMPTY = DDPDetail(rows=(), buckets=(), advisor=Advisor(advice=(), findings=(), w
 def section(sh: Shared) -> Section[DDPDetail] | None:
     rows = tuple(b for r in sh.per_rank for b in r.bucket_rows)
     stats = tuple(bucket_stats(list(rows)))
-    advisor = advise(sh.run, rows, stats, sh.bandwidth, sh.unprofiled_step_ms, sh.noise)
+    advisor = advise(sh.run, rows, stats, sh.bandwidth, sh.step_now_ms, sh.noise, basis=sh.step_now_basis)
     kept = {o.rank: tuple(s.step for s in o.kept) for o in sh.overlaps}
     rates = advisor.rates or op_rates(sh.run)
-    acc = assess(sh.run, kept, sh.unprofiled_step_ms, sh.noise,
+    acc = assess(sh.run, kept, sh.step_now_ms, sh.noise,
                  advisor.check.error_pct if advisor.check is not None else None, rates.pass_bps)
     if not (rows or advisor.findings or advisor.advice or advisor.whatifs or acc):
         return None

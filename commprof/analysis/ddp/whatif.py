@@ -254,9 +254,18 @@ def replay(sc: Scenario, cap_bytes: int, compression: str | None = None, scale: 
 
 def one_stack_host(run: Run) -> str | None:
     """The host whose network stack every rank of the job shares (one host name, one boot, one network namespace,
-    every rank loaded), else None: its ranks reach each other through the kernel's loopback, never over a link."""
+    every rank loaded), else None: its ranks reach each other through the kernel's loopback, never over a link.
+    Plain traces (no sidecar) record no namespace: one host name on every rank stands for it ("vm, by the traces'
+    host name"), as ranks in containers of their own have host names of their own; ranks in network namespaces of
+    one host (the netns proofs) are then taken for one stack, and fp16 goes unpredicted rather than mispredicted."""
     sides = [rt.sidecar for rt in run.ranks]
-    if not sides or len(sides) < (run.world_size or 1) or any(s is None for s in sides):
+    if not sides or len(sides) < (run.world_size or 1):
+        return None
+    if all(s is None for s in sides):  # plain traces: the host name torch >= 2.5 writes, the only sign there
+        hosts = {rt.host for rt in run.ranks}
+        one = hosts.pop() if len(hosts) == 1 else None
+        return f"{one}, by the traces' host name" if one else None
+    if any(s is None for s in sides):
         return None
     keys = {(s.host, s.net_ns) for s in sides if s is not None}
     host, ns = next(iter(keys))
@@ -274,6 +283,17 @@ def cpu_bound_transfers(scs: Sequence[Scenario]) -> str | None:
     return sc.one_stack_host
 
 
+def _calibration_note(target_ms: float | None, on_profiled: bool) -> tuple[str, ...]:
+    if not target_ms:
+        return ("no step time outside the profiler in these files: predictions are profiled times (pass "
+                "--step-ms, or analyze(step_ms=...), with the step time from your training log to calibrate them)",)
+    if on_profiled:
+        return ("these files time no more than one step outside the profiler: predictions are calibrated on the "
+                "mean profiled step, the profiler's own cost in it (pass --step-ms, or analyze(step_ms=...), with the "
+                "step time from your training log, or let the run take more steps after the profiled ones)",)
+    return ()
+
+
 def calibrate(sc: Scenario) -> float:
     """The factor on compute-side times that makes the replay of the traced settings match the
     un-profiled step time (1.0 without that measurement; ``replay.core.calibrate``)."""
@@ -282,7 +302,7 @@ def calibrate(sc: Scenario) -> float:
 
 
 def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | None,
-             rates: OpRates) -> Scenario | None:
+             rates: OpRates, *, calibrated_on_profiled: bool = False) -> Scenario | None:
     """Collect the replay's inputs for one rank from its DDP view; None when the run lacks them."""
     rows = [r for r in v.rows if r.rank == rt.rank]
     if not rows:
@@ -320,10 +340,7 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
     alpha, beta, assumed = fit.alpha_s, fit.beta_bps, fit.alpha_assumed
     sizes = np.array([v.params[n] for n in names], dtype=np.float64)
     first = _first_bucket_limit(rows, sizes, v.cap_bytes, v.first_bucket_bytes)
-    notes = v.notes
-    if not unprofiled_ms:
-        notes += ("no step time outside the profiler in these files: predictions are profiled times (pass "
-                  "--step-ms, or analyze(step_ms=...), with the step time from your training log to calibrate them)",)
+    notes = v.notes + _calibration_note(unprofiled_ms, calibrated_on_profiled)
     if assumed:
         notes += (f"α assumed ({alpha * 1e6:.0f} µs, a typical start-up cost of {rt.backend or 'this backend'}): "
                   "the run's all-reduce sizes are too alike to separate latency from bandwidth",)

@@ -36,7 +36,7 @@ class FSDPAnalysis:
     whatifs: tuple[FSDPWhatIf, ...]
     advice: tuple[Advice, ...]
     findings: tuple[Finding, ...]
-    step_model_ms: float | None  # the traced settings replayed on the median profiled step (uncalibrated)
+    step_model_ms: float | None  # the traced settings replayed on the profiled step nearest the mean (uncalibrated)
     step_measured_ms: float | None
     baseline_step_ms: float | None  # calibrated: the step outside the profiler where recorded
     # the most allocated in a profiled step (profile_memory): the median over every rank's steps, and the largest

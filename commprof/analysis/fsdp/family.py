@@ -14,7 +14,7 @@ from .advice import MISSES, TOLERANCE_PCT, FSDPAnalysis, fsdp_advisor
 
 
 def section(sh: Shared) -> Section[FSDPAnalysis] | None:
-    a = fsdp_advisor(sh.run, sh.bandwidth, sh.unprofiled_step_ms, sh.noise)
+    a = fsdp_advisor(sh.run, sh.bandwidth, sh.step_now_ms, sh.noise)
     if a is None:
         return None
     check = None if a.step_model_ms is None or not a.step_measured_ms else Check(

@@ -159,10 +159,13 @@ def _calls_text(c: Churn) -> str:
 
 
 def churn_findings(churns: tuple[Churn, ...], unprofiled_ms: dict[int, float], near_limit: set[int],
-                   noise: Noise | None = None) -> tuple[list[Finding], list[Advice]]:
+                   noise: Noise | None = None, profiled: frozenset[int] = frozenset()) -> tuple[list[Finding],
+                                                                                              list[Advice]]:
     """Findings for every rank with allocator calls or [memory] events; advice for the worst rank's pattern when
-    its calls cost at least ``MIN_COST`` of the step, with its band (``band``).  ``near_limit``: ranks whose memory
-    is near the device's; ``noise``: the traced run's."""
+    its calls cost at least ``MIN_COST`` of the step, with its band (``band``).  ``unprofiled_ms``: each rank's step
+    as it is now (``steptimes.step_now_ms``), ``profiled`` the ranks where that is the mean profiled step (the calls'
+    cost is then not scaled to it); ``near_limit``: ranks whose memory is near the device's; ``noise``: the traced
+    run's."""
     findings: list[Finding] = []
     advice: list[Advice] = []
     for c in churns:
@@ -190,7 +193,7 @@ def churn_findings(churns: tuple[Churn, ...], unprofiled_ms: dict[int, float], n
     if ranked:
         c = ranked[0]
         step = unprofiled_ms.get(c.rank) or c.median("step_ms")
-        k = step / c.median("step_ms") if c.median("step_ms") else 1.0
+        k = step / c.median("step_ms") if c.median("step_ms") and c.rank not in profiled else 1.0
         cost = c.median("calls_ms") * k
         adv = _advice(c, step, cost, c.rank in near_limit)
         if adv is not None and cost >= MIN_COST * step:

@@ -11,6 +11,7 @@ from ..ddp.nosync import replay_fails, withheld
 from ..ddp.rates import op_rates
 from ..section import Finding, Section, WhatIf
 from ..shared import Shared
+from ..steptimes import PROFILED
 from .churn import Churn, churn_all, churn_findings
 from .ddp2fsdp import ParallelAnalysis, ddp_to_fsdp, near_limit, parallel_findings
 from .fsdp2ddp import REVERSE_PREFIX, fsdp_to_ddp, reverse_findings
@@ -35,10 +36,10 @@ def _parallel(sh: Shared) -> ParallelAnalysis | None:
     scale = advisor.scale if advisor is not None else {}
     rates = advisor.rates if advisor is not None else None
     err = ddp.check.error_pct if ddp is not None and ddp.check is not None else None
-    fwd = ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.unprofiled_step_ms, sh.noise)
+    fwd = ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.step_now_ms, sh.noise)
     if fwd is not None:
         return fwd
-    return fsdp_to_ddp(sh.run, sh.bandwidth, sh.unprofiled_step_ms, rates or op_rates(sh.run), sh.noise)
+    return fsdp_to_ddp(sh.run, sh.bandwidth, sh.step_now_ms, rates or op_rates(sh.run), sh.noise)
 
 
 def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:
@@ -86,7 +87,8 @@ def section(sh: Shared) -> Section[MemoryDetail] | None:
     if not (mem or churns or par is not None or held):
         return None
     near = {m.rank for m in mem if (m.pct or 0.0) >= 100 * NEAR_LIMIT}
-    cfind, cadvice = churn_findings(churns, sh.unprofiled_step_ms, near, sh.noise)
+    cfind, cadvice = churn_findings(churns, sh.step_now_ms, near, sh.noise,
+                                    frozenset(r for r, b in sh.step_now_basis.items() if b == PROFILED))
     if par is not None and par.traced == "fsdp2":
         pfind, padvice = reverse_findings(par, "ddp" in sh.whatif)
         shown = "ddp" in sh.whatif or bool(padvice)

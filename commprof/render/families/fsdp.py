@@ -74,7 +74,8 @@ def check_text(f: FSDPAnalysis) -> str:
     if f.error_pct is None:
         return ""
     return (f"FSDP model check (rank {f.report.rank}): replaying the traced settings gives {f.step_model_ms:.1f} ms "
-            f"on the median profiled step against {f.step_measured_ms:.1f} ms measured ({f.error_pct:+.1f}%).")
+            f"on the profiled step nearest the mean against {f.step_measured_ms:.1f} ms measured that step "
+            f"({f.error_pct:+.1f}%).")
 
 
 def timeline(f: FSDPAnalysis, rt: Any) -> bytes | None:

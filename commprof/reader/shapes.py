@@ -25,12 +25,23 @@ def numel_of_dims(dims: Any) -> int | None:
 
 
 def numel_from_args(args: dict[str, Any]) -> int | None:
-    """The larger of the first two tensors' elements (a collective's input and output)."""
+    """The larger of the first two tensors' elements (a collective's input and output).  A zero-dimensional tensor
+    (``[]`` whose ``Input type`` is a dtype: a loss or a metric all-reduced as a scalar) holds one element; an
+    empty entry of any other type (a tensor list, a scalar argument) none known."""
     dims = args.get(K.A_INPUT_DIMS)
     if not isinstance(dims, list):
         return None
-    vals = [n for n in (numel_of_dims(d) for d in dims[:2]) if n is not None]
+    types = args.get(K.A_INPUT_TYPE)
+    types = types if isinstance(types, list) else []
+    vals = [n for n in (_numel(d, types[i] if i < len(types) else None) for i, d in enumerate(dims[:2]))
+            if n is not None]
     return max(vals) if vals else None
+
+
+def _numel(dims: Any, type_: Any) -> int | None:
+    if dims == [] and isinstance(type_, str) and type_ not in ("", "TensorList", "Scalar", "ScalarList"):
+        return 1
+    return numel_of_dims(dims)
 
 
 def first_type(args: dict[str, Any]) -> str | None:

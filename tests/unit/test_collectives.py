@@ -88,3 +88,18 @@ def test_without_shapes_bytes_are_unknown_and_said_once():
     said = [w for w in rep.warnings if "are unknown" in w]
     assert len(said) == 1 and "record_shapes=True" in said[0] and "ranks 0, 1" in said[0]
     assert rep.collectives[0].op == "all_reduce" and rep.collectives[0].algbw_gbps is None
+
+
+def test_a_zero_dimensional_tensor_all_reduced_is_one_element_not_unknown():
+    # a loss all-reduced for logging: Input Dims [[]] with a dtype (the Megatron trace's nccl:all_reduce of one float,
+    # a user's metric on gloo); bytes 4, known: no "record_shapes=True" advice for a run that recorded them
+    rt = parse(_doc([
+        _ev("c10d::allreduce_", 100, 50, args={"Input Dims": [[], [], []], "Input type": ["float", "", "Scalar"]}),
+        _ev("gloo:all_reduce", 160, 30, tid=9, args={"Input Dims": [[]], "Input type": ["float"]}),
+    ]))
+    (c,) = rt.collectives
+    assert (c.op, c.bytes, c.size_known) == ("all_reduce", 4, True)
+    # an empty entry of no dtype (a tensor list, a scalar argument) stays unknown
+    rt2 = parse(_doc([_ev("c10d::allreduce_", 100, 50, args={"Input Dims": [[]], "Input type": ["TensorList"]}),
+                      _ev("gloo:all_reduce", 160, 30, tid=9)]))
+    assert not rt2.collectives[0].size_known

@@ -139,6 +139,19 @@ def test_analyze_a_hand_built_run_end_to_end():
     assert rep.advice == ()  # no sidecar: nothing to replay
 
 
+def test_with_ranks_missing_the_cause_is_a_lead_among_the_loaded_ranks_not_a_verdict():
+    # the same pair as above, loaded as 2 of a 4-rank job: rank 2 or 3 may be the one both loaded ranks wait for
+    from commprof.model import Run
+
+    a, b = _pair(2.0)
+    rep = analyze(Run("built", (a, b), 4, None, (2, 3), ()))
+    assert rep.critical is not None and rep.critical.cause.ranks == () and rep.critical.cause.rank is None
+    first = rep.findings[0]
+    assert first.text.startswith("Who holds the job back is not told: 2 of 4 ranks are loaded (missing: 2, 3)")
+    assert "Among the loaded ranks, rank 1 would shorten their critical path most" in first.text
+    assert first.severity == "info"
+
+
 def test_step_windows_tile_the_timeline_and_take_gpu_work_past_the_cpu_step():
     """Step 1's CPU span ends at 10 ms but a kernel it launched runs until 14 ms: step 1's window is 0-14 ms and
     step 2's starts there; within each window the parts add up to the window."""

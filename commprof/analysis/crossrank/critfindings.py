@@ -34,6 +34,13 @@ _DOING = {"compute": "Its own compute is slower than its peers' (a slower or thr
                       "its links."}
 
 
+# idle before collectives where its peers are not data-parallel: they read the same batch (tensor-parallel ranks
+# take one micro-batch together), so no sampler shard differs; the gaps are the rank's own host-side work
+_IDLE_SHARED = ("It is idle before it joins collectives (nothing runs on it meanwhile): its {peers} peers work on "
+                "the same batch, so no data shard sets it apart; check that rank's host-side stalls (Python work, "
+                "synchronizations, garbage collection, logging, checkpoint I/O) and CPU load.")
+
+
 def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None, gpu: bool = False,
                        envs: Mapping[int, Mapping[str, str]] | None = None) -> Finding:
     """The root cause's sentence; ``waits``: each rank's loop thread's CPU wait (% of its ready time:
@@ -45,9 +52,13 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
         return Finding("info", c.text + ("" if gpu else unnamed_contention(c, waits or {})))
     gain_pct = 100 * (c.predicted_gain_ms or 0) / c.step_ms if c.step_ms else 0.0
     doing = _DOING.get(c.what or "", "")
+    if c.what == IDLE and c.peers and c.peers != NAMES[DATA]:  # its peers share its batch: no shard to even out
+        doing = _IDLE_SHARED.format(peers=c.peers)
     if len(c.ranks) > 1:  # several ranks named together
         doing = doing.replace("It is", "They are").replace("Its ", "Their ").replace("that rank's", "those ranks'")
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
+        doing = doing.replace("on it meanwhile): its", "on them meanwhile): their").replace("sets it apart",
+                                                                                           "sets them apart")
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
     env = apart_sentence(c.ranks[0], envs or {}) if len(c.ranks) == 1 else ""
     return Finding(level, f"{c.text} {doing}{contention(c, waits or {}, gpu)}{env}".strip())

@@ -5,7 +5,7 @@ communication on the path by parallelism dimension (``critfindings``), and the r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .. import findings as say
 from ..section import Section
@@ -15,6 +15,7 @@ from .critfindings import comm_findings, root_cause_finding, unpaired_finding
 from .matching import CrossRank
 from .p2p import links
 from .rootcause import Critical, critical
+from .withheld import without_missing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +26,8 @@ class CrossRankDetail:
 
 def section(sh: Shared) -> Section[CrossRankDetail]:
     crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests)
+    if crit is not None:
+        crit = replace(crit, cause=without_missing(crit.cause, sh.run))
     gpu = any(rt.device_kind != "cpu" for rt in sh.run.ranks)
     envs = {rt.rank: rt.sidecar.env for rt in sh.run.ranks if rt.sidecar is not None and rt.sidecar.env is not None}
     first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu, envs),) if crit is not None else ()

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ...model import RankTrace, Run
+from ...numlist import number_list
 from ..memory import family as memory
 from ..section import Finding, Section
 from .matching import MAX_THRESHOLD_NS, CrossRank
+from .rootcause import RootCause
 
 # families whose figures are each rank's own: the cross-rank section says only the worst rank's exposed
 # communication once its matching is withheld; the monitor's files are their own evidence
@@ -40,3 +42,25 @@ def per_rank_sections(run: Run, sections: Sequence[Section]) -> tuple[Section, .
             s = memory.per_rank(s)
         out.append(s)
     return tuple(out)
+
+
+def without_missing(c: RootCause, run: Run) -> RootCause:
+    """The root cause where some ranks' traces are missing: a rank not loaded may be the one every loaded rank waits
+    for (its late arrival reads as the loaded ranks' wait, or their idle time), so no job-level verdict stands.  A
+    named rank becomes a lead among the loaded ranks (``rank`` None in summary.json, the text says which and why);
+    a "no single rank" verdict is scoped the same way."""
+    if not run.missing_ranks:
+        return c
+    loaded, world = len(run.ranks), run.world_size or len(run.ranks) + len(run.missing_ranks)
+    missing = number_list(run.missing_ranks, limit=8)
+    scope = (f"Who holds the job back is not told: {loaded} of {world} ranks are loaded (missing: {missing}), and a "
+             f"missing rank may be the one every loaded rank waits for. Load every rank's trace to name the cause.")
+    if not c.ranks:
+        return replace(c, text=f"{scope} Among the loaded ranks: {c.text}")
+    who = " and ".join(f"rank {r}" for r in c.ranks)
+    gain = (f", {c.predicted_gain_ms:.2f} ms per step at its peers' median speed"
+            if c.predicted_gain_ms is not None else "")
+    lead = (f" Among the loaded ranks, {who} would shorten their critical path most ({c.share_pct or 0:.0f}% of "
+            f"it{gain}): a lead to check, not a verdict.")
+    return replace(c, rank=None, ranks=(), text=scope + lead, predicted_step_ms=None, predicted_gain_ms=None,
+                   predicted_range_ms=None)

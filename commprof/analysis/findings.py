@@ -104,7 +104,10 @@ def ddp_rules(run: Run, buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Fi
 def _bucket_rules(buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]:
     out = []
     last = buckets[-1]
-    if last.comm_ms and last.exposed_ms is not None and last.exposed_ms > 0.5 * last.comm_ms:
+    # the last bucket forms the tail only where its collective ends last (on gloo the buckets' all-reduces can run at
+    # once on worker threads, and a larger earlier one end after it: a smaller last bucket would then shorten nothing)
+    if (last.comm_ms and last.exposed_ms is not None and last.exposed_ms > 0.5 * last.comm_ms
+            and last.ends_last >= 0.5):
         share = 100 * last.exposed_ms / last.comm_ms
         out.append(Finding("medium", f"The last DDP bucket ({last.bytes / 1e6:.1f} MB) is "
                                      f"{share:.0f}% exposed: its gradients are ready "

@@ -56,6 +56,8 @@ class BucketStat:
     comm_ms: float | None
     exposed_ms: float | None
     samples: int
+    # of its samples, the share in which its collective ended last of its (rank, step)'s buckets: the tail's
+    ends_last: float = 0.0
 
 
 def _match(events: list[BucketEvent], colls: list[Collective]) -> list[Collective | None]:
@@ -162,14 +164,21 @@ def bucket_stats(rows: list[BucketStep]) -> list[BucketStat]:
         # DDP rebuilds its buckets after the first iteration: count only steps with the final layout
         if len(per_step[(r.rank, r.step)]) == n_final:
             by_index.setdefault(r.index, []).append(r)
+    last_end: dict[tuple[int, int], int] = {}  # (rank, step) -> the latest end of its buckets' collectives
+    for rs in by_index.values():
+        for r in rs:
+            if r.end_ns is not None:
+                last_end[(r.rank, r.step)] = max(last_end.get((r.rank, r.step), r.end_ns), r.end_ns)
     out = []
     for idx in sorted(by_index):
         rs = by_index[idx]
         comm = [r.comm_ns for r in rs if r.comm_ns is not None]
         exp = [r.exposed_ns for r in rs if r.exposed_ns is not None]
+        ended = [r.end_ns == last_end.get((r.rank, r.step)) for r in rs if r.end_ns is not None]
         out.append(BucketStat(idx, int(np.median([r.bytes for r in rs])), rs[-1].params,
                               float(np.median([r.ready_ns for r in rs])) / 1e6,
                               float(np.median([r.launch_ns for r in rs])) / 1e6,
                               float(np.median(comm)) / 1e6 if comm else None,
-                              float(np.median(exp)) / 1e6 if exp else None, len(rs)))
+                              float(np.median(exp)) / 1e6 if exp else None, len(rs),
+                              ends_last=float(np.mean(ended)) if ended else 0.0))
     return out

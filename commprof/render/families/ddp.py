@@ -28,7 +28,8 @@ def range_ms(rng: tuple[float, float] | None) -> list[float | None] | None:
 def as_json(rep: Report) -> dict[str, Any]:
     return {
         "buckets": [{"index": b.index, "bytes": b.bytes, "params": b.params, "ready_ms": _r(b.ready_ms),
-                     "launch_ms": _r(b.launch_ms), "comm_ms": _r(b.comm_ms), "exposed_ms": _r(b.exposed_ms)}
+                     "launch_ms": _r(b.launch_ms), "comm_ms": _r(b.comm_ms), "exposed_ms": _r(b.exposed_ms),
+                     "ends_last_share": _r(b.ends_last)}
                     for b in rep.buckets],
         "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
                     "predicted_range_ms": range_ms(w.range_ms), "predicted_exposed_ms": _r(w.exposed_ms),
@@ -86,6 +87,10 @@ def text(con: Console, rep: Report, s: dict[str, Any]) -> None:
         t.add_row(str(b["index"]), _fmt_bytes(b["bytes"]), str(b["params"]), _f(b["ready_ms"]),
                   _f(b["launch_ms"]), _f(b["comm_ms"]), _f(b["exposed_ms"]))
     con.print(t)
+    if len(s["buckets"]) > 1:
+        con.print("  exposed ms: each bucket's own collective not covered by compute; collectives that run at once "
+                  "(gloo's worker threads, NCCL's streams) each count in full, so the sum can exceed the rank's "
+                  "exposed communication, their union")
     con.print()
 
 

@@ -86,7 +86,7 @@ def ddp_rules(run: Run, buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Fi
         out.append(Finding("info", f"gradient_as_bucket_view=False keeps a second copy of every gradient in DDP's "
                                    f"buckets: gradient_as_bucket_view=True would save {mb:.1f} MB per rank "
                                    "(and a copy per bucket per step)."))
-    if ddp.static_graph is False and len(rt.sidecar.layouts) <= 2 and rt.sidecar.param_ready and every_step:
+    if ddp.static_graph is False and 1 <= len(rt.sidecar.layouts) <= 2 and rt.sidecar.param_ready and every_step:
         out.append(Finding("info", "The same parameters received gradients in every profiled step and the "
                                    "bucket layout settled: this model is eligible for static_graph=True, which "
                                    "lets DDP skip per-iteration bookkeeping."))

@@ -132,11 +132,11 @@ class DDPRecorder:
         except Exception as e:  # a private API: never fail training over it
             self.fail(e)
             return
-        idx = data.get("rebuilt_per_bucket_param_indices")
-        if not isinstance(idx, str) or not idx.strip():
-            return  # DDP rebuilds its buckets after the first iteration; until then the layout is provisional
-        for i, group in enumerate(idx.split(",")):
-            members = [self.params[int(j)] for j in group.split() if int(j) < len(self.params)]
+        groups = self._groups(data)
+        if groups is None:
+            return
+        for i, group in enumerate(groups):
+            members = [self.params[j] for j in group if j < len(self.params)]
             self._step_buckets[i] = tuple((n, numel) for n, numel, *_ in members)
             numel = sum(m[1] for m in members)
             dt = members[0][2] if members else "float32"
@@ -147,6 +147,18 @@ class DDPRecorder:
                                       F.B_HOOK: t, F.B_LAUNCH: t, F.B_OBSERVED: True})
         if self._step_events:
             self._step_events[-1][F.B_IS_LAST] = True
+
+    def _groups(self, data: dict[str, Any]) -> list[list[int]] | None:
+        """Each bucket's parameter indices: DDP's rebuilt layout; with find_unused_parameters=True, which never
+        rebuilds, its initial layout from the buckets' sizes; None while the layout is provisional (DDP rebuilds
+        its buckets after the first iteration) or where the sizes do not tile the parameters."""
+        idx = data.get("rebuilt_per_bucket_param_indices")
+        if isinstance(idx, str) and idx.strip():
+            return [[int(j) for j in g.split()] for g in idx.split(",")]
+        if data.get("has_rebuilt_buckets") or not data.get("find_unused_parameters"):
+            return None
+        sizes = data.get("bucket_sizes")
+        return initial_groups(sizes, self.params) if isinstance(sizes, str) else None
 
     def end_step(self) -> None:
         """Close the current step: settle its bucket layout and the buckets' ready times.  Never raises:
@@ -200,3 +212,27 @@ class DDPRecorder:
     def layouts_json(self) -> list[dict[str, Any]]:
         return [{F.LAYOUT_ID: lid, F.LAYOUT_BUCKETS: [[list(p) for p in b] for b in layout]}
                 for layout, lid in self.layouts.items()]
+
+
+def initial_groups(sizes: str, params: list[tuple[str, int, str, list[int]]]) -> list[list[int]] | None:
+    """DDP's initial bucket layout from its logging data's ``bucket_sizes`` ("1024, 526336, ..." bytes, bucket 0
+    first): DDP fills its buckets with the parameters in reverse order (the gradients' usual ready order), so the
+    sizes cut that order into consecutive runs.  None where they do not (several dtypes or devices interleaved)."""
+    try:
+        want = [int(x) for x in sizes.split(",") if x.strip()]
+    except ValueError:
+        return None
+    order = list(range(len(params)))[::-1]
+    out: list[list[int]] = []
+    k = 0
+    for size in want:
+        group, got = [], 0
+        while k < len(order) and got < size:
+            n, numel, dt, _shape = params[order[k]]
+            got += param_bytes(numel, dt)
+            group.append(order[k])
+            k += 1
+        if got != size:
+            return None
+        out.append(group)
+    return out if k == len(order) and out else None

@@ -108,8 +108,24 @@ def _peers_below(wait_pct: float, peers: list[float]) -> float | None:
     return median if wait_pct - median >= WAIT_GAP_PTS else None
 
 
-def comm_findings(crit: Critical) -> list[Finding]:
-    """Per parallelism dimension with a material share of the path: its transfers on the path and the bound."""
+# data-parallel communication's remedy by the wrapper the trace shows (``data_how``)
+_HOW_DDP = "overlapping the gradient all-reduces with the backward pass: DDP's bucket size"
+_HOW_FSDP = "FSDP2's prefetch (set_modules_to_forward_prefetch / set_modules_to_backward_prefetch)"
+_HOW_FSDP_GLOO = "gloo"  # FSDP2 over gloo: its collectives block the training thread (``_remedy``)
+
+
+def data_how(fsdp: bool, ddp: bool, gloo: bool) -> str:
+    """How data-parallel communication on the path could overlap with compute, for the wrapper the run uses:
+    FSDP2 over gloo blocks the training thread (no setting overlaps it, as its replay models), FSDP2 on NCCL
+    prefetches, DDP sizes its buckets; the generic remedy where the trace shows neither."""
+    if fsdp:
+        return _HOW_FSDP_GLOO if gloo else _HOW_FSDP
+    return _HOW_DDP if ddp else _HOW[DATA]
+
+
+def comm_findings(crit: Critical, how_data: str | None = None) -> list[Finding]:
+    """Per parallelism dimension with a material share of the path: its transfers on the path and the bound;
+    ``how_data``: the data-parallel remedy for the run's wrapper (``data_how``)."""
     by_kind: dict[str, list[GroupComm]] = {}
     for g in crit.comm:
         by_kind.setdefault(g.kind, []).append(g)
@@ -121,12 +137,21 @@ def comm_findings(crit: Critical) -> list[Finding]:
             continue
         src = "its description" if all(g.source == "description" for g in groups) else "its membership pattern"
         names = ", ".join(f"{g.group} ({g.ranks} ranks)" for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
+        how = how_data if kind == DATA and how_data else _HOW[kind]
         out.append(Finding("high" if share >= 20 else "medium",
                            f"{NAMES[kind].capitalize()} ({SHORT[kind]}) communication on the critical path: "
                            f"{ms:.2f} ms per step ({share:.0f}% of the step), process group {names}, kind from "
-                           f"{src}. Overlapping it with compute ({_HOW[kind]}) could save at most {ms:.2f} ms per "
-                           "step (the path may then run through other work)."))
+                           f"{src}. {_remedy(how, ms)}"))
     return out
+
+
+def _remedy(how: str, ms: float) -> str:
+    if how == _HOW_FSDP_GLOO:
+        return ("On gloo FSDP2's collectives run on the training thread, so no FSDP setting hides them (the FSDP "
+                f"section's replay); on a GPU backend (NCCL) they overlap with compute on their own stream, up to "
+                f"{ms:.2f} ms per step.")
+    return (f"Overlapping it with compute ({how}) could save at most {ms:.2f} ms per step (the path may then run "
+            "through other work).")
 
 
 def unpaired_finding(n: int) -> list[Finding]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ...model import Run
+from ...model.alloc import DDP_FORWARD
 from .. import findings as say
 from ..section import Section
 from ..shared import Shared
 from ..uncertainty.hostload import wait_by_rank
-from .critfindings import comm_findings, root_cause_finding, unpaired_finding
+from .critfindings import comm_findings, data_how, root_cause_finding, unpaired_finding
 from .matching import CrossRank
 from .p2p import links
 from .rootcause import Critical, critical
@@ -33,6 +35,14 @@ def section(sh: Shared) -> Section[CrossRankDetail]:
     first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu, envs),) if crit is not None else ()
     wanted = set(sh.steps) if sh.steps is not None else None
     unpaired = crit.unpaired_p2p if crit is not None else links(sh.run.ranks, sh.cross, wanted).unpaired
-    rest = (tuple(comm_findings(crit)) if crit is not None else ()) + tuple(unpaired_finding(unpaired))
+    rest = (tuple(comm_findings(crit, _how(sh.run))) if crit is not None else ()) + tuple(unpaired_finding(unpaired))
     return Section(family="crossrank", detail=CrossRankDetail(cross=sh.cross, critical=crit),
                    findings=first + tuple(say.overview(sh.overlaps, sh.cross)) + rest)
+
+
+def _how(run: Run) -> str:
+    """The data-parallel remedy for the wrapper the run shows (``critfindings.data_how``)."""
+    fsdp = any(rt.fsdp for rt in run.ranks)
+    ddp = any(m.kind == DDP_FORWARD for rt in run.ranks for m in rt.marks) or any(
+        rt.sidecar is not None and rt.sidecar.ddp is not None for rt in run.ranks)
+    return data_how(fsdp, ddp, all((rt.backend or "").lower() == "gloo" for rt in run.ranks))

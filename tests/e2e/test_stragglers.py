@@ -63,7 +63,7 @@ def test_report_names_the_straggler_and_its_lateness(straggler_run: Path):
     assert top.mean_late_ms == pytest.approx(SLEEP_MS, rel=0.2)
     assert top.idle_ms > 0.7 * top.mean_late_ms  # a sleep: neither compute nor communication
     # rank 0 waits for rank 1 about as long as rank 1 slept, every step
-    assert rep.cross.wait_ms_per_step[0] == pytest.approx(SLEEP_MS, rel=0.25)
+    assert rep.cross.wait_ms_per_step[0] == pytest.approx(SLEEP_MS, rel=0.3)  # the mean over steps, as caused
     assert rep.cross.wait_ms_per_step[1] < 0.2 * SLEEP_MS
     assert top.caused_wait_ms == pytest.approx(SLEEP_MS, rel=0.3)  # one sleep per step, rank 0 waits it out
     # the report leads with the root cause: rank 1, idle before collectives, about one sleep per step to gain

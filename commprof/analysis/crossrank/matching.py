@@ -10,7 +10,8 @@
   queueing behind earlier collectives in gloo's small thread pool, which would hide lateness.  Traces
   without the CPU record fall back to the transfer's start.
   A rank's wait at an instance = last arrival − its arrival; per step, the waits are united as
-  intervals (collectives that wait at the same time on different threads count once).
+  intervals (collectives that wait at the same time on different threads count once), and averaged over the
+  analyzed steps like every per-step figure (in a 2-rank job one rank's wait is the other's caused wait).
 - A rank is *late* at an instance when it arrives last and more than a threshold (the smaller of
   1 ms and 5% of the median step) after the first;
   ``late_count`` counts those instances and ``mean_late_ms`` averages its lateness over them.
@@ -84,7 +85,7 @@ class CrossRank:
     groups: tuple[GroupMatch, ...]
     threshold_ns: int
     stragglers: tuple[Straggler, ...]
-    wait_ms_per_step: dict[int, float]  # median over steps of the rank's united wait intervals
+    wait_ms_per_step: dict[int, float]  # mean over the analyzed steps of the rank's united wait intervals
     warnings: tuple[str, ...]
 
 
@@ -177,7 +178,7 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
         vals = [iv.length(iv.as_span(*late.wait_spans[(rt.rank, st)])) if (rt.rank, st) in late.wait_spans else 0
                 for st in sorted({s.number for s in rt.steps if wanted is None or s.number in wanted})]
         if vals:
-            waits[rt.rank] = float(np.median(vals)) / 1e6
+            waits[rt.rank] = float(np.mean(vals)) / 1e6  # the mean, as every per-step figure and caused_wait_ms
     ref = next(iter(paired.values()))[0][0] if paired else None
     return CrossRank(ref, offsets, groups, threshold, stragglers, waits, tuple(warnings))
 

@@ -47,8 +47,11 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
     exp_ms = worst.exposed_ns / 1e6
     comm_ms = worst.comm_ns / 1e6
     if comm_ms == 0:
-        out.append(Finding("info", "No communication ran inside the analyzed steps "
-                                   "(world size 1, or no collective kernels/transfers in the trace)."))
+        called = worst.comm_bytes / 1e6
+        why = (f": the collectives called, {called:.1f} MB per step (bytes/step), moved nothing (a world size of 1, "
+               "or no collective kernels or transfers in the trace)." if called else
+               " (world size 1, or no collective kernels/transfers in the trace).")
+        out.append(Finding("info", f"No communication ran inside the analyzed steps{why}"))
         return out
     share = 100 * exp_ms / step_ms if step_ms else 0.0
     sev = "high" if share >= 20 else "medium" if share >= 5 else "info"

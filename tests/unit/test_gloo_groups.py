@@ -88,3 +88,20 @@ def test_one_instant_on_threads_of_two_groups_is_not_told_apart():
     assert transfer_groups(same, groups, 0, {1}) == {}
     apart = [same[0], CpuRec(40, 50, 50, "gloo:all_reduce", {})]
     assert [g.name for g in transfer_groups(apart, groups, 0, {1}).values()] == ["0", "1"]
+
+
+def test_a_one_rank_group_that_ran_nothing_takes_no_pool():
+    # HSDP on a (2, 1) mesh: the default group (2 ranks) runs every all-reduce on its 2 pool threads; the 1-rank
+    # shard group runs nothing.  Cut over both groups, the pools would be 1 thread each (gloo's hold 2): half the
+    # 2-rank all-reduces landed in the 1-rank group
+    groups = (ProcessGroup("0", "default_pg", (0, 1)), ProcessGroup("1", "mesh_shard", (0,)))
+    two_threads = [CpuRec(10 * i, 10 * i + 5, 30 + i % 2, "gloo:all_reduce", {}) for i in range(6)]
+    assert transfer_groups(two_threads, groups, 0, {1}) == {}  # one group left: nothing to tell apart
+    # the same 1-rank group beside a 2-rank subgroup: the two pools of 2 threads still go to those two groups
+    three = (*groups, ProcessGroup("2", "", (0, 1)))
+    four = [CpuRec(10 * i, 10 * i + 5, (30, 31, 44, 45)[i % 4], "gloo:all_reduce", {}) for i in range(8)]
+    got = transfer_groups(four, three, 0, {1})
+    assert {v.name for v in got.values()} == {"0", "2"}
+    # where the 1-rank group did run transfers (4 threads: two pools of 2), it keeps its pool
+    ran = transfer_groups(four, groups, 0, {1})
+    assert sorted({v.name for v in ran.values()}) == ["0", "1"]

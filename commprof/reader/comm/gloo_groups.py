@@ -12,7 +12,8 @@ ran transfers (the training threads left out: gloo's send/recv run there) are cu
 ranges of equal length as this rank has groups (every pool the same size, every thread seen), and the ranges
 are given the groups in creation order.  Only when that holds: the ids divide into that many equal ranges, and
 no cut lies at a narrower gap than one kept inside a range; otherwise nothing is assigned (every call stays in
-the default group, as before)."""
+the default group, as before).  Groups of one rank (a device mesh's dimension of size 1) usually run nothing: where
+the cut over every group gives pools of one thread (gloo's hold 2 unless set otherwise), they are left out of it."""
 
 from __future__ import annotations
 
@@ -61,7 +62,14 @@ def transfer_groups(transfers: list[CpuRec], pgs: tuple[ProcessGroup, ...], rank
     workers = [t for t in transfers if t.tid is not None and t.tid not in callers]
     if len(groups) < 2 or not workers:
         return {}
-    ranges = tid_ranges((int(t.tid) for t in workers if t.tid is not None), len(groups))
+    tids = [int(t.tid) for t in workers if t.tid is not None]
+    ranges = tid_ranges(tids, len(groups))
+    if (ranges is None or len(ranges[0]) < 2) and any(len(g.ranks) == 1 for g in groups):
+        # a one-rank group (a mesh dimension of size 1) rarely runs a transfer: without its pool the threads seen
+        # are the other groups' (gloo's pools have 2 threads unless set otherwise: a cut into 1-thread pools is
+        # the sign); HSDP on a (2, 1) mesh put half of its 2-rank all-reduces into its 1-rank groups
+        groups = [g for g in groups if len(g.ranks) != 1]
+        ranges = tid_ranges(tids, len(groups)) if len(groups) >= 2 else None
     if ranges is None:
         return {}
     group_of_tid = {tid: g for g, rng in zip(groups, ranges, strict=True) for tid in rng}

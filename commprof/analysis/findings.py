@@ -317,6 +317,9 @@ def _hook_buffers(m: Memory) -> str:
     return ", ".join(parts)
 
 
+TRIVIAL_SHARE = 0.005  # of the step: pageable copies below it are not worth a line
+
+
 def transfer_findings(xfers: Sequence[Transfers], overlaps: Sequence[RankOverlap],
                       unprof: dict[int, float]) -> tuple[list[Finding], list[Advice]]:
     findings: list[Finding] = []
@@ -324,7 +327,9 @@ def transfer_findings(xfers: Sequence[Transfers], overlaps: Sequence[RankOverlap
     step = {o.rank: unprof.get(o.rank, o.representative.step_ns / 1e6 if o.representative else 0.0)
             for o in overlaps}
     worst = max(xfers, key=lambda t: t.htod_exposed_ms, default=None)
-    if worst is not None and worst.htod_pageable_count and step.get(worst.rank):
+    # said where the copies take at least TRIVIAL_SHARE of the step (DLRM's 0.0 MB in 0.01 ms was a finding)
+    if (worst is not None and worst.htod_pageable_count and step.get(worst.rank)
+            and worst.htod_pageable_ms >= TRIVIAL_SHARE * step[worst.rank]):
         base = step[worst.rank]
         gain = worst.htod_exposed_ms
         text = (f"Rank {worst.rank} copies {worst.htod_pageable_bytes / 1e6:.1f} MB per step to the GPU from pageable "

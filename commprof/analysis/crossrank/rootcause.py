@@ -376,8 +376,7 @@ def _kind_of(name: str) -> str:
 
 def _no_single(c: RootCause) -> str:
     spread = ", ".join(f"rank {r} {s:.0f}%" for r, s in c.spread[:4]) or "none"
-    return (f"No single rank holds the job back: no rank's own work, cut to its peers' median speed, would shorten "
-            f"{STEP_NAME}, {c.step_ms:.2f} ms, by {STANDOUT:.0f}x what the other ranks' slowness cost in a step (up to "
-            f"{c.jitter_ms:.2f} ms, 90th percentile), in most steps, by 2% or more, while slower than its peers more "
-            f"often than chance. Shares of the critical path: "
-            f"{spread}.")
+    return (f"No single rank holds the job back: bringing any one rank to its peers' median speed would not shorten "
+            f"{STEP_NAME}, {c.step_ms:.2f} ms, beyond the run's own jitter ({STANDOUT:.0f}x what the other ranks' "
+            f"slowness cost, up to {c.jitter_ms:.2f} ms in a step, 90th percentile) in most steps and by 2% or more, "
+            f"with that rank slower than its peers more often than chance. Shares of the critical path: {spread}.")

@@ -38,7 +38,7 @@ class FSDPAnalysis:
     findings: tuple[Finding, ...]
     step_model_ms: float | None  # the traced settings replayed on the profiled step nearest the mean (uncalibrated)
     step_measured_ms: float | None
-    baseline_step_ms: float | None  # calibrated: the step outside the profiler where recorded
+    baseline_step_ms: float | None  # calibrated on the step now (steptimes.step_now_ms)
     # the most allocated in a profiled step (profile_memory): the median over every rank's steps, and the largest
     measured_peak_bytes: int | None
     measured_max_bytes: int | None = None

@@ -21,7 +21,9 @@ WAIT_GAP_PTS = 10.0
 _HOW = {TENSOR: "sequence parallelism, async tensor parallelism or Transformer Engine's communication overlap",
         DATA: "overlapping the gradient all-reduces with the backward pass (DDP bucket size, FSDP prefetch)",
         PIPELINE: "more micro-batches or an interleaved schedule",
-        EXPERT: "overlapping the all-to-all with expert compute (e.g. DeepEP's overlapped dispatch/combine)"}
+        # all-to-all serves experts and sharded embeddings alike (DLRM): a group's membership cannot tell them apart
+        EXPERT: "overlapping the all-to-all with compute: DeepEP's overlapped dispatch/combine for experts, a "
+                "pipelined sparse-data-dist (TorchRec's TrainPipelineSparseDist) for sharded embeddings"}
 _DOING = {"compute": "Its own compute is slower than its peers' (a slower or throttled GPU/CPU, more work "
                      "assigned to it, or a noisy neighbour on its host).",
           "launch/host": "Its device waits for its host between operations (launch overhead, Python, "

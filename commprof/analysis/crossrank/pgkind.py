@@ -2,7 +2,8 @@
 
 From the group's description where the trace records one (torch's ``pg_desc``, Megatron's group names: words such
 as "tensor", "tp", "data", "dp", "pipeline", "pp", "expert", "ep", "moe"); else from what it runs and its members:
-all-to-all -> expert parallel; point-to-point only -> pipeline; a group of consecutive ranks smaller than the job
+all-to-all -> expert parallel (or sharded embeddings, as DLRM's: the members cannot tell, and the remedy names
+both); point-to-point only -> pipeline; a group of consecutive ranks smaller than the job
 -> tensor parallel (Megatron and torch's DeviceMesh put the innermost dimension on consecutive ranks); a strided
 group or one spanning the job beside smaller groups -> data parallel.  A lone group spanning the job is tensor
 parallel when it repeats one message size many times per step (activations of the same shape, layer after layer)

@@ -30,7 +30,7 @@ def model_check_text(c: Any, rates: Any = None) -> str:
         s = rates.sources
         costs = (f" Operation costs: in-place passes {s.get('pass')}, fresh memory {s.get('fresh')}, PowerSGD's "
                  f"matrix products {s.get('products')}.")
-    return (f"Model check (rank {c.rank}, inputs from {src}): replaying the traced settings gives "
-            f"{c.step_model_ms:.1f} ms per profiled step against {c.step_measured_ms:.1f} ms measured "
-            f"({c.error_pct:+.1f}%), and {c.exposed_model_ms:.1f} ms of communication after the backward pass "
+    return (f"Model check (rank {c.rank}, inputs from {src}): replaying each profiled step from its own gradient "
+            f"times, the step of median error gives {c.step_model_ms:.1f} ms against {c.step_measured_ms:.1f} ms "
+            f"measured ({c.error_pct:+.1f}%), and {c.exposed_model_ms:.1f} ms of communication after the backward pass "
             f"against {c.exposed_measured_ms:.1f} ms.{note}{costs}")

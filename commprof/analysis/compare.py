@@ -21,7 +21,7 @@ from .analyze import Report
 from .crossrank.environment import shown
 from .ddp.nosync import KNOB as SYNCS
 from .ddp.view import view as ddp_view
-from .steptimes import unprofiled_step_values
+from .steptimes import MIN_OUTSIDE, unprofiled_step_values
 from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
 from .uncertainty.verdict import CONFIDENCE, Verdict
@@ -48,7 +48,7 @@ class Side:
 def step_pair(before: Side, after: Side) -> tuple[str, float | None, float | None]:
     """The step before and after on one basis (the verdict's, ``verdict.outside_usable``): outside the profiler
     where both sides timed two or more steps there, else profiled on both (never one beside the other)."""
-    if all(s.untraced_step_ms is not None and (s.untraced_steps is None or s.untraced_steps >= 2)
+    if all(s.untraced_step_ms is not None and (s.untraced_steps is None or s.untraced_steps >= MIN_OUTSIDE)
            for s in (before, after)):
         return "outside the profiler", before.untraced_step_ms, after.untraced_step_ms
     return "profiled", before.step_ms, after.step_ms

@@ -228,7 +228,7 @@ def initial_groups(sizes: str, params: list[tuple[str, int, str, list[int]]]) ->
     for size in want:
         group, got = [], 0
         while k < len(order) and got < size:
-            n, numel, dt, _shape = params[order[k]]
+            _name, numel, dt, _shape = params[order[k]]
             got += param_bytes(numel, dt)
             group.append(order[k])
             k += 1

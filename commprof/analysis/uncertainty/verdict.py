@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...model import Run
-from ..steptimes import unprofiled_step_values
+from ..steptimes import MIN_OUTSIDE, unprofiled_step_values
 from .maths import RUN_DRIFT_SD_PCT, spread
 
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no detectable change"
@@ -44,14 +44,12 @@ class Verdict:
     drift_sd_pct: float | None = None  # the drift between runs assumed (one run each); None: measured (repeats)
 
 
-MIN_STEPS = 2  # steps a side needs for an interval
-
-
 def outside_usable(runs: Sequence[Run]) -> bool:
     """Whether every run's verdict can rest on its steps outside the profiler: each has a rank with at least
-    ``MIN_STEPS`` of them.  Both sides take the same kind of step (the profiled ones are slowed by the profiler), so
-    one run with fewer, or without a sidecar, puts every run on its profiled steps."""
-    return bool(runs) and all(any(len(v) >= MIN_STEPS for v in unprofiled_step_values(r).values()) for r in runs)
+    ``MIN_OUTSIDE`` of them (the report's own rule for the step now, ``steptimes.step_now_ms``).  Both sides take the
+    same kind of step (the profiled ones are slowed by the profiler), so one run with fewer, or without a sidecar,
+    puts every run on its profiled steps."""
+    return bool(runs) and all(any(len(v) >= MIN_OUTSIDE for v in unprofiled_step_values(r).values()) for r in runs)
 
 
 def step_samples(run: Run, wanted: tuple[int, ...] | None = None,
@@ -59,20 +57,20 @@ def step_samples(run: Run, wanted: tuple[int, ...] | None = None,
     """The run's step times (ms) a verdict rests on, and where they come from: its steps outside the profiler where
     ``outside`` (default: where this run alone has enough, ``outside_usable``), else its profiled steps; on the rank
     whose median step is the longest."""
+    timed = unprofiled_step_values(run)
+    enough = {r: v for r, v in timed.items() if len(v) >= MIN_OUTSIDE}
     if outside is None:
-        outside = outside_usable([run])
-    if outside:
-        unprof = {r: v for r, v in unprofiled_step_values(run).items() if len(v) >= MIN_STEPS}
-        if unprof:
-            rank, vals = max(unprof.items(), key=lambda kv: float(np.median(kv[1])))
-            return list(vals), f"rank {rank}'s {len(vals)} steps outside the profiler (sidecar wall times)"
+        outside = bool(enough)
+    if outside and enough:
+        rank, vals = max(enough.items(), key=lambda kv: float(np.median(kv[1])))
+        return list(vals), f"rank {rank}'s {len(vals)} steps outside the profiler (sidecar wall times)"
     per = {rt.rank: [s.duration_ns / 1e6 for s in rt.steps if wanted is None or s.number in wanted]
            for rt in run.ranks}
     per = {r: v for r, v in per.items() if v}
     if not per:
         return [], "no complete step"
     rank, vals = max(per.items(), key=lambda kv: float(np.median(kv[1])))
-    why = "" if outside or not unprofiled_step_values(run) else " (too few steps outside the profiler on a side)"
+    why = "" if outside or not timed else " (too few steps outside the profiler on a side)"
     return vals, f"rank {rank}'s {len(vals)} profiled steps{why}"
 
 

@@ -70,3 +70,10 @@ def us_to_ns(x: int | float) -> int:
 
 def ms(ns: float) -> float:
     return ns / NS_PER_MS
+
+
+def ms_text(ms: float, digits: int = 2) -> str:
+    """A figure in ms as text, read from its microsecond rounding first: summary.json keeps 3 decimals and the
+    renderers print from it, so a finding that printed the raw figure could read one hundredth apart
+    (56.0749 -> "56.07" beside summary's 56.075 -> "56.08")."""
+    return f"{round(float(ms), 3):.{digits}f}"

@@ -10,6 +10,7 @@ import numpy as np
 from .. import ops
 from ..model import RankTrace, Run
 from ..numlist import ranks_text
+from ..units import ms_text
 from .bandwidth import Bandwidth
 from .crossrank.matching import CrossRank
 from .dataparallel import DataParallelStat
@@ -30,7 +31,7 @@ def _over_steps(overlaps: Sequence[RankOverlap], rank: int) -> str:
     if sp is None:
         return "no step"
     text = (f"the mean of its {sp.kept} analyzed step{'s' if sp.kept != 1 else ''}"
-            + (f", median {sp.median:.2f} ms, range {sp.low:.2f}-{sp.high:.2f} ms" if sp.n > 1 else ""))
+            + (f", median {ms_text(sp.median)} ms, range {ms_text(sp.low)}-{ms_text(sp.high)} ms" if sp.n > 1 else ""))
     for n, ms, why in o.outliers:
         text += f"; step #{n} left out: {ms:.1f} ms, {why}"
     return text
@@ -56,11 +57,11 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
     share = 100 * exp_ms / step_ms if step_ms else 0.0
     sev = "high" if share >= 20 else "medium" if share >= 5 else "info"
     wait = cross.wait_ms_per_step.get(rank)
-    waited = (f" Of its communication, {wait:.2f} ms per step is waiting for other ranks to join, "
+    waited = (f" Of its communication, {ms_text(wait)} ms per step is waiting for other ranks to join, "
               f"not transfer." if wait else "")
-    out.append(Finding(sev, f"Exposed communication: {exp_ms:.2f} ms of a {step_ms:.2f} ms step "
+    out.append(Finding(sev, f"Exposed communication: {ms_text(exp_ms)} ms of a {ms_text(step_ms)} ms step "
                             f"({share:.0f}%) on rank {rank} ({_over_steps(overlaps, rank)}); "
-                            f"{worst.overlap_pct:.0f}% of its {comm_ms:.2f} ms of communication is hidden behind "
+                            f"{worst.overlap_pct:.0f}% of its {ms_text(comm_ms)} ms of communication is hidden behind "
                             f"compute.{waited}", EXPOSED))
     # which rank the others wait for is the root cause's answer (crossrank/rootcause), not the last arriver's
     return out

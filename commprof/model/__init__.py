@@ -18,6 +18,8 @@ from .rates import MQ, MTP, PQT, PRODUCT_KINDS, Orthogonalization, ProbeRates, T
 from .sidecar import BucketEvent, BucketLayout, DDPSettings, ModuleCall, ParamInfo, Sidecar, StepTime
 from .spilled import SpillDir, SpilledArray, SpilledLane
 from .trace import (
+                      EMBEDDING_TABLES,
+                      EXPERTS,
                       Collective,
                       DPCall,
                       DPWork,
@@ -32,7 +34,7 @@ from .trace import (
 )
 
 __all__ = ["AllocCalls", "Mark", "StepAllocs", "BucketEvent", "BucketLayout", "Collective", "Crash", "DDPSettings",
-           "DPCall", "DPWork", "Frame", "FREntry",
+           "DPCall", "DPWork", "EMBEDDING_TABLES", "EXPERTS", "Frame", "FREntry",
            "FSDPEvent", "FSDPSettings", "FSDPUnit", "GradEvents", "HangDump", "HostTransfers", "Issue", "Lane",
            "ModuleCall", "OpNames", "MonitorRank", "MonitorRun", "MonitorStep", "MQ", "MTP", "ParamInfo", "PQT",
            "Orthogonalization", "ProbeRates", "ProcessGroup", "PRODUCT_KINDS", "RankTrace", "RollupCollective", "Run",

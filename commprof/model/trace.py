@@ -167,6 +167,10 @@ class GradEvents:
         return int(self.start_ns.shape[0])
 
 
+# the model parts a trace's names can show (``RankTrace.model_parts``): sharded embedding tables, mixture-of-experts
+EMBEDDING_TABLES, EXPERTS = "embedding_tables", "experts"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RankTrace:
     """Everything the analysis needs from one rank's trace (and sidecar, when there is one)."""
@@ -212,6 +216,8 @@ class RankTrace:
     step_allocs: tuple[StepAllocs, ...] = ()  # per device and profiled step, its [memory] events (profile_memory)
     marks: tuple[Mark, ...] = ()  # the optimizer's steps, empty_cache calls
     op_names: OpNames | None = None  # what the compute was (kernel / operator names), None where not read
+    # what its operator / kernel names show the model holds: EMBEDDING_TABLES, EXPERTS (reader.comm.classify)
+    model_parts: frozenset[str] = frozenset()
 
     @property
     def first_ns(self) -> int:

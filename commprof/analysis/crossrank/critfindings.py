@@ -10,7 +10,7 @@ import numpy as np
 from ..section import Finding
 from .environment import apart_sentence
 from .peers import HOST, IDLE
-from .pgkind import DATA, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
+from .pgkind import DATA, EMBEDDING, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
 from .rootcause import Critical, GroupComm, RootCause, weak
 
 MIN_COMM_SHARE_PCT = 5.0
@@ -21,9 +21,11 @@ WAIT_GAP_PTS = 10.0
 _HOW = {TENSOR: "sequence parallelism, async tensor parallelism or Transformer Engine's communication overlap",
         DATA: "overlapping the gradient all-reduces with the backward pass (DDP bucket size, FSDP prefetch)",
         PIPELINE: "more micro-batches or an interleaved schedule",
-        # all-to-all serves experts and sharded embeddings alike (DLRM): a group's membership cannot tell them apart
+        # all-to-all serves experts and sharded embeddings alike: where the trace shows neither (or both), both
         EXPERT: "overlapping the all-to-all with compute: DeepEP's overlapped dispatch/combine for experts, a "
-                "pipelined sparse-data-dist (TorchRec's TrainPipelineSparseDist) for sharded embeddings"}
+                "pipelined sparse-data-dist (TorchRec's TrainPipelineSparseDist) for sharded embeddings",
+        EMBEDDING: "a pipelined sparse-data-dist (TorchRec's TrainPipelineSparseDist), which sends the next "
+                   "batch's features while this batch computes"}
 _DOING = {"compute": "Its own compute is slower than its peers' (a slower or throttled GPU/CPU, more work "
                      "assigned to it, or a noisy neighbour on its host).",
           "launch/host": "Its device waits for its host between operations (launch overhead, Python, "
@@ -137,7 +139,9 @@ def comm_findings(crit: Critical, how_data: str | None = None) -> list[Finding]:
         share = sum(g.share_pct for g in groups)
         if share < MIN_COMM_SHARE_PCT:
             continue
-        src = "its description" if all(g.source == "description" for g in groups) else "its membership pattern"
+        src = ("its description" if all(g.source == "description" for g in groups) else
+               "its all-to-alls beside the trace's embedding-table operators" if kind == EMBEDDING else
+               "its membership pattern")
         names = ", ".join(f"{g.group} ({g.ranks} ranks)" for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
         how = how_data if kind == DATA and how_data else _HOW[kind]
         out.append(Finding("high" if share >= 20 else "medium",

@@ -1,9 +1,10 @@
-"""What parallelism a process group serves: tensor, data, pipeline or expert parallel.
+"""What parallelism a process group serves: tensor, data, pipeline or expert parallel, or sharded embeddings.
 
 From the group's description where the trace records one (torch's ``pg_desc``, Megatron's group names: words such
 as "tensor", "tp", "data", "dp", "pipeline", "pp", "expert", "ep", "moe"); else from what it runs and its members:
-all-to-all -> expert parallel (or sharded embeddings, as DLRM's: the members cannot tell, and the remedy names
-both); point-to-point only -> pipeline; a group of consecutive ranks smaller than the job
+all-to-all -> sharded embeddings where the trace's operators / kernels show embedding tables and no experts
+(TorchRec's table-batched lookups: DLRM), else expert parallel (the remedy then names both: the members cannot tell
+them apart); point-to-point only -> pipeline; a group of consecutive ranks smaller than the job
 -> tensor parallel (Megatron and torch's DeviceMesh put the innermost dimension on consecutive ranks); a strided
 group or one spanning the job beside smaller groups -> data parallel.  A lone group spanning the job is tensor
 parallel when it repeats one message size many times per step (activations of the same shape, layer after layer)
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import ops
-from ...model import RankTrace
+from ...model import EMBEDDING_TABLES, EXPERTS, RankTrace
 from .matching import GroupMatch
 
-TENSOR, DATA, PIPELINE, EXPERT = "tensor", "data", "pipeline", "expert"
-NAMES = {TENSOR: "tensor-parallel", DATA: "data-parallel", PIPELINE: "pipeline-parallel", EXPERT: "expert-parallel"}
-SHORT = {TENSOR: "TP", DATA: "DP", PIPELINE: "PP", EXPERT: "EP"}
+TENSOR, DATA, PIPELINE, EXPERT, EMBEDDING = "tensor", "data", "pipeline", "expert", "embedding"
+NAMES = {TENSOR: "tensor-parallel", DATA: "data-parallel", PIPELINE: "pipeline-parallel", EXPERT: "expert-parallel",
+         EMBEDDING: "sharded-embedding"}
+SHORT = {TENSOR: "TP", DATA: "DP", PIPELINE: "PP", EXPERT: "EP", EMBEDDING: "EMB"}
 _WORDS = ((EXPERT, ("expert", "ep", "moe", "etp", "edp")), (PIPELINE, ("pipeline", "pp", "pipe", "stage")),
           (TENSOR, ("tensor", "tp", "tensor_model", "mp", "model", "sp", "cp", "context")),
           (DATA, ("data", "dp", "ddp", "fsdp", "shard", "replicate", "hsdp", "default_pg")))
@@ -35,8 +37,8 @@ MIN_REPEATS_PER_STEP = 8
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupKind:
     group: str
-    kind: str  # TENSOR, DATA, PIPELINE or EXPERT
-    source: str  # "description" or "membership"
+    kind: str  # TENSOR, DATA, PIPELINE, EXPERT or EMBEDDING
+    source: str  # "description", "membership", or "operators" (all-to-alls beside embedding-table operators)
     ranks: tuple[int, ...]
 
 
@@ -75,15 +77,16 @@ def group_kinds(ranks: Sequence[RankTrace], groups: Sequence[GroupMatch]) -> dic
         kind = _from_description(desc.get(g.process_group, ""))
         source = "description"
         if kind is None:
-            source = "membership"
             kind = _membership(g, ranks, world, smaller)
+            source = "operators" if kind == EMBEDDING else "membership"
         out[g.process_group] = GroupKind(group=g.process_group, kind=kind, source=source, ranks=g.ranks)
     return out
 
 
 def _membership(g: GroupMatch, ranks: Sequence[RankTrace], world: set[int], smaller: bool) -> str:
     if g.ops and sum(1 for op in g.ops if "all_to_all" in op) >= 0.5 * len(g.ops):
-        return EXPERT
+        parts = frozenset().union(*(rt.model_parts for rt in ranks[:64]))
+        return EMBEDDING if EMBEDDING_TABLES in parts and EXPERTS not in parts else EXPERT
     if g.ops and all(ops.is_p2p(op) for op in g.ops):
         return PIPELINE
     rk = np.asarray(g.ranks)

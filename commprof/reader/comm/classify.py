@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from ... import ops
 from ...formats import keys as K
+from ...model import EMBEDDING_TABLES, EXPERTS
 from ...model.alloc import (
     DDP_FORWARD,
     DDP_REDUCER,
@@ -74,6 +76,24 @@ SYNC_RUNTIME = frozenset({"cudaDeviceSynchronize", "cudaStreamSynchronize", "cud
 ALLOC_RUNTIME = {**{n: MALLOC for n in K.RT_MALLOC}, **{n: FREE for n in K.RT_FREE},
                  **{n: HOST_ALLOC for n in K.RT_HOST_ALLOC}, **{n: HOST_FREE for n in K.RT_HOST_FREE},
                  **{n: DEVICE_SYNC for n in K.RT_DEVICE_SYNC}}
+
+
+# what a trace's operator and kernel names show the model holds, for what its all-to-alls serve (``crossrank.pgkind``):
+# sharded embedding tables (fbgemm's table-batched embeddings, as TorchRec runs them; torch's EmbeddingBag) or
+# mixture-of-experts layers (routers, experts, grouped matrix products); lower-case parts of a name
+_MODEL_PARTS = ((EMBEDDING_TABLES, ("embedding_codegen", "embedding_bag", "embeddingbag")),
+                (EXPERTS, ("moe", "expert", "router", "grouped_gemm", "grouped_mm")))
+
+
+def model_parts(names: Iterable[str]) -> frozenset[str]:
+    """The model parts (``EMBEDDING_TABLES``, ``EXPERTS``) that any of these operator / kernel names shows."""
+    found: set[str] = set()
+    for name in names:
+        low = name.lower()
+        found.update(part for part, keys in _MODEL_PARTS if part not in found and any(k in low for k in keys))
+        if len(found) == len(_MODEL_PARTS):
+            break
+    return frozenset(found)
 
 
 def mark_of(name: str) -> tuple[str, str] | None:

@@ -43,6 +43,9 @@ class Side:
     compute_ms: float | None
     # the steps outside the profiler behind untraced_step_ms (the slowest rank's); None: given (--step-ms)
     untraced_steps: int | None = 0
+    # exposed_comm_ms is the most exposed rank's (the report's headline): the slowest rank's step is close to its
+    # peers' in a synchronous job and flips between runs, where a fast rank's exposed time (its waits) does not
+    exposed_rank: int | None = None
 
 
 def step_pair(before: Side, after: Side) -> tuple[str, float | None, float | None]:
@@ -94,6 +97,9 @@ class StragglerChange:
     rank: int
     before_late_ms: float | None  # mean lateness where it straggled, None where it did not
     after_late_ms: float | None
+    # the wait it caused per analyzed step (the straggler table's figure), None where it did not straggle
+    before_caused_ms: float | None = None
+    after_caused_ms: float | None = None
 
     @property
     def status(self) -> str:
@@ -175,8 +181,10 @@ def _side(rep: Report, figs: dict[int, dict[str, float | None]]) -> Side:
         rank, untraced = max(rep.unprofiled_step_ms.items(), key=lambda kv: kv[1])
         timed = unprofiled_step_values(rep.run)
         n = len(timed[rank]) if rank in timed else None  # not timed by a sidecar: the user's --step-ms
+    exposed = [(f["exposed_comm_ms"], r) for r, f in figs.items() if f["exposed_comm_ms"] is not None]
+    exp_ms, exp_rank = max(exposed) if exposed else (None, None)
     return Side(rep.run.path, rep.run.world_size, tuple(rt.rank for rt in rep.run.ranks), slowest.get("step_ms"),
-                untraced, slowest.get("exposed_comm_ms"), slowest.get("compute_ms"), untraced_steps=n)
+                untraced, exp_ms, slowest.get("compute_ms"), untraced_steps=n, exposed_rank=exp_rank)
 
 
 def _bins(rep: Report) -> dict[tuple[str, str, int], tuple[int, float, float, float, float | None]]:
@@ -314,9 +322,10 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
     sb, sa = _settings(before), _settings(after)
     _environment(before, after, sb, sa, notes)
     buckets = _buckets(before.buckets, after.buckets, sb, sa, notes)
-    late_b = {s.rank: s.mean_late_ms for s in before.cross.stragglers}
-    late_a = {s.rank: s.mean_late_ms for s in after.cross.stragglers}
-    strag = tuple(StragglerChange(r, late_b.get(r), late_a.get(r)) for r in sorted(set(late_b) | set(late_a)))
+    sb_, sa_ = ({s.rank: s for s in rep.cross.stragglers} for rep in (before, after))
+    strag = tuple(StragglerChange(r, *(x.mean_late_ms if x else None for x in (sb_.get(r), sa_.get(r))),
+                                  *(x.caused_wait_ms if x else None for x in (sb_.get(r), sa_.get(r))))
+                  for r in sorted(set(sb_) | set(sa_)))
     settings = tuple(SettingChange(k, sb.get(k), sa.get(k)) for k in sorted(set(sb) | set(sa))
                      if sb.get(k) != sa.get(k))
     side_b, side_a = _side(before, fb), _side(after, fa)

@@ -25,6 +25,7 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 def _side(s: Any) -> dict[str, Any]:
     return {"path": s.path, "world_size": s.world_size, "ranks": list(s.ranks), "step_ms": _r(s.step_ms),
             "untraced_step_ms": _r(s.untraced_step_ms), "exposed_comm_ms": _r(s.exposed_comm_ms),
+            "exposed_rank": s.exposed_rank,
             "compute_ms": _r(s.compute_ms)}
 
 
@@ -48,7 +49,9 @@ def as_dict(c: Comparison) -> dict[str, Any]:
                      "after": None if b.after is None else {"bytes": b.after[0], "comm_ms": _r(b.after[1]),
                                                             "exposed_ms": _r(b.after[2])}} for b in c.buckets],
         "stragglers": [{"rank": s.rank, "status": s.status, "before_mean_late_ms": _r(s.before_late_ms),
-                        "after_mean_late_ms": _r(s.after_late_ms)} for s in c.stragglers],
+                        "after_mean_late_ms": _r(s.after_late_ms),
+                        "before_caused_wait_ms": _r(s.before_caused_ms),
+                        "after_caused_wait_ms": _r(s.after_caused_ms)} for s in c.stragglers],
         "fsdp_units": [{"unit": u.unit, "before_exposed_ms": u.before, "after_exposed_ms": u.after}
                        for u in c.fsdp_units],
         "settings_changed": [{"name": s.name, "before": s.before, "after": s.after} for s in c.settings_changed],
@@ -103,6 +106,19 @@ def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f} ms"
 
 
+def _ms_of(x: float | None, rank: int | None) -> str:
+    return _ms(x) + (f" (rank {rank})" if x is not None and rank is not None else "")
+
+
+def _straggler(s: Any) -> str:
+    """"still there: caused 10.20 -> 2.29 ms of wait per step (late 10.85 -> 2.88 ms)": the amounts beside the
+    status (a status alone read "still there" for a rank whose lateness fell to a quarter)."""
+    def two(b: float | None, a: float | None) -> str:
+        return " -> ".join("-" if x is None else f"{x:.2f}" for x in (b, a))
+    return (f"{s.status}: caused {two(s.before_caused_ms, s.after_caused_ms)} ms of wait per step "
+            f"(late {two(s.before_late_ms, s.after_late_ms)} ms)")
+
+
 def _delta(b: float | None, a: float | None, unit: str = " ms") -> str:
     if b is None or a is None:
         return "-"
@@ -114,10 +130,14 @@ def headline(c: Comparison) -> list[str]:
     """The answer first: the step before and after, and each advice item's check."""
     where, b, a = step_pair(c.before, c.after)
     lines = [line for line in (verdict_line(c),) if line]
-    which = "median" if where == "outside the profiler" else "mean"
-    lines.append(f"Step ({where}, slowest rank's {which}): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}")
-    lines.append(f"Exposed communication (slowest rank's mean step): {_ms(c.before.exposed_comm_ms)} -> "
-                 f"{_ms(c.after.exposed_comm_ms)}")
+    which = "slowest rank's median" if where == "outside the profiler" else "slowest rank's mean"
+    if where == "outside the profiler" and None in (c.before.untraced_steps, c.after.untraced_steps):
+        which = "as given with --step-ms" if c.before.untraced_steps is None and c.after.untraced_steps is None \
+            else "given with --step-ms on one side, the slowest rank's median on the other"
+    lines.append(f"Step ({where}, {which}): {_ms(b)} -> {_ms(a)}, {_delta(b, a)}")
+    lines.append("Exposed communication (the most exposed rank's mean step): "
+                 f"{_ms_of(c.before.exposed_comm_ms, c.before.exposed_rank)} -> "
+                 f"{_ms_of(c.after.exposed_comm_ms, c.after.exposed_rank)}")
     for x in c.advice_check:
         if x.applied:
             err = f", error {x.error_pct:+.1f}%" if x.error_pct is not None else ""
@@ -172,7 +192,9 @@ def text(c: Comparison, written: list[str] | None = None) -> str:
             cells = [f"{ph} {_n((u.before or {}).get(ph))} -> {_n((u.after or {}).get(ph))}" for ph in phases]
             out.append(f"  {plain(u.unit or '(root)', 30)}: " + "; ".join(cells))
     if c.stragglers:
-        out += ["", "Stragglers"] + [f"  rank {s.rank}: {s.status}" for s in c.stragglers]
+        out += ["", "Stragglers (as the report's table: the wait each caused per step; late = where it arrived "
+                "last, its mean lead on the first rank)"]
+        out += [f"  rank {s.rank}: {_straggler(s)}" for s in c.stragglers]
     if c.notes:
         out += ["", "Notes"] + [f"  {plain(n, 1000)}" for n in c.notes]
     if written:

@@ -48,6 +48,16 @@ def test_the_advised_change_checked_on_the_amd_runs(tmp_path: Path):
     assert checks["bucket_cap_mb"]["applied"] is True and checks["bucket_cap_mb"]["error_pct"] is None
     assert checks["gradient_accumulation"]["applied"] is None
     assert "fp16_compress_hook: applied" in res.stdout and "error +" in res.stdout
+    # exposed communication is the most exposed rank's on each side, named (the slowest rank's flipped between
+    # two runs of one job: 17.4 ms of the fast rank -> 142.6 ms of the waiting one, the same job)
+    for side in ("before", "after"):
+        worst = max(d["ranks"], key=lambda r: r[side]["exposed_comm_ms"])
+        assert d[side]["exposed_rank"] == worst["rank"]
+        assert d[side]["exposed_comm_ms"] == worst[side]["exposed_comm_ms"]
+    assert f"ms (rank {d['before']['exposed_rank']}) -> " in res.stdout
+    for s in d["stragglers"]:  # the amounts beside the status, as the report's straggler table
+        assert {"before_caused_wait_ms", "after_caused_wait_ms"} <= set(s)
+        assert f"rank {s['rank']}: {s['status']}: caused " in res.stdout
     # DDP buckets: 2 before, 8 after; the text names the answer first
     assert len(d["buckets"]) == 8 and res.stdout.index("Step (outside the profiler") < res.stdout.index("Per rank")
     assert (tmp_path / "compare.html").read_text().count("<img") == 2

@@ -1,0 +1,34 @@
+"""compare's text: a straggler's status with its amounts (a user read "rank 1: still there" for a rank whose
+lateness fell from 10.8 to 2.9 ms), and the step's basis as given (--step-ms is not "the slowest rank's median")."""
+
+from __future__ import annotations
+
+from commprof.analysis.compare import Side, StragglerChange
+from commprof.render.compare import _straggler, headline
+
+
+def test_a_straggler_line_carries_the_wait_it_caused_and_its_lateness():
+    assert _straggler(StragglerChange(1, 10.846, 2.875, 9.5, 2.29)) == \
+        "still there: caused 9.50 -> 2.29 ms of wait per step (late 10.85 -> 2.88 ms)"
+    assert _straggler(StragglerChange(2, None, 3.0, None, 1.0)).startswith("appeared: caused - -> 1.00 ms")
+    assert _straggler(StragglerChange(3, 5.0, None, 4.0, None)).startswith("went away: caused 4.00 -> - ms")
+
+
+def _side(untraced: float | None, steps: int | None, exposed: float, rank: int) -> Side:
+    return Side(path="x", world_size=2, ranks=(0, 1), step_ms=60.0, untraced_step_ms=untraced,
+                exposed_comm_ms=exposed, compute_ms=20.0, untraced_steps=steps, exposed_rank=rank)
+
+
+class _C:  # the fields headline reads
+    def __init__(self, before: Side, after: Side):
+        self.before, self.after, self.advice_check, self.verdict = before, after, (), None
+
+
+def test_the_step_line_names_its_basis_and_the_exposed_line_its_ranks():
+    given = headline(_C(_side(59.6, None, 17.4, 1), _side(17.5, None, 6.5, 0)))  # type: ignore[arg-type]
+    step = next(line for line in given if line.startswith("Step"))
+    assert step.startswith("Step (outside the profiler, as given with --step-ms): 59.60 ms -> 17.50 ms")
+    exposed = next(line for line in given if line.startswith("Exposed"))
+    assert exposed.endswith("17.40 ms (rank 1) -> 6.50 ms (rank 0)")
+    timed = headline(_C(_side(59.6, 5, 1.0, 0), _side(17.5, 5, 1.0, 0)))  # type: ignore[arg-type]
+    assert any(line.startswith("Step (outside the profiler, slowest rank's median)") for line in timed)

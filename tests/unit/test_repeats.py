@@ -144,3 +144,16 @@ def test_the_step_line_takes_one_basis_on_both_sides():
     assert step_pair(side(None, 0), side(17.0, 3)) == ("profiled", 27.0, 27.0)  # never one beside the other
     assert step_pair(side(30.7, 4), side(17.0, 3)) == ("outside the profiler", 30.7, 17.0)
     assert step_pair(side(30.7, None), side(17.0, None)) == ("outside the profiler", 30.7, 17.0)  # --step-ms
+
+
+def test_outlier_steps_are_judged_within_their_own_run_not_against_the_other_side():
+    """HTA's trace_diff pair, its step times: BEFORE 75-81 ms, AFTER 82-166 ms.  Judged against both runs' steps,
+    AFTER's two 166 ms steps were "2.1x the median" (BEFORE's) and left out: +60% read "no detectable change"."""
+    before = _run([75.5, 78.0, 81.1, 77.0, 76.2, 79.9])
+    after = _run([100.3, 122.2, 166.4, 82.0, 107.2, 166.4])
+    v = verdict(before, after)
+    assert v.change == "slower" and "Left out" not in v.basis
+    assert v.delta_ms == pytest.approx(124.08 - 77.95, abs=0.05)  # every step of both runs in the means
+    # a one-off stall within a run is still left out, named against its own run's steps
+    stalled = verdict(before, _run([80.0, 81.0, 79.5, 240.0, 80.5, 80.2, 79.8, 80.1]))
+    assert "after #3 240.0 ms" in stalled.basis and "its own run's other steps" in stalled.basis

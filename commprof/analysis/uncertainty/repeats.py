@@ -5,7 +5,7 @@ otherwise, its memory laid out otherwise: on a 2-core host the mean step of one 
 runs, while its steps within a run agreed within 2-3%, docs/compare.md).  With several runs of a setting, each
 run's mean step is one observation of it, and their spread holds both the steps' own noise and that drift.
 
-The test: each run's steps (``verdict.step_samples``), less the one-off stalls judged against the steps of every run
+The test: each run's steps (``verdict.step_samples``), less the one-off stalls judged against its own other steps
 (``verdict.without_stalls``, as for one run each); each run's mean; delta = mean of AFTER's run means - mean of
 BEFORE's; its interval delta ± t(confidence, ν) × s × sqrt(1/n_b + 1/n_a), s² the pooled variance of the run means
 around their side's mean, ν = n_b + n_a - 2 (a side with one run adds no degree of freedom: the other side's spread

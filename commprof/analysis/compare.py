@@ -43,8 +43,7 @@ class Side:
     compute_ms: float | None
     # the steps outside the profiler behind untraced_step_ms (the slowest rank's); None: given (--step-ms)
     untraced_steps: int | None = 0
-    # exposed_comm_ms is the most exposed rank's (the report's headline): the slowest rank's step is close to its
-    # peers' in a synchronous job and flips between runs, where a fast rank's exposed time (its waits) does not
+    # exposed_comm_ms is the most exposed rank's (the report's headline; the slowest rank flips between runs)
     exposed_rank: int | None = None
 
 

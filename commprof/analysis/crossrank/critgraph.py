@@ -10,8 +10,10 @@ arrival at the next collective (or to the step's end).  Own work splits into com
 ``IDLE_GAP_NS`` between its operations: data loading, host stalls, sleeps) and host (the shorter gaps: launch
 latency, Python between operators).
 
-- A collective *gates* a rank when the rank's compute was idle when the collective ended, for at least half of the
-  collective's transfer (its last arrival to its end): the rank was waiting for it.  Collectives that end while
+- A collective *gates* a rank when the rank's compute was idle when the collective ended and for at least half of the
+  collective's transfer (its last arrival to its end): the gap it ended in and the long gaps (``IDLE_GAP_NS``) before
+  it, a wait split by a blip of work (the end of the issuing operator on a CPU rank) counted whole; the rank was
+  waiting for it.  Collectives that end while
   compute runs (DDP buckets overlapping backward) do not gate; the rank's work goes on beside them.
 - Stream order: a GPU collective whose kernel was launched before the previous collective of its process group (one
   NCCL stream per group) ended on the rank and started within ``QUEUE_TOL_NS`` of that end was queued behind it;
@@ -35,10 +37,10 @@ from ...model import RankTrace
 from ..perrank import RankDigest, late_split_spans
 from .matching import CrossRank, GroupMatch
 from .p2p import NO_LINKS, Links
+from .spans import covered_before, first_start_after, last_end_before, long_gaps, woken
 
 QUEUE_TOL_NS = 20_000
 GATE_FRACTION = 0.5
-IDLE_GAP_NS = 1_000_000  # a gap between a rank's operations this long is idle (a sleep, a stall), shorter: host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,40 +81,6 @@ class StepGraph:
     @property
     def rank_index(self) -> dict[int, int]:
         return {int(r): i for i, r in enumerate(self.ranks.tolist())}
-
-
-def _covered_before(span: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Length of the canonical ``span`` before each time in ``x`` (vectorised)."""
-    s, e = span
-    if s.size == 0:
-        return np.zeros(x.shape, dtype=np.int64)
-    cum = np.concatenate([[0], np.cumsum(e - s)])
-    k = np.searchsorted(s, x, side="right") - 1
-    kk = np.maximum(k, 0)
-    part = np.clip(np.minimum(x, e[kk]) - s[kk], 0, None)
-    return np.where(k >= 0, cum[kk] + part, 0)
-
-
-def _last_end_before(span: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per time: whether compute runs at it, and the end of the latest compute interval ending at or before it
-    (min int64 where none)."""
-    s, e = span
-    if s.size == 0:
-        return np.zeros(x.shape, dtype=bool), np.full(x.shape, np.iinfo(np.int64).min)
-    k = np.searchsorted(s, x, side="left") - 1  # the last interval starting strictly before x
-    kk = np.maximum(k, 0)
-    inside = (k >= 0) & (e[kk] > x)
-    j = np.searchsorted(e, x, side="right") - 1
-    last = np.where(j >= 0, e[np.maximum(j, 0)], np.iinfo(np.int64).min)
-    return inside, last
-
-
-def _first_start_after(span: tuple[np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
-    s, e = span
-    if s.size == 0:
-        return np.full(x.shape, np.iinfo(np.int64).max)
-    j = np.searchsorted(e, x, side="right")  # the first interval ending after x
-    return np.where(j < s.size, np.maximum(s[np.minimum(j, s.size - 1)], x), np.iinfo(np.int64).max)
 
 
 @dataclass(slots=True)
@@ -179,29 +147,19 @@ class _PerPair:
     ends: dict[int, list[tuple[int, int, int, int, int, int, int]]]  # step -> (rank, start, stop, pred, c, h, i)
 
 
-def _long_gaps(comp) -> tuple[np.ndarray, np.ndarray]:
-    """The gaps of a compute union at least ``IDLE_GAP_NS`` long, as a canonical span."""
-    s, e = comp
-    if s.size < 2:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    gs, ge = e[:-1], s[1:]
-    keep = ge - gs >= IDLE_GAP_NS
-    return gs[keep], ge[keep]
-
-
 def _own(comp, gaps, base: np.ndarray, x: np.ndarray, from_start: np.ndarray,
          before_collective: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Compute, host and idle parts of own-work windows ``[base, x]``; ``gaps``: the long gaps (``_long_gaps``)."""
+    """Compute, host and idle parts of own-work windows ``[base, x]``; ``gaps``: the long gaps (``long_gaps``)."""
     w = np.maximum(x - base, 0)
-    c = np.minimum(_covered_before(comp, x) - _covered_before(comp, base), w)
+    c = np.minimum(covered_before(comp, x) - covered_before(comp, base), w)
     tail = np.zeros_like(w)
     if before_collective:
-        inside, last = _last_end_before(comp, x)
+        inside, last = last_end_before(comp, x)
         tail = np.where(inside, 0, np.maximum(x - np.maximum(base, last), 0))
-    lead = np.where(from_start, np.maximum(np.minimum(_first_start_after(comp, base), x) - base, 0), 0)
+    lead = np.where(from_start, np.maximum(np.minimum(first_start_after(comp, base), x) - base, 0), 0)
     lo = base + lead
     hi = np.maximum(x - tail, lo)
-    interior = _covered_before(gaps, hi) - _covered_before(gaps, lo)  # long gaps between its operations
+    interior = covered_before(gaps, hi) - covered_before(gaps, lo)  # long gaps between its operations
     idle = tail + lead + np.maximum(interior, 0)
     idle = np.where(c == 0, w, np.minimum(idle, w - c))
     return c, w - c - idle, idle
@@ -211,13 +169,18 @@ def _rank_pass(rt: RankTrace, idx: np.ndarray, flat: _Flat, shift: int, comp, st
                out: _PerPair) -> None:
     """The rank-local facts of one rank's pairs ``idx`` (global pair indices): gating, predecessors, own parts."""
     comp = (comp[0] + shift, comp[1] + shift)
-    gaps = _long_gaps(comp)
-    a, e, iss = flat.arrival[idx], flat.end[idx], flat.issue[idx]
+    gaps = long_gaps(comp)
     st = flat.inst_step[flat.inst[idx]]
-    inside, last = _last_end_before(comp, e)
-    gap = np.where(inside, 0, e - np.maximum(last, a.min() - 1))  # no compute before it: idle since the start
-    gating = (gap > 0) & (gap >= GATE_FRACTION * (e - flat.release[idx]))
     cpu = {s.number: (s.start_ns + shift, s.end_ns + shift) for s in rt.steps}
+    if rt.device_kind == "cpu":
+        flat.end[idx] = woken(gaps, cpu, st, flat.end[idx], flat.release[idx])
+    a, e, iss = flat.arrival[idx], flat.end[idx], flat.issue[idx]
+    inside, last = last_end_before(comp, e)
+    gap = np.where(inside, 0, e - np.maximum(last, a.min() - 1))  # no compute before it: idle since the start
+    rel = np.minimum(flat.release[idx], e)
+    # idle during the transfer: the gap it ended in, and long gaps before it (a wait split by a blip of work)
+    idle = np.maximum(gap, covered_before(gaps, e - np.minimum(gap, e - rel)) - covered_before(gaps, rel) + gap)
+    gating = (gap > 0) & (idle >= GATE_FRACTION * (e - rel))
     for s in sorted(set(st.tolist()) & steps):
         m = np.flatnonzero(st == s)
         m = m[np.argsort(e[m], kind="stable")]

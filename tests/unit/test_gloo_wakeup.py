@@ -41,6 +41,8 @@ def test_the_path_crosses_an_all_reduce_recorded_to_end_after_its_ranks_resumed(
         comm = next(s for s in path.segments if s.kind == COMM)
         assert (comm.start_ns, comm.end_ns) == (40 * MS, 44 * MS), (overshoot, blip)  # released at 40, woken at 44
         assert crit.cause.ranks == (0,) and crit.cause.what == "idle before collectives"
+        # one step: one replay, no range (it read [x, x] beside the gain, as if certain)
+        assert crit.cause.predicted_gain_ms and crit.cause.predicted_range_ms is None
 
 
 def test_a_gpu_rank_keeps_its_recorded_ends():

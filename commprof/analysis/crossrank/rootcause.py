@@ -228,6 +228,14 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
     return replace(out, text=_no_single(out))
 
 
+def _range_ms(per_step_ns: np.ndarray) -> tuple[float, float] | None:
+    """The lowest and highest of a per-step figure (ns) in ms; None from one step: one replay has no range (it
+    read [297.07, 297.07] beside a 53% gain, as if certain)."""
+    if per_step_ns.size < 2:
+        return None
+    return float(per_step_ns.min()) / 1e6, float(per_step_ns.max()) / 1e6
+
+
 def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, paths: Sequence[StepPath],
                lens: np.ndarray, kinds: Mapping[str, GroupKind]) -> RootCause:
     """A rank named for its slow link: its transfers on the path as its share, the replay with them cut."""
@@ -239,8 +247,7 @@ def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, pat
                     # the step less the gain, both medians over the steps: the sentence adds up
                     predicted_step_ms=float(np.median(lens) - np.median(link.gains)) / 1e6,
                     predicted_gain_ms=float(np.median(link.gains)) / 1e6,
-                    predicted_range_ms=(float(pred.min()) / 1e6, float(pred.max()) / 1e6),
-                    gain_range_ms=(float(link.gains.min()) / 1e6, float(link.gains.max()) / 1e6), ratio=link.ratio,
+                    predicted_range_ms=_range_ms(pred), gain_range_ms=_range_ms(link.gains), ratio=link.ratio,
                     peers=_ratio(graphs, link.rank, COMPUTE, kinds)[1])
     lo, hi = cause.gain_range_ms or (0.0, 0.0)
     band = f", {lo:.2f}-{hi:.2f} over the steps" if cause.steps > 1 else ""
@@ -266,8 +273,7 @@ def _name(graphs: Sequence[StepGraph], base: RootCause, named: Sequence[int], jo
                     share_pct=sum(shares.get(r, 0.0) for r in named), steps_on_path=held, jitter_ms=jitter / 1e6,
                     predicted_step_ms=float(np.median(lens) - np.median(joint)) / 1e6,  # adds up, as above
                     predicted_gain_ms=float(np.median(joint)) / 1e6,
-                    predicted_range_ms=(float(pred.min()) / 1e6, float(pred.max()) / 1e6),
-                    gain_range_ms=(float(joint.min()) / 1e6, float(joint.max()) / 1e6), ratio=ratio, peers=peers)
+                    predicted_range_ms=_range_ms(pred), gain_range_ms=_range_ms(joint), ratio=ratio, peers=peers)
     return replace(cause, text=_named(cause))
 
 

@@ -147,17 +147,22 @@ def comm_findings(crit: Critical, how_data: str | None = None) -> list[Finding]:
         out.append(Finding("high" if share >= 20 else "medium",
                            f"{NAMES[kind].capitalize()} ({SHORT[kind]}) communication on the critical path: "
                            f"{ms:.2f} ms per step ({share:.0f}% of the step), process group {names}, kind from "
-                           f"{src}. {_remedy(how, ms)}"))
+                           f"{src}. {_remedy(how, ms, crit.saves_at_most_ms(ms))}"))
     return out
 
 
-def _remedy(how: str, ms: float) -> str:
+def _remedy(how: str, ms: float, most: float | None = None) -> str:
+    """The remedy and what it can save at most: ``most``, the transfers on the path bounded by the step less the
+    most compute a rank runs (``Critical.saves_at_most_ms``)."""
+    most = ms if most is None else most
+    bound = (f" (hidden, the {ms:.2f} ms of transfers still take their time: the step shrinks to no less than "
+             "them and the most compute a rank runs)" if most < ms - 0.005 else
+             " (the path may then run through other work)")
     if how == _HOW_FSDP_GLOO:
         return ("On gloo FSDP2's collectives run on the training thread, so no FSDP setting hides them (the FSDP "
                 f"section's replay); on a GPU backend (NCCL) they overlap with compute on their own stream, up to "
-                f"{ms:.2f} ms per step.")
-    return (f"Overlapping it with compute ({how}) could save at most {ms:.2f} ms per step (the path may then run "
-            "through other work).")
+                f"{most:.2f} ms per step{bound}.")
+    return f"Overlapping it with compute ({how}) could save at most {most:.2f} ms per step{bound}."
 
 
 def unpaired_finding(n: int) -> list[Finding]:

@@ -29,7 +29,9 @@ class CrossRankDetail:
 def section(sh: Shared) -> Section[CrossRankDetail]:
     crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests)
     if crit is not None:
-        crit = replace(crit, cause=without_missing(crit.cause, sh.run))
+        floor = max((o.representative.compute_ns / 1e6 for o in sh.overlaps if o.representative is not None),
+                    default=0.0)
+        crit = replace(crit, cause=without_missing(crit.cause, sh.run), compute_floor_ms=floor)
     gpu = any(rt.device_kind != "cpu" for rt in sh.run.ranks)
     envs = {rt.rank: rt.sidecar.env for rt in sh.run.ranks if rt.sidecar is not None and rt.sidecar.env is not None}
     first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu, envs),) if crit is not None else ()

@@ -111,6 +111,14 @@ class Critical:
     comm: tuple[GroupComm, ...]  # largest first
     kinds: dict[str, GroupKind]
     unpaired_p2p: int = 0  # sends / recvs the path could not cross (``p2p.Links.unpaired``)
+    # the most compute a rank ran per step (mean): overlap can shorten the step to no less than it
+    compute_floor_ms: float = 0.0
+
+    def saves_at_most_ms(self, on_path_ms: float) -> float:
+        """What hiding ``on_path_ms`` of transfers behind compute can save at most: hidden, they still take their
+        time, so the step shrinks to no less than the larger of them and the most compute a rank runs (564 ms of
+        transfers on the path of a 740 ms step with 184 ms of compute read "could save at most 564 ms": 176 ms)."""
+        return max(0.0, min(on_path_ms, self.cause.step_ms - max(self.compute_floor_ms, on_path_ms)))
 
 
 def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] | None = None,

@@ -74,7 +74,7 @@ def critical_comm(rep: Report) -> list[dict[str, Any]]:
         return []
     return [{"process_group": g.group, "kind": g.kind, "kind_from": g.source, "ranks": g.ranks,
              "on_path_ms": _r(g.on_path_ms), "share_pct": _r(g.share_pct, 1), "overlap_saves_at_most_ms":
-             _r(g.on_path_ms)} for g in crit.comm]
+             _r(crit.saves_at_most_ms(g.on_path_ms))} for g in crit.comm]
 
 
 def text(con: Console, rep: Report, s: dict[str, Any]) -> None:

@@ -54,3 +54,17 @@ def test_a_gpu_rank_keeps_its_recorded_ends():
     assert crit is not None
     comm = next(s for s in crit.paths[0].segments if s.kind == COMM)
     assert comm.end_ns == int(47.4 * MS)  # the kernel's own end, not the wake-up at 44 ms
+
+
+def test_exposed_communication_that_is_mostly_waiting_is_not_high():
+    """Rank 1 waits 30 ms of its 34 ms all-reduce for rank 0's sleep: 76% of the step exposed, but the network is not
+    what the step waits for (the root cause names rank 0); the finding's severity counts the transfer part."""
+    from commprof.analysis import findings
+    from commprof.analysis.analyze import analyze
+
+    rn = _job(0.0, False)
+    rep = analyze(rn)
+    (f,) = findings.overview(rep.overlaps, rep.cross)
+    assert f.text.startswith("Exposed communication: 34.00 ms of a 45.00 ms step (76%) on rank 1")
+    assert "30.00 ms per step is waiting" in f.text and "not for the network" in f.text
+    assert f.severity == "medium"  # by its 4 ms of transfer (9% of the step), not its 76% exposed

@@ -63,3 +63,12 @@ def test_cpu_kinds():
     assert cl.cpu_kind("_c10d_functional::all_gather_into_tensor") == cl.C10D
     assert cl.cpu_kind("_c10d_functional::wait_tensor") == cl.EXCLUDED
     assert cl.cpu_kind("c10d::check_for_nan") == cl.EXCLUDED
+
+
+def test_host_synchronizations_are_the_calls_that_block_the_host():
+    """cudaStreamWaitEvent orders a stream on the device and returns at once: DLRM's 44 per step were counted as host
+    blocking (54 "synchronizations", 10 of which blocked)."""
+    from commprof.reader.comm.classify import SYNC_RUNTIME
+
+    assert {"cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy"} <= SYNC_RUNTIME
+    assert "cudaStreamWaitEvent" not in SYNC_RUNTIME and "hipStreamWaitEvent" not in SYNC_RUNTIME

@@ -54,8 +54,9 @@ def test_large_runs_spill_by_default_and_the_folder_goes_with_the_run():
     folder = Path(rt.compute.data.path).parent
     assert folder.is_dir() and folder.name.startswith("commprof-lanes-")
     # the parsed rank as the map step hands it over: its 17,350 compute kernels stay in the file
-    assert len(rt.compute) == 17350 and len(pickle.dumps(rt)) < 0.5 * len(pickle.dumps(
-        commprof.load(path, spill=False).ranks[0]))
+    full = commprof.load(path, spill=False).ranks[0]
+    lanes = len(pickle.dumps(full.compute))  # what the map step would hand over in memory without the spill
+    assert len(rt.compute) == 17350 and len(pickle.dumps(rt)) < len(pickle.dumps(full)) - 0.9 * lanes
     del run, rt, d
     gc.collect()
     assert not folder.exists()

@@ -22,7 +22,7 @@ T = TypeVar("T", bound=tuple)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Together:
-    """What the user asked for: a cycle (1-based), steps, per-rank figures only; and the files skipped as broken."""
+    """What the user asked for: a cycle (1-based), steps, per-rank figures only; and the files skipped (unreadable)."""
 
     cycle: int | None = None
     steps: StepsKey = None
@@ -54,7 +54,7 @@ def judge(run: R, ask: Together, cycle_note: str | None) -> R:
         notes.append(f"{len(run.ranks)} of {world} ranks (missing: {shown}): cross-rank figures cover the ranks "
                      "present only")
     if ask.skipped:
-        notes.append("skipped as broken: " + "; ".join(ask.skipped[:4])
+        notes.append("skipped, not read as traces: " + "; ".join(ask.skipped[:4])
                      + (f"; and {len(ask.skipped) - 4} more" if len(ask.skipped) > 4 else ""))
     verdict = coherence(run.ranks)
     per_rank = ask.per_rank

@@ -14,7 +14,10 @@ TABLES = ("ranks", "collectives", "buckets", "stragglers", "bandwidth_model", "b
 def to_dataframe(rep: Report, table: str = "ranks") -> Any:
     """One table of summary.json as a DataFrame: ``ranks``, ``collectives``, ``buckets``, ``stragglers``,
     ``bandwidth_model``, ``bandwidth_bins``, ``whatif``, ``advice`` or ``findings``."""
-    import pandas as pd
+    try:
+        import pandas as pd
+    except ImportError as e:  # an optional dependency: say which extra brings it
+        raise ImportError("commprof.to_dataframe needs pandas: pip install 'commprof[notebooks]' (or pandas)") from e
 
     if table not in TABLES:
         raise ValueError(f"unknown table {table!r}; choose from {', '.join(TABLES)}")

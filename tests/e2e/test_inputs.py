@@ -168,7 +168,8 @@ def test_broken_and_missing_ranks_are_named_in_the_header(runs, tmp_path, capsys
     assert code == 0, err
     lines = head.splitlines()
     assert lines[2].startswith("1 of 2 ranks (missing: 1)")
-    assert any(line.startswith("skipped as broken: rank1.json (not valid JSON") for line in lines[2:6]), lines[:6]
+    skipped = "skipped, not read as traces: rank1.json (not valid JSON"
+    assert any(line.startswith(skipped) for line in lines[2:6]), lines[:6]
 
 
 def test_a_chrome_trace_of_another_program(tmp_path, capsys):

@@ -27,3 +27,11 @@ def test_sizes_that_do_not_tile_the_parameters_give_no_layout():
     assert initial_groups("1024, 526336", params) is None  # parameters left over
     assert initial_groups("1000, 526336, 526336, 526336", params) is None  # a size cut inside a parameter
     assert initial_groups("", params) is None and initial_groups("x, 1", params) is None
+
+
+def test_the_inferred_cap_is_said_plainly():
+    """'inferred from the 1 bucket sizes ... any cap in (3.03, 1.07e+09] MB': one bucket, no upper bound."""
+    from commprof.analysis.ddp.view import infer_cap
+
+    cap, _first, how = infer_cap([10], [4_223_016])
+    assert "the one bucket's size" in how and "e+" not in how and "any cap above" in how, how

@@ -33,3 +33,15 @@ def test_a_table_too_wide_for_the_terminal_wraps_its_text_and_keeps_every_figure
     assert "".join(c[0] for c in cells) == ROW[0]
     header = " ".join(line for line in lines if line.startswith("┃"))
     assert all(word in header for col in COLS for word in col.split())  # headers wrap between words, never cut
+
+
+def test_to_dataframe_without_pandas_names_the_extra(monkeypatch):
+    import sys
+
+    import pytest
+
+    from commprof.render.frames import to_dataframe
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"commprof\[notebooks\]"):
+        to_dataframe(None)  # type: ignore[arg-type]

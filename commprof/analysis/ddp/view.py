@@ -167,6 +167,10 @@ def _layout(rows: list[BucketStep], sizes: list[int]) -> list[int] | None:
     return counts if i == len(sizes) else None
 
 
+def _sizes(n: int) -> str:
+    return "the one bucket's size" if n == 1 else f"the {n} bucket sizes"
+
+
 def infer_cap(counts: list[int], sizes: list[int]) -> tuple[int, int | None, str]:
     """The bucket cap (and first-bucket limit) with which DDP's rule — fill buckets in ready order, close one once
     it reaches its limit — gives this layout: DDP's default where it does, else the largest round value that does.
@@ -191,10 +195,12 @@ def infer_cap(counts: list[int], sizes: list[int]) -> tuple[int, int | None, str
             cap = int(mb * MiB)
             if lo < cap <= hi:
                 how = "DDP's default" if mb == 25 else "the largest round value that does"
-                return cap, first, (f"bucket_cap_mb={mb:g} inferred from the {len(counts)} bucket sizes ({how}; any "
-                                    f"cap in ({lo / MiB:.3g}, {min(hi, 1 << 50) / MiB:.3g}] MB gives this layout)")
+                caps = (f"any cap in ({lo / MiB:.3g}, {hi / MiB:.3g}] MB" if hi < 1 << 50 else
+                        f"any cap above {lo / MiB:.3g} MB")
+                return cap, first, (f"bucket_cap_mb={mb:g} inferred from {_sizes(len(counts))} ({how}; {caps} "
+                                    "gives this layout)")
         if lo < hi:
-            return hi, first, f"bucket cap inferred from the {len(counts)} bucket sizes: {hi / MiB:.3g} MB"
+            return hi, first, f"bucket cap inferred from {_sizes(len(counts))}: {hi / MiB:.3g} MB"
     return DEFAULT_CAP_BYTES, None, "no bucket cap gives this layout with DDP's rule; DDP's default 25 MB assumed"
 
 

@@ -285,10 +285,10 @@ def cpu_bound_transfers(scs: Sequence[Scenario]) -> str | None:
 
 def _calibration_note(target_ms: float | None, on_profiled: bool) -> tuple[str, ...]:
     if not target_ms:
-        return ("no step time outside the profiler in these files: predictions are profiled times (pass "
+        return ("No step time outside the profiler in these files: predictions are profiled times (pass "
                 "--step-ms, or analyze(step_ms=...), with the step time from your training log to calibrate them)",)
     if on_profiled:
-        return ("these files time no more than one step outside the profiler: predictions are calibrated on the "
+        return ("These files time no more than one step outside the profiler: predictions are calibrated on the "
                 "mean profiled step, the profiler's own cost in it (pass --step-ms, or analyze(step_ms=...), with the "
                 "step time from your training log, or let the run take more steps after the profiled ones)",)
     return ()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import commprof
-from commprof.analysis.crossrank.rootcause import weak
+from commprof.analysis.crossrank.chance import weak
 
 pytestmark = pytest.mark.slow
 JOB = Path(__file__).with_name("subgroup_job.py")

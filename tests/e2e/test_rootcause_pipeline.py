@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import commprof
-from commprof.analysis.crossrank.rootcause import weak
+from commprof.analysis.crossrank.chance import weak
 from commprof.analysis.perrank import compute_busy
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import commprof
-from commprof.analysis.crossrank.rootcause import weak
+from commprof.analysis.crossrank.chance import weak
 from commprof.workloads.demo import launch
 
 pytestmark = pytest.mark.slow

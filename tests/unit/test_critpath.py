@@ -10,9 +10,10 @@ import pytest
 from builders import collective, lane, rank_trace, run
 
 from commprof.analysis.analyze import analyze
+from commprof.analysis.crossrank.chance import weak
 from commprof.analysis.crossrank.critpath import COMM, OWN
 from commprof.analysis.crossrank.matching import cross_rank
-from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, critical, weak
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, critical
 from commprof.model import Run
 
 US = 1_000

@@ -12,9 +12,10 @@ import pytest
 from builders import collective, lane, rank_trace, run
 from test_critpath import US, lockstep
 
+from commprof.analysis.crossrank.chance import chance_p, one, steps_needed, weak
 from commprof.analysis.crossrank.critfindings import root_cause_finding
 from commprof.analysis.crossrank.matching import cross_rank
-from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, chance_p, critical, steps_needed, weak
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, critical
 from commprof.model import Run
 
 
@@ -153,6 +154,15 @@ def test_a_count_of_steps_jitter_alone_gives_is_weaker():
     assert not weak(replace(pair, steps=5, steps_on_path=5)) and weak(replace(pair, steps=4, steps_on_path=4))
     # exact at the threshold: one of twenty ranks holding 2 of 2 steps is p = 0.05, not over it
     assert not weak(replace(few.cause, contenders=20, steps=2, steps_on_path=2))
+    # held in 5 of 6 steps, as many as confirm 6 of 6: the count at that share, not "at least 6" again
+    five = replace(few.cause, steps=6, steps_on_path=5)
+    assert weak(five) and steps_needed(five) == 6
+    hint = one(five)
+    assert "trace at least" not in hint and "at that share of steps, about 9 steps would confirm it" in hint, hint
+    assert chance_p(replace(five, steps=9, steps_on_path=8)) <= 0.05 < chance_p(replace(five, steps=8, steps_on_path=7))
+    # 2 of 3 among 2 ranks is what chance always gives; 3 of 6 never beats it
+    assert "what chance alone gives among 2 ranks" in one(replace(few.cause, steps_on_path=2))
+    assert "more steps would not confirm it" in one(replace(five, steps_on_path=3))
 
 
 def test_a_slow_rank_whose_thread_waited_for_a_cpu_is_said_to_share_its_cpus():

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..section import Finding
+from .chance import weak
 from .environment import apart_sentence
 from .peers import HOST, IDLE
 from .pgkind import DATA, EMBEDDING, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
-from .rootcause import Critical, GroupComm, RootCause, weak
+from .rootcause import Critical, GroupComm, RootCause
 
 MIN_COMM_SHARE_PCT = 5.0
 # points by which the named rank's loop thread must out-wait its peers' for a CPU before contention on its host is

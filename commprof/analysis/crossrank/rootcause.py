@@ -44,12 +44,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from fractions import Fraction
 
 import numpy as np
 
 from ...model import RankTrace
 from ..perrank import RankDigest
+from .chance import holds, one
 from .critgraph import StepGraph, build, length, replay
 from .critpath import COMM, StepPath, walk
 from .matching import CrossRank
@@ -261,10 +261,10 @@ def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, pat
     band = f", {lo:.2f}-{hi:.2f} over the steps" if cause.steps > 1 else ""
     ops = "/".join(link.ops[:2]) or "collective"
     groups = ", ".join(link.groups[:3]) + (" ..." if len(link.groups) > 3 else "")
-    text = (f"Rank {link.rank} {_holds(cause)} the job back: a slow link, its {ops} transfers take {link.ratio:.1f}x "
+    text = (f"Rank {link.rank} {holds(cause)} the job back: a slow link, its {ops} transfers take {link.ratio:.1f}x "
             f"its peers' on the same collectives (process groups {groups}, each against the same collectives of its "
             f"sibling groups, waits removed; the one rank they share), {share:.0f}% of the step's critical path; "
-            f"beyond the others' transfer jitter in {link.held} of {cause.steps} steps{_one(cause)}. At its peers' "
+            f"beyond the others' transfer jitter in {link.held} of {cause.steps} steps{one(cause)}. At its peers' "
             f"transfer speed {STEP_NAME} would take {cause.predicted_step_ms:.2f} ms instead of {cause.step_ms:.2f} "
             f"ms (-{cause.predicted_gain_ms:.2f} ms{band}); the other ranks' longer transfers cost up to "
             f"{link.jitter / 1e6:.2f} ms in a step (90th percentile).")
@@ -325,63 +325,14 @@ def _named(c: RootCause) -> str:
              f"{c.jitter_ms:.2f} ms in a step (90th percentile).")
     if c.rank is None:
         who = ", ".join(str(r) for r in c.ranks[:-1]) + f" and {c.ranks[-1]}"
-        return (f"Ranks {who} {_holds(c, 'hold')} the job back together: {c.share_pct:.0f}% of the step's critical "
-                f"path, mostly {c.what}; beyond the others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. "
+        return (f"Ranks {who} {holds(c, 'hold')} the job back together: {c.share_pct:.0f}% of the step's critical "
+                f"path, mostly {c.what}; beyond the others' jitter in {c.steps_on_path} of {c.steps} steps{one(c)}. "
                 + after.replace("its peers'", "their peers'"))
     peers = f"its {SHORT[_kind_of(c.peers)]} peers'" if c.peers else "its peers'"
     ratio = "" if c.ratio is None else (f", {c.what} {c.ratio:.1f}x {peers}" if np.isfinite(c.ratio)
                                         else f", {c.what} where its peers had none")
-    return (f"Rank {c.rank} {_holds(c)} the job back: {c.share_pct:.0f}% of the step's critical path{ratio}; beyond "
-            f"the others' jitter in {c.steps_on_path} of {c.steps} steps{_one(c)}. {after}")
-
-
-def chance_p(c: RootCause) -> float:
-    """How often jitter alone would let as many ranks as are named hold the job back in as many steps: each step's
-    holder one of the ``contenders`` (the ranks of the analyzed steps) at random, so a given set of k ranks holds a
-    step with chance k/m; the chance that one of the C(m, k) sets holds ``steps_on_path`` of ``steps`` or more (a
-    union bound, exact where a verdict needs most steps).  One of two ranks: 2 of 3 steps is what alternating noise
-    always gives, 3 of 3 a quarter of the time; one of eight, 3 of 3 is not (p = 0.016); two of eight, 3 of 3 is
-    (p = 0.44).  Exact in integers, so a count at the threshold is not decided by rounding."""
-    n, held = c.steps, c.steps_on_path
-    m, k = _sets(c)
-    if held <= 0 or n <= 0:
-        return 1.0
-    ways = sum(math.comb(n, i) * k ** i * (m - k) ** (n - i) for i in range(held, n + 1))
-    return float(min(Fraction(math.comb(m, k) * ways, m ** n), Fraction(1)))
-
-
-def _sets(c: RootCause) -> tuple[int, int]:
-    """(m, k): the ranks that could hold a step (at least 2) and how many the verdict names (1 to m - 1)."""
-    m = max(c.contenders, 2)
-    return m, min(max(len(c.ranks), 1), m - 1)
-
-
-def steps_needed(c: RootCause) -> int:
-    """The fewest analyzed steps, all held, whose count jitter alone reaches at most ``ALPHA`` of the time."""
-    m, k = _sets(c)
-    return max(2, math.ceil(math.log(math.comb(m, k) / ALPHA) / math.log(m / k)))
-
-
-def weak(c: RootCause) -> bool:
-    """A verdict resting on one analyzed step, or on a count of steps that jitter alone reaches (``chance_p``)."""
-    return c.steps == 1 or chance_p(c) > ALPHA
-
-
-def _holds(c: RootCause, verb: str = "holds") -> str:
-    """The verdict's verb: "holds" (or "hold"), "may hold" where the verdict is weak (``weak``): its lead must not
-    claim more than its count of steps supports (the README demo's two like ranks: one named in 3 of 3 steps, p =
-    0.25, in one run of three)."""
-    return "may hold" if weak(c) else verb
-
-
-def _one(c: RootCause) -> str:
-    """What a weak verdict (``weak``) adds to its sentence."""
-    if c.steps == 1:
-        return ": trace more steps to confirm"
-    if not weak(c):
-        return ""
-    return (f" (a count chance alone gives among {c.contenders} ranks, p = {chance_p(c):.2g}: trace at least "
-            f"{steps_needed(c)} steps, the profiler schedule's active=, to confirm)")
+    return (f"Rank {c.rank} {holds(c)} the job back: {c.share_pct:.0f}% of the step's critical path{ratio}; beyond "
+            f"the others' jitter in {c.steps_on_path} of {c.steps} steps{one(c)}. {after}")
 
 
 def _kind_of(name: str) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 
 from ...analysis.analyze import Report
+from ...analysis.crossrank.chance import chance_p, weak
 from ...analysis.crossrank.critpath import OWN
-from ...analysis.crossrank.rootcause import chance_p, weak
 from ..fmt import num as _n
 from ..safe import html_text as h
 from ..safe import plain

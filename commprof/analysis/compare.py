@@ -1,12 +1,7 @@
 """Two runs side by side: did the change help (the verdict, ``uncertainty/verdict.py``), as much as predicted, and
-what else moved.
-
-Figures are each run's own headline figures (per rank: its median step, ``overlap``), collectives per
-(op, process group, message-size bin) normalised per rank and step, DDP buckets by index, stragglers, the
-settings that differ (sidecars; for plain traces what the trace shows: backend, world size, the inferred
-bucket cap and compression), and an advice check: each of BEFORE's advice items that AFTER applied, its
-predicted step against AFTER's measured one (outside the profiler where the sidecars recorded it).
-"""
+what else moved: each run's headline figures (per rank: its mean step, ``overlap``), collectives per (op, process
+group, size bin) per rank and step, DDP buckets by index, stragglers, the settings that differ, and each of BEFORE's
+advice items that AFTER applied, its predicted step against AFTER's measured one."""
 
 from __future__ import annotations
 
@@ -26,6 +21,7 @@ from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
 from .uncertainty.verdict import CONFIDENCE, Verdict
 
+SIDES = ("BEFORE", "AFTER")
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 
 
@@ -153,6 +149,8 @@ class Comparison:
     fsdp_units: tuple[UnitDelta, ...] = ()
     verdict: Verdict | None = None  # faster / slower / no detectable change, with its interval
     no_effect: tuple[str, ...] = ()  # settings that differ but changed nothing the runs can see
+    # (side, what disturbed it): a traced run its report calls disturbed (other load, a noisy step-to-step spread)
+    disturbed: tuple[tuple[str, str], ...] = ()
 
     @property
     def step_ms_delta(self) -> float | None:
@@ -346,7 +344,9 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
                       stragglers=strag, settings_changed=settings, advice_check=tuple(checks), notes=tuple(notes),
                       fsdp_units=_units(before, after),
                       verdict=judge([before.run, *also_before], [after.run, *also_after], before.steps, after.steps,
-                                      confidence, drift_sd_pct), no_effect=no_effect)
+                                      confidence, drift_sd_pct), no_effect=no_effect,
+                      disturbed=tuple((k, r.noise.describe()) for k, r in zip(SIDES, (before, after), strict=True)
+                                      if r.noise.disturbed))
 
 
 ENVIRONMENT = ("world_size", "backend", "devices", "torch", "parameters")

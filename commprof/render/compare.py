@@ -63,6 +63,7 @@ def as_dict(c: Comparison) -> dict[str, Any]:
         "verdict": _verdict(c),
         "settings_without_visible_effect": list(c.no_effect),
         "notes": list(c.notes),
+        "disturbed": [{"side": side.lower(), "noise": how} for side, how in c.disturbed],
     }
 
 
@@ -95,6 +96,9 @@ def verdict_line(c: Comparison) -> str | None:
                  "to measure the drift and tell smaller changes")
     if c.no_effect:
         line += f"; {', '.join(c.no_effect)} changed nothing the runs can see"
+    for side, how in c.disturbed:  # its report's warning: load that stayed through a run moves its mean step
+        line += (f"; {side} was disturbed ({how}): a change may be that disturbance's, not the setting's (compare "
+                 "runs on a quiet machine, or repeat each setting)")
     return line
 
 

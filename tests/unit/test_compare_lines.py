@@ -32,3 +32,19 @@ def test_the_step_line_names_its_basis_and_the_exposed_line_its_ranks():
     assert exposed.endswith("17.40 ms (rank 1) -> 6.50 ms (rank 0)")
     timed = headline(_C(_side(59.6, 5, 1.0, 0), _side(17.5, 5, 1.0, 0)))  # type: ignore[arg-type]
     assert any(line.startswith("Step (outside the profiler, slowest rank's median)") for line in timed)
+
+
+def test_a_disturbed_run_is_said_beside_the_verdict():
+    """A user compared a run beside another session's load (its report: "other work used 46% of the ranks' CPUs") and
+    read +52% with no word of it."""
+    from types import SimpleNamespace
+
+    from commprof.render.compare import verdict_line
+
+    v = SimpleNamespace(change="slower", delta_ms=28.97, ci_ms=(5.0, 52.9), confidence=0.95, runs=(1, 1),
+                        drift_sd_pct=5.0, basis="")
+    c = SimpleNamespace(verdict=v, no_effect=(), disturbed=(("AFTER", "other work used 46% of the ranks' CPUs"),))
+    line = verdict_line(c)  # type: ignore[arg-type]
+    assert line is not None and line.startswith("Verdict: slower: mean step +29.0 ms")
+    assert "AFTER was disturbed (other work used 46% of the ranks' CPUs): a change may be that disturbance's" in line
+    assert "disturbed" not in (verdict_line(SimpleNamespace(verdict=v, no_effect=(), disturbed=())) or "")  # type: ignore[arg-type]

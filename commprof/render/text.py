@@ -105,10 +105,13 @@ def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
                            f" steps, median {sp['median_ms']:.2f}, range {sp['min_ms']:.2f}-{sp['max_ms']:.2f}{left}"),
                      overflow="fold")
     unprof = [r for r in s["ranks"] if r["step_ms_unprofiled"] is not None]
-    if unprof:
-        r0 = unprof[0]
-        con.print(Text(f"  step time outside the profiler (rank {r0['rank']}): {r0['step_ms_unprofiled']:.2f} ms "
-                       f"vs {r0['step_ms']:.2f} ms while profiled"))
+    if unprof:  # every rank's (advice quotes its own rank's: one rank's alone read as a different figure)
+        out, prof = [r["step_ms_unprofiled"] for r in unprof], [r["step_ms"] for r in unprof]
+        each = (", ".join(f"rank {r['rank']} {r['step_ms_unprofiled']:.2f} ms" for r in unprof) if len(unprof) <= 4
+                else f"{min(out):.2f}-{max(out):.2f} ms over {len(unprof)} ranks")
+        con.print(Text(f"  step time outside the profiler: {each}; {min(prof):.2f}-{max(prof):.2f} ms while profiled"
+                       if len(unprof) > 1 else f"  step time outside the profiler (rank {unprof[0]['rank']}): "
+                       f"{out[0]:.2f} ms vs {prof[0]:.2f} ms while profiled"), overflow="fold")
     con.print()
 
 

@@ -48,3 +48,16 @@ def test_a_disturbed_run_is_said_beside_the_verdict():
     assert line is not None and line.startswith("Verdict: slower: mean step +29.0 ms")
     assert "AFTER was disturbed (other work used 46% of the ranks' CPUs): a change may be that disturbance's" in line
     assert "disturbed" not in (verdict_line(SimpleNamespace(verdict=v, no_effect=(), disturbed=())) or "")  # type: ignore[arg-type]
+
+
+def test_a_withheld_advice_says_which_step_is_current():
+    """'a band that reaches the current step (682.7 ms)' beside advice from 686.4 ms: the measured step, named."""
+    from commprof.analysis.section import Advice
+    from commprof.analysis.uncertainty.bands import withheld
+    from commprof.analysis.uncertainty.maths import Noise
+
+    a = Advice(knob="bucket_cap_mb", value=4, baseline_step_ms=686.4, predicted_step_ms=650.0,
+               predicted_range_ms=(600.0, 700.0), why="")
+    assert "current step (682.7 ms, the traced run's measured step, under the replay's 686.4 ms)" in \
+        withheld(a, Noise(), None, 682.7).text
+    assert "current step (686.4 ms): the gain" in withheld(a, Noise(), None, 686.4).text

@@ -57,12 +57,20 @@ def calibration_sentence(gain: float, noise: Noise) -> str:
             "profiler narrow it).")
 
 
+def _which(a: Advice, current_ms: float) -> str:
+    """Where the current step is not the advice's own baseline, which step it is (a user read "the current step
+    (682.7 ms)" beside advice from 686.4 ms and a table's 686.26)."""
+    if abs(current_ms - a.baseline_step_ms) < 0.05:
+        return ""
+    return f", the traced run's measured step, under the replay's {a.baseline_step_ms:.1f} ms"
+
+
 def withheld(a: Advice, noise: Noise, model_error_pct: float | None, current_ms: float) -> Finding:
     err = f"the model's error on the traced run {model_error_pct:+.1f}%; " if model_error_pct is not None else ""
     return Finding("info", f"{NOT_ADVISED}{a.knob} = {a.value} is predicted at "
                            f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)}, a band that reaches the "
-                           f"current step ({current_ms:.1f} ms): the gain is not beyond this run's "
-                           f"uncertainty ({err}{noise.describe()})."
+                           f"current step ({current_ms:.1f} ms{_which(a, current_ms)}): the gain is not beyond this "
+                           f"run's uncertainty ({err}{noise.describe()})."
                            + calibration_sentence(a.calibration_gain, noise))
 
 

@@ -1,0 +1,20 @@
+"""The HTML's cards quote the rank the text's exposed-communication finding quotes (they showed the middle rank:
+Megatron TP8's rank 7 beside the text's rank 4), and one step as one step ("mean of 1 steps; range x-x")."""
+
+from __future__ import annotations
+
+from commprof.render.html import _cards
+
+
+def _rank(rank: int, step: float, exposed: float, steps: int) -> dict:
+    spread = {"steps": steps, "median_ms": step, "min_ms": step - 1, "max_ms": step + 1}
+    return {"rank": rank, "median_step": 1, "step_ms": step, "exposed_comm_ms": exposed, "overlap_pct": 10.0,
+            "comm_ms": exposed + 1, "comm_bytes_per_step": 1 << 20, "steps": steps, "step_spread": spread}
+
+
+def test_the_cards_quote_the_most_exposed_rank():
+    s = {"ranks": [_rank(0, 627.9, 480.0, 3), _rank(4, 633.3, 495.2, 3), _rank(7, 630.0, 490.0, 3)]}
+    html = "".join(_cards(None, s, {}))  # type: ignore[arg-type]
+    assert "633.30 ms" in html and "exposed comm (rank 4, 78% of its step)" in html
+    one = "".join(_cards(None, {"ranks": [_rank(4, 633.3, 495.2, 1)]}, {}))  # type: ignore[arg-type]
+    assert "rank 4, one step" in one and "mean of 1 steps" not in one

@@ -28,7 +28,7 @@ from .memory.memevents import MemoryEvents
 from .products import thin_products
 from .shapes import first_type, numel_of_dims
 
-_TS_LIMIT_US = 9.0e15  # beyond this, ts * 1000 no longer fits in int64 nanoseconds
+_TS_LIMIT_US = 9.0e15  # beyond this, (ts + dur) * 1000 no longer fits in int64 nanoseconds
 MIN_ELEMENTWISE_BYTES = 1 << 20  # smaller operators measure per-operator overhead, not memory
 
 
@@ -145,8 +145,8 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
         ts, dur = ev.ts, ev.dur
         tt, td = type(ts), type(dur)
         # the common case inline (plain numbers in range; NaN and infinities fail the comparisons)
-        if (tt is int or tt is float) and (td is int or td is float) and 0 <= ts <= _TS_LIMIT_US \
-                and 0 <= dur <= _TS_LIMIT_US:
+        if (tt is int or tt is float) and (td is int or td is float) and 0 <= ts and 0 <= dur \
+                and ts + dur <= _TS_LIMIT_US:  # the end too fits in int64 ns
             start = ts * 1000 if tt is int else us_to_ns(ts)
             end = start + (dur * 1000 if td is int else us_to_ns(dur))
         else:

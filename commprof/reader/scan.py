@@ -145,7 +145,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
         ts, dur = ev.ts, ev.dur
         tt, td = type(ts), type(dur)
         # the common case inline (plain numbers in range; NaN and infinities fail the comparisons)
-        if (tt is int or tt is float) and (td is int or td is float) and 0 <= ts and 0 <= dur \
+        if (tt is int or tt is float) and (td is int or td is float) and ts >= 0 and dur >= 0 \
                 and ts + dur <= _TS_LIMIT_US:  # the end too fits in int64 ns
             start = ts * 1000 if tt is int else us_to_ns(ts)
             end = start + (dur * 1000 if td is int else us_to_ns(dur))

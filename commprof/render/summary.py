@@ -155,7 +155,8 @@ def _bandwidth(rep: Report) -> dict[str, Any]:
         "bandwidth_model": [{"op": f.op, "process_group": f.process_group, "group_size": f.group_size,
                              "points": f.points, "alpha_us": _r(f.alpha_us), "beta_gbps": _r(f.beta_gbps),
                              "busbw_gbps": _r(f.busbw_gbps), "peak_gbps": _r(f.peak_gbps),
-                             "peak_source": f.peak_source, "pct_of_peak": _r(f.pct_of_peak, 1)}
+                             "peak_source": f.peak_source, "pct_of_peak": _r(f.pct_of_peak, 1),
+                             "untimed": f.untimed}
                             for f in rep.bandwidth.fits],
     }
 

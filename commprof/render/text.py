@@ -142,6 +142,11 @@ def _bandwidth(con: Console, rep: Report, s: dict[str, Any]) -> None:
                     _f(f["alpha_us"], 1), _f(f["beta_gbps"]), _f(f["busbw_gbps"]), _f(f["peak_gbps"], 0),
                     _f(f["pct_of_peak"], 1)))
     con.print(t)
+    untimed = [f for f in s["bandwidth_model"] if f.get("untimed")]
+    if untimed:
+        con.print(Text("  left out, no measurable transfer time (ended with the last arrival): " + ", ".join(
+            f"{f['untimed']} {plain(f['op'], 24)} in group {plain(f['process_group'], 12)}" for f in untimed[:4])),
+            overflow="fold")
     peaks = {f["peak_source"] for f in s["bandwidth_model"] if f["peak_source"]}
     if peaks and "given with --link-gbps" not in peaks:
         con.print(Text(f"  peak: {', '.join(sorted(peaks))}; set your own with --link-gbps (GB/s)"))

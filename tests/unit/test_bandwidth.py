@@ -111,3 +111,15 @@ def test_link_gbps_option_sets_the_peak(tmp_path):
     assert {f["peak_gbps"] for f in s["bandwidth_model"]} == {25.0}
     assert {f["op"] for f in s["bandwidth_model"]} == {"all_reduce", "all_to_all_single"}
     assert s["bandwidth_bins"] and s["clock_offsets_ms"].keys() == {str(r) for r in range(8)}
+
+
+def test_transfers_of_no_measurable_time_are_left_out_of_busbw():
+    """HTA's trace_filter (128 ranks, 2 loaded): half its all-reduce samples end with their last arrival; their bytes
+    in the bins put busbw (25.2 GB/s, algbw 12.6) above the fitted beta (6.36 GB/s) the same samples allow."""
+    rep = commprof.analyze(commprof.load(real("hta/tests/data/trace_filter")))
+    (fit,) = [f for f in rep.bandwidth.fits if f.op == "all_reduce"]
+    assert fit.untimed == 2 and fit.points == 2
+    factor = bus_factor("all_reduce", fit.group_size)
+    assert factor is not None and fit.busbw_gbps is not None and fit.beta_gbps is not None
+    assert fit.busbw_gbps / factor <= fit.beta_gbps * 1.05  # achieved algbw within the fitted line's
+    assert sum(b.count for b in rep.bandwidth.bins if b.op == "all_reduce") == fit.points

@@ -45,3 +45,12 @@ def test_all_to_alls_beside_embedding_tables_are_sharded_embeddings_else_experts
         kind = group_kinds(ranks, [g])["0"]
         assert (kind.kind, kind.source) == (EXPERT, "membership")
     assert "DeepEP" in _HOW[EXPERT] and "TrainPipelineSparseDist" in _HOW[EXPERT]
+
+
+def test_a_group_keeps_its_recorded_size_beside_its_loaded_members():
+    """HTA's trace_filter: 2 of a 128-rank group's members loaded, said as "(2 ranks)" beside a table's n = 128."""
+    from dataclasses import replace
+
+    g = replace(_all_to_all_group(), group_sizes=np.array([128, 128]))
+    kind = group_kinds([rank_trace(r) for r in (0, 1)], [g])["0"]
+    assert kind.size == 128 and kind.ranks == (0, 1)

@@ -143,7 +143,8 @@ def comm_findings(crit: Critical, how_data: str | None = None) -> list[Finding]:
         src = ("its description" if all(g.source == "description" for g in groups) else
                "its all-to-alls beside the trace's embedding-table operators" if kind == EMBEDDING else
                "its membership pattern")
-        names = ", ".join(f"{g.group} ({g.ranks} ranks)" for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
+        names = ", ".join(f"{g.group} ({g.size} ranks, {g.ranks} loaded)" if g.size > g.ranks else
+                          f"{g.group} ({g.ranks} ranks)" for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
         how = how_data if kind == DATA and how_data else _HOW[kind]
         out.append(Finding("high" if share >= 20 else "medium",
                            f"{NAMES[kind].capitalize()} ({SHORT[kind]}) communication on the critical path: "

@@ -39,7 +39,8 @@ class GroupKind:
     group: str
     kind: str  # TENSOR, DATA, PIPELINE, EXPERT or EMBEDDING
     source: str  # "description", "membership", or "operators" (all-to-alls beside embedding-table operators)
-    ranks: tuple[int, ...]
+    ranks: tuple[int, ...]  # its members among the loaded ranks
+    size: int = 0  # its size as the collectives record it (a job's 128 where 2 ranks are loaded)
 
 
 def _from_description(desc: str) -> str | None:
@@ -79,7 +80,9 @@ def group_kinds(ranks: Sequence[RankTrace], groups: Sequence[GroupMatch]) -> dic
         if kind is None:
             kind = _membership(g, ranks, world, smaller)
             source = "operators" if kind == EMBEDDING else "membership"
-        out[g.process_group] = GroupKind(group=g.process_group, kind=kind, source=source, ranks=g.ranks)
+        size = int(g.group_sizes.max()) if g.group_sizes.size else len(g.ranks)
+        out[g.process_group] = GroupKind(group=g.process_group, kind=kind, source=source, ranks=g.ranks,
+                                         size=max(size, len(g.ranks)))
     return out
 
 

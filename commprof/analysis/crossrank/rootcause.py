@@ -102,6 +102,7 @@ class GroupComm:
     ranks: int
     on_path_ms: float  # its transfers on the critical path, median over steps
     share_pct: float
+    size: int = 0  # its size as recorded (``ranks``: its members loaded)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,7 +159,8 @@ def _comm(paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> tuple[Gr
         ms = float(np.median([d.get(name, 0) for d in per])) / 1e6
         k = kinds.get(name)
         out.append(GroupComm(group=name, kind=k.kind if k else "data", source=k.source if k else "membership",
-                             ranks=len(k.ranks) if k else 0, on_path_ms=ms, share_pct=100 * ms * 1e6 / step))
+                             ranks=len(k.ranks) if k else 0, on_path_ms=ms, share_pct=100 * ms * 1e6 / step,
+                             size=k.size if k else 0))
     return tuple(sorted(out, key=lambda c: -c.on_path_ms))
 
 

@@ -72,7 +72,7 @@ def critical_comm(rep: Report) -> list[dict[str, Any]]:
     crit = rep.critical
     if crit is None:
         return []
-    return [{"process_group": g.group, "kind": g.kind, "kind_from": g.source, "ranks": g.ranks,
+    return [{"process_group": g.group, "kind": g.kind, "kind_from": g.source, "ranks": g.ranks, "group_size": g.size,
              "on_path_ms": _r(g.on_path_ms), "share_pct": _r(g.share_pct, 1), "overlap_saves_at_most_ms":
              _r(crit.saves_at_most_ms(g.on_path_ms))} for g in crit.comm]
 

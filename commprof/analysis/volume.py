@@ -11,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from .. import ops
 from ..model import Collective, RankTrace
 from ..ops import bus_factor
+
+DISAGREE_RATIO = 1.5
+SYMMETRIC = frozenset({ops.ALL_REDUCE, ops.ALL_GATHER, ops.REDUCE_SCATTER, ops.BROADCAST})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +38,17 @@ class CollectiveStat:
     busbw_gbps: float | None
     via: str = ""  # what carried them out: "NCCL", "gloo", "DeepEP", ... (the rule that matched their kernels)
     unknown_size: int = 0  # how many had no size in the trace
+    # the least and most bytes per step a member rank recorded: members of one group move the same bytes in
+    # all-reduces, all-gathers, reduce-scatters and broadcasts, so a wide range there says their traces disagree
+    rank_bytes: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def ranks_disagree(self) -> bool:
+        """Members recorded different bytes for a collective every member moves alike (not all-to-all, send/recv):
+        PowerSGD on gloo runs its later all-reduces inside the record of the first, one rank 32.8 kB, one 125.7."""
+        lo, hi = self.rank_bytes
+        return (self.ranks > 1 and ops.family(self.op) in SYMMETRIC and hi > DISAGREE_RATIO * lo
+                and hi - lo >= 1024)
 
 
 def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None) -> list[CollectiveStat]:
@@ -55,14 +70,16 @@ def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = N
         per_rank = a["per_rank"]
         nr = len(per_rank)
         count = sum(v[0] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
-        nbytes = sum(v[1] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
+        per_step = [v[1] / n_steps_by_rank[r] for r, v in per_rank.items()]
+        nbytes = sum(per_step) / nr
         tns = sum(v[2] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
         algbw = a["exec_bytes"] / a["time"] if a["time"] > 0 and a["exec_bytes"] > 0 else None
         f = bus_factor(op, n)
         busbw = algbw * f if algbw is not None and f is not None else None
         out.append(CollectiveStat(op=op, process_group=pg, group_size=n, dtype=dt, ranks=nr, count=count, bytes=nbytes,
                                   time_ns=tns, total_count=a["count"], total_bytes=a["bytes"], executed=a["exec"],
-                                  algbw_gbps=algbw, busbw_gbps=busbw, via=via, unknown_size=a["unknown"]))
+                                  algbw_gbps=algbw, busbw_gbps=busbw, via=via, unknown_size=a["unknown"],
+                                  rank_bytes=(min(per_step), max(per_step))))
     out.sort(key=lambda s: (-s.time_ns, -s.bytes))
     return out
 

@@ -143,7 +143,8 @@ def _collective(c: CollectiveStat) -> dict[str, Any]:
             "count": _r(c.count, 2), "bytes": int(round(c.bytes)), "time_ms": _r(c.time_ns / 1e6),
             "algbw_gbps": _r(c.algbw_gbps), "busbw_gbps": _r(c.busbw_gbps), "ranks": c.ranks,
             "executed": c.executed, "total_count": c.total_count, "via": c.via or None,
-            "bytes_unknown_count": c.unknown_size}
+            "bytes_unknown_count": c.unknown_size, "rank_bytes_range": [_r(c.rank_bytes[0]), _r(c.rank_bytes[1])],
+            "ranks_disagree": c.ranks_disagree}
 
 
 def _bandwidth(rep: Report) -> dict[str, Any]:

@@ -126,6 +126,12 @@ def _collectives(con: Console, rep: Report, s: dict[str, Any]) -> None:
                     _f(c["time_ms"]), _f(c["algbw_gbps"]), _f(c["busbw_gbps"])))
     con.print(t)
     con.print(Padding(Text(SUMMED_NOTE), (0, 0, 0, 2)))
+    for c in [c for c in s["collectives"] if c.get("ranks_disagree")][:3]:
+        lo, hi = c["rank_bytes_range"]
+        con.print(Padding(Text(f"{c['op']} in group {plain(c['process_group'], 12)}: its members recorded "
+                               f"{_fmt_bytes(lo)} to {_fmt_bytes(hi)} per step, where every member moves the same "
+                               "bytes: their traces disagree (a collective recorded on some ranks only, or inside "
+                               "another's record), so its per-rank figures do not compare"), (0, 0, 0, 2)))
     if len(s["collectives"]) > MAX_ROWS:
         con.print(f"  … {len(s['collectives']) - MAX_ROWS} more rows in summary.json")
     con.print()

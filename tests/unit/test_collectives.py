@@ -103,3 +103,22 @@ def test_a_zero_dimensional_tensor_all_reduced_is_one_element_not_unknown():
     rt2 = parse(_doc([_ev("c10d::allreduce_", 100, 50, args={"Input Dims": [[]], "Input type": ["TensorList"]}),
                       _ev("gloo:all_reduce", 160, 30, tid=9)]))
     assert not rt2.collectives[0].size_known
+
+
+def test_members_that_record_different_bytes_for_an_all_reduce_disagree():
+    """PowerSGD on gloo: one rank's later all-reduces ran inside its first's record, 32.8 kB per step beside its
+    peer's 125.7 kB for the same group's all-reduces; all-to-alls may split unevenly and are not judged."""
+    from builders import collective, rank_trace
+
+    from commprof.analysis.volume import collective_stats
+
+    def ranks(op: str, b0: int, b1: int):
+        return [rank_trace(0, collectives=[collective(0, 10, op=op, nbytes=b0)]),
+                rank_trace(1, collectives=[collective(0, 10, op=op, nbytes=b1)])]
+
+    (odd,) = collective_stats(ranks("all_reduce", 32_800, 125_700))
+    assert odd.rank_bytes == (32_800, 125_700) and odd.ranks_disagree
+    (same,) = collective_stats(ranks("all_reduce", 125_700, 125_700))
+    assert not same.ranks_disagree
+    (uneven,) = collective_stats(ranks("all_to_all_single", 32_800, 125_700))
+    assert not uneven.ranks_disagree

@@ -345,7 +345,7 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
         notes += (f"α assumed ({alpha * 1e6:.0f} µs, a typical start-up cost of {rt.backend or 'this backend'}): "
                   "the run's all-reduce sizes are too alike to separate latency from bandwidth",)
     if (v.compression or "").startswith("powersgd") and (rt.backend or "").lower() == "gloo":
-        notes += ("on gloo, PowerSGD's later all-reduces and matrix work run in future callbacks on gloo's worker "
+        notes += ("On gloo, PowerSGD's later all-reduces and matrix work run in future callbacks on gloo's worker "
                   "threads, inside the record of the bucket's first all-reduce: this run's all-reduce times are not "
                   "transfer times, and its latency-bandwidth model is unreliable",)
     return Scenario(rank=rt.rank, names=tuple(names), sizes=sizes,

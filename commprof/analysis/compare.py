@@ -6,7 +6,7 @@ advice items that AFTER applied, its predicted step against AFTER's measured one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..model import RankTrace, Run
@@ -27,8 +27,7 @@ RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait
 
 @dataclass(frozen=True, slots=True)
 class Side:
-    """One run's headline: its slowest rank's mean profiled step (a step lasts as long as its slowest rank), and the
-    step outside the profiler where recorded (the slowest rank's median)."""
+    """One run's headline: its slowest rank's mean profiled step, and its step outside the profiler (the slowest's)."""
 
     path: str
     world_size: int | None
@@ -39,8 +38,8 @@ class Side:
     compute_ms: float | None
     # the steps outside the profiler behind untraced_step_ms (the slowest rank's); None: given (--step-ms)
     untraced_steps: int | None = 0
-    # exposed_comm_ms is the most exposed rank's (the report's headline; the slowest rank flips between runs)
-    exposed_rank: int | None = None
+    exposed_rank: int | None = None  # exposed_comm_ms's rank: the most exposed (the report's headline)
+    cycle: str = ""  # "profiler cycle 1 of 2" where the folder held several (DIR@1 against DIR@2 read as one path)
 
 
 def step_pair(before: Side, after: Side) -> tuple[str, float | None, float | None]:
@@ -145,7 +144,7 @@ class Comparison:
     stragglers: tuple[StragglerChange, ...]
     settings_changed: tuple[SettingChange, ...]
     advice_check: tuple[AdviceCheck, ...]
-    notes: tuple[str, ...] = field(default=())  # what could not be compared, and why
+    notes: tuple[str, ...] = ()  # what could not be compared, and why
     fsdp_units: tuple[UnitDelta, ...] = ()
     verdict: Verdict | None = None  # faster / slower / no detectable change, with its interval
     no_effect: tuple[str, ...] = ()  # settings that differ but changed nothing the runs can see
@@ -178,10 +177,11 @@ def _side(rep: Report, figs: dict[int, dict[str, float | None]]) -> Side:
         rank, untraced = max(rep.unprofiled_step_ms.items(), key=lambda kv: kv[1])
         timed = unprofiled_step_values(rep.run)
         n = len(timed[rank]) if rank in timed else None  # not timed by a sidecar: the user's --step-ms
-    exposed = [(f["exposed_comm_ms"], r) for r, f in figs.items() if f["exposed_comm_ms"] is not None]
-    exp_ms, exp_rank = max(exposed) if exposed else (None, None)
+    exp_ms, exp_rank = max(((f["exposed_comm_ms"], r) for r, f in figs.items() if f["exposed_comm_ms"] is not None),
+                           default=(None, None))
     return Side(rep.run.path, rep.run.world_size, tuple(rt.rank for rt in rep.run.ranks), slowest.get("step_ms"),
-                untraced, exp_ms, slowest.get("compute_ms"), untraced_steps=n, exposed_rank=exp_rank)
+                untraced, exp_ms, slowest.get("compute_ms"), untraced_steps=n, exposed_rank=exp_rank,
+                cycle=next((x.split(" (")[0] for x in rep.run.notes if x.startswith("profiler cycle ")), ""))
 
 
 def _bins(rep: Report) -> dict[tuple[str, str, int], tuple[int, float, float, float, float | None]]:

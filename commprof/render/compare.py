@@ -25,7 +25,7 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 def _side(s: Any) -> dict[str, Any]:
     return {"path": s.path, "world_size": s.world_size, "ranks": list(s.ranks), "step_ms": _r(s.step_ms),
             "untraced_step_ms": _r(s.untraced_step_ms), "exposed_comm_ms": _r(s.exposed_comm_ms),
-            "exposed_rank": s.exposed_rank,
+            "exposed_rank": s.exposed_rank, "cycle": s.cycle or None,
             "compute_ms": _r(s.compute_ms)}
 
 
@@ -162,8 +162,8 @@ def _value(name: str, v: object) -> object:
 
 
 def text(c: Comparison, written: list[str] | None = None) -> str:
-    out = ["commprof compare", f"  before: {plain(c.before.path)} (world size {c.before.world_size})",
-           f"  after:  {plain(c.after.path)} (world size {c.after.world_size})", ""]
+    out = ["commprof compare"] + [f"  {k} {plain(x.path)} (world size {x.world_size}{'; ' * bool(x.cycle)}{x.cycle})"
+                                  for k, x in (("before:", c.before), ("after: ", c.after))] + [""]
     out += [" " + line for line in headline(c)]
     if c.settings_changed:
         out += ["", "Settings that differ"]
@@ -279,7 +279,8 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
              f"<title>commprof compare</title><style>{CSS}</style></head><body><main>",
              "<h1>commprof compare</h1>",
-             f"<div class='sub'>before: {h(c.before.path)} · after: {h(c.after.path)}</div>",
+             f"<div class='sub'>before: {h(c.before.path)} {h(c.before.cycle)} · after: {h(c.after.path)} "
+             f"{h(c.after.cycle)}</div>",
              "<h2>Did it help?</h2>"]
     parts += [f"<div class='finding sev-info'>{h(line, 600)}</div>" for line in headline(c)]
     if c.settings_changed:

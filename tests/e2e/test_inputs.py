@@ -134,7 +134,8 @@ def test_a_folder_of_cycles_gives_one_cycle(runs, tmp_path, capsys):
     code = main(["compare", f"{runs['cycles']}@1", f"{runs['cycles']}@2", "-o", str(tmp_path / "c"),
                  "--format", "json"])
     assert code == 0, capsys.readouterr().err
-    assert (tmp_path / "c" / "compare.json").exists()
+    d = json.loads((tmp_path / "c" / "compare.json").read_text())  # each side says which cycle it is
+    assert (d["before"]["cycle"], d["after"]["cycle"]) == ("profiler cycle 1 of 2", "profiler cycle 2 of 2")
 
 
 def test_cycles_crossed_are_refused(runs, tmp_path, capsys):

@@ -112,6 +112,10 @@ def test_dlrm_8_ranks_old_names_alltoall_and_allreduce():
     waits = rep.cross.wait_ms_per_step
     assert min(waits, key=waits.get) == 7
     assert rep.cross.stragglers and rep.cross.stragglers[0].rank == 7
+    # its 3 all-reduces carry all 16 gradients' bytes in another grouping (two DDP modules): said so, not "are not
+    # its gradients (2.49 MB)" beside the same 2.49 MB
+    why = next(f.text for f in rep.findings if f.text.startswith("No what-if prediction"))
+    assert "all-reduces carry its 16 gradients' 2.49 MB, but not grouped in the order" in why
 
 
 def test_dlrm_clock_shift_gives_same_answers(tmp_path):

@@ -99,10 +99,15 @@ def from_trace(rt: RankTrace) -> tuple[DDPView | None, str | None]:
     if layout is None:
         last = max(r.step for r in rows)
         sent = [r.bytes for r in rows if r.step == last]
+        total = sum(params.values())
+        if abs(sum(sent) - total) <= 0.001 * total:  # the same bytes, another grouping
+            return None, (f"the backward pass's {len(sent)} all-reduces carry its {k} gradients' {total / 1e6:.2f} MB, "
+                          "but not grouped in the order the gradients became ready: DDP may keep an older order "
+                          "(its buckets are rebuilt once, after the first iteration), or several DDP modules "
+                          "bucket their own parameters")
         return None, (f"the backward pass's {len(sent)} all-reduces ({sum(sent) / 1e6:.2f} MB) are not its {k} "
-                      f"gradients ({sum(params.values()) / 1e6:.2f} MB) grouped in the order they became ready: "
-                      "DDP may cover only some parameters, keep an older order, or run a comm hook that changes "
-                      "what is sent")
+                      f"gradients ({total / 1e6:.2f} MB) grouped in the order they became ready: DDP may cover "
+                      "only some parameters, keep an older order, or run a comm hook that changes what is sent")
     cap, first_limit, note = infer_cap(layout, [params[f"grad {j}"] for j in range(k)])
     comp = _compression(rt, rows, g.dtypes[first])
     return DDPView(rank=rt.rank, source="trace", params=params, shapes=shapes, ready={n: ready[n] for n in full},

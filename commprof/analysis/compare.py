@@ -383,13 +383,13 @@ def _units(before: Report, after: Report) -> tuple[UnitDelta, ...]:
 
 def _buckets(before: Sequence[Any], after: Sequence[Any], sb: dict[str, Any], sa: dict[str, Any],
              notes: list[str]) -> tuple[BucketDelta, ...]:
-    if not before and not after:
-        return ()
-    if sb.get("parameters") != sa.get("parameters"):
+    if (before or after) and sb.get("parameters") != sa.get("parameters"):
         notes.append("the models differ (parameter counts): DDP buckets are not compared")
+    if not (before or after) or sb.get("parameters") != sa.get("parameters"):
         return ()
-    b = {x.index: (x.bytes, x.comm_ms, x.exposed_ms) for x in before}
-    a = {x.index: (x.bytes, x.comm_ms, x.exposed_ms) for x in after}
+    b, a = ({x.index: (x.bytes, x.comm_ms, x.exposed_ms) for x in xs} for xs in (before, after))
+    if [v[0] for _, v in sorted(b.items())] != [v[0] for _, v in sorted(a.items())]:  # bucket i is not bucket i
+        notes.append("the bucket layouts differ: DDP buckets are listed side by side by index, not matched")
     return tuple(BucketDelta(i, b.get(i), a.get(i)) for i in sorted(set(b) | set(a)))
 
 

@@ -60,6 +60,7 @@ def test_the_advised_change_checked_on_the_amd_runs(tmp_path: Path):
         assert f"rank {s['rank']}: {s['status']}: caused " in res.stdout
     # DDP buckets: 2 before, 8 after; the text names the answer first
     assert len(d["buckets"]) == 8 and res.stdout.index("Step (outside the profiler") < res.stdout.index("Per rank")
+    assert any("bucket layouts differ" in n for n in d["notes"])  # bucket 0 of 25 MB is not bucket 0 of 4 MB
     assert (tmp_path / "compare.html").read_text().count("<img") == 2
 
 

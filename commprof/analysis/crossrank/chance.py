@@ -75,9 +75,9 @@ def one(c: Count) -> str:
     p = chance_p(c)
     odds = (f"a count chance alone gives among {c.contenders} ranks, p = {p:.2g}" if p < 0.995 else
             f"what chance alone gives among {c.contenders} ranks")
-    if c.steps < steps_needed(c):
+    if c.steps_on_path >= c.steps:  # held in every step: too few steps
         return f" ({odds}: trace at least {steps_needed(c)} steps, the profiler schedule's active=, to confirm)"
-    n = _steps_at_share(c)  # as many steps were traced as confirm a verdict held in all of them: held in fewer
+    n = _steps_at_share(c)  # held in fewer: "at least 6 steps" would confirm 6 of 6, not 5 of 6 or 2 of 3
     more = (f"at that share of steps, about {n} steps would confirm it (the profiler schedule's active=)" if n else
             "a share of steps chance reaches at any count: more steps would not confirm it")
     return f" ({odds}; {more})"

@@ -179,7 +179,7 @@ def _rank_pass(rt: RankTrace, idx: np.ndarray, flat: _Flat, shift: int, comp, st
     gap = np.where(inside, 0, e - np.maximum(last, a.min() - 1))  # no compute before it: idle since the start
     rel = np.minimum(flat.release[idx], e)
     # idle during the transfer: the gap it ended in, and long gaps before it (a wait split by a blip of work)
-    idle = np.maximum(gap, covered_before(gaps, e - np.minimum(gap, e - rel)) - covered_before(gaps, rel) + gap)
+    idle = gap + covered_before(gaps, np.maximum(e - gap, rel)) - covered_before(gaps, rel)
     gating = (gap > 0) & (idle >= GATE_FRACTION * (e - rel))
     for s in sorted(set(st.tolist()) & steps):
         m = np.flatnonzero(st == s)

@@ -58,8 +58,9 @@ class BinStat:
     count: int
     bytes: int
     time_ns: int
-    algbw_gbps: float
+    algbw_gbps: float  # over its timed transfers (``untimed`` ones moved bytes in no measurable time)
     busbw_gbps: float | None
+    untimed: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,16 +198,16 @@ def bandwidth(ranks: Sequence[RankTrace], cross: CrossRank, steps: Iterable[int]
         # in a bin's bytes it raised busbw above what the fitted beta allows (HTA's trace_filter: half the bytes)
         timed = t_all > 0
         x, t = x_all[timed], t_all[timed]
-        e = np.floor(np.log2(np.maximum(x, 1))).astype(np.int64)
+        e = np.floor(np.log2(np.maximum(x_all, 1))).astype(np.int64)
         for k in np.unique(e):
             m = e == k
-            tb, tt = int(x[m].sum()), int(t[m].sum())
+            tt = int(t_all[m].sum())
             if tt <= 0:
                 continue
-            alg = tb / tt
+            alg = int(x_all[m & timed].sum()) / tt  # count and bytes: every transfer; bandwidth: the timed ones
             bins.append(BinStat(op=op, process_group=pg, group_size=n, lo_bytes=int(2 ** k), hi_bytes=int(2 ** (k + 1)),
-                                count=int(m.sum()), bytes=tb, time_ns=tt, algbw_gbps=alg,
-                                busbw_gbps=alg * f if f is not None else None))
+                                count=int(m.sum()), bytes=int(x_all[m].sum()), time_ns=tt, algbw_gbps=alg,
+                                busbw_gbps=alg * f if f is not None else None, untimed=int((m & ~timed).sum())))
         alpha, beta = fit_alpha_beta(x, t, DEFAULT_ALPHA_S.get(kind.get(pg, "cuda")))
         total_t = int(t.sum())
         bus = (float(x.sum()) / total_t * f) if total_t > 0 and f is not None else None

@@ -21,7 +21,6 @@ from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
 from .uncertainty.verdict import CONFIDENCE, Verdict
 
-SIDES = ("BEFORE", "AFTER")
 RANK_FIGURES = ("step_ms", "compute_ms", "exposed_comm_ms", "overlap_pct", "wait_ms")
 
 
@@ -345,7 +344,7 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
                       fsdp_units=_units(before, after),
                       verdict=judge([before.run, *also_before], [after.run, *also_after], before.steps, after.steps,
                                       confidence, drift_sd_pct), no_effect=no_effect,
-                      disturbed=tuple((k, r.noise.describe()) for k, r in zip(SIDES, (before, after), strict=True)
+                      disturbed=tuple((k, r.noise.describe()) for k, r in (("BEFORE", before), ("AFTER", after))
                                       if r.noise.disturbed))
 
 
@@ -383,9 +382,10 @@ def _units(before: Report, after: Report) -> tuple[UnitDelta, ...]:
 
 def _buckets(before: Sequence[Any], after: Sequence[Any], sb: dict[str, Any], sa: dict[str, Any],
              notes: list[str]) -> tuple[BucketDelta, ...]:
-    if (before or after) and sb.get("parameters") != sa.get("parameters"):
+    if not before and not after:
+        return ()
+    if sb.get("parameters") != sa.get("parameters"):
         notes.append("the models differ (parameter counts): DDP buckets are not compared")
-    if not (before or after) or sb.get("parameters") != sa.get("parameters"):
         return ()
     b, a = ({x.index: (x.bytes, x.comm_ms, x.exposed_ms) for x in xs} for xs in (before, after))
     if [v[0] for _, v in sorted(b.items())] != [v[0] for _, v in sorted(a.items())]:  # bucket i is not bucket i

@@ -152,7 +152,7 @@ def _bandwidth(rep: Report) -> dict[str, Any]:
         "bandwidth_bins": [{"op": b.op, "process_group": b.process_group, "group_size": b.group_size,
                             "lo_bytes": b.lo_bytes, "hi_bytes": b.hi_bytes, "count": b.count, "bytes": b.bytes,
                             "transfer_ms": _r(b.time_ns / 1e6), "algbw_gbps": _r(b.algbw_gbps),
-                            "busbw_gbps": _r(b.busbw_gbps)} for b in rep.bandwidth.bins],
+                            "busbw_gbps": _r(b.busbw_gbps), "untimed": b.untimed} for b in rep.bandwidth.bins],
         "bandwidth_model": [{"op": f.op, "process_group": f.process_group, "group_size": f.group_size,
                              "points": f.points, "alpha_us": _r(f.alpha_us), "beta_gbps": _r(f.beta_gbps),
                              "busbw_gbps": _r(f.busbw_gbps), "peak_gbps": _r(f.peak_gbps),

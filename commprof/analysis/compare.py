@@ -1,7 +1,6 @@
 """Two runs side by side: did the change help (the verdict, ``uncertainty/verdict.py``), as much as predicted, and
-what else moved: each run's headline figures (per rank: its mean step, ``overlap``), collectives per (op, process
-group, size bin) per rank and step, DDP buckets by index, stragglers, the settings that differ, and each of BEFORE's
-advice items that AFTER applied, its predicted step against AFTER's measured one."""
+what else moved: headline figures per rank, collectives per (op, group, size bin) per rank and step, DDP buckets by
+index, stragglers, the settings that differ, and BEFORE's advice that AFTER applied, predicted against measured."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ from .analyze import Report
 from .crossrank.environment import shown
 from .ddp.nosync import KNOB as SYNCS
 from .ddp.view import view as ddp_view
+from .overlap import most_exposed
 from .steptimes import MIN_OUTSIDE, unprofiled_step_values
 from .uncertainty.maths import RUN_DRIFT_SD_PCT
 from .uncertainty.repeats import judge
@@ -176,8 +176,8 @@ def _side(rep: Report, figs: dict[int, dict[str, float | None]]) -> Side:
         rank, untraced = max(rep.unprofiled_step_ms.items(), key=lambda kv: kv[1])
         timed = unprofiled_step_values(rep.run)
         n = len(timed[rank]) if rank in timed else None  # not timed by a sidecar: the user's --step-ms
-    exp_ms, exp_rank = max(((f["exposed_comm_ms"], r) for r, f in figs.items() if f["exposed_comm_ms"] is not None),
-                           default=(None, None))
+    exp_rank = most_exposed({r: f["exposed_comm_ms"] for r, f in figs.items() if f["exposed_comm_ms"] is not None})
+    exp_ms = figs[exp_rank]["exposed_comm_ms"] if exp_rank is not None else None
     return Side(rep.run.path, rep.run.world_size, tuple(rt.rank for rt in rep.run.ranks), slowest.get("step_ms"),
                 untraced, exp_ms, slowest.get("compute_ms"), untraced_steps=n, exposed_rank=exp_rank,
                 cycle=next((x.split(" (")[0] for x in rep.run.notes if x.startswith("profiler cycle ")), ""))

@@ -16,7 +16,7 @@ from .crossrank.matching import CrossRank
 from .dataparallel import DataParallelStat
 from .ddp.buckets import BucketStat
 from .memory.peak import NEAR_LIMIT, Memory
-from .overlap import RankOverlap
+from .overlap import RankOverlap, most_exposed
 from .pipeline.stages import PipelineReport
 from .section import EXPOSED, NOTHING_TO_GAIN, Advice, Finding
 from .transfers import Transfers
@@ -43,7 +43,10 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
     reps = [(o.rank, o.representative) for o in overlaps if o.representative is not None]
     if not reps:
         return out
-    rank, worst = max(reps, key=lambda r: r[1].exposed_ns)  # the rank whose mean step is most exposed
+    by_rank = dict(reps)
+    rank = most_exposed({r: rep.exposed_ns for r, rep in by_rank.items()})
+    assert rank is not None
+    worst = by_rank[rank]
     step_ms = worst.step_ns / 1e6
     exp_ms = worst.exposed_ns / 1e6
     comm_ms = worst.comm_ns / 1e6

@@ -16,7 +16,7 @@ named (``representative``), with the median and the range beside them (``spread_
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -220,3 +220,9 @@ def rank_overlap(rt: RankTrace, steps: Iterable[int] | None = None) -> RankOverl
     span_ns = (chosen[-1].end_ns - chosen[0].start_ns) if chosen else 0
     window = _figures(-1, span_ns, comp, comm, total_bytes)
     return RankOverlap(rank=rt.rank, steps=per, window=window, hta_window=hta_window_overlap(rt))
+
+
+def most_exposed(exposed_by_rank: Mapping[int, float]) -> int | None:
+    """The headline's rank: the one whose mean step is most exposed, the lowest rank on a tie (None without ranks);
+    one choice for the text's finding, the HTML's cards and compare."""
+    return min(exposed_by_rank, key=lambda r: (-exposed_by_rank[r], r), default=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..analysis.analyze import Report
+from ..analysis.overlap import most_exposed
 from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
@@ -97,7 +98,8 @@ def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
     ranks = [r for r in s["ranks"] if r["median_step"] is not None]
     if not ranks:
         return ["<div class='cards'>", _card(str(len(s["ranks"])), "ranks analyzed"), "</div>"]
-    r = max(ranks, key=lambda r: (r["exposed_comm_ms"], -r["rank"]))
+    by_rank = {r["rank"]: r for r in ranks}
+    r = by_rank[most_exposed({k: v["exposed_comm_ms"] for k, v in by_rank.items()})]
     share = 100 * r["exposed_comm_ms"] / r["step_ms"] if r["step_ms"] else 0.0
     sp = r.get("step_spread") or {}
     n = sp.get("steps", r["steps"])

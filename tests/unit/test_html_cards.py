@@ -18,3 +18,11 @@ def test_the_cards_quote_the_most_exposed_rank():
     assert "633.30 ms" in html and "exposed comm (rank 4, 78% of its step)" in html
     one = "".join(_cards(None, {"ranks": [_rank(4, 633.3, 495.2, 1)]}, {}))  # type: ignore[arg-type]
     assert "rank 4, one step" in one and "mean of 1 steps" not in one
+
+
+def test_one_headline_rank_for_the_text_the_html_and_compare():
+    """The most exposed rank, the lowest on a tie: compare took the highest on a tie, the text and cards the lowest."""
+    from commprof.analysis.overlap import most_exposed
+
+    assert most_exposed({0: 480.0, 4: 495.2, 7: 490.0}) == 4
+    assert most_exposed({3: 10.0, 1: 10.0, 2: 5.0}) == 1 and most_exposed({}) is None

@@ -85,6 +85,17 @@ class Bandwidth:
     fits: tuple[Fit, ...]
     samples: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]]  # bytes, transfer ns
 
+    def volume_by_size(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """(op, log2 of the size) -> (transfers, bytes), over every transfer: unlike ``bins``, timing-free (a bin
+        whose transfers all took no measurable time is no bin)."""
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        for (op, _pg, _n), (nbytes, _ns) in self.samples.items():
+            e = np.floor(np.log2(np.maximum(nbytes, 1))).astype(np.int64)
+            for k in np.unique(e):
+                c, b = out.get((op, int(k)), (0, 0))
+                out[(op, int(k))] = (c + int((e == k).sum()), b + int(nbytes[e == k].sum()))
+        return out
+
 
 def shared_time(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Each interval's share of the channel: the integral over it of 1 / (intervals active then).

@@ -364,8 +364,7 @@ def unseen(before: Report, after: Report, settings: Sequence[SettingChange]) -> 
 
     def per_step(rep: Report) -> dict[tuple[str, int], tuple[float, float]]:
         pairs = sum(len(o.steps) for o in rep.overlaps) or 1
-        return {(b.op, b.lo_bytes): (round(b.count / pairs, 2), round(b.bytes / pairs, -2))
-                for b in rep.bandwidth.bins}
+        return {k: (round(c / pairs, 2), round(b / pairs, -2)) for k, (c, b) in rep.bandwidth.volume_by_size().items()}
 
     return knobs if per_step(before) == per_step(after) else ()
 

@@ -126,3 +126,18 @@ def test_transfers_of_no_measurable_time_are_left_out_of_busbw():
     bins = [b for b in rep.bandwidth.bins if b.op == "all_reduce"]
     assert sum(b.count for b in bins) == fit.points + fit.untimed and sum(b.untimed for b in bins) == fit.untimed
     assert all(b.busbw_gbps is None or b.busbw_gbps / factor <= fit.beta_gbps * 1.05 for b in bins)
+
+
+def test_the_volume_by_size_counts_transfers_whatever_their_time():
+    """compare's "changed nothing the runs can see" reads what moved, by size: a size whose every transfer took no
+    measurable time has no bandwidth bin, but its transfers and bytes count the same as timed ones."""
+    from commprof.analysis.bandwidth import Bandwidth
+    nbytes = np.array([100, 120, 5000, 5000, 70_000], dtype=np.int64)
+    timed = Bandwidth(bins=(), fits=(), samples={("all_reduce", "0", 2): (nbytes, np.full(5, 1000, np.int64)),
+                                                 ("broadcast", "1", 2): (nbytes[:1], np.ones(1, np.int64))})
+    untimed = Bandwidth(bins=(), fits=(), samples={("all_reduce", "7", 2): (nbytes, np.array([0, 0, 9, 9, 0])),
+                                                   ("broadcast", "1", 2): (nbytes[:1], np.zeros(1, np.int64))})
+    got = timed.volume_by_size()
+    assert got == untimed.volume_by_size()
+    assert got == {("all_reduce", 6): (2, 220), ("all_reduce", 12): (2, 10_000), ("all_reduce", 16): (1, 70_000),
+                   ("broadcast", 6): (1, 100)}

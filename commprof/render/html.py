@@ -94,12 +94,14 @@ def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str 
 
 def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     """One rank's mean step, so that the cards add up: the most exposed rank, as the text's exposed-communication
-    finding (the middle rank's figures beside the text's read as two answers: Megatron's rank 7 against rank 4)."""
+    finding (the middle rank's figures beside the text's read as two answers: Megatron's rank 7 against rank 4),
+    chosen from the same unrounded figures."""
     ranks = [r for r in s["ranks"] if r["median_step"] is not None]
     if not ranks:
         return ["<div class='cards'>", _card(str(len(s["ranks"])), "ranks analyzed"), "</div>"]
     by_rank = {r["rank"]: r for r in ranks}
-    r = by_rank[most_exposed({k: v["exposed_comm_ms"] for k, v in by_rank.items()})]
+    exact = {o.rank: o.representative.exposed_ns for o in rep.overlaps if o.representative is not None}
+    r = by_rank[most_exposed({k: exact.get(k, v["exposed_comm_ms"] * 1e6) for k, v in by_rank.items()})]
     share = 100 * r["exposed_comm_ms"] / r["step_ms"] if r["step_ms"] else 0.0
     sp = r.get("step_spread") or {}
     n = sp.get("steps", r["steps"])

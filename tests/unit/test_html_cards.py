@@ -3,7 +3,11 @@ Megatron TP8's rank 7 beside the text's rank 4), and one step as one step ("mean
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from commprof.render.html import _cards
+
+NO_OVERLAPS = SimpleNamespace(overlaps=())
 
 
 def _rank(rank: int, step: float, exposed: float, steps: int) -> dict:
@@ -14,9 +18,9 @@ def _rank(rank: int, step: float, exposed: float, steps: int) -> dict:
 
 def test_the_cards_quote_the_most_exposed_rank():
     s = {"ranks": [_rank(0, 627.9, 480.0, 3), _rank(4, 633.3, 495.2, 3), _rank(7, 630.0, 490.0, 3)]}
-    html = "".join(_cards(None, s, {}))  # type: ignore[arg-type]
+    html = "".join(_cards(NO_OVERLAPS, s, {}))  # type: ignore[arg-type]
     assert "633.30 ms" in html and "exposed comm (rank 4, 78% of its step)" in html
-    one = "".join(_cards(None, {"ranks": [_rank(4, 633.3, 495.2, 1)]}, {}))  # type: ignore[arg-type]
+    one = "".join(_cards(NO_OVERLAPS, {"ranks": [_rank(4, 633.3, 495.2, 1)]}, {}))  # type: ignore[arg-type]
     assert "rank 4, one step" in one and "mean of 1 steps" not in one
 
 
@@ -26,3 +30,12 @@ def test_one_headline_rank_for_the_text_the_html_and_compare():
 
     assert most_exposed({0: 480.0, 4: 495.2, 7: 490.0}) == 4
     assert most_exposed({3: 10.0, 1: 10.0, 2: 5.0}) == 1 and most_exposed({}) is None
+
+
+def test_the_cards_choose_from_the_unrounded_figures():
+    """Two ranks equal in summary.json's 3 decimals: the cards choose as the text does, from the exact nanoseconds."""
+    s = {"ranks": [_rank(0, 600.0, 495.2, 3), _rank(1, 601.0, 495.2, 3)]}
+    exact = SimpleNamespace(overlaps=[SimpleNamespace(rank=r, representative=SimpleNamespace(exposed_ns=ns))
+                                      for r, ns in ((0, 495_200_100), (1, 495_200_400))])
+    assert "exposed comm (rank 1," in "".join(_cards(exact, s, {}))  # type: ignore[arg-type]
+    assert "exposed comm (rank 0," in "".join(_cards(NO_OVERLAPS, s, {}))  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, NoUsableTraces
 from .formats.files import COMPARE, COMPARE_DIR, COMPARE_HTML, DEMO_DIR, HTML, MERGED, REPORT_DIR
 from .render import FORMATS
 
@@ -113,7 +113,7 @@ def parse_steps(spec: str | None) -> tuple[int, ...] | None:
         lo = int(a) if a.strip() else 0
         hi = int(b) if b.strip() else 1 << 31
         if hi <= lo:
-            raise ValueError(f"empty step range {spec!r}")
+            raise ValueError(f"A:B is the steps A to B - 1, so B must be above A ({spec} has none)")
         return tuple(range(lo, min(hi, lo + 1_000_000)))
     return (int(spec),)
 
@@ -153,8 +153,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise InputError(args.format, f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     try:
         steps = parse_steps(args.steps)
-    except ValueError:
-        raise InputError(args.steps, "--steps must be N or A:B with integers") from None
+    except ValueError as e:
+        why = str(e) if str(e).startswith("A:B") else "--steps must be N or A:B with integers"
+        raise InputError(args.steps, why) from None
     try:
         ranks = parse_ranks(args.ranks) if args.ranks else None
     except ValueError:
@@ -162,21 +163,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     drift = _drift(args.drift_pct)
     trace_dir = Path(args.trace_dir)
     mon = _monitor(trace_dir)
-    if mon is not None and not _has_traces(trace_dir):
-        from .analysis.production.diagnosis import analyze_monitor
+    from .analysis.production.diagnosis import analyze_monitor
 
+    if mon is not None and not _has_traces(trace_dir):
         return _monitor_only(analyze_monitor(mon), Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     # the map step computes the per-rank analyses for the same steps (commprof.analysis.perrank)
     kwargs = dict(ranks=ranks, max_bytes=args.max_bytes or DEFAULT_MAX_BYTES, steps=steps,
                   comm_kernels=args.comm_kernel, cycle=args.cycle, per_rank=args.per_rank)
-    if args.dask:
-        client = _dask_client(args.dask)
-        try:
-            run = _load_with_progress(load, trace_dir, dict(kwargs, executor=client.get_executor()), args.quiet)
-        finally:
-            client.close()
-    else:
-        run = _load_with_progress(load, trace_dir, kwargs, args.quiet)
+    try:
+        run = _load_run(load, trace_dir, kwargs, args)
+    except NoUsableTraces as e:
+        if mon is None:
+            raise
+        for line in e.skipped:  # a note or metrics file beside the monitor's: the monitor's report still stands
+            print(f"commprof: skipped {line}", file=sys.stderr)
+        return _monitor_only(analyze_monitor(mon), Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     if args.link_gbps is not None and not args.link_gbps > 0:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")
     if args.step_ms is not None and not args.step_ms > 0:
@@ -193,6 +194,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     if "text" in formats:
         sys.stdout.write(text.render(rep, written, color=sys.stdout.isatty()))
     return 0
+
+
+def _load_run(load, trace_dir: Path, kwargs: dict, args: argparse.Namespace):
+    if not args.dask:
+        return _load_with_progress(load, trace_dir, kwargs, args.quiet)
+    client = _dask_client(args.dask)
+    try:
+        return _load_with_progress(load, trace_dir, dict(kwargs, executor=client.get_executor()), args.quiet)
+    finally:
+        client.close()
 
 
 def _has_traces(path: Path) -> bool:

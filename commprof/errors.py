@@ -17,6 +17,17 @@ class InputError(Exception):
         return (InputError, (self.path, self.problem))
 
 
+class NoUsableTraces(InputError):
+    """Every trace-like file in a folder failed to read: the first one's problem, and each one's (``skipped``)."""
+
+    def __init__(self, path: object, problem: str, skipped: tuple[str, ...] = ()) -> None:
+        super().__init__(path, problem)
+        self.skipped = skipped
+
+    def __reduce__(self):
+        return (NoUsableTraces, (self.path, self.problem, self.skipped))
+
+
 def read_bounded(path: Path, max_bytes: int, what: str) -> bytes:
     """A small input file's bytes (a sidecar, a hang dump, a Flight Recorder pickle); InputError when it cannot be
     read or is larger than ``max_bytes``."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.perrank import RankDigest, steps_key
-from ..errors import InputError
+from ..errors import InputError, NoUsableTraces
 from ..model import RankTrace, Run, SpillDir
 from ..numlist import number_list
 from ..reader import discover as _discover
@@ -86,13 +86,15 @@ def load(path: str | Path, *, ranks: list[int] | None = None, max_bytes: int = D
     else:
         mapper.run(None, remote=False)
     if mapper.errors and not mapper.results:
-        raise mapper.errors[0]
+        first = mapper.errors[0]
+        raise NoUsableTraces(first.path, first.problem, tuple(f"{e.path}: {e.problem}" for e in mapper.errors))
     warnings.extend(f"skipped {e.path}: {e.problem}" for e in mapper.errors)
     results = _only(mapper.results, ranks, path)
-    ask = Together(cycle=cycle, steps=steps_key(steps), per_rank=per_rank, skipped=tuple(
+    ask = Together(cycle=cycle, steps=steps_key(steps), per_rank=per_rank,
+                   ranks=tuple(sorted(set(ranks))) if ranks is not None else None, skipped=tuple(
         f"{Path(e.path).name} ({e.problem})" for e in mapper.errors))
     results, note = select(Path(path), results, ask)
-    return judge(assemble(Path(path), results, run_ids, warnings), ask, note)
+    return judge(assemble(Path(path), results, run_ids, warnings, ask.ranks), ask, note)
 
 
 def _only(results: list[_spill.Mapped], ranks: list[int] | None, path: str | Path) -> list[_spill.Mapped]:
@@ -185,8 +187,9 @@ def _size(p: Path) -> int:
 
 
 def assemble(path: Path, results: list[tuple[RankTrace, RankDigest | None]], run_ids: dict[int, str],
-             warnings: list[str]) -> LoadedRun:
-    """The reduce step's first task: one run of ranks that belong together, or one clear error."""
+             warnings: list[str], asked: tuple[int, ...] | None = None) -> LoadedRun:
+    """The reduce step's first task: one run of ranks that belong together, or one clear error.  ``asked``: the
+    ranks ``--ranks`` restricted the load to (the others are left out, not missing)."""
     by_rank: dict[int, RankTrace] = {}
     for rt, _d in results:
         if rt.rank in by_rank:
@@ -197,18 +200,26 @@ def assemble(path: Path, results: list[tuple[RankTrace, RankDigest | None]], run
     run_id = _run_id(by_rank, run_ids)
     ordered = tuple(by_rank[r] for r in sorted(by_rank))
     missing: tuple[int, ...] = ()
+    if asked is not None and (absent := [r for r in asked if r not in by_rank]):
+        out_of = f" (world size {world})" if world is not None else ""
+        warnings.append(f"--ranks asked for {_ranks(absent)}, not in this run{out_of}")
     if world is not None and len(ordered) < world:
         missing = tuple(r for r in range(world) if r not in by_rank)
-        shown = number_list(missing, limit=16)
-        warnings.append(f"{len(ordered)} of {world} ranks present; missing ranks: {shown}. Waits, stragglers and "
-                        "transfer times without waits are measured across the ranks present only; every rank's "
-                        "trace is needed for all of them")
+        lost = [r for r in missing if asked is None or r in asked]
+        if lost:
+            warnings.append(f"{len(ordered)} of {world} ranks present; missing ranks: {number_list(lost, limit=16)}. "
+                            "Waits, stragglers and transfer times without waits are measured across the ranks "
+                            "present only; every rank's trace is needed for all of them")
     with_side = [rt for rt in ordered if rt.sidecar is not None]
     if 0 < len(with_side) < len(ordered):
         lacking = [rt.rank for rt in ordered if rt.sidecar is None]
         warnings.append(f"ranks {lacking} have no commprof sidecar; their bucket analysis is skipped")
     return LoadedRun(path=str(path), ranks=ordered, world_size=world, run_id=run_id, missing_ranks=missing,
                      warnings=tuple(warnings), digests={rt.rank: d for rt, d in results if d is not None})
+
+
+def _ranks(rs: list[int]) -> str:
+    return f"rank {rs[0]}" if len(rs) == 1 else f"ranks {number_list(rs, limit=16)}"
 
 
 def _world_size(ranks: list[RankTrace]) -> int | None:

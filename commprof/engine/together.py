@@ -28,6 +28,7 @@ class Together:
     steps: StepsKey = None
     per_rank: bool = False
     skipped: tuple[str, ...] = ()
+    ranks: tuple[int, ...] | None = None  # --ranks: the others are left out, not missing
 
 
 def select(path: Path, results: Sequence[T], ask: Together) -> tuple[list[T], str | None]:
@@ -50,9 +51,11 @@ def judge(run: R, ask: Together, cycle_note: str | None) -> R:
     notes: list[str] = [cycle_note] if cycle_note else []
     world = run.world_size
     if run.missing_ranks and world is not None:
-        shown = number_list(run.missing_ranks, limit=16)
-        notes.append(f"{len(run.ranks)} of {world} ranks (missing: {shown}): cross-rank figures cover the ranks "
-                     "present only")
+        left = [r for r in run.missing_ranks if ask.ranks is not None and r not in ask.ranks]
+        lost = [r for r in run.missing_ranks if r not in left]
+        why = ", ".join(w for w in (f"missing: {number_list(lost, limit=16)}" if lost else "",
+                                    f"left out with --ranks: {number_list(left, limit=16)}" if left else "") if w)
+        notes.append(f"{len(run.ranks)} of {world} ranks ({why}): cross-rank figures cover the ranks loaded only")
     if ask.skipped:
         notes.append("skipped, not read as traces: " + "; ".join(ask.skipped[:4])
                      + (f"; and {len(ask.skipped) - 4} more" if len(ask.skipped) > 4 else ""))

@@ -95,6 +95,35 @@ def test_path_that_does_not_exist(tmp_path: Path, capsys):
     assert "no such file or folder" in capsys.readouterr().err
 
 
+def test_a_stray_json_beside_the_monitors_files_does_not_stop_its_report(tmp_path: Path, capsys):
+    """A job's own notes or metrics (.json) in a monitor folder are skipped with a line naming each, and the stall
+    or hang verdict is still reported (they stopped it: "no usable trace events", exit 2); with no monitor files,
+    the same folder is bad input."""
+    for r in (0, 1):
+        dump = {"schema": "commprof.hang/1", "rank": r, "world_size": 2, "backend": "gloo", "reason": "no step()",
+                "step": 4, "flight_recorder": {"available": True, "error": None, "entries": [
+                    {"seq": 1, "op": "all_reduce", "pg": "0", "input_sizes": [[256]], "input_dtypes": ["Float"],
+                     "output_sizes": [[256]], "state": "completed", "retired": True, "created_unix_ns": 10**18}]
+                    + ([] if r == 1 else [{"seq": 2, "op": "all_reduce", "pg": "0", "input_sizes": [[256]],
+                                           "input_dtypes": ["Float"], "output_sizes": [[256]], "state": "started",
+                                           "retired": False, "created_unix_ns": 10**18 + 1}])},
+                "threads": [{"name": "MainThread", "ident": 1, "main": True,
+                             "stack": [["/job/train.py", 20, "main", "loss.backward()"]]}]}
+        (tmp_path / f"rank{r}.hang.json").write_text(json.dumps(dump))
+    (tmp_path / "truth_rank0.json").write_text(json.dumps({"step_s": [0.1, 0.2]}))
+    (tmp_path / "notes.json").write_text("[]")
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "out"), "--format", "text,json"]) == 0
+    out, err = capsys.readouterr()
+    assert "skipped " + str(tmp_path / "truth_rank0.json") + ": no 'traceEvents' key" in err
+    assert "notes.json: no usable trace events" in err and "rank 1" in out
+    assert (tmp_path / "out" / "summary.json").is_file()
+    for f in tmp_path.glob("*.hang.json"):
+        f.unlink()
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: " in err and ("notes.json" in err or "truth_rank0.json" in err)
+
+
 def _torch_layout_defects(text: bytes) -> dict[str, tuple[str, bytes, list[str]]]:
     """Defects placed in a trace written by torch (so that it is streamed): file name, bytes, extra CLI args."""
     import gzip
@@ -147,3 +176,12 @@ def test_streamed_large_traces_fail_and_recover_as_whole_reads(tmp_path: Path, c
         if name not in ("intact", "metadata_after_events"):  # the latter: read again whole, no defect
             assert outcomes[0][0] == 2 or outcomes[0][2]["warnings"], name  # an error, or a warning says what
     assert slices  # the streamed reads were streamed
+
+
+def test_a_step_range_that_holds_no_step_says_why(tmp_path: Path, capsys):
+    """--steps 5:3: both integers, so "must be N or A:B with integers" misled; the line says B must be above A."""
+    assert main(["report", str(tmp_path), "--steps", "5:3"]) == 2
+    err = capsys.readouterr().err
+    assert "5:3: A:B is the steps A to B - 1, so B must be above A" in err and err.count("\n") == 1
+    assert main(["report", str(tmp_path), "--steps", "x"]) == 2
+    assert "--steps must be N or A:B with integers" in capsys.readouterr().err

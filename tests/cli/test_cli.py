@@ -138,6 +138,18 @@ def test_broken_rank_beside_healthy_ones_is_skipped_with_a_warning(example: Path
     assert any("skipped" in w and "rank1.pt.trace.json.gz" in w for w in s["warnings"])
 
 
+def test_ranks_left_out_by_the_user_are_not_missing(example: Path):
+    """--ranks 0,7 on a 2-rank run: rank 1 was left out, not lost (the header read "missing: 1"), and rank 7, not in
+    the run, is a warning (it was dropped without a word)."""
+    res = cli("report", str(example), "--ranks", "0,7", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads((example / "commprof-report" / "summary.json").read_text())
+    assert s["ranks_loaded"] == [0]
+    assert "1 of 2 ranks (left out with --ranks: 1): cross-rank figures cover the ranks loaded only" in s["notes"]
+    assert "--ranks asked for rank 7, not in this run (world size 2)" in s["warnings"]
+    assert not any("missing" in line for line in s["notes"] + s["warnings"])
+
+
 def test_unwritable_output_is_an_input_error(example: Path, tmp_path: Path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -147,7 +147,7 @@ def test_with_ranks_missing_the_cause_is_a_lead_among_the_loaded_ranks_not_a_ver
     rep = analyze(Run("built", (a, b), 4, None, (2, 3), ()))
     assert rep.critical is not None and rep.critical.cause.ranks == () and rep.critical.cause.rank is None
     first = rep.findings[0]
-    assert first.text.startswith("Who holds the job back is not told: 2 of 4 ranks are loaded (missing: 2, 3)")
+    assert first.text.startswith("Who holds the job back is not told: 2 of 4 ranks are loaded (not loaded: 2, 3)")
     assert "Among the loaded ranks, rank 1 would shorten their critical path most" in first.text
     assert first.severity == "info"
 

@@ -41,3 +41,19 @@ def test_a_long_burst_that_cost_less_than_a_step_is_noise():
     # the same burst 5 ms late: 30 ms, more than a step
     sd = slowdown(_run({2: {s: 5.0 for s in range(100, 106)}}))
     assert sd is not None and [(r.rank, r.first_step, r.last_step) for r in sd.ranges] == [(2, 100, 105)]
+
+
+def test_a_stall_is_its_own_range_and_the_noise_around_it_is_judged_without_it():
+    """Rank 1 stalls 5 s at step 40 and is 3 ms late in 4 steps around it: the stall alone, a step of its own (merged
+    with the noise it read "steps 38-46, 1 s late on average"); 6 such steps around a stall are a range of their own,
+    their mean their own."""
+    noise = {38: 3.0, 41: 3.0, 43: 3.0, 46: 3.0}
+    sd = slowdown(_run({1: {**noise, 40: 5000.0}}))
+    assert sd is not None
+    assert [(r.rank, r.first_step, r.last_step, r.stall, r.slow_steps) for r in sd.ranges] == [(1, 40, 40, True, 1)]
+    assert sd.ranges[0].mean_late_ms == 5000.0
+    more = {s: 6.0 for s in (36, 38, 41, 43, 45, 47)}
+    sd = slowdown(_run({1: {**more, 40: 5000.0}}))
+    assert sd is not None
+    got = [(r.first_step, r.last_step, r.stall, r.slow_steps, round(r.mean_late_ms, 1)) for r in sd.ranges]
+    assert got == [(36, 47, False, 6, 6.0), (40, 40, True, 1, 5000.0)]

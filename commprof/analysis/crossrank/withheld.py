@@ -53,8 +53,9 @@ def without_missing(c: RootCause, run: Run) -> RootCause:
         return c
     loaded, world = len(run.ranks), run.world_size or len(run.ranks) + len(run.missing_ranks)
     missing = number_list(run.missing_ranks, limit=8)
-    scope = (f"Who holds the job back is not told: {loaded} of {world} ranks are loaded (missing: {missing}), and a "
-             f"missing rank may be the one every loaded rank waits for. Load every rank's trace to name the cause.")
+    scope = (f"Who holds the job back is not told: {loaded} of {world} ranks are loaded (not loaded: {missing}), and "
+             "a rank not loaded may be the one every loaded rank waits for. Load every rank's trace to name the "
+             "cause.")
     if not c.ranks:
         return replace(c, text=f"{scope} Among the loaded ranks: {c.text}")
     who = " and ".join(f"rank {r}" for r in c.ranks)

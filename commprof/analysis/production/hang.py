@@ -235,7 +235,8 @@ def _verdict(pg: str, got: dict[int, list[FREntry]], states: dict[int, RankState
                 done = f"; its last collective was {last.op} #{last.seq}" if last is not None else ""
                 parts.append(f"rank {r} never reached it: it was {place(s.where)} (step {s.step}){done}")
         kind = "died" if all(states[r].status != "dump" for r in culprits) else "not reached"
-        text = (f"{_ranks(sorted(reached))} wait in {what} ({waiting.signature()}); " + "; ".join(parts) + ".")
+        verb = "waits" if len(reached) == 1 else "wait"
+        text = (f"{_ranks(sorted(reached))} {verb} in {what} ({waiting.signature()}); " + "; ".join(parts) + ".")
         return Hang(kind, tuple(culprits), text, tuple(states.values()), waiting)
     text = (f"Every rank issued {what} ({waiting.signature()}) and none completed it: no rank is missing and "
             "the calls agree, so the transfer itself stalls (a network fault, a peer process frozen outside "

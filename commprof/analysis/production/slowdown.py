@@ -12,7 +12,8 @@ than ``MAX_GAP`` steps merge into one range.  A range is kept when it lasts ``MI
 lateness it brought adds up to at least one median step of the job (the others waited a whole step for it):
 shorter or cheaper bursts (a GC pause, a neighbour's job on a shared host) are noise at the monitor's grain —
 except a single step more than ``STALL_STEPS`` median steps and ``STALL_MIN_MS`` late (a stall): that is slow
-however short the run.  The first monitored step (start-up) is left out.
+however short the run, a range of its own (the noise around it is judged without it).  The first monitored step
+(start-up) is left out.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class SlowRange:
     rank: int
     first_step: int
     last_step: int
-    mean_late_ms: float
+    mean_late_ms: float  # over its slow steps
+    slow_steps: int = 1  # the steps in the range late beyond the threshold
+    stall: bool = False  # one step more than STALL_STEPS median steps and STALL_MIN_MS late
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,23 +113,19 @@ def slowdown(mrun: MonitorRun) -> Slowdown | None:
 
 
 def _ranges(s: RankLateness, threshold: float, min_lost_ms: float) -> list[SlowRange]:
-    out: list[SlowRange] = []
+    """A stall is a range of its own step (merged with the noise around it, "steps 2-14, 717 ms late on average"
+    hid a 5 s stall at step 4 among 2-6 ms); the other slow steps merge and are kept by the rules above."""
     idx = np.flatnonzero(s.late_ms > threshold)
-    if idx.size == 0:
-        return out
-    run = [int(idx[0])]
-    for i in idx[1:].tolist():
-        if s.steps[i] - s.steps[run[-1]] <= MAX_GAP:
-            run.append(i)
+    stall_ms = max(STALL_STEPS * min_lost_ms, STALL_MIN_MS)
+    stalls = [int(i) for i in idx if s.late_ms[i] > stall_ms]
+    out = [SlowRange(s.rank, int(s.steps[i]), int(s.steps[i]), float(s.late_ms[i]), 1, True) for i in stalls]
+    rest = [int(i) for i in idx if s.late_ms[i] <= stall_ms]
+    runs: list[list[int]] = []
+    for i in rest:
+        if runs and s.steps[i] - s.steps[runs[-1][-1]] <= MAX_GAP:
+            runs[-1].append(i)
         else:
-            out += _close(s, run, min_lost_ms)
-            run = [i]
-    out += _close(s, run, min_lost_ms)
-    return out
-
-
-def _close(s: RankLateness, run: list[int], min_lost_ms: float) -> list[SlowRange]:
-    stall = float(np.max(s.late_ms[run])) > max(STALL_STEPS * min_lost_ms, STALL_MIN_MS)
-    if not stall and (len(run) < MIN_STEPS or float(np.sum(s.late_ms[run])) < min_lost_ms):
-        return []
-    return [SlowRange(s.rank, int(s.steps[run[0]]), int(s.steps[run[-1]]), float(np.mean(s.late_ms[run])))]
+            runs.append([i])
+    out += [SlowRange(s.rank, int(s.steps[r[0]]), int(s.steps[r[-1]]), float(np.mean(s.late_ms[r])), len(r))
+            for r in runs if len(r) >= MIN_STEPS and float(np.sum(s.late_ms[r])) >= min_lost_ms]
+    return sorted(out, key=lambda r: r.first_step)

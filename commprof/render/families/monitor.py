@@ -12,6 +12,7 @@ from ..._version import __version__
 from ...analysis.crossrank.environment import apart_sentence
 from ...analysis.production.diagnosis import MonitorReport
 from ...analysis.production.hang import Hang, place
+from ...analysis.production.slowdown import MAX_GAP, MIN_STEPS, SlowRange
 from ...formats.files import SUMMARY_SCHEMA as SCHEMA
 from ...model import FREntry
 from ..plot.figure import EXPOSED, new_figure, to_png
@@ -44,13 +45,22 @@ def monitor_dict(m: MonitorReport) -> dict[str, Any]:
                        **({"env": dict(r.env)} if r.env is not None else {})}
                       for r in m.run.ranks],
             "stragglers": [] if sd is None else [{"rank": x.rank, "first_step": x.first_step,
-                                                  "last_step": x.last_step, "mean_late_ms": round(x.mean_late_ms, 3)}
+                                                  "last_step": x.last_step, "mean_late_ms": round(x.mean_late_ms, 3),
+                                                  "slow_steps": x.slow_steps, "stall": x.stall}
                                                  for x in sd.ranges],
             "threshold_ms": None if sd is None else round(sd.threshold_ms, 3),
             "reference_rank": None if sd is None else sd.reference_rank,
             "clock_offsets_ms": {} if sd is None else {str(k): round(v / 1e6, 3) for k, v in sd.offsets_ns.items()},
             "collective_instances": 0 if sd is None else sd.instances,
             "warnings": list(m.run.warnings)}
+
+
+def _range_text(x: SlowRange, threshold_ms: float) -> str:
+    if x.stall:
+        return (f"stalled at step {x.first_step}: it issued its collectives {x.mean_late_ms:.1f} ms after the first "
+                "rank.")
+    return (f"was slow in {x.slow_steps} of steps {x.first_step}-{x.last_step}: it issued its collectives "
+            f"{x.mean_late_ms:.1f} ms after the first rank on average in those (threshold {threshold_ms:.1f} ms).")
 
 
 def lines(m: MonitorReport) -> list[str]:
@@ -72,12 +82,12 @@ def lines(m: MonitorReport) -> list[str]:
         if sd.ranges:
             envs = {r.rank: r.env for r in m.run.ranks if r.env is not None}
             for x in sd.ranges:
-                out.append(f" !  Rank {x.rank} was slow in steps {x.first_step}-{x.last_step}: it issued its "
-                           f"collectives {x.mean_late_ms:.1f} ms after the first rank on average (threshold "
-                           f"{sd.threshold_ms:.1f} ms).{plain(apart_sentence(x.rank, envs), 1000)}")
+                out.append(f" !  Rank {x.rank} {_range_text(x, sd.threshold_ms)}"
+                           f"{plain(apart_sentence(x.rank, envs), 1000)}")
         else:
             out.append(f"    No rank was slow over the {steps} monitored steps (lateness above {sd.threshold_ms:.1f} "
-                       "ms for 3 steps or more).")
+                       f"ms in {MIN_STEPS} steps or more, at most {MAX_GAP} apart, adding up to a median step; or "
+                       "one stall).")
     out += [f"    warning: {plain(w, 300)}" for w in m.run.warnings]
     return out
 
@@ -108,8 +118,8 @@ def html_section(m: MonitorReport, png: bytes | None) -> list[str]:
 
     parts = ["<h2 id='hang'>Production monitor</h2>"]
     if m.hang is not None:
-        what = "Stall" if m.hang.kind == "stall" else "Hang"
-        parts.append(f"<div class='finding sev-high'><b>{what}</b> ({h(m.hang.kind)}): {h(m.hang.text, 3000)}</div>")
+        what = "<b>Stall</b>" if m.hang.kind == "stall" else f"<b>Hang</b> ({h(m.hang.kind)})"
+        parts.append(f"<div class='finding sev-high'>{what}: {h(m.hang.text, 3000)}</div>")
         parts.append("<table><tr><th>rank</th><th>status</th><th>pending</th><th>last completed</th>"
                      "<th>where</th></tr>")
         for s in m.hang.ranks:
@@ -119,8 +129,8 @@ def html_section(m: MonitorReport, png: bytes | None) -> list[str]:
                          f"<td>{h(place(s.where) if s.where else '-', 600)}</td></tr>")
         parts.append("</table>")
     for line in lines(m):
-        if not line.startswith((" !! HANG", "    rank")):
-            parts.append(f"<div class='finding sev-medium'>{h(line.strip(), 1000)}</div>")
+        if not line.startswith((" !! HANG", " !! STALL", "    rank")):  # the verdict and its table are above
+            parts.append(f"<div class='finding sev-medium'>{h(line.strip().lstrip('! '), 1000)}</div>")
     if png is not None:
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<img id="plot-lateness" alt="lateness per rank and step" src="data:image/png;base64,{data}">')

@@ -15,6 +15,7 @@ from .bandwidth import Bandwidth, bandwidth
 from .crossrank.critpath import Segment
 from .crossrank.family import CrossRankDetail
 from .crossrank.matching import CrossRank, cross_rank
+from .crossrank.p2p import NO_LINKS, links, with_p2p_waits
 from .crossrank.rootcause import Critical, RootCause
 from .crossrank.withheld import no_cross, per_rank_sections
 from .dataparallel import DataParallelStat
@@ -169,11 +170,13 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
     overlaps = tuple(r.overlap for r in per_rank)
     cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests)
+    lk = NO_LINKS if withheld else links(run.ranks, cross, set(wanted) if wanted is not None else None)
+    cross = with_p2p_waits(cross, run.ranks, lk, set(wanted) if wanted is not None else None)
     unprof = unprofiled_step_ms(run)
     if step_ms is not None:
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
-    bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices)
+    bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices, lk)
     drift = RUN_DRIFT_SD_PCT if drift_pct is None else float(drift_pct)
     if not 0.0 <= drift <= 100.0:  # NaN fails too
         raise ValueError(f"drift_pct={drift_pct!r}: the drift is a percentage of the step in [0, 100]")
@@ -182,7 +185,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
                              step_ms)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
                     step_now_ms=now, step_now_basis=basis, digests=digests, monitor=monitor, noise=nz,
-                    whatif=tuple(whatif))
+                    links=lk, whatif=tuple(whatif))
     sections = tuple(with_bands(s, nz) for s in family_sections(shared))
     if withheld:
         sections = per_rank_sections(run, sections)

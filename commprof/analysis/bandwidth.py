@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import ops
 from ..model import RankTrace
 from ..ops import bus_factor
 from .crossrank.matching import CrossRank
+from .crossrank.p2p import NO_LINKS, Links, transfer_ns
 
 # Peak unidirectional bandwidth per GPU, GB/s, for the links of common GPUs (vendor data sheets).
 # nccl-tests' busbw reaches about 75-90% of these on a full node; cross-node jobs are limited by the
@@ -120,9 +122,14 @@ def shared_time(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.where(i_e > i_s, prefix[i_e] - prefix[i_s], 0.0)
 
 
-def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None):
+def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None, links: Links = NO_LINKS):
     out: dict[tuple[str, str, int], tuple[list[int], list[int]]] = {}
     matched = set()
+    for lg in links.groups:
+        xs, ys = out.setdefault((ops.SEND, lg.process_group, 2), ([], []))
+        keep = lg.nbytes > 0
+        xs.extend(int(b) for b in lg.nbytes[keep])
+        ys.extend(int(t) for t in transfer_ns(lg)[keep])
     for g in cross.groups:
         matched.add(g.process_group)
         both = g.start_ns.max(axis=1, keepdims=True) if g.start_ns.size else g.start_ns
@@ -141,7 +148,8 @@ def _samples(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | No
                 ys.append(int(tr[i, j]))
     for rt in ranks:
         for c in rt.collectives:
-            if (c.process_group in matched or c.start_ns is None or c.end_ns is None or c.bytes <= 0
+            if (c.process_group in matched or (links.groups and ops.is_p2p(c.op)) or c.start_ns is None
+                    or c.end_ns is None or c.bytes <= 0
                     or c.group_size < 2 or (wanted is not None and c.step not in wanted)):
                 continue
             xs, ys = out.setdefault((c.op, c.process_group, c.group_size), ([], []))
@@ -193,13 +201,18 @@ def fit_alpha_beta(x: np.ndarray, t: np.ndarray,
 
 
 def bandwidth(ranks: Sequence[RankTrace], cross: CrossRank, steps: Iterable[int] | None = None,
-              link_gbps: float | None = None, devices: Iterable[str] = ()) -> Bandwidth:
+              link_gbps: float | None = None, devices: Iterable[str] = (), links: Links = NO_LINKS) -> Bandwidth:
+    """``links``: the send/recv pairs matched across ranks; each pair is one transfer, its time from the later
+    arrival to the recv's end (a send or recv alone lasts while it waits for its peer, or, on gloo, until wait())."""
     wanted = set(steps) if steps is not None else None
-    samples = _samples(ranks, cross, wanted)
+    samples = _samples(ranks, cross, wanted, links)
     kind: dict[str, str] = {}
     for rt in ranks:
         for c in rt.collectives:
             kind.setdefault(c.process_group, rt.device_kind)
+        for lg in links.groups:
+            if lg.ranks[0] == rt.rank:
+                kind.setdefault(lg.process_group, rt.device_kind)
     peak = (link_gbps, "given with --link-gbps") if link_gbps else link_peak(devices)
     bins: list[BinStat] = []
     fits: list[Fit] = []

@@ -5,14 +5,14 @@ index, stragglers, the settings that differ, and BEFORE's advice that AFTER appl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..model import RankTrace, Run
 from ..model.alloc import DDP_FORWARD
 from ..units import MiB
 from .analyze import Report
-from .crossrank.environment import shown
+from .crossrank.environment import differs
 from .ddp.nosync import KNOB as SYNCS
 from .ddp.view import view as ddp_view
 from .overlap import most_exposed
@@ -231,21 +231,11 @@ def _recorded_env(rep: Report) -> dict[str, str] | None:
 
 
 def _environment(before: Report, after: Report, sb: dict[str, Any], sa: dict[str, Any], notes: list[str]) -> None:
-    """The recorded environment variables set differently (``capture.environment``; None: unset), as settings
-    ``env:NAME``, and a note; only where both runs recorded their environment (older sidecars and plain traces
-    do not)."""
-    eb, ea = _recorded_env(before), _recorded_env(after)
-    if eb is None or ea is None:
-        return
-    diff = [(k, eb.get(k), ea.get(k)) for k in sorted(set(eb) | set(ea)) if eb.get(k) != ea.get(k)]
+    """The recorded environment variables set differently, as settings ``env:NAME``, and a note (``differs``)."""
+    diff, note = differs(_recorded_env(before), _recorded_env(after))
     for name, b, a in diff:
         sb[ENV_PREFIX + name], sa[ENV_PREFIX + name] = b, a
-    if diff:
-        named = "; ".join(f"{n} {shown(b)} -> {shown(a)}" for n, b, a in diff[:4])
-        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
-        notes.append(f"the environment differs ({named}{more}): allocator, thread-pool and communication-library "
-                     "variables change step times by themselves, and the verdict cannot tell their effect from "
-                     "the settings'")
+    notes += [note] if note else []
 
 
 def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None, str]:
@@ -272,6 +262,11 @@ def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None,
             return None, "AFTER's FSDP settings are not all recorded"
         return all(g[0] for g in got), ""
     return None, f"whether AFTER applied {knob} is not recorded in its files"
+
+
+UNSEEN_ADVICE = ("AFTER's traced steps show nothing it changed, the same bucket layout and collectives as BEFORE's (a "
+                 "hook that had not started yet, as PowerSGD before start_powerSGD_iter, runs plain all-reduces): its "
+                 "prediction is not checked; trace steps where it is at work")
 
 
 def _advice_check(before: Report, after_settings: dict[str, Any], before_settings: dict[str, Any],
@@ -335,6 +330,8 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
                      f"{', '.join(sorted(ops_a)) or 'none'}) or ran on different devices: they may be different jobs, "
                      "whose figures compare only as totals")
     no_effect = unseen(before, after, settings)
+    checks = [replace(a, measured_step_ms=None, note=UNSEEN_ADVICE) if a.applied and a.knob in no_effect else a
+              for a in checks]  # a hook not yet started (PowerSGD's start_powerSGD_iter) ran plain all-reduces
     if no_effect:
         notes.append(f"{', '.join(no_effect)} changed, but nothing the runs can see: the same bucket layout and the "
                      "same collectives (count and bytes per step); any difference in step time is the runs' noise "

@@ -237,7 +237,8 @@ def powersgd_why(rank: int, share: float, total_mb: float, wire_mb: float, expos
             + f"). It is lossy: keep plain all-reduce for the first steps and check convergence. state = "
             f"powerSGD_hook.PowerSGDState(process_group=None, matrix_approximation_rank={rank}, "
             "start_powerSGD_iter=1000); ddp_model.register_comm_hook(state, powerSGD_hook.powerSGD_hook) "
-            "(from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook).")
+            "(from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook). The prediction is for the steps "
+            "after start_powerSGD_iter: before it the hook runs plain all-reduces.")
 
 
 def accumulation_why(k: int, exposed_ms: float) -> str:
@@ -259,8 +260,18 @@ def pipeline_findings(pipe: PipelineReport | None) -> tuple[list[Finding], list[
             why=f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
             f"micro-batch (forward + backward + sending its activation), and the others wait for it in the "
             f"pipeline. Split {list(best.split)} brings the slowest stage to {best.slowest_stage_ms:.2f} ms.")]
-    return [Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split of the recorded "
-                            "layers has a faster slowest stage.")], []
+    if best.split == cur.split or best.slowest_stage_ms >= cur.slowest_stage_ms:
+        return [Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split of the "
+                                "recorded layers has a faster slowest stage.")], []
+    heavy = max(pipe.layers, key=lambda lay: lay.fwd_ms + lay.bwd_ms)
+    heavy_ms = heavy.fwd_ms + heavy.bwd_ms
+    bound = (f"; the slowest stage is held by layer {heavy.name!r} ({heavy_ms:.2f} ms per micro-batch of it), which "
+             "no split divides: make that layer cheaper or split it into recorded modules"
+             if heavy_ms >= 0.5 * best.slowest_stage_ms else "")
+    return [Finding("info", f"The pipeline split {list(cur.split)} is close to the best the recorded layers allow: "
+                            f"split {list(best.split)} would bring the slowest stage from {cur.slowest_stage_ms:.2f} "
+                            f"to {best.slowest_stage_ms:.2f} ms per micro-batch and the step from {cur.step_ms:.1f} "
+                            f"to {best.step_ms:.1f} ms (less than 5%: not advised){bound}.")], []
 
 
 def dataparallel_findings(dps: Sequence[DataParallelStat]) -> tuple[list[Finding], list[Advice]]:

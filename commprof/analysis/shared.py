@@ -9,6 +9,7 @@ from typing import Any
 from ..model import MonitorRun, Run
 from .bandwidth import Bandwidth
 from .crossrank.matching import CrossRank
+from .crossrank.p2p import NO_LINKS, Links
 from .overlap import RankOverlap
 from .perrank import RankDigest, RankResults
 from .uncertainty.maths import Noise
@@ -30,6 +31,7 @@ class Shared:
     digests: Mapping[int, RankDigest]  # what the engine's map step computed per rank
     monitor: MonitorRun | None = None  # the files ``commprof.monitor`` wrote beside the traces, if any
     noise: Noise = Noise()  # how disturbed the traced run was: every prediction's band widens with it
+    links: Links = NO_LINKS  # send/recv pairs matched across ranks (pipelines), on the collectives' clocks
     whatif: tuple[str, ...] = ()  # what-ifs the user asked to see in the findings whatever the run ("fsdp", "ddp")
     # the sections of the families listed before this one in ``FAMILIES`` (a family may build on an earlier one's
     # model: the memory family's DDP -> FSDP2 what-if on the DDP advisor's calibration); ``Section`` records

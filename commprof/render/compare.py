@@ -149,10 +149,11 @@ def headline(c: Comparison) -> list[str]:
                 err += ", inside its band" if x.inside else ", OUTSIDE its band"
             lines.append(f"Advice {x.knob} = {plain(x.value)}: applied; predicted "
                          f"{fmt_band(x.predicted_step_ms, x.predicted_range_ms)}, "
-                         f"measured {_ms(x.measured_step_ms)}{err}" + (f" ({plain(x.note)})" if x.note else ""))
+                         f"measured {_ms(x.measured_step_ms)}{err}" + (f" ({plain(x.note, 2000)})" if x.note else ""))
         else:
             state = "not applied" if x.applied is False else "cannot tell"
-            lines.append(f"Advice {x.knob} = {plain(x.value)}: {state}" + (f" ({plain(x.note)})" if x.note else ""))
+            note = f" ({plain(x.note, 2000)})" if x.note else ""
+            lines.append(f"Advice {x.knob} = {plain(x.value)}: {state}{note}")
     return lines
 
 
@@ -282,7 +283,7 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
              f"<div class='sub'>before: {h(c.before.path)} {h(c.before.cycle)} · after: {h(c.after.path)} "
              f"{h(c.after.cycle)}</div>",
              "<h2>Did it help?</h2>"]
-    parts += [f"<div class='finding sev-info'>{h(line, 600)}</div>" for line in headline(c)]
+    parts += [f"<div class='finding sev-info'>{h(line, 6000)}</div>" for line in headline(c)]  # never cut a verdict
     if c.settings_changed:
         parts.append("<h2>Settings that differ</h2><table><tr><th>setting</th><th>before</th><th>after</th></tr>")
         parts += [f"<tr><td>{h(s.name)}</td><td>{h(_value(s.name, s.before))}</td>"
@@ -310,7 +311,7 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     parts.append("</table>")
     parts += _buckets_html(d["buckets"])
     if c.notes:
-        parts.append("<h2>Notes</h2><ul class='warn'>" + "".join(f"<li>{h(n, 600)}</li>" for n in c.notes)
+        parts.append("<h2>Notes</h2><ul class='warn'>" + "".join(f"<li>{h(n, 2000)}</li>" for n in c.notes)
                      + "</ul>")
     parts.append("</main></body></html>")
     return "\n".join(parts)

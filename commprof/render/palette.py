@@ -8,8 +8,7 @@ from __future__ import annotations
 
 # what a rank was doing
 COMPUTE = "#4C72B0"  # compute (kernels / CPU operators)
-OVERLAPPED = "#8C7BC0"  # communication hidden behind compute (breakdown bars)
-COMM = "#EDA247"  # communication (hidden, on the timeline)
+COMM = "#EDA247"  # communication (hidden behind compute: the timeline, the breakdown bars)
 EXPOSED = "#D1495B"  # exposed communication: nothing hides it
 OTHER = "#C8C8C8"  # idle, host overhead, data loading
 MEMCPY = "#55A868"  # memcpy / memset

@@ -94,3 +94,26 @@ def test_bad_input_gets_one_line_and_exit_2(tmp_path: Path):
     _one_line_exit_2(cli(str(real("h100-world1")), str(lone)), "share nothing")
     _one_line_exit_2(cli(str(amd), str(amd), "--format", "pdf"), "--format")
     _one_line_exit_2(cli(str(amd), str(amd), "--drift-pct", "150"), "--drift-pct 150")
+
+
+def test_advice_whose_setting_changed_nothing_is_not_checked(tmp_path: Path):
+    """AFTER's files say the advised fp16 hook was registered, but its traced steps run BEFORE's very collectives
+    (a hook not yet at work: PowerSGD before start_powerSGD_iter ran plain all-reduces and the check read a 35% model
+    miss beside "comm_hook changed nothing the runs can see"): applied, no measured step, no error, said why."""
+    import shutil
+
+    root = real("netns_500mbit_amd_epyc")
+    after = tmp_path / "after"
+    shutil.copytree(root / "traced_default_bucket25", after)
+    for f in after.glob("*.commprof.json"):
+        doc = json.loads(f.read_text())
+        doc["ddp"]["hook"] = "fp16_compress_hook"
+        f.write_text(json.dumps(doc))
+    res = cli(str(root / "traced_default_bucket25"), str(after), "-o", str(tmp_path / "o"))
+    assert res.returncode == 0, res.stderr
+    d = json.loads((tmp_path / "o" / "compare.json").read_text())
+    assert "comm_hook" in d["settings_without_visible_effect"]
+    (fp16,) = [c for c in d["advice_check"] if c["knob"] == "comm_hook"]
+    assert fp16["applied"] is True and fp16["measured_step_ms"] is None and fp16["error_pct"] is None
+    assert fp16["note"].startswith("AFTER's traced steps show nothing it changed")
+    assert "its prediction is not checked; trace steps where it is at work)" in res.stdout  # never cut

@@ -239,3 +239,27 @@ def test_a_peer_is_a_rank_of_its_group_turned_global():
     assert peer_of(send, 1, {}, 4) == 2  # the world group: its ranks are global
     two = collective(0, 1, op="recv", group="x", group_size=2)
     assert peer_of(two, 5, {"x": (5, 9)}, 16) == 9  # no peer recorded: the other member of a 2-rank group
+
+
+@pytest.mark.parametrize("eager", [None, 5 * US])
+def test_a_send_recv_pair_s_transfer_and_waits_are_told_apart(eager: int | None):
+    """Stage 1 computes 3x stage 0's (rendezvous or eager sends): each pair moves its 1 MiB in the builder's 50 µs
+    whatever the waits around it (the audit's gloo pipeline read 0.00 GB/s: each call's own duration, waits
+    included); stage 0 waits in its sends and recvs for stage 1, and its exposed communication says so (it was
+    "!!" with no wait counted)."""
+    from commprof.analysis.crossrank.p2p import transfer_ns
+
+    rng = np.random.default_rng(21)
+    rn = gpipe(2, 4, 3, lambda r, s, k, ph: int(1_000 * US * (1 + ph) * (3.0 if r == 1 else 1.0)
+                                                * _jit(rng, 0.99, 1.01)), eager=eager)
+    ln = links(rn.ranks, cross_rank(rn.ranks), None)
+    assert ln.groups and all(np.array_equal(transfer_ns(g), np.full(len(g.steps), 50 * US)) for g in ln.groups)
+    rep = analyze(rn)
+    fits = [f for f in rep.bandwidth.fits if f.op == "send"]
+    assert len(fits) == 2 and all(f.busbw_gbps == pytest.approx((1 << 20) / 50e-6 / 1e9, rel=1e-3) for f in fits)
+    o0 = next(o for o in rep.overlaps if o.rank == 0).representative
+    assert o0 is not None
+    idle_in_comm = (o0.exposed_ns - 8 * 50 * US) / 1e6  # its exposed communication less its 8 transfers a step
+    assert rep.cross.wait_ms_per_step[0] == pytest.approx(idle_in_comm, rel=0.1)
+    exposed = next(f for f in rep.findings if f.text.startswith("Exposed communication"))
+    assert exposed.severity == "info" and "waits for ranks that arrive later" in exposed.text, exposed.text

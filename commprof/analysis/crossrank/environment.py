@@ -46,3 +46,20 @@ def apart_sentence(rank: int, envs: Mapping[int, Mapping[str, str]], why: str = 
     more = f" and {len(odd) - SHOWN} more" if len(odd) > SHOWN else ""
     return (f" {who} environment differs from all {len(envs) - 1} peers': {named}{more}; check whether that was "
             f"meant ({why}).")
+
+
+def differs(before: Mapping[str, str] | None, after: Mapping[str, str] | None
+            ) -> tuple[list[tuple[str, str | None, str | None]], str | None]:
+    """Two runs' recorded environment variables (``capture.environment``) set differently, (name, before, after),
+    None where unset, and compare's note on them; nothing where either run did not record its environment (older
+    sidecars and plain traces)."""
+    if before is None or after is None:
+        return [], None
+    diff = [(k, before.get(k), after.get(k)) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    if not diff:
+        return [], None
+    named = "; ".join(f"{n} {shown(b)} -> {shown(a)}" for n, b, a in diff[:4])
+    more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+    return diff, (f"the environment differs ({named}{more}): allocator, thread-pool and communication-library "
+                  "variables change step times by themselves, and the verdict cannot tell their effect from the "
+                  "settings'")

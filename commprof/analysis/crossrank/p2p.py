@@ -18,10 +18,11 @@ sent late.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ... import intervals as iv
 from ... import ops
 from ...model import Collective, RankTrace
 from .matching import CrossRank, GroupMatch
@@ -179,3 +180,52 @@ def _align(rows: dict[tuple[int, int], list[tuple[Collective, Collective, int]]]
                 offsets[r] = offsets.get(r, 0) + delta
         done.add(comp[y])
     return offsets
+
+
+def transfer_ns(g: GroupMatch) -> np.ndarray:
+    """Per instance of a link: the data's move (waits removed, as for collectives), from when both sides were at it
+    to the recv's end.  The recv is at it from its record's start (on gloo, when its worker thread takes it up, after
+    the call); the send from its record's start (gloo runs a rank's sends one after another on one thread), or, where
+    that start lies after the recv's end (the send's record began late, or the clocks differ by that much), from its
+    call.  0 where the recv ended by then."""
+    if g.arrival_ns.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    end = g.end_ns[:, 1]
+    sent = np.where(g.start_ns[:, 0] < end, g.start_ns[:, 0], g.arrival_ns[:, 0])
+    return np.maximum(end - np.maximum(sent, g.start_ns[:, 1]), 0)
+
+
+def wait_spans(lk: Links) -> dict[tuple[int, int], tuple[list[int], list[int]]]:
+    """(rank, step) -> the intervals (aligned clock) the rank waited in a send or recv for its peer to arrive: a recv
+    from its arrival to the send's, a send from its arrival to the recv's unless it was eager (``solo``); never
+    past the call's own end."""
+    out: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
+    for g, solo in zip(lk.groups, lk.solo, strict=True):
+        both = g.arrival_ns.max(axis=1) if g.arrival_ns.size else np.zeros(0, dtype=np.int64)
+        for i in range(both.size):
+            for j in (0, 1):
+                if j == 0 and bool(solo[i]):
+                    continue
+                lo, hi = int(g.arrival_ns[i, j]), min(int(both[i]), int(g.end_ns[i, j]))
+                if hi > lo:
+                    sp = out.setdefault((g.ranks[j], int(g.steps[i])), ([], []))
+                    sp[0].append(lo)
+                    sp[1].append(hi)
+    return out
+
+
+def with_p2p_waits(cross: CrossRank, ranks: Sequence[RankTrace], lk: Links,
+                   wanted: set[int] | None) -> CrossRank:
+    """``cross`` with each rank's waits in sends and recvs added to its waits in collectives (the mean per analyzed
+    step, their intervals united): a pipeline stage idle in a recv while the stage before it computes waits for a
+    peer, as a rank in an all-reduce waits for the last one to join."""
+    spans = wait_spans(lk)
+    if not spans:
+        return cross
+    waits = dict(cross.wait_ms_per_step)
+    for rt in ranks:
+        steps = sorted({s.number for s in rt.steps if wanted is None or s.number in wanted})
+        vals = [iv.length(iv.as_span(*spans[(rt.rank, st)])) if (rt.rank, st) in spans else 0 for st in steps]
+        if vals and any(vals):
+            waits[rt.rank] = waits.get(rt.rank, 0.0) + float(np.mean(vals)) / 1e6
+    return replace(cross, wait_ms_per_step=waits)

@@ -343,7 +343,8 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
     notes = v.notes + _calibration_note(unprofiled_ms, calibrated_on_profiled)
     if assumed:
         notes += (f"α assumed ({alpha * 1e6:.0f} µs, a typical start-up cost of {rt.backend or 'this backend'}): "
-                  "the run's all-reduce sizes are too alike to separate latency from bandwidth",)
+                  "the run's all-reduce sizes spread too little to separate latency from bandwidth (two sizes need a "
+                  "factor of 16 between them, three or more a factor of 4)",)
     if (v.compression or "").startswith("powersgd") and (rt.backend or "").lower() == "gloo":
         notes += ("On gloo, PowerSGD's later all-reduces and matrix work run in future callbacks on gloo's worker "
                   "threads, inside the record of the bucket's first all-reduce: this run's all-reduce times are not "

@@ -297,7 +297,7 @@ def _notes(rt: RankTrace, mem: StepMemory | None, from_sidecar: bool, assumed: s
         sgd = " without momentum (a momentum buffer adds one copy of the parameters)" if assumed.endswith("SGD") else ""
         notes.append(f"optimizer state assumed for {assumed}{sgd}")
     if alpha_assumed:
-        notes.append("the link's latency assumed: the run's message sizes are too alike to measure it")
+        notes.append("the link's latency assumed: the run's message sizes spread too little to measure it")
     if rt.device_kind != "cpu":
         notes.append("compute per unit read from FSDP2's record functions on the host: on GPUs the kernels run "
                      "later, so the predicted step is not validated there")

@@ -27,7 +27,7 @@ def band(pred_ms: float, noise: Noise) -> tuple[float, float]:
 
 
 def section(sh: Shared) -> Section[PipelineReport] | None:
-    pipe = pipeline(sh.run, sh.step_now_ms, sh.digests)
+    pipe = pipeline(sh.run, sh.step_now_ms, sh.digests, sh.links)
     if pipe is None:
         return None
     findings, advice = say.pipeline_findings(pipe)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ... import ops
 from ...model import RankTrace, Run
+from ..crossrank.p2p import NO_LINKS, Links, transfer_ns
 from ..perrank import RankDigest, compute_busy
 
 
@@ -43,7 +44,7 @@ class Stage:
     bubble_ms: float  # step - compute
     microbatches: int
     sent_bytes: int  # activations and gradients sent per micro-batch
-    transfer_ms: float  # per micro-batch (send + recv transfer time)
+    transfer_ms: float  # per micro-batch: its sends' and recvs' transfer time (matched pairs, waits removed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +88,18 @@ def _layers(rt: RankTrace) -> tuple[list[Layer], int]:
     return out, m
 
 
-def _link_bps(ranks: Sequence[RankTrace]) -> float | None:
-    """Point-to-point bandwidth: the faster half of the send/recv transfers (the slower ones include
-    waiting for the peer)."""
-    rates = [c.bytes / (c.duration_ns / 1e9) for rt in ranks for c in rt.collectives
-             if ops.is_p2p(c.op) and c.bytes > 0 and c.duration_ns > 0]
-    if not rates:
-        return None
-    rates.sort()
-    return float(np.median(rates[len(rates) // 2:]))
+def _link_bps(lk: Links) -> float | None:
+    """Point-to-point bandwidth: the median over the matched send/recv pairs of bytes / transfer time (from the
+    later arrival to the recv's end: a send or recv alone lasts while it waits for its peer, on gloo a send until
+    its wait())."""
+    rates = [float(b) / (t / 1e9) for g in lk.groups for b, t in zip(g.nbytes, transfer_ns(g), strict=True)
+             if b > 0 and t > 0]
+    return float(np.median(rates)) if rates else None
+
+
+def _transfer_ms(lk: Links, rank: int, steps: set[int]) -> float:
+    """The transfer time of the pairs this rank sent or received in ``steps``, added up (ms)."""
+    return sum(float(transfer_ns(g)[np.isin(g.steps, list(steps))].sum()) for g in lk.groups if rank in g.ranks) / 1e6
 
 
 def stage_costs(layers: Sequence[Layer], link_bps: float | None) -> tuple[np.ndarray, np.ndarray]:
@@ -166,13 +170,13 @@ def simulate_gpipe(layers: Sequence[Layer], split: Sequence[int], m: int, link_b
 
 
 def pipeline(run: Run, unprofiled_ms: dict[int, float],
-             digests: Mapping[int, RankDigest] | None = None) -> PipelineReport | None:
+             digests: Mapping[int, RankDigest] | None = None, lk: Links = NO_LINKS) -> PipelineReport | None:
     per_rank = [(rt, *_layers(rt)) for rt in run.ranks]
     per_rank = [(rt, lays, m) for rt, lays, m in per_rank if lays]
     if not per_rank:
         return None
     layers = [lay for _rt, lays, _m in per_rank for lay in lays]
-    link = _link_bps([rt for rt, _l, _m in per_rank])
+    link = _link_bps(lk)
     stages = []
     for rt, lays, m in per_rank:
         recorded = {c.step for c in (rt.sidecar.module_calls if rt.sidecar else ())}
@@ -182,12 +186,10 @@ def pipeline(run: Run, unprofiled_ms: dict[int, float],
         step_ms = float(np.median([s.duration_ns for s in steps])) / 1e6 if steps else 0.0
         comp_ms = float(np.median(busy)) / 1e6 if busy else 0.0
         sends = [c for c in rt.collectives if c.op == ops.SEND and c.step in numbers]
-        p2p = [c for c in rt.collectives if ops.is_p2p(c.op) and c.step in numbers]
         n_steps = max(len(steps), 1)
         per_mb = max(m, 1) * n_steps
         stages.append(Stage(rt.rank, len(lays), comp_ms, max(step_ms - comp_ms, 0.0), m,
-                            int(sum(c.bytes for c in sends) / per_mb),
-                            sum(c.duration_ns for c in p2p) / per_mb / 1e6))
+                            int(sum(c.bytes for c in sends) / per_mb), _transfer_ms(lk, rt.rank, numbers) / per_mb))
     k = len(per_rank)
     m = max(per_rank[0][2], 1)
     comp, xfer = stage_costs(layers, link)

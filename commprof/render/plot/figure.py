@@ -14,7 +14,6 @@ from ..palette import (  # noqa: F401  (re-exported: the plot modules take their
     MEMCPY,
     MORE,
     OTHER,
-    OVERLAPPED,
     PREDICTED,
     SERIES,
 )

@@ -9,7 +9,7 @@ from ...analysis.analyze import Report
 from ...analysis.spans import lane_span, rank_spans
 from ...ops import bus_factor
 from ..safe import plain
-from .figure import COMM, COMPUTE, EXPOSED, MAX_TIMELINE_RANKS, MEMCPY, OTHER, OVERLAPPED, SERIES, new_figure, to_png
+from .figure import COMM, COMPUTE, EXPOSED, MAX_TIMELINE_RANKS, MEMCPY, OTHER, SERIES, new_figure, to_png
 from .scale import (
     PLOT_RANKS_MAX,
     bandwidth_many,
@@ -41,7 +41,7 @@ def breakdown(rep: Report) -> bytes | None:
     plt, fig, ax = new_figure(8, max(2.4, 0.35 * len(ranks) + 1.6))
     y = np.arange(len(ranks))
     left = np.zeros(len(ranks))
-    for vals, color, label in ((comp - over, COMPUTE, "compute only"), (over, OVERLAPPED, "comm hidden by compute"),
+    for vals, color, label in ((comp - over, COMPUTE, "compute only"), (over, COMM, "comm hidden by compute"),
                                (expo, EXPOSED, "exposed comm"), (other, OTHER, "other (idle, host, memcpy)")):
         ax.barh(y, vals, left=left, color=color, label=label, height=0.7)
         left += vals
@@ -103,7 +103,7 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
     which = (f"\n{len(ranks)} of {len(having)} ranks drawn: those that caused the most wait, then ranks spread evenly"
              if len(ranks) < len(having) else "")
     ax.set_title(f"Step {step}: compute, communication (red = exposed) and memcpy per rank"
-                 + "; grey bar = the rank's step"
+                 + "; grey bar = the rank's ProfilerStep on the CPU"
                  + ("; DDP buckets: ▼ ready, | launched, line until done" if rep.bucket_rows else "") + which,
                  fontsize=9, pad=22)
     from matplotlib.patches import Patch
@@ -162,7 +162,7 @@ def bandwidth(rep: Report) -> bytes | None:
         fit = next((ft for ft in bw.fits if (ft.op, ft.process_group, ft.group_size) == key), None)
         if fit is not None and fit.beta_gbps:
             # over a single message size the fit cannot separate latency from bandwidth: α is assumed, say so
-            assumed = " (α assumed: sizes too alike to fit it)" if fit.alpha_assumed else ""
+            assumed = " (α assumed: sizes spread too little to fit it)" if fit.alpha_assumed else ""
             fit_curve(ax, x, fit, f, c, f"fit: α={fit.alpha_us or 0:.0f} µs, β={fit.beta_gbps:.2f} GB/s{assumed}")
         if fit is not None and fit.peak_gbps:
             peak = (fit.peak_gbps, fit.peak_source)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ...analysis.analyze import Report
 from ..safe import plain
-from .figure import COMPUTE, EXPOSED, OTHER, OVERLAPPED, SERIES, new_figure, to_png
+from .figure import COMM, COMPUTE, EXPOSED, OTHER, SERIES, new_figure, to_png
 
 PLOT_RANKS_MAX = 64  # past this many ranks the per-rank plots aggregate (one bar / row per rank up to it)
 MAX_ROWS = 64  # rows of the aggregated wait heat map (7 px each: one pale row stays visible)
@@ -50,7 +50,7 @@ def breakdown_many(rep: Report) -> bytes | None:
     x = np.arange(n)
     plt, fig, ax = new_figure(9, 4.2)
     layers = (comp - over, over, expo, other)
-    ax.stackplot(x, *layers, colors=(COMPUTE, OVERLAPPED, EXPOSED, OTHER), linewidth=0,
+    ax.stackplot(x, *layers, colors=(COMPUTE, COMM, EXPOSED, OTHER), linewidth=0,
                  labels=("compute only", "comm hidden by compute", "exposed comm", "other (idle, host, memcpy)"))
     ax.set_xlim(-0.5, n - 0.5)
     ax.set_ylim(0, float(np.sum(layers, axis=0).max()) * 1.12 or 1.0)
@@ -182,7 +182,7 @@ def bandwidth_many(rep: Report, keys: Sequence[tuple[str, str, int]]) -> bytes |
 
 def fit_curve(ax, x: np.ndarray, fit, factor: float, color: str, label: str) -> None:
     """A fitted α-β line (bus bandwidth) from half the smallest to twice the largest size of ``x``, dashed where α
-    was assumed (sizes too alike to fit it)."""
+    was assumed (sizes spread too little to fit it)."""
     xs = np.logspace(np.log10(max(x.min() / 2, 1)), np.log10(x.max() * 2), 60)
     ts = (fit.alpha_us or 0.0) * 1e3 + xs / (fit.beta_gbps or 1.0)  # ns
     ax.plot(xs, xs / ts * factor, color=color, lw=1.2, ls="--" if fit.alpha_assumed else "-", label=label)

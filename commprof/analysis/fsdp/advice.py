@@ -43,6 +43,7 @@ class FSDPAnalysis:
     measured_peak_bytes: int | None
     measured_max_bytes: int | None = None
     baseline_range_ms: tuple[float, float] | None = None  # the traced settings' band
+    step_now_ms: float | None = None  # the step as it is now: outside the profiler where the run records it
 
     @property
     def error_pct(self) -> float | None:
@@ -132,8 +133,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
         return None
     findings = _facts(rep, rt.world_size) + [f for f in (_allocator(rt),) if f is not None]
     # the what-ifs, the model check and the measured peak all use one step: the profiled step nearest the mean
-    mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))  # the step nearest the mean, a real one
-    typical = min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))
+    typical = _nearest_mean(steps)
     line = _memory_line(rt)
     peaks = _step_peaks(run)
     measured_peak = int(np.median(peaks)) if peaks else None
@@ -170,16 +170,34 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
                                   peak_memory_bytes=total))
         preds[(knob, str(value))] = (k, step_ns, peak, total)
         gains[(knob, str(value))] = core.gain(step_ns, _slope(inp, k, scale), base_ns, base_slope)
-    analysis = FSDPAnalysis(report=rep, whatifs=tuple(whatifs), advice=(), findings=tuple(findings),
+    analysis = FSDPAnalysis(report=rep, whatifs=tuple(whatifs), advice=(),
+                            findings=tuple(findings) + unreached(base_ns / 1e6, target),
                             step_model_ms=model_ns / 1e6, step_measured_ms=(typical.end_ns - typical.start_ns) / 1e6,
                             baseline_step_ms=base_ns / 1e6, measured_peak_bytes=measured_peak,
-                            measured_max_bytes=max(peaks, default=None))
+                            measured_max_bytes=max(peaks, default=None), step_now_ms=target)
     nz = noise or Noise()
     err = analysis.error_pct
     banded = tuple(replace(w, range_ms=band(w.step_ms, nz, err, gain=gains[(w.knob, str(w.value))])) for w in whatifs)
     analysis = replace(analysis, whatifs=banded, baseline_range_ms=band(
         base_ns / 1e6, nz, err, changed=False, gain=core.gain(base_ns, base_slope, base_ns, base_slope)))
     return _advise(analysis, rt, base_ns, base_peak, nz, gains)
+
+
+def _nearest_mean(steps: list[StepUnits]) -> StepUnits:
+    """The step nearest the mean, a real one (the earlier on a tie)."""
+    mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))
+    return min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))
+
+
+def unreached(base_ms: float, target_ms: float | None) -> tuple[Finding, ...]:
+    """Where the calibrated replay of the traced settings stays above the step outside the profiler, a finding."""
+    if not target_ms or base_ms <= target_ms * (1 + TOLERANCE_PCT / 100):
+        return ()
+    text = (f"The replay of the traced settings gives {base_ms:.1f} ms per step, above the {target_ms:.1f} ms "
+            "measured outside the profiler: calibrating the compute cannot bring it lower, as the traced collectives "
+            "take more than that step allows (the profiler, or other work, slowed them). The what-ifs compare with "
+            f"the replay's {base_ms:.1f} ms; advice is measured against {target_ms:.1f} ms.")
+    return (Finding("info", text),)
 
 
 def _slope(inp: ReplayInputs, k: Knobs, scale: float) -> float:
@@ -259,5 +277,6 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
     g = gains.get((best.knob, str(best.value)), 0.0)
     adv = Advice(knob=best.knob, value=best.value, baseline_step_ms=base_ns / 1e6, predicted_step_ms=best.step_ms,
                  why=why + calibration_sentence(g, noise), predicted_range_ms=best.range_ms, calibration_gain=g)
-    kept, withheld = banded_advice((adv,), noise, err, a.step_measured_ms)
+    now = min(x for x in (a.step_measured_ms, a.step_now_ms) if x) if a.step_measured_ms or a.step_now_ms else None
+    kept, withheld = banded_advice((adv,), noise, err, now)  # the step as it is now: outside the profiler if known
     return replace(a, advice=kept, findings=tuple(findings) + withheld)

@@ -38,7 +38,7 @@ def as_dict(f: FSDPAnalysis | None) -> dict[str, Any] | None:
         "model_check": None if f.step_model_ms is None else {
             "step_model_ms": _r(f.step_model_ms), "step_measured_ms": _r(f.step_measured_ms),
             "error_pct": _r(f.error_pct, 1)},
-        "baseline_step_ms": _r(f.baseline_step_ms),
+        "baseline_step_ms": _r(f.baseline_step_ms), "step_now_ms": _r(f.step_now_ms),
         "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
                     "predicted_range_ms": [_r(w.range_ms[0]), _r(w.range_ms[1])] if w.range_ms else None,
                     "predicted_peak_unsharded_bytes": w.peak_unsharded_bytes,

@@ -100,6 +100,14 @@ def test_fsdp2_reduce_scattering_every_micro_batch_is_found_and_its_replays_with
     assert any(t.startswith("Not advised: FSDP2's schedule replay") for t in texts)
     assert any(t.startswith("Not advised: the FSDP2 -> DDP what-if") for t in texts)
     assert not s["whatif"] and all(a["knob"] == "gradient_syncs_per_step" for a in s["advice"])
+    # the units' figures are a forward/backward pass's: the later passes' forward all-gathers are not the first's
+    # backward ones (the root, never re-gathered in a backward pass, showed one), and the unsharded peak is not
+    # more than the whole model (a user's 14.2 MB model read 18.1 MiB held at once)
+    f = s["fsdp"]
+    assert f["passes_per_step"] == 4 and "backward all-gather" not in f["units"][0]["phases"]
+    assert 0 < f["peak_unsharded_bytes"] <= sum(u["unsharded_bytes"] for u in f["units"])
+    assert any("ms micro-batch (4 per step) exposed" in t for t in texts if t.startswith("FSDP's all-gathers")) or \
+        not any(t.startswith("FSDP's all-gathers") for t in texts)
     s2, _ = _report(last, tmp_path / "rep_last")
     assert s2["accumulation"]["gradient_syncs_per_step"] == 1 and not s2["advice"]
     out = tmp_path / "cmp"

@@ -95,16 +95,19 @@ def _facts(rep: FSDPReport, world_size: int | None) -> list[Finding]:
     bwd = sum(u.phases[BWD_AG].exposed_ms for u in rep.units if BWD_AG in u.phases)
     durs = sorted(s.end_ns - s.start_ns for s in rep.steps)
     step = float(np.mean(durs)) / 1e6  # the mean step (as the headline's; never the shorter middle one)
+    n = rep.passes_per_step  # gradient accumulation: the figures are a forward/backward pass's
+    per = "step" if n == 1 else "micro-batch"
     if ag > 0.05 * step:
         out.append(Finding("high" if ag > 0.2 * step else "medium",
-                           f"FSDP's all-gathers leave {ag:.1f} ms of a {step:.1f} ms step exposed on rank {rep.rank} "
+                           f"FSDP's all-gathers leave {ag:.1f} ms of a {step:.1f} ms {per}"
+                           f"{'' if n == 1 else f' ({n} per step)'} exposed on rank {rep.rank} "
                            f"({bwd:.1f} ms of it re-gathering parameters in the backward pass, which "
                            "reshard_after_forward=False avoids at the cost of keeping them unsharded)."))
     if rep.first_exposed_ms > 0.5:
         out.append(Finding("info", f"The step's first all-gather ({rep.units[0].unit or 'root'}) has nothing to hide "
-                                   f"behind: {rep.first_exposed_ms:.2f} ms exposed per step."))
+                                   f"behind: {rep.first_exposed_ms:.2f} ms exposed per {per}."))
     if rep.rs_queued_ms > 0.05 * step:
-        out.append(Finding("medium", f"Reduce-scatters waited {rep.rs_queued_ms:.1f} ms per step for the process "
+        out.append(Finding("medium", f"Reduce-scatters waited {rep.rs_queued_ms:.1f} ms per {per} for the process "
                                      "group's link, queued behind all-gathers."))
     if rep.gathered:
         out.append(Finding("info", f"FSDP holds at most {rep.peak_unsharded_bytes / MiB:.1f} MiB of unsharded "
@@ -151,7 +154,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     uniform = rafs.pop() if len(rafs) == 1 else None
     inp = inputs(typical, rep, bw, world)
     model_ns, _p, _h = replay(inp, traced)
-    target = unprofiled_ms.get(rt.rank)
+    target = unprofiled_ms.get(rt.rank, 0.0) / rep.passes_per_step or None  # a pass's share of the step
     scale = calibrate(inp, target * 1e6 if target else None)
     base_ns, base_peak, base_held = replay(inp, traced, scale)
     base_slope = _slope(inp, traced, scale)
@@ -171,7 +174,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
         preds[(knob, str(value))] = (k, step_ns, peak, total)
         gains[(knob, str(value))] = core.gain(step_ns, _slope(inp, k, scale), base_ns, base_slope)
     analysis = FSDPAnalysis(report=rep, whatifs=tuple(whatifs), advice=(),
-                            findings=tuple(findings) + unreached(base_ns / 1e6, target),
+                            findings=tuple(findings) + unreached(base_ns / 1e6, target, rep.passes_per_step),
                             step_model_ms=model_ns / 1e6, step_measured_ms=(typical.end_ns - typical.start_ns) / 1e6,
                             baseline_step_ms=base_ns / 1e6, measured_peak_bytes=measured_peak,
                             measured_max_bytes=max(peaks, default=None), step_now_ms=target)
@@ -189,9 +192,10 @@ def _nearest_mean(steps: list[StepUnits]) -> StepUnits:
     return min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))
 
 
-def unreached(base_ms: float, target_ms: float | None) -> tuple[Finding, ...]:
-    """Where the calibrated replay of the traced settings stays above the step outside the profiler, a finding."""
-    if not target_ms or base_ms <= target_ms * (1 + TOLERANCE_PCT / 100):
+def unreached(base_ms: float, target_ms: float | None, passes: int = 1) -> tuple[Finding, ...]:
+    """Where the calibrated replay of the traced settings stays above the step outside the profiler, a finding
+    (a step of one forward/backward pass: with several, the what-ifs are not shown)."""
+    if not target_ms or passes > 1 or base_ms <= target_ms * (1 + TOLERANCE_PCT / 100):
         return ()
     text = (f"The replay of the traced settings gives {base_ms:.1f} ms per step, above the {target_ms:.1f} ms "
             "measured outside the profiler: calibrating the compute cannot bring it lower, as the traced collectives "

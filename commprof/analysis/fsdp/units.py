@@ -12,9 +12,10 @@ phase outside the wait for its transfer (copy-in, copy-out, bookkeeping) is kept
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -68,6 +69,8 @@ class StepUnits:
     bwd_tail_ns: int  # the last backward phase -> step end (optimizer, zero_grad)
     units: tuple[UnitStep, ...]  # in forward order, the root first
     peak_unsharded_bytes: int
+    micro_batch: int = 0  # which forward/backward pass of its step (gradient accumulation), 0-based
+    passes: int = 1  # the step's forward/backward passes
 
 
 class PhaseStat(NamedTuple):
@@ -101,6 +104,7 @@ class FSDPReport:
     rs_queued_ms: float  # per step, reduce-scatters waiting for the channel behind all-gathers
     peak_unsharded_bytes: int
     notes: tuple[str, ...] = field(default=())
+    passes_per_step: int = 1  # forward/backward passes per step: the figures are per pass where more than 1
 
     @property
     def gathered(self) -> bool:
@@ -183,43 +187,56 @@ def _phase(c: Collective, unit: str, phase: str, comp: iv.Span, windows: dict[st
 
 
 def step_units(rt: RankTrace, settings: FSDPSettings | None) -> list[StepUnits]:
-    """Every profiled step's units and phases on one rank."""
+    """Every profiled step's units and phases on one rank.  A step of several forward/backward passes (gradient
+    accumulation: FSDP2's root pre-forward more than once) gives a record per pass (``micro_batch``, ``passes``):
+    the second pass's forward all-gathers are not the first's backward ones."""
     comp = iv.union(np.asarray(rt.compute.start_ns), np.asarray(rt.compute.end_ns))
     colls = [c for c in rt.collectives if c.issue_ns is not None]
     unsharded = {u.name: u.unsharded_bytes for u in settings.units} if settings else {}
     out = []
     for st in rt.steps:
         ev = [e for e in rt.fsdp if st.start_ns <= e.start_ns <= st.end_ns]
-        pbs = [e for e in ev if e.phase == "pre_backward"]
-        pfs = [e for e in ev if e.phase == "pre_forward"]
-        if not pbs or not pfs:
-            continue
-        bwd_start = min(e.start_ns for e in pbs)
-        units = list(dict.fromkeys(e.unit for e in sorted(pfs, key=lambda e: e.start_ns)))
-        windows = _windows(ev, units, bwd_start)
-        per_unit: dict[str, list[PhaseRecord]] = {}
-        for u in units:
-            phases: list[PhaseRecord] = []
-            for e in _by(ev, "all_gather", u):
-                for c in _issued_in(colls, e):
-                    if ops.family(c.op) == ops.ALL_GATHER:
-                        phases.append(_phase(c, u, AG if e.start_ns < bwd_start else BWD_AG, comp, windows, e))
-                        unsharded.setdefault(u, c.bytes)
-            for e in _by(ev, "post_backward_reduce", u):
-                for c in _issued_in(colls, e):
-                    fam = ops.family(c.op)
-                    if fam in (ops.REDUCE_SCATTER, ops.ALL_REDUCE):
-                        phases.append(_phase(c, u, RS if fam == ops.REDUCE_SCATTER else AR, comp, windows, e))
-            per_unit[u] = phases
-        flights = [p for ps in per_unit.values() for p in ps]
-        rows = [_unit_step(ev, u, bwd_start, per_unit[u], units, flights) for u in units]
-        first_pf = min(e.start_ns for e in pfs)
-        last_po = max((e.end_ns for e in ev if e.phase == "post_forward" and e.start_ns < bwd_start), default=bwd_start)
-        last_bwd = max((e.end_ns for e in ev if e.start_ns >= bwd_start), default=bwd_start)
-        out.append(StepUnits(st.number, st.start_ns, st.end_ns, first_pf - st.start_ns, max(bwd_start - last_po, 0),
-                             max(st.end_ns - last_bwd, 0), tuple(rows), _peak(ev, units, bwd_start, unsharded,
-                                                                              settings)))
+        roots = sorted(e.start_ns for e in ev if e.phase == "root_pre_forward")
+        cuts = [st.start_ns, *roots[1:], st.end_ns + 1]
+        for k, (a, b) in enumerate(itertools.pairwise(cuts)):
+            one = _pass(st.number, a, min(b, st.end_ns), [e for e in ev if a <= e.start_ns < b], comp, colls,
+                        unsharded, settings)
+            if one is not None:
+                out.append(replace(one, micro_batch=k, passes=len(cuts) - 1))
     return out
+
+
+def _pass(number: int, start: int, end: int, ev: list[FSDPEvent], comp: iv.Span, colls: list[Collective],
+          unsharded: dict[str, int], settings: FSDPSettings | None) -> StepUnits | None:
+    """One forward/backward pass's units and phases (a step's, or one micro-batch's of it); None without both."""
+    pbs = [e for e in ev if e.phase == "pre_backward"]
+    pfs = [e for e in ev if e.phase == "pre_forward"]
+    if not pbs or not pfs:
+        return None
+    bwd_start = min(e.start_ns for e in pbs)
+    units = list(dict.fromkeys(e.unit for e in sorted(pfs, key=lambda e: e.start_ns)))
+    windows = _windows(ev, units, bwd_start)
+    per_unit: dict[str, list[PhaseRecord]] = {}
+    for u in units:
+        phases: list[PhaseRecord] = []
+        for e in _by(ev, "all_gather", u):
+            for c in _issued_in(colls, e):
+                if ops.family(c.op) == ops.ALL_GATHER:
+                    phases.append(_phase(c, u, AG if e.start_ns < bwd_start else BWD_AG, comp, windows, e))
+                    unsharded.setdefault(u, c.bytes)
+        for e in _by(ev, "post_backward_reduce", u):
+            for c in _issued_in(colls, e):
+                fam = ops.family(c.op)
+                if fam in (ops.REDUCE_SCATTER, ops.ALL_REDUCE):
+                    phases.append(_phase(c, u, RS if fam == ops.REDUCE_SCATTER else AR, comp, windows, e))
+        per_unit[u] = phases
+    flights = [p for ps in per_unit.values() for p in ps]
+    rows = [_unit_step(ev, u, bwd_start, per_unit[u], units, flights) for u in units]
+    first_pf = min(e.start_ns for e in pfs)
+    last_po = max((e.end_ns for e in ev if e.phase == "post_forward" and e.start_ns < bwd_start), default=bwd_start)
+    last_bwd = max((e.end_ns for e in ev if e.start_ns >= bwd_start), default=bwd_start)
+    return StepUnits(number, start, end, first_pf - start, max(bwd_start - last_po, 0), max(end - last_bwd, 0),
+                     tuple(rows), _peak(ev, units, bwd_start, unsharded, settings))
 
 
 def _dur(es: list[FSDPEvent]) -> int:
@@ -345,7 +362,8 @@ def fsdp_report(rt: RankTrace, steps: Sequence[StepUnits]) -> FSDPReport | None:
                                  "the sidecar's settings",)
     return FSDPReport(rank=rt.rank, device_kind=rt.device_kind, settings=settings, steps=tuple(steps),
                       units=tuple(stats), first_exposed_ms=_median_ms(firsts), rs_queued_ms=_median_ms(queued),
-                      peak_unsharded_bytes=int(np.median([s.peak_unsharded_bytes for s in steps])), notes=notes)
+                      peak_unsharded_bytes=int(np.median([s.peak_unsharded_bytes for s in steps])), notes=notes,
+                      passes_per_step=int(np.median([s.passes for s in steps])))
 
 
 def phase_windows(ev: Sequence[FSDPEvent], step_start: int, step_end: int) -> dict[str, tuple[int, int]]:

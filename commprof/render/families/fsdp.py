@@ -26,6 +26,7 @@ def as_dict(f: FSDPAnalysis | None) -> dict[str, Any] | None:
     r = f.report
     return {
         "rank": r.rank, "source": "sidecar" if r.settings is not None else "trace",
+        "passes_per_step": r.passes_per_step,
         "units": [{"unit": u.unit, "unsharded_bytes": u.unsharded_bytes,
                    "reshard_after_forward": u.reshard_after_forward, "fwd_compute_ms": _r(u.fwd_compute_ms),
                    "bwd_compute_ms": _r(u.bwd_compute_ms),
@@ -73,8 +74,10 @@ def rows(f: FSDPAnalysis) -> list[list[str]]:
 def check_text(f: FSDPAnalysis) -> str:
     if f.error_pct is None:
         return ""
+    one = "step" if f.report.passes_per_step == 1 else "micro-batch"
+    what = one if one == "step" else "micro-batch (forward/backward pass)"
     return (f"FSDP model check (rank {f.report.rank}): replaying the traced settings gives {f.step_model_ms:.1f} ms "
-            f"on the profiled step nearest the mean against {f.step_measured_ms:.1f} ms measured that step "
+            f"on the profiled {what} nearest the mean against {f.step_measured_ms:.1f} ms measured that {one} "
             f"({f.error_pct:+.1f}%).")
 
 
@@ -145,7 +148,8 @@ def text(con: Any, rep: Any, s: dict[str, Any]) -> None:
     from ..tables import MAX_ROWS, table
 
     f = rep.fsdp
-    t = table(f"FSDP2 units (rank {f.report.rank}; collectives: transfer ms (exposed ms), median)", head(f),
+    per = "" if f.report.passes_per_step == 1 else f", per micro-batch: {f.report.passes_per_step} per step"
+    t = table(f"FSDP2 units (rank {f.report.rank}; collectives: transfer ms (exposed ms), median{per})", head(f),
               left=("unit",))
     for row in rows(f)[:MAX_ROWS * 2]:
         t.add_row(*row)

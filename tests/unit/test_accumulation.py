@@ -162,3 +162,29 @@ def test_fsdp2_micro_batches_reduce_scatter_and_their_all_gathers_stay():
     # adding each early micro-batch's unsharded gradients to the ones before: 3 passes over 4 MiB at 1 GB/s
     paced = assess(run(fs, replace(fs, rank=1)), {}, {}, Noise(), pass_bps=1e9).advice
     assert abs(paced.predicted_step_ms - (92.5 + 3 * GRADS / 1e6)) < 1e-6
+
+
+def test_accumulation_across_steps_is_found_and_within_one_step_is_not_it():
+    """One DDP forward per profiler step, the gradients all-reduced in every 4th (model.no_sync() in the others):
+    the DDP what-ifs replay the synchronizing step while the step outside the profiler mixes both (a user's run was
+    advised "gradient_accumulation = 4" while it already accumulated over 4 steps).  Every step synchronizing, or a
+    step without a DDP forward, is not it."""
+    from commprof.analysis.ddp.nosync import across_finding, across_steps
+
+    def job(synced: set[int], forwards: int = 1):
+        ranks = []
+        for r in (0, 1):
+            marks = tuple(Mark(kind=DDP_FORWARD, detail="", start_ns=s * 100 * MS + i * 10 * MS,
+                               end_ns=s * 100 * MS + i * 10 * MS + 4 * MS) for s in range(4) for i in range(forwards))
+            colls = [collective(s * 100 * MS + 60 * MS, s * 100 * MS + 70 * MS, step=s) for s in sorted(synced)]
+            ranks.append(rank_trace(r, steps=[(s, s * 100 * MS, (s + 1) * 100 * MS - 1) for s in range(4)],
+                                    collectives=colls, marks=marks))
+        return run(*ranks)
+
+    kept = {0: (0, 1, 2, 3), 1: (0, 1, 2, 3)}
+    assert across_steps(job({3}), kept) == (0, 1, 4)
+    assert across_steps(job({0, 1, 2, 3}), kept) is None and across_steps(job(set()), kept) is None
+    assert across_steps(job({3}, forwards=2), kept) is None  # micro-batches within a step: the other verdict's
+    text = across_finding(0, 1, 4, ()).text
+    assert text.startswith("Gradient accumulation across steps: rank 0 synchronized the gradients in 1 of its 4")
+    assert "Not advised: the DDP replay's what-ifs" in text

@@ -12,7 +12,7 @@ from ..uncertainty.bands import NOT_ADVISED, banded_advice
 from ..uncertainty.maths import Noise
 from .advice import TOLERANCE_PCT, Advisor, advise
 from .buckets import BucketStat, BucketStep, bucket_stats
-from .nosync import Accumulation, assess, replay_fails, withheld
+from .nosync import Accumulation, across_finding, across_steps, assess, replay_fails, withheld
 from .rates import op_rates
 
 
@@ -39,6 +39,10 @@ def section(sh: Shared) -> Section[DDPDetail] | None:
     if not (rows or advisor.findings or advisor.advice or advisor.whatifs or acc):
         return None
     advisor = _with_accumulation(advisor, acc, sh.noise)
+    if acc is None and (across := across_steps(sh.run, kept)) is not None and (advisor.advice or
+                                                                                      advisor.whatifs):
+        own = tuple(f for f in advisor.findings if not f.text.startswith(NOT_ADVISED))
+        advisor = replace(advisor, advice=(), whatifs=(), findings=(across_finding(*across, advisor.advice),) + own)
     c = advisor.check
     check = None if c is None else Check(rank=c.rank, model_step_ms=c.step_model_ms,
                                          measured_step_ms=c.step_measured_ms, tolerance_pct=TOLERANCE_PCT)

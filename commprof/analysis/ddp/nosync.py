@@ -17,9 +17,12 @@ much the model cannot tell), in quadrature, reaching both ends at least."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ... import ops
 from ...model import Run
+from ...model.alloc import DDP_FORWARD
 from ..section import Advice, Finding
 from ..uncertainty.bands import NOT_ADVISED
 from ..uncertainty.maths import Noise, around, half_width_pct
@@ -178,3 +181,28 @@ def withheld(what: str, advice: tuple[Advice, ...] | list[Advice], why: str, acc
     return Finding("info", f"{NOT_ADVISED}{what}: its replay {why}, so its predictions are not shown"
                            + (f" ({named} withheld)" if named else "")
                            + (f"; trace again with {skip} in place." if acc.wasted else "."))
+
+
+def across_steps(run: Run, kept: dict[int, tuple[int, ...]]) -> tuple[int, int, int] | None:
+    """(rank, steps that synchronized, analyzed steps with one DDP forward) where a rank's gradients were
+    synchronized (an all-reduce) in some of its steps and not in others (``model.no_sync()`` across steps:
+    accumulation over optimizer steps, one micro-batch per profiler step); None otherwise."""
+    synced = {(rt.rank, c.step) for rt in run.ranks for c in rt.collectives if ops.family(c.op) == ops.ALL_REDUCE}
+    for rt in run.ranks:
+        fwd = [m.start_ns for m in rt.marks if m.kind == DDP_FORWARD]
+        steps = [s for s in rt.steps if s.number in kept.get(rt.rank, ())]
+        once = [s.number for s in steps if sum(s.start_ns <= t <= s.end_ns for t in fwd) == 1]
+        k = sum((rt.rank, n) in synced for n in once)
+        if once and len(once) == len(steps) and 0 < k < len(once):
+            return rt.rank, k, len(once)
+    return None
+
+
+def across_finding(rank: int, k: int, n: int, advice: Sequence[Advice]) -> Finding:
+    named = "; ".join(a.setting() for a in advice)
+    text = (f"Gradient accumulation across steps: rank {rank} synchronized the gradients in {k} of its {n} analyzed "
+            f"steps (model.no_sync() in the others). {NOT_ADVISED}the DDP replay's what-ifs (bucket_cap_mb, "
+            "comm_hook, gradient_accumulation): they replay a synchronizing step, while the step as it is now mixes "
+            "both kinds, so their predictions are not shown" + (f" ({named} withheld)" if named else "")
+            + ". Compare runs with commprof compare, whose verdict reads every step.")
+    return Finding("info", text)

@@ -37,7 +37,9 @@ class Finding:
 
     severity: str  # "high", "medium", "info"
     text: str
-    claim: str = ""  # EXPOSED, NOTHING_TO_GAIN or "" (see the arbiter)
+    # EXPOSED (communication exposed: on a rank's step, or on the job's critical path), NOTHING_TO_GAIN or "" (see the
+    # arbiter)
+    claim: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

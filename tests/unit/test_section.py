@@ -62,3 +62,19 @@ def test_the_example_run_has_its_families_and_the_report_reads_them():
     assert all(w.predicted_step_ms > 0 for w in ddp.whatifs)
     assert ddp.check is not None and ddp.check.model_step_ms > 0
     assert rep.findings == tuple(f for s in rep.sections for f in s.findings if f in rep.findings)
+
+
+def test_communication_on_the_critical_path_is_a_measured_exposure():
+    """A dimension's communication on the job's critical path is measured exposure: a gloo DDP run said "already
+    hidden ... nothing to gain" beside 14.49 ms of its all-reduces on the path (the per-rank exposed finding was
+    info: most of it waiting); the critical-path finding now silences the model's claim as the exposed one does."""
+    import commprof
+    from conftest import real
+
+    rep = commprof.analyze(commprof.load(real("netns_500mbit_amd_epyc") / "traced_default_bucket25"))
+    on_path = [f for f in rep.findings if "communication on the critical path" in f.text]
+    assert on_path and all(f.claim == EXPOSED for f in on_path)
+    path = Finding("medium", on_path[0].text, EXPOSED)
+    cross = Section(family="crossrank", detail=None, findings=(path,))
+    ddp = Section(family="ddp", detail=None, findings=(HIDDEN,), check=_check(96.0, 100.0))
+    assert arbitrate([cross, ddp])[0] == (path,)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..section import Finding
+from ..section import EXPOSED, Finding
 from .chance import weak
 from .environment import apart_sentence
 from .peers import HOST, IDLE
@@ -149,7 +149,7 @@ def comm_findings(crit: Critical, how_data: str | None = None) -> list[Finding]:
         out.append(Finding("high" if share >= 20 else "medium",
                            f"{NAMES[kind].capitalize()} ({SHORT[kind]}) communication on the critical path: "
                            f"{ms:.2f} ms per step ({share:.0f}% of the step), process group {names}, kind from "
-                           f"{src}. {_remedy(how, ms, crit.saves_at_most_ms(ms))}"))
+                           f"{src}. {_remedy(how, ms, crit.saves_at_most_ms(ms))}", EXPOSED))
     return out
 
 

@@ -169,9 +169,10 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     key = steps_key(wanted)
     per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
     overlaps = tuple(r.overlap for r in per_rank)
-    cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests)
+    kept = {o.rank: [s.step for s in o.kept] for o in overlaps}  # each rank's headline steps: its wait over the same
+    cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests, kept)
     lk = NO_LINKS if withheld else links(run.ranks, cross, set(wanted) if wanted is not None else None)
-    cross = with_p2p_waits(cross, run.ranks, lk, set(wanted) if wanted is not None else None)
+    cross = with_p2p_waits(cross, run.ranks, lk, set(wanted) if wanted is not None else None, kept)
     unprof = unprofiled_step_ms(run)
     if step_ms is not None:
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}

@@ -17,7 +17,7 @@ from .dataparallel import DataParallelStat
 from .ddp.buckets import BucketStat
 from .memory.peak import NEAR_LIMIT, Memory
 from .overlap import RankOverlap, most_exposed
-from .pipeline.stages import PipelineReport
+from .pipeline.stages import Layer, PipelineReport
 from .section import EXPOSED, NOTHING_TO_GAIN, Advice, Finding
 from .transfers import Transfers
 
@@ -260,18 +260,28 @@ def pipeline_findings(pipe: PipelineReport | None) -> tuple[list[Finding], list[
             why=f"Layers per stage {list(cur.split)}: the slowest stage takes {cur.slowest_stage_ms:.2f} ms per "
             f"micro-batch (forward + backward + sending its activation), and the others wait for it in the "
             f"pipeline. Split {list(best.split)} brings the slowest stage to {best.slowest_stage_ms:.2f} ms.")]
-    if best.split == cur.split or best.slowest_stage_ms >= cur.slowest_stage_ms:
+    if best.split == cur.split or best.slowest_stage_ms >= cur.slowest_stage_ms or best.step_ms >= cur.step_ms:
         return [Finding("info", f"The pipeline split {list(cur.split)} is balanced: no contiguous split of the "
-                                "recorded layers has a faster slowest stage.")], []
-    heavy = max(pipe.layers, key=lambda lay: lay.fwd_ms + lay.bwd_ms)
+                                "recorded layers gives a faster slowest stage and a shorter step.")], []
+    stage, heavy = _heaviest(pipe.layers, best.split)
     heavy_ms = heavy.fwd_ms + heavy.bwd_ms
-    bound = (f"; the slowest stage is held by layer {heavy.name!r} ({heavy_ms:.2f} ms per micro-batch of it), which "
-             "no split divides: make that layer cheaper or split it into recorded modules"
+    bound = (f"; the slowest stage is held by layer {heavy.name!r} of stage {stage} ({heavy_ms:.2f} ms per "
+             "micro-batch of it), which no split divides: make that layer cheaper or split it into recorded modules"
              if heavy_ms >= 0.5 * best.slowest_stage_ms else "")
     return [Finding("info", f"The pipeline split {list(cur.split)} is close to the best the recorded layers allow: "
                             f"split {list(best.split)} would bring the slowest stage from {cur.slowest_stage_ms:.2f} "
                             f"to {best.slowest_stage_ms:.2f} ms per micro-batch and the step from {cur.step_ms:.1f} "
                             f"to {best.step_ms:.1f} ms (less than 5%: not advised){bound}.")], []
+
+
+def _heaviest(layers: Sequence[Layer], split: Sequence[int]) -> tuple[int, Layer]:
+    """The slowest stage of ``split`` (by its layers' compute; stages are numbered from 0, as the ranks hold them)
+    and its heaviest layer, named with the stage of the traced split that recorded it."""
+    bounds = np.cumsum([0, *split])
+    stages = [list(layers[bounds[j]:bounds[j + 1]]) for j in range(len(split))]
+    slow = max(stages, key=lambda st: sum(x.fwd_ms + x.bwd_ms for x in st))
+    heavy = max(slow, key=lambda x: x.fwd_ms + x.bwd_ms)
+    return heavy.stage, heavy
 
 
 def dataparallel_findings(dps: Sequence[DataParallelStat]) -> tuple[list[Finding], list[Advice]]:

@@ -3,7 +3,9 @@
 Message bytes as docs/metrics.md defines them.  algbw = bytes / time; busbw = algbw x the nccl-tests factor:
 all-reduce 2(n-1)/n; all-gather, reduce-scatter, all-to-all (n-1)/n; broadcast, reduce, send/recv 1.
 The time of a collective is its kernel (or gloo transfer) duration, which includes any time it spent
-waiting for the other ranks to join: bandwidth measured this way is a lower bound on the link's.
+waiting for the other ranks to join: bandwidth measured this way is a lower bound on the link's.  A send or
+recv alone lasts while it waits for its peer (on gloo, a send until its ``wait()``): its bandwidth is none here,
+the pairs' (``crossrank.p2p.transfer_ns``, the latency-bandwidth model) only.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def collective_stats(ranks: Sequence[RankTrace], steps: Iterable[int] | None = N
         per_step = [v[1] / n_steps_by_rank[r] for r, v in per_rank.items()]
         nbytes = sum(per_step) / nr
         tns = sum(v[2] / n_steps_by_rank[r] for r, v in per_rank.items()) / nr
-        algbw = a["exec_bytes"] / a["time"] if a["time"] > 0 and a["exec_bytes"] > 0 else None
+        algbw = a["exec_bytes"] / a["time"] if a["time"] > 0 and a["exec_bytes"] > 0 and not ops.is_p2p(op) else None
         f = bus_factor(op, n)
         busbw = algbw * f if algbw is not None and f is not None else None
         out.append(CollectiveStat(op=op, process_group=pg, group_size=n, dtype=dt, ranks=nr, count=count, bytes=nbytes,

@@ -141,9 +141,11 @@ def _pair(per_rank: dict[int, list[Collective]], pg: str, warnings: list[str]) -
 
 
 def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
-               digests: Mapping[int, RankDigest] | None = None) -> CrossRank:
+               digests: Mapping[int, RankDigest] | None = None,
+               kept: Mapping[int, Iterable[int]] | None = None) -> CrossRank:
     """Match collectives across ranks, align clocks, and find waits and stragglers (``digests``: the map step's
-    per-rank results, whose unions the straggler split reads instead of the lanes)."""
+    per-rank results, whose unions the straggler split reads instead of the lanes).  ``kept``: per rank, the steps
+    its headline figures are the mean of (outlier steps left out): its wait per step is over the same ones."""
     wanted = set(steps) if steps is not None else None
     warnings: list[str] = []
     paired = _paired_groups(ranks, wanted, warnings)
@@ -175,8 +177,10 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
     for rt in ranks:
         if rt.rank not in late.seen:
             continue
+        own = set(kept[rt.rank]) if kept is not None and rt.rank in kept else None
         vals = [iv.length(iv.as_span(*late.wait_spans[(rt.rank, st)])) if (rt.rank, st) in late.wait_spans else 0
-                for st in sorted({s.number for s in rt.steps if wanted is None or s.number in wanted})]
+                for st in sorted({s.number for s in rt.steps if (wanted is None or s.number in wanted)
+                                  and (own is None or s.number in own)})]
         if vals:
             waits[rt.rank] = float(np.mean(vals)) / 1e6  # the mean, as every per-step figure and caused_wait_ms
     ref = next(iter(paired.values()))[0][0] if paired else None

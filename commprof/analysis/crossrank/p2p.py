@@ -17,7 +17,7 @@ sent late.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -86,11 +86,11 @@ def _arrival(c: Collective, kind: str) -> int:
     return c.start_ns or 0
 
 
-def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None) -> Links:
-    """Every matched send/recv pair of the analyzed steps, by directed link."""
+def _pairs(ranks: Sequence[RankTrace], wanted: set[int] | None) -> tuple[Rows, int]:
+    """The matched (send, recv, step) of each directed link in ``wanted`` (None: every step), and the calls left
+    unpaired."""
     sends: dict[tuple[int, int, int], list[Collective]] = {}
     recvs: dict[tuple[int, int, int], list[Collective]] = {}
-    kind = {rt.rank: rt.device_kind for rt in ranks}
     unpaired = 0
     for rt in ranks:
         for key, lst in _calls(rt, wanted).items():
@@ -101,11 +101,23 @@ def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None)
     unpaired += sum(len(v) for k, v in sends.items() if k not in recvs) + sum(
         len(v) for k, v in recvs.items() if k not in sends)
     unpaired += sum(abs(len(sends[k]) - len(recvs[k])) for k in set(sends) & set(recvs))
-    rows: dict[tuple[int, int], list[tuple[Collective, Collective, int]]] = {}
+    rows: Rows = {}
     for key in sorted(set(sends) & set(recvs)):
         for s, r in zip(sends[key], recvs[key], strict=False):
             rows.setdefault(key[:2], []).append((s, r, key[2]))
-    offsets = _align(rows, ranks, cross, kind)
+    return rows, unpaired
+
+
+Rows = dict[tuple[int, int], list[tuple[Collective, Collective, int]]]
+
+
+def links(ranks: Sequence[RankTrace], cross: CrossRank, wanted: set[int] | None) -> Links:
+    """Every matched send/recv pair of the analyzed steps, by directed link.  The clocks are aligned on every step's
+    pairs (a property of the run, not of the steps analyzed: one step's few pairs put rank 1 10.8 ms off where the
+    whole run's put it 0.5 ms)."""
+    kind = {rt.rank: rt.device_kind for rt in ranks}
+    rows, unpaired = _pairs(ranks, wanted)
+    offsets = _align(_pairs(ranks, None)[0] if wanted is not None else rows, ranks, cross, kind)
     shift = {rt.rank: rt.base_time_ns + offsets.get(rt.rank, 0) for rt in ranks}
     groups, solo = [], []
     for (a, b), rws in sorted(rows.items()):
@@ -184,15 +196,15 @@ def _align(rows: dict[tuple[int, int], list[tuple[Collective, Collective, int]]]
 
 def transfer_ns(g: GroupMatch) -> np.ndarray:
     """Per instance of a link: the data's move (waits removed, as for collectives), from when both sides were at it
-    to the recv's end.  The recv is at it from its record's start (on gloo, when its worker thread takes it up, after
-    the call); the send from its record's start (gloo runs a rank's sends one after another on one thread), or, where
-    that start lies after the recv's end (the send's record began late, or the clocks differ by that much), from its
-    call.  0 where the recv ended by then."""
+    to the recv's end: the recv from its record's start (on gloo, when its worker thread takes it up, after the
+    call), the send from its record's start (gloo runs a rank's sends one after another on one thread).  0 (no
+    measurable time: left out of every bandwidth) where the send's record starts at or after the recv's end: the
+    record began late, or the two clocks, aligned by the pairs themselves where no collective aligns them, differ
+    by that much; the call's time would put the clocks' error into the transfer."""
     if g.arrival_ns.size == 0:
         return np.zeros(0, dtype=np.int64)
     end = g.end_ns[:, 1]
-    sent = np.where(g.start_ns[:, 0] < end, g.start_ns[:, 0], g.arrival_ns[:, 0])
-    return np.maximum(end - np.maximum(sent, g.start_ns[:, 1]), 0)
+    return np.where(g.start_ns[:, 0] < end, np.maximum(end - np.maximum(g.start_ns[:, 0], g.start_ns[:, 1]), 0), 0)
 
 
 def wait_spans(lk: Links) -> dict[tuple[int, int], tuple[list[int], list[int]]]:
@@ -214,18 +226,34 @@ def wait_spans(lk: Links) -> dict[tuple[int, int], tuple[list[int], list[int]]]:
     return out
 
 
-def with_p2p_waits(cross: CrossRank, ranks: Sequence[RankTrace], lk: Links,
-                   wanted: set[int] | None) -> CrossRank:
+def _idle_in_calls(rt: RankTrace, shift: int) -> iv.Span:
+    """On the aligned clock, where the rank was inside its own sends or recvs and not computing."""
+    calls = [c for c in rt.collectives if ops.is_p2p(c.op) and c.start_ns is not None and c.end_ns is not None]
+    inside = iv.union(np.array([(c.start_ns or 0) + shift for c in calls], dtype=np.int64),
+                      np.array([(c.end_ns or 0) + shift for c in calls], dtype=np.int64))
+    busy = iv.union(np.asarray(rt.compute.start_ns, dtype=np.int64) + shift,
+                    np.asarray(rt.compute.end_ns, dtype=np.int64) + shift)
+    return iv.subtract(inside, busy)
+
+
+def with_p2p_waits(cross: CrossRank, ranks: Sequence[RankTrace], lk: Links, wanted: set[int] | None,
+                   kept: Mapping[int, Iterable[int]] | None = None) -> CrossRank:
     """``cross`` with each rank's waits in sends and recvs added to its waits in collectives (the mean per analyzed
-    step, their intervals united): a pipeline stage idle in a recv while the stage before it computes waits for a
-    peer, as a rank in an all-reduce waits for the last one to join."""
+    step): a pipeline stage idle in a recv while the stage before it computes waits for a peer, as a rank in an
+    all-reduce waits for the last one to join.  Its intervals are united, kept within its own send and recv records
+    and outside its compute (an irecv posted early runs beside the stage's own work: that is not waiting), so a
+    rank's wait never exceeds its exposed communication's share of it."""
     spans = wait_spans(lk)
     if not spans:
         return cross
     waits = dict(cross.wait_ms_per_step)
     for rt in ranks:
-        steps = sorted({s.number for s in rt.steps if wanted is None or s.number in wanted})
-        vals = [iv.length(iv.as_span(*spans[(rt.rank, st)])) if (rt.rank, st) in spans else 0 for st in steps]
+        own = set(kept[rt.rank]) if kept is not None and rt.rank in kept else None
+        steps = sorted({s.number for s in rt.steps if (wanted is None or s.number in wanted)
+                        and (own is None or s.number in own)})
+        idle = _idle_in_calls(rt, rt.base_time_ns + lk.offsets_ns.get(rt.rank, 0))
+        vals = [iv.length(iv.intersect(iv.as_span(*spans[(rt.rank, st)]), idle)) if (rt.rank, st) in spans else 0
+                for st in steps]
         if vals and any(vals):
             waits[rt.rank] = waits.get(rt.rank, 0.0) + float(np.mean(vals)) / 1e6
     return replace(cross, wait_ms_per_step=waits)

@@ -42,7 +42,7 @@ from ... import ops
 from ...model import RankTrace, Run
 from ...model.alloc import OPTIMIZER_STEP
 from ...units import MiB
-from ..bandwidth import Bandwidth
+from ..bandwidth import DEFAULT_ALPHA_S, Bandwidth
 from ..replay import core
 from .buckets import BucketStep
 from .rates import OpRates
@@ -342,7 +342,10 @@ def scenario(rt: RankTrace, v: DDPView, bw: Bandwidth, unprofiled_ms: float | No
     first = _first_bucket_limit(rows, sizes, v.cap_bytes, v.first_bucket_bytes)
     notes = v.notes + _calibration_note(unprofiled_ms, calibrated_on_profiled)
     if assumed:
-        notes += (f"α assumed ({alpha * 1e6:.0f} µs, a typical start-up cost of {rt.backend or 'this backend'}): "
+        typical = alpha >= DEFAULT_ALPHA_S.get(rt.device_kind, DEFAULT_ALPHA_S["cuda"]) * 0.999
+        cost = (f"a typical start-up cost of {rt.backend or 'this backend'}" if typical else
+                f"half the run's shortest all-reduce, below {rt.backend or 'this backend'}'s typical start-up cost")
+        notes += (f"α assumed ({alpha * 1e6:.0f} µs, {cost}): "
                   "the run's all-reduce sizes spread too little to separate latency from bandwidth (two sizes need a "
                   "factor of 16 between them, three or more a factor of 4)",)
     if (v.compression or "").startswith("powersgd") and (rt.backend or "").lower() == "gloo":

@@ -27,7 +27,8 @@ def band(pred_ms: float, noise: Noise) -> tuple[float, float]:
 
 
 def section(sh: Shared) -> Section[PipelineReport] | None:
-    pipe = pipeline(sh.run, sh.step_now_ms, sh.digests, sh.links)
+    kept = {o.rank: [s.step for s in o.kept] for o in sh.overlaps}  # the per-rank table's steps
+    pipe = pipeline(sh.run, sh.step_now_ms, sh.digests, sh.links, kept)
     if pipe is None:
         return None
     findings, advice = say.pipeline_findings(pipe)

@@ -16,7 +16,7 @@ profiler and its simulation, carried over to the advised split.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,8 +169,10 @@ def simulate_gpipe(layers: Sequence[Layer], split: Sequence[int], m: int, link_b
     return float(max(free))
 
 
-def pipeline(run: Run, unprofiled_ms: dict[int, float],
-             digests: Mapping[int, RankDigest] | None = None, lk: Links = NO_LINKS) -> PipelineReport | None:
+def pipeline(run: Run, unprofiled_ms: dict[int, float], digests: Mapping[int, RankDigest] | None = None,
+             lk: Links = NO_LINKS, kept: Mapping[int, Iterable[int]] | None = None) -> PipelineReport | None:
+    """``kept``: per rank, the steps its headline figures are the mean of (the analyzed steps, outliers left out):
+    the stages' figures are over the same ones."""
     per_rank = [(rt, *_layers(rt)) for rt in run.ranks]
     per_rank = [(rt, lays, m) for rt, lays, m in per_rank if lays]
     if not per_rank:
@@ -180,6 +182,8 @@ def pipeline(run: Run, unprofiled_ms: dict[int, float],
     stages = []
     for rt, lays, m in per_rank:
         recorded = {c.step for c in (rt.sidecar.module_calls if rt.sidecar else ())}
+        if kept is not None and rt.rank in kept:
+            recorded &= set(kept[rt.rank])
         steps = [s for s in rt.steps if s.number in recorded]
         numbers = {s.number for s in steps}
         busy = [compute_busy(rt, s.number, (digests or {}).get(rt.rank)) for s in steps]

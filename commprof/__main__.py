@@ -6,6 +6,7 @@ Exit codes: 0 done (warnings allowed), 2 the input cannot be used (one line on s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -175,8 +176,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     except NoUsableTraces as e:
         if mon is None:
             raise
-        for line in e.skipped:  # a note or metrics file beside the monitor's: the monitor's report still stands
-            print(f"commprof: skipped {line}", file=sys.stderr)
+        # a note or metrics file beside the monitor's: the monitor's report still stands, the files named
+        skipped = tuple(f"skipped {line}, not read as a trace" for line in e.skipped)
+        for line in skipped:
+            print(f"commprof: {line}", file=sys.stderr)
+        mon = dataclasses.replace(mon, warnings=(*mon.warnings, *skipped))
         return _monitor_only(analyze_monitor(mon), Path(args.out) if args.out else trace_dir / REPORT_DIR, formats)
     if args.link_gbps is not None and not args.link_gbps > 0:
         raise InputError(args.link_gbps, "--link-gbps must be a positive number of GB/s")

@@ -265,8 +265,8 @@ def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None,
 
 
 UNSEEN_ADVICE = ("AFTER's traced steps show nothing it changed, the same bucket layout and collectives as BEFORE's (a "
-                 "hook that had not started yet, as PowerSGD before start_powerSGD_iter, runs plain all-reduces): its "
-                 "prediction is not checked; trace steps where it is at work")
+                 "hook not yet at work, as PowerSGD before start_powerSGD_iter, runs plain all-reduces; a bucket cap "
+                 "that gives the same layout changes nothing): its prediction is not checked")
 
 
 def _advice_check(before: Report, after_settings: dict[str, Any], before_settings: dict[str, Any],
@@ -330,8 +330,8 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
                      f"{', '.join(sorted(ops_a)) or 'none'}) or ran on different devices: they may be different jobs, "
                      "whose figures compare only as totals")
     no_effect = unseen(before, after, settings)
-    checks = [replace(a, measured_step_ms=None, note=UNSEEN_ADVICE) if a.applied and a.knob in no_effect else a
-              for a in checks]  # a hook not yet started (PowerSGD's start_powerSGD_iter) ran plain all-reduces
+    checks = [replace(a, measured_step_ms=None, note="; ".join(n for n in (a.note, UNSEEN_ADVICE) if n))
+              if a.applied and a.knob in no_effect else a for a in checks]  # e.g. PowerSGD not yet started
     if no_effect:
         notes.append(f"{', '.join(no_effect)} changed, but nothing the runs can see: the same bucket layout and the "
                      "same collectives (count and bytes per step); any difference in step time is the runs' noise "

@@ -200,9 +200,9 @@ def assemble(path: Path, results: list[tuple[RankTrace, RankDigest | None]], run
     run_id = _run_id(by_rank, run_ids)
     ordered = tuple(by_rank[r] for r in sorted(by_rank))
     missing: tuple[int, ...] = ()
-    if asked is not None and (absent := [r for r in asked if r not in by_rank]):
+    if asked is not None and (absent := [r for r in asked if r not in by_rank and (world is None or r >= world)]):
         out_of = f" (world size {world})" if world is not None else ""
-        warnings.append(f"--ranks asked for {_ranks(absent)}, not in this run{out_of}")
+        warnings.append(f"--ranks asked for {_ranks(absent)}, not in this run{out_of}")  # below it: missing, said below
     if world is not None and len(ordered) < world:
         missing = tuple(r for r in range(world) if r not in by_rank)
         lost = [r for r in missing if asked is None or r in asked]

@@ -116,7 +116,8 @@ def test_a_stray_json_beside_the_monitors_files_does_not_stop_its_report(tmp_pat
     out, err = capsys.readouterr()
     assert "skipped " + str(tmp_path / "truth_rank0.json") + ": no 'traceEvents' key" in err
     assert "notes.json: no usable trace events" in err and "rank 1" in out
-    assert (tmp_path / "out" / "summary.json").is_file()
+    warned = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
+    assert sum(w.startswith("skipped ") and w.endswith(", not read as a trace") for w in warned) == 2
     for f in tmp_path.glob("*.hang.json"):
         f.unlink()
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "out2")]) == 2

@@ -58,6 +58,6 @@ def test_a_withheld_advice_says_which_step_is_current():
 
     a = Advice(knob="bucket_cap_mb", value=4, baseline_step_ms=686.4, predicted_step_ms=650.0,
                predicted_range_ms=(600.0, 700.0), why="")
-    assert "current step (682.7 ms, the traced run's measured step, under the replay's 686.4 ms)" in \
+    assert "current step (682.7 ms, the step as it is now, under the replay's 686.4 ms)" in \
         withheld(a, Noise(), None, 682.7).text
     assert "current step (686.4 ms): the gain" in withheld(a, Noise(), None, 686.4).text

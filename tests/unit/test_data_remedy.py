@@ -38,3 +38,26 @@ def test_what_overlap_can_save_is_bounded_by_the_transfers_and_the_compute():
     text = _remedy(_HOW[DATA], 563.70, crit.saves_at_most_ms(563.70))
     assert "could save at most 184.71 ms per step (hidden, the 563.70 ms of transfers still take their time" in text
     assert "run through other work" in _remedy(_HOW[DATA], 50.0, 50.0)
+
+
+def test_a_plain_ddp_trace_s_world_group_is_data_parallel():
+    """A plain torch.profiler DDP job (no sidecar): its one world group carries equal-sized buckets (9 a step), once
+    read as one message size repeated, tensor-parallel (with the tensor-parallel remedy); DDP's operators say data."""
+    import numpy as np
+    from builders import collective, rank_trace
+
+    from commprof.analysis.crossrank.matching import cross_rank
+    from commprof.analysis.crossrank.pgkind import TENSOR, group_kinds
+    from commprof.model.alloc import DDP_REDUCER, Mark
+
+    def ranks(marks: tuple) -> list:
+        return [rank_trace(r, steps=[(s, s * 10**7, (s + 1) * 10**7) for s in range(3)], marks=marks,
+                           collectives=[collective(s * 10**7 + k * 10**6, s * 10**7 + k * 10**6 + 5 * 10**5, step=s,
+                                                   nbytes=1 << 20) for s in range(3) for k in range(9)])
+                for r in (0, 1)]
+
+    reducer = (Mark(kind=DDP_REDUCER, detail="copy_bucket_to_grad", start_ns=1, end_ns=2),)
+    for marks, kind in (((), TENSOR), (reducer, DATA)):
+        rs = ranks(marks)
+        (g,) = group_kinds(rs, cross_rank(rs).groups).values()
+        assert g.kind == kind and g.source == "membership" and np.array_equal(g.ranks, (0, 1))

@@ -57,3 +57,10 @@ def test_a_stall_is_its_own_range_and_the_noise_around_it_is_judged_without_it()
     assert sd is not None
     got = [(r.first_step, r.last_step, r.stall, r.slow_steps, round(r.mean_late_ms, 1)) for r in sd.ranges]
     assert got == [(36, 47, False, 6, 6.0), (40, 40, True, 1, 5000.0)]
+
+
+def test_a_stall_over_consecutive_steps_is_one_range():
+    sd = slowdown(_run({1: {40: 5000.0, 41: 4000.0}}))
+    assert sd is not None
+    assert [(r.first_step, r.last_step, r.stall, r.slow_steps, r.mean_late_ms) for r in sd.ranges] == [
+        (40, 41, True, 2, 4500.0)]

@@ -22,6 +22,7 @@ import numpy as np
 
 from ... import ops
 from ...model import EMBEDDING_TABLES, EXPERTS, RankTrace
+from ...model.alloc import DDP_FORWARD, DDP_REDUCER
 from .matching import GroupMatch
 
 TENSOR, DATA, PIPELINE, EXPERT, EMBEDDING = "tensor", "data", "pipeline", "expert", "embedding"
@@ -52,8 +53,11 @@ def _from_description(desc: str) -> str | None:
 
 
 def _lone_world_kind(g: GroupMatch, ranks: Sequence[RankTrace]) -> str:
+    """The whole world's one group: data-parallel where the ranks run a data-parallel wrapper (FSDP2's records, a
+    sidecar's DDP or FSDP settings, or DDP's own operators in a plain trace: a plain torch.profiler DDP job's
+    equal-sized buckets read as one message size repeated, tensor-parallel), else by its message sizes."""
     if any(rt.fsdp or (rt.sidecar is not None and (rt.sidecar.ddp is not None or rt.sidecar.fsdp is not None))
-           for rt in ranks):
+           or any(m.kind in (DDP_FORWARD, DDP_REDUCER) for m in rt.marks) for rt in ranks):
         return DATA
     n_steps = max(len(set(g.steps.tolist())), 1)
     sizes = Counter(g.nbytes.tolist())

@@ -154,7 +154,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     uniform = rafs.pop() if len(rafs) == 1 else None
     inp = inputs(typical, rep, bw, world)
     model_ns, _p, _h = replay(inp, traced)
-    target = unprofiled_ms.get(rt.rank, 0.0) / rep.passes_per_step or None  # a pass's share of the step
+    target = (unprofiled_ms.get(rt.rank) or 0.0) / rep.passes_per_step or None  # a pass's share of the step
     scale = calibrate(inp, target * 1e6 if target else None)
     base_ns, base_peak, base_held = replay(inp, traced, scale)
     base_slope = _slope(inp, traced, scale)
@@ -177,7 +177,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
                             findings=tuple(findings) + unreached(base_ns / 1e6, target, rep.passes_per_step),
                             step_model_ms=model_ns / 1e6, step_measured_ms=(typical.end_ns - typical.start_ns) / 1e6,
                             baseline_step_ms=base_ns / 1e6, measured_peak_bytes=measured_peak,
-                            measured_max_bytes=max(peaks, default=None), step_now_ms=target)
+                            measured_max_bytes=max(peaks, default=None), step_now_ms=unprofiled_ms.get(rt.rank))
     nz = noise or Noise()
     err = analysis.error_pct
     banded = tuple(replace(w, range_ms=band(w.step_ms, nz, err, gain=gains[(w.knob, str(w.value))])) for w in whatifs)
@@ -197,10 +197,11 @@ def unreached(base_ms: float, target_ms: float | None, passes: int = 1) -> tuple
     (a step of one forward/backward pass: with several, the what-ifs are not shown)."""
     if not target_ms or passes > 1 or base_ms <= target_ms * (1 + TOLERANCE_PCT / 100):
         return ()
-    text = (f"The replay of the traced settings gives {base_ms:.1f} ms per step, above the {target_ms:.1f} ms "
-            "measured outside the profiler: calibrating the compute cannot bring it lower, as the traced collectives "
-            "take more than that step allows (the profiler, or other work, slowed them). The what-ifs compare with "
-            f"the replay's {base_ms:.1f} ms; advice is measured against {target_ms:.1f} ms.")
+    text = (f"The replay of the traced settings gives {base_ms:.1f} ms per step, above the step as it is now "
+            f"({target_ms:.1f} ms, the one every prediction is calibrated on): calibrating the compute cannot bring it "
+            "lower, as the traced collectives take more than that step allows (the profiler, or other work, slowed "
+            f"them). The what-ifs compare with the replay's {base_ms:.1f} ms; advice must come out below "
+            f"{target_ms:.1f} ms.")
     return (Finding("info", text),)
 
 

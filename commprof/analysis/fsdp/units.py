@@ -198,11 +198,10 @@ def step_units(rt: RankTrace, settings: FSDPSettings | None) -> list[StepUnits]:
         ev = [e for e in rt.fsdp if st.start_ns <= e.start_ns <= st.end_ns]
         roots = sorted(e.start_ns for e in ev if e.phase == "root_pre_forward")
         cuts = [st.start_ns, *roots[1:], st.end_ns + 1]
-        for k, (a, b) in enumerate(itertools.pairwise(cuts)):
-            one = _pass(st.number, a, min(b, st.end_ns), [e for e in ev if a <= e.start_ns < b], comp, colls,
-                        unsharded, settings)
-            if one is not None:
-                out.append(replace(one, micro_batch=k, passes=len(cuts) - 1))
+        got = [_pass(st.number, a, min(b, st.end_ns), [e for e in ev if a <= e.start_ns < b], comp, colls,
+                     unsharded, settings) for a, b in itertools.pairwise(cuts)]
+        done = [p for p in got if p is not None]  # a forward without a backward (evaluation) is no pass
+        out += [replace(p, micro_batch=k, passes=len(done)) for k, p in enumerate(done)]
     return out
 
 

@@ -234,7 +234,7 @@ def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: lis
     model_ns = fsdpreplay.replay(finp, fsdpreplay.Knobs(reshard_after_forward=None, prefetch=traced_k))[0]
     # the profiler's slowdown of this run: its step outside the profiler over the profiled one (not the FSDP
     # replay's calibration, which puts all of that replay's miss on compute: 0.33-0.96 on quiet runs of one job)
-    target = unprofiled_ms.get(rt.rank)
+    target = (unprofiled_ms.get(rt.rank) or 0.0) / typical.passes or None  # a pass's share of the step
     measured = typical.end_ns - typical.start_ns
     scale = target * 1e6 / measured if target and measured else 1.0
     return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None)

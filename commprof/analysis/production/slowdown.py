@@ -117,8 +117,14 @@ def _ranges(s: RankLateness, threshold: float, min_lost_ms: float) -> list[SlowR
     hid a 5 s stall at step 4 among 2-6 ms); the other slow steps merge and are kept by the rules above."""
     idx = np.flatnonzero(s.late_ms > threshold)
     stall_ms = max(STALL_STEPS * min_lost_ms, STALL_MIN_MS)
-    stalls = [int(i) for i in idx if s.late_ms[i] > stall_ms]
-    out = [SlowRange(s.rank, int(s.steps[i]), int(s.steps[i]), float(s.late_ms[i]), 1, True) for i in stalls]
+    stalls: list[list[int]] = []
+    for i in (int(i) for i in idx if s.late_ms[i] > stall_ms):  # consecutive steps of one stall are one range
+        if stalls and s.steps[i] == s.steps[stalls[-1][-1]] + 1:
+            stalls[-1].append(i)
+        else:
+            stalls.append([i])
+    out = [SlowRange(s.rank, int(s.steps[g[0]]), int(s.steps[g[-1]]), float(np.mean(s.late_ms[g])), len(g), True)
+           for g in stalls]
     rest = [int(i) for i in idx if s.late_ms[i] <= stall_ms]
     runs: list[list[int]] = []
     for i in rest:

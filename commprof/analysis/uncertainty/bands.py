@@ -62,7 +62,7 @@ def _which(a: Advice, current_ms: float) -> str:
     (682.7 ms)" beside advice from 686.4 ms and a table's 686.26)."""
     if abs(current_ms - a.baseline_step_ms) < 0.05:
         return ""
-    return f", the traced run's measured step, under the replay's {a.baseline_step_ms:.1f} ms"
+    return f", the step as it is now, under the replay's {a.baseline_step_ms:.1f} ms"
 
 
 def withheld(a: Advice, noise: Noise, model_error_pct: float | None, current_ms: float) -> Finding:

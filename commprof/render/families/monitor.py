@@ -57,8 +57,9 @@ def monitor_dict(m: MonitorReport) -> dict[str, Any]:
 
 def _range_text(x: SlowRange, threshold_ms: float) -> str:
     if x.stall:
-        return (f"stalled at step {x.first_step}: it issued its collectives {x.mean_late_ms:.1f} ms after the first "
-                "rank.")
+        at = f"step {x.first_step}" if x.first_step == x.last_step else f"steps {x.first_step}-{x.last_step}"
+        return (f"stalled at {at}: it issued its collectives {x.mean_late_ms:.1f} ms after the first rank"
+                + ("." if x.first_step == x.last_step else " on average in those."))
     return (f"was slow in {x.slow_steps} of steps {x.first_step}-{x.last_step}: it issued its collectives "
             f"{x.mean_late_ms:.1f} ms after the first rank on average in those (threshold {threshold_ms:.1f} ms).")
 

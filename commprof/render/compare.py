@@ -91,9 +91,12 @@ def verdict_line(c: Comparison) -> str | None:
     line = f"Verdict: {v.change}: mean step {v.delta_ms:+.1f} ms after - before{ci}{runs}"
     if v.drift_sd_pct and v.change == NO_CHANGE:
         floor = drift_half_pct(v.drift_sd_pct, v.confidence)
-        line += (f"; one run per side tells only a change beyond ~{floor:.0f}% of the step (an assumed drift of "
-                 f"{v.drift_sd_pct:g}% between runs, --drift-pct): repeat each setting (--also-before / --also-after) "
-                 "to measure the drift and tell smaller changes")
+        ref = c.before.untraced_step_ms or c.before.step_ms
+        half = 100.0 * (v.ci_ms[1] - v.ci_ms[0]) / 2 / ref if ref else floor  # this pair's own interval
+        spread = " and the runs' own step-to-step spread" if half > 1.2 * floor else ""
+        line += (f"; this pair tells only a change beyond ~{max(half, floor):.0f}% of the step (an assumed drift of "
+                 f"{v.drift_sd_pct:g}% between runs, --drift-pct{spread}): repeat each setting (--also-before / "
+                 "--also-after) to measure the drift and tell smaller changes")
     if c.no_effect:
         line += f"; {', '.join(c.no_effect)} changed nothing the runs can see"
     for side, how in c.disturbed:  # its report's warning: load that stayed through a run moves its mean step

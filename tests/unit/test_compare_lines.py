@@ -61,3 +61,22 @@ def test_a_withheld_advice_says_which_step_is_current():
     assert "current step (682.7 ms, the step as it is now, under the replay's 686.4 ms)" in \
         withheld(a, Noise(), None, 682.7).text
     assert "current step (686.4 ms): the gain" in withheld(a, Noise(), None, 686.4).text
+
+
+def test_no_detectable_change_says_the_change_this_pair_could_tell():
+    """Two disturbed runs with +31% between them read "one run per side tells only a change beyond ~14%" (the assumed
+    drift's floor) beside an interval of about ±30%: the line quotes the pair's own interval where it is wider."""
+    from types import SimpleNamespace
+
+    from commprof.render.compare import verdict_line
+
+    def line(ci: tuple[float, float]) -> str:
+        v = SimpleNamespace(change="no detectable change", delta_ms=19.5, ci_ms=ci, confidence=0.95, runs=(1, 1),
+                            drift_sd_pct=5.0, basis="")
+        c = SimpleNamespace(verdict=v, no_effect=(), disturbed=(), before=_side(65.0, 5, 1.0, 0))
+        return verdict_line(c) or ""  # type: ignore[arg-type]
+
+    wide = line((-0.3, 39.2))
+    assert "this pair tells only a change beyond ~30% of the step" in wide and "step-to-step spread" in wide
+    quiet = line((-2.0, 16.0))  # within the drift's floor: the floor, no spread named
+    assert "this pair tells only a change beyond ~14% of the step" in quiet and "spread" not in quiet

@@ -288,7 +288,8 @@ def _calibration_note(target_ms: float | None, on_profiled: bool) -> tuple[str, 
         return ("No step time outside the profiler in these files: predictions are profiled times (pass "
                 "--step-ms, or analyze(step_ms=...), with the step time from your training log to calibrate them)",)
     if on_profiled:
-        return ("These files time no more than one step outside the profiler: predictions are calibrated on the "
+        return ("These files time fewer than two steps outside the profiler (plain torch.profiler traces time none): "
+                "predictions are calibrated on the "
                 "mean profiled step, the profiler's own cost in it (pass --step-ms, or analyze(step_ms=...), with the "
                 "step time from your training log, or let the run take more steps after the profiled ones)",)
     return ()

@@ -94,7 +94,15 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
     outside = [s for s in noise.left_out if not s.profiled]  # profiled ones: named in each rank's step spread
     if w is None and outside:  # a stall is reported wherever it is (the disturbed warning names it too)
         w = "one-off stalls outside the profiler, left out of the run's noise: " + describe_stalls(outside)
+    if w is None and predicts and noise.other_load_pct is None and noise.steps_unprofiled == 0:
+        w = UNMEASURED  # a plain trace: a disturbance its profiled steps do not show cannot be told
     return (w,) if w else ()
+
+
+UNMEASURED = ("the steps outside the profiler and, on CPU runs, the host's other load are not in these files "
+              "(commprof's sidecar records them): a disturbance the profiled steps do not show cannot be told, and "
+              "the bands rest on those steps alone (trace with commprof.trace, or pass --step-ms from your training "
+              "log)")
 
 
 def disturbed_warning(noise: Noise) -> str | None:

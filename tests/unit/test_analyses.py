@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from builders import collective, lane, rank_trace, run
 
@@ -164,6 +166,19 @@ def test_step_windows_tile_the_timeline_and_take_gpu_work_past_the_cpu_step():
     assert (s2.compute_ns, s2.comm_ns, s2.overlapped_ns, s2.exposed_ns) == (3 * MS, 2 * MS, 1 * MS, 1 * MS)
     for s in (s1, s2):
         assert s.compute_only_ns + s.overlapped_ns + s.exposed_ns + s.other_ns == s.step_ns
+
+
+def test_a_gloo_record_past_its_step_does_not_stretch_a_cpu_step():
+    """On a CPU rank the training thread waits for its gloo collectives inside its step: a worker's record that ends
+    72 ms after the step (the rank had run its optimizer) made a 39 ms step read 111 ms and an outlier.  On a GPU
+    rank a kernel past the CPU step is the step's work (the test above)."""
+    comp = lane([(1 * MS, 9 * MS), (11 * MS, 19 * MS)], steps=[1, 2])
+    comm = lane([(5 * MS, 30 * MS)], steps=[1])
+    cpu = rank_trace(0, steps=((1, 0, 10 * MS), (2, 10 * MS, 20 * MS)), compute=comp, comm=comm, device_kind="cpu")
+    s1, s2 = rank_overlap(cpu).steps
+    assert (s1.step_ns, s2.step_ns) == (10 * MS, 10 * MS) and s1.comm_ns == 5 * MS
+    g1, g2 = rank_overlap(replace(cpu, device_kind="cuda")).steps
+    assert (g1.step_ns, g2.step_ns) == (30 * MS, 0)
 
 
 def test_headline_figures_are_the_mean_of_the_steps_and_add_up():

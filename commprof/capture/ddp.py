@@ -75,6 +75,11 @@ class DDPRecorder:
                 return "this torch's DDP has no logging data: bucket layouts are not recorded"
             self.installed = True
             return None
+        check = getattr(self.model, "_check_comm_hook", None)
+        if self.inner is not None and check is not None:
+            # torch's own refusal of the user's hook (bf16_compress_hook without NCCL 2.10+): raised as it would be
+            # without commprof, whose recording hook DDP checks instead (a job it cannot run must not run traced)
+            check(self.inner)
         try:
             self.model.register_comm_hook(self, _recording_hook)
         except Exception as e:

@@ -1,0 +1,35 @@
+"""commprof registers its own recording hook around the user's: DDP checks that one, not the user's, so a hook torch
+refuses (bf16_compress_hook without NCCL 2.10+) trained under commprof.trace(comm_hook=...) on CPU; it is checked as
+DDP would (a single-process gloo group, really started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+from commprof.capture.ddp import DDPRecorder
+
+
+@pytest.fixture
+def ddp(tmp_path: Path):
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    try:
+        yield torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 4))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_hook_torch_refuses_is_refused_the_same_way(ddp):
+    with pytest.raises(TypeError) as err:
+        ddp.register_comm_hook(None, default_hooks.bf16_compress_hook)
+    with pytest.raises(TypeError, match=str(err.value)[:40]):
+        DDPRecorder(ddp, comm_hook=default_hooks.bf16_compress_hook).install()
+
+
+def test_a_hook_torch_accepts_is_recorded(ddp):
+    rec = DDPRecorder(ddp, comm_hook=default_hooks.fp16_compress_hook)
+    assert rec.install() is None and rec.installed

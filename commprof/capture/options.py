@@ -50,7 +50,8 @@ class TraceOptions:
     """Record the Python stacks of the operators (a larger trace)."""
     comm_hook: Callable | None = None
     """Your own DDP comm hook: DDP accepts only one, so commprof registers its recorder and calls yours (needs
-    ``model``)."""
+    ``model``). Yours is checked as DDP checks a hook it registers: one torch refuses (``bf16_compress_hook``
+    without NCCL 2.10+) raises torch's own error, as without commprof."""
     comm_state: Any = None
     """The state your ``comm_hook`` is called with."""
     activities: Iterable[Any] | None = None

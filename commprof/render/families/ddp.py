@@ -25,6 +25,15 @@ def range_ms(rng: tuple[float, float] | None) -> list[float | None] | None:
     return [_r(rng[0]), _r(rng[1])] if rng is not None else None
 
 
+def traced_hook(rep: Report) -> str | None:
+    """The comm hook the traced run registered (its sidecar's; None: DDP's built-in all-reduce, or not recorded)."""
+    for rt in rep.run.ranks:
+        d = rt.sidecar.ddp if rt.sidecar is not None else None
+        if d is not None and d.hook and not d.hook.startswith("allreduce"):
+            return d.hook + (f"(matrix_approximation_rank={d.hook_matrix_rank})" if d.hook_matrix_rank else "")
+    return None
+
+
 def as_json(rep: Report) -> dict[str, Any]:
     return {
         "buckets": [{"index": b.index, "bytes": b.bytes, "params": b.params, "ready_ms": _r(b.ready_ms),
@@ -65,7 +74,8 @@ def plots(rep: Report, sec: Section) -> dict[str, bytes]:
 def _advisor(rep: Report) -> dict[str, Any]:
     a = rep.advisor
     c = a.check
-    return {"baseline_step_ms": _r(a.baseline_step_ms), "model_profiled_step_ms": _r(a.model_step_ms),
+    return {"traced_comm_hook": traced_hook(rep),
+            "baseline_step_ms": _r(a.baseline_step_ms), "model_profiled_step_ms": _r(a.model_step_ms),
             "measured_profiled_step_ms": _r(a.profiled_step_ms),
             "compute_scale": {str(k): _r(v, 4) for k, v in a.scale.items()},
             "model_check": None if c is None else {
@@ -87,6 +97,10 @@ def text(con: Console, rep: Report, s: dict[str, Any]) -> None:
         t.add_row(str(b["index"]), _fmt_bytes(b["bytes"]), str(b["params"]), _f(b["ready_ms"]),
                   _f(b["launch_ms"]), _f(b["comm_ms"]), _f(b["exposed_ms"]))
     con.print(t)
+    hook = traced_hook(rep)
+    if hook is not None:
+        con.print(f"  bytes: the bucket's gradients; the traced comm hook, {hook}, sends what it makes of them (the "
+                  "collectives table's bytes)")
     if len(s["buckets"]) > 1:
         con.print("  exposed ms: each bucket's own collective not covered by compute; collectives that run at once "
                   "(gloo's worker threads, NCCL's streams) each count in full, so the sum can exceed the rank's "

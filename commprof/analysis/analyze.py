@@ -28,7 +28,7 @@ from .fsdp.advice import FSDPAnalysis
 from .memory.churn import Churn
 from .memory.ddp2fsdp import ParallelAnalysis
 from .memory.peak import Memory
-from .overlap import RankOverlap
+from .overlap import RankOverlap, kept_steps
 from .perrank import RankDigest, results_for, steps_key
 from .pipeline.stages import PipelineReport
 from .production.diagnosis import MonitorReport
@@ -169,7 +169,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     key = steps_key(wanted)
     per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
     overlaps = tuple(r.overlap for r in per_rank)
-    kept = {o.rank: [s.step for s in o.kept] for o in overlaps}  # each rank's headline steps: its wait over the same
+    kept = kept_steps(overlaps)  # each rank's headline steps: its wait over the same
     cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests, kept)
     lk = NO_LINKS if withheld else links(run.ranks, cross, set(wanted) if wanted is not None else None)
     cross = with_p2p_waits(cross, run.ranks, lk, set(wanted) if wanted is not None else None, kept)

@@ -16,7 +16,7 @@ named (``representative``), with the median and the range beside them (``spread_
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -223,6 +223,12 @@ def rank_overlap(rt: RankTrace, steps: Iterable[int] | None = None) -> RankOverl
     span_ns = (chosen[-1].end_ns - chosen[0].start_ns) if chosen else 0
     window = _figures(-1, span_ns, comp, comm, total_bytes)
     return RankOverlap(rank=rt.rank, steps=per, window=window, hta_window=hta_window_overlap(rt))
+
+
+def kept_steps(overlaps: Sequence[RankOverlap]) -> dict[int, tuple[int, ...]]:
+    """Per rank, the steps its headline figures are the mean of (``RankOverlap.kept``): the steps every per-rank
+    figure beside them (waits, stages, micro-batches) is taken over."""
+    return {o.rank: tuple(s.step for s in o.kept) for o in overlaps}
 
 
 def most_exposed(exposed_by_rank: Mapping[int, float]) -> int | None:

@@ -177,14 +177,20 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
     for rt in ranks:
         if rt.rank not in late.seen:
             continue
-        own = set(kept[rt.rank]) if kept is not None and rt.rank in kept else None
         vals = [iv.length(iv.as_span(*late.wait_spans[(rt.rank, st)])) if (rt.rank, st) in late.wait_spans else 0
-                for st in sorted({s.number for s in rt.steps if (wanted is None or s.number in wanted)
-                                  and (own is None or s.number in own)})]
+                for st in headline_steps(rt, wanted, kept)]
         if vals:
             waits[rt.rank] = float(np.mean(vals)) / 1e6  # the mean, as every per-step figure and caused_wait_ms
     ref = next(iter(paired.values()))[0][0] if paired else None
     return CrossRank(ref, offsets, groups, threshold, stragglers, waits, tuple(warnings))
+
+
+def headline_steps(rt: RankTrace, wanted: set[int] | None, kept: Mapping[int, Iterable[int]] | None) -> list[int]:
+    """The rank's steps a per-step wait is the mean over: the analyzed ones (``wanted``), less those its headline
+    leaves out (``kept``: the steps it is the mean of, where given)."""
+    own = set(kept[rt.rank]) if kept is not None and rt.rank in kept else None
+    return sorted({s.number for s in rt.steps if (wanted is None or s.number in wanted)
+                   and (own is None or s.number in own)})
 
 
 Paired = dict[str, tuple[list[int], list[list[Collective]]]]

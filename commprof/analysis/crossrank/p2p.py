@@ -25,7 +25,7 @@ import numpy as np
 from ... import intervals as iv
 from ... import ops
 from ...model import Collective, RankTrace
-from .matching import CrossRank, GroupMatch
+from .matching import CrossRank, GroupMatch, headline_steps
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -248,9 +248,7 @@ def with_p2p_waits(cross: CrossRank, ranks: Sequence[RankTrace], lk: Links, want
         return cross
     waits = dict(cross.wait_ms_per_step)
     for rt in ranks:
-        own = set(kept[rt.rank]) if kept is not None and rt.rank in kept else None
-        steps = sorted({s.number for s in rt.steps if (wanted is None or s.number in wanted)
-                        and (own is None or s.number in own)})
+        steps = headline_steps(rt, wanted, kept)
         idle = _idle_in_calls(rt, rt.base_time_ns + lk.offsets_ns.get(rt.rank, 0))
         vals = [iv.length(iv.intersect(iv.as_span(*spans[(rt.rank, st)]), idle)) if (rt.rank, st) in spans else 0
                 for st in steps]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..overlap import kept_steps
 from ..section import Check, Section, WhatIf
 from ..shared import Shared
 from ..uncertainty.bands import NOT_ADVISED, banded_advice
@@ -32,7 +33,7 @@ def section(sh: Shared) -> Section[DDPDetail] | None:
     rows = tuple(b for r in sh.per_rank for b in r.bucket_rows)
     stats = tuple(bucket_stats(list(rows)))
     advisor = advise(sh.run, rows, stats, sh.bandwidth, sh.step_now_ms, sh.noise, basis=sh.step_now_basis)
-    kept = {o.rank: tuple(s.step for s in o.kept) for o in sh.overlaps}
+    kept = kept_steps(sh.overlaps)
     rates = advisor.rates or op_rates(sh.run)
     acc = assess(sh.run, kept, sh.step_now_ms, sh.noise,
                  advisor.check.error_pct if advisor.check is not None else None, rates.pass_bps)

@@ -13,6 +13,7 @@ import math
 from dataclasses import replace
 
 from .. import findings as say
+from ..overlap import kept_steps
 from ..section import Section, WhatIf
 from ..shared import Shared
 from ..uncertainty.maths import Noise, around, half_width_pct
@@ -27,8 +28,7 @@ def band(pred_ms: float, noise: Noise) -> tuple[float, float]:
 
 
 def section(sh: Shared) -> Section[PipelineReport] | None:
-    kept = {o.rank: [s.step for s in o.kept] for o in sh.overlaps}  # the per-rank table's steps
-    pipe = pipeline(sh.run, sh.step_now_ms, sh.digests, sh.links, kept)
+    pipe = pipeline(sh.run, sh.step_now_ms, sh.digests, sh.links, kept_steps(sh.overlaps))
     if pipe is None:
         return None
     findings, advice = say.pipeline_findings(pipe)

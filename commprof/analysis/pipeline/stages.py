@@ -89,9 +89,8 @@ def _layers(rt: RankTrace) -> tuple[list[Layer], int]:
 
 
 def _link_bps(lk: Links) -> float | None:
-    """Point-to-point bandwidth: the median over the matched send/recv pairs of bytes / transfer time (from the
-    later arrival to the recv's end: a send or recv alone lasts while it waits for its peer, on gloo a send until
-    its wait())."""
+    """Point-to-point bandwidth: the median over the matched send/recv pairs of bytes / transfer time
+    (``p2p.transfer_ns``: a send or recv alone lasts while it waits for its peer, on gloo a send until its wait())."""
     rates = [float(b) / (t / 1e9) for g in lk.groups for b, t in zip(g.nbytes, transfer_ns(g), strict=True)
              if b > 0 and t > 0]
     return float(np.median(rates)) if rates else None

@@ -49,8 +49,9 @@ import numpy as np
 
 from ...model import RankTrace
 from ..perrank import RankDigest
+from ..uncertainty.changepoint import ChangePoint, change_point
 from .chance import holds, one
-from .critgraph import StepGraph, build, length, replay
+from .critgraph import StepGraph, build, carried_start, carries, length, replay
 from .critpath import COMM, StepPath, walk
 from .matching import CrossRank
 from .p2p import links
@@ -92,6 +93,9 @@ class RootCause:
     text: str
     contenders: int = 0  # ranks in the analyzed steps' graphs: those jitter alone would let hold a step in turn
     top_ops: tuple[TopOp, ...] = ()  # the operators / kernels of its own work on the path, most time first
+    regime: tuple[int, int] | None = None  # first and last step of the regime the verdict holds in (``_by_regime``)
+    change: ChangePoint | None = None  # the lasting change of the job's step that split the regimes
+    change_step: int | None = None  # the first step after that change
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,8 +138,37 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
         return None
     paths = tuple(walk(g) for g in graphs)
     kinds = group_kinds(ranks, cross.groups + pairs.groups)
-    cause = _with_ops(_verdict(graphs, paths, kinds), ranks, cross, paths)
+    cause, sel = _by_regime(graphs, paths, kinds)
+    cause = _with_ops(cause, ranks, cross, paths[sel])
     return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds, unpaired_p2p=pairs.unpaired)
+
+
+def _by_regime(graphs: Sequence[StepGraph], paths: Sequence[StepPath],
+               kinds: Mapping[str, GroupKind]) -> tuple[RootCause, slice]:
+    """The verdict, judged in each regime where the job's step changed for good (``changepoint``): a rank slow from
+    step 13 on was named over all twelve steps with the median of 25 ms and 0 ms as its gain and "compute" for a
+    sleep, or not at all.  Where a regime names ranks the whole run does not (or others), its verdict stands, told
+    with its steps and the other regime's; and the steps it rests on."""
+    whole = _verdict(graphs, paths, kinds)
+    cp = change_point([p.length_ns for p in paths])
+    if cp is None:
+        return whole, slice(None)
+    cuts = (slice(None, cp.at), slice(cp.at, None))
+    parts = [_verdict(graphs[c], paths[c], kinds) for c in cuts]
+    if not any(v.ranks for v in parts) or all(v.ranks == whole.ranks for v in parts):
+        return whole, slice(None)
+    i = max((0, 1), key=lambda j: (bool(parts[j].ranks), parts[j].predicted_gain_ms or 0.0))
+    best, other, steps = parts[i], parts[1 - i], [p.step for p in paths[cuts[i]]]
+    at = paths[cp.at].step
+    lead = f"From step {at} on" if i else f"Until step {paths[cp.at - 1].step}"
+    before = ("no single rank held the job back" if not other.ranks else
+              f"{'rank' if len(other.ranks) == 1 else 'ranks'} {', '.join(map(str, other.ranks))} held the job back "
+              f"(-{other.predicted_gain_ms or 0:.2f} ms a step)")
+    text = (f"{lead} ({len(steps)} of {len(paths)} analyzed steps), {best.text[0].lower()}{best.text[1:]} The job's "
+            f"step changed for good at step {at} (median {cp.before / 1e6:.2f} ms before, {cp.after / 1e6:.2f} ms "
+            f"from then on; p = {cp.p:.3f} that the steps' order is chance); {'after' if not i else 'before'} it "
+            f"{before}.")
+    return replace(best, regime=(steps[0], steps[-1]), change=cp, change_step=at, text=text), cuts[i]
 
 
 def _with_ops(c: RootCause, ranks: Sequence[RankTrace], cross: CrossRank, paths: Sequence[StepPath]) -> RootCause:
@@ -165,10 +198,15 @@ def _comm(paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> tuple[Gr
 
 
 def _gains(graphs: Sequence[StepGraph], ranks: Sequence[int], which: Sequence[str]) -> np.ndarray:
+    """Per step, what bringing ``ranks``' own ``which`` to their peers' median shortens it by, each step starting
+    where the replay of the step before, from its measured starts, ended it (``carried_start``)."""
     out = []
+    prev: tuple[StepGraph, np.ndarray] | None = None
     for g in graphs:
-        base = length(g, replay(g))
-        out.append(max(base - length(g, replay(g, peer_parts(g, ranks, which))), 0))
+        parts = peer_parts(g, ranks, which)
+        start = carried_start(g, *(prev or (None, None)))
+        out.append(max(length(g, replay(g)) - length(g, replay(g, parts, start), start), 0))
+        prev = (g, replay(g, parts))
     return np.array(out, dtype=np.float64)
 
 
@@ -177,14 +215,17 @@ def _slower(graphs: Sequence[StepGraph], rank: int, gain: np.ndarray, alpha: flo
     sign test over every one: longer than its peers' median there more often than half the time, at ``alpha``), or
     in total: in every step its own work exceeds its peers' median by ``NET_SHARE`` of its gain or more (a few long
     stalls; under jitter the excesses and shortfalls cancel while the gain, counting only excesses, stays
-    positive)."""
+    positive), its step end's excess in the step before counted where that carries into this step's gain."""
     longer = shorter = 0
     net = []
-    for g in graphs:
+    tail = 0.0  # its step end's excess in the step before, where that step's end carries into this one's waits
+    for i, g in enumerate(graphs):
         own, med = own_and_peer(g, rank)
         longer += int((own > med).sum())
         shorter += int((own < med).sum())
-        net.append(float((own - med).sum()))
+        carried = tail if i and carries(g, graphs[i - 1]) else 0.0
+        net.append(float((own - med).sum()) + carried)
+        tail = max(float(own[-1] - med[-1]), 0.0) if rank in g.rank_index and own.size else 0.0
     n = longer + shorter
     p = sum(math.comb(n, k) for k in range(longer, n + 1)) / 2 ** n if n else 1.0
     return p <= alpha or bool(np.all(np.array(net) >= NET_SHARE * gain))

@@ -12,6 +12,7 @@ from rich.console import Console
 from ...analysis.analyze import Report
 from ...analysis.crossrank.chance import chance_p, weak
 from ...analysis.crossrank.critpath import OWN
+from ...analysis.crossrank.rootcause import RootCause
 from ..fmt import num as _n
 from ..safe import html_text as h
 from ..safe import plain
@@ -42,8 +43,16 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
             "gain_range_ms": None if c.gain_range_ms is None else [_r(v) for v in c.gain_range_ms],
             "ratio_to_peers": None if c.ratio is None or c.ratio == float("inf") else _r(c.ratio, 3),
             "peers": c.peers or None, "spread": [{"rank": r, "share_pct": _r(s, 1)} for r, s in c.spread],
-            "text": c.text,
+            "text": c.text, "regime": _regime(c),
             "top_ops": [{"name": t.name, "ms": _r(t.ms), "share_pct": _r(t.share_pct, 1)} for t in c.top_ops]}
+
+
+def _regime(c: RootCause) -> dict[str, Any] | None:
+    """The steps a verdict holds in where the job's step changed for good mid-run (``rootcause._by_regime``)."""
+    if c.regime is None or c.change is None:
+        return None
+    return {"first_step": c.regime[0], "last_step": c.regime[1], "change_step": c.change_step,
+            "before_ms": _r(c.change.before / 1e6), "after_ms": _r(c.change.after / 1e6), "p": _r(c.change.p, 4)}
 
 
 def critical_path(rep: Report) -> list[dict[str, Any]]:

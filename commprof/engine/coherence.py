@@ -50,12 +50,15 @@ class Coherence:
     warnings: tuple[str, ...] = ()
 
 
-def coherence(ranks: Sequence[RankTrace]) -> Coherence:
-    """Decide whether ``ranks`` (one trace per rank) can have run together."""
+def coherence(ranks: Sequence[RankTrace], by_collectives: bool = True) -> Coherence:
+    """Decide whether ``ranks`` (one trace per rank) can have run together; ``by_collectives=False`` leaves out the
+    check of their collectives group by group (where the traces do not tell the groups apart, ranks of one job
+    disagree there: their groups' collectives read as one group's)."""
     if len(ranks) < 2:
         return Coherence(problem=None)
     warnings: list[str] = []
-    for check in (_versions, _process_groups, _steps, _windows, _collectives):
+    checks = (_versions, _process_groups, _steps, _windows, *((_collectives,) if by_collectives else ()))
+    for check in checks:
         problem = check(ranks, warnings)
         if problem:
             return Coherence(problem=problem, warnings=tuple(warnings))

@@ -12,7 +12,8 @@ from typing import TypeVar
 from ..analysis.perrank import StepsKey
 from ..errors import InputError
 from ..model import RankTrace, Run
-from ..numlist import number_list
+from ..numlist import number_list, ranks_text
+from ..reader.comm.gloo_groups import GROUPS_UNTOLD
 from .coherence import coherence
 from .cycles import choose, span
 
@@ -59,13 +60,22 @@ def judge(run: R, ask: Together, cycle_note: str | None) -> R:
     if ask.skipped:
         notes.append("skipped, not read as traces: " + "; ".join(ask.skipped[:4])
                      + (f"; and {len(ask.skipped) - 4} more" if len(ask.skipped) > 4 else ""))
-    verdict = coherence(run.ranks)
+    untold = [rt.rank for rt in run.ranks if any(GROUPS_UNTOLD in w for w in rt.warnings)]
+    verdict = coherence(run.ranks, by_collectives=not untold)
     per_rank = ask.per_rank
+    if untold and len(run.ranks) > 1 and not verdict.problem:
+        # not the inputs' fault: read per rank, never refused; collectives of groups that never met are not matched
+        per_rank = True
+        notes.append(f"per-rank figures only, no cross-rank figure: on {ranks_text(untold)} the gloo trace does "
+                     "not tell which of the rank's process groups ran each collective (gloo records none; commprof "
+                     "tells them by their worker threads, which did not show one pool per group), and ranks that "
+                     "never met would be compared as one group (trace with NCCL, or with one process group per "
+                     "rank, for waits and the root cause)")
     if verdict.problem:
         if not ask.per_rank:
             raise InputError(path, f"{verdict.problem} (per_rank=True gives per-rank figures only)")
         notes.append(f"per-rank figures only, no cross-rank figure: {verdict.problem}")
-    elif per_rank and len(run.ranks) > 1:
+    elif ask.per_rank and len(run.ranks) > 1:
         notes.append("per-rank figures only (--per-rank): no wait, straggler or advice across ranks")
     return replace(run, notes=tuple(notes), per_rank_only=per_rank,
                    warnings=(*run.warnings, *verdict.warnings))

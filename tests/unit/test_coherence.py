@@ -155,3 +155,22 @@ def test_a_single_cycle_is_left_alone():
     ts = [_cyc(0, (2, 3)), _cyc(1, (2, 3))]
     ch = choose(Path("d"), ts)
     assert ch.members == (0, 1) and ch.note is None
+
+
+def test_ranks_whose_groups_are_not_told_apart_are_read_per_rank_not_refused():
+    """Their collectives all read as the default group's, so ranks of one job disagree there (HSDP's shard and
+    replicate collectives as one 4-rank group): not another job, but no cross-rank figure either."""
+    from commprof.engine.together import Together, judge
+    from commprof.model import Run
+    from commprof.reader.comm.gloo_groups import GROUPS_UNTOLD
+
+    untold = f"rank0.json: {GROUPS_UNTOLD} 0, 1 (...)"
+    a, b = _rank(0), _rank(1, sizes=(4 << 20,))
+    a = replace(a, warnings=(untold,))
+    run = Run(path="job", ranks=(a, b), world_size=2, run_id=None, missing_ranks=(), warnings=(), notes=(),
+              per_rank_only=False)
+    with pytest.raises(InputError):  # told apart, the same disagreement is another job
+        judge(replace(run, ranks=(replace(a, warnings=()), b)), Together(), None)
+    out = judge(run, Together(), None)
+    assert out.per_rank_only and len(out.notes) == 1
+    assert out.notes[0].startswith("per-rank figures only, no cross-rank figure: on rank 0 the gloo trace")

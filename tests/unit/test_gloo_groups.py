@@ -7,7 +7,7 @@ from __future__ import annotations
 from builders import parse
 
 from commprof.model import ProcessGroup
-from commprof.reader.comm.gloo_groups import tid_ranges, transfer_groups
+from commprof.reader.comm.gloo_groups import GROUPS_UNTOLD, tid_ranges, transfer_groups
 from commprof.reader.scan import CpuRec
 
 WORLD = {"pg_name": "0", "pg_desc": "default_pg", "pg_size": 4, "ranks": [0, 1, 2, 3]}
@@ -86,8 +86,9 @@ def test_one_instant_on_threads_of_two_groups_is_not_told_apart():
     groups = (ProcessGroup("0", "default_pg", (0, 1, 2, 3)), ProcessGroup("1", "", (0, 1)))
     same = [CpuRec(10, 20, 30, "gloo:all_reduce", {}), CpuRec(10, 20, 50, "gloo:all_reduce", {})]
     assert transfer_groups(same, groups, 0, {1}) == {}
-    apart = [same[0], CpuRec(40, 50, 50, "gloo:all_reduce", {})]
-    assert [g.name for g in transfer_groups(apart, groups, 0, {1}).values()] == ["0", "1"]
+    apart = [same[0], CpuRec(15, 25, 31, "gloo:all_reduce", {}), CpuRec(40, 50, 50, "gloo:all_reduce", {}),
+             CpuRec(45, 55, 51, "gloo:all_reduce", {})]
+    assert [g.name for g in transfer_groups(apart, groups, 0, {1}).values()] == ["0", "0", "1", "1"]
 
 
 def test_a_one_rank_group_that_ran_nothing_takes_no_pool():
@@ -105,3 +106,19 @@ def test_a_one_rank_group_that_ran_nothing_takes_no_pool():
     # where the 1-rank group did run transfers (4 threads: two pools of 2), it keeps its pool
     ran = transfer_groups(four, groups, 0, {1})
     assert sorted({v.name for v in ran.values()}) == ["0", "1"]
+
+
+def test_groups_the_threads_do_not_tell_apart_are_said_so_and_one_thread_is_no_pool():
+    """A 2-stage x 2-replica job: the world group's send/recv run on the calling thread, the replicas' all-reduces on
+    their group's pool of 2; cut over both groups, the pools were 1 thread each and half of the replicas'
+    all-reduces read as the world's.  HSDP on a 2 x 2 mesh: 2 pools seen among 3 groups (the world group ran
+    nothing).  Neither is told apart: every collective stays in the default group, and the rank says so."""
+    one_pool = parse(_doc(_job(world_tids=(44,), sub_tids=(45,)), [WORLD, PAIR01]))
+    assert {g for g, _ in _groups(one_pool)} == {"0"}
+    assert any(GROUPS_UNTOLD in w and "0, 1" in w for w in one_pool.warnings)
+    third = {"pg_name": "3", "pg_desc": "mesh_shard", "pg_size": 2, "ranks": [0, 2]}
+    hsdp = parse(_doc(_job(), [WORLD, PAIR01, third]))
+    assert {g for g, _ in _groups(hsdp)} == {"0"} and any(GROUPS_UNTOLD in w for w in hsdp.warnings)
+    # told apart, or one group of several ranks: nothing to say
+    assert not any(GROUPS_UNTOLD in w for w in parse(_doc(_job(), [WORLD, PAIR01])).warnings)
+    assert not any(GROUPS_UNTOLD in w for w in parse(_doc(_job(sub_tids=(30, 31)), [WORLD])).warnings)

@@ -20,7 +20,7 @@ from ..shapes import first_type, int_arg, numel_from_args
 from ..steps import StepOf
 from ..threads import ThreadIndex
 from . import classify as cl
-from .gloo_groups import call_groups, transfer_groups
+from .gloo_groups import GROUPS_UNTOLD, call_groups, transfer_groups, untold
 
 # start, end, name, args of a kernel or transfer, and what carried it out: the library whose kernel it is
 # (commrules), or "gloo"; its operation where the library's rule says
@@ -257,16 +257,21 @@ class _Describer:
 
 
 def _gloo_groups(sc: Scan, pgs: tuple[ProcessGroup, ...], rank: int | None, primary: list[CpuRec],
-                 metas: list[Meta], exec_of: dict[int, list[Exec]]) -> dict[tuple[int, int, str], ProcessGroup]:
+                 metas: list[Meta], exec_of: dict[int, list[Exec]],
+                 warnings: list[str], path: Path) -> dict[tuple[int, int, str], ProcessGroup]:
     """Name the process group of each gloo call the trace leaves unnamed, from the worker threads that ran its
-    transfers (gloo_groups); the groups of the transfers, or {} when the threads do not tell them apart."""
-    by_transfer = transfer_groups(sc.transfers, pgs, rank, {r.tid for r in primary if r.tid is not None})
-    if not by_transfer:
-        return {}
+    transfers (gloo_groups); the groups of the transfers, or {} when the threads do not tell them apart (then, where
+    the rank belongs to several groups of several ranks, a warning starting ``GROUPS_UNTOLD``)."""
+    callers = {r.tid for r in primary if r.tid is not None}
+    by_transfer = transfer_groups(sc.transfers, pgs, rank, callers)
     calls = [(m.pg, m.group_size, [(e[0], e[1], e[2]) for e in exec_of.get(i, []) if e[4] == GLOO])
              for i, m in enumerate(metas)]
-    found = call_groups(calls, by_transfer)
+    found = call_groups(calls, by_transfer) if by_transfer else None
     if found is None:
+        if any(m.pg is None for m in metas) and (names := untold(sc.transfers, pgs, rank, callers, {})):
+            warnings.append(f"{path.name}: {GROUPS_UNTOLD} {', '.join(names)} (gloo records no group; its worker "
+                            "threads did not show one pool per group): its collectives all read as the default "
+                            "group's")
         return {}
     for m, g in zip(metas, found, strict=True):
         if g is not None and m.pg is None:
@@ -281,7 +286,8 @@ def collectives(sc: Scan, device_kind: str, attribute: StepOf, world: int | None
     start, end and issue time of every execution interval, as arrays)."""
     primary, metas = _primary_calls(sc)
     exec_of, orphans = _executions(sc, device_kind, primary, metas)
-    by_transfer = _gloo_groups(sc, pgs, rank, primary, metas, exec_of) if device_kind != "cuda" else {}
+    by_transfer = _gloo_groups(sc, pgs, rank, primary, metas, exec_of, warnings, path) \
+        if device_kind != "cuda" else {}
     d = _Describer(world, pgs, attribute)
     out: list[Collective] = []
     cs: list[int] = []

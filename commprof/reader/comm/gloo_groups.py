@@ -24,6 +24,8 @@ from ..scan import CpuRec
 
 # a transfer, as the pairing of calls with their executions keeps it: start, end, name
 TransferKey = tuple[int, int, str]
+# a rank's warning where its groups were not told apart: the run is then read per rank (``engine.together``)
+GROUPS_UNTOLD = "the collectives' process groups are not told apart among groups"
 
 
 def member_groups(pgs: tuple[ProcessGroup, ...], rank: int | None) -> list[ProcessGroup]:
@@ -70,7 +72,10 @@ def transfer_groups(transfers: list[CpuRec], pgs: tuple[ProcessGroup, ...], rank
         # the sign); HSDP on a (2, 1) mesh put half of its 2-rank all-reduces into its 1-rank groups
         groups = [g for g in groups if len(g.ranks) != 1]
         ranges = tid_ranges(tids, len(groups)) if len(groups) >= 2 else None
-    if ranges is None:
+    if ranges is None or len(ranges[0]) < 2:
+        # pools of one thread: gloo's hold 2 unless set otherwise, so 2 threads for 2 groups are more likely one
+        # group's pool beside a group that ran nothing on its own (a pipeline's send/recv run on the calling thread):
+        # a 2-stage x 2-replica job put half of its replicas' all-reduces into the world group
         return {}
     group_of_tid = {tid: g for g, rng in zip(groups, ranges, strict=True) for tid in rng}
     out: dict[TransferKey, ProcessGroup] = {}
@@ -98,3 +103,16 @@ def call_groups(calls: list[tuple[str | None, int | None, list[TransferKey]]],
             return None
         out.append(g)
     return out
+
+
+def untold(transfers: list[CpuRec], pgs: tuple[ProcessGroup, ...], rank: int | None, callers: set[int],
+           by_transfer: dict[TransferKey, ProcessGroup]) -> tuple[str, ...]:
+    """The groups of several ranks this rank belongs to where its worker threads ran transfers that no group was
+    given: every collective then stays in the default group, and ranks that never met would be compared as one group
+    (HSDP on a 2 x 2 mesh: the shard and replicate groups' collectives read as one 4-rank group, the root cause named
+    two ranks in a run with nothing slow).  Empty where the groups were told apart or there is one such group."""
+    multi = [g for g in member_groups(pgs, rank) if len(g.ranks) != 1]
+    workers = [t for t in transfers if t.tid is not None and t.tid not in callers]
+    if len(multi) < 2 or not workers or all((t.start, t.end, t.name) in by_transfer for t in workers):
+        return ()
+    return tuple(g.name for g in multi)

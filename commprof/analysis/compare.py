@@ -194,6 +194,8 @@ def _settings(rep: Report) -> dict[str, Any]:
     """What the files say about how the run was set up."""
     out: dict[str, Any] = {"world_size": rep.run.world_size, "backend": rep.backend,
                            "devices": ", ".join(rep.devices) or None}
+    ddp = bool(rep.bucket_rows) or any(r.sidecar is not None and r.sidecar.ddp is not None for r in rep.run.ranks)
+    out["parallelism"] = "fsdp2" if rep.fsdp is not None else "ddp" if ddp else None  # what FSDP2 <-> DDP advice sets
     if rep.fsdp is not None:  # FSDP2: what the sidecar says, else what the trace shows
         units = [u for u in rep.fsdp.report.units if u.unit != ""]
         rafs = {u.reshard_after_forward for u in units}
@@ -252,10 +254,10 @@ def _applied(knob: str, value: Any, after: dict[str, Any]) -> tuple[bool | None,
             return "powerSGD" in hook and str(after.get("hook_matrix_rank")) == rank, ""
         key = v.split("_compress")[0]  # fp16 / bf16
         return key in hook, ""
-    if knob in ("reshard_after_forward", "fsdp_prefetch", SYNCS):
+    if knob in ("reshard_after_forward", "fsdp_prefetch", SYNCS, "parallelism"):
         if after.get(knob) is None:
             return None, f"AFTER's {knob} is not recorded"
-        return after.get(knob) == value, ""
+        return after.get(knob) == {"DistributedDataParallel": "ddp"}.get(str(value), value), ""
     if knob == "fsdp" and isinstance(value, dict):
         got = [_applied(k, v, after) for k, v in value.items()]
         if any(g[0] is None for g in got):
@@ -322,8 +324,7 @@ def compare(before: Report, after: Report, also_before: Sequence[Run] = (), also
     side_b, side_a = _side(before, fb), _side(after, fa)
     measured = side_a.untraced_step_ms or side_a.step_ms
     checks = _advice_check(before, sa, sb, measured, side_a.untraced_step_ms is not None)
-    if not before.advice:
-        notes.append("BEFORE had no advice to check")
+    notes += [] if before.advice else ["BEFORE had no advice to check"]
     ops_b, ops_a = {c.op for c in before.collectives}, {c.op for c in after.collectives}
     if ops_b != ops_a or sb.get("devices") != sa.get("devices"):
         notes.append(f"the runs issue different collectives ({', '.join(sorted(ops_b)) or 'none'} vs "
@@ -349,12 +350,15 @@ ENVIRONMENT = ("world_size", "backend", "devices", "torch", "parameters")
 ENV_PREFIX = "env:"  # a recorded environment variable, as a setting (``_environment``)
 
 
+WIRE_ONLY = frozenset({"bucket_cap_mb", "comm_hook", "hook_matrix_rank", "compression"})  # what only moves bytes
+
+
 def unseen(before: Report, after: Report, settings: Sequence[SettingChange]) -> tuple[str, ...]:
-    """The settings (other than the environment) that differ although the bucket layout and the collectives (op,
-    count and bytes per rank and step) are the same in both runs."""
+    """The settings that differ, each acting on the wire alone (``WIRE_ONLY``), where the buckets and collectives
+    (op, count and bytes per rank and step) are the same."""
     env = [s for s in settings if s.name in ENVIRONMENT or s.name.startswith(ENV_PREFIX)]
     knobs = tuple(s.name for s in settings if s not in env)
-    if not knobs or env:
+    if not knobs or env or not set(knobs) <= WIRE_ONLY:  # micro-batches, prefetch...: work the wire does not show
         return ()
     if [b.bytes for b in before.buckets] != [b.bytes for b in after.buckets]:
         return ()

@@ -99,6 +99,12 @@ def verdict_line(c: Comparison) -> str | None:
                  "--also-after) to measure the drift and tell smaller changes")
     if c.no_effect:
         line += f"; {', '.join(c.no_effect)} changed nothing the runs can see"
+        if v.change != NO_CHANGE:  # then the difference is the runs' own: drift beyond the one assumed or measured
+            drift = (f"the {v.drift_sd_pct:g}% drift between runs assumed: repeat each setting (--also-before / "
+                     "--also-after) to measure it, or set --drift-pct" if v.runs == (1, 1) else
+                     "the drift the repeats measured: repeat each setting more times")
+            line += (", so this difference is how far runs of this job land apart here, not the setting's effect, "
+                     f"and more than {drift}")
     for side, how in c.disturbed:  # its report's warning: load that stayed through a run moves its mean step
         line += (f"; {side} was disturbed ({how}): a change may be that disturbance's, not the setting's (compare "
                  "runs on a quiet machine, or repeat each setting)")

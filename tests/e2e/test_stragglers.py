@@ -140,3 +140,22 @@ def test_a_straggler_started_with_an_environment_of_its_own_says_so(tmp_path: Pa
 
     rows = {r["rank"]: r for r in summary(rep)["ranks"]}  # summary.json: each rank's record
     assert rows[2]["env"]["MALLOC_ARENA_MAX"] == "2" and "MALLOC_ARENA_MAX" not in rows[0]["env"]
+
+
+def test_a_rank_slow_from_mid_run_is_named_in_its_regime(tmp_path: Path):
+    """Rank 1 sleeps 30 ms before every backward pass from step 8 on; the profiler records steps 2-13.  Over all
+    twelve steps the blend hid it (a median gain of the two regimes, "compute"); judged in its regime it is named
+    with the sleep as its gain, the change at its step, and the slow steps are no "one-off stalls"."""
+    out = tmp_path / "regime"
+    sleep_ms = 30.0
+    launch(out, nproc=2, steps=16, width=256, layers=4, bucket_cap_mb=0.25, batch=32, slow_rank=1, slow_ms=sleep_ms,
+           slow_from=8, wait=0, warmup=2, active=12)
+    rep = commprof.analyze(commprof.load(out))
+    assert rep.critical is not None
+    c = rep.critical.cause
+    assert c.ranks == (1,) and c.what == "idle before collectives", c.text
+    assert c.change is not None and c.change_steps is not None and abs(c.change_steps[0] - 8) <= 1, c.text
+    assert c.regime is not None and c.regime[-1] == 13 and abs(c.regime[0] - 8) <= 1
+    assert 0.5 * sleep_ms < (c.predicted_gain_ms or 0) < 1.6 * sleep_ms, c.text
+    assert c.text.startswith(f"From step {c.change_steps[0]} on (")
+    assert all(not o.outliers for o in rep.overlaps), [o.outliers for o in rep.overlaps]

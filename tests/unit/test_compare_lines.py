@@ -80,3 +80,35 @@ def test_no_detectable_change_says_the_change_this_pair_could_tell():
     assert "this pair tells only a change beyond ~30% of the step" in wide and "step-to-step spread" in wide
     quiet = line((-2.0, 16.0))  # within the drift's floor: the floor, no spread named
     assert "this pair tells only a change beyond ~14% of the step" in quiet and "spread" not in quiet
+
+
+def test_a_difference_where_the_setting_changed_nothing_is_called_the_runs_drift():
+    """bucket_cap_mb 25 -> 100 on a model whose gradients fit one bucket either way read "faster ... (-18.2 to -1.1
+    ms); bucket_cap_mb changed nothing the runs can see": the difference is then the runs' own, beyond the drift."""
+    from types import SimpleNamespace
+
+    from commprof.render.compare import verdict_line
+
+    def line(change: str, runs: tuple[int, int]) -> str:
+        v = SimpleNamespace(change=change, delta_ms=-9.7, ci_ms=(-18.2, -1.1), confidence=0.95, runs=runs,
+                            drift_sd_pct=5.0, basis="")
+        c = SimpleNamespace(verdict=v, no_effect=("bucket_cap_mb",), disturbed=(), before=_side(30.0, 5, 1.0, 0))
+        return verdict_line(c) or ""  # type: ignore[arg-type]
+
+    one = line("faster", (1, 1))
+    assert "bucket_cap_mb changed nothing the runs can see, so this difference is how far runs of this job land " \
+           "apart here, not the setting's effect, and more than the 5% drift between runs assumed" in one
+    assert "the drift the repeats measured" in line("faster", (3, 3))
+    assert "land apart" not in line("no detectable change", (1, 1))
+
+
+def test_parallelism_advice_is_checked_against_what_after_ran():
+    """Every FSDP2 run advised "parallelism = ddp", and compare answered "whether AFTER applied parallelism is not
+    recorded in its files" beside its own "fsdp_mesh: 2 -> None" and "bucket_cap_mb: None -> 25.0"."""
+    from commprof.analysis.compare import _applied
+
+    assert _applied("parallelism", "ddp", {"parallelism": "ddp"}) == (True, "")
+    assert _applied("parallelism", "ddp", {"parallelism": "fsdp2"}) == (False, "")
+    assert _applied("parallelism", "fsdp2", {"parallelism": "fsdp2"}) == (True, "")
+    assert _applied("parallelism", "DistributedDataParallel", {"parallelism": "ddp"}) == (True, "")
+    assert _applied("parallelism", "ddp", {"parallelism": None})[0] is None

@@ -122,3 +122,11 @@ def test_a_monitor_rank_that_set_nothing_of_note_still_recorded_its_environment(
     old.write_text(json.dumps({F.SCHEMA: F.MONITOR_SCHEMA, F.RANK: 0, F.STEPS: [[0, 1, 2]]}) + "\n")
     got_old = read_rollups(old, [])
     assert got_old is not None and got_old.env is None
+
+
+def test_a_setting_that_changes_the_work_is_never_one_without_visible_effect():
+    """Accumulation 1 -> 4 under no_sync keeps one all-reduce per step and the same buckets, but four times the
+    compute: "changed nothing the runs can see, so this difference is ... not the setting's effect" was false."""
+    for name in ("micro_batches_per_step", "fsdp_prefetch", "static_graph", "find_unused_parameters",
+                 "gradient_as_bucket_view"):
+        assert unseen(None, None, [SettingChange(name, 1, 4)]) == ()  # type: ignore[arg-type]

@@ -50,6 +50,10 @@ def test_hosts_apart_and_what_cannot_be_measured():
     # GPU ranks: the host's load need not slow their step: reported per host, not in the noise
     gpu = run(_rank(0, busy_ms=190, own_ms=60, device="cuda"), _rank(1, busy_ms=190, own_ms=60, device="cuda"))
     assert host_loads(gpu) and other_load_pct(gpu) is None
+    # a rank of the job not loaded: its CPU time on the same CPUs would read as other work
+    from dataclasses import replace
+    alone = run(_rank(0, busy_ms=190, own_ms=60))
+    assert host_loads(alone) and host_loads(replace(alone, missing_ranks=(1,))) == ()
 
 
 def test_a_loaded_host_is_disturbed_and_widens_the_bands():

@@ -12,7 +12,7 @@ from builders import collective, lane, rank_trace, run
 
 from commprof.analysis.crossrank.matching import cross_rank
 from commprof.analysis.crossrank.rootcause import IDLE, critical
-from commprof.analysis.uncertainty.changepoint import MIN_STEPS, change_point
+from commprof.analysis.uncertainty.changepoint import MIN_STEPS, change_point, change_points
 from commprof.analysis.uncertainty.maths import spread
 from commprof.model import Run
 
@@ -61,17 +61,33 @@ def _cause(rn: Run):
 
 def test_a_lasting_change_is_found_at_its_step_and_noise_or_alternation_is_not():
     cp = change_point([20, 21, 19, 20, 22, 20, 45, 46, 44, 47, 45, 48])
-    assert cp is not None and cp.at == 6 and cp.before == pytest.approx(20) and cp.after == pytest.approx(45.5)
-    assert cp.p <= 0.01
+    assert cp is not None and cp.lasting and cp.at == 6 and (cp.start, cp.stop) == (0, 6)
+    assert cp.inside == pytest.approx(20) and cp.outside == pytest.approx(45.5) and cp.p <= 0.02
+    assert cp.changed == (6, 12, pytest.approx(45.5)) and cp.others == pytest.approx(20)
     down = change_point([45, 46, 44, 47, 45, 20, 21, 19, 20, 22])  # faster from the sixth step: a change too
-    assert down is not None and down.at == 5
+    assert down is not None and down.at == 5 and down.p <= 0.05
+    # located where the steps change, not at the most balanced split; one stall beside the change moves nothing
+    rng = np.random.default_rng(4)
+    late = change_point(list(rng.normal(20, 1, size=100)) + [40.0] * 20)
+    assert late is not None and late.at == 100
+    assert (s := change_point([20.0] * 6 + [45.0] * 5 + [2000.0])) is not None and s.at == 6
+    # an episode in the middle: a segment that is neither the first nor the last step
+    ep = change_point(list(rng.normal(20, 1, size=10)) + [40.0] * 6 + list(rng.normal(20, 1, size=10)))
+    assert ep is not None and not ep.lasting and (ep.start, ep.stop) == (10, 16) and ep.inside == pytest.approx(40)
+    assert ep.changed == (10, 16, pytest.approx(40))
+    # series of the same steps tested together: the one that changed is named
+    both = change_points([list(rng.normal(20, 1, size=12)), [1.0] * 6 + [30.0] * 6])
+    assert both is not None and both.series == 1 and both.at == 6
+    # three slow steps among twelve: no order test tells them from chance (3 steps at one of 10 places)
+    assert change_point([20, 21, 19, 20, 45, 46, 44, 20, 22, 21, 19, 20]) is None
     assert change_point([20, 45] * 6) is None  # alternating: no lasting change
     assert change_point([20, 21, 19, 20, 22, 20, 21, 19, 20, 90, 21, 20]) is None  # one stall is not a regime
     assert change_point([20, 21, 19, 20, 45, 46]) is None  # two steps after: too few for a regime
     assert change_point([20.0, 21, 20, 22, 23, 24, 23, 24]) is None  # beyond chance but under MIN_SHIFT_PCT
     rng = np.random.default_rng(5)  # noise alone: at most the test's level, whatever the distribution
     found = sum(change_point(rng.lognormal(3, 0.3, size=12)) is not None for _ in range(200))
-    assert found <= 0.05 * 200 * 1.5
+    found += sum(change_points([rng.normal(20, 3, size=24) for _ in range(3)]) is not None for _ in range(100)) * 2
+    assert found <= 0.05 * 400 * 1.5
     assert change_point([1.0] * (2 * MIN_STEPS)) is None
 
 
@@ -104,8 +120,9 @@ def test_a_rank_slow_at_its_step_end_is_named_with_its_whole_cost():
 def test_a_rank_slow_from_mid_run_is_judged_in_its_regime():
     rn = ddp(2, 12, np.random.default_rng(2), tail=lambda r, s: 8 * MS if r == 1 and s >= 6 else 0)
     c = _cause(rn)
-    assert c.ranks == (1,) and c.what == IDLE and c.regime == (6, 11), c.text
-    assert c.change is not None and c.steps == 6
+    assert c.ranks == (1,) and c.what == IDLE and c.regime == tuple(range(6, 12)), c.text
+    assert c.change is not None and c.change.lasting and c.steps == 6 and c.change_steps == (6, 11)
+    assert c.change_of == "The job's step" and "The job's step changed for good at step 6" in c.text
     assert c.predicted_gain_ms == pytest.approx(8.0, rel=0.25), c.text
     assert c.text.startswith("From step 6 on (6 of 12 analyzed steps), rank 1 holds the job back")
     assert "before it no single rank held the job back" in c.text
@@ -115,8 +132,8 @@ def test_a_rank_fast_again_from_mid_run_is_judged_until_then():
     rn = ddp(2, 12, np.random.default_rng(3), tail=lambda r, s: 8 * MS if r == 0 and s < 6 else 0)
     c = _cause(rn)
     # its last slow step end is waited for in step 6: the job's step 6 was slow too
-    assert c.ranks == (0,) and c.regime in ((0, 5), (0, 6)), c.text
-    assert c.text.startswith(f"Until step {c.regime[1]} ({c.regime[1] + 1} of 12 analyzed steps), rank 0 holds")
+    assert c.ranks == (0,) and c.regime in (tuple(range(6)), tuple(range(7))), c.text
+    assert c.text.startswith(f"Until step {c.regime[-1]} ({c.regime[-1] + 1} of 12 analyzed steps), rank 0 holds")
     assert "after it no single rank held the job back" in c.text
     assert c.predicted_gain_ms == pytest.approx(8.0, rel=0.25), c.text
 
@@ -126,3 +143,42 @@ def test_jitter_alone_with_ranks_own_step_windows_names_no_rank(seed: int):
     rn = ddp(4, 10, np.random.default_rng(10 + seed), jitter=0.15)
     c = _cause(rn)
     assert c.rank is None and c.ranks == () and c.regime is None, c.text
+
+
+def test_one_rank_slow_then_another_is_told_by_halves():
+    """The job's step does not change, only who sets it: rank 0 idles 8 ms at its step end in the first six steps,
+    rank 1 in the last six; over all twelve each holds half the steps and neither stands out."""
+    rn = ddp(2, 12, np.random.default_rng(6), tail=lambda r, s: 8 * MS if (r == 0) == (s < 6) else 0)
+    c = _cause(rn)
+    assert c.ranks in ((0,), (1,)) and c.change is not None and c.change.lasting, c.text
+    assert c.change_of is not None and c.change_of.endswith("own work on the critical path")
+    other = 1 - c.ranks[0]
+    assert f"rank {other} held the job back" in c.text and c.predicted_gain_ms == pytest.approx(8.0, rel=0.25)
+
+
+def test_a_rank_slow_in_an_episode_mid_run_is_judged_in_its_steps():
+    rn = ddp(2, 24, np.random.default_rng(7), tail=lambda r, s: 8 * MS if r == 1 and 9 <= s < 16 else 0)
+    c = _cause(rn)
+    assert c.ranks == (1,) and c.change is not None and not c.change.lasting, c.text
+    assert c.change_steps is not None and abs(c.change_steps[0] - 9) <= 1 and abs(c.change_steps[1] - 15) <= 1
+    assert c.text.startswith(f"In steps {c.change_steps[0]}-{c.change_steps[1]} (")
+    assert "in the other steps no single rank held the job back" in c.text
+    assert c.predicted_gain_ms == pytest.approx(8.0, rel=0.25), c.text
+
+
+def test_the_disturbed_line_says_the_variation_holds_the_change():
+    """"profiled steps vary by 49.7%" beside a rank slow from step 12 on read as a noisy run: the line says which part
+    of the variation is the change the root cause was judged by."""
+    from types import SimpleNamespace
+
+    from commprof.analysis.uncertainty.bands import _change, disturbed_warning
+    from commprof.analysis.uncertainty.maths import Noise
+
+    rn = ddp(2, 12, np.random.default_rng(2), tail=lambda r, s: 8 * MS if r == 1 and s >= 6 else 0)
+    crit = critical(rn.ranks, cross_rank(rn.ranks))
+    sections = [SimpleNamespace(family="crossrank", detail=SimpleNamespace(critical=crit))]
+    change = _change(sections)  # type: ignore[arg-type]
+    assert change == "the job's step changed for good at step 6 (see who holds the job back)"
+    w = disturbed_warning(Noise(profiled_pct=49.7, steps_profiled=12), change)
+    assert w is not None and "step 6 (see who holds the job back): part of the steps' variation is that change" in w
+    assert _change([]) is None

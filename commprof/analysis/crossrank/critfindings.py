@@ -66,7 +66,10 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
                                                                                            "sets them apart")
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
     env = apart_sentence(c.ranks[0], envs or {}) if len(c.ranks) == 1 else ""
-    return Finding(level, f"{c.text} {doing}{contention(c, waits or {}, gpu)}{env}".strip())
+    more = f"{doing}{contention(c, waits or {}, gpu)}"
+    if c.change is not None and len(c.ranks) == 1:  # after "...; after it rank 1 held the job back": name the rank
+        more = more.replace("It is", f"Rank {c.ranks[0]} is").replace("Its ", f"Rank {c.ranks[0]}'s ")
+    return Finding(level, f"{c.text} {more}{env}".strip())
 
 
 def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> str:

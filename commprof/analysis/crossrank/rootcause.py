@@ -49,7 +49,8 @@ import numpy as np
 
 from ...model import RankTrace
 from ..perrank import RankDigest
-from ..uncertainty.changepoint import ChangePoint, change_point
+from ..uncertainty.changepoint import ChangePoint
+from ..uncertainty.regimes import by_regime
 from .chance import holds, one
 from .critgraph import StepGraph, build, carried_start, carries, length, replay
 from .critpath import COMM, StepPath, walk
@@ -93,9 +94,13 @@ class RootCause:
     text: str
     contenders: int = 0  # ranks in the analyzed steps' graphs: those jitter alone would let hold a step in turn
     top_ops: tuple[TopOp, ...] = ()  # the operators / kernels of its own work on the path, most time first
-    regime: tuple[int, int] | None = None  # first and last step of the regime the verdict holds in (``_by_regime``)
-    change: ChangePoint | None = None  # the lasting change of the job's step that split the regimes
-    change_step: int | None = None  # the first step after that change
+    # where a change mid-run split the steps (``uncertainty.regimes``): the steps of the part the verdict holds in
+    # (an episode's others: the steps before and after it), the change, what changed ("The job's step", "Rank 1's
+    # own work on the critical path") and the first and last step that changed
+    regime: tuple[int, ...] | None = None
+    change: ChangePoint | None = None
+    change_of: str | None = None
+    change_steps: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,37 +143,13 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
         return None
     paths = tuple(walk(g) for g in graphs)
     kinds = group_kinds(ranks, cross.groups + pairs.groups)
-    cause, sel = _by_regime(graphs, paths, kinds)
-    cause = _with_ops(cause, ranks, cross, paths[sel])
+    cause = _verdict(graphs, paths, kinds)
+    reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds), cause)
+    if reg is not None:  # a change mid-run: the part whose verdict stands (``uncertainty.regimes``)
+        cause = replace(reg.verdict, regime=reg.steps, change=reg.change, change_of=reg.what,
+                        change_steps=reg.change_steps, text=reg.text)
+    cause = _with_ops(cause, ranks, cross, [paths[i] for i in reg.indices] if reg is not None else paths)
     return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds, unpaired_p2p=pairs.unpaired)
-
-
-def _by_regime(graphs: Sequence[StepGraph], paths: Sequence[StepPath],
-               kinds: Mapping[str, GroupKind]) -> tuple[RootCause, slice]:
-    """The verdict, judged in each regime where the job's step changed for good (``changepoint``): a rank slow from
-    step 13 on was named over all twelve steps with the median of 25 ms and 0 ms as its gain and "compute" for a
-    sleep, or not at all.  Where a regime names ranks the whole run does not (or others), its verdict stands, told
-    with its steps and the other regime's; and the steps it rests on."""
-    whole = _verdict(graphs, paths, kinds)
-    cp = change_point([p.length_ns for p in paths])
-    if cp is None:
-        return whole, slice(None)
-    cuts = (slice(None, cp.at), slice(cp.at, None))
-    parts = [_verdict(graphs[c], paths[c], kinds) for c in cuts]
-    if not any(v.ranks for v in parts) or all(v.ranks == whole.ranks for v in parts):
-        return whole, slice(None)
-    i = max((0, 1), key=lambda j: (bool(parts[j].ranks), parts[j].predicted_gain_ms or 0.0))
-    best, other, steps = parts[i], parts[1 - i], [p.step for p in paths[cuts[i]]]
-    at = paths[cp.at].step
-    lead = f"From step {at} on" if i else f"Until step {paths[cp.at - 1].step}"
-    before = ("no single rank held the job back" if not other.ranks else
-              f"{'rank' if len(other.ranks) == 1 else 'ranks'} {', '.join(map(str, other.ranks))} held the job back "
-              f"(-{other.predicted_gain_ms or 0:.2f} ms a step)")
-    text = (f"{lead} ({len(steps)} of {len(paths)} analyzed steps), {best.text[0].lower()}{best.text[1:]} The job's "
-            f"step changed for good at step {at} (median {cp.before / 1e6:.2f} ms before, {cp.after / 1e6:.2f} ms "
-            f"from then on; p = {cp.p:.3f} that the steps' order is chance); {'after' if not i else 'before'} it "
-            f"{before}.")
-    return replace(best, regime=(steps[0], steps[-1]), change=cp, change_step=at, text=text), cuts[i]
 
 
 def _with_ops(c: RootCause, ranks: Sequence[RankTrace], cross: CrossRank, paths: Sequence[StepPath]) -> RootCause:
@@ -179,7 +160,7 @@ def _with_ops(c: RootCause, ranks: Sequence[RankTrace], cross: CrossRank, paths:
     top = top_ops(rt, paths, rt.base_time_ns + cross.offsets_ns.get(rt.rank, 0))
     if not top:
         return c
-    who = "Its" if len(c.ranks) == 1 else f"Rank {rt.rank}'s"
+    who = "Its" if len(c.ranks) == 1 and c.change is None else f"Rank {rt.rank}'s"  # a regime's text ends on another
     named = ", ".join(f"{t.name} {t.share_pct:.0f}%" for t in top)
     return replace(c, top_ops=top, text=f"{c.text} {who} compute on the path: {named}.")
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ..section import Advice, Finding, Section
-from .maths import Noise, Z, band, below, calibration_pct, fmt_band
+from .maths import DISTURBED_PCT, Noise, Z, band, below, calibration_pct, fmt_band
 from .stalls import describe as describe_stalls
 
 POWERSGD = "powerSGD"
@@ -90,7 +90,7 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
     """The traced run's disturbance, where it matters (where the report predicts anything), else its one-off stalls."""
     predicts = any(s.whatifs or s.advice or any(f.text.startswith(NOT_ADVISED) for f in s.findings)
                    for s in sections)
-    w = disturbed_warning(noise) if predicts else None
+    w = disturbed_warning(noise, _change(sections)) if predicts else None
     outside = [s for s in noise.left_out if not s.profiled]  # profiled ones: named in each rank's step spread
     if w is None and outside:  # a stall is reported wherever it is (the disturbed warning names it too)
         w = "one-off stalls outside the profiler, left out of the run's noise: " + describe_stalls(outside)
@@ -105,9 +105,24 @@ UNMEASURED = ("the steps outside the profiler and, on CPU runs, the host's other
               "log)")
 
 
-def disturbed_warning(noise: Noise) -> str | None:
-    """The report's first lines and summary.json's warnings, when the traced run was disturbed."""
+def _change(sections: Sequence[Section]) -> str | None:
+    """The change mid-run the root cause was judged by (``regimes``), said where the run's noise is: a rank slow
+    from step 12 on read "profiled steps vary by 49.7%" as if the run were noisy."""
+    crit = next((getattr(s.detail, "critical", None) for s in sections if s.family == "crossrank"), None)
+    c = getattr(crit, "cause", None)
+    if c is None or c.change is None or c.change_steps is None or c.change_of is None:
+        return None
+    first, last = c.change_steps
+    when = f"for good at step {first}" if c.change.lasting else f"in steps {first}-{last}"
+    return f"{c.change_of[0].lower()}{c.change_of[1:]} changed {when} (see who holds the job back)"
+
+
+def disturbed_warning(noise: Noise, change: str | None = None) -> str | None:
+    """The report's first lines and summary.json's warnings, when the traced run was disturbed; ``change``: a
+    change mid-run that the steps' variation holds."""
     if not noise.disturbed:
         return None
-    return (f"{DISTURBED}: {noise.describe()}; predictions carry wide bands and advice inside "
+    varied = max(noise.profiled_pct or 0.0, noise.unprofiled_pct or 0.0) > DISTURBED_PCT  # not the host's load alone
+    why = f"; {change}: part of the steps' variation is that change, not noise" if change and varied else ""
+    return (f"{DISTURBED}: {noise.describe()}{why}; predictions carry wide bands and advice inside "
             "them is withheld (trace again on a quieter machine for tighter ones)")

@@ -5,7 +5,8 @@ Per host, the ranks that may run on the same CPUs (the same affinity) form a gro
 the group recorded, the busy time of those CPUs (the median of the ranks' readings: they read the same counters
 over the same steps) less the CPU time of the group's ranks (threads and child processes) is other work; as a
 share of the CPUs' capacity (the steps' wall time x the CPUs).  Ranks of a host whose CPU sets overlap without
-being equal cannot be told apart from each other's load: such a host is not measured.  The counters tick in
+being equal cannot be told apart from each other's load: such a host is not measured, nor a run with ranks missing
+(their CPU time is no other work).  The counters tick in
 10 ms, so a group needs ``MIN_CAPACITY_S`` of CPU capacity over its steps to be measured at all.
 
 Beside it, each rank's **CPU wait** (``wait_by_rank``, ``cpu_wait``): of the time its training loop's thread was
@@ -44,7 +45,11 @@ class HostLoad:
 
 
 def host_loads(run: Run) -> tuple[HostLoad, ...]:
-    """One entry per measurable group of ranks sharing CPUs (see the module's docstring)."""
+    """One entry per measurable group of ranks sharing CPUs (see the module's docstring); none where ranks of the
+    job are not loaded: a missing rank may have run on those CPUs, and its CPU time would read as other work (rank 0
+    of a 2-rank job alone read 77% other work, with both ranks 65%)."""
+    if run.missing_ranks:
+        return ()
     groups: dict[tuple[str, tuple[int, ...]], list[RankTrace]] = defaultdict(list)
     for rt in run.ranks:
         sc = rt.sidecar

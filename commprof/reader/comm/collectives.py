@@ -268,7 +268,7 @@ def _gloo_groups(sc: Scan, pgs: tuple[ProcessGroup, ...], rank: int | None, prim
              for i, m in enumerate(metas)]
     found = call_groups(calls, by_transfer) if by_transfer else None
     if found is None:
-        if any(m.pg is None for m in metas) and (names := untold(sc.transfers, pgs, rank, callers, {})):
+        if any(m.pg is None for m in metas) and (names := untold(sc.transfers, pgs, rank, callers)):
             warnings.append(f"{path.name}: {GROUPS_UNTOLD} {', '.join(names)} (gloo records no group; its worker "
                             "threads did not show one pool per group): its collectives all read as the default "
                             "group's")

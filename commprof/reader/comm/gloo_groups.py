@@ -105,14 +105,13 @@ def call_groups(calls: list[tuple[str | None, int | None, list[TransferKey]]],
     return out
 
 
-def untold(transfers: list[CpuRec], pgs: tuple[ProcessGroup, ...], rank: int | None, callers: set[int],
-           by_transfer: dict[TransferKey, ProcessGroup]) -> tuple[str, ...]:
-    """The groups of several ranks this rank belongs to where its worker threads ran transfers that no group was
-    given: every collective then stays in the default group, and ranks that never met would be compared as one group
-    (HSDP on a 2 x 2 mesh: the shard and replicate groups' collectives read as one 4-rank group, the root cause named
-    two ranks in a run with nothing slow).  Empty where the groups were told apart or there is one such group."""
+def untold(transfers: list[CpuRec], pgs: tuple[ProcessGroup, ...], rank: int | None,
+           callers: set[int]) -> tuple[str, ...]:
+    """Where no group was given to this rank's worker-thread transfers: the groups of several ranks it belongs to,
+    if more than one.  Every collective then stays in the default group, and ranks that never met would be compared
+    as one group (HSDP on a 2 x 2 mesh: the shard and replicate groups' collectives read as one 4-rank group, the
+    root cause named two ranks in a run with nothing slow).  Empty with one such group or no worker transfer."""
     multi = [g for g in member_groups(pgs, rank) if len(g.ranks) != 1]
-    workers = [t for t in transfers if t.tid is not None and t.tid not in callers]
-    if len(multi) < 2 or not workers or all((t.start, t.end, t.name) in by_transfer for t in workers):
+    if len(multi) < 2 or not any(t.tid is not None and t.tid not in callers for t in transfers):
         return ()
     return tuple(g.name for g in multi)

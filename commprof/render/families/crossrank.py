@@ -48,11 +48,13 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
 
 
 def _regime(c: RootCause) -> dict[str, Any] | None:
-    """The steps a verdict holds in where the job's step changed for good mid-run (``rootcause._by_regime``)."""
-    if c.regime is None or c.change is None:
+    """The steps a verdict holds in where a figure changed mid-run and held (``uncertainty.regimes``)."""
+    if c.regime is None or c.change is None or c.change_steps is None:
         return None
-    return {"first_step": c.regime[0], "last_step": c.regime[1], "change_step": c.change_step,
-            "before_ms": _r(c.change.before / 1e6), "after_ms": _r(c.change.after / 1e6), "p": _r(c.change.p, 4)}
+    return {"steps": list(c.regime), "changed": c.change_of,
+            "change_first_step": c.change_steps[0], "change_last_step": c.change_steps[1],
+            "lasting": c.change.lasting, "change_ms": _r(c.change.changed[2] / 1e6),
+            "others_ms": _r(c.change.others / 1e6), "p": _r(c.change.p, 4)}
 
 
 def critical_path(rep: Report) -> list[dict[str, Any]]:

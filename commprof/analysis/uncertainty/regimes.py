@@ -1,0 +1,124 @@
+"""A verdict judged in each regime of a run (``changepoint``): who held the job back before and after a rank became
+slow, or while it was.
+
+A rank slow from step 13 on was named over all twelve analyzed steps with the median of 25 ms and 0 ms as its gain
+and "compute" for a sleep, or not at all; rank 0 slow in the first half and rank 1 in the second read as jitter (the
+job's step never changed, only who set it).  So the series searched for a change are the job's step (the critical
+path's length) and the own work on the path of the ranks with the largest shares (``SERIES_RANKS``), tested
+together (``changepoint.change_points``); the change splits the steps into its segment and the others, each judged
+alone.  Where the parts' verdicts name other ranks than the whole run's, the verdict of the part whose named ranks
+cost the most time (gain x steps) stands, told with its steps, the change and the other part's verdict; else the
+whole run's.  A part of fewer than ``MIN_STEPS`` steps is never
+made: the change must hold for at least that many steps on each side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+
+from .changepoint import ChangePoint, change_points
+
+SERIES_RANKS = 2  # ranks whose own work on the path is searched for a change, largest shares first
+
+
+class StepLike(Protocol):
+    """A step's critical path (``crossrank.critpath.StepPath``): its number, length and each rank's own work."""
+
+    @property
+    def step(self) -> int: ...
+    @property
+    def length_ns(self) -> int: ...
+    def own_ns(self) -> Mapping[int, int]: ...
+
+
+class Told(Protocol):
+    """A verdict (``crossrank.rootcause.RootCause``): the ranks it names, their gain, its sentence."""
+
+    @property
+    def ranks(self) -> tuple[int, ...]: ...
+    @property
+    def predicted_gain_ms(self) -> float | None: ...
+    @property
+    def text(self) -> str: ...
+
+
+G = TypeVar("G")
+P = TypeVar("P", bound=StepLike)
+V = TypeVar("V", bound=Told)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Regime(Generic[V]):
+    """The part whose verdict stands: the verdict, its steps (and their indices), the change, what changed, the
+    first and last step that changed, and the sentence that tells it."""
+
+    verdict: V
+    steps: tuple[int, ...]
+    indices: list[int]
+    change: ChangePoint
+    what: str
+    change_steps: tuple[int, int]
+    text: str
+
+
+def _change(paths: Sequence[StepLike]) -> tuple[ChangePoint, str] | None:
+    """The change among the series, tested together (one permutation of the steps for all), and what changed."""
+    own = [p.own_ns() for p in paths]
+    share = {r: float(np.median([d.get(r, 0) for d in own])) for r in {r for d in own for r in d}}
+    top = sorted(share, key=lambda r: (-share[r], r))[:SERIES_RANKS]
+    names = ["The job's step", *(f"Rank {r}'s own work on the critical path" for r in top)]
+    cp = change_points([[float(p.length_ns) for p in paths], *([float(d.get(r, 0)) for d in own] for r in top)])
+    return None if cp is None else (cp, names[cp.series])
+
+
+def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V],
+              whole: V) -> Regime[V] | None:
+    """The part whose verdict stands where a change split the steps, or None: no change, or no part that tells
+    otherwise than ``whole``."""
+    everything = list(range(len(paths)))
+    found = _change(paths)
+    if found is None:
+        return None
+    cp, what = found
+    inside = list(range(cp.start, cp.stop))
+    parts = [inside, [i for i in everything if i not in inside]]
+    told = [verdict([graphs[i] for i in ix], [paths[i] for i in ix]) for ix in parts]
+    if not any(v.ranks for v in told) or all(v.ranks == whole.ranks for v in told):
+        return None
+    # the part whose named ranks cost the most time over the run: a short head that names a rank does not outweigh
+    # the steady state
+    k = max((0, 1), key=lambda j: (bool(told[j].ranks), (told[j].predicted_gain_ms or 0.0) * len(parts[j])))
+    a, b, _ms = cp.changed
+    return Regime(verdict=told[k], steps=tuple(paths[i].step for i in parts[k]), indices=parts[k], change=cp,
+                  what=what, change_steps=(paths[a].step, paths[b - 1].step),
+                  text=_text(cp, what, [p.step for p in paths], inside=k == 0, best=told[k], other=told[1 - k]))
+
+
+def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, best: Told, other: Told) -> str:
+    first, last = steps[cp.start], steps[cp.stop - 1]
+    held = sum(1 for i in range(len(steps)) if (cp.start <= i < cp.stop) == inside)
+    p = f"p = {cp.p:.3f} that the steps' order is chance"
+    if cp.lasting:
+        at = steps[cp.at]
+        later = not inside  # a lasting change's segment is the steps before it
+        lead = f"From step {at} on" if later else f"Until step {steps[cp.at - 1]}"
+        before, after = cp.inside, cp.outside
+        change = (f"{what} changed for good at step {at} (median {before / 1e6:.2f} ms before, {after / 1e6:.2f} ms "
+                  f"from then on; {p})")
+        where = "before it" if later else "after it"
+    else:
+        lead = f"In steps {first}-{last}" if inside else f"Outside steps {first}-{last}"
+        change = (f"{what} changed in steps {first}-{last} (median {cp.inside / 1e6:.2f} ms there, "
+                  f"{cp.outside / 1e6:.2f} ms in the other steps; {p})")
+        where = "in the other steps" if inside else "in those steps"
+    if other.ranks:
+        who = f"{'rank' if len(other.ranks) == 1 else 'ranks'} {', '.join(map(str, other.ranks))}"
+        then = f"{who} held the job back (-{other.predicted_gain_ms or 0:.2f} ms a step)"
+    else:
+        then = "no single rank held the job back"
+    return (f"{lead} ({held} of {len(steps)} analyzed steps), {best.text[0].lower()}{best.text[1:]} {change}; "
+            f"{where} {then}.")

@@ -20,7 +20,7 @@ from typing import Any
 DEFAULTS: dict[str, Any] = {
     "steps": 8, "width": 1024, "layers": 6, "batch": 64, "bucket_cap_mb": 4.0, "seed": 0,
     "wait": 1, "warmup": 1, "active": 3, "trace": True, "slow_rank": None, "slow_ms": 0.0,
-    "stall_step": None, "slow_from": None, "accumulate": 1, "micro_batches": 1, "no_sync": True,
+    "stall_step": None, "slow_from": None, "slow_plan": None, "accumulate": 1, "micro_batches": 1, "no_sync": True,
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
     "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
     "rank_env": {},  # {rank: {name: value}}: variables set in that rank alone, as a launcher that set one node apart
@@ -158,10 +158,11 @@ def _micro_batch(cfg: dict[str, Any], ddp: Any, gen: Any, rank: int, i: int, qui
     y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
     with ddp.no_sync() if quiet else contextlib.nullcontext():
         loss = torch.nn.functional.cross_entropy(ddp(x), y)
-        if slow and cfg["slow_rank"] == rank and cfg["slow_ms"] and cfg["stall_step"] in (None, i) \
-                and i >= (cfg["slow_from"] or 0):
+        plan = (cfg["slow_plan"] or {}).get(rank) or (cfg["slow_plan"] or {}).get(str(rank))
+        if slow and cfg["slow_ms"] and (plan[0] <= i <= plan[1] if plan else (
+                cfg["slow_rank"] == rank and cfg["stall_step"] in (None, i) and i >= (cfg["slow_from"] or 0))):
             # an injected straggler, late to every bucket; with stall_step, a one-off stall at that step; with
-            # slow_from, slow from that step on
+            # slow_from, slow from that step on; slow_plan {rank: [first, last]}: slow in those steps
             time.sleep(cfg["slow_ms"] / 1000.0)
         loss.backward()
 

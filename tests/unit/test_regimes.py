@@ -182,3 +182,29 @@ def test_the_disturbed_line_says_the_variation_holds_the_change():
     w = disturbed_warning(Noise(profiled_pct=49.7, steps_profiled=12), change)
     assert w is not None and "step 6 (see who holds the job back): part of the steps' variation is that change" in w
     assert _change([]) is None
+
+
+def test_a_part_whose_count_chance_gives_does_not_stand():
+    """A quiet run's first 4 profiled steps (slower: the profiler's start) named a rank in 3 of them (p = 0.62) over
+    the whole run's "no single rank": a part's ranks stand only where its count is beyond chance or held in every
+    one of its steps."""
+    from types import SimpleNamespace
+
+    from commprof.analysis.uncertainty.regimes import by_regime
+
+    lengths = [30.0] * 4 + [20.0, 21.0, 19.0, 20.0, 22.0, 20.0, 21.0, 19.0]
+    paths = [SimpleNamespace(step=i, length_ns=int(v * MS), own_ns=lambda: {}) for i, v in enumerate(lengths)]
+
+    def verdict(held: int):
+        def told(_graphs, ps):
+            first = ps[0].step == 0
+            return SimpleNamespace(ranks=(1,) if first else (), predicted_gain_ms=1.4 if first else None,
+                                   text="Rank 1 may hold the job back." if first else "No single rank ...",
+                                   steps=len(ps), steps_on_path=held if first else 0)
+        return told
+
+    whole = SimpleNamespace(ranks=(), predicted_gain_ms=None, text="No single rank ...")
+    strict = lambda v: v.steps_on_path == v.steps  # noqa: E731
+    assert by_regime(paths, paths, verdict(3), whole, strict) is None  # 3 of its 4 steps: does not stand
+    reg = by_regime(paths, paths, verdict(4), whole, strict)  # held in all 4: stands, told with its steps
+    assert reg is not None and reg.steps == (0, 1, 2, 3) and reg.text.startswith("Until step 3 (4 of 12")

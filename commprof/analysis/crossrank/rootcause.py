@@ -51,7 +51,7 @@ from ...model import RankTrace
 from ..perrank import RankDigest
 from ..uncertainty.changepoint import ChangePoint
 from ..uncertainty.regimes import by_regime
-from .chance import holds, one
+from .chance import holds, one, weak
 from .critgraph import StepGraph, build, carried_start, carries, length, replay
 from .critpath import COMM, StepPath, walk
 from .matching import CrossRank
@@ -144,7 +144,9 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
     paths = tuple(walk(g) for g in graphs)
     kinds = group_kinds(ranks, cross.groups + pairs.groups)
     cause = _verdict(graphs, paths, kinds)
-    reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds), cause)
+    # a part's verdict stands where its count of steps is beyond chance, or it held in every step of the part
+    reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds), cause,
+                    lambda v: not weak(v) or v.steps_on_path == v.steps)
     if reg is not None:  # a change mid-run: the part whose verdict stands (``uncertainty.regimes``)
         cause = replace(reg.verdict, regime=reg.steps, change=reg.change, change_of=reg.what,
                         change_steps=reg.change_steps, text=reg.text)

@@ -75,10 +75,11 @@ def _change(paths: Sequence[StepLike]) -> tuple[ChangePoint, str] | None:
     return None if cp is None else (cp, names[cp.series])
 
 
-def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V],
-              whole: V) -> Regime[V] | None:
+def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V], whole: V,
+              stands: Callable[[V], bool] = lambda v: True) -> Regime[V] | None:
     """The part whose verdict stands where a change split the steps, or None: no change, or no part that tells
-    otherwise than ``whole``."""
+    otherwise than ``whole``.  ``stands``: whether a part's named ranks may stand for it (a part's verdict resting on
+    a count of steps chance gives does not: a quiet run's first 4 steps named a rank in 3 of them, p = 0.62)."""
     everything = list(range(len(paths)))
     found = _change(paths)
     if found is None:
@@ -87,18 +88,20 @@ def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G
     inside = list(range(cp.start, cp.stop))
     parts = [inside, [i for i in everything if i not in inside]]
     told = [verdict([graphs[i] for i in ix], [paths[i] for i in ix]) for ix in parts]
-    if not any(v.ranks for v in told) or all(v.ranks == whole.ranks for v in told):
+    named = [bool(v.ranks) and stands(v) for v in told]
+    if not any(named) or all((v.ranks if n else ()) == whole.ranks for v, n in zip(told, named, strict=True)):
         return None
     # the part whose named ranks cost the most time over the run: a short head that names a rank does not outweigh
     # the steady state
-    k = max((0, 1), key=lambda j: (bool(told[j].ranks), (told[j].predicted_gain_ms or 0.0) * len(parts[j])))
+    k = max((0, 1), key=lambda j: (named[j], (told[j].predicted_gain_ms or 0.0) * len(parts[j])))
     a, b, _ms = cp.changed
     return Regime(verdict=told[k], steps=tuple(paths[i].step for i in parts[k]), indices=parts[k], change=cp,
                   what=what, change_steps=(paths[a].step, paths[b - 1].step),
-                  text=_text(cp, what, [p.step for p in paths], inside=k == 0, best=told[k], other=told[1 - k]))
+                  text=_text(cp, what, [p.step for p in paths], inside=k == 0, best=told[k],
+                             other=told[1 - k] if named[1 - k] else None))
 
 
-def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, best: Told, other: Told) -> str:
+def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, best: Told, other: Told | None) -> str:
     first, last = steps[cp.start], steps[cp.stop - 1]
     held = sum(1 for i in range(len(steps)) if (cp.start <= i < cp.stop) == inside)
     p = f"p = {cp.p:.3f} that the steps' order is chance"
@@ -115,7 +118,7 @@ def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, best: T
         change = (f"{what} changed in steps {first}-{last} (median {cp.inside / 1e6:.2f} ms there, "
                   f"{cp.outside / 1e6:.2f} ms in the other steps; {p})")
         where = "in the other steps" if inside else "in those steps"
-    if other.ranks:
+    if other is not None:
         who = f"{'rank' if len(other.ranks) == 1 else 'ranks'} {', '.join(map(str, other.ranks))}"
         then = f"{who} held the job back (-{other.predicted_gain_ms or 0:.2f} ms a step)"
     else:

@@ -124,7 +124,7 @@ class RankOverlap:
 def _step_spread(steps: tuple[Overlap, ...]) -> Spread | None:
     """The step time's spread over ``steps`` (ms), computed once per rank: a report asks for it (its outliers, the
     steps kept, the mean) tens of times per rank, which at 1,024 ranks cost seconds."""
-    return spread([s.step_ns / 1e6 for s in steps], [str(s.step) for s in steps])
+    return spread([s.step_ns / 1e6 for s in steps], [str(s.step) for s in steps], [s.step for s in steps])
 
 
 def _select(lane: Lane, steps: set[int] | None) -> iv.Span:

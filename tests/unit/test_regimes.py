@@ -101,6 +101,12 @@ def test_a_slowdown_that_lasted_is_not_left_out_as_one_off_stalls():
     apart = [20.0, 45.0] + [20.0] * 4 + [57.0] + [20.0] * 4 + [44.0]
     s4 = spread(apart, [f"step {i}" for i in range(12)])
     assert s4 is not None and [o.label for o in s4.outliers] == ["step 1", "step 6", "step 11"]
+    # by step number where steps are apart (--steps 1-6,100-105): steps 6 and 100 are not in a row
+    gap = [20.0] * 4 + [45.0, 57.0] + [44.0] + [20.0] * 5
+    numbers = [1, 2, 3, 4, 5, 6, 100, 101, 102, 103, 104, 105]
+    assert spread(gap, [str(n) for n in numbers]).outliers == ()  # type: ignore[union-attr]
+    s5 = spread(gap, [str(n) for n in numbers], numbers)
+    assert s5 is not None and [o.label for o in s5.outliers] == ["5", "6", "100"]
     one = [20.0] * 11 + [57.0]
     s1 = spread(one, [f"step {i}" for i in range(12)])
     assert s1 is not None and [o.label for o in s1.outliers] == ["step 11"]

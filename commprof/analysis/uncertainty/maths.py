@@ -7,8 +7,8 @@ Definitions (docs/metrics.md, "Uncertainty"):
   with why), the median and the range beside it.  An outlier is a step over ``OUTLIER_FACTOR`` times the median
   of the others and ``OUTLIER_SDS`` robust deviations (1.4826 × MAD) above it (a stall, an export, a collector
   pause); only with at least 4 steps, and only where such steps are at most a quarter of them and no
-  ``LASTING_STEPS`` of them come in a row: else the run is noisy or slowed for good (``changepoint``), not a one-off,
-  and none is left out.
+  ``LASTING_STEPS`` of them come in a row (by step number): else the run is noisy or slowed for good
+  (``changepoint``), not a one-off, and none is left out.
 - **Noise** of a traced run: the step-to-step variation (coefficient of variation, %, sample standard deviation /
   mean) of its profiled steps and of its steps outside the profiler (the sidecar's wall times), and the
   disagreement between ranks of the operation costs the replays use (PowerSGD's products); each series without its
@@ -128,8 +128,10 @@ class Spread:
         return self.n - len(self.outliers)
 
 
-def spread(values: Sequence[float], labels: Sequence[str] | None = None) -> Spread | None:
-    """The spread of ``values`` (one per step, labelled e.g. "step 7"); None without values."""
+def spread(values: Sequence[float], labels: Sequence[str] | None = None,
+           numbers: Sequence[int] | None = None) -> Spread | None:
+    """The spread of ``values`` (one per step, labelled e.g. "step 7"; ``numbers``: the steps' numbers, where steps
+    may be apart: "in a row" is by them, else by position); None without values."""
     vals = [float(v) for v in values]
     if not vals:
         return None
@@ -147,7 +149,7 @@ def spread(values: Sequence[float], labels: Sequence[str] | None = None) -> Spre
         # a one-off: at most a quarter of the steps, none of them in a row of LASTING_STEPS; more is no one-off but a
         # noisy run or a slowdown that lasted (a rank slow from step 13 on had its three slowest of five slow steps
         # left out as "one-off stalls"; one slow from the last three of twelve steps on, all three)
-        at, k = sorted(i for _v, i, _r in cands), LASTING_STEPS - 1
+        at, k = sorted(numbers[i] if numbers is not None else i for _v, i, _r in cands), LASTING_STEPS - 1
         lasting = any(at[j + k] - at[j] == k for j in range(len(at) - k))
         for v, i, ref in (sorted(cands, reverse=True) if len(cands) <= len(vals) // 4 and not lasting else []):
             outliers.append(Outlier(names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
@@ -274,7 +276,7 @@ def _steady(series: Sequence[Sequence[float]], ids: Sequence[Sequence[tuple[int,
     kept_most = 0
     found: list[tuple[int, int, float, float, bool]] = []
     for i, vals in enumerate(series):
-        sp = spread(vals, [str(j) for j in range(len(vals))])
+        sp = spread(vals, [str(j) for j in range(len(vals))], [s for _r, s in ids[i]] if ids is not None else None)
         if sp is None:
             continue
         drop = {int(o.label) for o in sp.outliers}

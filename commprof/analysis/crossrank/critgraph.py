@@ -332,10 +332,8 @@ def carried_start(g: StepGraph, prev: StepGraph | None, prev_stops: np.ndarray |
     every step.  Measured starts elsewhere, and where ``prev`` is not the step just before."""
     if prev is None or prev_stops is None or not carries(g, prev):
         return g.start
-    pi = prev.rank_index
-    idx = [pi.get(int(r)) for r in g.ranks.tolist()]
-    moved = np.array([max(int(prev.stop[j] - prev_stops[j]), 0) for j in idx if j is not None], dtype=np.int64)
-    return g.start - moved
+    idx = np.array([prev.rank_index[int(r)] for r in g.ranks.tolist()], dtype=np.int64)  # every rank: ``carries``
+    return g.start - np.maximum(prev.stop[idx] - prev_stops[idx], 0)
 
 
 def carries(g: StepGraph, prev: StepGraph | None) -> bool:

@@ -8,8 +8,8 @@ path's length) and the own work on the path of the ranks with the largest shares
 together (``changepoint.change_points``); the change splits the steps into its segment and the others, each judged
 alone.  Where the parts' verdicts name other ranks than the whole run's, the verdict of the part whose named ranks
 cost the most time (gain x steps) stands, told with its steps, the change and the other part's verdict; else the
-whole run's.  A part of fewer than ``MIN_STEPS`` steps is never
-made: the change must hold for at least that many steps on each side.
+whole run's, as where a part's named ranks do not stand (``by_regime``'s ``stands``).  No part has fewer than
+``changepoint.MIN_STEPS`` steps: the change must hold for at least that many steps on each side.
 """
 
 from __future__ import annotations

@@ -7,13 +7,15 @@ steps: ``wait=0, warmup=2, active=16``), in four kinds, ``--runs`` times each:
 - ``quiet``: nothing injected (false claims: a rank named, a regime found);
 - ``from``: rank 1 sleeps ``--slow-ms`` before every backward pass from step 10 on (8 of 16 profiled steps);
 - ``swap``: rank 0 sleeps in steps before 10, rank 1 from step 10 on (the job's step does not change);
-- ``episode``: rank 1 sleeps in steps 7-12 only (6 of 16).
+- ``episode``: rank 1 sleeps in steps 7-12 only (6 of 16);
+- ``short``: rank 1 sleeps in steps 8-10 only (3 of 16: too few for an order test, told by its size).
 
 A verdict is *right* where it names the slow rank of the regime it reports, that regime overlaps the injected steps
 by at least half its steps, and its predicted gain lies within 0.5-1.6x the sleep; *whole* where it names the slow
 rank over the whole run instead (no regime).
 
-    python benchmarks/bench_regimes.py [--runs 4] [--slow-ms 25]
+    python benchmarks/bench_regimes.py [--runs 4] [--slow-ms 25] [--kinds quiet short]
+    python benchmarks/bench_regimes.py --read /tmp/commprof-regime-*   # run folders of an earlier run, read again
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 JOB = {"nproc": 2, "steps": 20, "width": 256, "layers": 4, "batch": 32, "bucket_cap_mb": 0.25, "wait": 0,
        "warmup": 2, "active": 16}
 FIRST, LAST = 2, 17  # the profiled steps
-KINDS = ("quiet", "from", "swap", "episode")
+KINDS = ("quiet", "from", "swap", "episode", "short")
 
 
 def _slow_steps(kind: str) -> dict[int, set[int]]:
@@ -39,7 +41,7 @@ def _slow_steps(kind: str) -> dict[int, set[int]]:
     every = set(range(FIRST, LAST + 1))
     return {"quiet": {}, "from": {1: {s for s in every if s >= 10}},
             "swap": {0: {s for s in every if s < 10}, 1: {s for s in every if s >= 10}},
-            "episode": {1: set(range(7, 13))}}[kind]
+            "episode": {1: set(range(7, 13))}, "short": {1: {8, 9, 10}}}[kind]
 
 
 def _run(kind: str, slow_ms: float) -> str:
@@ -72,24 +74,33 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--slow-ms", type=float, default=25.0)
+    ap.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    ap.add_argument("--read", nargs="+", type=Path, help="run folders made by this benchmark (commprof-regime-KIND-*)")
     args = ap.parse_args()
     from bandcheck import cpu_model
 
     import commprof
 
     print(f"# {cpu_model()}; job {JOB}; rank sleeps {args.slow_ms:g} ms before the backward pass in its slow steps")
+    bad = [d for d in args.read or () if len(d.name.split("-")) < 4 or d.name.split("-")[2] not in KINDS]
+    if bad:
+        print(f"{bad[0]}: not a folder this benchmark made (commprof-regime-KIND-*)", file=sys.stderr)
+        return 2
+    jobs = ([(d.name.split("-")[2], i, d) for i, d in enumerate(sorted(args.read))] if args.read else
+            [(kind, i, None) for i in range(args.runs) for kind in args.kinds])
     tally: dict[str, Counter[str]] = {k: Counter() for k in KINDS}
-    for i in range(args.runs):
-        for kind in KINDS:
-            rep = commprof.analyze(commprof.load(_run(kind, args.slow_ms)))
-            c = rep.critical.cause if rep.critical is not None else None
-            got = "no path" if c is None else _judge(kind, c, args.slow_ms)
-            tally[kind][got] += 1
-            where = "" if c is None or c.regime is None else f" steps {c.regime[0]}-{c.regime[-1]}"
-            gain = "" if c is None or c.predicted_gain_ms is None else f" gain {c.predicted_gain_ms:.1f} ms"
-            print(f"run {i} {kind:<8} {got:<12} ranks {list(c.ranks) if c else '-'}{where}{gain}", flush=True)
+    for kind, i, folder in jobs:
+        rep = commprof.analyze(commprof.load(folder or _run(kind, args.slow_ms)))
+        c = rep.critical.cause if rep.critical is not None else None
+        got = "no path" if c is None else _judge(kind, c, args.slow_ms)
+        tally[kind][got] += 1
+        where = "" if c is None or c.regime is None else f" steps {c.regime[0]}-{c.regime[-1]}"
+        gain = "" if c is None or c.predicted_gain_ms is None else f" gain {c.predicted_gain_ms:.1f} ms"
+        print(f"run {i} {kind:<8} {got:<12} ranks {list(c.ranks) if c else '-'}{where}{gain}", flush=True)
     for kind in KINDS:
-        print(f"{kind:<8} " + ", ".join(f"{k} {v}/{args.runs}" for k, v in tally[kind].most_common()))
+        if tally[kind]:
+            runs = sum(tally[kind].values())
+            print(f"{kind:<8} " + ", ".join(f"{k} {v}/{runs}" for k, v in tally[kind].most_common()))
     return 0
 
 

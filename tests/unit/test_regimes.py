@@ -4,6 +4,7 @@ that lasted never left out as a one-off stall."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -12,7 +13,7 @@ from builders import collective, lane, rank_trace, run
 
 from commprof.analysis.crossrank.matching import cross_rank
 from commprof.analysis.crossrank.rootcause import IDLE, critical
-from commprof.analysis.uncertainty.changepoint import MIN_STEPS, change_point, change_points
+from commprof.analysis.uncertainty.changepoint import MIN_STEPS, change_point, change_points, size_episode
 from commprof.analysis.uncertainty.maths import spread
 from commprof.model import Run
 
@@ -183,11 +184,11 @@ def test_the_disturbed_line_says_the_variation_holds_the_change():
     rn = ddp(2, 12, np.random.default_rng(2), tail=lambda r, s: 8 * MS if r == 1 and s >= 6 else 0)
     crit = critical(rn.ranks, cross_rank(rn.ranks))
     sections = [SimpleNamespace(family="crossrank", detail=SimpleNamespace(critical=crit))]
-    change = _change(sections)  # type: ignore[arg-type]
-    assert change == "the job's step changed for good at step 6 (see who holds the job back)"
+    change, episode = _change(sections)  # type: ignore[arg-type]
+    assert change == "the job's step changed for good at step 6 (see who holds the job back)" and episode is None
     w = disturbed_warning(Noise(profiled_pct=49.7, steps_profiled=12), change)
     assert w is not None and "step 6 (see who holds the job back): part of the steps' variation is that change" in w
-    assert _change([]) is None
+    assert _change([]) == (None, None)
 
 
 def test_a_part_whose_count_chance_gives_does_not_stand():
@@ -214,3 +215,122 @@ def test_a_part_whose_count_chance_gives_does_not_stand():
     assert by_regime(paths, paths, verdict(3), whole, strict) is None  # 3 of its 4 steps: does not stand
     reg = by_regime(paths, paths, verdict(4), whole, strict)  # held in all 4: stands, told with its steps
     assert reg is not None and reg.steps == (0, 1, 2, 3) and reg.text.startswith("Until step 3 (4 of 12")
+
+
+def test_an_episode_too_short_for_the_order_tests_is_told_by_its_size():
+    """Three slow steps among twelve hold the three slowest places with chance 10/220 by order alone; by size they
+    stand out: each slower than every other step and far above the others' spread, the job's step too."""
+    three = [20, 21, 19, 20, 45, 46, 44, 20, 22, 21, 19, 20]
+    ep = size_episode([three])
+    assert ep is not None and (ep.start, ep.stop) == (4, 7) and ep.p is None and not ep.lasting
+    assert ep.inside == pytest.approx(45) and ep.outside == pytest.approx(20) and ep.sds is not None and ep.sds > 5
+    # a rank's own work on the path, 33-35 ms in its episode and 17-20 ms or nothing elsewhere: the three, not four
+    own = [1.0, 0, 19.6, 0, 1.3, 20.0, 34.2, 33.1, 35.0, 0, 17.7, 17.4]
+    step = [27.1, 27.7, 24.5, 31.3, 24.8, 29.2, 38.1, 39.8, 47.8, 26.7, 30.0, 28.0]
+    found = size_episode([step, own])
+    assert found is not None and (found.start, found.stop) == (6, 9)
+    assert size_episode([[45, 46, 44] + [20] * 9]) is None  # at the start: a regime or a warm-up, not an episode
+    assert size_episode([[20, 21, 19, 20, 30, 31, 29, 20, 22, 21, 19, 20, 40]]) is None  # a slower step outside it
+    assert size_episode([[20, 21, 19, 20, 45, 46, 20, 22, 21, 19, 20, 21]]) is None  # two steps: stalls, not this
+    # the path changing hands (rank 0 on it in steps 4-6, rank 1 elsewhere) with the job's step unchanged
+    flat = [20.0, 21, 19, 20, 21, 20, 19, 20, 22, 21, 19, 20]
+    r0 = [0.2, 0.1, 0.3, 0.2, 16, 17, 16, 0.1, 0.2, 0.3, 0.1, 0.2]
+    assert size_episode([flat, r0, [16 - x if x < 1 else 0.2 for x in r0]]) is None
+    # noise alone: at most 1% of seeded runs, whatever the distribution, with the ranks taking turns on the path
+    hits = 0
+    for n in (12, 24):
+        for seed in range(200):
+            rng = np.random.default_rng(seed)
+            job = 20 * (rng.lognormal(0, 0.3, n) if seed % 2 else 1 + 0.3 * rng.pareto(3.0, n))
+            on = rng.random(n) < 0.5
+            hits += size_episode([job, np.where(on, 0.8 * job, 0.5 * rng.random(n)),
+                                  np.where(on, 0.5 * rng.random(n), 0.8 * job)]) is not None
+    assert hits <= 2  # 1 measured
+
+
+def test_a_rank_slow_in_three_steps_of_twelve_is_named_in_them():
+    """A rank slow in steps 5-7 of 12 (a checkpoint, a neighbour's burst) read "compute 1.2x, -1.19 ms" or "no
+    single rank": too few steps for a regime, and no one-off either."""
+    rn = ddp(2, 12, np.random.default_rng(3), tail=lambda r, s: 8 * MS if r == 1 and 5 <= s < 8 else 0)
+    c = _cause(rn)
+    # its last sleep, at step 7's end, is its peer's wait in step 8's first all-reduce: step 8 is slow too
+    assert c.ranks == (1,) and c.change is not None and c.change.p is None, c.text
+    assert c.change_steps is not None and c.change_steps[0] == 5 and c.change_steps[1] in (7, 8)
+    first, last = c.change_steps
+    assert c.regime == tuple(range(first, last + 1))
+    assert c.text.startswith(f"In steps {first}-{last} ({last - first + 1} of 12 analyzed steps), rank 1 may hold")
+    assert "in an episode too short for its count to tell" in c.text and "trace at least" not in c.text
+    assert re.search(r"told by its size: each of its steps \d+\.\d\d ms or more above every other step and \d+ robust "
+                     r"deviations or more above their median\)", c.text), c.text
+    assert c.predicted_gain_ms == pytest.approx(8.0, rel=0.25), c.text
+    # its slow steps are the episode, not one-off stalls, in the report's disturbed line
+    from types import SimpleNamespace
+
+    from commprof.analysis.uncertainty.bands import noise_warning
+    from commprof.analysis.uncertainty.maths import Noise
+    from commprof.analysis.uncertainty.stalls import Stall
+
+    crit = SimpleNamespace(cause=c)
+    sections = [SimpleNamespace(family="crossrank", detail=SimpleNamespace(critical=crit), whatifs=(1,), advice=(),
+                                findings=())]
+    stalls = (Stall(6, (1,), 40.0, 40.0, 3.1, True), Stall(10, (0,), 44.0, 44.0, 4.5, True))
+    (w,) = noise_warning(Noise(profiled_pct=60.0, steps_profiled=12, left_out=stalls), sections)  # type: ignore[arg-type]
+    assert "profiled step 10 on rank 0" in w and "step 6" not in w and f"changed in steps {first}-{last}" in w
+
+
+def test_an_episode_is_found_beside_a_change_that_named_no_rank():
+    """The job faster in its last steps (every rank alike: a neighbour gone) is the order tests' change, and neither
+    of its parts names a rank; rank 1's six slow steps mid-run, which that scan passed over, are told by size."""
+    def tail(r: int, s: int) -> int:
+        return (4 * MS if s < 14 else 0) + (8 * MS if r == 1 and 6 <= s < 12 else 0)
+
+    rn = ddp(2, 20, np.random.default_rng(8), tail=tail)
+    paths = critical(rn.ranks, cross_rank(rn.ranks)).paths  # type: ignore[union-attr]
+    lasting = change_points([[float(p.length_ns) for p in paths]])
+    assert lasting is not None and lasting.lasting and lasting.p is not None  # the order tests' change: from 13 or 14
+    c = _cause(rn)
+    assert c.ranks == (1,) and c.change is not None and c.change.p is None, c.text
+    assert f"Also, the job's step changed for good at step {paths[lasting.at].step}" in c.text  # the other change
+    assert c.change_steps is not None and c.change_steps[0] == 6 and c.change_steps[1] in (11, 12), c.text
+    assert c.predicted_gain_ms == pytest.approx(8.0, rel=0.25), c.text
+
+
+def test_an_episode_told_by_size_says_so_where_its_other_steps_do_not_vary():
+    """A rank's own work on the path is 0 in most steps (the MAD is 0): the sentence gives the gap to every other step,
+    not a count of deviations (it read "which hardly vary" beside other steps of 0-9 ms)."""
+    from commprof.analysis.uncertainty.regimes import told
+
+    step = [20.0, 22, 21, 20, 22, 41, 42, 43, 20, 21, 22, 20]
+    own = [0.0, 9, 0, 8, 0, 30, 31, 32, 0, 0, 9, 0]
+    cp = size_episode([[v * MS for v in step], [v * MS for v in own]])
+    assert cp is not None and (cp.start, cp.stop) == (5, 8) and cp.sds == float("inf")
+    text = told(cp, "Rank 1's own work on the critical path", list(range(12)))
+    assert cp.series == 1 and cp.gap == pytest.approx(21 * MS)  # 30 ms against the other steps' 9 ms at most
+    assert "changed in steps 5-7" in text and "each of its steps 21.00 ms or more above every other step)" in text
+    assert "robust deviations" not in text and "hardly" not in text
+    # the job's step must be slower by as much: a step 0.1 ms over the others' slowest is no episode of the job
+    barely = [20, 21, 19, 20, 22.1, 35, 35, 20, 22, 21, 19, 20]
+    assert size_episode([barely, [0, 0, 0, 0, 8, 8, 8, 0, 0, 0, 0, 0]]) is None
+
+
+def test_the_part_outside_an_episode_may_be_the_one_that_stands():
+    """Where the steps outside an episode name a rank that costs more over the run than the episode's, that part's
+    verdict stands, told with its steps; the change is still the episode."""
+    from types import SimpleNamespace
+
+    from commprof.analysis.uncertainty.regimes import by_regime
+
+    lengths = [20.0, 21, 19, 20, 45, 46, 44, 20, 22, 21, 19, 20]
+    paths = [SimpleNamespace(step=10 + i, length_ns=int(v * MS), own_ns=lambda: {}) for i, v in enumerate(lengths)]
+
+    def verdict(_graphs, ps):
+        inside = ps[0].step == 14
+        return SimpleNamespace(ranks=(1,) if inside else (0,), predicted_gain_ms=5.0 if inside else 3.0,
+                               text=f"Rank {1 if inside else 0} holds the job back.")
+
+    whole = SimpleNamespace(ranks=(), predicted_gain_ms=None, text="No single rank ...")
+    reg = by_regime(paths, paths, verdict, whole)
+    assert reg is not None and reg.verdict.ranks == (0,) and reg.change_steps == (14, 16)  # 3 x 3 ms < 9 x 3 ms
+    assert reg.steps == (10, 11, 12, 13, 17, 18, 19, 20, 21) and reg.indices == [0, 1, 2, 3, 7, 8, 9, 10, 11]
+    assert reg.text.startswith("Outside steps 14-16 (9 of 12 analyzed steps), rank 0 holds the job back.")
+    assert "in those steps rank 1 held the job back (-5.00 ms a step)" in reg.text

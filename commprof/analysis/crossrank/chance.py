@@ -83,6 +83,16 @@ def one(c: Count) -> str:
     return f" ({odds}; {more})"
 
 
+def one_in_episode(c: Count) -> str:
+    """What a weak verdict adds over an episode told by its size (``changepoint.size_episode``): more steps cannot
+    confirm an episode of three, its count stays what chance gives, its size is what stands out."""
+    if not weak(c) or c.steps == 1:
+        return one(c)
+    p = chance_p(c)
+    return (f" (a count chance alone gives among {c.contenders} ranks, p = {p:.2g}, in an episode too short for its "
+            "count to tell; its size is what stands out, below)")
+
+
 def _steps_at_share(c: Count, most: int = 400) -> int | None:
     """The fewest analyzed steps at which the verdict's share of steps (``steps_on_path`` of ``steps``) would beat
     chance (``chance_p`` at most ``ALPHA``); None where no count up to ``most`` does (a share at or under chance's).

@@ -51,7 +51,7 @@ from ...model import RankTrace
 from ..perrank import RankDigest
 from ..uncertainty.changepoint import ChangePoint
 from ..uncertainty.regimes import by_regime
-from .chance import holds, one, weak
+from .chance import holds, one, one_in_episode, weak
 from .critgraph import StepGraph, build, carried_start, carries, length, replay
 from .critpath import COMM, StepPath, walk
 from .matching import CrossRank
@@ -148,8 +148,11 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
     reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds), cause,
                     lambda v: not weak(v) or v.steps_on_path == v.steps)
     if reg is not None:  # a change mid-run: the part whose verdict stands (``uncertainty.regimes``)
+        sized = reg.change.p is None and reg.indices == list(range(reg.change.start, reg.change.stop))
+        said = one(reg.verdict)  # "" where the verdict is not weak: nothing to say otherwise
+        text = reg.text.replace(said, one_in_episode(reg.verdict), 1) if sized and said else reg.text
         cause = replace(reg.verdict, regime=reg.steps, change=reg.change, change_of=reg.what,
-                        change_steps=reg.change_steps, text=reg.text)
+                        change_steps=reg.change_steps, text=text)
     cause = _with_ops(cause, ranks, cross, [paths[i] for i in reg.indices] if reg is not None else paths)
     return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds, unpaired_p2p=pairs.unpaired)
 

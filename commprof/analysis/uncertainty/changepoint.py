@@ -19,6 +19,18 @@ No order test tells an episode of 3 steps in 12 from chance (3 steps at one of 8
 chance 8/220), nor a change from fewer than about 10 steps.  Episodes are searched up to ``MAX_EPISODE_STEPS``
 steps (past it, changes that held to the last step only: the segments grow as the square of the steps).
 
+An episode too short for any order test (3 steps in 12: a rank slow in steps 8-10 read "compute 1.2x, -1.19 ms" or
+"no single rank") is told by its size instead (``size_episode``, searched beside the order tests: ``regimes`` judges
+each change found): a run of at least ``MIN_STEPS`` consecutive steps, neither the first nor the last and at most as
+many as the others, each of them over ``SIZE_SDS`` robust deviations (1.4826 x MAD) above the others' median and
+slower than every other step by ``MIN_SHIFT_PCT`` of the job's step or more (a rank on the path in half the steps
+has a median and MAD of 0 in its own work: the gap is what guards its three slowest steps in a row, a chance of 10
+in 220 by order alone), the episode's median above the others' by as much, and those steps the job's slowest, each,
+by as much (else it is the path changing hands).  That is no order test but the one-off stall's rule
+(``maths.spread``) over a run of steps: under noise alone (lognormal or Pareto, the ranks taking turns on the path)
+1 of 400 seeded runs of 12 or 24 steps had one, 1 of 400 of 8 steps (``tests/unit/test_regimes.py``).  Its p-value
+is None; ``sds`` says how far it stands out.
+
 Where the change is (``_where``): the segment of least absolute deviation from the medians inside and outside it,
 in the series of the largest statistic.  A change is named where p <= ``alpha`` and those medians differ by at least
 ``MIN_SHIFT_PCT`` of the lower one (a shift too small to change a verdict is left alone).
@@ -37,6 +49,7 @@ MIN_SHIFT_PCT = 20.0
 PERMUTATIONS = 4000
 CELLS = 4_000_000  # permutations x series x segments scored at once (memory: 8 bytes each, a few times)
 MAX_EPISODE_STEPS = 64
+SIZE_SDS = 5.0  # an episode told by its size: each step this many robust deviations above the others' median
 SEED = 20261207
 
 
@@ -47,8 +60,10 @@ class ChangePoint:
     n: int  # values tested
     inside: float  # the segment's median
     outside: float  # the other values' median
-    p: float  # the permutation p-value of the scan (every series and segment searched)
+    p: float | None  # the permutation p-value of the scan (every series and segment searched); None: by its size
     series: int = 0  # which of the series tested changed
+    sds: float | None = None  # an episode told by its size: its least step over the others' median, in robust SDs
+    gap: float | None = None  # ... and over the slowest other step (the series' unit)
 
     @property
     def shift_pct(self) -> float:
@@ -168,6 +183,44 @@ def _scan(vals: np.ndarray, ranks: np.ndarray, starts: np.ndarray, stops: np.nda
     cp = ChangePoint(start=a, stop=b, n=n, inside=float(np.median(v[a:b])),
                      outside=float(np.median(np.concatenate([v[:a], v[b:]]))), p=p, series=row)
     return cp if cp.shift_pct >= MIN_SHIFT_PCT else None
+
+
+def size_episode(series: Sequence[Sequence[float]]) -> ChangePoint | None:
+    """The run of steps that stands out by its size in any of ``series`` (the first: the job's step, the scale of
+    the shift), furthest above the other steps, or None (see the module's text)."""
+    vals = np.asarray([[float(x) for x in s] for s in series], dtype=np.float64)
+    if vals.ndim != 2 or vals.shape[1] < 2 * MIN_STEPS:
+        return None
+    n = vals.shape[1]
+    scale = float(np.median(vals[0]))
+    found: list[ChangePoint] = []
+    for row, v in enumerate(vals):
+        order = np.argsort(-v, kind="stable")
+        for k in range(MIN_STEPS, min(n // 2, MAX_EPISODE_STEPS) + 1):
+            a, b = int(order[:k].min()), int(order[:k].max()) + 1  # slower than every other step: the k slowest
+            if b - a != k or a == 0 or b == n or v[order[k - 1]] <= v[order[k]]:
+                continue
+            others = np.concatenate([v[:a], v[b:]])
+            ref = float(np.median(others))
+            sd = 1.4826 * float(np.median(np.abs(others - ref)))
+            least, inside = float(v[a:b].min()), float(np.median(v[a:b]))
+            shift = MIN_SHIFT_PCT / 100 * scale  # apart from the other steps' median and from the slowest of them
+            if (least > ref + SIZE_SDS * sd and inside - ref >= shift and least - float(others.max()) >= shift
+                    and _slowest(vals[0], a, b, shift)):  # the job's step too: not the path changing hands
+                found.append(ChangePoint(start=a, stop=b, n=n, inside=inside, outside=ref, p=None, series=row,
+                                         sds=(least - ref) / sd if sd > 0 else float("inf"),
+                                         gap=least - float(others.max())))
+    # the run set furthest apart from the other steps: the 3 slowest steps may stand out, and the 4 slowest with
+    # them, the 4th barely above the others (a rank on the path in every other step: 33-35 ms in its episode,
+    # 17-20 ms or nothing in the other steps, read steps 7-10 for 8-10)
+    return max(found, key=lambda c: (c.gap or 0.0, -c.series), default=None)
+
+
+def _slowest(step: np.ndarray, a: int, b: int, shift: float) -> bool:
+    """Were steps a..b-1 the job's slowest, each of them ``shift`` above every other step, their median as far above
+    the others'?"""
+    others = np.concatenate([step[:a], step[b:]])
+    return bool(step[a:b].min() - others.max() >= shift and np.median(step[a:b]) - np.median(others) >= shift)
 
 
 def change_point(values: Sequence[float], alpha: float = ALPHA) -> ChangePoint | None:

@@ -4,23 +4,27 @@ slow, or while it was.
 A rank slow from step 13 on was named over all twelve analyzed steps with the median of 25 ms and 0 ms as its gain
 and "compute" for a sleep, or not at all; rank 0 slow in the first half and rank 1 in the second read as jitter (the
 job's step never changed, only who set it).  So the series searched for a change are the job's step (the critical
-path's length) and the own work on the path of the ranks with the largest shares (``SERIES_RANKS``), tested
-together (``changepoint.change_points``); the change splits the steps into its segment and the others, each judged
-alone.  Where the parts' verdicts name other ranks than the whole run's, the verdict of the part whose named ranks
-cost the most time (gain x steps) stands, told with its steps, the change and the other part's verdict; else the
-whole run's, as where a part's named ranks do not stand (``by_regime``'s ``stands``).  No part has fewer than
-``changepoint.MIN_STEPS`` steps: the change must hold for at least that many steps on each side.
+path's length) and the own work on the path of the ranks with the largest shares (``SERIES_RANKS``), tested together
+(``changepoint.change_points``); the change splits the steps into its segment and the others, each judged alone;
+where no order test finds one, an episode too short for them that stands out by its size
+(``changepoint.size_episode``: a rank slow in steps 8-10 of 12).  Where the parts' verdicts name other ranks than
+the whole run's, the verdict of the part whose named ranks cost the most time (gain x steps) stands, told with its
+steps, the change and the other part's verdict; else the whole run's, as where a part's named ranks do not stand
+(``by_regime``'s ``stands``).  No part has fewer than ``changepoint.MIN_STEPS`` steps: the change must hold for at
+least that many steps on each side.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
-from .changepoint import ChangePoint, change_points
+from ...numlist import ranks_text
+from .changepoint import ChangePoint, change_points, size_episode
 
 SERIES_RANKS = 2  # ranks whose own work on the path is searched for a change, largest shares first
 
@@ -65,26 +69,38 @@ class Regime(Generic[V]):
     text: str
 
 
-def _change(paths: Sequence[StepLike]) -> tuple[ChangePoint, str] | None:
-    """The change among the series, tested together (one permutation of the steps for all), and what changed."""
+def _changes(paths: Sequence[StepLike]) -> list[tuple[ChangePoint, str]]:
+    """The changes among the series, tested together (one permutation of the steps for all), and what changed: the
+    order tests' change, then an episode too short for them told by its size (``size_episode``), where found."""
     own = [p.own_ns() for p in paths]
     share = {r: float(np.median([d.get(r, 0) for d in own])) for r in {r for d in own for r in d}}
     top = sorted(share, key=lambda r: (-share[r], r))[:SERIES_RANKS]
     names = ["The job's step", *(f"Rank {r}'s own work on the critical path" for r in top)]
-    cp = change_points([[float(p.length_ns) for p in paths], *([float(d.get(r, 0)) for d in own] for r in top)])
-    return None if cp is None else (cp, names[cp.series])
+    series = [[float(p.length_ns) for p in paths], *([float(d.get(r, 0)) for d in own] for r in top)]
+    return [(cp, names[cp.series]) for cp in (change_points(series), size_episode(series)) if cp is not None]
 
 
 def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V], whole: V,
               stands: Callable[[V], bool] = lambda v: True) -> Regime[V] | None:
     """The part whose verdict stands where a change split the steps, or None: no change, or no part that tells
     otherwise than ``whole``.  ``stands``: whether a part's named ranks may stand for it (a part's verdict resting on
-    a count of steps chance gives does not: a quiet run's first 4 steps named a rank in 3 of them, p = 0.62)."""
-    everything = list(range(len(paths)))
-    found = _change(paths)
-    if found is None:
+    a count of steps chance gives does not: a quiet run's first 4 steps named a rank in 3 of them, p = 0.62).  The
+    changes are each judged (``_changes``) and the regime whose named ranks cost the most time stands, as between a
+    change's parts: a job faster in its last five steps split 16 steps where none named a rank, or named rank 1 with
+    3.4 ms over steps 2-10, beside rank 1's 25 ms in steps 8-10 that its size told."""
+    changes = _changes(paths)
+    found = [r for r in (_judged(graphs, paths, verdict, whole, stands, cp, what) for cp, what in changes)
+             if r is not None]
+    best = max(found, key=lambda r: (r.verdict.predicted_gain_ms or 0.0) * len(r.steps), default=None)
+    if best is None:
         return None
-    cp, what = found
+    also = [told(cp, what, [p.step for p in paths]) for cp, what in changes if cp is not best.change]
+    return replace(best, text=best.text + "".join(f" Also, {t[0].lower()}{t[1:]}." for t in also))
+
+
+def _judged(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V], whole: V,
+            stands: Callable[[V], bool], cp: ChangePoint, what: str) -> Regime[V] | None:
+    everything = list(range(len(paths)))
     inside = list(range(cp.start, cp.stop))
     parts = [inside, [i for i in everything if i not in inside]]
     told = [verdict([graphs[i] for i in ix], [paths[i] for i in ix]) for ix in parts]
@@ -97,31 +113,38 @@ def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G
     a, b, _ms = cp.changed
     return Regime(verdict=told[k], steps=tuple(paths[i].step for i in parts[k]), indices=parts[k], change=cp,
                   what=what, change_steps=(paths[a].step, paths[b - 1].step),
-                  text=_text(cp, what, [p.step for p in paths], inside=k == 0, best=told[k],
+                  text=_text(cp, what, [p.step for p in paths], inside=k == 0, held=len(parts[k]), best=told[k],
                              other=told[1 - k] if named[1 - k] else None))
 
 
-def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, best: Told, other: Told | None) -> str:
+def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, held: int, best: Told,
+          other: Told | None) -> str:
     first, last = steps[cp.start], steps[cp.stop - 1]
-    held = sum(1 for i in range(len(steps)) if (cp.start <= i < cp.stop) == inside)
-    p = f"p = {cp.p:.3f} that the steps' order is chance"
     if cp.lasting:
-        at = steps[cp.at]
         later = not inside  # a lasting change's segment is the steps before it
-        lead = f"From step {at} on" if later else f"Until step {steps[cp.at - 1]}"
-        before, after = cp.inside, cp.outside
-        change = (f"{what} changed for good at step {at} (median {before / 1e6:.2f} ms before, {after / 1e6:.2f} ms "
-                  f"from then on; {p})")
+        lead = f"From step {steps[cp.at]} on" if later else f"Until step {steps[cp.at - 1]}"
         where = "before it" if later else "after it"
     else:
         lead = f"In steps {first}-{last}" if inside else f"Outside steps {first}-{last}"
-        change = (f"{what} changed in steps {first}-{last} (median {cp.inside / 1e6:.2f} ms there, "
-                  f"{cp.outside / 1e6:.2f} ms in the other steps; {p})")
         where = "in the other steps" if inside else "in those steps"
     if other is not None:
-        who = f"{'rank' if len(other.ranks) == 1 else 'ranks'} {', '.join(map(str, other.ranks))}"
-        then = f"{who} held the job back (-{other.predicted_gain_ms or 0:.2f} ms a step)"
+        then = f"{ranks_text(other.ranks)} held the job back (-{other.predicted_gain_ms or 0:.2f} ms a step)"
     else:
         then = "no single rank held the job back"
-    return (f"{lead} ({held} of {len(steps)} analyzed steps), {best.text[0].lower()}{best.text[1:]} {change}; "
-            f"{where} {then}.")
+    return (f"{lead} ({held} of {len(steps)} analyzed steps), {best.text[0].lower()}{best.text[1:]} "
+            f"{told(cp, what, steps)}; {where} {then}.")
+
+
+def told(cp: ChangePoint, what: str, steps: Sequence[int]) -> str:
+    """The change in words: what changed, where, by how much, and how it was told."""
+    if cp.p is not None:
+        how = f"p = {cp.p:.3f} that the steps' order is chance"
+    else:  # by its size: how far its least step is above every other step, and above their median
+        sds = f" and {math.floor(cp.sds)} robust deviations or more above their median" if (
+            cp.sds is not None and math.isfinite(cp.sds)) else ""
+        how = f"told by its size: each of its steps {(cp.gap or 0.0) / 1e6:.2f} ms or more above every other step{sds}"
+    if cp.lasting:
+        return (f"{what} changed for good at step {steps[cp.at]} (median {cp.inside / 1e6:.2f} ms before, "
+                f"{cp.outside / 1e6:.2f} ms from then on; {how})")
+    return (f"{what} changed in steps {steps[cp.start]}-{steps[cp.stop - 1]} (median {cp.inside / 1e6:.2f} ms there, "
+            f"{cp.outside / 1e6:.2f} ms in the other steps; {how})")

@@ -5,6 +5,7 @@ summary.json, the communication on the path by process group in the terminal, an
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.console import Console
@@ -54,7 +55,12 @@ def _regime(c: RootCause) -> dict[str, Any] | None:
     return {"steps": list(c.regime), "changed": c.change_of,
             "change_first_step": c.change_steps[0], "change_last_step": c.change_steps[1],
             "lasting": c.change.lasting, "change_ms": _r(c.change.changed[2] / 1e6),
-            "others_ms": _r(c.change.others / 1e6), "p": _r(c.change.p, 4)}
+            "others_ms": _r(c.change.others / 1e6), "p": _r(c.change.p, 4),
+            "told_by": "order" if c.change.p is not None else "size",
+            "gap_ms": None if c.change.gap is None else _r(c.change.gap / 1e6),
+            # rounded down, as the text's "N robust deviations or more"
+            "robust_sds": math.floor(c.change.sds * 10) / 10 if c.change.sds is not None and math.isfinite(
+                c.change.sds) else None}
 
 
 def critical_path(rep: Report) -> list[dict[str, Any]]:

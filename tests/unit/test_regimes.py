@@ -334,3 +334,36 @@ def test_the_part_outside_an_episode_may_be_the_one_that_stands():
     assert reg.steps == (10, 11, 12, 13, 17, 18, 19, 20, 21) and reg.indices == [0, 1, 2, 3, 7, 8, 9, 10, 11]
     assert reg.text.startswith("Outside steps 14-16 (9 of 12 analyzed steps), rank 0 holds the job back.")
     assert "in those steps rank 1 held the job back (-5.00 ms a step)" in reg.text
+
+
+def test_a_one_off_stall_does_not_hide_a_change():
+    """Six fast steps, one of them a stall slower than the slow regime, then six slow: the order test on every step
+    read p = 0.2; the job's one-off stalls are left out of the search and the change is mapped back onto all steps."""
+    from types import SimpleNamespace
+
+    from commprof.analysis.uncertainty.regimes import _changes
+
+    lengths = [20, 21, 19, 90, 20, 22, 45, 46, 44, 47, 45, 48]
+    assert change_points([lengths]) is None  # the premise: the stall hides it from the order test
+    paths = [SimpleNamespace(step=2 + i, length_ns=int(v * MS), own_ns=lambda: {}) for i, v in enumerate(lengths)]
+    ((cp, what),) = _changes(paths)
+    assert what == "The job's step" and cp.lasting and (cp.start, cp.stop, cp.n) == (0, 6, 12) and cp.at == 6
+    assert cp.inside == pytest.approx(20 * MS) and cp.outside == pytest.approx(45.5 * MS)
+
+
+def test_an_episode_whose_first_step_reads_as_a_stall_is_still_found():
+    """A real run (rank 1 asleep 25 ms in steps 8-10 of 2-17): step 8's 40 ms is a one-off stall beside the others'
+    median of 9 ms while 32 and 34 ms are not; without it the episode had two steps. Both searches count."""
+    from types import SimpleNamespace
+
+    from commprof.analysis.uncertainty.regimes import _changes
+
+    step = [12.1, 15.4, 3.8, 7.9, 3.8, 9.4, 40.3, 31.7, 34.0, 5.8, 8.1, 8.3, 11.2, 15.3, 6.7, 12.8]
+    one = [1.4, 1.2, 0.5, 0, 0, 0, 28.7, 28.8, 27.4, 1.2, 2.6, 2.1, 0.8, 0, 1.0, 0.9]
+    zero = [3.2, 1.8, 2.9, 4.2, 3.3, 2.5, 0, 0, 3.5, 1.9, 0, 1.5, 2.2, 3.0, 2.3, 4.1]
+    assert spread(step, [str(i) for i in range(16)]).outliers[0].label == "6"  # type: ignore[union-attr]
+    paths = [SimpleNamespace(step=2 + i, length_ns=int(v * MS), own_ns=lambda i=i: {0: int(zero[i] * MS),
+                                                                                     1: int(one[i] * MS)})
+             for i, v in enumerate(step)]
+    sized = [(cp, what) for cp, what in _changes(paths) if cp.p is None]
+    assert [(cp.start, cp.stop) for cp, _ in sized] == [(6, 9)] and sized[0][1].startswith("Rank 1's own work")

@@ -14,7 +14,8 @@ episodes, each at half the level: ``change_points``); its p-value is the share o
 steps; a fixed seed: the same run gives the same answer) that reach it.  The search over series and segments is
 part of the statistic, so the p-value needs no further correction.  Ranks, not values: one stall does not make a
 regime, and the test holds for any distribution of step times; but one stall can hide one, on few steps (six fast
-steps, one of them a stall slower than the six slow ones, read p = 0.2): the verdict then stays the whole run's.
+steps, one of them a stall slower than the six slow ones, read p = 0.2): ``regimes`` searches the series again without
+the job's one-off stalls.
 No order test tells an episode of 3 steps in 12 from chance (3 steps at one of 8 places hold the 3 slowest with
 chance 8/220), nor a change from fewer than about 10 steps.  Episodes are searched up to ``MAX_EPISODE_STEPS``
 steps (past it, changes that held to the last step only: the segments grow as the square of the steps).

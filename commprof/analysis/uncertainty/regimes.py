@@ -25,6 +25,7 @@ import numpy as np
 
 from ...numlist import ranks_text
 from .changepoint import ChangePoint, change_points, size_episode
+from .maths import spread
 
 SERIES_RANKS = 2  # ranks whose own work on the path is searched for a change, largest shares first
 
@@ -77,7 +78,28 @@ def _changes(paths: Sequence[StepLike]) -> list[tuple[ChangePoint, str]]:
     top = sorted(share, key=lambda r: (-share[r], r))[:SERIES_RANKS]
     names = ["The job's step", *(f"Rank {r}'s own work on the critical path" for r in top)]
     series = [[float(p.length_ns) for p in paths], *([float(d.get(r, 0)) for d in own] for r in top)]
-    return [(cp, names[cp.series]) for cp in (change_points(series), size_episode(series)) if cp is not None]
+    # searched again without the job's one-off stalls (``maths.spread``'s outliers), each change found mapped back
+    # onto every step: one stall slower than the slow regime among six fast steps and six slow read p = 0.2; but the
+    # first step of an episode may be such a "stall" too (40 ms beside 32 and 34 ms in steps of 4-15 ms)
+    sp = spread(series[0], [str(i) for i in range(len(paths))], [p.step for p in paths])
+    drop = {int(o.label) for o in sp.outliers} if sp is not None else set()
+    keeps = [list(range(len(paths)))] + ([[i for i in range(len(paths)) if i not in drop]] if drop else [])
+    out: list[tuple[ChangePoint, str]] = []
+    for keep in keeps:
+        kept = [[v[i] for i in keep] for v in series]
+        for found in (change_points(kept), size_episode(kept)):
+            cp = None if found is None else _onto(found, keep, len(paths))
+            if cp is not None and all((c.start, c.stop, c.series) != (cp.start, cp.stop, cp.series) for c, _ in out):
+                out.append((cp, names[cp.series]))
+    return out
+
+
+def _onto(cp: ChangePoint, keep: list[int], n: int) -> ChangePoint:
+    """A change found among the steps ``keep`` (indices of all ``n``), as a segment of all of them: a stall inside
+    it is in it, one at its edge outside it; a segment from the first kept step starts at the first step."""
+    if len(keep) == n:
+        return cp
+    return replace(cp, start=0 if cp.start == 0 else keep[cp.start], stop=keep[cp.stop - 1] + 1, n=n)
 
 
 def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V], whole: V,
@@ -94,7 +116,10 @@ def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G
     best = max(found, key=lambda r: (r.verdict.predicted_gain_ms or 0.0) * len(r.steps), default=None)
     if best is None:
         return None
-    also = [told(cp, what, [p.step for p in paths]) for cp, what in changes if cp is not best.change]
+    # the other changes, where they changed other steps (the same change found with and without a stall is one)
+    a, b, _ms = best.change.changed
+    also = [told(cp, what, [p.step for p in paths]) for cp, what in changes
+            if cp.changed[1] <= a or cp.changed[0] >= b]
     return replace(best, text=best.text + "".join(f" Also, {t[0].lower()}{t[1:]}." for t in also))
 
 

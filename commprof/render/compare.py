@@ -12,8 +12,8 @@ from ..analysis.uncertainty.maths import fmt_band
 from ..analysis.uncertainty.verdict import NO_CHANGE, drift_half_pct
 from .fmt import num as _n
 from .fmt import size as _size
+from .safe import WHOLE, plain
 from .safe import html_text as h
-from .safe import plain
 
 SCHEMA = "commprof.compare/1"
 
@@ -158,10 +158,10 @@ def headline(c: Comparison) -> list[str]:
                 err += ", inside its band" if x.inside else ", OUTSIDE its band"
             lines.append(f"Advice {x.knob} = {plain(x.value)}: applied; predicted "
                          f"{fmt_band(x.predicted_step_ms, x.predicted_range_ms)}, "
-                         f"measured {_ms(x.measured_step_ms)}{err}" + (f" ({plain(x.note, 2000)})" if x.note else ""))
+                         f"measured {_ms(x.measured_step_ms)}{err}" + (f" ({plain(x.note, WHOLE)})" if x.note else ""))
         else:
             state = "not applied" if x.applied is False else "cannot tell"
-            note = f" ({plain(x.note, 2000)})" if x.note else ""
+            note = f" ({plain(x.note, WHOLE)})" if x.note else ""
             lines.append(f"Advice {x.knob} = {plain(x.value)}: {state}{note}")
     return lines
 
@@ -210,7 +210,7 @@ def text(c: Comparison, written: list[str] | None = None) -> str:
                 "last, its mean lead on the first rank)"]
         out += [f"  rank {s.rank}: {_straggler(s)}" for s in c.stragglers]
     if c.notes:
-        out += ["", "Notes"] + [f"  {plain(n, 1000)}" for n in c.notes]
+        out += ["", "Notes"] + [f"  {plain(n, WHOLE)}" for n in c.notes]
     if written:
         out += ["", f"wrote {', '.join(written)}"]
     return "\n".join(out) + "\n"
@@ -292,7 +292,7 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
              f"<div class='sub'>before: {h(c.before.path)} {h(c.before.cycle)} · after: {h(c.after.path)} "
              f"{h(c.after.cycle)}</div>",
              "<h2>Did it help?</h2>"]
-    parts += [f"<div class='finding sev-info'>{h(line, 6000)}</div>" for line in headline(c)]  # never cut a verdict
+    parts += [f"<div class='finding sev-info'>{h(line, WHOLE)}</div>" for line in headline(c)]  # never cut a verdict
     if c.settings_changed:
         parts.append("<h2>Settings that differ</h2><table><tr><th>setting</th><th>before</th><th>after</th></tr>")
         parts += [f"<tr><td>{h(s.name)}</td><td>{h(_value(s.name, s.before))}</td>"
@@ -320,7 +320,7 @@ def html(c: Comparison, pngs: dict[str, bytes]) -> str:
     parts.append("</table>")
     parts += _buckets_html(d["buckets"])
     if c.notes:
-        parts.append("<h2>Notes</h2><ul class='warn'>" + "".join(f"<li>{h(n, 2000)}</li>" for n in c.notes)
+        parts.append("<h2>Notes</h2><ul class='warn'>" + "".join(f"<li>{h(n, WHOLE)}</li>" for n in c.notes)
                      + "</ul>")
     parts.append("</main></body></html>")
     return "\n".join(parts)

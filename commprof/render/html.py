@@ -10,6 +10,7 @@ from ..analysis.overlap import most_exposed
 from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
+from .safe import WHOLE
 from .safe import html_text as h
 from .style import CSS
 from .summary import summary
@@ -74,7 +75,7 @@ def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str 
              f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}{css()}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
              f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>",
-             *(f"<div class='sub note'>{h(n, 2000)}</div>" for n in s["notes"])]
+             *(f"<div class='sub note'>{h(n, WHOLE)}</div>" for n in s["notes"])]
     for lead, sec in shown(rep, "lead_html"):  # a hang is the first thing to say
         parts.extend(lead(rep, sec, plots))
     for part in (_cards, _findings):
@@ -121,15 +122,15 @@ def _findings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[s
     if not rep.findings and not rep.advice:
         parts.append("<p>Nothing stands out.</p>")
     for f in rep.findings:
-        parts.append(f"<div class='finding sev-{h(f.severity)}'>{h(f.text, 1000)}</div>")
+        parts.append(f"<div class='finding sev-{h(f.severity)}'>{h(f.text, WHOLE)}</div>")
     for a in rep.advice:
         parts.append(f"<div class='finding sev-high'><b>Set {h(a.setting())}</b>: "
                      f"{a.baseline_step_ms:.1f} → {h(fmt_band(a.predicted_step_ms, a.predicted_range_ms))} per step. "
-                     f"{h(a.why, 100_000)}</div>")
+                     f"{h(a.why, WHOLE)}</div>")
     for note, sec in shown(rep, "note"):
         text = note(rep, sec)
         if text:
-            parts.append(f"<div class='finding sev-info' id='model-check'>{h(text, 1500)}</div>")
+            parts.append(f"<div class='finding sev-info' id='model-check'>{h(text, WHOLE)}</div>")
     return parts
 
 
@@ -224,7 +225,7 @@ def _stragglers(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list
 def _warnings(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     if not s["warnings"]:
         return []
-    return ["<h2>Warnings</h2><ul class='warn'>" + "".join(f"<li>{h(w, 600)}</li>" for w in s["warnings"])
+    return ["<h2>Warnings</h2><ul class='warn'>" + "".join(f"<li>{h(w, WHOLE)}</li>" for w in s["warnings"])
             + "</ul>"]
 
 

@@ -19,7 +19,7 @@ import orjson
 from ..analysis.analyze import Report
 from ..analysis.spans import lane_span, rank_spans
 from ..model import RankTrace
-from .safe import plain
+from .safe import WHOLE, plain
 
 
 def _first_fit(spans: list[tuple[int, int]]) -> list[int]:
@@ -92,7 +92,7 @@ def merged_trace(rep: Report) -> dict[str, Any]:
     return {"traceEvents": tracks.events, "displayTimeUnit": "ms",
             "otherData": {"generator": "commprof", "trace_dir": plain(run.path, 500),
                           "clock_offsets_ms": {str(k): v / 1e6 for k, v in off.items()},
-                          **({"root_cause": plain(rc.text, 1000)} if (rc := rep.root_cause) is not None else {})}}
+                          **({"root_cause": plain(rc.text, WHOLE)} if (rc := rep.root_cause) is not None else {})}}
 
 
 def _critical_path(tracks: _Tracks, rep: Report, shift: dict[int, int]) -> None:

@@ -17,7 +17,7 @@ from ..analysis.uncertainty.maths import fmt_band
 from ..numlist import number_list
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
-from .safe import plain
+from .safe import WHOLE, plain
 from .spreads import rank_spreads, row_beside
 from .summary import summary
 from .tables import MAX_ROWS, SUMMED_NOTE, WIDTH
@@ -38,10 +38,10 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
                 f"{_steps(s['steps_analyzed'])} · "
                 f"devices: {plain(', '.join(s['devices']) or '-', 50)}")
     for note in s["notes"]:  # which cycle, ranks present of the world, ranks skipped, per-rank figures only
-        head.append(f"\n{plain(note, 2000)}", style="bold yellow")
+        head.append(f"\n{plain(note, WHOLE)}", style="bold yellow")
     con.print(head, overflow="fold")
     for w in (w for w in rep.warnings if w.startswith(DISTURBED)):  # in the first lines, not only at the end
-        con.print(Text(f"!! {plain(w, 600)}"), overflow="fold")
+        con.print(Text(f"!! {plain(w, WHOLE)}"), overflow="fold")
     con.print()
     for lead, sec in shown(rep, "lead_text"):  # a hang is the first thing to say
         for line in lead(rep, sec):
@@ -63,10 +63,10 @@ def _findings(con: Console, rep: Report, s: dict[str, Any]) -> None:
     con.print(Text("Findings", style="bold"))
     for f in rep.findings:
         mark = {"high": "!!", "medium": "! ", "info": "  "}.get(f.severity, "  ")
-        con.print(Text(f" {mark} {plain(f.text, 100_000)}"), overflow="fold")  # never cut: wrapped
+        con.print(Text(f" {mark} {plain(f.text, WHOLE)}"), overflow="fold")  # never cut: wrapped
     for a in rep.advice:
         con.print(Text(f" -> set {a.setting(plain)}: {a.baseline_step_ms:.1f} ms -> "
-                       f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)} per step. {plain(a.why, 100_000)}"),
+                       f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)} per step. {plain(a.why, WHOLE)}"),
                   overflow="fold")  # never cut: a warning or the code to apply it may come last (wrapped instead)
     for note, sec in shown(rep, "note"):
         line = note(rep, sec)
@@ -178,7 +178,7 @@ def _warnings(con: Console, rep: Report, s: dict[str, Any]) -> None:
         return
     con.print(Text(f"Warnings ({len(s['warnings'])})", style="bold"))
     for w in s["warnings"][:8]:
-        con.print(Text(f"  - {plain(w, 300)}"))
+        con.print(Text(f"  - {plain(w, WHOLE)}"))
     if len(s["warnings"]) > 8:
         con.print(f"  … {len(s['warnings']) - 8} more in summary.json")
     con.print()

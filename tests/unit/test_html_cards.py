@@ -39,3 +39,16 @@ def test_the_cards_choose_from_the_unrounded_figures():
                                       for r, ns in ((0, 495_200_100), (1, 495_200_400))])
     assert "exposed comm (rank 1," in "".join(_cards(exact, s, {}))  # type: ignore[arg-type]
     assert "exposed comm (rank 0," in "".join(_cards(NO_OVERLAPS, s, {}))  # type: ignore[arg-type]
+
+
+def test_findings_warnings_and_advice_are_never_cut():
+    """A root cause of 1,143 characters ended "(nothing runs: da…" in the HTML, its advice lost; the terminal had it
+    whole. commprof's own sentences are never cut, in either."""
+    from commprof.render.html import _findings, _warnings
+
+    long = "Rank 1 holds the job back: " + "idle before collectives; " * 120 + "check its DataLoader."
+    rep = SimpleNamespace(findings=[SimpleNamespace(severity="high", text=long)], advice=[], section=lambda _f: None)
+    page = "".join(_findings(rep, {}, {}))  # type: ignore[arg-type]
+    assert len(long) > 2000 and long in page and "…" not in page
+    warning = "the traced run was disturbed: " + "one-off stalls left out: step 3 on rank 0; " * 40 + "the end"
+    assert warning in "".join(_warnings(rep, {"warnings": [warning]}, {}))  # type: ignore[arg-type]

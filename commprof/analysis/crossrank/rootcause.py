@@ -56,7 +56,7 @@ from .critgraph import StepGraph, build, carried_start, carries, length, replay
 from .critpath import COMM, StepPath, walk
 from .matching import CrossRank
 from .p2p import links
-from .peers import COMPUTE, HOST, IDLE, PART_FIELDS, own_and_peer, peer_parts, stage_factor
+from .peers import COMPUTE, HOST, IDLE, PART_FIELDS, like_peers, own_and_peer, peer_parts, stage_factor
 from .pgkind import NAMES, SHORT, GroupKind, group_kinds
 from .slowlink import SlowLink, slow_link
 from .topops import TopOp, top_ops
@@ -234,6 +234,7 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
     by_path = sorted(on_path, key=lambda r: (-on_path[r], r))
     n_ranks = len({int(r) for g in graphs for r in g.ranks.tolist()})
     base = replace(base, contenders=n_ranks)
+    why = ""  # why the likeliest rank is not named
     for k in range(1, min(MAX_RANKS, max(n_ranks // 2, 1)) + 1):
         # one rank: the largest gain; several: the most on the path (alone each gains little while the other is slow)
         named = sorted(med, key=lambda r: (-med[r], r))[:1] if k == 1 else by_path[:k]
@@ -249,20 +250,27 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
             path_bar = float(np.quantile(np.concatenate(others), JITTER_QUANTILE)) if others else 0.0
             stands = (min(on_path[r] for r in named) > STANDOUT * path_bar
                       and float(np.median(joint)) > STANDOUT * jitter)
-        if not stands or not all(_slower(graphs, r, per[r] if k == 1 else joint / k, ALPHA / max(len(shares), 1))
-                                 for r in named):
-            continue
+        slower = stands and all(_slower(graphs, r, per[r] if k == 1 else joint / k, ALPHA / max(len(shares), 1))
+                                for r in named)
         best_other = np.max(np.vstack(rest), axis=0) if rest else np.zeros(len(paths))
         held = int((joint > STANDOUT * best_other).sum())
-        if 2 * held > len(paths) and float(np.median(joint)) >= MIN_GAIN_FRACTION * float(np.median(lens)):
+        large = float(np.median(joint)) >= MIN_GAIN_FRACTION * float(np.median(lens))
+        if slower and 2 * held > len(paths) and large:
             return _name(graphs, base, named, joint, held=held, jitter=jitter, shares=dict(shares), lens=lens,
                          kinds=kinds)
+        if k == 1:  # why the likeliest rank is not named, against the others' jitter (not its own)
+            why = (f"bringing rank {named[0]}, the likeliest, to its peers' median speed would shorten {STEP_NAME}, "
+                   f"{float(np.median(lens)) / 1e6:.2f} ms, by {med[named[0]] / 1e6:.2f} ms a step (the median), "
+                   + ("not" if not stands else "beyond") + f" {STANDOUT:.0f}x what the other ranks' slowness cost "
+                   f"(up to {jitter / 1e6:.2f} ms in a step, 90th percentile)"
+                   + ("" if not stands else ", but it is not slower than its peers beyond chance" if not slower else
+                      f", but by that much in only {held} of {len(paths)} steps" if 2 * held <= len(paths) else
+                      ", under 2% of the step"))
+            base = replace(base, jitter_ms=jitter / 1e6)
     link = slow_link(graphs, lens)
     if link is not None:
         return _name_link(graphs, base, link, paths, lens, kinds)
-    jitter = float(np.quantile(np.concatenate(list(per.values())), JITTER_QUANTILE)) if per else 0.0
-    out = replace(base, jitter_ms=jitter / 1e6)
-    return replace(out, text=_no_single(out))
+    return replace(base, text=_no_single(base, why))
 
 
 def _range_ms(per_step_ns: np.ndarray) -> tuple[float, float] | None:
@@ -329,13 +337,14 @@ def _ratio(graphs: Sequence[StepGraph], rank: int, what: str, kinds: Mapping[str
     mine = peer = 0.0
     smallest: tuple[int, str] | None = None
     stages = [x for g in graphs if (x := stage_factor(g, rank, what)) is not None]
+    f, fe = PART_FIELDS[what]
     for g in graphs:
-        new = peer_parts(g, (rank,), (what,), clip=False)
-        f, fe = PART_FIELDS[what]
+        pairs, end = like_peers(g, rank)  # where its own work began where its peers' did
+        col, cole = getattr(g.parts, f), getattr(g.parts, fe)
+        mine += sum(float(col[p]) for p, _ in pairs) + (float(cole[end[0]]) if end is not None else 0.0)
+        peer += (sum(float(np.median(col[like])) for _, like in pairs)
+                 + (float(np.median(cole[end[1]])) if end is not None else 0.0))
         m = g.pair_rank == rank
-        i = g.rank_index.get(rank)
-        mine += float(getattr(g.parts, f)[m].sum()) + (float(getattr(g.parts, fe)[i]) if i is not None else 0)
-        peer += float(getattr(new, f)[m].sum()) + (float(getattr(new, fe)[i]) if i is not None else 0)
         for inst in set(g.pair_inst[m].tolist()):
             name = g.groups[int(g.inst_group[inst])]
             k = kinds.get(name)
@@ -368,9 +377,9 @@ def _kind_of(name: str) -> str:
     return next(k for k, v in NAMES.items() if v == name)
 
 
-def _no_single(c: RootCause) -> str:
+def _no_single(c: RootCause, why: str) -> str:
     spread = ", ".join(f"rank {r} {s:.0f}%" for r, s in c.spread[:4]) or "none"
-    return (f"No single rank holds the job back: bringing any one rank to its peers' median speed would not shorten "
-            f"{STEP_NAME}, {c.step_ms:.2f} ms, beyond the run's own jitter ({STANDOUT:.0f}x what the other ranks' "
-            f"slowness cost, up to {c.jitter_ms:.2f} ms in a step, 90th percentile) in most steps and by 2% or more, "
-            f"with that rank slower than its peers more often than chance. Shares of the critical path: {spread}.")
+    why = why or (f"bringing any one rank to its peers' median speed would not shorten {STEP_NAME}, {c.step_ms:.2f} "
+                  f"ms, beyond the run's own jitter ({STANDOUT:.0f}x what the other ranks' slowness cost) in most "
+                  "steps and by 2% or more, with that rank slower than its peers more often than chance")
+    return f"No single rank holds the job back: {why}. Shares of the critical path: {spread}."

@@ -57,7 +57,7 @@ def without_missing(c: RootCause, run: Run) -> RootCause:
              "a rank not loaded may be the one every loaded rank waits for. Load every rank's trace to name the "
              "cause.")
     if not c.ranks:
-        return replace(c, text=f"{scope} Among the loaded ranks: {c.text}")
+        return replace(c, text=f"{scope} Among the loaded ranks, {c.text[0].lower()}{c.text[1:]}")
     who = " and ".join(f"rank {r}" for r in c.ranks)
     gain = (f", {c.predicted_gain_ms:.2f} ms per step at its peers' median speed"
             if c.predicted_gain_ms is not None else "")

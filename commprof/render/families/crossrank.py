@@ -15,8 +15,8 @@ from ...analysis.crossrank.chance import chance_p, weak
 from ...analysis.crossrank.critpath import OWN
 from ...analysis.crossrank.rootcause import RootCause
 from ..fmt import num as _n
+from ..safe import WHOLE, plain
 from ..safe import html_text as h
-from ..safe import plain
 from ..tables import HTML_END, html_head, html_row, table
 
 
@@ -112,7 +112,7 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
     rc = s["root_cause"]
     if rc is None:
         return []
-    parts = ["<h2>Who holds the job back</h2>", f"<p>{h(rc['text'], 2000)}</p>"]
+    parts = ["<h2>Who holds the job back</h2>", f"<p>{h(rc['text'], WHOLE)}</p>"]
     if rc.get("top_ops"):
         parts.append(html_head(("its compute on the path: kernel / operator", "ms per step", "%"), name="critical-ops"))
         parts.extend(html_row((h(x["name"]), _n(x["ms"]), f"{x['share_pct']:.1f}")) for x in rc["top_ops"])

@@ -12,6 +12,7 @@ from ...analysis.memory.memstate import StateMemory
 from ...analysis.memory.peak import Memory
 from ...analysis.uncertainty.maths import fmt_range
 from ..fmt import size as _fmt_bytes
+from ..safe import WHOLE
 from ..safe import html_text as h
 from ..tables import HTML_END, html_head, html_row
 
@@ -126,7 +127,7 @@ def html(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:
         parts.append(f"<h2>{h(_parallel_title(a))}</h2>" + html_head(_COLS, name="parallelism"))
         parts += [html_row(h(v) for v in row) for row in _variant_rows(a)]
         parts.append(HTML_END)
-        parts += [f"<p class='sub'>{h(n, 600)}</p>" for n in a.notes]
+        parts += [f"<p class='sub'>{h(n, WHOLE)}</p>" for n in a.notes]
     if any(c.steps for c in rep.churn):
         parts.append("<h2>Allocator churn</h2>" + html_head(_CHURN_COLS, name="churn"))
         parts += [html_row(h(v) for v in row) for row in _churn_rows(rep)]

@@ -16,8 +16,8 @@ from ...analysis.production.slowdown import MAX_GAP, MIN_STEPS, SlowRange
 from ...formats.files import SUMMARY_SCHEMA as SCHEMA
 from ...model import FREntry
 from ..plot.figure import EXPOSED, new_figure, to_png
+from ..safe import WHOLE, plain
 from ..safe import html_text as h
-from ..safe import plain
 
 
 def _entry(e: FREntry | None) -> dict[str, Any] | None:
@@ -71,7 +71,7 @@ def lines(m: MonitorReport) -> list[str]:
         culprits = ", ".join(map(str, m.hang.culprit_ranks)) or "none named"
         head = "STALL" if m.hang.kind == "stall" else f"HANG ({m.hang.kind};"
         head = f"{head} (culprit ranks: {culprits})" if m.hang.kind == "stall" else f"{head} culprit ranks: {culprits})"
-        out += [f" !! {head}: {plain(m.hang.text, 2000)}"]
+        out += [f" !! {head}: {plain(m.hang.text, WHOLE)}"]
         for s in m.hang.ranks:
             pend = f", pending {s.pending.signature()} #{s.pending.seq}" if s.pending is not None else ""
             where = f", {place(s.where)}" if s.where is not None else ""
@@ -89,7 +89,7 @@ def lines(m: MonitorReport) -> list[str]:
             out.append(f"    No rank was slow over the {steps} monitored steps (lateness above {sd.threshold_ms:.1f} "
                        f"ms in {MIN_STEPS} steps or more, at most {MAX_GAP} apart, adding up to a median step; or "
                        "one stall).")
-    out += [f"    warning: {plain(w, 300)}" for w in m.run.warnings]
+    out += [f"    warning: {plain(w, WHOLE)}" for w in m.run.warnings]
     return out
 
 
@@ -120,7 +120,7 @@ def html_section(m: MonitorReport, png: bytes | None) -> list[str]:
     parts = ["<h2 id='hang'>Production monitor</h2>"]
     if m.hang is not None:
         what = "<b>Stall</b>" if m.hang.kind == "stall" else f"<b>Hang</b> ({h(m.hang.kind)})"
-        parts.append(f"<div class='finding sev-high'>{what}: {h(m.hang.text, 3000)}</div>")
+        parts.append(f"<div class='finding sev-high'>{what}: {h(m.hang.text, WHOLE)}</div>")
         parts.append("<table><tr><th>rank</th><th>status</th><th>pending</th><th>last completed</th>"
                      "<th>where</th></tr>")
         for s in m.hang.ranks:

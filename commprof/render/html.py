@@ -108,9 +108,14 @@ def _cards(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
     n = sp.get("steps", r["steps"])
     where = (f"rank {r['rank']}, the mean of {n} steps; median {sp.get('median_ms', 0):.2f}, range "
              f"{sp.get('min_ms', 0):.2f}-{sp.get('max_ms', 0):.2f}" if n > 1 else f"rank {r['rank']}, one step")
+    # the most exposed rank is often the one that waits for a slow rank: said where waits are most of it
+    wait = r.get("wait_ms") or 0.0
+    waits = (f"; {wait:.2f} ms of its comm waits for later ranks: see who holds the job back"
+             if wait >= 0.5 * r["exposed_comm_ms"] > 0 else "")
     return ["<div class='cards'>",
             _card(f"{r['step_ms']:.2f} ms", f"step time ({where})"),
-            _card(f"{r['exposed_comm_ms']:.2f} ms", f"exposed comm (rank {r['rank']}, {share:.0f}% of its step)"),
+            _card(f"{r['exposed_comm_ms']:.2f} ms",
+                  f"exposed comm (rank {r['rank']}, {share:.0f}% of its step{waits})"),
             _card(f"{r['overlap_pct']:.1f}%", f"of rank {r['rank']}'s {r['comm_ms']:.2f} ms comm overlapped"),
             _card(_fmt_bytes(r["comm_bytes_per_step"]), f"communicated by rank {r['rank']} in a step"),
             _card(str(len(s["ranks"])), "ranks analyzed"),

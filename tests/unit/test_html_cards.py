@@ -52,3 +52,13 @@ def test_findings_warnings_and_advice_are_never_cut():
     assert len(long) > 2000 and long in page and "…" not in page
     warning = "the traced run was disturbed: " + "one-off stalls left out: step 3 on rank 0; " * 40 + "the end"
     assert warning in "".join(_warnings(rep, {"warnings": [warning]}, {}))  # type: ignore[arg-type]
+
+
+def test_the_exposed_card_says_when_the_rank_mostly_waits():
+    """An outside tester's uneven batch: the card featured the waiting rank's 20.61 ms of exposed communication above
+    a verdict naming the other rank; the card says how much of it waits for later ranks."""
+    waiting = {**_rank(1, 35.0, 20.61, 12), "wait_ms": 18.0}
+    html = "".join(_cards(NO_OVERLAPS, {"ranks": [_rank(0, 35.0, 2.0, 12), waiting]}, {}))  # type: ignore[arg-type]
+    assert "exposed comm (rank 1, 59% of its step; 18.00 ms of its comm waits for later ranks" in html
+    quiet = {**_rank(1, 35.0, 20.61, 12), "wait_ms": 1.0}
+    assert "waits for later" not in "".join(_cards(NO_OVERLAPS, {"ranks": [quiet]}, {}))  # type: ignore[arg-type]

@@ -352,8 +352,9 @@ def test_a_one_off_stall_does_not_hide_a_change():
 
 
 def test_an_episode_whose_first_step_reads_as_a_stall_is_still_found():
-    """A real run (rank 1 asleep 25 ms in steps 8-10 of 2-17): step 8's 40 ms is a one-off stall beside the others'
-    median of 9 ms while 32 and 34 ms are not; without it the episode had two steps. Both searches count."""
+    """A real run (rank 1 asleep 25 ms in steps 8-10 of 2-17): step 8's 40 ms was a one-off stall beside the others'
+    median of 9 ms while 32 and 34 ms were not, and without it the episode had two steps.  The slow steps, in a row,
+    are no one-off stalls (``spread``), and the search on every step counts beside the one without stalls."""
     from types import SimpleNamespace
 
     from commprof.analysis.uncertainty.regimes import _changes
@@ -361,9 +362,38 @@ def test_an_episode_whose_first_step_reads_as_a_stall_is_still_found():
     step = [12.1, 15.4, 3.8, 7.9, 3.8, 9.4, 40.3, 31.7, 34.0, 5.8, 8.1, 8.3, 11.2, 15.3, 6.7, 12.8]
     one = [1.4, 1.2, 0.5, 0, 0, 0, 28.7, 28.8, 27.4, 1.2, 2.6, 2.1, 0.8, 0, 1.0, 0.9]
     zero = [3.2, 1.8, 2.9, 4.2, 3.3, 2.5, 0, 0, 3.5, 1.9, 0, 1.5, 2.2, 3.0, 2.3, 4.1]
-    assert spread(step, [str(i) for i in range(16)]).outliers[0].label == "6"  # type: ignore[union-attr]
+    assert spread(step, [str(i) for i in range(16)]).outliers == ()  # type: ignore[union-attr]
     paths = [SimpleNamespace(step=2 + i, length_ns=int(v * MS), own_ns=lambda i=i: {0: int(zero[i] * MS),
                                                                                      1: int(one[i] * MS)})
              for i, v in enumerate(step)]
     sized = [(cp, what) for cp, what in _changes(paths) if cp.p is None]
     assert [(cp.start, cp.stop) for cp, _ in sized] == [(6, 9)] and sized[0][1].startswith("Rank 1's own work")
+
+
+def test_two_episodes_are_told_together():
+    """Rank 1 asleep in steps 4-6 and 11-13: each episode's steps are not slower than the other's, so neither stood
+    out alone ("No single rank", or "in 9 of 14 steps ... -4.03 ms"); the slowest steps in two runs of three do."""
+    two = [20, 21, 19, 20, 45, 46, 44, 20, 22, 21, 19, 45, 47, 44, 20, 21]
+    ep = size_episode([two])
+    assert ep is not None and ep.segments == ((4, 7), (11, 14)) and ep.members == (4, 5, 6, 11, 12, 13)
+    assert (ep.start, ep.stop) == (4, 14) and ep.inside == pytest.approx(45) and ep.outside == pytest.approx(20)
+    assert size_episode([[20, 21, 19, 20, 45, 46, 44, 20, 22, 21, 19, 45, 47, 20, 21, 20]]) is None  # a run of 2
+    asleep = {3, 4, 5, 11, 12, 13}
+    rn = ddp(2, 18, np.random.default_rng(9), tail=lambda r, s: 8 * MS if r == 1 and s in asleep else 0)
+    c = _cause(rn)
+    assert c.ranks == (1,) and c.change is not None and len(c.change.segments) == 2, c.text
+    assert c.regime is not None and asleep <= set(c.regime) and len(c.regime) <= 8
+    assert re.match(r"In steps 3-[56] and 11-1[34] \(\d of 18 analyzed steps\), rank 1 holds the job back", c.text)
+    assert c.predicted_gain_ms == pytest.approx(8.0, rel=0.25), c.text
+
+
+def test_the_slowest_step_of_a_slow_half_is_no_one_off_stall():
+    """Rank 1 asleep in the last 6 of 12 steps (38-45 ms beside 6-17 ms): only its slowest step, 47 ms, cleared the
+    outlier bar against the others' median and spread, and was left out as a "one-off stall" (1 of 12 real runs);
+    the slow steps are counted from halfway between the median and it."""
+    half = [15.2, 14.3, 15.9, 20.8, 8.9, 20.1, 38.0, 39.5, 38.8, 40.3, 39.7, 47.1]
+    s = spread(half, [f"step {i}" for i in range(12)])
+    assert s is not None and s.outliers == () and s.mean == pytest.approx(float(np.mean(half)))
+    stall = [15.2, 14.3, 15.9, 20.8, 8.9, 20.1, 16.0, 95.0, 14.8, 15.3, 17.7, 16.1]  # one stall: still left out
+    one = spread(stall, [f"step {i}" for i in range(12)])
+    assert one is not None and [o.label for o in one.outliers] == ["step 7"]

@@ -101,6 +101,7 @@ class RootCause:
     change: ChangePoint | None = None
     change_of: str | None = None
     change_steps: tuple[int, int] | None = None
+    changed_steps: tuple[int, ...] | None = None  # every step that changed (an episode's, in one run or several)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +153,7 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
         said = one(reg.verdict)  # "" where the verdict is not weak: nothing to say otherwise
         text = reg.text.replace(said, one_in_episode(reg.verdict), 1) if sized and said else reg.text
         cause = replace(reg.verdict, regime=reg.steps, change=reg.change, change_of=reg.what,
-                        change_steps=reg.change_steps, text=text)
+                        change_steps=reg.change_steps, changed_steps=reg.changed, text=text)
     cause = _with_ops(cause, ranks, cross, [paths[i] for i in reg.indices] if reg is not None else paths)
     return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds, unpaired_p2p=pairs.unpaired)
 

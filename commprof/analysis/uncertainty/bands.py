@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from ...numlist import number_list
 from ..section import Advice, Finding, Section
 from .maths import DISTURBED_PCT, Noise, Z, band, below, calibration_pct, fmt_band
 from .stalls import describe as describe_stalls
@@ -91,9 +92,8 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
     predicts = any(s.whatifs or s.advice or any(f.text.startswith(NOT_ADVISED) for f in s.findings)
                    for s in sections)
     change, episode = _change(sections)
-    if episode is not None:  # the episode's slow steps are the change, not one-off stalls
-        noise = replace(noise, left_out=tuple(s for s in noise.left_out
-                                              if not (s.profiled and episode[0] <= s.step <= episode[1])))
+    if episode:  # the episode's slow steps are the change, not one-off stalls
+        noise = replace(noise, left_out=tuple(s for s in noise.left_out if not (s.profiled and s.step in episode)))
     w = disturbed_warning(noise, change) if predicts else None
     outside = [s for s in noise.left_out if not s.profiled]  # profiled ones: named in each rank's step spread
     if w is None and outside:  # a stall is reported wherever it is (the disturbed warning names it too)
@@ -109,18 +109,19 @@ UNMEASURED = ("the steps outside the profiler and, on CPU runs, the host's other
               "log)")
 
 
-def _change(sections: Sequence[Section]) -> tuple[str | None, tuple[int, int] | None]:
+def _change(sections: Sequence[Section]) -> tuple[str | None, tuple[int, ...] | None]:
     """The change mid-run the root cause was judged by (``regimes``), said where the run's noise is (a rank slow
-    from step 12 on read "profiled steps vary by 49.7%" as if the run were noisy), and an episode's first and last
-    step (its slow steps had read as "one-off stalls" beside it)."""
+    from step 12 on read "profiled steps vary by 49.7%" as if the run were noisy), and an episode's steps (its
+    slow steps had read as "one-off stalls" beside it)."""
     crit = next((getattr(s.detail, "critical", None) for s in sections if s.family == "crossrank"), None)
     c = getattr(crit, "cause", None)
     if c is None or c.change is None or c.change_steps is None or c.change_of is None:
         return None, None
     first, last = c.change_steps
-    when = f"for good at step {first}" if c.change.lasting else f"in steps {first}-{last}"
+    changed = c.changed_steps or tuple(range(first, last + 1))
+    when = f"for good at step {first}" if c.change.lasting else f"in steps {number_list(changed)}"
     return (f"{c.change_of[0].lower()}{c.change_of[1:]} changed {when} (see who holds the job back)",
-            None if c.change.lasting else (first, last))
+            None if c.change.lasting else changed)
 
 
 def disturbed_warning(noise: Noise, change: str | None = None) -> str | None:

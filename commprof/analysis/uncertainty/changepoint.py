@@ -22,15 +22,17 @@ steps (past it, changes that held to the last step only: the segments grow as th
 
 An episode too short for any order test (3 steps in 12: a rank slow in steps 8-10 read "compute 1.2x, -1.19 ms" or
 "no single rank") is told by its size instead (``size_episode``, searched beside the order tests: ``regimes`` judges
-each change found): a run of at least ``MIN_STEPS`` consecutive steps, neither the first nor the last and at most as
-many as the others, each of them over ``SIZE_SDS`` robust deviations (1.4826 x MAD) above the others' median and
-slower than every other step by ``MIN_SHIFT_PCT`` of the job's step or more (a rank on the path in half the steps
-has a median and MAD of 0 in its own work: the gap is what guards its three slowest steps in a row, a chance of 10
-in 220 by order alone), the episode's median above the others' by as much, and those steps the job's slowest, each,
-by as much (else it is the path changing hands).  That is no order test but the one-off stall's rule
-(``maths.spread``) over a run of steps: under noise alone (lognormal or Pareto, the ranks taking turns on the path)
-1 of 400 seeded runs of 12 or 24 steps had one, 1 of 400 of 8 steps (``tests/unit/test_regimes.py``).  Its p-value
-is None; ``sds`` says how far it stands out.
+each change found): the k slowest steps (k from ``MIN_STEPS`` to half the steps), in one run of at least
+``MIN_STEPS`` consecutive steps or in several (rank 1 asleep in steps 4-6 and 11-13: neither run is slower than the
+other's steps), none the first or the last step, each of them over ``SIZE_SDS`` robust deviations (1.4826 x MAD)
+above the other steps' median and slower than every other step by ``MIN_SHIFT_PCT`` of the job's step or more (a
+rank on the path in half the steps has a median and MAD of 0 in its own work: the gap is what guards its three
+slowest steps in a row, a chance of 10 in 220 by order alone), their median above the others' by as much, and the
+job's step in each of them as far above its median in the others (else it is the path changing hands).  That is no
+order test but the one-off stall's rule (``maths.spread``) over runs of steps: under noise alone (lognormal or
+Pareto, the ranks taking turns on the path) at most 1 of 400 seeded runs of 12, 16 or 24 steps had one, 4 of 400 of
+8 steps (``tests/unit/test_regimes.py``).  Its p-value is None; ``sds`` says how far it stands out, ``segments``
+where it is in several runs.
 
 Where the change is (``_where``): the segment of least absolute deviation from the medians inside and outside it,
 in the series of the largest statistic.  A change is named where p <= ``alpha`` and those medians differ by at least
@@ -65,6 +67,16 @@ class ChangePoint:
     series: int = 0  # which of the series tested changed
     sds: float | None = None  # an episode told by its size: its least step over the others' median, in robust SDs
     gap: float | None = None  # ... and over the slowest other step (the series' unit)
+    # an episode told by its size in several runs of steps (rank 1 slow in steps 4-6 and 11-13): each run's (start,
+    # stop); ``start`` and ``stop`` then span them all
+    segments: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def members(self) -> tuple[int, ...]:
+        """The indices of the segment's steps (of every run of an episode in several)."""
+        if self.segments:
+            return tuple(i for a, b in self.segments for i in range(a, b))
+        return tuple(range(self.start, self.stop))
 
     @property
     def shift_pct(self) -> float:
@@ -187,41 +199,51 @@ def _scan(vals: np.ndarray, ranks: np.ndarray, starts: np.ndarray, stops: np.nda
 
 
 def size_episode(series: Sequence[Sequence[float]]) -> ChangePoint | None:
-    """The run of steps that stands out by its size in any of ``series`` (the first: the job's step, the scale of
-    the shift), furthest above the other steps, or None (see the module's text)."""
+    """The steps that stand out by their size in any of ``series`` (the first: the job's step, the scale of the
+    shift), in one run of steps or several, furthest above the other steps, or None (see the module's text)."""
     vals = np.asarray([[float(x) for x in s] for s in series], dtype=np.float64)
     if vals.ndim != 2 or vals.shape[1] < 2 * MIN_STEPS:
         return None
     n = vals.shape[1]
     scale = float(np.median(vals[0]))
+    shift = MIN_SHIFT_PCT / 100 * scale  # apart from the other steps' median and from the slowest of them
     found: list[ChangePoint] = []
     for row, v in enumerate(vals):
         order = np.argsort(-v, kind="stable")
         for k in range(MIN_STEPS, min(n // 2, MAX_EPISODE_STEPS) + 1):
-            a, b = int(order[:k].min()), int(order[:k].max()) + 1  # slower than every other step: the k slowest
-            if b - a != k or a == 0 or b == n or v[order[k - 1]] <= v[order[k]]:
+            if v[order[k - 1]] <= v[order[k]]:
+                continue  # a tie across the cut: no set of the k slowest
+            runs = _runs(np.sort(order[:k]))  # slower than every other step: the k slowest, in runs of steps
+            if runs[0][0] == 0 or runs[-1][1] == n or min(b - a for a, b in runs) < MIN_STEPS:
                 continue
-            others = np.concatenate([v[:a], v[b:]])
+            mask = np.zeros(n, dtype=bool)
+            mask[order[:k]] = True
+            others = v[~mask]
             ref = float(np.median(others))
             sd = 1.4826 * float(np.median(np.abs(others - ref)))
-            least, inside = float(v[a:b].min()), float(np.median(v[a:b]))
-            shift = MIN_SHIFT_PCT / 100 * scale  # apart from the other steps' median and from the slowest of them
+            least, inside = float(v[mask].min()), float(np.median(v[mask]))
             if (least > ref + SIZE_SDS * sd and inside - ref >= shift and least - float(others.max()) >= shift
-                    and _slowest(vals[0], a, b, shift)):  # the job's step too: not the path changing hands
-                found.append(ChangePoint(start=a, stop=b, n=n, inside=inside, outside=ref, p=None, series=row,
-                                         sds=(least - ref) / sd if sd > 0 else float("inf"),
-                                         gap=least - float(others.max())))
-    # the run set furthest apart from the other steps: the 3 slowest steps may stand out, and the 4 slowest with
-    # them, the 4th barely above the others (a rank on the path in every other step: 33-35 ms in its episode,
-    # 17-20 ms or nothing in the other steps, read steps 7-10 for 8-10)
+                    and _slowest(vals[0], mask, shift)):  # the job's step too: not the path changing hands
+                found.append(ChangePoint(start=runs[0][0], stop=runs[-1][1], n=n, inside=inside, outside=ref, p=None,
+                                         series=row, sds=(least - ref) / sd if sd > 0 else float("inf"),
+                                         gap=least - float(others.max()), segments=runs if len(runs) > 1 else ()))
+    # the set furthest apart from the other steps: the 3 slowest steps may stand out, and the 4 slowest with them,
+    # the 4th barely above the others (a rank on the path in every other step: 33-35 ms in its episode, 17-20 ms or
+    # nothing in the other steps, read steps 7-10 for 8-10)
     return max(found, key=lambda c: (c.gap or 0.0, -c.series), default=None)
 
 
-def _slowest(step: np.ndarray, a: int, b: int, shift: float) -> bool:
-    """Were steps a..b-1 the job's slowest, each of them ``shift`` above every other step, their median as far above
-    the others'?"""
-    others = np.concatenate([step[:a], step[b:]])
-    return bool(step[a:b].min() - others.max() >= shift and np.median(step[a:b]) - np.median(others) >= shift)
+def _runs(idx: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """Sorted indices as runs of consecutive ones: ((start, stop), ...)."""
+    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+    return tuple((int(r[0]), int(r[-1]) + 1) for r in np.split(idx, cuts))
+
+
+def _slowest(step: np.ndarray, mask: np.ndarray, shift: float) -> bool:
+    """Was the job's step slow in each of the steps of ``mask``: ``shift`` above the other steps' median?  (Not above
+    every other step: the host's noise slowed two other steps of a run as much, rank 1 asleep in steps 4-6 and
+    11-13.)"""
+    return bool(step[mask].min() - np.median(step[~mask]) >= shift)
 
 
 def change_point(values: Sequence[float], alpha: float = ALPHA) -> ChangePoint | None:

@@ -6,9 +6,8 @@ Definitions (docs/metrics.md, "Uncertainty"):
 - **Spread** of a per-step figure: the mean over the analyzed steps after leaving out outlier steps (each named
   with why), the median and the range beside it.  An outlier is a step over ``OUTLIER_FACTOR`` times the median
   of the others and ``OUTLIER_SDS`` robust deviations (1.4826 × MAD) above it (a stall, an export, a collector
-  pause); only with at least 4 steps, and only where such steps are at most a quarter of them and no
-  ``LASTING_STEPS`` of them come in a row (by step number): else the run is noisy or slowed for good
-  (``changepoint``), not a one-off, and none is left out.
+  pause), only where the slow steps (over halfway from the median to the least such step) are at most a quarter
+  and no ``LASTING_STEPS`` of them in a row (by step number): else the run is noisy or slowed for good.
 - **Noise** of a traced run: the step-to-step variation (coefficient of variation, %, sample standard deviation /
   mean) of its profiled steps and of its steps outside the profiler (the sidecar's wall times), and the
   disagreement between ranks of the operation costs the replays use (PowerSGD's products); each series without its
@@ -146,12 +145,14 @@ def spread(values: Sequence[float], labels: Sequence[str] | None = None,
             mad = float(np.median(np.abs(others - ref))) * 1.4826
             if ref > 0 and v > OUTLIER_FACTOR * ref and v > ref + OUTLIER_SDS * mad:
                 cands.append((v, i, ref))
-        # a one-off: at most a quarter of the steps, none of them in a row of LASTING_STEPS; more is no one-off but a
-        # noisy run or a slowdown that lasted (a rank slow from step 13 on had its three slowest of five slow steps
-        # left out as "one-off stalls"; one slow from the last three of twelve steps on, all three)
-        at, k = sorted(numbers[i] if numbers is not None else i for _v, i, _r in cands), LASTING_STEPS - 1
+        # a one-off: at most a quarter of the steps slow (over halfway from the median to the least candidate: a rank
+        # asleep in 6 of 12 steps had its slowest, 47 ms beside 38-45, left out), none in a row of LASTING_STEPS; more
+        # is a noisy run or a slowdown that lasted (a rank slow from step 13 on had its 3 slowest of 5 left out)
+        cut = (float(np.median(vals)) + min((v for v, _i, _r in cands), default=0.0)) / 2
+        slow = [i for i, v in enumerate(vals) if cands and v > cut]
+        at, k = sorted(numbers[i] if numbers is not None else i for i in slow), LASTING_STEPS - 1
         lasting = any(at[j + k] - at[j] == k for j in range(len(at) - k))
-        for v, i, ref in (sorted(cands, reverse=True) if len(cands) <= len(vals) // 4 and not lasting else []):
+        for v, i, ref in (sorted(cands, reverse=True) if len(slow) <= len(vals) // 4 and not lasting else []):
             outliers.append(Outlier(names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
             keep.remove(i)
         outliers.sort(key=lambda o: names.index(o[0]))

@@ -67,6 +67,7 @@ class Regime(Generic[V]):
     change: ChangePoint
     what: str
     change_steps: tuple[int, int]
+    changed: tuple[int, ...]  # every step that changed: from the change on, or the episode's (in one run or several)
     text: str
 
 
@@ -99,7 +100,8 @@ def _onto(cp: ChangePoint, keep: list[int], n: int) -> ChangePoint:
     it is in it, one at its edge outside it; a segment from the first kept step starts at the first step."""
     if len(keep) == n:
         return cp
-    return replace(cp, start=0 if cp.start == 0 else keep[cp.start], stop=keep[cp.stop - 1] + 1, n=n)
+    return replace(cp, start=0 if cp.start == 0 else keep[cp.start], stop=keep[cp.stop - 1] + 1, n=n,
+                   segments=tuple((keep[a], keep[b - 1] + 1) for a, b in cp.segments))
 
 
 def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V], whole: V,
@@ -126,7 +128,7 @@ def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G
 def _judged(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V], whole: V,
             stands: Callable[[V], bool], cp: ChangePoint, what: str) -> Regime[V] | None:
     everything = list(range(len(paths)))
-    inside = list(range(cp.start, cp.stop))
+    inside = list(cp.members)
     parts = [inside, [i for i in everything if i not in inside]]
     told = [verdict([graphs[i] for i in ix], [paths[i] for i in ix]) for ix in parts]
     named = [bool(v.ranks) and stands(v) for v in told]
@@ -138,19 +140,19 @@ def _judged(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G],
     a, b, _ms = cp.changed
     return Regime(verdict=told[k], steps=tuple(paths[i].step for i in parts[k]), indices=parts[k], change=cp,
                   what=what, change_steps=(paths[a].step, paths[b - 1].step),
+                  changed=tuple(paths[i].step for i in (range(a, b) if cp.lasting else cp.members)),
                   text=_text(cp, what, [p.step for p in paths], inside=k == 0, held=len(parts[k]), best=told[k],
                              other=told[1 - k] if named[1 - k] else None))
 
 
 def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, held: int, best: Told,
           other: Told | None) -> str:
-    first, last = steps[cp.start], steps[cp.stop - 1]
     if cp.lasting:
         later = not inside  # a lasting change's segment is the steps before it
         lead = f"From step {steps[cp.at]} on" if later else f"Until step {steps[cp.at - 1]}"
         where = "before it" if later else "after it"
     else:
-        lead = f"In steps {first}-{last}" if inside else f"Outside steps {first}-{last}"
+        lead = f"In steps {_where(cp, steps)}" if inside else f"Outside steps {_where(cp, steps)}"
         where = "in the other steps" if inside else "in those steps"
     if other is not None:
         then = f"{ranks_text(other.ranks)} held the job back (-{other.predicted_gain_ms or 0:.2f} ms a step)"
@@ -171,5 +173,12 @@ def told(cp: ChangePoint, what: str, steps: Sequence[int]) -> str:
     if cp.lasting:
         return (f"{what} changed for good at step {steps[cp.at]} (median {cp.inside / 1e6:.2f} ms before, "
                 f"{cp.outside / 1e6:.2f} ms from then on; {how})")
-    return (f"{what} changed in steps {steps[cp.start]}-{steps[cp.stop - 1]} (median {cp.inside / 1e6:.2f} ms there, "
+    return (f"{what} changed in steps {_where(cp, steps)} (median {cp.inside / 1e6:.2f} ms there, "
             f"{cp.outside / 1e6:.2f} ms in the other steps; {how})")
+
+
+def _where(cp: ChangePoint, steps: Sequence[int]) -> str:
+    """The changed steps of an episode: "8-10", or "4-6 and 11-13" for one in several runs."""
+    runs = cp.segments or ((cp.start, cp.stop),)
+    text = [f"{steps[a]}-{steps[b - 1]}" for a, b in runs]
+    return ", ".join(text[:-1]) + " and " + text[-1] if len(text) > 1 else text[0]

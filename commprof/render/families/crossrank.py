@@ -57,6 +57,7 @@ def _regime(c: RootCause) -> dict[str, Any] | None:
             "lasting": c.change.lasting, "change_ms": _r(c.change.changed[2] / 1e6),
             "others_ms": _r(c.change.others / 1e6), "p": _r(c.change.p, 4),
             "told_by": "order" if c.change.p is not None else "size",
+            "changed_steps": list(c.changed_steps or ()),  # every step that changed (episodes in several runs too)
             "gap_ms": None if c.change.gap is None else _r(c.change.gap / 1e6),
             # rounded down, as the text's "N robust deviations or more"
             "robust_sds": math.floor(c.change.sds * 10) / 10 if c.change.sds is not None and math.isfinite(

@@ -6,6 +6,7 @@ peers' work runs on from the step's start beside the all-reduce.  Compared anywa
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from builders import collective, lane, rank_trace, run
 
 from commprof.analysis.crossrank.critgraph import build
@@ -67,11 +68,57 @@ def test_a_rank_with_twice_the_work_is_named_for_its_compute():
     for g in build(rn.ranks, cross_rank(rn.ranks), None, None):
         pairs, end = like_peers(g, 0)
         assert len(pairs) == 1 and end is not None
-        own, med = own_and_peer(g, 0)
-        assert own.size == 2 and own[0] > 1.8 * med[0]
+        own, med, ended = own_and_peer(g, 0)
+        assert own.size == 2 and ended and own[0] > 1.8 * med[0]
 
 
 def test_like_ranks_name_no_one():
     rn = uneven(12, 1.0, np.random.default_rng(2))
     c = critical(rn.ranks, cross_rank(rn.ranks)).cause  # type: ignore[union-attr]
     assert c.ranks == () and c.text.startswith("No single rank holds the job back: bringing rank"), c.text
+
+
+def tp_dp(steps: int, slow: float, rng: np.random.Generator) -> Run:
+    """Four CPU ranks: data-parallel groups {0, 2} and {1, 3}, tensor-parallel groups {0, 1} and {2, 3}.  Each step:
+    ~2 ms of work, a DP all-reduce, ~2 ms (rank 0: ``slow`` times), a TP all-reduce, 1 ms.  Every rank waits for
+    each all-reduce (they end 300 us after its group's last arrival)."""
+    dp = {0: ("dp0", (0, 2)), 2: ("dp0", (0, 2)), 1: ("dp1", (1, 3)), 3: ("dp1", (1, 3))}
+    tp = {0: ("tp0", (0, 1)), 1: ("tp0", (0, 1)), 2: ("tp1", (2, 3)), 3: ("tp1", (2, 3))}
+    ready = np.zeros(4, dtype=np.int64)
+    work: dict[int, list[tuple[int, int, int]]] = {r: [] for r in range(4)}
+    colls: dict[int, list] = {r: [] for r in range(4)}
+    spans: dict[int, list[tuple[int, int, int]]] = {r: [] for r in range(4)}
+    for s in range(steps):
+        start = ready.copy()
+        for phase, groups in enumerate((dp, tp)):
+            arr = np.zeros(4, dtype=np.int64)
+            for r in range(4):
+                d = int(2 * MS * (slow if r == 0 and phase == 1 else 1.0) * rng.uniform(0.95, 1.05))
+                work[r].append((int(ready[r]), int(ready[r]) + d, s))
+                arr[r] = ready[r] + d
+            for r in range(4):
+                name, members = groups[r]
+                end = int(max(arr[m] for m in members)) + 300 * US
+                colls[r].append(collective(int(arr[r]), end, step=s, group=name, group_size=2, seq=2 * s + phase))
+                ready[r] = end
+        for r in range(4):
+            d = int(1 * MS * rng.uniform(0.95, 1.05))
+            work[r].append((int(ready[r]), int(ready[r]) + d, s))
+            ready[r] += d + 20 * US
+            spans[r].append((s, int(start[r]), int(ready[r])))
+    return run(*[rank_trace(r, steps=spans[r], compute=lane([(a, b) for a, b, _ in work[r]], [s for *_, s in work[r]]),
+                            collectives=colls[r], world_size=4, device_kind="cpu") for r in range(4)])
+
+
+def test_tensor_parallel_peers_after_their_own_replica_groups_are_alike():
+    """Rank 0's TP all-reduce follows the DP all-reduce of group {0, 2}, its TP peer's that of {1, 3}: other
+    instances, the same operation at the same level in a sibling group; they are compared (an exact match dropped
+    every TP comparison), and rank 0, twice as slow before it, is named."""
+    rn = tp_dp(10, 2.0, np.random.default_rng(3))
+    for g in build(rn.ranks, cross_rank(rn.ranks), None, None):
+        pairs, end = like_peers(g, 0)
+        assert len(pairs) == 2 and end is not None  # the DP all-reduce (from the step's start) and the TP one
+    c = critical(rn.ranks, cross_rank(rn.ranks)).cause  # type: ignore[union-attr]
+    assert c.predicted_gain_ms == pytest.approx(2.0, rel=0.2)
+    # its compute over its peers': (2 + 4 + 1) / (2 + 2 + 1)
+    assert c.ranks == (0,) and c.what == COMPUTE and c.ratio == pytest.approx(1.4, abs=0.1), c.text

@@ -1,12 +1,13 @@
 """A rank's own work at its peers' median speed: what the root cause replays (``rootcause``) and compares.
 
 - Before a collective: the median of the other ranks' own work before the same instance (in lockstep they did the
-  same work).
+  same work); where the rank's work is *compared* with its peers' (is it slower, by what ratio), only those whose
+  own work began where its did (``like_peers``).
 - Before a send or recv between pipeline stages, the other side did other work (its own stage, or nothing while it
   waited to post the recv): a stage's peers are the other stages of the step (the ranks with send/recv pairs).  Its
   own work there is scaled by the stages' median total of that part in the step over its own total: a stage that
   computes twice its peers' total gets half; under jitter the ratios stay near 1.
-- Before the step's end: the median of the other ranks' own work before theirs.
+- Before the step's end: the median of the other ranks' own work before theirs (compared: likewise).
 """
 
 from __future__ import annotations
@@ -40,9 +41,61 @@ def stage_factor(g: StepGraph, rank: int, what: str) -> float | None:
     return float(np.median(others)) / own
 
 
+def _began(g: StepGraph) -> np.ndarray:
+    """Per pair, the instance whose end its own work began at (-1: the step's start)."""
+    return np.where(g.pred >= 0, g.pair_inst[np.maximum(g.pred, 0)], -1)
+
+
+def _alike(g: StepGraph, began: np.ndarray, at: int, others: np.ndarray) -> np.ndarray:
+    """Which of the instances ``others`` (or -1, the step's start) begin own work as ``at`` does: the same one, or
+    one of a sibling group (another group of its size) with the same operation at the same level of the step's
+    dependencies (tensor-parallel peers follow the data-parallel all-reduces of their own replica groups)."""
+    same = others == at
+    if at < 0:
+        return same
+    ok = others >= 0
+    o = np.maximum(others, 0)
+    size = np.bincount(g.pair_inst, minlength=g.inst_level.size)
+    sibling = (ok & (g.inst_group[o] != g.inst_group[at]) & (g.inst_level[o] == g.inst_level[at])
+               & (size[o] == size[at]) & np.array([g.inst_op[int(x)] == g.inst_op[at] for x in o.tolist()], dtype=bool))
+    return same | sibling
+
+
+def like_peers(g: StepGraph, rank: int) -> tuple[list[tuple[int, np.ndarray]], tuple[int, np.ndarray] | None]:
+    """Where the rank's own work can be set beside its peers': per collective pair of the rank (send/recv pairs
+    aside), the pair and its peers' pairs at the instance whose own work began where its did (``_alike``: the end of
+    the same collective or a sibling group's like one, or the step's start); and its step end with its peers' step
+    ends likewise (``rank_index`` positions), or None.  A rank that arrives last at a bucket's all-reduce waits for
+    it and begins its next own work at its end, while its peers' work runs on from the step's start beside it (DDP on
+    gloo: 2 ms against 12-17 ms before each later bucket, so a rank with twice the batch read "shorter" at 3 of 5
+    comparisons, "compute 0.8x its peers'", and was never named): a pair without such peers is no comparison."""
+    began = _began(g)
+    order = np.argsort(g.pair_inst, kind="stable")
+    bounds = np.searchsorted(g.pair_inst[order], np.arange(g.inst_level.size + 1))
+    pairs = []
+    for p in np.flatnonzero((g.pair_rank == rank) & ~g.inst_link[g.pair_inst]).tolist():
+        inst = int(g.pair_inst[p])
+        at = order[bounds[inst]:bounds[inst + 1]]
+        at = at[at != p]
+        like = at[_alike(g, began, int(began[p]), began[at])]
+        if like.size:
+            pairs.append((p, like))
+    i = g.rank_index.get(rank)
+    if i is None:
+        return pairs, None
+    ends = np.where(g.pred_end >= 0, g.pair_inst[np.maximum(g.pred_end, 0)], -1)
+    peers = np.delete(np.arange(ends.size), i)
+    peers = peers[_alike(g, began, int(ends[i]), ends[peers])]
+    return pairs, ((i, peers) if peers.size else None)
+
+
 def peer_parts(g: StepGraph, ranks: Sequence[int], which: Sequence[str], clip: bool = True) -> Parts:
     """``g``'s parts with the own work (the fields of ``which``) of each of ``ranks`` cut to its peers' median where
-    it was longer (``clip``; else set to it)."""
+    it was longer (``clip``; else set to it): every other rank at the instance, and at the step's end (a window that
+    began earlier than its peers' is over-cut, but the replay's dependencies bound it: it still waits for its
+    collectives; restricted to like peers, ``like_peers``, the step's end went uncut where the slow rank's window
+    there began earlier than its peers', and 15 of 30 real runs with a rank asleep 25 ms lost their verdict,
+    benchmarks/bench_regimes.py); before a send or recv, scaled (``stage_factor``)."""
     new = {f: getattr(g.parts, f).copy() for f in ("compute_p", "host_p", "idle_p", "compute_e", "host_e", "idle_e")}
     order = np.argsort(g.pair_inst, kind="stable")
     bounds = np.searchsorted(g.pair_inst[order], np.arange(g.inst_level.size + 1))
@@ -74,35 +127,10 @@ def peer_parts(g: StepGraph, ranks: Sequence[int], which: Sequence[str], clip: b
     return Parts(**new)
 
 
-def like_peers(g: StepGraph, rank: int) -> tuple[list[tuple[int, np.ndarray]], tuple[int, np.ndarray] | None]:
-    """Where the rank's own work can be set beside its peers': per collective pair of the rank (send/recv pairs
-    aside), the pair and its peers' pairs whose own work began where its did (the end of the same collective, or the
-    step's start); and its step end with its peers' step ends likewise (``rank_index`` positions), or None.  A rank
-    that arrives last at a bucket's all-reduce waits for it and starts its next own work at its end, while its peers'
-    work runs on from the step's start beside it (DDP on gloo: 2 ms against 12-17 ms before each later bucket, so a
-    rank with twice the batch read "shorter" at 3 of 5 comparisons, and "compute 0.8x its peers'"): a pair without
-    such peers is no comparison."""
-    begun = np.where(g.pred >= 0, g.pair_inst[np.maximum(g.pred, 0)], -1)  # where each pair's own work began
-    mine = np.flatnonzero((g.pair_rank == rank) & ~g.inst_link[g.pair_inst])
-    pairs = []
-    for p in mine.tolist():
-        like = np.flatnonzero((g.pair_inst == g.pair_inst[p]) & (begun == begun[p]))
-        like = like[like != p]
-        if like.size:
-            pairs.append((p, like))
-    i = g.rank_index.get(rank)
-    if i is None:
-        return pairs, None
-    began = np.where(g.pred_end >= 0, g.pair_inst[np.maximum(g.pred_end, 0)], -1)
-    like = np.flatnonzero(began == began[i])
-    like = like[like != i]
-    return pairs, ((i, like) if like.size else None)
-
-
-def own_and_peer(g: StepGraph, rank: int) -> tuple[np.ndarray, np.ndarray]:
+def own_and_peer(g: StepGraph, rank: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """The rank's own work (all parts) and its peers' median at each comparison of the step (``like_peers``): each
-    collective it joins, its send/recv pairs together (one comparison: they are scaled by one ratio), its step's
-    end."""
+    collective it joins, its send/recv pairs together (one comparison: they are scaled by one ratio), its step's end
+    (the last, where compared: the third value)."""
     total = sum(getattr(g.parts, PART_FIELDS[w][0]) for w in ALL)
     pairs, end = like_peers(g, rank)
     own_l = [int(total[p]) for p, _ in pairs]
@@ -116,4 +144,4 @@ def own_and_peer(g: StepGraph, rank: int) -> tuple[np.ndarray, np.ndarray]:
         ends = sum(getattr(g.parts, PART_FIELDS[w][1]) for w in ALL)
         own_l.append(int(ends[end[0]]))
         med_l.append(int(np.median(ends[end[1]])))
-    return np.asarray(own_l, dtype=np.int64), np.asarray(med_l, dtype=np.int64)
+    return np.asarray(own_l, dtype=np.int64), np.asarray(med_l, dtype=np.int64), end is not None

@@ -149,7 +149,7 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
     reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds), cause,
                     lambda v: not weak(v) or v.steps_on_path == v.steps)
     if reg is not None:  # a change mid-run: the part whose verdict stands (``uncertainty.regimes``)
-        sized = reg.change.p is None and reg.indices == list(range(reg.change.start, reg.change.stop))
+        sized = reg.change.p is None and reg.indices == list(reg.change.members)
         said = one(reg.verdict)  # "" where the verdict is not weak: nothing to say otherwise
         text = reg.text.replace(said, one_in_episode(reg.verdict), 1) if sized and said else reg.text
         cause = replace(reg.verdict, regime=reg.steps, change=reg.change, change_of=reg.what,
@@ -207,12 +207,12 @@ def _slower(graphs: Sequence[StepGraph], rank: int, gain: np.ndarray, alpha: flo
     net = []
     tail = 0.0  # its step end's excess in the step before, where that step's end carries into this one's waits
     for i, g in enumerate(graphs):
-        own, med = own_and_peer(g, rank)
+        own, med, ended = own_and_peer(g, rank)
         longer += int((own > med).sum())
         shorter += int((own < med).sum())
         carried = tail if i and carries(g, graphs[i - 1]) else 0.0
         net.append(float((own - med).sum()) + carried)
-        tail = max(float(own[-1] - med[-1]), 0.0) if rank in g.rank_index and own.size else 0.0
+        tail = max(float(own[-1] - med[-1]), 0.0) if ended else 0.0  # its step end's excess, where compared
     n = longer + shorter
     p = sum(math.comb(n, k) for k in range(longer, n + 1)) / 2 ** n if n else 1.0
     return p <= alpha or bool(np.all(np.array(net) >= NET_SHARE * gain))
@@ -263,9 +263,10 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
             why = (f"bringing rank {named[0]}, the likeliest, to its peers' median speed would shorten {STEP_NAME}, "
                    f"{float(np.median(lens)) / 1e6:.2f} ms, by {med[named[0]] / 1e6:.2f} ms a step (the median), "
                    + ("not" if not stands else "beyond") + f" {STANDOUT:.0f}x what the other ranks' slowness cost "
-                   f"(up to {jitter / 1e6:.2f} ms in a step, 90th percentile)"
+                   + (f"(up to {jitter / 1e6:.2f} ms in a step, 90th percentile)" if jitter > 0 else "(nothing)")
                    + ("" if not stands else ", but it is not slower than its peers beyond chance" if not slower else
-                      f", but by that much in only {held} of {len(paths)} steps" if 2 * held <= len(paths) else
+                      f", but 2x every other rank's gain in only {held} of {len(paths)} steps"
+                      if 2 * held <= len(paths) else
                       ", under 2% of the step"))
             base = replace(base, jitter_ms=jitter / 1e6)
     link = slow_link(graphs, lens)
@@ -332,7 +333,8 @@ def _shares(paths: Sequence[StepPath]) -> list[tuple[int, float]]:
     return sorted(out, key=lambda x: (-x[1], x[0]))
 
 
-def _ratio(graphs: Sequence[StepGraph], rank: int, what: str, kinds: Mapping[str, GroupKind]) -> tuple[float, str]:
+def _ratio(graphs: Sequence[StepGraph], rank: int, what: str,
+           kinds: Mapping[str, GroupKind]) -> tuple[float | None, str]:
     """The rank's own ``what`` over the step / its peers' median of the same, and its peers' kind (the smallest
     group it belongs to)."""
     mine = peer = 0.0
@@ -353,7 +355,8 @@ def _ratio(graphs: Sequence[StepGraph], rank: int, what: str, kinds: Mapping[str
                 smallest = (len(k.ranks), k.kind)
     if stages:  # a pipeline stage: its total against the other stages' median
         mine, peer = float(np.median([1 / x for x in stages if x > 0] or [1.0])), 1.0
-    return (mine / peer if peer > 0 else float("inf")), (NAMES[smallest[1]] if smallest else "")
+    ratio = mine / peer if peer > 0 else float("inf") if mine > 0 else None  # neither had any: no ratio
+    return ratio, (NAMES[smallest[1]] if smallest else "")
 
 
 def _named(c: RootCause) -> str:

@@ -119,7 +119,7 @@ def _change(sections: Sequence[Section]) -> tuple[str | None, tuple[int, ...] | 
         return None, None
     first, last = c.change_steps
     changed = c.changed_steps or tuple(range(first, last + 1))
-    when = f"for good at step {first}" if c.change.lasting else f"in steps {number_list(changed)}"
+    when = f"for good at step {first}" if c.change.lasting else f"in steps {number_list(changed, min_run=2)}"
     return (f"{c.change_of[0].lower()}{c.change_of[1:]} changed {when} (see who holds the job back)",
             None if c.change.lasting else changed)
 

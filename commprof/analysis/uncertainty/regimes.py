@@ -23,7 +23,7 @@ from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
-from ...numlist import ranks_text
+from ...numlist import number_list, ranks_text
 from .changepoint import ChangePoint, change_points, size_episode
 from .maths import spread
 
@@ -90,7 +90,7 @@ def _changes(paths: Sequence[StepLike]) -> list[tuple[ChangePoint, str]]:
         kept = [[v[i] for i in keep] for v in series]
         for found in (change_points(kept), size_episode(kept)):
             cp = None if found is None else _onto(found, keep, len(paths))
-            if cp is not None and all((c.start, c.stop, c.series) != (cp.start, cp.stop, cp.series) for c, _ in out):
+            if cp is not None and all((c.members, c.series) != (cp.members, cp.series) for c, _ in out):
                 out.append((cp, names[cp.series]))
     return out
 
@@ -119,9 +119,8 @@ def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G
     if best is None:
         return None
     # the other changes, where they changed other steps (the same change found with and without a stall is one)
-    a, b, _ms = best.change.changed
-    also = [told(cp, what, [p.step for p in paths]) for cp, what in changes
-            if cp.changed[1] <= a or cp.changed[0] >= b]
+    mine = set(_changed(best.change))
+    also = [told(cp, what, [p.step for p in paths]) for cp, what in changes if not mine & set(_changed(cp))]
     return replace(best, text=best.text + "".join(f" Also, {t[0].lower()}{t[1:]}." for t in also))
 
 
@@ -140,7 +139,7 @@ def _judged(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G],
     a, b, _ms = cp.changed
     return Regime(verdict=told[k], steps=tuple(paths[i].step for i in parts[k]), indices=parts[k], change=cp,
                   what=what, change_steps=(paths[a].step, paths[b - 1].step),
-                  changed=tuple(paths[i].step for i in (range(a, b) if cp.lasting else cp.members)),
+                  changed=tuple(paths[i].step for i in _changed(cp)),
                   text=_text(cp, what, [p.step for p in paths], inside=k == 0, held=len(parts[k]), best=told[k],
                              other=told[1 - k] if named[1 - k] else None))
 
@@ -178,7 +177,10 @@ def told(cp: ChangePoint, what: str, steps: Sequence[int]) -> str:
 
 
 def _where(cp: ChangePoint, steps: Sequence[int]) -> str:
-    """The changed steps of an episode: "8-10", or "4-6 and 11-13" for one in several runs."""
-    runs = cp.segments or ((cp.start, cp.stop),)
-    text = [f"{steps[a]}-{steps[b - 1]}" for a, b in runs]
-    return ", ".join(text[:-1]) + " and " + text[-1] if len(text) > 1 else text[0]
+    """The changed steps of an episode: "8-10", or "4-6, 11-13" for one in several runs."""
+    return number_list((steps[i] for i in cp.members), min_run=2)
+
+
+def _changed(cp: ChangePoint) -> range | tuple[int, ...]:
+    """The indices of the steps that changed: from the change on, or the episode's."""
+    return range(cp.stop, cp.n) if cp.lasting else cp.members

@@ -46,16 +46,16 @@ def _began(g: StepGraph) -> np.ndarray:
     return np.where(g.pred >= 0, g.pair_inst[np.maximum(g.pred, 0)], -1)
 
 
-def _alike(g: StepGraph, began: np.ndarray, at: int, others: np.ndarray) -> np.ndarray:
+def _alike(g: StepGraph, size: np.ndarray, at: int, others: np.ndarray) -> np.ndarray:
     """Which of the instances ``others`` (or -1, the step's start) begin own work as ``at`` does: the same one, or
     one of a sibling group (another group of its size) with the same operation at the same level of the step's
-    dependencies (tensor-parallel peers follow the data-parallel all-reduces of their own replica groups)."""
+    dependencies (tensor-parallel peers follow the data-parallel all-reduces of their own replica groups); ``size``:
+    each instance's count of ranks."""
     same = others == at
     if at < 0:
         return same
     ok = others >= 0
     o = np.maximum(others, 0)
-    size = np.bincount(g.pair_inst, minlength=g.inst_level.size)
     sibling = (ok & (g.inst_group[o] != g.inst_group[at]) & (g.inst_level[o] == g.inst_level[at])
                & (size[o] == size[at]) & np.array([g.inst_op[int(x)] == g.inst_op[at] for x in o.tolist()], dtype=bool))
     return same | sibling
@@ -70,6 +70,7 @@ def like_peers(g: StepGraph, rank: int) -> tuple[list[tuple[int, np.ndarray]], t
     gloo: 2 ms against 12-17 ms before each later bucket, so a rank with twice the batch read "shorter" at 3 of 5
     comparisons, "compute 0.8x its peers'", and was never named): a pair without such peers is no comparison."""
     began = _began(g)
+    size = np.bincount(g.pair_inst, minlength=g.inst_level.size)
     order = np.argsort(g.pair_inst, kind="stable")
     bounds = np.searchsorted(g.pair_inst[order], np.arange(g.inst_level.size + 1))
     pairs = []
@@ -77,7 +78,7 @@ def like_peers(g: StepGraph, rank: int) -> tuple[list[tuple[int, np.ndarray]], t
         inst = int(g.pair_inst[p])
         at = order[bounds[inst]:bounds[inst + 1]]
         at = at[at != p]
-        like = at[_alike(g, began, int(began[p]), began[at])]
+        like = at[_alike(g, size, int(began[p]), began[at])]
         if like.size:
             pairs.append((p, like))
     i = g.rank_index.get(rank)
@@ -85,7 +86,7 @@ def like_peers(g: StepGraph, rank: int) -> tuple[list[tuple[int, np.ndarray]], t
         return pairs, None
     ends = np.where(g.pred_end >= 0, g.pair_inst[np.maximum(g.pred_end, 0)], -1)
     peers = np.delete(np.arange(ends.size), i)
-    peers = peers[_alike(g, began, int(ends[i]), ends[peers])]
+    peers = peers[_alike(g, size, int(ends[i]), ends[peers])]
     return pairs, ((i, peers) if peers.size else None)
 
 

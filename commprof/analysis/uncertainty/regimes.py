@@ -5,13 +5,12 @@ A rank slow from step 13 on was named over all twelve analyzed steps with the me
 and "compute" for a sleep, or not at all; rank 0 slow in the first half and rank 1 in the second read as jitter (the
 job's step never changed, only who set it).  So the series searched for a change are the job's step (the critical
 path's length) and the own work on the path of the ranks with the largest shares (``SERIES_RANKS``), tested together
-(``changepoint.change_points``); the change splits the steps into its segment and the others, each judged alone;
-where no order test finds one, an episode too short for them that stands out by its size
-(``changepoint.size_episode``: a rank slow in steps 8-10 of 12).  Where the parts' verdicts name other ranks than
-the whole run's, the verdict of the part whose named ranks cost the most time (gain x steps) stands, told with its
-steps, the change and the other part's verdict; else the whole run's, as where a part's named ranks do not stand
-(``by_regime``'s ``stands``).  No part has fewer than ``changepoint.MIN_STEPS`` steps: the change must hold for at
-least that many steps on each side.
+(``changepoint.change_points``), and beside them for an episode too short for such tests that stands out by its size
+(``changepoint.size_episode``: a rank slow in steps 8-10 of 12); a change splits the steps into its segment and the
+others, each judged alone.  Where the parts' verdicts name other ranks than the whole run's, the verdict of the part
+whose named ranks cost the most time (gain x steps) stands, told with its steps, the change and the other part's
+verdict; else the whole run's, as where a part's named ranks do not stand (``by_regime``'s ``stands``).  No part has
+fewer than ``changepoint.MIN_STEPS`` steps: the change must hold for at least that many steps on each side.
 """
 
 from __future__ import annotations
@@ -129,19 +128,19 @@ def _judged(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G],
     everything = list(range(len(paths)))
     inside = list(cp.members)
     parts = [inside, [i for i in everything if i not in inside]]
-    told = [verdict([graphs[i] for i in ix], [paths[i] for i in ix]) for ix in parts]
-    named = [bool(v.ranks) and stands(v) for v in told]
-    if not any(named) or all((v.ranks if n else ()) == whole.ranks for v, n in zip(told, named, strict=True)):
+    verdicts = [verdict([graphs[i] for i in ix], [paths[i] for i in ix]) for ix in parts]
+    named = [bool(v.ranks) and stands(v) for v in verdicts]
+    if not any(named) or all((v.ranks if n else ()) == whole.ranks for v, n in zip(verdicts, named, strict=True)):
         return None
     # the part whose named ranks cost the most time over the run: a short head that names a rank does not outweigh
     # the steady state
-    k = max((0, 1), key=lambda j: (named[j], (told[j].predicted_gain_ms or 0.0) * len(parts[j])))
+    k = max((0, 1), key=lambda j: (named[j], (verdicts[j].predicted_gain_ms or 0.0) * len(parts[j])))
     a, b, _ms = cp.changed
-    return Regime(verdict=told[k], steps=tuple(paths[i].step for i in parts[k]), indices=parts[k], change=cp,
+    return Regime(verdict=verdicts[k], steps=tuple(paths[i].step for i in parts[k]), indices=parts[k], change=cp,
                   what=what, change_steps=(paths[a].step, paths[b - 1].step),
                   changed=tuple(paths[i].step for i in _changed(cp)),
-                  text=_text(cp, what, [p.step for p in paths], inside=k == 0, held=len(parts[k]), best=told[k],
-                             other=told[1 - k] if named[1 - k] else None))
+                  text=_text(cp, what, [p.step for p in paths], inside=k == 0, held=len(parts[k]), best=verdicts[k],
+                             other=verdicts[1 - k] if named[1 - k] else None))
 
 
 def _text(cp: ChangePoint, what: str, steps: list[int], *, inside: bool, held: int, best: Told,

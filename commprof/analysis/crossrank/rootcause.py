@@ -263,7 +263,8 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
             why = (f"bringing rank {named[0]}, the likeliest, to its peers' median speed would shorten {STEP_NAME}, "
                    f"{float(np.median(lens)) / 1e6:.2f} ms, by {med[named[0]] / 1e6:.2f} ms a step (the median), "
                    + ("not" if not stands else "beyond") + f" {STANDOUT:.0f}x what the other ranks' slowness cost "
-                   + (f"(up to {jitter / 1e6:.2f} ms in a step, 90th percentile)" if jitter > 0 else "(nothing)")
+                   + (f"(up to {jitter / 1e6:.2f} ms in a step, 90th percentile)" if round(jitter / 1e6, 2) > 0 else
+                      "(nothing)")
                    + ("" if not stands else ", but it is not slower than its peers beyond chance" if not slower else
                       f", but 2x every other rank's gain in only {held} of {len(paths)} steps"
                       if 2 * held <= len(paths) else
@@ -363,8 +364,9 @@ def _named(c: RootCause) -> str:
     lo, hi = c.gain_range_ms or (0.0, 0.0)
     band = f", {lo:.2f}-{hi:.2f} over the steps" if c.steps > 1 else ""
     after = (f"At its peers' median speed {STEP_NAME} would take {c.predicted_step_ms:.2f} ms instead of "
-             f"{c.step_ms:.2f} ms (-{c.predicted_gain_ms:.2f} ms{band}); the other ranks' slowness cost up to "
-             f"{c.jitter_ms:.2f} ms in a step (90th percentile).")
+             f"{c.step_ms:.2f} ms (-{c.predicted_gain_ms:.2f} ms{band}); the other ranks' slowness cost "
+             + (f"up to {c.jitter_ms:.2f} ms in a step (90th percentile)." if round(c.jitter_ms, 2) > 0 else
+                "nothing in any step."))
     if c.rank is None:
         who = ", ".join(str(r) for r in c.ranks[:-1]) + f" and {c.ranks[-1]}"
         return (f"Ranks {who} {holds(c, 'hold')} the job back together: {c.share_pct:.0f}% of the step's critical "

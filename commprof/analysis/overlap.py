@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import intervals as iv
 from ..model import Lane, RankTrace, Step
-from .uncertainty.maths import Spread, spread
+from .uncertainty.spread import Spread, spread
 
 MEAN_STEP = -2  # ``Overlap.step`` of a mean over steps (-1: the whole window)
 

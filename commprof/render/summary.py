@@ -183,7 +183,9 @@ def noise_dict(n: Noise) -> dict[str, Any]:
             "profiled_steps": n.steps_profiled, "unprofiled_steps": n.steps_unprofiled, "disturbed": n.disturbed,
             "stalls_left_out": [{"step": st.step, "ranks": list(st.ranks), "min_ms": _r(st.low_ms),
                                  "max_ms": _r(st.high_ms), "x_median": _r(st.factor, 1), "profiled": st.profiled}
-                                for st in n.left_out]}
+                                for st in n.left_out],
+            "episodes_left_out": [{"steps": list(e.steps), "min_ms": _r(e.low_ms),
+                                   "max_ms": _r(e.high_ms), "x_median": _r(e.factor, 1)} for e in n.episodes]}
 
 
 def _spread(o: RankOverlap) -> dict[str, Any] | None:

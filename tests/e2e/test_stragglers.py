@@ -124,6 +124,23 @@ def test_a_one_off_stall_outside_the_profiler_is_named_not_noise(tmp_path: Path)
     assert any("step 8 on rank" in w for w in rep.warnings), rep.warnings
 
 
+def test_slow_steps_after_the_profiler_are_an_episode_named_not_noise(tmp_path: Path):
+    """Rank 1 sleeps 80 ms in steps 9-11 of 16, after the profiler (it recorded steps 2-4): three slow steps in a row
+    on both ranks (rank 0 waits for rank 1), which no one-off stall rule leaves out.  The run's noise leaves them out
+    and names them as an episode the trace did not record, instead of a variation of ~100% that would call the run
+    disturbed and withhold its advice."""
+    out = tmp_path / "episode"
+    launch(out, nproc=2, steps=16, width=512, layers=4, bucket_cap_mb=1, batch=64, slow_ms=80.0,
+           slow_plan={1: [9, 11]})
+    rep = commprof.analyze(commprof.load(out))
+    nz = rep.noise
+    assert nz is not None and [e.steps for e in nz.episodes] == [(9, 10, 11)], nz.describe()
+    assert nz.episodes[0].low_ms > 80.0 and nz.episodes[0].factor > 2.0
+    assert not [s for s in nz.left_out if s.step in (9, 10, 11)]  # not three one-off stalls
+    assert nz.unprofiled_pct is not None and nz.unprofiled_pct < 60.0, nz.describe()
+    assert any("steps 9-11 (" in w and "did not record" in w for w in rep.warnings), rep.warnings
+
+
 def test_a_straggler_started_with_an_environment_of_its_own_says_so(tmp_path: Path):
     """3 real ranks, rank 2 sleeping before every backward pass and started with MALLOC_ARENA_MAX=2 where its two
     peers were not (a launcher that set one node apart): the root cause names rank 2 and says its environment

@@ -14,7 +14,7 @@ from builders import collective, lane, rank_trace, run
 from commprof.analysis.crossrank.matching import cross_rank
 from commprof.analysis.crossrank.rootcause import IDLE, critical
 from commprof.analysis.uncertainty.changepoint import MIN_STEPS, change_point, change_points, size_episode
-from commprof.analysis.uncertainty.maths import spread
+from commprof.analysis.uncertainty.spread import spread
 from commprof.model import Run
 
 US = 1_000

@@ -41,9 +41,10 @@ def stage_factor(g: StepGraph, rank: int, what: str) -> float | None:
     return float(np.median(others)) / own
 
 
-def _began(g: StepGraph) -> np.ndarray:
-    """Per pair, the instance whose end its own work began at (-1: the step's start)."""
-    return np.where(g.pred >= 0, g.pair_inst[np.maximum(g.pred, 0)], -1)
+def _began(g: StepGraph, pred: np.ndarray) -> np.ndarray:
+    """Per entry of ``pred`` (a pair's predecessor pair, ``g.pred``, or a rank's step end's, ``g.pred_end``), the
+    instance whose end its own work began at (-1: the step's start)."""
+    return np.where(pred >= 0, g.pair_inst[np.maximum(pred, 0)], -1)
 
 
 def _alike(g: StepGraph, size: np.ndarray, at: int, others: np.ndarray) -> np.ndarray:
@@ -69,7 +70,7 @@ def like_peers(g: StepGraph, rank: int) -> tuple[list[tuple[int, np.ndarray]], t
     it and begins its next own work at its end, while its peers' work runs on from the step's start beside it (DDP on
     gloo: 2 ms against 12-17 ms before each later bucket, so a rank with twice the batch read "shorter" at 3 of 5
     comparisons, "compute 0.8x its peers'", and was never named): a pair without such peers is no comparison."""
-    began = _began(g)
+    began = _began(g, g.pred)
     size = np.bincount(g.pair_inst, minlength=g.inst_level.size)
     order = np.argsort(g.pair_inst, kind="stable")
     bounds = np.searchsorted(g.pair_inst[order], np.arange(g.inst_level.size + 1))
@@ -84,7 +85,7 @@ def like_peers(g: StepGraph, rank: int) -> tuple[list[tuple[int, np.ndarray]], t
     i = g.rank_index.get(rank)
     if i is None:
         return pairs, None
-    ends = np.where(g.pred_end >= 0, g.pair_inst[np.maximum(g.pred_end, 0)], -1)
+    ends = _began(g, g.pred_end)
     peers = np.delete(np.arange(ends.size), i)
     peers = peers[_alike(g, size, int(ends[i]), ends[peers])]
     return pairs, ((i, peers) if peers.size else None)

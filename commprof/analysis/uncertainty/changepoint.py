@@ -29,7 +29,7 @@ above the other steps' median and slower than every other step by ``MIN_SHIFT_PC
 rank on the path in half the steps has a median and MAD of 0 in its own work: the gap is what guards its three
 slowest steps in a row, a chance of 10 in 220 by order alone), their median above the others' by as much, and the
 job's step in each of them as far above its median in the others (else it is the path changing hands).  That is no
-order test but the one-off stall's rule (``maths.spread``) over runs of steps: under noise alone (lognormal or
+order test but the one-off stall's rule (``spread``) over runs of steps: under noise alone (lognormal or
 Pareto, the ranks taking turns on the path) at most 1 of 400 seeded runs of 12, 16 or 24 steps had one, 4 of 400 of
 8 steps (``tests/unit/test_regimes.py``).  Its p-value is None; ``sds`` says how far it stands out, ``segments``
 where it is in several runs.
@@ -45,6 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from .spread import robust_sd
 
 MIN_STEPS = 3  # steps in each regime: fewer is a stall, not a regime
 ALPHA = 0.05
@@ -220,7 +222,7 @@ def size_episode(series: Sequence[Sequence[float]]) -> ChangePoint | None:
             mask[order[:k]] = True
             others = v[~mask]
             ref = float(np.median(others))
-            sd = 1.4826 * float(np.median(np.abs(others - ref)))
+            sd = robust_sd(others, ref)
             least, inside = float(v[mask].min()), float(np.median(v[mask]))
             if (least > ref + SIZE_SDS * sd and inside - ref >= shift and least - float(others.max()) >= shift
                     and _slowest(vals[0], mask, shift)):  # the job's step too: not the path changing hands

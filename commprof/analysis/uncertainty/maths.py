@@ -1,17 +1,12 @@
-"""Uncertainty: the spread of a run's figures over its steps, the noise of the traced run, and the band of a
-prediction.
+"""Uncertainty: the noise of a traced run and the band of a prediction (the spread of a per-step figure:
+``spread``).
 
 Definitions (docs/metrics.md, "Uncertainty"):
 
-- **Spread** of a per-step figure: the mean over the analyzed steps after leaving out outlier steps (each named
-  with why), the median and the range beside it.  An outlier is a step over ``OUTLIER_FACTOR`` times the median
-  of the others and ``OUTLIER_SDS`` robust deviations (1.4826 × MAD) above it (a stall, an export, a collector
-  pause), only where the slow steps (over halfway from the median to the least such step) are at most a quarter
-  and no ``LASTING_STEPS`` of them in a row (by step number): else the run is noisy or slowed for good.
 - **Noise** of a traced run: the step-to-step variation (coefficient of variation, %, sample standard deviation /
   mean) of its profiled steps and of its steps outside the profiler (the sidecar's wall times), and the
   disagreement between ranks of the operation costs the replays use (PowerSGD's products); each series without its
-  one-off stalls (the spread's outliers), which are named instead (``stalls``).  A run whose noise is
+  one-off stalls (``spread``'s outliers), which are named instead (``stalls``).  A run whose noise is
   over ``DISTURBED_PCT`` beyond what its count of steps can show by chance (``variation_low_pct``) is *disturbed*:
   the report says so first; its bands widen with the noise whatever the label, which withholds most advice.
 - **Band** of a prediction: ``predicted × (1 ± h)`` with
@@ -46,10 +41,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
+from .episodes import Episode
+from .episodes import describe as describe_episodes
+from .spread import robust_sd, spread
 from .stalls import Stall
 from .stalls import describe as describe_stalls
 from .stalls import group as group_stalls
@@ -98,69 +95,6 @@ OTHER_LOAD_PCT = 15.0
 # ROBUST_MIN_STEPS steps: under 5 the median absolute deviation says little)
 HAMPEL_SDS = 3.0
 ROBUST_MIN_STEPS = 5
-OUTLIER_FACTOR = 2.0  # a step this many times the median of the others (and OUTLIER_SDS robust deviations above
-OUTLIER_SDS = 5.0  # it) is left out of a mean, named: at most a quarter of the steps
-LASTING_STEPS = 3  # such steps in a row are a slowdown that lasted, not one-off stalls (``changepoint.MIN_STEPS``)
-
-
-class Outlier(NamedTuple):
-    """A step left out of a mean, and why."""
-
-    label: str
-    value: float
-    why: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Spread:
-    """A per-step figure over the analyzed steps: the central figure is ``mean`` (outliers left out)."""
-
-    n: int  # steps analyzed (outliers included)
-    mean: float
-    median: float
-    low: float
-    high: float
-    outliers: tuple[Outlier, ...] = ()
-
-    @property
-    def kept(self) -> int:
-        return self.n - len(self.outliers)
-
-
-def spread(values: Sequence[float], labels: Sequence[str] | None = None,
-           numbers: Sequence[int] | None = None) -> Spread | None:
-    """The spread of ``values`` (one per step, labelled e.g. "step 7"; ``numbers``: the steps' numbers, where steps
-    may be apart: "in a row" is by them, else by position); None without values."""
-    vals = [float(v) for v in values]
-    if not vals:
-        return None
-    names = list(labels) if labels is not None else [f"#{i}" for i in range(len(vals))]
-    outliers = []
-    keep = list(range(len(vals)))
-    if len(vals) >= 3:
-        cands = []
-        for i, v in enumerate(vals):
-            others = np.asarray([w for j, w in enumerate(vals) if j != i])
-            ref = float(np.median(others))
-            mad = float(np.median(np.abs(others - ref))) * 1.4826
-            if ref > 0 and v > OUTLIER_FACTOR * ref and v > ref + OUTLIER_SDS * mad:
-                cands.append((v, i, ref))
-        # a one-off: at most a quarter of the steps slow (over halfway from the median to the least candidate: a rank
-        # asleep in 6 of 12 steps had its slowest, 47 ms beside 38-45, left out), none in a row of LASTING_STEPS; more
-        # is a noisy run or a slowdown that lasted (a rank slow from step 13 on had its 3 slowest of 5 left out)
-        cut = (float(np.median(vals)) + min((v for v, _i, _r in cands), default=0.0)) / 2
-        slow = [i for i, v in enumerate(vals) if cands and v > cut]
-        at, k = sorted(numbers[i] if numbers is not None else i for i in slow), LASTING_STEPS - 1
-        lasting = any(at[j + k] - at[j] == k for j in range(len(at) - k))
-        for v, i, ref in (sorted(cands, reverse=True) if len(slow) <= len(vals) // 4 and not lasting else []):
-            outliers.append(Outlier(names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
-            keep.remove(i)
-        outliers.sort(key=lambda o: names.index(o[0]))
-    kept = [vals[i] for i in keep] or vals
-    return Spread(n=len(vals), mean=float(np.mean(kept)), median=float(np.median(vals)), low=min(vals),
-                  high=max(vals), outliers=tuple(outliers))
-
-
 def variation_pct(values: Sequence[float]) -> float | None:
     """Coefficient of variation in % (sample standard deviation / mean); None under two values."""
     vals = np.asarray([float(v) for v in values], dtype=np.float64)
@@ -196,6 +130,7 @@ class Noise:
     # one-off stalls left out of the variations above (``spread``'s outliers), one per step with the ranks it
     # showed on: a stall is reported, not averaged into the run's noise
     left_out: tuple[Stall, ...] = ()
+    episodes: tuple[Episode, ...] = ()  # slow steps in a row outside the profiler, also left out (``episodes``)
     drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
     cpu_wait_pct: float | None = None  # share of the loop thread's ready time spent waiting for a CPU (CPU runs)
     cpu_wait_rank: int | None = None  # the rank it was measured on (the most waiting)
@@ -245,6 +180,8 @@ class Noise:
                          f"to run{own}")
         if self.left_out:
             parts.append("one-off stalls left out: " + describe_stalls(self.left_out))
+        if self.episodes:
+            parts.append("slow steps outside the profiler left out: " + describe_episodes(self.episodes))
         return "; ".join(parts) or "no repeated steps to measure its noise"
 
 
@@ -334,7 +271,7 @@ def median_variation_pct(values: Sequence[float]) -> float | None:
     med = float(np.median(vals))
     dev = np.abs(vals - med)
     far = np.argsort(dev)[::-1][:vals.size // 4]
-    far = far[dev[far] > HAMPEL_SDS * 1.4826 * float(np.median(dev))]
+    far = far[dev[far] > HAMPEL_SDS * robust_sd(vals, med)]
     return variation_pct(np.delete(vals, far).tolist())
 
 

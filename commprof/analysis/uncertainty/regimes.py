@@ -24,7 +24,7 @@ import numpy as np
 
 from ...numlist import number_list, ranks_text
 from .changepoint import ChangePoint, change_points, size_episode
-from .maths import spread
+from .spread import spread
 
 SERIES_RANKS = 2  # ranks whose own work on the path is searched for a change, largest shares first
 
@@ -78,7 +78,7 @@ def _changes(paths: Sequence[StepLike]) -> list[tuple[ChangePoint, str]]:
     top = sorted(share, key=lambda r: (-share[r], r))[:SERIES_RANKS]
     names = ["The job's step", *(f"Rank {r}'s own work on the critical path" for r in top)]
     series = [[float(p.length_ns) for p in paths], *([float(d.get(r, 0)) for d in own] for r in top)]
-    # searched again without the job's one-off stalls (``maths.spread``'s outliers), each change found mapped back
+    # searched again without the job's one-off stalls (``spread``'s outliers), each change found mapped back
     # onto every step: one stall slower than the slow regime among six fast steps and six slow read p = 0.2; but the
     # first step of an episode may be such a "stall" too (40 ms beside 32 and 34 ms in steps of 4-15 ms)
     sp = spread(series[0], [str(i) for i in range(len(paths))], [p.step for p in paths])

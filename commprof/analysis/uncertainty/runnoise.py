@@ -1,12 +1,15 @@
 """The noise of a traced run (``uncertainty.Noise``) read from its records: profiled step durations, the sidecar's
-wall times of the steps outside the profiler, and the ranks' probes of the operation costs."""
+wall times of the steps outside the profiler (less their slow episodes, named: ``episodes``), and the ranks' probes
+of the operation costs."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
 from ...model import Run
 from ..steptimes import unprofiled_steps
+from .episodes import find as find_episodes
 from .hostload import cpu_wait, host_loads, other_load_pct
 from .maths import RUN_DRIFT_SD_PCT, Noise, disagreement_pct, noise
 
@@ -15,13 +18,14 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: flo
     steps = [[s for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
     profiled = [[s.duration_ns / 1e6 for s in ss] for ss in steps]
     profiled_ids = [[(rt.rank, s.number) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)]
-    outside = unprofiled_steps(run)
+    outside, episodes = find_episodes(unprofiled_steps(run))
     unprofiled = [[ms for _n, ms in v] for v in outside.values()]
     unprofiled_ids = [[(r, n) for n, _ms in v] for r, v in outside.items()]
     loads = host_loads(run)  # once: both figures read the same groups
-    return noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run, loads),
-                 profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids, drift_sd_pct=drift_sd_pct,
-                 cpu_wait=cpu_wait(run, loads))
+    found = noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run, loads),
+                  profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids, drift_sd_pct=drift_sd_pct,
+                  cpu_wait=cpu_wait(run, loads))
+    return replace(found, episodes=episodes)
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -3,7 +3,7 @@
 The step-time distributions of both runs: every step the sidecars timed outside the profiler (the same steps as
 ``unprofiled_step_ms``), on the rank whose median step is the longest (a step lasts as long as its slowest rank);
 the profiled steps on both sides where a run has no sidecar or fewer than two such steps (one kind of step on
-both sides: the profiler slows the steps it records).  Outlier steps (a one-off stall, ``maths.spread``, judged against
+both sides: the profiler slows the steps it records).  Outlier steps (a one-off stall, ``spread``, judged against
 the steps of both runs) are left out and named.  The test is Welch's t on the difference of the means:
 delta = mean(after) - mean(before), its 95% confidence interval delta ± h,
 h = sqrt((t(0.975, ν) × sqrt(s_a²/n_a + s_b²/n_b))² + (z(0.975) × √2 × d × mean(before))²)
@@ -27,7 +27,8 @@ import numpy as np
 
 from ...model import Run
 from ..steptimes import MIN_OUTSIDE, unprofiled_step_values
-from .maths import RUN_DRIFT_SD_PCT, spread
+from .maths import RUN_DRIFT_SD_PCT
+from .spread import spread
 
 FASTER, SLOWER, NO_CHANGE = "faster", "slower", "no detectable change"
 CONFIDENCE = 0.95
@@ -133,7 +134,7 @@ def _kept(vb: list[float], va: list[float]) -> tuple[list[float], list[float], s
 
 def without_stalls(sb: list[list[float]],
                    sa: list[list[float]]) -> tuple[list[list[float]], list[list[float]], str]:
-    """Each run's steps (BEFORE's runs ``sb``, AFTER's ``sa``) less the one-off stalls (``maths.spread``), each
+    """Each run's steps (BEFORE's runs ``sb``, AFTER's ``sa``) less the one-off stalls (``spread``), each
     judged against the other steps of its own run, and the sentence naming those left out ("" where none).  Judged
     against both settings' steps together, a change that slows a third of AFTER's steps read as AFTER's stalls
     (HTA's trace_diff pair: 166 ms steps beside BEFORE's 81 ms median, left out, and +60% called no change)."""

@@ -16,6 +16,7 @@ from ..bandwidth import Bandwidth
 from ..findings import Advice, Finding
 from ..replay import core
 from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, median_of, required_gain
+from ..replay.cpufloor import FULL_SHARE, cpu_floor_ms, floor_text
 from ..steptimes import PROFILED
 from ..uncertainty.bands import banded_advice, calibration_sentence, uses_rates
 from ..uncertainty.maths import Noise, band
@@ -120,11 +121,7 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
         return _without_replay(run, why_not, findings)
     scale = {sc.rank: calibrate(sc) for sc in scs}
 
-    def predict(cap_bytes: int, comp: str | None) -> Prediction:
-        preds = [replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs]
-        i = max(range(len(preds)), key=lambda k: preds[k].step_ns)  # the slowest rank sets the step and its slope
-        sc = scs[i]
-        return replace(preds[i], slope_ns=core.slope(lambda f: replay(sc, cap_bytes, comp, scale[sc.rank] * f).step_ns))
+    predict, floor_ms, floored = _predictor(run, scs, scale)
 
     cur_cap = scs[0].cap_bytes
     base = predict(cur_cap, scs[0].traced_compression)  # candidates keep the traced hook; only the knob varies
@@ -150,6 +147,7 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
         margin = required_gain(check.error_pct)  # a lossy change must gain more than the model's error
         _compression(scs, predict, base, ref, ref_mb, whatifs, advice, findings, margin=margin)
         _accumulation(scs, scale, base, ref, ref_mb, whatifs, advice, margin)
+    whatifs = _cpu_work(scs, whatifs, base.step_ns / 1e6, floor_ms, floored, findings)
     profiled = max(sc.profiled_step_ns for sc in scs) / 1e6
     if not check.ok:
         advice = []  # the what-ifs stay, shown without advice
@@ -164,6 +162,44 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
                    baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
                    profiled_step_ms=profiled, scale=scale, check=check, rates=rates)
+
+
+def _predictor(run: Run, scs: Sequence[Scenario], scale: dict[int, float]
+               ) -> tuple[Predict, float | None, list[float]]:
+    """The prediction of a bucket cap and hook over every rank (the slowest rank sets the step and its slope),
+    held at the ranks' CPU floor where it keeps their CPU work (``replay.cpufloor``: the traced hook, another cap);
+    the floor, and the steps the replay gave where the floor held them up."""
+    floor_ms = cpu_floor_ms(run)
+    floored: list[float] = []
+
+    def predict(cap_bytes: int, comp: str | None) -> Prediction:
+        preds = [replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs]
+        i = max(range(len(preds)), key=lambda k: preds[k].step_ns)
+        sc = scs[i]
+        p = replace(preds[i], slope_ns=core.slope(lambda f: replay(sc, cap_bytes, comp, scale[sc.rank] * f).step_ns))
+        lift = (floor_ms * 1e6 - p.step_ns) if floor_ms is not None and comp == scs[0].traced_compression else 0.0
+        if lift <= 0:
+            return p
+        floored.append(p.step_ns / 1e6)
+        return replace(p, step_ns=p.step_ns + lift, comm_done_ns=p.comm_done_ns + lift,
+                       backward_done_ns=p.backward_done_ns + lift)
+    return predict, floor_ms, floored
+
+
+def _cpu_work(scs: Sequence[Scenario], whatifs: list[WhatIf], now_ms: float, floor_ms: float | None,
+              floored: list[float], findings: list[Finding]) -> list[WhatIf]:
+    """Where the ranks' CPU work fills their cores (``replay.cpufloor.FULL_SHARE``) and gloo's transfers are CPU
+    work on them (one network stack): each other bucket cap may gain or lose nothing, whatever the replay says (it
+    takes overlap as free and the traced transfers' speed, measured beside the backward, for their speed alone), so
+    its band reaches the step as it is now (``alt_ms``); the finding says so, and where the floor held what-ifs up."""
+    full = floor_ms is not None and cpu_bound_transfers(scs) is not None and floor_ms >= FULL_SHARE * now_ms
+    if floor_ms is not None and (floored or full):
+        findings.append(Finding("info", floor_text(floor_ms, min(floored, default=None), len(floored),
+                                                   now_ms if full else None)))
+    if not full:
+        return whatifs
+    return [replace(w, alt_ms=now_ms) if i > 0 and w.knob == "bucket_cap_mb" and w.alt_ms is None else w
+            for i, w in enumerate(whatifs)]
 
 
 def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool, g: float = 0.0) -> tuple[float, float]:

@@ -105,6 +105,24 @@ def test_arrivals_within_the_threshold_make_no_late_straggler_but_count_the_wait
     assert s.caused_wait_ms == pytest.approx(1.5)  # 0.5 ms ahead of rank 0 at 3 collectives of the one step
 
 
+def test_a_wait_beside_the_ranks_own_compute_is_no_wait():
+    """DDP's pattern: rank 0 launches bucket 0's all-reduce at 2 ms from its backward (compute 0-8 ms) and bucket 1's
+    at 8 ms; rank 1, asleep 4 ms, arrives 4 ms later at each.  Rank 0's first 4 ms window lies beside its own
+    backward (no cost), the second is idle: a wait of 4 ms, not 8, and rank 1 caused as much."""
+    comp = lane([(0, 8 * MS)], steps=[1])
+    r0 = [collective(2 * MS, 9 * MS, step=1, seq=0), collective(8 * MS, 13 * MS, step=1, seq=1)]
+    r1 = [collective(6 * MS, 9 * MS, step=1, seq=0), collective(12 * MS, 13 * MS, step=1, seq=1)]
+    a = rank_trace(0, steps=((1, 0, 14 * MS),), compute=comp, collectives=r0)
+    b = rank_trace(1, steps=((1, 0, 14 * MS),), compute=lane([(4 * MS, 12 * MS)], steps=[1]), collectives=r1)
+    cr = cross_rank([a, b])
+    assert cr.wait_ms_per_step == {0: pytest.approx(4.0), 1: 0.0}
+    (s,) = cr.stragglers
+    assert s.rank == 1 and s.caused_wait_ms == pytest.approx(4.0)
+    # without the backward beside the first window (rank 0 computed nothing): both windows are waiting
+    cr2 = cross_rank([replace(a, compute=lane([], steps=[])), b])
+    assert cr2.wait_ms_per_step[0] == pytest.approx(8.0) and cr2.stragglers[0].caused_wait_ms == pytest.approx(8.0)
+
+
 def test_unprofiled_step_time_skips_start_up_and_the_step_after_export():
     times = [StepTime(0, 0, 900, False), StepTime(1, 1000, 1100, False), StepTime(2, 2000, 2500, True),
              StepTime(3, 3000, 3800, False), StepTime(4, 4000, 4120, False), StepTime(5, 5000, 5140, False)]

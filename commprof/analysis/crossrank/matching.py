@@ -163,9 +163,14 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
     by_rank = {rt.rank: rt for rt in ranks}
     found = []
     n_steps = max(len({int(x) for g in groups for x in g.steps.tolist()}), 1)
+    idle = _idle_waits(ranks, late, shift, digests)
+    united: dict[tuple[int, int], list[iv.Span]] = {}
+    for (r, st, waiter), sp in late.caused.items():  # the lead, where the rank that waited for it had nothing to do
+        united.setdefault((r, st), []).append(iv.intersect(iv.as_span(*sp), idle.get(waiter, iv.empty())))
     caused: dict[int, int] = {}
-    for (r, _st), sp in late.caused.items():  # united per step: lateness carried over by the next ones counts once
-        caused[r] = caused.get(r, 0) + iv.length(iv.as_span(*sp))
+    for (r, _st), parts in united.items():  # united per step: lateness carried over by the next ones counts once
+        caused[r] = caused.get(r, 0) + iv.length((np.concatenate([p[0] for p in parts]),
+                                                  np.concatenate([p[1] for p in parts])))
     for r in sorted(set(late.count) | {r for r, v in caused.items() if v > 0}):
         n = late.count.get(r, 0)
         split = _late_split(by_rank[r], late.windows[r], (digests or {}).get(r)) if n else (0, 0, 0)
@@ -177,8 +182,9 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
     for rt in ranks:
         if rt.rank not in late.seen:
             continue
-        vals = [iv.length(iv.as_span(*late.wait_spans[(rt.rank, st)])) if (rt.rank, st) in late.wait_spans else 0
-                for st in headline_steps(rt, wanted, kept)]
+        free = idle.get(rt.rank, iv.empty())
+        vals = [iv.length(iv.intersect(iv.as_span(*late.wait_spans[(rt.rank, st)]), free))
+                if (rt.rank, st) in late.wait_spans else 0 for st in headline_steps(rt, wanted, kept)]
         if vals:
             waits[rt.rank] = float(np.mean(vals)) / 1e6  # the mean, as every per-step figure and caused_wait_ms
     ref = next(iter(paired.values()))[0][0] if paired else None
@@ -257,7 +263,8 @@ class _Lateness:
         self.seen: dict[int, int] = {}
         self.windows: dict[int, tuple[list[int], list[int]]] = {}
         self.wait_spans: dict[tuple[int, int], tuple[list[int], list[int]]] = {}
-        self.caused: dict[tuple[int, int], tuple[list[int], list[int]]] = {}  # (rank, step) -> lead spans
+        # (late rank, step, the rank that waited for it) -> lead spans
+        self.caused: dict[tuple[int, int, int], tuple[list[int], list[int]]] = {}
 
     def add(self, g: GroupMatch, rows: list[list[Collective]], shift: dict[int, int]) -> None:
         arr, wait = g.arrival_ns, g.wait_ns
@@ -265,9 +272,10 @@ class _Lateness:
         last = arr.argmax(axis=1)
         if arr.shape[0] and arr.shape[1] > 1:
             second = np.partition(arr, -2, axis=1)[:, -2]
+            waiter = np.argsort(arr, axis=1, kind="stable")[:, -2]  # the next-to-last: its wait is the lead
             for i, j in enumerate(last.tolist()):
                 if arr[i, j] > second[i]:
-                    sp = self.caused.setdefault((g.ranks[j], int(g.steps[i])), ([], []))
+                    sp = self.caused.setdefault((g.ranks[j], int(g.steps[i]), g.ranks[int(waiter[i])]), ([], []))
                     sp[0].append(int(second[i]))
                     sp[1].append(int(arr[i, j]))
         for i, row in enumerate(rows):
@@ -284,6 +292,26 @@ class _Lateness:
                 w = self.windows.setdefault(r, ([], []))
                 w[0].append(int(arr[i].min()) - shift[r])
                 w[1].append(int(arr[i].max()) - shift[r])
+
+
+def _idle_waits(ranks: Sequence[RankTrace], late: _Lateness, shift: dict[int, int],
+                digests: Mapping[int, RankDigest] | None) -> dict[int, iv.Span]:
+    """Per rank, on the aligned clock, the parts of its waits in collectives in which it computed nothing: a rank
+    that launched a DDP bucket's all-reduce from the backward pass waits for a late peer there while its backward
+    runs on, which costs it nothing (a rank asleep 20 ms before each backward read 42 ms of wait per step on its
+    peer, one window beside the backward and one after it, where the peer idled 20 ms)."""
+    spans: dict[int, tuple[list[int], list[int]]] = {}
+    for (r, _st), (a, b) in late.wait_spans.items():
+        sp = spans.setdefault(r, ([], []))
+        sp[0].extend(a)
+        sp[1].extend(b)
+    out = {}
+    for rt in ranks:
+        if rt.rank not in spans:
+            continue
+        comp, _exposed = late_split_spans(rt, (digests or {}).get(rt.rank))
+        out[rt.rank] = iv.subtract(iv.union(*spans[rt.rank]), (comp[0] + shift[rt.rank], comp[1] + shift[rt.rank]))
+    return out
 
 
 def _late_split(rt: RankTrace, windows: tuple[list[int], list[int]],

@@ -125,7 +125,7 @@ class MonitorSession:
             self._queue.put(None)
             self._worker.join(timeout=60)
         try:
-            self._rollup(self._take())
+            self._rollup(self._take(), closed=exc is None)
         except Exception as e:
             self._fail(e)
         if self._watchdog is not None:
@@ -172,8 +172,11 @@ class MonitorSession:
                 self._fail(e)
 
     # -- rollups --------------------------------------------------------------------------------
-    def _rollup(self, steps: list[tuple[int, int, int]]) -> None:
-        if self._fd is None or not steps:
+    def _rollup(self, steps: list[tuple[int, int, int]], closed: bool = False) -> None:
+        """One line for ``steps``; with ``closed`` (the block was left without an exception) it says so, a line
+        of its own where no step is left: a rank whose loop ended while its peers still call collectives is told
+        from one that was killed."""
+        if self._fd is None or not (steps or closed):
             return
         colls: dict[tuple[str, str], dict[str, Any]] = {}
         lost = 0
@@ -195,8 +198,9 @@ class MonitorSession:
             c[F.C_ISSUES].append([steps[i][0], seq, round((created - steps[i][1]) / 1e3, 1)])
         line = {F.SCHEMA: F.MONITOR_SCHEMA, F.RANK: self.rank, F.WORLD_SIZE: self.world_size,
                 F.BACKEND: self.backend, F.HOST: platform.node(), F.PID: os.getpid(),
-                F.FIRST_STEP: steps[0][0], F.LAST_STEP: steps[-1][0], F.STEPS: [list(s) for s in steps],
-                F.COLLECTIVES: list(colls.values()), F.FR_LOST: lost, F.ENV: self._env}
+                F.FIRST_STEP: steps[0][0] if steps else None, F.LAST_STEP: steps[-1][0] if steps else None,
+                F.STEPS: [list(s) for s in steps], F.COLLECTIVES: list(colls.values()), F.FR_LOST: lost,
+                F.ENV: self._env, **({F.CLOSED: True} if closed else {})}
         os.write(self._fd, orjson.dumps(line) + b"\n")  # one write of a whole line: complete or absent
 
     # -- dumps ----------------------------------------------------------------------------------

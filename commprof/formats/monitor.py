@@ -8,8 +8,10 @@ absent (one ``write`` of a whole line on a file opened for appending; a reader s
      steps: [[step, start_unix_ns, end_unix_ns], ...],
      collectives: [{op, pg, count, bytes, issues: [[step, seq, offset_us], ...], durations_us: [...]}],
      fr_lost: int,      # Flight Recorder entries the ring buffer dropped before they were read
-     env: {name: value}}  # the variables that change how fast a job runs (commprof.capture.environment); absent
+     env: {name: value},  # the variables that change how fast a job runs (commprof.capture.environment); absent
                           # in older files
+     closed: true}        # only on the last line, written when the monitored block was left without an exception
+                          # (its loop ended); absent in older files
 
 ``rank{R}.hang.json``: written by the watchdog when ``step()`` stalls past ``hang_timeout_s``, on SIGUSR1, or
 when the training loop leaves with an exception::
@@ -37,6 +39,7 @@ SCHEMA, RANK, WORLD_SIZE, BACKEND, HOST, PID = "schema", "rank", "world_size", "
 ENV = "env"
 # a rollup line
 FIRST_STEP, LAST_STEP, STEPS, COLLECTIVES, FR_LOST = "first_step", "last_step", "steps", "collectives", "fr_lost"
+CLOSED = "closed"
 C_OP, C_PG, C_COUNT, C_BYTES, C_ISSUES, C_DURATIONS = "op", "pg", "count", "bytes", "issues", "durations_us"
 # a hang dump
 REASON, STEP, SINCE_STEP_S, TIME = "reason", "step", "since_step_s", "time_unix_ns"

@@ -111,6 +111,7 @@ class MonitorRank:
     collectives: tuple[RollupCollective, ...]
     lost: int  # Flight Recorder entries dropped before they were rolled up
     env: dict[str, str] | None = None  # the variables that change how fast a job runs (None: not recorded)
+    closed: bool = False  # the monitored block was left without an exception: the rank's loop ended
 
 
 @dataclass(frozen=True, slots=True)

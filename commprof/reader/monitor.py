@@ -166,6 +166,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
     rank = world = backend = None
     lost = 0
     env: dict[str, str] | None = None
+    closed = False
     for n, line in enumerate(raw.split(b"\n"), 1):
         if not line.strip():
             continue
@@ -180,6 +181,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         world = _int(d.get(F.WORLD_SIZE)) or world
         backend = d[F.BACKEND] if isinstance(d.get(F.BACKEND), str) else backend
         lost += _int(d.get(F.FR_LOST)) or 0
+        closed = d.get(F.CLOSED) is True  # the last line says how the block was left
         recorded = env_record(d.get(F.ENV))
         env = recorded if recorded is not None else env  # an empty record is a record: nothing of note set
         steps += [MonitorStep(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
@@ -198,7 +200,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         return None
     return MonitorRank(rank, str(p), world, backend, tuple(sorted(steps)),
                        tuple(RollupCollective(k[0], k[1], v[0], v[1], tuple(v[2])) for k, v in sorted(colls.items())),
-                       lost, env)
+                       lost, env=env, closed=closed)
 
 
 def read_monitor(path: str | Path) -> MonitorRun:

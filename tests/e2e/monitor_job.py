@@ -8,7 +8,8 @@ and was started with NCCL_SOCKET_IFNAME=eth9 where its peers were not: inert on 
 "barrier" (calls barrier where the others all-reduce the loss); "size" (all-reduces 10 elements, not 1);
 "slow" (30 ms late in steps 80-159, and started with MALLOC_ARENA_MAX=2 where its peers were not); "kill"
 (SIGKILLs itself before step 5's backward); "stall" (rank 1 sleeps 8 s before step 3's backward, once, and goes
-on).
+on); "short" (rank 1's loop ends after 5 steps, its data run out, and it leaves the monitored block, its process
+group destroyed, while the others go on).
 """
 
 import os
@@ -39,6 +40,8 @@ def main() -> None:
             torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4)))
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         for step in range(steps):
+            if step == 5 and mode == "short" and rank == 1:
+                break
             loss = model(torch.randn(16, 64)).pow(2).mean()
             if step == 5 and mode == "stop" and rank == 2:
                 time.sleep(3600)

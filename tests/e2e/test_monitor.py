@@ -115,6 +115,26 @@ def test_a_killed_rank_is_named_and_the_others_files_are_complete(tmp_path: Path
     assert "its monitor's last step was 3" in h["text"]
 
 
+def test_a_rank_whose_loop_ended_early_is_told_from_a_killed_one(tmp_path: Path):
+    """Rank 1 runs 5 steps where its peers run 20 (its data ran out) and leaves the monitored block normally: the
+    others fail or wait in the first collective it never issued, step 5's; the report says it left its loop, not
+    that it was killed, and names that collective (not a later one its peers' gloo failed too)."""
+    out = tmp_path / "m"
+    _job(out, "short", 20, hang_s=4, every=2, wait_for_hangs=2, timeout=90)
+    assert not (out / "rank1.hang.json").exists()
+    last = json.loads((out / "rank1.monitor.jsonl").read_bytes().splitlines()[-1])
+    assert last["closed"] is True
+    s, _ = _report(out, tmp_path)
+    h = s["hang"]
+    assert h["culprit_ranks"] == [1] and h["kind"] == "not reached", h
+    assert "rank 1 left its monitored loop after step 4 without an exception" in h["text"], h["text"]
+    assert "killed" not in h["text"]
+    lines = [json.loads(x) for x in (out / "rank1.monitor.jsonl").read_bytes().splitlines()]
+    issued = {i[1] for d in lines for c in d["collectives"] if c["pg"] == h["collective"]["process_group"]
+              for i in c["issues"]}
+    assert h["collective"]["seq"] == max(issued) + 1  # the first one rank 1 never issued
+
+
 def test_a_slow_rank_is_found_as_a_step_range(tmp_path: Path):
     """Rank 1 sleeps 30 ms before its backward in steps 80-159 of 240: found, its range within 10 steps, no other
     rank named.  It was started with MALLOC_ARENA_MAX=2, its two peers without: the rollups record it and the
@@ -172,7 +192,8 @@ def test_sigusr1_dumps_a_running_job_and_training_goes_on(tmp_path: Path):
     dump = json.loads((out / "rank0.hang.json").read_text())
     assert dump["reason"] == "SIGUSR1" and any(t["main"] for t in dump["threads"])
     lines = (out / "rank0.monitor.jsonl").read_bytes().splitlines()
-    assert len(lines) == 8 and sum(c["count"] for c in json.loads(lines[0])["collectives"]) >= 100
+    assert len(lines) == 9 and sum(c["count"] for c in json.loads(lines[0])["collectives"]) >= 100
+    assert json.loads(lines[-1])["closed"] is True and json.loads(lines[-1])["steps"] == []  # left normally
 
 
 def test_training_computes_bitwise_the_same_under_the_monitor(tmp_path: Path):

@@ -138,3 +138,33 @@ def test_the_culprit_s_variables_are_told_and_a_rollup_s_record_comes_first(tmp_
         _own_dump(peers, r, _stuck(r), {"NCCL_IB_DISABLE": "1"} if r == 3 else {})
     said = " ".join(diagnose(read_monitor(peers)).text.split())
     assert "Rank 3's environment differs from all 3 peers': NCCL_IB_DISABLE=1 (theirs unset)" in said
+
+
+def test_a_rank_whose_loop_ended_is_told_and_the_failed_peers_stuck_call_is_the_first_it_never_issued(
+        tmp_path: Path):
+    """Rank 1's loop ended after step 29 (its monitor's last line says it closed without an exception) having
+    issued all_reduce #64; rank 0's gloo failed #65 and #66 (a DDP step's two buckets) when rank 1 left, both
+    retired.  The stuck call is #65, rank 0's pending one (not 'completed'), and rank 1 left its loop: not killed."""
+    doc = {"schema": "commprof.hang/1", "rank": 0, "world_size": 2, "backend": "gloo", "step": 30,
+           "reason": "exception: RuntimeError: Connection closed by peer",
+           "flight_recorder": {"available": True, "entries": [_fr(s) for s in range(60, 67)], "error": None},
+           "threads": [{"name": "MainThread", "ident": 1, "main": True,
+                        "stack": [["/job/train.py", 107, "main", "loss.backward()"]]}]}
+    (tmp_path / "rank0.hang.json").write_text(json.dumps(doc))
+    issues = [[29, 63, 10.0], [29, 64, 20.0]]
+    lines = [{"schema": "commprof.monitor/1", "rank": 1, "world_size": 2, "steps": [[29, 1, 2]],
+              "collectives": [{"op": "all_reduce", "pg": "0", "count": 2, "bytes": 8, "issues": issues}]},
+             {"schema": "commprof.monitor/1", "rank": 1, "world_size": 2, "steps": [], "collectives": [],
+              "closed": True}]
+    (tmp_path / "rank1.monitor.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    h = diagnose(read_monitor(tmp_path))
+    assert h is not None and h.kind == "not reached" and h.culprit_ranks == (1,) and h.collective.seq == 65
+    said = " ".join(h.text.split())
+    assert "rank 0 was in all_reduce #65 of process group 0" in said and "when it failed" in said
+    assert "rank 1 left its monitored loop after step 29 without an exception" in said and "killed" not in said
+    r0 = h.ranks[0]
+    assert r0.pending.seq == 65 and r0.last_completed.seq == 64 and h.ranks[1].status == "left"
+    # without the closing line (killed, or an older file): as before
+    (tmp_path / "rank1.monitor.jsonl").write_text(json.dumps(lines[0]) + "\n")
+    h = diagnose(read_monitor(tmp_path))
+    assert h.kind == "died" and "killed, e.g. SIGKILL" in h.text and h.collective.seq == 65

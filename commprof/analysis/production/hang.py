@@ -25,7 +25,7 @@ _OWN = str(Path(__file__).resolve().parents[1])
 @dataclass(frozen=True, slots=True)
 class RankState:
     rank: int
-    status: str  # "dump", "crashed", "no dump"
+    status: str  # "dump", "crashed", "no dump", "left" (no dump: its monitor closed without an exception)
     reason: str
     last_completed: FREntry | None
     pending: FREntry | None
@@ -71,6 +71,7 @@ def _states(mrun: MonitorRun, world: int) -> dict[int, RankState]:
         dumps.setdefault(d.rank, d)
     crashes: dict[int, Crash] = {c.rank: c for c in mrun.crashes}
     last_step = {r.rank: r.steps[-1][0] for r in mrun.ranks if r.steps}
+    closed = {r.rank for r in mrun.ranks if r.closed}
     out = {}
     for rank in range(world):
         dump = dumps.get(rank)
@@ -83,20 +84,25 @@ def _states(mrun: MonitorRun, world: int) -> dict[int, RankState]:
             c = crashes[rank]
             out[rank] = RankState(rank, "crashed", c.error, None, None, user_frame(c.frames), last_step.get(rank))
         else:
-            out[rank] = RankState(rank, "no dump", "", None, None, None, last_step.get(rank))
+            out[rank] = RankState(rank, "left" if rank in closed else "no dump", "", None, None, None,
+                                  last_step.get(rank))
     return out
 
 
-def _stuck_at(got: dict[int, list[FREntry]], failed: set[int]) -> int | None:
+def _stuck_at(got: dict[int, list[FREntry]], failed: set[int], reached: dict[int, int]) -> int | None:
     """The collective the group is stuck at: the lowest sequence number some rank has pending (a rank whose loop
-    left with an exception has its last collective retired, failed: that one counts as its pending)."""
+    left with an exception has its last collective retired, failed: that one counts as its pending, unless a rank
+    without a dump issued no further than one before it, ``reached``: its monitor's last issued sequence number
+    in the group; then the first it never issued: a rank's peer left, and gloo failed its later calls too)."""
     frontier = []
     for rank, es in got.items():
         pend = [e.seq for e in es if e.pending and e.seq is not None]
         if pend:
             frontier.append(min(pend))
         elif rank in failed and es:
-            frontier.append(max(e.seq or 0 for e in es))
+            last = max(e.seq or 0 for e in es)
+            never = [n + 1 for n in reached.values() if n + 1 <= last and any(e.seq == n + 1 for e in es)]
+            frontier.append(min(never, default=last))
     return min(frontier) if frontier else None
 
 
@@ -151,7 +157,9 @@ def _diagnose(mrun: MonitorRun) -> Hang | None:
     silent = [r for r, s in states.items() if s.status != "dump"]
     failed = {d.rank for d in mrun.hangs if d.reason.startswith("exception")}
     for pg in sorted(per_pg):
-        verdict = _verdict(pg, per_pg[pg], states, failed, silent)
+        issued = {r.rank: max(i.seq for c in r.collectives if c.pg == pg for i in c.issues)
+                  for r in mrun.ranks if r.rank in silent and any(c.pg == pg and c.issues for c in r.collectives)}
+        verdict = _verdict(pg, per_pg[pg], states, failed, silent, issued)
         if verdict is not None:
             return resumed(verdict, mrun)
     crashed = sorted(r for r, s in states.items() if s.status == "crashed")
@@ -195,12 +203,16 @@ def resumed(h: Hang, mrun: MonitorRun) -> Hang:
 
 
 def _verdict(pg: str, got: dict[int, list[FREntry]], states: dict[int, RankState], failed: set[int],
-             silent: list[int]) -> Hang | None:
+             silent: list[int], reached_seq: dict[int, int]) -> Hang | None:
     """The verdict for one process group, or None when nothing is stuck in it."""
-    n = _stuck_at(got, failed)
+    n = _stuck_at(got, failed, reached_seq)
     if n is None:
         return None
     issued = {r: next((e for e in es if e.seq == n), None) for r, es in got.items()}
+    for r in failed & set(got):  # gloo retires the calls a failure ended: the stuck one is its pending, not done
+        if issued.get(r) is not None:
+            before = [e for e in got[r] if e.seq is not None and e.seq < n]
+            states[r] = replace(states[r], pending=issued[r], last_completed=before[-1] if before else None)
     reached = {r: e for r, e in issued.items() if e is not None}
     missing = sorted(r for r, e in issued.items() if e is None)
     groups: dict[str, list[int]] = defaultdict(list)
@@ -226,6 +238,12 @@ def _verdict(pg: str, got: dict[int, list[FREntry]], states: dict[int, RankState
             s = states[r]
             if s.status == "crashed":
                 parts.append(f"rank {r} died ({s.reason}) {place(s.where)}")
+            elif s.status == "left":
+                step = f" after step {s.step}" if s.step is not None else ""
+                parts.append(f"rank {r} left its monitored loop{step} without an exception (no dump, no crash) and "
+                             "never issued it: the ranks ran different numbers of steps or collectives (a data "
+                             "loader with fewer batches on it, an early break or return); give every rank the same "
+                             "count, or run uneven inputs under DDP's join() context")
             elif s.status == "no dump":
                 step = f"; its monitor's last step was {s.step}" if s.step is not None else ""
                 parts.append(f"rank {r} left no dump and no crash record (killed, e.g. SIGKILL or the OOM "
@@ -234,9 +252,11 @@ def _verdict(pg: str, got: dict[int, list[FREntry]], states: dict[int, RankState
                 last = s.last_completed
                 done = f"; its last collective was {last.op} #{last.seq}" if last is not None else ""
                 parts.append(f"rank {r} never reached it: it was {place(s.where)} (step {s.step}){done}")
-        kind = "died" if all(states[r].status != "dump" for r in culprits) else "not reached"
-        verb = "waits" if len(reached) == 1 else "wait"
-        text = (f"{_ranks(sorted(reached))} {verb} in {what} ({waiting.signature()}); " + "; ".join(parts) + ".")
+        kind = "died" if all(states[r].status in ("crashed", "no dump") for r in culprits) else "not reached"
+        verb = ("was" if len(reached) == 1 else "were") if set(reached) <= failed else \
+            ("waits" if len(reached) == 1 else "wait")
+        end = " when it failed (see the exception in each dump)" if set(reached) <= failed else ""
+        text = (f"{_ranks(sorted(reached))} {verb} in {what} ({waiting.signature()}){end}; " + "; ".join(parts) + ".")
         return Hang(kind, tuple(culprits), text, tuple(states.values()), waiting)
     text = (f"Every rank issued {what} ({waiting.signature()}) and none completed it: no rank is missing and "
             "the calls agree, so the transfer itself stalls (a network fault, a peer process frozen outside "

@@ -93,6 +93,9 @@ def lines(m: MonitorReport) -> list[str]:
     return out
 
 
+STALL_SCALE = 50.0  # lateness this many times the threshold flattens every other step on a linear axis
+
+
 def lateness_plot(m: MonitorReport) -> bytes | None:
     sd = m.slowdown
     if sd is None or not sd.series:
@@ -109,6 +112,11 @@ def lateness_plot(m: MonitorReport) -> bytes | None:
     ax.axhline(sd.threshold_ms, color="#444", lw=0.8, ls="--", label="threshold")
     ax.set_xlabel("step")
     ax.set_ylabel("late (ms)")
+    top = max((max(s.late_ms, default=0.0) for s in sd.series), default=0.0)
+    if top > STALL_SCALE * max(sd.threshold_ms, 1.0):  # a 10 s stall beside ms of lateness: log above the threshold
+        ax.set_yscale("symlog", linthresh=max(sd.threshold_ms, 1.0))
+        ax.set_ylim(bottom=0.0)  # lateness is never negative
+        ax.set_ylabel(f"late (ms; log above {max(sd.threshold_ms, 1.0):.3g})")
     ax.set_title("How late each rank issued its collectives (shaded: slow ranges)", fontsize=9)
     ax.legend(fontsize=7, ncol=min(len(sd.series) + 1, 6))
     return to_png(plt, fig)

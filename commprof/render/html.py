@@ -151,8 +151,15 @@ def _plots(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
                                                         "heatmap of wait per rank and collective"))
     if "whatif" in plots:
         parts.append("<h2>What-if predictions</h2>" + _img("whatif", plots["whatif"],
-                                                         "predicted step time for each candidate setting"))
+                                                         "predicted step time for each candidate setting")
+                     + f"<p class='note'>{h(WHATIF_NOTE)}</p>")
     return parts
+
+
+WHATIF_NOTE = ("Each band: where the measured step of that setting should fall. The traced setting's band is "
+               "the same job measured again, so it carries the drift between runs (assumed: --drift-pct); a "
+               "changed setting's carries the model's error, measured on runs that drift little, so it can be the "
+               "narrower of the two (docs/advisor.md, 'The traced settings' band against the others').")
 
 
 def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]:

@@ -141,6 +141,8 @@ def _analysis(today_ms: float, pred_ms: float, band: tuple[float, float], peak: 
 def test_ddp_is_advised_only_when_its_whole_band_is_faster_and_its_memory_fits():
     f, adv = reverse_findings(_analysis(100.0, 60.0, (50.0, 70.0), 20 * MiB, None), asked=False)
     assert len(f) == 1 and f[0].text.startswith("FSDP2 -> DDP") and len(adv) == 1
+    # each setting with its own state (the buckets' copy differs between them), today's beside: one number each
+    assert "gradient_as_bucket_view=False: state " in f[0].text and "(today state 4.0 MiB, step 100.0 ms" in f[0].text
     a = adv[0]
     assert (a.knob, a.value, a.with_settings) == ("parallelism", "ddp", (("gradient_as_bucket_view", False),))
     assert a.why.startswith("DDP would be faster: 60.0 ms") and "needs 10.0 MiB more per rank (peak 20.0 MiB" in a.why

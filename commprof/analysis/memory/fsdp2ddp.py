@@ -319,14 +319,16 @@ def reverse_findings(a: ParallelAnalysis | None, asked: bool) -> tuple[list[Find
     if a is None or a.traced != "fsdp2" or not a.whatifs:
         return [], []
     parts = []
-    for w in a.whatifs:
+    for w in a.whatifs:  # each setting with its own state: the buckets' copy of the gradients differs
         mem = f", peak {_size(w.predicted_peak_bytes)}" if w.predicted_peak_bytes is not None else ""
-        parts.append(f"{_label(w)}: {fmt_band(w.predicted_step_ms, w.predicted_range_ms)}{mem}")
+        parts.append(f"{_label(w)}: state {_size(w.state.total)}, step "
+                     f"{fmt_band(w.predicted_step_ms, w.predicted_range_ms)}{mem}")
     now = f", peak {_size(a.today_peak_bytes)}" if a.today_peak_bytes is not None else ""
-    text = (f"{REVERSE_PREFIX} ({a.world} ranks, {len(a.units)} units): rank {a.rank} would hold "
-            f"{_size(a.whatifs[0].state.total)} of parameters, gradients, DDP's buckets and {a.optimizer} state "
-            f"({'assumed' if a.optimizer_assumed else 'from the trace'}) instead of {_size(a.today.total)}; "
-            f"predicted step " + "; ".join(parts) + f" (today {a.today_step_ms:.1f} ms{now}).")
+    source = "assumed" if a.optimizer_assumed else "from the trace"
+    text = (f"{REVERSE_PREFIX} ({a.world} ranks, {len(a.units)} units): rank {a.rank}'s state (parameters, "
+            f"gradients, DDP's buckets and {a.optimizer} state, {source}) and predicted step under DDP: "
+            + "; ".join(parts)
+            + f" (today state {_size(a.today.total)}, step {a.today_step_ms:.1f} ms{now}).")
     limit = a.device_total_bytes
     fits = [w for w in a.whatifs if not limit or w.predicted_peak_bytes is None or w.predicted_peak_bytes < 0.9 * limit]
     faster = [w for w in fits if w.predicted_range_ms[1] < a.today_step_ms]

@@ -5,9 +5,10 @@ Each repetition traces ``python -m commprof demo``'s workload (2 ranks, DDP over
 it, every ``--busy-every``-th traced beside a busy process pinned to core 0), reads gradient
 accumulation's (k = 2, 4) what-ifs, then measures the workload without the profiler: as traced, and with k
 micro-batches per optimizer step (the first k - 1 under no_sync()), each the mean per micro-batch over whole
-groups of k; and with fp16_compress_hook, which the report does not predict on such runs (it says why), to show
-what it did.  Prints each row and, per setting and condition, how often the measured
-step fell inside its band (``bandcheck.summary``).  python benchmarks/bench_demo_bands.py [--reps 10]
+groups of k; with bucket_cap_mb 1 and 25 (the ranks' CPU work fills the two cores: their bands reach the step as
+it is now, ``replay.cpufloor``); and with fp16_compress_hook, which the report does not predict on such runs (it
+says why), to show what it did.  Prints each row and, per setting and condition, how often the measured step fell
+inside its band (``bandcheck.summary``).  python benchmarks/bench_demo_bands.py [--reps 10]
 """
 
 from __future__ import annotations
@@ -56,11 +57,14 @@ def one(loud: bool) -> list[Row]:
     rows = []
     for label, key, cfg in (("as traced", ("bucket_cap_mb", 4.0), {}),
                             ("gradient_accumulation=2", ("gradient_accumulation", 2), {"accumulate": 2}),
-                            ("gradient_accumulation=4", ("gradient_accumulation", 4), {"accumulate": 4})):
+                            ("gradient_accumulation=4", ("gradient_accumulation", 4), {"accumulate": 4}),
+                            ("bucket_cap_mb=1", ("bucket_cap_mb", 1), {"bucket_cap_mb": 1.0}),
+                            ("bucket_cap_mb=25", ("bucket_cap_mb", 25), {"bucket_cap_mb": 25.0})):
         w = ws[key]
         measured, spread = untraced(cfg)
         rows.append(Row(label, w.step_ms, w.range_ms, measured, spread))
-        alt = f" (backward alone {w.alt_ms:5.1f})" if w.alt_ms is not None else ""
+        other = "as now" if key[0] == "bucket_cap_mb" else "backward alone"  # the band's other end (alt_ms)
+        alt = f" ({other} {w.alt_ms:5.1f})" if w.alt_ms is not None else ""
         print(f"{'busy ' if loud else 'quiet'} {label:<26} predicted {w.step_ms:6.1f}{alt} band "
               f"{w.range_ms[0]:6.1f}-{w.range_ms[1]:6.1f}  measured {measured:6.1f}"
               f"{'' if w.range_ms[0] <= measured <= w.range_ms[1] else '  OUTSIDE'}", flush=True)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..model import Run
+from .uncertainty.episodes import find as find_episodes
 
 
 def unprofiled_step_values(run: Run) -> dict[int, list[float]]:
@@ -60,7 +61,8 @@ def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float],
     analyzed profiled steps (``PROFILED``: the headline figure, outlier steps left out), so that no report names two
     current steps.  A single step outside the profiler (a run of 12 steps profiled 2-11) is one sample of the noise,
     not the step."""
-    outside = unprofiled_step_values(run)
+    kept, _episodes = find_episodes(unprofiled_steps(run))  # a slow episode's steps are no more the step now
+    outside = {r: [ms for _n, ms in v] for r, v in kept.items()}  # than they are the run's noise
     out: dict[int, float] = {}
     basis: dict[int, str] = {}
     for rt in run.ranks:

@@ -187,7 +187,11 @@ class MonitorSession:
             if not isinstance(seq, int) or not isinstance(created, int) or seq <= self._seen.get(pg, 0):
                 continue
             i = bisect.bisect_right(starts, created) - 1
-            if i < 0 or created > steps[i][2]:
+            if i >= 0 and created <= steps[i][2]:
+                step, start = steps[i][0], steps[i][1]
+            elif closed and created >= self._step_start:  # the step the loop left unfinished: its calls count
+                step, start = self.step_num, self._step_start
+            else:
                 continue  # issued outside the steps of this rollup
             lost += max(seq - self._seen.get(pg, 0) - 1, 0) if pg in self._seen else 0
             self._seen[pg] = seq
@@ -195,7 +199,7 @@ class MonitorSession:
                                                    F.C_ISSUES: [], F.C_DURATIONS: []})
             c[F.C_COUNT] += 1
             c[F.C_BYTES] += _nbytes(e[F.E_IN_SIZES], e[F.E_IN_DTYPES])
-            c[F.C_ISSUES].append([steps[i][0], seq, round((created - steps[i][1]) / 1e3, 1)])
+            c[F.C_ISSUES].append([step, seq, round((created - start) / 1e3, 1)])
         line = {F.SCHEMA: F.MONITOR_SCHEMA, F.RANK: self.rank, F.WORLD_SIZE: self.world_size,
                 F.BACKEND: self.backend, F.HOST: platform.node(), F.PID: os.getpid(),
                 F.FIRST_STEP: steps[0][0] if steps else None, F.LAST_STEP: steps[-1][0] if steps else None,

@@ -114,6 +114,8 @@ def test_a_wait_beside_the_ranks_own_compute_is_no_wait():
     r1 = [collective(6 * MS, 9 * MS, step=1, seq=0), collective(12 * MS, 13 * MS, step=1, seq=1)]
     a = rank_trace(0, steps=((1, 0, 14 * MS),), compute=comp, collectives=r0)
     b = rank_trace(1, steps=((1, 0, 14 * MS),), compute=lane([(4 * MS, 12 * MS)], steps=[1]), collectives=r1)
+    # the waiter's own clock seconds apart from the aligned one: its compute must be moved onto it to count
+    a, b = replace(a, base_time_ns=7_000_000_000), replace(b, base_time_ns=7_000_000_000)
     cr = cross_rank([a, b])
     assert cr.wait_ms_per_step == {0: pytest.approx(4.0), 1: 0.0}
     (s,) = cr.stragglers

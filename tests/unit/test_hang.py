@@ -164,7 +164,32 @@ def test_a_rank_whose_loop_ended_is_told_and_the_failed_peers_stuck_call_is_the_
     assert "rank 1 left its monitored loop after step 29 without an exception" in said and "killed" not in said
     r0 = h.ranks[0]
     assert r0.pending.seq == 65 and r0.last_completed.seq == 64 and h.ranks[1].status == "left"
-    # without the closing line (killed, or an older file): as before
+    # without the closing line (killed, or an older file): a killed rank's last rollup may lag its last call by up
+    # to `every` steps, so it moves nothing: the failed rank's last call, as before
     (tmp_path / "rank1.monitor.jsonl").write_text(json.dumps(lines[0]) + "\n")
     h = diagnose(read_monitor(tmp_path))
-    assert h.kind == "died" and "killed, e.g. SIGKILL" in h.text and h.collective.seq == 65
+    assert h.kind == "died" and "killed, e.g. SIGKILL" in h.text and h.collective.seq == 66
+
+
+def test_the_closing_rollup_holds_the_calls_of_the_step_the_loop_left(tmp_path: Path, monkeypatch):
+    """A loop that breaks mid-step after a collective (a final metric all-reduce, a barrier): the closing line
+    attributes that call to the unfinished step, so the hang verdict never says the rank did not issue it; a
+    periodic rollup leaves it for the next one."""
+    import os
+
+    from commprof.capture import flightrec
+    from commprof.capture.monitor import MonitorSession
+
+    e = {"seq": 7, "op": "all_reduce", "pg": "0", "input_sizes": [[4]], "input_dtypes": ["Float"],
+         "created_unix_ns": 5_000}
+    monkeypatch.setattr(flightrec, "unavailable", lambda: None)
+    monkeypatch.setattr(flightrec, "entries", lambda: [e])
+    m = MonitorSession(tmp_path)
+    m._fd = os.open(tmp_path / "rank0.monitor.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    m.step_num, m._step_start = 3, 4_000  # steps 0-2 done; step 3 began at 4 us and never ended
+    m._rollup([(2, 1_000, 3_900)])
+    m._rollup([], closed=True)
+    os.close(m._fd)
+    first, last = (json.loads(x) for x in (tmp_path / "rank0.monitor.jsonl").read_text().splitlines())
+    assert first["collectives"] == [] and "closed" not in first
+    assert last["closed"] is True and last["collectives"][0]["issues"] == [[3, 7, 1.0]]

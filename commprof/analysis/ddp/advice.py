@@ -165,36 +165,39 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
 
 
 def _predictor(run: Run, scs: Sequence[Scenario], scale: dict[int, float]
-               ) -> tuple[Predict, float | None, list[float]]:
+               ) -> tuple[Predict, float | None, dict[tuple[int, str | None], float]]:
     """The prediction of a bucket cap and hook over every rank (the slowest rank sets the step and its slope),
-    held at the ranks' CPU floor where it keeps their CPU work (``replay.cpufloor``: the traced hook, another cap);
-    the floor, and the steps the replay gave where the floor held them up."""
+    held at the ranks' CPU floor (``replay.cpufloor``: every setting keeps the backward's compute; a hook changes
+    the transfers' part of the work only, which compression makes smaller and PowerSGD's products make larger: the
+    floor then holds approximately, and without it a hook was compared with a bucket row the floor had held up);
+    the floor, and per (cap, hook) held up, the step the replay gave."""
     floor_ms = cpu_floor_ms(run)
-    floored: list[float] = []
+    floored: dict[tuple[int, str | None], float] = {}
 
     def predict(cap_bytes: int, comp: str | None) -> Prediction:
         preds = [replay(sc, cap_bytes, comp, scale[sc.rank]) for sc in scs]
         i = max(range(len(preds)), key=lambda k: preds[k].step_ns)
         sc = scs[i]
         p = replace(preds[i], slope_ns=core.slope(lambda f: replay(sc, cap_bytes, comp, scale[sc.rank] * f).step_ns))
-        lift = (floor_ms * 1e6 - p.step_ns) if floor_ms is not None and comp == scs[0].traced_compression else 0.0
+        lift = (floor_ms * 1e6 - p.step_ns) if floor_ms is not None else 0.0
         if lift <= 0:
             return p
-        floored.append(p.step_ns / 1e6)
+        floored[(cap_bytes, comp)] = p.step_ns / 1e6
         return replace(p, step_ns=p.step_ns + lift, comm_done_ns=p.comm_done_ns + lift,
                        backward_done_ns=p.backward_done_ns + lift)
     return predict, floor_ms, floored
 
 
 def _cpu_work(scs: Sequence[Scenario], whatifs: list[WhatIf], now_ms: float, floor_ms: float | None,
-              floored: list[float], findings: list[Finding]) -> list[WhatIf]:
+              floored: dict[tuple[int, str | None], float], findings: list[Finding]) -> list[WhatIf]:
     """Where the ranks' CPU work fills their cores (``replay.cpufloor.FULL_SHARE``) and gloo's transfers are CPU
     work on them (one network stack): each other bucket cap may gain or lose nothing, whatever the replay says (it
     takes overlap as free and the traced transfers' speed, measured beside the backward, for their speed alone), so
     its band reaches the step as it is now (``alt_ms``); the finding says so, and where the floor held what-ifs up."""
     full = floor_ms is not None and cpu_bound_transfers(scs) is not None and floor_ms >= FULL_SHARE * now_ms
-    if floor_ms is not None and (floored or full):
-        findings.append(Finding("info", floor_text(floor_ms, min(floored, default=None), len(floored),
+    held = {k: v for k, v in floored.items() if k != (scs[0].cap_bytes, scs[0].traced_compression)}  # not as traced
+    if floor_ms is not None and (held or full):
+        findings.append(Finding("info", floor_text(floor_ms, min(held.values(), default=None), len(held),
                                                    now_ms if full else None)))
     if not full:
         return whatifs

@@ -92,8 +92,9 @@ def _states(mrun: MonitorRun, world: int) -> dict[int, RankState]:
 def _stuck_at(got: dict[int, list[FREntry]], failed: set[int], reached: dict[int, int]) -> int | None:
     """The collective the group is stuck at: the lowest sequence number some rank has pending (a rank whose loop
     left with an exception has its last collective retired, failed: that one counts as its pending, unless a rank
-    without a dump issued no further than one before it, ``reached``: its monitor's last issued sequence number
-    in the group; then the first it never issued: a rank's peer left, and gloo failed its later calls too)."""
+    that left its loop issued no further than one before it, ``reached``: the last sequence number in the group of
+    its monitor's closing rollup, which holds every call it issued (a killed rank's last rollup may lag by up to
+    ``every`` steps: not used); then the first it never issued: its peers' gloo failed their later calls too)."""
     frontier = []
     for rank, es in got.items():
         pend = [e.seq for e in es if e.pending and e.seq is not None]
@@ -156,9 +157,10 @@ def _diagnose(mrun: MonitorRun) -> Hang | None:
             per_pg[e.pg].setdefault(d.rank, []).append(e)
     silent = [r for r, s in states.items() if s.status != "dump"]
     failed = {d.rank for d in mrun.hangs if d.reason.startswith("exception")}
+    left = {r for r, s in states.items() if s.status == "left"}  # their closing line holds every call they issued
     for pg in sorted(per_pg):
         issued = {r.rank: max(i.seq for c in r.collectives if c.pg == pg for i in c.issues)
-                  for r in mrun.ranks if r.rank in silent and any(c.pg == pg and c.issues for c in r.collectives)}
+                  for r in mrun.ranks if r.rank in left and any(c.pg == pg and c.issues for c in r.collectives)}
         verdict = _verdict(pg, per_pg[pg], states, failed, silent, issued)
         if verdict is not None:
             return resumed(verdict, mrun)

@@ -1,4 +1,4 @@
-"""The shortest step the ranks' CPU work allows, on CPU runs: a floor under every what-if that keeps that work.
+"""The shortest step the ranks' CPU work allows, on CPU runs: a floor under the DDP replay's what-ifs.
 
 The replays take overlapping communication with compute as free: a smaller DDP bucket starts its all-reduce during
 the backward pass, and the step shortens by what was exposed.  Over gloo the transfers are CPU work too (copies and
@@ -14,7 +14,10 @@ of its ranks' median CPU time per step over their steps outside the profiler (``
 profiler's own work is not the job's), over the set's CPUs; the job's floor is the highest.  Other work on those
 CPUs would raise it: it is left out (it comes and goes; the bands carry it), so the floor is a lower bound.  None on
 GPU runs (their compute is not the CPUs'), without the sidecar's counters, with ranks missing (their work is
-unknown), or where one host's CPU sets overlap without being equal (their work cannot be told apart)."""
+unknown), or where one host's CPU sets overlap without being equal (their work cannot be told apart).  A limit:
+OpenMP's idle threads spin for a while before they sleep (intra-op threads over one per rank), CPU time that is no
+work; it raises the floor towards the step, so bucket advice is withheld rather than given wrongly.  Only the DDP
+replay uses it (FSDP2's replay and the DDP <-> FSDP2 what-ifs do not yet)."""
 
 from __future__ import annotations
 
@@ -67,8 +70,8 @@ def floor_text(floor_ms: float, replay_ms: float | None, count: int, full_of_ms:
             f"cores they share, is {floor_ms:.1f} ms, and overlapping communication with compute moves that work, it "
             "does not remove it (over gloo the transfers are CPU work on the cores the backward pass runs on).")
     if count and replay_ms is not None:
-        text += (f" {count} what-if{'s' if count != 1 else ''} that keep{'' if count != 1 else 's'} the same work "
-                 f"(other bucket sizes) {'are' if count != 1 else 'is'} held at {floor_ms:.1f} ms where the replay, "
+        text += (f" {count} what-if{'s' if count != 1 else ''} (other bucket sizes or hooks: the backward's compute is "
+                 f"the same under each) {'are' if count != 1 else 'is'} held at {floor_ms:.1f} ms where the replay, "
                  f"which takes overlap as free, gave down to {replay_ms:.1f} ms.")
     if full_of_ms is not None:
         text += (f" That work fills {100 * floor_ms / full_of_ms:.0f}% of the cores over the step as it is now "

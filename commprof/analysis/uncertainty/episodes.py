@@ -35,6 +35,7 @@ class Episode(NamedTuple):
     factor: float  # their median over the median of the job's other steps
 
 
+MAX_RANKS = 8  # ranks' own series searched beside the job's step
 MIN_OTHERS = 2  # the other steps, at least this many times the episode's: what is left measures the run's noise
 Series = Mapping[int, Sequence[tuple[int, float]]]  # per rank: (step number, wall time in ms), in step order
 
@@ -47,7 +48,9 @@ def find(outside: Series) -> tuple[dict[int, list[tuple[int, float]]], tuple[Epi
         return kept, ()
     at = [dict(v) for v in outside.values()]
     job = [max(d[n] for d in at) for n in common]  # the job's step: the slowest rank's wall time
-    cp = size_episode([job, *([d[n] for n in common] for d in at)])
+    # beside it, the ranks whose slowest step stands furthest above their median (a 1,024-rank job: a few, not all)
+    apart = sorted(at, key=lambda d: -max(d[n] for n in common) / max(float(np.median([d[n] for n in common])), 1e-9))
+    cp = size_episode([job, *([d[n] for n in common] for d in apart[:MAX_RANKS])])
     if cp is None:
         return kept, ()
     runs = cp.segments or ((cp.start, cp.stop),)

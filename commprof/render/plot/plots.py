@@ -186,7 +186,8 @@ def stragglers(rep: Report) -> bytes | None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # instances are whole numbers
     ax.set_yticks(range(len(g.ranks)), [f"rank {r}" for r in g.ranks], fontsize=7)
     ax.set_xlabel(f"collective instance in process group {plain(g.process_group, 20)} (issue order)")
-    ax.set_title("Wait for the last rank to arrive (ms): a pale row is the rank the others wait for", fontsize=9)
+    ax.set_title("Wait for the last rank to arrive (ms; per collective, also while the rank computed beside it):\n"
+                 "a pale row is the rank the others wait for", fontsize=9)
     cb = fig.colorbar(im, ax=ax)
     cb.set_label("wait (ms)")
     return to_png(plt, fig)

@@ -78,6 +78,9 @@ def overview(overlaps: Sequence[RankOverlap], cross: CrossRank) -> list[Finding]
 # ---- DDP settings ---------------------------------------------------------------------------------
 
 
+LAST_BUCKET = "The last DDP bucket"  # how the exposed last bucket's finding begins (``ddp.advice`` qualifies it)
+
+
 def ddp_rules(run: Run, buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]:
     """What the traced DDP settings cost, from the first rank whose sidecar has them."""
     out: list[Finding] = []
@@ -121,7 +124,7 @@ def _bucket_rules(buckets: Sequence[BucketStat], bw: Bandwidth) -> list[Finding]
     if (last.comm_ms and last.exposed_ms is not None and last.exposed_ms > 0.5 * last.comm_ms
             and last.ends_last >= 0.5):
         share = 100 * last.exposed_ms / last.comm_ms
-        out.append(Finding("medium", f"The last DDP bucket ({last.bytes / 1e6:.1f} MB) is "
+        out.append(Finding("medium", f"{LAST_BUCKET} ({last.bytes / 1e6:.1f} MB) is "
                                      f"{share:.0f}% exposed: its gradients are ready "
                                      "only at the end of the backward pass, so nothing can hide its all-reduce. "
                                      "A smaller last bucket (DDP fills buckets in gradient-ready order) shortens "

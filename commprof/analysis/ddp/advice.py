@@ -201,8 +201,13 @@ def _cpu_work(scs: Sequence[Scenario], whatifs: list[WhatIf], now_ms: float, flo
                                                    now_ms if full else None)))
     if not full:
         return whatifs
+    findings[:] = [replace(f, text=f.text + FULL_TAIL) if f.text.startswith(say.LAST_BUCKET) else f for f in findings]
     return [replace(w, alt_ms=now_ms) if i > 0 and w.knob == "bucket_cap_mb" and w.alt_ms is None else w
             for i, w in enumerate(whatifs)]
+
+
+FULL_TAIL = (" Here the ranks' CPU work fills the cores (below): a shorter tail moves the transfer's work into the "
+             "backward pass, which then runs as much longer, so the step may not shorten.")
 
 
 def _band(w: WhatIf, nz: Noise, error_pct: float, changed: bool, g: float = 0.0) -> tuple[float, float]:

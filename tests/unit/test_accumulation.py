@@ -9,7 +9,7 @@ import numpy as np
 from builders import collective, lane, parse, rank_trace, run
 
 from commprof.analysis.ddp.accumulation import micro_batches
-from commprof.analysis.ddp.nosync import KNOB, assess
+from commprof.analysis.ddp.nosync import KNOB, STAYING_ERROR_PCT, STAYING_SENTENCE, assess
 from commprof.analysis.uncertainty.maths import Noise
 from commprof.model import GradEvents
 from commprof.model.alloc import DDP_FORWARD, Mark
@@ -162,6 +162,34 @@ def test_fsdp2_micro_batches_reduce_scatter_and_their_all_gathers_stay():
     # adding each early micro-batch's unsharded gradients to the ones before: 3 passes over 4 MiB at 1 GB/s
     paced = assess(run(fs, replace(fs, rank=1)), {}, {}, Noise(), pass_bps=1e9).advice
     assert abs(paced.predicted_step_ms - (92.5 + 3 * GRADS / 1e6)) < 1e-6
+    # where the all-gathers stay, the band reaches the model's measured error above the prediction, and says why
+    assert abs(adv.predicted_range_ms[1] - 92.5 * (1 + STAYING_ERROR_PCT / 100)) < 1e-6
+    assert STAYING_SENTENCE in adv.why
+
+
+def test_a_step_the_profiler_slowed_bounds_the_gain_by_what_the_profiler_may_have_put_in_the_synchronizations():
+    """The prediction scales the traced parts alike (the step outside the profiler / the traced one); the profiler's
+    time may all lie in what the advice removes.  Traced 100 ms, 15 ms removed: outside the profiler 90 ms, so 10 ms
+    of profiler time, and at least 5 ms go (85 ms, above the uniform scaling's band: the sentence says so); at 50 ms
+    outside it, 50 ms of profiler time may hold all 15 ms: the band reaches the step as it is now and the advice is
+    withheld with why, the finding no longer pointing at advice below."""
+    from commprof.analysis.ddp.advice import Advisor
+    from commprof.analysis.ddp.family import _with_accumulation
+
+    steps = {0: (0, 1, 2), 1: (0, 1, 2)}
+    mild = assess(run(_rank(0), _rank(1)), steps, {0: 90.0, 1: 90.0}, Noise()).advice
+    assert abs(mild.predicted_step_ms - 76.5) < 1e-6 and mild.predicted_range_ms[1] >= 85.0 - 1e-6
+    slowed = assess(run(_rank(0), _rank(1)), steps, {0: 50.0, 1: 50.0}, Noise())
+    a = slowed.advice
+    assert abs(a.predicted_step_ms - 42.5) < 1e-6 and a.predicted_range_ms[1] >= 50.0 - 1e-6
+    assert "The profiler slowed the traced steps 2.0x" in a.why and "the step may gain nothing" in a.why
+    none = Advisor(advice=(), findings=(), whatifs=(), baseline_step_ms=None, model_step_ms=None,
+                   profiled_step_ms=None, scale={})
+    told = _with_accumulation(none, slowed, Noise())
+    assert not told.advice
+    held = [f.text for f in told.findings if f.text.startswith("Not advised: " + KNOB)]
+    assert len(held) == 1 and slowed.band_note in held[0] and "The profiler slowed" in held[0]
+    assert "see below" in told.findings[0].text and "advice below" not in told.findings[0].text
 
 
 def test_accumulation_across_steps_is_found_and_within_one_step_is_not_it():

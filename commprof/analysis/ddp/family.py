@@ -13,7 +13,7 @@ from ..uncertainty.bands import NOT_ADVISED, banded_advice
 from ..uncertainty.maths import Noise
 from .advice import TOLERANCE_PCT, Advisor, advise
 from .buckets import BucketStat, BucketStep, bucket_stats
-from .nosync import Accumulation, across_finding, across_steps, assess, replay_fails, withheld
+from .nosync import ADVICE_BELOW, HELD_BELOW, Accumulation, across_finding, across_steps, assess, replay_fails, withheld
 from .rates import op_rates
 
 
@@ -63,7 +63,9 @@ def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise)
     if why is None or acc.advice is None:
         return replace(advisor, findings=(acc.finding,) + advisor.findings)
     kept, dropped = banded_advice([acc.advice], noise, None)
+    dropped = tuple(replace(f, text=f"{f.text} {acc.band_note}") for f in dropped) if acc.band_note else dropped
+    told = replace(acc.finding, text=acc.finding.text.replace(ADVICE_BELOW, HELD_BELOW)) if dropped else acc.finding
     held = (withheld("the DDP replay's what-ifs (bucket_cap_mb, comm_hook, gradient_accumulation)", advisor.advice,
                      why, acc),) if advisor.whatifs or advisor.advice else ()
     own = tuple(f for f in advisor.findings if not f.text.startswith(NOT_ADVISED))  # their bands: the replay's too
-    return replace(advisor, advice=kept, whatifs=(), findings=(acc.finding,) + own + dropped + held)
+    return replace(advisor, advice=kept, whatifs=(), findings=(told,) + own + dropped + held)

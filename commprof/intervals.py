@@ -81,6 +81,16 @@ def intersect(a: Span, b: Span) -> Span:
     return _sweep(a, b, keep_a=False, keep_b=False, keep_both=True)
 
 
+def intersect_few(few: Span, many: Span) -> Span:
+    """``few`` (a handful of intervals) intersected with ``many`` (a long canonical set): the sweep runs over the
+    part of ``many`` that meets ``few`` alone (a whole run's set per step was steps x intervals)."""
+    if few[0].size == 0 or many[0].size == 0:
+        return empty()
+    a = int(np.searchsorted(many[1], few[0].min(), side="right"))
+    b = int(np.searchsorted(many[0], few[1].max(), side="left"))
+    return intersect(few, (many[0][a:b], many[1][a:b]))
+
+
 def subtract(a: Span, b: Span) -> Span:
     """Points of ``a`` that are not in ``b``."""
     return _sweep(a, b, keep_a=True, keep_b=False, keep_both=False)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..model import Run
+from .uncertainty.episodes import Episode
 from .uncertainty.episodes import find as find_episodes
 
 
@@ -52,17 +53,21 @@ MIN_OUTSIDE = 2  # steps outside the profiler a rank needs for their median to s
 OUTSIDE, GIVEN, PROFILED = "outside the profiler", "given", "the mean profiled step"
 
 
-def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float],
-                given_ms: float | None = None) -> tuple[dict[int, float], dict[int, str]]:
+def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float], given_ms: float | None = None,
+                episodes: tuple[Episode, ...] | None = None) -> tuple[dict[int, float], dict[int, str]]:
     """Per rank: the step as it is now, the one figure every family calibrates its replays on and measures its advice
     against (each prediction's baseline, "the current step"), and where it comes from: the median of its steps
     outside the profiler where its sidecar timed ``MIN_OUTSIDE`` or more (``OUTSIDE``: the profiler slows the steps
     it records), else ``given_ms`` (``GIVEN``: the user's ``step_ms``, from a training log), else the mean of its
     analyzed profiled steps (``PROFILED``: the headline figure, outlier steps left out), so that no report names two
     current steps.  A single step outside the profiler (a run of 12 steps profiled 2-11) is one sample of the noise,
-    not the step."""
-    kept, _episodes = find_episodes(unprofiled_steps(run))  # a slow episode's steps are no more the step now
-    outside = {r: [ms for _n, ms in v] for r, v in kept.items()}  # than they are the run's noise
+    not the step.  ``episodes``: the slow episodes the run's noise left out, where the caller has them (else found
+    here)."""
+    timed = unprofiled_steps(run)
+    if episodes is None:  # a slow episode's steps are no more the step now than they are the run's noise
+        episodes = find_episodes(timed)[1]
+    gone = {n for e in episodes for n in e.steps}
+    outside = {r: [ms for n, ms in v if n not in gone] for r, v in timed.items()}
     out: dict[int, float] = {}
     basis: dict[int, str] = {}
     for rt in run.ranks:

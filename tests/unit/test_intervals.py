@@ -72,3 +72,13 @@ def test_lengths_within_equals_clip_then_length(a, ws):
     hi = np.array([w + d for w, d in ws], dtype=np.int64)
     got = iv.lengths_within(u, lo, hi)
     assert got.tolist() == [iv.length(iv.clip(u, w0, w1)) for w0, w1 in zip(lo.tolist(), hi.tolist(), strict=True)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(intervals, intervals)
+def test_intersect_few_equals_intersect(a, b):
+    """The waits' query (a step's few wait intervals against a rank's idle set over the whole run) sweeps only the
+    part of the long set that meets the few, with the same answer as the full intersection."""
+    few, many = iv.union(*a), iv.union(*b)
+    got, want = iv.intersect_few(few, many), iv.intersect(few, many)
+    assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()

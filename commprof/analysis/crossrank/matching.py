@@ -166,7 +166,7 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
     idle = _idle_waits(ranks, late, shift, digests)
     united: dict[tuple[int, int], list[iv.Span]] = {}
     for (r, st, waiter), sp in late.caused.items():  # the lead, where the rank that waited for it had nothing to do
-        united.setdefault((r, st), []).append(_within(iv.as_span(*sp), idle.get(waiter, iv.empty())))
+        united.setdefault((r, st), []).append(iv.intersect_few(iv.as_span(*sp), idle.get(waiter, iv.empty())))
     caused: dict[int, int] = {}
     for (r, _st), parts in united.items():  # united per step: lateness carried over by the next ones counts once
         caused[r] = caused.get(r, 0) + iv.length((np.concatenate([p[0] for p in parts]),
@@ -183,7 +183,7 @@ def cross_rank(ranks: Sequence[RankTrace], steps: Iterable[int] | None = None,
         if rt.rank not in late.seen:
             continue
         free = idle.get(rt.rank, iv.empty())
-        vals = [iv.length(_within(iv.as_span(*late.wait_spans[(rt.rank, st)]), free))
+        vals = [iv.length(iv.intersect_few(iv.as_span(*late.wait_spans[(rt.rank, st)]), free))
                 if (rt.rank, st) in late.wait_spans else 0 for st in headline_steps(rt, wanted, kept)]
         if vals:
             waits[rt.rank] = float(np.mean(vals)) / 1e6  # the mean, as every per-step figure and caused_wait_ms
@@ -312,16 +312,6 @@ def _idle_waits(ranks: Sequence[RankTrace], late: _Lateness, shift: dict[int, in
         comp, _exposed = late_split_spans(rt, (digests or {}).get(rt.rank))
         out[rt.rank] = iv.subtract(iv.union(*spans[rt.rank]), (comp[0] + shift[rt.rank], comp[1] + shift[rt.rank]))
     return out
-
-
-def _within(spans: iv.Span, free: iv.Span) -> iv.Span:
-    """``spans`` (a step's few intervals) intersected with ``free`` (a rank's canonical set over the whole run),
-    sweeping only the part of ``free`` that meets them (a whole run's set per step was steps x collectives)."""
-    if spans[0].size == 0 or free[0].size == 0:
-        return iv.empty()
-    a = int(np.searchsorted(free[1], spans[0].min(), side="right"))
-    b = int(np.searchsorted(free[0], spans[1].max(), side="left"))
-    return iv.intersect(spans, (free[0][a:b], free[1][a:b]))
 
 
 def _late_split(rt: RankTrace, windows: tuple[list[int], list[int]],

@@ -21,12 +21,11 @@ replay uses it (FSDP2's replay and the DDP <-> FSDP2 what-ifs do not yet)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 
 from ...model import RankTrace, Run
 from ..steptimes import unprofiled_steps
+from ..uncertainty.hostload import cpu_groups, overlapping
 
 # the ranks' CPU work over at least this share of their cores' capacity in the step as it is now: the cores are full,
 # and moving transfers between overlap and exposure moves work that shares them (the README demo and an outside
@@ -38,14 +37,9 @@ def cpu_floor_ms(run: Run) -> float | None:
     """The job's step can be no shorter than this (ms) without less CPU work (see the module's text), or None."""
     if run.missing_ranks or not run.ranks or any(rt.device_kind != "cpu" for rt in run.ranks):
         return None
-    groups: dict[tuple[str, tuple[int, ...]], list[RankTrace]] = defaultdict(list)
-    for rt in run.ranks:
-        sc = rt.sidecar
-        if sc is None or not sc.host or not sc.cpus:
-            return None
-        groups[(sc.host, sc.cpus)].append(rt)
-    if any(h == h2 and c != c2 and set(c) & set(c2) for h, c in groups for h2, c2 in groups):
-        return None
+    groups = cpu_groups(run)
+    if sum(len(m) for m in groups.values()) != len(run.ranks) or any(overlapping(groups, k) for k in groups):
+        return None  # a rank's CPUs not recorded, or one host's CPU sets overlapping without being equal
     outside = unprofiled_steps(run)
     floors = []
     for (_host, cpus), members in groups.items():

@@ -50,19 +50,34 @@ def host_loads(run: Run) -> tuple[HostLoad, ...]:
     of a 2-rank job alone read 77% other work, with both ranks 65%)."""
     if run.missing_ranks:
         return ()
-    groups: dict[tuple[str, tuple[int, ...]], list[RankTrace]] = defaultdict(list)
-    for rt in run.ranks:
-        sc = rt.sidecar
-        if sc is not None and sc.host and sc.cpus:
-            groups[(sc.host, sc.cpus)].append(rt)
+    groups = cpu_groups(run)
     out = []
     for (host, cpus), members in sorted(groups.items()):
-        if any(h == host and c != cpus and set(c) & set(cpus) for h, c in groups):
+        if overlapping(groups, (host, cpus)):
             continue  # overlapping, unequal CPU sets on one host: each rank's busy time holds its peers' work
         load = _group_load(host, cpus, members)
         if load is not None:
             out.append(load)
     return tuple(out)
+
+
+CpuSet = tuple[str, tuple[int, ...]]  # (host, the CPUs a rank may run on)
+
+
+def cpu_groups(run: Run) -> dict[CpuSet, list[RankTrace]]:
+    """The ranks whose sidecar records their host and CPU set, grouped by both: ranks that may share CPUs."""
+    groups: dict[CpuSet, list[RankTrace]] = defaultdict(list)
+    for rt in run.ranks:
+        sc = rt.sidecar
+        if sc is not None and sc.host and sc.cpus:
+            groups[(sc.host, sc.cpus)].append(rt)
+    return dict(groups)
+
+
+def overlapping(groups: dict[CpuSet, list[RankTrace]], key: CpuSet) -> bool:
+    """Whether another group of the same host shares some of ``key``'s CPUs without having the same set."""
+    host, cpus = key
+    return any(h == host and c != cpus and set(c) & set(cpus) for h, c in groups)
 
 
 def _group_load(host: str, cpus: tuple[int, ...], members: list[RankTrace]) -> HostLoad | None:

@@ -163,7 +163,7 @@ def _distorted(m: MicroBatches, f: float, add: float) -> _Bounds:
 STAYING_SHARE = 0.01  # of the step: other collectives in the early micro-batches beyond it keep the cores busy
 # where they do (FSDP2's all-gathers), the model's measured error: nine pairs of FSDP2 runs over gloo on the 2-core
 # test machine (4 micro-batches, 2 ranks; four quiet ones in benchmarks/results/bench_no_sync.txt, five of the e2e
-# proof's) measured the step from 13% below the prediction to 31% above it (in the five, the early micro-batches'
+# proof's) measured the step from 9% below the prediction to 31% above it (in the five, the early micro-batches'
 # all-gathers and backward ran 10-20% longer without synchronizing and the last one's reduce-scatter of the
 # accumulated gradients about 40 ms longer: nothing the synchronizing run's trace shows); the low end is the
 # structure term's (the least contended end), the high end this

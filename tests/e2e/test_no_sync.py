@@ -97,8 +97,9 @@ def test_fsdp2_reduce_scattering_every_micro_batch_is_found_and_its_replays_with
     if adv:
         assert "model.set_requires_gradient_sync(False)" in adv[0]["why"] and "MB more per rank" in adv[0]["why"]
     else:  # FSDP2's gain over gloo (6-16% measured) is within this model's measured error (35%, unit-tested): the
-        # band reaches the step as it is now, and the finding says so
-        assert "a band that reaches the current step" in held[0]["text"], held
+        # advice is withheld, and the finding that names the waste says its gain is not beyond the band's uncertainty
+        told = next(f for f in s["findings"] if f["text"].startswith("Every micro-batch synchronizes"))
+        assert "not beyond the band's uncertainty: see below" in told["text"] and told["severity"] != "high", told
     texts = [f["text"] for f in s["findings"]]
     assert any(t.startswith("Not advised: FSDP2's schedule replay") for t in texts)
     assert any(t.startswith("Not advised: the FSDP2 -> DDP what-if") for t in texts)

@@ -13,7 +13,7 @@ from ..uncertainty.bands import NOT_ADVISED, banded_advice
 from ..uncertainty.maths import Noise
 from .advice import TOLERANCE_PCT, Advisor, advise
 from .buckets import BucketStat, BucketStep, bucket_stats
-from .nosync import ADVICE_BELOW, HELD_BELOW, Accumulation, across_finding, across_steps, assess, replay_fails, withheld
+from .nosync import Accumulation, across_finding, across_steps, assess, held_finding, replay_fails, withheld
 from .rates import op_rates
 
 
@@ -36,7 +36,7 @@ def section(sh: Shared) -> Section[DDPDetail] | None:
     kept = kept_steps(sh.overlaps)
     rates = advisor.rates or op_rates(sh.run)
     acc = assess(sh.run, kept, sh.step_now_ms, sh.noise,
-                 advisor.check.error_pct if advisor.check is not None else None, rates.pass_bps)
+                 advisor.check.error_pct if advisor.check is not None else None, rates.pass_bps, sh.step_now_basis)
     if not (rows or advisor.findings or advisor.advice or advisor.whatifs or acc):
         return None
     advisor = _with_accumulation(advisor, acc, sh.noise)
@@ -56,7 +56,9 @@ def section(sh: Shared) -> Section[DDPDetail] | None:
 
 def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise) -> Advisor:
     """The accumulation's finding and advice first; where every micro-batch synchronizes the gradients, the
-    replay's what-ifs and advice (one synchronization per step) withheld until it synchronizes once."""
+    replay's what-ifs and advice (one synchronization per step) withheld until it synchronizes once.  Advice whose
+    band reaches the step as it is now is withheld too: its finding then says so (``held_finding``), and the
+    withheld finding carries what raised the band (``Accumulation.band_note``)."""
     if acc is None or acc.finding is None:
         return advisor
     why = replay_fails(acc, per_pass=False)
@@ -64,8 +66,8 @@ def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise)
         return replace(advisor, findings=(acc.finding,) + advisor.findings)
     kept, dropped = banded_advice([acc.advice], noise, None)
     dropped = tuple(replace(f, text=f"{f.text} {acc.band_note}") for f in dropped) if acc.band_note else dropped
-    told = replace(acc.finding, text=acc.finding.text.replace(ADVICE_BELOW, HELD_BELOW)) if dropped else acc.finding
+    told = held_finding(acc) if dropped else acc.finding  # no more "advice below"
     held = (withheld("the DDP replay's what-ifs (bucket_cap_mb, comm_hook, gradient_accumulation)", advisor.advice,
                      why, acc),) if advisor.whatifs or advisor.advice else ()
     own = tuple(f for f in advisor.findings if not f.text.startswith(NOT_ADVISED))  # their bands: the replay's too
-    return replace(advisor, advice=kept, whatifs=(), findings=(told,) + own + dropped + held)
+    return replace(advisor, advice=kept, whatifs=(), findings=(told or acc.finding,) + own + dropped + held)

@@ -21,19 +21,19 @@ collectives stay (FSDP2), the model's measured error above the prediction (``STA
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ... import ops
 from ...model import Run
 from ...model.alloc import DDP_FORWARD
 from ..section import Advice, Finding
+from ..steptimes import OUTSIDE
 from ..uncertainty.bands import NOT_ADVISED
 from ..uncertainty.maths import Noise, around, half_width_pct
 from .accumulation import MicroBatches, micro_batches
 
 KNOB = "gradient_syncs_per_step"  # the advice's knob: what ``commprof compare`` reads back from AFTER
-ADVICE_BELOW, HELD_BELOW = "advice below", "its gain is not beyond the band's uncertainty: see below"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,7 +41,7 @@ class Accumulation:
     ranks: tuple[MicroBatches, ...]
     advice: Advice | None  # gradient syncs per step: 1 (``no_sync()``), where every micro-batch synchronized
     finding: Finding | None
-    band_note: str = ""  # why the advice's band reaches as high as it does (the profiler's time), where it does
+    band_note: str = ""  # why the advice's band reaches as high as it does (``_high_end``), where a term raised it
 
     @property
     def per_step(self) -> int:
@@ -86,11 +86,13 @@ def _told(acc: Accumulation) -> Finding:
 
 
 def assess(run: Run, steps: dict[int, tuple[int, ...]], unprofiled_ms: dict[int, float], noise: Noise,
-           model_error_pct: float | None = None, pass_bps: float | None = None) -> Accumulation | None:
+           model_error_pct: float | None = None, pass_bps: float | None = None,
+           basis: Mapping[int, str] | None = None) -> Accumulation | None:
     """The job's micro-batches (``steps``: each rank's analyzed steps) and, where every rank synchronized the
     gradients in every micro-batch, the advice to do so once per step; None where no rank accumulates.
-    ``pass_bps``: the run's in-place element-wise pass rate (``rates``), what FSDP2's accumulation of unsharded
-    gradients costs per early micro-batch."""
+    ``unprofiled_ms``: each rank's step as it is now, ``basis`` where it comes from (``steptimes``; None: all from
+    the steps outside the profiler).  ``pass_bps``: the run's in-place element-wise pass rate (``rates``), what
+    FSDP2's accumulation of unsharded gradients costs per early micro-batch."""
     found = tuple(m for rt in run.ranks if (m := micro_batches(rt, steps.get(rt.rank))) is not None)
     if not found:
         return None
@@ -106,7 +108,8 @@ def assess(run: Run, steps: dict[int, tuple[int, ...]], unprofiled_ms: dict[int,
         current.append(m.step_ms * f)
         pessimistic.append(m.without_exposed_ms * f + add)
         optimistic.append((m.uncontended_ms if cpu else m.without_exposed_ms) * f + add)
-        bounds.append(_distorted(m, f, add))
+        if f < 1.0 and (basis is None or basis.get(m.rank) == OUTSIDE):  # timed outside the profiler, and faster
+            bounds.append(_distorted(m, f, add))
     # the slowest rank sets the step; over gloo the transfers' cores come back to the backward where the early
     # micro-batches then issue no collective at all: the prediction runs them at the least contended one's speed,
     # the band reaching up to their traced speed; where other collectives stay (FSDP2's all-gathers), the reverse
@@ -115,49 +118,63 @@ def assess(run: Run, steps: dict[int, tuple[int, ...]], unprofiled_ms: dict[int,
     # the band: the replays' (noise, the model's error) and the two ends' distance, a structure term, in quadrature
     structure_pct = 100.0 * (worst_ms - best_ms) / pred if pred > 0 else 0.0
     lo, hi = around(pred, math.hypot(half_width_pct(noise, model_error_pct), structure_pct), noise)
-    lo, hi = min(lo, best_ms), max(hi, worst_ms)
+    hi, note = _high_end(found, bounds, pred, max(hi, worst_ms), now, cpu)
+    advice = Advice(knob=KNOB, value=1, baseline_step_ms=now, predicted_step_ms=pred,
+                    why=_why(found, cpu) + (" " + note if note else ""), predicted_range_ms=(min(lo, best_ms), hi))
+    return Accumulation(ranks=found, advice=advice, finding=_wasted(found, now, pred), band_note=note)
+
+
+def _high_end(found: tuple[MicroBatches, ...], bounds: list[_Bounds], pred: float, hi: float, now: float,
+              cpu: bool) -> tuple[float, str]:
+    """The band's high end with what the trace cannot show (FSDP2's measured error over gloo, the profiler's time
+    in the removed synchronizations), and the sentences that say so where either raised it."""
     notes = []
-    if _busy_after(found) and pred * (1.0 + STAYING_ERROR_PCT / 100.0) > hi:
+    if cpu and found[0].kind == "fsdp" and _busy_after(found) and pred * (1 + STAYING_ERROR_PCT / 100) > hi:
         hi = pred * (1.0 + STAYING_ERROR_PCT / 100.0)
         notes.append(STAYING_SENTENCE)
-    slowest = max(bounds, key=lambda b: b.high_ms)  # the step is the slowest rank's: each end its largest
-    notes += [slowest.sentence()] if slowest.high_ms > hi else []
-    hi, note = max(hi, slowest.high_ms), " ".join(notes)
-    advice = Advice(knob=KNOB, value=1, baseline_step_ms=now, predicted_step_ms=pred,
-                    why=_why(found, cpu) + (" " + note if note else ""), predicted_range_ms=(lo, hi))
-    return Accumulation(ranks=found, advice=advice, finding=_wasted(found, now, pred), band_note=note)
+    if bounds:
+        slowest = max(bounds, key=lambda b: b.high_ms)  # the step is the slowest rank's
+        if slowest.high_ms > hi:
+            hi = slowest.high_ms
+            notes.append(slowest.sentence(now))
+    return hi, " ".join(notes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Bounds:
-    """One rank's step without synchronizing, wherever the profiler's own time fell in its traced step."""
+    """One rank's step without synchronizing, with all of the profiler's own time in what the advice removes."""
 
     rank: int
     traced_ms: float  # its traced step
-    now_ms: float  # its step outside the profiler
+    now_ms: float  # its step outside the profiler, shorter
     removed_ms: float  # what the pessimistic end removes, as traced
-    high_ms: float  # all of the profiler's time in what it removes: what goes is that less the profiler's time
+    high_ms: float  # what goes is that less the profiler's time (traced - outside), at least nothing
 
-    def sentence(self) -> str:
-        gain = self.now_ms - self.high_ms
-        then = (f"the step may gain as little as {gain:.0f} ms" if gain > 0.5 else "the step may gain nothing")
+    def sentence(self, job_now_ms: float) -> str:
+        """Why the band reaches ``high_ms``; ``job_now_ms``: the job's step as it is now (the slowest rank's)."""
+        gain = job_now_ms - self.high_ms
+        then = f"the step may gain as little as {_ms(gain)} ms" if gain >= 0.05 else "the step may gain nothing"
         return (f"The profiler slowed the traced steps {self.traced_ms / self.now_ms:.1f}x (rank {self.rank}: "
-                f"{self.traced_ms:.0f} ms against {self.now_ms:.0f} ms outside it), and the trace cannot tell how "
-                f"much of that fell on the {self.removed_ms:.0f} ms of synchronization this removes; if all of it "
-                f"did, {then}: the band reaches up to {self.high_ms:.0f} ms.")
+                f"{_ms(self.traced_ms)} ms against {_ms(self.now_ms)} ms outside it), and the trace cannot tell how "
+                f"much of that fell on the {_ms(self.removed_ms)} ms of synchronization this removes; if all of it "
+                f"did, {then}: the band reaches up to {_ms(self.high_ms)} ms.")
+
+
+def _ms(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.1f}"
 
 
 def _distorted(m: MicroBatches, f: float, add: float) -> _Bounds:
-    """The prediction scales the traced step's parts alike to the step outside the profiler (``f``); where the
-    profiler slowed the step (f < 1) it may have slowed what the advice removes more than the rest (FSDP2 over gloo:
+    """The prediction scales the traced step's parts alike to the step outside the profiler (``f`` < 1: the profiler
+    slowed the step); the profiler may have slowed what the advice removes more than the rest (FSDP2 over gloo:
     traced steps 1.7-2.7x those outside, the early reduce-scatters' measured gain 6-16% of the step where the
-    uniform scaling said 22-24%): the high end puts all of the profiler's time in it.  The low end stays the
+    uniform scaling said 22-24%): this rank's step with all of the profiler's time in it.  The low end stays the
     uniform scaling's optimistic end: no run measured below it (none of the profiler's time in what is removed would
     take the FSDP2 run's band down to a sixth of the step)."""
     now = m.step_ms * f
     removed = m.step_ms - m.without_exposed_ms
     return _Bounds(rank=m.rank, traced_ms=m.step_ms, now_ms=now, removed_ms=removed,
-                   high_ms=now - max(removed - max(m.step_ms - now, 0.0), 0.0) + add)
+                   high_ms=now - max(removed - (m.step_ms - now), 0.0) + add)
 
 
 STAYING_SHARE = 0.01  # of the step: other collectives in the early micro-batches beyond it keep the cores busy
@@ -168,10 +185,10 @@ STAYING_SHARE = 0.01  # of the step: other collectives in the early micro-batche
 # accumulated gradients about 40 ms longer: nothing the synchronizing run's trace shows); the low end is the
 # structure term's (the least contended end), the high end this
 STAYING_ERROR_PCT = 35.0
-STAYING_SENTENCE = (f"The band reaches {STAYING_ERROR_PCT:.0f}% above the prediction: where the other collectives "
-                    "stay (FSDP2's all-gathers), the step measured up to 31% above this model's prediction in repeated "
-                    "runs (the collectives that stay and the backward ran longer without synchronizing, and the last "
-                    "micro-batch's reduce-scatter of the accumulated gradients too).")
+STAYING_SENTENCE = (f"The band reaches at least {STAYING_ERROR_PCT:.0f}% above the prediction: FSDP2 over gloo, its "
+                    "all-gathers staying, measured the step up to 31% above this model's prediction in repeated runs "
+                    "(without synchronizing, the all-gathers and the backward ran longer, and the last micro-batch's "
+                    "reduce-scatter of the accumulated gradients too).")
 
 
 def _busy_after(found: tuple[MicroBatches, ...]) -> bool:
@@ -208,14 +225,23 @@ def _gloo(found: tuple[MicroBatches, ...], cpu: bool) -> str:
             "the speed it had beside the transfers.")
 
 
-def _wasted(found: tuple[MicroBatches, ...], now: float, pred: float) -> Finding:
+def _wasted(found: tuple[MicroBatches, ...], now: float, pred: float, held: bool = False) -> Finding:
+    """The finding; ``held``: the advice's band reaches the step as it is now (it is withheld: medium at most)."""
     worst = max(found, key=lambda m: m.early_exposed_ms)
     w = _FSDP if worst.kind == "fsdp" else _DDP
-    return Finding("high" if now - pred >= 0.1 * now else "medium", (
+    below = "its gain is not beyond the band's uncertainty: see below" if held else "advice below"
+    return Finding("high" if now - pred >= 0.1 * now and not held else "medium", (
         f"Every micro-batch synchronizes the gradients: {worst.per_step} forward/backward passes per step "
         f"({w.calls}), each followed by its {w.sync} ({worst.early_exposed_ms:.1f} ms exposed per step before the "
-        f"last micro-batch). {w.skip} on all but the last gives the same gradients with one round ({ADVICE_BELOW}). "
+        f"last micro-batch). {w.skip} on all but the last gives the same gradients with one round ({below}). "
         "The other predictions replay one synchronization per step: they hold once it is in place."))
+
+
+def held_finding(acc: Accumulation) -> Finding | None:
+    """The accumulation's finding where its advice is withheld (``bands.banded_advice``)."""
+    if acc.advice is None:
+        return acc.finding
+    return _wasted(acc.ranks, acc.advice.baseline_step_ms, acc.advice.predicted_step_ms, held=True)
 
 
 def replay_fails(acc: Accumulation | None, per_pass: bool) -> str | None:

@@ -314,6 +314,7 @@ class TraceSession:
         finally:
             if tmp_dir:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
+            _release(prof)
 
     def _write_failed(self, e: BaseException) -> None:
         if not self._warned_write:
@@ -386,3 +387,13 @@ def trace(*args: Any, **kwargs: Any) -> TraceSession:
     The options are ``TraceOptions``'s fields (``commprof.capture.options``, each with its docstring)."""
     return TraceSession(TraceOptions(*args, **kwargs))
 
+
+def _release(prof: profile) -> None:
+    """Drop the finished cycle's results once written (or not writable): torch.profiler keeps them until the next
+    cycle or the end of the loop, and the steps after the profiler then ran slower than without it (FSDP2 over gloo,
+    2 ranks on 2 cores: 9-12% in five runs, 2-3% with the results dropped), skewing the step outside the profiler
+    that every prediction is calibrated on.  A later cycle makes a new one (``prepare_trace``)."""
+    try:
+        prof.profiler = None
+    except Exception:  # never break training over it
+        pass

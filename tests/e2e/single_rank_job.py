@@ -1,10 +1,11 @@
 """A one-process DDP job (gloo, world size 1) for fault tests; run as a script by the tests.
 
-usage: python single_rank_job.py OUT MODE   (MODE: ok | raise | interrupt | plain)
+usage: python single_rank_job.py OUT MODE   (MODE: ok | raise | interrupt | plain | cycles)
 """
 
 from __future__ import annotations
 
+import json
 import sys
 
 import torch
@@ -29,6 +30,18 @@ def main(out: str, mode: str) -> int:
                 opt.step()
                 opt.zero_grad()
                 prof.step()
+        return 0
+    if mode == "cycles":  # two profiler cycles: whether torch.profiler's results are held after each is written
+        with commprof.trace(out, model=model, wait=1, warmup=1, active=2, repeat=2) as prof:
+            held = []
+            for _ in range(10):
+                model(torch.randn(8, 64)).sum().backward()
+                opt.step()
+                opt.zero_grad()
+                prof.step()
+                held.append(prof._prof.profiler is not None)
+        print("held", json.dumps(held), "exports", prof._exports)
+        dist.destroy_process_group()
         return 0
     try:
         with commprof.trace(out, model=model, wait=1, warmup=1, active=3) as prof:

@@ -96,8 +96,8 @@ def test_fsdp2_reduce_scattering_every_micro_batch_is_found_and_its_replays_with
     assert len(adv) + len(held) == 1
     if adv:
         assert "model.set_requires_gradient_sync(False)" in adv[0]["why"] and "MB more per rank" in adv[0]["why"]
-    else:  # FSDP2's gain over gloo (6-16% measured) is within this model's measured error (35%, unit-tested): the
-        # advice is withheld, and the finding that names the waste says its gain is not beyond the band's uncertainty
+    else:  # withheld where the band reaches the step as it is now (the profiler's slowing, unit-tested, or the
+        # run's noise): the finding that names the waste says its gain is not beyond the band's uncertainty
         told = next(f for f in s["findings"] if f["text"].startswith("Every micro-batch synchronizes"))
         assert "not beyond the band's uncertainty: see below" in told["text"] and told["severity"] != "high", told
     texts = [f["text"] for f in s["findings"]]

@@ -391,8 +391,8 @@ def trace(*args: Any, **kwargs: Any) -> TraceSession:
 def _release(prof: profile) -> None:
     """Drop the finished cycle's results once written (or not writable): torch.profiler keeps them until the next
     cycle or the end of the loop, and the steps after the profiler then ran slower than without it (FSDP2 over gloo,
-    2 ranks on 2 cores: 9-12% in five runs, 2-3% with the results dropped), skewing the step outside the profiler
-    that every prediction is calibrated on.  A later cycle makes a new one (``prepare_trace``)."""
+    2 ranks on 2 cores: medians of pairs of runs +4.5% and +10%, single pairs up to +31%; dropped, +2% or less),
+    skewing the step outside the profiler that every prediction is calibrated on.  A later cycle makes a new one."""
     try:
         prof.profiler = None
     except Exception:  # never break training over it

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-# the checkout whose commprof runs; spawned workers re-import this file and find it in the environment
+# the checkout whose commprof runs (spawned workers re-run this with the parent's sys.argv and sys.path)
 ROOT = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("AB_ROOT", str(Path(__file__).resolve().parents[1]))
 os.environ["AB_ROOT"] = ROOT
 sys.path.insert(0, ROOT)

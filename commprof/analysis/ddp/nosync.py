@@ -172,6 +172,8 @@ def _distorted(m: MicroBatches, f: float, add: float) -> _Bounds:
 
 
 STAYING_SHARE = 0.01  # of the step: other collectives in the early micro-batches beyond it keep the cores busy
+
+
 def _busy_after(found: tuple[MicroBatches, ...]) -> bool:
     """Whether the early micro-batches would still issue collectives without synchronizing (FSDP2's all-gathers):
     then their backward stays as contended as traced."""

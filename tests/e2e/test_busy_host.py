@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_a_busy_process_beside_the_traced_run_is_seen(tmp_path):
             assert w.predicted_range_ms[0] <= w.predicted_step_ms * (1 - slowed_frac) + 1e-6
 
 
+UNLOADED_WAIT_PCT = 25.0  # rank 0's wait beyond which its core was busy too (quiet runs: 2-9%; CI 100 read 50%)
+
+
 def test_a_busy_process_on_one_ranks_core_is_named_with_its_evidence(tmp_path):
     """Ranks bound to a core each (as a launcher binds them) and a busy process on rank 1's core: rank 1's training
     thread waits for a CPU far more than its peer's (measured here: 55-69% against 2-9%), and the root-cause finding
@@ -66,14 +70,23 @@ def test_a_busy_process_on_one_ranks_core_is_named_with_its_evidence(tmp_path):
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two CPUs and CPU affinity")
     cpu = sorted(os.sched_getaffinity(0))[1]  # where ``pin`` binds rank 1
-    busy = subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
-    try:
-        launch(tmp_path / "t", nproc=2, steps=12, pin=True)
-    finally:
-        busy.kill()
-        busy.wait()
-    run = commprof.load(tmp_path / "t")
-    waits = wait_by_rank(run)
+
+    def traced(out):
+        busy = subprocess.Popen([sys.executable, "-c",
+                                 f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass"])
+        try:
+            launch(out, nproc=2, steps=12, pin=True)
+        finally:
+            busy.kill()
+            busy.wait()
+        run = commprof.load(out)
+        return run, wait_by_rank(run)
+
+    run, waits = traced(tmp_path / "t")
+    if waits and waits[0] > UNLOADED_WAIT_PCT:  # rank 0's core was taken too: a disturbance the test did not make
+        warnings.warn(f"rank 0, whose core the test leaves alone, waited for a CPU {waits[0]:.0f}% of its ready time "
+                      f"(quiet: 2-9%): other work on this machine; running the job once more", stacklevel=1)
+        run, waits = traced(tmp_path / "again")
     if not waits:
         pytest.skip("the kernel keeps no scheduler account (CONFIG_SCHED_INFO)")
     rep = commprof.analyze(run)

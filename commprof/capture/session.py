@@ -31,6 +31,7 @@ from ..formats import files
 from ..formats import sidecar as F
 from ..warn import warn
 from . import environment, fsdp, hostload, probe
+from .cycle import device_stopped, release, stopped_text
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
 from .options import TraceOptions, signature_of
@@ -288,8 +289,8 @@ class TraceSession:
 
     def _on_trace_ready(self, prof: profile) -> None:
         """Called by torch.profiler at the end of each active cycle.  Never raises."""
-        if not self._writable:
-            _release(prof)
+        if not self._writable or self._keep_previous_cycle(prof):
+            release(prof)
             return
         t_export = time.time_ns()
         tmp_dir = None
@@ -304,7 +305,7 @@ class TraceSession:
                 dst_raw.flush()
                 os.fsync(dst_raw.fileno())
             os.replace(gz, self.trace_path)
-            _release(prof)  # inside the export's time: peers may wait for it
+            release(prof)  # inside the export's time: peers may wait for it
             self._exports += 1
             self._export_times.append([t_export, time.time_ns()])
             self._write_sidecar()
@@ -313,7 +314,14 @@ class TraceSession:
         finally:
             if tmp_dir:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
-            _release(prof)
+            release(prof)
+
+    def _keep_previous_cycle(self, prof: profile) -> bool:
+        """A cycle whose device collection stopped early is named; it replaces no earlier cycle's trace."""
+        if not device_stopped(prof):
+            return False
+        self._warn(stopped_text(prof.step_num, kept=self._exports > 0))
+        return self._exports > 0
 
     def _write_failed(self, e: BaseException) -> None:
         if not self._warned_write:
@@ -386,14 +394,3 @@ def trace(*args: Any, **kwargs: Any) -> TraceSession:
     The options are ``TraceOptions``'s fields (``commprof.capture.options``, each with its docstring)."""
     return TraceSession(TraceOptions(*args, **kwargs))
 
-
-def _release(prof: profile) -> None:
-    """Drop the finished cycle's results once written (or not writable): torch.profiler keeps them until the next
-    cycle or the end of the loop, and the steps after the profiler then ran slower than without it (FSDP2 over gloo,
-    2 ranks on 2 cores: the traced runs' step outside the profiler 15-28% above untraced runs of the job, 5-15% under
-    with them dropped, bench_no_sync), skewing the step every prediction is calibrated on.  A later cycle makes a
-    new one (``prepare_trace``); idempotent."""
-    try:
-        prof.profiler = None
-    except Exception:  # never break training over it
-        pass

@@ -66,8 +66,8 @@ def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise)
         return replace(advisor, findings=(acc.finding,) + advisor.findings)
     kept, dropped = banded_advice([acc.advice], noise, None)
     dropped = tuple(replace(f, text=f"{f.text} {acc.band_note}") for f in dropped) if acc.band_note else dropped
-    told = held_finding(acc) if dropped else acc.finding  # no more "advice below"
+    told = held_finding(acc, acc.advice) if dropped else acc.finding  # no more "advice below"
     held = (withheld("the DDP replay's what-ifs (bucket_cap_mb, comm_hook, gradient_accumulation)", advisor.advice,
                      why, acc),) if advisor.whatifs or advisor.advice else ()
     own = tuple(f for f in advisor.findings if not f.text.startswith(NOT_ADVISED))  # their bands: the replay's too
-    return replace(advisor, advice=kept, whatifs=(), findings=(told or acc.finding,) + own + dropped + held)
+    return replace(advisor, advice=kept, whatifs=(), findings=(told,) + own + dropped + held)

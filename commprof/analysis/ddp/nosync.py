@@ -220,11 +220,9 @@ def _wasted(found: tuple[MicroBatches, ...], now: float, pred: float, held: bool
         "The other predictions replay one synchronization per step: they hold once it is in place."))
 
 
-def held_finding(acc: Accumulation) -> Finding | None:
-    """The accumulation's finding where its advice is withheld (``bands.banded_advice``)."""
-    if acc.advice is None:
-        return acc.finding
-    return _wasted(acc.ranks, acc.advice.baseline_step_ms, acc.advice.predicted_step_ms, held=True)
+def held_finding(acc: Accumulation, advice: Advice) -> Finding:
+    """The accumulation's finding where its ``advice`` is withheld (``bands.banded_advice``)."""
+    return _wasted(acc.ranks, advice.baseline_step_ms, advice.predicted_step_ms, held=True)
 
 
 def replay_fails(acc: Accumulation | None, per_pass: bool) -> str | None:

@@ -13,11 +13,10 @@ from . import findings as say
 from .arbiter import arbitrate
 from .bandwidth import Bandwidth, bandwidth
 from .crossrank.critpath import Segment
-from .crossrank.family import CrossRankDetail
+from .crossrank.family import CrossRankDetail, no_cross, per_rank_sections
 from .crossrank.matching import CrossRank, cross_rank
 from .crossrank.p2p import NO_LINKS, links, with_p2p_waits
 from .crossrank.rootcause import Critical, RootCause
-from .crossrank.withheld import no_cross, per_rank_sections
 from .dataparallel import DataParallelStat
 from .ddp.advice import Advisor
 from .ddp.buckets import BucketStat, BucketStep

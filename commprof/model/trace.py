@@ -218,6 +218,9 @@ class RankTrace:
     op_names: OpNames | None = None  # what the compute was (kernel / operator names), None where not read
     # what its operator / kernel names show the model holds: EMBEDDING_TABLES, EXPERTS (reader.comm.classify)
     model_parts: frozenset[str] = frozenset()
+    # per profiled step, the floating-point operations of its matrix products from their recorded shapes
+    # (``reader.matmuls``): the work the rank was given; () where the trace records no shapes
+    matrix_flops: tuple[tuple[int, float], ...] = ()
 
     @property
     def first_ns(self) -> int:

@@ -19,6 +19,7 @@ from ..formats import keys as K
 from ..model import GradEvents, HostTransfers, Lane, ProcessGroup, RankTrace
 from ..units import canonical_dtype
 from . import dataparallel as dp
+from . import matmuls
 from .comm import classify as cl
 from .comm.collectives import collectives
 from .comm.commrules import CommRules
@@ -88,7 +89,7 @@ def parse_document(path: Path, doc: Document, rank_hint: int | None = None,
                      host=doc.host_name if isinstance(doc.host_name, str) else None,
                      nccl_version=nccl if isinstance(nccl := di.get(K.DI_NCCL_VERSION), str) else None,
                      stepless=not sc.steps, op_names=op_names(sc, device_kind),
-                     model_parts=cl.model_parts(sc.op_ids))
+                     model_parts=cl.model_parts(sc.op_ids), matrix_flops=matmuls.per_step(sc.matmuls, attribute.one))
 
 
 def _memory(sc: Scan, colls: list, steps: tuple) -> tuple[dict, dict, tuple]:

@@ -24,6 +24,7 @@ from .decode.document import Batches
 from .decode.events import I64_MIN, IDS_LIST, U64_MAX, Ev, args_of, as_event, bulk, ids_of
 from .decode.events import shapes_of as _shapes_of
 from .decode.events import time_number as _num
+from .matmuls import counted
 from .memory.memevents import MemoryEvents
 from .products import thin_products
 from .shapes import first_type, numel_of_dims
@@ -74,6 +75,8 @@ class Scan:
     ew_ns: list[int] = field(default_factory=list)  # and their durations
     ew_fresh: list[int] = field(default_factory=list)  # and whether each wrote a fresh tensor (1) or in place (0)
     products: list[ThinProduct] = field(default_factory=list)  # thin matrix products (PowerSGD's)
+    # every matrix product whose shapes were recorded (``matmuls``): start, end, thread, floating-point operations
+    matmuls: list[tuple[int, int, Any, float]] = field(default_factory=list)
     # FSDP2's record functions: start, end, name, thread
     fsdp: list[tuple[int, int, str, Any]] = field(default_factory=list)
     grads: list[tuple[int, int, Any]] = field(default_factory=list)  # AccumulateGrad: start, end, thread
@@ -117,6 +120,8 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     pr_args: list[Any] = []
     pr_ns: list[int] = []
     gr_args: list[Any] = []
+    mm_args: list[Any] = []
+    mm_recs: list[tuple[int, int, Any, str]] = []
     n_complete = 0
     for ev in events:
         if type(ev) is not Ev:
@@ -172,9 +177,14 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
                         ew_args.append(ev.args)
                         ew_ns.append(end - start)
                         ew_names.append(name)
+                elif kind == cl.MATMUL:
+                    mm_args.append(ev.args)
+                    mm_recs.append((start, end, ev.tid, name))
                 elif kind == cl.PRODUCT:
                     pr_args.append(ev.args)
                     pr_ns.append(end - start)
+                    mm_args.append(ev.args)
+                    mm_recs.append((start, end, ev.tid, name))
                 elif kind == cl.DATAPARALLEL:
                     sc.dp_ops.append(CpuRec(start, end, ev.tid, name, args_of(ev.args)))
                 elif kind == cl.ACCUMULATE_GRAD:
@@ -248,6 +258,8 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
         sc.products.extend(thin_products(pr_args, pr_ns))
     if gr_args:
         sc.grad_shapes.extend(_shapes_of(gr_args))
+    if mm_args:
+        sc.matmuls.extend(counted(mm_recs, _shapes_of(mm_args)))
 
 
 def int_or(v: Any, default: int) -> int:

@@ -24,6 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "hook": None, "threads": 1, "lr": 0.01, "gradient_as_bucket_view": False, "result": None,
     "master": "127.0.0.1", "times": None, "profile_memory": False, "pin": False,
     "rank_env": {},  # {rank: {name: value}}: variables set in that rank alone, as a launcher that set one node apart
+    "rank_batch": {},  # {rank: batch}: a batch of its own for that rank (uneven shards), else "batch"
 }
 # ``python -m commprof demo``'s steps: the profiled 2-4, then six after the export's step to measure the run's noise
 # and calibrate the what-ifs (the tests' and benchmarks' runs keep DEFAULTS["steps"] unless they say otherwise)
@@ -154,8 +155,9 @@ def _micro_batch(cfg: dict[str, Any], ddp: Any, gen: Any, rank: int, i: int, qui
 
     import torch
 
-    x = torch.randn(cfg["batch"], cfg["width"], generator=gen)
-    y = torch.randint(0, 10, (cfg["batch"],), generator=gen)
+    batch = int(cfg["rank_batch"].get(rank) or cfg["rank_batch"].get(str(rank)) or cfg["batch"])
+    x = torch.randn(batch, cfg["width"], generator=gen)
+    y = torch.randint(0, 10, (batch,), generator=gen)
     with ddp.no_sync() if quiet else contextlib.nullcontext():
         loss = torch.nn.functional.cross_entropy(ddp(x), y)
         plan = (cfg["slow_plan"] or {}).get(rank) or (cfg["slow_plan"] or {}).get(str(rank))

@@ -71,6 +71,28 @@ def test_report_names_the_straggler_and_its_lateness(straggler_run: Path):
     assert rc is not None and rc.rank == 1 and rc.what == "idle before collectives"
     assert rc.predicted_gain_ms == pytest.approx(SLEEP_MS, rel=0.35)
     assert rep.findings[0].text.startswith(f"Rank 1 {'may hold' if weak(rc) else 'holds'} the job back")
+    # it slept: its work is its peer's (the same products from the same shapes), and no sentence says otherwise
+    assert rc.work is not None and rc.work.same and rc.work.ratio == pytest.approx(1.0, abs=1e-9)
+    assert "more work" not in rep.findings[0].text
+
+
+def test_a_rank_given_a_larger_batch_is_told_to_have_more_work(tmp_path: Path):
+    """Rank 0 trains on batches of 128 where rank 1 gets 64 (uneven shards): every matrix product of the step
+    scales with the batch, so its recorded shapes give it exactly twice its peer's matrix work, and the root cause
+    (or, where this run's jitter hides it, the lead of "no single rank") says it was given more work."""
+    launch(tmp_path, nproc=2, steps=7, width=1024, layers=4, bucket_cap_mb=4.0, batch=64, rank_batch={0: 128})
+    rep = commprof.analyze(commprof.load(tmp_path))
+    rc = rep.root_cause
+    assert rc is not None and rc.work is not None, rep.findings[0].text
+    assert rc.work.ratio == pytest.approx(2.0, rel=1e-6) and rc.work.steps == 3
+    assert rc.ranks == (0,) or (not rc.ranks and rc.spread[0][0] == 0), rc.text
+    text = rep.findings[0].text
+    assert "given more work than its peers: its matrix products come to" in text and "(median; 2.00x" in text, text
+    from commprof.render.summary import summary
+
+    work = summary(rep)["root_cause"]["work"]
+    assert work["ratio"] == pytest.approx(2.0) and work["gflop_per_step"] == pytest.approx(2 * work[
+        "peers_gflop_per_step"], rel=1e-3)
 
 
 def test_clock_shifted_by_seconds_gives_the_same_answers(straggler_run: Path, tmp_path: Path):

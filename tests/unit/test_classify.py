@@ -49,7 +49,9 @@ def test_canonical_ops_and_dtypes():
 
 
 def test_cpu_kinds():
-    assert cl.cpu_kind("aten::mm") == cl.COMPUTE
+    assert cl.cpu_kind("aten::relu") == cl.COMPUTE
+    assert cl.cpu_kind("aten::mm") == cl.MATMUL and cl.cpu_kind("aten::addmm") == cl.MATMUL  # compute, and counted
+    assert cl.cpu_kind("aten::bmm") == cl.PRODUCT and cl.cpu_kind("aten::matmul") == cl.COMPUTE  # matmul: composite
     assert cl.cpu_kind("aten::copy_") == cl.ELEMENTWISE
     assert cl.cpu_kind("c10d::allreduce_") == cl.C10D
     assert cl.cpu_kind("c10d::wait") == cl.EXCLUDED

@@ -10,7 +10,7 @@ import numpy as np
 from ..section import EXPOSED, Finding
 from .chance import weak
 from .environment import apart_sentence
-from .peers import HOST, IDLE
+from .peers import COMPUTE, HOST, IDLE
 from .pgkind import DATA, EMBEDDING, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
 from .rootcause import Critical, GroupComm, RootCause
 
@@ -54,7 +54,7 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
     (the sidecar's ``env``), where the named rank's differs from all its peers' (``crossrank.environment``)."""
     c = crit.cause
     if not c.ranks:
-        return Finding("info", c.text + ("" if gpu else unnamed_contention(c, waits or {})))
+        return Finding("info", c.text + ("" if gpu else unnamed_contention(c, waits or {})) + work_lead(c))
     gain_pct = 100 * (c.predicted_gain_ms or 0) / c.step_ms if c.step_ms else 0.0
     doing = _DOING.get(c.what or "", "")
     if c.what == IDLE and c.peers and c.peers != NAMES[DATA]:  # its peers share its batch: no shard to even out
@@ -64,12 +64,67 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
         doing = doing.replace("on it meanwhile): its", "on them meanwhile): their").replace("sets it apart",
                                                                                            "sets them apart")
+    doing = work_doing(c) or doing
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
     env = apart_sentence(c.ranks[0], envs or {}) if len(c.ranks) == 1 else ""
     more = f"{doing}{contention(c, waits or {}, gpu)}"
     if c.change is not None and len(c.ranks) == 1:  # after "...; after it rank 1 held the job back": name the rank
-        more = more.replace("It is", f"Rank {c.ranks[0]} is").replace("Its ", f"Rank {c.ranks[0]}'s ")
+        more = more.replace("It is", f"Rank {c.ranks[0]} is").replace("Its ", f"Rank {c.ranks[0]}'s ").replace(
+            "It was", f"Rank {c.ranks[0]} was")
     return Finding(level, f"{c.text} {more}{env}".strip())
+
+
+def _flop(gflop: float) -> str:
+    return f"{gflop / 1e3:.2f} TFLOP" if gflop >= 1e3 else f"{gflop:.2f} GFLOP" if gflop >= 1 else \
+        f"{gflop * 1e3:.1f} MFLOP"
+
+
+BEYOND_WORK = 1.25  # its compute's ratio to its peers' beyond its work's by this factor: slower too, not only busier
+_UNEVEN = ("an uneven batch, sequence length, pipeline stage or expert routing sets {them} apart, not {their} speed: "
+           "check that DistributedSampler gives every rank equal shards, padding or bucketing by length, and the "
+           "partition")
+
+
+def work_doing(c: RootCause) -> str:
+    """What the named ranks were doing, told by their matrix work against their peers' (``work``): given more work
+    (whatever their time shows: compute, host or idle gaps), or slower on the same work; "" where it tells neither,
+    for a slow link, or where no shapes were recorded."""
+    w = c.work
+    if w is None or c.what not in (COMPUTE, HOST, IDLE):
+        return ""
+    of = f"from the operators' recorded shapes over {w.steps} step{'s' if w.steps != 1 else ''}"
+    if w.more and len(c.ranks) == 1:
+        given = (f"It was given more work than its peers: its matrix products come to {_flop(w.ranks_gflop)} per "
+                 f"step against their {_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, {of})")
+        if c.what == COMPUTE and c.ratio is not None and c.ratio > BEYOND_WORK * w.ratio:
+            return (f"{given}, yet its compute took {c.ratio:.1f}x theirs: beyond what the extra work explains, it is "
+                    "also slower (a slower or throttled GPU/CPU, or a noisy neighbour on its host), and "
+                    + _UNEVEN.format(them="it", their="its").replace(", not its speed", "") + ".")
+        return f"{given}, so " + _UNEVEN.format(them="it", their="its") + "."
+    if w.more:
+        return (f"They were given more work than their peers: their matrix products come to up to "
+                f"{_flop(w.ranks_gflop)} per step against the others' {_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, "
+                f"{of}), so " + _UNEVEN.format(them="them", their="their") + ".")
+    if w.same and c.what == COMPUTE:
+        who, its = ("It is", "its") if len(c.ranks) == 1 else ("They are", "their")
+        return (f"{who} slower than {its} peers on the same work ({its} matrix products come to "
+                f"{_flop(w.ranks_gflop)} per step as theirs, {of}): a slower or throttled GPU/CPU, or a noisy "
+                f"neighbour on {its} host.")
+    return ""
+
+
+def work_lead(c: RootCause) -> str:
+    """Where no rank is named but the rank with the largest share of the path was given more matrix work than its
+    peers (``work.most_work``), a sentence giving that lead, the verdict itself unchanged."""
+    w = c.work
+    if c.ranks or w is None or not w.more or not c.spread:
+        return ""
+    rank, share = c.spread[0]
+    return (f" A lead: rank {rank}, with the largest share of the path ({share:.0f}%), was given more work than its "
+            f"peers: its matrix products come to {_flop(w.ranks_gflop)} per step against their "
+            f"{_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, from the operators' recorded shapes), an uneven "
+            "batch, sequence length, pipeline stage or expert routing; what it costs hides in this run's jitter (trace "
+            "more steps to tell).")
 
 
 def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> str:

@@ -60,6 +60,7 @@ from .peers import COMPUTE, HOST, IDLE, PART_FIELDS, like_peers, own_and_peer, p
 from .pgkind import NAMES, SHORT, GroupKind, group_kinds
 from .slowlink import SlowLink, slow_link
 from .topops import TopOp, top_ops
+from .work import WorkGap
 
 MIN_GAIN_FRACTION = 0.02
 SLOW_LINK = "slow link"
@@ -102,6 +103,7 @@ class RootCause:
     change_of: str | None = None
     change_steps: tuple[int, int] | None = None
     changed_steps: tuple[int, ...] | None = None  # every step that changed (an episode's, in one run or several)
+    work: WorkGap | None = None  # the named ranks' (else the lead's, where it has more) matrix work against peers'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,10 +30,11 @@ from ...model.alloc import (
     MALLOC,
     OPTIMIZER_STEP,
 )
+from ..matmuls import MATMUL_OPS
 
 # what a CPU-side event is, by name (ordered: kinds from EXCLUDED on are operators)
-STEP, GLOO, RPC, NCCL, C10D, FSDP, MARK, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT = \
-    range(13)
+STEP, GLOO, RPC, NCCL, C10D, FSDP, MARK, EXCLUDED, COMPUTE, ELEMENTWISE, DATAPARALLEL, ACCUMULATE_GRAD, PRODUCT, \
+    MATMUL = range(14)
 
 FSDP_PREFIX = "FSDP::"
 
@@ -134,7 +135,9 @@ def cpu_kind(name: str) -> int:
     if name.startswith(_NOT_COMPUTE_PREFIXES) or name in _WAIT_NAMES:
         return EXCLUDED
     if name in PRODUCT_OPS:
-        return PRODUCT  # compute too
+        return PRODUCT  # compute too, and counted as matrix work
+    if name in MATMUL_OPS:
+        return MATMUL  # compute too (``reader.matmuls``)
     return ELEMENTWISE if name in ELEMENTWISE_OPS else COMPUTE
 
 

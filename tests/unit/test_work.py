@@ -1,0 +1,142 @@
+"""The work each rank was given (``reader.matmuls``, ``crossrank.work``): the matrix products' floating-point
+operations from their recorded shapes, counted once per product, per profiled step; a rank given more work than its
+peers told from one slower on the same work, in the root cause's sentence and its lead."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from builders import rank_trace
+from test_critpath import lockstep
+
+import commprof
+from commprof.analysis.crossrank.critfindings import root_cause_finding
+from commprof.analysis.crossrank.matching import cross_rank
+from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, critical
+from commprof.analysis.crossrank.work import WorkGap, most_work, work_by_rank, work_gap
+from commprof.formats import keys as K
+from commprof.reader.matmuls import counted, flops, per_step
+from conftest import ROOT
+
+NETNS = ROOT / "tests" / "data" / "real" / "netns_500mbit_amd_epyc"
+
+
+def _dims(*d) -> dict:
+    return {K.A_INPUT_DIMS: list(d)}
+
+
+def test_the_flops_of_each_product_from_its_shapes():
+    assert flops("aten::mm", _dims([128, 1024], [1024, 10])) == 2 * 128 * 1024 * 10
+    # the bias / accumulator first, then the two matrices (and the scalars)
+    assert flops("aten::addmm", _dims([10], [128, 1024], [1024, 10], [], [])) == 2 * 128 * 1024 * 10
+    assert flops("aten::addmm", _dims([128, 128], [128, 64], [64, 128], [], [])) == 2 * 128 * 64 * 128
+    assert flops("aten::bmm", _dims([4, 32, 64], [4, 64, 16])) == 2 * 4 * 32 * 64 * 16
+    assert flops("aten::baddbmm", _dims([4, 32, 16], [4, 32, 64], [4, 64, 16], [], [])) == 2 * 4 * 32 * 64 * 16
+    # shapes that make no product, none recorded, or an operator not counted
+    for name, args in (("aten::mm", _dims([128, 1024], [512, 10])), ("aten::mm", {}), ("aten::mm", _dims([3])),
+                       ("aten::bmm", _dims([4, 32, 64], [2, 64, 16])), ("aten::addmm", _dims([128, 64], [64, 8])),
+                       ("aten::matmul", _dims([128, 64], [64, 8])), ("aten::mm", _dims([128, True], [True, 8]))):
+        assert flops(name, args) is None, (name, args)
+
+
+def test_a_product_inside_another_on_its_thread_is_counted_once_and_steps_are_summed():
+    mm = _dims([10, 10], [10, 10])  # 2000 FLOPs
+    recs = [(0, 100, 1, "aten::addmm"), (10, 50, 1, "aten::mm"),  # nested: once
+            (20, 60, 2, "aten::mm"),  # another thread (the backward's): counted
+            (200, 300, 1, "aten::mm"), (250, 260, 1, "aten::bmm"),  # its shapes make no product: not counted
+            (900, 950, 1, "aten::mm")]  # outside every step
+    shapes = [_dims([10], [10, 10], [10, 10]), mm, mm, mm, _dims([1, 2, 3]), mm]
+    prods = counted(recs, shapes)
+    assert len(prods) == 5
+    step_of = lambda t: 1 if t < 150 else 2 if t < 400 else -1  # noqa: E731
+    assert per_step(prods, step_of) == ((1, 4000.0), (2, 2000.0))
+    assert per_step([], step_of) == ()
+
+
+def test_a_real_traces_matrix_work_is_its_models_count():
+    """8 x Linear(1024, 1024) + Linear(1024, 10), batch 128 (the folder's README): the forward's products, the
+    weights' gradients, and the inputs' gradients of every layer but the first = 6.18 GFLOP per step, on each rank
+    and each profiled step; PowerSGD's hook adds its own products."""
+    b, w, layers, head = 128, 1024, 8, 10
+    model = 2 * b * w * w * (layers + layers + layers - 1) + 3 * 2 * b * w * head
+    run = commprof.load(NETNS / "traced_default_bucket25")
+    for rt in run.ranks:
+        assert len(rt.matrix_flops) == 3
+        for _step, f in rt.matrix_flops:
+            assert f == pytest.approx(model, rel=1e-9)
+    psgd = commprof.load(NETNS / "traced_powersgd4_bucket200")
+    assert all(model < f < 1.05 * model for rt in psgd.ranks for _s, f in rt.matrix_flops)
+
+
+def _works(**per_rank: float) -> dict[int, dict[int, float]]:
+    return {int(r[1:]): {s: v * 1e9 for s in (1, 2, 3)} for r, v in per_rank.items()}
+
+
+def test_work_gap_against_the_peers_median_over_common_steps():
+    ranks = [rank_trace(0, matrix_flops=((1, 3e9), (2, 3e9), (3, 5e5))), rank_trace(1, matrix_flops=((1, 2e9),)),
+             rank_trace(2)]
+    works = work_by_rank(ranks)
+    assert works == {0: {1: 3e9, 2: 3e9}, 1: {1: 2e9}}  # a step under MIN_FLOPS says nothing; rank 2 recorded none
+    gap = work_gap((0,), works)
+    assert gap is not None and gap.steps == 1 and gap.ratio == pytest.approx(1.5) and gap.more and not gap.same
+    assert work_by_rank(ranks, steps={2}) == {0: {2: 3e9}}
+    assert work_gap((2,), works) is None and work_gap((0,), {0: works[0]}) is None and work_gap((), works) is None
+    four = _works(r0=10.0, r1=8.0, r2=8.1, r3=7.9)
+    assert most_work(four, 0) is not None and most_work(four, 1) is None
+    assert work_gap((1,), four) is not None and work_gap((1,), four).same  # type: ignore[union-attr]
+
+
+def _named():
+    rng = np.random.default_rng(31)
+    crit = critical(*(lambda rn: (rn.ranks, cross_rank(rn.ranks)))(lockstep(
+        2, 6, 8, lambda r, s, layer: int(rng.integers(900, 1100) * 1000 * (1.3 if r == 1 else 1.0)))))
+    assert crit is not None and crit.cause.rank == 1 and crit.cause.what == COMPUTE
+    return crit
+
+
+def test_the_root_cause_says_more_work_or_the_same_work_slower():
+    crit = _named()
+    more = WorkGap(ranks_gflop=12.6, peers_gflop=8.4, ratio=1.5, steps=3, peers=1)
+    text = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more))).text
+    assert ("It was given more work than its peers: its matrix products come to 12.60 GFLOP per step against their "
+            "8.40 GFLOP (median; 1.50x, from the operators' recorded shapes over 3 steps), so an uneven batch") in text
+    assert "a slower or throttled" not in text
+    # its compute took far more than its extra work: slower too
+    slower = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more, ratio=2.4))).text
+    assert ("(median; 1.50x, from the operators' recorded shapes over 3 steps), yet its compute took 2.4x theirs: "
+            "beyond what the extra work explains, it is also slower (a slower or throttled GPU/CPU") in slower
+    assert "sets it apart and check" not in slower and "sets it apart: check" in slower
+    for what in (IDLE, "launch/host"):  # whatever its time shows, more work is the reason
+        assert "given more work" in root_cause_finding(replace(crit, cause=replace(crit.cause, work=more,
+                                                                                   what=what))).text
+    # a slow link is its transfers', not its work
+    assert "given more work" not in root_cause_finding(replace(crit, cause=replace(crit.cause, work=more,
+                                                                                   what=SLOW_LINK))).text
+    same = WorkGap(ranks_gflop=0.05, peers_gflop=0.05, ratio=1.0, steps=3, peers=1)
+    text = root_cause_finding(replace(crit, cause=replace(crit.cause, work=same))).text
+    assert ("It is slower than its peers on the same work (its matrix products come to 50.0 MFLOP per step as "
+            "theirs, from the operators' recorded shapes over 3 steps): a slower or throttled GPU/CPU") in text
+    assert "more work assigned" not in text
+    # between the two (5% more), or idle on the same work: the sentence as without shapes
+    plain = root_cause_finding(crit).text
+    assert root_cause_finding(replace(crit, cause=replace(crit.cause, work=replace(same, ratio=1.05)))).text == plain
+    idle = replace(crit, cause=replace(crit.cause, what=IDLE))
+    assert root_cause_finding(replace(idle, cause=replace(idle.cause, work=same))).text == root_cause_finding(idle).text
+    pair = replace(crit, cause=replace(crit.cause, rank=None, ranks=(0, 1), work=more))
+    assert "They were given more work than their peers: their matrix products come to up to 12.60 GFLOP" in \
+        root_cause_finding(pair).text
+
+
+def test_no_single_rank_gets_the_lead_of_the_rank_given_more_work():
+    crit = _named()
+    none = replace(crit, cause=replace(crit.cause, rank=None, ranks=(), what=None, spread=((1, 69.0), (0, 4.0)),
+                                       text="No single rank holds the job back: ...",
+                                       work=WorkGap(ranks_gflop=2.0, peers_gflop=1.0, ratio=2.0, steps=3, peers=1)))
+    text = root_cause_finding(none).text
+    assert text.startswith("No single rank holds the job back: ...")
+    assert ("A lead: rank 1, with the largest share of the path (69%), was given more work than its peers: its matrix "
+            "products come to 2.00 GFLOP per step against their 1.00 GFLOP (median; 2.00x") in text
+    assert "A lead" not in root_cause_finding(replace(none, cause=replace(none.cause, work=None))).text
+

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from ..analysis.perrank import StepsKey
 from ..errors import InputError
+from ..formats import sidecar as F
 from ..model import RankTrace, Run
 from ..numlist import number_list, ranks_text
 from ..reader.comm.gloo_groups import GROUPS_UNTOLD
@@ -73,9 +74,18 @@ def judge(run: R, ask: Together, cycle_note: str | None) -> R:
                      "rank, for waits and the root cause)")
     if verdict.problem:
         if not ask.per_rank:
-            raise InputError(path, f"{verdict.problem} (per_rank=True gives per-rank figures only)")
+            raise InputError(path, f"{verdict.problem}{_kept_earlier(run)} (per_rank=True gives per-rank figures only)")
         notes.append(f"per-rank figures only, no cross-rank figure: {verdict.problem}")
     elif ask.per_rank and len(run.ranks) > 1:
         notes.append("per-rank figures only (--per-rank): no wait, straggler or advice across ranks")
     return replace(run, notes=tuple(notes), per_rank_only=per_rank,
                    warnings=(*run.warnings, *verdict.warnings))
+
+
+def _kept_earlier(run: Run) -> str:
+    """Why ranks' traces may hold other steps: their sidecars say a cycle's device collection stopped early and they
+    kept an earlier cycle's trace (``capture.cycle``)."""
+    kept = [rt.rank for rt in run.ranks if rt.sidecar is not None and any(F.KEPT_EARLIER_CYCLE in w for w in
+                                                                          rt.sidecar.warnings)]
+    return (f"; {ranks_text(kept)} kept an earlier profiler cycle's trace, their device collection having stopped "
+            "early in the last one (their sidecars' warnings)") if kept else ""

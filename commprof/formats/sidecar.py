@@ -38,6 +38,9 @@ RUN_ID, RANK, WORLD_SIZE, BACKEND, VERSIONS, DEVICE = "run_id", "rank", "world_s
 DDP, LAYOUTS, BUCKETS, PARAM_READY, STEPS = "ddp", "layouts", "buckets", "param_ready", "steps"
 EXPORTS = "exports"  # when this rank exported its trace: its peers' steps then wait for it
 MODULE_ORDER, MODULES, WARNINGS, RATES = "module_order", "modules", "warnings", "rates"
+# the words of the warning a rank writes where a profiler cycle's device collection stopped early and it kept an
+# earlier cycle's trace (``capture.cycle``): its trace then holds other steps than its peers' (``engine.together``)
+KEPT_EARLIER_CYCLE = "kept the previous profiler cycle's trace"
 ENV = "env"  # the environment variables that change how fast a job runs (absent in older sidecars)
 
 # ddp settings

@@ -1,7 +1,7 @@
 """The matrix work of each profiled step: the floating-point operations of the matrix products a rank ran, from the
 operators' ``Input Dims`` (``record_shapes``).  The measure of how much work a rank was given, whatever its speed:
 ranks of one data-parallel job given equal shards run the same products; one given a larger batch, longer sequences,
-a larger stage or more routed tokens runs more (``crossrank.peers.work_by_rank``).
+a larger stage or more routed tokens runs more (``crossrank.work``).
 
 Counted: ``aten::mm``, ``addmm``, ``bmm``, ``baddbmm``, ``addbmm``, ``_addmm_activation`` and ``_scaled_mm``, the
 products every linear layer, attention score and their backward passes end in, on CPU and GPU traces alike (the CPU

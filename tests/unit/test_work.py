@@ -14,8 +14,9 @@ from test_critpath import lockstep
 import commprof
 from commprof.analysis.crossrank.critfindings import root_cause_finding
 from commprof.analysis.crossrank.matching import cross_rank
+from commprof.analysis.crossrank.pgkind import DATA, PIPELINE, TENSOR, GroupKind
 from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, SLOW_LINK, critical
-from commprof.analysis.crossrank.work import WorkGap, most_work, work_by_rank, work_gap
+from commprof.analysis.crossrank.work import WorkGap, most_work, peers_of, work_by_rank, work_gap
 from commprof.formats import keys as K
 from commprof.reader.matmuls import counted, flops, per_step
 from conftest import ROOT
@@ -34,6 +35,11 @@ def test_the_flops_of_each_product_from_its_shapes():
     assert flops("aten::addmm", _dims([128, 128], [128, 64], [64, 128], [], [])) == 2 * 128 * 64 * 128
     assert flops("aten::bmm", _dims([4, 32, 64], [4, 64, 16])) == 2 * 4 * 32 * 64 * 16
     assert flops("aten::baddbmm", _dims([4, 32, 16], [4, 32, 64], [4, 64, 16], [], [])) == 2 * 4 * 32 * 64 * 16
+    # addbmm(self [m, n], batch1 [b, m, k], batch2 [b, k, n]): the batch's products summed into one matrix
+    assert flops("aten::addbmm", _dims([32, 16], [4, 32, 64], [4, 64, 16], [], [])) == 2 * 4 * 32 * 64 * 16
+    assert flops("aten::_addmm_activation", _dims([10], [128, 1024], [1024, 10], [], [], [])) == 2 * 128 * 1024 * 10
+    # _scaled_mm(self, mat2, scale_a, scale_b, ...): fp8 products, the matrices first
+    assert flops("aten::_scaled_mm", _dims([128, 256], [256, 64], [], [], [], [], [], [])) == 2 * 128 * 256 * 64
     # shapes that make no product, none recorded, or an operator not counted
     for name, args in (("aten::mm", _dims([128, 1024], [512, 10])), ("aten::mm", {}), ("aten::mm", _dims([3])),
                        ("aten::bmm", _dims([4, 32, 64], [2, 64, 16])), ("aten::addmm", _dims([128, 64], [64, 8])),
@@ -74,18 +80,47 @@ def _works(**per_rank: float) -> dict[int, dict[int, float]]:
     return {int(r[1:]): {s: v * 1e9 for s in (1, 2, 3)} for r, v in per_rank.items()}
 
 
-def test_work_gap_against_the_peers_median_over_common_steps():
+def test_work_gap_against_the_peers_median_over_the_steps_each_shares():
     ranks = [rank_trace(0, matrix_flops=((1, 3e9), (2, 3e9), (3, 5e5))), rank_trace(1, matrix_flops=((1, 2e9),)),
              rank_trace(2)]
     works = work_by_rank(ranks)
     assert works == {0: {1: 3e9, 2: 3e9}, 1: {1: 2e9}}  # a step under MIN_FLOPS says nothing; rank 2 recorded none
-    gap = work_gap((0,), works)
-    assert gap is not None and gap.steps == 1 and gap.ratio == pytest.approx(1.5) and gap.more and not gap.same
+    gap = work_gap((0,), works)  # rank 2 (no shapes) is no peer; rank 1 shares step 1 with rank 0
+    assert gap is not None and gap.steps == 2 and gap.peers == 1 and gap.ratio == pytest.approx(1.5) and gap.more
     assert work_by_rank(ranks, steps={2}) == {0: {2: 3e9}}
     assert work_gap((2,), works) is None and work_gap((0,), {0: works[0]}) is None and work_gap((), works) is None
+    assert work_gap((0,), {0: {2: 3e9}, 1: {1: 2e9}}) is None  # no step in common
+    # a peer missing a step is compared on the steps it has: the ratio is each peer's on its own steps
+    uneven = {0: {1: 4e9, 2: 2e9}, 1: {1: 4e9, 2: 2e9}, 2: {2: 1e9}}
+    g = work_gap((0,), uneven)
+    assert g is not None and g.peers == 2 and g.ratio == pytest.approx(1.5)  # median of 1.0 and 2.0
     four = _works(r0=10.0, r1=8.0, r2=8.1, r3=7.9)
-    assert most_work(four, 0) is not None and most_work(four, 1) is None
-    assert work_gap((1,), four) is not None and work_gap((1,), four).same  # type: ignore[union-attr]
+    assert most_work(four, 0, {}) is not None and most_work(four, 1, {}) is None
+    same = work_gap((1,), four)
+    assert same is not None and same.no_more and not same.more
+    less = work_gap((3,), four)
+    assert less is not None and less.no_more  # less work than its peers: no more, either
+
+
+def test_the_peers_are_the_named_ranks_replicas_where_groups_say():
+    """A pipeline of 2 stages x 2 data-parallel replicas: stage 1 (ranks 2, 3) runs twice stage 0's products by
+    design.  Rank 2 against its data-parallel replica (rank 3) runs the same work; against every rank it would read
+    more work.  Tensor-parallel peers stand in where no data-parallel group holds the rank; none: every other rank."""
+    def gk(name: str, kind: str, ranks: tuple[int, ...]) -> GroupKind:
+        return GroupKind(group=name, kind=kind, source="membership", ranks=ranks)
+
+    kinds = {"dp0": gk("dp0", DATA, (0, 1)), "dp1": gk("dp1", DATA, (2, 3)), "pp0": gk("pp0", PIPELINE, (0, 2)),
+             "pp1": gk("pp1", PIPELINE, (1, 3))}
+    works = _works(r0=1.0, r1=1.0, r2=2.0, r3=2.0)
+    peers, kind = peers_of((2,), kinds)
+    assert list(peers or []) == [3] and kind == DATA
+    gap = work_gap((2,), works, peers, kind)
+    assert gap is not None and gap.no_more and gap.kind == DATA
+    assert work_gap((2,), works).ratio == pytest.approx(2.0)  # type: ignore[union-attr]  # every rank: the stage's
+    tp = {"tp": gk("tp", TENSOR, (0, 1, 2, 3))}
+    assert peers_of((1,), tp) == ([0, 2, 3], TENSOR)
+    assert peers_of((1,), {k: v for k, v in kinds.items() if v.kind == PIPELINE}) == (None, None)
+    assert most_work(works, 2, kinds) is None and most_work(works, 2, {}) is not None
 
 
 def _named():
@@ -96,37 +131,46 @@ def _named():
     return crit
 
 
-def test_the_root_cause_says_more_work_or_the_same_work_slower():
+def test_the_root_cause_says_more_work_or_slower_on_no_more_work():
     crit = _named()
-    more = WorkGap(ranks_gflop=12.6, peers_gflop=8.4, ratio=1.5, steps=3, peers=1)
+    more = WorkGap(ranks_gflop=12.6, peers_gflop=8.4, ratio=1.5, steps=3, peers=1, kind=DATA)
     text = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more))).text
-    assert ("It was given more work than its peers: its matrix products come to 12.60 GFLOP per step against their "
-            "8.40 GFLOP (median; 1.50x, from the operators' recorded shapes over 3 steps), so an uneven batch") in text
-    assert "a slower or throttled" not in text
+    assert ("It was given more work than its DP peers: its matrix products come to 12.60 GFLOP per step "
+            "against its DP peers' 8.40 GFLOP (median; 1.50x, from the operators' recorded shapes over 3 steps); an "
+            "uneven batch or sequence length sets it apart: check that DistributedSampler gives every rank equal "
+            "shards") in text
+    assert "a slower or throttled" not in text and "more work assigned to it, or" not in text
     # its compute took far more than its extra work: slower too
     slower = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more, ratio=2.4))).text
     assert ("(median; 1.50x, from the operators' recorded shapes over 3 steps), yet its compute took 2.4x theirs: "
             "beyond what the extra work explains, it is also slower (a slower or throttled GPU/CPU") in slower
-    assert "sets it apart and check" not in slower and "sets it apart: check" in slower
-    for what in (IDLE, "launch/host"):  # whatever its time shows, more work is the reason
-        assert "given more work" in root_cause_finding(replace(crit, cause=replace(crit.cause, work=more,
-                                                                                   what=what))).text
+    assert "also slower" in slower and "It was given more work than its DP peers: its matrix" in slower
+    # idle or host gaps: the extra work is told beside them, not as their cause
+    for what in (IDLE, "launch/host"):
+        told = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more, what=what))).text
+        assert "It was also given more work than its DP peers: its matrix products" in told
     # a slow link is its transfers', not its work
     assert "given more work" not in root_cause_finding(replace(crit, cause=replace(crit.cause, work=more,
                                                                                    what=SLOW_LINK))).text
-    same = WorkGap(ranks_gflop=0.05, peers_gflop=0.05, ratio=1.0, steps=3, peers=1)
+    # peers of no data- or tensor-parallel group: every other rank, and the partition or routing named too
+    anyone = root_cause_finding(replace(crit, cause=replace(crit.cause, work=replace(more, kind=None)))).text
+    assert "given more work than its peers: its matrix" in anyone and "the stages' partition" in anyone
+    same = WorkGap(ranks_gflop=0.05, peers_gflop=0.05, ratio=1.0, steps=3, peers=1, kind=DATA)
     text = root_cause_finding(replace(crit, cause=replace(crit.cause, work=same))).text
-    assert ("It is slower than its peers on the same work (its matrix products come to 50.0 MFLOP per step as "
-            "theirs, from the operators' recorded shapes over 3 steps): a slower or throttled GPU/CPU") in text
+    assert ("It is slower than its DP peers on no more work (its matrix products come to 50.0 MFLOP per step against "
+            "its DP peers' 50.0 MFLOP (median; 1.00x, from the operators' recorded shapes over 3 steps)): a slower or "
+            "throttled GPU/CPU, or a noisy neighbour on its host, unless work the count leaves out differs") in text
     assert "more work assigned" not in text
-    # between the two (5% more), or idle on the same work: the sentence as without shapes
+    less = root_cause_finding(replace(crit, cause=replace(crit.cause, work=replace(same, ratio=0.7)))).text
+    assert "slower than its DP peers on no more work" in less  # less work, yet slower: no "more work" among causes
+    # between the two (5% more), or idle on no more work: the sentence as without shapes
     plain = root_cause_finding(crit).text
     assert root_cause_finding(replace(crit, cause=replace(crit.cause, work=replace(same, ratio=1.05)))).text == plain
     idle = replace(crit, cause=replace(crit.cause, what=IDLE))
     assert root_cause_finding(replace(idle, cause=replace(idle.cause, work=same))).text == root_cause_finding(idle).text
     pair = replace(crit, cause=replace(crit.cause, rank=None, ranks=(0, 1), work=more))
-    assert "They were given more work than their peers: their matrix products come to up to 12.60 GFLOP" in \
-        root_cause_finding(pair).text
+    assert ("They were given more work than their DP peers: their matrix products come to up to 12.60 "
+            "GFLOP") in root_cause_finding(pair).text
 
 
 def test_no_single_rank_gets_the_lead_of_the_rank_given_more_work():
@@ -137,6 +181,7 @@ def test_no_single_rank_gets_the_lead_of_the_rank_given_more_work():
     text = root_cause_finding(none).text
     assert text.startswith("No single rank holds the job back: ...")
     assert ("A lead: rank 1, with the largest share of the path (69%), was given more work than its peers: its matrix "
-            "products come to 2.00 GFLOP per step against their 1.00 GFLOP (median; 2.00x") in text
+            "products come to 2.00 GFLOP per step against its peers' 1.00 GFLOP (median; 2.00x, from the operators' "
+            "recorded shapes over 3 steps); an uneven batch") in text
+    assert text.endswith("What it costs hides in this run's jitter (trace more steps to tell).")
     assert "A lead" not in root_cause_finding(replace(none, cause=replace(none.cause, work=None))).text
-

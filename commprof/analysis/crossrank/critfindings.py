@@ -80,36 +80,44 @@ def _flop(gflop: float) -> str:
 
 
 BEYOND_WORK = 1.25  # its compute's ratio to its peers' beyond its work's by this factor: slower too, not only busier
-_UNEVEN = ("an uneven batch, sequence length, pipeline stage or expert routing sets {them} apart, not {their} speed: "
-           "check that DistributedSampler gives every rank equal shards, padding or bucketing by length, and the "
-           "partition")
+# why a rank runs more matrix products than its peers, by what its peers are (``work.peers_of``)
+_UNEVEN = {DATA: "an uneven batch or sequence length sets {them} apart: check that DistributedSampler gives every rank "
+                 "equal shards, and padding or bucketing by length",
+           TENSOR: "an uneven split of the layers sets {them} apart: check how the tensor-parallel shards divide the "
+                   "heads and hidden dimensions",
+           None: "an uneven batch, sequence length, pipeline partition or expert routing sets {them} apart: check the "
+                 "samplers' shards, the stages' partition and the routing's balance"}
+# what the count leaves out: the same matrix products may still hide other work that differs
+_UNCOUNTED = "unless work the count leaves out differs (convolutions, fused attention, grouped expert products)"
 
 
 def work_doing(c: RootCause) -> str:
     """What the named ranks were doing, told by their matrix work against their peers' (``work``): given more work
-    (whatever their time shows: compute, host or idle gaps), or slower on the same work; "" where it tells neither,
-    for a slow link, or where no shapes were recorded."""
+    (the cause where its time is compute; beside it where the time shows host or idle gaps), or slower on no more
+    work; "" where it tells neither, for a slow link, or where no shapes were recorded."""
     w = c.work
     if w is None or c.what not in (COMPUTE, HOST, IDLE):
         return ""
+    one = len(c.ranks) == 1
+    it, its, It, Its = ("it", "its", "It", "Its") if one else ("them", "their", "They", "Their")
+    peers = f"{its} {SHORT[w.kind]} peers" if w.kind in SHORT else f"{its} peers"
     of = f"from the operators' recorded shapes over {w.steps} step{'s' if w.steps != 1 else ''}"
-    if w.more and len(c.ranks) == 1:
-        given = (f"It was given more work than its peers: its matrix products come to {_flop(w.ranks_gflop)} per "
-                 f"step against their {_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, {of})")
-        if c.what == COMPUTE and c.ratio is not None and c.ratio > BEYOND_WORK * w.ratio:
-            return (f"{given}, yet its compute took {c.ratio:.1f}x theirs: beyond what the extra work explains, it is "
-                    "also slower (a slower or throttled GPU/CPU, or a noisy neighbour on its host), and "
-                    + _UNEVEN.format(them="it", their="its").replace(", not its speed", "") + ".")
-        return f"{given}, so " + _UNEVEN.format(them="it", their="its") + "."
+    figures = (f"{its} matrix products come to {'' if one else 'up to '}{_flop(w.ranks_gflop)} per step against "
+               f"{peers}' {_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, {of})")
+    uneven = _UNEVEN.get(w.kind, _UNEVEN[None]).format(them=it)
+    was = "was" if one else "were"
+    if w.more and c.what != COMPUTE:  # its time shows gaps, not compute: the extra work is beside them, no cause
+        return f"{It} {was} also given more work than {peers}: {figures}; {uneven}."
+    if w.more and c.ratio is not None and c.ratio > BEYOND_WORK * w.ratio:
+        return (f"{It} {was} given more work than {peers}: {figures}, yet {its} compute took {c.ratio:.1f}x "
+                f"theirs: beyond what the extra work explains, {it.replace('them', 'they')} "
+                f"{'is' if one else 'are'} also slower (a slower or throttled GPU/CPU, or a noisy neighbour on "
+                f"{its} host); and {uneven}.")
     if w.more:
-        return (f"They were given more work than their peers: their matrix products come to up to "
-                f"{_flop(w.ranks_gflop)} per step against the others' {_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, "
-                f"{of}), so " + _UNEVEN.format(them="them", their="their") + ".")
-    if w.same and c.what == COMPUTE:
-        who, its = ("It is", "its") if len(c.ranks) == 1 else ("They are", "their")
-        return (f"{who} slower than {its} peers on the same work ({its} matrix products come to "
-                f"{_flop(w.ranks_gflop)} per step as theirs, {of}): a slower or throttled GPU/CPU, or a noisy "
-                f"neighbour on {its} host.")
+        return f"{It} {was} given more work than {peers}: {figures}; {uneven}."
+    if w.no_more and c.what == COMPUTE:
+        return (f"{It} {'is' if one else 'are'} slower than {peers} on no more work ({figures}): a slower or "
+                f"throttled GPU/CPU, or a noisy neighbour on {its} host, {_UNCOUNTED}.")
     return ""
 
 
@@ -120,11 +128,12 @@ def work_lead(c: RootCause) -> str:
     if c.ranks or w is None or not w.more or not c.spread:
         return ""
     rank, share = c.spread[0]
-    return (f" A lead: rank {rank}, with the largest share of the path ({share:.0f}%), was given more work than its "
-            f"peers: its matrix products come to {_flop(w.ranks_gflop)} per step against their "
-            f"{_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, from the operators' recorded shapes), an uneven "
-            "batch, sequence length, pipeline stage or expert routing; what it costs hides in this run's jitter (trace "
-            "more steps to tell).")
+    peers = f"its {SHORT[w.kind]} peers" if w.kind in SHORT else "its peers"
+    return (f" A lead: rank {rank}, with the largest share of the path ({share:.0f}%), was given more work than "
+            f"{peers}: its matrix products come to {_flop(w.ranks_gflop)} per step against {peers}' "
+            f"{_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, from the operators' recorded shapes over {w.steps} "
+            f"step{'s' if w.steps != 1 else ''}); {_UNEVEN.get(w.kind, _UNEVEN[None]).format(them='it')}. What it "
+            "costs hides in this run's jitter (trace more steps to tell).")
 
 
 def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> str:

@@ -22,7 +22,7 @@ from .critfindings import comm_findings, data_how, root_cause_finding, unpaired_
 from .matching import MAX_THRESHOLD_NS, CrossRank
 from .p2p import links
 from .rootcause import Critical, RootCause, critical
-from .work import WorkGap, most_work, work_by_rank, work_gap
+from .work import WorkGap, most_work, peers_of, work_by_rank, work_gap
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,7 +37,7 @@ def section(sh: Shared) -> Section[CrossRankDetail]:
         floor = max((o.representative.compute_ns / 1e6 for o in sh.overlaps if o.representative is not None),
                     default=0.0)
         cause = without_missing(crit.cause, sh.run)
-        crit = replace(crit, cause=replace(cause, work=_work(cause, sh)), compute_floor_ms=floor)
+        crit = replace(crit, cause=replace(cause, work=_work(crit, cause, sh)), compute_floor_ms=floor)
     gpu = any(rt.device_kind != "cpu" for rt in sh.run.ranks)
     envs = {rt.rank: rt.sidecar.env for rt in sh.run.ranks if rt.sidecar is not None and rt.sidecar.env is not None}
     first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu, envs),) if crit is not None else ()
@@ -48,13 +48,17 @@ def section(sh: Shared) -> Section[CrossRankDetail]:
                    findings=first + tuple(say.overview(sh.overlaps, sh.cross)) + rest)
 
 
-def _work(c: RootCause, sh: Shared) -> WorkGap | None:
-    """The named ranks' matrix work against their peers'; with no rank named, the lead's (the largest share of the
-    path) where it was given more (``work``)."""
-    works = work_by_rank(sh.run.ranks, set(sh.steps) if sh.steps is not None else None)
+def _work(crit: Critical, c: RootCause, sh: Shared) -> WorkGap | None:
+    """The named ranks' matrix work against their peers' over the steps the verdict holds in; with no rank named,
+    the lead's (the largest share of the path) where it was given more (``work``); nothing where ranks are missing
+    (the verdict then names a lead among the loaded ranks)."""
+    steps = c.regime if c.regime is not None else sh.steps
+    works = work_by_rank(sh.run.ranks, set(steps) if steps is not None else None)
     if c.ranks:
-        return work_gap(c.ranks, works)
-    return most_work(works, c.spread[0][0]) if c.spread else None
+        return work_gap(c.ranks, works, *peers_of(c.ranks, crit.kinds))
+    if sh.run.missing_ranks or not c.spread:
+        return None
+    return most_work(works, c.spread[0][0], crit.kinds)
 
 
 def _how(run: Run) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...model import RankTrace
+from .pgkind import DATA, TENSOR, GroupKind
 
 MORE_WORK = 1.10  # a rank given this much more matrix work per step than its peers' median was given more work
 SAME_WORK = 0.02  # within this fraction of its peers' median, its work is theirs
@@ -20,22 +21,26 @@ MIN_FLOPS = 1e6  # a step with less matrix work than this says nothing of what a
 
 @dataclass(frozen=True, slots=True)
 class WorkGap:
-    """The named ranks' matrix work per step against their peers' (GFLOP, means over the steps every one of them
-    profiled), and the largest named rank's over the peers' median."""
+    """The named ranks' matrix work per step against their peers' (GFLOP: the named ranks' mean over the steps all of
+    them profiled; the peers' median of their means over the steps each shares with them), and the largest named
+    rank's over its peers' (the median over the peers of the ratio on the steps they share); ``kind``: what the
+    peers are (``pgkind``: DATA or TENSOR peers, which run the same products; None: every other rank)."""
 
     ranks_gflop: float
     peers_gflop: float
     ratio: float
     steps: int
     peers: int
+    kind: str | None = None
 
     @property
     def more(self) -> bool:
         return self.ratio >= MORE_WORK
 
     @property
-    def same(self) -> bool:
-        return abs(self.ratio - 1.0) <= SAME_WORK
+    def no_more(self) -> bool:
+        """Not more than its peers' (the same within ``SAME_WORK``, or less)."""
+        return self.ratio <= 1.0 + SAME_WORK
 
 
 def work_by_rank(ranks: Sequence[RankTrace], steps: Collection[int] | None = None) -> dict[int, dict[int, float]]:
@@ -49,27 +54,42 @@ def work_by_rank(ranks: Sequence[RankTrace], steps: Collection[int] | None = Non
     return out
 
 
-def work_gap(named: Sequence[int], works: Mapping[int, Mapping[int, float]]) -> WorkGap | None:
-    """The named ranks' work against their peers' over the steps all of them profiled; None where a named rank or
-    every peer has no work recorded, or no step is common to all."""
+def peers_of(named: Sequence[int], kinds: Mapping[str, GroupKind]) -> tuple[Collection[int] | None, str | None]:
+    """The ranks whose work the named ranks' is compared with, and what they are: the other members of the smallest
+    data-parallel group holding the first named rank (replicas run the same products), else of its smallest
+    tensor-parallel group (shards of the same products); else every other rank (None: pipeline stages and experts
+    do different work by design, so there the comparison is the partition's or the routing's)."""
+    for kind in (DATA, TENSOR):
+        groups = [k.ranks for k in kinds.values() if k.kind == kind and named[0] in k.ranks and len(k.ranks) > 1]
+        if groups:
+            return [r for r in min(groups, key=len) if r not in named], kind
+    return None, None
+
+
+def work_gap(named: Sequence[int], works: Mapping[int, Mapping[int, float]], peers: Collection[int] | None = None,
+             kind: str | None = None) -> WorkGap | None:
+    """The named ranks' work against their ``peers``' (None: every other rank with work recorded); None where a
+    named rank or every peer has no work recorded, or no peer profiled a step the named ranks all did."""
     if not named or any(r not in works for r in named):
         return None
-    peers = [r for r in works if r not in named]
-    if not peers:
+    common = set.intersection(*(set(works[r]) for r in named))
+    others = [r for r in (works if peers is None else peers) if r not in named and r in works]
+    ratios, means = [], []
+    top = max(named, key=lambda r: float(np.mean([works[r][s] for s in common])) if common else 0.0)
+    for r in others:
+        shared = sorted(common & set(works[r]))
+        if shared:
+            theirs = float(np.mean([works[r][s] for s in shared]))
+            ratios.append(float(np.mean([works[top][s] for s in shared])) / theirs)
+            means.append(theirs)
+    if not ratios:
         return None
-    common = set.intersection(*(set(works[r]) for r in (*named, *peers)))
-    if not common:
-        return None
-    mean = {r: float(np.mean([works[r][s] for s in common])) for r in (*named, *peers)}
-    peers_median = float(np.median([mean[r] for r in peers]))
-    if peers_median <= 0:
-        return None
-    top = max(mean[r] for r in named)
-    return WorkGap(ranks_gflop=top / 1e9, peers_gflop=peers_median / 1e9, ratio=top / peers_median,
-                   steps=len(common), peers=len(peers))
+    mine = float(np.mean([works[top][s] for s in common]))
+    return WorkGap(ranks_gflop=mine / 1e9, peers_gflop=float(np.median(means)) / 1e9, ratio=float(np.median(ratios)),
+                   steps=len(common), peers=len(ratios), kind=kind)
 
 
-def most_work(works: Mapping[int, Mapping[int, float]], rank: int) -> WorkGap | None:
-    """``rank``'s work against all others' (``work_gap``) where it was given ``MORE_WORK`` or more, else None."""
-    gap = work_gap((rank,), works)
+def most_work(works: Mapping[int, Mapping[int, float]], rank: int, kinds: Mapping[str, GroupKind]) -> WorkGap | None:
+    """``rank``'s work against its peers' (``peers_of``, ``work_gap``) where it was given ``MORE_WORK`` or more."""
+    gap = work_gap((rank,), works, *peers_of((rank,), kinds))
     return gap if gap is not None and gap.more else None

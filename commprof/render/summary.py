@@ -129,9 +129,18 @@ def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
                    "comm_bytes": w.comm_bytes},
         # HTA's get_comm_comp_overlap window: work launched before the last ProfilerStep began
         "overlap_pct_hta_window": _r(o.hta_window.overlap_pct, 2),
+        # the work the rank was given: its matrix products' FLOPs per analyzed step, from their recorded shapes
+        # (reader/matmuls.py; null without shapes)
+        "matrix_gflop_per_step": _gflop(rt.matrix_flops, {s.step for s in o.steps}),
         # the variables that change how fast a job runs, as the rank recorded them (absent: not recorded)
         **({"env": dict(rt.sidecar.env)} if rt.sidecar is not None and rt.sidecar.env is not None else {}),
     }
+
+
+def _gflop(per_step: tuple[tuple[int, float], ...], steps: set[int]) -> float | None:
+    """The mean of a rank's matrix FLOPs over its analyzed steps that ran any (GFLOP), None where none did."""
+    vals = [f for n, f in per_step if n in steps]
+    return _r(sum(vals) / len(vals) / 1e9, 4) if vals else None
 
 
 def _ms(ns: float | None) -> float | None:

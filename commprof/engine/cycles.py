@@ -58,7 +58,30 @@ def cycles(traces: Sequence[RankTrace]) -> list[Cycle]:
 def choose(path: Path, traces: Sequence[RankTrace], cycle: int | None = None,
            steps: Sequence[int] | None = None) -> Choice:
     """The traces of the cycle to analyze, or one ``InputError`` (a rank twice in one cycle: two runs mixed; a
-    cycle or steps that are not there)."""
+    cycle or steps that are not there).  A trace that recorded nothing, of a rank with another trace that did, is
+    left out and named: torch.profiler writes one at exit where the loop ended a repeating schedule's cycle before it
+    recorded (metadata and at most a cut step)."""
+    empty = [i for i, t in enumerate(traces) if _recorded_nothing(t) and any(
+        u.rank == t.rank and u.steps and not u.stepless for u in traces)]
+    if not empty:
+        return _choose(path, traces, cycle, steps)
+    kept = [i for i in range(len(traces)) if i not in empty]
+    inner = _choose(path, [traces[i] for i in kept], cycle, steps)
+    names = ", ".join(Path(traces[i].path).name for i in empty[:4]) + (f" and {len(empty) - 4} more"
+                                                                        if len(empty) > 4 else "")
+    left = (f"{names}: recorded nothing (a profiler cycle the loop ended before it recorded, which torch.profiler "
+            "writes at exit): left out")
+    return Choice(members=tuple(kept[i] for i in inner.members),
+                  note=f"{inner.note}; {left}" if inner.note else left)
+
+
+def _recorded_nothing(t: RankTrace) -> bool:
+    """No complete step, no compute, no communication: a trace of metadata."""
+    return (t.stepless or not t.steps) and not len(t.compute) and not len(t.comm) and not t.collectives
+
+
+def _choose(path: Path, traces: Sequence[RankTrace], cycle: int | None,
+            steps: Sequence[int] | None) -> Choice:
     found = cycles(traces)
     several = any(sum(1 for t in traces if t.rank == r) > 1 for r in {t.rank for t in traces})
     if not several and cycle in (None, 1) and (steps is None or len(found) <= 1):

@@ -161,6 +161,23 @@ case("cycles_together", {
     "node1_101.1700000000200.pt.trace.json": js(tiny_trace(0, steps=(7, 8, 9))),
     "node1_102.1700000000205.pt.trace.json": js(tiny_trace(1, steps=(7, 8, 9)))},
      0, "profiler cycle 2 of 2 (steps 7-9, the last complete one) analyzed; cycle 1 (steps 2-4) left out")
+# a repeating schedule whose second cycle the loop ended before it recorded: torch.profiler writes, at exit, a trace
+# of metadata and a cut step beside each rank's complete one (tensorboard_trace_handler's names)
+EMPTY_CYCLE = [{"ph": "M", "name": "process_name", "pid": 1, "tid": 0, "args": {"name": "python"}},
+               {"ph": "X", "cat": "Trace", "name": "PyTorch Profiler (0)", "pid": 1, "tid": 1, "ts": 2_000_000.0,
+                "dur": 10.0, "args": {}},
+               {"ph": "X", "cat": "user_annotation", "name": "ProfilerStep#10", "pid": 1, "tid": 1, "ts": 2_000_000.0,
+                "dur": 2.0, "args": {}}]
+case("cycle_ended_before_recording", {
+    "rank0.1700000000100.pt.trace.json": js(tiny_trace(0, steps=(2, 3, 4))),
+    "rank1.1700000000105.pt.trace.json": js(tiny_trace(1, steps=(2, 3, 4))),
+    "rank0.1700000000300.pt.trace.json": js({"schemaVersion": 1, "distributedInfo": {"backend": "gloo", "rank": 0,
+                                                                                     "world_size": 2},
+                                              "traceEvents": EMPTY_CYCLE}),
+    "rank1.1700000000305.pt.trace.json": js({"schemaVersion": 1, "distributedInfo": {"backend": "gloo", "rank": 1,
+                                                                                     "world_size": 2},
+                                              "traceEvents": EMPTY_CYCLE})},
+     0, "rank0.1700000000300.pt.trace.json, rank1.1700000000305.pt.trace.json: recorded nothing")
 case("cycle_not_there", {"rank0.json": js(tiny_trace(0)), "rank1.json": js(tiny_trace(1))}, 2,
      "--cycle 3: the traces hold 1 profiler cycle(s) (cycle 1: steps 2-3)", ["--cycle", "3"])
 # torchtitan: one folder per profiled step

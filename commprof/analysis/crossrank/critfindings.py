@@ -11,7 +11,7 @@ from ..section import EXPOSED, Finding
 from .chance import weak
 from .environment import apart_sentence
 from .peers import COMPUTE, HOST, IDLE
-from .pgkind import DATA, EMBEDDING, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
+from .pgkind import DATA, DDP_GROUP, EMBEDDING, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
 from .rootcause import Critical, GroupComm, RootCause
 
 MIN_COMM_SHARE_PCT = 5.0
@@ -110,7 +110,8 @@ def work_doing(c: RootCause) -> str:
         return f"{It} {was} also given more work than {peers}: {figures}; {uneven}."
     if w.more and c.ratio is not None and c.ratio > BEYOND_WORK * w.ratio:
         return (f"{It} {was} given more work than {peers}: {figures}, yet {its} compute took {c.ratio:.1f}x "
-                f"theirs: beyond what the extra work explains, {it.replace('them', 'they')} "
+                f"theirs, more than the extra products explain: work the count leaves out (convolutions, fused "
+                f"attention, grouped expert products) grew more, or {it.replace('them', 'they')} "
                 f"{'is' if one else 'are'} also slower (a slower or throttled GPU/CPU, or a noisy neighbour on "
                 f"{its} host); and {uneven}.")
     if w.more:
@@ -122,18 +123,19 @@ def work_doing(c: RootCause) -> str:
 
 
 def work_lead(c: RootCause) -> str:
-    """Where no rank is named but the rank with the largest share of the path was given more matrix work than its
-    peers (``work.most_work``), a sentence giving that lead, the verdict itself unchanged."""
+    """Where no rank is named but a rank was given more matrix work than its peers (``work.most_work``: the one with
+    the largest ratio), a sentence giving that lead with its share of the path, the verdict itself unchanged."""
     w = c.work
-    if c.ranks or w is None or not w.more or not c.spread:
+    if c.ranks or w is None or not w.more or w.rank is None:
         return ""
-    rank, share = c.spread[0]
+    share = dict(c.spread).get(w.rank)
+    on_path = f", with {share:.0f}% of the path," if share is not None else ""
     peers = f"its {SHORT[w.kind]} peers" if w.kind in SHORT else "its peers"
-    return (f" A lead: rank {rank}, with the largest share of the path ({share:.0f}%), was given more work than "
-            f"{peers}: its matrix products come to {_flop(w.ranks_gflop)} per step against {peers}' "
-            f"{_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, from the operators' recorded shapes over {w.steps} "
-            f"step{'s' if w.steps != 1 else ''}); {_UNEVEN.get(w.kind, _UNEVEN[None]).format(them='it')}. What it "
-            "costs hides in this run's jitter (trace more steps to tell).")
+    return (f" A lead: rank {w.rank}{on_path} was given more work than {peers}: its matrix products come to "
+            f"{_flop(w.ranks_gflop)} per step against {peers}' {_flop(w.peers_gflop)} (median; {w.ratio:.2f}x, from "
+            f"the operators' recorded shapes over {w.steps} step{'s' if w.steps != 1 else ''}); "
+            f"{_UNEVEN.get(w.kind, _UNEVEN[None]).format(them='it')}. What it costs hides in this run's jitter (trace "
+            "more steps to tell).")
 
 
 def contention(c: RootCause, waits: Mapping[int, float], gpu: bool = False) -> str:
@@ -207,9 +209,11 @@ def comm_findings(crit: Critical, how_data: str | None = None) -> list[Finding]:
         share = sum(g.share_pct for g in groups)
         if share < MIN_COMM_SHARE_PCT:
             continue
-        src = ("its description" if all(g.source == "description" for g in groups) else
+        sources = {g.source for g in groups}
+        src = ("its description" if sources == {"description"} else
                "its all-to-alls beside the trace's embedding-table operators" if kind == EMBEDDING else
-               "its membership pattern")
+               "DDP's process group (the sidecars)" if sources == {DDP_GROUP} else
+               "DDP's process group and its membership pattern" if DDP_GROUP in sources else "its membership pattern")
         names = ", ".join(f"{g.group} ({g.size} ranks, {g.ranks} loaded)" if g.size > g.ranks else
                           f"{g.group} ({g.ranks} ranks)" for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
         how = how_data if kind == DATA and how_data else _HOW[kind]

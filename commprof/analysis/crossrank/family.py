@@ -50,15 +50,15 @@ def section(sh: Shared) -> Section[CrossRankDetail]:
 
 def _work(crit: Critical, c: RootCause, sh: Shared) -> WorkGap | None:
     """The named ranks' matrix work against their peers' over the steps the verdict holds in; with no rank named,
-    the lead's (the largest share of the path) where it was given more (``work``); nothing where ranks are missing
+    the rank given the most more work than its peers, a lead (``work.most_work``); nothing where ranks are missing
     (the verdict then names a lead among the loaded ranks)."""
     steps = c.regime if c.regime is not None else sh.steps
     works = work_by_rank(sh.run.ranks, set(steps) if steps is not None else None)
     if c.ranks:
         return work_gap(c.ranks, works, *peers_of(c.ranks, crit.kinds))
-    if sh.run.missing_ranks or not c.spread:
+    if sh.run.missing_ranks:
         return None
-    return most_work(works, c.spread[0][0], crit.kinds)
+    return most_work(works, crit.kinds)
 
 
 def _how(run: Run) -> str:

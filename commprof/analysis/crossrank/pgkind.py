@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,7 @@ from .matching import GroupMatch
 TENSOR, DATA, PIPELINE, EXPERT, EMBEDDING = "tensor", "data", "pipeline", "expert", "embedding"
 NAMES = {TENSOR: "tensor-parallel", DATA: "data-parallel", PIPELINE: "pipeline-parallel", EXPERT: "expert-parallel",
          EMBEDDING: "sharded-embedding"}
+DDP_GROUP = "ddp"  # a GroupKind's source: the group DDP wrapped the model over (the sidecars' process_group_size)
 SHORT = {TENSOR: "TP", DATA: "DP", PIPELINE: "PP", EXPERT: "EP", EMBEDDING: "EMB"}
 _WORDS = ((EXPERT, ("expert", "ep", "moe", "etp", "edp")), (PIPELINE, ("pipeline", "pp", "pipe", "stage")),
           (TENSOR, ("tensor", "tp", "tensor_model", "mp", "model", "sp", "cp", "context")),
@@ -39,7 +40,7 @@ MIN_REPEATS_PER_STEP = 8
 class GroupKind:
     group: str
     kind: str  # TENSOR, DATA, PIPELINE, EXPERT or EMBEDDING
-    source: str  # "description", "membership", or "operators" (all-to-alls beside embedding-table operators)
+    source: str  # "description", "membership", "ddp" (DDP's process group, the sidecars) or "operators" (all-to-alls)
     ranks: tuple[int, ...]  # its members among the loaded ranks
     size: int = 0  # its size as the collectives record it (a job's 128 where 2 ranks are loaded)
 
@@ -77,10 +78,14 @@ def group_kinds(ranks: Sequence[RankTrace], groups: Sequence[GroupMatch]) -> dic
                 desc[pg.name] = pg.description
     world = {r for g in groups for r in g.ranks} | {rt.rank for rt in ranks}
     smaller = any(len(g.ranks) < len(world) for g in groups)
+    ddp_sizes = {rt.rank: rt.sidecar.ddp.process_group_size for rt in ranks
+                 if rt.sidecar is not None and rt.sidecar.ddp is not None}
     out: dict[str, GroupKind] = {}
     for g in groups:
         kind = _from_description(desc.get(g.process_group, ""))
         source = "description"
+        if kind is None and _ddp_group(g, groups, ddp_sizes, world):
+            kind, source = DATA, DDP_GROUP
         if kind is None:
             kind = _membership(g, ranks, world, smaller)
             source = "operators" if kind == EMBEDDING else "membership"
@@ -88,6 +93,18 @@ def group_kinds(ranks: Sequence[RankTrace], groups: Sequence[GroupMatch]) -> dic
         out[g.process_group] = GroupKind(group=g.process_group, kind=kind, source=source, ranks=g.ranks,
                                          size=max(size, len(g.ranks)))
     return out
+
+
+def _ddp_group(g: GroupMatch, groups: Sequence[GroupMatch], ddp_sizes: Mapping[int, int | None],
+               world: set[int]) -> bool:
+    """A group smaller than the world whose every member wrapped its model in DDP over a process group of exactly its
+    size (the sidecar's ``process_group_size``), and is in no other group of that size (else which one is DDP's is
+    not told: tensor- and data-parallel groups of one size): DDP's own replicas, data-parallel whatever their rank
+    numbers (two DDP groups {0, 1} and {2, 3} read as tensor-parallel by membership, contiguous ranks)."""
+    size = len(g.ranks)
+    if size >= len(world) or not all(ddp_sizes.get(r) == size for r in g.ranks):
+        return False
+    return all(sum(1 for o in groups if len(o.ranks) == size and r in o.ranks) == 1 for r in g.ranks)
 
 
 def _membership(g: GroupMatch, ranks: Sequence[RankTrace], world: set[int], smaller: bool) -> str:

@@ -48,7 +48,7 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
             # the named ranks' (else the lead's) matrix work per step against their peers' (crossrank.work)
             "work": None if c.work is None else {"gflop_per_step": _r(c.work.ranks_gflop), "peers_gflop_per_step":
                                                  _r(c.work.peers_gflop), "ratio": _r(c.work.ratio, 3),
-                                                 "steps": c.work.steps, "peers": c.work.peers,
+                                                 "steps": c.work.steps, "peers": c.work.peers, "rank": c.work.rank,
                                                  "peers_kind": c.work.kind},
             "top_ops": [{"name": t.name, "ms": _r(t.ms), "share_pct": _r(t.share_pct, 1)} for t in c.top_ops]}
 

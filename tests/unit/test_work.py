@@ -231,3 +231,15 @@ def test_ddps_own_groups_are_data_parallel_whatever_their_rank_numbers():
     mesh = [_group("tp0", (0, 1)), _group("tp1", (2, 3)), _group("dp0", (0, 2)), _group("dp1", (1, 3))]
     kinds = group_kinds([ranked(r, 2) for r in range(4)], mesh)
     assert [kinds[g].kind for g in ("tp0", "tp1", "dp0", "dp1")] == [TENSOR, TENSOR, DATA, DATA]
+
+
+def test_the_lead_is_found_among_many_heavier_ranks():
+    """Two pipeline stages of 10 data-parallel replicas each, the second running 3x the first's products by design:
+    rank 0 of the lighter stage, given a 1.5x batch, is the lead (the ranks with the most work in absolute terms are
+    the heavier stage's, each like its replicas)."""
+    kinds = {f"dp{s}": GroupKind(group=f"dp{s}", kind=DATA, source="membership",
+                                 ranks=tuple(range(10 * s, 10 * s + 10)))
+             for s in (0, 1)}
+    works = {r: {1: 3e9 if r >= 10 else 1.5e9 if r == 0 else 1e9} for r in range(20)}
+    lead = most_work(works, kinds)
+    assert lead is not None and lead.rank == 0 and lead.ratio == pytest.approx(1.5) and lead.kind == DATA

@@ -17,7 +17,7 @@ from .pgkind import DATA, TENSOR, GroupKind
 MORE_WORK = 1.10  # a rank given this much more matrix work per step than its peers' median was given more work
 SAME_WORK = 0.02  # within this fraction of its peers' median, its work is theirs
 MIN_FLOPS = 1e6  # a step with less matrix work than this says nothing of what a rank was given
-CANDIDATES = 8  # ranks with the most work per step tried for the lead where no rank is named (``most_work``)
+CANDIDATES = 8  # ranks furthest above their peers' work tried for the lead where no rank is named (``most_work``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +93,18 @@ def work_gap(named: Sequence[int], works: Mapping[int, Mapping[int, float]], pee
 
 def most_work(works: Mapping[int, Mapping[int, float]], kinds: Mapping[str, GroupKind]) -> WorkGap | None:
     """The rank given the most work against its peers (``peers_of``, ``work_gap``), where that is ``MORE_WORK`` or
-    more; None otherwise.  Tried on the ``CANDIDATES`` ranks with the most work per step (at 1,024 ranks, every
-    rank against every peer costs seconds)."""
+    more; None otherwise.  Tried on the ``CANDIDATES`` ranks whose mean work per step stands furthest above their
+    peers' median mean (at 1,024 ranks, every rank against every peer step by step costs seconds)."""
     mean = {r: float(np.mean(list(w.values()))) for r, w in works.items() if w}
-    gaps = [g for r in sorted(mean, key=lambda r: -mean[r])[:CANDIDATES]
+
+    everyone = float(np.median(list(mean.values()))) if mean else 0.0
+
+    def rough(r: int) -> float:
+        peers, _kind = peers_of((r,), kinds)
+        theirs = [mean[p] for p in peers if p in mean] if peers is not None else [everyone]
+        median = float(np.median(theirs)) if theirs else 0.0
+        return mean[r] / median if median > 0 else 0.0
+
+    gaps = [g for r in sorted(mean, key=lambda r: -rough(r))[:CANDIDATES]
             if (g := work_gap((r,), works, *peers_of((r,), kinds))) is not None and g.more]
     return max(gaps, key=lambda g: g.ratio, default=None)

@@ -1,5 +1,6 @@
 """GPU check: the demo model on one CUDA GPU with NCCL (world size 1) under commprof.trace(), then the
-report; checks that kernels, streams and record_param_comms were read; then FSDP2 (fully_shard) on the same GPU:
+report; checks that kernels, streams and record_param_comms were read, and the matrix work per step is the
+model's count; then FSDP2 (fully_shard) on the same GPU:
 its units and settings are found (world size 1 has no communication to replay).  Prints what it found; exit 0 = ok.
 
     python scripts/gpu_check.py [OUT_DIR]
@@ -65,6 +66,12 @@ def main(out: Path) -> int:
     ok &= rt.device_kind == "cuda" and len(rt.compute) > 0
     ok &= all(c.process_group and c.group_size == 1 for c in rt.collectives)
     ok &= len(rep.bucket_rows) > 0
+    # the matrix work per step (reader/matmuls.py): the forward's products, the weights' gradients and the inputs'
+    # gradients of every layer but the first, from the shapes the launching CPU operators recorded
+    flops = 2 * 256 * 4096 * 4096 * (8 + 8 + 7) + 3 * 2 * 256 * 4096 * 10
+    work = dict(rt.matrix_flops)
+    print(f"  matrix work per step: {sorted(round(f / 1e9, 3) for f in work.values())} GFLOP (model: {flops / 1e9:.3f})")
+    ok &= len(work) == len(rt.steps) and all(abs(f - flops) <= 1e-9 * flops for f in work.values())
     from commprof.render import text
 
     print(text.render(rep))

@@ -64,7 +64,7 @@ def test_a_product_inside_another_on_its_thread_is_counted_once_and_steps_are_su
 def test_a_real_traces_matrix_work_is_its_models_count():
     """8 x Linear(1024, 1024) + Linear(1024, 10), batch 128 (the folder's README): the forward's products, the
     weights' gradients, and the inputs' gradients of every layer but the first = 6.18 GFLOP per step, on each rank
-    and each profiled step; PowerSGD's hook adds its own products."""
+    and each profiled step; PowerSGD's hook adds its own products.  The H200 check's DDP trace: 197.6 GFLOP."""
     b, w, layers, head = 128, 1024, 8, 10
     model = 2 * b * w * w * (layers + layers + layers - 1) + 3 * 2 * b * w * head
     run = commprof.load(NETNS / "traced_default_bucket25")
@@ -74,6 +74,13 @@ def test_a_real_traces_matrix_work_is_its_models_count():
             assert f == pytest.approx(model, rel=1e-9)
     psgd = commprof.load(NETNS / "traced_powersgd4_bucket200")
     assert all(model < f < 1.05 * model for rt in psgd.ranks for _s, f in rt.matrix_flops)
+    # a GPU trace (H200, CUDA kernels; the CPU operators that launched them carry the shapes): the demo model at
+    # width 4096, 8 layers, batch 256 (tests/data/real/h200-gpu-check/README.md)
+    b, w = 256, 4096
+    model = 2 * b * w * w * (layers + layers + layers - 1) + 3 * 2 * b * w * head
+    gpu = commprof.load(ROOT / "tests" / "data" / "real" / "h200-gpu-check" / "ddp-world1")
+    assert gpu.ranks[0].device_kind == "cuda" and len(gpu.ranks[0].matrix_flops) == 3
+    assert all(f == pytest.approx(model, rel=1e-9) for _s, f in gpu.ranks[0].matrix_flops)
 
 
 def _works(**per_rank: float) -> dict[int, dict[int, float]]:

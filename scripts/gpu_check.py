@@ -70,7 +70,8 @@ def main(out: Path) -> int:
     # gradients of every layer but the first, from the shapes the launching CPU operators recorded
     flops = 2 * 256 * 4096 * 4096 * (8 + 8 + 7) + 3 * 2 * 256 * 4096 * 10
     work = dict(rt.matrix_flops)
-    print(f"  matrix work per step: {sorted(round(f / 1e9, 3) for f in work.values())} GFLOP (model: {flops / 1e9:.3f})")
+    print(f"  matrix work per step: {sorted(round(f / 1e9, 3) for f in work.values())} GFLOP "
+          f"(model: {flops / 1e9:.3f})")
     ok &= len(work) == len(rt.steps) and all(abs(f - flops) <= 1e-9 * flops for f in work.values())
     from commprof.render import text
 

@@ -156,6 +156,9 @@ def test_the_root_cause_says_more_work_or_slower_on_no_more_work():
             "more than the extra products explain: work the count leaves out (convolutions, fused attention, grouped "
             "expert products) grew more, or it is also slower (a slower or throttled GPU/CPU") in slower
     assert "also slower" in slower and "It was given more work than its DP peers: its matrix" in slower
+    # peers with no compute at all (an infinite ratio): no figure to set beside the work's
+    endless = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more, ratio=float("inf")))).text
+    assert "inf" not in endless and "It was given more work than its DP peers: its matrix" in endless
     # idle or host gaps: the extra work is told beside them, not as their cause
     for what in (IDLE, "launch/host"):
         told = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more, what=what))).text

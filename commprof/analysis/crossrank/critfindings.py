@@ -99,7 +99,7 @@ def work_doing(c: RootCause) -> str:
     if w is None or c.what not in (COMPUTE, HOST, IDLE):
         return ""
     one = len(c.ranks) == 1
-    it, its, It, Its = ("it", "its", "It", "Its") if one else ("them", "their", "They", "Their")
+    it, its, It = ("it", "its", "It") if one else ("them", "their", "They")
     peers = f"{its} {SHORT[w.kind]} peers" if w.kind in SHORT else f"{its} peers"
     of = f"from the operators' recorded shapes over {w.steps} step{'s' if w.steps != 1 else ''}"
     figures = (f"{its} matrix products come to {'' if one else 'up to '}{_flop(w.ranks_gflop)} per step against "
@@ -108,7 +108,7 @@ def work_doing(c: RootCause) -> str:
     was = "was" if one else "were"
     if w.more and c.what != COMPUTE:  # its time shows gaps, not compute: the extra work is beside them, no cause
         return f"{It} {was} also given more work than {peers}: {figures}; {uneven}."
-    if w.more and c.ratio is not None and c.ratio > BEYOND_WORK * w.ratio:
+    if w.more and c.ratio is not None and np.isfinite(c.ratio) and c.ratio > BEYOND_WORK * w.ratio:
         return (f"{It} {was} given more work than {peers}: {figures}, yet {its} compute took {c.ratio:.1f}x "
                 f"theirs, more than the extra products explain: work the count leaves out (convolutions, fused "
                 f"attention, grouped expert products) grew more, or {it.replace('them', 'they')} "

@@ -122,6 +122,7 @@ def proof(net: TwoHosts, name: str, reps: int, every_setting: bool = True,
         after = trace(net, model, settings_of(adv.knob, adv.value))
         w = next(w for w in f.whatifs if (w.knob, str(w.value)) == (adv.knob, str(adv.value)))
         info["memory"] = (w.peak_memory_bytes, after.fsdp.measured_peak_bytes if after.fsdp else None)
+        info["memory_range"] = w.peak_memory_range_bytes
     return rows, info
 
 
@@ -174,8 +175,10 @@ def main() -> int:
             if info.get("memory"):
                 pred, meas = info["memory"]
                 if pred and meas:
-                    print(f"{name}: advised setting's peak memory predicted {pred / 2**20:.1f} MiB, measured "
-                          f"{meas / 2**20:.1f} MiB ({100 * (pred - meas) / meas:+.1f}%)")
+                    lo, hi = info.get("memory_range") or (pred, pred)
+                    print(f"{name}: advised setting's peak memory predicted {pred / 2**20:.1f} MiB (traced passes "
+                          f"{lo / 2**20:.1f}-{hi / 2**20:.1f}), measured {meas / 2**20:.1f} MiB "
+                          f"({100 * (pred - meas) / meas:+.1f}%)")
             base = rows[0].measured_ms
             for r in rows[1:]:
                 if r.advised:

@@ -173,7 +173,8 @@ def test_the_root_cause_says_more_work_or_slower_on_no_more_work():
     text = root_cause_finding(replace(crit, cause=replace(crit.cause, work=same))).text
     assert ("It is slower than its DP peers on no more work (its matrix products come to 50.0 MFLOP per step against "
             "its DP peers' 50.0 MFLOP (median; 1.00x, from the operators' recorded shapes over 3 steps)): a slower or "
-            "throttled GPU/CPU, or a noisy neighbour on its host, unless work the count leaves out differs") in text
+            "throttled GPU/CPU, or a noisy neighbour on its host, unless work the count leaves out (convolutions, "
+            "fused attention, grouped expert products) differs") in text
     assert "more work assigned" not in text
     less = root_cause_finding(replace(crit, cause=replace(crit.cause, work=replace(same, ratio=0.7)))).text
     assert "slower than its DP peers on no more work" in less  # less work, yet slower: no "more work" among causes

@@ -88,7 +88,8 @@ _UNEVEN = {DATA: "an uneven batch or sequence length sets {them} apart: check th
            None: "an uneven batch, sequence length, pipeline partition or expert routing sets {them} apart: check the "
                  "samplers' shards, the stages' partition and the routing's balance"}
 # what the count leaves out: the same matrix products may still hide other work that differs
-_UNCOUNTED = "unless work the count leaves out differs (convolutions, fused attention, grouped expert products)"
+_LEFT_OUT = "work the count leaves out (convolutions, fused attention, grouped expert products)"
+_UNCOUNTED = f"unless {_LEFT_OUT} differs"
 
 
 def work_doing(c: RootCause) -> str:
@@ -110,8 +111,7 @@ def work_doing(c: RootCause) -> str:
         return f"{It} {was} also given more work than {peers}: {figures}; {uneven}."
     if w.more and c.ratio is not None and np.isfinite(c.ratio) and c.ratio > BEYOND_WORK * w.ratio:
         return (f"{It} {was} given more work than {peers}: {figures}, yet {its} compute took {c.ratio:.1f}x "
-                f"theirs, more than the extra products explain: work the count leaves out (convolutions, fused "
-                f"attention, grouped expert products) grew more, or {it.replace('them', 'they')} "
+                f"theirs, more than the extra products explain: {_LEFT_OUT} grew more, or {it.replace('them', 'they')} "
                 f"{'is' if one else 'are'} also slower (a slower or throttled GPU/CPU, or a noisy neighbour on "
                 f"{its} host); and {uneven}.")
     if w.more:

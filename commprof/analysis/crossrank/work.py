@@ -75,9 +75,12 @@ def work_gap(named: Sequence[int], works: Mapping[int, Mapping[int, float]], pee
     if not named or any(r not in works for r in named):
         return None
     common = set.intersection(*(set(works[r]) for r in named))
+    if not common:
+        return None
+    own = {r: float(np.mean([works[r][s] for s in common])) for r in named}
+    top = max(named, key=lambda r: own[r])
     others = [r for r in (works if peers is None else peers) if r not in named and r in works]
     ratios, means = [], []
-    top = max(named, key=lambda r: float(np.mean([works[r][s] for s in common])) if common else 0.0)
     for r in others:
         shared = sorted(common & set(works[r]))
         if shared:
@@ -86,7 +89,7 @@ def work_gap(named: Sequence[int], works: Mapping[int, Mapping[int, float]], pee
             means.append(theirs)
     if not ratios:
         return None
-    mine = float(np.mean([works[top][s] for s in common]))
+    mine = own[top]
     return WorkGap(ranks_gflop=mine / 1e9, peers_gflop=float(np.median(means)) / 1e9, ratio=float(np.median(ratios)),
                    steps=len(common), peers=len(ratios), kind=kind, rank=top)
 
@@ -98,13 +101,14 @@ def most_work(works: Mapping[int, Mapping[int, float]], kinds: Mapping[str, Grou
     mean = {r: float(np.mean(list(w.values()))) for r, w in works.items() if w}
 
     everyone = float(np.median(list(mean.values()))) if mean else 0.0
+    peers_by_rank = {r: peers_of((r,), kinds) for r in mean}
 
     def rough(r: int) -> float:
-        peers, _kind = peers_of((r,), kinds)
+        peers = peers_by_rank[r][0]
         theirs = [mean[p] for p in peers if p in mean] if peers is not None else [everyone]
         median = float(np.median(theirs)) if theirs else 0.0
         return mean[r] / median if median > 0 else 0.0
 
     gaps = [g for r in sorted(mean, key=lambda r: -rough(r))[:CANDIDATES]
-            if (g := work_gap((r,), works, *peers_of((r,), kinds))) is not None and g.more]
+            if (g := work_gap((r,), works, *peers_by_rank[r])) is not None and g.more]
     return max(gaps, key=lambda g: g.ratio, default=None)

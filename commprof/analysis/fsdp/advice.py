@@ -28,6 +28,8 @@ class FSDPWhatIf:
     peak_unsharded_bytes: int
     peak_memory_bytes: int | None
     range_ms: tuple[float, float] | None = None  # [low, high] of step_ms (``uncertainty.band``)
+    # [low, high] of the peak over the traced passes it is the median of (``_peak``)
+    peak_memory_range_bytes: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,7 +139,6 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     findings = _facts(rep, rt.world_size) + [f for f in (_allocator(rt),) if f is not None]
     # the what-ifs, the model check and the measured peak all use one step: the profiled step nearest the mean
     typical = _nearest_mean(steps)
-    line = _memory_line(rt)
     peaks = _step_peaks(run)
     measured_peak = int(np.median(peaks)) if peaks else None
     if rt.device_kind != "cpu":
@@ -158,19 +159,19 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     scale = calibrate(inp, target * 1e6 if target else None)
     base_ns, base_peak, base_held = replay(inp, traced, scale)
     base_slope = _slope(inp, traced, scale)
-    other = _other_memory(rt, line, typical, base_held)
+    others = _others(run, base_held)
     whatifs, preds, gains = [], {}, {}
     for k in CANDIDATES:
         if k.prefetch == traced.prefetch and k.reshard_after_forward in (None, uniform):
             continue  # the traced settings themselves
         step_ns, peak, held = replay(inp, k, scale)
-        total = max((o + held.get(ph, 0) for ph, o in other.items()), default=None) if other else None
+        total, total_range = _peak(others, held)
         knob, value = _knob(k if k.reshard_after_forward != uniform else Knobs(
             reshard_after_forward=None, prefetch=k.prefetch), traced)
         if (knob, str(value)) in preds:
             continue
         whatifs.append(FSDPWhatIf(knob=knob, value=value, step_ms=step_ns / 1e6, peak_unsharded_bytes=peak,
-                                  peak_memory_bytes=total))
+                                  peak_memory_bytes=total, peak_memory_range_bytes=total_range))
         preds[(knob, str(value))] = (k, step_ns, peak, total)
         gains[(knob, str(value))] = core.gain(step_ns, _slope(inp, k, scale), base_ns, base_slope)
     analysis = FSDPAnalysis(report=rep, whatifs=tuple(whatifs), advice=(),
@@ -234,19 +235,34 @@ def _memory_line(rt: RankTrace) -> np.ndarray | None:
     return line if line is not None and line.shape[1] else None
 
 
-def _other_memory(rt: RankTrace, line: np.ndarray | None, step: StepUnits,
-                  traced_held: dict[str, int]) -> dict[str, int]:
-    """Per phase of the step, the most memory allocated then (profile_memory's timeline) minus the unsharded
-    parameters the traced schedule held: what any FSDP setting leaves in place (activations, gradients, the
-    sharded parameters and optimizer state).  Empty without a memory timeline."""
-    if line is None:
-        return {}
-    out = {}
-    for ph, (a, b) in phase_windows(rt.fsdp, step.start_ns, step.end_ns).items():
-        m = (line[0] >= a - 100_000) & (line[0] <= b)
-        if m.any():
-            out[ph] = int(line[1][m].max()) - traced_held.get(ph, 0)
+def _others(run: Run, traced_held: dict[str, int]) -> list[dict[str, int]]:
+    """For each profiled pass of every FSDP rank (the first 16 with a memory timeline), per phase of the pass, the
+    most memory allocated then (profile_memory's timeline) minus the unsharded parameters the traced schedule held:
+    what any FSDP setting leaves in place (activations, gradients, the sharded parameters and optimizer state).
+    Empty without a memory timeline."""
+    out: list[dict[str, int]] = []
+    ranks = [(r, line) for r in run.ranks if r.fsdp for line in (_memory_line(r),) if line is not None][:16]
+    for r, line in ranks:
+        for step in step_units(r, r.sidecar.fsdp if r.sidecar is not None else None):
+            got = {}
+            for ph, (a, b) in phase_windows(r.fsdp, step.start_ns, step.end_ns).items():
+                m = (line[0] >= a - 100_000) & (line[0] <= b)
+                if m.any():
+                    got[ph] = int(line[1][m].max()) - traced_held.get(ph, 0)
+            if got:
+                out.append(got)
     return out
+
+
+def _peak(others: list[dict[str, int]], held: dict[str, int]) -> tuple[int | None, tuple[int, int] | None]:
+    """A setting's predicted peak memory: each traced pass's other memory plus what the setting holds, phase by
+    phase; the median over the passes and their range.  On gloo a pass holds up to two reduce-scatter staging
+    copies more or fewer than the next (how fast the backend's thread drains them): one pass is no prediction, and
+    the measured peak it is compared with is a median too (``_step_peaks``)."""
+    totals = [max(o + held.get(ph, 0) for ph, o in other.items()) for other in others]
+    if not totals:
+        return None, None
+    return int(np.median(totals)), (min(totals), max(totals))
 
 
 def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, noise: Noise,
@@ -260,7 +276,7 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
                                           f"±{TOLERANCE_PCT:.0f}%): its what-ifs are shown without advice."))
         return replace(a, findings=tuple(findings))
     limit = next((v for k, v in rt.device_memory.items()), None)
-    ok = [w for w in a.whatifs if limit is None or w.peak_memory_bytes is None or w.peak_memory_bytes <= 0.9 * limit]
+    ok = [w for w in a.whatifs if limit is None or _high(w) is None or (_high(w) or 0) <= 0.9 * limit]
     if not ok:
         return replace(a, findings=tuple(findings))
     best = min(ok, key=lambda w: (round(w.step_ms, 1), w.peak_unsharded_bytes))
@@ -271,7 +287,7 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
                                         f"(best: {best.knob} = {best.value}, {gain * 100:+.1f}%)."))
         return replace(a, findings=tuple(findings))
     more = (best.peak_unsharded_bytes - base_peak) / MiB
-    mem = (f"; predicted peak memory {best.peak_memory_bytes / MiB:.0f} MiB" if best.peak_memory_bytes else "")
+    mem = f"; predicted peak memory {_peak_text(best)}" if best.peak_memory_bytes else ""
     why = (f"The replay of FSDP2's schedule (model error on the traced run {err:+.1f}%) puts the step at "
            f"{best.step_ms:.1f} ms instead of {base_ns / 1e6:.1f} ms. It holds {more:+.1f} MiB more of unsharded "
            f"parameters at its peak ({best.peak_unsharded_bytes / MiB:.1f} MiB{mem})"
@@ -285,3 +301,14 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
     now = min(x for x in (a.step_measured_ms, a.step_now_ms) if x) if a.step_measured_ms or a.step_now_ms else None
     kept, withheld = banded_advice((adv,), noise, err, now)  # the step as it is now: outside the profiler if known
     return replace(a, advice=kept, findings=tuple(findings) + withheld)
+
+
+def _high(w: FSDPWhatIf) -> int | None:
+    """The most a setting is predicted to allocate: the top of its range (a memory limit holds at every step)."""
+    return w.peak_memory_range_bytes[1] if w.peak_memory_range_bytes else w.peak_memory_bytes
+
+
+def _peak_text(w: FSDPWhatIf) -> str:
+    lo, hi = w.peak_memory_range_bytes or (w.peak_memory_bytes or 0, w.peak_memory_bytes or 0)
+    spread = f" ({lo / MiB:.0f}-{hi / MiB:.0f} MiB over the traced steps)" if round(hi / MiB) > round(lo / MiB) else ""
+    return f"{(w.peak_memory_bytes or 0) / MiB:.0f} MiB{spread}"

@@ -43,7 +43,9 @@ def as_dict(f: FSDPAnalysis | None) -> dict[str, Any] | None:
         "whatif": [{"knob": w.knob, "value": w.value, "predicted_step_ms": _r(w.step_ms),
                     "predicted_range_ms": [_r(w.range_ms[0]), _r(w.range_ms[1])] if w.range_ms else None,
                     "predicted_peak_unsharded_bytes": w.peak_unsharded_bytes,
-                    "predicted_peak_memory_bytes": w.peak_memory_bytes} for w in f.whatifs],
+                    "predicted_peak_memory_bytes": w.peak_memory_bytes,
+                    "predicted_peak_memory_range_bytes": list(w.peak_memory_range_bytes)
+                    if w.peak_memory_range_bytes else None} for w in f.whatifs],
         "notes": list(r.notes),
     }
 

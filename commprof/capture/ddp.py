@@ -21,6 +21,7 @@ import torch.distributed as dist
 from ..formats import sidecar as F
 from ..units import MiB, param_bytes
 from ..warn import warn
+from .groups import group_ranks, group_size
 
 _now = time.time_ns  # the Kineto trace's clock is Unix time (checked in tests)
 
@@ -210,7 +211,8 @@ class DDPRecorder:
             F.HOOK_MATRIX_RANK: getattr(self.inner_state, "matrix_approximation_rank", None),
             F.HOOK_REGISTERED: self.installed and not self.observe_only,
             F.RECORDING: "observed (DDP logging data + gradient hooks)" if self.observe_only else "comm hook",
-            F.PROCESS_GROUP_SIZE: self.process_group.size() if self.process_group is not None else None,
+            F.PROCESS_GROUP_SIZE: group_size(self.process_group),
+            F.PROCESS_GROUP_RANKS: group_ranks(self.process_group),
             F.PARAMS: [list(p) for p in self.params],
         }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..formats import sidecar as F
+from .groups import group_ranks
 
 
 def is_fsdp2(model: Any) -> bool:
@@ -70,5 +71,7 @@ def settings(root: Any) -> dict[str, Any]:
         if not mesh:
             dm = pg.mesh_info.mesh
             mesh = {"shape": list(dm.shape), "dim_names": list(dm.mesh_dim_names or ()),
-                    "hsdp": getattr(pg.mesh_info, "replicate_mesh_dim", None) is not None}
+                    "hsdp": getattr(pg.mesh_info, "replicate_mesh_dim", None) is not None,
+                    F.MESH_SHARD_RANKS: group_ranks(getattr(pg.mesh_info, "shard_process_group", None)),
+                    F.MESH_REPLICATE_RANKS: group_ranks(getattr(pg.mesh_info, "replicate_process_group", None))}
     return {F.FSDP_UNITS: units, F.FSDP_MP: mp, F.FSDP_MESH: mesh}

@@ -6,7 +6,7 @@ A JSON object; times are Unix nanoseconds (the reader moves them onto the trace'
     schema, run_id, rank, world_size, backend, versions{}, device, host, net_ns, cpus[], pid, clock, schedule{},
     ddp: {bucket_cap_mb, bucket_bytes_cap, first_bucket_bytes, gradient_as_bucket_view, static_graph,
           find_unused_parameters, broadcast_buffers, hook, hook_matrix_rank, hook_registered, recording,
-          process_group_size, params: [[name, numel, dtype, shape], ...]} | null,
+          process_group_size, process_group_ranks?, params: [[name, numel, dtype, shape], ...]} | null,
     layouts: [{id, buckets: [[[param, numel], ...], ...]}],
     buckets: [{step, index, numel, bytes, dtype, is_last, layout, ready_unix_ns, hook_unix_ns, launch_unix_ns,
                observed}],
@@ -16,7 +16,8 @@ A JSON object; times are Unix nanoseconds (the reader moves them onto the trace'
     module_order: [name], modules: [{step, name, fwd_start, fwd_end, bwd_start, bwd_end, out_bytes}],
     fsdp: {units: [{name, params, numel, unsharded_bytes, sharded_bytes, dtypes, reshard_after_forward,
                     forward_prefetch: [unit], backward_prefetch: [unit]}],
-           mixed_precision: {param_dtype, reduce_dtype, output_dtype}, mesh: {shape, dim_names, hsdp}} | absent
+           mixed_precision: {param_dtype, reduce_dtype, output_dtype},
+           mesh: {shape, dim_names, hsdp, shard_ranks?, replicate_ranks?}} | absent
     rates: {device, buffer_bytes, pass_bps, fresh_bps, products: [[kind, n, m, r, ns], ...],
             orthogonalize: [[n, r, ns], ...], wall_ms} | absent   (``commprof.capture.probe``)
     env: {name: value} | absent   (the variables that change how fast a job runs: ``commprof.capture.environment``)
@@ -49,6 +50,7 @@ GRADIENT_AS_BUCKET_VIEW, STATIC_GRAPH = "gradient_as_bucket_view", "static_graph
 FIND_UNUSED_PARAMETERS, BROADCAST_BUFFERS = "find_unused_parameters", "broadcast_buffers"
 HOOK, HOOK_MATRIX_RANK, HOOK_REGISTERED, RECORDING = "hook", "hook_matrix_rank", "hook_registered", "recording"
 PROCESS_GROUP_SIZE, PARAMS = "process_group_size", "params"
+PROCESS_GROUP_RANKS = "process_group_ranks"  # its members' global ranks (null: unknown; absent in older sidecars)
 
 # a layout; a bucket of a step
 LAYOUT_ID, LAYOUT_BUCKETS = "id", "buckets"
@@ -78,6 +80,9 @@ R_PRODUCTS, R_ORTHOGONALIZE, R_WALL_MS = "products", "orthogonalize", "wall_ms"
 
 # FSDP2 (commprof.capture.fsdp)
 FSDP, FSDP_UNITS, FSDP_MP, FSDP_MESH = "fsdp", "units", "mixed_precision", "mesh"
+# global ranks; null where the mesh has no such group (replicate: HSDP only) or torch could not say; absent in older
+# sidecars
+MESH_SHARD_RANKS, MESH_REPLICATE_RANKS = "shard_ranks", "replicate_ranks"
 U_NAME, U_PARAMS, U_NUMEL = "name", "params", "numel"
 U_UNSHARDED_BYTES, U_SHARDED_BYTES, U_DTYPES = "unsharded_bytes", "sharded_bytes", "dtypes"
 U_RESHARD, U_FWD_PREFETCH, U_BWD_PREFETCH = "reshard_after_forward", "forward_prefetch", "backward_prefetch"

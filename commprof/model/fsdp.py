@@ -37,3 +37,6 @@ class FSDPSettings:
     reduce_dtype: str | None
     mesh_shape: tuple[int, ...]
     hsdp: bool
+    # the global ranks of this rank's shard group and, with HSDP, its replicate group (older sidecars: empty)
+    shard_ranks: tuple[int, ...] = ()
+    replicate_ranks: tuple[int, ...] = ()

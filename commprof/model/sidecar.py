@@ -47,6 +47,7 @@ class DDPSettings:
     recording: str
     process_group_size: int | None
     params: tuple[ParamInfo, ...]
+    process_group_ranks: tuple[int, ...] = ()  # its members' global ranks (older sidecars: unknown, empty)
 
     @property
     def grad_bytes(self) -> int:

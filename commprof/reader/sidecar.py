@@ -63,6 +63,14 @@ def _opt_int(x: Any) -> int | None:
     return x if isinstance(x, int) and not isinstance(x, bool) else None
 
 
+def _rank_list(x: Any) -> tuple[int, ...]:
+    """A process group's global ranks: distinct non-negative integers (anything else: unknown, empty)."""
+    if not isinstance(x, list) or len(x) > 1 << 20:
+        return ()
+    got = tuple(r for r in x if isinstance(r, int) and not isinstance(r, bool) and r >= 0)
+    return got if len(got) == len(x) and len(set(got)) == len(got) else ()
+
+
 def _counter(x: Any) -> int | None:
     """A CPU-time counter's delta: a non-negative integer, else unknown."""
     v = _opt_int(x)
@@ -107,7 +115,7 @@ def ddp_settings(raw: Any) -> DDPSettings | None:
         hook_registered=_opt_bool(raw.get(F.HOOK_REGISTERED)),
         recording=str(raw.get(F.RECORDING) or ""),
         process_group_size=_opt_int(raw.get(F.PROCESS_GROUP_SIZE)),
-        params=params)
+        params=params, process_group_ranks=_rank_list(raw.get(F.PROCESS_GROUP_RANKS)))
 
 
 def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
@@ -205,7 +213,8 @@ def fsdp_settings(raw: Any) -> FSDPSettings | None:
     shape = tuple(d for d in mesh.get("shape") or [] if isinstance(d, int) and not isinstance(d, bool))
     return FSDPSettings(tuple(units), mp.get("param_dtype") if isinstance(mp.get("param_dtype"), str) else None,
                         mp.get("reduce_dtype") if isinstance(mp.get("reduce_dtype"), str) else None, shape,
-                        bool(mesh.get("hsdp")))
+                        bool(mesh.get("hsdp")), _rank_list(mesh.get(F.MESH_SHARD_RANKS)),
+                        _rank_list(mesh.get(F.MESH_REPLICATE_RANKS)))
 
 
 def _pos(x: Any) -> float | None:

@@ -38,6 +38,7 @@ def test_files_per_rank_complete_and_tied_by_run_id(gloo_run: Path):
         # the variables that change how fast a job runs, as the ranks saw them (the demo's launcher sets one thread)
         assert sc["env"]["OMP_NUM_THREADS"] == "1" and not {"PATH", "HOME"} & set(sc["env"])
         assert sc["ddp"]["bucket_cap_mb"] == pytest.approx(0.25) and sc["ddp"]["gradient_as_bucket_view"] is False
+        assert sc["ddp"]["process_group_ranks"] == [0, 1]  # DDP's replicas as global ranks (crossrank.pgkind)
         # every step has a wall time; steps 2-4 are the active window (wait=1, warmup=1, active=3)
         assert [s["step"] for s in sc["steps"]] == list(range(7))
         assert [s["profiled"] for s in sc["steps"]] == [False, True, True, True, True, False, False]

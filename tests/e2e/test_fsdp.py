@@ -41,7 +41,8 @@ def test_training_computes_bitwise_the_same_and_the_sidecar_describes_the_units(
     assert u0["sharded_bytes"] == u0["unsharded_bytes"] // 2 and u0["reshard_after_forward"] is True
     assert units[""]["reshard_after_forward"] is False  # the root keeps its parameters
     assert u0["forward_prefetch"] == ["1"] and units["1"]["backward_prefetch"] == ["0"]
-    assert side["mesh"] == {"shape": [2], "dim_names": [], "hsdp": False}
+    assert side["mesh"] == {"shape": [2], "dim_names": [], "hsdp": False, "shard_ranks": [0, 1],
+                            "replicate_ranks": None}
 
 
 def test_every_unit_and_phase_is_found_and_the_replay_matches_its_own_run(fsdp_run: Path):

@@ -86,6 +86,11 @@ def test_fsdp2_to_ddp_memory_and_step_against_ddp_for_real(tmp_path: Path, name:
     assert [(i["value"], i["gradient_as_bucket_view"]) for i in items] == [("ddp", False), ("ddp", True)]
     assert all(i["predicted_range_ms"] and i["predicted_peak_bytes"] for i in items)
     assert any(x.text.startswith("FSDP2 -> DDP") for x in rep.findings)  # asked with whatif=("ddp",)
+    # the FSDP advisor's what-ifs on the same real run: each peak the median of every traced pass (2 ranks x 3
+    # steps), with their range beside it
+    fw = rep.fsdp.whatifs if rep.fsdp is not None else ()
+    assert fw and all(w.peak_memory_range_bytes and w.peak_memory_bytes is not None and
+                      w.peak_memory_range_bytes[0] <= w.peak_memory_bytes <= w.peak_memory_range_bytes[1] for w in fw)
 
     d = _traced(tmp_path / "ddp", cfg, "ddp")
     live, state = _measured_peak(d)

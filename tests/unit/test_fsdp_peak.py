@@ -33,7 +33,7 @@ def test_the_memory_limit_is_checked_against_the_top_of_the_range_and_the_text_s
     w = FSDPWhatIf(knob="reshard_after_forward", value=False, step_ms=1.0, peak_unsharded_bytes=0,
                    peak_memory_bytes=44 * MiB, peak_memory_range_bytes=(44 * MiB, 52 * MiB))
     assert _high(w) == 52 * MiB
-    assert _peak_text(w) == "44 MiB (44-52 MiB over the traced steps)"
+    assert _peak_text(w) == "44 MiB (44-52 MiB over the traced passes)"
     flat = FSDPWhatIf(knob="reshard_after_forward", value=False, step_ms=1.0, peak_unsharded_bytes=0,
                       peak_memory_bytes=44 * MiB, peak_memory_range_bytes=(44 * MiB, 44 * MiB))
     assert _peak_text(flat) == "44 MiB"

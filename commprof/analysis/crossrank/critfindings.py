@@ -11,7 +11,7 @@ from ..section import EXPOSED, Finding
 from .chance import weak
 from .environment import apart_sentence
 from .peers import COMPUTE, HOST, IDLE
-from .pgkind import DATA, DDP_GROUP, EMBEDDING, EXPERT, NAMES, PIPELINE, SHORT, TENSOR
+from .pgkind import BESIDE, DATA, DDP_GROUP, EMBEDDING, EXPERT, FSDP_GROUP, NAMES, PIPELINE, SHORT, TENSOR
 from .rootcause import Critical, GroupComm, RootCause
 
 MIN_COMM_SHARE_PCT = 5.0
@@ -87,6 +87,11 @@ _UNEVEN = {DATA: "an uneven batch or sequence length sets {them} apart: check th
                    "heads and hidden dimensions",
            None: "an uneven batch, sequence length, pipeline partition or expert routing sets {them} apart: check the "
                  "samplers' shards, the stages' partition and the routing's balance"}
+# how a group's kind was told (``pgkind.GroupKind.source``), in a finding's words
+_SOURCE_WORDS = {"description": "its description", DDP_GROUP: "DDP's process group (the sidecars)",
+                 FSDP_GROUP: "FSDP2's mesh groups (the sidecars)",
+                 BESIDE: "the data-parallel groups the sidecars name, which it crosses",
+                 "membership": "its membership pattern", "operators": "its operators"}
 # what the count leaves out: the same matrix products may still hide other work that differs
 _LEFT_OUT = "work the count leaves out (convolutions, fused attention, grouped expert products)"
 _UNCOUNTED = f"unless {_LEFT_OUT} differs"
@@ -209,11 +214,8 @@ def comm_findings(crit: Critical, how_data: str | None = None) -> list[Finding]:
         share = sum(g.share_pct for g in groups)
         if share < MIN_COMM_SHARE_PCT:
             continue
-        sources = {g.source for g in groups}
-        src = ("its description" if sources == {"description"} else
-               "its all-to-alls beside the trace's embedding-table operators" if kind == EMBEDDING else
-               "DDP's process group (the sidecars)" if sources == {DDP_GROUP} else
-               "DDP's process group and its membership pattern" if DDP_GROUP in sources else "its membership pattern")
+        src = ("its all-to-alls beside the trace's embedding-table operators" if kind == EMBEDDING else
+               " and ".join(dict.fromkeys(_SOURCE_WORDS.get(g.source, _SOURCE_WORDS["membership"]) for g in groups)))
         names = ", ".join(f"{g.group} ({g.size} ranks, {g.ranks} loaded)" if g.size > g.ranks else
                           f"{g.group} ({g.ranks} ranks)" for g in groups[:3]) + (" ..." if len(groups) > 3 else "")
         how = how_data if kind == DATA and how_data else _HOW[kind]

@@ -29,6 +29,8 @@ TENSOR, DATA, PIPELINE, EXPERT, EMBEDDING = "tensor", "data", "pipeline", "exper
 NAMES = {TENSOR: "tensor-parallel", DATA: "data-parallel", PIPELINE: "pipeline-parallel", EXPERT: "expert-parallel",
          EMBEDDING: "sharded-embedding"}
 DDP_GROUP = "ddp"  # a GroupKind's source: the group DDP wrapped the model over (the sidecars' process_group_size)
+FSDP_GROUP = "fsdp"  # a GroupKind's source: FSDP2's shard or replicate group (the sidecars' mesh ranks)
+BESIDE = "beside"  # a GroupKind's source: across the data-parallel groups the sidecars name (tensor-parallel)
 SHORT = {TENSOR: "TP", DATA: "DP", PIPELINE: "PP", EXPERT: "EP", EMBEDDING: "EMB"}
 _WORDS = ((EXPERT, ("expert", "ep", "moe", "etp", "edp")), (PIPELINE, ("pipeline", "pp", "pipe", "stage")),
           (TENSOR, ("tensor", "tp", "tensor_model", "mp", "model", "sp", "cp", "context")),
@@ -40,7 +42,8 @@ MIN_REPEATS_PER_STEP = 8
 class GroupKind:
     group: str
     kind: str  # TENSOR, DATA, PIPELINE, EXPERT or EMBEDDING
-    source: str  # "description", "membership", "ddp" (DDP's process group, the sidecars) or "operators" (all-to-alls)
+    source: str  # "description", "membership", "ddp" (DDP's process group, the sidecars), "fsdp" (FSDP2's mesh
+    # groups, the sidecars), "beside" (across those groups) or "operators" (all-to-alls)
     ranks: tuple[int, ...]  # its members among the loaded ranks
     size: int = 0  # its size as the collectives record it (a job's 128 where 2 ranks are loaded)
 
@@ -80,19 +83,65 @@ def group_kinds(ranks: Sequence[RankTrace], groups: Sequence[GroupMatch]) -> dic
     smaller = any(len(g.ranks) < len(world) for g in groups)
     ddp_sizes = {rt.rank: rt.sidecar.ddp.process_group_size for rt in ranks
                  if rt.sidecar is not None and rt.sidecar.ddp is not None}
+    replicas = _replica_groups(ranks)
     out: dict[str, GroupKind] = {}
     for g in groups:
         kind = _from_description(desc.get(g.process_group, ""))
         source = "description"
-        if kind is None and _ddp_group(g, groups, ddp_sizes, world):
-            kind, source = DATA, DDP_GROUP
-        if kind is None:
+        if kind is None:  # the operators first: send/recv or all-to-alls are no wrapper's replicas, whoever runs them
             kind = _membership(g, ranks, world, smaller)
             source = "operators" if kind == EMBEDDING else "membership"
+            if kind in (TENSOR, DATA):
+                if (told := _recorded(g, replicas)) is not None:
+                    kind, source = DATA, told
+                elif _ddp_group(g, groups, ddp_sizes, world):
+                    kind, source = DATA, DDP_GROUP
+                elif _crosses(g, replicas, world):
+                    kind, source = TENSOR, BESIDE
         size = int(g.group_sizes.max()) if g.group_sizes.size else len(g.ranks)
         out[g.process_group] = GroupKind(group=g.process_group, kind=kind, source=source, ranks=g.ranks,
                                          size=max(size, len(g.ranks)))
     return out
+
+
+def _replica_groups(ranks: Sequence[RankTrace]) -> dict[int, list[tuple[frozenset[int], str]]]:
+    """Per rank, the data-parallel groups its sidecar names by their global ranks: DDP's process group, FSDP2's
+    shard group and (HSDP) replicate group."""
+    out: dict[int, list[tuple[frozenset[int], str]]] = {}
+    for rt in ranks:
+        sc = rt.sidecar
+        if sc is None:
+            continue
+        got = [(frozenset(sc.ddp.process_group_ranks), DDP_GROUP)] if sc.ddp is not None else []
+        if sc.fsdp is not None:
+            got += [(frozenset(sc.fsdp.shard_ranks), FSDP_GROUP), (frozenset(sc.fsdp.replicate_ranks), FSDP_GROUP)]
+        if kept := [(m, src) for m, src in got if len(m) > 1 and rt.rank in m]:
+            out[rt.rank] = kept
+    return out
+
+
+def _recorded(g: GroupMatch, replicas: Mapping[int, list[tuple[frozenset[int], str]]]) -> str | None:
+    """Which wrapper's group ``g`` is, where every loaded member's sidecar names one data-parallel group holding
+    them all and of ``g``'s size (its members as global ranks: told whatever the numbering or the sizes of the
+    other groups); None where a member names none."""
+    size = max(int(g.group_sizes.max()) if g.group_sizes.size else 0, len(g.ranks))
+    members = set(g.ranks)
+    sources = set()
+    for r in g.ranks:
+        src = next((s for m, s in replicas.get(r, ()) if members <= m and len(m) == size), None)
+        if src is None:
+            return None
+        sources.add(src)
+    return min(sources) if sources else None
+
+
+def _crosses(g: GroupMatch, replicas: Mapping[int, list[tuple[frozenset[int], str]]], world: set[int]) -> bool:
+    """A group across the replicas: every loaded member's sidecar names its data-parallel groups, and ``g`` meets each
+    of them in that member alone (``_recorded`` said it is none of them): the mesh's other dimension, tensor-parallel
+    whatever its numbering (a 2 x 2 mesh with DDP over {0, 1} and {2, 3}: {0, 2} and {1, 3})."""
+    members = set(g.ranks)
+    return 1 < len(members) < len(world) and all(
+        r in replicas and all(members & m == {r} for m, _s in replicas[r]) for r in members)
 
 
 def _ddp_group(g: GroupMatch, groups: Sequence[GroupMatch], ddp_sizes: Mapping[int, int | None],

@@ -4,6 +4,7 @@ error and stays within a known memory limit."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -137,7 +138,8 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     if rep is None:
         return None
     findings = _facts(rep, rt.world_size) + [f for f in (_allocator(rt),) if f is not None]
-    # the what-ifs, the model check and the measured peak all use one step: the profiled step nearest the mean
+    # the what-ifs' steps and the model check use one step, the profiled step nearest the mean; their peak memory
+    # and the measured peak are medians over the profiled passes (``_peak``, ``_step_peaks``)
     typical = _nearest_mean(steps)
     peaks = _step_peaks(run)
     measured_peak = int(np.median(peaks)) if peaks else None
@@ -159,7 +161,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     scale = calibrate(inp, target * 1e6 if target else None)
     base_ns, base_peak, base_held = replay(inp, traced, scale)
     base_slope = _slope(inp, traced, scale)
-    others = _others(run, base_held)
+    others = _others(run, typical, rt, base_held)
     whatifs, preds, gains = [], {}, {}
     for k in CANDIDATES:
         if k.prefetch == traced.prefetch and k.reshard_after_forward in (None, uniform):
@@ -235,22 +237,39 @@ def _memory_line(rt: RankTrace) -> np.ndarray | None:
     return line if line is not None and line.shape[1] else None
 
 
-def _others(run: Run, traced_held: dict[str, int]) -> list[dict[str, int]]:
-    """For each profiled pass of every FSDP rank (the first 16 with a memory timeline), per phase of the pass, the
-    most memory allocated then (profile_memory's timeline) minus the unsharded parameters the traced schedule held:
-    what any FSDP setting leaves in place (activations, gradients, the sharded parameters and optimizer state).
-    Empty without a memory timeline."""
+def _others(run: Run, typical: StepUnits, rt: RankTrace, traced_held: dict[str, int]) -> list[dict[str, int]]:
+    """For each profiled pass of every FSDP rank (the first 16 with a memory timeline) with the typical pass's
+    phases (the replay's units: a rank of other units, a pipeline stage, is left out), per phase, the most memory
+    allocated then (profile_memory's timeline) minus the unsharded parameters the traced schedule held: what any FSDP
+    setting leaves in place (activations, gradients, the sharded parameters and optimizer state).  Empty without a
+    memory timeline."""
+    phases = set(phase_windows(rt.fsdp, typical.start_ns, typical.end_ns))
     out: list[dict[str, int]] = []
     ranks = [(r, line) for r in run.ranks if r.fsdp for line in (_memory_line(r),) if line is not None][:16]
     for r, line in ranks:
-        for step in step_units(r, r.sidecar.fsdp if r.sidecar is not None else None):
+        for a, b in _pass_bounds(r):
+            windows = phase_windows(r.fsdp, a, b)
+            if set(windows) != phases:
+                continue
             got = {}
-            for ph, (a, b) in phase_windows(r.fsdp, step.start_ns, step.end_ns).items():
-                m = (line[0] >= a - 100_000) & (line[0] <= b)
-                if m.any():
-                    got[ph] = int(line[1][m].max()) - traced_held.get(ph, 0)
+            for ph, (lo, hi) in windows.items():
+                i = int(np.searchsorted(line[0], lo - 100_000, side="left"))  # the timeline is in time order
+                j = int(np.searchsorted(line[0], hi, side="right"))
+                if j > i:
+                    got[ph] = int(line[1][i:j].max()) - traced_held.get(ph, 0)
             if got:
                 out.append(got)
+    return out
+
+
+def _pass_bounds(r: RankTrace) -> list[tuple[int, int]]:
+    """Each profiled step's passes (``units.step_units``' cuts: at every root pre-forward after the first)."""
+    roots = np.sort(np.asarray([e.start_ns for e in r.fsdp if e.phase == "root_pre_forward"], dtype=np.int64))
+    out = []
+    for st in r.steps:
+        inside = roots[(roots >= st.start_ns) & (roots <= st.end_ns)].tolist()
+        cuts = [st.start_ns, *inside[1:], st.end_ns + 1]
+        out += [(a, min(b, st.end_ns)) for a, b in itertools.pairwise(cuts)]
     return out
 
 
@@ -310,5 +329,5 @@ def _high(w: FSDPWhatIf) -> int | None:
 
 def _peak_text(w: FSDPWhatIf) -> str:
     lo, hi = w.peak_memory_range_bytes or (w.peak_memory_bytes or 0, w.peak_memory_bytes or 0)
-    spread = f" ({lo / MiB:.0f}-{hi / MiB:.0f} MiB over the traced steps)" if round(hi / MiB) > round(lo / MiB) else ""
+    spread = f" ({lo / MiB:.0f}-{hi / MiB:.0f} MiB over the traced passes)" if round(hi / MiB) > round(lo / MiB) else ""
     return f"{(w.peak_memory_bytes or 0) / MiB:.0f} MiB{spread}"

@@ -176,3 +176,28 @@ def test_the_band_adds_what_an_fsdp2_trace_cannot_measure_of_ddp():
     assert band(100.0, Noise(), 5.0) == pytest.approx((100 - h, 100 + h))
     lo, hi = band(100.0, Noise(unprofiled_pct=6.0, steps_unprofiled=10), 5.0)
     assert hi - 100 == pytest.approx((8.0**2 + 5.0**2 + 12.0**2 + STRUCTURE_PCT**2) ** 0.5) and lo < 100 - h
+
+
+def test_the_compute_scale_is_the_training_threads_own_slowdown_not_the_steps():
+    """A CPU rank whose profiled steps waited longer (323 ms against 249 outside) while its thread ran as long in
+    every step (125 ms): the profiler slowed its compute by 4%, not 23%; without the scheduler's account, or on a
+    GPU, or with one step of a kind, no thread scale (the step's ratio is used)."""
+    from builders import rank_trace
+
+    from commprof.analysis.memory.fsdp2ddp import thread_scale
+    from commprof.model import Sidecar
+    from commprof.model.sidecar import StepTime
+
+    def rank(rows, kind="cpu"):
+        times = tuple(StepTime(number=i, start_ns=0, end_ns=wall * MS, profiled=p, sched_run_ns=run)
+                      for i, (p, wall, run) in enumerate(rows))
+        side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=0, world_size=2, backend="gloo",
+                       versions={}, device=kind, ddp=None, layouts=(), buckets=(), step_times=times)
+        return rank_trace(0, sidecar=side, device_kind=kind)
+
+    rows = [(True, 254, 125 * MS), (True, 323, 126 * MS), (True, 631, 231 * MS),
+            (False, 235, 121 * MS), (False, 262, 120 * MS), (False, 274, 118 * MS)]
+    assert thread_scale(rank(rows)) == pytest.approx(120 / 126)
+    assert thread_scale(rank(rows, kind="cuda")) is None
+    assert thread_scale(rank([(p, w, None) for p, w, _r in rows])) is None
+    assert thread_scale(rank(rows[:1] + rows[3:])) is None

@@ -15,8 +15,11 @@ all-gather fits added (``alpha + bytes / beta``; a ring all-reduce of N bytes is
 all-gather of N, 2 (n - 1) / n N on the wire), one of them doubled where the run has only one; on gloo the
 reduce-scatter's fit alone (gloo's reduce-scatter is an all-reduce of the whole input).  The step's tail:
 the traced tail, with the optimizer's step times the world size
-(DDP updates whole parameters).  Compute-side times are scaled by the profiler's slowdown of the run: its step
-outside the profiler over the profiled step replayed (1 where the trace has no step outside the profiler).
+(DDP updates whole parameters).  Compute-side times are scaled by the profiler's slowdown of the compute: on CPU,
+where the sidecar has the scheduler's account, the training thread's median run time per step outside the profiler
+over its median in the profiled steps (``thread_scale``: the thread's own work, which waits for peers and slow
+collectives do not lengthen); else the step outside the profiler over the profiled step replayed (1 where the trace
+has no step outside the profiler).
 
 Memory per rank: the state under DDP (``memstate``: full parameters, gradients and optimizer state, and the
 buckets' copy of the gradients unless ``gradient_as_bucket_view=True``) plus the step's transient memory under
@@ -134,6 +137,24 @@ def ddp_step_ns(inp: DDPInputs, scale: float, view: bool, cap_bytes: int = DEFAU
     return replay(sc, cap_bytes, None, scale).step_ns
 
 
+def thread_scale(rt: RankTrace) -> float | None:
+    """The profiler's slowdown of a CPU rank's compute: the training thread's median run time (the scheduler's
+    account, ``capture.hostload``) per step outside the profiler over its median per profiled step; None on a GPU,
+    without the account, or with fewer than two steps of either kind.  The step's own ratio put a wait into it: an
+    FSDP2 MLP's profiled step of 323 ms (its thread ran 125 ms, as in every step) against 249 ms outside scaled its
+    compute by 0.77 where the thread's ratio was 0.96, and DDP's step was predicted 92 ms against 113-118 measured
+    (108 ms with the thread's ratio)."""
+    if rt.device_kind != "cpu" or rt.sidecar is None:
+        return None
+    runs: dict[bool, list[int]] = {True: [], False: []}
+    for s in rt.sidecar.step_times:
+        if s.sched_run_ns:
+            runs[s.profiled].append(s.sched_run_ns)
+    if len(runs[True]) < 2 or len(runs[False]) < 2:
+        return None
+    return float(np.median(runs[False])) / float(np.median(runs[True]))
+
+
 def _rank(run: Run) -> RankTrace | None:
     ok = [rt for rt in run.ranks if rt.fsdp and rt.steps]
     return max(ok, key=lambda rt: float(np.median([s.duration_ns for s in rt.steps])), default=None)
@@ -232,11 +253,12 @@ def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: lis
     settings = rt.sidecar.fsdp if rt.sidecar is not None else None
     traced_k = max((len(u.forward_prefetch) for u in settings.units), default=0) if settings else 0
     model_ns = fsdpreplay.replay(finp, fsdpreplay.Knobs(reshard_after_forward=None, prefetch=traced_k))[0]
-    # the profiler's slowdown of this run: its step outside the profiler over the profiled one (not the FSDP
-    # replay's calibration, which puts all of that replay's miss on compute: 0.33-0.96 on quiet runs of one job)
+    # the profiler's slowdown of the compute: the training thread's (CPU), else the step's, outside the profiler
+    # over the profiled one (not the FSDP replay's calibration, which puts all of that replay's miss on compute:
+    # 0.33-0.96 on quiet runs of one job)
     target = (unprofiled_ms.get(rt.rank) or 0.0) / typical.passes or None  # a pass's share of the step
     measured = typical.end_ns - typical.start_ns
-    scale = target * 1e6 / measured if target and measured else 1.0
+    scale = thread_scale(rt) or (target * 1e6 / measured if target and measured else 1.0)
     return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None)
 
 

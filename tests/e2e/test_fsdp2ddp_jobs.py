@@ -110,7 +110,8 @@ def test_fsdp2_to_ddp_memory_and_step_against_ddp_for_real(tmp_path: Path, name:
     lo, hi = w.predicted_range_ms
     print(f"{name}: DDP step predicted {w.predicted_step_ms:.1f} ms [{lo:.1f}, {hi:.1f}], measured {step:.1f} ms "
           f"(steps vary by {spread or 0:.1f}%; {traced_ddp:.1f} ms in the traced DDP run); FSDP2 traced "
-          f"{a.today_step_ms:.1f} ms, measured again {fsdp[0]:.1f} ms; traced run: {rep.noise.describe()}")
+          f"{a.today_step_ms:.1f} ms, measured again {fsdp[0]:.1f} ms; compute scaled by {a.compute_scale:.3f}; "
+          f"traced run: {rep.noise.describe()}")
     why = _disturbance(rep, a.today_step_ms, fsdp, ddp)
     if why is not None:
         print(f"not checked: {name}'s step: {why}")

@@ -74,6 +74,8 @@ class ParallelAnalysis:
     device_total_bytes: int | None
     whatifs: tuple[ParallelWhatIf, ...]
     notes: tuple[str, ...] = ()
+    # FSDP2 -> DDP: the factor its replay put on the traced compute (the profiler's slowdown, ``fsdp2ddp``)
+    compute_scale: float | None = None
 
 
 def _rank(run: Run) -> RankTrace | None:

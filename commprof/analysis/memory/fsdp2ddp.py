@@ -303,7 +303,7 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
                             today_peak_bytes=mem.today_peak - base + fsdp_keep if mem is not None else None,
                             today_step_ms=unprofiled_ms.get(rt.rank) or (typical.end_ns - typical.start_ns) / 1e6,
                             device_total_bytes=next(iter(rt.device_memory.values()), None), whatifs=tuple(out),
-                            notes=tuple(notes))
+                            notes=tuple(notes), compute_scale=m.scale)
 
 
 def _notes(rt: RankTrace, mem: StepMemory | None, from_sidecar: bool, assumed: str | None,

@@ -178,26 +178,40 @@ def test_the_band_adds_what_an_fsdp2_trace_cannot_measure_of_ddp():
     assert hi - 100 == pytest.approx((8.0**2 + 5.0**2 + 12.0**2 + STRUCTURE_PCT**2) ** 0.5) and lo < 100 - h
 
 
-def test_the_compute_scale_is_the_training_threads_own_slowdown_not_the_steps():
-    """A CPU rank whose profiled steps waited longer (323 ms against 249 outside) while its thread ran as long in
-    every step (125 ms): the profiler slowed its compute by 4%, not 23%; without the scheduler's account, or on a
-    GPU, or with one step of a kind, no thread scale (the step's ratio is used)."""
+def test_the_compute_scale_is_the_training_threads_own_slowdown_in_the_replayed_step():
+    """A CPU rank whose profiled step waited longer (323 ms against 249 outside) while its thread ran as long as in
+    every step (126 ms against 120): the profiler slowed its compute by 5%, not 23%; without the scheduler's
+    account, on a GPU, or with one step outside the profiler, no thread scale (the step's ratio is used)."""
     from builders import rank_trace
 
-    from commprof.analysis.memory.fsdp2ddp import thread_scale
+    from commprof.analysis.fsdp.units import StepUnits
+    from commprof.analysis.memory.fsdp2ddp import replayed_step, thread_scale
     from commprof.model import Sidecar
     from commprof.model.sidecar import StepTime
 
-    def rank(rows, kind="cpu"):
-        times = tuple(StepTime(number=i, start_ns=0, end_ns=wall * MS, profiled=p, sched_run_ns=run)
-                      for i, (p, wall, run) in enumerate(rows))
-        side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=0, world_size=2, backend="gloo",
-                       versions={}, device=kind, ddp=None, layouts=(), buckets=(), step_times=times)
-        return rank_trace(0, sidecar=side, device_kind=kind)
-
     rows = [(True, 254, 125 * MS), (True, 323, 126 * MS), (True, 631, 231 * MS),
             (False, 235, 121 * MS), (False, 262, 120 * MS), (False, 274, 118 * MS)]
-    assert thread_scale(rank(rows)) == pytest.approx(120 / 126)
-    assert thread_scale(rank(rows, kind="cuda")) is None
-    assert thread_scale(rank([(p, w, None) for p, w, _r in rows])) is None
-    assert thread_scale(rank(rows[:1] + rows[3:])) is None
+
+    def rank(rows, kind="cpu"):
+        times, t = [], 0
+        for i, (p, wall, run) in enumerate(rows):
+            times.append(StepTime(number=i, start_ns=t, end_ns=t + wall * MS, profiled=p, sched_run_ns=run))
+            t += wall * MS
+        side = Sidecar(path="s", schema="commprof.sidecar/1", run_id="r", rank=0, world_size=2, backend="gloo",
+                       versions={}, device=kind, ddp=None, layouts=(), buckets=(), step_times=tuple(times))
+        return rank_trace(0, sidecar=side, device_kind=kind), times
+
+    def units(st: StepTime) -> StepUnits:
+        return StepUnits(step=st.number, start_ns=st.start_ns, end_ns=st.end_ns, head_ns=0, fwd_tail_ns=0,
+                         bwd_tail_ns=0, units=(), peak_unsharded_bytes=0)
+
+    rt, times = rank(rows)
+    assert thread_scale(rt, units(times[1])) == pytest.approx(120 / 126)
+    assert thread_scale(rt, units(times[2])) == pytest.approx(120 / 231)
+    assert thread_scale(rank(rows, kind="cuda")[0], units(times[1])) is None
+    assert thread_scale(rank([(p, w, None) for p, w, _r in rows])[0], units(times[1])) is None
+    assert thread_scale(rank(rows[:4])[0], units(times[1])) is None
+    # the pass replayed: nearest the step now (outside the profiler), not the profiled mean a slow step pulls up
+    profiled = [units(t) for t in times[:3]]
+    assert replayed_step(profiled, 249.0) is profiled[0]
+    assert replayed_step(profiled, None) is profiled[1]  # mean 403: nearest 323

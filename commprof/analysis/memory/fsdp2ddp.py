@@ -15,11 +15,11 @@ all-gather fits added (``alpha + bytes / beta``; a ring all-reduce of N bytes is
 all-gather of N, 2 (n - 1) / n N on the wire), one of them doubled where the run has only one; on gloo the
 reduce-scatter's fit alone (gloo's reduce-scatter is an all-reduce of the whole input).  The step's tail:
 the traced tail, with the optimizer's step times the world size
-(DDP updates whole parameters).  Compute-side times are scaled by the profiler's slowdown of the compute: on CPU,
-where the sidecar has the scheduler's account, the training thread's median run time per step outside the profiler
-over its median in the profiled steps (``thread_scale``: the thread's own work, which waits for peers and slow
-collectives do not lengthen); else the step outside the profiler over the profiled step replayed (1 where the trace
-has no step outside the profiler).
+(DDP updates whole parameters).  The pass replayed is the profiled one nearest the step now (``replayed_step``);
+its compute-side times are scaled by the profiler's slowdown of them: on CPU, where the sidecar has the scheduler's
+account, the training thread's median run time per step outside the profiler over its run time in that step
+(``thread_scale``: the thread's own work, which waits for peers and slow collectives do not lengthen); else the
+step outside the profiler over the replayed one (1 where the trace has no step outside the profiler).
 
 Memory per rank: the state under DDP (``memstate``: full parameters, gradients and optimizer state, and the
 buckets' copy of the gradients unless ``gradient_as_bucket_view=True``) plus the step's transient memory under
@@ -137,22 +137,32 @@ def ddp_step_ns(inp: DDPInputs, scale: float, view: bool, cap_bytes: int = DEFAU
     return replay(sc, cap_bytes, None, scale).step_ns
 
 
-def thread_scale(rt: RankTrace) -> float | None:
-    """The profiler's slowdown of a CPU rank's compute: the training thread's median run time (the scheduler's
-    account, ``capture.hostload``) per step outside the profiler over its median per profiled step; None on a GPU,
-    without the account, or with fewer than two steps of either kind.  The step's own ratio put a wait into it: an
-    FSDP2 MLP's profiled step of 323 ms (its thread ran 125 ms, as in every step) against 249 ms outside scaled its
-    compute by 0.77 where the thread's ratio was 0.96, and DDP's step was predicted 92 ms against 113-118 measured
-    (108 ms with the thread's ratio)."""
+def thread_scale(rt: RankTrace, step: StepUnits) -> float | None:
+    """The profiler's slowdown of a CPU rank's compute in ``step`` (the one replayed): the training thread's median
+    run time (the scheduler's account, ``capture.hostload``) per step outside the profiler over its run time in that
+    step; None on a GPU, without the account, or with fewer than two steps outside.  The step's own ratio puts a
+    wait into it: an FSDP2 MLP's profiled step of 323 ms (its thread ran 125 ms, as in every step) against 249 ms
+    outside scaled its compute by 0.77 where the thread's ratio was 0.96, and DDP's step was predicted 92 ms against
+    113-118 measured (108 ms with the thread's ratio)."""
     if rt.device_kind != "cpu" or rt.sidecar is None:
         return None
-    runs: dict[bool, list[int]] = {True: [], False: []}
-    for s in rt.sidecar.step_times:
-        if s.sched_run_ns:
-            runs[s.profiled].append(s.sched_run_ns)
-    if len(runs[True]) < 2 or len(runs[False]) < 2:
+    outside = [s.sched_run_ns for s in rt.sidecar.step_times if not s.profiled and s.sched_run_ns]
+    mid = (step.start_ns + step.end_ns) // 2
+    own = next((s.sched_run_ns for s in rt.sidecar.step_times
+                if s.profiled and s.sched_run_ns and s.start_ns <= mid <= s.end_ns), None)
+    if len(outside) < 2 or not own:
         return None
-    return float(np.median(runs[False])) / float(np.median(runs[True]))
+    return float(np.median(outside)) / own  # whole steps on both sides: a step's passes cancel
+
+
+def replayed_step(steps: list[StepUnits], now_ms: float | None) -> StepUnits:
+    """The profiled pass the what-if replays: the one nearest the step as it is now (outside the profiler, a pass's
+    share), else nearest the profiled mean (the earlier on a tie).  On gloo with profile_memory=True the profiler
+    lengthened two of three profiled steps 2-3x (the training thread ran 333 and 230 ms where it ran 114-128 in the
+    others): the one nearest their mean was one of those, its compute inflated beyond what any scale undoes."""
+    mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))
+    return min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - (now_ms * 1e6 / s.passes if now_ms else mean_ns)),
+                                     s.start_ns))
 
 
 def _rank(run: Run) -> RankTrace | None:
@@ -258,7 +268,7 @@ def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: lis
     # 0.33-0.96 on quiet runs of one job)
     target = (unprofiled_ms.get(rt.rank) or 0.0) / typical.passes or None  # a pass's share of the step
     measured = typical.end_ns - typical.start_ns
-    scale = thread_scale(rt) or (target * 1e6 / measured if target and measured else 1.0)
+    scale = thread_scale(rt, typical) or (target * 1e6 / measured if target and measured else 1.0)
     return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None)
 
 
@@ -273,8 +283,7 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
     steps = step_units(rt, settings)
     if world < 2 or not steps or (settings is not None and settings.hsdp):
         return None
-    mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))
-    typical = min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))
+    typical = replayed_step(steps, unprofiled_ms.get(rt.rank))
     names = [u.unit for u in typical.units]
     gathered = {p.unit: p.bytes for s in steps for u in s.units for p in u.phases if p.phase.endswith("all-gather")}
     units, from_sidecar = unit_bytes(rt, names, gathered, world)

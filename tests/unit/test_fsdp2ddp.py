@@ -206,12 +206,31 @@ def test_the_compute_scale_is_the_training_threads_own_slowdown_in_the_replayed_
                          bwd_tail_ns=0, units=(), peak_unsharded_bytes=0)
 
     rt, times = rank(rows)
-    assert thread_scale(rt, units(times[1])) == pytest.approx(120 / 126)
-    assert thread_scale(rt, units(times[2])) == pytest.approx(120 / 231)
-    assert thread_scale(rank(rows, kind="cuda")[0], units(times[1])) is None
-    assert thread_scale(rank([(p, w, None) for p, w, _r in rows])[0], units(times[1])) is None
-    assert thread_scale(rank(rows[:4])[0], units(times[1])) is None
+    outside = {3, 4, 5}
+    assert thread_scale(rt, units(times[1]), outside) == pytest.approx(120 / 126)
+    assert thread_scale(rt, units(times[2]), outside) == pytest.approx(120 / 231)
+    # only the steps the step now is the median of (a start-up step of 300 ms left out by the caller stays out)
+    slow_start = rows + [(False, 400, 300 * MS)]
+    assert thread_scale(rank(slow_start)[0], units(times[1]), outside) == pytest.approx(120 / 126)
+    assert thread_scale(rank(rows, kind="cuda")[0], units(times[1]), outside) is None
+    assert thread_scale(rank([(p, w, None) for p, w, _r in rows])[0], units(times[1]), outside) is None
+    assert thread_scale(rt, units(times[1]), {3}) is None  # fewer than MIN_OUTSIDE steps outside
+    # a thread that ran longer outside than profiled: not the profiler's slowdown, no thread scale
+    assert thread_scale(rank(rows[:3] + [(False, 235, 200 * MS)] * 3)[0], units(times[1]), outside) is None
     # the pass replayed: nearest the step now (outside the profiler), not the profiled mean a slow step pulls up
     profiled = [units(t) for t in times[:3]]
     assert replayed_step(profiled, 249.0) is profiled[0]
     assert replayed_step(profiled, None) is profiled[1]  # mean 403: nearest 323
+
+
+def test_a_thread_the_profiler_lengthened_far_beyond_its_operators_leaves_the_compute_unscaled():
+    """Where the thread ran far longer in the replayed step than outside (a ratio under MIN_THREAD_SCALE: with
+    profile_memory=True on gloo, 2-3.4x where the backward's operators took 1.35x), the profiler's work lay outside
+    the operators the replay times: scaled by it DDP read 41-48% under; the compute is replayed as traced (the
+    caller notes that the prediction may be high)."""
+    from commprof.analysis.memory.fsdp2ddp import choose_scale
+
+    assert choose_scale(0.95, 0.77) == (0.95, None)  # the thread's own slowdown before the step's
+    assert choose_scale(0.40, 0.49) == (1.0, 0.40)  # too low to be the operators': unscaled, named
+    assert choose_scale(None, 0.77) == (0.77, None)  # no scheduler account: the step's ratio
+    assert choose_scale(None, None) == (1.0, None)  # a plain trace: nothing outside the profiler

@@ -13,13 +13,12 @@ in FSDP2; where they are a head computed first, this over-states the last bucket
 all-reduce: a memory pass each at the run's measured pass rate.  The all-reduce: the run's reduce-scatter and
 all-gather fits added (``alpha + bytes / beta``; a ring all-reduce of N bytes is a reduce-scatter of N then an
 all-gather of N, 2 (n - 1) / n N on the wire), one of them doubled where the run has only one; on gloo the
-reduce-scatter's fit alone (gloo's reduce-scatter is an all-reduce of the whole input).  The step's tail:
-the traced tail, with the optimizer's step times the world size
-(DDP updates whole parameters).  The pass replayed is the profiled one nearest the step now (``replayed_step``);
-its compute-side times are scaled by the profiler's slowdown of them: on CPU, where the sidecar has the scheduler's
-account, the training thread's median run time per step outside the profiler over its run time in that step
-(``thread_scale``: the thread's own work, which waits for peers and slow collectives do not lengthen); else the
-step outside the profiler over the replayed one (1 where the trace has no step outside the profiler).
+reduce-scatter's fit alone (gloo's reduce-scatter is an all-reduce of the whole input).  The step's tail: the
+traced tail, with the optimizer's step times the world size (DDP updates whole parameters).  The pass replayed
+is the profiled one nearest the step now (``replayed_step``); its compute-side times are scaled by the profiler's
+slowdown of them: on CPU, where the sidecar has the scheduler's account, the training thread's median run time
+per step outside the profiler over its run time in that step (``thread_scale``; unscaled where under
+``MIN_THREAD_SCALE``), else the step ratio, else 1.
 
 Memory per rank: the state under DDP (``memstate``: full parameters, gradients and optimizer state, and the
 buckets' copy of the gradients unless ``gradient_as_bucket_view=True``) plus the step's transient memory under
@@ -35,6 +34,7 @@ models were -25% to +17% (docs/memory.md).
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,12 +50,15 @@ from ..fsdp import replay as fsdpreplay
 from ..fsdp.units import StepUnits, fsdp_report, step_units
 from ..replay.core import LinkFit, error_pct, link_fit
 from ..section import Advice, Finding
+from ..steptimes import MIN_OUTSIDE, unprofiled_steps
 from ..uncertainty.maths import Noise, around, fmt_band, half_width_pct
 from .ddp2fsdp import ParallelAnalysis, ParallelWhatIf
 from .ddpmem import StepMemory, UnitBytes, step_memory
 from .memstate import StateMemory, optimizer
 
 REVERSE_PREFIX = "FSDP2 -> DDP"  # how the what-if's finding begins
+MAX_THREAD_SCALE = 1.05  # a thread ratio above it is not the profiler's slowdown (``thread_scale``)
+MIN_THREAD_SCALE = 0.8  # below it the profiler's work on the thread lies outside the operators (docs/memory.md)
 STRUCTURE_PCT = 25.0  # what an FSDP2 trace cannot measure of DDP (see the module's docstring; docs/memory.md)
 
 
@@ -137,22 +140,23 @@ def ddp_step_ns(inp: DDPInputs, scale: float, view: bool, cap_bytes: int = DEFAU
     return replay(sc, cap_bytes, None, scale).step_ns
 
 
-def thread_scale(rt: RankTrace, step: StepUnits) -> float | None:
+def thread_scale(rt: RankTrace, step: StepUnits, outside: Collection[int]) -> float | None:
     """The profiler's slowdown of a CPU rank's compute in ``step`` (the one replayed): the training thread's median
-    run time (the scheduler's account, ``capture.hostload``) per step outside the profiler over its run time in that
-    step; None on a GPU, without the account, or with fewer than two steps outside.  The step's own ratio puts a
-    wait into it: an FSDP2 MLP's profiled step of 323 ms (its thread ran 125 ms, as in every step) against 249 ms
-    outside scaled its compute by 0.77 where the thread's ratio was 0.96, and DDP's step was predicted 92 ms against
-    113-118 measured (108 ms with the thread's ratio)."""
+    run time (the scheduler's account, ``capture.hostload``) over the ``outside`` steps (``steptimes.
+    unprofiled_steps``: not the first, nor one right after the profiler or during an export) over its run time in
+    that step; None on a GPU, without the account, with fewer than ``MIN_OUTSIDE`` such steps, or above
+    ``MAX_THREAD_SCALE`` (the profiler does not speed a thread up).  The step's own ratio puts waits into it: a
+    profiled MLP step of 323 ms whose thread ran 125 ms, as in every step, gave 0.77 where the thread gave 0.96."""
     if rt.device_kind != "cpu" or rt.sidecar is None:
         return None
-    outside = [s.sched_run_ns for s in rt.sidecar.step_times if not s.profiled and s.sched_run_ns]
+    runs = [s.sched_run_ns for s in rt.sidecar.step_times if s.number in outside and not s.profiled and s.sched_run_ns]
     mid = (step.start_ns + step.end_ns) // 2
     own = next((s.sched_run_ns for s in rt.sidecar.step_times
                 if s.profiled and s.sched_run_ns and s.start_ns <= mid <= s.end_ns), None)
-    if len(outside) < 2 or not own:
+    if len(runs) < MIN_OUTSIDE or not own:
         return None
-    return float(np.median(outside)) / own  # whole steps on both sides: a step's passes cancel
+    ratio = float(np.median(runs)) / own  # whole steps on both sides: a step's passes cancel
+    return ratio if ratio <= MAX_THREAD_SCALE else None
 
 
 def replayed_step(steps: list[StepUnits], now_ms: float | None) -> StepUnits:
@@ -242,10 +246,11 @@ class _Model:
     inp: DDPInputs
     scale: float
     error_pct: float | None
+    thread_ratio: float | None = None  # where it was below ``MIN_THREAD_SCALE``: the compute replayed unscaled
 
 
 def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: list[UnitBytes], bw: Bandwidth,
-           rates: OpRates, unprofiled_ms: dict[int, float], world: int) -> _Model | None:
+           rates: OpRates, unprofiled_ms: dict[int, float], world: int, outside: Collection[int]) -> _Model | None:
     fit = allreduce_fit(bw, world, gloo=rt.device_kind == "cpu")
     if fit is None:
         return None
@@ -268,8 +273,17 @@ def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: lis
     # 0.33-0.96 on quiet runs of one job)
     target = (unprofiled_ms.get(rt.rank) or 0.0) / typical.passes or None  # a pass's share of the step
     measured = typical.end_ns - typical.start_ns
-    scale = thread_scale(rt, typical) or (target * 1e6 / measured if target and measured else 1.0)
-    return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None)
+    step = target * 1e6 / measured if target and measured else None
+    scale, low = choose_scale(thread_scale(rt, typical, outside), step)
+    return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None, thread_ratio=low)
+
+
+def choose_scale(thread: float | None, step: float | None) -> tuple[float, float | None]:
+    """(the scale, the thread's ratio where under ``MIN_THREAD_SCALE``: unscaled then, the profiler's work lying
+    outside the operators): the thread's ratio, else the step's, else 1."""
+    if thread is not None and thread < MIN_THREAD_SCALE:
+        return 1.0, thread
+    return thread or step or 1.0, None
 
 
 def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates: OpRates,
@@ -287,7 +301,8 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
     names = [u.unit for u in typical.units]
     gathered = {p.unit: p.bytes for s in steps for u in s.units for p in u.phases if p.phase.endswith("all-gather")}
     units, from_sidecar = unit_bytes(rt, names, gathered, world)
-    m = _model(rt, typical, steps, units, bw, rates, unprofiled_ms, world)
+    outside = {n for n, _ms in unprofiled_steps(run).get(rt.rank, [])}  # the steps the step now is the median of
+    m = _model(rt, typical, steps, units, bw, rates, unprofiled_ms, world, outside=outside)
     if m is None:
         return None
     name, factor, assumed = optimizer(rt)
@@ -307,6 +322,10 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
                                   state=st, step_peak_bytes=peak - base if peak is not None else None,
                                   with_settings=(("gradient_as_bucket_view", v),)))
     notes = _notes(rt, mem, from_sidecar, name if assumed else None, m.inp.link.alpha_assumed)
+    if m.thread_ratio is not None:
+        notes.append(f"the profiler lengthened the training thread's work {1 / m.thread_ratio:.1f}x in the replayed "
+                     "step, mostly outside the operators it times: their times are replayed as traced, and the "
+                     "predicted step may be high")
     return ParallelAnalysis(traced="fsdp2", rank=rt.rank, world=world, optimizer=name, optimizer_assumed=assumed,
                             units=tuple((u.name, u.full_bytes) for u in units), today=today,
                             today_peak_bytes=mem.today_peak - base + fsdp_keep if mem is not None else None,

@@ -4,7 +4,6 @@ error and stays within a known memory limit."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,7 +17,7 @@ from ..replay.core import MIN_GAIN, TOLERANCE_PCT, error_pct, required_gain
 from ..uncertainty.bands import banded_advice, calibration_sentence
 from ..uncertainty.maths import Noise, band
 from .replay import CANDIDATES, Knobs, ReplayInputs, calibrate, inputs, replay
-from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, phase_windows, step_units
+from .units import AG, BWD_AG, FSDPReport, StepUnits, fsdp_report, pass_cuts, phase_windows, step_units
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,7 +246,7 @@ def _others(run: Run, typical: StepUnits, rt: RankTrace, traced_held: dict[str, 
     out: list[dict[str, int]] = []
     ranks = [(r, line) for r in run.ranks if r.fsdp for line in (_memory_line(r),) if line is not None][:16]
     for r, line in ranks:
-        for a, b in _pass_bounds(r):
+        for a, b in ((a, min(b, st.end_ns)) for st in r.steps for a, b in pass_cuts(st.start_ns, st.end_ns, r.fsdp)):
             windows = phase_windows(r.fsdp, a, b)
             if set(windows) != phases:
                 continue
@@ -259,17 +258,6 @@ def _others(run: Run, typical: StepUnits, rt: RankTrace, traced_held: dict[str, 
                     got[ph] = int(line[1][i:j].max()) - traced_held.get(ph, 0)
             if got:
                 out.append(got)
-    return out
-
-
-def _pass_bounds(r: RankTrace) -> list[tuple[int, int]]:
-    """Each profiled step's passes (``units.step_units``' cuts: at every root pre-forward after the first)."""
-    roots = np.sort(np.asarray([e.start_ns for e in r.fsdp if e.phase == "root_pre_forward"], dtype=np.int64))
-    out = []
-    for st in r.steps:
-        inside = roots[(roots >= st.start_ns) & (roots <= st.end_ns)].tolist()
-        cuts = [st.start_ns, *inside[1:], st.end_ns + 1]
-        out += [(a, min(b, st.end_ns)) for a, b in itertools.pairwise(cuts)]
     return out
 
 
@@ -295,7 +283,7 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
                                           f"±{TOLERANCE_PCT:.0f}%): its what-ifs are shown without advice."))
         return replace(a, findings=tuple(findings))
     limit = next((v for k, v in rt.device_memory.items()), None)
-    ok = [w for w in a.whatifs if limit is None or _high(w) is None or (_high(w) or 0) <= 0.9 * limit]
+    ok = [w for w in a.whatifs if limit is None or (high := _high(w)) is None or high <= 0.9 * limit]
     if not ok:
         return replace(a, findings=tuple(findings))
     best = min(ok, key=lambda w: (round(w.step_ms, 1), w.peak_unsharded_bytes))

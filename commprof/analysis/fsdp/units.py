@@ -186,6 +186,12 @@ def _phase(c: Collective, unit: str, phase: str, comp: iv.Span, windows: dict[st
                        cpu_ns=(e.end_ns - e.start_ns) - _wait_inside(c, e))
 
 
+def pass_cuts(start_ns: int, end_ns: int, ev: Sequence[FSDPEvent]) -> list[tuple[int, int]]:
+    """A step's forward/backward passes, [start, end) each: cut at every root pre-forward after the first."""
+    roots = sorted(e.start_ns for e in ev if e.phase == "root_pre_forward" and start_ns <= e.start_ns <= end_ns)
+    return list(itertools.pairwise([start_ns, *roots[1:], end_ns + 1]))
+
+
 def step_units(rt: RankTrace, settings: FSDPSettings | None) -> list[StepUnits]:
     """Every profiled step's units and phases on one rank.  A step of several forward/backward passes (gradient
     accumulation: FSDP2's root pre-forward more than once) gives a record per pass (``micro_batch``, ``passes``):
@@ -196,10 +202,8 @@ def step_units(rt: RankTrace, settings: FSDPSettings | None) -> list[StepUnits]:
     out = []
     for st in rt.steps:
         ev = [e for e in rt.fsdp if st.start_ns <= e.start_ns <= st.end_ns]
-        roots = sorted(e.start_ns for e in ev if e.phase == "root_pre_forward")
-        cuts = [st.start_ns, *roots[1:], st.end_ns + 1]
         got = [_pass(st.number, a, min(b, st.end_ns), [e for e in ev if a <= e.start_ns < b], comp, colls,
-                     unsharded, settings) for a, b in itertools.pairwise(cuts)]
+                     unsharded, settings) for a, b in pass_cuts(st.start_ns, st.end_ns, ev)]
         done = [p for p in got if p is not None]  # a forward without a backward (evaluation) is no pass
         out += [replace(p, micro_batch=k, passes=len(done)) for k, p in enumerate(done)]
     return out

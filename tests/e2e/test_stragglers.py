@@ -90,7 +90,8 @@ def test_a_rank_given_a_larger_batch_is_told_to_have_more_work(tmp_path: Path):
     if rc.ranks:  # named: its compute (or its gaps) beside twice the work
         assert rc.ranks == (0,) and "given more work than its DP peers" in text, text
     else:  # this run's jitter hid it: the lead
-        assert rc.spread[0][0] == 0 and "A lead: rank 0, with the largest share of the path" in text, text
+        assert rc.spread[0][0] == 0 and "A lead: rank 0, with " in text, text  # its share of the path
+        assert "of the path, was given more work than its DP peers" in text, text
     assert "its matrix products come to" in text and "(median; 2.00x" in text, text
     from commprof.render.summary import summary
 

@@ -98,10 +98,14 @@ def group_kinds(ranks: Sequence[RankTrace], groups: Sequence[GroupMatch]) -> dic
                     kind, source = DATA, DDP_GROUP
                 elif _crosses(g, replicas, world):
                     kind, source = TENSOR, BESIDE
-        size = int(g.group_sizes.max()) if g.group_sizes.size else len(g.ranks)
         out[g.process_group] = GroupKind(group=g.process_group, kind=kind, source=source, ranks=g.ranks,
-                                         size=max(size, len(g.ranks)))
+                                         size=_size(g))
     return out
+
+
+def _size(g: GroupMatch) -> int:
+    """The group's size as its collectives record it, at least its loaded members."""
+    return max(int(g.group_sizes.max()) if g.group_sizes.size else 0, len(g.ranks))
 
 
 def _replica_groups(ranks: Sequence[RankTrace]) -> dict[int, list[tuple[frozenset[int], str]]]:
@@ -124,7 +128,7 @@ def _recorded(g: GroupMatch, replicas: Mapping[int, list[tuple[frozenset[int], s
     """Which wrapper's group ``g`` is, where every loaded member's sidecar names one data-parallel group holding
     them all and of ``g``'s size (its members as global ranks: told whatever the numbering or the sizes of the
     other groups); None where a member names none."""
-    size = max(int(g.group_sizes.max()) if g.group_sizes.size else 0, len(g.ranks))
+    size = _size(g)
     members = set(g.ranks)
     sources = set()
     for r in g.ranks:

@@ -139,7 +139,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     findings = _facts(rep, rt.world_size) + [f for f in (_allocator(rt),) if f is not None]
     # the what-ifs' steps and the model check use one step, the profiled step nearest the mean; their peak memory
     # and the measured peak are medians over the profiled passes (``_peak``, ``_step_peaks``)
-    typical = _nearest_mean(steps)
+    typical = nearest_mean(steps)
     peaks = _step_peaks(run)
     measured_peak = int(np.median(peaks)) if peaks else None
     if rt.device_kind != "cpu":
@@ -188,7 +188,7 @@ def fsdp_advisor(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float],
     return _advise(analysis, rt, base_ns, base_peak, nz, gains)
 
 
-def _nearest_mean(steps: list[StepUnits]) -> StepUnits:
+def nearest_mean(steps: list[StepUnits]) -> StepUnits:
     """The step nearest the mean, a real one (the earlier on a tie)."""
     mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))
     return min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - mean_ns), s.start_ns))

@@ -47,6 +47,7 @@ from ..ddp.rates import OpRates
 from ..ddp.view import DEFAULT_CAP_BYTES, DEFAULT_FIRST_BUCKET_BYTES
 from ..ddp.whatif import Scenario, replay
 from ..fsdp import replay as fsdpreplay
+from ..fsdp.advice import nearest_mean
 from ..fsdp.units import StepUnits, fsdp_report, step_units
 from ..replay.core import LinkFit, error_pct, link_fit
 from ..section import Advice, Finding
@@ -160,13 +161,12 @@ def thread_scale(rt: RankTrace, step: StepUnits, outside: Collection[int]) -> fl
 
 
 def replayed_step(steps: list[StepUnits], now_ms: float | None) -> StepUnits:
-    """The profiled pass the what-if replays: the one nearest the step as it is now (outside the profiler, a pass's
-    share), else nearest the profiled mean (the earlier on a tie).  On gloo with profile_memory=True the profiler
-    lengthened two of three profiled steps 2-3x (the training thread ran 333 and 230 ms where it ran 114-128 in the
-    others): the one nearest their mean was one of those, its compute inflated beyond what any scale undoes."""
-    mean_ns = float(np.mean([s.end_ns - s.start_ns for s in steps]))
-    return min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - (now_ms * 1e6 / s.passes if now_ms else mean_ns)),
-                                     s.start_ns))
+    """The profiled pass the what-if replays: the one nearest the step now (a pass's share; the earlier on a tie),
+    else nearest the profiled mean.  With profile_memory=True on gloo the profiler lengthened two of three profiled
+    steps 2-3x (the thread ran 333 and 230 ms, else 114-128): the one nearest their mean was one of those."""
+    if not now_ms:
+        return nearest_mean(steps)
+    return min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - now_ms * 1e6 / s.passes), s.start_ns))
 
 
 def _rank(run: Run) -> RankTrace | None:

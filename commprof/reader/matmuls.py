@@ -5,9 +5,10 @@ a larger stage or more routed tokens runs more (``crossrank.work``).
 
 Counted: ``aten::mm``, ``addmm``, ``bmm``, ``baddbmm``, ``addbmm``, ``_addmm_activation`` and ``_scaled_mm``, the
 products every linear layer, attention score and their backward passes end in, on CPU and GPU traces alike (the CPU
-operator that launches a kernel records its shapes).  Not counted: convolutions (their output size needs the
-strides and padding the trace may not record) and fused attention kernels; a product nested in another counted one
-on the same thread is counted once (the outer)."""
+operator that launches a kernel records its shapes); grouped products (``_grouped_mm``, ``_scaled_grouped_mm``: a
+mixture-of-experts layer's); convolutions and fused attention (``convattn``).  A product nested in another counted
+one on the same thread is counted once (the outer).  Not counted: products inside custom or compiled kernels (Triton,
+torch.compile's graphs), and convolutions whose strides the trace did not record."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..formats import keys as K
+from .convattn import CONV_ATTN_OPS, conv_attn_flops
 
 # the Input Dims entry of the left matrix: the products with a bias or accumulator take it first
 _LEFT = {"aten::mm": 0, "aten::bmm": 0, "aten::_scaled_mm": 0, "aten::addmm": 1, "aten::baddbmm": 1,
          "aten::addbmm": 1, "aten::_addmm_activation": 1}
-MATMUL_OPS = frozenset(_LEFT)
+# grouped products (mixture-of-experts layers: one product per expert over its tokens' rows, ``offs`` cutting them)
+_GROUPED = frozenset({"aten::_grouped_mm", "aten::_scaled_grouped_mm"})
+MATMUL_OPS = frozenset(_LEFT) | _GROUPED | CONV_ATTN_OPS
 
 
 def _dims(v: Any, n: int) -> list[int] | None:
@@ -34,6 +38,10 @@ def flops(name: str, args: dict[str, Any]) -> float | None:
     do not make a product."""
     dims = args.get(K.A_INPUT_DIMS)
     i = _LEFT.get(name)
+    if i is None and name in CONV_ATTN_OPS:
+        return conv_attn_flops(name, dims, args.get(K.A_CONCRETE))
+    if name in _GROUPED:
+        return _grouped(dims)
     if i is None or not isinstance(dims, list) or len(dims) < i + 2:
         return None
     a, b = dims[i], dims[i + 1]
@@ -41,6 +49,24 @@ def flops(name: str, args: dict[str, Any]) -> float | None:
         return 2.0 * a2[0] * a2[1] * b2[1]
     if (a3 := _dims(a, 3)) is not None and (b3 := _dims(b, 3)) is not None and a3[0] == b3[0] and a3[2] == b3[1]:
         return 2.0 * a3[0] * a3[1] * a3[2] * b3[2]
+    return None
+
+
+def _grouped(dims: Any) -> float | None:
+    """A grouped product's operations: every group's rows (or, 2-D by 2-D, its slice of the inner dimension) run
+    once, so the total is that of one product over the stacked groups; a 3-D left by a 2-D right multiplies each
+    group's matrix by its own columns of the right one."""
+    if not isinstance(dims, list) or len(dims) < 2:
+        return None
+    a, b = dims[0], dims[1]
+    if (a2 := _dims(a, 2)) is not None and (b3 := _dims(b, 3)) is not None and a2[1] == b3[1]:
+        return 2.0 * a2[0] * a2[1] * b3[2]
+    if (a2 := _dims(a, 2)) is not None and (b2 := _dims(b, 2)) is not None and a2[1] == b2[0]:
+        return 2.0 * a2[0] * a2[1] * b2[1]
+    if (a3 := _dims(a, 3)) is not None and (b3 := _dims(b, 3)) is not None and a3[0] == b3[0] and a3[2] == b3[1]:
+        return 2.0 * a3[0] * a3[1] * a3[2] * b3[2]
+    if (a3 := _dims(a, 3)) is not None and (b2 := _dims(b, 2)) is not None and a3[2] == b2[0]:
+        return 2.0 * a3[1] * a3[2] * b2[1]
     return None
 
 

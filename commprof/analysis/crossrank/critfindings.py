@@ -81,8 +81,8 @@ def _flop(gflop: float) -> str:
 
 BEYOND_WORK = 1.25  # its compute's ratio to its peers' beyond its work's by this factor: slower too, not only busier
 # why a rank runs more matrix products than its peers, by what its peers are (``work.peers_of``)
-_UNEVEN = {DATA: "an uneven batch or sequence length sets {them} apart: check that DistributedSampler gives every rank "
-                 "equal shards, and padding or bucketing by length",
+_UNEVEN = {DATA: "an uneven batch, sequence length or image size sets {them} apart: check that DistributedSampler "
+                 "gives every rank equal shards, and padding or bucketing by length or size",
            TENSOR: "an uneven split of the layers sets {them} apart: check how the tensor-parallel shards divide the "
                    "heads and hidden dimensions",
            None: "an uneven batch, sequence length, pipeline partition or expert routing sets {them} apart: check the "
@@ -93,7 +93,8 @@ _SOURCE_WORDS = {"description": "its description", DDP_GROUP: "DDP's process gro
                  BESIDE: "the data-parallel groups the sidecars name, which it crosses",
                  "membership": "its membership pattern", "operators": "its operators"}
 # what the count leaves out: the same matrix products may still hide other work that differs
-_LEFT_OUT = "work the count leaves out (convolutions, fused attention, grouped expert products)"
+_LEFT_OUT = ("work the count leaves out (products inside custom or compiled kernels, convolutions without recorded "
+             "strides)")
 _UNCOUNTED = f"unless {_LEFT_OUT} differs"
 
 

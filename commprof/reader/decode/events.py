@@ -98,6 +98,7 @@ class MemArgs(msgspec.Struct):
 class Shapes(msgspec.Struct):
     dims: Any = msgspec.field(default=None, name=K.A_INPUT_DIMS)
     types: Any = msgspec.field(default=None, name=K.A_INPUT_TYPE)
+    concrete: Any = msgspec.field(default=None, name=K.A_CONCRETE)
 
 
 _IDS = msgspec.json.Decoder(Ids)
@@ -145,8 +146,8 @@ def mem_args(raw: Any) -> MemArgs | None:
 
 
 def shapes_of(raws: list[Any]) -> list[dict[str, Any]]:
-    """``Input Dims`` and ``Input type`` of many events' args, as dicts."""
+    """``Input Dims``, ``Input type`` and ``Concrete Inputs`` of many events' args, as dicts."""
     got = bulk(raws, SHAPES_LIST)
     if got is None:
         return [args_of(a) for a in raws]
-    return [{K.A_INPUT_DIMS: b.dims, K.A_INPUT_TYPE: b.types} for b in got]
+    return [{K.A_INPUT_DIMS: b.dims, K.A_INPUT_TYPE: b.types, K.A_CONCRETE: b.concrete} for b in got]

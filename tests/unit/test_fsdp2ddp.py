@@ -176,6 +176,8 @@ def test_the_band_adds_what_an_fsdp2_trace_cannot_measure_of_ddp():
     assert band(100.0, Noise(), 5.0) == pytest.approx((100 - h, 100 + h))
     lo, hi = band(100.0, Noise(unprofiled_pct=6.0, steps_unprofiled=10), 5.0)
     assert hi - 100 == pytest.approx((8.0**2 + 5.0**2 + 12.0**2 + STRUCTURE_PCT**2) ** 0.5) and lo < 100 - h
+    # the compute scale's standard error, Z = 2 of it
+    assert band(100.0, Noise(), 5.0, 4.0)[1] - 100 == pytest.approx((h**2 + 8.0**2) ** 0.5)
 
 
 def test_the_compute_scale_is_the_training_threads_own_slowdown_in_the_replayed_step():
@@ -185,7 +187,7 @@ def test_the_compute_scale_is_the_training_threads_own_slowdown_in_the_replayed_
     from builders import rank_trace
 
     from commprof.analysis.fsdp.units import StepUnits
-    from commprof.analysis.memory.fsdp2ddp import replayed_step, thread_scale
+    from commprof.analysis.memory.computescale import replayed_step, thread_scale, thread_sd_pct
     from commprof.model import Sidecar
     from commprof.model.sidecar import StepTime
 
@@ -221,6 +223,11 @@ def test_the_compute_scale_is_the_training_threads_own_slowdown_in_the_replayed_
     profiled = [units(t) for t in times[:3]]
     assert replayed_step(profiled, 249.0) is profiled[0]
     assert replayed_step(profiled, None) is profiled[1]  # mean 403: nearest 323
+    # the scale's standard error: one profiled step against the median of 3 outside, each varying as those do
+    runs = [121.0, 120.0, 118.0]
+    cv = float(np.std(runs, ddof=1) / np.mean(runs) * 100)
+    assert thread_sd_pct(rt, outside) == pytest.approx(cv * (1 + np.pi / 2 / 3) ** 0.5)
+    assert thread_sd_pct(rt, set()) == 0.0
 
 
 def test_a_thread_the_profiler_lengthened_far_beyond_its_operators_leaves_the_compute_unscaled():
@@ -228,9 +235,15 @@ def test_a_thread_the_profiler_lengthened_far_beyond_its_operators_leaves_the_co
     profile_memory=True on gloo, 2-3.4x where the backward's operators took 1.35x), the profiler's work lay outside
     the operators the replay times: scaled by it DDP read 41-48% under; the compute is replayed as traced (the
     caller notes that the prediction may be high)."""
-    from commprof.analysis.memory.fsdp2ddp import choose_scale
+    from commprof.analysis.memory.computescale import NONE, STEP, THREAD, UNSCALED, ComputeScale, choose_scale
+    from commprof.analysis.uncertainty.maths import Noise, calibration_pct
 
-    assert choose_scale(0.95, 0.77) == (0.95, None)  # the thread's own slowdown before the step's
-    assert choose_scale(0.40, 0.49) == (1.0, 0.40)  # too low to be the operators': unscaled, named
-    assert choose_scale(None, 0.77) == (0.77, None)  # no scheduler account: the step's ratio
-    assert choose_scale(None, None) == (1.0, None)  # a plain trace: nothing outside the profiler
+    # the thread's own slowdown before the step's, with the thread's standard error
+    assert choose_scale(0.95, 0.77, 2.5) == ComputeScale(0.95, THREAD, 2.5)
+    # too low to be the operators': unscaled, its ratio kept for the note, no error (nothing scaled)
+    assert choose_scale(0.40, 0.49, 2.5) == ComputeScale(1.0, UNSCALED, 0.0, 0.40)
+    # no scheduler account: the step's ratio, its error the step now's (the calibration's)
+    nz = Noise(unprofiled_pct=6.0, unprofiled_median_pct=6.0, steps_unprofiled=9)
+    assert calibration_pct(nz) > 0
+    assert choose_scale(None, 0.77, 0.0, nz) == ComputeScale(0.77, STEP, calibration_pct(nz))
+    assert choose_scale(None, None) == ComputeScale(1.0, NONE)  # a plain trace: nothing outside the profiler

@@ -15,26 +15,23 @@ all-gather fits added (``alpha + bytes / beta``; a ring all-reduce of N bytes is
 all-gather of N, 2 (n - 1) / n N on the wire), one of them doubled where the run has only one; on gloo the
 reduce-scatter's fit alone (gloo's reduce-scatter is an all-reduce of the whole input).  The step's tail: the
 traced tail, with the optimizer's step times the world size (DDP updates whole parameters).  The pass replayed
-is the profiled one nearest the step now (``replayed_step``); its compute-side times are scaled by the profiler's
-slowdown of them: on CPU, where the sidecar has the scheduler's account, the training thread's median run time
-per step outside the profiler over its run time in that step (``thread_scale``; unscaled where under
-``MIN_THREAD_SCALE``), else the step ratio, else 1.
+is the profiled one nearest the step now; its compute-side times are scaled by the profiler's slowdown of them
+(``computescale``: the training thread's, else the step's, with its source and standard error).
 
 Memory per rank: the state under DDP (``memstate``: full parameters, gradients and optimizer state, and the
 buckets' copy of the gradients unless ``gradient_as_bucket_view=True``) plus the step's transient memory under
 DDP (``ddpmem``), the median over the profiled steps.
 
-The band: the replays' band (``uncertainty.maths.half_width_pct``, with the FSDP replay's error on the traced run)
-and ``STRUCTURE_PCT`` beside it in quadrature, for what an FSDP2 trace cannot measure of DDP: its optimizer on
-whole parameters (Adam's step took 3.2 times its time on half-size shards on a 2-core EPYC, not 2: cache), and
-gloo's all-reduces taking CPU from the backward they overlap.  25%: the what-if's errors on quiet runs of four
-models were -25% to +17% (docs/memory.md).
+The band: the replays' band (``uncertainty.maths.half_width_pct``, with the FSDP replay's error on the traced run),
+``Z`` times the compute scale's standard error, and ``STRUCTURE_PCT``, in quadrature; the last for what an FSDP2
+trace cannot measure of DDP: its optimizer on whole parameters (Adam's step took 3.2 times its time on half-size
+shards on a 2-core EPYC, not 2: cache), and gloo's all-reduces taking CPU from the backward they overlap.  25%: the
+what-if's errors on quiet runs of four models were -25% to +17% (docs/memory.md).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,25 +44,26 @@ from ..ddp.rates import OpRates
 from ..ddp.view import DEFAULT_CAP_BYTES, DEFAULT_FIRST_BUCKET_BYTES
 from ..ddp.whatif import Scenario, replay
 from ..fsdp import replay as fsdpreplay
-from ..fsdp.advice import nearest_mean
 from ..fsdp.units import StepUnits, fsdp_report, step_units
 from ..replay.core import LinkFit, error_pct, link_fit
 from ..section import Advice, Finding
-from ..steptimes import MIN_OUTSIDE, unprofiled_steps
-from ..uncertainty.maths import Noise, around, fmt_band, half_width_pct
+from ..steptimes import unprofiled_steps
+from ..uncertainty.maths import Noise, Z, around, fmt_band, half_width_pct
+from .computescale import ComputeScale, choose_scale, replayed_step, thread_scale, thread_sd_pct
 from .ddp2fsdp import ParallelAnalysis, ParallelWhatIf
 from .ddpmem import StepMemory, UnitBytes, step_memory
 from .memstate import StateMemory, optimizer
 
 REVERSE_PREFIX = "FSDP2 -> DDP"  # how the what-if's finding begins
-MAX_THREAD_SCALE = 1.05  # a thread ratio above it is not the profiler's slowdown (``thread_scale``)
-MIN_THREAD_SCALE = 0.8  # below it the profiler's work on the thread lies outside the operators (docs/memory.md)
 STRUCTURE_PCT = 25.0  # what an FSDP2 trace cannot measure of DDP (see the module's docstring; docs/memory.md)
 
 
-def band(pred_ms: float, noise: Noise, model_error_pct: float | None) -> tuple[float, float]:
-    """[low, high] around DDP's predicted step: the replays' band and ``STRUCTURE_PCT``, in quadrature."""
-    return around(pred_ms, math.hypot(half_width_pct(noise, model_error_pct, changed=True), STRUCTURE_PCT), noise)
+def band(pred_ms: float, noise: Noise, model_error_pct: float | None,
+         scale_sd_pct: float = 0.0) -> tuple[float, float]:
+    """[low, high] around DDP's predicted step: the replays' band, ``Z`` times the compute scale's standard error
+    and ``STRUCTURE_PCT``, in quadrature."""
+    return around(pred_ms, math.hypot(half_width_pct(noise, model_error_pct, changed=True), Z * scale_sd_pct,
+                                      STRUCTURE_PCT), noise)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,34 +137,6 @@ def ddp_step_ns(inp: DDPInputs, scale: float, view: bool, cap_bytes: int = DEFAU
                   first_bucket_bytes=first_bytes, alpha_s=inp.link.alpha_s, beta_bps=inp.link.beta_bps,
                   rates=OpRates("cpu", inp.pass_bps, inp.pass_bps), world_size=inp.world)
     return replay(sc, cap_bytes, None, scale).step_ns
-
-
-def thread_scale(rt: RankTrace, step: StepUnits, outside: Collection[int]) -> float | None:
-    """The profiler's slowdown of a CPU rank's compute in ``step`` (the one replayed): the training thread's median
-    run time (the scheduler's account, ``capture.hostload``) over the ``outside`` steps (``steptimes.
-    unprofiled_steps``: not the first, nor one right after the profiler or during an export) over its run time in
-    that step; None on a GPU, without the account, with fewer than ``MIN_OUTSIDE`` such steps, or above
-    ``MAX_THREAD_SCALE`` (the profiler does not speed a thread up).  The step's own ratio puts waits into it: a
-    profiled MLP step of 323 ms whose thread ran 125 ms, as in every step, gave 0.77 where the thread gave 0.96."""
-    if rt.device_kind != "cpu" or rt.sidecar is None:
-        return None
-    runs = [s.sched_run_ns for s in rt.sidecar.step_times if s.number in outside and not s.profiled and s.sched_run_ns]
-    mid = (step.start_ns + step.end_ns) // 2
-    own = next((s.sched_run_ns for s in rt.sidecar.step_times
-                if s.profiled and s.sched_run_ns and s.start_ns <= mid <= s.end_ns), None)
-    if len(runs) < MIN_OUTSIDE or not own:
-        return None
-    ratio = float(np.median(runs)) / own  # whole steps on both sides: a step's passes cancel
-    return ratio if ratio <= MAX_THREAD_SCALE else None
-
-
-def replayed_step(steps: list[StepUnits], now_ms: float | None) -> StepUnits:
-    """The profiled pass the what-if replays: the one nearest the step now (a pass's share; the earlier on a tie),
-    else nearest the profiled mean.  With profile_memory=True on gloo the profiler lengthened two of three profiled
-    steps 2-3x (the thread ran 333 and 230 ms, else 114-128): the one nearest their mean was one of those."""
-    if not now_ms:
-        return nearest_mean(steps)
-    return min(steps, key=lambda s: (abs(s.end_ns - s.start_ns - now_ms * 1e6 / s.passes), s.start_ns))
 
 
 def _rank(run: Run) -> RankTrace | None:
@@ -244,13 +214,13 @@ def _states(units: list[UnitBytes], factor: int) -> tuple[StateMemory, StateMemo
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Model:
     inp: DDPInputs
-    scale: float
+    scale: ComputeScale
     error_pct: float | None
-    thread_ratio: float | None = None  # where it was below ``MIN_THREAD_SCALE``: the compute replayed unscaled
 
 
 def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: list[UnitBytes], bw: Bandwidth,
-           rates: OpRates, unprofiled_ms: dict[int, float], world: int, outside: Collection[int]) -> _Model | None:
+           rates: OpRates, unprofiled_ms: dict[int, float], world: int, outside: set[int],
+           noise: Noise | None) -> _Model | None:
     fit = allreduce_fit(bw, world, gloo=rt.device_kind == "cpu")
     if fit is None:
         return None
@@ -274,16 +244,8 @@ def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: lis
     target = (unprofiled_ms.get(rt.rank) or 0.0) / typical.passes or None  # a pass's share of the step
     measured = typical.end_ns - typical.start_ns
     step = target * 1e6 / measured if target and measured else None
-    scale, low = choose_scale(thread_scale(rt, typical, outside), step)
-    return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None, thread_ratio=low)
-
-
-def choose_scale(thread: float | None, step: float | None) -> tuple[float, float | None]:
-    """(the scale, the thread's ratio where under ``MIN_THREAD_SCALE``: unscaled then, the profiler's work lying
-    outside the operators): the thread's ratio, else the step's, else 1."""
-    if thread is not None and thread < MIN_THREAD_SCALE:
-        return 1.0, thread
-    return thread or step or 1.0, None
+    scale = choose_scale(thread_scale(rt, typical, outside), step, thread_sd_pct(rt, outside), noise)
+    return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None)
 
 
 def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates: OpRates,
@@ -302,7 +264,7 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
     gathered = {p.unit: p.bytes for s in steps for u in s.units for p in u.phases if p.phase.endswith("all-gather")}
     units, from_sidecar = unit_bytes(rt, names, gathered, world)
     outside = {n for n, _ms in unprofiled_steps(run).get(rt.rank, [])}  # the steps the step now is the median of
-    m = _model(rt, typical, steps, units, bw, rates, unprofiled_ms, world, outside=outside)
+    m = _model(rt, typical, steps, units, bw, rates, unprofiled_ms, world, outside=outside, noise=noise)
     if m is None:
         return None
     name, factor, assumed = optimizer(rt)
@@ -313,25 +275,26 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
     base = fsdp_keep if rt.device_kind != "cpu" else 0  # a GPU timeline counts the state; the CPU one does not
     out = []
     for v, st in ((False, ddp), (True, view)):
-        step_ms = ddp_step_ns(m.inp, m.scale, v) / 1e6
+        step_ms = ddp_step_ns(m.inp, m.scale.factor, v) / 1e6
         keep = st.total - (st.grads_bytes if grads and not v else 0)
         peak = (mem.ddp_peak_view if v else mem.ddp_peak) if mem is not None else None
         out.append(ParallelWhatIf(value="ddp", reshard_after_forward=None, predicted_step_ms=step_ms,
-                                  predicted_range_ms=band(step_ms, noise or Noise(), m.error_pct),
+                                  predicted_range_ms=band(step_ms, noise or Noise(), m.error_pct, m.scale.sd_pct),
                                   predicted_peak_bytes=keep + peak - base if peak is not None else None,
                                   state=st, step_peak_bytes=peak - base if peak is not None else None,
                                   with_settings=(("gradient_as_bucket_view", v),)))
     notes = _notes(rt, mem, from_sidecar, name if assumed else None, m.inp.link.alpha_assumed)
-    if m.thread_ratio is not None:
-        notes.append(f"the profiler lengthened the training thread's work {1 / m.thread_ratio:.1f}x in the replayed "
-                     "step, mostly outside the operators it times: their times are replayed as traced, and the "
-                     "predicted step may be high")
+    if m.scale.thread_ratio is not None:
+        notes.append(f"the profiler lengthened the training thread's work {1 / m.scale.thread_ratio:.1f}x in the "
+                     "replayed step, mostly outside the operators it times: their times are replayed as traced, and "
+                     "the predicted step may be high")
     return ParallelAnalysis(traced="fsdp2", rank=rt.rank, world=world, optimizer=name, optimizer_assumed=assumed,
                             units=tuple((u.name, u.full_bytes) for u in units), today=today,
                             today_peak_bytes=mem.today_peak - base + fsdp_keep if mem is not None else None,
                             today_step_ms=unprofiled_ms.get(rt.rank) or (typical.end_ns - typical.start_ns) / 1e6,
                             device_total_bytes=next(iter(rt.device_memory.values()), None), whatifs=tuple(out),
-                            notes=tuple(notes), compute_scale=m.scale)
+                            notes=tuple(notes), compute_scale=m.scale.factor,
+                            compute_scale_source=m.scale.source)
 
 
 def _notes(rt: RankTrace, mem: StepMemory | None, from_sidecar: bool, assumed: str | None,

@@ -59,7 +59,8 @@ def parallel_dict(a: ParallelAnalysis | None) -> dict[str, Any] | None:
             "variants": [{"value": w.value, "reshard_after_forward": w.reshard_after_forward, **dict(w.with_settings),
                           "state": _state(w.state),
                           "predicted_step_peak_bytes": w.step_peak_bytes} for w in a.whatifs],
-            "device_total_bytes": a.device_total_bytes, "compute_scale": _r(a.compute_scale, 3), "notes": list(a.notes)}
+            "device_total_bytes": a.device_total_bytes, "compute_scale": _r(a.compute_scale, 3),
+            "compute_scale_source": a.compute_scale_source, "notes": list(a.notes)}
 
 
 def _variant_rows(a: ParallelAnalysis) -> list[tuple[str, str, str, str, str]]:

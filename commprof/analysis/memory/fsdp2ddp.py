@@ -105,13 +105,15 @@ def allreduce_fit(bw: Bandwidth, world: int, gloo: bool = False) -> LinkFit | No
     return link_fit(bw, ops.ALL_REDUCE, world)
 
 
-def ready_order(inp: DDPInputs, view: bool) -> tuple[list[str], list[float], list[float]]:
+def ready_order(inp: DDPInputs, view: bool, scale: float = 1.0) -> tuple[list[str], list[float], list[float]]:
     """(units, gradient bytes, ready ns) in the order DDP sees the gradients ready: the units backwards, each when
-    its backward ends (plus, without bucket views, the copy into its bucket), the root's parameters last."""
+    its backward ends (plus, without bucket views, the copy into its bucket), the root's parameters last.  The
+    copies are divided by ``scale``, the factor the replay puts on these times: they are at the rate measured
+    outside the profiler, not traced compute."""
     units = list(inp.units)
     root = units[0] if units and units[0][0] == "" else None
     rest = units[1:] if root is not None else units
-    copy = 0.0 if view else 1e9 / inp.pass_bps
+    copy = 0.0 if view else 1e9 / inp.pass_bps / scale
     t = inp.head_ns + sum(u[1] for u in units) + inp.fwd_tail_ns + (root[2] if root is not None else 0.0)
     names, sizes, ready = [], [], []
     for name, _f, b, nbytes in reversed(rest):
@@ -130,8 +132,9 @@ def ready_order(inp: DDPInputs, view: bool) -> tuple[list[str], list[float], lis
 def ddp_step_ns(inp: DDPInputs, scale: float, view: bool, cap_bytes: int = DEFAULT_CAP_BYTES,
                 first_bytes: int = DEFAULT_FIRST_BUCKET_BYTES) -> float:
     """DDP's step replayed (``ddp.whatif.replay``) with compute-side times scaled by ``scale``."""
-    names, sizes, ready = ready_order(inp, view)
-    back = 0.0 if view else sum(sizes) / inp.pass_bps * 1e9  # the copy out of the buckets after the all-reduces
+    names, sizes, ready = ready_order(inp, view, scale)
+    # the copy out of the buckets after the all-reduces (at the measured rate: unscaled, as the copies in)
+    back = 0.0 if view else sum(sizes) / inp.pass_bps * 1e9 / scale
     sc = Scenario(rank=0, names=tuple(names), sizes=np.array(sizes, np.float64), ready_ns=np.array(ready, np.float64),
                   tail_ns=int(inp.tail_ns + back), profiled_step_ns=0, unprofiled_step_ns=None, cap_bytes=cap_bytes,
                   first_bucket_bytes=first_bytes, alpha_s=inp.link.alpha_s, beta_bps=inp.link.beta_bps,

@@ -112,3 +112,20 @@ def test_a_real_traces_convolutions_and_attention_are_counted(tmp_path):
     expected = 2 * conv1 + 3 * conv2 + 3 * convt + 3 * linear + 3 * attention
     got = commprof.load(tmp_path).ranks[0].matrix_flops
     assert len(got) == 2 and all(math.isclose(f, expected) for _s, f in got), (got, expected)
+
+
+def test_an_outside_testers_conv_net_trace_reads_its_models_count():
+    """tests/data/real/ddp_gloo_conv_loopback (an outside tester's 2-rank DDP conv net, torch 2.13): 4 padded 3x3
+    convolutions (3-32-64 channels at 32 x 32, 64-128-128 at 16 x 16), Linear(8192, 1024), Linear(1024, 10), batch
+    16; the first convolution's input needs no gradient.  Before convolutions were counted it read the linear
+    layers' 0.81 GFLOP alone."""
+    from conftest import ROOT
+
+    b = 16
+    conv = [2 * b * 32 * 3 * 9 * 32 * 32, 2 * b * 64 * 32 * 9 * 32 * 32, 2 * b * 128 * 64 * 9 * 16 * 16,
+            2 * b * 128 * 128 * 9 * 16 * 16]
+    linear = 2 * b * 8192 * 1024 + 2 * b * 1024 * 10
+    model = 2 * conv[0] + 3 * sum(conv[1:]) + 3 * linear
+    run = commprof.load(ROOT / "tests" / "data" / "real" / "ddp_gloo_conv_loopback" / "traced_bucket25")
+    for rt in run.ranks:
+        assert len(rt.matrix_flops) == 3 and all(f == pytest.approx(model, rel=1e-9) for _s, f in rt.matrix_flops)

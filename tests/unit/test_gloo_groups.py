@@ -58,9 +58,10 @@ def test_threads_that_do_not_tell_the_groups_apart_leave_everything_in_the_defau
     assert {g for g, _ in _groups(parse(_doc(_job(), [WORLD, PAIR01, third])))} == {"0"}
     # a pool of one thread beside a pool of two: not equal pools, the cut is not known
     assert {g for g, _ in _groups(parse(_doc(_job(sub_tids=(44,)), [WORLD, PAIR01])))} == {"0"}
-    # equal ranges that cut at a narrower gap than one inside a range: no two pools to be seen
-    assert {g for g, _ in _groups(parse(_doc(_job(world_tids=(30, 40), sub_tids=(41, 42)), [WORLD, PAIR01])))} \
-        == {"0"}
+    # every thread of two pools of gloo's 2, a narrower gap between the pools than inside the first (the ranks'
+    # interleaved ids): the pools in creation order all the same
+    apart = _groups(parse(_doc(_job(world_tids=(30, 40), sub_tids=(41, 42)), [WORLD, PAIR01])))
+    assert apart == [("1", 2), ("0", 4)] * 3 + [("0", 4)]
     # one group only: nothing to tell apart, as before
     assert {g for g, _ in _groups(parse(_doc(_job(sub_tids=(30, 31)), [WORLD])))} == {"0"}
 
@@ -77,7 +78,9 @@ def test_ranges_are_equal_pools_in_id_order():
     assert tid_ranges([6963, 6967, 6971, 6974], 2) == [[6963, 6967], [6971, 6974]]  # measured: ties are fine
     assert tid_ranges([30, 32, 40, 41, 60, 61], 3) == [[30, 32], [40, 41], [60, 61]]
     assert tid_ranges([30, 31, 40], 2) is None  # not equal pools
-    assert tid_ranges([100, 109, 111, 112], 2) is None  # cut narrower than a gap inside a range
+    # pools of gloo's 2 threads, all seen: in creation order whatever the gaps (other ranks' ids interleave)
+    assert tid_ranges([100, 109, 111, 112], 2) == [[100, 109], [111, 112]]
+    assert tid_ranges([100, 109, 111, 112, 113, 150], 2) is None  # pools of 3: cut narrower than a gap inside
     assert tid_ranges([30], 2) is None
     assert tid_ranges([30, 31], 1) == [[30, 31]]
 

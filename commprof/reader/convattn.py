@@ -6,8 +6,9 @@ with ``record_shapes``): the rest of the matrix work ``matmuls`` counts.  2 oper
   ``[w0, w1, *k]`` (``[out, in / groups, ...]``; transposed ``[in, out / groups, ...]``): ``2 N w0 w1 prod(k)
   prod(out)``, ``out`` from stride, padding and dilation; a transposed convolution is the adjoint of the direct one
   from its output to its input, so ``prod(in)`` instead.  Without its concrete inputs: not counted.
-- ``aten::convolution_backward``: grad_output, input and weight are all recorded, so no stride is needed: the same
-  figure for each gradient its output mask asks (input, weight; two where the mask is not recorded).
+- ``aten::convolution_backward``: grad_output, input and weight are all recorded, so no stride is needed (only the
+  transposed flag: not counted without it): the same figure for each gradient its output mask asks (input, weight;
+  two where the mask is not recorded).
 - Scaled dot-product attention (the public operator and the fused kernels it picks, q ``[..., L, E]``,
   k ``[..., S, E]``, v ``[..., S, Ev]``): ``2 B L S (E + Ev)`` (the scores and their product with v, ``B`` the
   product of q's leading dims); its backward twice that (the gradients of q, k, v and the scores; a kernel that
@@ -24,12 +25,14 @@ CONV = "aten::convolution"
 CONV_BACKWARD = "aten::convolution_backward"
 _ATTN = frozenset({"aten::scaled_dot_product_attention", "aten::_scaled_dot_product_flash_attention_for_cpu",
                    "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_efficient_attention",
-                   "aten::_scaled_dot_product_cudnn_attention"})
+                   "aten::_scaled_dot_product_cudnn_attention",
+                   "aten::_scaled_dot_product_fused_attention_overrideable"})
 # their backward kernels: grad_out, q, k, v first (the public operator has none: autograd calls these)
 _ATTN_BACKWARD = frozenset({"aten::_scaled_dot_product_flash_attention_for_cpu_backward",
                             "aten::_scaled_dot_product_flash_attention_backward",
                             "aten::_scaled_dot_product_efficient_attention_backward",
-                            "aten::_scaled_dot_product_cudnn_attention_backward"})
+                            "aten::_scaled_dot_product_cudnn_attention_backward",
+                            "aten::_scaled_dot_product_fused_attention_overrideable_backward"})
 CONV_ATTN_OPS = frozenset({CONV, CONV_BACKWARD}) | _ATTN | _ATTN_BACKWARD
 
 
@@ -88,7 +91,9 @@ def _conv_backward(dims: list[Any], conc: Any) -> float | None:
     g, x, w = _shape(dims[0], 3), _shape(dims[1], 3), _shape(dims[2], 3)
     if g is None or x is None or w is None or not len(g) == len(x) == len(w):
         return None
-    transposed = _concrete(conc, 7) is True
+    transposed = _concrete(conc, 7)
+    if not isinstance(transposed, bool):
+        return None  # over grad_output's positions or the input's: the flag says which
     mask = _concrete(conc, 10)
     grads = sum(1 for m in mask[:2] if m is True) if isinstance(mask, list) and len(mask) >= 2 else 2
     spatial = x[2:] if transposed else g[2:]

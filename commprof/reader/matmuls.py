@@ -7,8 +7,9 @@ Counted: ``aten::mm``, ``addmm``, ``bmm``, ``baddbmm``, ``addbmm``, ``_addmm_act
 products every linear layer, attention score and their backward passes end in, on CPU and GPU traces alike (the CPU
 operator that launches a kernel records its shapes); grouped products (``_grouped_mm``, ``_scaled_grouped_mm``: a
 mixture-of-experts layer's); convolutions and fused attention (``convattn``).  A product nested in another counted
-one on the same thread is counted once (the outer).  Not counted: products inside custom or compiled kernels (Triton,
-torch.compile's graphs), and convolutions whose strides the trace did not record."""
+one on the same thread is counted once (the outer).  Not counted: products fused into custom or generated kernels
+(Triton; torch.compile's graphs count where they call these operators), packed variable-length attention, and
+convolutions whose strides the trace did not record."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from ..formats import keys as K
 from .convattn import CONV_ATTN_OPS, conv_attn_flops
 
 # the Input Dims entry of the left matrix: the products with a bias or accumulator take it first
-_LEFT = {"aten::mm": 0, "aten::bmm": 0, "aten::_scaled_mm": 0, "aten::addmm": 1, "aten::baddbmm": 1,
-         "aten::addbmm": 1, "aten::_addmm_activation": 1}
+_LEFT = {"aten::mm": 0, "aten::bmm": 0, "aten::_scaled_mm": 0, "aten::_scaled_mm_v2": 0, "aten::addmm": 1,
+         "aten::baddbmm": 1, "aten::addbmm": 1, "aten::_addmm_activation": 1}
 # grouped products (mixture-of-experts layers: one product per expert over its tokens' rows, ``offs`` cutting them)
-_GROUPED = frozenset({"aten::_grouped_mm", "aten::_scaled_grouped_mm"})
+_GROUPED = frozenset({"aten::_grouped_mm", "aten::_scaled_grouped_mm", "aten::_scaled_grouped_mm_v2"})
 MATMUL_OPS = frozenset(_LEFT) | _GROUPED | CONV_ATTN_OPS
 
 

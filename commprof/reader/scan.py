@@ -21,7 +21,7 @@ from ..units import float_size, us_to_ns
 from .comm import classify as cl
 from .comm.commrules import CommRule, CommRules
 from .decode.document import Batches
-from .decode.events import I64_MIN, IDS_LIST, U64_MAX, Ev, args_of, as_event, bulk, ids_of
+from .decode.events import I64_MIN, IDS_LIST, U64_MAX, Ev, args_of, as_event, bulk, ids_of, product_shapes_of
 from .decode.events import shapes_of as _shapes_of
 from .decode.events import time_number as _num
 from .matmuls import counted
@@ -259,7 +259,7 @@ def _scan_batch(sc: Scan, events: list[Any], kinds: dict[str, int], rules: CommR
     if gr_args:
         sc.grad_shapes.extend(_shapes_of(gr_args))
     if mm_args:
-        sc.matmuls.extend(counted(mm_recs, _shapes_of(mm_args)))
+        sc.matmuls.extend(counted(mm_recs, product_shapes_of(mm_args)))
 
 
 def int_or(v: Any, default: int) -> int:

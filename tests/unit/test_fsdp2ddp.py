@@ -225,10 +225,10 @@ def test_the_compute_scale_is_the_training_threads_own_slowdown_in_the_replayed_
     profiled = [units(t) for t in times[:3]]
     assert replayed_step(profiled, 249.0) is profiled[0]
     assert replayed_step(profiled, None) is profiled[1]  # mean 403: nearest 323
-    # the scale's standard error: one profiled step against the median of 3 outside, each varying as those do
+    # the scale's standard error: the median's of 3 steps outside (the profiled step's own variation cancels)
     runs = [121.0, 120.0, 118.0]
     cv = float(np.std(runs, ddof=1) / np.mean(runs) * 100)
-    assert thread_sd_pct(rt, outside) == pytest.approx(cv * (1 + np.pi / 2 / 3) ** 0.5)
+    assert thread_sd_pct(rt, outside) == pytest.approx(cv * (np.pi / 2 / 3) ** 0.5)
     assert thread_sd_pct(rt, set()) == 0.0
 
 
@@ -238,6 +238,7 @@ def test_a_thread_the_profiler_lengthened_far_beyond_its_operators_leaves_the_co
     the operators the replay times: scaled by it DDP read 41-48% under; the compute is replayed as traced (the
     caller notes that the prediction may be high)."""
     from commprof.analysis.memory.computescale import NONE, STEP, THREAD, UNSCALED, ComputeScale, choose_scale
+    from commprof.analysis.steptimes import GIVEN, PROFILED
     from commprof.analysis.uncertainty.maths import Noise, calibration_pct
 
     # the thread's own slowdown before the step's, with the thread's standard error
@@ -248,4 +249,7 @@ def test_a_thread_the_profiler_lengthened_far_beyond_its_operators_leaves_the_co
     nz = Noise(unprofiled_pct=6.0, unprofiled_median_pct=6.0, steps_unprofiled=9)
     assert calibration_pct(nz) > 0
     assert choose_scale(None, 0.77, 0.0, nz) == ComputeScale(0.77, STEP, calibration_pct(nz))
+    # a step the user gave, or a plain trace's mean profiled step: named so, no slowdown measured, no error of it
+    assert choose_scale(None, 0.9, 0.0, nz, GIVEN) == ComputeScale(0.9, "given")
+    assert choose_scale(None, 0.87, 0.0, nz, PROFILED) == ComputeScale(0.87, "profiled")
     assert choose_scale(None, None) == ComputeScale(1.0, NONE)  # a plain trace: nothing outside the profiler

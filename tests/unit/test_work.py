@@ -153,9 +153,9 @@ def test_the_root_cause_says_more_work_or_slower_on_no_more_work():
     # its compute took far more than its extra work: slower too
     slower = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more, ratio=2.4))).text
     assert ("(median; 1.50x, from the operators' recorded shapes over 3 steps), yet its compute took 2.4x theirs, "
-            "more than the extra products explain: work the count leaves out (products inside custom or compiled "
-            "kernels, convolutions without recorded strides) grew more, or it is also slower (a slower or throttled "
-            "GPU/CPU") in slower
+            "more than the extra products explain: work the count leaves out (products fused into custom or "
+            "generated kernels, convolutions without recorded strides) grew more, or it is also slower (a slower or "
+            "throttled GPU/CPU") in slower
     assert "also slower" in slower and "It was given more work than its DP peers: its matrix" in slower
     # peers with no compute at all (an infinite ratio): no figure to set beside the work's
     endless = root_cause_finding(replace(crit, cause=replace(crit.cause, work=more, ratio=float("inf")))).text
@@ -174,8 +174,8 @@ def test_the_root_cause_says_more_work_or_slower_on_no_more_work():
     text = root_cause_finding(replace(crit, cause=replace(crit.cause, work=same))).text
     assert ("It is slower than its DP peers on no more work (its matrix products come to 50.0 MFLOP per step against "
             "its DP peers' 50.0 MFLOP (median; 1.00x, from the operators' recorded shapes over 3 steps)): a slower or "
-            "throttled GPU/CPU, or a noisy neighbour on its host, unless work the count leaves out (products inside "
-            "custom or compiled kernels, convolutions without recorded strides) differs") in text
+            "throttled GPU/CPU, or a noisy neighbour on its host, unless work the count leaves out (products fused "
+            "into custom or generated kernels, convolutions without recorded strides) differs") in text
     assert "more work assigned" not in text
     less = root_cause_finding(replace(crit, cause=replace(crit.cause, work=replace(same, ratio=0.7)))).text
     assert "slower than its DP peers on no more work" in less  # less work, yet slower: no "more work" among causes

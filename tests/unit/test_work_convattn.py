@@ -55,7 +55,7 @@ def test_a_convolutions_backward_counts_the_gradients_its_mask_asks():
     assert flops("aten::convolution_backward", _args(dims, conc)) == 2 * one
     first = conc[:10] + ["[False, True, True]"]  # the first layer: its input needs no gradient
     assert flops("aten::convolution_backward", _args(dims, first)) == one
-    assert flops("aten::convolution_backward", _args(dims)) == 2 * one  # no mask recorded: both
+    assert flops("aten::convolution_backward", _args(dims, conc[:10])) == 2 * one  # no mask recorded: both
 
 
 def test_attention_and_grouped_products():
@@ -129,3 +129,18 @@ def test_an_outside_testers_conv_net_trace_reads_its_models_count():
     run = commprof.load(ROOT / "tests" / "data" / "real" / "ddp_gloo_conv_loopback" / "traced_bucket25")
     for rt in run.ranks:
         assert len(rt.matrix_flops) == 3 and all(f == pytest.approx(model, rel=1e-9) for _s, f in rt.matrix_flops)
+
+
+def test_what_the_trace_does_not_say_is_not_counted():
+    """A convolution's backward without its transposed flag (over grad_output's positions or the input's: 4x apart
+    at stride 2), and args a JSON reader refuses (a number beyond a float's range), read as no count, not a crash."""
+    dims = [[4, 4, 24, 24], [4, 16, 12, 12], [16, 4, 2, 2]]
+    assert flops("aten::convolution_backward", _args(dims)) is None
+    assert flops("aten::convolution_backward", _args(dims, ["", "", "", "[4]", "[2, 2]", "[0, 0]", "[1, 1]", "True",
+                                                            "[0, 0]", "1", "[True, True, True]"])) == \
+        2 * 2 * 4 * 16 * 4 * 4 * 12 * 12
+    from commprof.reader.decode.events import args_of, product_shapes_of
+
+    assert args_of(b'{"Concrete Inputs": ["", 1e999]}') == {}
+    assert product_shapes_of([b'{"Input Dims": [[2, 3], [3, 4]], "Concrete Inputs": ["", ""]}']) == \
+        [{K.A_INPUT_DIMS: [[2, 3], [3, 4]], K.A_CONCRETE: ["", ""]}]

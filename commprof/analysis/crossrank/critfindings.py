@@ -93,8 +93,8 @@ _SOURCE_WORDS = {"description": "its description", DDP_GROUP: "DDP's process gro
                  BESIDE: "the data-parallel groups the sidecars name, which it crosses",
                  "membership": "its membership pattern", "operators": "its operators"}
 # what the count leaves out: the same matrix products may still hide other work that differs
-_LEFT_OUT = ("work the count leaves out (products inside custom or compiled kernels, convolutions without recorded "
-             "strides)")
+_LEFT_OUT = ("work the count leaves out (products fused into custom or generated kernels, convolutions without "
+             "recorded strides)")
 _UNCOUNTED = f"unless {_LEFT_OUT} differs"
 
 

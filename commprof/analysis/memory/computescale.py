@@ -9,12 +9,14 @@ came from and its own uncertainty.
   median run time per step outside the profiler over its run time in that pass (``thread_scale``, source
   ``thread``); a ratio under ``MIN_THREAD_SCALE`` means the profiler's work lay outside the operators the replay
   times (threads 2-3.4x longer, the operators 1.35x): the compute is replayed as traced (``unscaled``).  Else the
-  step's ratio, the step outside the profiler over the profiled pass (``step``: waits count in it); else 1
-  (``none``: a plain trace, nothing outside the profiler).
-- **Its standard error** (``sd_pct``, %): the thread's: one profiled step's run time over the median of n steps
-  outside, each varying as the outside steps' run times do (``cv``): ``cv * sqrt(1 + (pi / 2) / n)``; the step's:
-  the standard error of the step now (``uncertainty.maths.calibration_pct``; the profiled pass's own variation is
-  the band's noise term already); none where nothing was scaled.  The band takes ``Z`` of it (``fsdp2ddp.band``).
+  step's ratio, the step as it is now over the profiled pass: the step outside the profiler (``step``: waits count
+  in it), the step the user gave (``given``), or, on a plain trace, the mean profiled step (``profiled``: no
+  slowdown measured, the pass brought to the mean of the steps traced); else 1 (``none``).
+- **Its standard error** (``sd_pct``, %): the thread's: that of the median of the n steps outside, each varying as
+  their run times do (``cv``, robust): ``cv * sqrt((pi / 2) / n)`` (the profiled step's own variation cancels: the
+  factor and the times it scales come from that same step); the step's: the standard error of the step outside
+  the profiler (``uncertainty.maths.calibration_pct``; the profiled pass's own variation is the band's noise term
+  already); none otherwise.  The band takes ``Z`` of it (``fsdp2ddp.band``).
 """
 
 from __future__ import annotations
@@ -28,12 +30,13 @@ import numpy as np
 from ...model import RankTrace
 from ..fsdp.advice import nearest_mean
 from ..fsdp.units import StepUnits
-from ..steptimes import MIN_OUTSIDE
+from ..steptimes import GIVEN, MIN_OUTSIDE, OUTSIDE, PROFILED
 from ..uncertainty.maths import Noise, calibration_pct, median_variation_pct, variation_pct
 
 MAX_THREAD_SCALE = 1.05  # a thread ratio above it is not the profiler's slowdown (``thread_scale``)
 MIN_THREAD_SCALE = 0.8  # below it the profiler's work on the thread lies outside the operators (docs/memory.md)
-THREAD, STEP, UNSCALED, NONE = "thread", "step", "unscaled", "none"  # ``ComputeScale.source``
+THREAD, STEP, UNSCALED, NONE = "thread", "step", "unscaled", "none"  # ``ComputeScale.source``, and:
+_STEP_SOURCES = {OUTSIDE: STEP, GIVEN: "given", PROFILED: "profiled"}  # by ``steptimes.step_now_ms``'s basis
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,7 @@ class ComputeScale:
     """The factor on the replayed pass's compute-side times, where it came from, and its standard error (%)."""
 
     factor: float
-    source: str  # THREAD, STEP, UNSCALED or NONE
+    source: str  # THREAD, STEP, "given", "profiled", UNSCALED or NONE
     sd_pct: float = 0.0
     thread_ratio: float | None = None  # UNSCALED: the thread's ratio left unapplied (under ``MIN_THREAD_SCALE``)
 
@@ -74,20 +77,23 @@ def thread_scale(rt: RankTrace, step: StepUnits, outside: Collection[int]) -> fl
 def thread_sd_pct(rt: RankTrace, outside: Collection[int]) -> float:
     """The thread scale's standard error (%), from the outside steps' run times (see the module's docstring)."""
     runs = _outside_runs(rt, outside)
-    cv = median_variation_pct(runs) or variation_pct(runs) or 0.0
-    return cv * math.sqrt(1.0 + (math.pi / 2.0) / len(runs)) if runs else 0.0
+    cv = median_variation_pct(runs)
+    if cv is None:
+        cv = variation_pct(runs)
+    return (cv or 0.0) * math.sqrt((math.pi / 2.0) / len(runs)) if runs else 0.0
 
 
-def choose_scale(thread: float | None, step: float | None, thread_sd: float = 0.0,
-                 noise: Noise | None = None) -> ComputeScale:
+def choose_scale(thread: float | None, step: float | None, thread_sd: float = 0.0, noise: Noise | None = None,
+                 basis: str = OUTSIDE) -> ComputeScale:
     """The factor (see the module's docstring): the thread's ratio (``thread_sd``: its standard error), else the
-    step's (its error the step now's, from ``noise``), else 1."""
+    step's (``basis``: where the step now came from; outside the profiler, its error from ``noise``), else 1."""
     if thread is not None and thread < MIN_THREAD_SCALE:
         return ComputeScale(1.0, UNSCALED, thread_ratio=thread)
     if thread is not None:
         return ComputeScale(thread, THREAD, thread_sd)
     if step:
-        return ComputeScale(step, STEP, calibration_pct(noise) if noise is not None else 0.0)
+        sd = calibration_pct(noise) if basis == OUTSIDE and noise is not None else 0.0
+        return ComputeScale(step, _STEP_SOURCES.get(basis, basis), sd)
     return ComputeScale(1.0, NONE)
 
 

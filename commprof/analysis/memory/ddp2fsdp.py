@@ -76,7 +76,7 @@ class ParallelAnalysis:
     notes: tuple[str, ...] = ()
     # FSDP2 -> DDP: the factor its replay put on the traced compute (the profiler's slowdown, ``fsdp2ddp``)
     compute_scale: float | None = None
-    compute_scale_source: str | None = None  # ``computescale``: thread, step, unscaled or none
+    compute_scale_source: str | None = None  # ``computescale``: thread, step, given, profiled, unscaled or none
 
 
 def _rank(run: Run) -> RankTrace | None:

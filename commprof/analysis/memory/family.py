@@ -39,7 +39,7 @@ def _parallel(sh: Shared) -> ParallelAnalysis | None:
     fwd = ddp_to_fsdp(sh.run, sh.bandwidth, scale, rates, err, sh.step_now_ms, sh.noise)
     if fwd is not None:
         return fwd
-    return fsdp_to_ddp(sh.run, sh.bandwidth, sh.step_now_ms, rates or op_rates(sh.run), sh.noise)
+    return fsdp_to_ddp(sh.run, sh.bandwidth, sh.step_now_ms, rates or op_rates(sh.run), sh.noise, sh.step_now_basis)
 
 
 def whatifs_of(par: ParallelAnalysis | None) -> tuple[WhatIf, ...]:

@@ -32,6 +32,7 @@ what-if's errors on quiet runs of four models were -25% to +17% (docs/memory.md)
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,7 @@ from ..fsdp import replay as fsdpreplay
 from ..fsdp.units import StepUnits, fsdp_report, step_units
 from ..replay.core import LinkFit, error_pct, link_fit
 from ..section import Advice, Finding
-from ..steptimes import unprofiled_steps
+from ..steptimes import OUTSIDE, unprofiled_steps
 from ..uncertainty.maths import Noise, Z, around, fmt_band, half_width_pct
 from .computescale import ComputeScale, choose_scale, replayed_step, thread_scale, thread_sd_pct
 from .ddp2fsdp import ParallelAnalysis, ParallelWhatIf
@@ -223,7 +224,7 @@ class _Model:
 
 def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: list[UnitBytes], bw: Bandwidth,
            rates: OpRates, unprofiled_ms: dict[int, float], world: int, outside: set[int],
-           noise: Noise | None) -> _Model | None:
+           noise: Noise | None, basis: str) -> _Model | None:
     fit = allreduce_fit(bw, world, gloo=rt.device_kind == "cpu")
     if fit is None:
         return None
@@ -247,13 +248,14 @@ def _model(rt: RankTrace, typical: StepUnits, steps: list[StepUnits], units: lis
     target = (unprofiled_ms.get(rt.rank) or 0.0) / typical.passes or None  # a pass's share of the step
     measured = typical.end_ns - typical.start_ns
     step = target * 1e6 / measured if target and measured else None
-    scale = choose_scale(thread_scale(rt, typical, outside), step, thread_sd_pct(rt, outside), noise)
+    scale = choose_scale(thread_scale(rt, typical, outside), step, thread_sd_pct(rt, outside), noise, basis)
     return _Model(inp=inp, scale=scale, error_pct=error_pct(model_ns, measured) if measured else None)
 
 
 def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates: OpRates,
-                noise: Noise | None = None) -> ParallelAnalysis | None:
-    """The what-if on the FSDP2 rank with the longest median step; None without FSDP2 events or a link fit."""
+                noise: Noise | None = None, basis: Mapping[int, str] | None = None) -> ParallelAnalysis | None:
+    """The what-if on the FSDP2 rank with the longest median step (``unprofiled_ms``: the step as it is now,
+    ``basis`` where it came from, ``steptimes.step_now_ms``); None without FSDP2 events or a link fit."""
     rt = _rank(run)
     if rt is None:
         return None
@@ -267,7 +269,8 @@ def fsdp_to_ddp(run: Run, bw: Bandwidth, unprofiled_ms: dict[int, float], rates:
     gathered = {p.unit: p.bytes for s in steps for u in s.units for p in u.phases if p.phase.endswith("all-gather")}
     units, from_sidecar = unit_bytes(rt, names, gathered, world)
     outside = {n for n, _ms in unprofiled_steps(run).get(rt.rank, [])}  # the steps the step now is the median of
-    m = _model(rt, typical, steps, units, bw, rates, unprofiled_ms, world, outside=outside, noise=noise)
+    m = _model(rt, typical, steps, units, bw, rates, unprofiled_ms, world, outside=outside, noise=noise,
+               basis=(basis or {}).get(rt.rank, OUTSIDE))
     if m is None:
         return None
     name, factor, assumed = optimizer(rt)

@@ -48,7 +48,10 @@ def args_of(raw: Any) -> dict[str, Any]:
         return raw
     if not raw:
         return {}
-    a = orjson.loads(memoryview(raw))  # type: ignore[arg-type]
+    try:
+        a = orjson.loads(memoryview(raw))  # type: ignore[arg-type]
+    except orjson.JSONDecodeError:
+        return {}  # args orjson refuses (a number beyond a float's range): read as none
     return a if isinstance(a, dict) else {}
 
 
@@ -98,6 +101,10 @@ class MemArgs(msgspec.Struct):
 class Shapes(msgspec.Struct):
     dims: Any = msgspec.field(default=None, name=K.A_INPUT_DIMS)
     types: Any = msgspec.field(default=None, name=K.A_INPUT_TYPE)
+
+
+class ProductShapes(msgspec.Struct):  # a product's: a convolution's output size needs its concrete inputs too
+    dims: Any = msgspec.field(default=None, name=K.A_INPUT_DIMS)
     concrete: Any = msgspec.field(default=None, name=K.A_CONCRETE)
 
 
@@ -106,6 +113,7 @@ _MEM = msgspec.json.Decoder(MemArgs)
 IDS_LIST = msgspec.json.Decoder(list[Ids])
 MEM_LIST = msgspec.json.Decoder(list[MemArgs])
 SHAPES_LIST = msgspec.json.Decoder(list[Shapes])
+PRODUCTS_LIST = msgspec.json.Decoder(list[ProductShapes])
 
 
 def bulk(raws: list[Any], decoder: msgspec.json.Decoder) -> list[Any] | None:
@@ -146,8 +154,16 @@ def mem_args(raw: Any) -> MemArgs | None:
 
 
 def shapes_of(raws: list[Any]) -> list[dict[str, Any]]:
-    """``Input Dims``, ``Input type`` and ``Concrete Inputs`` of many events' args, as dicts."""
+    """``Input Dims`` and ``Input type`` of many events' args, as dicts."""
     got = bulk(raws, SHAPES_LIST)
     if got is None:
         return [args_of(a) for a in raws]
-    return [{K.A_INPUT_DIMS: b.dims, K.A_INPUT_TYPE: b.types, K.A_CONCRETE: b.concrete} for b in got]
+    return [{K.A_INPUT_DIMS: b.dims, K.A_INPUT_TYPE: b.types} for b in got]
+
+
+def product_shapes_of(raws: list[Any]) -> list[dict[str, Any]]:
+    """``Input Dims`` and ``Concrete Inputs`` of many products' args (``reader.matmuls``), as dicts."""
+    got = bulk(raws, PRODUCTS_LIST)
+    if got is None:
+        return [args_of(a) for a in raws]
+    return [{K.A_INPUT_DIMS: b.dims, K.A_CONCRETE: b.concrete} for b in got]

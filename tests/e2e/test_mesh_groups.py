@@ -25,8 +25,9 @@ JOB = Path(__file__).with_name("mesh_job.py")
 
 def _traced(out: Path) -> tuple[LoadedRun, Report] | None:
     """The job traced and analyzed; None where the report refused cross-rank figures because a rank's gloo
-    transfers were not told to their groups (``reader/comm/gloo_groups.py`` reads the worker threads' ids, which
-    the four processes allocate interleaved: 1 run in 6 here), the refusal checked to say so."""
+    transfers were not told to their groups (``reader/comm/gloo_groups.py`` reads the worker threads' ids: 1 run in 6
+    refused while it also asked the gaps between pools to be wider than inside them, as the four processes' ids
+    interleave; none of 8 since), the refusal checked to say so."""
     subprocess.run([sys.executable, str(JOB), str(out)], check=True, timeout=300)
     run = commprof.load(out)
     rep = commprof.analyze(run)

@@ -221,10 +221,11 @@ def _step_peaks(run: Run) -> list[int]:
         line = _memory_line(r) if r.fsdp else None
         if line is None:
             continue
-        for st in r.steps:
-            within = line[1][(line[0] >= st.start_ns) & (line[0] <= st.end_ns)]
-            if within.size:
-                out.append(int(within.max()))
+        for st in r.steps:  # the timeline is in time order: each step's slice found by bisection, not a mask
+            i = int(np.searchsorted(line[0], st.start_ns, side="left"))
+            j = int(np.searchsorted(line[0], st.end_ns, side="right"))
+            if j > i:
+                out.append(int(line[1][i:j].max()))
     return out
 
 

@@ -29,7 +29,8 @@ class TraceOptions:
     _: KW_ONLY
     model: Any = None
     """The training model: a DistributedDataParallel (its buckets are recorded) or an FSDP2 root (its settings are
-    recorded); without it commprof still traces, and the analysis uses the trace alone."""
+    recorded), either as given to ``torch.compile`` or as it returned it; without it commprof still traces, and the
+    analysis uses the trace alone."""
     wait: int = 1
     """torch.profiler schedule: steps skipped at the start of each cycle."""
     warmup: int = 1
@@ -73,6 +74,16 @@ class TraceOptions:
     def schedule(self) -> dict[str, int]:
         """The torch.profiler schedule's arguments, by name."""
         return {k: getattr(self, k) for k in SCHEDULE}
+
+
+def compiled_inner(model: Any) -> Any:
+    """The module ``torch.compile`` wrapped, where ``model`` is what it returned (an ``OptimizedModule`` keeps the
+    module it compiles as ``_orig_mod``): DDP's buckets and FSDP2's settings are that module's."""
+    for _ in range(8):  # a compiled module compiled again wraps the wrapper
+        if type(model).__name__ != "OptimizedModule" or getattr(model, "_orig_mod", None) is None:
+            break
+        model = model._orig_mod
+    return model
 
 
 def signature_of(record: Callable[P, Any]) -> Callable[[Callable[..., R]], Callable[P, R]]:

@@ -34,7 +34,7 @@ from . import environment, fsdp, hostload, probe
 from .cycle import device_stopped, release, stopped_text
 from .ddp import DDPRecorder
 from .modules import ModuleRecorder
-from .options import TraceOptions, signature_of
+from .options import TraceOptions, compiled_inner, signature_of
 
 _session_counter = 0
 
@@ -84,7 +84,7 @@ class TraceSession:
     def __init__(self, options: TraceOptions) -> None:
         self.options = options
         self.out_dir = Path(options.out_dir)
-        self.model = options.model
+        self.model = compiled_inner(options.model)
         self._sched_args = options.schedule()
         self._schedule = schedule(**self._sched_args)
         self._prof_kwargs: dict[str, Any] = dict(record_shapes=options.record_shapes,

@@ -1,6 +1,6 @@
 """A one-process DDP job (gloo, world size 1) for fault tests; run as a script by the tests.
 
-usage: python single_rank_job.py OUT MODE   (MODE: ok | raise | interrupt | plain | cycles)
+usage: python single_rank_job.py OUT MODE   (MODE: ok | raise | interrupt | plain | cycles | compiled)
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ def main(out: str, mode: str) -> int:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
     torch.manual_seed(0)
     model = DDP(torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4)))
+    if mode == "compiled":  # what torch.compile returns, given to commprof (the eager backend: no C++ compiler)
+        model = torch.compile(model, backend="eager")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     if mode == "plain":  # plain torch.profiler, no commprof: a trace without a sidecar
         from torch.profiler import profile, schedule

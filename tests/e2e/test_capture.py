@@ -152,6 +152,17 @@ def test_user_exception_propagates_and_files_are_complete(tmp_path: Path, mode, 
     assert [s["step"] for s in sc["steps"]] == [0, 1, 2]
 
 
+def test_a_compiled_ddp_model_has_its_buckets_recorded(tmp_path: Path):
+    """``commprof.trace(model=torch.compile(ddp))``, the way PyTorch's docs compile a DDP model: the sidecar records
+    the DDP module's buckets, as for the module itself (it said "not DistributedDataParallel" and recorded none)."""
+    res = _job(tmp_path / "t", "compiled")
+    assert res.returncode == 0, res.stderr
+    assert "not DistributedDataParallel" not in res.stderr
+    sc = json.loads((tmp_path / "t" / "rank0.commprof.json").read_text())
+    assert sc["ddp"] is not None and sc["ddp"]["process_group_ranks"] == [0]
+    assert [p[0] for p in sc["ddp"]["params"]] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+
+
 def test_unwritable_output_keeps_training_going(tmp_path: Path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the output folder should be")

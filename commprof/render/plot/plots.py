@@ -104,7 +104,7 @@ def timeline(rep: Report, step: int | None = None) -> bytes | None:
              if len(ranks) < len(having) else "")
     ax.set_title(f"Step {step}: compute, communication (red = exposed) and memcpy per rank"
                  + "; grey bar = the rank's ProfilerStep on the CPU"
-                 + ("; DDP buckets: ▼ ready, | launched, line until done" if rep.bucket_rows else "") + which,
+                 + ("\nDDP buckets: ▼ ready, | launched, line until done" if rep.bucket_rows else "") + which,
                  fontsize=9, pad=22)
     from matplotlib.patches import Patch
 

@@ -224,3 +224,25 @@ def test_accumulation_across_steps_is_found_and_within_one_step_is_not_it():
     text = across_finding(0, 1, 4, ()).text
     assert text.startswith("Gradient accumulation across steps: rank 0 synchronized the gradients in 1 of its 4")
     assert "Not advised: the DDP replay's what-ifs" in text
+
+
+def test_gradient_accumulation_advice_on_steps_that_already_accumulate_counts_their_micro_batches():
+    """A traced step of 4 micro-batches synchronizing once: the replay's gradient_accumulation = 4 is 4 such steps,
+    16 micro-batches, and its advice says so (it said "once per 4 micro-batches", the count of a step of one)."""
+    from commprof.analysis.ddp.advice import Advice, Advisor, WhatIf
+    from commprof.analysis.ddp.family import _with_accumulation
+
+    acc = assess(run(_rank(0, every=False), _rank(1, every=False)), {}, {}, Noise())
+    assert acc is not None and (acc.per_step, acc.synced) == (4, 1)
+    w = WhatIf("gradient_accumulation", 4, step_ms=70.0, exposed_ms=1.5)  # 6.0 ms exposed, paid once per 4 steps
+    adv = Advice(knob="gradient_accumulation", value=4, baseline_step_ms=100.0, predicted_step_ms=70.0, why="x")
+    advisor = Advisor(advice=(adv,), findings=(), whatifs=(w,), baseline_step_ms=100.0, model_step_ms=None,
+                      profiled_step_ms=None, scale={})
+    why = _with_accumulation(advisor, acc, Noise()).advice[0].why
+    assert ("Synchronizing once every 4 of these steps, 16 micro-batches (model.no_sync() on all but the last), pays "
+            "the 6.0 ms of exposed communication once per 16 micro-batches, where it is paid once per 4 now") in why
+    # a step of one micro-batch: the words as ever
+    from commprof.analysis.findings import accumulation_why
+
+    assert accumulation_why(4, 6.0).startswith("Synchronizing every 4 steps (model.no_sync() on the others) pays the "
+                                                "6.0 ms of exposed communication once per 4 micro-batches.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .. import findings as say
 from ..overlap import kept_steps
 from ..section import Check, Section, WhatIf
 from ..shared import Shared
@@ -61,6 +62,7 @@ def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise)
     withheld finding carries what raised the band (``Accumulation.band_note``)."""
     if acc is None or acc.finding is None:
         return advisor
+    advisor = _per_micro_batch(advisor, acc)
     why = replay_fails(acc, per_pass=False)
     if why is None or acc.advice is None:
         return replace(advisor, findings=(acc.finding,) + advisor.findings)
@@ -71,3 +73,16 @@ def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise)
                      why, acc),) if advisor.whatifs or advisor.advice else ()
     own = tuple(f for f in advisor.findings if not f.text.startswith(NOT_ADVISED))  # their bands: the replay's too
     return replace(advisor, advice=kept, whatifs=(), findings=(told,) + own + dropped + held)
+
+
+def _per_micro_batch(advisor: Advisor, acc: Accumulation) -> Advisor:
+    """Where a traced step already runs several micro-batches and synchronizes once, the replay's
+    gradient_accumulation = k means k such steps: its advice says how many micro-batches that is."""
+    if acc.per_step <= 1 or acc.synced > 1:
+        return advisor
+    exposed = {w.value: w.exposed_ms * w.value for w in advisor.whatifs
+               if w.knob == "gradient_accumulation" and isinstance(w.value, int)}  # a what-if's: per k steps
+    return replace(advisor, advice=tuple(
+        replace(a, why=say.accumulation_why(a.value, exposed[a.value], acc.per_step))
+        if a.knob == "gradient_accumulation" and isinstance(a.value, int) and a.value in exposed else a
+        for a in advisor.advice))

@@ -244,17 +244,21 @@ def powersgd_why(rank: int, share: float, total_mb: float, wire_mb: float, expos
             "after start_powerSGD_iter: before it the hook runs plain all-reduces.")
 
 
-def accumulation_why(k: int, exposed_ms: float, micro: int = 1) -> str:
-    """``micro``: the micro-batches of a traced step, which already synchronizes once per step."""
+ACCUMULATION_END = "per optimizer step."  # how ``accumulation_why``'s words end (a calibration's sentence may follow)
+
+
+def accumulation_why(k: int, exposed_ms: float, micro: int = 1, synced: int = 1) -> str:
+    """``micro``: the micro-batches of a traced step; ``synced``: how many of them synchronize now."""
     if micro > 1:
         n = k * micro
+        now = "once" if synced <= 1 else f"{synced} times"
         return (f"Synchronizing once every {k} of these steps, {n} micro-batches (model.no_sync() on all but the "
                 f"last), pays the {exposed_ms:.1f} ms of exposed communication once per {n} micro-batches, where it is "
-                f"paid once per {micro} now. This changes the optimization: {k}x the effective batch per optimizer "
-                "step.")
+                f"paid {now} per {micro} now. This changes the optimization: {k}x the effective batch "
+                f"{ACCUMULATION_END}")
     return (f"Synchronizing every {k} steps (model.no_sync() on the others) pays the {exposed_ms:.1f} ms of exposed "
             f"communication once per {k} micro-batches. This changes the optimization: {k}x the effective batch "
-            "per optimizer step.")
+            f"{ACCUMULATION_END}")
 
 
 # ---- pipelines, DataParallel, memory, input transfers -------------------------------------------------

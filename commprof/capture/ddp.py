@@ -71,6 +71,9 @@ class DDPRecorder:
     # -- installation ---------------------------------------------------------------------------
     def install(self) -> str | None:
         """Register the hook (user hooks only); returns a warning text instead of raising when it cannot."""
+        if getattr(self.model, "_use_python_reducer", False):  # torch._dynamo.config.optimize_ddp = "python_reducer"
+            return ("DDP runs under compiled autograd's Python reducer, which skips DDP's buckets and hooks: bucket "
+                    "layouts are not recorded (the trace alone is analyzed)")
         if self.observe_only:
             if not hasattr(self.model, "_get_ddp_logging_data"):
                 return "this torch's DDP has no logging data: bucket layouts are not recorded"

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..formats import sidecar as F
+from .options import compiled_inner
 
 _now = time.time_ns
 
@@ -32,9 +33,10 @@ def _nbytes(out: Any) -> int:
 
 
 def named_modules(spec: Any) -> list[tuple[str, torch.nn.Module]]:
-    """``modules=`` may be a module (its children), a list of modules, or a dict name -> module."""
+    """``modules=`` may be a module (its children; of the module ``torch.compile`` wrapped, where it is what
+    torch.compile returned), a list of modules, or a dict name -> module."""
     if isinstance(spec, torch.nn.Module):
-        return list(spec.named_children())
+        return list(compiled_inner(spec).named_children())
     if isinstance(spec, dict):
         return [(str(k), v) for k, v in spec.items()]
     if isinstance(spec, Iterable):

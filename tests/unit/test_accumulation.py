@@ -235,14 +235,20 @@ def test_gradient_accumulation_advice_on_steps_that_already_accumulate_counts_th
     acc = assess(run(_rank(0, every=False), _rank(1, every=False)), {}, {}, Noise())
     assert acc is not None and (acc.per_step, acc.synced) == (4, 1)
     w = WhatIf("gradient_accumulation", 4, step_ms=70.0, exposed_ms=1.5)  # 6.0 ms exposed, paid once per 4 steps
-    adv = Advice(knob="gradient_accumulation", value=4, baseline_step_ms=100.0, predicted_step_ms=70.0, why="x")
+    old = "Synchronizing every 4 steps ... per optimizer step."  # the replay's words, then a calibration's sentence
+    adv = Advice(knob="gradient_accumulation", value=4, baseline_step_ms=100.0, predicted_step_ms=70.0,
+                 why=old + " Calibrated on the steps outside the profiler.")
     advisor = Advisor(advice=(adv,), findings=(), whatifs=(w,), baseline_step_ms=100.0, model_step_ms=None,
                       profiled_step_ms=None, scale={})
     why = _with_accumulation(advisor, acc, Noise()).advice[0].why
-    assert ("Synchronizing once every 4 of these steps, 16 micro-batches (model.no_sync() on all but the last), pays "
-            "the 6.0 ms of exposed communication once per 16 micro-batches, where it is paid once per 4 now") in why
-    # a step of one micro-batch: the words as ever
+    assert why == ("Synchronizing once every 4 of these steps, 16 micro-batches (model.no_sync() on all but the last), "
+                   "pays the 6.0 ms of exposed communication once per 16 micro-batches, where it is paid once per 4 "
+                   "now. This changes the optimization: 4x the effective batch per optimizer step. Calibrated on the "
+                   "steps outside the profiler.")
+    # steps where some micro-batches but not all synchronize: their count said as it is
     from commprof.analysis.findings import accumulation_why
 
+    assert "where it is paid 2 times per 4 now" in accumulation_why(4, 6.0, 4, 2)
+    # a step of one micro-batch: the words as ever
     assert accumulation_why(4, 6.0).startswith("Synchronizing every 4 steps (model.no_sync() on the others) pays the "
                                                 "6.0 ms of exposed communication once per 4 micro-batches.")

@@ -125,3 +125,19 @@ def test_groups_the_threads_do_not_tell_apart_are_said_so_and_one_thread_is_no_p
     # told apart, or one group of several ranks: nothing to say
     assert not any(GROUPS_UNTOLD in w for w in parse(_doc(_job(), [WORLD, PAIR01])).warnings)
     assert not any(GROUPS_UNTOLD in w for w in parse(_doc(_job(sub_tids=(30, 31)), [WORLD])).warnings)
+
+
+def test_a_pool_whose_transfers_no_call_issued_is_no_group_and_nothing_is_assigned():
+    """TORCH_DISTRIBUTED_DEBUG=DETAIL wraps each group with a gloo pool of its own for its checks' all-gathers,
+    which no c10d call of the trace issues.  The world group idle, its subgroup's all-reduces on 2 threads and the
+    wrapper's all-gathers on 2 more: 4 threads for 2 groups, cut by creation order into the subgroup's pool (read
+    as the world's) and the wrapper's (read as the subgroup's).  A group given only transfers no call issued is
+    no group: nothing is assigned, and the rank says so."""
+    evs, t = [], 100
+    for k in range(3):
+        evs += [_ev("c10d::allreduce_", t, 20), _ev("gloo:all_reduce", t + 30, 100, "user_annotation", (30, 31)[k % 2]),
+                _ev("gloo:all_gather", t + 140, 10, "user_annotation", (44, 45)[k % 2])]
+        t += 200
+    rt = parse(_doc(evs, [WORLD, PAIR01]))
+    assert {g for g, _ in _groups(rt)} == {"0"}
+    assert any(GROUPS_UNTOLD in w for w in rt.warnings)

@@ -33,3 +33,22 @@ def test_a_hook_torch_refuses_is_refused_the_same_way(ddp):
 def test_a_hook_torch_accepts_is_recorded(ddp):
     rec = DDPRecorder(ddp, comm_hook=default_hooks.fp16_compress_hook)
     assert rec.install() is None and rec.installed
+
+
+def test_compiled_autograds_python_reducer_is_not_recorded_and_a_compiled_model_is_unwrapped(ddp):
+    """Under torch._dynamo.config.optimize_ddp = "python_reducer" DDP skips its reducer (the compiler fuses the
+    all-reduces): a hook registered on it is never called, so nothing is recorded, and it says why.  What
+    torch.compile returns is unwrapped to the module it compiled, for the recorder and for ``modules=``."""
+    from commprof.capture.modules import named_modules
+    from commprof.capture.options import compiled_inner
+
+    ddp._use_python_reducer = True  # as DDP sets it under that config
+    try:
+        said = DDPRecorder(ddp).install()
+    finally:
+        ddp._use_python_reducer = False
+    assert said is not None and "Python reducer" in said
+    compiled = torch.compile(ddp, backend="eager")
+    assert compiled_inner(compiled) is ddp and compiled_inner(ddp) is ddp and compiled_inner(None) is None
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    assert [n for n, _ in named_modules(torch.compile(seq, backend="eager"))] == ["0", "1"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from .. import findings as say
 from ..overlap import kept_steps
-from ..section import Check, Section, WhatIf
+from ..section import Advice, Check, Section, WhatIf
 from ..shared import Shared
 from ..uncertainty.bands import NOT_ADVISED, banded_advice
 from ..uncertainty.maths import Noise
@@ -76,13 +76,18 @@ def _with_accumulation(advisor: Advisor, acc: Accumulation | None, noise: Noise)
 
 
 def _per_micro_batch(advisor: Advisor, acc: Accumulation) -> Advisor:
-    """Where a traced step already runs several micro-batches and synchronizes once, the replay's
-    gradient_accumulation = k means k such steps: its advice says how many micro-batches that is."""
-    if acc.per_step <= 1 or acc.synced > 1:
+    """Where a traced step already runs several micro-batches, the replay's gradient_accumulation = k means k such
+    steps: its advice says how many micro-batches that is (what follows its words, a calibration's sentence, kept)."""
+    if acc.per_step <= 1:
         return advisor
-    exposed = {w.value: w.exposed_ms * w.value for w in advisor.whatifs
-               if w.knob == "gradient_accumulation" and isinstance(w.value, int)}  # a what-if's: per k steps
+    exposed: dict[object, float] = {w.value: w.exposed_ms * w.value for w in advisor.whatifs
+                                    if w.knob == "gradient_accumulation" and isinstance(w.value, int)}  # per k steps
+
+    def words(a: Advice) -> str:
+        end = a.why.find(say.ACCUMULATION_END)
+        rest = a.why[end + len(say.ACCUMULATION_END):] if end >= 0 else ""
+        return say.accumulation_why(int(str(a.value)), exposed[a.value], acc.per_step, acc.synced) + rest
+
     return replace(advisor, advice=tuple(
-        replace(a, why=say.accumulation_why(a.value, exposed[a.value], acc.per_step))
-        if a.knob == "gradient_accumulation" and isinstance(a.value, int) and a.value in exposed else a
+        replace(a, why=words(a)) if a.knob == "gradient_accumulation" and a.value in exposed else a
         for a in advisor.advice))

@@ -46,17 +46,17 @@ def member_groups(pgs: tuple[ProcessGroup, ...], rank: int | None) -> list[Proce
     return out
 
 
-def tid_ranges(tids: Iterable[int], k: int) -> list[list[int]] | None:
+def tid_ranges(tids: Iterable[int], k: int, whole_pools: bool = True) -> list[list[int]] | None:
     """The distinct ids cut into ``k`` contiguous ranges of equal length (every group's pool has the same number of
     threads, and every thread ran a transfer); None when the ids do not divide into ``k`` equal ranges, or, in
-    ranges of other than ``POOL_THREADS``, a cut lies at a narrower gap than one kept inside a range (the ids do not
-    show ``k`` pools)."""
+    ranges of other than ``POOL_THREADS`` (or any, unless ``whole_pools``: ranges of 2 are whole pools), a cut lies
+    at a narrower gap than one kept inside a range (the ids do not show ``k`` pools)."""
     ids = sorted(set(tids))
     if k < 1 or not ids or len(ids) % k:
         return None
     p = len(ids) // k
     out = [ids[j * p:(j + 1) * p] for j in range(k)]
-    if p == POOL_THREADS:
+    if p == POOL_THREADS and whole_pools:
         return out  # every thread of every pool: the pools in creation order, whatever the gaps
     inside = max((r[i + 1] - r[i] for r in out for i in range(p - 1)), default=0)
     if any(ids[j * p] - ids[j * p - 1] < inside for j in range(1, k)):
@@ -79,7 +79,8 @@ def transfer_groups(transfers: list[CpuRec], pgs: tuple[ProcessGroup, ...], rank
         # are the other groups' (gloo's pools have 2 threads unless set otherwise: a cut into 1-thread pools is
         # the sign); HSDP on a (2, 1) mesh put half of its 2-rank all-reduces into its 1-rank groups
         groups = [g for g in groups if len(g.ranks) != 1]
-        ranges = tid_ranges(tids, len(groups)) if len(groups) >= 2 else None
+        # the left-out groups' threads, if any ran, are among the ids: the cut must show its pools by their gaps
+        ranges = tid_ranges(tids, len(groups), whole_pools=False) if len(groups) >= 2 else None
     if ranges is None or len(ranges[0]) < 2:
         # pools of one thread: gloo's hold 2 unless set otherwise, so 2 threads for 2 groups are more likely one
         # group's pool beside a group that ran nothing on its own (a pipeline's send/recv run on the calling thread):
@@ -99,7 +100,12 @@ def call_groups(calls: list[tuple[str | None, int | None, list[TransferKey]]],
                 by_transfer: dict[TransferKey, ProcessGroup]) -> list[ProcessGroup | None] | None:
     """Each call's group from its transfers' (calls given as the group and size the trace says, or None, and
     their transfers); None, assigning nothing, when the trace contradicts the threads: a call whose transfers
-    ran in two groups, or whose own group name or size is another group's."""
+    ran in two groups, or whose own group name or size is another group's, or a group given transfers none of
+    which a call of the trace issued (a pool of no listed group: TORCH_DISTRIBUTED_DEBUG=DETAIL's wrappers run
+    their checks' all-gathers on gloo pools of their own, which made 4 threads for 2 groups, one of them idle)."""
+    claimed = {k for _pg, _size, keys in calls for k in keys}
+    if any(not any(k in claimed for k in keys) for keys in _by_group(by_transfer).values()):
+        return None
     out: list[ProcessGroup | None] = []
     for pg, size, keys in calls:
         found = {id(g): g for g in (by_transfer.get(k) for k in keys) if g is not None}
@@ -110,6 +116,13 @@ def call_groups(calls: list[tuple[str | None, int | None, list[TransferKey]]],
                               or (size is not None and g.ranks and size != len(g.ranks))):
             return None
         out.append(g)
+    return out
+
+
+def _by_group(by_transfer: dict[TransferKey, ProcessGroup]) -> dict[int, list[TransferKey]]:
+    out: dict[int, list[TransferKey]] = {}
+    for key, g in by_transfer.items():
+        out.setdefault(id(g), []).append(key)
     return out
 
 

@@ -26,13 +26,8 @@ sys.path.insert(0, str(HERE.parent))
 
 from bandcheck import Row  # noqa: E402 (after the path)
 
-# the e2e proof's models (tests/e2e/test_fsdp2ddp_jobs.py)
-MODELS = {"mlp": dict(model="mlp", width=1024, layers=8, batch=128),
-          "transformer": dict(model="transformer", width=256, layers=4, batch=16, seq=64, heads=4),
-          "mlp-wide-adam": dict(model="mlp", width=1536, layers=4, batch=64, optimizer="adam"),
-          "transformer-deep-blocks": dict(model="transformer", width=192, layers=6, batch=16, seq=64, heads=4,
-                                          optimizer="adam", wrap="blocks")}
-COMMON = dict(wrap="children", wait=1, warmup=1, active=3)
+from commprof.workloads.fsdpdemo import PARALLEL_COMMON as COMMON  # noqa: E402 (the e2e proof's models)
+from commprof.workloads.fsdpdemo import PARALLEL_MODELS as MODELS  # noqa: E402
 
 
 def measured_ddp(cfg: dict) -> tuple[float, float | None]:

@@ -31,6 +31,15 @@ DEFAULTS: dict[str, Any] = {
     "profile_memory": False, "parallel": "fsdp", "wrap": "blocks", "optimizer": "sgd", "micro_batches": 1,
     "sync_last_only": False,
 }
+# the FSDP2 -> DDP what-if's models, trained by its proof and its bands benchmark (tests/e2e/test_fsdp2ddp_jobs.py,
+# benchmarks/bench_fsdp2ddp_bands.py): two widths and depths, Adam's state, the head left in the root (wrap="blocks")
+PARALLEL_MODELS: dict[str, dict[str, Any]] = {
+    "mlp": dict(model="mlp", width=1024, layers=8, batch=128),
+    "transformer": dict(model="transformer", width=256, layers=4, batch=16, seq=64, heads=4),
+    "mlp-wide-adam": dict(model="mlp", width=1536, layers=4, batch=64, optimizer="adam"),
+    "transformer-deep-blocks": dict(model="transformer", width=192, layers=6, batch=16, seq=64, heads=4,
+                                    optimizer="adam", wrap="blocks")}
+PARALLEL_COMMON: dict[str, Any] = dict(wrap="children", wait=1, warmup=1, active=3)
 
 
 def build(cfg: dict[str, Any]) -> tuple[Any, list[Any]]:

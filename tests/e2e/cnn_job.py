@@ -7,7 +7,6 @@ case where the linear layers' products alone read "no more work" and the verdict
 
 from __future__ import annotations
 
-import os
 import sys
 
 WORLD, STEPS, BATCH = 2, 8, 16
@@ -45,17 +44,7 @@ def worker(rank: int, out: str, port: int) -> None:
     dist.destroy_process_group()
 
 
-def main(out: str) -> None:
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.start_processes(worker, args=(out, port), nprocs=WORLD, join=True, start_method="spawn")
-
-
 if __name__ == "__main__":
-    main(sys.argv[1])
+    from spawnjob import run
+
+    run(worker, sys.argv[1], WORLD)

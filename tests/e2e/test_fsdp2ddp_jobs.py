@@ -22,16 +22,10 @@ import commprof
 from commprof.analysis.analyze import Report
 from commprof.analysis.uncertainty.maths import variation_pct
 from commprof.render.summary import summary
-from commprof.workloads.fsdpdemo import launch
+from commprof.workloads.fsdpdemo import PARALLEL_COMMON, PARALLEL_MODELS, launch
 
 pytestmark = pytest.mark.slow
-MODELS = {"mlp": dict(model="mlp", width=1024, layers=8, batch=128),
-          "transformer": dict(model="transformer", width=256, layers=4, batch=16, seq=64, heads=4),
-          # other widths and depths, Adam's state, and the head left in the root (wrap="blocks")
-          "mlp-wide-adam": dict(model="mlp", width=1536, layers=4, batch=64, optimizer="adam"),
-          "transformer-deep-blocks": dict(model="transformer", width=192, layers=6, batch=16, seq=64, heads=4,
-                                          optimizer="adam", wrap="blocks")}
-COMMON = dict(wrap="children", wait=1, warmup=1, active=3)
+MODELS, COMMON = PARALLEL_MODELS, PARALLEL_COMMON
 
 
 def _traced(out: Path, cfg: dict, parallel: str) -> Path:

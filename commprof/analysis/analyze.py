@@ -5,7 +5,7 @@ then each family's ``Section`` (``families``), then the arbiter (``arbiter``); e
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import MonitorRun, Run
@@ -55,6 +55,10 @@ class Report:
     advice: tuple[Advice, ...]
     warnings: tuple[str, ...]
     noise: Noise = Noise()  # how disturbed the traced run was (``uncertainty``)
+    # rank -> the step as it is now, what every prediction is calibrated on and advice is measured against, and where
+    # it comes from (``steptimes.step_now_ms``: OUTSIDE, GIVEN or PROFILED)
+    step_now_ms: dict[int, float] = field(default_factory=dict)
+    step_now_basis: dict[int, str] = field(default_factory=dict)
 
     def section(self, family: str) -> Section | None:
         return next((s for s in self.sections if s.family == family), None)
@@ -193,7 +197,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     return Report(run=run, steps=wanted, overlaps=overlaps, unprofiled_step_ms=unprof,
                   collectives=tuple(collective_stats(run.ranks, wanted)), cross=cross, bandwidth=bw,
                   sections=sections, findings=findings, advice=advice,
-                  warnings=_warnings(run, cross, wanted, overlaps) + noise_warning(nz, sections), noise=nz)
+                  warnings=_warnings(run, cross, wanted, overlaps) + noise_warning(nz, sections), noise=nz,
+                  step_now_ms=now, step_now_basis=basis)
 
 
 def _warnings(run: Run, cross: CrossRank, wanted: tuple[int, ...] | None,

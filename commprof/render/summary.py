@@ -118,6 +118,9 @@ def _rank(rep: Report, o: RankOverlap) -> dict[str, Any]:
         "spread": spread_json(o),  # each figure's median, range and kept range over the steps (render/spreads.py)
         "wait_ms": _r(rep.cross.wait_ms_per_step.get(o.rank)),
         "step_ms_unprofiled": _r(rep.unprofiled_step_ms.get(o.rank)),
+        # what advice is measured against, and where it comes from (steptimes.step_now_ms)
+        "step_now_ms": _r(rep.step_now_ms.get(o.rank)),
+        "step_now_basis": rep.step_now_basis.get(o.rank),
         "clock_offset_ms": _r(rep.cross.offsets_ns.get(o.rank, 0) / 1e6),
         "device": rt.device_kind,
         "trace": rt.path,

@@ -154,3 +154,24 @@ def test_past_the_rows_the_terminal_shows_each_shown_rank_keeps_its_spread_row()
     pms = [ln for ln in table.splitlines() if re.match(r"│\s+│\s+±", ln)]
     assert len(rows) == len(pms) == MAX_ROWS * 2  # the rows it showed before, each with its ± row
     assert f"… {n - MAX_ROWS * 2} more ranks in summary.json" in table
+
+
+def test_the_step_advice_is_measured_against_is_said_where_it_is_not_the_step_outside_the_profiler():
+    """The step as it is now (what advice is measured against) is in summary.json with where it comes from; where a
+    rank's is not the median outside the profiler (too few steps there: a pipeline run of 8 steps profiled 2-5 read
+    "step time outside the profiler 17.38 ms" beside advice against "the current step (21.8 ms)"), the text says
+    which it is."""
+    from dataclasses import replace
+
+    from commprof.analysis.steptimes import OUTSIDE, PROFILED
+    from conftest import ROOT
+
+    rep = commprof.analyze(commprof.load(ROOT / "traces" / "example"))
+    ranks = summary(rep)["ranks"]
+    assert [r["step_now_basis"] for r in ranks] == [OUTSIDE] * len(ranks)
+    assert all(r["step_now_ms"] == r["step_ms_unprofiled"] for r in ranks)
+    assert "which advice is measured against" not in text.render(rep)
+    profiled = replace(rep, step_now_basis={r: PROFILED for r in rep.step_now_basis})
+    said = text.render(profiled)
+    assert ("the step as it is now, which advice is measured against: the mean profiled step (too few steps "
+            "outside the profiler to stand for it)") in re.sub(r"\s+", " ", said)

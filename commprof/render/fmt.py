@@ -34,3 +34,17 @@ def model_check_text(c: Any, rates: Any = None) -> str:
             f"times, the step of median error gives {c.step_model_ms:.1f} ms against {c.step_measured_ms:.1f} ms "
             f"measured ({c.error_pct:+.1f}%), and {c.exposed_model_ms:.1f} ms of communication after the backward pass "
             f"against {c.exposed_measured_ms:.1f} ms.{note}{costs}")
+
+
+def step_now_note(ranks: list[dict[str, Any]]) -> str:
+    """Where a rank's steps outside the profiler are timed (summary.json ``step_ms_unprofiled``) but the step as it
+    is now, which advice is measured against, is another figure (``step_now_basis``), the sentence that says which;
+    else ""."""
+    from ..analysis.steptimes import GIVEN, OUTSIDE, PROFILED
+
+    why = {PROFILED: "the mean profiled step (too few steps outside the profiler to stand for it)",
+           GIVEN: "the step given (--step-ms)"}
+    other = sorted({r["step_now_basis"] for r in ranks
+                    if r.get("step_ms_unprofiled") is not None and r.get("step_now_basis") not in (None, OUTSIDE)})
+    return f"the step as it is now, which advice is measured against: {'; '.join(why.get(b, b) for b in other)}" \
+        if other else ""

@@ -10,6 +10,7 @@ from ..analysis.overlap import most_exposed
 from ..analysis.uncertainty.maths import fmt_band
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
+from .fmt import step_now_note
 from .safe import WHOLE
 from .safe import html_text as h
 from .style import CSS
@@ -176,8 +177,11 @@ def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
         rest = "".join(f"<td class='n'>{v}</td>" for v in (_n(r["wait_ms"]), h(_fmt_bytes(r["comm_bytes_per_step"])),
                                                            _n(r["step_ms_unprofiled"])))
         parts.append(f"<tr><td class='n'>{r['rank']}</td>{figs}{pct}{rest}</tr>")
+    note = step_now_note(s["ranks"])
     parts.append(_END + "<p class='note'>Each figure: the mean of the rank's analyzed steps; ±: half the range of "
-                 "those steps, in % of the mean (overlap %: in points); hover a figure for its median and range.</p>")
+                 "those steps, in % of the mean (overlap %: in points); hover a figure for its median and range."
+                 + (f" Unprofiled step: the median of the steps outside the profiler; {h(note)}." if note else "")
+                 + "</p>")
     return parts
 
 

@@ -12,12 +12,12 @@ from rich.padding import Padding
 from rich.text import Text
 
 from ..analysis.analyze import Report
-from ..analysis.steptimes import GIVEN, OUTSIDE, PROFILED
 from ..analysis.uncertainty.bands import DISTURBED
 from ..analysis.uncertainty.maths import fmt_band
 from ..numlist import number_list
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
+from .fmt import step_now_note
 from .safe import WHOLE, plain
 from .spreads import rank_spreads, row_beside
 from .summary import summary
@@ -113,12 +113,8 @@ def _ranks(con: Console, rep: Report, s: dict[str, Any]) -> None:
         con.print(Text(f"  step time outside the profiler: {each}; {min(prof):.2f}-{max(prof):.2f} ms while profiled"
                        if len(unprof) > 1 else f"  step time outside the profiler (rank {unprof[0]['rank']}): "
                        f"{out[0]:.2f} ms vs {prof[0]:.2f} ms while profiled"), overflow="fold")
-    other = sorted({r["step_now_basis"] for r in unprof if r.get("step_now_basis") not in (None, OUTSIDE)})
-    if other:  # the step advice is measured against is not the figure above: said, with why
-        why = {PROFILED: "the mean profiled step (too few steps outside the profiler to stand for it)",
-               GIVEN: "the step given (--step-ms)"}
-        told = "; ".join(why.get(b, b) for b in other)
-        con.print(Text(f"  the step as it is now, which advice is measured against: {told}"), overflow="fold")
+    if note := step_now_note(s["ranks"]):  # the step advice is measured against is not the figure above
+        con.print(Text(f"  {note}"), overflow="fold")
     con.print()
 
 

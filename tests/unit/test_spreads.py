@@ -173,5 +173,7 @@ def test_the_step_advice_is_measured_against_is_said_where_it_is_not_the_step_ou
     assert "which advice is measured against" not in text.render(rep)
     profiled = replace(rep, step_now_basis={r: PROFILED for r in rep.step_now_basis})
     said = text.render(profiled)
-    assert ("the step as it is now, which advice is measured against: the mean profiled step (too few steps "
-            "outside the profiler to stand for it)") in re.sub(r"\s+", " ", said)
+    words = ("the step as it is now, which advice is measured against: the mean profiled step (too few steps "
+             "outside the profiler to stand for it)")
+    assert words in re.sub(r"\s+", " ", said)
+    assert words in html.render(profiled, plots={}) and words not in html.render(rep, plots={})

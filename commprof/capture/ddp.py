@@ -72,8 +72,12 @@ class DDPRecorder:
     def install(self) -> str | None:
         """Register the hook (user hooks only); returns a warning text instead of raising when it cannot."""
         if getattr(self.model, "_use_python_reducer", False):  # torch._dynamo.config.optimize_ddp = "python_reducer"
-            return ("DDP runs under compiled autograd's Python reducer, which skips DDP's buckets and hooks: bucket "
-                    "layouts are not recorded (the trace alone is analyzed)")
+            if self.inner is not None:  # the user's hook, as without commprof (that reducer calls it per gradient)
+                self.model.register_comm_hook(self.inner_state, self.inner)
+            return ("DDP runs under compiled autograd's Python reducer, which skips DDP's buckets: bucket layouts "
+                    "are not recorded (the trace alone is analyzed)" + (
+                        "; your comm_hook is registered on the model as it is without commprof"
+                        if self.inner is not None else ""))
         if self.observe_only:
             if not hasattr(self.model, "_get_ddp_logging_data"):
                 return "this torch's DDP has no logging data: bucket layouts are not recorded"

@@ -1,8 +1,11 @@
-"""Numbers as the terminal and the HTML show them."""
+"""Numbers as the terminal and the HTML show them, and the sentence that says which step advice is measured
+against."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..analysis.steptimes import GIVEN, OUTSIDE, PROFILED
 
 
 def num(x: float | None, nd: int = 2) -> str:
@@ -36,15 +39,26 @@ def model_check_text(c: Any, rates: Any = None) -> str:
             f"against {c.exposed_measured_ms:.1f} ms.{note}{costs}")
 
 
-def step_now_note(ranks: list[dict[str, Any]]) -> str:
-    """Where a rank's steps outside the profiler are timed (summary.json ``step_ms_unprofiled``) but the step as it
-    is now, which advice is measured against, is another figure (``step_now_basis``), the sentence that says which;
-    else ""."""
-    from ..analysis.steptimes import GIVEN, OUTSIDE, PROFILED
 
-    why = {PROFILED: "the mean profiled step (too few steps outside the profiler to stand for it)",
-           GIVEN: "the step given (--step-ms)"}
-    other = sorted({r["step_now_basis"] for r in ranks
-                    if r.get("step_ms_unprofiled") is not None and r.get("step_now_basis") not in (None, OUTSIDE)})
-    return f"the step as it is now, which advice is measured against: {'; '.join(why.get(b, b) for b in other)}" \
-        if other else ""
+# where the step advice is measured against comes from (``steptimes.step_now_ms``), said where it is not the
+# figure the report gives as the step outside the profiler
+_STEP_NOW_WHY = {PROFILED: "the mean profiled step (too few steps outside the profiler to stand for it)",
+                 GIVEN: "the step given (step_ms)",
+                 OUTSIDE: "the median of the steps outside the profiler without the slow episode's steps"}
+
+
+def step_now_note(ranks: list[dict[str, Any]]) -> str:
+    """The ranks whose step as it is now, which advice is measured against (summary.json ``step_now_ms``), is not
+    their step outside the profiler as the report gives it (``step_ms_unprofiled``), with what it is instead; ""
+    where none."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in ranks:
+        now, out, basis = r.get("step_now_ms"), r.get("step_ms_unprofiled"), r.get("step_now_basis")
+        if now is not None and out is not None and basis is not None and abs(now - out) >= 0.005:
+            groups.setdefault(basis, []).append(r)
+    parts = []
+    for basis, rs in sorted(groups.items()):
+        who = ", ".join(f"rank {r['rank']} {r['step_now_ms']:.2f} ms" for r in rs[:4])
+        more = f" and {len(rs) - 4} more ranks" if len(rs) > 4 else ""
+        parts.append(f"{who}{more}: {_STEP_NOW_WHY.get(basis, basis)}")
+    return f"the step as it is now, which advice is measured against: {'; '.join(parts)}" if parts else ""

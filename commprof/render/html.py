@@ -180,7 +180,7 @@ def _ranks(rep: Report, s: dict[str, Any], plots: dict[str, bytes]) -> list[str]
     note = step_now_note(s["ranks"])
     parts.append(_END + "<p class='note'>Each figure: the mean of the rank's analyzed steps; ±: half the range of "
                  "those steps, in % of the mean (overlap %: in points); hover a figure for its median and range."
-                 + (f" Unprofiled step: the median of the steps outside the profiler; {h(note)}." if note else "")
+                 + (f" Unprofiled step: the steps outside the profiler (median); {h(note)}." if note else "")
                  + "</p>")
     return parts
 

@@ -36,18 +36,24 @@ def test_a_hook_torch_accepts_is_recorded(ddp):
 
 
 def test_compiled_autograds_python_reducer_is_not_recorded_and_a_compiled_model_is_unwrapped(ddp):
-    """Under torch._dynamo.config.optimize_ddp = "python_reducer" DDP skips its reducer (the compiler fuses the
-    all-reduces): a hook registered on it is never called, so nothing is recorded, and it says why.  What
-    torch.compile returns is unwrapped to the module it compiled, for the recorder and for ``modules=``."""
+    """Under torch._dynamo.config.optimize_ddp = "python_reducer" DDP skips its reducer and buckets (the compiler
+    fuses the all-reduces, calling the registered hooks per gradient): nothing is recorded, it says why, and the
+    user's own hook is registered as it would be without commprof.  What torch.compile returns is unwrapped to the
+    module it compiled, for the recorder and for ``modules=``."""
     from commprof.capture.modules import named_modules
     from commprof.capture.options import compiled_inner
 
     ddp._use_python_reducer = True  # as DDP sets it under that config
     try:
         said = DDPRecorder(ddp).install()
+        assert said is not None and "Python reducer" in said and "comm_hook" not in said
+        before = len(getattr(ddp, "_comm_hooks", []))
+        said = DDPRecorder(ddp, comm_hook=default_hooks.fp16_compress_hook).install()
+        assert said is not None and "your comm_hook is registered on the model" in said
+        hooks = getattr(ddp, "_comm_hooks", None)  # where this torch keeps the hooks that reducer calls
+        assert hooks is None or len(hooks) == before + 1
     finally:
         ddp._use_python_reducer = False
-    assert said is not None and "Python reducer" in said
     compiled = torch.compile(ddp, backend="eager")
     assert compiled_inner(compiled) is ddp and compiled_inner(ddp) is ddp and compiled_inner(None) is None
     seq = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())

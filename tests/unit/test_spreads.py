@@ -163,7 +163,7 @@ def test_the_step_advice_is_measured_against_is_said_where_it_is_not_the_step_ou
     which it is."""
     from dataclasses import replace
 
-    from commprof.analysis.steptimes import OUTSIDE, PROFILED
+    from commprof.analysis.steptimes import GIVEN, OUTSIDE, PROFILED
     from conftest import ROOT
 
     rep = commprof.analyze(commprof.load(ROOT / "traces" / "example"))
@@ -171,9 +171,17 @@ def test_the_step_advice_is_measured_against_is_said_where_it_is_not_the_step_ou
     assert [r["step_now_basis"] for r in ranks] == [OUTSIDE] * len(ranks)
     assert all(r["step_now_ms"] == r["step_ms_unprofiled"] for r in ranks)
     assert "which advice is measured against" not in text.render(rep)
-    profiled = replace(rep, step_now_basis={r: PROFILED for r in rep.step_now_basis})
-    said = text.render(profiled)
-    words = ("the step as it is now, which advice is measured against: the mean profiled step (too few steps "
-             "outside the profiler to stand for it)")
-    assert words in re.sub(r"\s+", " ", said)
-    assert words in html.render(profiled, plots={}) and words not in html.render(rep, plots={})
+    # rank 1's step now the mean profiled step (too few steps outside the profiler), rank 0's as timed
+    mean1 = summary(rep)["ranks"][1]["mean"]["step_ms"]
+    profiled = replace(rep, step_now_basis={0: OUTSIDE, 1: PROFILED},
+                       step_now_ms={0: rep.step_now_ms[0], 1: mean1})
+    words = (f"the step as it is now, which advice is measured against: rank 1 {mean1:.2f} ms: the mean profiled "
+             "step (too few steps outside the profiler to stand for it)")
+    assert words in re.sub(r"\s+", " ", text.render(profiled))
+    assert words in html.render(profiled, plots={}) and "measured against" not in html.render(rep, plots={})
+    # the step given (step_ms) where it is the figure shown as outside the profiler: nothing to say; a step now
+    # without a slow episode's steps, where it differs from the median of them all: said
+    given = replace(rep, step_now_basis={r: GIVEN for r in rep.step_now_basis})
+    assert "measured against" not in text.render(given)
+    episode = replace(rep, step_now_ms={0: rep.step_now_ms[0] - 0.5, 1: rep.step_now_ms[1]})
+    assert "without the slow episode's steps" in re.sub(r"\s+", " ", text.render(episode))

@@ -39,7 +39,6 @@ def model_check_text(c: Any, rates: Any = None) -> str:
             f"against {c.exposed_measured_ms:.1f} ms.{note}{costs}")
 
 
-
 # where the step advice is measured against comes from (``steptimes.step_now_ms``), said where it is not the
 # figure the report gives as the step outside the profiler
 _STEP_NOW_WHY = {PROFILED: "the mean profiled step (too few steps outside the profiler to stand for it)",

@@ -39,7 +39,7 @@ def flops(name: str, args: dict[str, Any]) -> float | None:
     do not make a product."""
     dims = args.get(K.A_INPUT_DIMS)
     i = _LEFT.get(name)
-    if i is None and name in CONV_ATTN_OPS:
+    if name in CONV_ATTN_OPS:
         return conv_attn_flops(name, dims, args.get(K.A_CONCRETE))
     if name in _GROUPED:
         return _grouped(dims)

@@ -80,14 +80,15 @@ def _per_micro_batch(advisor: Advisor, acc: Accumulation) -> Advisor:
     steps: its advice says how many micro-batches that is (what follows its words, a calibration's sentence, kept)."""
     if acc.per_step <= 1:
         return advisor
-    exposed: dict[object, float] = {w.value: w.exposed_ms * w.value for w in advisor.whatifs
-                                    if w.knob == "gradient_accumulation" and isinstance(w.value, int)}  # per k steps
+    exposed = {w.value: w.exposed_ms * w.value for w in advisor.whatifs
+               if w.knob == "gradient_accumulation" and isinstance(w.value, int)}  # a what-if's: per k steps
 
-    def words(a: Advice) -> str:
+    def words(a: Advice, k: int) -> str:
         end = a.why.find(say.ACCUMULATION_END)
         rest = a.why[end + len(say.ACCUMULATION_END):] if end >= 0 else ""
-        return say.accumulation_why(int(str(a.value)), exposed[a.value], acc.per_step, acc.synced) + rest
+        return say.accumulation_why(k, exposed[k], acc.per_step, acc.synced) + rest
 
     return replace(advisor, advice=tuple(
-        replace(a, why=words(a)) if a.knob == "gradient_accumulation" and a.value in exposed else a
+        replace(a, why=words(a, a.value))
+        if a.knob == "gradient_accumulation" and isinstance(a.value, int) and a.value in exposed else a
         for a in advisor.advice))

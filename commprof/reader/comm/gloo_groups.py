@@ -103,8 +103,8 @@ def call_groups(calls: list[tuple[str | None, int | None, list[TransferKey]]],
     ran in two groups, or whose own group name or size is another group's, or a group given transfers none of
     which a call of the trace issued (a pool of no listed group: TORCH_DISTRIBUTED_DEBUG=DETAIL's wrappers run
     their checks' all-gathers on gloo pools of their own, which made 4 threads for 2 groups, one of them idle)."""
-    claimed = {k for _pg, _size, keys in calls for k in keys}
-    if any(not any(k in claimed for k in keys) for keys in _by_group(by_transfer).values()):
+    issued = {id(g) for _pg, _size, keys in calls for k in keys if (g := by_transfer.get(k)) is not None}
+    if any(id(g) not in issued for g in by_transfer.values()):
         return None
     out: list[ProcessGroup | None] = []
     for pg, size, keys in calls:
@@ -116,13 +116,6 @@ def call_groups(calls: list[tuple[str | None, int | None, list[TransferKey]]],
                               or (size is not None and g.ranks and size != len(g.ranks))):
             return None
         out.append(g)
-    return out
-
-
-def _by_group(by_transfer: dict[TransferKey, ProcessGroup]) -> dict[int, list[TransferKey]]:
-    out: dict[int, list[TransferKey]] = {}
-    for key, g in by_transfer.items():
-        out.setdefault(id(g), []).append(key)
     return out
 
 

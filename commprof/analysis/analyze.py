@@ -186,7 +186,7 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         raise ValueError(f"drift_pct={drift_pct!r}: the drift is a percentage of the step in [0, 100]")
     nz = run_noise(run, wanted, drift)
     now, basis = step_now_ms(run, {o.rank: r.step_ns / 1e6 for o in overlaps if (r := o.representative) is not None},
-                             step_ms, nz.episodes)
+                             step_ms, nz.episodes, nz.periodic)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,
                     step_now_ms=now, step_now_basis=basis, digests=digests, monitor=monitor, noise=nz,
                     links=lk, whatif=tuple(whatif))

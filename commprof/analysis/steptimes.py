@@ -9,6 +9,7 @@ import numpy as np
 from ..model import Run
 from .uncertainty.episodes import Episode
 from .uncertainty.episodes import find as find_episodes
+from .uncertainty.periodic import Periodic
 
 
 def unprofiled_step_values(run: Run) -> dict[int, list[float]]:
@@ -54,7 +55,8 @@ OUTSIDE, GIVEN, PROFILED = "outside the profiler", "given", "the mean profiled s
 
 
 def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float], given_ms: float | None = None,
-                episodes: tuple[Episode, ...] | None = None) -> tuple[dict[int, float], dict[int, str]]:
+                episodes: tuple[Episode, ...] | None = None,
+                periodic: tuple[Periodic, ...] = ()) -> tuple[dict[int, float], dict[int, str]]:
     """Per rank: the step as it is now, the one figure every family calibrates its replays on and measures its advice
     against (each prediction's baseline, "the current step"), and where it comes from: the median of its steps
     outside the profiler where its sidecar timed ``MIN_OUTSIDE`` or more (``OUTSIDE``: the profiler slows the steps
@@ -62,12 +64,13 @@ def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float], given_ms: float
     analyzed profiled steps (``PROFILED``: the headline figure, outlier steps left out), so that no report names two
     current steps.  A single step outside the profiler (a run of 12 steps profiled 2-11) is one sample of the noise,
     not the step.  ``episodes``: the slow episodes the run's noise left out, where the caller has them (else found
-    here)."""
+    here); ``periodic``: its periodic slow steps, left out as well (named on their own, ``uncertainty.periodic``)."""
     timed = unprofiled_steps(run)
     if episodes is None:  # a slow episode's steps are no more the step now than they are the run's noise
         episodes = find_episodes(timed)[1]
     gone = {n for e in episodes for n in e.steps}
-    outside = {r: [ms for n, ms in v if n not in gone] for r, v in timed.items()}
+    recur = {rn for p in periodic for rn in p.left_out}
+    outside = {r: [ms for n, ms in v if n not in gone and (r, n) not in recur] for r, v in timed.items()}
     out: dict[int, float] = {}
     basis: dict[int, str] = {}
     for rt in run.ranks:

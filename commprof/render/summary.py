@@ -197,7 +197,11 @@ def noise_dict(n: Noise) -> dict[str, Any]:
                                  "max_ms": _r(st.high_ms), "x_median": _r(st.factor, 1), "profiled": st.profiled}
                                 for st in n.left_out],
             "episodes_left_out": [{"steps": list(e.steps), "min_ms": _r(e.low_ms),
-                                   "max_ms": _r(e.high_ms), "x_median": _r(e.factor, 1)} for e in n.episodes]}
+                                   "max_ms": _r(e.high_ms), "x_median": _r(e.factor, 1)} for e in n.episodes],
+            "periodic_left_out": [{"period_steps": p.period, "ranks": list(p.ranks), "steps": list(p.steps),
+                                   "min_ms": _r(p.low_ms), "max_ms": _r(p.high_ms), "x_median": _r(p.factor, 1),
+                                   "followers": [{"rank": r, "steps_later": lag} for r, lag in p.followers]}
+                                  for p in n.periodic]}
 
 
 def _spread(o: RankOverlap) -> dict[str, Any] | None:

@@ -3,11 +3,13 @@ the path by parallelism dimension, with the most that overlapping it could save.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ...numlist import ranks_text
 from ..section import EXPOSED, Finding
+from ..uncertainty.periodic import Periodic, describe_one
 from .chance import weak
 from .environment import apart_sentence
 from .peers import COMPUTE, HOST, IDLE
@@ -47,14 +49,18 @@ _IDLE_SHARED = ("It is idle before it joins collectives (nothing runs on it mean
 
 
 def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None, gpu: bool = False,
-                       envs: Mapping[int, Mapping[str, str]] | None = None) -> Finding:
+                       envs: Mapping[int, Mapping[str, str]] | None = None,
+                       periodic: Sequence[Periodic] = ()) -> Finding:
     """The root cause's sentence; ``waits``: each rank's loop thread's CPU wait (% of its ready time:
     ``uncertainty.hostload.wait_by_rank``), the evidence for contention on the named rank's host; ``gpu``: the ranks
     compute on GPUs (where only a host-bound cause is the thread's); ``envs``: each rank's recorded environment
-    (the sidecar's ``env``), where the named rank's differs from all its peers' (``crossrank.environment``)."""
+    (the sidecar's ``env``), where the named rank's differs from all its peers' (``crossrank.environment``);
+    ``periodic``: the run's slow steps that recur (``uncertainty.periodic``), what the named rank does where it
+    leads them."""
     c = crit.cause
     if not c.ranks:
-        return Finding("info", c.text + ("" if gpu else unnamed_contention(c, waits or {})) + work_lead(c))
+        return Finding("info", c.text + ("" if gpu else unnamed_contention(c, waits or {})) + work_lead(c)
+                       + "".join(" " + recurring(p, ()) for p in periodic))
     gain_pct = 100 * (c.predicted_gain_ms or 0) / c.step_ms if c.step_ms else 0.0
     doing = _DOING.get(c.what or "", "")
     if c.what == IDLE and c.peers and c.peers != NAMES[DATA]:  # its peers share its batch: no shard to even out
@@ -65,6 +71,10 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
         doing = doing.replace("on it meanwhile): its", "on them meanwhile): their").replace("sets it apart",
                                                                                            "sets them apart")
     doing = work_doing(c) or doing
+    leads = [p for p in periodic if set(c.ranks) <= set(p.ranks)]
+    if leads and c.what in (IDLE, HOST):  # what it does is what recurs, not a data loader's or a launch's
+        doing = recurring(leads[0], c.ranks)
+    doing = " ".join([doing, *(recurring(p, c.ranks) for p in periodic if doing != recurring(p, c.ranks))])
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
     env = apart_sentence(c.ranks[0], envs or {}) if len(c.ranks) == 1 else ""
     more = f"{doing}{contention(c, waits or {}, gpu)}"
@@ -72,6 +82,16 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
         more = more.replace("It is", f"Rank {c.ranks[0]} is").replace("Its ", f"Rank {c.ranks[0]}'s ").replace(
             "It was", f"Rank {c.ranks[0]} was")
     return Finding(level, f"{c.text} {more}{env}".strip())
+
+
+def recurring(p: Periodic, named: Sequence[int]) -> str:
+    """What recurs (``uncertainty.periodic``): the named ranks' own periodic slow steps where they lead them, else
+    the run's."""
+    who = ("Its" if len(named) == 1 else "Their") if list(named) == list(p.ranks) else "The run's"
+    return (f"{who} slow steps recur: {describe_one(p)}: work done every {p.period} steps on "
+            f"{ranks_text(p.ranks, limit=8)} that the others wait for (a checkpoint, an evaluation, logging, a "
+            "metric's host-side reduction, a garbage collection): make it asynchronous, spread it over the ranks, or "
+            "do it less often.")
 
 
 def _flop(gflop: float) -> str:

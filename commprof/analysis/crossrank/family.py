@@ -32,7 +32,7 @@ class CrossRankDetail:
 
 
 def section(sh: Shared) -> Section[CrossRankDetail]:
-    crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests)
+    crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests, {r for p in sh.noise.periodic for r in p.ranks})
     if crit is not None:
         floor = max((o.representative.compute_ns / 1e6 for o in sh.overlaps if o.representative is not None),
                     default=0.0)
@@ -40,7 +40,7 @@ def section(sh: Shared) -> Section[CrossRankDetail]:
         crit = replace(crit, cause=replace(cause, work=_work(crit, cause, sh)), compute_floor_ms=floor)
     gpu = any(rt.device_kind != "cpu" for rt in sh.run.ranks)
     envs = {rt.rank: rt.sidecar.env for rt in sh.run.ranks if rt.sidecar is not None and rt.sidecar.env is not None}
-    first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu, envs),) if crit is not None else ()
+    first = (root_cause_finding(crit, wait_by_rank(sh.run), gpu, envs, sh.noise.periodic),) if crit is not None else ()
     wanted = set(sh.steps) if sh.steps is not None else None
     unpaired = crit.unpaired_p2p if crit is not None else links(sh.run.ranks, sh.cross, wanted).unpaired
     rest = (tuple(comm_findings(crit, _how(sh.run))) if crit is not None else ()) + tuple(unpaired_finding(unpaired))

@@ -20,9 +20,11 @@ not replayed counts with its own work on the path, the most it could gain).  Ran
 - S's joint gain beats the best other rank's gain in a majority of the steps (consistency: a sign test; ranks
   that take turns, step by step, each hold a minority);
 - every member is slower than its peers beyond chance (``_slower``: longer than its peers' median at the same
-  collectives more often than chance would make it, a sign test at ``ALPHA`` over the ranks on the path; or, in
-  every step, longer in total by ``NET_SHARE`` of its gain): a rank that merely happened to be slower at the moments
-  that counted, and faster elsewhere, is not slower;
+  collectives more often than chance would make it, a sign test at ``ALPHA`` over the ranks on the path; or longer
+  in total by ``NET_SHARE`` of its gain in every step its gain passes ``STANDOUT`` times the jitter bar; or it leads
+  slow steps that recur at a period, ``uncertainty.periodic``): a rank that merely happened to be slower at the
+  moments that counted, and faster elsewhere in those steps, is not slower; a step it gains nothing in does not
+  undo the others (rank 0 of two saving a checkpoint every third step, 17 ms faster in one, was not named);
 - and S's median joint gain is at least ``MIN_GAIN_FRACTION`` of the step.
 
 One rank is tried first (the largest median gain), then the two, three ... (up to ``MAX_RANKS``, and at most half
@@ -42,7 +44,7 @@ most.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -135,9 +137,11 @@ class Critical:
 
 
 def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] | None = None,
-             digests: Mapping[int, RankDigest] | None = None) -> Critical | None:
+             digests: Mapping[int, RankDigest] | None = None, periodic: Collection[int] = ()) -> Critical | None:
     """The critical paths, the root cause and communication on the path by process group; None without matched
-    collectives or send/recv pairs (one rank, or no communication ran)."""
+    collectives or send/recv pairs (one rank, or no communication ran).  ``periodic``: the ranks whose slow steps
+    recur first in each period (``uncertainty.periodic``: beyond chance by their own test), slower than their peers
+    without ``_slower``'s."""
     wanted = set(steps) if steps is not None else None
     pairs = links(ranks, cross, wanted)
     cross = replace(cross, offsets_ns=pairs.offsets_ns or cross.offsets_ns)  # stages only send/recv aligned
@@ -146,9 +150,9 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
         return None
     paths = tuple(walk(g) for g in graphs)
     kinds = group_kinds(ranks, cross.groups + pairs.groups)
-    cause = _verdict(graphs, paths, kinds)
+    cause = _verdict(graphs, paths, kinds, frozenset(periodic))
     # a part's verdict stands where its count of steps is beyond chance, or it held in every step of the part
-    reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds), cause,
+    reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds, frozenset(periodic)), cause,
                     lambda v: not weak(v) or v.steps_on_path == v.steps)
     if reg is not None:  # a change mid-run: the part whose verdict stands (``uncertainty.regimes``)
         sized = reg.change.p is None and reg.indices == list(reg.change.members)
@@ -199,12 +203,13 @@ def _gains(graphs: Sequence[StepGraph], ranks: Sequence[int], which: Sequence[st
     return np.array(out, dtype=np.float64)
 
 
-def _slower(graphs: Sequence[StepGraph], rank: int, gain: np.ndarray, alpha: float) -> bool:
+def _slower(graphs: Sequence[StepGraph], rank: int, gain: np.ndarray, alpha: float, beyond: np.ndarray) -> bool:
     """Is the rank's own work slower than its peers', beyond chance?  Either at the collectives it joins (a one-sided
     sign test over every one: longer than its peers' median there more often than half the time, at ``alpha``), or
-    in total: in every step its own work exceeds its peers' median by ``NET_SHARE`` of its gain or more (a few long
-    stalls; under jitter the excesses and shortfalls cancel while the gain, counting only excesses, stays
-    positive), its step end's excess in the step before counted where that carries into this step's gain."""
+    in total: in every step whose gain stands out (``beyond``) its own work exceeds its peers' median by
+    ``NET_SHARE`` of its gain or more (a few long stalls; under jitter the excesses and shortfalls of a step cancel
+    while the gain, counting only excesses, stays positive), its step end's excess in the step before counted where
+    that carries into this step's gain; the other steps claim nothing."""
     longer = shorter = 0
     net = []
     tail = 0.0  # its step end's excess in the step before, where that step's end carries into this one's waits
@@ -217,10 +222,11 @@ def _slower(graphs: Sequence[StepGraph], rank: int, gain: np.ndarray, alpha: flo
         tail = max(float(own[-1] - med[-1]), 0.0) if ended else 0.0  # its step end's excess, where compared
     n = longer + shorter
     p = sum(math.comb(n, k) for k in range(longer, n + 1)) / 2 ** n if n else 1.0
-    return p <= alpha or bool(np.all(np.array(net) >= NET_SHARE * gain))
+    return p <= alpha or bool(beyond.any() and np.all((np.array(net) >= NET_SHARE * gain)[beyond]))
 
 
-def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapping[str, GroupKind]) -> RootCause:
+def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapping[str, GroupKind],
+             periodic: frozenset[int] = frozenset()) -> RootCause:
     lens = np.array([p.length_ns for p in paths], dtype=np.float64)
     noise = float(np.std(lens, ddof=1)) if lens.size > 1 else 0.0
     shares = _shares(paths)
@@ -253,10 +259,11 @@ def _verdict(graphs: Sequence[StepGraph], paths: Sequence[StepPath], kinds: Mapp
             path_bar = float(np.quantile(np.concatenate(others), JITTER_QUANTILE)) if others else 0.0
             stands = (min(on_path[r] for r in named) > STANDOUT * path_bar
                       and float(np.median(joint)) > STANDOUT * jitter)
-        slower = stands and all(_slower(graphs, r, per[r] if k == 1 else joint / k, ALPHA / max(len(shares), 1))
-                                for r in named)
         best_other = np.max(np.vstack(rest), axis=0) if rest else np.zeros(len(paths))
         held = int((joint > STANDOUT * best_other).sum())
+        slower = stands and all(r in periodic or _slower(graphs, r, per[r] if k == 1 else joint / k,
+                                                         ALPHA / max(len(shares), 1), joint > STANDOUT * jitter)
+                                for r in named)
         large = float(np.median(joint)) >= MIN_GAIN_FRACTION * float(np.median(lens))
         if slower and 2 * held > len(paths) and large:
             return _name(graphs, base, named, joint, held=held, jitter=jitter, shares=dict(shares), lens=lens,

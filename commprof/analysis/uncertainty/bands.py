@@ -11,6 +11,7 @@ from ...numlist import number_list
 from ..section import Advice, Finding, Section
 from .episodes import describe as describe_episodes
 from .maths import DISTURBED_PCT, Noise, Z, band, below, calibration_pct, fmt_band
+from .periodic import describe as describe_periodic
 from .stalls import describe as describe_stalls
 
 POWERSGD = "powerSGD"
@@ -97,11 +98,13 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
         noise = replace(noise, left_out=tuple(s for s in noise.left_out if not (s.profiled and s.step in episode)))
     w = disturbed_warning(noise, change) if predicts else None
     outside = [s for s in noise.left_out if not s.profiled]  # profiled ones: named in each rank's step spread
-    if w is None and (outside or noise.episodes):  # reported wherever they are (the disturbed warning names them too)
+    if w is None and (outside or noise.episodes or noise.periodic):  # named wherever they are (as when disturbed)
         w = "; ".join([*(["one-off stalls outside the profiler, left out of the run's noise: "
                           + describe_stalls(outside)] if outside else []),
                        *([f"slow steps outside the profiler, left out of the run's noise: "
-                          f"{describe_episodes(noise.episodes)}"] if noise.episodes else [])])
+                          f"{describe_episodes(noise.episodes)}"] if noise.episodes else []),
+                       *([f"periodic slow steps, left out of the run's noise: {describe_periodic(noise.periodic)}"]
+                         if noise.periodic else [])])
     if w is None and predicts and noise.other_load_pct is None and noise.steps_unprofiled == 0:
         w = UNMEASURED  # a plain trace: a disturbance its profiled steps do not show cannot be told
     return (w,) if w else ()

@@ -6,7 +6,8 @@ Definitions (docs/metrics.md, "Uncertainty"):
 - **Noise** of a traced run: the step-to-step variation (coefficient of variation, %, sample standard deviation /
   mean) of its profiled steps and of its steps outside the profiler (the sidecar's wall times), and the
   disagreement between ranks of the operation costs the replays use (PowerSGD's products); each series without its
-  one-off stalls (``spread``'s outliers), which are named instead (``stalls``).  A run whose noise is
+  one-off stalls (``spread``'s outliers) and periodic slow steps (``periodic``), which are named instead
+  (``stalls``).  A run whose noise is
   over ``DISTURBED_PCT`` beyond what its count of steps can show by chance (``variation_low_pct``) is *disturbed*:
   the report says so first; its bands widen with the noise whatever the label, which withholds most advice.
 - **Band** of a prediction: ``predicted × (1 ± h)`` with
@@ -46,6 +47,8 @@ import numpy as np
 
 from .episodes import Episode
 from .episodes import describe as describe_episodes
+from .periodic import Periodic
+from .periodic import describe as describe_periodic
 from .spread import robust_sd, spread
 from .stalls import Stall
 from .stalls import describe as describe_stalls
@@ -131,6 +134,7 @@ class Noise:
     # showed on: a stall is reported, not averaged into the run's noise
     left_out: tuple[Stall, ...] = ()
     episodes: tuple[Episode, ...] = ()  # slow steps in a row outside the profiler, also left out (``episodes``)
+    periodic: tuple[Periodic, ...] = ()  # slow steps that recur every k steps, also left out (``periodic``)
     drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
     cpu_wait_pct: float | None = None  # share of the loop thread's ready time spent waiting for a CPU (CPU runs)
     cpu_wait_rank: int | None = None  # the rank it was measured on (the most waiting)
@@ -182,6 +186,8 @@ class Noise:
             parts.append("one-off stalls left out: " + describe_stalls(self.left_out))
         if self.episodes:
             parts.append("slow steps outside the profiler left out: " + describe_episodes(self.episodes))
+        if self.periodic:
+            parts.append("periodic slow steps left out: " + describe_periodic(self.periodic))
         return "; ".join(parts) or "no repeated steps to measure its noise"
 
 

@@ -1,6 +1,6 @@
 """The noise of a traced run (``uncertainty.Noise``) read from its records: profiled step durations, the sidecar's
-wall times of the steps outside the profiler (less their slow episodes, named: ``episodes``), and the ranks' probes
-of the operation costs."""
+wall times of the steps outside the profiler (less their slow episodes, named: ``episodes``; both less the steps
+slow every k steps, named: ``periodic``), and the ranks' probes of the operation costs."""
 
 from __future__ import annotations
 
@@ -12,20 +12,29 @@ from ..steptimes import unprofiled_steps
 from .episodes import find as find_episodes
 from .hostload import cpu_wait, host_loads, other_load_pct
 from .maths import RUN_DRIFT_SD_PCT, Noise, disagreement_pct, noise
+from .periodic import find as find_periodic
+from .periodic import without as without_periodic
 
 
 def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Noise:
     steps = [[s for s in rt.steps if wanted is None or s.number in wanted] for rt in run.ranks]
+    outside = unprofiled_steps(run)
+    # each rank's timed steps, profiled and outside: where slow ones recur, they are named, not noise
+    timed = {rt.rank: sorted([(s.number, s.duration_ns / 1e6) for s in ss] + outside.get(rt.rank, []))
+             for rt, ss in zip(run.ranks, steps, strict=True)}
+    periodic = find_periodic(timed)
+    drop = {rn for p in periodic for rn in p.left_out}
+    steps = [[s for s in ss if (rt.rank, s.number) not in drop] for rt, ss in zip(run.ranks, steps, strict=True)]
     profiled = [[s.duration_ns / 1e6 for s in ss] for ss in steps]
     profiled_ids = [[(rt.rank, s.number) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)]
-    outside, episodes = find_episodes(unprofiled_steps(run))
+    outside, episodes = find_episodes(without_periodic(outside, periodic))
     unprofiled = [[ms for _n, ms in v] for v in outside.values()]
     unprofiled_ids = [[(r, n) for n, _ms in v] for r, v in outside.items()]
     loads = host_loads(run)  # once: both figures read the same groups
     found = noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run, loads),
                   profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids, drift_sd_pct=drift_sd_pct,
                   cpu_wait=cpu_wait(run, loads))
-    return replace(found, episodes=episodes)
+    return replace(found, episodes=episodes, periodic=periodic)
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -112,6 +112,7 @@ class MonitorRank:
     lost: int  # Flight Recorder entries dropped before they were rolled up
     env: dict[str, str] | None = None  # the variables that change how fast a job runs (None: not recorded)
     closed: bool = False  # the monitored block was left without an exception: the rank's loop ended
+    rollups: tuple[int, ...] = ()  # the steps its monitor's rollups ran in (the step after each line's last)
 
 
 @dataclass(frozen=True, slots=True)

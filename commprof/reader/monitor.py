@@ -162,6 +162,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
     except OSError as e:
         raise InputError(p, f"cannot be read ({e.strerror or e})") from None
     steps: list[MonitorStep] = []
+    rollups: list[int] = []
     colls: dict[tuple[str, str], list[Any]] = {}
     rank = world = backend = None
     lost = 0
@@ -184,8 +185,10 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         closed = d.get(F.CLOSED) is True  # the last line says how the block was left
         recorded = env_record(d.get(F.ENV))
         env = recorded if recorded is not None else env  # an empty record is a record: nothing of note set
-        steps += [MonitorStep(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
-                  if isinstance(s, list) and len(s) == 3 and all(_int(x) is not None for x in s)]
+        got = [MonitorStep(s[0], s[1], s[2]) for s in d.get(F.STEPS) or []
+               if isinstance(s, list) and len(s) == 3 and all(_int(x) is not None for x in s)]
+        steps += got
+        rollups += [max(s.step for s in got) + 1] if got else []  # the monitor rolled this line up during that step
         for c in d.get(F.COLLECTIVES) or []:
             if not isinstance(c, dict):
                 continue
@@ -200,7 +203,7 @@ def read_rollups(p: Path, warnings: list[str]) -> MonitorRank | None:
         return None
     return MonitorRank(rank, str(p), world, backend, tuple(sorted(steps)),
                        tuple(RollupCollective(k[0], k[1], v[0], v[1], tuple(v[2])) for k, v in sorted(colls.items())),
-                       lost, env=env, closed=closed)
+                       lost, env=env, closed=closed, rollups=tuple(sorted(rollups)))
 
 
 def read_monitor(path: str | Path) -> MonitorRun:

@@ -51,6 +51,8 @@ def main() -> None:
                 time.sleep(8.0)
             if mode == "slow" and rank == 1 and 80 <= step < 160:
                 time.sleep(0.030)
+            if mode == "periodic" and rank == 1 and step % 20 == 10:  # a checkpoint's pause every 20 steps
+                time.sleep(0.250)
             loss.backward()
             opt.step()
             opt.zero_grad()

@@ -154,6 +154,20 @@ def test_a_slow_rank_is_found_as_a_step_range(tmp_path: Path):
     assert (tmp_path / "rep" / "lateness.png").stat().st_size > 1000
 
 
+def test_a_rank_late_at_a_period_is_one_range_with_it(tmp_path: Path):
+    """Rank 1 pauses 250 ms every 20 steps (10, 30, ..., 230 of 240: a checkpoint's pause): each pause alone a single
+    step under a stall's 1 s, so nothing was said of 3 s lost; now one range, "late every 20 steps", shaded at its
+    steps in the plot."""
+    out = tmp_path / "m"
+    procs = _job(out, "periodic", 240, every=20, timeout=300)
+    assert all(p.returncode == 0 for p in procs)
+    s, text = _report(out, tmp_path)
+    st = s["monitor"]["stragglers"]
+    assert [(x["rank"], x["period_steps"], x["first_step"], x["last_step"]) for x in st] == [(1, 20, 10, 230)], st
+    assert st[0]["slow_steps"] == 12 and 200 <= st[0]["mean_late_ms"] <= 400 and not st[0]["stall"]
+    assert "Rank 1 was late every 20 steps, 12 times (steps 10, 30, 50, 70, 90, 110 …)" in " ".join(text.split())
+
+
 def test_a_stall_that_resumed_is_a_stall_not_a_hang_and_is_slow(tmp_path: Path):
     """Rank 1 sleeps 8 s once (step 3 of 10) with hang_timeout_s=3: the watchdogs dump, the job goes on and ends.
     The report says rank 1 stalled there and the job resumed (no "never reached"), and counts rank 1 slow."""

@@ -14,6 +14,7 @@ from commprof.analysis.crossrank.chance import weak
 from commprof.analysis.crossrank.critpath import COMM, OWN
 from commprof.analysis.crossrank.matching import cross_rank
 from commprof.analysis.crossrank.rootcause import COMPUTE, IDLE, critical
+from commprof.analysis.uncertainty.periodic import Periodic
 from commprof.model import Run
 
 US = 1_000
@@ -188,3 +189,21 @@ def test_a_rank_slow_in_the_steps_it_holds_is_named_though_faster_in_another():
     c = _cause(lockstep(2, 6, 6, comp)).cause
     assert c.ranks == (0,) and c.steps_on_path >= 4, c.text
     assert c.predicted_gain_ms is not None and 7.0 < c.predicted_gain_ms < 9.0
+
+
+def test_a_rank_with_periodic_work_is_judged_in_the_steps_it_delays():
+    """Rank 0 works 8 ms more in steps 0, 3 and 6 of 9 (every third step): over every step it holds a third of them,
+    no rank named; where its slow steps are known to recur (``uncertainty.periodic``), the verdict in those steps
+    names it, with the steps."""
+    rng = np.random.default_rng(10)
+    rn = lockstep(2, 6, 9, lambda r, s, layer: int(1_000 * US * rng.uniform(0.99, 1.01)
+                                                   + (8_000 * US if r == 0 and s % 3 == 0 and layer == 5 else 0)))
+    assert _cause(rn).cause.ranks == ()
+    recur = Periodic(period=3, ranks=(0,), steps=(0, 3, 6), low_ms=14.0, high_ms=14.0, factor=2.3,
+                     left_out=((0, 0), (0, 3), (0, 6)))
+    crit = critical(rn.ranks, cross_rank(rn.ranks), periodic=(recur,))
+    assert crit is not None
+    c = crit.cause
+    assert c.ranks == (0,) and c.regime == (0, 3, 6) and c.predicted_gain_ms is not None, c.text
+    assert 7.0 < c.predicted_gain_ms < 9.0
+    assert c.text.startswith("In the steps its periodic work delays (0, 3, 6: 3 of 9 analyzed steps), rank 0 may hold")

@@ -3,6 +3,8 @@ are kept."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from commprof.analysis.production.slowdown import slowdown
 from commprof.model import MonitorRun
 from commprof.model.monitor import Issue, MonitorRank, RollupCollective
@@ -64,3 +66,38 @@ def test_a_stall_over_consecutive_steps_is_one_range():
     assert sd is not None
     assert [(r.first_step, r.last_step, r.stall, r.slow_steps, r.mean_late_ms) for r in sd.ranges] == [
         (40, 41, True, 2, 4500.0)]
+
+
+def test_late_steps_at_a_period_are_one_range_with_it():
+    """Rank 1 is 600 ms late every 25 steps (a checkpoint): each alone a single step under a stall's 1 s, so no
+    range kept them (nothing was said of 4.2 s lost); now one range with its period, shaded step by step.  At 5 s
+    each they were one stall per checkpoint; now one range, its stalls said.  A stray late step off the period, and
+    3 ms of noise, stay apart."""
+    sd = slowdown(_run({1: {s: 600.0 for s in range(25, 200, 25)}}))
+    assert sd is not None
+    (r,) = sd.ranges
+    assert (r.rank, r.period, r.steps, r.slow_steps, r.stall) == (1, 25, (25, 50, 75, 100, 125, 150, 175), 7, False)
+    assert r.mean_late_ms == 600.0 and r.spans()[0] == (24.5, 25.5) and len(r.spans()) == 7
+    sd = slowdown(_run({1: {**{s: 5000.0 for s in range(40, 200, 40)}, 63: 5000.0, 90: 3.0}}))
+    assert sd is not None
+    got = [(r.first_step, r.last_step, r.period, r.stall, r.slow_steps) for r in sd.ranges]
+    assert got == [(40, 160, 40, True, 4), (63, 63, None, True, 1)]
+
+
+def test_late_steps_not_at_every_step_of_a_period_stay_apart():
+    """Late at 25, 50 and 100 but on time at 75: no period; single steps under a stall, they are noise."""
+    sd = slowdown(_run({1: {25: 600.0, 50: 600.0, 100: 600.0, 125: 600.0}}))
+    assert sd is not None and sd.ranges == ()
+
+
+def test_late_steps_at_its_own_monitors_rollups_are_not_the_jobs_work():
+    """On a 2-core host with 3 ranks, a rank's monitor rolled up every 20 steps on its background thread and made it
+    7 ms late in each step that ran beside the rollup (140, 160, ..., 220): commprof's own work, not a period of the
+    job's; the same lateness at other steps is."""
+    late = {2: {s: 7.0 for s in range(140, 240, 20)}}
+    base = _run(late)
+    rolled = replace(base, ranks=tuple(replace(r, rollups=tuple(range(20, 201, 20))) for r in base.ranks))
+    sd = slowdown(rolled)
+    assert sd is not None and sd.ranges == ()
+    sd = slowdown(base)  # no rollups recorded there (hand-built): a period of the job's
+    assert sd is not None and [(r.rank, r.period, r.first_step, r.last_step) for r in sd.ranges] == [(2, 20, 140, 180)]

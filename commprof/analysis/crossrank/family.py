@@ -32,7 +32,7 @@ class CrossRankDetail:
 
 
 def section(sh: Shared) -> Section[CrossRankDetail]:
-    crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests, {r for p in sh.noise.periodic for r in p.ranks})
+    crit = critical(sh.run.ranks, sh.cross, sh.steps, sh.digests, sh.noise.periodic)
     if crit is not None:
         floor = max((o.representative.compute_ns / 1e6 for o in sh.overlaps if o.representative is not None),
                     default=0.0)

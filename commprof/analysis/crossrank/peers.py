@@ -12,11 +12,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from .critgraph import Parts, StepGraph
+from .pgkind import NAMES, GroupKind
 
 COMPUTE, HOST, IDLE = "compute", "launch/host", "idle before collectives"
 PART_FIELDS = {COMPUTE: ("compute_p", "compute_e"), HOST: ("host_p", "host_e"), IDLE: ("idle_p", "idle_e")}
@@ -147,3 +148,29 @@ def own_and_peer(g: StepGraph, rank: int) -> tuple[np.ndarray, np.ndarray, bool]
         own_l.append(int(ends[end[0]]))
         med_l.append(int(np.median(ends[end[1]])))
     return np.asarray(own_l, dtype=np.int64), np.asarray(med_l, dtype=np.int64), end is not None
+
+
+def ratio_to_peers(graphs: Sequence[StepGraph], rank: int, what: str,
+                   kinds: Mapping[str, GroupKind]) -> tuple[float | None, str]:
+    """The rank's own ``what`` over the step / its peers' median of the same, and its peers' kind (the smallest
+    group it belongs to)."""
+    mine = peer = 0.0
+    smallest: tuple[int, str] | None = None
+    stages = [x for g in graphs if (x := stage_factor(g, rank, what)) is not None]
+    f, fe = PART_FIELDS[what]
+    for g in graphs:
+        pairs, end = like_peers(g, rank)  # where its own work began where its peers' did
+        col, cole = getattr(g.parts, f), getattr(g.parts, fe)
+        mine += sum(float(col[p]) for p, _ in pairs) + (float(cole[end[0]]) if end is not None else 0.0)
+        peer += (sum(float(np.median(col[like])) for _, like in pairs)
+                 + (float(np.median(cole[end[1]])) if end is not None else 0.0))
+        m = g.pair_rank == rank
+        for inst in set(g.pair_inst[m].tolist()):
+            name = g.groups[int(g.inst_group[inst])]
+            k = kinds.get(name)
+            if k is not None and (smallest is None or len(k.ranks) < smallest[0]):
+                smallest = (len(k.ranks), k.kind)
+    if stages:  # a pipeline stage: its total against the other stages' median
+        mine, peer = float(np.median([1 / x for x in stages if x > 0] or [1.0])), 1.0
+    ratio = mine / peer if peer > 0 else float("inf") if mine > 0 else None  # neither had any: no ratio
+    return ratio, (NAMES[smallest[1]] if smallest else "")

@@ -44,21 +44,23 @@ most.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ...model import RankTrace
+from ...numlist import number_list
 from ..perrank import RankDigest
 from ..uncertainty.changepoint import ChangePoint
-from ..uncertainty.regimes import by_regime
+from ..uncertainty.periodic import Periodic
+from ..uncertainty.regimes import by_regime, in_steps
 from .chance import holds, one, one_in_episode, weak
 from .critgraph import StepGraph, build, carried_start, carries, length, replay
 from .critpath import COMM, StepPath, walk
 from .matching import CrossRank
 from .p2p import links
-from .peers import COMPUTE, HOST, IDLE, PART_FIELDS, like_peers, own_and_peer, peer_parts, stage_factor
+from .peers import COMPUTE, HOST, IDLE, own_and_peer, peer_parts, ratio_to_peers
 from .pgkind import NAMES, SHORT, GroupKind, group_kinds
 from .slowlink import SlowLink, slow_link
 from .topops import TopOp, top_ops
@@ -137,11 +139,12 @@ class Critical:
 
 
 def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] | None = None,
-             digests: Mapping[int, RankDigest] | None = None, periodic: Collection[int] = ()) -> Critical | None:
+             digests: Mapping[int, RankDigest] | None = None, periodic: Sequence[Periodic] = ()) -> Critical | None:
     """The critical paths, the root cause and communication on the path by process group; None without matched
-    collectives or send/recv pairs (one rank, or no communication ran).  ``periodic``: the ranks whose slow steps
-    recur first in each period (``uncertainty.periodic``: beyond chance by their own test), slower than their peers
-    without ``_slower``'s."""
+    collectives or send/recv pairs (one rank, or no communication ran).  ``periodic``: slow steps that recur
+    (``uncertainty.periodic``, beyond chance by their own test): the ranks they come first on are slower than their
+    peers without ``_slower``'s test, and where the whole run names no rank, the verdict in the steps they delay
+    (``regimes.in_steps``) stands where it names them."""
     wanted = set(steps) if steps is not None else None
     pairs = links(ranks, cross, wanted)
     cross = replace(cross, offsets_ns=pairs.offsets_ns or cross.offsets_ns)  # stages only send/recv aligned
@@ -150,17 +153,28 @@ def critical(ranks: Sequence[RankTrace], cross: CrossRank, steps: Sequence[int] 
         return None
     paths = tuple(walk(g) for g in graphs)
     kinds = group_kinds(ranks, cross.groups + pairs.groups)
-    cause = _verdict(graphs, paths, kinds, frozenset(periodic))
+    leads = frozenset(r for p in periodic for r in p.ranks)
+
+    def judge(g: list[StepGraph], p: list[StepPath]) -> RootCause:
+        return _verdict(g, p, kinds, leads)
+
+    cause = judge(list(graphs), list(paths))
+    recur = None if cause.ranks else in_steps(graphs, paths, judge, {n for p in periodic for _r, n in p.left_out},
+                                              leads)
     # a part's verdict stands where its count of steps is beyond chance, or it held in every step of the part
-    reg = by_regime(graphs, paths, lambda g, p: _verdict(g, p, kinds, frozenset(periodic)), cause,
-                    lambda v: not weak(v) or v.steps_on_path == v.steps)
-    if reg is not None:  # a change mid-run: the part whose verdict stands (``uncertainty.regimes``)
+    reg = None if recur else by_regime(graphs, paths, judge, cause, lambda v: not weak(v) or v.steps_on_path == v.steps)
+    if recur is not None:
+        at = [paths[i].step for i in recur[1]]
+        cause = replace(recur[0], regime=tuple(at), text=f"In the steps its periodic work delays ({number_list(at)}: "
+                        f"{len(at)} of {len(paths)} analyzed steps), {recur[0].text[0].lower()}{recur[0].text[1:]}")
+    elif reg is not None:  # a change mid-run: the part whose verdict stands (``uncertainty.regimes``)
         sized = reg.change.p is None and reg.indices == list(reg.change.members)
         said = one(reg.verdict)  # "" where the verdict is not weak: nothing to say otherwise
         text = reg.text.replace(said, one_in_episode(reg.verdict), 1) if sized and said else reg.text
         cause = replace(reg.verdict, regime=reg.steps, change=reg.change, change_of=reg.what,
                         change_steps=reg.change_steps, changed_steps=reg.changed, text=text)
-    cause = _with_ops(cause, ranks, cross, [paths[i] for i in reg.indices] if reg is not None else paths)
+    part = recur[1] if recur is not None else reg.indices if reg is not None else range(len(paths))
+    cause = _with_ops(cause, ranks, cross, [paths[i] for i in part])
     return Critical(paths=paths, cause=cause, comm=_comm(paths, kinds), kinds=kinds, unpaired_p2p=pairs.unpaired)
 
 
@@ -305,7 +319,7 @@ def _name_link(graphs: Sequence[StepGraph], base: RootCause, link: SlowLink, pat
                     predicted_step_ms=float(np.median(lens) - np.median(link.gains)) / 1e6,
                     predicted_gain_ms=float(np.median(link.gains)) / 1e6,
                     predicted_range_ms=_range_ms(pred), gain_range_ms=_range_ms(link.gains), ratio=link.ratio,
-                    peers=_ratio(graphs, link.rank, COMPUTE, kinds)[1])
+                    peers=ratio_to_peers(graphs, link.rank, COMPUTE, kinds)[1])
     lo, hi = cause.gain_range_ms or (0.0, 0.0)
     band = f", {lo:.2f}-{hi:.2f} over the steps" if cause.steps > 1 else ""
     ops = "/".join(link.ops[:2]) or "collective"
@@ -325,7 +339,7 @@ def _name(graphs: Sequence[StepGraph], base: RootCause, named: Sequence[int], jo
     first = named[0]
     what = max((COMPUTE, HOST, IDLE), key=lambda w: float(np.median(_gains(graphs, named, (w,)))))
     pred = lens - joint
-    ratio, peers = _ratio(graphs, first, what, kinds)
+    ratio, peers = ratio_to_peers(graphs, first, what, kinds)
     cause = replace(base, rank=first if len(named) == 1 else None, ranks=tuple(named), what=what,
                     share_pct=sum(shares.get(r, 0.0) for r in named), steps_on_path=held, jitter_ms=jitter / 1e6,
                     predicted_step_ms=float(np.median(lens) - np.median(joint)) / 1e6,  # adds up, as above
@@ -341,32 +355,6 @@ def _shares(paths: Sequence[StepPath]) -> list[tuple[int, float]]:
     out = [(r, float(np.median([100 * d.get(r, 0) / max(p.length_ns, 1) for d, p in zip(per, paths, strict=True)])))
            for r in ranks]
     return sorted(out, key=lambda x: (-x[1], x[0]))
-
-
-def _ratio(graphs: Sequence[StepGraph], rank: int, what: str,
-           kinds: Mapping[str, GroupKind]) -> tuple[float | None, str]:
-    """The rank's own ``what`` over the step / its peers' median of the same, and its peers' kind (the smallest
-    group it belongs to)."""
-    mine = peer = 0.0
-    smallest: tuple[int, str] | None = None
-    stages = [x for g in graphs if (x := stage_factor(g, rank, what)) is not None]
-    f, fe = PART_FIELDS[what]
-    for g in graphs:
-        pairs, end = like_peers(g, rank)  # where its own work began where its peers' did
-        col, cole = getattr(g.parts, f), getattr(g.parts, fe)
-        mine += sum(float(col[p]) for p, _ in pairs) + (float(cole[end[0]]) if end is not None else 0.0)
-        peer += (sum(float(np.median(col[like])) for _, like in pairs)
-                 + (float(np.median(cole[end[1]])) if end is not None else 0.0))
-        m = g.pair_rank == rank
-        for inst in set(g.pair_inst[m].tolist()):
-            name = g.groups[int(g.inst_group[inst])]
-            k = kinds.get(name)
-            if k is not None and (smallest is None or len(k.ranks) < smallest[0]):
-                smallest = (len(k.ranks), k.kind)
-    if stages:  # a pipeline stage: its total against the other stages' median
-        mine, peer = float(np.median([1 / x for x in stages if x > 0] or [1.0])), 1.0
-    ratio = mine / peer if peer > 0 else float("inf") if mine > 0 else None  # neither had any: no ratio
-    return ratio, (NAMES[smallest[1]] if smallest else "")
 
 
 def _named(c: RootCause) -> str:

@@ -12,8 +12,10 @@ than ``MAX_GAP`` steps merge into one range.  A range is kept when it lasts ``MI
 lateness it brought adds up to at least one median step of the job (the others waited a whole step for it):
 shorter or cheaper bursts (a GC pause, a neighbour's job on a shared host) are noise at the monitor's grain —
 except a single step more than ``STALL_STEPS`` median steps and ``STALL_MIN_MS`` late (a stall): that is slow
-however short the run, a range of its own (the noise around it is judged without it).  The first monitored step
-(start-up) is left out.
+however short the run, a range of its own (the noise around it is judged without it).  Slow steps that recur
+every k steps (work the rank does at a period: a checkpoint, an evaluation) are one range with their period, judged
+before the others; not where they are the steps the rank's own monitor rolled up in (on a 2-core host with 3 ranks a
+rank's rollups every 20 steps made it 7 ms late in each of those).  The first monitored step (start-up) is left out.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ MAX_GAP = 3
 MIN_STEPS = 5
 STALL_STEPS = 3.0  # a single step this many median steps late is slow, however short the range ...
 STALL_MIN_MS = 1000.0  # ... and at least this late: a busy 2-core host's scheduling hiccups reached 300 ms
+PERIODIC_REPEATS = 3  # late steps at one phase of a period: work a rank does every k steps (a checkpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,15 @@ class SlowRange:
     last_step: int
     mean_late_ms: float  # over its slow steps
     slow_steps: int = 1  # the steps in the range late beyond the threshold
-    stall: bool = False  # one step more than STALL_STEPS median steps and STALL_MIN_MS late
+    stall: bool = False  # one step more than STALL_STEPS median steps and STALL_MIN_MS late (periodic: any of them)
+    period: int | None = None  # late every ``period`` steps, at ``steps`` (``_periodic``), else a range
+    steps: tuple[int, ...] = ()
+
+    def spans(self) -> list[tuple[float, float]]:
+        """The steps a plot shades: each late step of a periodic range (not the steps between), else the range."""
+        if self.period is not None:
+            return [(n - 0.5, n + 0.5) for n in self.steps]
+        return [(self.first_step, self.last_step)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +119,45 @@ def slowdown(mrun: MonitorRun) -> Slowdown | None:
     threshold = max(MIN_LATE_MS, med + 5 * mad)
     durs = [(e - b) / 1e6 for r in mrun.ranks for _s, b, e in r.steps if e > b]
     min_lost_ms = float(np.median(durs)) if durs else 0.0
-    ranges = [r for s in series for r in _ranges(s, threshold, min_lost_ms)]
+    rollups = {r.rank: frozenset(r.rollups) for r in mrun.ranks}
+    ranges = [r for s in series for r in _ranges(s, threshold, min_lost_ms, rollups.get(s.rank, frozenset()))]
     return Slowdown(ref, offsets, threshold, tuple(series), tuple(ranges), n)
 
 
-def _ranges(s: RankLateness, threshold: float, min_lost_ms: float) -> list[SlowRange]:
-    """A stall is a range of its own step (merged with the noise around it, "steps 2-14, 717 ms late on average"
-    hid a 5 s stall at step 4 among 2-6 ms); the other slow steps merge and are kept by the rules above."""
+def _periodic(s: RankLateness, idx: np.ndarray, stall_ms: float, min_lost_ms: float,
+              rollups: frozenset[int] = frozenset()) -> tuple[SlowRange | None, np.ndarray]:
+    """The rank's late steps (``idx``) that recur every k steps (k one of the gaps between them, over
+    ``MAX_GAP``: closer ones merge into a range; the smallest that holds): at least ``PERIODIC_REPEATS`` of them
+    at one phase of k, every monitored step at that phase from the first to the last of them late, half its late
+    steps or more, their lateness adding up to a median step; one range with its period, and the late steps left
+    (those off the phase)."""
+    steps = s.steps[idx]
+    if steps.size < PERIODIC_REPEATS:
+        return None, idx
+    for k in (int(g) for g in np.unique(np.diff(steps)) if g > MAX_GAP):
+        phases, counts = np.unique(steps % k, return_counts=True)
+        phase = int(phases[np.argmax(counts)])
+        on = idx[steps % k == phase]
+        first, last = int(s.steps[on[0]]), int(s.steps[on[-1]])
+        due = int(np.count_nonzero((s.steps % k == phase) & (s.steps >= first) & (s.steps <= last)))
+        late = s.late_ms[on]
+        own = rollups.issuperset(int(n) for n in s.steps[on])  # the monitor's own rollups: not the job's work
+        if (on.size >= PERIODIC_REPEATS and due == on.size and 2 * on.size >= idx.size and late.sum() >= min_lost_ms
+                and not own):
+            return (SlowRange(s.rank, first, last, float(late.mean()), int(on.size), bool((late > stall_ms).any()),
+                              k, tuple(int(n) for n in s.steps[on])), idx[steps % k != phase])
+    return None, idx
+
+
+def _ranges(s: RankLateness, threshold: float, min_lost_ms: float,
+            rollups: frozenset[int] = frozenset()) -> list[SlowRange]:
+    """Late steps that recur at a period are one range of their own (``_periodic``: a checkpoint every 100 steps
+    read as one stall per checkpoint, or, each under a second, as nothing); a stall is a range of its own step
+    (merged with the noise around it, "steps 2-14, 717 ms late on average" hid a 5 s stall at step 4 among 2-6 ms);
+    the other slow steps merge and are kept by the rules above."""
     idx = np.flatnonzero(s.late_ms > threshold)
     stall_ms = max(STALL_STEPS * min_lost_ms, STALL_MIN_MS)
+    periodic, idx = _periodic(s, idx, stall_ms, min_lost_ms, rollups)
     stalls: list[list[int]] = []
     for i in (int(i) for i in idx if s.late_ms[i] > stall_ms):  # consecutive steps of one stall are one range
         if stalls and s.steps[i] == s.steps[stalls[-1][-1]] + 1:
@@ -134,4 +175,4 @@ def _ranges(s: RankLateness, threshold: float, min_lost_ms: float) -> list[SlowR
             runs.append([i])
     out += [SlowRange(s.rank, int(s.steps[r[0]]), int(s.steps[r[-1]]), float(np.mean(s.late_ms[r])), len(r))
             for r in runs if len(r) >= MIN_STEPS and float(np.sum(s.late_ms[r])) >= min_lost_ms]
-    return sorted(out, key=lambda r: r.first_step)
+    return sorted(out + ([periodic] if periodic is not None else []), key=lambda r: r.first_step)

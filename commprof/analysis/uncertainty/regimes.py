@@ -16,7 +16,7 @@ fewer than ``changepoint.MIN_STEPS`` steps: the change must hold for at least th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
@@ -121,6 +121,19 @@ def by_regime(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G
     mine = set(_changed(best.change))
     also = [told(cp, what, [p.step for p in paths]) for cp, what in changes if not mine & set(_changed(cp))]
     return replace(best, text=best.text + "".join(f" Also, {t[0].lower()}{t[1:]}." for t in also))
+
+
+def in_steps(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V],
+             steps: Collection[int], ranks: Collection[int]) -> tuple[V, list[int]] | None:
+    """The verdict judged in ``steps`` alone (those a rank's work every k steps delays, ``periodic``) and their
+    indices, where it names some of ``ranks`` and no other; None where they are fewer than 2 or every step.  Over
+    every step such a rank holds a minority of them (1 in 3, and the next as its peers wait), its median gain a
+    coin toss: "no single rank" in 1 of 6 quiet runs of a checkpoint every third step."""
+    ix = [i for i, p in enumerate(paths) if p.step in steps]
+    if len(ix) < 2 or len(ix) == len(paths):
+        return None
+    v = verdict([graphs[i] for i in ix], [paths[i] for i in ix])
+    return (v, ix) if v.ranks and set(v.ranks) <= set(ranks) else None
 
 
 def _judged(graphs: Sequence[G], paths: Sequence[P], verdict: Callable[[list[G], list[P]], V], whole: V,

@@ -45,6 +45,8 @@ def root_cause(rep: Report) -> dict[str, Any] | None:
             "ratio_to_peers": None if c.ratio is None or c.ratio == float("inf") else _r(c.ratio, 3),
             "peers": c.peers or None, "spread": [{"rank": r, "share_pct": _r(s, 1)} for r, s in c.spread],
             "text": c.text, "regime": _regime(c),
+            # the steps a rank's periodic work delays, where the verdict was judged in them alone (regimes.in_steps)
+            "periodic_steps": list(c.regime) if c.regime is not None and c.change is None else None,
             # the named ranks' (else the lead's) matrix work per step against their peers' (crossrank.work)
             "work": None if c.work is None else {"gflop_per_step": _r(c.work.ranks_gflop), "peers_gflop_per_step":
                                                  _r(c.work.peers_gflop), "ratio": _r(c.work.ratio, 3),

@@ -15,6 +15,7 @@ from ...analysis.production.hang import Hang, place
 from ...analysis.production.slowdown import MAX_GAP, MIN_STEPS, SlowRange
 from ...formats.files import SUMMARY_SCHEMA as SCHEMA
 from ...model import FREntry
+from ...numlist import number_list
 from ..plot.figure import EXPOSED, new_figure, to_png
 from ..safe import WHOLE, plain
 from ..safe import html_text as h
@@ -46,7 +47,8 @@ def monitor_dict(m: MonitorReport) -> dict[str, Any]:
                       for r in m.run.ranks],
             "stragglers": [] if sd is None else [{"rank": x.rank, "first_step": x.first_step,
                                                   "last_step": x.last_step, "mean_late_ms": round(x.mean_late_ms, 3),
-                                                  "slow_steps": x.slow_steps, "stall": x.stall}
+                                                  "slow_steps": x.slow_steps, "stall": x.stall,
+                                                  "period_steps": x.period}
                                                  for x in sd.ranges],
             "threshold_ms": None if sd is None else round(sd.threshold_ms, 3),
             "reference_rank": None if sd is None else sd.reference_rank,
@@ -56,6 +58,12 @@ def monitor_dict(m: MonitorReport) -> dict[str, Any]:
 
 
 def _range_text(x: SlowRange, threshold_ms: float) -> str:
+    if x.period is not None:
+        stalls = " (stalls: over 3 median steps and 1 s late)" if x.stall else ""
+        return (f"was late every {x.period} steps, {x.slow_steps} times (steps {number_list(x.steps, limit=6)}"
+                f"){stalls}: it issued its collectives {x.mean_late_ms:.1f} ms after the first rank on average in "
+                f"those: work done every {x.period} steps on it that the others wait for (a checkpoint, an evaluation, "
+                "logging): make it asynchronous, spread it over the ranks, or do it less often.")
     if x.stall:
         at = f"step {x.first_step}" if x.first_step == x.last_step else f"steps {x.first_step}-{x.last_step}"
         return (f"stalled at {at}: it issued its collectives {x.mean_late_ms:.1f} ms after the first rank"
@@ -107,8 +115,8 @@ def lateness_plot(m: MonitorReport) -> bytes | None:
     plt, fig, ax = new_figure(10, 3.4)
     for s in sd.series:
         ax.plot(s.steps, s.late_ms, lw=1, label=f"rank {s.rank}")
-    for x in sd.ranges:
-        ax.axvspan(x.first_step, x.last_step, color=EXPOSED, alpha=0.12)
+    for a, b in (span for x in sd.ranges for span in x.spans()):
+        ax.axvspan(a, b, color=EXPOSED, alpha=0.12)
     ax.axhline(sd.threshold_ms, color="#444", lw=0.8, ls="--", label="threshold")
     ax.set_xlabel("step")
     ax.set_ylabel("late (ms)")

@@ -237,8 +237,8 @@ def lateness_many(sd) -> bytes:
     for i, s in enumerate(s for s in sd.series if s.rank in named):
         ax.plot(s.steps, s.late_ms, lw=1, color=SERIES[i % len(SERIES)],
                 label=f"rank {s.rank}" + (" (slow range)" if s.rank in slow else ""))
-    for x in sd.ranges:
-        ax.axvspan(x.first_step, x.last_step, color=EXPOSED, alpha=0.12)
+    for a, b in (span for x in sd.ranges for span in x.spans()):
+        ax.axvspan(a, b, color=EXPOSED, alpha=0.12)
     ax.axhline(sd.threshold_ms, color="#444", lw=0.8, ls="--", label="threshold")
     ax.set_xlabel("step")
     ax.set_ylabel("late (ms)")

@@ -64,13 +64,16 @@ def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float], given_ms: float
     analyzed profiled steps (``PROFILED``: the headline figure, outlier steps left out), so that no report names two
     current steps.  A single step outside the profiler (a run of 12 steps profiled 2-11) is one sample of the noise,
     not the step.  ``episodes``: the slow episodes the run's noise left out, where the caller has them (else found
-    here); ``periodic``: its periodic slow steps, left out as well (named on their own, ``uncertainty.periodic``)."""
+    here); ``periodic``: its periodic slow steps, left out as well (named on their own, ``uncertainty.periodic``)
+    where ``MIN_OUTSIDE`` steps are left."""
     timed = unprofiled_steps(run)
     if episodes is None:  # a slow episode's steps are no more the step now than they are the run's noise
         episodes = find_episodes(timed)[1]
     gone = {n for e in episodes for n in e.steps}
     recur = {rn for p in periodic for rn in p.left_out}
     outside = {r: [ms for n, ms in v if n not in gone and (r, n) not in recur] for r, v in timed.items()}
+    outside = {r: v if len(v) >= MIN_OUTSIDE else [ms for n, ms in timed[r] if n not in gone]  # too few left: all
+               for r, v in outside.items()}
     out: dict[int, float] = {}
     basis: dict[int, str] = {}
     for rt in run.ranks:

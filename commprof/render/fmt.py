@@ -43,7 +43,8 @@ def model_check_text(c: Any, rates: Any = None) -> str:
 # figure the report gives as the step outside the profiler
 _STEP_NOW_WHY = {PROFILED: "the mean profiled step (too few steps outside the profiler to stand for it)",
                  GIVEN: "the step given (step_ms)",
-                 OUTSIDE: "the median of the steps outside the profiler without the slow episode's steps"}
+                 OUTSIDE: "the median of the steps outside the profiler without the slow steps left out of the run's "
+                          "noise (a slow episode's, periodic ones)"}
 
 
 def step_now_note(ranks: list[dict[str, Any]]) -> str:

@@ -2,7 +2,7 @@
 model's state, 25 MB, flushed to disk), as a user's loop does; rank 1 waits for it in the next step's first
 all-reduce.  Traced with commprof.trace (steps 2-7 profiled, 14 in all).
 
-    python tests/e2e/checkpoint_job.py OUT CHECKPOINT_DIR
+    python tests/e2e/checkpoint_job.py OUT     (the checkpoints go to OUT-checkpoints)
 """
 
 from __future__ import annotations

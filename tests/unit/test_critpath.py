@@ -207,3 +207,7 @@ def test_a_rank_with_periodic_work_is_judged_in_the_steps_it_delays():
     assert c.ranks == (0,) and c.regime == (0, 3, 6) and c.predicted_gain_ms is not None, c.text
     assert 7.0 < c.predicted_gain_ms < 9.0
     assert c.text.startswith("In the steps its periodic work delays (0, 3, 6: 3 of 9 analyzed steps), rank 0 may hold")
+    # a pattern the analyzed steps do not hold (found among later steps outside the profiler) is no evidence in them
+    later = recur._replace(steps=(30, 33, 36), left_out=((0, 30), (0, 33), (0, 36)))
+    crit = critical(rn.ranks, cross_rank(rn.ranks), periodic=(later,))
+    assert crit is not None and crit.cause.ranks == ()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from commprof.analysis.crossrank.critfindings import recurring
-from commprof.analysis.uncertainty.bands import noise_warning
+from commprof.analysis.section import Advice, Section
+from commprof.analysis.uncertainty.bands import UNMEASURED, noise_warning
 from commprof.analysis.uncertainty.maths import Noise, noise, variation_pct
 from commprof.analysis.uncertainty.periodic import find, rank_period, without
 
@@ -80,3 +81,13 @@ def test_no_period_in_noise_alone():
                 rng.random((ranks, len(STEPS))) < 0.1, 1.0 + rng.pareto(2.0, (ranks, len(STEPS))), 1.0)
             found += bool(find({r: list(zip(STEPS, vals[r].tolist(), strict=True)) for r in range(ranks)}))
     assert found <= 10, found
+
+
+def test_on_a_plain_trace_the_unmeasured_noise_is_still_said():
+    """Periodic steps found among a plain trace's profiled steps are named, and the report still says that the steps
+    outside the profiler and the host's load are not in the files (the one warning had taken the other's place)."""
+    (p,) = find(_checkpointing())
+    predicts = (Section(family="ddp", detail=None, advice=(Advice(knob="bucket_cap_mb", value=4, baseline_step_ms=60.0,
+                                                                       predicted_step_ms=50.0, why="why"),)),)
+    warned = noise_warning(Noise(periodic=(p,), profiled_pct=3.0, steps_profiled=11), predicts)
+    assert len(warned) == 2 and warned[0].startswith("periodic slow steps") and warned[1] == UNMEASURED

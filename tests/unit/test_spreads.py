@@ -184,4 +184,5 @@ def test_the_step_advice_is_measured_against_is_said_where_it_is_not_the_step_ou
     given = replace(rep, step_now_basis={r: GIVEN for r in rep.step_now_basis})
     assert "measured against" not in text.render(given)
     episode = replace(rep, step_now_ms={0: rep.step_now_ms[0] - 0.5, 1: rep.step_now_ms[1]})
-    assert "without the slow episode's steps" in re.sub(r"\s+", " ", text.render(episode))
+    said = re.sub(r"\s+", " ", text.render(episode))
+    assert "without the slow steps left out of the run's noise (a slow episode's" in said

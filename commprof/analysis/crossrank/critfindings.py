@@ -70,11 +70,10 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
         doing = doing.replace("before it joins", "before they join").replace("check its", "check their")
         doing = doing.replace("on it meanwhile): its", "on them meanwhile): their").replace("sets it apart",
                                                                                            "sets them apart")
-    doing = work_doing(c) or doing
-    leads = [p for p in periodic if set(c.ranks) <= set(p.ranks)]
-    if leads and c.what in (IDLE, HOST):  # what it does is what recurs, not a data loader's or a launch's
-        doing = recurring(leads[0], c.ranks)
-    doing = " ".join([doing, *(recurring(p, c.ranks) for p in periodic if doing != recurring(p, c.ranks))])
+    # where its idle or host gaps recur, what it does is what recurs, not a data loader's or a launch's
+    leads = c.what in (IDLE, HOST) and any(set(c.ranks) <= set(p.ranks) for p in periodic)
+    doing = " ".join(x for x in (work_doing(c) or ("" if leads else doing), *(recurring(p, c.ranks) for p in periodic))
+                     if x)
     level = "high" if gain_pct >= 10 and not weak(c) else "medium"  # one step, or a count jitter gives: weaker
     env = apart_sentence(c.ranks[0], envs or {}) if len(c.ranks) == 1 else ""
     more = f"{doing}{contention(c, waits or {}, gpu)}"
@@ -87,11 +86,13 @@ def root_cause_finding(crit: Critical, waits: Mapping[int, float] | None = None,
 def recurring(p: Periodic, named: Sequence[int]) -> str:
     """What recurs (``uncertainty.periodic``): the named ranks' own periodic slow steps where they lead them, else
     the run's."""
-    who = ("Its" if len(named) == 1 else "Their") if list(named) == list(p.ranks) else "The run's"
-    return (f"{who} slow steps recur: {describe_one(p)}: work done every {p.period} steps on "
-            f"{ranks_text(p.ranks, limit=8)} that the others wait for (a checkpoint, an evaluation, logging, a "
-            "metric's host-side reduction, a garbage collection): make it asynchronous, spread it over the ranks, or "
-            "do it less often.")
+    own = list(named) == list(p.ranks)
+    who = ("Its" if len(named) == 1 else "Their") if own else "The run's"
+    verb = "does" if len(p.ranks) == 1 else "do"
+    doer = ("it does" if len(named) == 1 else "they do") if own else f"{ranks_text(p.ranks, limit=8)} {verb}"
+    return (f"{who} slow steps recur: {describe_one(p)}: work {doer} every {p.period} steps that the others wait for "
+            "(a checkpoint, an evaluation, logging, a metric's host-side reduction, a garbage collection): make it "
+            "asynchronous, spread it over the ranks, or do it less often.")
 
 
 def _flop(gflop: float) -> str:

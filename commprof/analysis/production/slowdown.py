@@ -14,8 +14,9 @@ shorter or cheaper bursts (a GC pause, a neighbour's job on a shared host) are n
 except a single step more than ``STALL_STEPS`` median steps and ``STALL_MIN_MS`` late (a stall): that is slow
 however short the run, a range of its own (the noise around it is judged without it).  Slow steps that recur
 every k steps (work the rank does at a period: a checkpoint, an evaluation) are one range with their period, judged
-before the others; not where they are the steps the rank's own monitor rolled up in (on a 2-core host with 3 ranks a
-rank's rollups every 20 steps made it 7 ms late in each of those).  The first monitored step (start-up) is left out.
+before the others; the steps the rank's own monitor rolled up in, a little late, are no such period (on a 2-core
+host with 3 ranks a rank's rollups every 20 steps made it 7 ms late in each).  The first monitored step (start-up)
+is left out.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...model import MonitorRun
+from ..uncertainty.periodic import divisors
 
 MIN_LATE_MS = 2.0
 MAX_GAP = 3
@@ -33,6 +35,7 @@ MIN_STEPS = 5
 STALL_STEPS = 3.0  # a single step this many median steps late is slow, however short the range ...
 STALL_MIN_MS = 1000.0  # ... and at least this late: a busy 2-core host's scheduling hiccups reached 300 ms
 PERIODIC_REPEATS = 3  # late steps at one phase of a period: work a rank does every k steps (a checkpoint)
+ROLLUP_MAX_MS = 50.0  # the most a rank's own rollup delays it (2,000 Flight Recorder entries: 34 ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,26 +129,31 @@ def slowdown(mrun: MonitorRun) -> Slowdown | None:
 
 def _periodic(s: RankLateness, idx: np.ndarray, stall_ms: float, min_lost_ms: float,
               rollups: frozenset[int] = frozenset()) -> tuple[SlowRange | None, np.ndarray]:
-    """The rank's late steps (``idx``) that recur every k steps (k one of the gaps between them, over
-    ``MAX_GAP``: closer ones merge into a range; the smallest that holds): at least ``PERIODIC_REPEATS`` of them
-    at one phase of k, every monitored step at that phase from the first to the last of them late, half its late
-    steps or more, their lateness adding up to a median step; one range with its period, and the late steps left
-    (those off the phase)."""
-    steps = s.steps[idx]
+    """The rank's late steps (``idx``) that recur every k steps, k over ``MAX_GAP`` (closer ones merge into a range),
+    the smallest that holds of the gaps between them and the divisors of the differences between the three latest
+    (a stray late step in every period breaks the gaps): at least ``PERIODIC_REPEATS`` of them at one phase of k,
+    every monitored step at that phase from the first to the last of them late, their lateness half the rank's or
+    more and a median step or more; one range with its period, and the late steps left.  Steps its own monitor
+    rolled up in (``MonitorRank.rollups``), late by ``ROLLUP_MAX_MS`` or less, are not searched: the monitor's
+    work, not the job's (a 3-rank run on 2 cores was 7 ms late at each); a checkpoint saved at those steps is later
+    than that and stays."""
+    cand = np.array([i for i in idx.tolist() if int(s.steps[i]) not in rollups or s.late_ms[i] > ROLLUP_MAX_MS],
+                    dtype=np.int64)
+    steps = s.steps[cand]
     if steps.size < PERIODIC_REPEATS:
         return None, idx
-    for k in (int(g) for g in np.unique(np.diff(steps)) if g > MAX_GAP):
+    total = float(s.late_ms[cand].sum())
+    top = [int(n) for n in steps[np.argsort(s.late_ms[cand])[::-1][:3]]]
+    for k in sorted({int(g) for g in np.diff(steps) if g > MAX_GAP} | divisors(top, MAX_GAP + 1, int(steps[-1]))):
         phases, counts = np.unique(steps % k, return_counts=True)
         phase = int(phases[np.argmax(counts)])
-        on = idx[steps % k == phase]
+        on = cand[steps % k == phase]
         first, last = int(s.steps[on[0]]), int(s.steps[on[-1]])
         due = int(np.count_nonzero((s.steps % k == phase) & (s.steps >= first) & (s.steps <= last)))
         late = s.late_ms[on]
-        own = rollups.issuperset(int(n) for n in s.steps[on])  # the monitor's own rollups: not the job's work
-        if (on.size >= PERIODIC_REPEATS and due == on.size and 2 * on.size >= idx.size and late.sum() >= min_lost_ms
-                and not own):
+        if on.size >= PERIODIC_REPEATS and due == on.size and 2 * late.sum() >= total and late.sum() >= min_lost_ms:
             return (SlowRange(s.rank, first, last, float(late.mean()), int(on.size), bool((late > stall_ms).any()),
-                              k, tuple(int(n) for n in s.steps[on])), idx[steps % k != phase])
+                              k, tuple(int(n) for n in s.steps[on])), idx[~np.isin(idx, on)])
     return None, idx
 
 

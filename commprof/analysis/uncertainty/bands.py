@@ -97,6 +97,7 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
     if episode:  # the episode's slow steps are the change, not one-off stalls
         noise = replace(noise, left_out=tuple(s for s in noise.left_out if not (s.profiled and s.step in episode)))
     w = disturbed_warning(noise, change) if predicts else None
+    disturbed = w is not None
     outside = [s for s in noise.left_out if not s.profiled]  # profiled ones: named in each rank's step spread
     if w is None and (outside or noise.episodes or noise.periodic):  # named wherever they are (as when disturbed)
         w = "; ".join([*(["one-off stalls outside the profiler, left out of the run's noise: "
@@ -105,9 +106,9 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
                           f"{describe_episodes(noise.episodes)}"] if noise.episodes else []),
                        *([f"periodic slow steps, left out of the run's noise: {describe_periodic(noise.periodic)}"]
                          if noise.periodic else [])])
-    if w is None and predicts and noise.other_load_pct is None and noise.steps_unprofiled == 0:
-        w = UNMEASURED  # a plain trace: a disturbance its profiled steps do not show cannot be told
-    return (w,) if w else ()
+    # a plain trace: a disturbance its profiled steps do not show cannot be told (periodic steps in them or not)
+    plain = not disturbed and predicts and noise.other_load_pct is None and noise.steps_unprofiled == 0
+    return tuple(x for x in (w, UNMEASURED if plain else None) if x)
 
 
 UNMEASURED = ("the steps outside the profiler and, on CPU runs, the host's other load are not in these files "

@@ -26,12 +26,14 @@ told: in a synchronous job every rank waits for the first. Ranks slow in the sam
 tell (the critical path tells it in the profiled steps); two ranks a step apart at k = 2 could each be waiting for
 the other. Chance alone: of 1,000 runs of lognormal steps varying by 15% (30%) with a Pareto tail one step in ten, 11
 timed steps, 0.2% (4.2%) of ranks are periodic alone, and no run of 2, 4 or 8 ranks had a pattern. The periodic steps
-are left out of the run's noise and of the step as it is now, and named instead (``runnoise``, ``steptimes``); the
-root cause counts the leading ranks slower than their peers beyond chance (this test stands for ``rootcause.
-_slower``'s, which a loaded host's jitter defeated) and says what recurs (``crossrank.critfindings``)."""
+are left out of the run's noise and of the median of the steps outside the profiler that the step as it is now is,
+and named instead (``runnoise``, ``steptimes``); where the pattern shows in the analyzed steps, the root cause
+counts the leading ranks slower than their peers beyond chance (this test stands for ``rootcause._slower``'s, which a
+loaded host's jitter defeated) and says what recurs (``crossrank.critfindings``)."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -61,20 +63,45 @@ class Periodic(NamedTuple):
     left_out: tuple[tuple[int, int], ...] = ()  # every (rank, step) that is periodic: the leaders' and followers'
 
 
-def _apart(vals: Sequence[tuple[int, float]], k: int) -> tuple[int, float] | None:
+def _arrays(vals: Sequence[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.asarray([n for n, _v in vals], dtype=np.int64).reshape(-1),
+            np.asarray([v for _n, v in vals], dtype=np.float64).reshape(-1))
+
+
+def _apart(nums: np.ndarray, vals: np.ndarray, k: int) -> tuple[int, float] | None:
     """(the phase of k whose steps, ``MIN_REPEATS`` or more, are each slower than every step at the other phases,
     ``STRAY`` of those aside, and than halfway from those steps' median to their own mean; that mean less that
-    median): the largest such excess; None if none."""
+    median): the largest such excess; None if none.  Only the phases of the ``STRAY`` + 1 slowest steps can."""
     best: tuple[int, float] | None = None
-    for j in sorted({n % k for n, _v in vals}):
-        at = [v for n, v in vals if n % k == j]
-        rest = sorted(v for n, v in vals if n % k != j)
-        if len(at) < MIN_REPEATS or len(rest) <= STRAY:
+    for j in sorted({int(nums[i]) % k for i in np.argsort(vals)[::-1][:STRAY + 1]}):
+        mask = nums % k == j
+        at, rest = vals[mask], np.sort(vals[~mask])
+        if at.size < MIN_REPEATS or rest.size <= STRAY:
             continue
-        ref, mean = float(np.median(rest)), float(np.mean(at))
-        if min(at) > max(rest[-1 - STRAY], (ref + mean) / 2) and (best is None or mean - ref > best[1]):
+        ref, mean = float(np.median(rest)), float(at.mean())
+        if float(at.min()) > max(float(rest[-1 - STRAY]), (ref + mean) / 2) and (best is None or mean - ref > best[1]):
             best = (j, mean - ref)
     return best
+
+
+def periods(nums: np.ndarray, vals: np.ndarray) -> list[int]:
+    """The periods a phase that stands apart can have, smallest first: two or more of the ``STRAY`` + 2 slowest steps
+    lie at it, so the period divides a difference of their numbers; from 2 to the span over ``MIN_REPEATS`` - 1.  (A
+    search of every period took 1.1 s for a rank's 400 steps and grew as their cube.)"""
+    if nums.size < 2:
+        return []
+    top = [int(n) for n in nums[np.argsort(vals)[::-1][:STRAY + 2]]]
+    return sorted(divisors(top, 2, (int(nums.max()) - int(nums.min())) // (MIN_REPEATS - 1)))
+
+
+def divisors(steps: Sequence[int], lo: int, hi: int) -> set[int]:
+    """Every divisor from ``lo`` to ``hi`` of a difference between two of ``steps``."""
+    out: set[int] = set()
+    for d in {abs(a - b) for a in steps for b in steps if a != b}:
+        for i in range(1, math.isqrt(d) + 1):
+            if d % i == 0:
+                out |= {x for x in (i, d // i) if lo <= x <= hi}
+    return out
 
 
 def rank_period(vals: Sequence[tuple[int, float]]) -> tuple[int, int, tuple[int, ...]] | None:
@@ -82,14 +109,14 @@ def rank_period(vals: Sequence[tuple[int, float]]) -> tuple[int, int, tuple[int,
     by ``SLOW_FACTOR`` (see the module's docstring)."""
     if len(vals) < 2 * MIN_REPEATS:
         return None
-    numbers = [n for n, _v in vals]
-    for k in range(2, (max(numbers) - min(numbers)) // (MIN_REPEATS - 1) + 1):
-        got = _apart(vals, k)
+    nums, v = _arrays(vals)
+    for k in periods(nums, v):
+        got = _apart(nums, v, k)
         if got is None:
             continue
-        ref = float(np.median([v for n, v in vals if n % k != got[0]]))
+        ref = float(np.median(v[nums % k != got[0]]))
         if got[1] + ref >= SLOW_FACTOR * ref:
-            return k, got[0], tuple(n for n in numbers if n % k == got[0])
+            return k, got[0], tuple(int(n) for n in nums[nums % k == got[0]])
     return None
 
 
@@ -109,7 +136,7 @@ def find(series: Series) -> tuple[Periodic, ...]:
     k, phase_s, steps_s = seeds[seed]
     # every rank's phase of k that stands apart, by FOLLOW_SHARE of the seed's excess or more
     phases = {r: ph[0] for r, vals in series.items()
-              if (ph := _apart(vals, k)) is not None and ph[1] >= FOLLOW_SHARE * excess(seed)}
+              if (ph := _apart(*_arrays(vals), k)) is not None and ph[1] >= FOLLOW_SHARE * excess(seed)}
     phases[seed] = phase_s
     worst = {ph: max((o - ph) % k for o in phases.values()) for ph in set(phases.values())}
     firsts = [ph for ph, w in worst.items() if w == min(worst.values())]
@@ -126,7 +153,8 @@ def find(series: Series) -> tuple[Periodic, ...]:
     if not slow_ms or not other_ms:
         return ()
     ref = float(np.median(other_ms))
-    return (Periodic(period=k, ranks=tuple(lead), steps=tuple(left[lead[0]]), low_ms=min(slow_ms),
+    steps = next(tuple(left[r]) for r in lead if left[r])  # a leader timed in the window (ranks may differ)
+    return (Periodic(period=k, ranks=tuple(lead), steps=steps, low_ms=min(slow_ms),
                      high_ms=max(slow_ms), factor=float(np.median(slow_ms)) / ref if ref > 0 else float("inf"),
                      followers=tuple(sorted((r, g) for r, g in lag.items() if g)),
                      left_out=tuple(sorted((r, n) for r, ns in left.items() for n in ns))),)
@@ -147,7 +175,7 @@ def _later(follow: tuple[tuple[int, int], ...]) -> str:
 
 
 def describe_one(p: Periodic) -> str:
-    """'every 3 steps on rank 0 (steps 3, 6, 9, 12: 120-194 ms, 2.2x its other steps), then on rank 1 a step
+    """'every 3 steps on rank 0 (steps 3, 6, 9, 12: 120-195 ms, 2.3x its other steps), then on rank 1 a step
     later'."""
     ms = f"{p.low_ms:.0f} ms" if round(p.low_ms) == round(p.high_ms) else f"{p.low_ms:.0f}-{p.high_ms:.0f} ms"
     its = "its" if len(p.ranks) == 1 else "their"

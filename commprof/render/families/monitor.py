@@ -62,7 +62,7 @@ def _range_text(x: SlowRange, threshold_ms: float) -> str:
         stalls = " (stalls: over 3 median steps and 1 s late)" if x.stall else ""
         return (f"was late every {x.period} steps, {x.slow_steps} times (steps {number_list(x.steps, limit=6)}"
                 f"){stalls}: it issued its collectives {x.mean_late_ms:.1f} ms after the first rank on average in "
-                f"those: work done every {x.period} steps on it that the others wait for (a checkpoint, an evaluation, "
+                f"those: work it does every {x.period} steps that the others wait for (a checkpoint, an evaluation, "
                 "logging): make it asynchronous, spread it over the ranks, or do it less often.")
     if x.stall:
         at = f"step {x.first_step}" if x.first_step == x.last_step else f"steps {x.first_step}-{x.last_step}"

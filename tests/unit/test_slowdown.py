@@ -101,3 +101,17 @@ def test_late_steps_at_its_own_monitors_rollups_are_not_the_jobs_work():
     assert sd is not None and sd.ranges == ()
     sd = slowdown(base)  # no rollups recorded there (hand-built): a period of the job's
     assert sd is not None and [(r.rank, r.period, r.first_step, r.last_step) for r in sd.ranges] == [(2, 20, 140, 180)]
+
+
+def test_a_checkpoint_at_the_monitors_rollup_steps_is_still_told():
+    """Rollups every 20 steps: a 250 ms pause at every 20th step (a save at step % 20 == 0) is told, and with 7 ms
+    of rollup lag at those steps beside a pause at every 20th step + 10, the period is the pause's, not 10."""
+    def rolled(late: dict[int, dict[int, float]]):
+        base = _run(late)
+        return replace(base, ranks=tuple(replace(r, rollups=tuple(range(20, 201, 20))) for r in base.ranks))
+
+    sd = slowdown(rolled({1: {s: 250.0 for s in range(20, 200, 20)}}))
+    assert sd is not None and [(r.rank, r.period, r.first_step) for r in sd.ranges] == [(1, 20, 20)]
+    mixed = {1: {**{s: 7.0 for s in range(20, 200, 20)}, **{s: 250.0 for s in range(10, 200, 20)}}}
+    sd = slowdown(rolled(mixed))
+    assert sd is not None and [(r.rank, r.period, r.first_step, r.slow_steps) for r in sd.ranges] == [(1, 20, 10, 10)]

@@ -11,6 +11,7 @@ from .._version import __version__
 from ..analysis.analyze import Report
 from ..analysis.overlap import RankOverlap
 from ..analysis.uncertainty.maths import Noise
+from ..analysis.uncertainty.periodic import Periodic
 from ..analysis.volume import CollectiveStat
 from ..formats import files
 from .spreads import spread_json
@@ -198,10 +199,14 @@ def noise_dict(n: Noise) -> dict[str, Any]:
                                 for st in n.left_out],
             "episodes_left_out": [{"steps": list(e.steps), "min_ms": _r(e.low_ms),
                                    "max_ms": _r(e.high_ms), "x_median": _r(e.factor, 1)} for e in n.episodes],
-            "periodic_left_out": [{"period_steps": p.period, "ranks": list(p.ranks), "steps": list(p.steps),
-                                   "min_ms": _r(p.low_ms), "max_ms": _r(p.high_ms), "x_median": _r(p.factor, 1),
-                                   "followers": [{"rank": r, "steps_later": lag} for r, lag in p.followers]}
-                                  for p in n.periodic]}
+            "periodic_left_out": [_periodic(p) for p in n.periodic],
+            "rhythm_left_out": [_periodic(p) for p in n.rhythm]}
+
+
+def _periodic(p: Periodic) -> dict[str, Any]:
+    return {"period_steps": p.period, "ranks": list(p.ranks), "steps": list(p.steps), "min_ms": _r(p.low_ms),
+            "max_ms": _r(p.high_ms), "x_median": _r(p.factor, 1),
+            "followers": [{"rank": r, "steps_later": lag} for r, lag in p.followers]}
 
 
 def _spread(o: RankOverlap) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from commprof.analysis.crossrank.critfindings import recurring
 from commprof.analysis.section import Advice, Section
 from commprof.analysis.uncertainty.bands import UNMEASURED, noise_warning
 from commprof.analysis.uncertainty.maths import Noise, noise, variation_pct
-from commprof.analysis.uncertainty.periodic import find, rank_period, without
+from commprof.analysis.uncertainty.periodic import find, rank_period, rhythm, without
 
 # the timed steps of a 14-step run profiled in steps 2-7: the first step and the one after the profiler untimed
 STEPS = [2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13]
@@ -57,7 +57,13 @@ def test_ranks_slow_in_the_same_steps_or_taking_turns_are_not_told():
     both = {r: [(n, 60.0 + (70.0 if n % 3 == 0 else 0.0) + r) for n in STEPS] for r in (0, 1)}
     assert rank_period(both[0]) == (3, 0, (3, 6, 9, 12)) and find(both) == ()
     turns = {r: [(n, 60.0 + (70.0 if (n + r) % 2 == 0 else 0.0)) for n in STEPS] for r in (0, 1)}
-    assert find(turns) == ()
+    assert find(turns) == () and rhythm(turns) == ()
+    # every rank slow in the same steps is the job's rhythm: named as such, left out of the noise
+    (r,) = rhythm(both)
+    assert (r.period, r.ranks, r.steps, r.followers) == (3, (0, 1), (3, 6, 9, 12), ())
+    (w,) = noise_warning(Noise(rhythm=(r,), unprofiled_pct=1.0, steps_unprofiled=6), ())
+    assert w.startswith("the job's rhythm, left out of the run's noise: every 3 steps on ranks 0, 1 (steps 3, 6, 9, 12")
+    assert "every rank alike" in w and "gradient accumulation" in w
 
 
 def test_a_one_off_stall_beside_them_is_allowed_a_missed_period_is_not():

@@ -12,6 +12,7 @@ from ..section import Advice, Finding, Section
 from .episodes import describe as describe_episodes
 from .maths import DISTURBED_PCT, Noise, Z, band, below, calibration_pct, fmt_band
 from .periodic import describe as describe_periodic
+from .periodic import describe_rhythm
 from .stalls import describe as describe_stalls
 
 POWERSGD = "powerSGD"
@@ -99,13 +100,15 @@ def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:
     w = disturbed_warning(noise, change) if predicts else None
     disturbed = w is not None
     outside = [s for s in noise.left_out if not s.profiled]  # profiled ones: named in each rank's step spread
-    if w is None and (outside or noise.episodes or noise.periodic):  # named wherever they are (as when disturbed)
+    if w is None and (outside or noise.episodes or noise.periodic or noise.rhythm):  # named (as when disturbed)
         w = "; ".join([*(["one-off stalls outside the profiler, left out of the run's noise: "
                           + describe_stalls(outside)] if outside else []),
                        *([f"slow steps outside the profiler, left out of the run's noise: "
                           f"{describe_episodes(noise.episodes)}"] if noise.episodes else []),
                        *([f"periodic slow steps, left out of the run's noise: {describe_periodic(noise.periodic)}"]
-                         if noise.periodic else [])])
+                         if noise.periodic else []),
+                       *([f"the job's rhythm, left out of the run's noise: {describe_rhythm(noise.rhythm)}"]
+                         if noise.rhythm else [])])
     # a plain trace: a disturbance its profiled steps do not show cannot be told (periodic steps in them or not)
     plain = not disturbed and predicts and noise.other_load_pct is None and noise.steps_unprofiled == 0
     return tuple(x for x in (w, UNMEASURED if plain else None) if x)

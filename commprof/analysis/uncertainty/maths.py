@@ -47,7 +47,7 @@ import numpy as np
 
 from .episodes import Episode
 from .episodes import describe as describe_episodes
-from .periodic import Periodic
+from .periodic import Periodic, describe_rhythm
 from .periodic import describe as describe_periodic
 from .spread import robust_sd, spread
 from .stalls import Stall
@@ -135,6 +135,7 @@ class Noise:
     left_out: tuple[Stall, ...] = ()
     episodes: tuple[Episode, ...] = ()  # slow steps in a row outside the profiler, also left out (``episodes``)
     periodic: tuple[Periodic, ...] = ()  # slow steps that recur every k steps, also left out (``periodic``)
+    rhythm: tuple[Periodic, ...] = ()  # ... on every rank alike: the job's rhythm, also left out (``periodic.rhythm``)
     drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
     cpu_wait_pct: float | None = None  # share of the loop thread's ready time spent waiting for a CPU (CPU runs)
     cpu_wait_rank: int | None = None  # the rank it was measured on (the most waiting)
@@ -188,6 +189,8 @@ class Noise:
             parts.append("slow steps outside the profiler left out: " + describe_episodes(self.episodes))
         if self.periodic:
             parts.append("periodic slow steps left out: " + describe_periodic(self.periodic))
+        if self.rhythm:
+            parts.append("the job's rhythm left out: " + describe_rhythm(self.rhythm))
         return "; ".join(parts) or "no repeated steps to measure its noise"
 
 

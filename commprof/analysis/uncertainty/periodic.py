@@ -123,9 +123,25 @@ def rank_period(vals: Sequence[tuple[int, float]]) -> tuple[int, int, tuple[int,
 def find(series: Series) -> tuple[Periodic, ...]:
     """The periodic slow steps of a run, leaders first (see the module's docstring): at most one record, at the
     period of the rank whose periodic slow steps stand furthest above its others."""
+    got = _pattern(series)
+    return (got,) if got is not None and got.followers else ()
+
+
+def rhythm(series: Series) -> tuple[Periodic, ...]:
+    """The job's own rhythm: slow steps at one phase of a period on ``MIN_SHARE`` of the ranks or more, every one at
+    the same phase (none first; ``Periodic.followers`` empty).  Traced per micro-batch with gradient accumulation,
+    the one step in four that synchronizes read as "one-off stalls" and "disturbed"; an evaluation every rank runs
+    reads the same.  Left out of the run's noise and named; the step as it is now keeps them."""
+    got = _pattern(series)
+    return (got,) if got is not None and not got.followers else ()
+
+
+def _pattern(series: Series) -> Periodic | None:
+    """The run's pattern at the period of the rank whose periodic slow steps stand furthest above its others; None
+    where none, no phase comes first, or too few ranks are placed."""
     seeds = {r: got for r, vals in series.items() if (got := rank_period(vals)) is not None}
     if not seeds:
-        return ()
+        return None
 
     def excess(r: int) -> float:
         at = set(seeds[r][2])
@@ -140,8 +156,8 @@ def find(series: Series) -> tuple[Periodic, ...]:
     phases[seed] = phase_s
     worst = {ph: max((o - ph) % k for o in phases.values()) for ph in set(phases.values())}
     firsts = [ph for ph, w in worst.items() if w == min(worst.values())]
-    if len(firsts) != 1 or len(worst) < 2 or len(phases) < MIN_SHARE * len(series):
-        return ()  # no rank first (the job's own rhythm, or who waits for whom cannot be told), or too few ranks
+    if len(firsts) != 1 or len(phases) < MIN_SHARE * len(series):
+        return None  # two phases each first (who waits for whom cannot be told), or too few ranks
     lead_ph = firsts[0]
     lag = {r: (ph - lead_ph) % k for r, ph in phases.items()}
     lo, hi = steps_s[0] - lag[seed], steps_s[-1] - lag[seed]  # the leaders' periodic steps, first and last
@@ -151,13 +167,13 @@ def find(series: Series) -> tuple[Periodic, ...]:
     slow_ms = [v for r in lead for n, v in series[r] if (r, n) in at]
     other_ms = [v for r in lead for n, v in series[r] if (r, n) not in at]
     if not slow_ms or not other_ms:
-        return ()
+        return None
     ref = float(np.median(other_ms))
     steps = next(tuple(left[r]) for r in lead if left[r])  # a leader timed in the window (ranks may differ)
-    return (Periodic(period=k, ranks=tuple(lead), steps=steps, low_ms=min(slow_ms),
-                     high_ms=max(slow_ms), factor=float(np.median(slow_ms)) / ref if ref > 0 else float("inf"),
-                     followers=tuple(sorted((r, g) for r, g in lag.items() if g)),
-                     left_out=tuple(sorted((r, n) for r, ns in left.items() for n in ns))),)
+    return Periodic(period=k, ranks=tuple(lead), steps=steps, low_ms=min(slow_ms),
+                    high_ms=max(slow_ms), factor=float(np.median(slow_ms)) / ref if ref > 0 else float("inf"),
+                    followers=tuple(sorted((r, g) for r, g in lag.items() if g)),
+                    left_out=tuple(sorted((r, n) for r, ns in left.items() for n in ns)))
 
 
 def without(series: Series, periodic: Sequence[Periodic]) -> dict[int, list[tuple[int, float]]]:
@@ -186,3 +202,9 @@ def describe_one(p: Periodic) -> str:
 
 def describe(periodic: Sequence[Periodic]) -> str:
     return "; ".join(describe_one(p) for p in periodic)
+
+
+def describe_rhythm(rhythms: Sequence[Periodic]) -> str:
+    """'every 4 steps on ranks 0, 1 (steps 3, 7, 11, 15: 83-103 ms, 2.0x their other steps), every rank alike: ...'."""
+    return "; ".join(f"{describe_one(p)}, every rank alike (the steps that synchronize under gradient accumulation "
+                     "traced one micro-batch per step, an evaluation every rank runs)" for p in rhythms)

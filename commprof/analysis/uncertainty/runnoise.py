@@ -13,6 +13,7 @@ from .episodes import find as find_episodes
 from .hostload import cpu_wait, host_loads, other_load_pct
 from .maths import RUN_DRIFT_SD_PCT, Noise, disagreement_pct, noise
 from .periodic import find as find_periodic
+from .periodic import rhythm
 from .periodic import without as without_periodic
 
 
@@ -23,18 +24,19 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: flo
     timed = {rt.rank: sorted([(s.number, s.duration_ns / 1e6) for s in ss] + outside.get(rt.rank, []))
              for rt, ss in zip(run.ranks, steps, strict=True)}
     periodic = find_periodic(timed)
-    drop = {rn for p in periodic for rn in p.left_out}
+    rhythmic = () if periodic else rhythm(timed)  # every rank alike: the job's rhythm, named as such
+    drop = {rn for p in (*periodic, *rhythmic) for rn in p.left_out}
     steps = [[s for s in ss if (rt.rank, s.number) not in drop] for rt, ss in zip(run.ranks, steps, strict=True)]
     profiled = [[s.duration_ns / 1e6 for s in ss] for ss in steps]
     profiled_ids = [[(rt.rank, s.number) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)]
-    outside, episodes = find_episodes(without_periodic(outside, periodic))
+    outside, episodes = find_episodes(without_periodic(outside, (*periodic, *rhythmic)))
     unprofiled = [[ms for _n, ms in v] for v in outside.values()]
     unprofiled_ids = [[(r, n) for n, _ms in v] for r, v in outside.items()]
     loads = host_loads(run)  # once: both figures read the same groups
     found = noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run, loads),
                   profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids, drift_sd_pct=drift_sd_pct,
                   cpu_wait=cpu_wait(run, loads))
-    return replace(found, episodes=episodes, periodic=periodic)
+    return replace(found, episodes=episodes, periodic=periodic, rhythm=rhythmic)
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -51,9 +51,11 @@ class Spread:
 
 
 def spread(values: Sequence[float], labels: Sequence[str] | None = None,
-           numbers: Sequence[int] | None = None) -> Spread | None:
+           numbers: Sequence[int] | None = None, alike: Sequence[bool] | None = None) -> Spread | None:
     """The spread of ``values`` (one per step, labelled e.g. "step 7"; ``numbers``: the steps' numbers, where steps
-    may be apart: "in a row" is by them, else by position); None without values."""
+    may be apart: "in a row" is by them, else by position; ``alike``: which steps are of the run's usual kind, the
+    only ones that can be outliers: a step of another kind, the one of four that synchronizes the gradients, is no
+    stall); None without values."""
     vals = [float(v) for v in values]
     if not vals:
         return None
@@ -65,7 +67,8 @@ def spread(values: Sequence[float], labels: Sequence[str] | None = None,
         for i, v in enumerate(vals):
             others = np.asarray([w for j, w in enumerate(vals) if j != i])
             ref = float(np.median(others))
-            if ref > 0 and v > OUTLIER_FACTOR * ref and v > ref + OUTLIER_SDS * robust_sd(others, ref):
+            if (alike is None or alike[i]) and ref > 0 and v > OUTLIER_FACTOR * ref and \
+                    v > ref + OUTLIER_SDS * robust_sd(others, ref):
                 cands.append((v, i, ref))
         # a one-off: at most a quarter of the steps slow (over halfway from the median to the least candidate: a rank
         # asleep in 6 of 12 steps had its slowest, 47 ms beside 38-45, left out), none in a row of LASTING_STEPS; more

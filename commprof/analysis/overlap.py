@@ -16,7 +16,6 @@ named (``representative``), with the median and the range beside them (``spread_
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -121,15 +120,20 @@ class RankOverlap:
         return float(np.mean(vals)) if vals else None
 
 
+ALIKE_BYTES = 0.25  # a step's bytes within this share of the rank's median: a step of the usual kind
+
+
 @lru_cache(maxsize=16_384)
 def _step_spread(steps: tuple[Overlap, ...]) -> Spread | None:
     """The step time's spread over ``steps`` (ms), computed once per rank: a report asks for it (its outliers, the
-    steps kept, the mean) tens of times per rank, which at 1,024 ranks cost seconds.  Only steps that moved the
-    rank's most usual bytes can be outliers: traced per micro-batch with gradient accumulation, the one step in four
-    that all-reduces was left out of the headline as a stall (and the accumulation's count read 1 of 7 steps)."""
-    usual = Counter(s.comm_bytes for s in steps).most_common(1)[0][0] if steps else 0
+    steps kept, the mean) tens of times per rank, which at 1,024 ranks cost seconds.  Only steps that moved about
+    the rank's median bytes (within ``ALIKE_BYTES``) can be outliers: traced per micro-batch with gradient
+    accumulation, the one step in four that all-reduces was left out of the headline as a stall (and the
+    accumulation's count read 1 of 7 steps); bytes that vary a little from step to step (experts' all-to-alls) keep
+    every step eligible."""
+    usual = float(np.median([s.comm_bytes for s in steps])) if steps else 0.0
     return spread([s.step_ns / 1e6 for s in steps], [str(s.step) for s in steps], [s.step for s in steps],
-                  [s.comm_bytes == usual for s in steps])
+                  [abs(s.comm_bytes - usual) <= ALIKE_BYTES * usual for s in steps])
 
 
 def _select(lane: Lane, steps: set[int] | None) -> iv.Span:

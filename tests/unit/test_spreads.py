@@ -190,8 +190,8 @@ def test_the_step_advice_is_measured_against_is_said_where_it_is_not_the_step_ou
 
 def test_a_step_of_another_kind_is_no_outlier_of_the_headline():
     """Traced one micro-batch per step with gradient accumulation over 4: the step that all-reduces (2.2x the
-    others) is the run's rhythm, not a stall: it stays in the mean; a step that moved the usual bytes 2.5x slower
-    than the others is a stall, left out."""
+    others) is the run's rhythm, not a stall: it stays in the mean; a step that moved about the usual bytes 2.5x
+    slower than the others is a stall, left out."""
     def ov(step: int, ms: float, nbytes: int) -> Overlap:
         return Overlap(step=step, step_ns=int(ms * 1e6), compute_ns=int(ms * 1e6), comm_ns=0, overlapped_ns=0,
                        comm_bytes=nbytes)
@@ -199,6 +199,7 @@ def test_a_step_of_another_kind_is_no_outlier_of_the_headline():
     acc = tuple(ov(n, 90.0 if n % 4 == 3 else 40.0 + (n % 3), 25_000_000 if n % 4 == 3 else 0) for n in range(2, 10))
     o = RankOverlap(rank=0, steps=acc, window=acc[0], hta_window=acc[0])
     assert o.outliers == () and len(o.kept) == 8
-    stall = tuple(ov(n, 100.0 if n == 5 else 40.0 + (n % 3), 25_000_000) for n in range(2, 10))
+    # bytes that vary a little from step to step (experts' all-to-alls): a stall is still one
+    stall = tuple(ov(n, 100.0 if n == 5 else 40.0 + (n % 3), 25_000_000 + 1_000_000 * (n % 3)) for n in range(2, 10))
     o = RankOverlap(rank=0, steps=stall, window=stall[0], hta_window=stall[0])
     assert [n for n, _ms, _why in o.outliers] == [5]

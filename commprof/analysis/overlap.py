@@ -126,14 +126,20 @@ ALIKE_BYTES = 0.25  # a step's bytes within this share of the rank's median: a s
 @lru_cache(maxsize=16_384)
 def _step_spread(steps: tuple[Overlap, ...]) -> Spread | None:
     """The step time's spread over ``steps`` (ms), computed once per rank: a report asks for it (its outliers, the
-    steps kept, the mean) tens of times per rank, which at 1,024 ranks cost seconds.  Only steps that moved about
-    the rank's median bytes (within ``ALIKE_BYTES``) can be outliers: traced per micro-batch with gradient
-    accumulation, the one step in four that all-reduces was left out of the headline as a stall (and the
-    accumulation's count read 1 of 7 steps); bytes that vary a little from step to step (experts' all-to-alls) keep
-    every step eligible."""
-    usual = float(np.median([s.comm_bytes for s in steps])) if steps else 0.0
+    steps kept, the mean) tens of times per rank, which at 1,024 ranks cost seconds.  Steps of the usual kind
+    (``alike_bytes``) are judged among themselves."""
     return spread([s.step_ns / 1e6 for s in steps], [str(s.step) for s in steps], [s.step for s in steps],
-                  [abs(s.comm_bytes - usual) <= ALIKE_BYTES * usual for s in steps])
+                  alike_bytes([s.comm_bytes for s in steps]))
+
+
+def alike_bytes(nbytes: Sequence[int]) -> list[bool]:
+    """Which steps are of the usual kind, the only ones that can be outliers (a stall): all but those that moved
+    more than ``ALIKE_BYTES`` over the lower median of the steps' bytes.  Traced per micro-batch with gradient
+    accumulation, the one step in four that all-reduces was left out of the headline as a stall (and the
+    accumulation's count read 1 of 7 steps); a step that moved less (an evaluation, a collective the profiler's
+    window cut) can still be one, and bytes that vary a little (experts' all-to-alls) keep every step eligible."""
+    usual = float(np.percentile(nbytes, 50, method="lower")) if len(nbytes) else 0.0
+    return [b <= (1.0 + ALIKE_BYTES) * usual for b in nbytes]
 
 
 def _select(lane: Lane, steps: set[int] | None) -> iv.Span:

@@ -11,6 +11,7 @@ from commprof.analysis.section import Advice, Section
 from commprof.analysis.uncertainty.bands import UNMEASURED, noise_warning
 from commprof.analysis.uncertainty.maths import Noise, noise, variation_pct
 from commprof.analysis.uncertainty.periodic import find, rank_period, rhythm, without
+from commprof.analysis.uncertainty.runnoise import _another_kind
 
 # the timed steps of a 14-step run profiled in steps 2-7: the first step and the one after the profiler untimed
 STEPS = [2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13]
@@ -64,6 +65,15 @@ def test_ranks_slow_in_the_same_steps_or_taking_turns_are_not_told():
     (w,) = noise_warning(Noise(rhythm=(r,), unprofiled_pct=1.0, steps_unprofiled=6), ())
     assert w.startswith("the job's rhythm, left out of the run's noise: every 3 steps on ranks 0, 1 (steps 3, 6, 9, 12")
     assert "every rank alike" in w and "gradient accumulation" in w
+    # one rank alone is no "every rank"; one rank pausing 140 ms where its 7 peers waited 40 ms is its work, not a
+    # rhythm of the job (step times cannot pin it on a step)
+    assert rhythm({0: both[0]}) == ()
+    apart = {r: [(n, 60.0 + ((140.0 if r == 0 else 40.0) if n % 3 == 0 else 0.0)) for n in STEPS] for r in range(8)}
+    assert rhythm(apart) == ()
+    # the job's rhythm is told where its profiled steps moved more bytes than the others (never by noise alone)
+    other = {rn: False for rn in r.left_out} | {(0, 2): True}
+    assert _another_kind(r, other) and not _another_kind(r, {rn: True for rn in r.left_out})
+    assert not _another_kind(r, {})  # none of its steps profiled
 
 
 def test_a_one_off_stall_beside_them_is_allowed_a_missed_period_is_not():

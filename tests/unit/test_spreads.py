@@ -203,3 +203,17 @@ def test_a_step_of_another_kind_is_no_outlier_of_the_headline():
     stall = tuple(ov(n, 100.0 if n == 5 else 40.0 + (n % 3), 25_000_000 + 1_000_000 * (n % 3)) for n in range(2, 10))
     o = RankOverlap(rank=0, steps=stall, window=stall[0], hta_window=stall[0])
     assert [n for n, _ms, _why in o.outliers] == [5]
+    # accumulation over 2 (bytes alternate): a stall among the steps that moved nothing is still one
+    alt = tuple(ov(n, 200.0 if n == 6 else 90.0 if n % 2 else 40.0 + (n % 3), 25_000_000 if n % 2 else 0)
+                for n in range(2, 18))
+    o = RankOverlap(rank=0, steps=alt, window=alt[0], hta_window=alt[0])
+    assert [n for n, _ms, _why in o.outliers] == [6]
+    # accumulation over 4: the sync steps do not use up the quarter a stall of the usual kind is judged by
+    acc4 = tuple(ov(n, 110.0 if n == 5 else 90.0 if n % 4 == 3 else 40.0 + (n % 3), 25_000_000 if n % 4 == 3 else 0)
+                 for n in range(2, 18))
+    o = RankOverlap(rank=0, steps=acc4, window=acc4[0], hta_window=acc4[0])
+    assert [n for n, _ms, _why in o.outliers] == [5]
+    # a step that moved less than the others (an evaluation, no backward) can still be one
+    ev = tuple(ov(n, 300.0 if n == 7 else 40.0 + (n % 3), 0 if n == 7 else 25_000_000) for n in range(2, 14))
+    o = RankOverlap(rank=0, steps=ev, window=ev[0], hta_window=ev[0])
+    assert [n for n, _ms, _why in o.outliers] == [7]

@@ -198,12 +198,14 @@ def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[flo
           rates_pct: float | None = None, other_load_pct: float | None = None, *,
           profiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
           unprofiled_ids: Sequence[Sequence[tuple[int, int]]] | None = None,
-          drift_sd_pct: float = RUN_DRIFT_SD_PCT, cpu_wait: tuple[int, float] | None = None) -> Noise:
+          drift_sd_pct: float = RUN_DRIFT_SD_PCT, cpu_wait: tuple[int, float] | None = None,
+          profiled_alike: Sequence[Sequence[bool]] | None = None) -> Noise:
     """The noise of a run from its ranks' profiled step durations and their steps outside the profiler; ``*_ids``:
     each value's (rank, step number), for the stalls left out (without them: the series' index and position);
     ``drift_sd_pct``: the drift between runs the traced settings' band assumes; ``cpu_wait``: (rank, share) of the
-    most waiting rank's CPU wait (``hostload``)."""
-    prof, n_p, left_p = _steady(profiled, profiled_ids, True)
+    most waiting rank's CPU wait (``hostload``); ``profiled_alike``: which profiled steps can be stalls
+    (``overlap.alike_bytes``, as the headline's)."""
+    prof, n_p, left_p = _steady(profiled, profiled_ids, True, profiled_alike)
     unprof, n_u, left_u = _steady(unprofiled, unprofiled_ids, False)
     about_median = [v for v in (median_variation_pct(s) for s in unprofiled) if v is not None]
     return Noise(profiled_pct=max(prof) if prof else None, unprofiled_pct=max(unprof) if unprof else None,
@@ -214,7 +216,8 @@ def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[flo
 
 
 def _steady(series: Sequence[Sequence[float]], ids: Sequence[Sequence[tuple[int, int]]] | None,
-            profiled: bool) -> tuple[list[float], int, list[tuple[int, int, float, float, bool]]]:
+            profiled: bool, alike: Sequence[Sequence[bool]] | None = None,
+            ) -> tuple[list[float], int, list[tuple[int, int, float, float, bool]]]:
     """Each series' variation with its one-off stalls (``spread``'s outliers, by position) left out, the most steps
     kept in a series, and the stalls: (rank, step, ms, x the median of the series' other steps, profiled)."""
     if ids is not None and [len(x) for x in ids] != [len(x) for x in series]:
@@ -223,7 +226,8 @@ def _steady(series: Sequence[Sequence[float]], ids: Sequence[Sequence[tuple[int,
     kept_most = 0
     found: list[tuple[int, int, float, float, bool]] = []
     for i, vals in enumerate(series):
-        sp = spread(vals, [str(j) for j in range(len(vals))], [s for _r, s in ids[i]] if ids is not None else None)
+        sp = spread(vals, [str(j) for j in range(len(vals))], [s for _r, s in ids[i]] if ids is not None else None,
+                    alike[i] if alike is not None else None)
         if sp is None:
             continue
         drop = {int(o.label) for o in sp.outliers}

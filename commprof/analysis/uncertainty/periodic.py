@@ -21,15 +21,18 @@ ms beside other steps of 59-106 ms). The ranks whose phase comes first (the leas
 lead, the others follow that many steps later.
 
 Only such a pattern, with a rank first and others after it, placed on at least ``MIN_SHARE`` of the ranks timed, is
-told: in a synchronous job every rank waits for the first. Ranks slow in the same steps are the job's own rhythm
-(gradient accumulation traced per micro-batch, an evaluation every rank runs) or work whose waiter step times cannot
-tell (the critical path tells it in the profiled steps); two ranks a step apart at k = 2 could each be waiting for
-the other. Chance alone: of 1,000 runs of lognormal steps varying by 15% (30%) with a Pareto tail one step in ten, 11
-timed steps, 0.2% (4.2%) of ranks are periodic alone, and no run of 2, 4 or 8 ranks had a pattern. The periodic steps
-are left out of the run's noise and of the median of the steps outside the profiler that the step as it is now is,
-and named instead (``runnoise``, ``steptimes``); where the pattern shows in the analyzed steps, the root cause
-counts the leading ranks slower than their peers beyond chance (this test stands for ``rootcause._slower``'s, which a
-loaded host's jitter defeated) and says what recurs (``crossrank.critfindings``)."""
+told as one rank's work: in a synchronous job every rank waits for the first. Two or more ranks slow alike in the
+same steps are the job's own rhythm (``rhythm``: gradient accumulation traced per micro-batch), told where its
+profiled steps moved more bytes than the others (``runnoise``); otherwise work whose waiter step times cannot tell
+(the critical path tells it in the profiled steps); two ranks a step apart at k = 2 could each be waiting for the
+other. Chance alone: of 1,000 runs of lognormal steps varying by 15% (30%) with a Pareto tail one step in ten, 11
+timed steps, 0.2% (4.2%) of ranks are periodic alone; no run of 2, 4 or 8 ranks, independent, had a pattern of one
+rank's work, nor of 2 or 8 ranks sharing that noise, where 0.1% (4%) had a phase apart on every rank alike: hence the
+bytes a rhythm must show. The periodic steps are left out of the run's noise and of the median of the steps outside
+the profiler that the step as it is now is, and named instead (``runnoise``, ``steptimes``); where the pattern shows
+in the analyzed steps, the root cause counts the leading ranks slower than their peers beyond chance (this test
+stands for ``rootcause._slower``'s, which a loaded host's jitter defeated) and says what recurs
+(``crossrank.critfindings``)."""
 
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ SLOW_FACTOR = 1.5  # a periodic phase's mean step over the median of the rank's 
 MIN_REPEATS = 3  # steps at a phase that stands apart: fewer cannot tell a period from chance
 STRAY = 1  # steps off the phase allowed to be as slow (the profiler's first step, a one-off stall)
 MIN_SHARE = 0.75  # of the ranks timed, placed at k: the others of a synchronous job wait for the first
+ALIKE_EXCESS = 2.0  # the job's rhythm: every rank's slow steps stand as far above its others, within this factor
 FOLLOW_SHARE = 0.25  # a placed rank's phase stands above its other steps by this share of the first's excess
 Series = Mapping[int, Sequence[tuple[int, float]]]  # per rank: (step number, wall time in ms)
 
@@ -128,12 +132,19 @@ def find(series: Series) -> tuple[Periodic, ...]:
 
 
 def rhythm(series: Series) -> tuple[Periodic, ...]:
-    """The job's own rhythm: slow steps at one phase of a period on ``MIN_SHARE`` of the ranks or more, every one at
-    the same phase (none first; ``Periodic.followers`` empty).  Traced per micro-batch with gradient accumulation,
-    the one step in four that synchronizes read as "one-off stalls" and "disturbed"; an evaluation every rank runs
-    reads the same.  Left out of the run's noise and named; the step as it is now keeps them."""
+    """The job's own rhythm: slow steps at one phase of a period on ``MIN_SHARE`` of the ranks or more, every one
+    at the same phase (none first; ``Periodic.followers`` empty). Traced per micro-batch with gradient
+    accumulation, the one step in four that synchronizes read as "one-off stalls" and "disturbed" (``runnoise``
+    tells it only where those steps moved more bytes than the others). Two ranks or more, their slow steps'
+    excess over their others within ``ALIKE_EXCESS`` of each other (rank 0 pausing 140 ms where its 7 peers
+    waited 40 ms is its work, which step times cannot pin on a step, not a rhythm; one rank alone is no "every
+    rank"). Left out of the run's noise and named; the step as it is now, the median of the steps outside the
+    profiler, keeps them (it is then the step of the usual kind)."""
     got = _pattern(series)
-    return (got,) if got is not None and not got.followers else ()
+    if got is None or got.followers or len(got.ranks) < 2:
+        return ()
+    ex = [a[1] for r in got.ranks if (a := _apart(*_arrays(series[r]), got.period)) is not None]
+    return (got,) if len(ex) == len(got.ranks) and max(ex) <= ALIKE_EXCESS * min(ex) else ()
 
 
 def _pattern(series: Series) -> Periodic | None:
@@ -206,5 +217,6 @@ def describe(periodic: Sequence[Periodic]) -> str:
 
 def describe_rhythm(rhythms: Sequence[Periodic]) -> str:
     """'every 4 steps on ranks 0, 1 (steps 3, 7, 11, 15: 83-103 ms, 2.0x their other steps), every rank alike: ...'."""
-    return "; ".join(f"{describe_one(p)}, every rank alike (the steps that synchronize under gradient accumulation "
-                     "traced one micro-batch per step, an evaluation every rank runs)" for p in rhythms)
+    return "; ".join(f"{describe_one(p)}, every rank alike, each of them moving more bytes than the others (the "
+                     "steps that synchronize under gradient accumulation traced one micro-batch per step)"
+                     for p in rhythms)

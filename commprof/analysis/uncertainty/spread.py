@@ -54,30 +54,30 @@ def spread(values: Sequence[float], labels: Sequence[str] | None = None,
            numbers: Sequence[int] | None = None, alike: Sequence[bool] | None = None) -> Spread | None:
     """The spread of ``values`` (one per step, labelled e.g. "step 7"; ``numbers``: the steps' numbers, where steps
     may be apart: "in a row" is by them, else by position; ``alike``: which steps are of the run's usual kind, the
-    only ones that can be outliers: a step of another kind, the one of four that synchronizes the gradients, is no
-    stall); None without values."""
+    only ones that can be outliers, judged among themselves (their median, their count for the quarter): a step of
+    another kind, the one of four that synchronizes the gradients, is no stall); None without values."""
     vals = [float(v) for v in values]
     if not vals:
         return None
     names = list(labels) if labels is not None else [f"#{i}" for i in range(len(vals))]
     outliers = []
     keep = list(range(len(vals)))
-    if len(vals) >= 3:
+    pool = [i for i in keep if alike is None or alike[i]]  # the steps of the usual kind, judged among themselves
+    if len(pool) >= 3:
         cands = []
-        for i, v in enumerate(vals):
-            others = np.asarray([w for j, w in enumerate(vals) if j != i])
+        for i in pool:
+            others = np.asarray([vals[j] for j in pool if j != i])
             ref = float(np.median(others))
-            if (alike is None or alike[i]) and ref > 0 and v > OUTLIER_FACTOR * ref and \
-                    v > ref + OUTLIER_SDS * robust_sd(others, ref):
-                cands.append((v, i, ref))
+            if ref > 0 and vals[i] > OUTLIER_FACTOR * ref and vals[i] > ref + OUTLIER_SDS * robust_sd(others, ref):
+                cands.append((vals[i], i, ref))
         # a one-off: at most a quarter of the steps slow (over halfway from the median to the least candidate: a rank
         # asleep in 6 of 12 steps had its slowest, 47 ms beside 38-45, left out), none in a row of LASTING_STEPS; more
         # is a noisy run or a slowdown that lasted (a rank slow from step 13 on had its 3 slowest of 5 left out)
-        cut = (float(np.median(vals)) + min((v for v, _i, _r in cands), default=0.0)) / 2
-        slow = [i for i, v in enumerate(vals) if cands and v > cut]
+        cut = (float(np.median([vals[i] for i in pool])) + min((v for v, _i, _r in cands), default=0.0)) / 2
+        slow = [i for i in pool if cands and vals[i] > cut]
         at, k = sorted(numbers[i] if numbers is not None else i for i in slow), LASTING_STEPS - 1
         lasting = any(at[j + k] - at[j] == k for j in range(len(at) - k))
-        for v, i, ref in (sorted(cands, reverse=True) if len(slow) <= len(vals) // 4 and not lasting else []):
+        for v, i, ref in (sorted(cands, reverse=True) if len(slow) <= len(pool) // 4 and not lasting else []):
             outliers.append(Outlier(names[i], v, f"{v / ref:.1f}x the median of the other steps ({ref:.3g})"))
             keep.remove(i)
         outliers.sort(key=lambda o: names.index(o[0]))

@@ -120,7 +120,7 @@ class RankOverlap:
         return float(np.mean(vals)) if vals else None
 
 
-ALIKE_BYTES = 0.25  # a step's bytes within this share of the rank's median: a step of the usual kind
+ALIKE_BYTES = 0.25  # a step that moved more than this share over the lower median of the bytes: of another kind
 
 
 @lru_cache(maxsize=16_384)

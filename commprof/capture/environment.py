@@ -1,4 +1,5 @@
-"""The environment variables that change how fast a job runs, recorded in the sidecar (``env``) so that two runs
+"""The environment a run was started in, recorded in the sidecar: the versions that shape it (``versions``) and the
+variables that change how fast a job runs (``env``), so that two runs
 whose steps differ can say whether they were set up alike (``commprof compare`` names the ones that differ).
 
 Recorded: the memory allocator's (glibc's ``MALLOC_*``, ``GLIBC_TUNABLES``, ``LD_PRELOAD``: jemalloc, tcmalloc),
@@ -15,7 +16,11 @@ thread with 1.6-2x the CPU time, with nothing else in its traces to say why (202
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Mapping
+from typing import Any
+
+import torch
 
 PREFIXES = ("MALLOC_", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "NCCL_", "TORCH_NCCL_", "GLOO_", "UCX_", "FI_",
             "CUDA_", "TORCH_FR_")
@@ -32,3 +37,18 @@ def performance_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The recorded variables that are set, by name (values cut to MAX_VALUE_CHARS)."""
     env = os.environ if environ is None else environ
     return {k: str(v)[:MAX_VALUE_CHARS] for k, v in sorted(env.items()) if recorded(k)}
+
+
+def versions() -> dict[str, Any]:
+    """The versions that shape a run: commprof's, torch's, Python's, CUDA's and NCCL's (None where absent)."""
+    from .._version import __version__
+
+    nccl = None
+    try:
+        if torch.cuda.is_available():
+            v = torch.cuda.nccl.version()
+            nccl = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
+    except Exception:
+        pass
+    return {"commprof": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "cuda": torch.version.cuda, "nccl": nccl}

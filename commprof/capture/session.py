@@ -25,7 +25,6 @@ import torch
 import torch.distributed as dist
 from torch.profiler import ProfilerAction, ProfilerActivity, profile, schedule
 
-from .._version import __version__
 from ..atomic import write_bytes
 from ..formats import files
 from ..formats import sidecar as F
@@ -33,6 +32,7 @@ from ..warn import warn
 from . import environment, fsdp, hostload, probe
 from .cycle import device_stopped, release, stopped_text
 from .ddp import DDPRecorder
+from .inputs import InputCounter
 from .modules import ModuleRecorder
 from .options import TraceOptions, compiled_inner, signature_of
 
@@ -66,18 +66,6 @@ def _agree_run_id(counter: int) -> str:
     return candidate
 
 
-def _versions() -> dict[str, Any]:
-    nccl = None
-    try:
-        if torch.cuda.is_available():
-            v = torch.cuda.nccl.version()
-            nccl = ".".join(map(str, v)) if isinstance(v, tuple) else str(v)
-    except Exception:
-        pass
-    return {"commprof": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "cuda": torch.version.cuda, "nccl": nccl}
-
-
 class TraceSession:
     """The object ``commprof.trace()`` returns; call ``step()`` once per training step."""
 
@@ -104,6 +92,7 @@ class TraceSession:
         self.step_num = 0
         self.warnings: list[str] = []
         self.recorder: DDPRecorder | None = None
+        self._inputs: InputCounter | None = None
         self.module_recorder: ModuleRecorder | None = \
             ModuleRecorder(options.modules) if options.modules is not None else None
         self._prof: profile | None = None
@@ -136,6 +125,7 @@ class TraceSession:
         self._prepare_folder()
         if self.model is not None:
             self._install_recorder()
+            self._inputs = InputCounter(self.options.model)  # the module the loop calls (a compiled one's wrapper)
         # each cycle's trace is written in place of the last one's (torch exports the cycle it just stopped)
         self._prof = profile(activities=self.activities, schedule=self._schedule, on_trace_ready=self._on_trace_ready,
                              **self._prof_kwargs)
@@ -152,6 +142,8 @@ class TraceSession:
         if self.module_recorder is not None:
             self.module_recorder.active = False
             self.module_recorder.remove()
+        if self._inputs is not None:
+            self._inputs.remove()
         try:
             if self._prof is not None:
                 self._prof.__exit__(None, None, None)  # exports a partly recorded cycle too
@@ -222,6 +214,8 @@ class TraceSession:
         row = {F.S_STEP: self.step_num, F.S_START: self._step_start, F.S_END: now,
                F.S_PROFILED: self._profiled(self.step_num)}
         row.update(hostload.step_fields(self._host_at_start, end))
+        if (elems := self._inputs.take() if self._inputs is not None else None) is not None:
+            row[F.S_INPUT_ELEMS] = elems
         self._step_times.append(row)
         if self.recorder is not None:
             self.recorder.end_step()
@@ -341,7 +335,7 @@ class TraceSession:
             F.RANK: self.rank,
             F.WORLD_SIZE: self.world_size,
             F.BACKEND: self.backend,
-            F.VERSIONS: _versions(),
+            F.VERSIONS: environment.versions(),
             F.DEVICE: device,
             F.HOST: platform.node(),
             F.NET_NS: hostload.net_namespace(),

@@ -11,7 +11,8 @@ A JSON object; times are Unix nanoseconds (the reader moves them onto the trace'
     buckets: [{step, index, numel, bytes, dtype, is_last, layout, ready_unix_ns, hook_unix_ns, launch_unix_ns,
                observed}],
     param_ready: {step: {param: unix_ns}},
-    steps: [{step, start_unix_ns, end_unix_ns, profiled, host_busy_ns?, cpu_ns?, sched_run_ns?, sched_wait_ns?}],
+    steps: [{step, start_unix_ns, end_unix_ns, profiled, host_busy_ns?, cpu_ns?, sched_run_ns?, sched_wait_ns?,
+             input_elems?}],
     exports: [[start_unix_ns, end_unix_ns], ...],
     module_order: [name], modules: [{step, name, fwd_start, fwd_end, bwd_start, bwd_end, out_bytes}],
     fsdp: {units: [{name, params, numel, unsharded_bytes, sharded_bytes, dtypes, reshard_after_forward,
@@ -65,6 +66,9 @@ B_READY, B_HOOK, B_LAUNCH = "ready_unix_ns", "hook_unix_ns", "launch_unix_ns"
 S_STEP, S_START, S_END, S_PROFILED = "step", "start_unix_ns", "end_unix_ns", "profiled"
 S_HOST_BUSY_NS, S_CPU_NS = "host_busy_ns", "cpu_ns"
 S_SCHED_RUN_NS, S_SCHED_WAIT_NS = "sched_run_ns", "sched_wait_ns"
+# the elements of the tensors the model's calls received in the step (``commprof.capture.inputs``; absent without
+# model=, where no call was seen, and in older sidecars)
+S_INPUT_ELEMS = "input_elems"
 HOST, CPUS = "host", "cpus"  # the host's name; the CPUs this rank may run on (its affinity)
 # the rank's network stack (Linux: "<boot id>/<inode of /proc/self/ns/net>"; absent elsewhere and in older
 # sidecars): ranks of one stack reach each other through the kernel's loopback, never over a link

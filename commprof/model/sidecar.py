@@ -106,6 +106,8 @@ class StepTime:
     # account; None where not recorded)
     sched_run_ns: int | None = None
     sched_wait_ns: int | None = None
+    # the elements of the tensors the model's calls received in the step (its inputs' size; None: not recorded)
+    input_elems: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

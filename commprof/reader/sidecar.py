@@ -151,7 +151,8 @@ def parse(path: Path, doc: dict[str, Any], base_time_ns: int) -> Sidecar:
             if a is not None and z is not None and z >= a:
                 steps.append(StepTime(_i(s.get(F.S_STEP)), a, z, bool(s.get(F.S_PROFILED)),
                                       _counter(s.get(F.S_HOST_BUSY_NS)), _counter(s.get(F.S_CPU_NS)),
-                                      _counter(s.get(F.S_SCHED_RUN_NS)), _counter(s.get(F.S_SCHED_WAIT_NS))))
+                                      _counter(s.get(F.S_SCHED_RUN_NS)), _counter(s.get(F.S_SCHED_WAIT_NS)),
+                                      input_elems=_counter(s.get(F.S_INPUT_ELEMS))))
     param_ready: dict[int, dict[str, int]] = {}
     pr = doc.get(F.PARAM_READY)
     if isinstance(pr, dict):

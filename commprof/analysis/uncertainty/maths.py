@@ -47,6 +47,8 @@ import numpy as np
 
 from .episodes import Episode
 from .episodes import describe as describe_episodes
+from .inputwork import InputFit
+from .inputwork import describe as describe_inputs
 from .periodic import Periodic, describe_rhythm
 from .periodic import describe as describe_periodic
 from .spread import robust_sd, spread
@@ -139,6 +141,11 @@ class Noise:
     drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
     cpu_wait_pct: float | None = None  # share of the loop thread's ready time spent waiting for a CPU (CPU runs)
     cpu_wait_rank: int | None = None  # the rank it was measured on (the most waiting)
+    # where the steps' input sizes explain their variation (``inputwork``): the figures above are at one input size;
+    # what the sizes explained, and the two variations as the steps came
+    inputs: InputFit | None = None
+    profiled_raw_pct: float | None = None
+    unprofiled_raw_pct: float | None = None
 
     @property
     def step_pct(self) -> float:
@@ -173,6 +180,9 @@ class Noise:
             parts.append(f"profiled steps vary by {self.profiled_pct:.1f}% ({self.steps_profiled} steps)")
         if self.unprofiled_pct is not None:
             parts.append(f"steps outside the profiler by {self.unprofiled_pct:.1f}% ({self.steps_unprofiled} steps)")
+        if self.inputs is not None:
+            parts.append(describe_inputs(self.inputs, self.unprofiled_raw_pct if self.unprofiled_pct is not None
+                                         else self.profiled_raw_pct))
         if self.rates_pct is not None:
             parts.append(f"the ranks' measured operation costs disagree by {self.rates_pct:.0f}%")
         if self.other_load_pct is not None and self.other_load_pct >= 1.0:

@@ -1,6 +1,7 @@
 """The noise of a traced run (``uncertainty.Noise``) read from its records: profiled step durations, the sidecar's
 wall times of the steps outside the profiler (less their slow episodes, named: ``episodes``; both less the steps
-slow every k steps, named: ``periodic``), and the ranks' probes of the operation costs."""
+slow every k steps, named: ``periodic``; both at one input size where the inputs' size explains their variation:
+``inputwork``), and the ranks' probes of the operation costs."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from ..overlap import alike_bytes
 from ..steptimes import unprofiled_steps
 from .episodes import find as find_episodes
 from .hostload import cpu_wait, host_loads, other_load_pct
+from .inputwork import Series, adjust, job_inputs
 from .maths import RUN_DRIFT_SD_PCT, Noise, disagreement_pct, noise
 from .periodic import Periodic, rhythm
 from .periodic import find as find_periodic
 from .periodic import without as without_periodic
+from .stalls import Stall
 
 
 def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: float = RUN_DRIFT_SD_PCT) -> Noise:
@@ -37,18 +40,38 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: flo
     rhythmic = tuple(p for p in rhythm(without_periodic(timed, periodic)) if _another_kind(p, kinds))
     drop = {rn for p in (*periodic, *rhythmic) for rn in p.left_out}
     steps = [[s for s in ss if (rt.rank, s.number) not in drop] for rt, ss in zip(run.ranks, steps, strict=True)]
-    profiled = [[s.duration_ns / 1e6 for s in ss] for ss in steps]
-    profiled_ids = [[(rt.rank, s.number) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)]
-    outside, episodes = find_episodes(without_periodic(outside, (*periodic, *rhythmic)))
-    unprofiled = [[ms for _n, ms in v] for v in outside.values()]
-    unprofiled_ids = [[(r, n) for n, _ms in v] for r, v in outside.items()]
+    raw_in = {rt.rank: [(s.number, s.duration_ns / 1e6) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)}
+    raw_out = without_periodic(outside, (*periodic, *rhythmic))
+    # steps of larger inputs are the job's data, not noise: judged at one input size where the size explains them
+    (inside, outside), fit = adjust([raw_in, raw_out], job_inputs(run))
+    outside, episodes = find_episodes(outside)
     loads = host_loads(run)  # once: both figures read the same groups
-    found = noise(profiled, unprofiled, _rates_disagreement(run), other_load_pct(run, loads),
-                  profiled_ids=profiled_ids, unprofiled_ids=unprofiled_ids, drift_sd_pct=drift_sd_pct,
-                  cpu_wait=cpu_wait(run, loads),
-                  profiled_alike=[[kinds[(rt.rank, s.number)] for s in ss] for rt, ss in zip(run.ranks, steps,
-                                                                                              strict=True)])
+    rates, load, wait = _rates_disagreement(run), other_load_pct(run, loads), cpu_wait(run, loads)
+
+    def judge(inside: Series, outside: Series) -> Noise:
+        return noise([[ms for _n, ms in v] for v in inside.values()], [[ms for _n, ms in v] for v in outside.values()],
+                     rates, load, profiled_ids=[[(r, n) for n, _ms in v] for r, v in inside.items()],
+                     unprofiled_ids=[[(r, n) for n, _ms in v] for r, v in outside.items()], drift_sd_pct=drift_sd_pct,
+                     cpu_wait=wait, profiled_alike=[[kinds[(r, n)] for n, _ms in v] for r, v in inside.items()])
+
+    found = judge(inside, outside)
+    if fit is not None:  # the stalls' own times, and the variation as the steps came
+        gone = {n for e in episodes for n in e.steps}
+        raw = judge(raw_in, {r: [(n, ms) for n, ms in v if n not in gone] for r, v in raw_out.items()})
+        found = replace(found, inputs=fit, profiled_raw_pct=raw.profiled_pct, unprofiled_raw_pct=raw.unprofiled_pct,
+                        left_out=_as_came(found.left_out, raw_in, raw_out))
     return replace(found, episodes=episodes, periodic=periodic, rhythm=rhythmic)
+
+
+def _as_came(stalls: tuple[Stall, ...], inside: Series, outside: Series) -> tuple[Stall, ...]:
+    """The stalls with the times their steps took (judged at one input size, told as they came)."""
+    at = {(r, n, True): ms for r, v in inside.items() for n, ms in v}
+    at.update({(r, n, False): ms for r, v in outside.items() for n, ms in v})
+    out = []
+    for s in stalls:
+        got = [at[(r, s.step, s.profiled)] for r in s.ranks if (r, s.step, s.profiled) in at]
+        out.append(s._replace(low_ms=min(got), high_ms=max(got)) if got else s)
+    return tuple(out)
 
 
 def _rates_disagreement(run: Run) -> float | None:

@@ -33,7 +33,7 @@ from .pipeline.stages import PipelineReport
 from .production.diagnosis import MonitorReport
 from .section import Advice, Finding, Section
 from .shared import Shared
-from .steptimes import step_now_ms, unprofiled_step_ms
+from .steptimes import profiler_cost, step_now_ms, unprofiled_step_ms
 from .transfers import Transfers
 from .uncertainty.bands import noise_warning, with_bands
 from .uncertainty.maths import RUN_DRIFT_SD_PCT, Noise
@@ -197,7 +197,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     return Report(run=run, steps=wanted, overlaps=overlaps, unprofiled_step_ms=unprof,
                   collectives=tuple(collective_stats(run.ranks, wanted)), cross=cross, bandwidth=bw,
                   sections=sections, findings=findings, advice=advice,
-                  warnings=_warnings(run, cross, wanted, overlaps) + noise_warning(nz, sections), noise=nz,
+                  warnings=(*_warnings(run, cross, wanted, overlaps), *noise_warning(nz, sections),
+                            *filter(None, [profiler_cost(run, now, basis, wanted, nz.periodic)])), noise=nz,
                   step_now_ms=now, step_now_basis=basis)
 
 

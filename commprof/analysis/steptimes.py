@@ -85,3 +85,48 @@ def step_now_ms(run: Run, profiled_mean_ms: Mapping[int, float], given_ms: float
         elif rt.rank in profiled_mean_ms:
             out[rt.rank], basis[rt.rank] = float(profiled_mean_ms[rt.rank]), PROFILED
     return out, basis
+
+
+PROFILER_SLOWED = "the profiler slowed the traced steps"  # how the warning begins (the text report repeats it first)
+SLOWED_FACTOR = 1.25  # the profiled steps' median over the step now beyond which the profiler slowed them
+SLOWED_MOST = 1.10  # ... and their lower quartile over it by this much (most profiled steps, not a few)
+LENGTHENED = 1.25  # the last third of the profiled steps over the first third: they lengthened as it recorded
+TREND_STEPS = 6  # profiled steps a trend needs
+TREND_Z = 2.326  # ... beyond chance (Kendall's test of the steps' order, one-sided 1%)
+
+
+def profiler_cost(run: Run, now: Mapping[int, float], basis: Mapping[int, str], wanted: tuple[int, ...] | None,
+                  periodic: tuple[Periodic, ...] = ()) -> str | None:
+    """Where the profiler slowed the steps it recorded well beyond the job's own (the median of each rank's analyzed
+    profiled steps, its periodic ones aside, ``SLOWED_FACTOR`` over its step outside the profiler, their lower
+    quartile ``SLOWED_MOST`` over it; the median rank told), a warning: the trace's times are the slowed steps',
+    and what rests on the steps outside the profiler.  Where those steps lengthened as it recorded (Kendall's test
+    of their order, their last third ``LENGTHENED`` over their first), a shorter window holds less of the cost.
+    Measured: a 2-rank gloo DDP transformer with record_shapes (commprof's default) ran 205 ms in its first
+    profiled step and 399 ms in its eighth, 165 ms outside the profiler, and nothing said so."""
+    from .uncertainty.inputwork import rank_z
+
+    recur = {rn for p in periodic for rn in p.left_out}
+    rows = []
+    for rt in run.ranks:
+        durs = [s.duration_ns / 1e6 for s in rt.steps
+                if (wanted is None or s.number in wanted) and (rt.rank, s.number) not in recur]
+        if basis.get(rt.rank) != OUTSIDE or not durs or now.get(rt.rank, 0.0) <= 0:
+            continue
+        factor, low = float(np.median(durs)) / now[rt.rank], float(np.quantile(durs, 0.25)) / now[rt.rank]
+        if factor >= SLOWED_FACTOR and low >= SLOWED_MOST:
+            rows.append((factor, rt.rank, durs))
+    if not rows or 2 * len(rows) <= len([r for r in basis.values() if r == OUTSIDE]):
+        return None  # not on more than half the ranks timed outside the profiler
+    factor, rank, durs = sorted(rows)[len(rows) // 2]
+    text = (f"{PROFILER_SLOWED} {factor:.1f}x (rank {rank}: their median {float(np.median(durs)):.1f} ms, "
+            f"{now[rank]:.1f} ms outside the profiler): the trace's compute and communication times are the slowed "
+            f"steps', longer than the job's; the step as it is now and the predictions rest on the steps outside it")
+    third = max(len(durs) // 3, 1)
+    first, last = float(np.median(durs[:third])), float(np.median(durs[-third:]))
+    if len(durs) >= TREND_STEPS and last >= LENGTHENED * first and \
+            rank_z(np.arange(len(durs), dtype=float), np.asarray(durs)) >= TREND_Z:
+        text += (f"; they lengthened as it recorded ({durs[0]:.0f} ms in the first analyzed step, {durs[-1]:.0f} ms "
+                 f"in the last): a shorter window (a smaller active=) holds less of that cost")
+    return text
+

@@ -120,7 +120,7 @@ def _fit(steps: Sequence[tuple[int, float]], sizes: Mapping[int, int]
     moved = y - b * (x - float(np.median(x)))
     centre = float(np.median(moved))
     sd = robust_sd(moved, centre)
-    kept = np.abs(moved - centre) <= HAMPEL_SDS * sd if sd > 0 else np.ones(len(moved), dtype=bool)
+    kept = np.abs(moved - centre) <= max(HAMPEL_SDS * sd, 1e-9 * abs(centre))  # no deviation: the equal ones
     raw_var = float(np.var(y[kept], ddof=1)) if kept.sum() > 1 else 0.0
     if raw_var <= 0:
         return None

@@ -1,11 +1,12 @@
 """The size of each step's inputs: a forward pre-hook on the traced model counts the elements of the tensors its
-calls receive (positional and keyword arguments, and tensors one level inside a list, tuple or dict), summed over
+calls receive (positional and keyword arguments, and tensors one level inside a list, tuple or mapping), summed over
 the step's calls (micro-batches, evaluation passes).  It reads shapes only: no copy, no synchronization, nothing the
 model computes changes, and it never raises into training.  The analysis tells the run's noise from its data with
 it (``analysis.uncertainty.inputwork``): a batch of longer sequences is work, not a disturbance."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ def _elems(value: Any) -> int:
         return value.numel()
     if isinstance(value, (list, tuple)):
         return sum(v.numel() for v in value if isinstance(v, torch.Tensor))
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a dict, or a batch that is one (Hugging Face's BatchEncoding)
         return sum(v.numel() for v in value.values() if isinstance(v, torch.Tensor))
     return 0
 

@@ -125,11 +125,12 @@ class TraceSession:
         self._prepare_folder()
         if self.model is not None:
             self._install_recorder()
-            self._inputs = InputCounter(self.options.model)  # the module the loop calls (a compiled one's wrapper)
         # each cycle's trace is written in place of the last one's (torch exports the cycle it just stopped)
         self._prof = profile(activities=self.activities, schedule=self._schedule, on_trace_ready=self._on_trace_ready,
                              **self._prof_kwargs)
         self._prof.__enter__()
+        if self.model is not None:  # once the profiler runs (its failure to start leaves no hook behind)
+            self._inputs = InputCounter(self.options.model)  # the module the loop calls (a compiled one's wrapper)
         self._set_recording(0)
         self._host_at_start = self._host.sample()
         self._step_start = time.time_ns()

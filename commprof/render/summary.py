@@ -201,10 +201,11 @@ def noise_dict(n: Noise) -> dict[str, Any]:
                                    "max_ms": _r(e.high_ms), "x_median": _r(e.factor, 1)} for e in n.episodes],
             "periodic_left_out": [_periodic(p) for p in n.periodic],
             "rhythm_left_out": [_periodic(p) for p in n.rhythm],
-            # where the steps' input sizes explain their variation, the figures above are at one input size
+            # where the steps' input sizes explain their variation: the figures above of the kinds moved are at one size
             "inputs": None if n.inputs is None else {
                 "variation_pct": _r(n.inputs.inputs_pct, 1), "explained_pct": _r(n.inputs.explained * 100, 1),
                 "ranks": n.inputs.ranks, "ms_per_million_elements": _r(n.inputs.ms_per_melem, 3),
+                "profiled_moved": n.inputs.profiled, "unprofiled_moved": n.inputs.outside,
                 "profiled_step_variation_as_came_pct": _r(n.profiled_raw_pct, 1),
                 "unprofiled_step_variation_as_came_pct": _r(n.unprofiled_raw_pct, 1)}}
 

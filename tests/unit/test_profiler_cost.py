@@ -58,6 +58,23 @@ def test_noise_at_one_input_size_names_the_inputs_and_keeps_the_stalls_times():
     assert nz.unprofiled_pct is not None and nz.unprofiled_pct < 1.0 < 20 < (nz.unprofiled_raw_pct or 0), nz
     (stall,) = [s for s in nz.left_out if not s.profiled]
     assert stall.step == 14 and stall.low_ms == stall.high_ms == (20 + 64) * 4, stall  # the time it took
+    others = sorted(steps[n] for n in range(7, 18) if n != 14)  # ... and its factor over the others as they came
+    assert abs(stall.factor - (20 + 64) * 4 / others[len(others) // 2]) < 1e-9, stall
     assert "the job's data, not a disturbance" in nz.describe(), nz.describe()
     plain = run(*(_rank(k, steps[:6], steps[6:]) for k in (0, 1)))  # no sizes recorded: as before
     assert run_noise(plain).inputs is None and (run_noise(plain).unprofiled_pct or 0) > 20
+
+
+def test_stalls_and_episodes_found_at_one_input_size_are_told_as_they_came():
+    sizes = [48, 96, 64, 80, 96, 48, 64, 80, 48, 96, 64, 80, 96, 48, 64, 80, 48, 96, 64, 80, 48, 96]
+    steps = [20.0 + s for s in sizes]
+    for n in (12, 13, 14):  # a slow episode outside the profiler: three steps in a row 3x
+        steps[n] *= 3
+    r = run(*(_rank(k, steps[:6], steps[6:], [s * 1000 for s in sizes]) for k in (0, 1)))
+    nz = run_noise(r)
+    assert nz.inputs is not None and nz.inputs.outside, nz
+    (ep,) = nz.episodes
+    assert ep.steps == (12, 13, 14), ep
+    assert (ep.low_ms, ep.high_ms) == (min(steps[12:15]), max(steps[12:15])), ep  # the times they took
+    others = sorted(steps[n] for n in range(7, 22) if n not in (12, 13, 14))
+    assert abs(ep.factor - sorted(steps[12:15])[1] / others[len(others) // 2]) < 1e-9, ep

@@ -4,14 +4,19 @@ remove it.  The capture records each step's input size (``capture.inputs``: the 
 model's calls received); the job's step waits for its largest rank, so a step's size is the largest over the ranks
 that recorded it.
 
-Per rank, where the size varies (by ``MIN_INPUTS_PCT`` or more over its steps, ``MIN_OFF`` steps and a quarter
-or more of them not of its most usual size: a last short batch or an evaluation step alone draws no line), a line
-through its steps' times against that size (Theil-Sen: the median of the pairwise slopes, which a stall does not
-bend) moves each step to the size of the median step (``ms - slope x (size - median size)``); kept where larger
-inputs take longer beyond chance (``rank_z``) and the size explains ``MIN_EXPLAINED`` of the variance or more (the
-variance of the moved steps against the steps' own, both without the moved series' outliers), else the steps stay
-as they are.  The run's noise, its stalls and its slow episodes are then judged on the moved steps (``runnoise``):
-a step of longer sequences is no stall, and the variation that remains is what disturbs the run.
+One decision per kind of steps (the profiled ones, those outside the profiler) for every rank: the job's step
+(each step's median over the ranks: a synchronous job's ranks end it together) against its size.  Where the size
+varies (by ``MIN_INPUTS_PCT`` or more, ``MIN_OFF`` steps and a quarter or more not of its most usual size: a last
+short batch or an evaluation step alone draws no line), does not follow the steps' order (a warm-up of sequence
+lengths or a curriculum: a slowdown over the same steps would read as their work; Kendall's test at 1%, either
+way), larger inputs take longer beyond chance (``rank_z``), and a line through the steps' times against the size
+(Theil-Sen: the median of the pairwise slopes, which a stall does not bend) explains ``MIN_EXPLAINED`` of the
+variance or more (of the moved steps against the steps' own, both without the moved series' outliers), every
+rank's steps of that kind are moved to its median size (``ms - slope x (size - median size)``); else they stay as
+they came.  The run's noise, its stalls and its slow episodes are then judged on the moved steps (``runnoise``): a
+step of longer sequences is no stall, and the variation that remains is what disturbs the run; the stalls and
+episodes are told with the times their steps took, and the calibration's error (the step now is the median of the
+steps as they came) stays theirs.
 
 Measured (``/tmp``-style new-user loop, 2026-12-08, a 3-layer transformer on 2-rank gloo DDP, each rank drawing a
 sequence length of 48-96 at random each step): steps outside the profiler varied by 19%; the largest rank's length
@@ -20,6 +25,7 @@ explained 96-98% of their variance on both ranks of three runs, and 2.5-4.4% rem
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,15 +47,18 @@ Series = Mapping[int, Sequence[tuple[int, float]]]
 
 @dataclass(frozen=True, slots=True)
 class InputFit:
-    """What the steps' input sizes explain: ``inputs_pct`` how much the job's input size varies from step to step (the
-    most varying rank's series), ``explained`` the share of the step-time variance it explains (the least explained
-    of the ranks moved), ``ranks`` how many ranks' steps were moved, ``ms_per_melem`` the median rank's slope (ms
-    per million input elements)."""
+    """What the steps' input sizes explain: ``inputs_pct`` how much the job's input size varies from step to step,
+    ``explained`` the share of the job's step-time variance it explains (the least of the kinds of steps moved),
+    ``ranks`` how many ranks' steps were moved, ``ms_per_melem`` the line's slope (ms per million input elements,
+    the median of the kinds'), ``profiled`` / ``outside``: which kinds of steps were moved (the profiled ones, those
+    outside the profiler)."""
 
     inputs_pct: float
     explained: float
     ranks: int
     ms_per_melem: float
+    profiled: bool = False
+    outside: bool = False
 
 
 def job_inputs(run: Run) -> dict[int, int]:
@@ -84,16 +93,20 @@ def slope(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def rank_z(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's test that larger inputs take longer, as a normal deviate: the pairs ordered alike less those
-    ordered apart, over its standard deviation where nothing ties the two (sizes may tie: their ties counted out).
-    A line through a few steps of pure noise explains half their variance by chance (14% of 6-step series, 7% of
-    8-step ones, 1,000 simulated each); the test keeps that out."""
+    """Kendall's test that larger ``x`` go with larger ``y``, as a normal deviate: the pairs ordered alike less those
+    ordered apart, over its standard deviation where nothing ties the two (``x`` may tie: its ties counted out; ``y``
+    must not), that of a sample of the pairs added where they were sampled (without it, 20,000 steps of noise read
+    z > 2.326 one time in ten).  A line through a few steps of pure noise explains half their variance by chance
+    (14% of 6-step series, 7% of 8-step ones, 1,000 simulated each); the test keeps that out."""
     i, j, w = _pairs(len(x))
-    s = float(np.sum(np.sign(x[j] - x[i]) * np.sign(y[j] - y[i]))) * w
+    signs = np.sign(x[j] - x[i]) * np.sign(y[j] - y[i])
     n = len(x)
+    total = n * (n - 1) / 2
     _, ties = np.unique(x, return_counts=True)
     var = (n * (n - 1) * (2 * n + 5) - float(np.sum(ties * (ties - 1) * (2 * ties + 5)))) / 18.0
-    return s / np.sqrt(var) if var > 0 else 0.0
+    if w > 1 and len(signs) > 1:  # S estimated from a sample of the pairs: its own variance joins
+        var += total * total * float(np.var(signs, ddof=1)) / len(signs)
+    return float(np.sum(signs)) * w / np.sqrt(var) if var > 0 else 0.0
 
 
 def _variation_pct(v: np.ndarray) -> float:
@@ -101,23 +114,34 @@ def _variation_pct(v: np.ndarray) -> float:
     return float(np.std(v, ddof=1)) / m * 100.0 if len(v) > 1 and m > 0 else 0.0
 
 
-def _fit(steps: Sequence[tuple[int, float]], sizes: Mapping[int, int]
-         ) -> tuple[list[tuple[int, float]], float, float, float] | None:
-    """One rank's steps moved to the median size, the size's variation (%), the share explained and the slope (ms
-    per element); None where the size is one, too few steps have one, or it explains too little."""
-    known = [(n, ms) for n, ms in steps if n in sizes]
-    if len(known) < MIN_STEPS:
+def _line(series: Series, sizes: Mapping[int, int]) -> tuple[float, float, float, float] | None:
+    """The job's line through one kind of steps: each step's time the median over the ranks that timed it (a
+    synchronous job's ranks end each step together), against its size.  (slope in ms per element, the size's
+    variation in %, the share of the variance explained, the median size); None where the size is one, or one but
+    for a few steps, too few steps have one, the sizes follow the steps' order (a warm-up of sequence lengths, a
+    curriculum: a slowdown over the same steps would read as their work), larger inputs do not take longer beyond
+    chance, or the line explains too little."""
+    per: dict[int, list[float]] = defaultdict(list)
+    for steps in series.values():
+        for n, ms in steps:
+            if n in sizes:
+                per[n].append(ms)
+    nums = sorted(per)
+    if len(nums) < MIN_STEPS:
         return None
-    x = np.array([sizes[n] for n, _ in known], dtype=float)
-    y = np.array([ms for _, ms in known], dtype=float)
+    x = np.array([sizes[n] for n in nums], dtype=float)
+    y = np.array([float(np.median(per[n])) for n in nums])
     pct = _variation_pct(x)
     off = len(x) - int(np.unique(x, return_counts=True)[1].max())  # the steps not of the most usual size
     if pct < MIN_INPUTS_PCT or off < max(MIN_OFF, len(x) // 4):
         return None  # one size, or one size but for a few steps (a last short batch): no line through them
+    if abs(rank_z(x, np.array(nums, dtype=float))) >= MIN_Z:
+        return None  # the sizes trend with the steps' order: their work and a drift cannot be told apart
     b = slope(x, y)
     if b <= 0 or rank_z(x, y) < MIN_Z:
         return None
-    moved = y - b * (x - float(np.median(x)))
+    mid = float(np.median(x))
+    moved = y - b * (x - mid)
     centre = float(np.median(moved))
     sd = robust_sd(moved, centre)
     kept = np.abs(moved - centre) <= max(HAMPEL_SDS * sd, 1e-9 * abs(centre))  # no deviation: the equal ones
@@ -125,43 +149,40 @@ def _fit(steps: Sequence[tuple[int, float]], sizes: Mapping[int, int]
     if raw_var <= 0:
         return None
     share = 1.0 - float(np.var(moved[kept], ddof=1)) / raw_var
-    if share < MIN_EXPLAINED:
-        return None
-    at = dict(zip((n for n, _ in known), moved.tolist(), strict=True))
-    return [(n, at.get(n, ms)) for n, ms in steps], pct, share, b
+    return (b, pct, share, mid) if share >= MIN_EXPLAINED else None
 
 
 def adjust(series: Sequence[Series], sizes: Mapping[int, int]) -> tuple[list[dict[int, list[tuple[int, float]]]],
-                                                                        InputFit | None]:
-    """Each series (rank -> [(step, ms)]: the profiled steps, those outside the profiler) with every rank's steps
-    moved to its median input size where the size explains them (``_fit``), and what it explained (None: no rank's
-    steps moved)."""
+                                                                        list[bool], InputFit | None]:
+    """Each kind of steps (rank -> [(step, ms)]: the profiled steps, those outside the profiler) with every rank's
+    steps moved to the kind's median input size where the job's line explains them (``_line``: one decision for
+    every rank), which kinds moved, and what the sizes explained (None: no kind moved)."""
     out: list[dict[int, list[tuple[int, float]]]] = []
-    pcts: list[float] = []
-    shares: list[float] = []
-    slopes: list[float] = []
+    moved_kinds: list[bool] = []
+    fits = []
     ranks: set[int] = set()
     for one in series:
-        moved: dict[int, list[tuple[int, float]]] = {}
-        for rank, steps in one.items():
-            fit = _fit(steps, sizes) if sizes else None
-            moved[rank] = list(steps) if fit is None else fit[0]
-            if fit is not None:
-                ranks.add(rank)
-                pcts.append(fit[1])
-                shares.append(fit[2])
-                slopes.append(fit[3])
-        out.append(moved)
-    if not shares:
-        return out, None
-    return out, InputFit(inputs_pct=max(pcts), explained=min(shares), ranks=len(ranks),
-                         ms_per_melem=float(np.median(slopes)) * 1e6)
+        line = _line(one, sizes) if sizes else None
+        moved_kinds.append(line is not None)
+        if line is None:
+            out.append({r: list(v) for r, v in one.items()})
+            continue
+        b, _pct, _share, mid = line
+        fits.append(line)
+        out.append({r: [(n, ms - b * (sizes[n] - mid)) if n in sizes else (n, ms) for n, ms in v]
+                    for r, v in one.items()})
+        ranks.update(r for r, v in one.items() if any(n in sizes for n, _ms in v))
+    if not fits:
+        return out, moved_kinds, None
+    return out, moved_kinds, InputFit(
+        inputs_pct=max(f[1] for f in fits), explained=min(f[2] for f in fits), ranks=len(ranks),
+        ms_per_melem=float(np.median([f[0] for f in fits])) * 1e6, profiled=moved_kinds[0],
+        outside=len(moved_kinds) > 1 and moved_kinds[1])
 
 
-def describe(fit: InputFit, raw_pct: float | None) -> str:
-    """'moved to one input size: the inputs vary by 21% from step to step and explain 96% of the steps' variation
-    (19.2% before)'."""
-    before = f" ({raw_pct:.1f}% as they came)" if raw_pct is not None else ""
+def describe(fit: InputFit, disturbed: bool) -> str:
+    """'the steps' inputs vary in size by 22% from step to step and explain 90% of their variation: the job's data,
+    not a disturbance'."""
     return (f"the steps' inputs vary in size by {fit.inputs_pct:.0f}% from step to step and explain "
-            f"{fit.explained * 100:.0f}% of their variation{before}: the job's data, not a disturbance (the figures "
-            f"above are at one input size)")
+            f"{fit.explained * 100:.0f}% of their variation: the job's data"
+            + ("" if disturbed else ", not a disturbance"))

@@ -141,8 +141,9 @@ class Noise:
     drift_sd_pct: float = RUN_DRIFT_SD_PCT  # a run's mean step from run to run (assumed, not measured: see above)
     cpu_wait_pct: float | None = None  # share of the loop thread's ready time spent waiting for a CPU (CPU runs)
     cpu_wait_rank: int | None = None  # the rank it was measured on (the most waiting)
-    # where the steps' input sizes explain their variation (``inputwork``): the figures above are at one input size;
-    # what the sizes explained, and the two variations as the steps came
+    # where the steps' input sizes explain their variation (``inputwork``): what they explained and which kinds of
+    # steps were moved to one input size (their figures above are then at it; the calibration's stays as they came),
+    # and the two variations as the steps came
     inputs: InputFit | None = None
     profiled_raw_pct: float | None = None
     unprofiled_raw_pct: float | None = None
@@ -176,13 +177,15 @@ class Noise:
 
     def describe(self) -> str:
         parts = []
+        fit = self.inputs
         if self.profiled_pct is not None:
-            parts.append(f"profiled steps vary by {self.profiled_pct:.1f}% ({self.steps_profiled} steps)")
+            parts.append(f"profiled steps vary by {self.profiled_pct:.1f}%{_one_size(fit, True, self.profiled_raw_pct)}"
+                         f" ({self.steps_profiled} steps)")
         if self.unprofiled_pct is not None:
-            parts.append(f"steps outside the profiler by {self.unprofiled_pct:.1f}% ({self.steps_unprofiled} steps)")
-        if self.inputs is not None:
-            parts.append(describe_inputs(self.inputs, self.unprofiled_raw_pct if self.unprofiled_pct is not None
-                                         else self.profiled_raw_pct))
+            parts.append(f"steps outside the profiler by {self.unprofiled_pct:.1f}%"
+                         f"{_one_size(fit, False, self.unprofiled_raw_pct)} ({self.steps_unprofiled} steps)")
+        if fit is not None:
+            parts.append(describe_inputs(fit, self.disturbed))
         if self.rates_pct is not None:
             parts.append(f"the ranks' measured operation costs disagree by {self.rates_pct:.0f}%")
         if self.other_load_pct is not None and self.other_load_pct >= 1.0:
@@ -202,6 +205,13 @@ class Noise:
         if self.rhythm:
             parts.append("the job's rhythm left out: " + describe_rhythm(self.rhythm))
         return "; ".join(parts) or "no repeated steps to measure its noise"
+
+
+def _one_size(fit: InputFit | None, profiled: bool, raw_pct: float | None) -> str:
+    """' at one input size (23.2% as they came)' where that kind of steps was moved (``inputwork``)."""
+    if fit is None or not (fit.profiled if profiled else fit.outside):
+        return ""
+    return " at one input size" + (f" ({raw_pct:.1f}% as they came)" if raw_pct is not None else "")
 
 
 def noise(profiled: Sequence[Sequence[float]], unprofiled: Sequence[Sequence[float]],

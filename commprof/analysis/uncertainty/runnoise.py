@@ -9,9 +9,12 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
 
+import numpy as np
+
 from ...model import Run
 from ..overlap import alike_bytes
 from ..steptimes import unprofiled_steps
+from .episodes import Episode
 from .episodes import find as find_episodes
 from .hostload import cpu_wait, host_loads, other_load_pct
 from .inputwork import Series, adjust, job_inputs
@@ -43,7 +46,7 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: flo
     raw_in = {rt.rank: [(s.number, s.duration_ns / 1e6) for s in ss] for rt, ss in zip(run.ranks, steps, strict=True)}
     raw_out = without_periodic(outside, (*periodic, *rhythmic))
     # steps of larger inputs are the job's data, not noise: judged at one input size where the size explains them
-    (inside, outside), fit = adjust([raw_in, raw_out], job_inputs(run))
+    (inside, outside), _moved, fit = adjust([raw_in, raw_out], job_inputs(run))
     outside, episodes = find_episodes(outside)
     loads = host_loads(run)  # once: both figures read the same groups
     rates, load, wait = _rates_disagreement(run), other_load_pct(run, loads), cpu_wait(run, loads)
@@ -55,23 +58,46 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: flo
                      cpu_wait=wait, profiled_alike=[[kinds[(r, n)] for n, _ms in v] for r, v in inside.items()])
 
     found = judge(inside, outside)
-    if fit is not None:  # the stalls' own times, and the variation as the steps came
+    if fit is not None:  # the variation as the steps came; the stalls' and the episodes' own times
         gone = {n for e in episodes for n in e.steps}
         raw = judge(raw_in, {r: [(n, ms) for n, ms in v if n not in gone] for r, v in raw_out.items()})
+        # the step now, the calibration's target, is the median of the steps as they came: its error is theirs
         found = replace(found, inputs=fit, profiled_raw_pct=raw.profiled_pct, unprofiled_raw_pct=raw.unprofiled_pct,
+                        unprofiled_median_pct=raw.unprofiled_median_pct,
                         left_out=_as_came(found.left_out, raw_in, raw_out))
+        episodes = tuple(_episode_as_came(e, raw_out) for e in episodes)
     return replace(found, episodes=episodes, periodic=periodic, rhythm=rhythmic)
 
 
 def _as_came(stalls: tuple[Stall, ...], inside: Series, outside: Series) -> tuple[Stall, ...]:
-    """The stalls with the times their steps took (judged at one input size, told as they came)."""
-    at = {(r, n, True): ms for r, v in inside.items() for n, ms in v}
-    at.update({(r, n, False): ms for r, v in outside.items() for n, ms in v})
+    """The stalls (judged at one input size) told as their steps came: their times, and each over the median of its
+    rank's other steps of its kind as they came."""
+    series = {True: {r: dict(v) for r, v in inside.items()}, False: {r: dict(v) for r, v in outside.items()}}
     out = []
     for s in stalls:
-        got = [at[(r, s.step, s.profiled)] for r in s.ranks if (r, s.step, s.profiled) in at]
-        out.append(s._replace(low_ms=min(got), high_ms=max(got)) if got else s)
+        got = [(series[s.profiled][r][s.step], [ms for n, ms in series[s.profiled][r].items() if n != s.step])
+               for r in s.ranks if s.step in series[s.profiled].get(r, {})]
+        if got:
+            factor = min((ms / float(np.median(o)) if o and np.median(o) > 0 else s.factor) for ms, o in got)
+            s = s._replace(low_ms=min(ms for ms, _ in got), high_ms=max(ms for ms, _ in got), factor=factor)
+        out.append(s)
     return tuple(out)
+
+
+def _episode_as_came(e: Episode, outside: Series) -> Episode:
+    """A slow episode (found at one input size) told as its steps came: the job's step (the slowest rank's) in them,
+    and their median over the median of the job's other steps."""
+    job: dict[int, float] = {}
+    for v in outside.values():
+        for n, ms in v:
+            job[n] = max(job.get(n, 0.0), ms)
+    inside = [job[n] for n in e.steps if n in job]
+    others = [ms for n, ms in job.items() if n not in e.steps]
+    if not inside or not others:
+        return e
+    ref = float(np.median(others))
+    return Episode(steps=e.steps, low_ms=min(inside), high_ms=max(inside),
+                   factor=float(np.median(inside)) / ref if ref > 0 else e.factor)
 
 
 def _rates_disagreement(run: Run) -> float | None:

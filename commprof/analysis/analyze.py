@@ -5,7 +5,7 @@ then each family's ``Section`` (``families``), then the arbiter (``arbiter``); e
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..model import MonitorRun, Run
@@ -36,6 +36,7 @@ from .shared import Shared
 from .steptimes import profiler_cost, step_now_ms, unprofiled_step_ms
 from .transfers import Transfers
 from .uncertainty.bands import noise_warning, with_bands
+from .uncertainty.inputwork import heavy_steps
 from .uncertainty.maths import RUN_DRIFT_SD_PCT, Noise
 from .uncertainty.runnoise import run_noise
 from .volume import CollectiveStat, collective_stats
@@ -171,6 +172,8 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     digests = digests or {}
     key = steps_key(wanted)
     per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
+    if heavy := heavy_steps(run, wanted):  # steps of larger inputs: the job's data, never a headline outlier
+        per_rank = tuple(replace(r, overlap=replace(r.overlap, heavy=heavy)) for r in per_rank)
     overlaps = tuple(r.overlap for r in per_rank)
     kept = kept_steps(overlaps)  # each rank's headline steps: its wait over the same
     cross = no_cross(run.ranks) if withheld else cross_rank(run.ranks, wanted, digests, kept)

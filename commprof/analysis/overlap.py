@@ -67,6 +67,9 @@ class RankOverlap:
     steps: tuple[Overlap, ...]
     window: Overlap
     hta_window: Overlap
+    # steps of larger inputs that the job's input sizes explain (``inputwork.heavy_steps``): of another kind, never an
+    # outlier (the run's noise calls their time the job's data)
+    heavy: frozenset[int] = frozenset()
 
     @property
     def kept(self) -> tuple[Overlap, ...]:
@@ -85,7 +88,7 @@ class RankOverlap:
     @property
     def spread_ms(self) -> Spread | None:
         """The step time over the analyzed steps (ms): mean without outliers, median, range."""
-        return _step_spread(self.steps)
+        return _step_spread(self.steps, self.heavy)
 
     @property
     def representative(self) -> Overlap | None:
@@ -124,12 +127,12 @@ ALIKE_BYTES = 0.25  # a step that moved more than this share over the lower medi
 
 
 @lru_cache(maxsize=16_384)
-def _step_spread(steps: tuple[Overlap, ...]) -> Spread | None:
+def _step_spread(steps: tuple[Overlap, ...], heavy: frozenset[int] = frozenset()) -> Spread | None:
     """The step time's spread over ``steps`` (ms), computed once per rank: a report asks for it (its outliers, the
     steps kept, the mean) tens of times per rank, which at 1,024 ranks cost seconds.  Steps of the usual kind
-    (``alike_bytes``) are judged among themselves."""
-    return spread([s.step_ns / 1e6 for s in steps], [str(s.step) for s in steps], [s.step for s in steps],
-                  alike_bytes([s.comm_bytes for s in steps]))
+    (``alike_bytes``, not ``heavy``) are judged among themselves."""
+    alike = [a and s.step not in heavy for a, s in zip(alike_bytes([s.comm_bytes for s in steps]), steps, strict=True)]
+    return spread([s.step_ns / 1e6 for s in steps], [str(s.step) for s in steps], [s.step for s in steps], alike)
 
 
 def alike_bytes(nbytes: Sequence[int]) -> list[bool]:

@@ -11,7 +11,8 @@ short batch or an evaluation step alone draws no line), does not follow the step
 lengths or a curriculum: a slowdown over the same steps would read as their work; Kendall's test at 1%, either
 way), larger inputs take longer beyond chance (``rank_z``), and a line through the steps' times against the size
 (Theil-Sen: the median of the pairwise slopes, which a stall does not bend) explains ``MIN_EXPLAINED`` of the
-variance or more (of the moved steps against the steps' own, both without the moved series' outliers), every
+variance or more (of the moved steps against the steps' own, both without the moved series' outliers, a quarter
+of the steps at most: a line through work that grows faster than the size leaves its ends apart), every
 rank's steps of that kind are moved to its median size (``ms - slope x (size - median size)``); else they stay as
 they came.  The run's noise, its stalls and its slow episodes are then judged on the moved steps (``runnoise``): a
 step of longer sequences is no stall, and the variation that remains is what disturbs the run; the stalls and
@@ -144,7 +145,13 @@ def _line(series: Series, sizes: Mapping[int, int]) -> tuple[float, float, float
     moved = y - b * (x - mid)
     centre = float(np.median(moved))
     sd = robust_sd(moved, centre)
-    kept = np.abs(moved - centre) <= max(HAMPEL_SDS * sd, 1e-9 * abs(centre))  # no deviation: the equal ones
+    far = np.abs(moved - centre)
+    out = far > max(HAMPEL_SDS * sd, 1e-9 * abs(centre))  # no deviation: all but the equal ones
+    # at most a quarter, the farthest: a line bent by the work (attention's square) leaves the ends apart, and they
+    # are the steps the size speaks for
+    cap = len(far) // 4
+    out &= far >= np.sort(far)[-cap] if cap else np.zeros(len(far), dtype=bool)
+    kept = ~out
     raw_var = float(np.var(y[kept], ddof=1)) if kept.sum() > 1 else 0.0
     if raw_var <= 0:
         return None
@@ -178,6 +185,24 @@ def adjust(series: Sequence[Series], sizes: Mapping[int, int]) -> tuple[list[dic
         inputs_pct=max(f[1] for f in fits), explained=min(f[2] for f in fits), ranks=len(ranks),
         ms_per_melem=float(np.median([f[0] for f in fits])) * 1e6, profiled=moved_kinds[0],
         outside=len(moved_kinds) > 1 and moved_kinds[1])
+
+
+HEAVY = 1.25  # a step whose size is over this many times the lower median of the steps' sizes: of another kind
+
+
+def heavy_steps(run: Run, wanted: tuple[int, ...] | None = None) -> frozenset[int]:
+    """The analyzed profiled steps of larger inputs, where the job's sizes explain those steps' times (``_line``):
+    sizes over ``HEAVY`` times the lower median of theirs.  Never an outlier of the headline: an attention step of
+    the longest sequences is the job's data, which the run's noise says too (it read "step #5 left out: 335.9 ms,
+    2.4x the median of the other steps" beside it)."""
+    sizes = job_inputs(run)
+    series = {rt.rank: [(s.number, s.duration_ns / 1e6) for s in rt.steps if wanted is None or s.number in wanted]
+              for rt in run.ranks}
+    if not sizes or _line(series, sizes) is None:
+        return frozenset()
+    mine = [sizes[n] for n in {n for v in series.values() for n, _ms in v} if n in sizes]
+    usual = float(np.percentile(mine, 50, method="lower"))
+    return frozenset(n for v in series.values() for n, _ms in v if sizes.get(n, 0) > HEAVY * usual)
 
 
 def describe(fit: InputFit, disturbed: bool) -> str:

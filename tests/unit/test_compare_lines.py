@@ -58,9 +58,29 @@ def test_a_withheld_advice_says_which_step_is_current():
 
     a = Advice(knob="bucket_cap_mb", value=4, baseline_step_ms=686.4, predicted_step_ms=650.0,
                predicted_range_ms=(600.0, 700.0), why="")
-    assert "current step (682.7 ms, the step as it is now, under the replay's 686.4 ms)" in \
-        withheld(a, Noise(), None, 682.7).text
+    assert "current step (682.7 ms, the replay's 686.4 ms less its over-prediction of the traced run, +0.5%)" in \
+        withheld(a, Noise(), 0.54, 682.7).text
     assert "current step (686.4 ms): the gain" in withheld(a, Noise(), None, 686.4).text
+
+
+def test_the_current_step_is_the_baseline_less_the_models_over_prediction_on_its_own_scale():
+    """The check's measured step is a profiled one: where the profiled steps' inputs were smaller than those outside
+    the profiler, it (111.5 ms) was taken for the current step beside predictions calibrated on 154.3 ms."""
+    from commprof.analysis.section import Advice
+    from commprof.analysis.uncertainty.bands import banded_advice
+    from commprof.analysis.uncertainty.maths import Noise
+
+    a = Advice(knob="reshard_after_forward", value=False, baseline_step_ms=154.3, predicted_step_ms=139.0,
+               predicted_range_ms=(120.0, 150.0), why="")
+    kept, dropped = banded_advice([a], Noise(), -0.1)
+    assert kept and not dropped  # 150 < 154.3: the model under-predicts the traced run, nothing taken off
+    kept, dropped = banded_advice([a], Noise(), 5.0)
+    assert not kept and "current step (147.0 ms, the replay's 154.3 ms less its" in dropped[0].text  # 154.3 / 1.05
+    kept, dropped = banded_advice([a], Noise(), None)  # no check: the baseline
+    assert kept and not dropped
+    # a step now under the baseline (a replay that cannot reach it) is the current step
+    kept, dropped = banded_advice([a], Noise(), 0.0, now_ms=140.0)
+    assert not kept and "current step (140.0 ms, the step as it is now, under the replay's 154.3 ms)" in dropped[0].text
 
 
 def test_no_detectable_change_says_the_change_this_pair_could_tell():

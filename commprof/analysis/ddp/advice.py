@@ -158,7 +158,8 @@ def advise(run: Run, rows: Sequence[BucketStep], buckets: Sequence[BucketStat], 
     advice = [replace(a, predicted_range_ms=wg[0].range_ms, calibration_gain=wg[1],
                       why=a.why + calibration_sentence(wg[1], nz))
               if (wg := spans.get((a.knob, a.value))) is not None else a for a in advice]
-    kept, withheld = banded_advice(advice, nz, check.error_pct, check.step_measured_ms)
+    now = max((unprofiled_ms[sc.rank] for sc in scs if sc.rank in unprofiled_ms), default=None)  # the job's step now
+    kept, withheld = banded_advice(advice, nz, check.error_pct, now)
     return Advisor(advice=kept, findings=tuple(findings) + withheld, whatifs=tuple(whatifs),
                    baseline_step_ms=base.step_ns / 1e6, model_step_ms=model_check.step_ns / 1e6,
                    profiled_step_ms=profiled, scale=scale, check=check, rates=rates)

@@ -25,18 +25,24 @@ def uses_rates(knob: str, value: object) -> bool:
 
 
 def banded_advice(advice: Sequence[Advice], noise: Noise, model_error_pct: float | None,
-                  measured_step_ms: float | None = None) -> tuple[tuple[Advice, ...], tuple[Finding, ...]]:
+                  now_ms: float | None = None) -> tuple[tuple[Advice, ...], tuple[Finding, ...]]:
     """Each advice item with its band; those whose band reaches the current step become findings.  The current
     step: the advice's baseline (the replay of the traced settings, calibrated to the step outside the profiler
-    where the run records it), or the traced run's own measured step where that is shorter (a replay that
-    over-predicts the traced settings must not make room for a gain the run never showed)."""
+    where the run records it) less the model's over-prediction of the traced run (a replay that over-predicts the
+    traced settings must not make room for a gain the run never showed), or ``now_ms`` where that is shorter: the
+    step as it is now where the caller knows it apart from the baseline (a replay that cannot reach it).  Not the
+    check's measured step, a profiled one on its own scale: where the profiled steps' inputs were smaller than the
+    steps outside the profiler (batches of varying length), it put a 111.5 ms step beside predictions calibrated on
+    154.3 ms and withheld a 139 ms prediction as reaching it."""
     kept: list[Advice] = []
     dropped: list[Finding] = []
     for a in advice:
         rng = a.predicted_range_ms or band(a.predicted_step_ms, noise, model_error_pct,
                                            uses_rates=uses_rates(a.knob, a.value), gain=a.calibration_gain)
         a = replace(a, predicted_range_ms=rng)
-        current = min(a.baseline_step_ms, measured_step_ms) if measured_step_ms else a.baseline_step_ms
+        current = a.baseline_step_ms / (1.0 + max(model_error_pct or 0.0, 0.0) / 100.0)
+        if now_ms:
+            current = min(current, now_ms)
         if below(rng, current):
             kept.append(a)
         else:
@@ -61,19 +67,23 @@ def calibration_sentence(gain: float, noise: Noise) -> str:
             "profiler narrow it).")
 
 
-def _which(a: Advice, current_ms: float) -> str:
-    """Where the current step is not the advice's own baseline, which step it is (a user read "the current step
-    (682.7 ms)" beside advice from 686.4 ms and a table's 686.26)."""
+def _which(a: Advice, current_ms: float, model_error_pct: float | None) -> str:
+    """Where the current step is not the advice's own baseline, why (a user read "the current step (682.7 ms)"
+    beside advice from 686.4 ms and a table's 686.26)."""
     if abs(current_ms - a.baseline_step_ms) < 0.05:
         return ""
+    over = max(model_error_pct or 0.0, 0.0)
+    if over > 0 and abs(current_ms - a.baseline_step_ms / (1.0 + over / 100.0)) < 0.05:
+        return f", the replay's {a.baseline_step_ms:.1f} ms less its over-prediction of the traced run, {over:+.1f}%"
     return f", the step as it is now, under the replay's {a.baseline_step_ms:.1f} ms"
 
 
 def withheld(a: Advice, noise: Noise, model_error_pct: float | None, current_ms: float) -> Finding:
     err = f"the model's error on the traced run {model_error_pct:+.1f}%; " if model_error_pct is not None else ""
+    which = _which(a, current_ms, model_error_pct)
     return Finding("info", f"{NOT_ADVISED}{a.knob} = {a.value} is predicted at "
                            f"{fmt_band(a.predicted_step_ms, a.predicted_range_ms)}, a band that reaches the "
-                           f"current step ({current_ms:.1f} ms{_which(a, current_ms)}): the gain is not beyond this "
+                           f"current step ({current_ms:.1f} ms{which}): the gain is not beyond this "
                            f"run's uncertainty ({err}{noise.describe()})."
                            + calibration_sentence(a.calibration_gain, noise))
 
@@ -86,7 +96,7 @@ def with_bands(s: Section, noise: Noise) -> Section:
     whatifs = tuple(w if w.predicted_range_ms is not None else replace(
         w, predicted_range_ms=band(w.predicted_step_ms, noise, err, uses_rates=uses_rates(w.knob, w.value)))
         for w in s.whatifs)
-    advice, withheld_ = banded_advice(s.advice, noise, err, s.check.measured_step_ms if s.check else None)
+    advice, withheld_ = banded_advice(s.advice, noise, err)
     return replace(s, whatifs=whatifs, advice=advice, findings=s.findings + withheld_)
 
 

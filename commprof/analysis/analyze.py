@@ -36,9 +36,8 @@ from .shared import Shared
 from .steptimes import profiler_cost, step_now_ms, unprofiled_step_ms
 from .transfers import Transfers
 from .uncertainty.bands import noise_warning, with_bands
-from .uncertainty.inputwork import heavy_steps
 from .uncertainty.maths import RUN_DRIFT_SD_PCT, Noise
-from .uncertainty.runnoise import run_noise
+from .uncertainty.runnoise import heavy_steps, run_noise
 from .volume import CollectiveStat, collective_stats
 
 
@@ -172,7 +171,11 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
     digests = digests or {}
     key = steps_key(wanted)
     per_rank = tuple(results_for(rt, wanted, key, digests.get(rt.rank)) for rt in run.ranks)
-    if heavy := heavy_steps(run, wanted):  # steps of larger inputs: the job's data, never a headline outlier
+    drift = RUN_DRIFT_SD_PCT if drift_pct is None else float(drift_pct)
+    if not 0.0 <= drift <= 100.0:  # NaN fails too
+        raise ValueError(f"drift_pct={drift_pct!r}: the drift is a percentage of the step in [0, 100]")
+    nz = run_noise(run, wanted, drift)
+    if heavy := heavy_steps(run, wanted, nz):  # steps of larger inputs: the job's data, never a headline outlier
         per_rank = tuple(replace(r, overlap=replace(r.overlap, heavy=heavy)) for r in per_rank)
     overlaps = tuple(r.overlap for r in per_rank)
     kept = kept_steps(overlaps)  # each rank's headline steps: its wait over the same
@@ -184,10 +187,6 @@ def analyze(run: Run, *, steps: Iterable[int] | None = None, link_gbps: float | 
         unprof = {rt.rank: unprof.get(rt.rank, step_ms) for rt in run.ranks}
     devices = [d for rt in run.ranks for d in rt.devices]
     bw = bandwidth(run.ranks, cross, wanted, link_gbps, devices, lk)
-    drift = RUN_DRIFT_SD_PCT if drift_pct is None else float(drift_pct)
-    if not 0.0 <= drift <= 100.0:  # NaN fails too
-        raise ValueError(f"drift_pct={drift_pct!r}: the drift is a percentage of the step in [0, 100]")
-    nz = run_noise(run, wanted, drift)
     now, basis = step_now_ms(run, {o.rank: r.step_ns / 1e6 for o in overlaps if (r := o.representative) is not None},
                              step_ms, nz.episodes, nz.periodic)
     shared = Shared(run=run, steps=wanted, per_rank=per_rank, overlaps=overlaps, cross=cross, bandwidth=bw,

@@ -132,3 +132,21 @@ def test_parallelism_advice_is_checked_against_what_after_ran():
     assert _applied("parallelism", "fsdp2", {"parallelism": "fsdp2"}) == (True, "")
     assert _applied("parallelism", "DistributedDataParallel", {"parallelism": "ddp"}) == (True, "")
     assert _applied("parallelism", "ddp", {"parallelism": None})[0] is None
+
+
+def test_advice_its_family_banded_is_not_judged_again_with_another_models_error():
+    """DDP's accumulation advice is checked against the step as it is now (no replay); judged again with the bucket
+    replay's +5% error, it read "Not advised" beside its own finding's "(advice below)"."""
+    from commprof.analysis.section import Advice, Check, Section
+    from commprof.analysis.uncertainty.bands import with_bands
+    from commprof.analysis.uncertainty.maths import Noise
+
+    own = Advice(knob="gradient syncs per step", value=1, baseline_step_ms=100.0, predicted_step_ms=91.0,
+                 predicted_range_ms=(85.0, 97.0), why="")
+    bare = Advice(knob="bucket_cap_mb", value=4, baseline_step_ms=100.0, predicted_step_ms=91.0, why="")
+    check = Check(rank=0, model_step_ms=105.0, measured_step_ms=100.0, tolerance_pct=10.0)  # +5%
+    s = with_bands(Section(family="ddp", detail=None, advice=(own, bare), check=check), Noise())
+    assert own in s.advice  # kept as its family judged it
+    # the bare item is judged here: its band (the model's floor and +5% error) reaches 100 / 1.05
+    assert [a.knob for a in s.advice] == ["gradient syncs per step"]
+    assert any(f.text.startswith("Not advised: bucket_cap_mb = 4") and "95.2 ms" in f.text for f in s.findings)

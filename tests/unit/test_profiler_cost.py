@@ -84,17 +84,26 @@ def test_profiled_steps_of_the_largest_inputs_are_no_headline_outliers():
     """The headline left the longest sequences' steps out as one-off stalls ("step #5 left out: 335.9 ms, 2.4x the
     median of the other steps") while the run's noise called them the job's data."""
     from commprof.analysis.overlap import rank_overlap
-    from commprof.analysis.uncertainty.inputwork import heavy_steps
+    from commprof.analysis.uncertainty.runnoise import heavy_steps
 
     sizes = [64, 64, 48, 96, 64, 64, 64, 96, 64, 48, 64, 64] + [64] * 6
     # attention-like: the 96-long steps 2.25x the 64-long ones; each step 0-2% apart besides
     steps = [10 * (s / 32) ** 2 * (1 + 0.004 * ((7 * n) % 6)) for n, s in enumerate(sizes)]
     r = run(*(_rank(k, steps[:12], steps[12:], [s * 1000 for s in sizes]) for k in (0, 1)))
-    heavy = heavy_steps(r)
+    heavy = heavy_steps(r, None, run_noise(r))
     assert heavy == {3, 7}, heavy  # 96 over 1.25x the lower median (64)
     o = rank_overlap(r.ranks[0])
     assert {n for n, _ms, _why in o.outliers} == {3, 7}  # as it was: stalls
     from dataclasses import replace
     assert replace(o, heavy=heavy).outliers == ()
     plain = run(*(_rank(k, steps[:12], steps[12:]) for k in (0, 1)))  # no sizes: as before
-    assert heavy_steps(plain) == frozenset()
+    assert heavy_steps(plain, None, run_noise(plain)) == frozenset()
+    # a stall at a long input is still one: left out of the noise as a stall, and of the heavy steps
+    stalled = list(steps)
+    stalled[7] *= 3
+    r = run(*(_rank(k, stalled[:12], stalled[12:], [s * 1000 for s in sizes]) for k in (0, 1)))
+    nz = run_noise(r)
+    assert 7 in {s.step for s in nz.left_out if s.profiled}, nz.left_out
+    heavy = heavy_steps(r, None, nz)
+    assert heavy == {3}, heavy
+    assert 7 in {n for n, _ms, _why in replace(rank_overlap(r.ranks[0]), heavy=heavy).outliers}

@@ -306,8 +306,8 @@ def _advise(a: FSDPAnalysis, rt: RankTrace, base_ns: float, base_peak: int, nois
     g = gains.get((best.knob, str(best.value)), 0.0)
     adv = Advice(knob=best.knob, value=best.value, baseline_step_ms=base_ns / 1e6, predicted_step_ms=best.step_ms,
                  why=why + calibration_sentence(g, noise), predicted_range_ms=best.range_ms, calibration_gain=g)
-    # the step as it is now: outside the profiler where known (a replay that cannot reach it), else the measured one
-    kept, withheld = banded_advice((adv,), noise, err, a.step_now_ms or a.step_measured_ms)
+    # the step as it is now (a replay that cannot reach it), never the measured profiled step: its scale is its own
+    kept, withheld = banded_advice((adv,), noise, err, a.step_now_ms)
     return replace(a, advice=kept, findings=tuple(findings) + withheld)
 
 

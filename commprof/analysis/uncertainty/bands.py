@@ -96,8 +96,11 @@ def with_bands(s: Section, noise: Noise) -> Section:
     whatifs = tuple(w if w.predicted_range_ms is not None else replace(
         w, predicted_range_ms=band(w.predicted_step_ms, noise, err, uses_rates=uses_rates(w.knob, w.value)))
         for w in s.whatifs)
-    advice, withheld_ = banded_advice(s.advice, noise, err)
-    return replace(s, whatifs=whatifs, advice=advice, findings=s.findings + withheld_)
+    # advice its family banded was checked there against its own current step (DDP's accumulation: the step as it is
+    # now, no replay; judged again here with the replay's error, a kept item read "Not advised" beside its finding)
+    own = tuple(a for a in s.advice if a.predicted_range_ms is not None)
+    advice, withheld_ = banded_advice(tuple(a for a in s.advice if a.predicted_range_ms is None), noise, err)
+    return replace(s, whatifs=whatifs, advice=own + advice, findings=s.findings + withheld_)
 
 
 def noise_warning(noise: Noise, sections: Sequence[Section]) -> tuple[str, ...]:

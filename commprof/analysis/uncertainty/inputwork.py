@@ -187,24 +187,6 @@ def adjust(series: Sequence[Series], sizes: Mapping[int, int]) -> tuple[list[dic
         outside=len(moved_kinds) > 1 and moved_kinds[1])
 
 
-HEAVY = 1.25  # a step whose size is over this many times the lower median of the steps' sizes: of another kind
-
-
-def heavy_steps(run: Run, wanted: tuple[int, ...] | None = None) -> frozenset[int]:
-    """The analyzed profiled steps of larger inputs, where the job's sizes explain those steps' times (``_line``):
-    sizes over ``HEAVY`` times the lower median of theirs.  Never an outlier of the headline: an attention step of
-    the longest sequences is the job's data, which the run's noise says too (it read "step #5 left out: 335.9 ms,
-    2.4x the median of the other steps" beside it)."""
-    sizes = job_inputs(run)
-    series = {rt.rank: [(s.number, s.duration_ns / 1e6) for s in rt.steps if wanted is None or s.number in wanted]
-              for rt in run.ranks}
-    if not sizes or _line(series, sizes) is None:
-        return frozenset()
-    mine = [sizes[n] for n in {n for v in series.values() for n, _ms in v} if n in sizes]
-    usual = float(np.percentile(mine, 50, method="lower"))
-    return frozenset(n for v in series.values() for n, _ms in v if sizes.get(n, 0) > HEAVY * usual)
-
-
 def describe(fit: InputFit, disturbed: bool) -> str:
     """'the steps' inputs vary in size by 22% from step to step and explain 90% of their variation: the job's data,
     not a disturbance'."""

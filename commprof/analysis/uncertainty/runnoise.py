@@ -69,6 +69,27 @@ def run_noise(run: Run, wanted: tuple[int, ...] | None = None, drift_sd_pct: flo
     return replace(found, episodes=episodes, periodic=periodic, rhythm=rhythmic)
 
 
+HEAVY = 1.25  # a step whose size is over this many times the lower median of the steps' sizes: of another kind
+
+
+def heavy_steps(run: Run, wanted: tuple[int, ...] | None, nz: Noise) -> frozenset[int]:
+    """The analyzed profiled steps of larger inputs, where the run's noise found that the job's sizes explain its
+    profiled steps (``nz.inputs.profiled``: the same decision, on the same steps): sizes over ``HEAVY`` times the
+    lower median of theirs, less the steps it left out as stalls (a stall at a long input is still one).  Never an
+    outlier of the headline: the longest sequences' steps read "step #5 left out: 335.9 ms, 2.4x the median of the
+    other steps" beside a noise line calling them the job's data."""
+    if nz.inputs is None or not nz.inputs.profiled:
+        return frozenset()
+    sizes = job_inputs(run)
+    steps = {s.number for rt in run.ranks for s in rt.steps if wanted is None or s.number in wanted}
+    mine = [sizes[n] for n in steps if n in sizes]
+    if not mine:
+        return frozenset()
+    usual = float(np.percentile(mine, 50, method="lower"))
+    stalled = {s.step for s in nz.left_out if s.profiled}
+    return frozenset(n for n in steps if sizes.get(n, 0) > HEAVY * usual and n not in stalled)
+
+
 def _as_came(stalls: tuple[Stall, ...], inside: Series, outside: Series) -> tuple[Stall, ...]:
     """The stalls (judged at one input size) told as their steps came: their times, and each over the median of its
     rank's other steps of its kind as they came."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..analysis.steptimes import GIVEN, OUTSIDE, PROFILED
+from ..analysis.steptimes import GIVEN, OUTSIDE, PROFILED, PROFILER_SLOWED
+from ..analysis.uncertainty.bands import DISTURBED
+
+
+def first_warnings(warnings: tuple[str, ...]) -> list[str]:
+    """The warnings a report says in its first lines, not only among the others at its end: a disturbed traced run,
+    a profiler that slowed the steps it recorded (the text's and the HTML's alike)."""
+    return [w for w in warnings if w.startswith((DISTURBED, PROFILER_SLOWED))]
 
 
 def num(x: float | None, nd: int = 2) -> str:

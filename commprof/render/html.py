@@ -8,9 +8,9 @@ from typing import Any
 from ..analysis.analyze import Report
 from ..analysis.overlap import most_exposed
 from ..analysis.uncertainty.maths import fmt_band
+from .fmt import first_warnings, step_now_note
 from .fmt import num as _n
 from .fmt import size as _fmt_bytes
-from .fmt import step_now_note
 from .safe import WHOLE
 from .safe import html_text as h
 from .style import CSS
@@ -76,7 +76,9 @@ def render(rep: Report, plots: dict[str, bytes] | None = None, merged_name: str 
              f"<title>commprof report: {h(rep.run.path)}</title><style>{CSS}{css()}</style></head><body><main>",
              f"<h1>commprof report</h1><div class='sub'>{h(rep.run.path)} · world size {s['world_size']} · "
              f"backend {h(s['backend'])} · devices: {h(', '.join(s['devices']) or '-')}</div>",
-             *(f"<div class='sub note'>{h(n, WHOLE)}</div>" for n in s["notes"])]
+             *(f"<div class='sub note'>{h(n, WHOLE)}</div>" for n in s["notes"]),
+             # a disturbed traced run, a profiler that slowed its steps: first, as in the text (also under Warnings)
+             *(f"<div class='sub note first'>!! {h(w, WHOLE)}</div>" for w in first_warnings(rep.warnings))]
     for lead, sec in shown(rep, "lead_html"):  # a hang is the first thing to say
         parts.extend(lead(rep, sec, plots))
     for part in (_cards, _findings):

@@ -4,7 +4,7 @@ CSS = """
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
 main{max-width:1180px;margin:0 auto;padding:20px 28px}
 h1{font-size:22px;margin:4px 0}h2{font-size:17px;margin:26px 0 8px;border-bottom:1px solid #ddd}
-.sub{color:#666}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
+.sub{color:#666}.sub.first{color:#a33;font-weight:600}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
 .card{background:#fff;border:1px solid #e2e2e2;border-radius:6px;padding:8px 14px;min-width:130px}
 .card b{display:block;font-size:20px}.card span{color:#666;font-size:12px}
 .sev-high{border-left:5px solid #D1495B}.sev-medium{border-left:5px solid #EDA247}.sev-info{border-left:5px solid #8aa}

@@ -12,13 +12,11 @@ from rich.padding import Padding
 from rich.text import Text
 
 from ..analysis.analyze import Report
-from ..analysis.steptimes import PROFILER_SLOWED
-from ..analysis.uncertainty.bands import DISTURBED
 from ..analysis.uncertainty.maths import fmt_band
 from ..numlist import number_list
+from .fmt import first_warnings, step_now_note
 from .fmt import num as _f
 from .fmt import size as _fmt_bytes
-from .fmt import step_now_note
 from .safe import WHOLE, plain
 from .spreads import rank_spreads, row_beside
 from .summary import summary
@@ -42,7 +40,7 @@ def render(rep: Report, written: Sequence[str] = (), color: bool = False) -> str
     for note in s["notes"]:  # which cycle, ranks present of the world, ranks skipped, per-rank figures only
         head.append(f"\n{plain(note, WHOLE)}", style="bold yellow")
     con.print(head, overflow="fold")
-    for w in (w for w in rep.warnings if w.startswith((DISTURBED, PROFILER_SLOWED))):  # first, not only at the end
+    for w in first_warnings(rep.warnings):  # in the first lines, not only at the end
         con.print(Text(f"!! {plain(w, WHOLE)}"), overflow="fold")
     con.print()
     for lead, sec in shown(rep, "lead_text"):  # a hang is the first thing to say

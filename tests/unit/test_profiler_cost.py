@@ -107,3 +107,18 @@ def test_profiled_steps_of_the_largest_inputs_are_no_headline_outliers():
     heavy = heavy_steps(r, None, nz)
     assert heavy == {3}, heavy
     assert 7 in {n for n, _ms, _why in replace(rank_overlap(r.ranks[0]), heavy=heavy).outliers}
+
+
+def test_the_profilers_cost_is_said_first_in_the_text_and_the_html():
+    import commprof
+    from commprof.render.html import render
+    from commprof.render.text import render as render_text
+
+    slowed = [205, 266, 305, 350, 365, 373, 370, 399]
+    rep = commprof.analyze(run(_rank(0, slowed, [165, 160, 170, 166, 163, 168]),
+                               _rank(1, slowed, [165, 160, 170, 166, 163, 168])))
+    assert len([w for w in rep.warnings if w.startswith(PROFILER_SLOWED)]) == 1, rep.warnings
+    page = render(rep, plots={})
+    assert page.index("!! " + PROFILER_SLOWED) < page.index("<h2>")  # above every section
+    text = render_text(rep)
+    assert text.index("!! " + PROFILER_SLOWED) < text.index("Findings")

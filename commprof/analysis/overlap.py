@@ -141,8 +141,14 @@ def alike_bytes(nbytes: Sequence[int]) -> list[bool]:
     accumulation, the one step in four that all-reduces was left out of the headline as a stall (and the
     accumulation's count read 1 of 7 steps); a step that moved less (an evaluation, a collective the profiler's
     window cut) can still be one, and bytes that vary a little (experts' all-to-alls) keep every step eligible."""
-    usual = float(np.percentile(nbytes, 50, method="lower")) if len(nbytes) else 0.0
-    return [b <= (1.0 + ALIKE_BYTES) * usual for b in nbytes]
+    return usual_kind(nbytes, ALIKE_BYTES)
+
+
+def usual_kind(values: Sequence[float], share: float) -> list[bool]:
+    """Which values are at most ``share`` over the lower median of ``values`` (a step's bytes, its input size): the
+    others are of another kind."""
+    usual = float(np.percentile(values, 50, method="lower")) if len(values) else 0.0
+    return [v <= (1.0 + share) * usual for v in values]
 
 
 def _select(lane: Lane, steps: set[int] | None) -> iv.Span:

@@ -9,6 +9,7 @@ import numpy as np
 from ..model import Run
 from .uncertainty.episodes import Episode
 from .uncertainty.episodes import find as find_episodes
+from .uncertainty.inputwork import rank_z
 from .uncertainty.periodic import Periodic
 
 
@@ -104,8 +105,6 @@ def profiler_cost(run: Run, now: Mapping[int, float], basis: Mapping[int, str], 
     of their order, their last third ``LENGTHENED`` over their first), a shorter window holds less of the cost.
     Measured: a 2-rank gloo DDP transformer with record_shapes (commprof's default) ran 205 ms in its first
     profiled step and 399 ms in its eighth, 165 ms outside the profiler, and nothing said so."""
-    from .uncertainty.inputwork import rank_z
-
     recur = {rn for p in periodic for rn in p.left_out}
     rows = []
     for rt in run.ranks:

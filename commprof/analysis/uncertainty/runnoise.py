@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...model import Run
-from ..overlap import alike_bytes
+from ..overlap import alike_bytes, usual_kind
 from ..steptimes import unprofiled_steps
 from .episodes import Episode
 from .episodes import find as find_episodes
@@ -81,13 +81,11 @@ def heavy_steps(run: Run, wanted: tuple[int, ...] | None, nz: Noise) -> frozense
     if nz.inputs is None or not nz.inputs.profiled:
         return frozenset()
     sizes = job_inputs(run)
-    steps = {s.number for rt in run.ranks for s in rt.steps if wanted is None or s.number in wanted}
-    mine = [sizes[n] for n in steps if n in sizes]
-    if not mine:
-        return frozenset()
-    usual = float(np.percentile(mine, 50, method="lower"))
+    analyzed = {s.number for rt in run.ranks for s in rt.steps if wanted is None or s.number in wanted}
+    steps = sorted(analyzed & set(sizes))
     stalled = {s.step for s in nz.left_out if s.profiled}
-    return frozenset(n for n in steps if sizes.get(n, 0) > HEAVY * usual and n not in stalled)
+    return frozenset(n for n, usual in zip(steps, usual_kind([sizes[n] for n in steps], HEAVY - 1.0), strict=True)
+                     if not usual and n not in stalled)
 
 
 def _as_came(stalls: tuple[Stall, ...], inside: Series, outside: Series) -> tuple[Stall, ...]:
